@@ -1,0 +1,81 @@
+// Package sandbox is Bulwark's low-level runtime: it turns an OCI runtime-spec bundle into a running,
+// fully confined process. Every container gets the floor (user namespace, new namespaces, read-only
+// pivot_root'ed rootfs, masked paths, no capabilities unless granted, no_new_privs, seccomp allowlist,
+// a MAC layer, cgroup limits); a spec asking for less is raised and each raise is recorded.
+// The package knows nothing of policy, image trust or audit sinks: callers supply those through
+// small interfaces.
+package sandbox
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Raise records one place where the floor changed what the spec asked for.
+type Raise struct {
+	Field string `json:"field"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+}
+
+// Status is a container's lifecycle state, as in the OCI runtime spec plus "paused".
+type Status string
+
+// The legal lifecycle states.
+const (
+	StatusCreating Status = "creating"
+	StatusCreated  Status = "created"
+	StatusRunning  Status = "running"
+	StatusPaused   Status = "paused"
+	StatusStopped  Status = "stopped"
+)
+
+// State is what the runtime persists for a container (state.json) and reports to callers.
+type State struct {
+	specs.State
+	Tenant  string    `json:"tenant"`
+	Created time.Time `json:"created"`
+	Raises  []Raise   `json:"raises,omitempty"`
+	// UIDBase/GIDBase are the host ids container id 0 maps to.
+	UIDBase uint32 `json:"uidBase"`
+	GIDBase uint32 `json:"gidBase"`
+	Size    uint32 `json:"idRangeSize"`
+}
+
+// Options configure a Runtime.
+type Options struct {
+	// Root is the state root (containers/, idmap/ live below it).
+	Root string
+	// Tenant owns the containers this Runtime creates; it selects the id range.
+	Tenant string
+	// AllowNoMAC is the operator's explicit, audited exception for hosts with no MAC layer at all.
+	AllowNoMAC bool
+	// Events receives lifecycle events and raises; nil discards them.
+	Events EventSink
+}
+
+// EventSink receives what the runtime does, for the caller to audit.
+type EventSink interface {
+	Event(containerID, action string, attrs map[string]string)
+}
+
+// IO is the stdio given to a container's process. Nil members mean /dev/null.
+type IO struct {
+	Stdin          *os.File
+	Stdout, Stderr *os.File
+	// ConsoleSocket, when set, is the path of a unix socket that receives the pty master (runc's
+	// --console-socket) when the process spec asks for a terminal.
+	ConsoleSocket string
+}
+
+// ErrNotExist is returned when no container has the given id.
+var ErrNotExist = errors.New("container does not exist")
+
+// ErrExist is returned when the id is already in use.
+var ErrExist = errors.New("container id already in use")
+
+// ErrInvalidState is returned for an operation that the container's state does not allow.
+var ErrInvalidState = errors.New("operation not allowed in the container's state")
