@@ -1,0 +1,83 @@
+// Package cgroups places a container's processes in their own cgroup and enforces its resource
+// limits, on cgroup v2 where the unified hierarchy has the controllers the floor needs and on v1
+// otherwise. Device access is always deny-all plus the minimal /dev set.
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Manager owns one container's cgroup (one leaf directory per hierarchy on v1, one on v2).
+type Manager interface {
+	// Create makes the cgroup and applies res (normally the output of WithDefaults) including the
+	// device allowlist: deny all, then allow only the minimal /dev set.
+	Create(res *specs.LinuxResources) error
+	// AddProc moves pid into the cgroup (every hierarchy on v1).
+	AddProc(pid int) error
+	// Freeze stops every process in the cgroup and returns once the kernel reports it frozen.
+	Freeze() error
+	// Thaw resumes a frozen cgroup.
+	Thaw() error
+	// Pids lists the processes in the cgroup.
+	Pids() ([]int, error)
+	// Stats reads current usage counters.
+	Stats() (*Stats, error)
+	// OOMKilled reports whether the kernel OOM killer has killed a process of this cgroup.
+	OOMKilled() (bool, error)
+	// Destroy removes the cgroup directories. It is idempotent and tolerates directories already
+	// gone, so it also cleans up after a crash mid-create. The cgroup must have no processes left.
+	Destroy() error
+	// Paths maps controller name to directory (v1), or "" to the single directory (v2).
+	Paths() map[string]string
+}
+
+// Stats is a snapshot of a cgroup's counters.
+type Stats struct {
+	MemoryUsage uint64 `json:"memoryUsage"`
+	MemoryPeak  uint64 `json:"memoryPeak"`
+	// MemoryLimit is 0 when there is no limit.
+	MemoryLimit uint64 `json:"memoryLimit"`
+	OOMKills    uint64 `json:"oomKills"`
+	PidsCurrent uint64 `json:"pidsCurrent"`
+	// PidsLimit is 0 when there is no limit.
+	PidsLimit  uint64 `json:"pidsLimit"`
+	CPUUsageNS uint64 `json:"cpuUsageNs"`
+}
+
+// ErrUnsupported is wrapped by errors for a limit the host's cgroup setup cannot enforce. The
+// floor fails closed on it: a requested limit that cannot be applied stops the container.
+var ErrUnsupported = errors.New("cgroup limit not supported on this host")
+
+// New returns a Manager for the cgroup name (relative, e.g. "bulwark/<id>") below each hierarchy's
+// mount. It picks v2 when the unified hierarchy has the needed controllers and v1 otherwise.
+func New(name string) (Manager, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	h, err := detect()
+	if err != nil {
+		return nil, err
+	}
+	if h.v2 != "" {
+		return newV2(h.v2, name), nil
+	}
+	return newV1(h.v1, name), nil
+}
+
+// validName refuses names that could leave the hierarchy (e.g. "../../x").
+func validName(name string) error {
+	if name == "" || filepath.IsAbs(name) || filepath.Clean(name) != name || strings.HasPrefix(name, "..") {
+		return fmt.Errorf("cgroup name %q: must be a clean relative path", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." || part == "." {
+			return fmt.Errorf("cgroup name %q: must not contain . or ..", name)
+		}
+	}
+	return nil
+}
