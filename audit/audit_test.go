@@ -1,0 +1,282 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTestLog(t *testing.T, dir string, opts Options) *Log {
+	t.Helper()
+	l, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func appendN(t *testing.T, l *Log, n int) {
+	t.Helper()
+	for i := range n {
+		ev := Event{Type: TypeContainer, Action: "start", Tenant: "t1", ContainerID: fmt.Sprintf("c%d", i),
+			Attrs: map[string]string{"pid": fmt.Sprint(1000 + i)}}
+		if _, err := l.Append(ev); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+}
+
+func mustVerify(t *testing.T, dir string, anchor *Checkpoint) Report {
+	t.Helper()
+	rep, err := Verify(dir, anchor)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	return rep
+}
+
+func TestAppendVerifyAndQuery(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{CheckpointEvery: 4})
+	appendN(t, l, 10)
+	rep := mustVerify(t, dir, nil)
+	if rep.Records != 10 || rep.LastSeq != 10 || rep.Checkpoints != 2 {
+		t.Fatalf("report = %+v, want 10 records, 2 checkpoints", rep)
+	}
+	got, err := Query(dir, Filter{ContainerID: "c3"})
+	if err != nil || len(got) != 1 || got[0].Seq != 4 {
+		t.Fatalf("Query c3 = %+v, %v", got, err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, keyFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", st, err)
+	}
+}
+
+// Every single-byte edit anywhere in the log must be caught.
+func TestEveryByteEditIsDetected(t *testing.T) {
+	dir := t.TempDir()
+	appendN(t, openTestLog(t, dir, Options{}), 3)
+	seg := filepath.Join(dir, segmentName(0))
+	orig, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range orig {
+		edited := bytes.Clone(orig)
+		edited[i] ^= 0x01
+		if err := os.WriteFile(seg, edited, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Verify(dir, nil); err == nil {
+			t.Fatalf("flipping byte %d (%q) was not detected", i, orig[i])
+		}
+	}
+}
+
+func TestDeleteReorderInsertAreDetected(t *testing.T) {
+	dir := t.TempDir()
+	appendN(t, openTestLog(t, dir, Options{}), 5)
+	seg := filepath.Join(dir, segmentName(0))
+	orig, _ := os.ReadFile(seg)
+	lines := strings.SplitAfter(string(orig), "\n")
+	lines = lines[:len(lines)-1] // trailing empty element
+	cases := map[string][]string{
+		"delete":  {lines[0], lines[1], lines[3], lines[4]},
+		"reorder": {lines[0], lines[2], lines[1], lines[3], lines[4]},
+		"insert":  {lines[0], lines[1], lines[1], lines[2], lines[3], lines[4]},
+	}
+	for name, ls := range cases {
+		if err := os.WriteFile(seg, []byte(strings.Join(ls, "")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var bad *BadRecordError
+		if _, err := Verify(dir, nil); !errors.As(err, &bad) {
+			t.Fatalf("%s: Verify = %v, want a BadRecordError", name, err)
+		} else if bad.Line > 3 {
+			t.Errorf("%s: first bad record reported at line %d, want ≤ 3", name, bad.Line)
+		}
+	}
+}
+
+// Cutting records off the end leaves a valid chain; an exported checkpoint catches it.
+func TestTruncatedTailDetectedAgainstAnchor(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{})
+	appendN(t, l, 6)
+	anchor, err := l.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := filepath.Join(dir, segmentName(0))
+	orig, _ := os.ReadFile(seg)
+	lines := strings.SplitAfter(string(orig), "\n")
+	if err := os.WriteFile(seg, []byte(strings.Join(lines[:4], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The attacker also removes the local checkpoints; the exported anchor still catches it.
+	os.Remove(filepath.Join(dir, checkpointsFile))
+	if _, err := Verify(dir, &anchor); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("Verify with anchor = %v, want truncation", err)
+	}
+}
+
+// A log re-signed with a new key does not verify against an anchor signed by the old one.
+func TestRewrittenLogFailsAgainstAnchorKey(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{})
+	appendN(t, l, 2)
+	anchor, err := l.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := t.TempDir()
+	appendN(t, openTestLog(t, forged, Options{}), 2)
+	if _, err := Verify(forged, &anchor); err == nil {
+		t.Fatal("a different log verified against the anchor")
+	}
+}
+
+func TestTornRecordIsRepairedAndRecorded(t *testing.T) {
+	dir := t.TempDir()
+	appendN(t, openTestLog(t, dir, Options{}), 3)
+	seg := filepath.Join(dir, segmentName(0))
+	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"v":"bulwark.dev/audit/v1","seq":4,"ti`) // power lost mid-write
+	f.Close()
+	if _, err := Verify(dir, nil); err == nil {
+		t.Fatal("torn record not reported by Verify")
+	}
+	l := openTestLog(t, dir, Options{})
+	appendN(t, l, 1)
+	rep := mustVerify(t, dir, nil)
+	if rep.Records != 5 {
+		t.Fatalf("records = %d, want 3 + repair + 1", rep.Records)
+	}
+	recs, _ := Query(dir, Filter{Type: TypeAudit})
+	if len(recs) != 1 || recs[0].Action != "repair" || recs[0].Attrs["torn_bytes"] != "39" {
+		t.Fatalf("repair event = %+v", recs)
+	}
+	kept, err := os.ReadFile(recs[0].Attrs["kept_at"])
+	if err != nil || !strings.HasPrefix(string(kept), `{"v":`) {
+		t.Fatalf("torn bytes not kept: %q %v", kept, err)
+	}
+}
+
+func TestRotationKeepsTheChain(t *testing.T) {
+	dir := t.TempDir()
+	appendN(t, openTestLog(t, dir, Options{SegmentMaxBytes: 600}), 12)
+	segs, _ := listSegments(dir)
+	if len(segs) < 3 {
+		t.Fatalf("segments = %v, want rotation", segs)
+	}
+	if rep := mustVerify(t, dir, nil); rep.Records != 12 {
+		t.Fatalf("records = %d", rep.Records)
+	}
+	// Removing a whole middle segment breaks the chain.
+	os.Remove(filepath.Join(dir, segmentName(segs[1])))
+	if _, err := Verify(dir, nil); err == nil {
+		t.Fatal("a removed segment was not detected")
+	}
+}
+
+// Several writers with their own Log (as several CLI processes would have) keep one chain.
+func TestConcurrentWritersKeepOneChain(t *testing.T) {
+	dir := t.TempDir()
+	const writers, each = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := Open(dir, Options{CheckpointEvery: 37})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer l.Close()
+			for i := range each {
+				if _, err := l.Append(Event{Type: TypeContainer, Action: "exec", ContainerID: fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if rep := mustVerify(t, dir, nil); rep.Records != writers*each {
+		t.Fatalf("records = %d, want %d", rep.Records, writers*each)
+	}
+}
+
+func TestCheckpointEveryInterval(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := openTestLog(t, dir, Options{CheckpointInterval: 10 * time.Second, Now: func() time.Time { return now }})
+	appendN(t, l, 2)
+	if _, err := LatestCheckpoint(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("checkpoint before the interval: %v", err)
+	}
+	now = now.Add(11 * time.Second)
+	appendN(t, l, 1)
+	c, err := LatestCheckpoint(dir)
+	if err != nil || c.Seq != 3 {
+		t.Fatalf("checkpoint = %+v, %v", c, err)
+	}
+}
+
+func TestSyslogFormat(t *testing.T) {
+	s := &SyslogSink{hostname: "h", appName: "bulwark"}
+	r := Record{Seq: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Event: Event{Type: "container", Action: "start"}}
+	msg, err := s.Format(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("<85>1 2026-01-02T03:04:05.000000006Z h bulwark %d container.start - {", os.Getpid())
+	if !strings.HasPrefix(string(msg), want) {
+		t.Fatalf("syslog message %q, want prefix %q", msg, want)
+	}
+}
+
+func BenchmarkAppendBatched(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	const batch = 1000
+	evs := make([]Event, batch)
+	for i := range evs {
+		evs[i] = Event{Type: TypeContainer, Action: "exec", Tenant: "t", ContainerID: "c", Attrs: map[string]string{"pid": "42"}}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := l.Append(evs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkAppendSingle(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ev := Event{Type: TypeContainer, Action: "start", Tenant: "t", ContainerID: "c"}
+	for b.Loop() {
+		if _, err := l.Append(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

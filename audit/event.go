@@ -1,0 +1,80 @@
+// Package audit keeps Bulwark's tamper-evident audit trail: an append-only, hash-chained JSON-lines
+// log of every lifecycle event, with signed checkpoints and a verifier that names the first bad record.
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// SchemaVersion identifies the record format; it is part of every record and of its hash.
+const SchemaVersion = "bulwark.dev/audit/v1"
+
+// Event types: which part of Bulwark an event is about (in the spirit of docker events' Type).
+const (
+	TypeContainer = "container"
+	TypeImage     = "image"
+	TypePolicy    = "policy"
+	TypeTrust     = "trust"
+	TypeEngine    = "engine"
+	TypeDaemon    = "daemon"
+	TypeAudit     = "audit"
+)
+
+// Actor is who caused an event: the requesting uid and, for the daemon, its authenticated principal.
+type Actor struct {
+	UID       *int   `json:"uid,omitempty"`
+	Principal string `json:"principal,omitempty"`
+}
+
+// Event is what callers emit. The log adds sequence, time (if unset) and the chain fields.
+type Event struct {
+	Type        string            `json:"type"`
+	Action      string            `json:"action"`
+	Actor       Actor             `json:"actor"`
+	Tenant      string            `json:"tenant,omitempty"`
+	ContainerID string            `json:"container_id,omitempty"`
+	ImageDigest string            `json:"image_digest,omitempty"`
+	RequestID   string            `json:"request_id,omitempty"`
+	Attrs       map[string]string `json:"attrs,omitempty"`
+}
+
+// Record is one line of the log: an event plus its place in the chain.
+type Record struct {
+	Version string `json:"v"`
+	Seq     uint64 `json:"seq"`
+	// Time is wall-clock time with nanoseconds, UTC.
+	Time time.Time `json:"time"`
+	Event
+	// Prev is the Hash of the record before this one ("" for the first record ever).
+	Prev string `json:"prev"`
+	// Hash is the hex SHA-256 of this record's canonical encoding with Hash empty.
+	Hash string `json:"hash"`
+}
+
+// computeHash returns the hex SHA-256 over the record's JSON encoding with Hash cleared. encoding/json
+// writes struct fields in declaration order and map keys sorted, so the encoding is canonical.
+func (r Record) computeHash() (string, error) {
+	r.Hash = ""
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("encode record %d: %w", r.Seq, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// seal fills Version, Prev and Hash.
+func (r *Record) seal(prev string) error {
+	r.Version = SchemaVersion
+	r.Prev = prev
+	h, err := r.computeHash()
+	if err != nil {
+		return err
+	}
+	r.Hash = h
+	return nil
+}
