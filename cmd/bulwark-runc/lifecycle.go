@@ -1,0 +1,248 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// createOpts are the flags shared by create and run.
+type createOpts struct {
+	bundle        string
+	pidFile       string
+	consoleSocket string
+	noPivot       bool
+	noNewKeyring  bool
+	preserveFDs   int
+}
+
+func (o *createOpts) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.bundle, "bundle", "b", "", "path to the root of the bundle directory (default: current directory)")
+	f.StringVar(&o.pidFile, "pid-file", "", "file to write the container's init pid to")
+	f.StringVar(&o.consoleSocket, "console-socket", "",
+		"AF_UNIX socket that receives the pty master when process.terminal is true")
+	f.BoolVar(&o.noPivot, "no-pivot", false, "refused: the floor always uses pivot_root")
+	f.BoolVar(&o.noNewKeyring, "no-new-keyring", false,
+		"accepted: the keyring syscalls are blocked by the floor's seccomp profile in every container")
+	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "refused unless 0: no host descriptor enters a container")
+}
+
+// create builds the container whose init waits for start. detach says whether we return before the
+// process ends (create, run -d), which decides how a terminal may be served.
+func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Container, *consoleProxy, error) {
+	if err := validateID(id); err != nil {
+		return nil, nil, err
+	}
+	if o.noPivot {
+		// runc's --no-pivot falls back to chroot, which a process with CAP_SYS_CHROOT can escape.
+		return nil, nil, errors.New("--no-pivot is refused: the floor always pivot_roots into a read-only rootfs")
+	}
+	if o.preserveFDs != 0 {
+		// CVE-2024-21626 lesson: no host file descriptor may reach the container.
+		return nil, nil, errors.New("--preserve-fds is refused: no host file descriptor enters a container")
+	}
+	bundle, spec, err := loadBundle(o.bundle)
+	if err != nil {
+		return nil, nil, err
+	}
+	stdio := sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	var proxy *consoleProxy
+	switch {
+	case spec.Process.Terminal && o.consoleSocket != "":
+		stdio = sandbox.IO{ConsoleSocket: o.consoleSocket}
+	case spec.Process.Terminal && detach:
+		return nil, nil, errors.New("cannot allocate tty if bulwark-runc will detach without setting console socket")
+	case spec.Process.Terminal:
+		if proxy, err = newConsoleProxy(); err != nil {
+			return nil, nil, err
+		}
+		stdio = sandbox.IO{ConsoleSocket: proxy.Path()}
+	case o.consoleSocket != "":
+		return nil, nil, errors.New("cannot use console socket if bulwark-runc will not detach or allocate tty")
+	}
+	rt, err := c.runtime()
+	if err != nil {
+		return nil, nil, closeProxy(proxy, err)
+	}
+	ct, err := rt.Create(id, bundle, spec, stdio)
+	if err != nil {
+		return nil, nil, closeProxy(proxy, fmt.Errorf("create container %s: %w", id, err))
+	}
+	if proxy != nil {
+		if err := proxy.Attach(); err != nil {
+			return nil, nil, c.abandon(ct, closeProxy(proxy, err))
+		}
+	}
+	st, err := ct.State()
+	if err == nil {
+		err = writePidFile(o.pidFile, st.Pid)
+	}
+	if err != nil {
+		return nil, nil, c.abandon(ct, closeProxy(proxy, err))
+	}
+	return ct, proxy, nil
+}
+
+func closeProxy(p *consoleProxy, err error) error {
+	if p != nil {
+		return errors.Join(err, p.Close())
+	}
+	return err
+}
+
+// abandon deletes a container whose creation could not be completed, so a failed command leaves
+// nothing behind, and returns the original error.
+func (c *cliContext) abandon(ct *sandbox.Container, err error) error {
+	if derr := ct.Delete(true); derr != nil {
+		return errors.Join(err, fmt.Errorf("clean up container %s: %w", ct.ID(), derr))
+	}
+	return err
+}
+
+func newCreateCmd(c *cliContext) *cobra.Command {
+	o := &createOpts{}
+	cmd := &cobra.Command{
+		Use:   "create [flags] <container-id>",
+		Short: "create a container (its init waits for start)",
+		Args:  idArg,
+		RunE: func(_ *cobra.Command, args []string) error {
+			_, _, err := c.create(args[0], o, true)
+			return err
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
+func newStartCmd(c *cliContext) *cobra.Command {
+	return &cobra.Command{
+		Use:   "start <container-id>",
+		Short: "run the user process of a created container",
+		Args:  idArg,
+		RunE: func(_ *cobra.Command, args []string) error {
+			ct, err := c.load(args[0])
+			if err != nil {
+				return err
+			}
+			if err := ct.Start(); err != nil {
+				return fmt.Errorf("start container %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+}
+
+func newRunCmd(c *cliContext) *cobra.Command {
+	o := &createOpts{}
+	var detach, keep bool
+	cmd := &cobra.Command{
+		Use:   "run [flags] <container-id>",
+		Short: "create and start a container; in the foreground, exit with its status",
+		Args:  idArg,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return c.run(args[0], o, detach, keep)
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "detach from the container's process")
+	cmd.Flags().BoolVar(&keep, "keep", false, "do not delete the container after it exits")
+	return cmd
+}
+
+func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
+	// Catch signals before the container exists so none is lost between start and wait.
+	sigc := make(chan os.Signal, 64)
+	if !detach {
+		signal.Notify(sigc)
+		defer signal.Stop(sigc)
+	}
+	ct, proxy, err := c.create(id, o, detach)
+	if err != nil {
+		return err
+	}
+	if err := ct.Start(); err != nil {
+		return c.abandon(ct, closeProxy(proxy, fmt.Errorf("start container %s: %w", id, err)))
+	}
+	if detach {
+		return nil
+	}
+	done := make(chan struct{})
+	go forwardSignals(sigc, done, proxy, func(sig syscall.Signal) error { return ct.Signal(sig, false) })
+	status, werr := ct.Wait()
+	close(done)
+	err = closeProxy(proxy, nil)
+	if werr != nil {
+		err = errors.Join(fmt.Errorf("wait for container %s: %w", id, werr), err)
+	}
+	if !keep {
+		if derr := ct.Delete(true); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete container %s: %w", id, derr))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return &exitError{code: status}
+}
+
+// forwardSignals relays what the CLI receives to the container's process, as runc's signal proxy does
+// for foreground run/exec, until done is closed.
+func forwardSignals(sigc <-chan os.Signal, done <-chan struct{}, proxy *consoleProxy, send func(syscall.Signal) error) {
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigc:
+			sig, ok := s.(syscall.Signal)
+			if !ok {
+				continue
+			}
+			switch sig {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+				// SIGCHLD is ours, SIGURG is the Go scheduler's preemption signal.
+			case unix.SIGWINCH:
+				if proxy != nil {
+					proxy.Resize()
+				}
+			default:
+				_ = send(sig)
+			}
+		}
+	}
+}
+
+func newDeleteCmd(c *cliContext) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete [flags] <container-id>",
+		Short: "delete a container and everything it holds (cgroups, mounts, id range, state)",
+		Args:  idArg,
+		RunE: func(_ *cobra.Command, args []string) error {
+			ct, err := c.load(args[0])
+			if err != nil {
+				if force && errors.Is(err, sandbox.ErrNotExist) {
+					// runc: deleting a missing container with --force succeeds.
+					return nil
+				}
+				return err
+			}
+			if err := ct.Delete(force); err != nil {
+				if errors.Is(err, sandbox.ErrInvalidState) {
+					return fmt.Errorf("cannot delete container %s that is not stopped (use --force): %w", args[0], err)
+				}
+				return fmt.Errorf("delete container %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the container (SIGKILL) if it is still running")
+	return cmd
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// logger writes runc-style log lines. containerd's shim passes `--log <bundle>/log.json --log-format
+// json` and, when the runtime fails, reports the msg of the last line whose level is "error"; so errors
+// must reach this log as one JSON object per line: {"level","msg","time"} (logrus's field names).
+type logger struct {
+	mu       sync.Mutex // guards out
+	out      io.Writer
+	json     bool
+	debug    bool
+	toStderr bool
+}
+
+func newLogger(path, format string, debug bool) (*logger, error) {
+	l := &logger{debug: debug}
+	switch format {
+	case "text", "":
+	case "json":
+		l.json = true
+	default:
+		return nil, fmt.Errorf("unknown log format %q: want text or json", format)
+	}
+	if path == "" || path == "/dev/stderr" {
+		l.out, l.toStderr = os.Stderr, true
+		return l, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log file %s: %w", path, err)
+	}
+	l.out = f
+	return l, nil
+}
+
+// Error logs at level error.
+func (l *logger) Error(msg string) { l.write("error", msg) }
+
+// Info logs at level info.
+func (l *logger) Info(msg string) { l.write("info", msg) }
+
+// Debugf logs at level debug when --debug is set.
+func (l *logger) Debugf(format string, args ...any) {
+	if l.debug {
+		l.write("debug", fmt.Sprintf(format, args...))
+	}
+}
+
+func (l *logger) write(level, msg string) {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	var line []byte
+	if l.json {
+		b, err := json.Marshal(struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+			Time  string `json:"time"`
+		}{level, msg, now})
+		if err != nil {
+			return
+		}
+		line = append(b, '\n')
+	} else {
+		line = fmt.Appendf(nil, "time=%q level=%s msg=%s\n", now, level, strconv.Quote(msg))
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// A log that cannot be written must not turn a successful operation into a failure.
+	_, _ = l.out.Write(line)
+}
+
+// Event implements sandbox.EventSink. Raises are also recorded in the container's state (see
+// `state`), so events only go to the debug log; stderr of `run` belongs to the container.
+func (l *logger) Event(containerID, action string, attrs map[string]string) {
+	l.Debugf("container %s: %s %v", containerID, action, attrs)
+}
