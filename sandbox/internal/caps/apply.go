@@ -1,0 +1,156 @@
+package caps
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Capabilities belong to a thread, not to a process: capset(2), PR_CAPBSET_DROP and the ambient set
+// act on the calling thread only. The functions below therefore lock the calling goroutine to its
+// OS thread for good (they never unlock): the thread that shed its capabilities must be the thread
+// that calls execve, and if the goroutine ends instead, the Go runtime kills that thread rather than
+// handing a half-configured thread to another goroutine.
+
+// KernelLast returns the highest capability number the running kernel knows
+// (/proc/sys/kernel/cap_last_cap). Apply drops every capability up to it, including ones newer than
+// this package, so a kernel upgrade cannot silently hand the container a new capability.
+func KernelLast() (Cap, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, fmt.Errorf("read cap_last_cap: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 || n > 63 {
+		return 0, fmt.Errorf("parse cap_last_cap %q: %v", b, err)
+	}
+	return Cap(n), nil
+}
+
+// Apply makes the calling thread hold exactly s: bounding = permitted = effective = s, inheritable
+// and ambient empty. It must run as (namespaced) root with the capabilities in s still held, before
+// execve; root keeps exactly the bounding set across execve. It verifies the result and fails
+// closed.
+func Apply(s Set) error {
+	runtime.LockOSThread() // never unlocked, see above
+	if err := shed(s); err != nil {
+		return err
+	}
+	return setAndVerify(s)
+}
+
+// SwitchUser changes the calling thread's credentials to uid/gid/groups while keeping exactly s, and
+// leaves the thread as Apply does. Note that a non-root user loses permitted and effective
+// capabilities at the next execve of a file without file capabilities, since the ambient set is
+// always empty: only root in the container keeps s across execve (as with Docker's --user).
+func SwitchUser(uid, gid int, groups []int, s Set) error {
+	runtime.LockOSThread() // never unlocked, see above
+	if err := shed(s); err != nil {
+		return err
+	}
+	// Without KEEPCAPS, leaving uid 0 clears the permitted set and capset could not restore s.
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_KEEPCAPS, 1): %w", err)
+	}
+	// The syscall package applies these to every thread of the process, so no thread stays root.
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups %v: %w", groups, err)
+	}
+	if err := syscall.Setresgid(gid, gid, gid); err != nil {
+		return fmt.Errorf("setresgid %d: %w", gid, err)
+	}
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("setresuid %d: %w", uid, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_KEEPCAPS, 0): %w", err)
+	}
+	return setAndVerify(s)
+}
+
+// shed drops the bounding set down to s and clears the ambient set. Both need CAP_SETPCAP, so they
+// come before capset (which may remove it).
+func shed(s Set) error {
+	last, err := KernelLast()
+	if err != nil {
+		return err
+	}
+	for c := Cap(0); c <= last; c++ {
+		if s.Has(c) {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			return fmt.Errorf("drop %v from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear the ambient set: %w", err)
+	}
+	return nil
+}
+
+func setAndVerify(s Set) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(s), Permitted: uint32(s)},
+		{Effective: uint32(s >> 32), Permitted: uint32(s >> 32)},
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset permitted=effective=%v: %w", s, err)
+	}
+	got, err := Current()
+	if err != nil {
+		return err
+	}
+	want := State{Permitted: s, Effective: s, Bounding: s}
+	if got != want {
+		return fmt.Errorf("capabilities after apply are %+v, want %+v", got, want)
+	}
+	return nil
+}
+
+// State is one thread's five capability sets.
+type State struct {
+	Inheritable, Permitted, Effective, Bounding, Ambient Set
+}
+
+// Current reads the calling thread's capability sets from the kernel (capget and prctl, not
+// /proc/self/status, which shows the main thread).
+func Current() (State, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return State{}, fmt.Errorf("capget: %w", err)
+	}
+	st := State{
+		Inheritable: Set(data[0].Inheritable) | Set(data[1].Inheritable)<<32,
+		Permitted:   Set(data[0].Permitted) | Set(data[1].Permitted)<<32,
+		Effective:   Set(data[0].Effective) | Set(data[1].Effective)<<32,
+	}
+	last, err := KernelLast()
+	if err != nil {
+		return State{}, err
+	}
+	for c := Cap(0); c <= last; c++ {
+		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err != nil {
+			return State{}, fmt.Errorf("read bounding %v: %w", c, err)
+		}
+		if in == 1 {
+			st.Bounding |= 1 << c
+		}
+		amb, err := unix.PrctlRetInt(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_IS_SET, uintptr(c), 0, 0)
+		if err != nil {
+			return State{}, fmt.Errorf("read ambient %v: %w", c, err)
+		}
+		if amb == 1 {
+			st.Ambient |= 1 << c
+		}
+	}
+	return st, nil
+}

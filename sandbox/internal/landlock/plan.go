@@ -1,0 +1,150 @@
+package landlock
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	ll "github.com/landlock-lsm/go-landlock/landlock"
+	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
+)
+
+// Grant is one path-beneath rule: Access to Path and everything below it.
+type Grant struct {
+	Path     string
+	Access   ll.AccessFSSet
+	Optional bool // the path may be missing (a device the spec does not create)
+}
+
+// devices are the device files a container may read and write (the floor's minimal /dev); the
+// terminals also get IOCTL_DEV, which job control and line editing need.
+var devices = []struct {
+	path     string
+	terminal bool
+}{
+	{"/dev/null", false}, {"/dev/zero", false}, {"/dev/full", false},
+	{"/dev/random", false}, {"/dev/urandom", false},
+	{"/dev/tty", true}, {"/dev/ptmx", true}, {"/dev/console", true}, {"/dev/pts", true},
+}
+
+// neverExec are trees nothing should execute from even though they are not writable mounts:
+// kernel filesystems and device nodes. (A memfd executed through /proc/self/fd is invisible to
+// Landlock since it lives on an internal mount; the seccomp floor and vm.memfd_noexec cover that.)
+var neverExec = []string{"/proc", "/sys", "/dev"}
+
+// Plan computes the filesystem grants for r: read everywhere under the root, write (no execute,
+// no device creation) on each writable mount, device access on the minimal /dev set, and execute
+// on every part of the root that contains no writable mount. Landlock rights are inherited down
+// the tree, so EXECUTE cannot be granted on "/" when /tmp is writable: Plan grants it on each
+// subtree or file that holds no writable mount, recursing into the directories that do (W^X).
+func Plan(r Rules) ([]Grant, error) {
+	if r.Root == "" {
+		return nil, fmt.Errorf("landlock rules: empty root")
+	}
+	root := filepath.Clean(r.Root)
+	if err := checkReal(root, root); err != nil {
+		return nil, err
+	}
+	grants := []Grant{{Path: root, Access: fsRead}}
+
+	noExec := make([]string, 0, len(r.Writable)+len(neverExec))
+	for _, w := range r.Writable {
+		p := join(root, w)
+		if err := checkReal(root, p); err != nil {
+			return nil, fmt.Errorf("writable mount: %w", err)
+		}
+		grants = append(grants, Grant{Path: p, Access: fsRead | fsWrite})
+		noExec = append(noExec, p)
+	}
+	for _, n := range neverExec {
+		noExec = append(noExec, join(root, n))
+	}
+	for _, d := range devices {
+		a := ll.AccessFSSet(fsDevRW)
+		if d.terminal {
+			a |= llsys.AccessFSIoctlDev
+		}
+		if d.path == "/dev/pts" {
+			a |= llsys.AccessFSReadDir
+		}
+		grants = append(grants, Grant{Path: join(root, d.path), Access: a, Optional: true})
+	}
+
+	execs, err := execGrants(root, noExec)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range execs {
+		grants = append(grants, Grant{Path: p, Access: fsExec})
+	}
+	return grants, nil
+}
+
+// join resolves container path p under root lexically ("../" cannot climb above root).
+func join(root, p string) string {
+	return filepath.Join(root, filepath.Clean("/"+p))
+}
+
+// checkReal verifies that p exists and that no component of it is a symlink, by comparing the
+// kernel's path of an O_PATH descriptor with p. Plan compares paths as strings to decide where
+// execution is allowed; a symlinked writable mount path would make that comparison lie and could
+// grant EXECUTE over a writable mount, so it is refused instead.
+func checkReal(root, p string) error {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", p, err)
+	}
+	if real != p {
+		return fmt.Errorf("%s resolves to %s: symlinks are not allowed in landlock paths", p, real)
+	}
+	if !within(root, p) {
+		return fmt.Errorf("%s is outside the root %s", p, root)
+	}
+	return nil
+}
+
+// within reports whether p is dir or below it.
+func within(dir, p string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// execGrants returns the largest subtrees and files under dir that contain none of noExec.
+func execGrants(dir string, noExec []string) ([]string, error) {
+	if slices.Contains(noExec, dir) {
+		return nil, nil
+	}
+	if !slices.ContainsFunc(noExec, func(n string) bool { return within(dir, n) }) {
+		return []string{dir}, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s for execute rules: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		switch t := e.Type(); {
+		case t.IsDir():
+			sub, err := execGrants(p, noExec)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+		case t.IsRegular():
+			out = append(out, p)
+		default:
+			// Symlinks are skipped: their target gets its own rule where it really lives, and
+			// opening them here would follow them (an absolute target resolves outside a root
+			// that is not yet pivoted). Devices, sockets and fifos are never executable.
+		}
+	}
+	return out, nil
+}

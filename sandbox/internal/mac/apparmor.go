@@ -1,0 +1,120 @@
+package mac
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strings"
+	"text/template"
+
+	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/caps"
+	"github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/cyphar/filepath-securejoin/pathrs-lite/procfs"
+	"golang.org/x/sys/unix"
+)
+
+var appArmorTmpl = template.Must(template.New("apparmor").Parse(profiles.AppArmorTemplate))
+
+// profileName limits profile names to characters that cannot break out of the profile text
+// (no spaces, braces, commas, quotes or newlines): the name comes from the container id.
+var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}$`)
+
+// AppArmorProfileName is the name of container id's profile.
+func AppArmorProfileName(id string) string { return "bulwark-" + id }
+
+// AppArmorProfile generates the profile text for a container's profile called name.
+func AppArmorProfile(name string) ([]byte, error) {
+	if !profileName.MatchString(name) {
+		return nil, fmt.Errorf("apparmor profile name %q: only letters, digits and _.+- allowed", name)
+	}
+	var deny []string
+	for _, c := range caps.Forbidden.Caps() {
+		deny = append(deny, strings.ToLower(strings.TrimPrefix(c.String(), "CAP_")))
+	}
+	var b bytes.Buffer
+	err := appArmorTmpl.Execute(&b, struct {
+		Name             string
+		DenyCapabilities []string
+	}{name, deny})
+	if err != nil {
+		return nil, fmt.Errorf("generate apparmor profile %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// parser is the AppArmor profile compiler and loader.
+const parser = "apparmor_parser"
+
+// LoadAppArmor compiles and loads (or replaces) a profile: apparmor_parser -Kr, text on stdin.
+// -K skips the binary cache, which a per-container profile would only fill up.
+func LoadAppArmor(profile []byte) error {
+	if !appArmorEnabled() {
+		return fmt.Errorf("load apparmor profile: %w", ErrNotEnabled)
+	}
+	return runParser(profile, "-Kr")
+}
+
+// UnloadAppArmor removes a profile loaded by LoadAppArmor (apparmor_parser -R, text on stdin).
+func UnloadAppArmor(profile []byte) error {
+	if !appArmorEnabled() {
+		return fmt.Errorf("unload apparmor profile: %w", ErrNotEnabled)
+	}
+	return runParser(profile, "-R")
+}
+
+func runParser(profile []byte, args ...string) error {
+	cmd := exec.Command(parser, args...)
+	cmd.Stdin = bytes.NewReader(profile)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", parser, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// AppArmorExecAttr is the /proc/thread-self file and the bytes ApplyAppArmorExec writes: the kernel
+// attaches the profile at the calling thread's next execve. Kernels with LSM stacking (5.8+)
+// expose AppArmor's own attr/apparmor/exec; older ones only the shared attr/exec.
+func AppArmorExecAttr(name string) (path string, data []byte) {
+	sub := "attr/exec"
+	if _, err := os.Stat("/proc/thread-self/attr/apparmor"); err == nil {
+		sub = "attr/apparmor/exec"
+	}
+	return "/proc/thread-self/" + sub, []byte("exec " + name)
+}
+
+// ApplyAppArmorExec makes the calling thread's next execve run confined by profile name. It locks
+// the goroutine to its thread for good (the attribute is per thread). /proc is reached through a
+// verified procfs handle, so an image that mounts a fake /proc over the container's cannot make the
+// write land in an ordinary file and the workload run unconfined (CVE-2019-16884).
+func ApplyAppArmorExec(name string) error {
+	if !appArmorEnabled() {
+		return fmt.Errorf("apparmor exec %s: %w", name, ErrNotEnabled)
+	}
+	runtime.LockOSThread() // never unlocked, see above
+	path, data := AppArmorExecAttr(name)
+	proc, err := procfs.OpenProcRoot()
+	if err != nil {
+		return fmt.Errorf("open /proc: %w", err)
+	}
+	defer proc.Close()
+	h, closer, err := proc.OpenThreadSelf(strings.TrimPrefix(path, "/proc/thread-self/"))
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer closer()
+	defer h.Close()
+	f, err := pathrs.Reopen(h, unix.O_WRONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("reopen %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %q to %s: %w", data, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package mac
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/opencontainers/selinux/go-selinux"
+	"github.com/opencontainers/selinux/go-selinux/label"
+	"golang.org/x/sys/unix"
+)
+
+// SELinuxLabels are one container's SELinux labels: Process for its processes (written to
+// /proc/thread-self/attr/exec before execve), Mount for its mounts (the context= option).
+// Both carry the container's MCS level "s0:cA,cB", unique among live containers, so that two
+// containers running the same type still cannot touch each other's processes or files.
+type SELinuxLabels struct {
+	Process string `json:"process"`
+	Mount   string `json:"mount"`
+}
+
+// Level returns the MCS level shared by the labels ("s0:c12,c345").
+func (l SELinuxLabels) Level() string {
+	c, err := selinux.NewContext(l.Process)
+	if err != nil {
+		return ""
+	}
+	return c["level"]
+}
+
+// The types used when the host policy does not name its own (SELinux disabled, or no
+// lxc_contexts): those of container-selinux, which every SELinux distribution ships.
+const (
+	defaultProcessLabel = "system_u:system_r:container_t:s0"
+	defaultMountLabel   = "system_u:object_r:container_file_t:s0"
+)
+
+// mcsCategories is the category range the pairs are drawn from. 1022/1023 are left out: the
+// selinux library reserves that pair for privileged containers' mount label.
+const mcsCategories = 1022
+
+// LabelStore hands out one MCS pair per container and persists the reservations under the state
+// root, so a pair stays taken across runtime processes (the CLI runs once per command) until the
+// container is deleted. It is safe for concurrent use by several processes (flock).
+type LabelStore struct {
+	dir string
+}
+
+// OpenLabelStore opens (creating) the store in dir.
+func OpenLabelStore(dir string) (*LabelStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create selinux label store %s: %w", dir, err)
+	}
+	return &LabelStore{dir: dir}, nil
+}
+
+// labelsFile maps container id -> labels.
+type labelsFile map[string]SELinuxLabels
+
+// Reserve returns the labels of container id, reserving a fresh unique MCS pair the first time.
+// want may carry labels from the spec (process.selinuxLabel, linux.mountLabel): their user, role
+// and type are kept; a level they carry is honoured only if no other container holds it.
+func (s *LabelStore) Reserve(id string, want SELinuxLabels) (SELinuxLabels, error) {
+	var out SELinuxLabels
+	err := s.update(func(m labelsFile) error {
+		if l, ok := m[id]; ok {
+			out = l
+			return nil
+		}
+		proc, mnt, err := baseContexts(want)
+		if err != nil {
+			return err
+		}
+		used := make(map[string]bool, len(m))
+		for _, l := range m {
+			used[l.Level()] = true
+		}
+		level := proc["level"]
+		if strings.Contains(level, ":c") {
+			if used[level] {
+				return fmt.Errorf("selinux level %s requested by %s: %w", level, id, selinux.ErrMCSAlreadyExists)
+			}
+		} else if level, err = freshLevel(used); err != nil {
+			return err
+		}
+		proc["level"], mnt["level"] = level, level
+		out = SELinuxLabels{Process: proc.Get(), Mount: mnt.Get()}
+		m[id] = out
+		return nil
+	})
+	if err != nil {
+		return SELinuxLabels{}, err
+	}
+	// Mirror into the selinux library's in-process bookkeeping so that nothing else in this
+	// process (label.InitLabels) hands out the same level.
+	selinux.ReserveLabel(out.Process)
+	return out, nil
+}
+
+// Release frees container id's pair for reuse; releasing an unknown id is not an error (delete is
+// idempotent).
+func (s *LabelStore) Release(id string) error {
+	return s.update(func(m labelsFile) error {
+		if l, ok := m[id]; ok {
+			selinux.ReleaseLabel(l.Process)
+			delete(m, id)
+		}
+		return nil
+	})
+}
+
+// List returns the current reservations by container id.
+func (s *LabelStore) List() (map[string]SELinuxLabels, error) {
+	var out labelsFile
+	err := s.update(func(m labelsFile) error { out = m; return nil })
+	return out, err
+}
+
+func baseContexts(want SELinuxLabels) (proc, mnt selinux.Context, err error) {
+	p, m := want.Process, want.Mount
+	if p == "" || m == "" {
+		hp, hm := hostContainerLabels()
+		p, m = cmpOr(p, hp, defaultProcessLabel), cmpOr(m, hm, defaultMountLabel)
+	}
+	if proc, err = selinux.NewContext(p); err != nil {
+		return nil, nil, fmt.Errorf("selinux process label %q: %w", p, err)
+	}
+	if mnt, err = selinux.NewContext(m); err != nil {
+		return nil, nil, fmt.Errorf("selinux mount label %q: %w", m, err)
+	}
+	return proc, mnt, nil
+}
+
+// hostContainerLabels returns the policy's container process and file labels (lxc_contexts),
+// without the level the library picked, which it reserved in memory and is released here.
+func hostContainerLabels() (string, string) {
+	p, m := selinux.ContainerLabels()
+	selinux.ReleaseLabel(p)
+	return p, m
+}
+
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// freshLevel draws a random pair "s0:cA,cB" (A < B) not in used. Random, as the selinux library
+// does, so levels are not predictable from the order containers were created.
+func freshLevel(used map[string]bool) (string, error) {
+	const maxTries = 10000
+	for range maxTries {
+		a, b := rand.IntN(mcsCategories), rand.IntN(mcsCategories)
+		if a == b {
+			continue
+		}
+		if a > b {
+			a, b = b, a
+		}
+		level := fmt.Sprintf("s0:c%d,c%d", a, b)
+		if !used[level] {
+			return level, nil
+		}
+	}
+	return "", fmt.Errorf("no free selinux MCS pair after %d tries (%d in use)", maxTries, len(used))
+}
+
+// update runs fn on the reservations under an exclusive lock and writes them back atomically.
+func (s *LabelStore) update(fn func(labelsFile) error) error {
+	lock, err := os.OpenFile(filepath.Join(s.dir, "selinux.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("open selinux label lock: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock selinux label store: %w", err)
+	}
+	path := filepath.Join(s.dir, "selinux.json")
+	m := labelsFile{}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("read selinux label store: %w", err)
+	default:
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("parse selinux label store %s: %w", path, err)
+		}
+	}
+	if err := fn(m); err != nil {
+		return err
+	}
+	b, err = json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode selinux label store: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write selinux label store: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replace selinux label store: %w", err)
+	}
+	return nil
+}
+
+// SELinuxMountOptions appends the context= option carrying mountLabel to the mount data opts
+// (e.g. "size=64m" -> `size=64m,context="system_u:object_r:container_file_t:s0:c1,c2"`): every
+// file on the mount then has the container's label, whatever the image says.
+func SELinuxMountOptions(opts, mountLabel string) string {
+	return label.FormatMountLabel(opts, mountLabel)
+}
+
+// SELinuxExecAttr is the file and the bytes ApplySELinuxExec writes: the kernel switches the
+// calling thread to the label at its next execve.
+func SELinuxExecAttr(processLabel string) (path string, data []byte) {
+	return "/proc/thread-self/attr/exec", []byte(processLabel)
+}
+
+// ApplySELinuxExec makes the calling thread's next execve run under processLabel. It locks the
+// goroutine to its thread for good: the label is per thread, so the thread that set it must be the
+// one that calls execve. /proc is opened through a verified procfs handle (pathrs-lite), so a fake
+// /proc mounted by an image cannot swallow the write (CVE-2019-16884, CVE-2019-19921).
+func ApplySELinuxExec(processLabel string) error {
+	if !selinux.GetEnabled() {
+		return fmt.Errorf("selinux exec label %q: %w", processLabel, ErrNotEnabled)
+	}
+	runtime.LockOSThread() // never unlocked, see above
+	if err := selinux.SetExecLabel(processLabel); err != nil {
+		return fmt.Errorf("set selinux exec label %q: %w", processLabel, err)
+	}
+	return nil
+}
