@@ -1,22 +1,532 @@
 package cgroups
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// v1Manager keeps one leaf directory per mounted v1 hierarchy. Named hierarchies (name=systemd)
+// are left alone: they carry no limits.
 type v1Manager struct {
-	name  string
-	paths map[string]string // controller -> leaf directory
+	name   string
+	mounts map[string]string // controller -> hierarchy mount point
+	paths  map[string]string // controller -> leaf directory
 }
 
 func newV1(mounts map[string]string, name string) *v1Manager {
-	return &v1Manager{name: name}
+	m := &v1Manager{name: name, mounts: mounts, paths: map[string]string{}}
+	for ctrl, mnt := range mounts {
+		m.paths[ctrl] = filepath.Join(mnt, name)
+	}
+	return m
 }
 
-func (m *v1Manager) Create(res *specs.LinuxResources) error { return ErrUnsupported }
-func (m *v1Manager) AddProc(pid int) error                  { return ErrUnsupported }
-func (m *v1Manager) Freeze() error                          { return ErrUnsupported }
-func (m *v1Manager) Thaw() error                            { return ErrUnsupported }
-func (m *v1Manager) Pids() ([]int, error)                   { return nil, ErrUnsupported }
-func (m *v1Manager) Stats() (*Stats, error)                 { return nil, ErrUnsupported }
-func (m *v1Manager) OOMKilled() (bool, error)               { return false, ErrUnsupported }
-func (m *v1Manager) Destroy() error                         { return nil }
-func (m *v1Manager) Paths() map[string]string               { return m.paths }
+// dirs returns each leaf directory once (co-mounted controllers such as cpu,cpuacct share one).
+func (m *v1Manager) dirs() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range m.paths {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (m *v1Manager) dir(ctrl string) (string, error) {
+	d, ok := m.paths[ctrl]
+	if !ok {
+		return "", fmt.Errorf("%w: no v1 %s hierarchy mounted", ErrUnsupported, ctrl)
+	}
+	return d, nil
+}
+
+func (m *v1Manager) Paths() map[string]string {
+	out := make(map[string]string, len(m.paths))
+	for k, v := range m.paths {
+		out[k] = v
+	}
+	return out
+}
+
+// Create makes the leaf in every hierarchy and applies res; on any failure it removes what it
+// made, so a refused container leaves no cgroup behind.
+func (m *v1Manager) Create(res *specs.LinuxResources) error {
+	if res == nil {
+		res = &specs.LinuxResources{}
+	}
+	if err := m.create(res); err != nil {
+		if derr := m.Destroy(); derr != nil {
+			return errors.Join(err, derr)
+		}
+		return err
+	}
+	return nil
+}
+
+func (m *v1Manager) create(res *specs.LinuxResources) error {
+	if len(res.Unified) > 0 {
+		return fmt.Errorf("%w: linux.resources.unified needs cgroup v2", ErrUnsupported)
+	}
+	for ctrl, mnt := range m.mounts {
+		if ctrl == "cpuset" {
+			if err := mkdirCpuset(mnt, m.name); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.MkdirAll(m.paths[ctrl], 0o755); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	for _, apply := range []func(*specs.LinuxResources) error{
+		m.applyDevices, m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio,
+		m.applyHugetlb, m.applyNetwork, m.applyRdma,
+	} {
+		if err := apply(res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirCpuset creates each level below the cpuset mount, copying cpuset.cpus and cpuset.mems from
+// the parent: a v1 cpuset cgroup starts with both empty and refuses tasks until they are set.
+func mkdirCpuset(mnt, name string) error {
+	dir := mnt
+	for _, part := range strings.Split(name, "/") {
+		parent := dir
+		dir = filepath.Join(dir, part)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			cur, err := readFile(dir, f)
+			if err != nil {
+				return err
+			}
+			if cur != "" {
+				continue
+			}
+			val, err := readFile(parent, f)
+			if err != nil {
+				return err
+			}
+			if err := writeFile(dir, f, val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyDevices denies everything, then allows the floor set (minus the spec's deny rules), and
+// reads devices.list back so a kernel that silently ignored a write cannot leave access open.
+func (m *v1Manager) applyDevices(res *specs.LinuxResources) error {
+	dir, err := m.dir("devices")
+	if err != nil {
+		return err
+	}
+	rules, err := effectiveDevices(res.Devices)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(dir, "devices.deny", "a"); err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, r := range rules {
+		if err := writeFile(dir, "devices.allow", r.String()); err != nil {
+			return err
+		}
+		want[r.String()] = true
+	}
+	list, err := readFile(dir, "devices.list")
+	if err != nil {
+		return err
+	}
+	got := strings.Split(list, "\n")
+	if list == "" {
+		got = nil
+	}
+	for _, l := range got {
+		if !want[l] {
+			return fmt.Errorf("device cgroup %s: unexpected entry %q after applying the allowlist", dir, l)
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("device cgroup %s: have %d entries, want %d", dir, len(got), len(want))
+	}
+	return nil
+}
+
+func (m *v1Manager) applyMemory(res *specs.LinuxResources) error {
+	mem := res.Memory
+	if mem == nil {
+		return nil
+	}
+	dir, err := m.dir("memory")
+	if err != nil {
+		return err
+	}
+	// memory.limit_in_bytes before memsw: the kernel keeps limit <= memsw, and a new cgroup
+	// starts with both unlimited.
+	if mem.Limit != nil {
+		if err := writeFile(dir, "memory.limit_in_bytes", itoa(*mem.Limit)); err != nil {
+			return err
+		}
+	}
+	if mem.Swap != nil {
+		switch {
+		case exists(dir, "memory.memsw.limit_in_bytes"):
+			if err := writeFile(dir, "memory.memsw.limit_in_bytes", itoa(*mem.Swap)); err != nil {
+				return err
+			}
+		case mem.Limit == nil || *mem.Swap != *mem.Limit:
+			// Without swap accounting the kernel cannot bound memory+swap.
+			return fmt.Errorf("%w: swap limit %d needs memory.memsw (swap accounting)", ErrUnsupported, *mem.Swap)
+		default:
+			if err := noSwapInUse(); err != nil {
+				return err
+			}
+		}
+	}
+	files := []struct {
+		set  bool
+		name string
+		val  func() string
+	}{
+		{mem.Reservation != nil, "memory.soft_limit_in_bytes", func() string { return itoa(*mem.Reservation) }},
+		{mem.Kernel != nil, "memory.kmem.limit_in_bytes", func() string { return itoa(*mem.Kernel) }},
+		{mem.KernelTCP != nil, "memory.kmem.tcp.limit_in_bytes", func() string { return itoa(*mem.KernelTCP) }},
+		{mem.Swappiness != nil, "memory.swappiness", func() string { return strconv.FormatUint(*mem.Swappiness, 10) }},
+		{mem.DisableOOMKiller != nil && *mem.DisableOOMKiller, "memory.oom_control", func() string { return "1" }},
+	}
+	for _, f := range files {
+		if f.set {
+			if err := writeFile(dir, f.name, f.val()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (m *v1Manager) applyPids(res *specs.LinuxResources) error {
+	if res.Pids == nil || res.Pids.Limit == nil {
+		return nil
+	}
+	dir, err := m.dir("pids")
+	if err != nil {
+		return err
+	}
+	return writeFile(dir, "pids.max", pidsValue(*res.Pids.Limit))
+}
+
+func pidsValue(limit int64) string {
+	if limit <= 0 {
+		return "max"
+	}
+	return itoa(limit)
+}
+
+func (m *v1Manager) applyCPU(res *specs.LinuxResources) error {
+	c := res.CPU
+	if c == nil {
+		return nil
+	}
+	dir, err := m.dir("cpu")
+	if err != nil {
+		return err
+	}
+	type kv struct {
+		set  bool
+		name string
+		val  func() string
+	}
+	// Period before quota: the kernel checks quota against the current period.
+	for _, f := range []kv{
+		{c.Shares != nil, "cpu.shares", func() string { return strconv.FormatUint(*c.Shares, 10) }},
+		{c.Period != nil, "cpu.cfs_period_us", func() string { return strconv.FormatUint(*c.Period, 10) }},
+		{c.Quota != nil, "cpu.cfs_quota_us", func() string { return itoa(max(*c.Quota, -1)) }},
+		{c.Burst != nil, "cpu.cfs_burst_us", func() string { return strconv.FormatUint(*c.Burst, 10) }},
+		{c.RealtimePeriod != nil, "cpu.rt_period_us", func() string { return strconv.FormatUint(*c.RealtimePeriod, 10) }},
+		{c.RealtimeRuntime != nil, "cpu.rt_runtime_us", func() string { return itoa(*c.RealtimeRuntime) }},
+		{c.Idle != nil, "cpu.idle", func() string { return itoa(*c.Idle) }},
+	} {
+		if f.set {
+			if err := writeFile(dir, f.name, f.val()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (m *v1Manager) applyCpuset(res *specs.LinuxResources) error {
+	if res.CPU == nil || res.CPU.Cpus == "" && res.CPU.Mems == "" {
+		return nil
+	}
+	dir, err := m.dir("cpuset")
+	if err != nil {
+		return err
+	}
+	if res.CPU.Cpus != "" {
+		if err := writeFile(dir, "cpuset.cpus", res.CPU.Cpus); err != nil {
+			return err
+		}
+	}
+	if res.CPU.Mems != "" {
+		return writeFile(dir, "cpuset.mems", res.CPU.Mems)
+	}
+	return nil
+}
+
+func (m *v1Manager) applyBlkio(res *specs.LinuxResources) error {
+	b := res.BlockIO
+	if b == nil {
+		return nil
+	}
+	dir, err := m.dir("blkio")
+	if err != nil {
+		return err
+	}
+	// CFQ is gone from current kernels; BFQ exposes the same knobs under a blkio.bfq. prefix.
+	weightFile := func(base string) string {
+		if exists(dir, "blkio."+base) {
+			return "blkio." + base
+		}
+		return "blkio.bfq." + base
+	}
+	if b.Weight != nil {
+		if err := writeFile(dir, weightFile("weight"), strconv.Itoa(int(*b.Weight))); err != nil {
+			return err
+		}
+	}
+	if b.LeafWeight != nil {
+		if err := writeFile(dir, "blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight))); err != nil {
+			return err
+		}
+	}
+	for _, wd := range b.WeightDevice {
+		if wd.Weight != nil {
+			v := fmt.Sprintf("%d:%d %d", wd.Major, wd.Minor, *wd.Weight)
+			if err := writeFile(dir, weightFile("weight_device"), v); err != nil {
+				return err
+			}
+		}
+		if wd.LeafWeight != nil {
+			v := fmt.Sprintf("%d:%d %d", wd.Major, wd.Minor, *wd.LeafWeight)
+			if err := writeFile(dir, "blkio.leaf_weight_device", v); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range []struct {
+		file string
+		devs []specs.LinuxThrottleDevice
+	}{
+		{"blkio.throttle.read_bps_device", b.ThrottleReadBpsDevice},
+		{"blkio.throttle.write_bps_device", b.ThrottleWriteBpsDevice},
+		{"blkio.throttle.read_iops_device", b.ThrottleReadIOPSDevice},
+		{"blkio.throttle.write_iops_device", b.ThrottleWriteIOPSDevice},
+	} {
+		for _, d := range t.devs {
+			if err := writeFile(dir, t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (m *v1Manager) applyHugetlb(res *specs.LinuxResources) error {
+	for _, h := range res.HugepageLimits {
+		dir, err := m.dir("hugetlb")
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, "hugetlb."+h.Pagesize+".limit_in_bytes", strconv.FormatUint(h.Limit, 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *v1Manager) applyNetwork(res *specs.LinuxResources) error {
+	n := res.Network
+	if n == nil {
+		return nil
+	}
+	if n.ClassID != nil {
+		dir, err := m.dir("net_cls")
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, "net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10)); err != nil {
+			return err
+		}
+	}
+	for _, p := range n.Priorities {
+		dir, err := m.dir("net_prio")
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, "net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *v1Manager) applyRdma(res *specs.LinuxResources) error {
+	for dev, r := range res.Rdma {
+		dir, err := m.dir("rdma")
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, "rdma.max", rdmaValue(dev, r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rdmaValue(dev string, r specs.LinuxRdma) string {
+	v := dev
+	if r.HcaHandles != nil {
+		v += fmt.Sprintf(" hca_handle=%d", *r.HcaHandles)
+	}
+	if r.HcaObjects != nil {
+		v += fmt.Sprintf(" hca_object=%d", *r.HcaObjects)
+	}
+	return v
+}
+
+func (m *v1Manager) AddProc(pid int) error {
+	for _, d := range m.dirs() {
+		if err := writeFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("add pid %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+// freezeTimeout bounds the wait for FREEZING to turn FROZEN (a task in an uninterruptible sleep
+// delays it).
+const freezeTimeout = 5 * time.Second
+
+func (m *v1Manager) Freeze() error {
+	dir, err := m.dir("freezer")
+	if err != nil {
+		return err
+	}
+	if err := writeFile(dir, "freezer.state", "FROZEN"); err != nil {
+		return err
+	}
+	err = waitFor(freezeTimeout, func() (bool, error) {
+		s, err := readFile(dir, "freezer.state")
+		if err != nil || s == "FROZEN" {
+			return err == nil, err
+		}
+		// Re-request: tasks forked while freezing can leave the state at FREEZING.
+		return false, writeFile(dir, "freezer.state", "FROZEN")
+	})
+	if err != nil {
+		// Do not leave a half-frozen container behind.
+		return errors.Join(fmt.Errorf("freeze %s: %w", dir, err), m.Thaw())
+	}
+	return nil
+}
+
+func (m *v1Manager) Thaw() error {
+	dir, err := m.dir("freezer")
+	if err != nil {
+		return err
+	}
+	if err := writeFile(dir, "freezer.state", "THAWED"); err != nil {
+		return err
+	}
+	return waitFor(freezeTimeout, func() (bool, error) {
+		s, err := readFile(dir, "freezer.state")
+		return err == nil && s == "THAWED", err
+	})
+}
+
+func (m *v1Manager) Pids() ([]int, error) {
+	dir, err := m.dir("pids")
+	if err != nil {
+		return nil, err
+	}
+	return readPids(dir)
+}
+
+// v1Unlimited is where v1 reports "no limit" (PAGE_COUNTER_MAX pages, rounded); anything this
+// large is reported as 0.
+const v1Unlimited = 1 << 62
+
+func (m *v1Manager) Stats() (*Stats, error) {
+	var s Stats
+	mem, err := m.dir("memory")
+	if err != nil {
+		return nil, err
+	}
+	pids, err := m.dir("pids")
+	if err != nil {
+		return nil, err
+	}
+	cpu, err := m.dir("cpuacct")
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range []struct {
+		dst       *uint64
+		dir, file string
+	}{
+		{&s.MemoryUsage, mem, "memory.usage_in_bytes"},
+		{&s.MemoryPeak, mem, "memory.max_usage_in_bytes"},
+		{&s.MemoryLimit, mem, "memory.limit_in_bytes"},
+		{&s.PidsCurrent, pids, "pids.current"},
+		{&s.PidsLimit, pids, "pids.max"},
+		{&s.CPUUsageNS, cpu, "cpuacct.usage"},
+	} {
+		if *r.dst, err = readUint(r.dir, r.file); err != nil {
+			return nil, err
+		}
+	}
+	if s.MemoryLimit >= v1Unlimited {
+		s.MemoryLimit = 0
+	}
+	if s.OOMKills, err = readKey(mem, "memory.oom_control", "oom_kill"); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (m *v1Manager) OOMKilled() (bool, error) {
+	dir, err := m.dir("memory")
+	if err != nil {
+		return false, err
+	}
+	n, err := readKey(dir, "memory.oom_control", "oom_kill")
+	return n > 0, err
+}
+
+// Destroy removes the leaf in every hierarchy; the shared parent ("bulwark") stays for others.
+func (m *v1Manager) Destroy() error {
+	var errs []error
+	for _, d := range m.dirs() {
+		errs = append(errs, removeDir(d))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,236 @@
+package cgroups
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// newTestV1 returns a manager for bulwark-test-<random>/c below every real v1 hierarchy and makes
+// sure the test leaves no cgroup behind, even when it fails half-way.
+func newTestV1(t *testing.T) *v1Manager {
+	t.Helper()
+	requireRoot(t)
+	h, err := detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.v1 == nil {
+		t.Skip("host uses cgroup v2; the v1 path cannot be exercised")
+	}
+	parent := randomName(t)
+	m := newV1(h.v1, parent+"/c")
+	t.Cleanup(func() {
+		if err := m.Destroy(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		for _, mnt := range h.v1 {
+			if err := removeDir(filepath.Join(mnt, parent)); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	return m
+}
+
+func readT(t *testing.T, dir, name string) string {
+	t.Helper()
+	s, err := readFile(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// wholeDisk returns "major:minor" of a real disk for blkio throttles, or "" if none.
+func wholeDisk() (int64, int64, bool) {
+	devs, _ := filepath.Glob("/sys/block/*/dev")
+	for _, d := range devs {
+		if strings.Contains(d, "/loop") || strings.Contains(d, "/zram") {
+			continue
+		}
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		maj, min, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		ma, err1 := strconv.ParseInt(maj, 10, 64)
+		mi, err2 := strconv.ParseInt(min, 10, 64)
+		if ok && err1 == nil && err2 == nil {
+			return ma, mi, true
+		}
+	}
+	return 0, 0, false
+}
+
+func TestV1Lifecycle(t *testing.T) {
+	m := newTestV1(t)
+	spec := &specs.LinuxResources{
+		CPU:  &specs.LinuxCPU{Shares: ptr[uint64](512), Quota: ptr[int64](50000), Period: ptr[uint64](100000), Cpus: "0", Mems: "0"},
+		Pids: &specs.LinuxPids{Limit: ptr[int64](64)},
+	}
+	maj, min, haveDisk := wholeDisk()
+	if haveDisk {
+		spec.BlockIO = &specs.LinuxBlockIO{ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{{Rate: 1 << 20}}}
+		spec.BlockIO.ThrottleReadBpsDevice[0].Major, spec.BlockIO.ThrottleReadBpsDevice[0].Minor = maj, min
+	}
+	res, _ := WithDefaults(spec)
+	if err := m.Create(res); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Paths()
+	for _, c := range []struct{ ctrl, file, want string }{
+		{"memory", "memory.limit_in_bytes", itoa(DefaultMemoryLimit)},
+		{"memory", "memory.memsw.limit_in_bytes", itoa(DefaultMemoryLimit)},
+		{"pids", "pids.max", "64"},
+		{"cpu", "cpu.shares", "512"},
+		{"cpu", "cpu.cfs_quota_us", "50000"},
+		{"cpu", "cpu.cfs_period_us", "100000"},
+		{"cpuset", "cpuset.cpus", "0"},
+		{"cpuset", "cpuset.mems", "0"},
+		{"devices", "devices.list", strings.Join([]string{
+			"c 1:3 rw", "c 1:5 rw", "c 1:7 rw", "c 1:8 rw", "c 1:9 rw", "c 5:0 rw", "c 5:2 rw", "c 136:* rw"}, "\n")},
+	} {
+		if got := readT(t, p[c.ctrl], c.file); got != c.want {
+			t.Errorf("%s/%s = %q, want %q", c.ctrl, c.file, got, c.want)
+		}
+	}
+	if haveDisk {
+		want := strconv.FormatInt(maj, 10) + ":" + strconv.FormatInt(min, 10) + " 1048576"
+		if got := readT(t, p["blkio"], "blkio.throttle.read_bps_device"); got != want {
+			t.Errorf("read_bps_device = %q, want %q", got, want)
+		}
+	}
+
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	pid := sleep.Process.Pid
+	if err := m.AddProc(pid); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := m.Pids(); err != nil || !slices.Equal(pids, []int{pid}) {
+		t.Fatalf("Pids() = %v, %v; want [%d]", pids, err, pid)
+	}
+	for ctrl, dir := range p {
+		procs := readT(t, dir, "cgroup.procs")
+		if procs != strconv.Itoa(pid) {
+			t.Errorf("%s cgroup.procs = %q, want %d", ctrl, procs, pid)
+		}
+	}
+
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	if s := readT(t, p["freezer"], "freezer.state"); s != "FROZEN" {
+		t.Fatalf("freezer.state = %q after Freeze", s)
+	}
+	if err := m.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	if s := readT(t, p["freezer"], "freezer.state"); s != "THAWED" {
+		t.Fatalf("freezer.state = %q after Thaw", s)
+	}
+
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PidsCurrent != 1 || st.PidsLimit != 64 || st.MemoryLimit != uint64(DefaultMemoryLimit) || st.OOMKills != 0 {
+		t.Errorf("Stats() = %+v", st)
+	}
+	if oom, err := m.OOMKilled(); err != nil || oom {
+		t.Errorf("OOMKilled() = %v, %v", oom, err)
+	}
+
+	sleep.Process.Kill()
+	sleep.Wait()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for ctrl, dir := range p {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s cgroup %s still exists after Destroy", ctrl, dir)
+		}
+	}
+	if err := m.Destroy(); err != nil {
+		t.Errorf("second Destroy: %v", err)
+	}
+}
+
+// TestV1DevicesEnforced checks the allowlist with a real open(2) from inside the cgroup.
+func TestV1DevicesEnforced(t *testing.T) {
+	m := newTestV1(t)
+	res, _ := WithDefaults(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: true, Access: "rwm"}, // asks for everything; the floor ignores it
+		{Allow: false, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](9), Access: "rwm"},
+	}})
+	if err := m.Create(res); err != nil {
+		t.Fatal(err)
+	}
+	h := startHelper(t, "open", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/kmsg", "/dev/loop0")
+	if err := m.AddProc(h.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.run()
+	if err != nil {
+		t.Fatalf("helper: %v (%s)", err, out)
+	}
+	eperm := strconv.Itoa(int(syscall.EPERM))
+	want := "/dev/null ok\n/dev/zero ok\n/dev/urandom " + eperm + "\n/dev/kmsg " + eperm + "\n/dev/loop0 " + eperm + "\n"
+	if out != want {
+		t.Errorf("open results:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestV1MemoryLimitEnforced runs a child that allocates far past its limit and expects the
+// kernel OOM killer to stop it inside its own cgroup.
+func TestV1MemoryLimitEnforced(t *testing.T) {
+	m := newTestV1(t)
+	res, _ := WithDefaults(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](48 << 20)}})
+	if err := m.Create(res); err != nil {
+		t.Fatal(err)
+	}
+	h := startHelper(t, "alloc")
+	if err := m.AddProc(h.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.run()
+	ws, _ := h.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("allocating child: err=%v status=%v out=%q; want SIGKILL by the OOM killer", err, ws, out)
+	}
+	if oom, err := m.OOMKilled(); err != nil || !oom {
+		t.Errorf("OOMKilled() = %v, %v; want true", oom, err)
+	}
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OOMKills < 1 || st.MemoryPeak > 48<<20 || st.MemoryLimit != 48<<20 {
+		t.Errorf("Stats() = %+v; want oomKills >= 1, peak <= limit = %d", st, 48<<20)
+	}
+}
+
+// TestV1CreateRollback asks for an impossible cpuset and expects an error and no directories.
+func TestV1CreateRollback(t *testing.T) {
+	m := newTestV1(t)
+	res, _ := WithDefaults(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "4095"}})
+	if err := m.Create(res); err == nil {
+		t.Fatal("Create with cpuset.cpus=4095 succeeded")
+	}
+	for ctrl, dir := range m.Paths() {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s cgroup %s left behind after a failed Create", ctrl, dir)
+		}
+	}
+}
