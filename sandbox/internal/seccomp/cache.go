@@ -1,0 +1,126 @@
+package seccomp
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/profiles"
+)
+
+// cacheFormat changes whenever the entry layout or the compiler's choices change, so old entries
+// are simply never looked up again.
+const cacheFormat = "bulwark-seccomp-v1"
+
+// cacheEntry is one compiled program on disk. Sum guards against torn or corrupted files; the cache
+// directory lives under the runtime's state root, which is trusted like the runtime binary itself.
+type cacheEntry struct {
+	Format     string   `json:"format"`
+	Digest     string   `json:"digest"`
+	Libseccomp string   `json:"libseccomp"`
+	Arch       string   `json:"arch"`
+	Flags      uint     `json:"flags"`
+	Notes      []string `json:"notes,omitempty"`
+	BPF        []byte   `json:"bpf"`
+	Sum        string   `json:"sha256"`
+}
+
+// CachedCompile returns the compiled program for p from cacheDir, compiling and storing it on a
+// miss. Entries are keyed by profile digest, libseccomp version and architecture. A corrupt or
+// mismatching entry is recompiled and replaced; a failure to store is returned, since a cache the
+// runtime cannot write would silently cost every start a compile.
+func CachedCompile(cacheDir string, p *specs.LinuxSeccomp) (*Program, error) {
+	if p == nil {
+		return nil, errors.New("cached compile seccomp: nil profile")
+	}
+	digest, err := profiles.SeccompDigest(p)
+	if err != nil {
+		return nil, err
+	}
+	want := cacheEntry{Format: cacheFormat, Digest: digest, Libseccomp: libVersion(), Arch: runtime.GOARCH}
+	keySum := sha256.Sum256([]byte(want.Format + "\x00" + want.Digest + "\x00" + want.Libseccomp + "\x00" + want.Arch))
+	path := filepath.Join(cacheDir, hex.EncodeToString(keySum[:16])+".json")
+
+	if prog, ok := readEntry(path, want); ok {
+		return prog, nil
+	}
+	prog, err := Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	want.Flags, want.Notes, want.BPF = prog.Flags, prog.Notes, prog.Bytes()
+	want.Sum = bpfSum(want.BPF)
+	if err := writeEntry(cacheDir, path, want); err != nil {
+		return nil, err
+	}
+	return prog, nil
+}
+
+func bpfSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// readEntry returns the cached program if the file exists and is intact and matches want.
+func readEntry(path string, want cacheEntry) (*Program, bool) {
+	// O_NOFOLLOW: the entry must be a file in the cache directory, not a link planted elsewhere.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var e cacheEntry
+	if err := json.NewDecoder(f).Decode(&e); err != nil {
+		return nil, false
+	}
+	if e.Format != want.Format || e.Digest != want.Digest || e.Libseccomp != want.Libseccomp ||
+		e.Arch != want.Arch || e.Sum != bpfSum(e.BPF) {
+		return nil, false
+	}
+	prog, err := FromBytes(e.Digest, e.BPF)
+	if err != nil {
+		return nil, false
+	}
+	prog.Flags, prog.Notes = e.Flags, e.Notes
+	return prog, true
+}
+
+// writeEntry stores e atomically: a reader sees the old entry, no entry, or the whole new one.
+func writeEntry(dir, path string, e cacheEntry) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("seccomp cache: create %s: %w", dir, err)
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("seccomp cache: encode entry: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("seccomp cache: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("seccomp cache: write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("seccomp cache: sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("seccomp cache: close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("seccomp cache: install %s: %w", path, err)
+	}
+	return nil
+}
