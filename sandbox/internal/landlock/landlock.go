@@ -67,8 +67,9 @@ const (
 // no_new_privs as Landlock requires. It fails closed: an ABI below MinABI, a missing root or writable
 // path, or any kernel error is returned and nothing is relaxed. Call it late in container init,
 // after the mounts are final and before the seccomp filter (which may block landlock_* syscalls).
-func Restrict(r Rules) error {
-	abi := ABI()
+func Restrict(r Rules) error { return restrict(r, ABI()) }
+
+func restrict(r Rules, abi int) error {
 	if abi < MinABI {
 		return fmt.Errorf("%w: kernel Landlock ABI %d, need %d", ErrUnsupported, abi, MinABI)
 	}

@@ -1,0 +1,123 @@
+package landlock
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
+)
+
+// tree creates files (paths ending in "/" are directories; "a -> b" is a symlink) under a new root.
+func tree(t *testing.T, entries ...string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, e := range entries {
+		if from, to, ok := strings.Cut(e, " -> "); ok {
+			if err := os.Symlink(to, filepath.Join(root, from)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		p := filepath.Join(root, e)
+		if strings.HasSuffix(e, "/") {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func grantsWith(gs []Grant, root string, access uint64) []string {
+	var out []string
+	for _, g := range gs {
+		if uint64(g.Access)&access != 0 {
+			out = append(out, strings.TrimPrefix(g.Path, root))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestPlanWX(t *testing.T) {
+	root := tree(t, "bin/sh", "usr/bin/env", "etc/passwd", "init", "tmp/", "run/", "var/tmp/",
+		"var/lib/app/data", "var/log/", "dev/", "proc/", "sys/", "lib -> /tmp", "data/")
+	gs, err := Plan(Rules{Root: root, Writable: []string{"/tmp", "/run", "/var/tmp", "data"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Execute: every part of the root holding no writable mount, never a writable mount, never
+	// /proc, /sys, /dev, never through a symlink.
+	wantExec := []string{"/bin", "/etc", "/init", "/usr", "/var/lib", "/var/log"}
+	if got := grantsWith(gs, root, llsys.AccessFSExecute); !slices.Equal(got, wantExec) {
+		t.Errorf("execute granted on %v, want %v", got, wantExec)
+	}
+	// Write: only the writable mounts and the device files.
+	wantWrite := []string{"/data", "/dev/console", "/dev/full", "/dev/null", "/dev/ptmx", "/dev/pts",
+		"/dev/random", "/dev/tty", "/dev/urandom", "/dev/zero", "/run", "/tmp", "/var/tmp"}
+	if got := grantsWith(gs, root, llsys.AccessFSWriteFile); !slices.Equal(got, wantWrite) {
+		t.Errorf("write granted on %v, want %v", got, wantWrite)
+	}
+	// No grant ever combines write and execute, and nothing may create device nodes.
+	for _, g := range gs {
+		if g.Access&llsys.AccessFSExecute != 0 && g.Access&(fsWrite) != 0 {
+			t.Errorf("%s gets both write and execute", g.Path)
+		}
+		if g.Access&(llsys.AccessFSMakeChar|llsys.AccessFSMakeBlock) != 0 {
+			t.Errorf("%s may create device nodes", g.Path)
+		}
+		if g.Access&llsys.AccessFSIoctlDev != 0 && !strings.Contains(g.Path, "/dev/") {
+			t.Errorf("%s gets IOCTL_DEV", g.Path)
+		}
+		if g.Access&^fsHandled != 0 {
+			t.Errorf("%s: access %v outside the handled set", g.Path, g.Access)
+		}
+	}
+	if gs[0].Path != root || gs[0].Access != fsRead {
+		t.Errorf("first grant %+v, want read on the root", gs[0])
+	}
+}
+
+func TestPlanNoWritable(t *testing.T) {
+	root := tree(t, "bin/sh", "dev/", "proc/")
+	gs, err := Plan(Rules{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := grantsWith(gs, root, llsys.AccessFSExecute); !slices.Equal(got, []string{"/bin"}) {
+		t.Errorf("execute granted on %v", got)
+	}
+}
+
+func TestPlanRefusesBadPaths(t *testing.T) {
+	root := tree(t, "tmp/", "real/", "lnk -> real", "abs -> /tmp")
+	for _, w := range []string{"/lnk", "/abs", "/missing", "/lnk/x"} {
+		if _, err := Plan(Rules{Root: root, Writable: []string{w}}); err == nil {
+			t.Errorf("Plan accepted writable %q", w)
+		}
+	}
+	if _, err := Plan(Rules{Root: filepath.Join(root, "lnk")}); err == nil {
+		t.Error("Plan accepted a symlinked root")
+	}
+	if _, err := Plan(Rules{}); err == nil {
+		t.Error("Plan accepted an empty root")
+	}
+	// "../" cannot climb out of the root: it lands on the root's own tmp.
+	gs, err := Plan(Rules{Root: root, Writable: []string{"../../tmp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := grantsWith(gs, root, llsys.AccessFSWriteFile); !slices.Contains(got, "/tmp") {
+		t.Errorf("../../tmp resolved to %v", got)
+	}
+}
