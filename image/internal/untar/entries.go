@@ -121,8 +121,12 @@ func (x *extractor) hardlink(pfd int, name, base string, hdr *tar.Header) error 
 // whiteout records an OCI whiteout in overlayfs form.
 func (x *extractor) whiteout(pfd int, dir, base string) error {
 	if base == whOpaque {
-		if err := unix.Fsetxattr(pfd, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-			return fmt.Errorf("%s: mark opaque: %w", dir, err)
+		// Both namespaces: the mount may be made with or without userxattr (inside a user
+		// namespace overlayfs reads user.overlay.*).
+		for _, attr := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+			if err := unix.Fsetxattr(pfd, attr, []byte("y"), 0); err != nil {
+				return fmt.Errorf("%s: mark opaque (%s): %w", dir, attr, err)
+			}
 		}
 		x.rep.OpaqueDirs++
 		return nil

@@ -56,8 +56,7 @@ type Options struct {
 	// KeepSetuid keeps setuid/setgid bits; by default they are stripped and recorded.
 	KeepSetuid bool
 	Whiteouts  WhiteoutMode
-	// AllowXattr decides which extended attributes are kept; nil keeps only "user.*".
-	// Others (security.capability, trusted.*, security.selinux) are dropped and recorded.
+	// AllowXattr decides which extended attributes are kept; nil means DefaultAllowXattr.
 	AllowXattr func(name string) bool
 }
 
@@ -69,6 +68,14 @@ type Report struct {
 	DroppedXattrs  []string `json:"droppedXattrs,omitempty"`
 	Whiteouts      int      `json:"whiteouts,omitempty"`
 	OpaqueDirs     int      `json:"opaqueDirs,omitempty"`
+}
+
+// DefaultAllowXattr keeps "user.*" except "user.overlay.*". Dropped (and recorded) are
+// security.capability (file capabilities are setuid by another name), security.selinux,
+// trusted.* and user.overlay.*: overlayfs trusts trusted.overlay.* (and user.overlay.* on
+// userxattr mounts) for redirects, metacopy and opacity, so a layer must never bring its own.
+func DefaultAllowXattr(name string) bool {
+	return strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "user.overlay.")
 }
 
 const (
@@ -85,7 +92,7 @@ func Extract(r io.Reader, dir string, opts Options) (*Report, error) {
 		opts.MaxEntries = DefaultMaxEntries
 	}
 	if opts.AllowXattr == nil {
-		opts.AllowXattr = func(n string) bool { return strings.HasPrefix(n, "user.") }
+		opts.AllowXattr = DefaultAllowXattr
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {

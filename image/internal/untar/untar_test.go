@@ -146,7 +146,8 @@ func TestExtractOrdinary(t *testing.T) {
 		ent{name: "/etc/abs", typ: tar.TypeSymlink, link: "/etc/passwd"},
 		ent{name: "deep/implied/file", typ: tar.TypeReg, body: "x"},
 		ent{name: "x", typ: tar.TypeReg, body: "1", pax: map[string]string{
-			"SCHILY.xattr.user.ok": "v", "SCHILY.xattr.security.capability": "cap", "SCHILY.xattr.trusted.x": "t"}},
+			"SCHILY.xattr.user.ok": "v", "SCHILY.xattr.security.capability": "cap", "SCHILY.xattr.trusted.x": "t",
+			"SCHILY.xattr.user.overlay.redirect": "/etc"}},
 		ent{name: "x", typ: tar.TypeReg, body: "second"}, // later duplicate wins
 	)
 	rep, err := Extract(bytes.NewReader(data), dest, opts())
@@ -172,7 +173,7 @@ func TestExtractOrdinary(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dest, "x")); string(got) != "second" {
 		t.Fatalf("duplicate entry: %q", got)
 	}
-	if len(rep.DroppedXattrs) != 2 {
+	if len(rep.DroppedXattrs) != 3 {
 		t.Fatalf("dropped xattrs: %v", rep.DroppedXattrs)
 	}
 	if st, _ := os.Stat(filepath.Join(dest, "bin")); st.ModTime().Unix() != 1e9 {

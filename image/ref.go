@@ -1,0 +1,60 @@
+package image
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Ref is a parsed image reference: NAME[:TAG][@DIGEST]. NAME may carry a registry host.
+type Ref struct {
+	Name   string
+	Tag    string
+	Digest digest.Digest
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+|__)*(\.[a-z0-9-]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$`)
+	tagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
+
+// ParseRef parses s; a reference with neither tag nor digest gets the tag "latest".
+func ParseRef(s string) (Ref, error) {
+	var r Ref
+	rest := s
+	if i := strings.IndexByte(rest, '@'); i >= 0 {
+		d, err := digest.Parse(rest[i+1:])
+		if err != nil {
+			return r, fmt.Errorf("reference %q: %w", s, err)
+		}
+		if err := checkDigest(d); err != nil {
+			return r, fmt.Errorf("reference %q: %w", s, err)
+		}
+		r.Digest, rest = d, rest[:i]
+	}
+	// A colon after the last slash separates the tag; one before it is a registry port.
+	if i := strings.LastIndexByte(rest, ':'); i > strings.LastIndexByte(rest, '/') {
+		r.Tag, rest = rest[i+1:], rest[:i]
+		if !tagRE.MatchString(r.Tag) {
+			return r, fmt.Errorf("reference %q: invalid tag %q", s, r.Tag)
+		}
+	}
+	if rest == "" || len(rest) > 255 || !nameRE.MatchString(rest) {
+		return r, fmt.Errorf("reference %q: invalid name %q", s, rest)
+	}
+	r.Name = rest
+	if r.Tag == "" && r.Digest == "" {
+		r.Tag = "latest"
+	}
+	return r, nil
+}
+
+// String is the canonical form: NAME:TAG, or NAME@DIGEST when there is no tag.
+func (r Ref) String() string {
+	if r.Tag != "" {
+		return r.Name + ":" + r.Tag
+	}
+	return r.Name + "@" + r.Digest.String()
+}
