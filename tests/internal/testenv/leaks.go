@@ -1,0 +1,222 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Leaks checks, when the test ends, that nothing it created outlives it: no mount in this mount
+// namespace under its directories, no cgroup directory and no process for its containers, no
+// container state directory, no id range still held. Create it BEFORE the containers, so its
+// cleanup runs after theirs.
+type Leaks struct {
+	t         testing.TB
+	stateRoot string
+
+	mu   sync.Mutex
+	ids  []string // guarded by mu
+	dirs []string // guarded by mu
+}
+
+// leakGrace is how long teardown may take to settle (a SIGKILLed process leaves its cgroup a
+// moment after the kill returns).
+const leakGrace = 3 * time.Second
+
+// NewLeaks registers the check for a runtime state root (may be empty) and directories the test
+// owns (bundles, rootfs).
+func NewLeaks(t testing.TB, stateRoot string, dirs ...string) *Leaks {
+	l := &Leaks{t: t, stateRoot: stateRoot, dirs: dirs}
+	t.Cleanup(l.check)
+	return l
+}
+
+// Track adds a container id to check.
+func (l *Leaks) Track(id string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ids = append(l.ids, id)
+	return id
+}
+
+// Dir adds a directory whose mounts and processes to check.
+func (l *Leaks) Dir(d string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dirs = append(l.dirs, d)
+}
+
+// Find returns every leak found now, one line each.
+func (l *Leaks) Find() []string {
+	l.mu.Lock()
+	ids := append([]string(nil), l.ids...)
+	dirs := append([]string(nil), l.dirs...)
+	l.mu.Unlock()
+	if l.stateRoot != "" {
+		dirs = append(dirs, l.stateRoot)
+	}
+	var out []string
+	out = append(out, mountLeaks(dirs, ids)...)
+	out = append(out, cgroupLeaks(ids)...)
+	out = append(out, processLeaks(dirs, ids)...)
+	out = append(out, l.stateLeaks(ids)...)
+	return out
+}
+
+func (l *Leaks) check() {
+	l.t.Helper()
+	deadline := time.Now().Add(leakGrace)
+	for {
+		found := l.Find()
+		if len(found) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Errorf("leaked after the test:\n  %s", strings.Join(found, "\n  "))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// mountLeaks lists mounts of this namespace whose mountpoint or source path lies under one of
+// dirs or names one of the ids.
+func mountLeaks(dirs, ids []string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return []string{"read mountinfo: " + err.Error()}
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		mp := fields[4]
+		for _, d := range dirs {
+			if under(mp, d) {
+				out = append(out, "mount: "+line)
+			}
+		}
+		for _, id := range ids {
+			if strings.Contains(line, id) {
+				out = append(out, "mount: "+line)
+			}
+		}
+	}
+	return out
+}
+
+// cgroupLeaks lists cgroup directories (v1 hierarchies and the unified one) whose path names an id.
+func cgroupLeaks(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	var out []string
+	for _, h := range hier {
+		base := strings.Count(h, "/")
+		filepath.WalkDir(h, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if strings.Count(p, "/")-base > 4 {
+				return filepath.SkipDir
+			}
+			for _, id := range ids {
+				if strings.Contains(d.Name(), id) {
+					out = append(out, "cgroup: "+p)
+					return filepath.SkipDir
+				}
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// processLeaks lists processes whose cwd or root lies under one of dirs, or whose cgroup names
+// one of the ids.
+func processLeaks(dirs, ids []string) []string {
+	ents, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		for _, link := range []string{"cwd", "root"} {
+			l, err := os.Readlink(fmt.Sprintf("/proc/%d/%s", pid, link))
+			if err != nil {
+				continue
+			}
+			for _, d := range dirs {
+				if under(l, d) {
+					out = append(out, fmt.Sprintf("process %d (%s) %s %s", pid, comm(pid), link, l))
+				}
+			}
+		}
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			if strings.Contains(string(cg), id) {
+				out = append(out, fmt.Sprintf("process %d (%s) in cgroup of %s", pid, comm(pid), id))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// stateLeaks lists container state directories still present and id-range files still naming
+// a container.
+func (l *Leaks) stateLeaks(ids []string) []string {
+	if l.stateRoot == "" {
+		return nil
+	}
+	var out []string
+	for _, id := range ids {
+		p := filepath.Join(l.stateRoot, "containers", id)
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, "state dir: "+p)
+		}
+	}
+	filepath.WalkDir(filepath.Join(l.stateRoot, "idmap"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		for _, id := range ids {
+			if strings.Contains(string(b), id) {
+				out = append(out, fmt.Sprintf("id range still held for %s in %s", id, p))
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func under(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}
