@@ -36,5 +36,12 @@ bench: build
 demo: build
 	./scripts/demo.sh
 
+# OCI runtime-tools conformance suite (not part of `make test`; needs node-tap, root, ~2 min):
+#   make validation                      # against bin/bulwark-runc
+#   make validation RUNTIME=runc         # the reference runtime, to check the harness
+validation: build
+	RUNTIME=$(or $(RUNTIME),$(CURDIR)/$(BIN)/bulwark-runc) VALIDATION_OUT=$(CURDIR)/$(BIN)/validation \
+		./scripts/validation.sh $(TESTS)
+
 clean:
 	rm -rf $(BIN)
