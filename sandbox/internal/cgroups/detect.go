@@ -24,11 +24,19 @@ type hierarchies struct {
 }
 
 func detect() (hierarchies, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	mounts, err := cgroupMounts()
 	if err != nil {
-		return hierarchies{}, fmt.Errorf("read mountinfo: %w", err)
+		return hierarchies{}, err
 	}
 	return choose(mounts, os.ReadFile)
+}
+
+func cgroupMounts() ([]*mountinfo.Info, error) {
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	return mounts, nil
 }
 
 // choose decides between v2 and v1 from the cgroup mounts. It reads cgroup.controllers through

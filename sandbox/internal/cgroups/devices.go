@@ -63,7 +63,7 @@ func effectiveDevices(spec []specs.LinuxDeviceCgroup) ([]devRule, error) {
 		}
 		var kept []devRule
 		for _, r := range rules {
-			if typ != 'a' && typ != r.typ || !covers(maj, r.major) || !covers(min, r.minor) {
+			if typ != 'a' && typ != r.typ || !overlaps(maj, r.major) || !overlaps(min, r.minor) {
 				kept = append(kept, r)
 				continue
 			}
@@ -86,7 +86,7 @@ func effectiveDevices(spec []specs.LinuxDeviceCgroup) ([]devRule, error) {
 	return rules, nil
 }
 
-func covers(ruleNum, floorNum int64) bool { return ruleNum == wildcard || ruleNum == floorNum }
+func overlaps(a, b int64) bool { return a == wildcard || b == wildcard || a == b }
 
 func parseSpecDevice(d specs.LinuxDeviceCgroup) (typ byte, maj, min int64, access string, err error) {
 	switch d.Type {

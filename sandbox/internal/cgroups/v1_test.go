@@ -216,8 +216,9 @@ func TestV1MemoryLimitEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.OOMKills < 1 || st.MemoryPeak > 48<<20 || st.MemoryLimit != 48<<20 {
-		t.Errorf("Stats() = %+v; want oomKills >= 1, peak <= limit = %d", st, 48<<20)
+	// The charge can overshoot the limit by a page or so before reclaim and the OOM killer act.
+	if st.OOMKills < 1 || st.MemoryPeak < 32<<20 || st.MemoryPeak > 49<<20 || st.MemoryLimit != 48<<20 {
+		t.Errorf("Stats() = %+v; want oomKills >= 1, peak near the limit %d", st, 48<<20)
 	}
 }
 
