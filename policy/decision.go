@@ -1,0 +1,83 @@
+package policy
+
+import (
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Reason codes the engine itself produces; the policy's own codes (CAP_FORBIDDEN,
+// MOUNT_HOST_PATH_FORBIDDEN, …) are listed in default/run.rego.
+const (
+	CodeRequestInvalid  = "REQUEST_INVALID"
+	CodePolicyError     = "POLICY_ERROR"
+	CodePolicyUndefined = "POLICY_UNDEFINED"
+)
+
+// Reason is one cause of a decision: a stable code, a message for humans and the request
+// document path it is about (e.g. "capabilities[2]").
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Path    string `json:"path"`
+}
+
+// Constraints are limits the runtime must apply on top of the request; nil means none.
+type Constraints struct {
+	MaxMemory *int64 `json:"maxMemory,omitempty"`
+	MaxPids   *int64 `json:"maxPids,omitempty"`
+}
+
+// Decision is the policy's answer. The zero value denies.
+type Decision struct {
+	Allow       bool          `json:"allow"`
+	Reasons     []Reason      `json:"reasons"`
+	Constraints Constraints   `json:"constraints"`
+	Revision    string        `json:"revision"`
+	Duration    time.Duration `json:"durationNs"`
+}
+
+func deny(code, path string, err error) Decision {
+	return Decision{Reasons: []Reason{{Code: code, Message: err.Error(), Path: path}}}
+}
+
+// Apply returns a copy of res with the constraints applied: each limit becomes the stricter of
+// the requested one and the constraint, and an unset or unlimited request gets the constraint.
+// It never loosens a request.
+func (c Constraints) Apply(res *specs.LinuxResources) *specs.LinuxResources {
+	out := &specs.LinuxResources{}
+	if res != nil {
+		cp := *res
+		out = &cp
+	}
+	if c.MaxMemory != nil {
+		mem := specs.LinuxMemory{}
+		if out.Memory != nil {
+			mem = *out.Memory
+		}
+		mem.Limit = stricter(mem.Limit, *c.MaxMemory)
+		out.Memory = &mem
+	}
+	if c.MaxPids != nil {
+		pids := specs.LinuxPids{}
+		if out.Pids != nil {
+			pids = *out.Pids
+		}
+		pids.Limit = stricter(pids.Limit, *c.MaxPids)
+		out.Pids = &pids
+	}
+	return out
+}
+
+// stricter picks the lower positive limit; a missing, zero or negative (unlimited) request
+// counts as looser than any constraint.
+func stricter(req *int64, max int64) *int64 {
+	if max <= 0 {
+		return req // a non-positive constraint is malformed; keep the request (policy denies it)
+	}
+	if req == nil || *req <= 0 || *req > max {
+		return &max
+	}
+	v := *req
+	return &v
+}

@@ -1,0 +1,298 @@
+# Bulwark's default run policy. It decides one request document (input, schema
+# bulwark.dev/run/v1, built from the effective spec after the floor) and returns
+# data.bulwark.run.decision = {"allow", "reasons", "constraints"}.
+#
+# Deny by default: allow is true only when the tenant is configured and no deny
+# rule fires. The floor's tables (forbidden capabilities, the capability ceiling,
+# forbidden host paths, the minimal device set) are constants here, not data, so
+# tenant data can only narrow them, never widen them.
+#
+# Performance: every lookup of tenant data goes through
+# data.bulwark.tenants[tenant_name] (a direct key lookup); no rule iterates the
+# tenants, so decision latency does not grow with their number.
+package bulwark.run
+
+api_version := "bulwark.dev/run/v1"
+
+decision := {
+	"allow": allow,
+	"reasons": [r | some r in deny],
+	"constraints": constraints,
+}
+
+default allow := false
+
+allow if count(deny) == 0
+
+reason(code, message, path) := {"code": code, "message": message, "path": path}
+
+# ---- tenant settings: the tenant's own value, else the operator's default ----
+#
+# Beware Rego's negation: in `not f(x.y)` an undefined x.y makes the whole rule
+# undefined (the argument is evaluated outside the negation), which would fail
+# open. Every value tested under `not` is therefore read with a default
+# (object.get, or a rule with a default).
+
+default tenant_config := {}
+
+tenant_config := data.bulwark.tenants[tenant_name]
+
+default defaults := {}
+
+defaults := data.bulwark.defaults
+
+setting(name) := object.get(tenant_config, name, object.get(defaults, name, null))
+
+max_memory := setting("max_memory")
+
+max_pids := setting("max_pids")
+
+# A tenant's grants are cut to the ceiling: data cannot grant what the floor never does.
+grantable := {c | some c in setting("grantable_capabilities")} & capability_ceiling
+
+constraints := {"maxMemory": max_memory, "maxPids": max_pids}
+
+# ---- floor tables ----
+
+# Never granted to anything (each one is a known container-escape or host-wide
+# control: CVE-2022-0492 needed SYS_ADMIN for cgroup release_agent, DAC_READ_SEARCH
+# gave "shocker" open_by_handle_at host file access, SYS_MODULE/SYS_RAWIO/BPF/
+# PERFMON reach the kernel directly).
+forbidden_capabilities := {
+	"AUDIT_CONTROL", "AUDIT_READ", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
+	"DAC_READ_SEARCH", "IPC_LOCK", "IPC_OWNER", "LEASE", "LINUX_IMMUTABLE",
+	"MAC_ADMIN", "MAC_OVERRIDE", "NET_ADMIN", "NET_BROADCAST", "PERFMON",
+	"SYSLOG", "SYS_ADMIN", "SYS_BOOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT",
+	"SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG",
+	"WAKE_ALARM",
+}
+
+# The most any tenant may be granted; tenant data selects a subset.
+capability_ceiling := {
+	"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+	"NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID",
+	"SYS_CHROOT",
+}
+
+# Namespaces every sandbox must have for itself.
+required_namespaces := {"cgroup", "ipc", "mount", "network", "pid", "user", "uts"}
+
+# Host trees that are never bind-mounted, nor any directory containing them.
+forbidden_host_trees := {
+	"/boot", "/dev", "/etc", "/proc", "/run", "/sys", "/var/run",
+	"/var/lib/bulwark", "/var/lib/containerd", "/var/lib/docker", "/var/lib/kubelet",
+}
+
+# Container runtime control sockets: access to one is root on the host.
+runtime_sockets := {
+	"bulwark.sock", "containerd.sock", "containerd.sock.ttrpc", "cri-dockerd.sock",
+	"crio.sock", "docker.sock", "dockershim.sock", "podman.sock",
+}
+
+allowed_mount_types := {"cgroup", "cgroup2", "devpts", "mqueue", "proc", "sysfs", "tmpfs"}
+
+# Character devices a sandbox may have: null, zero, full, random, urandom, tty, ptmx;
+# device cgroup rules may also allow the pty slaves (136:*).
+minimal_devices := {"c": {1: {3, 5, 7, 8, 9}, 5: {0, 2}}}
+
+minimal_device_rules := {"c": {1: {3, 5, 7, 8, 9}, 5: {0, 2}, 136: {-1}}}
+
+# Sysctls that are namespaced (they cannot change the host). net.* is safe only
+# because a private network namespace is required above.
+namespaced_sysctl_prefixes := ["fs.mqueue.", "kernel.msg", "kernel.sem", "kernel.shm", "net."]
+
+# ---- the deny rules ----
+
+# Messages only use fields through object.get: a message built from an undefined
+# field would make its whole deny rule undefined, which would fail open.
+tenant_name := object.get(input, "tenant", "")
+
+required_fields := {
+	"apiVersion", "capabilities", "deviceRules", "devices", "identity", "mounts",
+	"namespaces", "operation", "process", "resources", "rootfs", "seccomp", "tenant",
+}
+
+deny contains reason("REQUEST_INVALID", sprintf("request field %s is missing", [k]), k) if {
+	some k in required_fields
+	not k in object.keys(input)
+}
+
+deny contains reason("REQUEST_VERSION", sprintf("apiVersion %v is not %s", [object.get(input, "apiVersion", ""), api_version]), "apiVersion") if {
+	not object.get(input, "apiVersion", "") == api_version
+}
+
+deny contains reason("TENANT_UNKNOWN", sprintf("tenant %q is not configured", [tenant_name]), "tenant") if {
+	not data.bulwark.tenants[tenant_name]
+}
+
+deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid %s", [tenant_name, k]), "tenant") if {
+	data.bulwark.tenants[tenant_name]
+	some k in ["max_memory", "max_pids"]
+	not positive(setting(k))
+}
+
+deny contains reason("OPERATION_UNKNOWN", sprintf("operation %v is not one of create, run, exec", [object.get(input, "operation", "")]), "operation") if {
+	not object.get(input, "operation", "") in {"create", "run", "exec"}
+}
+
+deny contains reason("PRIVILEGED", "privileged sandboxes are never run", "privileged") if {
+	input.privileged == true
+}
+
+deny contains reason("NAMESPACE_SHARED", sprintf("%v namespace is shared with the host or another process", [object.get(ns, "type", "?")]), sprintf("namespaces[%d]", [i])) if {
+	some i, ns in input.namespaces
+	ns.shared == true
+}
+
+namespace_present contains ns.type if {
+	some ns in input.namespaces
+}
+
+deny contains reason("NAMESPACE_SHARED", sprintf("%s namespace is missing (it would be the host's)", [t]), "namespaces") if {
+	some t in required_namespaces
+	not namespace_present[t]
+}
+
+deny contains reason("CAP_FORBIDDEN", sprintf("capability %s is never granted", [c]), sprintf("capabilities[%d]", [i])) if {
+	some i, c in input.capabilities
+	forbidden_capabilities[c]
+}
+
+deny contains reason("CAP_NOT_GRANTED", sprintf("capability %s is not grantable to tenant %s", [c, tenant_name]), sprintf("capabilities[%d]", [i])) if {
+	some i, c in input.capabilities
+	not forbidden_capabilities[c]
+	not grantable[c]
+}
+
+deny contains reason("NO_NEW_PRIVS_DISABLED", "noNewPrivileges must be set", "process.noNewPrivileges") if {
+	not object.get(input, ["process", "noNewPrivileges"], false) == true
+}
+
+deny contains reason("ROOTFS_WRITABLE", "the root filesystem must be read-only", "rootfs.readOnly") if {
+	not object.get(input, ["rootfs", "readOnly"], false) == true
+}
+
+deny contains reason("SECCOMP_UNCONFINED", "seccomp must not be unconfined", "seccomp.profile") if {
+	object.get(input, ["seccomp", "profile"], "") in {"", "unconfined"}
+}
+
+deny contains reason("SECCOMP_UNCONFINED", sprintf("seccomp default action %v allows every unlisted syscall", [input.seccomp.defaultAction]), "seccomp.defaultAction") if {
+	input.seccomp.defaultAction in {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}
+}
+
+# ---- mounts ----
+
+# p is r, below r, or above r (a directory containing r exposes r too).
+overlaps(p, _) if p == "/"
+
+overlaps(p, r) if p == r
+
+overlaps(p, r) if startswith(p, concat("", [r, "/"]))
+
+overlaps(p, r) if startswith(r, concat("", [p, "/"]))
+
+under(p, r) if p == r
+
+under(p, r) if startswith(p, concat("", [r, "/"]))
+
+# Bind and read-only are derived from type and options here, not taken from the
+# document's summary fields, so a document cannot claim a bind is something else.
+is_bind(m) if m.bind == true
+
+is_bind(m) if m.type == "bind"
+
+is_bind(m) if {
+	some o in m.options
+	o in {"bind", "rbind"}
+}
+
+read_only(m) if "ro" in m.options
+
+deny contains reason("REQUEST_INVALID", "bind mount source must be an absolute path", sprintf("mounts[%d].source", [i])) if {
+	some i, m in input.mounts
+	is_bind(m)
+	not startswith(object.get(m, "source", ""), "/")
+}
+
+deny contains reason("MOUNT_TYPE_NOT_ALLOWED", sprintf("mount type %v is not allowed", [object.get(m, "type", "")]), sprintf("mounts[%d].type", [i])) if {
+	some i, m in input.mounts
+	not is_bind(m)
+	not object.get(m, "type", "") in allowed_mount_types
+}
+
+deny contains reason("MOUNT_HOST_PATH_FORBIDDEN", sprintf("host path %s may not be bind-mounted", [m.source]), sprintf("mounts[%d].source", [i])) if {
+	some i, m in input.mounts
+	is_bind(m)
+	some r in forbidden_host_trees
+	overlaps(m.source, r)
+}
+
+deny contains reason("MOUNT_RUNTIME_SOCKET", sprintf("container runtime socket %s may not be mounted", [m.source]), sprintf("mounts[%d].source", [i])) if {
+	some i, m in input.mounts
+	is_bind(m)
+	some s in runtime_sockets
+	endswith(m.source, concat("", ["/", s]))
+}
+
+deny contains reason("MOUNT_WRITABLE_NOT_ALLOWED", sprintf("writable bind of %s is outside tenant %s's writable sources", [m.source, tenant_name]), sprintf("mounts[%d].readOnly", [i])) if {
+	some i, m in input.mounts
+	is_bind(m)
+	not read_only(m)
+	not writable_allowed(object.get(m, "source", ""))
+}
+
+writable_allowed(src) if {
+	some p in setting("writable_bind_sources")
+	under(src, p)
+}
+
+# ---- resources ----
+
+deny contains reason("MEMORY_LIMIT_MISSING", "a memory limit is required", "resources.memoryLimit") if {
+	not positive(object.get(input, ["resources", "memoryLimit"], null))
+}
+
+deny contains reason("MEMORY_LIMIT_ABOVE_MAX", sprintf("memory limit %v exceeds the tenant maximum %v", [input.resources.memoryLimit, max_memory]), "resources.memoryLimit") if {
+	input.resources.memoryLimit > max_memory
+}
+
+deny contains reason("PIDS_LIMIT_MISSING", "a pids limit is required", "resources.pidsLimit") if {
+	not positive(object.get(input, ["resources", "pidsLimit"], null))
+}
+
+deny contains reason("PIDS_LIMIT_ABOVE_MAX", sprintf("pids limit %v exceeds the tenant maximum %v", [input.resources.pidsLimit, max_pids]), "resources.pidsLimit") if {
+	input.resources.pidsLimit > max_pids
+}
+
+positive(n) if {
+	is_number(n)
+	n > 0
+}
+
+# ---- image, devices, sysctls ----
+
+deny contains reason("IMAGE_UNVERIFIED", sprintf("image %v is not verified", [object.get(input.image, "reference", "")]), "image.verified") if {
+	is_object(input.image)
+	not object.get(input.image, "verified", false) == true
+}
+
+deny contains reason("DEVICE_NOT_ALLOWED", sprintf("device %v (%v %v:%v) is not in the minimal set", [object.get(d, "path", "?"), object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), sprintf("devices[%d]", [i])) if {
+	some i, d in input.devices
+	not minimal_devices[d.type][d.major][d.minor]
+}
+
+deny contains reason("DEVICE_NOT_ALLOWED", sprintf("device rule %v %v:%v is not in the minimal set", [object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), sprintf("deviceRules[%d]", [i])) if {
+	some i, d in input.deviceRules
+	d.allow == true
+	not minimal_device_rules[d.type][d.major][d.minor]
+}
+
+deny contains reason("SYSCTL_NOT_ALLOWED", sprintf("sysctl %s is not namespaced", [k]), sprintf("sysctls[%q]", [k])) if {
+	some k, _ in input.sysctls
+	not namespaced_sysctl(k)
+}
+
+namespaced_sysctl(k) if {
+	some p in namespaced_sysctl_prefixes
+	startswith(k, p)
+}

@@ -1,0 +1,170 @@
+# Unit tests for the default run policy (run with `bulwark policy test`).
+package bulwark.run_test
+
+import data.bulwark.run
+
+base := {
+	"apiVersion": "bulwark.dev/run/v1",
+	"tenant": "acme",
+	"identity": {"uid": 1000, "gid": 1000},
+	"operation": "create",
+	"privileged": false,
+	"process": {"args": ["/bin/true"], "user": {"uid": 0, "gid": 0}, "cwd": "/", "env": ["PATH"], "terminal": false, "noNewPrivileges": true},
+	"capabilities": ["CHOWN", "KILL"],
+	"mounts": [
+		{"type": "proc", "source": "proc", "destination": "/proc", "options": ["nosuid"], "readOnly": false, "bind": false},
+		{"type": "bind", "source": "/srv/data", "destination": "/data", "options": ["rbind", "ro"], "readOnly": true, "bind": true},
+	],
+	"namespaces": [{"type": t, "shared": false} | some t in run.required_namespaces],
+	"network": {"mode": "private"},
+	"seccomp": {"profile": "default", "digest": "sha256:00", "defaultAction": "SCMP_ACT_ERRNO"},
+	"mac": {"layer": "landlock"},
+	"rootfs": {"readOnly": true},
+	"resources": {"memoryLimit": 268435456, "pidsLimit": 128},
+	"devices": [],
+	"deviceRules": [{"allow": false, "type": "a", "major": -1, "minor": -1, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+	"sysctls": {"net.ipv4.ping_group_range": "0 0"},
+	"rlimits": [],
+	"annotations": {},
+	"raises": [],
+}
+
+tenants := {"acme": {"max_memory": 1073741824, "writable_bind_sources": ["/srv/acme"]}, "tight": {"grantable_capabilities": ["CHOWN"], "max_pids": 64}}
+
+codes(inp) := {r.code | some r in d.reasons} if {
+	d := run.decision with input as inp with data.bulwark.tenants as tenants
+}
+
+test_baseline_allowed if {
+	d := run.decision with input as base with data.bulwark.tenants as tenants
+	d.allow
+	d.reasons == []
+	d.constraints == {"maxMemory": 1073741824, "maxPids": 4096}
+}
+
+test_cap_forbidden_reason_shape if {
+	inp := json.patch(base, [{"op": "add", "path": "/capabilities/-", "value": "SYS_ADMIN"}])
+	d := run.decision with input as inp with data.bulwark.tenants as tenants
+	not d.allow
+	d.reasons == [{"code": "CAP_FORBIDDEN", "message": "capability SYS_ADMIN is never granted", "path": "capabilities[2]"}]
+}
+
+test_cap_not_granted_for_tight_tenant if {
+	codes(json.patch(base, [{"op": "replace", "path": "/tenant", "value": "tight"}])) == {"CAP_NOT_GRANTED", "PIDS_LIMIT_ABOVE_MAX"}
+}
+
+test_tenant_cannot_widen_ceiling if {
+	t := {"acme": {"grantable_capabilities": ["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN"]}}
+	inp := json.patch(base, [{"op": "replace", "path": "/capabilities", "value": ["SYS_PTRACE"]}])
+	d := run.decision with input as inp with data.bulwark.tenants as t
+	not d.allow
+	{r.code | some r in d.reasons} == {"CAP_FORBIDDEN"}
+}
+
+test_unknown_tenant_denied if {
+	"TENANT_UNKNOWN" in codes(json.patch(base, [{"op": "replace", "path": "/tenant", "value": "nobody"}]))
+}
+
+test_tenant_without_limits_fails_closed if {
+	t := {"acme": {}}
+	d := run.decision with input as base with data.bulwark.tenants as t with data.bulwark.defaults as {}
+	not d.allow
+	"TENANT_CONFIG_INVALID" in {r.code | some r in d.reasons}
+}
+
+test_missing_nested_fields_fail_closed if {
+	"NO_NEW_PRIVS_DISABLED" in codes(json.remove(base, ["/process/noNewPrivileges"]))
+	"ROOTFS_WRITABLE" in codes(json.remove(base, ["/rootfs/readOnly"]))
+	"SECCOMP_UNCONFINED" in codes(json.remove(base, ["/seccomp/profile"]))
+	"IMAGE_UNVERIFIED" in codes(json.patch(base, [{"op": "add", "path": "/image", "value": {"reference": "r/x:1"}}]))
+	"MOUNT_TYPE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": {"source": "x", "destination": "/x", "options": []}}]))
+}
+
+test_missing_field_denied if {
+	"REQUEST_INVALID" in codes(json.remove(base, ["/resources"]))
+}
+
+test_empty_input_denied if {
+	d := run.decision with input as {} with data.bulwark.tenants as tenants
+	not d.allow
+}
+
+test_privileged_denied if {
+	codes(json.patch(base, [{"op": "replace", "path": "/privileged", "value": true}])) == {"PRIVILEGED"}
+}
+
+test_host_pid_namespace_denied if {
+	ns := [{"type": t, "shared": t == "pid"} | some t in run.required_namespaces]
+	codes(json.patch(base, [{"op": "replace", "path": "/namespaces", "value": ns}])) == {"NAMESPACE_SHARED"}
+}
+
+test_missing_namespace_denied if {
+	ns := [{"type": t, "shared": false} | some t in run.required_namespaces; t != "user"]
+	codes(json.patch(base, [{"op": "replace", "path": "/namespaces", "value": ns}])) == {"NAMESPACE_SHARED"}
+}
+
+bind(src, opts) := {"type": "bind", "source": src, "destination": "/x", "options": opts, "readOnly": "ro" in opts, "bind": true}
+
+test_forbidden_host_paths if {
+	every src in ["/", "/etc", "/etc/shadow", "/proc/1", "/sys", "/dev/sda", "/boot", "/var/run", "/run/containerd", "/var", "/var/lib/docker/overlay2"] {
+		codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind(src, ["rbind", "ro"])}])) == {"MOUNT_HOST_PATH_FORBIDDEN"}
+	}
+}
+
+test_runtime_socket_denied if {
+	"MOUNT_RUNTIME_SOCKET" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/home/u/docker.sock", ["bind", "ro"])}]))
+}
+
+test_bind_claiming_not_bind_is_still_a_bind if {
+	m := {"type": "none", "source": "/etc", "destination": "/x", "options": ["rbind", "ro"], "readOnly": true, "bind": false}
+	"MOUNT_HOST_PATH_FORBIDDEN" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}]))
+}
+
+test_writable_bind_outside_allowlist_denied if {
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/other", ["rbind"])}])) == {"MOUNT_WRITABLE_NOT_ALLOWED"}
+}
+
+test_writable_bind_inside_allowlist_allowed if {
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/acme/cache", ["rbind", "rw"])}])) == set()
+}
+
+test_writable_bind_prefix_is_not_a_parent if {
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/acme-evil", ["rbind"])}])) == {"MOUNT_WRITABLE_NOT_ALLOWED"}
+}
+
+test_mount_type_not_allowed if {
+	m := {"type": "overlay", "source": "overlay", "destination": "/x", "options": ["lowerdir=/etc"], "readOnly": false, "bind": false}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}])) == {"MOUNT_TYPE_NOT_ALLOWED"}
+}
+
+test_seccomp_unconfined_denied if {
+	codes(json.patch(base, [{"op": "replace", "path": "/seccomp", "value": {"profile": "unconfined", "digest": "", "defaultAction": ""}}])) == {"SECCOMP_UNCONFINED"}
+	codes(json.patch(base, [{"op": "replace", "path": "/seccomp/defaultAction", "value": "SCMP_ACT_ALLOW"}])) == {"SECCOMP_UNCONFINED"}
+}
+
+test_limits if {
+	codes(json.remove(base, ["/resources/memoryLimit"])) == {"MEMORY_LIMIT_MISSING"}
+	codes(json.patch(base, [{"op": "replace", "path": "/resources/memoryLimit", "value": -1}])) == {"MEMORY_LIMIT_MISSING"}
+	codes(json.patch(base, [{"op": "replace", "path": "/resources/memoryLimit", "value": 2147483648}])) == {"MEMORY_LIMIT_ABOVE_MAX"}
+	codes(json.remove(base, ["/resources/pidsLimit"])) == {"PIDS_LIMIT_MISSING"}
+	codes(json.patch(base, [{"op": "replace", "path": "/tenant", "value": "tight"}, {"op": "replace", "path": "/capabilities", "value": []}])) == {"PIDS_LIMIT_ABOVE_MAX"}
+}
+
+test_image_unverified_denied if {
+	codes(json.patch(base, [{"op": "add", "path": "/image", "value": {"reference": "r/x:1", "digest": "sha256:ab", "verified": false}}])) == {"IMAGE_UNVERIFIED"}
+	codes(json.patch(base, [{"op": "add", "path": "/image", "value": {"reference": "r/x:1", "digest": "sha256:ab", "verified": true}}])) == set()
+}
+
+test_devices if {
+	codes(json.patch(base, [{"op": "add", "path": "/devices/-", "value": {"type": "b", "path": "/dev/sda", "major": 8, "minor": 0}}])) == {"DEVICE_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "add", "path": "/devices/-", "value": {"type": "c", "path": "/dev/null", "major": 1, "minor": 3}}])) == set()
+	codes(json.patch(base, [{"op": "add", "path": "/deviceRules/-", "value": {"allow": true, "type": "a", "major": -1, "minor": -1, "access": "rwm"}}])) == {"DEVICE_NOT_ALLOWED"}
+}
+
+test_floor_switches if {
+	codes(json.patch(base, [{"op": "replace", "path": "/rootfs/readOnly", "value": false}])) == {"ROOTFS_WRITABLE"}
+	codes(json.patch(base, [{"op": "replace", "path": "/process/noNewPrivileges", "value": false}])) == {"NO_NEW_PRIVS_DISABLED"}
+	codes(json.patch(base, [{"op": "add", "path": "/sysctls/kernel.panic", "value": "1"}])) == {"SYSCTL_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "replace", "path": "/operation", "value": "attach"}])) == {"OPERATION_UNKNOWN"}
+	codes(json.patch(base, [{"op": "replace", "path": "/apiVersion", "value": "bulwark.dev/run/v0"}])) == {"REQUEST_VERSION"}
+}

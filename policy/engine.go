@@ -1,0 +1,208 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Engine holds one prepared policy and decides requests with it; it is safe for concurrent use.
+type Engine struct {
+	pq          rego.PreparedEvalQuery
+	info        Info
+	recorder    DecisionRecorder
+	prepareTime time.Duration
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithRecorder hands every decision to r (nil: decisions are not recorded).
+func WithRecorder(r DecisionRecorder) Option { return func(e *Engine) { e.recorder = r } }
+
+// NewEngine compiles and prepares p once; Decide then evaluates it many times. A policy that
+// does not compile, or does not define data.bulwark.run.decision, is refused here rather than
+// denying every request later.
+func NewEngine(ctx context.Context, p *Policy, opts ...Option) (*Engine, error) {
+	e := &Engine{info: p.Info, recorder: LogRecorder{}}
+	for _, o := range opts {
+		o(e)
+	}
+	start := time.Now()
+	ropts := []func(*rego.Rego){
+		rego.Query(Query),
+		rego.SetRegoVersion(ast.RegoV1),
+		// Reads return AST values, so tenant data is not converted on every decision.
+		rego.Store(inmem.NewFromObjectWithOpts(p.Data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))),
+		// A builtin error (e.g. a type error in a rule) fails the evaluation instead of
+		// making one rule quietly undefined.
+		rego.StrictBuiltinErrors(true),
+	}
+	n := 0
+	for name, m := range p.Modules {
+		if isTestModule(name) {
+			continue
+		}
+		ropts = append(ropts, rego.ParsedModule(m))
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("prepare policy (%s %s): no policy modules", p.Info.Source, p.Info.Location)
+	}
+	pq, err := rego.New(ropts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
+	}
+	if !definesDecision(p) {
+		return nil, fmt.Errorf("prepare policy (%s %s): no rule defines %s", p.Info.Source, p.Info.Location, Query)
+	}
+	if p.commit != nil {
+		if err := p.commit(); err != nil {
+			return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
+		}
+	}
+	e.pq = pq
+	e.prepareTime = time.Since(start)
+	return e, nil
+}
+
+func definesDecision(p *Policy) bool {
+	want := ast.MustParseRef(Query)
+	for name, m := range p.Modules {
+		if isTestModule(name) {
+			continue
+		}
+		for _, r := range m.Rules {
+			if r.Ref().GroundPrefix().Equal(want) || r.Path().Equal(want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Info reports the active policy.
+func (e *Engine) Info() Info { return e.info }
+
+// PrepareTime is how long NewEngine spent compiling and preparing.
+func (e *Engine) PrepareTime() time.Duration { return e.prepareTime }
+
+// Decide evaluates req. It never errors: an invalid request, an evaluation error or an
+// undefined or malformed result is a deny with a reason saying so.
+func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
+	start := time.Now()
+	d := e.decide(ctx, req)
+	d.Revision = e.info.Revision
+	d.Duration = time.Since(start)
+	if d.Reasons == nil {
+		d.Reasons = []Reason{}
+	}
+	if e.recorder != nil {
+		rec := DecisionRecord{Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration}
+		if req != nil {
+			rec.InputDigest, rec.Tenant, rec.Operation = InputDigest(req), req.Tenant, req.Operation
+		}
+		e.recorder.RecordDecision(rec)
+	}
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, req *Request) Decision {
+	if req == nil {
+		return deny(CodeRequestInvalid, "", errors.New("no request"))
+	}
+	if err := req.check(); err != nil {
+		var ie *InvalidRequestError
+		errors.As(err, &ie)
+		return deny(CodeRequestInvalid, ie.Path, err)
+	}
+	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(req.toValue()))
+	if err != nil {
+		return deny(CodePolicyError, "", fmt.Errorf("policy evaluation failed: %w", err))
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return deny(CodePolicyUndefined, "", fmt.Errorf("policy left %s undefined", Query))
+	}
+	d, err := parseDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return deny(CodePolicyError, "", fmt.Errorf("policy result: %w", err))
+	}
+	return d
+}
+
+// parseDecision reads the policy's result strictly: anything but the documented shape denies.
+func parseDecision(v any) (Decision, error) {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return Decision{}, fmt.Errorf("decision is %T, not an object", v)
+	}
+	allow, ok := obj["allow"].(bool)
+	if !ok {
+		return Decision{}, errors.New("decision.allow is not a boolean")
+	}
+	d := Decision{Reasons: []Reason{}}
+	reasons, ok := obj["reasons"].([]any)
+	if !ok {
+		return Decision{}, errors.New("decision.reasons is not an array")
+	}
+	for i, rv := range reasons {
+		ro, ok := rv.(map[string]any)
+		if !ok {
+			return Decision{}, fmt.Errorf("decision.reasons[%d] is not an object", i)
+		}
+		code, _ := ro["code"].(string)
+		msg, _ := ro["message"].(string)
+		path, _ := ro["path"].(string)
+		if code == "" {
+			return Decision{}, fmt.Errorf("decision.reasons[%d] has no code", i)
+		}
+		d.Reasons = append(d.Reasons, Reason{Code: code, Message: msg, Path: path})
+	}
+	if c, ok := obj["constraints"].(map[string]any); ok {
+		var err error
+		if d.Constraints.MaxMemory, err = optInt(c, "maxMemory"); err != nil {
+			return Decision{}, err
+		}
+		if d.Constraints.MaxPids, err = optInt(c, "maxPids"); err != nil {
+			return Decision{}, err
+		}
+	}
+	// A policy that says allow while giving deny reasons contradicts itself: deny.
+	d.Allow = allow && len(d.Reasons) == 0
+	return d, nil
+}
+
+func optInt(obj map[string]any, k string) (*int64, error) {
+	v, ok := obj[k]
+	if !ok {
+		return nil, nil
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return nil, fmt.Errorf("constraints.%s is %T, not a number", k, v)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return nil, fmt.Errorf("constraints.%s: %w", k, err)
+	}
+	return &i, nil
+}
+
+// InputDigest is the sha256 of the request's JSON encoding (deterministic: struct order,
+// sorted map keys), the identity of the request in audit records.
+func InputDigest(req *Request) string {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,166 @@
+// Package policy decides every run request with an embedded OPA (Rego v1) engine: it builds the
+// request document (bulwark.dev/run/v1) from an effective spec, evaluates a prepared policy (the
+// embedded default, an operator directory, or a signed bundle) and returns a decision with
+// reasons and constraints. Undefined or failing policy means deny.
+package policy
+
+// APIVersion is the version of the request document the policy receives as input.
+const APIVersion = "bulwark.dev/run/v1"
+
+// Operation is what the caller wants to do.
+type Operation string
+
+// The operations a request can ask for.
+const (
+	OpCreate Operation = "create"
+	OpRun    Operation = "run"
+	OpExec   Operation = "exec"
+)
+
+// Request is the policy input document. It describes what will really run: the effective spec
+// after the floor, plus who asks, for which tenant and with which image. The JSON Schema is
+// schema/run-v1.schema.json; keep both in step (TestSchemaMatchesTypes checks they agree).
+type Request struct {
+	APIVersion string    `json:"apiVersion"`
+	Tenant     string    `json:"tenant"`
+	Identity   Identity  `json:"identity"`
+	Operation  Operation `json:"operation"`
+	// Privileged records that the caller asked for a privileged sandbox (always denied by the
+	// default policy; the floor has no such mode).
+	Privileged   bool              `json:"privileged"`
+	Image        *Image            `json:"image,omitempty"`
+	Process      Process           `json:"process"`
+	Capabilities []string          `json:"capabilities"`
+	Mounts       []Mount           `json:"mounts"`
+	Namespaces   []Namespace       `json:"namespaces"`
+	Network      Network           `json:"network"`
+	Seccomp      Seccomp           `json:"seccomp"`
+	MAC          MAC               `json:"mac"`
+	Rootfs       Rootfs            `json:"rootfs"`
+	Resources    Resources         `json:"resources"`
+	Devices      []Device          `json:"devices"`
+	DeviceRules  []DeviceRule      `json:"deviceRules"`
+	Sysctls      map[string]string `json:"sysctls"`
+	Rlimits      []Rlimit          `json:"rlimits"`
+	Annotations  map[string]string `json:"annotations"`
+	Raises       []Raise           `json:"raises"`
+}
+
+// Identity is who asks: a host uid/gid now, the daemon's authenticated principal later.
+type Identity struct {
+	UID       uint32 `json:"uid"`
+	GID       uint32 `json:"gid"`
+	Principal string `json:"principal,omitempty"`
+}
+
+// Image describes the image the rootfs comes from, when there is one.
+type Image struct {
+	Reference  string `json:"reference"`
+	Digest     string `json:"digest"`
+	Verified   bool   `json:"verified"`
+	SignerRole string `json:"signerRole,omitempty"`
+}
+
+// Process is the process to run. Env holds variable NAMES only: values may be secrets and
+// must never reach policy input, logs or audit records.
+type Process struct {
+	Args            []string `json:"args"`
+	User            User     `json:"user"`
+	Cwd             string   `json:"cwd"`
+	Env             []string `json:"env"`
+	Terminal        bool     `json:"terminal"`
+	NoNewPrivileges bool     `json:"noNewPrivileges"`
+}
+
+// User is the process user inside the sandbox.
+type User struct {
+	UID            uint32   `json:"uid"`
+	GID            uint32   `json:"gid"`
+	AdditionalGids []uint32 `json:"additionalGids,omitempty"`
+}
+
+// Mount is one mount. For binds, Source is the host path after symlinks and ".." were
+// resolved, so policy judges what will really be mounted. Bind and ReadOnly summarise
+// Type and Options (the default policy re-derives them and does not trust these).
+type Mount struct {
+	Type        string   `json:"type"`
+	Source      string   `json:"source"`
+	Destination string   `json:"destination"`
+	Options     []string `json:"options"`
+	ReadOnly    bool     `json:"readOnly"`
+	Bind        bool     `json:"bind"`
+}
+
+// Namespace is one namespace type; Shared means the sandbox would not get a new one (absent
+// from the spec, i.e. the host's, or joined by Path).
+type Namespace struct {
+	Type   string `json:"type"`
+	Shared bool   `json:"shared"`
+	Path   string `json:"path,omitempty"`
+}
+
+// Network is the network mode: "private" (new namespace), "host" or "joined".
+type Network struct {
+	Mode string `json:"mode"`
+}
+
+// Seccomp names the profile loaded in addition to the floor's. Profile is "unconfined" when
+// the spec has none.
+type Seccomp struct {
+	Profile       string `json:"profile"`
+	Digest        string `json:"digest"`
+	DefaultAction string `json:"defaultAction"`
+}
+
+// MAC is the mandatory access control layer and its label or profile.
+type MAC struct {
+	Layer   string `json:"layer"`
+	Label   string `json:"label,omitempty"`
+	Profile string `json:"profile,omitempty"`
+}
+
+// Rootfs describes the root filesystem.
+type Rootfs struct {
+	ReadOnly bool `json:"readOnly"`
+}
+
+// Resources are the cgroup limits; nil means not set.
+type Resources struct {
+	MemoryLimit *int64  `json:"memoryLimit,omitempty"`
+	PidsLimit   *int64  `json:"pidsLimit,omitempty"`
+	CPUShares   *uint64 `json:"cpuShares,omitempty"`
+	CPUQuota    *int64  `json:"cpuQuota,omitempty"`
+	CPUPeriod   *uint64 `json:"cpuPeriod,omitempty"`
+}
+
+// Device is a device node created in the sandbox.
+type Device struct {
+	Type  string `json:"type"`
+	Path  string `json:"path"`
+	Major int64  `json:"major"`
+	Minor int64  `json:"minor"`
+}
+
+// DeviceRule is a device cgroup rule; Major/Minor -1 mean any.
+type DeviceRule struct {
+	Allow  bool   `json:"allow"`
+	Type   string `json:"type"`
+	Major  int64  `json:"major"`
+	Minor  int64  `json:"minor"`
+	Access string `json:"access"`
+}
+
+// Rlimit is one POSIX resource limit.
+type Rlimit struct {
+	Type string `json:"type"`
+	Hard uint64 `json:"hard"`
+	Soft uint64 `json:"soft"`
+}
+
+// Raise records where the floor changed what the spec asked for (same shape as sandbox.Raise,
+// kept separate so policy does not import the runtime).
+type Raise struct {
+	Field string `json:"field"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+}

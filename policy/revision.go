@@ -1,0 +1,112 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrRollback is returned for a bundle older than (or conflicting with) the newest one this
+// state root has accepted. OPA bundle signatures say nothing about freshness: an old bundle
+// stays validly signed forever, so replaying one would silently restore an old, looser policy.
+var ErrRollback = errors.New("policy bundle rollback refused")
+
+// revisionFile, under <root>/policy/, records the highest accepted bundle revision.
+const revisionFile = "bundle-revision.json"
+
+// AcceptedRevision is the highest bundle revision a state root has accepted.
+type AcceptedRevision struct {
+	Revision uint64 `json:"revision"`
+	Digest   string `json:"digest"`
+}
+
+// parseRevision reads a manifest revision as the monotonic counter Bulwark requires.
+func parseRevision(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bundle manifest revision %q is not an unsigned integer (Bulwark needs a monotonic counter): %w", s, err)
+	}
+	return n, nil
+}
+
+// ReadAcceptedRevision returns the highest accepted revision under root; ok is false when no
+// bundle was ever accepted.
+func ReadAcceptedRevision(root string) (rev AcceptedRevision, ok bool, err error) {
+	data, err := os.ReadFile(filepath.Join(root, "policy", revisionFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return AcceptedRevision{}, false, nil
+	}
+	if err != nil {
+		return AcceptedRevision{}, false, fmt.Errorf("read accepted bundle revision: %w", err)
+	}
+	if err := json.Unmarshal(data, &rev); err != nil {
+		// A corrupt record must not reset the floor to zero: refuse until an operator looks.
+		return AcceptedRevision{}, false, fmt.Errorf("parse %s: %w", revisionFile, err)
+	}
+	return rev, true, nil
+}
+
+// checkRevision refuses rev if it is older than the accepted one, or equal with other content.
+func checkRevision(root string, rev uint64, digest string) error {
+	cur, ok, err := ReadAcceptedRevision(root)
+	if err != nil || !ok {
+		return err
+	}
+	switch {
+	case rev < cur.Revision:
+		return fmt.Errorf("%w: revision %d is older than accepted revision %d", ErrRollback, rev, cur.Revision)
+	case rev == cur.Revision && digest != cur.Digest:
+		return fmt.Errorf("%w: revision %d was accepted with different content (%s, now %s)", ErrRollback, rev, cur.Digest, digest)
+	}
+	return nil
+}
+
+// commitRevision records rev as accepted, under an exclusive lock so two concurrent loads
+// cannot lower it, and atomically (write, fsync, rename).
+func commitRevision(root string, rev uint64, digest string) error {
+	dir := filepath.Join(root, "policy")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".revision.lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("open revision lock: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock revision: %w", err)
+	}
+	if err := checkRevision(root, rev, digest); err != nil {
+		return err
+	}
+	data, err := json.Marshal(AcceptedRevision{Revision: rev, Digest: digest})
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".revision-*")
+	if err != nil {
+		return fmt.Errorf("write accepted revision: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write accepted revision: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync accepted revision: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write accepted revision: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, revisionFile)); err != nil {
+		return fmt.Errorf("install accepted revision: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
+)
+
+// Query is the document every Bulwark policy must define.
+const Query = "data.bulwark.run.decision"
+
+// Source kinds reported by Info.
+const (
+	SourceEmbedded  = "embedded"
+	SourceDirectory = "directory"
+	SourceBundle    = "bundle"
+)
+
+//go:embed default
+var defaultFS embed.FS
+
+// Info says which policy is active.
+type Info struct {
+	Source   string `json:"source"`
+	Location string `json:"location,omitempty"`
+	// Revision is the bundle's manifest revision, or a content digest for the embedded and
+	// directory sources.
+	Revision string `json:"revision"`
+}
+
+// Policy is a loaded, not yet prepared, policy: modules (test modules included, for
+// `bulwark policy test`) and data.
+type Policy struct {
+	Modules map[string]*ast.Module
+	Data    map[string]any
+	Info    Info
+	// commit runs after the policy was prepared successfully (a bundle records its revision
+	// then, so a bundle that fails to compile does not raise the rollback floor).
+	commit func() error
+}
+
+// LoadEmbedded loads the default policy compiled into the binary.
+func LoadEmbedded() (*Policy, error) {
+	sub, err := fs.Sub(defaultFS, "default")
+	if err != nil {
+		return nil, fmt.Errorf("embedded policy: %w", err)
+	}
+	p, err := loadFS(sub, ".")
+	if err != nil {
+		return nil, fmt.Errorf("embedded policy: %w", err)
+	}
+	p.Info = Info{Source: SourceEmbedded, Revision: contentRevision(p)}
+	return p, nil
+}
+
+// LoadDir loads .rego modules and data files (data.json / data.yaml, placed at their
+// directory's path as OPA does) from an operator's directory. A directory with data but no
+// policy modules gives tenant data to the embedded default rules.
+func LoadDir(dir string) (*Policy, error) {
+	p, err := loadFS(nil, dir)
+	if err != nil {
+		return nil, fmt.Errorf("policy directory %s: %w", dir, err)
+	}
+	if !hasPolicyModules(p.Modules) {
+		def, err := LoadEmbedded()
+		if err != nil {
+			return nil, err
+		}
+		p.Modules = def.Modules
+	}
+	p.Info = Info{Source: SourceDirectory, Location: dir, Revision: contentRevision(p)}
+	return p, nil
+}
+
+func loadFS(fsys fs.FS, path string) (*Policy, error) {
+	l := loader.NewFileLoader().WithRegoVersion(ast.RegoV1).WithProcessAnnotation(true)
+	if fsys != nil {
+		l = l.WithFS(fsys)
+	}
+	res, err := l.All([]string{path})
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{Modules: map[string]*ast.Module{}, Data: res.Documents}
+	for name, m := range res.Modules {
+		p.Modules[name] = m.Parsed
+	}
+	if p.Data == nil {
+		p.Data = map[string]any{}
+	}
+	return p, nil
+}
+
+// isTestModule reports whether a module holds Rego unit tests (left out of evaluation).
+func isTestModule(name string) bool { return strings.HasSuffix(name, "_test.rego") }
+
+func hasPolicyModules(mods map[string]*ast.Module) bool {
+	for name := range mods {
+		if !isTestModule(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// contentRevision digests modules and data, so two hosts can tell they run the same policy.
+func contentRevision(p *Policy) string {
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(p.Modules)) {
+		fmt.Fprintf(h, "%s\x00%s\x00", name, p.Modules[name].String())
+	}
+	data, _ := json.Marshal(p.Data) // maps marshal with sorted keys
+	h.Write(data)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
