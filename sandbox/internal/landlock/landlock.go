@@ -36,14 +36,24 @@ const MinABI = 6
 var ErrUnsupported = errors.New("landlock cannot enforce the sandbox rules on this kernel")
 
 // ABI returns the running kernel's Landlock ABI version, 0 when Landlock is unavailable (not built
-// in, or not in the boot-time lsm= list).
+// in, or not in the boot-time lsm= list). Like go-landlock, it counts a kernel whose signal scoping
+// still has the bug fixed by erratum 2 as ABI 5, so that ABI() >= MinABI exactly when Restrict
+// can succeed.
 func ABI() int {
 	v, err := llsys.LandlockGetABIVersion()
 	if err != nil {
 		return 0
 	}
+	if v >= 6 {
+		if errata, err := llsys.LandlockGetErrata(); err != nil || errata&signalScopingErratum == 0 {
+			return 5
+		}
+	}
 	return v
 }
+
+// signalScopingErratum is the Landlock erratum bit for the fixed signal scoping (6.12 backport).
+const signalScopingErratum = 0x2
 
 // Filesystem access rights, named by intent.
 const (
@@ -65,8 +75,9 @@ const (
 
 // Restrict enforces r on every thread of the calling process (and everything it executes), setting
 // no_new_privs as Landlock requires. It fails closed: an ABI below MinABI, a missing root or writable
-// path, or any kernel error is returned and nothing is relaxed. Call it late in container init,
-// after the mounts are final and before the seccomp filter (which may block landlock_* syscalls).
+// path, or any kernel error is returned and nothing is relaxed. Call it late in container init:
+// after the mounts are final and after every write to /proc (MAC exec attributes, oom_score_adj),
+// which the ruleset forbids; before the seccomp filter (which may block landlock_* syscalls).
 func Restrict(r Rules) error { return restrict(r, ABI()) }
 
 func restrict(r Rules, abi int) error {

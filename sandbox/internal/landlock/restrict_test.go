@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -87,6 +88,7 @@ func child(raw string) int {
 	try("write ro", writeFile(filepath.Join(root, "ro", "new")))
 	try("truncate ro", os.Truncate(filepath.Join(root, "ro", "file"), 0))
 	try("mkdir root", os.Mkdir(filepath.Join(root, "newdir"), 0o755))
+	try("write ro, all threads", onManyThreads(func() error { return writeFile(filepath.Join(root, "ro", "new")) }))
 	try("write w", writeFile(filepath.Join(root, "w", "new")))
 	try("mkdir w", os.Mkdir(filepath.Join(root, "w", "dir"), 0o755))
 	try("symlink w", os.Symlink("new", filepath.Join(root, "w", "link")))
@@ -112,6 +114,26 @@ func child(raw string) int {
 		return 2
 	}
 	return 0
+}
+
+// onManyThreads runs f on several locked OS threads and returns its result, or an error if the
+// threads disagree: the domain must cover every thread, not only the one that called Restrict.
+func onManyThreads(f func() error) error {
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+			errs <- f()
+		}()
+	}
+	first := <-errs
+	for range n - 1 {
+		if err := <-errs; (err == nil) != (first == nil) {
+			return fmt.Errorf("threads disagree: %v vs %v", first, err)
+		}
+	}
+	return first
 }
 
 func readFile(p string) error {
@@ -249,29 +271,30 @@ func TestRestrict(t *testing.T) {
 		t.Fatalf("child output %q: %v", out, err)
 	}
 	want := map[string]string{
-		"write ro":        "EACCES",
-		"truncate ro":     "EACCES",
-		"mkdir root":      "EACCES",
-		"write w":         "ok",
-		"mkdir w":         "ok",
-		"symlink w":       "ok",
-		"mkfifo w":        "ok",
-		"mknod char w":    "EACCES",
-		"rename w to ro":  "EACCES",
-		"read ro":         "ok",
-		"read host":       "EACCES",
-		"exec ro":         "ok",
-		"exec w":          "EACCES",
-		"exec host":       "EACCES",
-		"bind allowed":    "ok",
-		"bind denied":     "EACCES",
-		"connect allowed": "ok",
-		"connect denied":  "EACCES",
-		"write dev null":  "ok",
-		"write dev other": "EACCES",
-		"signal parent":   "EPERM",
-		"signal self":     "ok",
-		"abstract unix":   "EPERM",
+		"write ro":              "EACCES",
+		"write ro, all threads": "EACCES",
+		"truncate ro":           "EACCES",
+		"mkdir root":            "EACCES",
+		"write w":               "ok",
+		"mkdir w":               "ok",
+		"symlink w":             "ok",
+		"mkfifo w":              "ok",
+		"mknod char w":          "EACCES",
+		"rename w to ro":        "EACCES",
+		"read ro":               "ok",
+		"read host":             "EACCES",
+		"exec ro":               "ok",
+		"exec w":                "EACCES",
+		"exec host":             "EACCES",
+		"bind allowed":          "ok",
+		"bind denied":           "EACCES",
+		"connect allowed":       "ok",
+		"connect denied":        "EACCES",
+		"write dev null":        "ok",
+		"write dev other":       "EACCES",
+		"signal parent":         "EPERM",
+		"signal self":           "ok",
+		"abstract unix":         "EPERM",
 	}
 	// Not asserted: whether the MPTCP bind got through says whether this kernel still has the gap.
 	t.Logf("MPTCP bind to a port Landlock denies for TCP: %s", res["mptcp bind denied"])
