@@ -23,13 +23,27 @@ import (
 func KernelLast() (Cap, error) {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
-		return 0, fmt.Errorf("read cap_last_cap: %w", err)
+		// /proc may be masked or not mounted yet; the bounding set itself answers too: reading a
+		// capability beyond the kernel's last fails with EINVAL.
+		return probeLast()
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || n < 0 || n > 63 {
 		return 0, fmt.Errorf("parse cap_last_cap %q: %v", b, err)
 	}
 	return Cap(n), nil
+}
+
+func probeLast() (Cap, error) {
+	for c := Cap(0); c < 64; c++ {
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
+			if c == 0 {
+				return 0, fmt.Errorf("read bounding set: %w", err)
+			}
+			return c - 1, nil
+		}
+	}
+	return 63, nil
 }
 
 // Apply makes the calling thread hold exactly s: bounding = permitted = effective = s, inheritable
@@ -91,8 +105,23 @@ func shed(s Set) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear the ambient set: %w", err)
 	}
+	// Keep it empty: without this lock the workload could copy a permitted capability into its
+	// inheritable and ambient sets and keep it across execve of a non-root program.
+	bits, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
+	if err != nil {
+		return fmt.Errorf("read securebits: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, uintptr(bits)|secbitNoAmbientRaise|secbitNoAmbientRaiseLocked, 0, 0, 0); err != nil {
+		return fmt.Errorf("lock the ambient set (securebits): %w", err)
+	}
 	return nil
 }
+
+// From linux/securebits.h (not in x/sys/unix).
+const (
+	secbitNoAmbientRaise       = 1 << 6
+	secbitNoAmbientRaiseLocked = 1 << 7
+)
 
 func setAndVerify(s Set) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The Apply tests run in a re-executed copy of the test binary: Apply changes the credentials of
@@ -46,6 +48,18 @@ func child(mode string) {
 		os.Exit(2)
 	}
 	os.Stdout.Write(b)
+	// What a workload holding KILL could try: copy it into the inheritable set (allowed for
+	// permitted capabilities) and then raise it ambient. The securebits lock must refuse the latter.
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	_ = unix.Capget(&hdr, &data[0])
+	data[0].Inheritable = data[0].Permitted & (1 << KILL)
+	_ = unix.Capset(&hdr, &data[0])
+	raise := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(KILL), 0, 0)
+	data[0].Inheritable = 0
+	_ = unix.Capset(&hdr, &data[0])
+	bits, _ := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
+	fmt.Printf("AmbientRaise:\t%v\nSecurebits:\t%x\n", raise, bits)
 	fmt.Println("--exec--")
 	err = syscall.Exec("/bin/cat", []string{"cat", "/proc/self/status"}, nil)
 	fmt.Println("ERROR exec", err)
@@ -107,6 +121,12 @@ func TestApplyRoot(t *testing.T) {
 		t.Run(s.String(), func(t *testing.T) {
 			s &= hostBounding(t)
 			before, after := runChild(t, fmt.Sprintf("apply:%x", uint64(s)))
+			if before["AmbientRaise"] != "operation not permitted" {
+				t.Errorf("raising an ambient capability: %q, want EPERM", before["AmbientRaise"])
+			}
+			if sb := before.set(t, "Securebits"); sb&(secbitNoAmbientRaise|secbitNoAmbientRaiseLocked) == 0 {
+				t.Errorf("securebits %v lack the ambient lock", sb)
+			}
 			for _, st := range []status{before, after} {
 				if st.set(t, "CapInh") != 0 || st.set(t, "CapAmb") != 0 {
 					t.Errorf("inheritable/ambient not empty: %s / %s", st["CapInh"], st["CapAmb"])
@@ -158,5 +178,19 @@ func TestApplyRefusesUnheldCapability(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "ERROR") {
 		t.Fatalf("Apply of unheld %v succeeded:\n%s", missing, out)
+	}
+}
+
+func TestKernelLast(t *testing.T) {
+	fromProc, err := KernelLast()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probed, err := probeLast()
+	if err != nil || probed != fromProc {
+		t.Fatalf("probed last capability %v (%v), cap_last_cap says %v", probed, err, fromProc)
+	}
+	if fromProc < Last {
+		t.Logf("kernel knows capabilities up to %v only", fromProc)
 	}
 }
