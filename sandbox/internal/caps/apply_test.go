@@ -124,7 +124,7 @@ func TestApplyRoot(t *testing.T) {
 			if before["AmbientRaise"] != "operation not permitted" {
 				t.Errorf("raising an ambient capability: %q, want EPERM", before["AmbientRaise"])
 			}
-			if sb := before.set(t, "Securebits"); sb&(secbitNoAmbientRaise|secbitNoAmbientRaiseLocked) == 0 {
+			if sb := before.set(t, "Securebits"); sb&(secbitNoAmbientRaise|secbitNoAmbientRaiseLocked) != secbitNoAmbientRaise|secbitNoAmbientRaiseLocked {
 				t.Errorf("securebits %v lack the ambient lock", sb)
 			}
 			for _, st := range []status{before, after} {
