@@ -1,0 +1,272 @@
+package idmap
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const helperEnv = "BULWARK_IDMAP_HELPER"
+
+// TestMain lets the test binary act as a separate allocator process for the cross-process test.
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "" {
+		os.Exit(m.Run())
+	}
+	// Args: dir, process index, rounds. Each round acquires a private tenant and the shared
+	// tenant, prints both, and releases the private one every other round.
+	a, err := open(os.Args[1], "/nonexistent", "/nonexistent")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	rounds, _ := strconv.Atoi(os.Args[3])
+	for r := 0; r < rounds; r++ {
+		tenant := fmt.Sprintf("p%s-t%d", os.Args[2], r)
+		for _, t := range []string{tenant, "shared"} {
+			rg, err := a.Acquire(t, "c-"+os.Args[2])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			fmt.Printf("%s %d\n", rg.Tenant, rg.UIDBase)
+		}
+		if r%2 == 0 {
+			if err := a.Release(tenant, "c-"+os.Args[2]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+		}
+	}
+	os.Exit(0)
+}
+
+func openT(t *testing.T, dir string) *Allocator {
+	t.Helper()
+	a, err := open(dir, filepath.Join(dir, "..", "subuid"), filepath.Join(dir, "..", "subgid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func acquire(t *testing.T, a *Allocator, tenant, id string) Range {
+	t.Helper()
+	r, err := a.Acquire(tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestAcquireReleaseReuse(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idmap")
+	a := openT(t, dir)
+	ra := acquire(t, a, "alice", "c1")
+	if ra != (Range{"alice", firstBase, firstBase, RangeSize}) {
+		t.Fatalf("first range = %+v", ra)
+	}
+	if again := acquire(t, a, "alice", "c2"); again != ra {
+		t.Fatalf("second container of the same tenant got %+v, want %+v", again, ra)
+	}
+	rb := acquire(t, a, "bob", "c3")
+	if rb.UIDBase != firstBase+RangeSize {
+		t.Fatalf("bob = %+v", rb)
+	}
+	// alice still has c2: her range must not be freed or handed out.
+	if err := a.Release("alice", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if rc := acquire(t, a, "carol", "c4"); rc.UIDBase != firstBase+2*RangeSize {
+		t.Fatalf("carol got %+v while alice's range is still held", rc)
+	}
+	if err := a.Release("alice", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release("alice", "c2"); err != nil {
+		t.Fatalf("second release: %v", err)
+	}
+	// Freed only now, so the next new tenant reuses it.
+	if rd := acquire(t, a, "dave", "c5"); rd.UIDBase != firstBase {
+		t.Fatalf("dave got %+v, want the released base %d", rd, firstBase)
+	}
+	// Persisted: a fresh Open sees the same allocations.
+	list, err := openT(t, dir).List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Range{
+		{"dave", firstBase, firstBase, RangeSize},
+		{"bob", firstBase + RangeSize, firstBase + RangeSize, RangeSize},
+		{"carol", firstBase + 2*RangeSize, firstBase + 2*RangeSize, RangeSize},
+	}
+	if fmt.Sprint(list) != fmt.Sprint(want) {
+		t.Errorf("List() = %+v, want %+v", list, want)
+	}
+	if _, err := a.Acquire("", "x"); err == nil {
+		t.Error("empty tenant accepted")
+	}
+}
+
+func TestSkipsSubordinateIDs(t *testing.T) {
+	root := t.TempDir()
+	// subuid covers the first slot, subgid (unaligned) reaches into the second.
+	os.WriteFile(filepath.Join(root, "subuid"), []byte("# host users\nroot:1048576:65536\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "subgid"), []byte("root:1048576:65536\nalice:1114200:10\n"), 0o644)
+	a := openT(t, filepath.Join(root, "idmap"))
+	if r := acquire(t, a, "t", "c"); r.UIDBase != firstBase+2*RangeSize || r.GIDBase != r.UIDBase {
+		t.Fatalf("range = %+v, want base %d (past /etc/subuid and /etc/subgid)", r, firstBase+2*RangeSize)
+	}
+	os.WriteFile(filepath.Join(root, "subuid"), []byte("garbage\n"), 0o644)
+	if _, err := a.Acquire("u", "c"); err == nil {
+		t.Error("malformed subuid accepted")
+	}
+}
+
+func TestCorruptStateIsAnError(t *testing.T) {
+	for name, content := range map[string]string{
+		"not json":      "{{{",
+		"unknown key":   `{"version":1,"ranges":[],"extra":1}`,
+		"bad version":   `{"version":7,"ranges":[]}`,
+		"overlap":       `{"version":1,"ranges":[{"tenant":"a","uidBase":1048576,"gidBase":1048576,"size":65536,"holders":["x"]},{"tenant":"b","uidBase":1048577,"gidBase":2000000,"size":65536,"holders":["y"]}]}`,
+		"no holders":    `{"version":1,"ranges":[{"tenant":"a","uidBase":1048576,"gidBase":1048576,"size":65536,"holders":[]}]}`,
+		"below base":    `{"version":1,"ranges":[{"tenant":"a","uidBase":0,"gidBase":0,"size":65536,"holders":["x"]}]}`,
+		"dup tenant":    `{"version":1,"ranges":[{"tenant":"a","uidBase":1048576,"gidBase":1048576,"size":65536,"holders":["x"]},{"tenant":"a","uidBase":2097152,"gidBase":2097152,"size":65536,"holders":["y"]}]}`,
+		"wraps id 2^32": `{"version":1,"ranges":[{"tenant":"a","uidBase":4294901760,"gidBase":1048576,"size":65536,"holders":["x"]}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, stateFile)
+			os.WriteFile(p, []byte(content), 0o600)
+			if _, err := open(dir, "/nonexistent", "/nonexistent"); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Open: %v, want ErrCorrupt", err)
+			}
+			if got, _ := os.ReadFile(p); string(got) != content {
+				t.Error("corrupt state file was rewritten")
+			}
+		})
+	}
+}
+
+// checkDisjoint fails if two ranges share a uid or gid.
+func checkDisjoint(t *testing.T, rs []Range) {
+	t.Helper()
+	for i, a := range rs {
+		for _, b := range rs[:i] {
+			if span(a.UIDBase, a.Size).overlaps(span(b.UIDBase, b.Size)) || span(a.GIDBase, a.Size).overlaps(span(b.GIDBase, b.Size)) {
+				t.Errorf("ranges overlap: %+v and %+v", a, b)
+			}
+		}
+	}
+}
+
+func TestConcurrentGoroutines(t *testing.T) {
+	a := openT(t, filepath.Join(t.TempDir(), "idmap"))
+	const workers, tenants = 16, 6
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				tenant := fmt.Sprintf("t%d", (w+i)%tenants)
+				id := fmt.Sprintf("w%d-%d", w, i)
+				r, err := a.Acquire(tenant, id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// While held, the tenant's range is in the list, unchanged, and disjoint from all.
+				list, err := a.List()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !slices.Contains(list, r) {
+					t.Errorf("held range %+v missing from %+v", r, list)
+				}
+				checkDisjoint(t, list)
+				if i%2 == 0 {
+					if err := a.Release(tenant, id); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	list, err := a.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisjoint(t, list)
+	if len(list) != tenants {
+		t.Errorf("%d ranges for %d tenants that still have holders: %+v", len(list), tenants, list)
+	}
+	// Every holder left is an odd round; releasing them all frees everything.
+	for w := 0; w < workers; w++ {
+		for i := 1; i < 10; i += 2 {
+			if err := a.Release(fmt.Sprintf("t%d", (w+i)%tenants), fmt.Sprintf("w%d-%d", w, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if list, err := a.List(); err != nil || len(list) != 0 {
+		t.Errorf("after releasing every holder: %+v, %v", list, err)
+	}
+}
+
+// TestConcurrentProcesses runs separate allocator processes on one directory: only the flock
+// keeps them from handing out the same ids.
+func TestConcurrentProcesses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idmap")
+	openT(t, dir)
+	const procs, rounds = 4, 8
+	outs := make([]string, procs)
+	var wg sync.WaitGroup
+	for p := 0; p < procs; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], dir, strconv.Itoa(p), strconv.Itoa(rounds))
+			cmd.Env = append(os.Environ(), helperEnv+"=1")
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Errorf("allocator process %d: %v", p, err)
+			}
+			outs[p] = string(out)
+		}()
+	}
+	wg.Wait()
+	shared := map[string]bool{}
+	for _, out := range outs {
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "shared" {
+				shared[f[1]] = true
+			}
+		}
+	}
+	if len(shared) != 1 {
+		t.Errorf("the shared tenant (always held) was given %d different bases: %v", len(shared), shared)
+	}
+	a := openT(t, dir)
+	list, err := a.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisjoint(t, list)
+	// Each process keeps its odd-round tenants (rounds/2 each) plus the one shared range.
+	if want := procs*rounds/2 + 1; len(list) != want {
+		t.Errorf("%d ranges left, want %d", len(list), want)
+	}
+}
