@@ -67,14 +67,14 @@ type labelsFile map[string]SELinuxLabels
 // and type are kept; a level they carry is honoured only if no other container holds it.
 func (s *LabelStore) Reserve(id string, want SELinuxLabels) (SELinuxLabels, error) {
 	var out SELinuxLabels
-	err := s.update(func(m labelsFile) error {
+	err := s.update(func(m labelsFile) (bool, error) {
 		if l, ok := m[id]; ok {
 			out = l
-			return nil
+			return false, nil
 		}
 		proc, mnt, err := baseContexts(want)
 		if err != nil {
-			return err
+			return false, err
 		}
 		used := make(map[string]bool, len(m))
 		for _, l := range m {
@@ -83,15 +83,15 @@ func (s *LabelStore) Reserve(id string, want SELinuxLabels) (SELinuxLabels, erro
 		level := proc["level"]
 		if strings.Contains(level, ":c") {
 			if used[level] {
-				return fmt.Errorf("selinux level %s requested by %s: %w", level, id, selinux.ErrMCSAlreadyExists)
+				return false, fmt.Errorf("selinux level %s requested by %s: %w", level, id, selinux.ErrMCSAlreadyExists)
 			}
 		} else if level, err = freshLevel(used); err != nil {
-			return err
+			return false, err
 		}
 		proc["level"], mnt["level"] = level, level
 		out = SELinuxLabels{Process: proc.Get(), Mount: mnt.Get()}
 		m[id] = out
-		return nil
+		return true, nil
 	})
 	if err != nil {
 		return SELinuxLabels{}, err
@@ -105,19 +105,20 @@ func (s *LabelStore) Reserve(id string, want SELinuxLabels) (SELinuxLabels, erro
 // Release frees container id's pair for reuse; releasing an unknown id is not an error (delete is
 // idempotent).
 func (s *LabelStore) Release(id string) error {
-	return s.update(func(m labelsFile) error {
-		if l, ok := m[id]; ok {
+	return s.update(func(m labelsFile) (bool, error) {
+		l, ok := m[id]
+		if ok {
 			selinux.ReleaseLabel(l.Process)
 			delete(m, id)
 		}
-		return nil
+		return ok, nil
 	})
 }
 
 // List returns the current reservations by container id.
 func (s *LabelStore) List() (map[string]SELinuxLabels, error) {
 	var out labelsFile
-	err := s.update(func(m labelsFile) error { out = m; return nil })
+	err := s.update(func(m labelsFile) (bool, error) { out = m; return false, nil })
 	return out, err
 }
 
@@ -173,8 +174,9 @@ func freshLevel(used map[string]bool) (string, error) {
 	return "", fmt.Errorf("no free selinux MCS pair after %d tries (%d in use)", maxTries, len(used))
 }
 
-// update runs fn on the reservations under an exclusive lock and writes them back atomically.
-func (s *LabelStore) update(fn func(labelsFile) error) error {
+// update runs fn on the reservations under an exclusive lock and, if fn reports a change, writes
+// them back atomically (temporary file and rename, so a crash never leaves a torn store).
+func (s *LabelStore) update(fn func(labelsFile) (changed bool, err error)) error {
 	lock, err := os.OpenFile(filepath.Join(s.dir, "selinux.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("open selinux label lock: %w", err)
@@ -195,7 +197,8 @@ func (s *LabelStore) update(fn func(labelsFile) error) error {
 			return fmt.Errorf("parse selinux label store %s: %w", path, err)
 		}
 	}
-	if err := fn(m); err != nil {
+	changed, err := fn(m)
+	if err != nil || !changed {
 		return err
 	}
 	b, err = json.Marshal(m)
