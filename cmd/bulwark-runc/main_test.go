@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{
+		"9": syscall.SIGKILL, "KILL": syscall.SIGKILL, "SIGKILL": syscall.SIGKILL, "sigterm": syscall.SIGTERM,
+		"hup": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "15": syscall.SIGTERM,
+	} {
+		got, err := parseSignal(in)
+		if err != nil || got != want {
+			t.Errorf("parseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1", "65", "SIGNOPE", "9x"} {
+		if _, err := parseSignal(bad); err == nil {
+			t.Errorf("parseSignal(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestValidateID(t *testing.T) {
+	for _, ok := range []string{"a", "c1", "my-container_1.2+x", strings.Repeat("a", 64)} {
+		if err := validateID(ok); err != nil {
+			t.Errorf("validateID(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", "a b", "x\n", "/abs"} {
+		if err := validateID(bad); err == nil {
+			t.Errorf("validateID(%q) accepted", bad)
+		}
+	}
+}
+
+// TestLogJSON: containerd's shim parses each line of --log as {"level","msg","time"} and reports the
+// msg of the last "error" line.
+func TestLogJSON(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log.json")
+	l, err := newLogger(p, "json", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Debugf("hidden without --debug")
+	code := finish(fmt.Errorf("create container x: %w", errors.New("layer seccomp, step load\nsecond line")), l)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	b, rerr := os.ReadFile(p)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one line, got %q", b)
+	}
+	var entry map[string]string
+	if err := json.Unmarshal([]byte(lines[0]), &entry); err != nil {
+		t.Fatal(err)
+	}
+	if entry["level"] != "error" || entry["msg"] != "create container x: layer seccomp, step load\nsecond line" || entry["time"] == "" {
+		t.Errorf("log entry %v", entry)
+	}
+}
+
+func TestLogText(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	l, err := newLogger(p, "text", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Debugf("x=%d", 1)
+	b, _ := os.ReadFile(p)
+	if !strings.Contains(string(b), `level=debug msg="x=1"`) || !strings.HasPrefix(string(b), "time=") {
+		t.Errorf("text log %q", b)
+	}
+	if _, err := newLogger(p, "xml", false); err == nil {
+		t.Error("unknown log format accepted")
+	}
+}
+
+func TestFinishExitCodes(t *testing.T) {
+	l, _ := newLogger(filepath.Join(t.TempDir(), "log"), "json", false)
+	if c := finish(nil, l); c != 0 {
+		t.Errorf("nil error: %d", c)
+	}
+	if c := finish(&exitError{code: 137}, l); c != 137 {
+		t.Errorf("container status: %d", c)
+	}
+}
+
+func TestWritePidFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "init.pid")
+	if err := writePidFile(p, 4242); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if string(b) != "4242" {
+		t.Errorf("pid file %q", b)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("temp file left: %v", ents)
+	}
+	if err := writePidFile("", 1); err != nil {
+		t.Errorf("empty path: %v", err)
+	}
+}
+
+func TestParseUser(t *testing.T) {
+	var u specs.User
+	if err := parseUser("1000:100", &u); err != nil || u.UID != 1000 || u.GID != 100 {
+		t.Errorf("1000:100 -> %+v %v", u, err)
+	}
+	u = specs.User{GID: 5}
+	if err := parseUser("7", &u); err != nil || u.UID != 7 || u.GID != 5 {
+		t.Errorf("7 -> %+v %v", u, err)
+	}
+	for _, bad := range []string{"root", "1:x", "-1", ""} {
+		if err := parseUser(bad, &u); err == nil {
+			t.Errorf("parseUser(%q) accepted", bad)
+		}
+	}
+}
+
+func writeBundle(t *testing.T, s *specs.Spec) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "rootfs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(s)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestBuildProcessFromBundle(t *testing.T) {
+	dir := writeBundle(t, defaultSpec(false))
+	p, err := buildProcess(dir, []string{"ls", "-l"}, &execOpts{
+		env: []string{"A=b"}, cwd: "/tmp", user: "5:6", addGids: []string{"7"}, caps: []string{"chown"}, tty: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(p.Args, " ") != "ls -l" || p.Cwd != "/tmp" || p.User.UID != 5 || p.User.GID != 6 ||
+		len(p.User.AdditionalGids) != 1 || !p.Terminal || p.Env[len(p.Env)-1] != "A=b" {
+		t.Errorf("process %+v", p)
+	}
+	if c := p.Capabilities; c.Bounding[len(c.Bounding)-1] != "CAP_CHOWN" || len(c.Ambient) != 0 {
+		t.Errorf("caps %+v", c)
+	}
+	if _, err := buildProcess(dir, nil, &execOpts{}); err == nil {
+		t.Error("exec without a command accepted")
+	}
+}
+
+func TestBuildProcessFromFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(f, []byte(`{"args":["/bin/true"],"cwd":"/"}`), 0o600)
+	p, err := buildProcess("/nonexistent", nil, &execOpts{processFile: f})
+	if err != nil || p.Args[0] != "/bin/true" {
+		t.Errorf("process %+v, %v", p, err)
+	}
+	os.WriteFile(f, []byte(`{"args":[`), 0o600)
+	if _, err := buildProcess("/nonexistent", nil, &execOpts{processFile: f}); err == nil || !strings.Contains(err.Error(), "parse") {
+		t.Errorf("malformed process file: %v", err)
+	}
+}
+
+func TestLoadBundleErrors(t *testing.T) {
+	good := writeBundle(t, defaultSpec(false))
+	if _, _, err := loadBundle(good); err != nil {
+		t.Fatalf("good bundle: %v", err)
+	}
+	noRoot := writeBundle(t, defaultSpec(false))
+	os.Remove(filepath.Join(noRoot, "rootfs"))
+	malformed := t.TempDir()
+	os.WriteFile(filepath.Join(malformed, "config.json"), []byte("{"), 0o644)
+	noProcess := writeBundle(t, &specs.Spec{Root: &specs.Root{Path: "rootfs"}})
+	for dir, want := range map[string]string{
+		noRoot: "rootfs", malformed: "parse", noProcess: "process", t.TempDir(): "config.json",
+	} {
+		if _, _, err := loadBundle(dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("loadBundle(%s) = %v; want error mentioning %q", dir, err, want)
+		}
+	}
+}
+
+// TestDefaultSpecMeetsFloor: the spec we write asks for what the floor would impose anyway.
+func TestDefaultSpecMeetsFloor(t *testing.T) {
+	s := defaultSpec(false)
+	ns := map[specs.LinuxNamespaceType]bool{}
+	for _, n := range s.Linux.Namespaces {
+		if n.Path != "" {
+			t.Errorf("namespace %s joins a path", n.Type)
+		}
+		ns[n.Type] = true
+	}
+	for _, want := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.PIDNamespace, specs.MountNamespace,
+		specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace} {
+		if !ns[want] {
+			t.Errorf("no %s namespace", want)
+		}
+	}
+	c := s.Process.Capabilities
+	if len(c.Ambient) != 0 || len(c.Inheritable) != 0 || !s.Process.NoNewPrivileges || !s.Root.Readonly {
+		t.Errorf("spec below the floor: caps %+v nnp %v ro %v", c, s.Process.NoNewPrivileges, s.Root.Readonly)
+	}
+	r := defaultSpec(true)
+	if len(r.Linux.UIDMappings) != 1 || r.Linux.UIDMappings[0].HostID != uint32(os.Geteuid()) {
+		t.Errorf("rootless mappings %+v", r.Linux.UIDMappings)
+	}
+}
+
+func TestFeaturesDocument(t *testing.T) {
+	f := runtimeFeatures()
+	if f.OCIVersionMax != specs.Version || *f.Linux.Cgroup.Systemd || len(f.Linux.Capabilities) < 41 {
+		t.Errorf("features %+v", f)
+	}
+	if !strings.HasPrefix(f.Annotations["io.github.seccomp.libseccomp.version"], "2.") {
+		t.Errorf("libseccomp version annotation %q", f.Annotations["io.github.seccomp.libseccomp.version"])
+	}
+}
