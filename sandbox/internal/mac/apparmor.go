@@ -58,12 +58,35 @@ func LoadAppArmor(profile []byte) error {
 	return runParser(profile, "-Kr")
 }
 
-// UnloadAppArmor removes a profile loaded by LoadAppArmor (apparmor_parser -R, text on stdin).
-func UnloadAppArmor(profile []byte) error {
+// UnloadAppArmor removes profile name if it is loaded (apparmor_parser -R). Unloading a profile
+// that is not loaded is not an error, so container deletion stays idempotent after a crash.
+func UnloadAppArmor(name string) error {
 	if !appArmorEnabled() {
 		return fmt.Errorf("unload apparmor profile: %w", ErrNotEnabled)
 	}
+	loaded, err := appArmorLoaded(name)
+	if err != nil || !loaded {
+		return err
+	}
+	profile, err := AppArmorProfile(name)
+	if err != nil {
+		return err
+	}
 	return runParser(profile, "-R")
+}
+
+// appArmorLoaded reports whether the kernel has a profile called name ("name (mode)" lines).
+func appArmorLoaded(name string) (bool, error) {
+	b, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+	if err != nil {
+		return false, fmt.Errorf("list apparmor profiles: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if n, _, _ := strings.Cut(line, " ("); n == name {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func runParser(profile []byte, args ...string) error {

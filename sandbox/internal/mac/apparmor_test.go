@@ -97,7 +97,7 @@ func TestAppArmorEnforcement(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := UnloadAppArmor(p); err != nil {
+		if err := UnloadAppArmor(name); err != nil {
 			t.Error(err)
 		}
 	})

@@ -97,7 +97,7 @@ func TestApplyNotEnabled(t *testing.T) {
 		}
 		for name, err := range map[string]error{
 			"load":   LoadAppArmor(p),
-			"unload": UnloadAppArmor(p),
+			"unload": UnloadAppArmor("bulwark-x"),
 			"apply":  ApplyAppArmorExec("bulwark-x"),
 		} {
 			if !errors.Is(err, ErrNotEnabled) {
