@@ -23,14 +23,15 @@ type Manager interface {
 	Freeze() error
 	// Thaw resumes a frozen cgroup.
 	Thaw() error
-	// Pids lists the processes in the cgroup.
+	// Pids lists the processes in the cgroup (none if the cgroup does not exist).
 	Pids() ([]int, error)
 	// Stats reads current usage counters.
 	Stats() (*Stats, error)
 	// OOMKilled reports whether the kernel OOM killer has killed a process of this cgroup.
 	OOMKilled() (bool, error)
 	// Destroy removes the cgroup directories. It is idempotent and tolerates directories already
-	// gone, so it also cleans up after a crash mid-create. The cgroup must have no processes left.
+	// gone, so it also cleans up after a crash mid-create. It thaws a frozen cgroup; the caller
+	// must have killed every process first.
 	Destroy() error
 	// Paths maps controller name to directory (v1), or "" to the single directory (v2).
 	Paths() map[string]string

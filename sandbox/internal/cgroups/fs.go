@@ -83,8 +83,13 @@ func readKey(dir, name, key string) (uint64, error) {
 	return 0, fmt.Errorf("%w: no %q in %s/%s", ErrUnsupported, key, dir, name)
 }
 
+// readPids lists cgroup.procs. A cgroup that does not exist (never created, or destroyed) has no
+// processes, which keeps Delete after a crash simple.
 func readPids(dir string) ([]int, error) {
 	s, err := readFile(dir, "cgroup.procs")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

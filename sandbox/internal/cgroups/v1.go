@@ -89,6 +89,14 @@ func (m *v1Manager) create(res *specs.LinuxResources) error {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
 	}
+	// CVE-2022-0492: the v1 release agent runs as host root when a cgroup with notify_on_release
+	// empties. The flag is inherited from the parent at mkdir, so clear it explicitly: a container
+	// can never be the trigger of a host-side release_agent.
+	for _, d := range m.dirs() {
+		if err := writeFile(d, "notify_on_release", "0"); err != nil {
+			return err
+		}
+	}
 	for _, apply := range []func(*specs.LinuxResources) error{
 		m.applyDevices, m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio,
 		m.applyHugetlb, m.applyNetwork, m.applyRdma,
@@ -201,13 +209,14 @@ func (m *v1Manager) applyMemory(res *specs.LinuxResources) error {
 			}
 		}
 	}
+	// Kernel (kmem) limits are not written: current kernels accept and ignore the write, and charge
+	// kernel memory to memory.limit_in_bytes anyway.
 	files := []struct {
 		set  bool
 		name string
 		val  func() string
 	}{
 		{mem.Reservation != nil, "memory.soft_limit_in_bytes", func() string { return itoa(*mem.Reservation) }},
-		{mem.Kernel != nil, "memory.kmem.limit_in_bytes", func() string { return itoa(*mem.Kernel) }},
 		{mem.KernelTCP != nil, "memory.kmem.tcp.limit_in_bytes", func() string { return itoa(*mem.KernelTCP) }},
 		{mem.Swappiness != nil, "memory.swappiness", func() string { return strconv.FormatUint(*mem.Swappiness, 10) }},
 		{mem.DisableOOMKiller != nil && *mem.DisableOOMKiller, "memory.oom_control", func() string { return "1" }},
@@ -524,6 +533,14 @@ func (m *v1Manager) OOMKilled() (bool, error) {
 
 // Destroy removes the leaf in every hierarchy; the shared parent ("bulwark") stays for others.
 func (m *v1Manager) Destroy() error {
+	// A frozen v1 cgroup keeps even SIGKILLed tasks until thawed, and so cannot be removed.
+	if d, ok := m.paths["freezer"]; ok {
+		if s, err := readFile(d, "freezer.state"); err == nil && s != "THAWED" {
+			if err := m.Thaw(); err != nil {
+				return err
+			}
+		}
+	}
 	var errs []error
 	for _, d := range m.dirs() {
 		errs = append(errs, removeDir(d))

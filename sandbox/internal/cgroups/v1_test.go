@@ -95,6 +95,8 @@ func TestV1Lifecycle(t *testing.T) {
 		{"cpu", "cpu.cfs_period_us", "100000"},
 		{"cpuset", "cpuset.cpus", "0"},
 		{"cpuset", "cpuset.mems", "0"},
+		{"memory", "notify_on_release", "0"},
+		{"freezer", "notify_on_release", "0"},
 		{"devices", "devices.list", strings.Join([]string{
 			"c 1:3 rw", "c 1:5 rw", "c 1:7 rw", "c 1:8 rw", "c 1:9 rw", "c 5:0 rw", "c 5:2 rw", "c 136:* rw"}, "\n")},
 	} {
@@ -232,6 +234,39 @@ func TestV1CreateRollback(t *testing.T) {
 	for ctrl, dir := range m.Paths() {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s cgroup %s left behind after a failed Create", ctrl, dir)
+		}
+	}
+}
+
+// TestV1DestroyFrozen kills the processes of a paused container and expects Destroy to thaw the
+// cgroup so the kill lands and the directories go.
+func TestV1DestroyFrozen(t *testing.T) {
+	m := newTestV1(t)
+	if pids, err := m.Pids(); err != nil || pids != nil {
+		t.Fatalf("Pids() before Create = %v, %v; want none", pids, err)
+	}
+	res, _ := WithDefaults(nil)
+	if err := m.Create(res); err != nil {
+		t.Fatal(err)
+	}
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	if err := m.AddProc(sleep.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	sleep.Process.Kill()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for ctrl, dir := range m.Paths() {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s cgroup %s still exists", ctrl, dir)
 		}
 	}
 }

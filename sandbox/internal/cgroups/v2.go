@@ -439,4 +439,12 @@ func (m *v2Manager) OOMKilled() (bool, error) {
 	return n > 0, err
 }
 
-func (m *v2Manager) Destroy() error { return m.rmdir(m.dir) }
+func (m *v2Manager) Destroy() error {
+	// Thaw first so a paused container's cgroup can be emptied and removed.
+	if n, err := readKey(m.dir, "cgroup.events", "frozen"); err == nil && n == 1 {
+		if err := m.Thaw(); err != nil {
+			return err
+		}
+	}
+	return m.rmdir(m.dir)
+}
