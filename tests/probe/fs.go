@@ -33,7 +33,7 @@ func mounts() ([]report.Mount, error) {
 		if len(a) < 6 || len(b) < 3 {
 			return nil, fmt.Errorf("short mountinfo line: %q", sc.Text())
 		}
-		m := report.Mount{Root: unescape(a[3]), Mountpoint: unescape(a[4]), Options: strings.Split(a[5], ","),
+		m := report.Mount{Dev: a[2], Root: unescape(a[3]), Mountpoint: unescape(a[4]), Options: strings.Split(a[5], ","),
 			FSType: b[0], Source: unescape(b[1]), Super: strings.Split(b[2], ",")}
 		m.ID, _ = strconv.Atoi(a[0])
 		m.Parent, _ = strconv.Atoi(a[1])

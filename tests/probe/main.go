@@ -9,7 +9,7 @@
 //	                         host, rlimits, cgroup, landlock, writable, masked, dev, etc, forbidden
 //	probe shocker            Shocker (open_by_handle_at) breakout attempt
 //	probe exe-watch SECONDS  CVE-2019-5736: watch for foreign processes and try to open their exe for write
-//	probe exec-from DIR      copy this binary into DIR and try to execute the copy (W^X)
+//	probe exec-from DIR...   copy this binary into each DIR and try to execute the copy (W^X)
 //	probe sleep SECONDS      sleep, then report "all" (a long-running init for exec/pause tests)
 //	probe exit CODE          exit with CODE
 //
@@ -51,7 +51,9 @@ func main() {
 				fatalf("exec-from needs a directory")
 			}
 			r.Sections = []string{"execFrom"}
-			r.ExecFrom = execFrom(args[1])
+			for _, d := range args[1:] {
+				r.ExecFrom = append(r.ExecFrom, *execFrom(d))
+			}
 			emit(r)
 			return
 		case "sleep":

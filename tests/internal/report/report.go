@@ -24,9 +24,9 @@ type Report struct {
 	Etc       map[string]string   `json:"etc,omitempty"`
 	Forbidden map[string]string   `json:"forbidden,omitempty"`
 
-	Shocker  *Shocker  `json:"shocker,omitempty"`
-	ExeWatch *ExeWatch `json:"exeWatch,omitempty"`
-	ExecFrom *ExecFrom `json:"execFrom,omitempty"`
+	Shocker  *Shocker   `json:"shocker,omitempty"`
+	ExeWatch *ExeWatch  `json:"exeWatch,omitempty"`
+	ExecFrom []ExecFrom `json:"execFrom,omitempty"`
 
 	// Errors lists sections that could not be gathered, so a test sees why a field is missing.
 	Errors map[string]string `json:"errors,omitempty"`
@@ -87,6 +87,7 @@ type Host struct {
 type Mount struct {
 	ID         int      `json:"id"`
 	Parent     int      `json:"parent"`
+	Dev        string   `json:"dev"` // major:minor of the filesystem
 	Root       string   `json:"root"`
 	Mountpoint string   `json:"mountpoint"`
 	Options    []string `json:"options"`
