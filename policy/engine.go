@@ -100,16 +100,40 @@ func (e *Engine) PrepareTime() time.Duration { return e.prepareTime }
 func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	start := time.Now()
 	d := e.decide(ctx, req)
+	rec := DecisionRecord{}
+	if req != nil && e.recorder != nil {
+		rec.InputDigest, rec.Tenant, rec.Operation = InputDigest(req), req.Tenant, req.Operation
+	}
+	return e.finish(d, start, rec)
+}
+
+// DecideDocument parses a raw request document (ParseRequest: schema, normalisation, bind
+// sources resolved on this host) and decides it. A document that does not parse or validate is
+// denied with REQUEST_INVALID and the field it is about.
+func (e *Engine) DecideDocument(ctx context.Context, data []byte) Decision {
+	start := time.Now()
+	req, err := ParseRequest(data)
+	if err != nil {
+		path := ""
+		var ie *InvalidRequestError
+		if errors.As(err, &ie) {
+			path = ie.Path
+		}
+		sum := sha256.Sum256(data)
+		rec := DecisionRecord{InputDigest: "sha256:" + hex.EncodeToString(sum[:])}
+		return e.finish(deny(CodeRequestInvalid, path, err), start, rec)
+	}
+	return e.Decide(ctx, req)
+}
+
+func (e *Engine) finish(d Decision, start time.Time, rec DecisionRecord) Decision {
 	d.Revision = e.info.Revision
 	d.Duration = time.Since(start)
 	if d.Reasons == nil {
 		d.Reasons = []Reason{}
 	}
 	if e.recorder != nil {
-		rec := DecisionRecord{Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration}
-		if req != nil {
-			rec.InputDigest, rec.Tenant, rec.Operation = InputDigest(req), req.Tenant, req.Operation
-		}
+		rec.Allow, rec.Reasons, rec.Revision, rec.Duration = d.Allow, d.Reasons, d.Revision, d.Duration
 		e.recorder.RecordDecision(rec)
 	}
 	return d
