@@ -117,11 +117,7 @@ func config(r Rules) ll.Config {
 func toRules(grants []Grant, r Rules) []ll.Rule {
 	out := make([]ll.Rule, 0, len(grants)+len(r.BindTCP)+len(r.ConnectTCP))
 	for _, g := range grants {
-		rule := ll.PathAccess(g.Access, g.Path)
-		if g.Optional {
-			rule = rule.IgnoreIfMissing()
-		}
-		out = append(out, rule)
+		out = append(out, ll.PathAccess(g.Access, g.Path))
 	}
 	// Landlock's TCP rules do not cover MPTCP (see MACHINE-NOTES): the seccomp floor must refuse
 	// IPPROTO_MPTCP sockets or these rules can be bypassed with socket(AF_INET, SOCK_STREAM, 262).

@@ -1,6 +1,7 @@
 package landlock
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,9 +15,8 @@ import (
 
 // Grant is one path-beneath rule: Access to Path and everything below it.
 type Grant struct {
-	Path     string
-	Access   ll.AccessFSSet
-	Optional bool // the path may be missing (a device the spec does not create)
+	Path   string
+	Access ll.AccessFSSet
 }
 
 // devices are the device files a container may read and write (the floor's minimal /dev); the
@@ -63,6 +63,13 @@ func Plan(r Rules) ([]Grant, error) {
 		noExec = append(noExec, join(root, n))
 	}
 	for _, d := range devices {
+		p, ok, err := resolveDevice(root, join(root, d.path))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
 		a := ll.AccessFSSet(fsDevRW)
 		if d.terminal {
 			a |= llsys.AccessFSIoctlDev
@@ -70,7 +77,7 @@ func Plan(r Rules) ([]Grant, error) {
 		if d.path == "/dev/pts" {
 			a |= llsys.AccessFSReadDir
 		}
-		grants = append(grants, Grant{Path: join(root, d.path), Access: a, Optional: true})
+		grants = append(grants, Grant{Path: p, Access: a})
 	}
 
 	execs, err := execGrants(root, noExec)
@@ -109,6 +116,25 @@ func checkReal(root, p string) error {
 		return fmt.Errorf("%s is outside the root %s", p, root)
 	}
 	return nil
+}
+
+// resolveDevice returns where device path p really is, following a symlink (/dev/ptmx is often
+// one to pts/ptmx) only if it stays inside root; ok is false when p is missing or leads outside,
+// and then no rule is added: a missing grant only takes access away.
+func resolveDevice(root, p string) (real string, ok bool, err error) {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("open %s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	real, err = os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", false, fmt.Errorf("resolve %s: %w", p, err)
+	}
+	return real, within(root, real), nil
 }
 
 // within reports whether p is dir or below it.
