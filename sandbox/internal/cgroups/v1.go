@@ -311,6 +311,8 @@ func (m *v1Manager) applyBlkio(res *specs.LinuxResources) error {
 		return err
 	}
 	// CFQ is gone from current kernels; BFQ exposes the same knobs under a blkio.bfq. prefix.
+	// A weight is a proportional share, not a bound: it only acts on disks BFQ schedules, which
+	// the kernel does not check. The throttles below are the hard limits.
 	weightFile := func(base string) string {
 		if exists(dir, "blkio."+base) {
 			return "blkio." + base

@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,5 +269,66 @@ func TestV1DestroyFrozen(t *testing.T) {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s cgroup %s still exists", ctrl, dir)
 		}
+	}
+}
+
+// TestV1UnsupportedFailsClosed asks for limits this host's v1 setup cannot enforce and expects
+// ErrUnsupported and nothing left behind, never a silently unlimited container.
+func TestV1UnsupportedFailsClosed(t *testing.T) {
+	m := newTestV1(t)
+	cases := map[string]*specs.LinuxResources{
+		"unified on v1": {Unified: map[string]string{"memory.high": "1M"}},
+	}
+	if _, ok := m.paths["hugetlb"]; !ok {
+		cases["hugetlb without a hugetlb hierarchy"] = &specs.LinuxResources{
+			HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1 << 21}}}
+	}
+	for name, spec := range cases {
+		t.Run(name, func(t *testing.T) {
+			res, _ := WithDefaults(spec)
+			err := m.Create(res)
+			if !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("Create: %v; want ErrUnsupported", err)
+			}
+			for ctrl, dir := range m.Paths() {
+				if _, err := os.Stat(dir); !os.IsNotExist(err) {
+					t.Errorf("%s cgroup %s left behind", ctrl, dir)
+				}
+			}
+		})
+	}
+}
+
+// TestV1BlkioWeight sets a blkio weight where the kernel offers a weight file (CFQ's blkio.weight
+// or BFQ's blkio.bfq.weight, which only non-root cgroups have) and expects ErrUnsupported where
+// it offers neither.
+func TestV1BlkioWeight(t *testing.T) {
+	m := newTestV1(t)
+	if err := m.Create(nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := m.paths["blkio"]
+	file := ""
+	for _, f := range []string{"blkio.weight", "blkio.bfq.weight"} {
+		if exists(dir, f) {
+			file = f
+			break
+		}
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Create(&specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: ptr[uint16](500)}})
+	if file == "" {
+		if !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("Create with a blkio weight on a kernel without weight files: %v; want ErrUnsupported", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readT(t, dir, file); got != "500" && got != "default 500" {
+		t.Errorf("%s = %q, want 500", file, got)
 	}
 }
