@@ -24,6 +24,8 @@ type Env struct {
 	RT    *sandbox.Runtime
 	Root  string
 	Leaks *Leaks
+	// Prepare, when set, is called with each new bundle's rootfs before Create (to plant files).
+	Prepare func(rootfs string)
 }
 
 func NewEnv(t *testing.T, tenant string) *Env {
@@ -63,6 +65,9 @@ func (e *Env) Create(rt *sandbox.Runtime, spec *specs.Spec) (*Ctr, error) {
 	id := e.Leaks.Track(UniqueID(e.t))
 	bundle := Bundle(e.t, spec)
 	e.Leaks.Dir(bundle)
+	if e.Prepare != nil {
+		e.Prepare(filepath.Join(bundle, "rootfs"))
+	}
 	c := &Ctr{t: e.t, ID: id, Bundle: bundle}
 	stdout, stderr := e.OutFile("stdout"), e.OutFile("stderr")
 	defer stdout.Close()

@@ -1,0 +1,92 @@
+package attacks
+
+import (
+	"crypto/sha256"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/tests/internal/testenv"
+)
+
+// TestCVE_2019_5736 replays runc's /proc/self/exe overwrite. The container's /bin/evil is
+// "#!/proc/self/exe": when the runtime's exec helper, already inside the container, executes it,
+// the kernel re-runs whatever /proc/self/exe is at that moment — the host runtime binary, unless
+// the runtime guards it. Meanwhile the container's init watches for every process that enters
+// and opens its /proc/PID/exe for writing, directly and through an O_PATH descriptor kept after
+// the process exits. No open for writing may succeed, and the runtime binary (here the test
+// binary, which the sandbox re-executes as its init and exec helper) must be unchanged.
+func TestCVE_2019_5736(t *testing.T) {
+	runtimeBin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sha(t, runtimeBin)
+
+	e := testenv.NewEnv(t, "tenant-attacks")
+	e.Prepare = func(rootfs string) {
+		if err := os.WriteFile(filepath.Join(rootfs, "bin", "evil"), []byte("#!/proc/self/exe\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.MustCreate(nil, testenv.Spec(testenv.ProbeArgs("exe-watch", "2.5")))
+	if err := c.Start(); err != nil {
+		t.Fatalf("start: %v%s", err, c.ErrText())
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, args := range [][]string{{"/bin/evil"}, {"/proc/self/exe"}, {"/bin/evil"}, {"/bin/sleep", "0.3"}} {
+		out := e.OutFile("exec-out")
+		p, err := c.Exec(&specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}}, sandbox.IO{Stdout: out, Stderr: out})
+		out.Close()
+		if err != nil {
+			t.Logf("exec %v refused: %v", args, err)
+			continue
+		}
+		code, err := p.Wait()
+		b, _ := os.ReadFile(out.Name())
+		t.Logf("exec %v: exit %d %v %.200s", args, code, err, b)
+	}
+	if code := c.WaitExit(); code != 0 {
+		t.Fatalf("watcher exited %d%s", code, c.ErrText())
+	}
+	w := c.Report().ExeWatch
+	if w.WriteOpened != 0 {
+		t.Errorf("ESCAPE: %d opens of a runtime process's exe for writing succeeded: %+v", w.WriteOpened, w.Seen)
+	}
+	for _, s := range w.Seen {
+		t.Logf("saw pid %d exe %q: direct %s, O_PATH %s, reopen %v", s.Pid, s.Exe, s.Direct, s.OPath, s.Reopen)
+		if s.Direct == "" {
+			t.Errorf("/proc/%d/exe (%s) opened for writing", s.Pid, s.Exe)
+		}
+		if _, ok := s.Reopen[""]; ok {
+			t.Errorf("/proc/%d/exe (%s) reopened for writing through O_PATH", s.Pid, s.Exe)
+		}
+	}
+	if len(w.Seen) == 0 {
+		t.Errorf("the watcher saw no exec'd process: the race was not exercised")
+	}
+	if after := sha(t, runtimeBin); after != before {
+		t.Fatalf("ESCAPE: runtime binary %s changed", runtimeBin)
+	}
+}
+
+func sha(t *testing.T, p string) [32]byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}

@@ -1,0 +1,76 @@
+package attacks
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/tests/internal/testenv"
+)
+
+// TestCVE_2024_21626 replays runc's "Leaky Vessels" fd leak: the runtime held a descriptor on a
+// host directory (/sys/fs/cgroup) open across exec, and a spec with cwd /proc/self/fd/N put the
+// container process's working directory on the host, outside its root. Here the test process
+// itself holds host directory descriptors without O_CLOEXEC, as a careless caller would.
+func TestCVE_2024_21626(t *testing.T) {
+	e := testenv.NewEnv(t, "tenant-attacks")
+	var leaked []int
+	for _, p := range []string{"/sys/fs/cgroup", "/", "/etc"} {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC on purpose
+		if err != nil {
+			t.Fatalf("open %s: %v", p, err)
+		}
+		leaked = append(leaked, fd)
+		t.Cleanup(func() { unix.Close(fd) })
+	}
+
+	t.Run("no-host-fd-inside", func(t *testing.T) {
+		r, _ := e.Run(testenv.Spec(testenv.ProbeArgs("fds", "cwd")))
+		for fd, target := range r.FDs {
+			if fd != "0" && fd != "1" && fd != "2" {
+				t.Errorf("fd %s reachable inside: %s", fd, target)
+			}
+		}
+		if !r.Cwd.InRoot {
+			t.Errorf("cwd %+v not inside the root", r.Cwd)
+		}
+	})
+
+	// cwd through /proc/self/fd/N for the leaked numbers and the usual low ones: either refused
+	// at create/start, or the working directory is inside the container's root.
+	seen := map[int]bool{}
+	for _, n := range append(leaked, 3, 4, 5, 6, 7, 8) {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		t.Run(fmt.Sprintf("cwd-proc-self-fd-%d", n), func(t *testing.T) {
+			spec := testenv.Spec(testenv.ProbeArgs("cwd", "fds"), testenv.WithCwd(fmt.Sprintf("/proc/self/fd/%d", n)))
+			c, err := e.Create(nil, spec)
+			if err != nil {
+				t.Logf("refused at create: %v", err)
+				return
+			}
+			if err := c.Start(); err != nil {
+				t.Logf("refused at start: %v", err)
+				return
+			}
+			code := c.WaitExit()
+			if code != 0 {
+				t.Logf("process did not run (exit %d)%s", code, c.ErrText())
+				return
+			}
+			r := c.Report()
+			if !r.Cwd.InRoot || strings.HasPrefix(r.Cwd.Path, "(unreachable)") || strings.HasPrefix(r.Cwd.Path, "/sys") {
+				t.Errorf("ESCAPE: working directory %+v is outside the container's root", r.Cwd)
+			}
+			for fd, target := range r.FDs {
+				if fd != "0" && fd != "1" && fd != "2" {
+					t.Errorf("fd %s reachable inside: %s", fd, target)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,16 @@
+// Package attacks replays known container breakouts against Bulwark sandboxes; each must fail,
+// and each test asserts the errno of the step that stops it, layer by layer.
+package attacks
+
+import (
+	"os"
+	"testing"
+
+	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/tests/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	sandbox.Init() // returns unless this process is a container's init
+	os.Exit(testenv.Main(m))
+}
