@@ -73,8 +73,12 @@ func child(raw string) int {
 		return err
 	}
 	// os.StartProcess, not os/exec: exec.Cmd would open the host's /dev/null, outside the root.
-	run := func(p string) error {
-		proc, err := os.StartProcess(p, []string{p, "true"}, &os.ProcAttr{Files: []*os.File{nil, os.Stderr, os.Stderr}})
+	run := func(p string, args ...string) error {
+		if len(args) == 0 {
+			args = []string{"true"}
+		}
+		argv := append([]string{p}, args...)
+		proc, err := os.StartProcess(p, argv, &os.ProcAttr{Files: []*os.File{nil, os.Stderr, os.Stderr}})
 		if err != nil {
 			return err
 		}
@@ -98,6 +102,10 @@ func child(raw string) int {
 	try("read ro", readFile(filepath.Join(root, "ro", "file")))
 	try("read host", readFile("/etc/hostname"))
 	try("exec ro", run(filepath.Join(root, "ro", "busybox")))
+	// The domain is inherited across fork and execve: the exec'd shell is confined the same way.
+	bb := filepath.Join(root, "ro", "busybox")
+	try("exec'd shell writes ro", run(bb, "sh", "-c", "echo x > "+filepath.Join(root, "ro", "sh")))
+	try("exec'd shell writes w", run(bb, "sh", "-c", "echo x > "+filepath.Join(root, "w", "sh")))
 	try("exec w", run(filepath.Join(root, "w", "busybox")))
 	try("exec host", run("/bin/true"))
 	try("bind allowed", tcp(unix.Bind, c.AllowedBind))
@@ -271,30 +279,32 @@ func TestRestrict(t *testing.T) {
 		t.Fatalf("child output %q: %v", out, err)
 	}
 	want := map[string]string{
-		"write ro":              "EACCES",
-		"write ro, all threads": "EACCES",
-		"truncate ro":           "EACCES",
-		"mkdir root":            "EACCES",
-		"write w":               "ok",
-		"mkdir w":               "ok",
-		"symlink w":             "ok",
-		"mkfifo w":              "ok",
-		"mknod char w":          "EACCES",
-		"rename w to ro":        "EACCES",
-		"read ro":               "ok",
-		"read host":             "EACCES",
-		"exec ro":               "ok",
-		"exec w":                "EACCES",
-		"exec host":             "EACCES",
-		"bind allowed":          "ok",
-		"bind denied":           "EACCES",
-		"connect allowed":       "ok",
-		"connect denied":        "EACCES",
-		"write dev null":        "ok",
-		"write dev other":       "EACCES",
-		"signal parent":         "EPERM",
-		"signal self":           "ok",
-		"abstract unix":         "EPERM",
+		"write ro":               "EACCES",
+		"write ro, all threads":  "EACCES",
+		"truncate ro":            "EACCES",
+		"mkdir root":             "EACCES",
+		"write w":                "ok",
+		"mkdir w":                "ok",
+		"symlink w":              "ok",
+		"mkfifo w":               "ok",
+		"mknod char w":           "EACCES",
+		"rename w to ro":         "EACCES",
+		"read ro":                "ok",
+		"read host":              "EACCES",
+		"exec ro":                "ok",
+		"exec w":                 "EACCES",
+		"exec'd shell writes ro": "exit status 1",
+		"exec'd shell writes w":  "ok",
+		"exec host":              "EACCES",
+		"bind allowed":           "ok",
+		"bind denied":            "EACCES",
+		"connect allowed":        "ok",
+		"connect denied":         "EACCES",
+		"write dev null":         "ok",
+		"write dev other":        "EACCES",
+		"signal parent":          "EPERM",
+		"signal self":            "ok",
+		"abstract unix":          "EPERM",
 	}
 	// Not asserted: whether the MPTCP bind got through says whether this kernel still has the gap.
 	t.Logf("MPTCP bind to a port Landlock denies for TCP: %s", res["mptcp bind denied"])
