@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/selinux/go-selinux"
@@ -82,6 +84,9 @@ func (s *LabelStore) Reserve(id string, want SELinuxLabels) (SELinuxLabels, erro
 		}
 		level := proc["level"]
 		if strings.Contains(level, ":c") {
+			if err := checkPair(level); err != nil {
+				return false, fmt.Errorf("selinux label of %s: %w", id, err)
+			}
 			if used[level] {
 				return false, fmt.Errorf("selinux level %s requested by %s: %w", level, id, selinux.ErrMCSAlreadyExists)
 			}
@@ -152,6 +157,24 @@ func cmpOr(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+var pairLevel = regexp.MustCompile(`^s0:c([0-9]{1,4}),c([0-9]{1,4})$`)
+
+// checkPair accepts only a level of exactly two categories, "s0:cA,cB" with A < B < 1024. A range
+// or a category set ("s0-s0:c0.c1023") requested by a spec would dominate other containers'
+// levels and undo the MCS separation.
+func checkPair(level string) error {
+	m := pairLevel.FindStringSubmatch(level)
+	if m == nil {
+		return fmt.Errorf("level %q: only a category pair s0:cA,cB is allowed", level)
+	}
+	a, _ := strconv.Atoi(m[1])
+	b, _ := strconv.Atoi(m[2])
+	if a >= b || b >= 1024 {
+		return fmt.Errorf("level %q: want cA < cB < c1024", level)
+	}
+	return nil
 }
 
 // freshLevel draws a random pair "s0:cA,cB" (A < B) not in used. Random, as the selinux library

@@ -125,6 +125,12 @@ func TestLabelsReserveRelease(t *testing.T) {
 	if _, err := s.Reserve("d", SELinuxLabels{Process: "nonsense"}); err == nil {
 		t.Error("Reserve accepted a malformed label")
 	}
+	// Levels that would dominate other containers' pairs are refused.
+	for _, lv := range []string{"s0-s0:c0.c1023", "s0:c0.c1023", "s0:c5,c5", "s0:c9,c3", "s0:c1,c2,c3", "s0:c1,c1024", "s1:c1,c2"} {
+		if _, err := s.Reserve("e", SELinuxLabels{Process: "u:r:t:" + lv, Mount: "u:object_r:f:s0"}); err == nil {
+			t.Errorf("Reserve accepted level %s", lv)
+		}
+	}
 }
 
 func TestSELinuxAttributes(t *testing.T) {
