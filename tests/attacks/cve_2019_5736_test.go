@@ -4,13 +4,16 @@ import (
 	"crypto/sha256"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/tests/internal/report"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
@@ -22,6 +25,22 @@ import (
 // the process exits. No open for writing may succeed, and the runtime binary (here the test
 // binary, which the sandbox re-executes as its init and exec helper) must be unchanged.
 func TestCVE_2019_5736(t *testing.T) {
+	t.Run("go-api", testExeOverwriteAPI)
+	t.Run("bulwark-runc", testExeOverwriteCLI)
+}
+
+// evilExecs are the processes the host starts in the container while the watcher runs.
+var evilExecs = [][]string{{"/bin/evil"}, {"/proc/self/exe"}, {"/bin/evil"}, {"/bin/sleep", "0.3"}}
+
+func plantEvil(t *testing.T) func(rootfs string) {
+	return func(rootfs string) {
+		if err := os.WriteFile(filepath.Join(rootfs, "bin", "evil"), []byte("#!/proc/self/exe\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func testExeOverwriteAPI(t *testing.T) {
 	runtimeBin, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -29,17 +48,13 @@ func TestCVE_2019_5736(t *testing.T) {
 	before := sha(t, runtimeBin)
 
 	e := testenv.NewEnv(t, "tenant-attacks")
-	e.Prepare = func(rootfs string) {
-		if err := os.WriteFile(filepath.Join(rootfs, "bin", "evil"), []byte("#!/proc/self/exe\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.Prepare = plantEvil(t)
 	c := e.MustCreate(nil, testenv.Spec(testenv.ProbeArgs("exe-watch", "2.5")))
 	if err := c.Start(); err != nil {
 		t.Fatalf("start: %v%s", err, c.ErrText())
 	}
 	time.Sleep(200 * time.Millisecond)
-	for _, args := range [][]string{{"/bin/evil"}, {"/proc/self/exe"}, {"/bin/evil"}, {"/bin/sleep", "0.3"}} {
+	for _, args := range evilExecs {
 		out := e.OutFile("exec-out")
 		p, err := c.Exec(&specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}}, sandbox.IO{Stdout: out, Stderr: out})
 		out.Close()
@@ -54,7 +69,14 @@ func TestCVE_2019_5736(t *testing.T) {
 	if code := c.WaitExit(); code != 0 {
 		t.Fatalf("watcher exited %d%s", code, c.ErrText())
 	}
-	w := c.Report().ExeWatch
+	assertNoExeWrite(t, c.Report().ExeWatch)
+	if after := sha(t, runtimeBin); after != before {
+		t.Fatalf("ESCAPE: runtime binary %s changed", runtimeBin)
+	}
+}
+
+func assertNoExeWrite(t *testing.T, w *report.ExeWatch) {
+	t.Helper()
 	if w.WriteOpened != 0 {
 		t.Errorf("ESCAPE: %d opens of a runtime process's exe for writing succeeded: %+v", w.WriteOpened, w.Seen)
 	}
@@ -70,8 +92,59 @@ func TestCVE_2019_5736(t *testing.T) {
 	if len(w.Seen) == 0 {
 		t.Errorf("the watcher saw no exec'd process: the race was not exercised")
 	}
-	if after := sha(t, runtimeBin); after != before {
-		t.Fatalf("ESCAPE: runtime binary %s changed", runtimeBin)
+}
+
+// testExeOverwriteCLI is the same attack with bulwark-runc as the runtime, as containerd or
+// Docker would drive it: bin/bulwark-runc is the binary that must stay intact.
+func testExeOverwriteCLI(t *testing.T) {
+	testenv.RequireRoot(t)
+	bin := testenv.RuntimeBin(t)
+	before := sha(t, bin)
+	root := t.TempDir()
+	leaks := testenv.NewLeaks(t, root)
+	bundle := testenv.Bundle(t, testenv.Spec(testenv.ProbeArgs("exe-watch", "2.5")))
+	leaks.Dir(bundle)
+	plantEvil(t)(filepath.Join(bundle, "rootfs"))
+	id := leaks.Track(testenv.UniqueID(t))
+	runc := func(args ...string) *exec.Cmd { return exec.Command(bin, append([]string{"--root", root}, args...)...) }
+	out, err := os.Create(filepath.Join(bundle, "watch.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	create := runc("create", "--bundle", bundle, id)
+	var createErr strings.Builder
+	create.Stdout, create.Stderr = out, &createErr
+	if err := create.Run(); err != nil {
+		t.Fatalf("create: %v\n%s", err, createErr.String())
+	}
+	t.Cleanup(func() { runc("delete", "--force", id).Run() })
+	if b, err := runc("start", id).CombinedOutput(); err != nil {
+		t.Fatalf("start: %v\n%s", err, b)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, args := range evilExecs {
+		b, err := runc(append([]string{"exec", id}, args...)...).CombinedOutput()
+		t.Logf("exec %v: %v %.200s", args, err, b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := runc("state", id).Output()
+		if err != nil || strings.Contains(string(b), `"stopped"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watcher did not finish: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoExeWrite(t, testenv.ParseReport(t, b).ExeWatch)
+	if after := sha(t, bin); after != before {
+		t.Fatalf("ESCAPE: runtime binary %s changed", bin)
 	}
 }
 

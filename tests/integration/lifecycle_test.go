@@ -200,7 +200,7 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	if err := c.Delete(true); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	waitNoLeaks(t, e)
+	e.Leaks.AssertNone(t)
 	if err := c.Delete(true); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
@@ -231,7 +231,7 @@ func TestCrashedInitThenDelete(t *testing.T) {
 	if err := c.Delete(false); err != nil {
 		t.Fatalf("delete after crash: %v", err)
 	}
-	waitNoLeaks(t, e)
+	e.Leaks.AssertNone(t)
 }
 
 // TestBadInputLeavesNothing: an id in use, a hostile mount destination and a missing rootfs are
@@ -255,21 +255,5 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	if err := c.Delete(true); err != nil {
 		t.Fatal(err)
 	}
-	waitNoLeaks(t, e)
-}
-
-// waitNoLeaks fails unless every leak clears within a short grace period.
-func waitNoLeaks(t *testing.T, e *testenv.Env) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		leaks := e.Leaks.Find()
-		if len(leaks) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("left behind:\n  %s", strings.Join(leaks, "\n  "))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.Leaks.AssertNone(t)
 }

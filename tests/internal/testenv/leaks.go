@@ -72,15 +72,26 @@ func (l *Leaks) Find() []string {
 
 func (l *Leaks) check() {
 	l.t.Helper()
+	if found := l.settle(); len(found) != 0 {
+		l.t.Errorf("leaked after the test:\n  %s", strings.Join(found, "\n  "))
+	}
+}
+
+// AssertNone fails the test now unless every leak clears within the grace period.
+func (l *Leaks) AssertNone(t testing.TB) {
+	t.Helper()
+	if found := l.settle(); len(found) != 0 {
+		t.Fatalf("left behind:\n  %s", strings.Join(found, "\n  "))
+	}
+}
+
+// settle polls Find until it is empty or the grace period is over, and returns the last result.
+func (l *Leaks) settle() []string {
 	deadline := time.Now().Add(leakGrace)
 	for {
 		found := l.Find()
-		if len(found) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.t.Errorf("leaked after the test:\n  %s", strings.Join(found, "\n  "))
-			return
+		if len(found) == 0 || time.Now().After(deadline) {
+			return found
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
