@@ -83,18 +83,20 @@ env RUNTIME="$RUNTIME_BIN" TMPDIR="$SCRATCH/tmp" \
 	tap -j1 --no-coverage --reporter=tap --timeout=120 "${tests[@]}" >"$log" 2>&1 || true
 secs=$(($(date +%s) - start))
 
-# Count assertions at every nesting level of the TAP stream; a "# SKIP" directive counts as skipped.
-ok=$(grep -Ec '^[[:space:]]*ok [0-9]+' "$log" || true)
-skip=$(grep -Eic '^[[:space:]]*(not )?ok [0-9]+.*# skip' "$log" || true)
-notok=$(grep -Ec '^[[:space:]]*not ok [0-9]+' "$log" || true)
-# Top-level results are one per test file.
+# Assertions are the indented (subtest) TAP lines; the unindented ones are one result per test file.
+# A "# SKIP" directive counts as skipped, not as ok.
+ok=$(grep -Ec '^[[:space:]]+ok [0-9]+' "$log" || true)
+skip=$(grep -Eic '^[[:space:]]+(not )?ok [0-9]+.*# skip' "$log" || true)
+notok=$(grep -Ec '^[[:space:]]+not ok [0-9]+' "$log" || true)
 files_ok=$(grep -Ec '^ok [0-9]+ - ' "$log" || true)
 files_fail=$(grep -Ec '^not ok [0-9]+ - ' "$log" || true)
 {
 	echo "runtime:    $RUNTIME_BIN ($("$RUNTIME_BIN" --version 2>/dev/null | head -1))"
 	echo "suite:      runtime-tools $RT_VERSION, ${#tests[@]} files, ${secs}s"
 	echo "files:      $files_ok ok, $files_fail not ok"
-	echo "assertions: $ok ok (incl. $skip skip), $notok not ok"
+	echo "assertions: $((ok - skip)) ok, $notok not ok, $skip skipped"
+	echo "failing assertions (file: assertion):"
+	awk '/^# Subtest: /{f=$3} /^[[:space:]]+not ok/{sub(/^[[:space:]]+/, ""); print "  " f ": " $0}' "$log"
 	echo "failing files:"
 	grep -E '^not ok [0-9]+ - ' "$log" | sed 's/^/  /' || true
 } | tee "$OUT/$name.summary"
