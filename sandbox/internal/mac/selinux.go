@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -127,19 +128,45 @@ func (s *LabelStore) List() (map[string]SELinuxLabels, error) {
 	return out, err
 }
 
+// A spec may ask only for the confined container types of container-selinux (or the policy's own
+// container types from lxc_contexts): spc_t ("super privileged container"), unconfined_t and the
+// like would run the workload outside the policy's container confinement, below the floor.
+var (
+	processTypes = []string{"container_t", "container_init_t", "container_kvm_t"}
+	mountTypes   = []string{"container_file_t", "container_ro_file_t"}
+)
+
 func baseContexts(want SELinuxLabels) (proc, mnt selinux.Context, err error) {
-	p, m := want.Process, want.Mount
-	if p == "" || m == "" {
-		hp, hm := hostContainerLabels()
-		p, m = cmpOr(p, hp, defaultProcessLabel), cmpOr(m, hm, defaultMountLabel)
+	hp, hm := hostContainerLabels()
+	hp, hm = cmpOr(hp, defaultProcessLabel), cmpOr(hm, defaultMountLabel)
+	if proc, err = parseLabel(want.Process, hp, processTypes); err != nil {
+		return nil, nil, fmt.Errorf("selinux process label: %w", err)
 	}
-	if proc, err = selinux.NewContext(p); err != nil {
-		return nil, nil, fmt.Errorf("selinux process label %q: %w", p, err)
-	}
-	if mnt, err = selinux.NewContext(m); err != nil {
-		return nil, nil, fmt.Errorf("selinux mount label %q: %w", m, err)
+	if mnt, err = parseLabel(want.Mount, hm, mountTypes); err != nil {
+		return nil, nil, fmt.Errorf("selinux mount label: %w", err)
 	}
 	return proc, mnt, nil
+}
+
+// parseLabel parses the requested label, or the host default when none was requested, and checks
+// that a requested type is one of allowed or the host default's.
+func parseLabel(requested, host string, allowed []string) (selinux.Context, error) {
+	hc, err := selinux.NewContext(host)
+	if err != nil {
+		return nil, fmt.Errorf("host label %q: %w", host, err)
+	}
+	if requested == "" {
+		return hc, nil
+	}
+	c, err := selinux.NewContext(requested)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", requested, err)
+	}
+	if t := c["type"]; t != hc["type"] && !slices.Contains(allowed, t) {
+		return nil, fmt.Errorf("%q: type %s is not a confined container type (allowed: %s, %s)",
+			requested, t, hc["type"], strings.Join(allowed, ", "))
+	}
+	return c, nil
 }
 
 // hostContainerLabels returns the policy's container process and file labels (lxc_contexts),

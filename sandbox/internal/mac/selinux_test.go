@@ -114,20 +114,30 @@ func TestLabelsReserveRelease(t *testing.T) {
 		t.Fatalf("released level %s not reusable: got %s", a.Level(), b.Level())
 	}
 	// A spec label's user/role/type are kept, the level drawn fresh when it has none.
-	c, err := s.Reserve("c", SELinuxLabels{Process: "u:r:my_t:s0", Mount: "u:object_r:my_file_t:s0"})
+	c, err := s.Reserve("c", SELinuxLabels{Process: "u:r:container_init_t:s0", Mount: "u:object_r:container_ro_file_t:s0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkLevel(t, c)
-	if p, _ := selinux.NewContext(c.Process); p["type"] != "my_t" || p["user"] != "u" {
+	if p, _ := selinux.NewContext(c.Process); p["type"] != "container_init_t" || p["user"] != "u" {
 		t.Errorf("spec process label not kept: %q", c.Process)
+	}
+	// Unconfined types are below the floor.
+	for _, l := range []SELinuxLabels{
+		{Process: "system_u:system_r:spc_t:s0"},
+		{Process: "unconfined_u:unconfined_r:unconfined_t:s0"},
+		{Mount: "system_u:object_r:etc_t:s0"},
+	} {
+		if _, err := s.Reserve("f", l); err == nil {
+			t.Errorf("Reserve accepted %+v", l)
+		}
 	}
 	if _, err := s.Reserve("d", SELinuxLabels{Process: "nonsense"}); err == nil {
 		t.Error("Reserve accepted a malformed label")
 	}
 	// Levels that would dominate other containers' pairs are refused.
 	for _, lv := range []string{"s0-s0:c0.c1023", "s0:c0.c1023", "s0:c5,c5", "s0:c9,c3", "s0:c1,c2,c3", "s0:c1,c1024", "s1:c1,c2"} {
-		if _, err := s.Reserve("e", SELinuxLabels{Process: "u:r:t:" + lv, Mount: "u:object_r:f:s0"}); err == nil {
+		if _, err := s.Reserve("e", SELinuxLabels{Process: "u:r:container_t:" + lv}); err == nil {
 			t.Errorf("Reserve accepted level %s", lv)
 		}
 	}
