@@ -112,7 +112,9 @@ func child(raw string) int {
 	try("bind denied", tcp(unix.Bind, c.DeniedBind))
 	try("connect allowed", tcp(unix.Connect, c.AllowedConn))
 	try("connect denied", tcp(unix.Connect, c.DeniedConn))
-	try("write dev null", writeFile(filepath.Join(root, "dev", "null")))
+	if _, err := os.Lstat(filepath.Join(root, "dev", "null")); err == nil {
+		try("write dev null", writeFile(filepath.Join(root, "dev", "null")))
+	}
 	try("write dev other", writeFile(filepath.Join(root, "dev", "other")))
 	try("mptcp bind denied", mptcpBind(c.DeniedBind))
 	try("signal parent", unix.Kill(os.Getppid(), 0))
@@ -228,12 +230,13 @@ func TestRestrict(t *testing.T) {
 	if err != nil {
 		t.Skip("busybox (static) is needed to test execution rules")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("creating the test's /dev/null needs root")
-	}
 	root := tree(t, "ro/file", "w/", "dev/other")
-	if err := unix.Mknod(filepath.Join(root, "dev", "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
-		t.Fatal(err)
+	// Without root there is no device node to create; the device rule is then left untested.
+	haveNull := os.Geteuid() == 0
+	if haveNull {
+		if err := unix.Mknod(filepath.Join(root, "dev", "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	copyFile(t, busybox, filepath.Join(root, "ro", "busybox"))
 	copyFile(t, busybox, filepath.Join(root, "w", "busybox"))
@@ -305,6 +308,9 @@ func TestRestrict(t *testing.T) {
 		"signal parent":          "EPERM",
 		"signal self":            "ok",
 		"abstract unix":          "EPERM",
+	}
+	if !haveNull {
+		delete(want, "write dev null")
 	}
 	// Not asserted: whether the MPTCP bind got through says whether this kernel still has the gap.
 	t.Logf("MPTCP bind to a port Landlock denies for TCP: %s", res["mptcp bind denied"])
