@@ -1,7 +1,327 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+
+	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/signing"
+)
+
+func trustDir(cmd *cobra.Command) (string, error) {
+	root, err := cmd.Flags().GetString("root")
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "trust"), nil
+}
+
+func openRepo(cmd *cobra.Command, rootKeys string) (*signing.Repo, error) {
+	dir, err := trustDir(cmd)
+	if err != nil {
+		return nil, err
+	}
+	r := signing.NewRepo(dir)
+	r.RootKeys = rootKeys
+	return r, nil
+}
 
 func newTrustCmd() *cobra.Command {
-	return &cobra.Command{Use: "trust", Short: "trust commands (not yet implemented)"}
+	c := &cobra.Command{Use: "trust", Short: "TUF trust: sign image references and verify them"}
+	c.AddCommand(newTrustInitCmd(), newTrustKeygenCmd(), newTrustSignCmd(), newTrustDelegateCmd(), newTrustRotateCmd(),
+		newTrustStatusCmd(), newTrustServeCmd(), newTrustPinCmd(), newTrustVerifyCmd())
+	return c
+}
+
+func newTrustInitCmd() *cobra.Command {
+	var o signing.InitOptions
+	var rootKeys string
+	c := &cobra.Command{
+		Use:   "init [--threshold N --keys K]",
+		Short: "Create keys and the first signed metadata; pin this repository for verification",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd, rootKeys)
+			if err != nil {
+				return err
+			}
+			if err := r.Init(o); err != nil {
+				return err
+			}
+			root, err := os.ReadFile(filepath.Join(r.Dir, "1.root.json"))
+			if err != nil {
+				return err
+			}
+			dir, _ := trustDir(cmd)
+			if err := signing.Pin(dir, r.Dir, root); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "repository %s, keys %s\n", r.Dir, r.Keys)
+			return nil
+		},
+	}
+	c.Flags().IntVar(&o.Threshold, "threshold", 1, "signatures required for each top-level role")
+	c.Flags().IntVar(&o.Keys, "keys", 0, "keys per top-level role (default: threshold)")
+	c.Flags().StringVar(&rootKeys, "root-keys", "", "directory for the root private keys (e.g. offline media)")
+	return c
+}
+
+func newTrustKeygenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen FILE",
+		Short: "Generate an ed25519 key (FILE, mode 0600) and its public half (FILE.pub) for a tenant",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := signing.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := k.WritePrivate(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k.ID)
+			return nil
+		},
+	}
+}
+
+func newTrustSignCmd() *cobra.Command {
+	var role, keyFile, dgst, mediaType string
+	var length int64
+	c := &cobra.Command{
+		Use:   "sign NAME:TAG",
+		Short: "Sign NAME:TAG (and NAME@DIGEST) as the manifest of the local image, or of --digest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t := signing.Target{Name: args[0], Digest: digest.Digest(dgst), Length: length, MediaType: mediaType}
+			if dgst == "" {
+				s, err := openStore(cmd)
+				if err != nil {
+					return err
+				}
+				desc, err := s.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				// Sign only what the store really holds.
+				if _, err := s.Manifest(desc); err != nil {
+					return err
+				}
+				t.Digest, t.Length, t.MediaType = desc.Digest, desc.Size, desc.MediaType
+			}
+			o := signing.SignOptions{Role: role}
+			if role != "" {
+				k, err := signing.LoadPrivate(keyFile)
+				if err != nil {
+					return err
+				}
+				o.Key = k
+			}
+			r, err := openRepo(cmd, "")
+			if err != nil {
+				return err
+			}
+			if err := r.Sign(t, o); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", t.Name, t.Digest)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&role, "role", "", "delegated role (tenant) to sign as; default the top-level targets role")
+	c.Flags().StringVar(&keyFile, "key", "", "the tenant's private key file (with --role)")
+	c.Flags().StringVar(&dgst, "digest", "", "manifest digest to sign instead of the local image's")
+	c.Flags().Int64Var(&length, "length", 0, "manifest length (with --digest)")
+	c.Flags().StringVar(&mediaType, "media-type", "application/vnd.oci.image.manifest.v1+json", "manifest media type (with --digest)")
+	return c
+}
+
+func newTrustDelegateCmd() *cobra.Command {
+	var keyFile string
+	var paths []string
+	c := &cobra.Command{
+		Use:   "delegate TENANT --key PUB --paths 'TENANT/*'",
+		Short: "Let TENANT sign its own images (and nobody else's) with its key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pub, err := signing.LoadPublic(keyFile)
+			if err != nil {
+				return err
+			}
+			r, err := openRepo(cmd, "")
+			if err != nil {
+				return err
+			}
+			return r.Delegate(args[0], pub, paths)
+		},
+	}
+	c.Flags().StringVar(&keyFile, "key", "", "the tenant's public key file (required)")
+	c.Flags().StringSliceVar(&paths, "paths", nil, "path patterns, each below TENANT/ (required)")
+	c.MarkFlagRequired("key")
+	c.MarkFlagRequired("paths")
+	return c
+}
+
+func newTrustRotateCmd() *cobra.Command {
+	var rootKeys string
+	c := &cobra.Command{
+		Use:   "rotate ROLE",
+		Short: "Replace the keys of root, targets, snapshot or timestamp",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd, rootKeys)
+			if err != nil {
+				return err
+			}
+			return r.Rotate(args[0])
+		},
+	}
+	c.Flags().StringVar(&rootKeys, "root-keys", "", "directory holding the root private keys")
+	return c
+}
+
+func newTrustStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show version, expiry and keys of every role",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd, "")
+			if err != nil {
+				return err
+			}
+			st, err := r.Status()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\tTHRESHOLD\tKEYS\tTARGETS\tPATHS")
+			for _, s := range st {
+				exp := s.Expires.Format(time.RFC3339)
+				if s.Version == 0 {
+					exp = "(not signed yet)"
+				} else if s.Expired {
+					exp += " EXPIRED"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%v\n", s.Role, s.Version, exp, s.Threshold, s.Keys, s.Targets, s.Paths)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newTrustServeCmd() *cobra.Command {
+	var addr string
+	c := &cobra.Command{
+		Use:   "serve [--addr 127.0.0.1:8470]",
+		Short: "Serve the repository's metadata over HTTP (static files)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd, "")
+			if err != nil {
+				return err
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "serving %s on http://%s/\n", r.Dir, l.Addr())
+			srv := &http.Server{Handler: http.FileServer(http.Dir(r.Dir)), ReadHeaderTimeout: 10 * time.Second}
+			return srv.Serve(l)
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8470", "listen address")
+	return c
+}
+
+func newTrustPinCmd() *cobra.Command {
+	var rootFile, remote string
+	c := &cobra.Command{
+		Use:   "pin --root root.json --remote URL|DIR",
+		Short: "Trust the repository at URL (or directory) under the given root",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, err := os.ReadFile(rootFile)
+			if err != nil {
+				return err
+			}
+			dir, err := trustDir(cmd)
+			if err != nil {
+				return err
+			}
+			return signing.Pin(dir, remote, root)
+		},
+	}
+	c.Flags().StringVar(&rootFile, "root", "", "root.json to pin (required)")
+	c.Flags().StringVar(&remote, "remote", "", "repository URL or directory (required)")
+	c.MarkFlagRequired("root")
+	c.MarkFlagRequired("remote")
+	return c
+}
+
+func newTrustVerifyCmd() *cobra.Command {
+	var offline bool
+	c := &cobra.Command{
+		Use:   "verify NAME:TAG|NAME@DIGEST",
+		Short: "Refresh TUF metadata, print the signed digest, and check the local image against it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := trustDir(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := signing.OpenClient(dir, offline)
+			if err != nil {
+				return err
+			}
+			t, err := c.Resolve(args[0])
+			if err != nil {
+				return err
+			}
+			if err := checkLocal(cmd, args[0], t); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], t.Digest)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&offline, "offline", false, "use cached metadata only (valid until it expires)")
+	return c
+}
+
+// checkLocal compares a local image of the same reference, if there is one, with the target: a
+// tag re-pointed in the store without signing fails here.
+func checkLocal(cmd *cobra.Command, ref string, t *signing.Target) error {
+	s, err := openStore(cmd)
+	if err != nil {
+		return err
+	}
+	desc, err := s.Resolve(ref)
+	if errors.Is(err, image.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := t.VerifyDigest(desc.Digest); err != nil {
+		return err
+	}
+	p, err := s.BlobPath(desc.Digest)
+	if err != nil {
+		return err
+	}
+	b, err := s.ReadBlob(desc.Digest, 4<<20)
+	if err != nil {
+		return fmt.Errorf("local manifest %s: %w", p, err)
+	}
+	return t.VerifyManifest(b)
 }
