@@ -39,7 +39,8 @@ func runtimeFeatures() *features.Features {
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
-		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+		// Hooks is left unknown (nil): hooks are accepted in a spec but never run, because they are
+		// host-side code outside every layer of the floor (see the annotation).
 		MountOptions: []string{
 			"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
 			"mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
@@ -61,7 +62,8 @@ func runtimeFeatures() *features.Features {
 				KnownFlags:     []string{"SECCOMP_FILTER_FLAG_TSYNC"},
 				SupportedFlags: []string{"SECCOMP_FILTER_FLAG_TSYNC"},
 			},
-			Apparmor:        &features.Apparmor{Enabled: &yes},
+			Apparmor: &features.Apparmor{Enabled: &yes},
+			// Namespaces and cgroups are Bulwark's own: joining existing ones (paths) is refused.
 			Selinux:         &features.Selinux{Enabled: &yes},
 			IntelRdt:        &features.IntelRdt{Enabled: &no},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &yes}},
@@ -70,6 +72,7 @@ func runtimeFeatures() *features.Features {
 		Annotations: map[string]string{
 			"io.github.seccomp.libseccomp.version": fmt.Sprintf("%d.%d.%d", maj, min, micro),
 			"dev.bulwark.runc.version":             version,
+			"dev.bulwark.hooks":                    "accepted, not run (host-side code outside the sandbox)",
 			// The floor has no off switch: every container gets all of it whatever the spec asks.
 			"dev.bulwark.floor": "userns,namespaces,readonly-rootfs,masked-paths,caps,no-new-privs,seccomp,mac,cgroups",
 		},

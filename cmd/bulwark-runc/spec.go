@@ -50,13 +50,15 @@ func newSpecCmd() *cobra.Command {
 
 // defaultSpec is runc's default spec changed so the floor raises nothing: a user namespace and a cgroup
 // namespace, only grantable capabilities and none ambient, a read-only root with writable tmpfs
-// mounts, the floor's masked and read-only paths, finite rlimits and no_new_privs. The floor applies
-// all of this anyway (and its own seccomp profile); writing it out makes `state` show no raises.
+// mounts, the floor's masked and read-only paths, finite rlimits and limits, no_new_privs. The floor
+// applies all of this anyway; writing it out makes `state` show no raises but one: the floor's
+// seccomp profile is loaded for every container and is not copied into the spec, because a profile
+// in the spec is stacked on top of it and would run the same filter twice per system call.
 func defaultSpec(rootless bool) *specs.Spec {
 	caps := []string{"CAP_KILL", "CAP_NET_BIND_SERVICE"}
-	tmpfs := func(dst, size string) specs.Mount {
+	tmpfs := func(dst, mode string) specs.Mount {
 		return specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs",
-			Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + size}}
+			Options: []string{"nosuid", "nodev", "noexec", "mode=" + mode, "size=65536k"}}
 	}
 	s := &specs.Spec{
 		Version: specs.Version,
@@ -81,19 +83,21 @@ func defaultSpec(rootless bool) *specs.Spec {
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs",
-				Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+				Options: []string{"nosuid", "noexec", "strictatime", "mode=755", "size=65536k"}},
 			{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
-				Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+				Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
 				Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			tmpfs("/tmp", "65536k"),
-			tmpfs("/run", "16384k"),
-			tmpfs("/var/tmp", "65536k"),
+			tmpfs("/tmp", "1777"),
+			tmpfs("/run", "755"),
+			tmpfs("/var/tmp", "1777"),
 		},
 		Linux: &specs.Linux{
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+				Memory:  &specs.LinuxMemory{Limit: int64Ptr(512 << 20), Swap: int64Ptr(512 << 20)},
 				Pids:    &specs.LinuxPids{Limit: int64Ptr(1024)},
 			},
 			Namespaces: []specs.LinuxNamespace{
@@ -102,11 +106,11 @@ func defaultSpec(rootless bool) *specs.Spec {
 				{Type: specs.UserNamespace},
 			},
 			MaskedPaths: []string{
-				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-				"/proc/sysrq-trigger", "/sys/firmware", "/sys/devices/virtual/powercap",
+				"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+				"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+				"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
 			},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"},
+			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
 	}
 	if rootless {
