@@ -25,6 +25,10 @@ type Rules struct {
 	BindTCP, ConnectTCP []uint16
 	// ScopeSignals forbids signalling processes outside the sandbox's Landlock domain;
 	// ScopeAbstractUnix forbids connecting to abstract unix sockets created outside it.
+	// Each Restrict call makes a new domain: a process confined by a separate call (an exec into
+	// the container) is in a sibling domain, and with these scopes the two cannot signal each other
+	// or connect to each other's abstract sockets. The pid and network namespaces already hide
+	// the host's processes and abstract sockets; the scopes are defence in depth behind them.
 	ScopeSignals, ScopeAbstractUnix bool
 }
 
