@@ -31,7 +31,11 @@ cleanup() {
 }
 trap cleanup EXIT
 runc_() { "$RUNC" --root "$STATE" "$@"; }
-section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then
+	section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+	section() { printf '\n== %s\n' "$*"; }
+fi
 
 # --- rootfs: static busybox, one symlink per applet, the probe when built --------------------------
 BUNDLE=$WORK/bundle
@@ -96,7 +100,8 @@ if ((HAVE_PROBE)); then
 	IDS+=(demo-probe)
 	out=$(runc_ run --bundle "$BUNDLE" demo-probe)
 	if command -v jq >/dev/null; then
-		jq -r '.forbidden // {} | to_entries[] | "  \(.key): \(.value)"' <<<"$out"
+		# An empty errno means the operation succeeded (sockets the floor allows, for contrast).
+		jq -r '.forbidden // {} | to_entries[] | "  \(.key): \(if .value == "" then "allowed" else .value end)"' <<<"$out"
 	else
 		echo "$out"
 	fi
