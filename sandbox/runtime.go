@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"syscall"
+	"sort"
+	"sync"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 )
 
 // Runtime creates and manages containers under one state root.
@@ -17,13 +19,16 @@ type Runtime struct {
 
 // Container is a handle on one container's persisted state.
 type Container struct {
-	rt *Runtime
-	id string
-}
+	rt  *Runtime
+	id  string
+	dir string
 
-// Process is a process started in a running container with Exec.
-type Process struct {
-	Pid int
+	// cmd is the init process, set only in the process that created the container; it lets Wait
+	// reap init and return its real exit status.
+	cmd      *exec.Cmd
+	waitOnce sync.Once
+	exitCode int
+	waitErr  error
 }
 
 // Stats are a container's resource usage, read from its cgroup.
@@ -31,77 +36,122 @@ type Stats struct {
 	MemoryUsage uint64 `json:"memoryUsage"`
 	MemoryPeak  uint64 `json:"memoryPeak"`
 	MemoryLimit uint64 `json:"memoryLimit"`
-	PidsCurrent uint64 `json:"pidsCurrent"`
-	CPUUsageNs  uint64 `json:"cpuUsageNs"`
 	OOMKills    uint64 `json:"oomKills"`
+	PidsCurrent uint64 `json:"pidsCurrent"`
+	PidsLimit   uint64 `json:"pidsLimit"`
+	CPUUsageNs  uint64 `json:"cpuUsageNs"`
 }
-
-var errNotImplemented = errors.New("not implemented yet")
 
 // New opens (creating if needed) the state root.
 func New(opts Options) (*Runtime, error) {
 	if opts.Root == "" {
 		return nil, errors.New("sandbox: Options.Root is required")
 	}
-	if err := os.MkdirAll(filepath.Join(opts.Root, "containers"), 0o700); err != nil {
+	if opts.Tenant == "" {
+		opts.Tenant = "default"
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("state root: %w", err)
+	}
+	opts.Root = root
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
 		return nil, fmt.Errorf("create state root: %w", err)
 	}
 	return &Runtime{opts: opts}, nil
 }
 
-// Floor returns the effective spec after the floor and the raises it made.
-func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
-	return nil, nil, errNotImplemented
+// Load returns a handle on an existing container (also one whose creation crashed half-way, so
+// that Delete can clean it up).
+func (r *Runtime) Load(id string) (*Container, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	dir := r.containerDir(id)
+	if _, err := os.Stat(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+		}
+		return nil, fmt.Errorf("load %s: %w", id, err)
+	}
+	return &Container{rt: r, id: id, dir: dir}, nil
 }
 
-// Create sets up a container whose init waits for Start.
-func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (*Container, error) {
-	return nil, errNotImplemented
+// List returns the states of all containers, sorted by id.
+func (r *Runtime) List() ([]State, error) {
+	ents, err := os.ReadDir(filepath.Join(r.opts.Root, "containers"))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []State
+	for _, e := range ents {
+		c, err := r.Load(e.Name())
+		if err != nil {
+			continue
+		}
+		s, err := c.State()
+		if err != nil {
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
-
-// Load returns a handle on an existing container.
-func (r *Runtime) Load(id string) (*Container, error) { return nil, ErrNotExist }
-
-// List returns the states of all containers.
-func (r *Runtime) List() ([]State, error) { return nil, nil }
 
 // ID returns the container id.
 func (c *Container) ID() string { return c.id }
 
-// State returns the current state.
-func (c *Container) State() (State, error) { return State{}, errNotImplemented }
-
-// Start runs the user process of a created container.
-func (c *Container) Start() error { return errNotImplemented }
-
-// Wait waits for the init process and returns its exit status.
-func (c *Container) Wait() (int, error) { return -1, errNotImplemented }
-
-// Signal sends sig to init, or to every process of the container when all is set.
-func (c *Container) Signal(sig syscall.Signal, all bool) error { return errNotImplemented }
-
-// Delete removes the container; idempotent.
-func (c *Container) Delete(force bool) error { return errNotImplemented }
-
-// Exec starts an additional process with the container's confinement.
-func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
-	return nil, errNotImplemented
+func (c *Container) load() (*stateFile, error) {
+	st, err := readState(c.dir)
+	if err != nil {
+		if errors.Is(err, ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotExist, c.id)
+		}
+		return nil, err
+	}
+	st.refresh()
+	return st, nil
 }
 
-// Wait waits for an exec'd process and returns its exit status.
-func (p *Process) Wait() (int, error) { return -1, errNotImplemented }
-
-// Pause freezes every process of the container.
-func (c *Container) Pause() error { return errNotImplemented }
-
-// Resume thaws a paused container.
-func (c *Container) Resume() error { return errNotImplemented }
-
-// Processes lists the host pids of the container's processes.
-func (c *Container) Processes() ([]int, error) { return nil, errNotImplemented }
+// State returns the current state.
+func (c *Container) State() (State, error) {
+	st, err := c.load()
+	if err != nil {
+		return State{}, err
+	}
+	return st.State, nil
+}
 
 // Stats reports resource usage.
-func (c *Container) Stats() (*Stats, error) { return nil, errNotImplemented }
+func (c *Container) Stats() (*Stats, error) {
+	st, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	s, err := cg.Stats()
+	if err != nil {
+		return nil, fmt.Errorf("cgroup stats: %w", err)
+	}
+	return &Stats{
+		MemoryUsage: s.MemoryUsage, MemoryPeak: s.MemoryPeak, MemoryLimit: s.MemoryLimit,
+		OOMKills: s.OOMKills, PidsCurrent: s.PidsCurrent, PidsLimit: s.PidsLimit, CPUUsageNs: s.CPUUsageNS,
+	}, nil
+}
 
-// Init runs the container-side init when the binary was re-executed as "init"; otherwise it returns.
-func Init() {}
+// Processes lists the host pids of the container's processes.
+func (c *Container) Processes() ([]int, error) {
+	st, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	return cg.Pids()
+}

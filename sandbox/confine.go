@@ -1,0 +1,186 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/sandbox/internal/caps"
+	"bulwark.dev/bulwark/sandbox/internal/landlock"
+)
+
+// finishProcess applies the process-level layers in their fixed order and executes the workload:
+// console, rlimits, user + capabilities, cwd, no_new_privs, Landlock, descriptor hygiene, seccomp
+// (last: it may forbid what the earlier steps need). Only then is "ready" sent. Init then waits on
+// the exec fifo for Start; an exec'd process goes on at once. Returns only on failure.
+func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
+	if p.Terminal {
+		if err := setupConsole(ch, p); err != nil {
+			return stepError("console", "allocate pty", "/dev/ptmx", err)
+		}
+	}
+	for _, rl := range p.Rlimits {
+		// Raising a hard limit needs CAP_SYS_RESOURCE in the host's user namespace: a limit above
+		// the one the runtime itself runs with is clamped to it (tighter, never looser).
+		var cur syscall.Rlimit
+		if err := syscall.Getrlimit(rl.Resource, &cur); err == nil && rl.Hard > cur.Max {
+			rl.Hard = cur.Max
+			rl.Soft = min(rl.Soft, rl.Hard)
+		}
+		// syscall.Setrlimit (not unix.Prlimit) so the Go runtime does not restore its own
+		// RLIMIT_NOFILE at execve.
+		if err := syscall.Setrlimit(rl.Resource, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return stepError("rlimits", "setrlimit "+strconv.Itoa(rl.Resource), "", err)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return stepError("process", "oom_score_adj", "/proc/self/oom_score_adj", err)
+		}
+	}
+	set := caps.Set(p.Caps)
+	if p.UID == 0 && p.GID == 0 && len(p.Groups) == 0 {
+		if err := syscall.Setgroups(nil); err != nil {
+			return stepError("user", "setgroups", "", err)
+		}
+		if err := caps.Apply(set); err != nil {
+			return stepError("caps", "apply", "", err)
+		}
+	} else {
+		groups := make([]int, len(p.Groups))
+		for i, g := range p.Groups {
+			groups[i] = int(g)
+		}
+		if err := caps.SwitchUser(int(p.UID), int(p.GID), groups, set); err != nil {
+			return stepError("caps", "switch user", "", err)
+		}
+	}
+	if err := enterCwd(p.Cwd); err != nil {
+		return stepError("process", "cwd", p.Cwd, err)
+	}
+	exe, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return stepError("process", "find executable", p.Args[0], err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return stepError("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "", err)
+	}
+	if err := landlock.Restrict(p.Landlock); err != nil {
+		return stepError("landlock", "restrict", "", err)
+	}
+	if err := fdHygiene(); err != nil {
+		return stepError("fds", "close host descriptors", "/proc/self/fd", err)
+	}
+	if err := loadSeccomp(p.Seccomp); err != nil {
+		return stepError("seccomp", "load", "", err)
+	}
+	if err := ch.send(&message{Kind: kindReady}); err != nil {
+		os.Exit(1) // the runtime is gone: nobody would start or hear us
+	}
+	ch.close()
+	if fifo >= 0 {
+		var b [1]byte
+		for {
+			n, err := unix.Read(fifo, b[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n != 1 {
+				os.Exit(1)
+			}
+			break
+		}
+		unix.Close(fifo)
+	}
+	err = unix.Exec(exe, p.Args, p.Env)
+	// Too late for the channel: the runtime sees the exit status, the user the message.
+	fmt.Fprintf(os.Stderr, "bulwark: exec %s: %v\n", exe, err)
+	os.Exit(127)
+	return nil
+}
+
+// enterCwd changes to cwd and checks the result is inside the container's root. CVE-2024-21626:
+// a cwd reached through a leaked host descriptor (/proc/self/fd/N) would sit outside the root;
+// the kernel then reports it as "(unreachable)".
+func enterCwd(cwd string) error {
+	if !path.IsAbs(cwd) {
+		return fmt.Errorf("cwd %q is not absolute", cwd)
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return err
+	}
+	got, err := os.Readlink("/proc/self/cwd")
+	if err != nil {
+		return fmt.Errorf("read back cwd: %w", err)
+	}
+	if !strings.HasPrefix(got, "/") {
+		return fmt.Errorf("cwd %q resolves outside the container root (%q)", cwd, got)
+	}
+	return nil
+}
+
+// fdHygiene marks every descriptor above stderr close-on-exec and verifies it through
+// /proc/self/fd, so no host descriptor (state dir, socket, memfd) survives into the workload
+// (CVE-2024-21626).
+func fdHygiene() error {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil {
+			continue // the directory's own descriptor, closed since
+		}
+		if fl&unix.FD_CLOEXEC == 0 {
+			return fmt.Errorf("descriptor %d would leak into the container", fd)
+		}
+	}
+	return nil
+}
+
+// lookPath resolves the executable as execvp would, with the process's own PATH.
+func lookPath(arg0 string, env []string) (string, error) {
+	if strings.Contains(arg0, "/") {
+		return arg0, checkExec(arg0)
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, arg0)
+		if checkExec(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("executable %q not found in PATH %s", arg0, pathEnv)
+}
+
+func checkExec(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("%s is a directory", p)
+	}
+	return unix.Access(p, unix.X_OK)
+}

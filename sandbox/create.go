@@ -1,0 +1,340 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
+)
+
+// Descriptors the runtime hands a re-executed child through exec.Cmd.ExtraFiles, by fixed number.
+// Everything else (rootfs mount, exec fifo, bind sources, pty master) travels as SCM_RIGHTS on the
+// setup channel, named by index in the config message.
+const (
+	fdChannel = 3 // the child's end of the setup channel
+	fdSelf    = 4 // the sealed runtime memfd the child was executed from (CVE-2019-5736)
+	fdNsenter = 5 // Exec only: nsenter reports the joined process's pid here (internal/nsenter)
+)
+
+// envSetup marks a re-executed runtime as a setup child; its value is the mode ("init", "exec").
+const envSetup = "_BULWARK_SETUP"
+
+// Create sets up a container: namespaces, cgroup, idmapped rootfs, mounts and every confinement
+// layer, ending with an init process that waits for Start to execute the workload. Any failure
+// undoes everything done so far and returns the layer, step and errno that failed.
+func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Container, err error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	eff, raises, err := r.Floor(spec)
+	if err != nil {
+		return nil, err
+	}
+	if bundle, err = filepath.Abs(bundle); err != nil {
+		return nil, fmt.Errorf("bundle path: %w", err)
+	}
+	rootfs := eff.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("rootfs %s is not a directory: %v", rootfs, err)
+	}
+
+	var undo cleanup
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+	dir := r.containerDir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s", ErrExist, id)
+		}
+		return nil, fmt.Errorf("create container dir: %w", err)
+	}
+	undo.add(func() { os.RemoveAll(dir) })
+
+	st := newStateFile(id, bundle, r.opts.Tenant, eff)
+	st.Raises = raises
+	st.Created = time.Now().UTC()
+	if err := writeState(dir, st); err != nil {
+		return nil, err
+	}
+
+	alloc, err := idmap.Open(filepath.Join(r.opts.Root, "idmap"))
+	if err != nil {
+		return nil, fmt.Errorf("open id allocator: %w", err)
+	}
+	rng, err := alloc.Acquire(r.opts.Tenant, id)
+	if err != nil {
+		return nil, fmt.Errorf("acquire id range: %w", err)
+	}
+	undo.add(func() { alloc.Release(r.opts.Tenant, id) })
+	st.UIDBase, st.GIDBase, st.Size = rng.UIDBase, rng.GIDBase, rng.Size
+	if err := checkUser(eff.Process, rng.Size); err != nil {
+		return nil, err
+	}
+	if err := writeState(dir, st); err != nil {
+		return nil, err
+	}
+	// Exec gives new processes exactly this confinement, so the effective spec is kept.
+	if err := writeSpec(dir, eff); err != nil {
+		return nil, err
+	}
+
+	sc, err := r.compileSeccomp(eff.Linux.Seccomp)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := processPlanFor(eff.Process, eff.Mounts, eff.Annotations, sc)
+	if err != nil {
+		return nil, err
+	}
+	if proc.Terminal && stdio.ConsoleSocket == "" {
+		return nil, errors.New("process.terminal is set but no console socket was given")
+	}
+
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	undo.add(func() { cg.Destroy() })
+	if err := cg.Create(eff.Linux.Resources); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+
+	fifo := filepath.Join(dir, "exec.fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+
+	ch, cmd, err := r.startChild("init", stdio, proc.Terminal, &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
+			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(rng.UIDBase), Size: int(rng.Size)}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(rng.GIDBase), Size: int(rng.Size)}},
+		GidMappingsEnableSetgroups: true,
+		// The runtime's host uid 0 is unmapped in the new namespace: become its root (host id
+		// UIDBase) before the exec, or init would run as the overflow uid without capabilities.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0},
+		Setsid:     true,
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer ch.close()
+	undo.add(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	pid := cmd.Process.Pid
+	if err := cg.AddProc(pid); err != nil {
+		return nil, fmt.Errorf("join cgroup: %w", err)
+	}
+
+	cfg := &initConfig{
+		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
+		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
+		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname), Process: proc,
+	}
+	fds, err := r.donate(cfg, pid, rootfs, fifo, bundle, eff.Mounts)
+	defer closeAll(fds)
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
+		return nil, err
+	}
+	if err := awaitReady(ch, cmd, stdio.ConsoleSocket); err != nil {
+		return nil, err
+	}
+
+	st.Pid = pid
+	st.InitStartTime = procStartTime(pid)
+	st.Status = specs.ContainerState(StatusCreated)
+	if err := writeState(dir, st); err != nil {
+		return nil, err
+	}
+	undo.release()
+	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})
+	return &Container{rt: r, id: id, dir: dir, cmd: cmd}, nil
+}
+
+// checkUser refuses ids the container's user namespace cannot map.
+func checkUser(p *specs.Process, size uint32) error {
+	ids := append([]uint32{p.User.UID, p.User.GID}, p.User.AdditionalGids...)
+	for _, v := range ids {
+		if v >= size {
+			return floorErr("process.user id %d is outside the container's %d mapped ids", v, size)
+		}
+	}
+	return nil
+}
+
+// startChild re-executes the sealed runtime copy as a setup child and returns the parent's end of
+// the setup channel.
+func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, env []string, extra ...*os.File) (*channel, *exec.Cmd, error) {
+	self, err := sealedSelf()
+	if err != nil {
+		return nil, nil, err
+	}
+	parent, child, err := socketPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer child.Close()
+	cmd := &exec.Cmd{
+		Path:        fmt.Sprintf("/proc/self/fd/%d", fdSelf),
+		Args:        []string{"bulwark", mode},
+		Env:         append([]string{envSetup + "=" + mode}, env...),
+		ExtraFiles:  append([]*os.File{child, self}, extra...),
+		SysProcAttr: attr,
+	}
+	// A nil *os.File must not reach os/exec as a typed nil io.Reader: assign only real files
+	// (unset members become /dev/null). With a terminal the pty replaces stdio.
+	if !terminal {
+		if stdio.Stdin != nil {
+			cmd.Stdin = stdio.Stdin
+		}
+		if stdio.Stdout != nil {
+			cmd.Stdout = stdio.Stdout
+		}
+		if stdio.Stderr != nil {
+			cmd.Stderr = stdio.Stderr
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, nil, fmt.Errorf("start %s process: %w", mode, err)
+	}
+	return newChannel(parent), cmd, nil
+}
+
+// donate opens every descriptor the child needs and records their indices in cfg.
+func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, mounts []specs.Mount) ([]int, error) {
+	var fds []int
+	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fds, fmt.Errorf("open child user namespace: %w", err)
+	}
+	defer unix.Close(userns)
+	// The rootfs is owned by host ids; an idmapped mount shifts it into the container's range
+	// without chowning the image (and without the child needing to reach the host path).
+	rfd, err := idmap.IDMappedMount(rootfs, userns)
+	if err != nil {
+		return fds, fmt.Errorf("idmapped mount of rootfs %s: %w", rootfs, err)
+	}
+	fds = append(fds, rfd)
+	cfg.RootfsFD = 0
+	cfg.FifoFD = -1
+	if fifo != "" {
+		ffd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fds, fmt.Errorf("open exec fifo: %w", err)
+		}
+		cfg.FifoFD = len(fds)
+		fds = append(fds, ffd)
+	}
+	for _, m := range mounts {
+		flags, data := parseOptions(m.Options)
+		mp := mountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
+		if isBind(m) {
+			src := m.Source
+			if !filepath.IsAbs(src) {
+				src = filepath.Join(bundle, src)
+			}
+			bfd, err := detachedBind(src, flags)
+			if err != nil {
+				return fds, fmt.Errorf("bind mount %s → %s: %w", src, m.Destination, err)
+			}
+			mp.Type, mp.SrcFD = "bind", len(fds)
+			fds = append(fds, bfd)
+		}
+		cfg.Mounts = append(cfg.Mounts, mp)
+	}
+	if len(fds) > maxFDs {
+		return fds, fmt.Errorf("too many mounts: %d descriptors exceed %d", len(fds), maxFDs)
+	}
+	return fds, nil
+}
+
+// detachedBind clones src into a detached mount tree carrying the floor's flags (read-only,
+// nosuid, nodev, and noexec when asked), ready for the child to attach with move_mount.
+func detachedBind(src string, flags uintptr) (int, error) {
+	ot := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	at := uint(0)
+	if flags&unix.MS_REC != 0 {
+		ot |= unix.AT_RECURSIVE
+		at = unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, ot)
+	if err != nil {
+		return -1, fmt.Errorf("open_tree: %w", err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if flags&unix.MS_NOEXEC != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_NOEXEC
+	}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|at, attr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("mount_setattr: %w", err)
+	}
+	return fd, nil
+}
+
+// awaitReady reads the child's answers until ready or error.
+func awaitReady(ch *channel, cmd *exec.Cmd, consoleSocket string) error {
+	for {
+		m, err := ch.recv()
+		if err != nil {
+			// The child died without a word (killed, or crashed before it could report).
+			return fmt.Errorf("setup child exited without reporting: %w", err)
+		}
+		switch m.Kind {
+		case kindError:
+			return m.Error
+		case kindConsole:
+			err := sendConsole(consoleSocket, m.Console, m.fds)
+			closeAll(m.fds)
+			if err != nil {
+				return err
+			}
+		case kindReady:
+			closeAll(m.fds)
+			return nil
+		}
+	}
+}
+
+// sendConsole hands the pty master to the caller's console socket as runc does: one SCM_RIGHTS
+// message whose payload is the pty's name.
+func sendConsole(path, name string, fds []int) error {
+	if len(fds) != 1 {
+		return fmt.Errorf("console message carried %d descriptors, want 1", len(fds))
+	}
+	if path == "" {
+		return errors.New("process.terminal is set but no console socket was given")
+	}
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("connect console socket: %w", err)
+	}
+	defer conn.Close()
+	if _, _, err := conn.WriteMsgUnix([]byte(name), unix.UnixRights(fds[0]), nil); err != nil {
+		return fmt.Errorf("send pty master to console socket: %w", err)
+	}
+	return nil
+}

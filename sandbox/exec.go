@@ -1,0 +1,141 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
+	"bulwark.dev/bulwark/sandbox/internal/nsenter"
+)
+
+// Process is a process started in a running container with Exec.
+type Process struct {
+	// Pid is the host pid of the process.
+	Pid int
+
+	cmd      *exec.Cmd
+	waitOnce sync.Once
+	code     int
+	err      error
+}
+
+// Wait waits for an exec'd process and returns its exit status (128+n for death by signal n).
+func (p *Process) Wait() (int, error) {
+	p.waitOnce.Do(func() {
+		err := p.cmd.Wait()
+		p.code = exitStatus(p.cmd.ProcessState)
+		if _, ok := err.(*exec.ExitError); err != nil && !ok {
+			p.err = fmt.Errorf("wait for exec'd process: %w", err)
+		}
+	})
+	return p.code, p.err
+}
+
+func writeSpec(dir string, s *specs.Spec) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode effective spec: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "spec.json"), b, 0o600); err != nil {
+		return fmt.Errorf("write effective spec: %w", err)
+	}
+	return nil
+}
+
+func readSpec(dir string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "spec.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read effective spec: %w", err)
+	}
+	s := &specs.Spec{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("parse effective spec: %w", err)
+	}
+	return s, nil
+}
+
+// Exec starts p inside the container with exactly the container's confinement: every one of its
+// namespaces (joined by internal/nsenter before the Go runtime starts), its cgroup, and the same
+// floor for capabilities, no_new_privs, Landlock and seccomp as init got.
+func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
+	st, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	if s := Status(st.Status); s != StatusRunning && s != StatusCreated {
+		return nil, fmt.Errorf("%w: exec needs a created or running container, %s is %s", ErrInvalidState, c.id, s)
+	}
+	if p == nil {
+		return nil, floorErr("exec without a process")
+	}
+	spec, err := readSpec(c.dir)
+	if err != nil {
+		return nil, err
+	}
+	spec.Process = p
+	eff, _, err := c.rt.Floor(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUser(eff.Process, st.Size); err != nil {
+		return nil, err
+	}
+	sc, err := c.rt.compileSeccomp(eff.Linux.Seccomp)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := processPlanFor(eff.Process, eff.Mounts, eff.Annotations, sc)
+	if err != nil {
+		return nil, err
+	}
+	if proc.Terminal && stdio.ConsoleSocket == "" {
+		return nil, fmt.Errorf("process.terminal is set but no console socket was given")
+	}
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("nsenter pipe: %w", err)
+	}
+	defer syncR.Close()
+	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{},
+		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid)}, syncW)
+	syncW.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer ch.close()
+	fail := func(err error) (*Process, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	// The pid was checked alive with its start time just above; the namespaces it is about to
+	// lend are checked again by nsenter opening them.
+	pid, err := nsenter.ReadReport(syncR)
+	if err != nil {
+		return fail(fmt.Errorf("exec in %s: %w", c.id, err))
+	}
+	if err := cg.AddProc(pid); err != nil {
+		return fail(fmt.Errorf("exec in %s: join cgroup: %w", c.id, err))
+	}
+	cfg := &initConfig{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1}
+	if err := ch.send(&message{Kind: kindConfig, Config: cfg}); err != nil {
+		return fail(err)
+	}
+	if err := awaitReady(ch, cmd, stdio.ConsoleSocket); err != nil {
+		return fail(err)
+	}
+	c.rt.event(c.id, "exec", map[string]string{"pid": strconv.Itoa(pid)})
+	return &Process{Pid: pid, cmd: cmd}, nil
+}

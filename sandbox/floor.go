@@ -1,0 +1,499 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/sandbox/internal/caps"
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
+)
+
+// The floor: what every container gets whatever its spec says. Floor raises a spec that asks for
+// less and records each raise; it refuses (an error) what it cannot raise without changing the
+// meaning of the request in a dangerous way (joining a host namespace, a forbidden capability,
+// an unknown mount type, a hostile mount destination).
+
+// requiredNamespaces are created fresh for every container; joining an existing one is refused.
+var requiredNamespaces = []specs.LinuxNamespaceType{
+	specs.UserNamespace, specs.MountNamespace, specs.PIDNamespace, specs.IPCNamespace,
+	specs.UTSNamespace, specs.CgroupNamespace, specs.NetworkNamespace,
+}
+
+// defaultMaskedPaths hide kernel interfaces that leak host state or reach host-wide knobs
+// (runc's and Docker's default lists).
+var defaultMaskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+	"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+// defaultReadonlyPaths are host-wide /proc interfaces that must not be written.
+var defaultReadonlyPaths = []string{
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+}
+
+// tmpfsSize bounds every tmpfs that does not set a size, so a container cannot fill host memory.
+const tmpfsSize = "size=65536k"
+
+// defaultMounts are added when the spec has no mount at their destination.
+var defaultMounts = []specs.Mount{
+	{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+	{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "strictatime", "mode=755", tmpfsSize}},
+	{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+	{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", tmpfsSize}},
+	{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+	{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", tmpfsSize}},
+	{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=755", tmpfsSize}},
+	{Destination: "/var/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", tmpfsSize}},
+}
+
+// namespacedSysctls may be set because they belong to the container's own ipc or net namespace.
+var namespacedSysctls = []string{
+	"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+	"kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced", "fs.mqueue.", "net.",
+}
+
+// Default rlimits: no core dumps (they can leak secrets to the host's core pattern), finite files
+// and processes.
+const (
+	defaultNofileSoft = 1024
+	defaultNofileHard = 65536
+	maxNofile         = 1 << 20
+	defaultNproc      = 4096
+)
+
+// ErrFloor wraps every refusal by the floor.
+var ErrFloor = errors.New("refused by the sandbox floor")
+
+func floorErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrFloor, fmt.Sprintf(format, a...))
+}
+
+// Floor returns the effective spec (a copy; spec is not modified) and the raises the floor made.
+// It is a dry run: Create applies exactly this.
+func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
+	if spec == nil {
+		return nil, nil, floorErr("no spec")
+	}
+	eff, err := copySpec(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := &floor{spec: eff}
+	if eff.Process == nil {
+		return nil, nil, floorErr("spec has no process")
+	}
+	if len(eff.Process.Args) == 0 {
+		return nil, nil, floorErr("process.args is empty")
+	}
+	if eff.Root == nil || eff.Root.Path == "" {
+		return nil, nil, floorErr("spec has no root.path")
+	}
+	if eff.Linux == nil {
+		eff.Linux = &specs.Linux{}
+	}
+	steps := []func() error{
+		f.namespaces, f.idMappings, f.root, f.mounts, f.paths, f.devices, f.sysctls,
+		f.process, f.capabilities, f.rlimits, f.resources, f.hooks, f.seccomp,
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := r.checkMAC(); err != nil {
+		return nil, nil, err
+	}
+	return eff, f.raises, nil
+}
+
+type floor struct {
+	spec   *specs.Spec
+	raises []Raise
+}
+
+func (f *floor) raise(field, from, to string) {
+	f.raises = append(f.raises, Raise{Field: field, From: from, To: to})
+}
+
+func copySpec(s *specs.Spec) (*specs.Spec, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("copy spec: %w", err)
+	}
+	out := &specs.Spec{}
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("copy spec: %w", err)
+	}
+	return out, nil
+}
+
+func (f *floor) namespaces() error {
+	have := map[specs.LinuxNamespaceType]bool{}
+	var out []specs.LinuxNamespace
+	for _, ns := range f.spec.Linux.Namespaces {
+		if ns.Path != "" {
+			return floorErr("joining an existing %s namespace (%s) is refused: every container gets fresh namespaces", ns.Type, ns.Path)
+		}
+		if ns.Type == specs.TimeNamespace {
+			return floorErr("time namespace is not supported")
+		}
+		if have[ns.Type] {
+			continue
+		}
+		have[ns.Type] = true
+		out = append(out, specs.LinuxNamespace{Type: ns.Type})
+	}
+	for _, t := range requiredNamespaces {
+		if !have[t] {
+			out = append(out, specs.LinuxNamespace{Type: t})
+			f.raise("linux.namespaces", "", string(t))
+		}
+	}
+	for _, ns := range out {
+		known := false
+		for _, t := range requiredNamespaces {
+			known = known || t == ns.Type
+		}
+		if !known {
+			return floorErr("unknown namespace type %q", ns.Type)
+		}
+	}
+	f.spec.Linux.Namespaces = out
+	return nil
+}
+
+// idMappings replaces any requested mapping: the runtime allocates a per-tenant range at Create.
+func (f *floor) idMappings() error {
+	if len(f.spec.Linux.UIDMappings) > 0 || len(f.spec.Linux.GIDMappings) > 0 {
+		f.raise("linux.uidMappings", fmt.Sprint(f.spec.Linux.UIDMappings), "per-tenant range allocated at create")
+		f.spec.Linux.UIDMappings, f.spec.Linux.GIDMappings = nil, nil
+	}
+	return nil
+}
+
+func (f *floor) root() error {
+	if !f.spec.Root.Readonly {
+		f.spec.Root.Readonly = true
+		f.raise("root.readonly", "false", "true")
+	}
+	return nil
+}
+
+// cleanDest refuses relative, root and ".."-carrying destinations outright; the child still
+// resolves every destination inside the rootfs (RESOLVE_IN_ROOT) in case of symlinks.
+func cleanDest(d string) (string, error) {
+	if !path.IsAbs(d) {
+		return "", floorErr("mount destination %q is not absolute", d)
+	}
+	for _, part := range strings.Split(d, "/") {
+		if part == ".." {
+			return "", floorErr("mount destination %q contains \"..\"", d)
+		}
+	}
+	c := path.Clean(d)
+	if c == "/" {
+		return "", floorErr("mount destination %q would cover the root", d)
+	}
+	return c, nil
+}
+
+func isBind(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+func hasOpt(opts []string, o string) bool {
+	for _, x := range opts {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+func hasOptPrefix(opts []string, p string) bool {
+	for _, x := range opts {
+		if strings.HasPrefix(x, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *floor) mounts() error {
+	seen := map[string]bool{}
+	var out []specs.Mount
+	for _, m := range f.spec.Mounts {
+		d, err := cleanDest(m.Destination)
+		if err != nil {
+			return err
+		}
+		m.Destination = d
+		if m.Type == "cgroup" || m.Type == "cgroup2" {
+			// CVE-2022-0492: a writable cgroup v1 hierarchy exposes release_agent. Only the
+			// container's own cgroup2 namespace view, read-only, is ever mounted.
+			if m.Type != "cgroup2" || !hasOpt(m.Options, "ro") {
+				f.raise("mounts["+d+"]", m.Type+" "+strings.Join(m.Options, ","), "cgroup2 ro (own cgroup namespace)")
+			}
+			m.Type, m.Source = "cgroup2", "cgroup2"
+			m.Options = []string{"ro", "nosuid", "nodev", "noexec"}
+		}
+		want, err := floorOptions(m)
+		if err != nil {
+			return err
+		}
+		for _, o := range want {
+			if !hasOpt(m.Options, o) {
+				f.raise("mounts["+d+"].options", strings.Join(m.Options, ","), "+"+o)
+				m.Options = append(m.Options, o)
+			}
+		}
+		m.Options = removeOpt(m.Options, "rw")
+		if m.Type == "tmpfs" && !hasOptPrefix(m.Options, "size=") {
+			f.raise("mounts["+d+"].options", strings.Join(m.Options, ","), "+"+tmpfsSize)
+			m.Options = append(m.Options, tmpfsSize)
+		}
+		seen[d] = true
+		out = append(out, m)
+	}
+	for _, m := range defaultMounts {
+		if seen[m.Destination] {
+			continue
+		}
+		m.Options = append([]string(nil), m.Options...)
+		out = append(out, m)
+		f.raise("mounts", "", m.Type+" "+m.Destination)
+	}
+	// Parents before children, so /dev/pts lands on the /dev tmpfs, not under it. The sort is
+	// stable: the spec's order holds among mounts of equal depth.
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.Count(out[i].Destination, "/") < strings.Count(out[j].Destination, "/")
+	})
+	f.spec.Mounts = out
+	return nil
+}
+
+// floorOptions returns the options a mount of m's kind must carry.
+func floorOptions(m specs.Mount) ([]string, error) {
+	if isBind(m) {
+		// Writable only on explicit tmpfs mounts: host binds are read-only and inert.
+		return []string{"ro", "nosuid", "nodev"}, nil
+	}
+	switch m.Type {
+	case "proc", "mqueue", "cgroup2":
+		return []string{"nosuid", "nodev", "noexec"}, nil
+	case "sysfs":
+		return []string{"ro", "nosuid", "nodev", "noexec"}, nil
+	case "tmpfs":
+		if m.Destination == "/dev" {
+			return []string{"nosuid", "noexec"}, nil
+		}
+		return []string{"nosuid", "nodev", "noexec"}, nil
+	case "devpts":
+		// Not nodev: the pty device nodes live on this mount.
+		return []string{"nosuid", "noexec", "newinstance"}, nil
+	}
+	return nil, floorErr("mount type %q at %s is not allowed (allowed: bind, proc, sysfs, tmpfs, devpts, mqueue, cgroup2)", m.Type, m.Destination)
+}
+
+func removeOpt(opts []string, o string) []string {
+	out := opts[:0]
+	for _, x := range opts {
+		if x != o {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (f *floor) paths() error {
+	f.spec.Linux.MaskedPaths = unionPaths(f, "linux.maskedPaths", f.spec.Linux.MaskedPaths, defaultMaskedPaths)
+	f.spec.Linux.ReadonlyPaths = unionPaths(f, "linux.readonlyPaths", f.spec.Linux.ReadonlyPaths, defaultReadonlyPaths)
+	for _, p := range append(append([]string(nil), f.spec.Linux.MaskedPaths...), f.spec.Linux.ReadonlyPaths...) {
+		if _, err := cleanDest(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unionPaths(f *floor, field string, have, want []string) []string {
+	set := map[string]bool{}
+	for _, p := range have {
+		set[p] = true
+	}
+	for _, p := range want {
+		if !set[p] {
+			have = append(have, p)
+			set[p] = true
+			f.raise(field, "", p)
+		}
+	}
+	return have
+}
+
+// devices: the container sees only the minimal /dev set; extra device nodes are dropped.
+func (f *floor) devices() error {
+	if len(f.spec.Linux.Devices) > 0 {
+		var names []string
+		for _, d := range f.spec.Linux.Devices {
+			if !minimalDevice(d.Path) {
+				names = append(names, d.Path)
+			}
+		}
+		if len(names) > 0 {
+			f.raise("linux.devices", strings.Join(names, ","), "minimal /dev only")
+		}
+		f.spec.Linux.Devices = nil
+	}
+	return nil
+}
+
+func (f *floor) sysctls() error {
+	for k := range f.spec.Linux.Sysctl {
+		ok := false
+		for _, p := range namespacedSysctls {
+			if k == p || (strings.HasSuffix(p, ".") && strings.HasPrefix(k, p)) {
+				ok = true
+			}
+		}
+		if !ok || strings.Contains(k, "/") || strings.Contains(k, "..") {
+			return floorErr("sysctl %q is not namespaced to the container", k)
+		}
+	}
+	return nil
+}
+
+func (f *floor) process() error {
+	p := f.spec.Process
+	if !p.NoNewPrivileges {
+		p.NoNewPrivileges = true
+		f.raise("process.noNewPrivileges", "false", "true")
+	}
+	if p.OOMScoreAdj != nil && *p.OOMScoreAdj < 0 {
+		f.raise("process.oomScoreAdj", strconv.Itoa(*p.OOMScoreAdj), "0")
+		z := 0
+		p.OOMScoreAdj = &z
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	if !path.IsAbs(p.Cwd) {
+		return floorErr("process.cwd %q is not absolute", p.Cwd)
+	}
+	return nil
+}
+
+func (f *floor) capabilities() error {
+	p := f.spec.Process
+	c := p.Capabilities
+	if c == nil {
+		p.Capabilities = &specs.LinuxCapabilities{}
+		return nil
+	}
+	var requested caps.Set
+	for _, list := range [][]string{c.Bounding, c.Effective, c.Permitted} {
+		s, err := caps.Parse(list)
+		if err != nil {
+			return floorErr("process.capabilities: %v", err)
+		}
+		requested |= s
+	}
+	if err := caps.Check(requested); err != nil {
+		return fmt.Errorf("%w: process.capabilities: %w", ErrFloor, err)
+	}
+	kept, _, dropped := caps.Classify(requested)
+	if dropped != 0 {
+		f.raise("process.capabilities", dropped.String(), "dropped")
+	}
+	if len(c.Inheritable) > 0 {
+		f.raise("process.capabilities.inheritable", strings.Join(c.Inheritable, ","), "")
+	}
+	if len(c.Ambient) > 0 {
+		f.raise("process.capabilities.ambient", strings.Join(c.Ambient, ","), "")
+	}
+	names := kept.Names()
+	p.Capabilities = &specs.LinuxCapabilities{
+		Bounding:  names,
+		Effective: append([]string(nil), names...),
+		Permitted: append([]string(nil), names...),
+	}
+	return nil
+}
+
+func (f *floor) rlimits() error {
+	p := f.spec.Process
+	have := map[string]int{}
+	for i, rl := range p.Rlimits {
+		have[rl.Type] = i
+	}
+	set := func(typ string, soft, hard, max uint64) {
+		i, ok := have[typ]
+		if !ok {
+			p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: typ, Soft: soft, Hard: hard})
+			f.raise("process.rlimits."+typ, "unset", fmt.Sprintf("%d:%d", soft, hard))
+			return
+		}
+		rl := &p.Rlimits[i]
+		if rl.Hard > max || rl.Soft > rl.Hard {
+			from := fmt.Sprintf("%d:%d", rl.Soft, rl.Hard)
+			rl.Hard = min(rl.Hard, max)
+			rl.Soft = min(rl.Soft, rl.Hard)
+			f.raise("process.rlimits."+typ, from, fmt.Sprintf("%d:%d", rl.Soft, rl.Hard))
+		}
+	}
+	set("RLIMIT_CORE", 0, 0, 0)
+	set("RLIMIT_NOFILE", defaultNofileSoft, defaultNofileHard, maxNofile)
+	set("RLIMIT_NPROC", defaultNproc, defaultNproc, 1<<22)
+	for _, rl := range p.Rlimits {
+		if _, ok := rlimitNumber(rl.Type); !ok {
+			return floorErr("unknown rlimit %q", rl.Type)
+		}
+	}
+	return nil
+}
+
+func (f *floor) resources() error {
+	res, changes := cgroups.WithDefaults(f.spec.Linux.Resources)
+	f.spec.Linux.Resources = res
+	for _, c := range changes {
+		f.raise(c.Field, c.From, c.To)
+	}
+	return nil
+}
+
+// hooks: OCI hooks run on the host as root, outside every layer of the floor; they are not run.
+func (f *floor) hooks() error {
+	if f.spec.Hooks != nil {
+		f.raise("hooks", "present", "not run (host-side code outside the sandbox)")
+		f.spec.Hooks = nil
+	}
+	return nil
+}
+
+// seccomp: the default allowlist is always loaded; a spec profile is stacked on top of it, so it
+// can only make things stricter.
+func (f *floor) seccomp() error {
+	if f.spec.Linux.Seccomp == nil {
+		f.raise("linux.seccomp", "unconfined", "default profile")
+		return nil
+	}
+	f.raise("linux.seccomp", "spec profile", "default profile + spec profile (stacked)")
+	return nil
+}

@@ -1,0 +1,92 @@
+// Joins every namespace of a running container before the Go runtime starts. setns(CLONE_NEWUSER)
+// needs a single-threaded process, which a Go program never is once its runtime runs, so this
+// runs as an ELF constructor (as runc's nsexec does), and only when the runtime set the marker
+// variable for an Exec. It then forks, because joining a pid namespace only applies to children:
+// the child returns into the Go runtime (already inside every namespace); this process reports the
+// child's host pid, waits for it and exits with its status.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// Descriptor 5 in the joined process's table (see fdNsenter in sandbox/create.go).
+#define SYNC_FD 5
+
+// report is what the runtime reads from SYNC_FD: pid > 0 on success, else the failed step and
+// errno.
+struct report {
+	int32_t pid;
+	int32_t step;
+	int32_t err;
+};
+
+static void fail(int step) {
+	struct report r = {0, step, errno};
+	if (write(SYNC_FD, &r, sizeof r) < 0) {
+		// Nothing more to do: the runtime sees EOF and the exit status.
+	}
+	_exit(1);
+}
+
+__attribute__((constructor)) static void bulwark_nsenter(void) {
+	const char *pid = getenv("_BULWARK_NSENTER");
+	if (pid == NULL || *pid == '\0')
+		return;
+	// CVE-2019-5736: this process is about to sit inside the container's namespaces.
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail(1);
+	// User first: it grants the capabilities the other joins need. Mount last: it changes how
+	// /proc paths resolve, so every descriptor is opened before any join.
+	static const struct {
+		const char *name;
+		int type;
+	} ns[] = {
+		{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
+		{"pid", CLONE_NEWPID},   {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
+	};
+	enum { N = sizeof ns / sizeof ns[0] };
+	int fds[N];
+	for (int i = 0; i < N; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%s/ns/%s", pid, ns[i].name);
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			fail(10 + i);
+	}
+	for (int i = 0; i < N; i++) {
+		if (setns(fds[i], ns[i].type) < 0)
+			fail(20 + i);
+		close(fds[i]);
+	}
+	// Become the container's root (the runtime's host uid is unmapped in there); the process plan
+	// then switches to the workload's user.
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		fail(30);
+	pid_t child = fork();
+	if (child < 0)
+		fail(31);
+	if (child == 0) {
+		close(SYNC_FD);
+		return;
+	}
+	struct report r = {child, 0, 0};
+	if (write(SYNC_FD, &r, sizeof r) != sizeof r)
+		kill(child, SIGKILL);
+	close(SYNC_FD);
+	int status;
+	while (waitpid(child, &status, 0) < 0) {
+		if (errno != EINTR)
+			_exit(1);
+	}
+	if (WIFSIGNALED(status))
+		_exit(128 + WTERMSIG(status));
+	_exit(WEXITSTATUS(status));
+}

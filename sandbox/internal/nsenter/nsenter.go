@@ -1,0 +1,51 @@
+// Package nsenter joins a running container's namespaces from a C constructor, before the Go
+// runtime starts threads (setns into a user namespace requires a single-threaded caller). It acts
+// only when the Env variable is set; linking it in is otherwise inert.
+package nsenter
+
+// #cgo CFLAGS: -Wall -Werror -std=gnu11
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Env names the variable holding the pid whose namespaces the re-executed runtime joins.
+const Env = "_BULWARK_NSENTER"
+
+// steps names the constructor's steps by the numbers it reports.
+var steps = map[int32]string{
+	1: "prctl(PR_SET_DUMPABLE)", 30: "become container root", 31: "fork",
+}
+
+var nsNames = []string{"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"}
+
+// ReadReport reads the constructor's report from the sync pipe: the host pid of the process that
+// continues into Go inside the container's namespaces, or the step that failed.
+func ReadReport(r io.Reader) (int, error) {
+	var rep struct{ Pid, Step, Errno int32 }
+	if err := binary.Read(r, binary.NativeEndian, &rep); err != nil {
+		return 0, fmt.Errorf("nsenter: no report: %w", err)
+	}
+	if rep.Pid > 0 {
+		return int(rep.Pid), nil
+	}
+	step := steps[rep.Step]
+	switch {
+	case rep.Step >= 10 && rep.Step < 10+int32(len(nsNames)):
+		step = "open namespace " + nsNames[rep.Step-10]
+	case rep.Step >= 20 && rep.Step < 20+int32(len(nsNames)):
+		step = "setns " + nsNames[rep.Step-20]
+	}
+	return 0, &Error{Step: step, Errno: int(rep.Errno)}
+}
+
+// Error is a failure of the constructor.
+type Error struct {
+	Step  string
+	Errno int
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("nsenter: %s: errno %d", e.Step, e.Errno) }

@@ -1,0 +1,104 @@
+package sandbox
+
+import (
+	"fmt"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/mac"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
+)
+
+// checkMAC refuses to run on a host without any MAC layer unless the operator made the explicit,
+// audited exception (Options.AllowNoMAC).
+func (r *Runtime) checkMAC() error {
+	if mac.Detect().Any() {
+		return nil
+	}
+	if r.opts.AllowNoMAC {
+		r.event("", "floor.no-mac-exception", map[string]string{"reason": "Options.AllowNoMAC"})
+		return nil
+	}
+	return floorErr("the host has no MAC layer (SELinux, AppArmor or Landlock ABI >= 6); set AllowNoMAC to run without one")
+}
+
+// seccompBlob is a compiled seccomp program as it crosses the setup channel: the child loads it
+// without cgo or libseccomp.
+type seccompBlob struct {
+	Digest string `json:"digest"`
+	Flags  uint   `json:"flags"`
+	BPF    []byte `json:"bpf"`
+}
+
+// compileSeccomp returns the programs the child loads, in order: the floor's default allowlist
+// always, then the spec's own profile (if any and different), stacked on top. Compiled programs
+// are cached by profile digest under <root>/seccomp-cache, which saves ~20 ms per start.
+func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]seccompBlob, error) {
+	cache := filepath.Join(r.opts.Root, "seccomp-cache")
+	def, err := seccomp.CachedCompile(cache, profiles.DefaultSeccomp())
+	if err != nil {
+		return nil, fmt.Errorf("compile default seccomp profile: %w", err)
+	}
+	out := []seccompBlob{{Digest: def.Digest, Flags: def.Flags, BPF: def.Bytes()}}
+	if spec != nil {
+		p, err := seccomp.CachedCompile(cache, spec)
+		if err != nil {
+			return nil, fmt.Errorf("compile spec seccomp profile: %w", err)
+		}
+		if p.Digest != def.Digest {
+			out = append(out, seccompBlob{Digest: p.Digest, Flags: p.Flags, BPF: p.Bytes()})
+		}
+	}
+	return out, nil
+}
+
+// loadSeccomp installs the programs on the calling process (child side, last step before execve).
+func loadSeccomp(blobs []seccompBlob) error {
+	if len(blobs) == 0 {
+		return fmt.Errorf("%w: no program (the default profile is mandatory)", seccomp.ErrNotLoaded)
+	}
+	for _, b := range blobs {
+		p, err := seccomp.FromBytes(b.Digest, b.BPF)
+		if err != nil {
+			return err
+		}
+		p.Flags = b.Flags
+		if err := p.Load(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// minimalDevice reports whether a /dev path is one the floor provides anyway.
+func minimalDevice(p string) bool {
+	for _, d := range minimalDevices {
+		if "/dev/"+d == p {
+			return true
+		}
+	}
+	return p == "/dev/ptmx" || p == "/dev/console"
+}
+
+// minimalDevices are bind-mounted from the host's /dev (mknod is impossible in a user namespace).
+var minimalDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+var rlimitNumbers = map[string]int{
+	"RLIMIT_AS": 9, "RLIMIT_CORE": 4, "RLIMIT_CPU": 0, "RLIMIT_DATA": 2, "RLIMIT_FSIZE": 1,
+	"RLIMIT_LOCKS": 10, "RLIMIT_MEMLOCK": 8, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+	"RLIMIT_NOFILE": 7, "RLIMIT_NPROC": 6, "RLIMIT_RSS": 5, "RLIMIT_RTPRIO": 14,
+	"RLIMIT_RTTIME": 15, "RLIMIT_SIGPENDING": 11, "RLIMIT_STACK": 3,
+}
+
+func rlimitNumber(name string) (int, bool) {
+	n, ok := rlimitNumbers[name]
+	return n, ok
+}
+
+func (r *Runtime) event(id, action string, attrs map[string]string) {
+	if r.opts.Events != nil {
+		r.opts.Events.Event(id, action, attrs)
+	}
+}

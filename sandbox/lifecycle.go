@@ -1,0 +1,264 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
+)
+
+// ErrNoExitStatus is returned by Wait in a process that did not create the container: only the
+// parent of init can collect its exit status.
+var ErrNoExitStatus = errors.New("exit status is only available to the process that created the container")
+
+func (c *Container) setStatus(st *stateFile, to Status) error {
+	if err := transition(Status(st.Status), to); err != nil {
+		return err
+	}
+	st.Status = specs.ContainerState(to)
+	return writeState(c.dir, st)
+}
+
+// Start lets the waiting init execute the workload: one byte on the exec fifo, which init has
+// been blocking on since Create finished every confinement step.
+func (c *Container) Start() error {
+	st, err := c.load()
+	if err != nil {
+		return err
+	}
+	if err := transition(Status(st.Status), StatusRunning); err != nil || Status(st.Status) != StatusCreated {
+		return fmt.Errorf("%w: start needs a created container, %s is %s", ErrInvalidState, c.id, st.Status)
+	}
+	fifo := filepath.Join(c.dir, "exec.fifo")
+	// O_NONBLOCK: if init is gone there is no reader and open fails at once (ENXIO) instead of
+	// hanging forever.
+	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("start %s: open exec fifo: %w", c.id, err)
+	}
+	_, werr := unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if werr != nil {
+		return fmt.Errorf("start %s: write exec fifo: %w", c.id, werr)
+	}
+	os.Remove(fifo)
+	if err := c.setStatus(st, StatusRunning); err != nil {
+		return err
+	}
+	c.rt.event(c.id, "start", nil)
+	return nil
+}
+
+// Wait waits for the init process and returns its exit status (128+n for death by signal n).
+func (c *Container) Wait() (int, error) {
+	if c.cmd == nil {
+		st, err := c.load()
+		if err != nil {
+			return -1, err
+		}
+		if err := waitGone(st); err != nil {
+			return -1, err
+		}
+		return -1, ErrNoExitStatus
+	}
+	c.waitOnce.Do(func() {
+		err := c.cmd.Wait()
+		c.exitCode = exitStatus(c.cmd.ProcessState)
+		var ee *exitErrorType
+		if err != nil && !errors.As(err, &ee) {
+			c.waitErr = fmt.Errorf("wait for init: %w", err)
+		}
+		c.rt.event(c.id, "exit", map[string]string{"status": strconv.Itoa(c.exitCode)})
+	})
+	return c.exitCode, c.waitErr
+}
+
+// waitGone blocks until the recorded init process exits, through a pidfd.
+func waitGone(st *stateFile) error {
+	if !st.initAlive() {
+		return nil
+	}
+	pfd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(pfd)
+	if procStartTime(st.Pid) != st.InitStartTime {
+		return nil
+	}
+	for {
+		_, err := unix.Poll([]unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}, -1)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// Signal sends sig to init, or to every process of the container when all is set.
+func (c *Container) Signal(sig syscall.Signal, all bool) error {
+	st, err := c.load()
+	if err != nil {
+		return err
+	}
+	switch Status(st.Status) {
+	case StatusCreated, StatusRunning, StatusPaused:
+	default:
+		return fmt.Errorf("%w: cannot signal %s container %s", ErrInvalidState, st.Status, c.id)
+	}
+	if !all {
+		return st.signalInit(unix.Signal(sig))
+	}
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	pids, err := cg.Pids()
+	if err != nil {
+		return fmt.Errorf("list processes: %w", err)
+	}
+	for _, p := range pids {
+		// Pids come from the container's own cgroup, which only its processes can be in.
+		unix.Kill(p, sig)
+	}
+	return nil
+}
+
+// Pause freezes every process of the container.
+func (c *Container) Pause() error {
+	st, err := c.load()
+	if err != nil {
+		return err
+	}
+	if Status(st.Status) != StatusRunning {
+		return fmt.Errorf("%w: pause needs a running container, %s is %s", ErrInvalidState, c.id, st.Status)
+	}
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	if err := cg.Freeze(); err != nil {
+		return fmt.Errorf("freeze %s: %w", c.id, err)
+	}
+	return c.setStatus(st, StatusPaused)
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume() error {
+	st, err := c.load()
+	if err != nil {
+		return err
+	}
+	if Status(st.Status) != StatusPaused {
+		return fmt.Errorf("%w: resume needs a paused container, %s is %s", ErrInvalidState, c.id, st.Status)
+	}
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	if err := cg.Thaw(); err != nil {
+		return fmt.Errorf("thaw %s: %w", c.id, err)
+	}
+	return c.setStatus(st, StatusRunning)
+}
+
+// Delete kills whatever still runs, destroys the cgroup, releases the id range and removes the
+// state. It is idempotent and works on a container whose creation crashed half-way (whatever
+// state.json recorded, or nothing at all, is enough). A running or paused container needs force;
+// a created one is deleted without (as runc does).
+func (c *Container) Delete(force bool) error {
+	st, err := readState(c.dir)
+	switch {
+	case errors.Is(err, ErrNotExist):
+		if _, serr := os.Stat(c.dir); errors.Is(serr, os.ErrNotExist) {
+			return nil // already deleted
+		}
+		// Crashed before the first state write: only the directory and maybe a cgroup exist.
+		st = newStateFile(c.id, "", c.rt.opts.Tenant, nil)
+	case err != nil:
+		return err
+	}
+	st.refresh()
+	if s := Status(st.Status); (s == StatusRunning || s == StatusPaused) && !force {
+		return fmt.Errorf("%w: %s is %s; stop it first or delete with force", ErrInvalidState, c.id, s)
+	}
+	if err := c.kill(st); err != nil {
+		return err
+	}
+	if c.cmd != nil {
+		c.Wait()
+	}
+	tenant := st.Tenant
+	if tenant == "" {
+		tenant = c.rt.opts.Tenant
+	}
+	alloc, err := idmap.Open(filepath.Join(c.rt.opts.Root, "idmap"))
+	if err != nil {
+		return fmt.Errorf("open id allocator: %w", err)
+	}
+	if err := alloc.Release(tenant, c.id); err != nil {
+		return fmt.Errorf("release id range: %w", err)
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	c.rt.event(c.id, "delete", nil)
+	return nil
+}
+
+// kill SIGKILLs every process in the container's cgroup (and init by pidfd), thaws a frozen
+// cgroup so the kill lands, waits until the cgroup is empty, then removes it.
+func (c *Container) kill(st *stateFile) error {
+	if st.initAlive() {
+		st.signalInit(unix.SIGKILL)
+	}
+	name := st.Cgroup
+	if name == "" {
+		name = "bulwark/" + c.id
+	}
+	cg, err := cgroups.New(name)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids, err := cg.Pids()
+		if err != nil || len(pids) == 0 {
+			break
+		}
+		for _, p := range pids {
+			unix.Kill(p, unix.SIGKILL)
+		}
+		cg.Thaw()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("delete %s: processes %v survive SIGKILL", c.id, pids)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cg.Destroy(); err != nil {
+		return fmt.Errorf("destroy cgroup %s: %w", name, err)
+	}
+	return nil
+}
+
+type exitErrorType = exec.ExitError
+
+// exitStatus maps a process state to a shell-style status: the exit code, or 128+signal.
+func exitStatus(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}

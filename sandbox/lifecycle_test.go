@@ -1,0 +1,260 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates namespaces, cgroups and mounts")
+	}
+}
+
+// busyboxBundle builds a bundle whose rootfs holds a static busybox and its applet links.
+func busyboxBundle(t *testing.T) (string, *specs.Spec) {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox-static not installed")
+	}
+	bundle := t.TempDir()
+	rootfs := filepath.Join(bundle, "rootfs")
+	for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "true", "false", "cat", "echo", "ls", "id", "sleep", "grep", "mount", "hostname", "touch", "ps"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: "rootfs"},
+		Hostname: "bulwark-test",
+		Process: &specs.Process{
+			Args: []string{"/bin/true"},
+			Env:  []string{"PATH=/bin"},
+			Cwd:  "/",
+		},
+		Linux: &specs.Linux{},
+	}
+	return bundle, spec
+}
+
+func newTestRuntime(t *testing.T) *Runtime {
+	t.Helper()
+	r, err := New(Options{Root: t.TempDir(), Tenant: "t-" + strings.ToLower(t.Name())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// leakCheck snapshots mounts and cgroup dirs and verifies after the test that nothing is left.
+func leakCheck(t *testing.T, id string) {
+	t.Helper()
+	before, _ := os.ReadFile("/proc/self/mountinfo")
+	t.Cleanup(func() {
+		after, _ := os.ReadFile("/proc/self/mountinfo")
+		if len(after) != len(before) {
+			t.Errorf("mount table changed: %d → %d bytes", len(before), len(after))
+		}
+		m, _ := filepath.Glob("/sys/fs/cgroup/*/bulwark/" + id)
+		if len(m) > 0 {
+			t.Errorf("cgroup dirs left behind: %v", m)
+		}
+	})
+}
+
+func run(t *testing.T, r *Runtime, id, bundle string, spec *specs.Spec) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	done := make(chan struct{})
+	go func() { stdout.ReadFrom(outR); close(done) }()
+	done2 := make(chan struct{})
+	go func() { stderr.ReadFrom(errR); close(done2) }()
+	c, err := r.Create(id, bundle, spec, IO{Stdout: outW, Stderr: errW})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	defer func() {
+		if err := c.Delete(true); err != nil {
+			t.Errorf("delete: %v", err)
+		}
+	}()
+	if err := c.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	code, err := c.Wait()
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	<-done
+	<-done2
+	return code, stdout.String(), stderr.String()
+}
+
+func TestRunTrue(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "true1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	start := time.Now()
+	code, out, errOut := run(t, r, "true1", bundle, spec)
+	t.Logf("create+start+wait+delete of /bin/true: %v", time.Since(start))
+	if code != 0 {
+		t.Fatalf("exit %d, stdout %q stderr %q", code, out, errOut)
+	}
+	if _, err := r.Load("true1"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("state left after delete: %v", err)
+	}
+}
+
+func TestRunSeesFloor(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "floor1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.Args = []string{"/bin/sh", "-c", `
+id -u; hostname; cat /proc/self/uid_map;
+grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/self/status;
+touch /etc/x 2>/dev/null && echo rootfs-writable || echo rootfs-ro;
+touch /tmp/x && echo tmp-writable;
+cat /proc/kcore 2>&1 | head -c 20; echo "kcore-size:$(cat /proc/kcore | wc -c)";
+ls /proc/self/fd | wc -l;
+cat /etc/hostname`}
+	code, out, errOut := run(t, r, "floor1", bundle, spec)
+	t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"bulwark-test", "NoNewPrivs:\t1", "Seccomp:\t2", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "rootfs-ro", "tmp-writable", "kcore-size:0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in output", want)
+		}
+	}
+	if strings.Contains(out, "\n         0          0") {
+		t.Errorf("identity uid mapping: %s", out)
+	}
+}
+
+func TestExitCodeAndSignal(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "exit1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.Args = []string{"/bin/sh", "-c", "exit 7"}
+	if code, _, _ := run(t, r, "exit1", bundle, spec); code != 7 {
+		t.Fatalf("exit code %d, want 7", code)
+	}
+	spec.Process.Args = []string{"/bin/sleep", "100"}
+	c, err := r.Create("exit2", bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("second start: %v, want ErrInvalidState", err)
+	}
+	// SIGTERM would be ignored: pid 1 of a pid namespace only gets signals it handles.
+	if err := c.Signal(syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := c.Wait(); code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("exit %d, want %d", code, 128+int(syscall.SIGKILL))
+	}
+	if st, _ := c.State(); st.Status != specs.ContainerState(StatusStopped) {
+		t.Fatalf("status %s, want stopped", st.Status)
+	}
+}
+
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "bad1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.Args = []string{"/bin/does-not-exist"}
+	_, err := r.Create("bad1", bundle, spec, IO{})
+	var ie *InitError
+	if !errors.As(err, &ie) || ie.Layer != "process" {
+		t.Fatalf("create: %v, want an InitError from layer process", err)
+	}
+	t.Logf("reported: %v", err)
+	if _, err := os.Stat(r.containerDir("bad1")); !os.IsNotExist(err) {
+		t.Fatalf("state dir left behind: %v", err)
+	}
+}
+
+func TestExec(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "exec1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.Args = []string{"/bin/sleep", "100"}
+	c, err := r.Create("exec1", bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, _ := os.Pipe()
+	p, err := c.Exec(&specs.Process{
+		Args: []string{"/bin/sh", "-c", "hostname; grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; cat /proc/self/uid_map; echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')"},
+		Env:  []string{"PATH=/bin"}, Cwd: "/",
+	}, IO{Stdout: outW, Stderr: outW})
+	outW.Close()
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	var out bytes.Buffer
+	out.ReadFrom(outR)
+	code, err := p.Wait()
+	t.Logf("exec output:\n%s", out.String())
+	if err != nil || code != 0 {
+		t.Fatalf("exec exit %d, %v", code, err)
+	}
+	for _, want := range []string{"bulwark-test", "NoNewPrivs:\t1", "Seccomp:\t2", "CapEff:\t0000000000000000", "pid1=/bin/sleep 100"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	pids, err := c.Processes()
+	if err != nil || len(pids) != 1 {
+		t.Errorf("processes %v, %v; want just init", pids, err)
+	}
+	if err := c.Pause(); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+}

@@ -1,0 +1,349 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Child-side filesystem setup. Every target is resolved inside the rootfs with openat2
+// RESOLVE_IN_ROOT (a symlink or ".." in the image can never lead outside it), then mounted on
+// through its /proc/self/fd magic link or with the fd-based mount API, so no path is resolved
+// twice. Host paths are only used before pivot_root, for the device nodes.
+
+// inRootFlags: resolve as if the rootfs were "/", and never through a magic link (/proc/*/fd,
+// /proc/*/root) that could jump to another filesystem tree.
+const inRootFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+
+func openInRoot(root int, p string, flags int) (int, error) {
+	fd, err := unix.Openat2(root, p, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: inRootFlags})
+	if err != nil {
+		return -1, &pathError{op: "openat2", path: p, err: err}
+	}
+	return fd, nil
+}
+
+type pathError struct {
+	op, path string
+	err      error
+}
+
+func (e *pathError) Error() string { return e.op + " " + e.path + ": " + e.err.Error() }
+func (e *pathError) Unwrap() error { return e.err }
+
+// mkdirInRoot creates p (and its parents) inside root if missing and returns an O_PATH fd of it.
+func mkdirInRoot(root int, p string) (int, error) {
+	fd, err := openInRoot(root, p, unix.O_PATH|unix.O_DIRECTORY)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return fd, err
+	}
+	parent, err := mkdirInRoot(root, path.Dir(p))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	if err := unix.Mkdirat(parent, path.Base(p), 0o755); err != nil && err != unix.EEXIST {
+		return -1, &pathError{op: "mkdir", path: p, err: err}
+	}
+	return openInRoot(root, p, unix.O_PATH|unix.O_DIRECTORY)
+}
+
+// fileInRoot creates p as an empty file inside root if missing and returns an O_PATH fd of it.
+func fileInRoot(root int, p string) (int, error) {
+	fd, err := openInRoot(root, p, unix.O_PATH)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return fd, err
+	}
+	parent, err := mkdirInRoot(root, path.Dir(p))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	nfd, err := unix.Openat(parent, path.Base(p), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil && err != unix.EEXIST {
+		return -1, &pathError{op: "create", path: p, err: err}
+	}
+	if err == nil {
+		unix.Close(nfd)
+	}
+	return openInRoot(root, p, unix.O_PATH)
+}
+
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+func isDirFD(fd int) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
+}
+
+// setupRootfs attaches the idmapped rootfs, mounts everything the plan lists inside it, masks and
+// write-protects the dangerous /proc and /sys paths, pivots into it and makes it read-only.
+func setupRootfs(cfg *initConfig, fds []int) *InitError {
+	if cfg.RootfsFD < 0 || cfg.RootfsFD >= len(fds) {
+		return stepError("mounts", "rootfs descriptor", "", errString("no rootfs mount was donated"))
+	}
+	root := fds[cfg.RootfsFD]
+	// Nothing done below may propagate back to the host's mount namespace.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return stepError("mounts", "make / rprivate", "/", err)
+	}
+	// Attach the detached idmapped rootfs on top of "/": path lookups from our root still see the
+	// host tree beneath (for /dev and /proc/self/fd) until pivot_root swaps them.
+	if err := unix.MoveMount(root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return stepError("mounts", "attach rootfs (move_mount)", "/", err)
+	}
+	for _, m := range cfg.Mounts {
+		if err := mountOne(root, m, fds); err != nil {
+			return stepError("mounts", "mount "+m.Type, m.Dest, err)
+		}
+	}
+	if err := generatedMounts(root, cfg.Files); err != nil {
+		return stepError("mounts", "generated /etc files", "", err)
+	}
+	for k, v := range cfg.Sysctl {
+		if err := writeSysctl(root, k, v); err != nil {
+			return stepError("sysctl", "write "+k, "", err)
+		}
+	}
+	for _, p := range cfg.MaskedPaths {
+		if err := maskPath(root, p); err != nil {
+			return stepError("mounts", "mask path", p, err)
+		}
+	}
+	for _, p := range cfg.ReadonlyPaths {
+		if err := readonlyPath(root, p); err != nil {
+			return stepError("mounts", "read-only path", p, err)
+		}
+	}
+	if err := pivot(root); err != nil {
+		return stepError("mounts", "pivot_root", "/", err)
+	}
+	// The root becomes read-only only now: mountpoints had to be created in it first.
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, attr); err != nil {
+		return stepError("mounts", "remount root read-only", "/", err)
+	}
+	return nil
+}
+
+func mountOne(root int, m mountPlan, fds []int) error {
+	if m.Type == "bind" {
+		if m.SrcFD < 0 || m.SrcFD >= len(fds) {
+			return errors.New("bind mount without a donated source")
+		}
+		src := fds[m.SrcFD]
+		dir, err := isDirFD(src)
+		if err != nil {
+			return err
+		}
+		target, err := targetInRoot(root, m.Dest, dir)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(target)
+		return unix.MoveMount(src, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	}
+	target, err := mkdirInRoot(root, m.Dest)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	flags := m.Flags &^ (unix.MS_BIND | unix.MS_REC)
+	switch m.Type {
+	case "cgroup2":
+		// The container's own cgroup namespace view, read-only; if the kernel refuses (no
+		// controllers delegated), an empty read-only tmpfs keeps the path inert.
+		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", flags|unix.MS_RDONLY, ""); err != nil {
+			return unix.Mount("tmpfs", fdPath(target), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=555")
+		}
+		return nil
+	}
+	if err := unix.Mount(m.Source, fdPath(target), m.Type, flags, m.Data); err != nil {
+		return fmt.Errorf("mount(%s, %s): %w", m.Type, m.Data, err)
+	}
+	if m.Dest == "/dev" {
+		return populateDev(root)
+	}
+	return nil
+}
+
+func targetInRoot(root int, p string, dir bool) (int, error) {
+	if dir {
+		return mkdirInRoot(root, p)
+	}
+	return fileInRoot(root, p)
+}
+
+// populateDev fills the fresh /dev tmpfs: mknod is impossible in a user namespace, so the minimal
+// device set is bind-mounted from the host, and the rest are symlinks.
+func populateDev(root int) error {
+	for _, d := range minimalDevices {
+		target, err := fileInRoot(root, "/dev/"+d)
+		if err != nil {
+			return err
+		}
+		err = unix.Mount("/dev/"+d, fdPath(target), "", unix.MS_BIND, "")
+		unix.Close(target)
+		if err != nil {
+			return fmt.Errorf("bind /dev/%s: %w", d, err)
+		}
+	}
+	dev, err := openInRoot(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dev)
+	links := [][2]string{
+		{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"},
+	}
+	for _, l := range links {
+		if err := unix.Symlinkat(l[0], dev, l[1]); err != nil && err != unix.EEXIST {
+			return fmt.Errorf("symlink /dev/%s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+// generatedMounts writes the generated files into a private tmpfs and mounts each, read-only,
+// over its destination. The tmpfs is attached on the host's /tmp of this (private) mount
+// namespace only while the clones are made; pivot_root leaves it behind.
+func generatedMounts(root int, files []filePlan) error {
+	if len(files) == 0 {
+		return nil
+	}
+	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64k,mode=755"); err != nil {
+		return fmt.Errorf("staging tmpfs: %w", err)
+	}
+	defer unix.Unmount("/tmp", unix.MNT_DETACH)
+	for i, f := range files {
+		name := "/tmp/" + strconv.Itoa(i)
+		if err := writeNew(name, f.Content); err != nil {
+			return err
+		}
+		clone, err := unix.OpenTree(unix.AT_FDCWD, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("clone %s: %w", f.Dest, err)
+		}
+		err = attachReadonly(root, clone, f.Dest)
+		unix.Close(clone)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeNew(name, content string) error {
+	fd, err := unix.Open(name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte(content)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+func attachReadonly(root, clone int, dest string) error {
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("mount_setattr %s: %w", dest, err)
+	}
+	dir, err := isDirFD(clone)
+	if err != nil {
+		return err
+	}
+	target, err := targetInRoot(root, dest, dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	if err := unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount %s: %w", dest, err)
+	}
+	return nil
+}
+
+func writeSysctl(root int, key, value string) error {
+	p := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	fd, err := openInRoot(root, p, unix.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	_, err = unix.Write(fd, []byte(value))
+	return err
+}
+
+// maskPath hides p: a read-only empty tmpfs over a directory, /dev/null over anything else.
+// A path the kernel does not have is already hidden.
+func maskPath(root int, p string) error {
+	target, err := openInRoot(root, p, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	dir, err := isDirFD(target)
+	if err != nil {
+		return err
+	}
+	if dir {
+		return unix.Mount("tmpfs", fdPath(target), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=555")
+	}
+	null, err := openInRoot(root, "/dev/null", unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(null)
+	return unix.Mount(fdPath(null), fdPath(target), "", unix.MS_BIND, "")
+}
+
+// readonlyPath covers p with a read-only clone of itself.
+func readonlyPath(root int, p string) error {
+	target, err := openInRoot(root, p, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	clone, err := unix.OpenTree(target, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	defer unix.Close(clone)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
+	}
+	return unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// pivot makes the rootfs the root with pivot_root (never chroot: a chroot leaves the host tree
+// reachable) and detaches the old root.
+func pivot(root int) error {
+	if err := unix.Fchdir(root); err != nil {
+		return fmt.Errorf("fchdir rootfs: %w", err)
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." detaches it.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}

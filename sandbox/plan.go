@@ -1,0 +1,186 @@
+package sandbox
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/sandbox/internal/caps"
+	"bulwark.dev/bulwark/sandbox/internal/landlock"
+)
+
+// initConfig is the plan the parent sends the child in the config message: everything the child
+// needs, already decided. The child makes no policy choices of its own.
+type initConfig struct {
+	ID            string            `json:"id"`
+	Hostname      string            `json:"hostname,omitempty"`
+	Domainname    string            `json:"domainname,omitempty"`
+	Mounts        []mountPlan       `json:"mounts,omitempty"`
+	MaskedPaths   []string          `json:"maskedPaths,omitempty"`
+	ReadonlyPaths []string          `json:"readonlyPaths,omitempty"`
+	Sysctl        map[string]string `json:"sysctl,omitempty"`
+	Files         []filePlan        `json:"files,omitempty"`
+	Process       processPlan       `json:"process"`
+	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
+	RootfsFD int `json:"rootfsFD"` // detached idmapped mount of the rootfs (Create only)
+	FifoFD   int `json:"fifoFD"`   // exec fifo opened O_RDWR; init blocks reading it (Create only)
+}
+
+// mountPlan is one mount in the container. Bind mounts arrive as detached trees made by the parent
+// (SrcFD), since the child, an unprivileged host uid, may not even be able to resolve the source.
+type mountPlan struct {
+	Dest   string  `json:"dest"`
+	Type   string  `json:"type"`
+	Source string  `json:"source,omitempty"`
+	Flags  uintptr `json:"flags"`
+	Data   string  `json:"data,omitempty"`
+	SrcFD  int     `json:"srcFD"`
+}
+
+// filePlan is a generated file (/etc/hosts, /etc/hostname, /etc/resolv.conf) mounted read-only
+// from a private tmpfs; host files are never bind-mounted for these.
+type filePlan struct {
+	Dest    string `json:"dest"`
+	Content string `json:"content"`
+}
+
+// processPlan is the confinement and identity of the process the child finally executes.
+type processPlan struct {
+	Args        []string       `json:"args"`
+	Env         []string       `json:"env,omitempty"`
+	Cwd         string         `json:"cwd"`
+	UID         uint32         `json:"uid"`
+	GID         uint32         `json:"gid"`
+	Groups      []uint32       `json:"groups,omitempty"`
+	Caps        uint64         `json:"caps"`
+	Rlimits     []rlimitPlan   `json:"rlimits,omitempty"`
+	Terminal    bool           `json:"terminal,omitempty"`
+	Rows        uint16         `json:"rows,omitempty"`
+	Cols        uint16         `json:"cols,omitempty"`
+	OOMScoreAdj *int           `json:"oomScoreAdj,omitempty"`
+	Landlock    landlock.Rules `json:"landlock"`
+	Seccomp     []seccompBlob  `json:"seccomp"`
+}
+
+type rlimitPlan struct {
+	Resource int    `json:"resource"`
+	Soft     uint64 `json:"soft"`
+	Hard     uint64 `json:"hard"`
+}
+
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
+	"dirsync": {false, unix.MS_DIRSYNC}, "noatime": {false, unix.MS_NOATIME},
+	"atime": {true, unix.MS_NOATIME}, "nodiratime": {false, unix.MS_NODIRATIME},
+	"diratime": {true, unix.MS_NODIRATIME}, "relatime": {false, unix.MS_RELATIME},
+	"norelatime": {true, unix.MS_RELATIME}, "strictatime": {false, unix.MS_STRICTATIME},
+	"nostrictatime": {true, unix.MS_STRICTATIME}, "nosymfollow": {false, unix.MS_NOSYMFOLLOW},
+	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+}
+
+// ignoredOptions are propagation and runtime-level options: every container mount is private.
+var ignoredOptions = map[string]bool{
+	"private": true, "rprivate": true, "shared": true, "rshared": true, "slave": true,
+	"rslave": true, "unbindable": true, "runbindable": true, "defaults": true,
+}
+
+// parseOptions splits mount options into flags and filesystem data.
+func parseOptions(opts []string) (uintptr, string) {
+	var flags uintptr
+	var data []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		if ignoredOptions[o] {
+			continue
+		}
+		data = append(data, o)
+	}
+	return flags, strings.Join(data, ",")
+}
+
+// processPlanFor turns an effective (floored) process spec into the child's plan.
+func processPlanFor(p *specs.Process, mounts []specs.Mount, annotations map[string]string, sc []seccompBlob) (processPlan, error) {
+	set, err := caps.Parse(p.Capabilities.Bounding)
+	if err != nil {
+		return processPlan{}, fmt.Errorf("capabilities: %w", err)
+	}
+	pp := processPlan{
+		Args: p.Args, Env: p.Env, Cwd: p.Cwd,
+		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids,
+		Caps: uint64(set), Terminal: p.Terminal, OOMScoreAdj: p.OOMScoreAdj, Seccomp: sc,
+	}
+	if p.ConsoleSize != nil {
+		pp.Rows, pp.Cols = uint16(p.ConsoleSize.Height), uint16(p.ConsoleSize.Width)
+	}
+	for _, rl := range p.Rlimits {
+		n, ok := rlimitNumber(rl.Type)
+		if !ok {
+			return processPlan{}, fmt.Errorf("unknown rlimit %q", rl.Type)
+		}
+		pp.Rlimits = append(pp.Rlimits, rlimitPlan{Resource: n, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	pp.Landlock = landlock.Rules{Root: "/", ScopeSignals: true, ScopeAbstractUnix: true}
+	for _, m := range mounts {
+		if m.Type == "tmpfs" && m.Destination != "/dev" && !hasOpt(m.Options, "ro") {
+			pp.Landlock.Writable = append(pp.Landlock.Writable, m.Destination)
+		}
+	}
+	if pp.Landlock.BindTCP, err = ports(annotations[AnnotationBindTCP]); err != nil {
+		return processPlan{}, err
+	}
+	if pp.Landlock.ConnectTCP, err = ports(annotations[AnnotationConnectTCP]); err != nil {
+		return processPlan{}, err
+	}
+	return pp, nil
+}
+
+// Annotations that open TCP ports through Landlock. The network namespace is empty (loopback
+// only) whatever they say; without them the process may neither bind nor connect over TCP.
+const (
+	AnnotationBindTCP    = "dev.bulwark.landlock.bind-tcp"
+	AnnotationConnectTCP = "dev.bulwark.landlock.connect-tcp"
+)
+
+func ports(s string) ([]uint16, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []uint16
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("bad TCP port %q in annotation: %w", f, err)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
+}
+
+// generatedFiles are the /etc files every container gets, never copies of the host's.
+func generatedFiles(hostname string) []filePlan {
+	if hostname == "" {
+		hostname = "localhost"
+	}
+	return []filePlan{
+		{Dest: "/etc/hostname", Content: hostname + "\n"},
+		{Dest: "/etc/hosts", Content: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"},
+		{Dest: "/etc/resolv.conf", Content: "# bulwark: the network namespace is empty (loopback only); no resolver is reachable.\n"},
+	}
+}

@@ -1,0 +1,195 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// The setup protocol between the runtime (parent) and the container-side process (child: init for
+// Create, the joining process for Exec) is ONE channel — a unix stream socketpair — carrying a closed
+// set of typed messages. Each message is a 4-byte big-endian length and a JSON body; file
+// descriptors travel as SCM_RIGHTS on the message they belong to.
+//
+//	parent (runtime)                                  child (init / exec)
+//	  clone child into new user/mnt/pid/ipc/uts/net
+//	  namespaces (uid/gid maps written by the kernel
+//	  API before the child execs); cgroup.AddProc;
+//	  idmapped rootfs mount made for the child's userns
+//	  ── config {spec-derived plan} + fds ──────────▶  unshare(cgroup ns); mounts; pivot_root;
+//	                                                   hostname; rlimits; user; caps; no_new_privs;
+//	                                                   Landlock; seccomp (last)
+//	  ◀──────────────────── console + pty master fd ─  only when process.terminal
+//	  ◀────────────────────────────── ready | error ─  error = {layer, step, errno, path, message}
+//	  persist state "created"; close the channel       init: block on the exec fifo, then execve
+//	                                                   exec: execve at once
+//
+// An "error" may replace any child message; nothing follows it. Any other order is a protocol
+// violation and aborts the setup (enforced by sequence, unit-tested in protocol_test.go).
+
+type msgKind string
+
+const (
+	kindConfig  msgKind = "config"
+	kindConsole msgKind = "console"
+	kindReady   msgKind = "ready"
+	kindError   msgKind = "error"
+)
+
+// message is the only thing that crosses the channel.
+type message struct {
+	Kind    msgKind     `json:"kind"`
+	Config  *initConfig `json:"config,omitempty"`
+	Console string      `json:"console,omitempty"` // pty slave name, with kindConsole
+	Error   *InitError  `json:"error,omitempty"`
+	fds     []int       // SCM_RIGHTS payload, not serialised
+}
+
+// protocolOrder lists, for the last message seen, which kinds may come next.
+var protocolOrder = map[msgKind][]msgKind{
+	"":          {kindConfig, kindError},
+	kindConfig:  {kindConsole, kindReady, kindError},
+	kindConsole: {kindReady, kindError},
+}
+
+// sequence tracks one side's view of the conversation and refuses out-of-order messages.
+type sequence struct{ last msgKind }
+
+func (s *sequence) next(k msgKind) error {
+	for _, ok := range protocolOrder[s.last] {
+		if ok == k {
+			s.last = k
+			return nil
+		}
+	}
+	return fmt.Errorf("setup protocol violation: %q after %q", k, s.last)
+}
+
+// maxMessage bounds a frame so a confused peer cannot make the other side allocate without limit.
+const maxMessage = 16 << 20
+
+// maxFDs bounds the descriptors one message may carry.
+const maxFDs = 64
+
+type channel struct {
+	f   *os.File
+	seq sequence
+}
+
+func newChannel(f *os.File) *channel { return &channel{f: f} }
+
+func (c *channel) close() error { return c.f.Close() }
+
+func (c *channel) send(m *message) error {
+	if err := c.seq.next(m.Kind); err != nil {
+		return err
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s message: %w", m.Kind, err)
+	}
+	frame := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(frame, uint32(len(body)))
+	copy(frame[4:], body)
+	var oob []byte
+	if len(m.fds) > 0 {
+		oob = unix.UnixRights(m.fds...)
+	}
+	// Fd puts the socket in blocking mode: setup is strictly sequential, so blocking calls are right.
+	fd := int(c.f.Fd())
+	n, err := unix.SendmsgN(fd, frame, oob, nil, 0)
+	for err == nil && n < len(frame) {
+		// The rest of a large frame goes as plain stream data; the fds rode on the first part.
+		var w int
+		w, err = unix.Write(fd, frame[n:])
+		n += w
+	}
+	if err != nil {
+		return fmt.Errorf("send %s message: %w", m.Kind, err)
+	}
+	return nil
+}
+
+// recv reads one message; received fds are close-on-exec.
+func (c *channel) recv() (*message, error) {
+	hdr := make([]byte, 4)
+	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
+	n, oobn, _, _, err := unix.Recvmsg(int(c.f.Fd()), hdr, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("receive message: %w", err)
+	}
+	fds, err := parseRights(oob[:oobn])
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		closeAll(fds)
+		return nil, fmt.Errorf("receive message: %w", io.EOF)
+	}
+	if n < 4 {
+		if _, err := io.ReadFull(c.f, hdr[n:]); err != nil {
+			closeAll(fds)
+			return nil, fmt.Errorf("receive message header: %w", err)
+		}
+	}
+	size := binary.BigEndian.Uint32(hdr)
+	if size > maxMessage {
+		closeAll(fds)
+		return nil, fmt.Errorf("receive message: frame of %d bytes exceeds %d", size, maxMessage)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(c.f, body); err != nil {
+		closeAll(fds)
+		return nil, fmt.Errorf("receive message body: %w", err)
+	}
+	m := &message{}
+	if err := json.Unmarshal(body, m); err != nil {
+		closeAll(fds)
+		return nil, fmt.Errorf("decode message: %w", err)
+	}
+	m.fds = fds
+	if err := c.seq.next(m.Kind); err != nil {
+		closeAll(fds)
+		return nil, err
+	}
+	return m, nil
+}
+
+func parseRights(oob []byte) ([]int, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	cmsgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("parse control message: %w", err)
+	}
+	var fds []int
+	for _, cm := range cmsgs {
+		got, err := unix.ParseUnixRights(&cm)
+		if err != nil {
+			closeAll(fds)
+			return nil, fmt.Errorf("parse SCM_RIGHTS: %w", err)
+		}
+		fds = append(fds, got...)
+	}
+	return fds, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// socketPair returns the parent's and the child's ends of a fresh channel socket.
+func socketPair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "bulwark-parent"), os.NewFile(uintptr(fds[1]), "bulwark-child"), nil
+}

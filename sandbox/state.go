@@ -1,0 +1,192 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// stateFile is state.json: the public State plus what the runtime needs to find the container's
+// resources again after a crash.
+type stateFile struct {
+	State
+	// InitStartTime is field 22 of /proc/<pid>/stat, so a recycled pid is never mistaken for init.
+	InitStartTime uint64 `json:"initStartTime,omitempty"`
+	// Cgroup is the cgroup name given to cgroups.New.
+	Cgroup string `json:"cgroup"`
+}
+
+// transitions is the lifecycle state machine: for each state, the states it may move to.
+var transitions = map[Status][]Status{
+	StatusCreating: {StatusCreated, StatusStopped},
+	StatusCreated:  {StatusRunning, StatusStopped},
+	StatusRunning:  {StatusPaused, StatusStopped},
+	StatusPaused:   {StatusRunning, StatusStopped},
+	StatusStopped:  {},
+}
+
+// transition checks that from → to is legal.
+func transition(from, to Status) error {
+	for _, s := range transitions[from] {
+		if s == to {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s → %s", ErrInvalidState, from, to)
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func checkID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
+	}
+	return nil
+}
+
+func (r *Runtime) containerDir(id string) string {
+	return filepath.Join(r.opts.Root, "containers", id)
+}
+
+func readState(dir string) (*stateFile, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotExist
+		}
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	st := &stateFile{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("parse state %s: %w", dir, err)
+	}
+	return st, nil
+}
+
+// writeState replaces state.json atomically (write to a temp file, fsync, rename), so a crash
+// leaves either the old or the new state, never a torn one.
+func writeState(dir string, st *stateFile) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".state-*.json")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, "state.json")); err != nil {
+		return fmt.Errorf("commit state: %w", err)
+	}
+	return nil
+}
+
+func newStateFile(id, bundle, tenant string, spec *specs.Spec) *stateFile {
+	st := &stateFile{Cgroup: "bulwark/" + id}
+	st.Version = specs.Version
+	st.ID = id
+	st.Bundle = bundle
+	st.Status = specs.ContainerState(StatusCreating)
+	st.Tenant = tenant
+	if spec != nil {
+		st.Annotations = spec.Annotations
+	}
+	return st
+}
+
+// procStartTime returns field 22 (starttime) of /proc/<pid>/stat, or 0 if the process is gone.
+func procStartTime(pid int) uint64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// comm (field 2) may contain spaces and parentheses: split after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// procState returns the one-letter state of /proc/<pid>/stat ("Z" for a zombie), or "".
+func procState(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return string(s[i+2])
+}
+
+// initAlive reports whether the recorded init process still exists (and is not a zombie).
+func (st *stateFile) initAlive() bool {
+	if st.Pid <= 0 || st.InitStartTime == 0 {
+		return false
+	}
+	if procStartTime(st.Pid) != st.InitStartTime {
+		return false
+	}
+	return procState(st.Pid) != "Z"
+}
+
+// refresh derives the live status from the stored one and the kernel's view.
+func (st *stateFile) refresh() {
+	switch Status(st.Status) {
+	case StatusCreated, StatusRunning, StatusPaused:
+		if !st.initAlive() {
+			st.Status = specs.ContainerState(StatusStopped)
+		}
+	}
+}
+
+// signalInit sends sig to the recorded init process through a pidfd, so a recycled pid is never
+// signalled.
+func (st *stateFile) signalInit(sig unix.Signal) error {
+	if !st.initAlive() {
+		return fmt.Errorf("%w: init process is not running", ErrInvalidState)
+	}
+	pfd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", st.Pid, err)
+	}
+	defer unix.Close(pfd)
+	if procStartTime(st.Pid) != st.InitStartTime {
+		return fmt.Errorf("%w: init process is gone", ErrInvalidState)
+	}
+	if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil {
+		return fmt.Errorf("signal init %d: %w", st.Pid, err)
+	}
+	return nil
+}
