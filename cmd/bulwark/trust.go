@@ -246,7 +246,7 @@ func newTrustServeCmd() *cobra.Command {
 func newTrustPinCmd() *cobra.Command {
 	var rootFile, remote string
 	c := &cobra.Command{
-		Use:   "pin --root root.json --remote URL|DIR",
+		Use:   "pin --root-file root.json --remote URL|DIR",
 		Short: "Trust the repository at URL (or directory) under the given root",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -261,9 +261,9 @@ func newTrustPinCmd() *cobra.Command {
 			return signing.Pin(dir, remote, root)
 		},
 	}
-	c.Flags().StringVar(&rootFile, "root", "", "root.json to pin (required)")
+	c.Flags().StringVar(&rootFile, "root-file", "", "root.json to pin (required)")
 	c.Flags().StringVar(&remote, "remote", "", "repository URL or directory (required)")
-	c.MarkFlagRequired("root")
+	c.MarkFlagRequired("root-file")
 	c.MarkFlagRequired("remote")
 	return c
 }
