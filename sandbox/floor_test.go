@@ -1,0 +1,269 @@
+package sandbox
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func floorSpec() *specs.Spec {
+	return &specs.Spec{
+		Root:    &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{Args: []string{"/bin/true"}, Cwd: "/"},
+		Linux:   &specs.Linux{},
+	}
+}
+
+func floorRuntime(t *testing.T) *Runtime {
+	r, err := New(Options{Root: t.TempDir(), AllowNoMAC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func hasRaise(raises []Raise, field, to string) bool {
+	for _, r := range raises {
+		if r.Field == field && strings.Contains(r.To, to) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFloorRaisesEmptySpec(t *testing.T) {
+	r := floorRuntime(t)
+	in := floorSpec()
+	eff, raises, err := r.Floor(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Linux.Namespaces != nil || in.Root.Readonly {
+		t.Fatal("Floor modified its input")
+	}
+	ns := map[specs.LinuxNamespaceType]bool{}
+	for _, n := range eff.Linux.Namespaces {
+		ns[n.Type] = true
+	}
+	for _, want := range requiredNamespaces {
+		if !ns[want] || !hasRaise(raises, "linux.namespaces", string(want)) {
+			t.Errorf("namespace %s not forced/raised", want)
+		}
+	}
+	if !eff.Root.Readonly || !eff.Process.NoNewPrivileges {
+		t.Error("root not read-only or no_new_privs unset")
+	}
+	c := eff.Process.Capabilities
+	if len(c.Bounding)+len(c.Effective)+len(c.Permitted)+len(c.Inheritable)+len(c.Ambient) != 0 {
+		t.Errorf("nothing requested but capabilities granted: %+v", c)
+	}
+	dests := map[string]specs.Mount{}
+	for _, m := range eff.Mounts {
+		dests[m.Destination] = m
+	}
+	for _, d := range []string{"/proc", "/dev", "/dev/pts", "/dev/shm", "/sys", "/tmp", "/run", "/var/tmp"} {
+		if _, ok := dests[d]; !ok {
+			t.Errorf("default mount %s missing", d)
+		}
+	}
+	for _, d := range []string{"/tmp", "/run", "/var/tmp"} {
+		for _, o := range []string{"nosuid", "nodev", "noexec"} {
+			if !hasOpt(dests[d].Options, o) {
+				t.Errorf("%s lacks %s", d, o)
+			}
+		}
+		if !hasOptPrefix(dests[d].Options, "size=") {
+			t.Errorf("%s has no size limit", d)
+		}
+	}
+	if !hasOpt(dests["/sys"].Options, "ro") {
+		t.Error("/sys not read-only")
+	}
+	for _, p := range []string{"/proc/kcore", "/proc/keys", "/sys/firmware", "/proc/sched_debug"} {
+		if !contains(eff.Linux.MaskedPaths, p) {
+			t.Errorf("%s not masked", p)
+		}
+	}
+	if !contains(eff.Linux.ReadonlyPaths, "/proc/sys") {
+		t.Error("/proc/sys not read-only")
+	}
+	rl := map[string]specs.POSIXRlimit{}
+	for _, l := range eff.Process.Rlimits {
+		rl[l.Type] = l
+	}
+	if l, ok := rl["RLIMIT_CORE"]; !ok || l.Hard != 0 {
+		t.Error("core dumps not disabled")
+	}
+	if l, ok := rl["RLIMIT_NOFILE"]; !ok || l.Hard > maxNofile {
+		t.Error("nofile not finite")
+	}
+	if _, ok := rl["RLIMIT_NPROC"]; !ok {
+		t.Error("nproc unset")
+	}
+	if !hasRaise(raises, "linux.seccomp", "default") {
+		t.Error("missing seccomp raise")
+	}
+	if eff.Linux.Resources == nil || eff.Linux.Resources.Pids == nil {
+		t.Error("cgroup defaults not applied")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFloorRefusals(t *testing.T) {
+	r := floorRuntime(t)
+	cases := map[string]func(s *specs.Spec){
+		"host netns": func(s *specs.Spec) {
+			s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}
+		},
+		"host userns": func(s *specs.Spec) {
+			s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.UserNamespace, Path: "/proc/1/ns/user"}}
+		},
+		"SYS_ADMIN": func(s *specs.Spec) {
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN"}}
+		},
+		"DAC_READ_SEARCH": func(s *specs.Spec) {
+			s.Process.Capabilities = &specs.LinuxCapabilities{Effective: []string{"CAP_DAC_READ_SEARCH"}}
+		},
+		"unknown cap":   func(s *specs.Spec) { s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_NOPE"}} },
+		"dotdot dest":   func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/../../etc", Type: "tmpfs"}} },
+		"relative dest": func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "etc", Type: "tmpfs"}} },
+		"root dest":     func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/", Type: "tmpfs"}} },
+		"overlay mount": func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/x", Type: "overlay"}} },
+		"host sysctl":   func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} },
+		"no process":    func(s *specs.Spec) { s.Process = nil },
+		"no args":       func(s *specs.Spec) { s.Process.Args = nil },
+		"no root":       func(s *specs.Spec) { s.Root = nil },
+		"masked dotdot": func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/proc/../etc"} },
+	}
+	for name, mutate := range cases {
+		s := floorSpec()
+		mutate(s)
+		if _, _, err := r.Floor(s); !errors.Is(err, ErrFloor) {
+			t.Errorf("%s: err %v, want ErrFloor", name, err)
+		}
+	}
+	s := floorSpec()
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE"}}
+	_, _, err := r.Floor(s)
+	if err == nil || !strings.Contains(err.Error(), "SYS_ADMIN") || !strings.Contains(err.Error(), "SYS_PTRACE") {
+		t.Errorf("refusal does not name every forbidden capability: %v", err)
+	}
+}
+
+func TestFloorCapabilityClasses(t *testing.T) {
+	r := floorRuntime(t)
+	s := floorSpec()
+	s.Process.Capabilities = &specs.LinuxCapabilities{
+		Bounding:    []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"},
+		Effective:   []string{"CAP_CHOWN"},
+		Inheritable: []string{"CAP_CHOWN"},
+		Ambient:     []string{"CAP_CHOWN"},
+	}
+	eff, raises, err := r.Floor(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := eff.Process.Capabilities
+	if strings.Join(c.Bounding, ",") != "CAP_CHOWN,CAP_NET_BIND_SERVICE" || strings.Join(c.Permitted, ",") != strings.Join(c.Bounding, ",") || strings.Join(c.Effective, ",") != strings.Join(c.Bounding, ",") {
+		t.Errorf("kept caps %+v", c)
+	}
+	if len(c.Inheritable) != 0 || len(c.Ambient) != 0 {
+		t.Errorf("inheritable/ambient not emptied: %+v", c)
+	}
+	for _, f := range []string{"process.capabilities", "process.capabilities.inheritable", "process.capabilities.ambient"} {
+		if !hasRaise(raises, f, "") {
+			t.Errorf("no raise for %s", f)
+		}
+	}
+}
+
+func TestFloorMountOptions(t *testing.T) {
+	r := floorRuntime(t)
+	s := floorSpec()
+	s.Mounts = []specs.Mount{
+		{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind", "rw"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"rw"}},
+		{Destination: "/a/b/c", Type: "tmpfs"},
+	}
+	s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1 << 40, Hard: 1 << 40}, {Type: "RLIMIT_CORE", Soft: 100, Hard: 100}}
+	eff, raises, err := r.Floor(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	depth := 0
+	for _, m := range eff.Mounts {
+		d := strings.Count(m.Destination, "/")
+		if d < depth {
+			t.Errorf("mount %s after a deeper one", m.Destination)
+		}
+		depth = d
+		switch m.Destination {
+		case "/data":
+			if !hasOpt(m.Options, "ro") || hasOpt(m.Options, "rw") || !hasOpt(m.Options, "nosuid") {
+				t.Errorf("bind not forced read-only: %v", m.Options)
+			}
+		case "/tmp":
+			if !hasOpt(m.Options, "noexec") || !hasOptPrefix(m.Options, "size=") {
+				t.Errorf("tmpfs options %v", m.Options)
+			}
+		case "/sys/fs/cgroup":
+			if m.Type != "cgroup2" || !hasOpt(m.Options, "ro") {
+				t.Errorf("cgroup mount %s %v", m.Type, m.Options)
+			}
+		}
+	}
+	for _, l := range eff.Process.Rlimits {
+		if l.Type == "RLIMIT_NOFILE" && l.Hard > maxNofile {
+			t.Errorf("nofile hard %d", l.Hard)
+		}
+		if l.Type == "RLIMIT_CORE" && l.Hard != 0 {
+			t.Errorf("core %d", l.Hard)
+		}
+	}
+	if !hasRaise(raises, "process.rlimits.RLIMIT_NOFILE", "") || !hasRaise(raises, "mounts[/sys/fs/cgroup]", "cgroup2") {
+		t.Errorf("raises %+v", raises)
+	}
+}
+
+func TestStateTransitions(t *testing.T) {
+	legal := [][2]Status{
+		{StatusCreating, StatusCreated}, {StatusCreated, StatusRunning}, {StatusRunning, StatusPaused},
+		{StatusPaused, StatusRunning}, {StatusRunning, StatusStopped}, {StatusCreated, StatusStopped},
+	}
+	for _, p := range legal {
+		if err := transition(p[0], p[1]); err != nil {
+			t.Errorf("%s → %s refused: %v", p[0], p[1], err)
+		}
+	}
+	illegal := [][2]Status{
+		{StatusCreating, StatusRunning}, {StatusCreated, StatusPaused}, {StatusStopped, StatusRunning},
+		{StatusPaused, StatusCreated}, {StatusStopped, StatusCreated},
+	}
+	for _, p := range illegal {
+		if err := transition(p[0], p[1]); !errors.Is(err, ErrInvalidState) {
+			t.Errorf("%s → %s: %v, want ErrInvalidState", p[0], p[1], err)
+		}
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, id := range []string{"", "../x", "a/b", ".hidden", strings.Repeat("a", 200)} {
+		if checkID(id) == nil {
+			t.Errorf("id %q accepted", id)
+		}
+	}
+	if err := checkID("web-1.a_b"); err != nil {
+		t.Error(err)
+	}
+}
