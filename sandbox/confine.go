@@ -105,8 +105,9 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 }
 
 // enterCwd changes to cwd and checks the result is inside the container's root. CVE-2024-21626:
-// a cwd reached through a leaked host descriptor (/proc/self/fd/N) would sit outside the root;
-// the kernel then reports it as "(unreachable)".
+// a cwd reached through a leaked descriptor (/proc/self/fd/N) sits outside the root. getcwd(2)
+// then answers "(unreachable)…" or a path that leads elsewhere, so the check is that the name
+// getcwd gives, resolved from "/", is the very directory we are in.
 func enterCwd(cwd string) error {
 	if !path.IsAbs(cwd) {
 		return fmt.Errorf("cwd %q is not absolute", cwd)
@@ -114,12 +115,14 @@ func enterCwd(cwd string) error {
 	if err := unix.Chdir(cwd); err != nil {
 		return err
 	}
-	got, err := os.Readlink("/proc/self/cwd")
+	wd, err := unix.Getwd()
 	if err != nil {
-		return fmt.Errorf("read back cwd: %w", err)
+		return fmt.Errorf("getcwd: %w", err)
 	}
-	if !strings.HasPrefix(got, "/") {
-		return fmt.Errorf("cwd %q resolves outside the container root (%q)", cwd, got)
+	var here, there unix.Stat_t
+	if !strings.HasPrefix(wd, "/") || unix.Stat(".", &here) != nil || unix.Stat(wd, &there) != nil ||
+		here.Dev != there.Dev || here.Ino != there.Ino {
+		return fmt.Errorf("cwd %q resolves outside the container root (%q)", cwd, wd)
 	}
 	return nil
 }
@@ -149,6 +152,25 @@ func fdHygiene() error {
 		}
 	}
 	return nil
+}
+
+// closeInherited closes every descriptor above the donated ones that arrived without
+// close-on-exec: the runtime meant to pass none, so any such descriptor is a leak from the
+// runtime's caller (CVE-2024-21626). The Go runtime's own descriptors are all close-on-exec.
+func closeInherited(keep int) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= keep {
+			continue
+		}
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fl&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
 }
 
 // lookPath resolves the executable as execvp would, with the process's own PATH.

@@ -38,6 +38,7 @@ func Init() {
 	}
 	// CVE-2019-5736: nothing inside the container may open this process's memory or exe link.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	closeInherited(fdNsenter)
 	ch := newChannel(os.NewFile(fdChannel, "bulwark-channel"))
 	ierr := childSetup(mode, ch)
 	ch.send(&message{Kind: kindError, Error: ierr})
@@ -62,6 +63,13 @@ func childSetup(mode string, ch *channel) *InitError {
 		}
 		if cfg.FifoFD >= 0 && cfg.FifoFD < len(m.fds) {
 			fifo = m.fds[cfg.FifoFD]
+		}
+	}
+	// The donated mount trees are attached now; their descriptors (directories outside the new
+	// root once detached) go before anything resolves the workload's cwd (CVE-2024-21626).
+	for _, fd := range m.fds {
+		if fd != fifo {
+			unix.Close(fd)
 		}
 	}
 	return finishProcess(ch, &cfg.Process, fifo)
