@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -87,9 +88,6 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if err := checkUser(eff.Process, rng.Size); err != nil {
 		return nil, err
 	}
-	if err := writeState(dir, st); err != nil {
-		return nil, err
-	}
 	// Exec gives new processes exactly this confinement, so the effective spec is kept.
 	if err := writeSpec(dir, eff); err != nil {
 		return nil, err
@@ -111,10 +109,13 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
 	}
-	undo.add(func() { cg.Destroy() })
-	if err := cg.Create(eff.Linux.Resources); err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
-	}
+	// Cgroup writes mostly wait for the kernel (RCU grace periods on v1 migrations), so they run
+	// beside the child's start and the idmapped mount instead of before them.
+	cgJoin := joinCgroupAsync(cg, eff.Linux.Resources)
+	undo.add(func() {
+		cgJoin.cancel()
+		cg.Destroy()
+	})
 
 	fifo := filepath.Join(dir, "exec.fifo")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
@@ -141,9 +142,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		cmd.Wait()
 	})
 	pid := cmd.Process.Pid
-	if err := cg.AddProc(pid); err != nil {
-		return nil, fmt.Errorf("join cgroup: %w", err)
-	}
+	cgJoin.start(pid)
 
 	cfg := &initConfig{
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
@@ -154,6 +153,10 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
+	}
+	// The config tells the child it is in its cgroup: it unshares the cgroup namespace next.
+	if err := cgJoin.wait(); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
 	}
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
 		return nil, err
@@ -171,6 +174,54 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	undo.release()
 	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})
 	return &Container{rt: r, id: id, dir: dir, cmd: cmd}, nil
+}
+
+// cgroupJoin creates a cgroup and moves the child into it in the background.
+type cgroupJoin struct {
+	pid  chan int // receives the child's pid; closed when there will be none
+	done chan error
+	once sync.Once
+	err  error
+}
+
+func joinCgroupAsync(cg cgroups.Manager, res *specs.LinuxResources) *cgroupJoin {
+	j := &cgroupJoin{pid: make(chan int, 1), done: make(chan error, 1)}
+	go func() {
+		if err := cg.Create(res); err != nil {
+			j.done <- err
+			return
+		}
+		pid, ok := <-j.pid
+		if !ok {
+			j.done <- nil
+			return
+		}
+		if err := cg.AddProc(pid); err != nil {
+			j.done <- fmt.Errorf("join cgroup: %w", err)
+			return
+		}
+		j.done <- nil
+	}()
+	return j
+}
+
+func (j *cgroupJoin) start(pid int) {
+	j.once.Do(func() { j.pid <- pid; close(j.pid) })
+}
+
+// wait returns the outcome of Create and AddProc; it may be called more than once.
+func (j *cgroupJoin) wait() error {
+	if err, ok := <-j.done; ok {
+		j.err = err
+		close(j.done)
+	}
+	return j.err
+}
+
+// cancel lets the goroutine finish without a pid and waits for it, before the cgroup is removed.
+func (j *cgroupJoin) cancel() {
+	j.once.Do(func() { close(j.pid) })
+	j.wait()
 }
 
 // checkUser refuses ids the container's user namespace cannot map.

@@ -14,7 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates namespaces, cgroups and mounts")
@@ -22,7 +22,7 @@ func needRoot(t *testing.T) {
 }
 
 // busyboxBundle builds a bundle whose rootfs holds a static busybox and its applet links.
-func busyboxBundle(t *testing.T) (string, *specs.Spec) {
+func busyboxBundle(t testing.TB) (string, *specs.Spec) {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
