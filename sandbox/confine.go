@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,6 +70,13 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return stepError("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "", err)
+	}
+	// A writable mount reached through an image symlink was mounted at the link's target (inside
+	// the root): grant that real path, which Landlock insists on.
+	for i, w := range p.Landlock.Writable {
+		if real, err := filepath.EvalSymlinks(w); err == nil {
+			p.Landlock.Writable[i] = real
+		}
 	}
 	if err := landlock.Restrict(p.Landlock); err != nil {
 		return stepError("landlock", "restrict", "", err)

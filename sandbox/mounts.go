@@ -36,27 +36,61 @@ func (e *pathError) Error() string { return e.op + " " + e.path + ": " + e.err.E
 func (e *pathError) Unwrap() error { return e.err }
 
 // mkdirInRoot creates p (and its parents) inside root if missing and returns an O_PATH fd of it.
-func mkdirInRoot(root int, p string) (int, error) {
+// A dangling symlink on the way is followed inside the root (its target is created there), so
+// an image's link to /etc or ../../x is contained rather than an escape or an error.
+func mkdirInRoot(root int, p string) (int, error) { return mkdirDepth(root, p, 0) }
+
+// maxLinks bounds symlink following, as the kernel's ELOOP limit does.
+const maxLinks = 40
+
+func mkdirDepth(root int, p string, depth int) (int, error) {
 	fd, err := openInRoot(root, p, unix.O_PATH|unix.O_DIRECTORY)
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		return fd, err
 	}
-	parent, err := mkdirInRoot(root, path.Dir(p))
+	if depth > maxLinks {
+		return -1, &pathError{op: "mkdir", path: p, err: unix.ELOOP}
+	}
+	parent, err := mkdirDepth(root, path.Dir(p), depth+1)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(parent)
-	if err := unix.Mkdirat(parent, path.Base(p), 0o755); err != nil && err != unix.EEXIST {
+	err = unix.Mkdirat(parent, path.Base(p), 0o755)
+	if err == unix.EEXIST {
+		if target, ok := danglingLink(parent, path.Base(p)); ok {
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(p), target)
+			}
+			return mkdirDepth(root, path.Clean("/"+target), depth+1)
+		}
+	} else if err != nil {
 		return -1, &pathError{op: "mkdir", path: p, err: err}
 	}
 	return openInRoot(root, p, unix.O_PATH|unix.O_DIRECTORY)
 }
 
-// fileInRoot creates p as an empty file inside root if missing and returns an O_PATH fd of it.
-func fileInRoot(root int, p string) (int, error) {
+// danglingLink returns the target of name in dir if it is a symlink.
+func danglingLink(dir int, name string) (string, bool) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil {
+		return "", false
+	}
+	return string(buf[:n]), true
+}
+
+// fileInRoot creates p as an empty file inside root if missing and returns an O_PATH fd of it,
+// following a dangling symlink inside the root as mkdirInRoot does.
+func fileInRoot(root int, p string) (int, error) { return fileDepth(root, p, 0) }
+
+func fileDepth(root int, p string, depth int) (int, error) {
 	fd, err := openInRoot(root, p, unix.O_PATH)
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		return fd, err
+	}
+	if depth > maxLinks {
+		return -1, &pathError{op: "create", path: p, err: unix.ELOOP}
 	}
 	parent, err := mkdirInRoot(root, path.Dir(p))
 	if err != nil {
@@ -64,11 +98,18 @@ func fileInRoot(root int, p string) (int, error) {
 	}
 	defer unix.Close(parent)
 	nfd, err := unix.Openat(parent, path.Base(p), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-	if err != nil && err != unix.EEXIST {
-		return -1, &pathError{op: "create", path: p, err: err}
-	}
-	if err == nil {
+	switch {
+	case err == nil:
 		unix.Close(nfd)
+	case err == unix.EEXIST:
+		if target, ok := danglingLink(parent, path.Base(p)); ok {
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(p), target)
+			}
+			return fileDepth(root, path.Clean("/"+target), depth+1)
+		}
+	default:
+		return -1, &pathError{op: "create", path: p, err: err}
 	}
 	return openInRoot(root, p, unix.O_PATH)
 }

@@ -1,0 +1,177 @@
+package sandbox
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// TestHostileMountTargets: a symlink in the image pointing at the host's /etc, or climbing out
+// with "..", must be resolved inside the rootfs; the host path must stay untouched.
+func TestHostileMountTargets(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "hostile1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	rootfs := filepath.Join(bundle, "rootfs")
+	hostDir := t.TempDir() // stands in for a host directory the image tries to reach
+	if err := os.Symlink(hostDir, filepath.Join(rootfs, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../"+hostDir, filepath.Join(rootfs, "climb")); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts = []specs.Mount{
+		{Destination: "/escape", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/climb/sub", Type: "tmpfs", Source: "tmpfs"},
+	}
+	spec.Process.Args = []string{"/bin/true"}
+	code, out, errOut := run(t, r, "hostile1", bundle, spec)
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	ents, _ := os.ReadDir(hostDir)
+	if len(ents) != 0 {
+		t.Fatalf("mount setup wrote into the host directory: %v", ents)
+	}
+	// The symlink targets were created inside the rootfs instead.
+	if _, err := os.Stat(filepath.Join(rootfs, hostDir)); err != nil {
+		t.Fatalf("contained target not created inside the rootfs: %v", err)
+	}
+}
+
+// TestBindMountReadOnly: a bind mount asked read-write arrives read-only and nosuid.
+func TestBindMountReadOnly(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "bind1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "data"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts = []specs.Mount{{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "rw"}}}
+	spec.Process.Args = []string{"/bin/sh", "-c", "cat /data/data; echo x > /data/new 2>/dev/null && echo WRITABLE; grep ' /data ' /proc/self/mountinfo"}
+	code, out, _ := run(t, r, "bind1", bundle, spec)
+	t.Log(out)
+	if code != 0 || !strings.HasPrefix(out, "hello") || strings.Contains(out, "WRITABLE") || !strings.Contains(out, " ro,") {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+}
+
+// TestConsoleSocket: with process.terminal the pty master reaches the console socket (runc's
+// protocol) and the process runs on the pty slave.
+func TestConsoleSocket(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "tty1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		fds, _ := parseRights(oob[:oobn])
+		if err != nil || len(fds) != 1 {
+			got <- nil
+			return
+		}
+		got <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+	spec.Process.Terminal = true
+	spec.Process.Args = []string{"/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"}
+	c, err := r.Create("tty1", bundle, spec, IO{ConsoleSocket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	var master *os.File
+	select {
+	case master = <-got:
+	case <-time.After(5 * time.Second):
+	}
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _ := master.Read(buf)
+	if code, _ := c.Wait(); code != 0 || !strings.Contains(string(buf[:n]), "on-a-tty") {
+		t.Fatalf("exit %d, pty output %q", code, buf[:n])
+	}
+}
+
+// TestStartAfterInitDied: Start must fail cleanly, not hang, when init is gone.
+func TestStartAfterInitDied(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "dead1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	c, err := r.Create("dead1", bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	st, _ := c.State()
+	unix.Kill(st.Pid, unix.SIGKILL)
+	c.Wait()
+	if err := c.Start(); err == nil {
+		t.Fatal("start of a dead container succeeded")
+	}
+	if s, _ := c.State(); s.Status != specs.ContainerState(StatusStopped) {
+		t.Fatalf("status %s", s.Status)
+	}
+}
+
+// TestExecAsUser: an exec'd process as a non-root user in a created container.
+func TestExecAsUser(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "user1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.Args = []string{"/bin/sleep", "100"}
+	spec.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10}}
+	c, err := r.Create("user1", bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, _ := os.Pipe()
+	p, err := c.Exec(&specs.Process{Args: []string{"/bin/id"}, Env: []string{"PATH=/bin"}, Cwd: "/tmp", User: specs.User{UID: 123, GID: 456}}, IO{Stdout: outW})
+	outW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	n, _ := outR.Read(buf)
+	if code, err := p.Wait(); code != 0 || err != nil || !strings.Contains(string(buf[:n]), "uid=123 gid=456") {
+		t.Fatalf("exit %d %v, output %q", code, err, buf[:n])
+	}
+	if _, err := c.Exec(&specs.Process{Args: []string{"/bin/true"}, Cwd: "/", User: specs.User{UID: 1 << 20}}, IO{}); err == nil {
+		t.Fatal("exec with an unmapped uid succeeded")
+	}
+}
