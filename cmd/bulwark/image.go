@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/signing"
 )
 
 func openStore(cmd *cobra.Command) (*image.Store, error) {
@@ -228,6 +229,7 @@ func newImagePullCmd() *cobra.Command {
 	var o image.RegistryOptions
 	var passStdin bool
 	var tag string
+	var verify bool
 	c := &cobra.Command{
 		Use:   "pull REF",
 		Short: "Pull an image from an OCI distribution registry, verifying every blob",
@@ -237,11 +239,35 @@ func newImagePullCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			from, local := args[0], tag
+			if verify {
+				// Pull by the signed digest, so the registry cannot serve anything else for the tag.
+				dir, err := trustDir(cmd)
+				if err != nil {
+					return err
+				}
+				c, err := signing.OpenClient(dir, false)
+				if err != nil {
+					return err
+				}
+				t, err := c.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				r, err := image.ParseRef(args[0])
+				if err != nil {
+					return err
+				}
+				from = r.Name + "@" + t.Digest.String()
+				if local == "" {
+					local = args[0]
+				}
+			}
 			finish, err := prepareRegistry(cmd, &o, passStdin, "pull")
 			if err != nil {
 				return err
 			}
-			desc, err := s.Pull(args[0], tag, o)
+			desc, err := s.Pull(from, local, o)
 			finish()
 			if err != nil {
 				return err
@@ -252,6 +278,7 @@ func newImagePullCmd() *cobra.Command {
 	}
 	registryFlags(c, &o, &passStdin)
 	c.Flags().StringVar(&tag, "tag", "", "local NAME:TAG (default: REF)")
+	c.Flags().BoolVar(&verify, "verify", false, "resolve REF through TUF first and pull the signed digest")
 	return c
 }
 

@@ -210,6 +210,20 @@ func TestEndToEnd(t *testing.T) {
 	os.RemoveAll(filepath.Join(host, "layers"))
 	refuse(t, host, "does not match its digest", "image", "unpack", regAddr+"/demo/app:1")
 
+	// Tag re-pointed on the registry without signing: plain pull gets the new image and verify
+	// refuses it; pull --verify fetches the signed digest instead.
+	run(t, pub, false, "image", "import", rootfs(t, src, "evil2.tar", "evil2"), "--tag", regAddr+"/demo/evil:1")
+	run(t, pub, false, "image", "push", regAddr+"/demo/evil:1", regAddr+"/demo/app:1")
+	host2 := t.TempDir()
+	run(t, host2, false, "trust", "pin", "--root-file", root, "--remote", tufURL)
+	run(t, host2, false, "image", "pull", regAddr+"/demo/app:1")
+	refuse(t, host2, "manifest does not match the signed target", "trust", "verify", regAddr+"/demo/app:1")
+	got := run(t, host2, false, "image", "pull", "--verify", regAddr+"/demo/app:1")
+	if strings.Fields(got)[1] != strings.Fields(verified)[1] {
+		t.Fatalf("pull --verify got %s, signed %s", got, verified)
+	}
+	run(t, host2, false, "trust", "verify", regAddr+"/demo/app:1")
+
 	// Tampered blob on the registry: a fresh host refuses it.
 	layers, _ := filepath.Glob(filepath.Join(storage, "docker/registry/v2/blobs/sha256/*/*/data"))
 	for _, l := range layers {
