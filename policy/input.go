@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -11,22 +12,22 @@ import (
 // encoding: TestToValueMatchesJSON compares both on the test corpus.
 func (r *Request) toValue() ast.Value {
 	items := [][2]*ast.Term{
-		item("apiVersion", ast.StringTerm(r.APIVersion)),
-		item("tenant", ast.StringTerm(r.Tenant)),
+		item("apiVersion", str(r.APIVersion)),
+		item("tenant", str(r.Tenant)),
 		item("identity", identityTerm(r.Identity)),
-		item("operation", ast.StringTerm(string(r.Operation))),
-		item("privileged", ast.BooleanTerm(r.Privileged)),
+		item("operation", str(string(r.Operation))),
+		item("privileged", boolean(r.Privileged)),
 		item("process", processTerm(r.Process)),
 		item("capabilities", stringsTerm(r.Capabilities)),
 		item("mounts", mountsTerm(r.Mounts)),
 		item("namespaces", namespacesTerm(r.Namespaces)),
-		item("network", ast.ObjectTerm(item("mode", ast.StringTerm(r.Network.Mode)))),
+		item("network", ast.ObjectTerm(item("mode", str(r.Network.Mode)))),
 		item("seccomp", ast.ObjectTerm(
-			item("profile", ast.StringTerm(r.Seccomp.Profile)),
-			item("digest", ast.StringTerm(r.Seccomp.Digest)),
-			item("defaultAction", ast.StringTerm(r.Seccomp.DefaultAction)))),
+			item("profile", str(r.Seccomp.Profile)),
+			item("digest", str(r.Seccomp.Digest)),
+			item("defaultAction", str(r.Seccomp.DefaultAction)))),
 		item("mac", macTerm(r.MAC)),
-		item("rootfs", ast.ObjectTerm(item("readOnly", ast.BooleanTerm(r.Rootfs.ReadOnly)))),
+		item("rootfs", ast.ObjectTerm(item("readOnly", boolean(r.Rootfs.ReadOnly)))),
 		item("resources", resourcesTerm(r.Resources)),
 		item("devices", devicesTerm(r.Devices)),
 		item("deviceRules", deviceRulesTerm(r.DeviceRules)),
@@ -37,24 +38,64 @@ func (r *Request) toValue() ast.Value {
 	}
 	if r.Image != nil {
 		img := []([2]*ast.Term){
-			item("reference", ast.StringTerm(r.Image.Reference)),
-			item("digest", ast.StringTerm(r.Image.Digest)),
-			item("verified", ast.BooleanTerm(r.Image.Verified)),
+			item("reference", str(r.Image.Reference)),
+			item("digest", str(r.Image.Digest)),
+			item("verified", boolean(r.Image.Verified)),
 		}
 		if r.Image.SignerRole != "" {
-			img = append(img, item("signerRole", ast.StringTerm(r.Image.SignerRole)))
+			img = append(img, item("signerRole", str(r.Image.SignerRole)))
 		}
 		items = append(items, item("image", ast.ObjectTerm(img...)))
 	}
 	return ast.NewObject(items...)
 }
 
-func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(ast.StringTerm(k), v) }
+// internedTerms are the document's field names and its most common values (mount types and
+// options, namespace types, capability names…), allocated once: terms are immutable once built
+// and shared read-only between concurrent evaluations (OPA interns its own common terms the
+// same way). Fresh terms for these were most of a decision's input allocations.
+var internedTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range strings.Fields(`
+		apiVersion tenant identity operation privileged process capabilities mounts namespaces
+		network mode seccomp profile digest defaultAction mac rootfs readOnly resources devices
+		deviceRules sysctls rlimits annotations raises image reference verified signerRole uid gid
+		principal args user additionalGids cwd env terminal noNewPrivileges type source
+		destination options bind shared path layer label memoryLimit pidsLimit cpuShares cpuQuota
+		cpuPeriod major minor allow access hard soft field from to
+		bulwark.dev/run/v1 create run exec private host joined default custom unconfined
+		SCMP_ACT_ERRNO SCMP_ACT_KILL SCMP_ACT_KILL_PROCESS SCMP_ACT_ALLOW SCMP_ACT_LOG
+		landlock selinux apparmor none a b c rwm rw r w m
+		cgroup ipc mount pid uts time
+		proc tmpfs devpts mqueue sysfs cgroup2 rbind ro nosuid noexec nodev strictatime relatime
+		private rprivate rslave newinstance ptmxmode=0666 mode=755 mode=0620 mode=1777 gid=5
+		size=65536k / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup shm
+		AUDIT_WRITE CHOWN DAC_OVERRIDE FOWNER FSETID KILL MKNOD NET_BIND_SERVICE NET_RAW SETFCAP
+		SETGID SETPCAP SETUID SYS_CHROOT SYS_ADMIN SYS_PTRACE
+		PATH HOME TERM HOSTNAME RLIMIT_NOFILE RLIMIT_NPROC RLIMIT_CORE`) {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
+
+// str returns the shared term for a common string, else a new one.
+func str(s string) *ast.Term {
+	if t, ok := internedTerms[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
+
+func boolean(b bool) *ast.Term { return ast.InternedTerm(b) }
+
+func integer(i int64) *ast.Term { return ast.InternedTerm(int(i)) }
+
+func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(str(k), v) }
 
 func stringsTerm(ss []string) *ast.Term {
 	ts := make([]*ast.Term, len(ss))
 	for i, s := range ss {
-		ts[i] = ast.StringTerm(s)
+		ts[i] = str(s)
 	}
 	return ast.ArrayTerm(ts...)
 }
@@ -75,7 +116,7 @@ func stringMapTerm(m map[string]string) *ast.Term {
 	slices.Sort(keys)
 	items := make([][2]*ast.Term, len(keys))
 	for i, k := range keys {
-		items[i] = item(k, ast.StringTerm(m[k]))
+		items[i] = item(k, str(m[k]))
 	}
 	return ast.ObjectTerm(items...)
 }
@@ -86,7 +127,7 @@ func identityTerm(id Identity) *ast.Term {
 		item("gid", ast.UIntNumberTerm(uint64(id.GID))),
 	}
 	if id.Principal != "" {
-		items = append(items, item("principal", ast.StringTerm(id.Principal)))
+		items = append(items, item("principal", str(id.Principal)))
 	}
 	return ast.ObjectTerm(items...)
 }
@@ -102,10 +143,10 @@ func processTerm(p Process) *ast.Term {
 	return ast.ObjectTerm(
 		item("args", stringsTerm(p.Args)),
 		item("user", ast.ObjectTerm(user...)),
-		item("cwd", ast.StringTerm(p.Cwd)),
+		item("cwd", str(p.Cwd)),
 		item("env", stringsTerm(p.Env)),
-		item("terminal", ast.BooleanTerm(p.Terminal)),
-		item("noNewPrivileges", ast.BooleanTerm(p.NoNewPrivileges)),
+		item("terminal", boolean(p.Terminal)),
+		item("noNewPrivileges", boolean(p.NoNewPrivileges)),
 	)
 }
 
@@ -113,12 +154,12 @@ func mountsTerm(ms []Mount) *ast.Term {
 	ts := make([]*ast.Term, len(ms))
 	for i, m := range ms {
 		ts[i] = ast.ObjectTerm(
-			item("type", ast.StringTerm(m.Type)),
-			item("source", ast.StringTerm(m.Source)),
-			item("destination", ast.StringTerm(m.Destination)),
+			item("type", str(m.Type)),
+			item("source", str(m.Source)),
+			item("destination", str(m.Destination)),
 			item("options", stringsTerm(m.Options)),
-			item("readOnly", ast.BooleanTerm(m.ReadOnly)),
-			item("bind", ast.BooleanTerm(m.Bind)),
+			item("readOnly", boolean(m.ReadOnly)),
+			item("bind", boolean(m.Bind)),
 		)
 	}
 	return ast.ArrayTerm(ts...)
@@ -127,9 +168,9 @@ func mountsTerm(ms []Mount) *ast.Term {
 func namespacesTerm(ns []Namespace) *ast.Term {
 	ts := make([]*ast.Term, len(ns))
 	for i, n := range ns {
-		items := []([2]*ast.Term){item("type", ast.StringTerm(n.Type)), item("shared", ast.BooleanTerm(n.Shared))}
+		items := []([2]*ast.Term){item("type", str(n.Type)), item("shared", boolean(n.Shared))}
 		if n.Path != "" {
-			items = append(items, item("path", ast.StringTerm(n.Path)))
+			items = append(items, item("path", str(n.Path)))
 		}
 		ts[i] = ast.ObjectTerm(items...)
 	}
@@ -137,12 +178,12 @@ func namespacesTerm(ns []Namespace) *ast.Term {
 }
 
 func macTerm(m MAC) *ast.Term {
-	items := []([2]*ast.Term){item("layer", ast.StringTerm(m.Layer))}
+	items := []([2]*ast.Term){item("layer", str(m.Layer))}
 	if m.Label != "" {
-		items = append(items, item("label", ast.StringTerm(m.Label)))
+		items = append(items, item("label", str(m.Label)))
 	}
 	if m.Profile != "" {
-		items = append(items, item("profile", ast.StringTerm(m.Profile)))
+		items = append(items, item("profile", str(m.Profile)))
 	}
 	return ast.ObjectTerm(items...)
 }
@@ -150,16 +191,16 @@ func macTerm(m MAC) *ast.Term {
 func resourcesTerm(r Resources) *ast.Term {
 	var items [][2]*ast.Term
 	if r.MemoryLimit != nil {
-		items = append(items, item("memoryLimit", ast.IntNumberTerm(int(*r.MemoryLimit))))
+		items = append(items, item("memoryLimit", integer(*r.MemoryLimit)))
 	}
 	if r.PidsLimit != nil {
-		items = append(items, item("pidsLimit", ast.IntNumberTerm(int(*r.PidsLimit))))
+		items = append(items, item("pidsLimit", integer(*r.PidsLimit)))
 	}
 	if r.CPUShares != nil {
 		items = append(items, item("cpuShares", ast.UIntNumberTerm(*r.CPUShares)))
 	}
 	if r.CPUQuota != nil {
-		items = append(items, item("cpuQuota", ast.IntNumberTerm(int(*r.CPUQuota))))
+		items = append(items, item("cpuQuota", integer(*r.CPUQuota)))
 	}
 	if r.CPUPeriod != nil {
 		items = append(items, item("cpuPeriod", ast.UIntNumberTerm(*r.CPUPeriod)))
@@ -171,10 +212,10 @@ func devicesTerm(ds []Device) *ast.Term {
 	ts := make([]*ast.Term, len(ds))
 	for i, d := range ds {
 		ts[i] = ast.ObjectTerm(
-			item("type", ast.StringTerm(d.Type)),
-			item("path", ast.StringTerm(d.Path)),
-			item("major", ast.IntNumberTerm(int(d.Major))),
-			item("minor", ast.IntNumberTerm(int(d.Minor))),
+			item("type", str(d.Type)),
+			item("path", str(d.Path)),
+			item("major", integer(d.Major)),
+			item("minor", integer(d.Minor)),
 		)
 	}
 	return ast.ArrayTerm(ts...)
@@ -184,11 +225,11 @@ func deviceRulesTerm(ds []DeviceRule) *ast.Term {
 	ts := make([]*ast.Term, len(ds))
 	for i, d := range ds {
 		ts[i] = ast.ObjectTerm(
-			item("allow", ast.BooleanTerm(d.Allow)),
-			item("type", ast.StringTerm(d.Type)),
-			item("major", ast.IntNumberTerm(int(d.Major))),
-			item("minor", ast.IntNumberTerm(int(d.Minor))),
-			item("access", ast.StringTerm(d.Access)),
+			item("allow", boolean(d.Allow)),
+			item("type", str(d.Type)),
+			item("major", integer(d.Major)),
+			item("minor", integer(d.Minor)),
+			item("access", str(d.Access)),
 		)
 	}
 	return ast.ArrayTerm(ts...)
@@ -198,7 +239,7 @@ func rlimitsTerm(rs []Rlimit) *ast.Term {
 	ts := make([]*ast.Term, len(rs))
 	for i, r := range rs {
 		ts[i] = ast.ObjectTerm(
-			item("type", ast.StringTerm(r.Type)),
+			item("type", str(r.Type)),
 			item("hard", ast.UIntNumberTerm(r.Hard)),
 			item("soft", ast.UIntNumberTerm(r.Soft)),
 		)
@@ -210,9 +251,9 @@ func raisesTerm(rs []Raise) *ast.Term {
 	ts := make([]*ast.Term, len(rs))
 	for i, r := range rs {
 		ts[i] = ast.ObjectTerm(
-			item("field", ast.StringTerm(r.Field)),
-			item("from", ast.StringTerm(r.From)),
-			item("to", ast.StringTerm(r.To)),
+			item("field", str(r.Field)),
+			item("from", str(r.From)),
+			item("to", str(r.To)),
 		)
 	}
 	return ast.ArrayTerm(ts...)

@@ -51,14 +51,12 @@ func ParseRequest(data []byte) (*Request, error) {
 	for i, c := range r.Capabilities {
 		r.Capabilities[i] = NormalizeCapability(c)
 	}
+	if err := checkMountSummaries(r.Mounts); err != nil {
+		return nil, err
+	}
 	for i := range r.Mounts {
 		m := &r.Mounts[i]
-		bind, ro := IsBind(m.Type, m.Options), slices.Contains(m.Options, "ro")
-		if m.Bind != bind || m.ReadOnly != ro {
-			return nil, &InvalidRequestError{Path: fmt.Sprintf("mounts[%d]", i),
-				Err: fmt.Errorf("bind=%v readOnly=%v disagree with type %q and options %v", m.Bind, m.ReadOnly, m.Type, m.Options)}
-		}
-		if !bind {
+		if !m.Bind {
 			continue
 		}
 		src, err := ResolveHostPath(m.Source)
@@ -105,6 +103,19 @@ func (r *Request) check() error {
 		return &InvalidRequestError{Path: "namespaces", Err: fmt.Errorf("required field is missing")}
 	case r.Seccomp.Profile == "":
 		return &InvalidRequestError{Path: "seccomp.profile", Err: fmt.Errorf("required field is missing")}
+	}
+	return checkMountSummaries(r.Mounts)
+}
+
+// checkMountSummaries enforces what the default policy relies on: a mount's bind and readOnly
+// fields agree with its type and options, so a bind cannot pass as something else.
+func checkMountSummaries(ms []Mount) error {
+	for i, m := range ms {
+		bind, ro := IsBind(m.Type, m.Options), slices.Contains(m.Options, "ro")
+		if m.Bind != bind || m.ReadOnly != ro {
+			return &InvalidRequestError{Path: fmt.Sprintf("mounts[%d]", i),
+				Err: fmt.Errorf("bind=%v readOnly=%v disagree with type %q and options %v", m.Bind, m.ReadOnly, m.Type, m.Options)}
+		}
 	}
 	return nil
 }

@@ -41,14 +41,40 @@ default defaults := {}
 
 defaults := data.bulwark.defaults
 
-setting(name) := object.get(tenant_config, name, object.get(defaults, name, null))
+default max_memory := null
 
-max_memory := setting("max_memory")
+max_memory := v if {
+	v := tenant_config.max_memory
+} else := v if {
+	v := defaults.max_memory
+}
 
-max_pids := setting("max_pids")
+default max_pids := null
+
+max_pids := v if {
+	v := tenant_config.max_pids
+} else := v if {
+	v := defaults.max_pids
+}
+
+default writable_sources := []
+
+writable_sources := v if {
+	v := tenant_config.writable_bind_sources
+} else := v if {
+	v := defaults.writable_bind_sources
+}
+
+default grantable_names := []
+
+grantable_names := v if {
+	v := tenant_config.grantable_capabilities
+} else := v if {
+	v := defaults.grantable_capabilities
+}
 
 # A tenant's grants are cut to the ceiling: data cannot grant what the floor never does.
-grantable := {c | some c in setting("grantable_capabilities")} & capability_ceiling
+grantable := {c | some c in grantable_names} & capability_ceiling
 
 constraints := {"maxMemory": max_memory, "maxPids": max_pids}
 
@@ -113,26 +139,34 @@ required_fields := {
 }
 
 deny contains reason("REQUEST_INVALID", sprintf("request field %s is missing", [k]), k) if {
-	some k in required_fields
-	not k in object.keys(input)
+	some k in required_fields - object.keys(input)
 }
 
 deny contains reason("REQUEST_VERSION", sprintf("apiVersion %v is not %s", [object.get(input, "apiVersion", ""), api_version]), "apiVersion") if {
-	not object.get(input, "apiVersion", "") == api_version
+	not input.apiVersion == api_version
 }
 
 deny contains reason("TENANT_UNKNOWN", sprintf("tenant %q is not configured", [tenant_name]), "tenant") if {
 	not data.bulwark.tenants[tenant_name]
 }
 
-deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid %s", [tenant_name, k]), "tenant") if {
-	data.bulwark.tenants[tenant_name]
-	some k in ["max_memory", "max_pids"]
-	not positive(setting(k))
+deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_memory", [tenant_name]), "tenant") if {
+	not valid_limit(max_memory)
 }
 
+deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_pids", [tenant_name]), "tenant") if {
+	not valid_limit(max_pids)
+}
+
+valid_limit(n) if {
+	is_number(n)
+	n > 0
+}
+
+operations := {"create", "run", "exec"}
+
 deny contains reason("OPERATION_UNKNOWN", sprintf("operation %v is not one of create, run, exec", [object.get(input, "operation", "")]), "operation") if {
-	not object.get(input, "operation", "") in {"create", "run", "exec"}
+	not operations[object.get(input, "operation", "")]
 }
 
 deny contains reason("PRIVILEGED", "privileged sandboxes are never run", "privileged") if {
@@ -144,13 +178,8 @@ deny contains reason("NAMESPACE_SHARED", sprintf("%v namespace is shared with th
 	ns.shared == true
 }
 
-namespace_present contains ns.type if {
-	some ns in input.namespaces
-}
-
 deny contains reason("NAMESPACE_SHARED", sprintf("%s namespace is missing (it would be the host's)", [t]), "namespaces") if {
-	some t in required_namespaces
-	not namespace_present[t]
+	some t in required_namespaces - {ns.type | some ns in input.namespaces}
 }
 
 deny contains reason("CAP_FORBIDDEN", sprintf("capability %s is never granted", [c]), sprintf("capabilities[%d]", [i])) if {
@@ -165,19 +194,23 @@ deny contains reason("CAP_NOT_GRANTED", sprintf("capability %s is not grantable 
 }
 
 deny contains reason("NO_NEW_PRIVS_DISABLED", "noNewPrivileges must be set", "process.noNewPrivileges") if {
-	not object.get(input, ["process", "noNewPrivileges"], false) == true
+	not input.process.noNewPrivileges == true
 }
 
 deny contains reason("ROOTFS_WRITABLE", "the root filesystem must be read-only", "rootfs.readOnly") if {
-	not object.get(input, ["rootfs", "readOnly"], false) == true
+	not input.rootfs.readOnly == true
 }
 
+unconfined_profiles := {"", "unconfined"}
+
+permissive_actions := {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}
+
 deny contains reason("SECCOMP_UNCONFINED", "seccomp must not be unconfined", "seccomp.profile") if {
-	object.get(input, ["seccomp", "profile"], "") in {"", "unconfined"}
+	unconfined_profiles[object.get(input, ["seccomp", "profile"], "")]
 }
 
 deny contains reason("SECCOMP_UNCONFINED", sprintf("seccomp default action %v allows every unlisted syscall", [input.seccomp.defaultAction]), "seccomp.defaultAction") if {
-	input.seccomp.defaultAction in {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}
+	permissive_actions[input.seccomp.defaultAction]
 }
 
 # ---- mounts ----
@@ -195,61 +228,59 @@ under(p, r) if p == r
 
 under(p, r) if startswith(p, concat("", [r, "/"]))
 
-# Bind and read-only are derived from type and options here, not taken from the
-# document's summary fields, so a document cannot claim a bind is something else.
-is_bind(m) if m.bind == true
-
-is_bind(m) if m.type == "bind"
-
-is_bind(m) if {
-	some o in m.options
-	o in {"bind", "rbind"}
+# The engine guarantees that bind and readOnly agree with type and options (it
+# refuses documents where they do not), so the rules use these summaries and do
+# not re-derive them on every decision.
+binds contains i if {
+	some i, m in input.mounts
+	m.bind != false
 }
-
-read_only(m) if "ro" in m.options
 
 deny contains reason("REQUEST_INVALID", "bind mount source must be an absolute path", sprintf("mounts[%d].source", [i])) if {
-	some i, m in input.mounts
-	is_bind(m)
-	not startswith(object.get(m, "source", ""), "/")
+	some i in binds
+	not startswith(object.get(input.mounts[i], "source", ""), "/")
 }
+
+# Lookups under `not` take the whole object: `not set[m.type]` would be
+# undefined, not true, when m.type is missing.
+mount_type_allowed(m) if allowed_mount_types[m.type]
 
 deny contains reason("MOUNT_TYPE_NOT_ALLOWED", sprintf("mount type %v is not allowed", [object.get(m, "type", "")]), sprintf("mounts[%d].type", [i])) if {
 	some i, m in input.mounts
-	not is_bind(m)
-	not object.get(m, "type", "") in allowed_mount_types
+	not mount_type_allowed(m)
+	not binds[i]
 }
 
 deny contains reason("MOUNT_HOST_PATH_FORBIDDEN", sprintf("host path %s may not be bind-mounted", [m.source]), sprintf("mounts[%d].source", [i])) if {
-	some i, m in input.mounts
-	is_bind(m)
+	some i in binds
+	m := input.mounts[i]
 	some r in forbidden_host_trees
 	overlaps(m.source, r)
 }
 
 deny contains reason("MOUNT_RUNTIME_SOCKET", sprintf("container runtime socket %s may not be mounted", [m.source]), sprintf("mounts[%d].source", [i])) if {
-	some i, m in input.mounts
-	is_bind(m)
+	some i in binds
+	m := input.mounts[i]
 	some s in runtime_sockets
 	endswith(m.source, concat("", ["/", s]))
 }
 
 deny contains reason("MOUNT_WRITABLE_NOT_ALLOWED", sprintf("writable bind of %s is outside tenant %s's writable sources", [m.source, tenant_name]), sprintf("mounts[%d].readOnly", [i])) if {
-	some i, m in input.mounts
-	is_bind(m)
-	not read_only(m)
+	some i in binds
+	m := input.mounts[i]
+	not m.readOnly == true
 	not writable_allowed(object.get(m, "source", ""))
 }
 
 writable_allowed(src) if {
-	some p in setting("writable_bind_sources")
+	some p in writable_sources
 	under(src, p)
 }
 
 # ---- resources ----
 
 deny contains reason("MEMORY_LIMIT_MISSING", "a memory limit is required", "resources.memoryLimit") if {
-	not positive(object.get(input, ["resources", "memoryLimit"], null))
+	not memory_limit > 0
 }
 
 deny contains reason("MEMORY_LIMIT_ABOVE_MAX", sprintf("memory limit %v exceeds the tenant maximum %v", [input.resources.memoryLimit, max_memory]), "resources.memoryLimit") if {
@@ -257,35 +288,43 @@ deny contains reason("MEMORY_LIMIT_ABOVE_MAX", sprintf("memory limit %v exceeds 
 }
 
 deny contains reason("PIDS_LIMIT_MISSING", "a pids limit is required", "resources.pidsLimit") if {
-	not positive(object.get(input, ["resources", "pidsLimit"], null))
+	not pids_limit > 0
 }
 
 deny contains reason("PIDS_LIMIT_ABOVE_MAX", sprintf("pids limit %v exceeds the tenant maximum %v", [input.resources.pidsLimit, max_pids]), "resources.pidsLimit") if {
 	input.resources.pidsLimit > max_pids
 }
 
-positive(n) if {
-	is_number(n)
-	n > 0
-}
+default memory_limit := null
+
+memory_limit := input.resources.memoryLimit
+
+default pids_limit := null
+
+pids_limit := input.resources.pidsLimit
+
 
 # ---- image, devices, sysctls ----
 
 deny contains reason("IMAGE_UNVERIFIED", sprintf("image %v is not verified", [object.get(input.image, "reference", "")]), "image.verified") if {
 	is_object(input.image)
-	not object.get(input.image, "verified", false) == true
+	not input.image.verified == true
 }
 
 deny contains reason("DEVICE_NOT_ALLOWED", sprintf("device %v (%v %v:%v) is not in the minimal set", [object.get(d, "path", "?"), object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), sprintf("devices[%d]", [i])) if {
 	some i, d in input.devices
-	not minimal_devices[d.type][d.major][d.minor]
+	not minimal_device(d)
 }
 
 deny contains reason("DEVICE_NOT_ALLOWED", sprintf("device rule %v %v:%v is not in the minimal set", [object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), sprintf("deviceRules[%d]", [i])) if {
 	some i, d in input.deviceRules
 	d.allow == true
-	not minimal_device_rules[d.type][d.major][d.minor]
+	not minimal_device_rule(d)
 }
+
+minimal_device(d) if minimal_devices[d.type][d.major][d.minor]
+
+minimal_device_rule(d) if minimal_device_rules[d.type][d.major][d.minor]
 
 deny contains reason("SYSCTL_NOT_ALLOWED", sprintf("sysctl %s is not namespaced", [k]), sprintf("sysctls[%q]", [k])) if {
 	some k, _ in input.sysctls

@@ -78,6 +78,12 @@ test_missing_nested_fields_fail_closed if {
 	"SECCOMP_UNCONFINED" in codes(json.remove(base, ["/seccomp/profile"]))
 	"IMAGE_UNVERIFIED" in codes(json.patch(base, [{"op": "add", "path": "/image", "value": {"reference": "r/x:1"}}]))
 	"MOUNT_TYPE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": {"source": "x", "destination": "/x", "options": []}}]))
+	"DEVICE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/devices/-", "value": {"path": "/dev/sda"}}]))
+	"DEVICE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/deviceRules/-", "value": {"allow": true}}]))
+	"MEMORY_LIMIT_MISSING" in codes(json.remove(base, ["/resources"]))
+	"TENANT_UNKNOWN" in codes(json.remove(base, ["/tenant"]))
+	"OPERATION_UNKNOWN" in codes(json.remove(base, ["/operation"]))
+	"REQUEST_VERSION" in codes(json.remove(base, ["/apiVersion"]))
 }
 
 test_missing_field_denied if {
@@ -115,9 +121,11 @@ test_runtime_socket_denied if {
 	"MOUNT_RUNTIME_SOCKET" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/home/u/docker.sock", ["bind", "ro"])}]))
 }
 
-test_bind_claiming_not_bind_is_still_a_bind if {
-	m := {"type": "none", "source": "/etc", "destination": "/x", "options": ["rbind", "ro"], "readOnly": true, "bind": false}
-	"MOUNT_HOST_PATH_FORBIDDEN" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}]))
+test_bind_without_summary_fields_fails_closed if {
+	m := {"type": "bind", "source": "/srv/other", "destination": "/x", "options": ["rbind"]}
+	"MOUNT_TYPE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}]))
+	w := {"type": "bind", "source": "/srv/other", "destination": "/x", "options": ["rbind"], "bind": true}
+	"MOUNT_WRITABLE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": w}]))
 }
 
 test_writable_bind_outside_allowlist_denied if {
