@@ -6,9 +6,13 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"bulwark.dev/bulwark/sandbox"
 )
 
 func main() {
+	// A re-executed sandbox setup child never returns from here.
+	sandbox.Init()
 	root := &cobra.Command{
 		Use:           "bulwark",
 		Short:         "A security-hardened sandbox runtime",
@@ -17,8 +21,12 @@ func main() {
 	}
 	root.PersistentFlags().String("root", "/var/lib/bulwark", "state root")
 	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
+	root.AddCommand(newRunCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
+		newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "bulwark:", err)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "bulwark:", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }

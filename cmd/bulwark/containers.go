@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// withEngine opens the engine for a container command.
+func withEngine(cmd *cobra.Command, fn func(*engine.Engine) error) error {
+	e, err := openEngine(cmd, nil)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	return fn(e)
+}
+
+func newPsCmd() *cobra.Command {
+	var all, quiet bool
+	c := &cobra.Command{
+		Use:   "ps",
+		Short: "List containers (running ones; -a for all)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				list, err := e.List()
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				if !quiet {
+					fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tTENANT")
+				}
+				for _, c := range list {
+					if !all && c.Status != "running" && c.Status != "paused" && c.Status != "created" {
+						continue
+					}
+					if quiet {
+						fmt.Fprintln(tw, c.ID)
+						continue
+					}
+					status := c.Status
+					if c.Exit != nil {
+						status = fmt.Sprintf("exited (%d)", c.Exit.Code)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t%s\n", c.ID, c.Image.Reference, strings.Join(c.Args, " "),
+						time.Since(c.Created).Round(time.Second), status, c.Tenant)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	c.Flags().BoolVarP(&all, "all", "a", false, "show stopped containers too")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "only ids")
+	return c
+}
+
+func newInspectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect CONTAINER...",
+		Short: "Show containers' records and live state as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				var out []*engine.Container
+				for _, id := range args {
+					c, err := e.Inspect(id)
+					if err != nil {
+						return err
+					}
+					out = append(out, c)
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			})
+		},
+	}
+}
+
+func newLogsCmd() *cobra.Command {
+	var follow, timestamps bool
+	c := &cobra.Command{
+		Use:   "logs CONTAINER",
+		Short: "Print a detached container's output (rotated files included)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				if _, err := e.Inspect(args[0]); err != nil {
+					return err
+				}
+				path := e.LogPath(args[0])
+				seen := 0
+				print := func() error {
+					n := 0
+					return engine.ReadLogs(path, 0, func(le engine.LogEntry) error {
+						n++
+						if n <= seen {
+							return nil
+						}
+						seen = n
+						w := cmd.OutOrStdout()
+						if le.Stream == "stderr" {
+							w = cmd.ErrOrStderr()
+						}
+						if timestamps {
+							fmt.Fprint(w, le.Time.Format(time.RFC3339Nano)+" ")
+						}
+						_, err := fmt.Fprint(w, le.Log)
+						return err
+					})
+				}
+				if err := print(); err != nil || !follow {
+					return err
+				}
+				// Follow until the container stops (rotation while following may repeat or skip
+				// lines that rotated between two polls).
+				for {
+					time.Sleep(200 * time.Millisecond)
+					if err := print(); err != nil {
+						return err
+					}
+					c, err := e.Inspect(args[0])
+					if err != nil || (c.Status != "running" && c.Status != "paused" && c.Status != "created") {
+						return print()
+					}
+				}
+			})
+		},
+	}
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the container stops")
+	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix each line with its time")
+	return c
+}
+
+func newExecCmd() *cobra.Command {
+	var (
+		req         engine.ExecRequest
+		interactive bool
+	)
+	c := &cobra.Command{
+		Use:   "exec [flags] CONTAINER CMD [ARG...]",
+		Short: "Run a process in a running container (decided by policy, same confinement)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Identity = caller()
+			req.Args = args[1:]
+			return withEngine(cmd, func(e *engine.Engine) error {
+				stdio := sandbox.IO{Stdout: os.Stdout, Stderr: os.Stderr}
+				if interactive {
+					stdio.Stdin = os.Stdin
+				}
+				code, err := e.Exec(context.Background(), args[0], req, stdio)
+				if err != nil {
+					return &exitError{code: engine.ExitStatus(err), err: err}
+				}
+				return &exitError{code: code, err: errSilent}
+			})
+		},
+	}
+	c.Flags().SetInterspersed(false)
+	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "keep stdin attached")
+	c.Flags().StringArrayVarP(&req.Env, "env", "e", nil, "set an environment variable")
+	c.Flags().StringVarP(&req.Workdir, "workdir", "w", "", "working directory")
+	c.Flags().StringVarP(&req.User, "user", "u", "", "user[:group]")
+	return c
+}
+
+// eachContainer runs fn for every argument and prints the ids that succeeded, as docker does.
+func eachContainer(cmd *cobra.Command, args []string, fn func(*engine.Engine, string) error) error {
+	return withEngine(cmd, func(e *engine.Engine) error {
+		var failed error
+		for _, id := range args {
+			if err := fn(e, id); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "bulwark: %s: %v\n", id, err)
+				failed = err
+				continue
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), id)
+		}
+		if failed != nil {
+			return &exitError{code: 1, err: errSilent}
+		}
+		return nil
+	})
+}
+
+func newStopCmd() *cobra.Command {
+	var timeout int
+	c := &cobra.Command{
+		Use:   "stop CONTAINER...",
+		Short: "SIGTERM, then SIGKILL after the timeout",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
+				return e.Stop(id, caller(), time.Duration(timeout)*time.Second)
+			})
+		},
+	}
+	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before SIGKILL")
+	return c
+}
+
+func newKillCmd() *cobra.Command {
+	var sig string
+	c := &cobra.Command{
+		Use:   "kill CONTAINER...",
+		Short: "Send a signal (default SIGKILL) to every process of a container",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := parseSignal(sig)
+			if err != nil {
+				return err
+			}
+			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
+				return e.Kill(id, caller(), s, s == syscall.SIGKILL)
+			})
+		},
+	}
+	c.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal name or number")
+	return c
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+func newRmCmd() *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "rm CONTAINER...",
+		Short: "Remove containers (running ones with --force)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
+				return e.Remove(id, caller(), force)
+			})
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	return c
+}
+
+func newPauseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pause CONTAINER...",
+		Short: "Freeze every process of containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd, args, func(e *engine.Engine, id string) error { return e.Pause(id, caller()) })
+		},
+	}
+}
+
+func newUnpauseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpause CONTAINER...",
+		Short: "Thaw paused containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd, args, func(e *engine.Engine, id string) error { return e.Unpause(id, caller()) })
+		},
+	}
+}
+
+func newStatsCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "stats CONTAINER...",
+		Short: "Resource usage from the containers' cgroups (one snapshot)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				all := map[string]*sandbox.Stats{}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				if !asJSON {
+					fmt.Fprintln(tw, "CONTAINER ID\tMEM USAGE / LIMIT\tMEM PEAK\tPIDS\tCPU TIME\tOOM KILLS")
+				}
+				for _, id := range args {
+					s, err := e.Stats(id)
+					if err != nil {
+						return fmt.Errorf("%s: %w", id, err)
+					}
+					all[id] = s
+					if asJSON {
+						continue
+					}
+					fmt.Fprintf(tw, "%s\t%s / %s\t%s\t%d\t%s\t%d\n", id, human(s.MemoryUsage), human(s.MemoryLimit),
+						human(s.MemoryPeak), s.PidsCurrent, time.Duration(s.CPUUsageNs).Round(time.Millisecond), s.OOMKills)
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(all)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func human(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.2fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}

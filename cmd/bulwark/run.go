@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// engineFlags are the run-time options shared by run and exec.
+type engineFlags struct {
+	policyDir, policyBundle, policyKey string
+	allowNoMAC                         bool
+}
+
+func (f *engineFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.policyDir, "policy-dir", "", "policy (or tenant data) directory instead of the embedded default")
+	c.Flags().StringVar(&f.policyBundle, "policy-bundle", "", "signed OPA bundle (tar.gz) to decide with")
+	c.Flags().StringVar(&f.policyKey, "policy-key", "", "PEM public key the bundle must be signed with")
+	c.Flags().BoolVar(&f.allowNoMAC, "allow-no-mac", false, "run on a host with no MAC layer at all (audited exception)")
+}
+
+func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
+	root, err := cmd.Flags().GetString("root")
+	if err != nil {
+		return nil, err
+	}
+	cfg := engine.Config{Root: root}
+	if f != nil {
+		cfg.PolicyDir, cfg.PolicyBundle, cfg.AllowNoMAC = f.policyDir, f.policyBundle, f.allowNoMAC
+		if f.policyKey != "" {
+			if cfg.PolicyKey, err = os.ReadFile(f.policyKey); err != nil {
+				return nil, fmt.Errorf("policy key: %w", err)
+			}
+		}
+	}
+	return engine.Open(cfg)
+}
+
+func caller() engine.Identity {
+	return engine.Identity{UID: os.Getuid(), GID: os.Getgid()}
+}
+
+func newRunCmd() *cobra.Command {
+	var (
+		req         engine.Request
+		ef          engineFlags
+		memory      string
+		secOpts     []string
+		entrypoint  string
+		readOnly    bool
+		interactive bool
+		dryRun      bool
+	)
+	c := &cobra.Command{
+		Use:   "run [flags] IMAGE [CMD...]",
+		Short: "Verify, decide and run an image in a sandbox",
+		Long: `Run resolves IMAGE through TUF, verifies every blob, builds the effective spec (image
+config + flags + the floor), asks policy, and runs the workload under the floor.
+Exit status: the workload's; 125 when Bulwark refuses or fails; 126 when the command cannot be
+invoked; 127 when it is not found.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Image, req.Args = args[0], args[1:]
+			req.Identity = caller()
+			if entrypoint != "" {
+				req.Entrypoint = []string{entrypoint}
+			}
+			if memory != "" {
+				n, err := parseBytes(memory)
+				if err != nil {
+					return fmt.Errorf("--memory: %w", err)
+				}
+				req.Memory = n
+			}
+			if err := securityOpts(&req, secOpts); err != nil {
+				return err
+			}
+			if req.Detach && interactive {
+				return errors.New("-i cannot be combined with -d")
+			}
+			_ = readOnly // always on: the root filesystem is read-only for every sandbox
+			e, err := openEngine(cmd, &ef)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			return runRequest(cmd, e, &req, interactive, dryRun)
+		},
+	}
+	c.Flags().SetInterspersed(false) // flags after IMAGE belong to the command
+	fl := c.Flags()
+	fl.StringVar(&req.Name, "name", "", "container name (default: a random id)")
+	fl.BoolVar(&req.Remove, "rm", false, "remove the container when it exits")
+	fl.BoolVarP(&req.Detach, "detach", "d", false, "run in the background and print the container id")
+	fl.BoolVarP(&interactive, "interactive", "i", false, "keep stdin attached")
+	fl.StringArrayVarP(&req.Env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass the caller's)")
+	fl.StringVarP(&req.Workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&req.User, "user", "u", "", "user[:group] (names or ids, looked up in the image)")
+	fl.StringVar(&req.Tenant, "tenant", "default", "tenant the container runs for")
+	fl.StringArrayVar(&req.CapAdd, "cap-add", nil, "request a capability (policy decides; forbidden ones are refused)")
+	fl.StringVarP(&memory, "memory", "m", "", "memory limit (e.g. 64m, 1g)")
+	fl.Int64Var(&req.PidsLimit, "pids-limit", 0, "pids limit")
+	fl.Float64Var(&req.CPUs, "cpus", 0, "CPU limit (e.g. 0.5)")
+	fl.StringArrayVar(&req.Tmpfs, "tmpfs", nil, "mount a tmpfs (DST[:OPTIONS])")
+	fl.StringArrayVarP(&req.Volumes, "volume", "v", nil, "bind mount SRC:DST[:ro] (always read-only)")
+	fl.StringArrayVar(&secOpts, "security-opt", nil, "seccomp=FILE (stacked on the floor's profile), seccomp=unconfined, no-new-privileges")
+	fl.BoolVar(&readOnly, "read-only", true, "accepted for compatibility: the root filesystem is always read-only")
+	fl.StringVar(&req.Network, "network", "none", "network mode: none (private namespace, loopback only)")
+	fl.StringVar(&req.Hostname, "hostname", "", "container hostname (default: the container id)")
+	fl.StringArrayVar(&req.Ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
+	fl.StringVar(&entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fl.BoolVar(&dryRun, "dry-run", false, "print the decision and the effective, floor-raised config; run nothing")
+	ef.add(c)
+	return c
+}
+
+func securityOpts(req *engine.Request, opts []string) error {
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		if k2, v2, ok := strings.Cut(o, ":"); !strings.Contains(o, "=") && ok {
+			k, v = k2, v2
+		}
+		switch k {
+		case "seccomp":
+			if v == "" {
+				return fmt.Errorf("--security-opt %q: seccomp needs a profile file or unconfined", o)
+			}
+			req.Seccomp = v
+		case "no-new-privileges":
+			if v == "false" {
+				return errors.New("--security-opt no-new-privileges=false: no_new_privs is part of the floor and cannot be turned off")
+			}
+		default:
+			return fmt.Errorf("--security-opt %q is not supported (seccomp=FILE|unconfined, no-new-privileges)", o)
+		}
+	}
+	return nil
+}
+
+// parseBytes reads docker's size notation: a number with an optional b, k, m or g suffix
+// (binary units).
+func parseBytes(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "kb"):
+		mult = 1 << 10
+	case strings.HasSuffix(s, "m"), strings.HasSuffix(s, "mb"):
+		mult = 1 << 20
+	case strings.HasSuffix(s, "g"), strings.HasSuffix(s, "gb"):
+		mult = 1 << 30
+	}
+	n, err := strconv.ParseInt(strings.TrimRight(s, "kmgb"), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, interactive, dryRun bool) error {
+	ctx := context.Background()
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	plan, err := e.Prepare(ctx, req)
+	if dryRun && plan != nil {
+		b, jerr := engine.PlanJSON(plan)
+		if jerr != nil {
+			return jerr
+		}
+		fmt.Fprintf(out, "%s\n", b)
+	}
+	if err != nil {
+		return &exitError{code: engine.ExitStatus(err), err: err}
+	}
+	if dryRun {
+		return nil
+	}
+	if req.Detach {
+		return startMonitor(cmd, plan, out)
+	}
+	stdio := sandbox.IO{Stdout: os.Stdout, Stderr: os.Stderr}
+	if interactive {
+		stdio.Stdin = os.Stdin
+	}
+	// Signals reach the workload, as with docker run's sig-proxy.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	r, err := e.Start(plan, stdio)
+	if err != nil {
+		return &exitError{code: engine.ExitStatus(err), err: err}
+	}
+	go func() {
+		for s := range sigs {
+			r.Signal(s.(syscall.Signal))
+		}
+	}()
+	info, err := r.Wait()
+	if err != nil {
+		fmt.Fprintln(errOut, "bulwark:", err)
+	}
+	if info.Code == 0 && err != nil {
+		return &exitError{code: 125, err: err}
+	}
+	return &exitError{code: info.Code, err: errSilent}
+}
+
+// errSilent carries a workload's exit status without printing anything.
+var errSilent = errors.New("")
+
+// monitorStatus is what the monitor reports to the CLI that started it.
+type monitorStatus struct {
+	ID    string `json:"id,omitempty"`
+	Error string `json:"error,omitempty"`
+	Code  int    `json:"code,omitempty"`
+}
+
+// startMonitor re-executes bulwark as the detached container's monitor (see engine.RunDetached),
+// hands it the plan and prints the container id once the workload runs.
+func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
+	root, _ := cmd.Flags().GetString("root")
+	b, err := engine.EncodePlan(plan)
+	if err != nil {
+		return err
+	}
+	planR, planW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	m := exec.Command("/proc/self/exe", "--root", root, monitorCmdName)
+	m.Stdin = planR
+	m.ExtraFiles = []*os.File{statusW}
+	// Its own session: the monitor survives the terminal and the CLI.
+	m.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := m.Start(); err != nil {
+		return fmt.Errorf("start monitor: %w", err)
+	}
+	planR.Close()
+	statusW.Close()
+	go func() {
+		planW.Write(b)
+		planW.Close()
+	}()
+	var st monitorStatus
+	if err := json.NewDecoder(statusR).Decode(&st); err != nil {
+		m.Wait()
+		return fmt.Errorf("monitor exited without starting the container: %w", err)
+	}
+	m.Process.Release()
+	if st.Error != "" {
+		return &exitError{code: st.Code, err: errors.New(st.Error)}
+	}
+	fmt.Fprintln(out, st.ID)
+	return nil
+}
+
+const monitorCmdName = "__monitor"
+
+// newMonitorCmd is the hidden command a detached container's monitor runs as.
+func newMonitorCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    monitorCmdName,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			status := os.NewFile(3, "status")
+			report := func(st monitorStatus) {
+				if status != nil {
+					json.NewEncoder(status).Encode(st)
+					status.Close()
+					status = nil
+				}
+			}
+			b, err := io.ReadAll(os.Stdin)
+			if err != nil {
+				report(monitorStatus{Error: err.Error(), Code: 125})
+				return err
+			}
+			e, err := openEngine(cmd, nil)
+			if err != nil {
+				report(monitorStatus{Error: err.Error(), Code: 125})
+				return err
+			}
+			defer e.Close()
+			plan, err := e.DecodePlan(b)
+			if err != nil {
+				report(monitorStatus{Error: err.Error(), Code: 125})
+				return err
+			}
+			signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+			_, err = e.RunDetached(plan, func(r *engine.Running, err error) {
+				if err != nil {
+					report(monitorStatus{Error: err.Error(), Code: engine.ExitStatus(err)})
+					return
+				}
+				report(monitorStatus{ID: r.ID()})
+			})
+			return err
+		},
+	}
+}

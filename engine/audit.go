@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// Auditor is where the engine's events go: *audit.Log in production. An append error is a
+// failure of the run: Bulwark does not act without a record of it.
+type Auditor interface {
+	Append(events ...audit.Event) ([]audit.Record, error)
+}
+
+// trail collects the events of one request and appends them in batches. Batching is what keeps
+// the audit overhead of a run small: one fsync before anything is created (request, identity,
+// trust, image, decision, raises), one after start, one after exit and delete — never an action
+// whose record is not durable first, except the exit, which the kernel reports after the fact.
+type trail struct {
+	log Auditor
+
+	mu sync.Mutex // guards everything below
+	// base is copied into every event: actor, tenant, request id, and, once known, container id
+	// and image digest.
+	base    audit.Event
+	pending []audit.Event
+	// rt and started let the sandbox's exit event be completed with duration and peak memory,
+	// read from the container's cgroup before it is destroyed.
+	rt      *sandbox.Runtime
+	pid     int
+	started time.Time
+	// exit is the status the sandbox reported, for the caller.
+	exit *ExitInfo
+}
+
+func newTrail(log Auditor, id Identity, tenant, requestID string) *trail {
+	uid := id.UID
+	return &trail{log: log, base: audit.Event{
+		Actor:     audit.Actor{UID: &uid, Principal: id.Principal},
+		Tenant:    tenant,
+		RequestID: requestID,
+	}}
+}
+
+func (t *trail) setContainer(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.base.ContainerID = id
+}
+
+func (t *trail) setImage(digest string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.base.ImageDigest = digest
+}
+
+// add queues one event; flush makes the queue durable.
+func (t *trail) add(typ, action string, attrs map[string]string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ev := t.base
+	ev.Type, ev.Action, ev.Attrs = typ, action, attrs
+	t.pending = append(t.pending, ev)
+}
+
+func (t *trail) flush() error {
+	t.mu.Lock()
+	evs := t.pending
+	t.pending = nil
+	t.mu.Unlock()
+	if len(evs) == 0 {
+		return nil
+	}
+	if _, err := t.log.Append(evs...); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// RecordDecision implements policy.DecisionRecorder: every decision, allow or deny, with the
+// digest of the input it was made on.
+func (t *trail) RecordDecision(r policy.DecisionRecord) {
+	codes := make([]string, len(r.Reasons))
+	for i, reason := range r.Reasons {
+		codes[i] = reason.Code
+	}
+	reasons, _ := json.Marshal(r.Reasons)
+	result := "deny"
+	if r.Allow {
+		result = "allow"
+	}
+	t.add(audit.TypePolicy, "decision", map[string]string{
+		"operation":    string(r.Operation),
+		"input_digest": r.InputDigest,
+		"result":       result,
+		"reason_codes": fmt.Sprint(codes),
+		"reasons":      string(reasons),
+		"revision":     r.Revision,
+		"duration_ns":  strconv.FormatInt(r.Duration.Nanoseconds(), 10),
+	})
+}
+
+// Event implements sandbox.EventSink. Lifecycle events are queued with the request's context;
+// the exit event is completed from the container's cgroup (still present until delete).
+func (t *trail) Event(containerID, action string, attrs map[string]string) {
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	switch action {
+	case "start":
+		t.mu.Lock()
+		t.started = time.Now()
+		if t.pid > 0 {
+			attrs["pid"] = strconv.Itoa(t.pid)
+		}
+		t.mu.Unlock()
+	case "exit":
+		t.completeExit(containerID, attrs)
+	}
+	t.mu.Lock()
+	ev := t.base
+	t.mu.Unlock()
+	ev.Type, ev.Action, ev.Attrs = audit.TypeContainer, action, attrs
+	if containerID != "" {
+		ev.ContainerID = containerID
+	}
+	t.mu.Lock()
+	t.pending = append(t.pending, ev)
+	t.mu.Unlock()
+}
+
+// ExitInfo is how a container's init ended.
+type ExitInfo struct {
+	Code       int           `json:"code"`
+	Signal     string        `json:"signal,omitempty"`
+	Duration   time.Duration `json:"durationNs"`
+	PeakMemory uint64        `json:"peakMemory"`
+	OOMKilled  bool          `json:"oomKilled"`
+	Finished   time.Time     `json:"finished"`
+}
+
+func (t *trail) completeExit(id string, attrs map[string]string) {
+	t.mu.Lock()
+	rt, started := t.rt, t.started
+	t.mu.Unlock()
+	info := &ExitInfo{Code: -1, Finished: time.Now().UTC()}
+	if s, err := strconv.Atoi(attrs["status"]); err == nil {
+		info.Code = s
+		attrs["code"] = attrs["status"]
+		if s > 128 && s < 128+65 {
+			info.Signal = syscall.Signal(s - 128).String()
+			attrs["signal"] = info.Signal
+		}
+	}
+	if !started.IsZero() {
+		info.Duration = time.Since(started)
+		attrs["duration_ns"] = strconv.FormatInt(info.Duration.Nanoseconds(), 10)
+	}
+	if rt != nil {
+		if c, err := rt.Load(id); err == nil {
+			if st, err := c.Stats(); err == nil {
+				info.PeakMemory = st.MemoryPeak
+				info.OOMKilled = st.OOMKills > 0
+				attrs["peak_memory"] = strconv.FormatUint(st.MemoryPeak, 10)
+				attrs["oom_kills"] = strconv.FormatUint(st.OOMKills, 10)
+			}
+		}
+	}
+	if info.OOMKilled {
+		t.add(audit.TypeContainer, "oom", map[string]string{"oom_kills": attrs["oom_kills"]})
+	}
+	t.mu.Lock()
+	t.exit = info
+	t.mu.Unlock()
+}
+
+func (t *trail) exitInfo() *ExitInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.exit
+}
+
+// raisesAttrs renders the floor's raises as one event's attributes.
+func raisesAttrs(raises []sandbox.Raise) map[string]string {
+	b, _ := json.Marshal(raises)
+	return map[string]string{"count": strconv.Itoa(len(raises)), "raises": string(b)}
+}

@@ -1,0 +1,370 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// Meta is the engine's record of a container, <root>/engine/<id>/meta.json, beside the
+// sandbox's own state (containers/<id>/state.json), which the sandbox owns and removes.
+type Meta struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	Tenant    string    `json:"tenant"`
+	UID       int       `json:"uid"`
+	RequestID string    `json:"requestId"`
+	Image     ImageRef  `json:"image"`
+	Args      []string  `json:"args"`
+	Created   time.Time `json:"created"`
+	Started   time.Time `json:"started,omitzero"`
+	Pid       int       `json:"pid,omitempty"`
+	Detached  bool      `json:"detached"`
+	Remove    bool      `json:"autoRemove"`
+	Exit      *ExitInfo `json:"exit,omitempty"`
+}
+
+// Container is what ps and inspect show: the engine's record and the sandbox's live state.
+type Container struct {
+	Meta
+	Status string         `json:"status"`
+	State  *sandbox.State `json:"state,omitempty"`
+}
+
+// ErrNotFound is returned for an id the engine has no record of.
+var ErrNotFound = errors.New("no such container")
+
+func (e *Engine) metaDir(id string) string { return filepath.Join(e.cfg.Root, "engine", id) }
+
+// LogPath is the container's log file (detached containers).
+func (e *Engine) LogPath(id string) string { return filepath.Join(e.metaDir(id), "container.log") }
+
+// createMeta claims the id: the directory is created exclusively, so two runs with one --name
+// cannot both proceed.
+func (e *Engine) createMeta(m *Meta) (string, error) {
+	dir := e.metaDir(m.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("container name %q is already in use", m.ID)
+		}
+		return "", fmt.Errorf("create container state: %w", err)
+	}
+	// The sandbox resolves the bundle directory as the container's mapped root.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return "", err
+	}
+	return dir, e.writeMeta(m)
+}
+
+func (e *Engine) writeMeta(m *Meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := e.metaDir(m.ID)
+	tmp, err := os.CreateTemp(dir, ".meta-")
+	if err != nil {
+		return fmt.Errorf("write container record: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write container record: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, "meta.json"))
+}
+
+func (e *Engine) readMeta(id string) (*Meta, error) {
+	if !validName(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	b, err := os.ReadFile(filepath.Join(e.metaDir(id), "meta.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := &Meta{}
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("container record %s: %w", id, err)
+	}
+	return m, nil
+}
+
+func validName(id string) bool {
+	return id != "" && id != "." && id != ".." && filepath.Base(id) == id
+}
+
+// Inspect returns one container.
+func (e *Engine) Inspect(id string) (*Container, error) {
+	m, err := e.readMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{Meta: *m, Status: "removing"}
+	rt, err := e.runtime(m.Tenant, nil)
+	if err != nil {
+		return nil, err
+	}
+	if sc, err := rt.Load(id); err == nil {
+		if st, err := sc.State(); err == nil {
+			c.State = &st
+			c.Status = string(st.Status)
+		}
+	}
+	if c.State == nil && m.Started.IsZero() {
+		c.Status = "creating"
+	}
+	return c, nil
+}
+
+// List returns every container the engine has a record of, newest first.
+func (e *Engine) List() ([]*Container, error) {
+	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []*Container
+	for _, ent := range ents {
+		if !ent.IsDir() {
+			continue
+		}
+		c, err := e.Inspect(ent.Name())
+		if err != nil {
+			continue // a record being created or removed right now
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// op runs one lifecycle operation on a container with its audit trail.
+func (e *Engine) op(id string, who Identity, action string, fn func(*sandbox.Container, *Meta, *trail) (map[string]string, error)) error {
+	m, err := e.readMeta(id)
+	if err != nil {
+		return err
+	}
+	t := newTrail(e.audit, who, m.Tenant, NewID())
+	t.setContainer(id)
+	t.setImage(m.Image.Digest)
+	rt, err := e.runtime(m.Tenant, t)
+	if err != nil {
+		return err
+	}
+	c, err := rt.Load(id)
+	if err != nil && !errors.Is(err, sandbox.ErrNotExist) {
+		return err
+	}
+	attrs, err := fn(c, m, t)
+	if err != nil {
+		t.add(audit.TypeContainer, action+".failed", map[string]string{"error": err.Error()})
+	} else if attrs != nil {
+		t.add(audit.TypeContainer, action, attrs)
+	}
+	return errors.Join(err, t.flush())
+}
+
+func needContainer(c *sandbox.Container, m *Meta) error {
+	if c == nil {
+		return fmt.Errorf("%w: %s has no sandbox (it was never created or is being removed)", sandbox.ErrNotExist, m.ID)
+	}
+	return nil
+}
+
+// Kill sends sig to the container's init (all: to every process).
+func (e *Engine) Kill(id string, who Identity, sig syscall.Signal, all bool) error {
+	return e.op(id, who, "signal", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
+		if err := needContainer(c, m); err != nil {
+			return nil, err
+		}
+		return map[string]string{"signal": sig.String(), "all": strconv.FormatBool(all)}, c.Signal(sig, all)
+	})
+}
+
+// Stop sends SIGTERM, waits up to timeout for the container to stop, then SIGKILLs every process.
+func (e *Engine) Stop(id string, who Identity, timeout time.Duration) error {
+	return e.op(id, who, "stop", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
+		if err := needContainer(c, m); err != nil {
+			return nil, err
+		}
+		if stopped(c) {
+			return map[string]string{"already": "stopped"}, nil
+		}
+		if err := c.Signal(syscall.SIGTERM, false); err != nil && !stopped(c) {
+			return nil, err
+		}
+		deadline := time.Now().Add(timeout)
+		for !stopped(c) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if stopped(c) {
+			return map[string]string{"signal": "SIGTERM"}, nil
+		}
+		if err := c.Signal(syscall.SIGKILL, true); err != nil && !stopped(c) {
+			return nil, err
+		}
+		for i := 0; i < 250 && !stopped(c); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return map[string]string{"signal": "SIGKILL", "timeout": timeout.String()}, nil
+	})
+}
+
+func stopped(c *sandbox.Container) bool {
+	st, err := c.State()
+	return err != nil || st.Status == specs.ContainerState(sandbox.StatusStopped)
+}
+
+// Pause freezes the container; Unpause thaws it.
+func (e *Engine) Pause(id string, who Identity) error {
+	return e.op(id, who, "pause", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
+		if err := needContainer(c, m); err != nil {
+			return nil, err
+		}
+		return map[string]string{}, c.Pause()
+	})
+}
+
+// Unpause thaws a paused container.
+func (e *Engine) Unpause(id string, who Identity) error {
+	return e.op(id, who, "resume", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
+		if err := needContainer(c, m); err != nil {
+			return nil, err
+		}
+		return map[string]string{}, c.Resume()
+	})
+}
+
+// Remove deletes a container; a running one only with force. The sandbox records the delete.
+func (e *Engine) Remove(id string, who Identity, force bool) error {
+	return e.op(id, who, "remove", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
+		if c != nil {
+			if !force && !stopped(c) {
+				return nil, fmt.Errorf("container %s is running: stop it first or use --force", id)
+			}
+			if err := c.Delete(true); err != nil {
+				return nil, fmt.Errorf("delete %s: %w", id, err)
+			}
+		}
+		if err := os.RemoveAll(e.metaDir(id)); err != nil {
+			return nil, fmt.Errorf("remove %s state: %w", id, err)
+		}
+		return nil, nil
+	})
+}
+
+// Stats reads the container's cgroup.
+func (e *Engine) Stats(id string) (*sandbox.Stats, error) {
+	m, err := e.readMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := e.runtime(m.Tenant, nil)
+	if err != nil {
+		return nil, err
+	}
+	c, err := rt.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	return c.Stats()
+}
+
+// ExecRequest is a process to start in a running container.
+type ExecRequest struct {
+	Identity Identity
+	Args     []string
+	Env      []string
+	Workdir  string
+	User     string
+}
+
+// Exec decides (operation "exec") and starts a process in a running container, with the
+// container's own confinement, and waits for it. It returns the process's exit status.
+func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio sandbox.IO) (int, error) {
+	if len(req.Args) == 0 {
+		return -1, errors.New("exec: no command")
+	}
+	code := -1
+	err := e.op(id, req.Identity, "exec", func(c *sandbox.Container, m *Meta, t *trail) (map[string]string, error) {
+		if err := needContainer(c, m); err != nil {
+			return nil, err
+		}
+		spec, err := e.readEffectiveSpec(id)
+		if err != nil {
+			return nil, err
+		}
+		p := *spec.Process
+		p.Args = req.Args
+		p.Env = mergeEnv(spec.Process.Env, req.Env)
+		if req.Workdir != "" {
+			p.Cwd = req.Workdir
+		}
+		if req.User != "" {
+			if p.User, err = resolveUser(spec.Root.Path, req.User); err != nil {
+				return nil, err
+			}
+		}
+		spec.Annotations[AnnotationRequest] = t.base.RequestID
+		preq, err := policy.Build(spec, policy.Context{
+			Tenant: m.Tenant, Operation: policy.OpExec, Process: &p, MACLayer: "landlock",
+			Identity: policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
+			Image:    &policy.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true, SignerRole: "targets"},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("policy input: %w", err)
+		}
+		d, err := e.decide(ctx, preq, t)
+		if err != nil {
+			return nil, err
+		}
+		if !d.Allow {
+			return nil, &DeniedError{Decision: d}
+		}
+		proc, err := c.Exec(&p, stdio)
+		if err != nil {
+			return nil, err
+		}
+		t.add(audit.TypeContainer, "exec.start", map[string]string{"pid": strconv.Itoa(proc.Pid), "args": fmt.Sprint(p.Args)})
+		if err := t.flush(); err != nil {
+			return nil, err
+		}
+		code, err = proc.Wait()
+		return map[string]string{"pid": strconv.Itoa(proc.Pid), "code": strconv.Itoa(code)}, err
+	})
+	return code, err
+}
+
+// readEffectiveSpec reads the effective spec recorded when the container was created.
+func (e *Engine) readEffectiveSpec(id string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(e.metaDir(id), "spec.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read effective spec of %s: %w", id, err)
+	}
+	s := &specs.Spec{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("parse effective spec of %s: %w", id, err)
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	return s, nil
+}

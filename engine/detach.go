@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// A detached container needs a process that outlives the CLI: it is init's parent (only the
+// parent can collect the exit status), it copies the workload's output into the rotating log,
+// records the exit and, for --rm, removes the container. The CLI re-executes itself as that
+// monitor and hands it the decided plan; the monitor calls RunDetached.
+
+// EncodePlan serialises a decided plan for the monitor process.
+func EncodePlan(p *Plan) ([]byte, error) { return json.Marshal(p) }
+
+// DecodePlan restores a plan in the monitor; its audit trail continues the request's.
+func (e *Engine) DecodePlan(b []byte) (*Plan, error) {
+	p := &Plan{}
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("decode plan: %w", err)
+	}
+	if p.Request == nil || p.Spec == nil || p.ID == "" || !p.Decision.Allow {
+		return nil, errors.New("decode plan: not an allowed plan")
+	}
+	p.trail = newTrail(e.audit, p.Request.Identity, p.Request.Tenant, p.Request.ID)
+	p.trail.setContainer(p.ID)
+	p.trail.setImage(p.Image.Digest)
+	return p, nil
+}
+
+// RunDetached starts the plan with its output going to the container's log, calls started once
+// the workload runs (or creation failed), then waits for it to exit.
+func (e *Engine) RunDetached(p *Plan, started func(*Running, error)) (*ExitInfo, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		started(nil, err)
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		started(nil, err)
+		return nil, err
+	}
+	closeW := func() { outW.Close(); errW.Close() }
+	// The log lives in the container's engine directory, which Start creates; write into a
+	// pipe until then and open the log once the directory exists.
+	r, err := e.Start(p, sandbox.IO{Stdout: outW, Stderr: errW})
+	closeW()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		started(nil, err)
+		return nil, err
+	}
+	lw, err := OpenLog(e.LogPath(p.ID), 0, 0)
+	if err != nil {
+		r.Signal(syscall.SIGKILL)
+		r.Wait()
+		started(nil, err)
+		return nil, err
+	}
+	defer lw.Close()
+	started(r, nil)
+	var wg sync.WaitGroup
+	for stream, rd := range map[string]*os.File{"stdout": outR, "stderr": errR} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer rd.Close()
+			lw.Pump(stream, rd)
+		}()
+	}
+	info, werr := r.Wait()
+	wg.Wait()
+	return info, werr
+}
+
+// ExitStatus maps an engine error to the CLI's exit status, as docker does: 125 when Bulwark
+// refuses or fails, 126 when the command cannot be invoked, 127 when it is not found.
+func ExitStatus(err error) int {
+	var ie *sandbox.InitError
+	if errors.As(err, &ie) && ie.Step == "find executable" {
+		if errors.Is(ie, syscall.ENOENT) || ie.Errno == 0 {
+			return 127
+		}
+		return 126
+	}
+	return 125
+}

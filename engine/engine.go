@@ -1,0 +1,164 @@
+// Package engine composes one run request end to end: identity and tenant, TUF resolution and
+// digest verification of the image, the verified read-only rootfs, the effective spec (image
+// config + request + the sandbox floor), the policy decision on that spec, sandbox create and
+// start, wait and cleanup — with an audit event for every step. The CLI uses it directly; a
+// daemon would use the same code. Lower packages (sandbox, policy, signing, image, audit) know
+// nothing of it: the engine implements their small interfaces (policy.DecisionRecorder,
+// sandbox.EventSink) on top of the audit log.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/policy"
+)
+
+// Config configures an Engine. Everything lives below Root (ARCHITECTURE.md: one state root).
+type Config struct {
+	// Root is the state root; trust comes from <root>/trust (pinned root and repository, set
+	// by 'bulwark trust init' or 'trust pin').
+	Root string
+	// PolicyDir, if set, loads the policy (or only tenant data) from a directory; PolicyBundle
+	// loads a signed OPA bundle verified with PolicyKey. Neither: the embedded default.
+	PolicyDir    string
+	PolicyBundle string
+	PolicyKey    []byte
+	// AllowNoMAC passes the operator's audited exception down to the sandbox.
+	AllowNoMAC bool
+	// Audit overrides the audit log (tests and benchmarks); nil opens <root>/audit.
+	Audit Auditor
+}
+
+// Engine runs requests against one state root. It is safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	store  *image.Store
+	audit  Auditor
+	closer func() error
+	pol    *policy.Policy
+
+	polOnce sync.Once
+	polEng  *policy.Engine
+	polErr  error
+	// routes hands each decision to the trail of the request it was made for, keyed by the
+	// request document's digest (the recorder interface carries no context).
+	routes decisionRoutes
+}
+
+// Open prepares the state root, the image store, the audit log and the policy.
+func Open(cfg Config) (*Engine, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("engine: state root is required")
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("state root: %w", err)
+	}
+	cfg.Root = root
+	if err := os.MkdirAll(filepath.Join(root, "engine"), 0o700); err != nil {
+		return nil, fmt.Errorf("create engine state: %w", err)
+	}
+	store, err := image.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, store: store, audit: cfg.Audit, closer: func() error { return nil }}
+	if e.audit == nil {
+		l, err := audit.Open(filepath.Join(root, "audit"), audit.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+		e.audit, e.closer = l, l.Close
+	}
+	if e.pol, err = e.loadPolicy(); err != nil {
+		e.closer()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close releases the audit log.
+func (e *Engine) Close() error { return e.closer() }
+
+// Root is the state root.
+func (e *Engine) Root() string { return e.cfg.Root }
+
+// Store is the image store.
+func (e *Engine) Store() *image.Store { return e.store }
+
+func (e *Engine) loadPolicy() (*policy.Policy, error) {
+	switch {
+	case e.cfg.PolicyBundle != "":
+		return policy.LoadBundle(e.cfg.PolicyBundle, policy.BundleOptions{VerificationKey: e.cfg.PolicyKey, StateRoot: e.cfg.Root})
+	case e.cfg.PolicyDir != "":
+		return policy.LoadDir(e.cfg.PolicyDir)
+	}
+	return policy.LoadEmbedded()
+}
+
+// decide prepares the policy once (prepare once, evaluate many) and decides req, recording the
+// decision in t.
+func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (policy.Decision, error) {
+	e.polOnce.Do(func() {
+		e.polEng, e.polErr = policy.NewEngine(ctx, e.pol, policy.WithRecorder(&e.routes))
+	})
+	if e.polErr != nil {
+		return policy.Decision{}, fmt.Errorf("policy: %w", e.polErr)
+	}
+	key := policy.InputDigest(req)
+	e.routes.add(key, t)
+	defer e.routes.remove(key, t)
+	return e.polEng.Decide(ctx, req), nil
+}
+
+type decisionRoutes struct {
+	mu sync.Mutex            // guards m
+	m  map[string][]*trail // input digest → trails waiting for that decision
+}
+
+func (r *decisionRoutes) add(key string, t *trail) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string][]*trail{}
+	}
+	r.m[key] = append(r.m[key], t)
+}
+
+func (r *decisionRoutes) remove(key string, t *trail) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts := r.m[key]
+	for i, x := range ts {
+		if x == t {
+			ts = append(ts[:i], ts[i+1:]...)
+			break
+		}
+	}
+	if len(ts) == 0 {
+		delete(r.m, key)
+	} else {
+		r.m[key] = ts
+	}
+}
+
+// RecordDecision implements policy.DecisionRecorder. Request documents carry the request id
+// (an annotation), so two requests never share a digest.
+func (r *decisionRoutes) RecordDecision(d policy.DecisionRecord) {
+	r.mu.Lock()
+	var t *trail
+	if ts := r.m[d.InputDigest]; len(ts) > 0 {
+		t = ts[0]
+	}
+	r.mu.Unlock()
+	if t != nil {
+		t.RecordDecision(d)
+	}
+}

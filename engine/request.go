@@ -1,0 +1,332 @@
+package engine
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/profiles"
+)
+
+// Identity is who asks: the caller's uid/gid (the CLI), or a daemon's authenticated principal.
+type Identity struct {
+	UID       int    `json:"uid"`
+	GID       int    `json:"gid"`
+	Principal string `json:"principal,omitempty"`
+}
+
+// Request is one `bulwark run`: docker-like options, decided by policy before anything runs.
+type Request struct {
+	ID       string   `json:"id,omitempty"` // request id; generated when empty
+	Identity Identity `json:"identity"`
+	Tenant   string   `json:"tenant"`
+	Image    string   `json:"image"`
+	// Args replaces the image's Cmd (the Entrypoint stays, as in docker).
+	Args       []string `json:"args,omitempty"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Env        []string `json:"env,omitempty"` // KEY=VALUE
+	Workdir    string   `json:"workdir,omitempty"`
+	User       string   `json:"user,omitempty"` // uid[:gid] or name[:group], as in the image
+	Hostname   string   `json:"hostname,omitempty"`
+	Name       string   `json:"name,omitempty"`
+	CapAdd     []string `json:"capAdd,omitempty"`
+	Memory     int64    `json:"memory,omitempty"` // bytes
+	PidsLimit  int64    `json:"pidsLimit,omitempty"`
+	CPUs       float64  `json:"cpus,omitempty"`
+	Tmpfs      []string `json:"tmpfs,omitempty"`   // DST[:OPTIONS]
+	Volumes    []string `json:"volumes,omitempty"` // SRC:DST[:ro]
+	// Seccomp is a Docker-format profile file stacked on the floor's, or "unconfined" (which the
+	// default policy denies).
+	Seccomp string   `json:"seccomp,omitempty"`
+	Ulimits []string `json:"ulimits,omitempty"` // NAME=SOFT[:HARD]
+	// Network is "none" (the default and the only mode: a private namespace with loopback).
+	Network     string            `json:"network,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Remove      bool              `json:"remove,omitempty"`
+	Detach      bool              `json:"detach,omitempty"`
+}
+
+// Annotations the engine sets on every container.
+const (
+	AnnotationRequest = "dev.bulwark.request"
+	AnnotationImage   = "dev.bulwark.image"
+	AnnotationDigest  = "dev.bulwark.image.digest"
+)
+
+var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// NewID returns a random 12-hex-digit id for requests and containers.
+func NewID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// buildSpec turns the image configuration and the request into the requested spec (before the
+// floor). Names in User are resolved in the image's own /etc/passwd and /etc/group.
+func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs.Spec, string, error) {
+	args := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+	if len(req.Entrypoint) > 0 {
+		args = append([]string{}, req.Entrypoint...)
+		if len(req.Args) > 0 {
+			args = append(args, req.Args...)
+		}
+	} else if len(req.Args) > 0 {
+		args = append(append([]string{}, cfg.Entrypoint...), req.Args...)
+	}
+	if len(args) == 0 {
+		return nil, "", fmt.Errorf("no command: the image has no Cmd or Entrypoint and none was given")
+	}
+	env := mergeEnv(cfg.Env, req.Env)
+	cwd := req.Workdir
+	if cwd == "" {
+		cwd = cfg.WorkingDir
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !path.IsAbs(cwd) {
+		return nil, "", fmt.Errorf("working directory %q is not absolute", cwd)
+	}
+	userSpec := req.User
+	if userSpec == "" {
+		userSpec = cfg.User
+	}
+	user, err := resolveUser(rootfs, userSpec)
+	if err != nil {
+		return nil, "", err
+	}
+	hostname := req.Hostname
+	if hostname == "" {
+		hostname = id
+	}
+	s := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: rootfs, Readonly: true},
+		Process: &specs.Process{
+			Args: args, Env: env, Cwd: path.Clean(cwd), User: user, NoNewPrivileges: true,
+			Capabilities: capSet(req.CapAdd),
+		},
+		Hostname:    hostname,
+		Annotations: map[string]string{},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.UserNamespace}, {Type: specs.MountNamespace}, {Type: specs.PIDNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.CgroupNamespace},
+				{Type: specs.NetworkNamespace},
+			},
+			Resources: resources(req),
+		},
+	}
+	for k, v := range cfg.Labels {
+		s.Annotations["org.opencontainers.image.label."+k] = v
+	}
+	for k, v := range req.Annotations {
+		s.Annotations[k] = v
+	}
+	if s.Mounts, err = mounts(req); err != nil {
+		return nil, "", err
+	}
+	if s.Process.Rlimits, err = rlimits(req.Ulimits); err != nil {
+		return nil, "", err
+	}
+	profile := "default"
+	switch {
+	case req.Seccomp == "unconfined":
+		profile = "unconfined" // the floor still loads its own allowlist; policy decides
+	case req.Seccomp != "":
+		b, err := os.ReadFile(req.Seccomp)
+		if err != nil {
+			return nil, "", fmt.Errorf("seccomp profile: %w", err)
+		}
+		if s.Linux.Seccomp, err = profiles.ParseDockerSeccomp(b); err != nil {
+			return nil, "", fmt.Errorf("seccomp profile %s: %w", req.Seccomp, err)
+		}
+		profile = path.Base(req.Seccomp)
+	default:
+		// Named in the spec so policy sees the profile that really loads.
+		s.Linux.Seccomp = profiles.DefaultSeccomp()
+	}
+	return s, profile, nil
+}
+
+// mergeEnv overrides the image's variables with the request's, keeping order.
+func mergeEnv(base, over []string) []string {
+	out := append([]string{}, base...)
+	idx := map[string]int{}
+	for i, e := range out {
+		k, _, _ := strings.Cut(e, "=")
+		idx[k] = i
+	}
+	for _, e := range over {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok {
+			v, set := os.LookupEnv(k) // docker's -e NAME passes the caller's value
+			if !set {
+				continue
+			}
+			e = k + "=" + v
+		}
+		if i, ok := idx[k]; ok {
+			out[i] = e
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, e)
+	}
+	return out
+}
+
+// capSet is the requested capability set (all three effective sets); nil when none was asked:
+// the floor grants nothing by default.
+func capSet(add []string) *specs.LinuxCapabilities {
+	if len(add) == 0 {
+		return nil
+	}
+	var names []string
+	for _, c := range add {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		names = append(names, c)
+	}
+	return &specs.LinuxCapabilities{
+		Bounding: names, Effective: append([]string{}, names...), Permitted: append([]string{}, names...),
+	}
+}
+
+func resources(req *Request) *specs.LinuxResources {
+	r := &specs.LinuxResources{}
+	if req.Memory > 0 {
+		m := req.Memory
+		r.Memory = &specs.LinuxMemory{Limit: &m}
+	}
+	if req.PidsLimit > 0 {
+		p := req.PidsLimit
+		r.Pids = &specs.LinuxPids{Limit: &p}
+	}
+	if req.CPUs > 0 {
+		period := uint64(100000)
+		quota := int64(req.CPUs * float64(period))
+		r.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+	}
+	return r
+}
+
+// mounts turns -v and --tmpfs into spec mounts. Binds are made read-only by the floor whatever
+// is asked; a bind is recursive so a host tree is seen whole.
+func mounts(req *Request) ([]specs.Mount, error) {
+	var out []specs.Mount
+	for _, v := range req.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return nil, fmt.Errorf("volume %q: want SRC:DST[:ro]", v)
+		}
+		if !path.IsAbs(parts[0]) {
+			return nil, fmt.Errorf("volume %q: the source must be an absolute host path (named volumes do not exist here)", v)
+		}
+		opts := []string{"rbind", "ro"}
+		if len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw" {
+			return nil, fmt.Errorf("volume %q: mode must be ro or rw", v)
+		}
+		if len(parts) == 3 && parts[2] == "rw" {
+			opts = []string{"rbind"} // asked for; the floor raises it to read-only, and says so
+		}
+		out = append(out, specs.Mount{Destination: parts[1], Type: "bind", Source: parts[0], Options: opts})
+	}
+	for _, t := range req.Tmpfs {
+		dst, opts, _ := strings.Cut(t, ":")
+		if dst == "" {
+			return nil, fmt.Errorf("tmpfs %q: want DST[:OPTIONS]", t)
+		}
+		m := specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec"}}
+		if opts != "" {
+			m.Options = append(m.Options, strings.Split(opts, ",")...)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// rlimits parses docker's --ulimit NAME=SOFT[:HARD].
+func rlimits(list []string) ([]specs.POSIXRlimit, error) {
+	var out []specs.POSIXRlimit
+	for _, u := range list {
+		name, val, ok := strings.Cut(u, "=")
+		if !ok {
+			return nil, fmt.Errorf("ulimit %q: want NAME=SOFT[:HARD]", u)
+		}
+		softS, hardS, hasHard := strings.Cut(val, ":")
+		soft, err := strconv.ParseUint(softS, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("ulimit %q: %w", u, err)
+		}
+		hard := soft
+		if hasHard {
+			if hard, err = strconv.ParseUint(hardS, 10, 64); err != nil {
+				return nil, fmt.Errorf("ulimit %q: %w", u, err)
+			}
+		}
+		if soft > hard {
+			return nil, fmt.Errorf("ulimit %q: soft limit above hard limit", u)
+		}
+		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_" + strings.ToUpper(name), Soft: soft, Hard: hard})
+	}
+	return out, nil
+}
+
+// resolveUser turns "uid[:gid]" or "name[:group]" into ids, names looked up in the image.
+func resolveUser(rootfs, spec string) (specs.User, error) {
+	if spec == "" {
+		return specs.User{}, nil
+	}
+	u, g, hasGroup := strings.Cut(spec, ":")
+	var out specs.User
+	uid, err := lookupID(rootfs, "/etc/passwd", u, 2)
+	if err != nil {
+		return out, fmt.Errorf("user %q: %w", spec, err)
+	}
+	out.UID = uid
+	if hasGroup {
+		if out.GID, err = lookupID(rootfs, "/etc/group", g, 2); err != nil {
+			return out, fmt.Errorf("group %q: %w", spec, err)
+		}
+	} else if _, err := strconv.ParseUint(u, 10, 32); err != nil {
+		out.GID, _ = lookupID(rootfs, "/etc/passwd", u, 3) // the user's primary group
+	}
+	return out, nil
+}
+
+// lookupID returns a numeric id as is, or field `field` of the line naming it in the image file.
+func lookupID(rootfs, file, name string, field int) (uint32, error) {
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	f, err := openInRoot(rootfs, file)
+	if err != nil {
+		return 0, fmt.Errorf("no %s in the image to look %q up in: %w", file, name, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Split(sc.Text(), ":")
+		if len(parts) > field && parts[0] == name {
+			n, err := strconv.ParseUint(parts[field], 10, 32)
+			if err != nil {
+				return 0, fmt.Errorf("%s: bad id for %q", file, name)
+			}
+			return uint32(n), nil
+		}
+	}
+	return 0, fmt.Errorf("%q not found in the image's %s", name, file)
+}

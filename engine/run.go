@@ -1,0 +1,412 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// DeniedError is a policy denial; it carries the whole decision so every reason can be shown.
+type DeniedError struct {
+	Decision policy.Decision
+}
+
+func (e *DeniedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "denied by policy (revision %s):", e.Decision.Revision)
+	for _, r := range e.Decision.Reasons {
+		fmt.Fprintf(&b, "\n  %s: %s", r.Code, r.Message)
+		if r.Path != "" {
+			fmt.Fprintf(&b, " [%s]", r.Path)
+		}
+	}
+	return b.String()
+}
+
+// Plan is a decided request: what will run (the effective spec after the floor and the policy's
+// constraints) and why it may.
+type Plan struct {
+	Request  *Request        `json:"request"`
+	ID       string          `json:"id"`
+	Image    ImageRef        `json:"image"`
+	Spec     *specs.Spec     `json:"effectiveSpec"`
+	Raises   []sandbox.Raise `json:"raises"`
+	Decision policy.Decision `json:"decision"`
+	// InputDigest identifies the request document the decision was made on.
+	InputDigest string `json:"inputDigest"`
+
+	trail *trail
+}
+
+// ImageRef names the verified image a plan runs.
+type ImageRef struct {
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
+}
+
+// Prepare runs every step up to the decision: identity and tenant, trust, image verification,
+// rootfs, the effective spec and the policy decision. Nothing is created. The steps' audit
+// events are durable when it returns, allowed or not.
+func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
+	if req.ID == "" {
+		req.ID = NewID()
+	}
+	if req.Tenant == "" {
+		req.Tenant = "default"
+	}
+	id := req.Name
+	if id == "" {
+		id = NewID()
+	}
+	t := newTrail(e.audit, req.Identity, req.Tenant, req.ID)
+	t.setContainer(id)
+	plan, err := e.prepare(ctx, req, id, t)
+	if ferr := t.flush(); ferr != nil {
+		return nil, ferr // no record, no run
+	}
+	return plan, err
+}
+
+func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail) (*Plan, error) {
+	t.add(audit.TypeEngine, "request", map[string]string{
+		"image": req.Image, "args": strings.Join(req.Args, " "), "detach": strconv.FormatBool(req.Detach),
+		"remove": strconv.FormatBool(req.Remove),
+	})
+	refuse := func(step string, err error) (*Plan, error) {
+		t.add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
+		return nil, err
+	}
+	if !tenantRE.MatchString(req.Tenant) {
+		return refuse("identity", fmt.Errorf("tenant %q: want [a-z0-9][a-z0-9-]{0,62}", req.Tenant))
+	}
+	t.add(audit.TypeEngine, "identity", map[string]string{
+		"uid": strconv.Itoa(req.Identity.UID), "gid": strconv.Itoa(req.Identity.GID), "tenant": req.Tenant,
+	})
+	if req.Network != "" && req.Network != "none" {
+		return refuse("request", fmt.Errorf("network mode %q is not available: every sandbox has a private network namespace with loopback only (--network none)", req.Network))
+	}
+	img, err := e.verifyImage(req.Image, t)
+	if err != nil {
+		return nil, err
+	}
+	rootfs, err := e.imageRootfs(img.Desc)
+	if err != nil {
+		return refuse("rootfs", err)
+	}
+	spec, profile, err := buildSpec(req, img.Config.Config, rootfs, id)
+	if err != nil {
+		return refuse("spec", err)
+	}
+	spec.Annotations[AnnotationRequest] = req.ID
+	spec.Annotations[AnnotationImage] = req.Image
+	spec.Annotations[AnnotationDigest] = img.Desc.Digest.String()
+
+	rt, err := e.runtime(req.Tenant, t)
+	if err != nil {
+		return refuse("sandbox", err)
+	}
+	eff, raises, floorRefusal, asked, err := floor(rt, spec)
+	if err != nil {
+		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": err.Error()})
+		return nil, err
+	}
+	preq, err := policy.Build(eff, policy.Context{
+		Tenant:    req.Tenant,
+		Identity:  policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
+		Operation: policy.OpRun,
+		Image: &policy.Image{Reference: req.Image, Digest: img.Desc.Digest.String(), Verified: true,
+			SignerRole: roleOf(img.Target)},
+		Raises:         policyRaises(raises),
+		SeccompProfile: profile,
+		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
+		MACLayer: "landlock",
+	})
+	if err != nil {
+		return refuse("policy input", err)
+	}
+	preq.Capabilities = unionCaps(preq.Capabilities, asked)
+	d, err := e.decide(context.WithoutCancel(ctx), preq, t)
+	if err != nil {
+		return refuse("policy", err)
+	}
+	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String()},
+		Spec: eff, Raises: raises, Decision: d, InputDigest: policy.InputDigest(preq), trail: t}
+	if !d.Allow {
+		return plan, &DeniedError{Decision: d}
+	}
+	if floorRefusal != nil {
+		// A policy that allows what the floor never grants changes nothing.
+		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": floorRefusal.Error()})
+		return plan, floorRefusal
+	}
+	if changes := applyConstraints(eff, d.Constraints); len(changes) > 0 {
+		plan.Raises = append(plan.Raises, changes...)
+		t.add(audit.TypePolicy, "constraints", raisesAttrs(changes))
+	}
+	t.add(audit.TypeContainer, "floor.raises", raisesAttrs(plan.Raises))
+	return plan, nil
+}
+
+// floor applies the sandbox floor. The floor refuses forbidden capabilities outright; so that the
+// denial still comes from policy with a reason per capability, the spec is floored without the
+// requested capabilities and policy is shown what was asked. Whatever policy says, such a
+// request never runs: the floor's refusal is returned with it.
+func floor(rt *sandbox.Runtime, spec *specs.Spec) (eff *specs.Spec, raises []sandbox.Raise, refusal error, asked []string, err error) {
+	eff, raises, err = rt.Floor(spec)
+	if err == nil || !errors.Is(err, sandbox.ErrFloor) || spec.Process.Capabilities == nil {
+		return eff, raises, nil, nil, err
+	}
+	stripped := *spec
+	proc := *spec.Process
+	proc.Capabilities = nil
+	stripped.Process = &proc
+	eff, raises, err2 := rt.Floor(&stripped)
+	if err2 != nil {
+		return nil, nil, nil, nil, err
+	}
+	for _, c := range spec.Process.Capabilities.Bounding {
+		asked = append(asked, policy.NormalizeCapability(c))
+	}
+	return eff, raises, err, asked, nil
+}
+
+func unionCaps(have, add []string) []string {
+	seen := map[string]bool{}
+	for _, c := range have {
+		seen[c] = true
+	}
+	for _, c := range add {
+		if !seen[c] {
+			have = append(have, c)
+			seen[c] = true
+		}
+	}
+	return have
+}
+
+func policyRaises(rs []sandbox.Raise) []policy.Raise {
+	out := make([]policy.Raise, len(rs))
+	for i, r := range rs {
+		out[i] = policy.Raise{Field: r.Field, From: r.From, To: r.To}
+	}
+	return out
+}
+
+// applyConstraints makes each limit the stricter of the request and the policy's constraint
+// and returns what changed.
+func applyConstraints(eff *specs.Spec, c policy.Constraints) []sandbox.Raise {
+	before := eff.Linux.Resources
+	after := c.Apply(before)
+	var changes []sandbox.Raise
+	if m := after.Memory; m != nil && m.Limit != nil {
+		if before == nil || before.Memory == nil || before.Memory.Limit == nil || *before.Memory.Limit != *m.Limit {
+			changes = append(changes, sandbox.Raise{Field: "linux.resources.memory.limit", From: limitString(before, true), To: strconv.FormatInt(*m.Limit, 10) + " (policy constraint)"})
+		}
+		if m.Swap != nil && *m.Swap > *m.Limit {
+			// memory+swap never above the memory limit: no swap, as the floor sets it.
+			lim := *m.Limit
+			m.Swap = &lim
+		}
+	}
+	if p := after.Pids; p != nil && p.Limit != nil {
+		if before == nil || before.Pids == nil || before.Pids.Limit == nil || *before.Pids.Limit != *p.Limit {
+			changes = append(changes, sandbox.Raise{Field: "linux.resources.pids.limit", From: limitString(before, false), To: strconv.FormatInt(*p.Limit, 10) + " (policy constraint)"})
+		}
+	}
+	eff.Linux.Resources = after
+	return changes
+}
+
+func limitString(r *specs.LinuxResources, memory bool) string {
+	switch {
+	case r == nil:
+	case memory && r.Memory != nil && r.Memory.Limit != nil:
+		return strconv.FormatInt(*r.Memory.Limit, 10)
+	case !memory && r.Pids != nil && r.Pids.Limit != nil:
+		return strconv.FormatInt(*r.Pids.Limit, 10)
+	}
+	return "unset"
+}
+
+func (e *Engine) runtime(tenant string, t *trail) (*sandbox.Runtime, error) {
+	opts := sandbox.Options{Root: e.cfg.Root, Tenant: tenant, AllowNoMAC: e.cfg.AllowNoMAC}
+	if t != nil {
+		opts.Events = t
+	}
+	rt, err := sandbox.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if t != nil {
+		t.mu.Lock()
+		t.rt = rt
+		t.mu.Unlock()
+	}
+	return rt, nil
+}
+
+// Running is a started container, in the process that created it (the only one that can
+// collect its exit status).
+type Running struct {
+	e     *Engine
+	plan  *Plan
+	c     *sandbox.Container
+	meta  *Meta
+	Pid   int
+	trail *trail
+}
+
+// ID is the container id.
+func (r *Running) ID() string { return r.plan.ID }
+
+// Start creates and starts the container of an allowed plan. On any failure everything created
+// so far is removed and the failure audited.
+func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
+	t := plan.trail
+	rt, err := e.runtime(plan.Request.Tenant, t)
+	if err != nil {
+		return nil, err
+	}
+	meta := &Meta{
+		ID: plan.ID, Name: plan.Request.Name, Tenant: plan.Request.Tenant, RequestID: plan.Request.ID,
+		Image: plan.Image, Args: plan.Spec.Process.Args, Created: time.Now().UTC(),
+		Detached: plan.Request.Detach, Remove: plan.Request.Remove, UID: plan.Request.Identity.UID,
+	}
+	dir, err := e.createMeta(meta)
+	if err != nil {
+		t.add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
+		return nil, errors.Join(err, t.flush())
+	}
+	fail := func(err error) (*Running, error) {
+		if c, lerr := rt.Load(plan.ID); lerr == nil {
+			c.Delete(true)
+		}
+		os.RemoveAll(dir)
+		t.add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
+		return nil, errors.Join(err, t.flush())
+	}
+	spec := plan.Spec
+	// Exec gives new processes this same confinement.
+	if err := writeJSON(filepath.Join(dir, "spec.json"), spec); err != nil {
+		return fail(err)
+	}
+	if dests := mountDests(spec); len(dests) > 0 {
+		missing, err := missingMountpoints(spec.Root.Path, dests)
+		if err != nil {
+			return fail(err)
+		}
+		if len(missing) > 0 {
+			// This container needs directories the shared image tree lacks: its own tree of
+			// hard links, with them added.
+			clone := filepath.Join(dir, "rootfs")
+			if err := copyTree(spec.Root.Path, clone, true); err != nil {
+				return fail(fmt.Errorf("rootfs for extra mountpoints: %w", err))
+			}
+			if err := addMountpoints(clone, missing, nil); err != nil {
+				return fail(err)
+			}
+			spec.Root.Path = clone
+		}
+	}
+	c, err := rt.Create(plan.ID, dir, spec, stdio)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := c.State()
+	if err != nil {
+		return fail(err)
+	}
+	t.mu.Lock()
+	t.pid = st.Pid
+	t.mu.Unlock()
+	// The create record must be durable before the workload runs.
+	if err := t.flush(); err != nil {
+		return fail(err)
+	}
+	if err := c.Start(); err != nil {
+		return fail(err)
+	}
+	meta.Started = time.Now().UTC()
+	meta.Pid = st.Pid
+	if err := e.writeMeta(meta); err != nil {
+		return fail(err)
+	}
+	if err := t.flush(); err != nil {
+		return fail(err)
+	}
+	return &Running{e: e, plan: plan, c: c, meta: meta, Pid: st.Pid, trail: t}, nil
+}
+
+// mountDests are the paths the sandbox will mount on or chdir into.
+func mountDests(s *specs.Spec) []string {
+	var out []string
+	for _, m := range s.Mounts {
+		out = append(out, m.Destination)
+	}
+	if s.Process.Cwd != "/" {
+		out = append(out, s.Process.Cwd)
+	}
+	return out
+}
+
+// Signal forwards a signal to the container's init.
+func (r *Running) Signal(sig unix.Signal) error { return r.c.Signal(sig, false) }
+
+// Wait waits for the workload to exit, records how it ended and, for --rm, removes the
+// container. It returns the workload's exit status.
+func (r *Running) Wait() (*ExitInfo, error) {
+	code, err := r.c.Wait()
+	info := r.trail.exitInfo()
+	if info == nil {
+		info = &ExitInfo{Code: code, Finished: time.Now().UTC()}
+	}
+	r.meta.Exit = info
+	werr := r.e.writeMeta(r.meta)
+	if r.plan.Request.Remove {
+		if derr := r.e.remove(r.c, r.meta); derr != nil {
+			werr = errors.Join(werr, derr)
+		}
+	}
+	if ferr := r.trail.flush(); ferr != nil {
+		werr = errors.Join(werr, ferr)
+	}
+	return info, errors.Join(err, werr)
+}
+
+// remove deletes the sandbox (cgroup, id range, state) and the engine's own state.
+func (e *Engine) remove(c *sandbox.Container, m *Meta) error {
+	if err := c.Delete(true); err != nil {
+		return fmt.Errorf("delete %s: %w", m.ID, err)
+	}
+	if err := os.RemoveAll(e.metaDir(m.ID)); err != nil {
+		return fmt.Errorf("remove %s state: %w", m.ID, err)
+	}
+	return nil
+}
+
+func writeJSON(p string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(p), err)
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(p), err)
+	}
+	return nil
+}
+
+// PlanJSON renders a plan for --dry-run.
+func PlanJSON(p *Plan) ([]byte, error) { return json.MarshalIndent(p, "", "  ") }
