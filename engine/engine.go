@@ -119,7 +119,7 @@ func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (pol
 }
 
 type decisionRoutes struct {
-	mu sync.Mutex            // guards m
+	mu sync.Mutex          // guards m
 	m  map[string][]*trail // input digest → trails waiting for that decision
 }
 

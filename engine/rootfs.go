@@ -310,4 +310,3 @@ func flockFile(p string) (func(), error) {
 	}
 	return func() { f.Close() }, nil
 }
-
