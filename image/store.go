@@ -54,6 +54,13 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("create store directory %s: %w", d, err)
 		}
 	}
+	// Layer trees must be reachable (not listable) by a mapped root that mounts the overlay from
+	// inside a user namespace; the trees themselves carry the image's own modes.
+	for _, d := range []string{s.layers, filepath.Join(s.layers, "sha256")} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("chmod %s: %w", d, err)
+		}
+	}
 	err := s.withIndexLock(func() error {
 		if _, err := os.Stat(filepath.Join(s.dir, ocispec.ImageLayoutFile)); errors.Is(err, os.ErrNotExist) {
 			b, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})

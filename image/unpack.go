@@ -142,6 +142,9 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 	if err := writeFileAtomic(filepath.Join(tmp, "unpack.json"), b); err != nil {
 		return Layer{}, err
 	}
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return Layer{}, err
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		// Another process published the same diff_id first; its copy is equally verified.
 		if existing, rerr := readLayerRecord(final); rerr == nil {

@@ -163,6 +163,29 @@ func (r *Repo) retire(role string, ids []string) error {
 	return nil
 }
 
+// Refresh re-signs what is about to expire: the snapshot when less than half its lifetime is
+// left, and always the timestamp. Run it periodically (e.g. hourly) so clients never see a frozen
+// repository; without it the timestamp expires after a day and every verification fails closed.
+func (r *Repo) Refresh() error {
+	unlock, err := r.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	snap, err := r.LoadSnapshot()
+	if err != nil {
+		return err
+	}
+	if snap.Signed.Expires.Sub(r.Now()) < DefaultExpiry[metadata.SNAPSHOT]/2 {
+		return r.commit(nil, nil, false)
+	}
+	ts, err := r.LoadTimestamp()
+	if err != nil {
+		return err
+	}
+	return r.bumpTimestamp(ts.Signed.Meta["snapshot.json"].Version, false)
+}
+
 // RoleStatus is one line of `trust status`.
 type RoleStatus struct {
 	Role      string    `json:"role"`

@@ -219,6 +219,17 @@ func TestRotationAndOffline(t *testing.T) {
 			t.Fatalf("resolve after rotating %s: %v", role, err)
 		}
 	}
+	if err := f.repo.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	f.repo.Now = func() time.Time { return time.Now().Add(5 * 24 * time.Hour) }
+	if err := f.repo.Refresh(); err != nil { // snapshot near expiry: re-signed too
+		t.Fatal(err)
+	}
+	f.repo.Now = time.Now
+	if _, err := f.client.Resolve("demo/app:1"); err != nil {
+		t.Fatalf("resolve after refresh: %v", err)
+	}
 	st, err := f.repo.Status()
 	if err != nil || st[0].Version != 5 {
 		t.Fatalf("status %+v %v", st, err)

@@ -38,7 +38,7 @@ func openRepo(cmd *cobra.Command, rootKeys string) (*signing.Repo, error) {
 func newTrustCmd() *cobra.Command {
 	c := &cobra.Command{Use: "trust", Short: "TUF trust: sign image references and verify them"}
 	c.AddCommand(newTrustInitCmd(), newTrustKeygenCmd(), newTrustSignCmd(), newTrustDelegateCmd(), newTrustRotateCmd(),
-		newTrustStatusCmd(), newTrustServeCmd(), newTrustPinCmd(), newTrustVerifyCmd())
+		newTrustStatusCmd(), newTrustRefreshCmd(), newTrustServeCmd(), newTrustPinCmd(), newTrustVerifyCmd())
 	return c
 }
 
@@ -215,6 +215,21 @@ func newTrustStatusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%v\n", s.Role, s.Version, exp, s.Threshold, s.Keys, s.Targets, s.Paths)
 			}
 			return tw.Flush()
+		},
+	}
+}
+
+func newTrustRefreshCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "refresh",
+		Short: "Re-sign the timestamp (and the snapshot when it nears expiry); run periodically",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd, "")
+			if err != nil {
+				return err
+			}
+			return r.Refresh()
 		},
 	}
 }
