@@ -1,0 +1,109 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+type tarEnt struct {
+	name, body string
+	dir        bool
+}
+
+func layerTar(t *testing.T, ents ...tarEnt) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.body))}
+		if e.dir {
+			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.body))
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// ociLayout writes an OCI layout directory holding one image made of the given layers.
+func ociLayout(t *testing.T, layers ...[]byte) string {
+	dir := t.TempDir()
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	os.MkdirAll(blobs, 0o755)
+	put := func(b []byte) ocispec.Descriptor {
+		d := digest.FromBytes(b)
+		os.WriteFile(filepath.Join(blobs, d.Encoded()), b, 0o644)
+		return ocispec.Descriptor{Digest: d, Size: int64(len(b))}
+	}
+	var diffIDs []digest.Digest
+	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest}
+	for _, l := range layers {
+		d := put(l)
+		d.MediaType = ocispec.MediaTypeImageLayer
+		m.Layers = append(m.Layers, d)
+		diffIDs = append(diffIDs, d.Digest)
+	}
+	cfg, _ := json.Marshal(newConfig(diffIDs, "amd64"))
+	m.Config = put(cfg)
+	m.Config.MediaType = ocispec.MediaTypeImageConfig
+	mb, _ := json.Marshal(m)
+	md := put(mb)
+	md.MediaType = ocispec.MediaTypeImageManifest
+	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, Manifests: []ocispec.Descriptor{md}})
+	os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644)
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	return dir
+}
+
+// TestRootfsOverlay mounts the assembled rootfs (in a private mount namespace) and checks that
+// whiteouts and opaque directories of the upper layer hide the lower layer's files, and that the
+// mount is read-only.
+func TestRootfsOverlay(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting overlayfs needs root")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare(1) not available")
+	}
+	lower := layerTar(t, tarEnt{name: "etc/", dir: true}, tarEnt{name: "etc/passwd", body: "root"},
+		tarEnt{name: "etc/shadow", body: "secret"}, tarEnt{name: "var/", dir: true}, tarEnt{name: "var/old", body: "old"})
+	upper := layerTar(t, tarEnt{name: "etc/.wh.shadow"}, tarEnt{name: "var/.wh..wh..opq"}, tarEnt{name: "var/new", body: "new"})
+	s, _ := Open(t.TempDir())
+	desc, err := s.Import(ociLayout(t, lower, upper), "demo/layers:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Rootfs(desc, UnpackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Lower) != 2 {
+		t.Fatalf("lowers %v", r.Lower)
+	}
+	opts, err := r.MountOptions(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	script := `mount -t overlay overlay -o ro,nosuid,nodev,"$1" "$2" && cd "$2" && ls etc var | tr '\n' ' ' && (touch x 2>/dev/null && echo WRITABLE || echo readonly)`
+	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", opts, mnt).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount overlay: %v\n%s", err, out)
+	}
+	got := strings.Join(strings.Fields(string(out)), " ")
+	if got != "etc: passwd var: new readonly" {
+		t.Fatalf("overlay view: %q", got)
+	}
+}
