@@ -17,11 +17,14 @@ import (
 // ErrBadProfile is wrapped by every error about a malformed seccomp profile.
 var ErrBadProfile = errors.New("malformed seccomp profile")
 
-// dockerProfile is Docker's seccomp profile format (moby/profiles/seccomp). Unknown fields are
-// rejected: a misspelt "excludes" silently widening a security profile is worse than an error.
+// dockerProfile is Docker's seccomp profile format (moby/profiles/seccomp), plus the symbolic
+// "defaultErrno"/"errno" names that containers/common (Podman) writes beside the numbers. Unknown
+// fields are rejected: a misspelt "excludes" silently widening a security profile is worse than
+// an error.
 type dockerProfile struct {
 	DefaultAction    specs.LinuxSeccompAction `json:"defaultAction"`
 	DefaultErrnoRet  *uint                    `json:"defaultErrnoRet,omitempty"`
+	DefaultErrno     string                   `json:"defaultErrno,omitempty"`
 	Architectures    []specs.Arch             `json:"architectures,omitempty"`
 	ArchMap          []dockerArch             `json:"archMap,omitempty"`
 	Flags            []specs.LinuxSeccompFlag `json:"flags,omitempty"`
@@ -47,6 +50,7 @@ type dockerSyscall struct {
 	Names    []string                 `json:"names,omitempty"`
 	Action   specs.LinuxSeccompAction `json:"action"`
 	ErrnoRet *uint                    `json:"errnoRet,omitempty"`
+	Errno    string                   `json:"errno,omitempty"`
 	Args     []specs.LinuxSeccompArg  `json:"args,omitempty"`
 	Comment  string                   `json:"comment,omitempty"`
 	Includes *dockerFilter            `json:"includes,omitempty"`
@@ -93,14 +97,18 @@ func ParseDockerSeccompWith(data []byte, opts ParseOptions) (*specs.LinuxSeccomp
 		kernel = unameRelease()
 	}
 
+	defErrno, err := mergeErrno("defaultErrno", dp.DefaultErrnoRet, dp.DefaultErrno)
+	if err != nil {
+		return nil, err
+	}
 	out := &specs.LinuxSeccomp{
 		DefaultAction:    dp.DefaultAction,
-		DefaultErrnoRet:  dp.DefaultErrnoRet,
+		DefaultErrnoRet:  defErrno,
 		Flags:            dp.Flags,
 		ListenerPath:     dp.ListenerPath,
 		ListenerMetadata: dp.ListenerMetadata,
 	}
-	if err := checkAction("defaultAction", dp.DefaultAction, dp.DefaultErrnoRet); err != nil {
+	if err := checkAction("defaultAction", dp.DefaultAction, defErrno); err != nil {
 		return nil, err
 	}
 	arches, err := resolveArches(dp, goarch)
@@ -130,7 +138,11 @@ func ParseDockerSeccompWith(data []byte, opts ParseOptions) (*specs.LinuxSeccomp
 				return nil, fmt.Errorf("%w: %s: bad syscall name %q", ErrBadProfile, where, n)
 			}
 		}
-		if err := checkAction(where+".action", sc.Action, sc.ErrnoRet); err != nil {
+		errnoRet, err := mergeErrno(where+".errno", sc.ErrnoRet, sc.Errno)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkAction(where+".action", sc.Action, errnoRet); err != nil {
 			return nil, err
 		}
 		if err := checkArgs(where, sc.Args); err != nil {
@@ -146,7 +158,7 @@ func ParseDockerSeccompWith(data []byte, opts ParseOptions) (*specs.LinuxSeccomp
 		out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{
 			Names:    slices.Clone(names),
 			Action:   sc.Action,
-			ErrnoRet: sc.ErrnoRet,
+			ErrnoRet: errnoRet,
 			Args:     slices.Clone(sc.Args),
 		})
 	}
@@ -196,6 +208,35 @@ func checkAction(where string, a specs.LinuxSeccompAction, errnoRet *uint) error
 		}
 	}
 	return nil
+}
+
+// mergeErrno combines a numeric errno with its symbolic name ("EPERM"); given both, they must agree.
+func mergeErrno(where string, num *uint, name string) (*uint, error) {
+	if name == "" {
+		return num, nil
+	}
+	v, ok := errnoByName(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: unknown errno name %q", ErrBadProfile, where, name)
+	}
+	if num != nil && *num != v {
+		return nil, fmt.Errorf("%w: %s: %q is %d but the numeric value says %d", ErrBadProfile, where, name, v, *num)
+	}
+	return &v, nil
+}
+
+func errnoByName(name string) (uint, bool) {
+	// ErrnoName knows one name per number; these are the aliases it does not return.
+	aliases := map[string]unix.Errno{"EWOULDBLOCK": unix.EAGAIN, "EDEADLOCK": unix.EDEADLK, "ENOTSUP": unix.EOPNOTSUPP}
+	if e, ok := aliases[name]; ok {
+		return uint(e), true
+	}
+	for e := unix.Errno(1); e < 4096; e++ {
+		if unix.ErrnoName(e) == name {
+			return uint(e), true
+		}
+	}
+	return 0, false
 }
 
 func checkArgs(where string, args []specs.LinuxSeccompArg) error {

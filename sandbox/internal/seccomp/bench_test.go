@@ -1,0 +1,95 @@
+package seccomp
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"bulwark.dev/bulwark/profiles"
+)
+
+// BenchmarkGetppid measures the cost the filter adds to a cheap, allowed system call. Each case
+// runs b.N getppid calls in a fresh child with the programs loaded (a filter cannot be removed),
+// and reports the child's time per call as ns/op, and its Load time as load-ns.
+//
+//	go test -run '^$' -bench Getppid -benchtime 2000000x ./sandbox/internal/seccomp/
+func BenchmarkGetppid(b *testing.B) {
+	def := compileDefault(b)
+	docker, err := Compile(dockerLike(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		progs []*Program
+	}{
+		{"none", nil},
+		{"bulwark-default", []*Program{def}},
+		{"docker-like", []*Program{docker}},
+		{"bulwark-default+docker-like", []*Program{def, docker}},
+	}
+	if f := realDockerDefault(); f != "" {
+		real, err := Compile(parseFile(b, f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cases = append(cases, struct {
+			name  string
+			progs []*Program
+		}{"docker-default", []*Program{real}})
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			out, err := runHelper(b, "bench", c.progs, []string{fmt.Sprintf("%s=%d", envN, b.N)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := strings.Fields(out)
+			if len(f) != 2 {
+				b.Fatalf("helper output %q", out)
+			}
+			total, _ := strconv.ParseFloat(f[0], 64)
+			load, _ := strconv.ParseFloat(f[1], 64)
+			b.ReportMetric(total/float64(b.N), "ns/op")
+			b.ReportMetric(load, "load-ns")
+			insns := 0
+			for _, p := range c.progs {
+				insns += p.Len()
+			}
+			b.ReportMetric(float64(insns), "bpf-insns")
+		})
+	}
+}
+
+// BenchmarkCompile is what every start would pay without the cache (runc and crun pay it).
+func BenchmarkCompile(b *testing.B) {
+	p := profiles.DefaultSeccomp()
+	for b.Loop() {
+		if _, err := Compile(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCachedCompileHit is what a start pays with a warm cache: digest, read, verify, decode.
+func BenchmarkCachedCompileHit(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "cache")
+	p := profiles.DefaultSeccomp()
+	if _, err := CachedCompile(dir, p); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := CachedCompile(dir, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDefaultSeccomp is the cost of parsing the embedded profile, which the cache key needs.
+func BenchmarkDefaultSeccomp(b *testing.B) {
+	for b.Loop() {
+		profiles.DefaultSeccomp()
+	}
+}

@@ -1,0 +1,124 @@
+package seccomp
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"bulwark.dev/bulwark/profiles"
+)
+
+func cacheFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestCachedCompile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seccomp-cache")
+	p := profiles.DefaultSeccomp()
+	first, err := CachedCompile(dir, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := cacheFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("cache holds %v, want one entry and no temporaries", files)
+	}
+	st, err := os.Stat(files[0])
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("entry mode %v, %v", st.Mode(), err)
+	}
+	before, _ := os.ReadFile(files[0])
+
+	hit, err := CachedCompile(dir, profiles.DefaultSeccomp())
+	if err != nil || hit.Sum() != first.Sum() || hit.Digest != first.Digest {
+		t.Fatalf("hit: %v", err)
+	}
+
+	// A different profile gets its own entry.
+	other := profiles.DefaultSeccomp()
+	other.Syscalls = other.Syscalls[:1]
+	if _, err := CachedCompile(dir, other); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cacheFiles(t, dir)); n != 2 {
+		t.Fatalf("%d entries after a second profile, want 2", n)
+	}
+
+	// Corruption of any kind means recompile and rewrite, never a wrong program.
+	for name, data := range map[string][]byte{
+		"truncated":   before[:len(before)/2],
+		"garbage":     []byte("not json"),
+		"bpf flipped": flipBPF(t, before),
+		"empty":       nil,
+	} {
+		if err := os.WriteFile(files[0], data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := CachedCompile(dir, profiles.DefaultSeccomp())
+		if err != nil || got.Sum() != first.Sum() {
+			t.Fatalf("%s entry: %v", name, err)
+		}
+		if after, _ := os.ReadFile(files[0]); string(after) != string(before) {
+			t.Fatalf("%s entry was not rewritten", name)
+		}
+	}
+
+	// A symlink planted as the entry is not followed.
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(target, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(files[0])
+	if err := os.Symlink(target, files[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CachedCompile(dir, profiles.DefaultSeccomp()); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(files[0]); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+		t.Fatal("symlinked entry still in place")
+	}
+}
+
+// flipBPF changes one byte inside the base64 BPF field of an entry.
+func flipBPF(t *testing.T, entry []byte) []byte {
+	t.Helper()
+	out := append([]byte(nil), entry...)
+	key := []byte(`"bpf":"`)
+	for i := 0; i+len(key) < len(out); i++ {
+		if string(out[i:i+len(key)]) == string(key) {
+			j := i + len(key) + 10
+			if out[j] == 'A' {
+				out[j] = 'B'
+			} else {
+				out[j] = 'A'
+			}
+			return out
+		}
+	}
+	t.Fatal("no bpf field")
+	return nil
+}
+
+func TestCachedCompileUnwritableDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root ignores directory permissions; use a path under a regular file instead
+		f := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(f, nil, 0o600)
+		if _, err := CachedCompile(filepath.Join(f, "cache"), profiles.DefaultSeccomp()); err == nil {
+			t.Fatal("cache under a regular file: no error")
+		}
+		return
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o500)
+	defer os.Chmod(dir, 0o700)
+	if _, err := CachedCompile(filepath.Join(dir, "cache"), profiles.DefaultSeccomp()); err == nil {
+		t.Fatal("unwritable cache: no error")
+	}
+}
