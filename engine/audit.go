@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
@@ -155,7 +157,7 @@ func (t *trail) completeExit(id string, attrs map[string]string) {
 		info.Code = s
 		attrs["code"] = attrs["status"]
 		if s > 128 && s < 128+65 {
-			info.Signal = syscall.Signal(s - 128).String()
+			info.Signal = unix.SignalName(syscall.Signal(s - 128))
 			attrs["signal"] = info.Signal
 		}
 	}

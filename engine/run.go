@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -408,5 +409,51 @@ func writeJSON(p string, v any) error {
 	return nil
 }
 
-// PlanJSON renders a plan for --dry-run.
-func PlanJSON(p *Plan) ([]byte, error) { return json.MarshalIndent(p, "", "  ") }
+// PlanJSON renders a plan for --dry-run. The seccomp allowlist (hundreds of rules) is
+// summarised by its name, digest, default action and rule count.
+func PlanJSON(p *Plan) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if sp, ok := m["effectiveSpec"].(map[string]any); ok {
+		if lx, ok := sp["linux"].(map[string]any); ok && p.Spec.Linux.Seccomp != nil {
+			sc := p.Spec.Linux.Seccomp
+			raw, _ := json.Marshal(sc)
+			lx["seccomp"] = map[string]any{
+				"summary":       "stacked on the floor's default allowlist",
+				"digest":        digest.FromBytes(raw).String(),
+				"defaultAction": sc.DefaultAction,
+				"rules":         len(sc.Syscalls),
+			}
+		}
+	}
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// Summary is a few lines for people: the decision, its reasons and the floor's raises.
+func (p *Plan) Summary() string {
+	var b strings.Builder
+	result := "DENY"
+	if p.Decision.Allow {
+		result = "ALLOW"
+	}
+	fmt.Fprintf(&b, "policy decision: %s (revision %s, input %s, %s)\n", result, p.Decision.Revision, p.InputDigest, p.Decision.Duration)
+	for _, r := range p.Decision.Reasons {
+		fmt.Fprintf(&b, "  reason %s: %s [%s]\n", r.Code, r.Message, r.Path)
+	}
+	fmt.Fprintf(&b, "image: %s @ %s (TUF-verified)\n", p.Image.Reference, p.Image.Digest)
+	fmt.Fprintf(&b, "floor raises: %d\n", len(p.Raises))
+	for _, r := range p.Raises {
+		from := r.From
+		if from == "" {
+			from = "(unset)"
+		}
+		fmt.Fprintf(&b, "  %s: %s -> %s\n", r.Field, from, r.To)
+	}
+	return b.String()
+}

@@ -175,6 +175,7 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	plan, err := e.Prepare(ctx, req)
 	if dryRun && plan != nil {
+		fmt.Fprint(errOut, plan.Summary())
 		b, jerr := engine.PlanJSON(plan)
 		if jerr != nil {
 			return jerr

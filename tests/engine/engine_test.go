@@ -1,0 +1,388 @@
+// Package engine tests the bulwark binary's run path end to end on real sandboxes: a busybox
+// image imported and signed on a fresh state root, runs that must succeed, runs that must be
+// refused (unsigned, tampered, re-pointed, denied) and leave nothing behind, the audit trail of
+// each, tamper detection, detached containers and 50 parallel runs.
+package engine
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"bulwark.dev/bulwark/tests/internal/testenv"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	if d := os.Getenv("BULWARK_BIN"); d != "" {
+		bin = filepath.Join(d, "bulwark")
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "bulwark-engine-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "bulwark")
+	out, err := exec.Command("go", "build", "-o", bin, "bulwark.dev/bulwark/cmd/bulwark").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build bulwark: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is one bulwark invocation.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func bulwark(t testing.TB, root string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--root", root}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("bulwark %v: %v", args, err)
+	}
+	return r
+}
+
+func must(t testing.TB, root string, args ...string) string {
+	t.Helper()
+	r := bulwark(t, root, args...)
+	if r.code != 0 {
+		t.Fatalf("bulwark %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// busyboxTar writes a rootfs tar of the static busybox (a shell and its applets) and returns it.
+func busyboxTar(t testing.TB, dir, marker string) string {
+	t.Helper()
+	bb, err := os.ReadFile(testenv.BusyboxPath)
+	if err != nil {
+		t.Skipf("%s missing (apt-get install busybox-static): %v", testenv.BusyboxPath, err)
+	}
+	p := filepath.Join(dir, "busybox-"+marker+".tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	add := func(h *tar.Header, body []byte) {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"bin/", "etc/", "data/"} {
+		add(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}, nil)
+	}
+	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb)
+	for _, a := range []string{"sh", "echo", "cat", "id", "sleep", "true", "hostname", "ls", "env"} {
+		add(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
+	}
+	passwd := []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+	add(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(passwd))}, passwd)
+	m := []byte(marker + "\n")
+	add(&tar.Header{Name: "data/marker", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(m))}, m)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fixture is a fresh state root with busybox:1 imported and signed.
+type fixture struct {
+	root  string
+	dir   string
+	leaks *testenv.Leaks
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	f := &fixture{root: filepath.Join(dir, "state"), dir: dir}
+	f.leaks = testenv.NewLeaks(t, f.root, dir)
+	must(t, f.root, "image", "import", busyboxTar(t, dir, "signed"), "--tag", "busybox:1")
+	must(t, f.root, "trust", "init")
+	must(t, f.root, "trust", "sign", "busybox:1")
+	return f
+}
+
+// name returns a fresh container name, tracked for leaks.
+func (f *fixture) name(t *testing.T, prefix string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return f.leaks.Track(prefix + "-" + hex.EncodeToString(b[:]))
+}
+
+// records returns the audit records of one container, in chain order.
+func (f *fixture) records(t *testing.T, id string) []map[string]any {
+	t.Helper()
+	out := must(t, f.root, "audit", "query", "--container", id)
+	var recs []map[string]any
+	dec := json.NewDecoder(strings.NewReader(out))
+	for {
+		var r map[string]any
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("audit query output: %v\n%s", err, out)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// actions lists "type.action" of records.
+func actions(recs []map[string]any) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, fmt.Sprint(r["type"], ".", r["action"]))
+	}
+	return out
+}
+
+func find(recs []map[string]any, typ, action string) map[string]any {
+	for _, r := range recs {
+		if r["type"] == typ && r["action"] == action {
+			return r
+		}
+	}
+	return nil
+}
+
+func attr(r map[string]any, k string) string {
+	if r == nil {
+		return ""
+	}
+	a, _ := r["attrs"].(map[string]any)
+	s, _ := a[k].(string)
+	return s
+}
+
+// assertNothingLeft checks the state root holds no container of any kind and the kernel has
+// no mount, cgroup or process of the tracked ids.
+func (f *fixture) assertNothingLeft(t *testing.T) {
+	t.Helper()
+	f.leaks.AssertNone(t)
+	for _, d := range []string{"containers", "engine"} {
+		ents, _ := os.ReadDir(filepath.Join(f.root, d))
+		if len(ents) != 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("%s/ still holds %v", d, names)
+		}
+	}
+}
+
+func TestSignedImageRuns(t *testing.T) {
+	f := newFixture(t)
+	id := f.name(t, "ok")
+	r := bulwark(t, f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", "cat /data/marker; id -u; hostname")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	if want := "signed\n0\n" + id + "\n"; r.stdout != want {
+		t.Errorf("output %q, want %q", r.stdout, want)
+	}
+	f.assertNothingLeft(t)
+
+	recs := f.records(t, id)
+	want := []string{"engine.request", "engine.identity", "trust.resolve", "image.verify", "policy.decision",
+		"container.floor.raises", "container.create", "container.start", "container.exit", "container.delete"}
+	if got := actions(recs); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("audit story:\n got %v\nwant %v", got, want)
+	}
+	reqID := recs[0]["request_id"]
+	for _, rec := range recs {
+		if rec["request_id"] != reqID || rec["tenant"] != "default" {
+			t.Errorf("record %v: request %v tenant %v, want %v default", rec["action"], rec["request_id"], rec["tenant"], reqID)
+		}
+		if rec["type"] != "engine" && !strings.HasPrefix(fmt.Sprint(rec["image_digest"]), "sha256:") {
+			t.Errorf("record %v has no image digest", rec["action"])
+		}
+	}
+	d := find(recs, "policy", "decision")
+	if attr(d, "result") != "allow" || !strings.HasPrefix(attr(d, "input_digest"), "sha256:") || attr(d, "revision") == "" {
+		t.Errorf("decision record: %v", d)
+	}
+	if attr(find(recs, "container", "start"), "pid") == "" {
+		t.Errorf("start record has no pid")
+	}
+	exit := find(recs, "container", "exit")
+	if attr(exit, "code") != "0" || attr(exit, "duration_ns") == "" || attr(exit, "peak_memory") == "" {
+		t.Errorf("exit record: %v", exit)
+	}
+	if out := must(t, f.root, "audit", "verify"); !strings.Contains(out, "OK") {
+		t.Errorf("audit verify: %s", out)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"sh", "-c", "exit 3"}, 3},
+		{[]string{"nosuchcommand"}, 127},
+		{[]string{"/etc/passwd"}, 126},
+		// The workload's shell reports its child's death by SIGTERM as 128+15.
+		{[]string{"sh", "-c", "sh -c 'kill -TERM $$'; exit $?"}, 143},
+	} {
+		id := f.name(t, fmt.Sprintf("exit%d", tc.code))
+		r := bulwark(t, f.root, append([]string{"run", "--rm", "--name", id, "busybox:1"}, tc.args...)...)
+		if r.code != tc.code {
+			t.Errorf("%v: exit %d, want %d (stderr %s)", tc.args, r.code, tc.code, r.stderr)
+		}
+	}
+	f.assertNothingLeft(t)
+}
+
+// TestRefused: every refusal exits 125, says why, creates nothing, and is in the audit trail.
+func TestRefused(t *testing.T) {
+	f := newFixture(t)
+	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "unsigned"), "--tag", "unsigned:1")
+	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "tampered"), "--tag", "tampered:1")
+	must(t, f.root, "trust", "sign", "tampered:1")
+	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "signed-b"), "--tag", "repointed:1")
+	must(t, f.root, "trust", "sign", "repointed:1")
+	// Re-point repointed:1 at another image without signing.
+	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "evil"), "--tag", "repointed:1")
+	tamperLayer(t, f.root, "tampered:1")
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr []string
+		event  string
+	}{
+		{"unsigned", []string{"unsigned:1", "true"}, []string{"image verification failed", "not a signed target"}, "trust.verify.failed"},
+		{"tampered", []string{"tampered:1", "true"}, []string{"image verification failed", "does not match"}, "trust.verify.failed"},
+		{"repointed", []string{"repointed:1", "true"}, []string{"image verification failed", "signed as"}, "trust.verify.failed"},
+		{"cap-sys-admin", []string{"--cap-add", "SYS_ADMIN", "busybox:1", "true"}, []string{"denied by policy", "CAP_FORBIDDEN", "SYS_ADMIN is never granted"}, "policy.decision"},
+		{"many-reasons", []string{"--cap-add", "SYS_PTRACE", "--cap-add", "NET_ADMIN", "-v", "/etc:/hostetc", "--security-opt", "seccomp=unconfined", "busybox:1", "true"},
+			[]string{"SYS_PTRACE is never granted", "NET_ADMIN is never granted", "MOUNT_HOST_PATH_FORBIDDEN", "SECCOMP_UNCONFINED"}, "policy.decision"},
+		{"memory-above-tenant-max", []string{"--memory", "64g", "busybox:1", "true"}, []string{"MEMORY_LIMIT_ABOVE_MAX"}, "policy.decision"},
+		{"unknown-tenant", []string{"--tenant", "nobody-here", "busybox:1", "true"}, []string{"TENANT_UNKNOWN"}, "policy.decision"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := f.name(t, "deny")
+			r := bulwark(t, f.root, append([]string{"run", "--rm", "--name", id}, tc.args...)...)
+			if r.code != 125 {
+				t.Fatalf("exit %d, want 125; stderr: %s", r.code, r.stderr)
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+				}
+			}
+			recs := f.records(t, id)
+			typ, action, _ := strings.Cut(tc.event, ".")
+			ev := find(recs, typ, action)
+			if ev == nil {
+				t.Fatalf("no %s record; story: %v", tc.event, actions(recs))
+			}
+			if typ == "policy" && attr(ev, "result") != "deny" {
+				t.Errorf("decision record: %v", ev)
+			}
+			for _, a := range actions(recs) {
+				if strings.HasPrefix(a, "container.create") || a == "container.start" {
+					t.Errorf("refused run has a %s record", a)
+				}
+			}
+			f.assertNothingLeft(t)
+		})
+	}
+	must(t, f.root, "audit", "verify")
+}
+
+// tamperLayer flips a byte of the image's layer blob in the store.
+func tamperLayer(t *testing.T, root, ref string) {
+	t.Helper()
+	var img struct {
+		Manifest struct {
+			Layers []struct{ Digest string } `json:"layers"`
+		} `json:"manifest"`
+	}
+	out := must(t, root, "image", "inspect", ref)
+	if err := json.Unmarshal([]byte(out), &img); err != nil || len(img.Manifest.Layers) == 0 {
+		t.Fatalf("image inspect %s: %v\n%s", ref, err, out)
+	}
+	p := filepath.Join(root, "images", "blobs", "sha256", strings.TrimPrefix(img.Manifest.Layers[0].Digest, "sha256:"))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuditTamperDetected(t *testing.T) {
+	f := newFixture(t)
+	id := f.name(t, "audited")
+	must(t, f.root, "run", "--rm", "--name", id, "busybox:1", "true")
+	must(t, f.root, "audit", "verify")
+	segs, _ := filepath.Glob(filepath.Join(f.root, "audit", "audit-*.jsonl"))
+	if len(segs) == 0 {
+		t.Fatal("no audit segment")
+	}
+	orig, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every byte position class: a digit of the exit code, a letter of an action, a hash hex.
+	for _, needle := range []string{`"action":"exit"`, `"code":"0"`, `"result":"allow"`} {
+		i := bytes.Index(orig, []byte(needle))
+		if i < 0 {
+			t.Fatalf("segment has no %s", needle)
+		}
+		b := append([]byte(nil), orig...)
+		b[i+len(needle)-2] ^= 0x01
+		if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := bulwark(t, f.root, "audit", "verify")
+		if r.code == 0 {
+			t.Errorf("audit verify passed after editing %s", needle)
+		}
+		if !strings.Contains(r.stderr, "record") {
+			t.Errorf("audit verify does not name the bad record: %s", r.stderr)
+		}
+	}
+	if err := os.WriteFile(segs[0], orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must(t, f.root, "audit", "verify")
+}
