@@ -174,18 +174,18 @@ func buildMounts(ms []specs.Mount, bundleDir string) ([]Mount, error) {
 	return out, nil
 }
 
-func buildNamespaces(nss []specs.LinuxNamespace) ([]Namespace, Network) {
+func buildNamespaces(nss []specs.LinuxNamespace) (map[string]Namespace, Network) {
 	have := map[specs.LinuxNamespaceType]string{}
 	for _, ns := range nss {
 		have[ns.Type] = ns.Path
 	}
-	out := make([]Namespace, 0, len(requiredNamespaces)+1)
+	out := make(map[string]Namespace, len(requiredNamespaces)+1)
 	for _, t := range requiredNamespaces {
 		path, ok := have[t]
-		out = append(out, Namespace{Type: string(t), Shared: !ok || path != "", Path: path})
+		out[string(t)] = Namespace{Shared: !ok || path != "", Path: path}
 	}
 	if path, ok := have[specs.TimeNamespace]; ok {
-		out = append(out, Namespace{Type: string(specs.TimeNamespace), Shared: path != "", Path: path})
+		out[string(specs.TimeNamespace)] = Namespace{Shared: path != "", Path: path}
 	}
 	net := Network{Mode: "private"}
 	switch path, ok := have[specs.NetworkNamespace]; {

@@ -177,7 +177,7 @@ func TestBuildFromSpec(t *testing.T) {
 	spec.Mounts = spec.Mounts[:1]
 	spec.Linux.Namespaces = spec.Linux.Namespaces[1:]
 	req, _ = Build(spec, ctx)
-	if req.Network.Mode != "private" || !req.Namespaces[4].Shared || req.Namespaces[4].Type != "pid" {
+	if req.Network.Mode != "private" || !req.Namespaces["pid"].Shared || req.Namespaces["ipc"].Shared {
 		t.Fatalf("namespaces = %+v", req.Namespaces)
 	}
 	if d := e.Decide(context.Background(), req); d.Allow || d.Reasons[0].Code != "NAMESPACE_SHARED" {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -165,16 +166,17 @@ func mountsTerm(ms []Mount) *ast.Term {
 	return ast.ArrayTerm(ts...)
 }
 
-func namespacesTerm(ns []Namespace) *ast.Term {
-	ts := make([]*ast.Term, len(ns))
-	for i, n := range ns {
-		items := []([2]*ast.Term){item("type", str(n.Type)), item("shared", boolean(n.Shared))}
+func namespacesTerm(ns map[string]Namespace) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(ns))
+	for _, t := range slices.Sorted(maps.Keys(ns)) {
+		n := ns[t]
+		fields := []([2]*ast.Term){item("shared", boolean(n.Shared))}
 		if n.Path != "" {
-			items = append(items, item("path", str(n.Path)))
+			fields = append(fields, item("path", str(n.Path)))
 		}
-		ts[i] = ast.ObjectTerm(items...)
+		items = append(items, item(t, ast.ObjectTerm(fields...)))
 	}
-	return ast.ArrayTerm(ts...)
+	return ast.ObjectTerm(items...)
 }
 
 func macTerm(m MAC) *ast.Term {

@@ -99,8 +99,6 @@ func (r *Request) check() error {
 		return &InvalidRequestError{Path: "tenant", Err: fmt.Errorf("required field is missing")}
 	case r.Operation != OpCreate && r.Operation != OpRun && r.Operation != OpExec:
 		return &InvalidRequestError{Path: "operation", Err: fmt.Errorf("must be create, run or exec, not %q", r.Operation)}
-	case len(r.Namespaces) == 0:
-		return &InvalidRequestError{Path: "namespaces", Err: fmt.Errorf("required field is missing")}
 	case r.Seccomp.Profile == "":
 		return &InvalidRequestError{Path: "seccomp.profile", Err: fmt.Errorf("required field is missing")}
 	}

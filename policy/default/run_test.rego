@@ -15,7 +15,7 @@ base := {
 		{"type": "proc", "source": "proc", "destination": "/proc", "options": ["nosuid"], "readOnly": false, "bind": false},
 		{"type": "bind", "source": "/srv/data", "destination": "/data", "options": ["rbind", "ro"], "readOnly": true, "bind": true},
 	],
-	"namespaces": [{"type": t, "shared": false} | some t in run.required_namespaces],
+	"namespaces": {t: {"shared": false} | some t in run.required_namespaces},
 	"network": {"mode": "private"},
 	"seccomp": {"profile": "default", "digest": "sha256:00", "defaultAction": "SCMP_ACT_ERRNO"},
 	"mac": {"layer": "landlock"},
@@ -86,11 +86,12 @@ test_missing_nested_fields_fail_closed if {
 	"REQUEST_VERSION" in codes(json.remove(base, ["/apiVersion"]))
 }
 
-test_missing_field_denied if {
-	"REQUEST_INVALID" in codes(json.remove(base, ["/resources"]))
+test_non_object_input_denied if {
+	"REQUEST_INVALID" in codes(["not", "a", "document"])
 }
 
 test_empty_input_denied if {
+	codes({}) == {"REQUEST_VERSION", "TENANT_UNKNOWN", "OPERATION_UNKNOWN", "NAMESPACE_SHARED", "NO_NEW_PRIVS_DISABLED", "ROOTFS_WRITABLE", "SECCOMP_UNCONFINED", "MEMORY_LIMIT_MISSING", "PIDS_LIMIT_MISSING"}
 	d := run.decision with input as {} with data.bulwark.tenants as tenants
 	not d.allow
 }
@@ -100,13 +101,17 @@ test_privileged_denied if {
 }
 
 test_host_pid_namespace_denied if {
-	ns := [{"type": t, "shared": t == "pid"} | some t in run.required_namespaces]
-	codes(json.patch(base, [{"op": "replace", "path": "/namespaces", "value": ns}])) == {"NAMESPACE_SHARED"}
+	d := run.decision with input as json.patch(base, [{"op": "replace", "path": "/namespaces/pid", "value": {"shared": true, "path": "/proc/1/ns/pid"}}])
+		with data.bulwark.tenants as tenants
+	d.reasons == [{"code": "NAMESPACE_SHARED", "message": "pid namespace is shared with the host or another process", "path": "namespaces.pid"}]
+	codes(json.patch(base, [{"op": "add", "path": "/namespaces/time", "value": {"shared": true, "path": "/proc/1/ns/time"}}])) == {"NAMESPACE_SHARED"}
+	codes(json.patch(base, [{"op": "add", "path": "/namespaces/time", "value": {"shared": false}}])) == set()
 }
 
 test_missing_namespace_denied if {
-	ns := [{"type": t, "shared": false} | some t in run.required_namespaces; t != "user"]
-	codes(json.patch(base, [{"op": "replace", "path": "/namespaces", "value": ns}])) == {"NAMESPACE_SHARED"}
+	codes(json.remove(base, ["/namespaces/user"])) == {"NAMESPACE_SHARED"}
+	codes(json.remove(base, ["/namespaces"])) == {"NAMESPACE_SHARED"}
+	codes(json.patch(base, [{"op": "replace", "path": "/namespaces/ipc", "value": {}}])) == {"NAMESPACE_SHARED"}
 }
 
 bind(src, opts) := {"type": "bind", "source": src, "destination": "/x", "options": opts, "readOnly": "ro" in opts, "bind": true}
