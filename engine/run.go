@@ -48,6 +48,8 @@ type Plan struct {
 	Decision policy.Decision `json:"decision"`
 	// InputDigest identifies the request document the decision was made on.
 	InputDigest string `json:"inputDigest"`
+	// SeccompProfile names the profile the spec carries ("default": the floor's own).
+	SeccompProfile string `json:"seccompProfile"`
 
 	trail *trail
 }
@@ -144,7 +146,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return refuse("policy", err)
 	}
 	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String()},
-		Spec: eff, Raises: raises, Decision: d, InputDigest: policy.InputDigest(preq), trail: t}
+		Spec: eff, Raises: raises, Decision: d, InputDigest: policy.InputDigest(preq), SeccompProfile: profile, trail: t}
 	if !d.Allow {
 		return plan, &DeniedError{Decision: d}
 	}
@@ -424,8 +426,12 @@ func PlanJSON(p *Plan) ([]byte, error) {
 		if lx, ok := sp["linux"].(map[string]any); ok && p.Spec.Linux.Seccomp != nil {
 			sc := p.Spec.Linux.Seccomp
 			raw, _ := json.Marshal(sc)
+			summary := "profile " + p.SeccompProfile + ", stacked on the floor's default allowlist"
+			if p.SeccompProfile == "default" {
+				summary = "the floor's default allowlist"
+			}
 			lx["seccomp"] = map[string]any{
-				"summary":       "stacked on the floor's default allowlist",
+				"summary":       summary,
 				"digest":        digest.FromBytes(raw).String(),
 				"defaultAction": sc.DefaultAction,
 				"rules":         len(sc.Syscalls),
