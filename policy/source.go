@@ -5,9 +5,11 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -121,4 +123,36 @@ func contentRevision(p *Policy) string {
 	data, _ := json.Marshal(p.Data) // maps marshal with sorted keys
 	h.Write(data)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// SourceOptions select the policy source: a directory, a signed bundle, or (neither set) the
+// embedded default.
+type SourceOptions struct {
+	Dir                 string
+	Bundle              string
+	VerificationKeyFile string
+	// StateRoot is the --root state directory (its policy/ holds the bundle revision record).
+	StateRoot string
+}
+
+// Load loads the policy the options select.
+func Load(o SourceOptions) (*Policy, error) {
+	switch {
+	case o.Dir != "" && o.Bundle != "":
+		return nil, errors.New("choose a policy directory or a bundle, not both")
+	case o.Dir != "":
+		return LoadDir(o.Dir)
+	case o.Bundle != "":
+		if o.VerificationKeyFile == "" {
+			return nil, errors.New("a bundle needs a verification key: unsigned bundles are never loaded")
+		}
+		key, err := os.ReadFile(o.VerificationKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read verification key: %w", err)
+		}
+		return LoadBundle(o.Bundle, BundleOptions{VerificationKey: key, StateRoot: o.StateRoot})
+	case o.VerificationKeyFile != "":
+		return nil, errors.New("a verification key was given without a bundle")
+	}
+	return LoadEmbedded()
 }
