@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
@@ -31,11 +34,26 @@ type ClientOptions struct {
 	HTTPClient *http.Client
 }
 
-// Client resolves references through TUF. Each Resolve performs a full refresh (root rotation,
-// timestamp, snapshot, targets, delegations), as the TUF client workflow requires.
+// Client resolves references through TUF. Every Resolve starts the TUF client workflow afresh:
+// it looks for a newer root and fetches the timestamp. When the timestamp is byte-for-byte the
+// one this Client last verified, no root rotation is pending and nothing trusted has expired,
+// the snapshot and targets it vouches for are the ones already verified in memory, so they are
+// reused instead of being re-read and re-verified; anything else triggers a full refresh
+// (root, timestamp, snapshot, targets, delegations) by go-tuf.
 type Client struct {
-	o ClientOptions
+	o      ClientOptions
+	fetch  fetcher.Fetcher
+	isDir  bool
+	mu     sync.Mutex
+	last   *updater.Updater // guarded by mu: the updater of the last full refresh
+	lastTS []byte           // guarded by mu: the timestamp.json bytes it verified
 }
+
+// Metadata size limits for the fast-path fetches (go-tuf's own defaults for the full refresh).
+const (
+	maxTimestamp = 16 << 10
+	maxRoot      = 512 << 10
+)
 
 // NewClient checks the options and prepares the cache.
 func NewClient(o ClientOptions) (*Client, error) {
@@ -45,7 +63,70 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("trust cache: %w", err)
 	}
-	return &Client{o: o}, nil
+	c := &Client{o: o, isDir: !strings.HasPrefix(o.Remote, "http://") && !strings.HasPrefix(o.Remote, "https://")}
+	if c.isDir {
+		c.fetch = dirFetcher{dir: o.Remote}
+	} else {
+		df := fetcher.NewDefaultFetcher()
+		if o.HTTPClient != nil {
+			df.SetHTTPClient(o.HTTPClient)
+		}
+		// Fail fast: a repository that does not answer is an error, not a reason to wait.
+		df.SetRetry(50*time.Millisecond, 1)
+		c.fetch = df
+	}
+	return c, nil
+}
+
+func (c *Client) url(name string) string {
+	if c.isDir {
+		return filepath.Join(c.o.Remote, name)
+	}
+	return strings.TrimSuffix(c.o.Remote, "/") + "/" + name
+}
+
+// unchanged reports whether the repository still publishes the timestamp last verified, with no
+// newer root, and all trusted metadata is unexpired. Any doubt answers false (full refresh).
+func (c *Client) unchanged() bool {
+	ts, err := c.fetch.DownloadFile(c.url("timestamp.json"), maxTimestamp, 0)
+	if err != nil || !bytes.Equal(ts, c.lastTS) {
+		return false
+	}
+	tm := c.last.GetTrustedMetadataSet()
+	next := fmt.Sprintf("%d.root.json", tm.Root.Signed.Version+1)
+	var nf *metadata.ErrDownloadHTTP
+	if _, err := c.fetch.DownloadFile(c.url(next), maxRoot, 0); !errors.As(err, &nf) || nf.StatusCode != http.StatusNotFound {
+		return false // a rotation to follow, or an answer we do not understand
+	}
+	now := time.Now()
+	if tm.Root.Signed.IsExpired(now) || tm.Timestamp.Signed.IsExpired(now) || tm.Snapshot.Signed.IsExpired(now) {
+		return false
+	}
+	for _, t := range tm.Targets {
+		if t.Signed.IsExpired(now) {
+			return false
+		}
+	}
+	return true
+}
+
+// refreshed returns an updater that has completed the TUF refresh for this call. Callers hold mu.
+func (c *Client) refreshed() (*updater.Updater, error) {
+	if c.last != nil && !c.o.Offline && c.unchanged() {
+		return c.last, nil
+	}
+	c.last, c.lastTS = nil, nil
+	up, err := c.updater()
+	if err != nil {
+		return nil, err
+	}
+	if err := up.Refresh(); err != nil {
+		return nil, fmt.Errorf("trust refresh: %w", classify(err))
+	}
+	if ts, err := os.ReadFile(filepath.Join(c.o.CacheDir, "timestamp.json")); err == nil && !c.o.Offline {
+		c.last, c.lastTS = up, ts
+	}
+	return up, nil
 }
 
 // TargetPath is the target name a reference is looked up under: NAME:TAG (":latest" when no
@@ -65,29 +146,14 @@ func (c *Client) updater() (*updater.Updater, error) {
 	if cached, err := os.ReadFile(filepath.Join(c.o.CacheDir, "root.json")); err == nil {
 		root = cached // verified by an earlier refresh before it was persisted
 	}
-	remote := c.o.Remote
-	isDir := !strings.HasPrefix(remote, "http://") && !strings.HasPrefix(remote, "https://")
-	cfg, err := config.New(remote, root)
+	cfg, err := config.New(c.o.Remote, root)
 	if err != nil {
 		return nil, fmt.Errorf("trust client: %w", err)
 	}
 	cfg.LocalMetadataDir = c.o.CacheDir
 	cfg.LocalTargetsDir = filepath.Join(c.o.CacheDir, "targets")
 	cfg.UnsafeLocalMode = c.o.Offline
-	switch {
-	case isDir:
-		cfg.Fetcher = dirFetcher{dir: remote}
-	case c.o.HTTPClient != nil:
-		if err := cfg.SetDefaultFetcherHTTPClient(c.o.HTTPClient); err != nil {
-			return nil, err
-		}
-	}
-	if !isDir {
-		// Fail fast: a repository that does not answer is an error, not a reason to wait.
-		if err := cfg.SetDefaultFetcherRetry(50*time.Millisecond, 1); err != nil {
-			return nil, err
-		}
-	}
+	cfg.Fetcher = c.fetch
 	up, err := updater.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("trust client: pinned root: %w", classify(err))
@@ -98,12 +164,11 @@ func (c *Client) updater() (*updater.Updater, error) {
 // Resolve refreshes metadata and returns the signed target for ref. For NAME@DIGEST it also
 // checks that the signed target is that digest.
 func (c *Client) Resolve(ref string) (*Target, error) {
-	up, err := c.updater()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	up, err := c.refreshed()
 	if err != nil {
 		return nil, err
-	}
-	if err := up.Refresh(); err != nil {
-		return nil, fmt.Errorf("trust refresh: %w", classify(err))
 	}
 	path := TargetPath(ref)
 	ti, err := up.GetTargetInfo(path)

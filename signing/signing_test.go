@@ -238,8 +238,9 @@ func TestRotationAndOffline(t *testing.T) {
 	f.srv.Close()
 	_, err = f.client.Resolve("demo/app:1")
 	wantErr(t, err, ErrUnreachable)
-	off := *f.client
-	off.o.Offline = true
+	o := f.client.o
+	o.Offline = true
+	off, _ := NewClient(o)
 	if _, err := off.Resolve("demo/app:1"); err != nil {
 		t.Fatal(err)
 	}
@@ -261,4 +262,21 @@ func TestLocalDirectoryRemote(t *testing.T) {
 	if _, err := (dirFetcher{dir: repo.Dir}).DownloadFile(repo.Dir+"/../keys/x", 100, 0); err == nil {
 		t.Fatal("directory fetcher left the repository")
 	}
+}
+
+// TestWarmClientNoticesExpiry: the in-memory fast path still fails closed once the timestamp it
+// keeps reusing expires.
+func TestWarmClientNoticesExpiry(t *testing.T) {
+	f := newFixture(t, InitOptions{})
+	f.repo.Now = func() time.Time { return time.Now().Add(-24*time.Hour + 2*time.Second) }
+	f.sign(t, "demo/app:1", manifest)
+	if _, err := f.client.Resolve("demo/app:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.Resolve("demo/app:1"); err != nil { // fast path
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	_, err := f.client.Resolve("demo/app:1")
+	wantErr(t, err, ErrExpired)
 }
