@@ -242,6 +242,9 @@ func (s *Store) GC() error {
 				live[l.Digest] = true
 			}
 		}
+		if err := removeStale(filepath.Join(s.dir, "ingest")); err != nil {
+			return err
+		}
 		blobs := filepath.Join(s.dir, "blobs", "sha256")
 		ents, err := os.ReadDir(blobs)
 		if err != nil {
@@ -256,6 +259,73 @@ func (s *Store) GC() error {
 		}
 		return nil
 	})
+}
+
+// staleAfter is how old an ingest file or unpack directory must be before GC treats it as the
+// leftover of a crashed writer rather than work in progress.
+const staleAfter = time.Hour
+
+// PruneLayers removes unpacked layers that no tagged image uses, and leftovers of crashed
+// unpacks. The caller must make sure no running container still mounts an untagged image's
+// layers (the engine keeps images of running containers tagged or passes them in keep).
+func (s *Store) PruneLayers(keep map[digest.Digest]bool) ([]digest.Digest, error) {
+	var removed []digest.Digest
+	err := s.flock("gc.lock", unix.LOCK_EX, func() error {
+		live := map[digest.Digest]bool{}
+		for d := range keep {
+			live[d] = true
+		}
+		imgs, err := s.List()
+		if err != nil {
+			return err
+		}
+		for _, im := range imgs {
+			m, err := s.Manifest(im.Descriptor)
+			if err != nil {
+				continue
+			}
+			cfg, err := s.Config(m)
+			if err != nil {
+				continue
+			}
+			for _, d := range cfg.RootFS.DiffIDs {
+				live[d] = true
+			}
+		}
+		dir := filepath.Join(s.layers, "sha256")
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+			if live[d] {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("remove layer %s: %w", e.Name(), err)
+			}
+			removed = append(removed, d)
+		}
+		return removeStale(filepath.Join(s.layers, "tmp"))
+	})
+	return removed, err
+}
+
+// removeStale deletes entries of dir older than staleAfter.
+func removeStale(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("remove stale %s: %w", e.Name(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // ingestion holds gc.lock shared while fn writes blobs and tags them.

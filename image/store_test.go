@@ -103,6 +103,13 @@ func TestImportRootfsUnpackExportRemove(t *testing.T) {
 	if err := s.Remove("demo/copy:1"); err != nil {
 		t.Fatal(err)
 	}
+	removed, err := s.PruneLayers(nil)
+	if err != nil || len(removed) != 1 || removed[0] != cfg.RootFS.DiffIDs[0] {
+		t.Fatalf("prune layers: %v %v", removed, err)
+	}
+	if _, err := os.Stat(rfs.Lower[0]); !os.IsNotExist(err) {
+		t.Fatalf("pruned layer still there: %v", err)
+	}
 	if s.HasBlob(m.Layers[0].Digest) || s.HasBlob(desc.Digest) {
 		t.Fatal("unreferenced blobs survived gc")
 	}

@@ -28,7 +28,7 @@ func openStore(cmd *cobra.Command) (*image.Store, error) {
 func newImageCmd() *cobra.Command {
 	c := &cobra.Command{Use: "image", Short: "Manage the content-addressed image store"}
 	c.AddCommand(newImageImportCmd(), newImageLsCmd(), newImageInspectCmd(), newImageRmCmd(),
-		newImageExportCmd(), newImageUnpackCmd(), newImagePullCmd(), newImagePushCmd())
+		newImageExportCmd(), newImageUnpackCmd(), newImagePruneCmd(), newImagePullCmd(), newImagePushCmd())
 	return c
 }
 
@@ -165,6 +165,25 @@ func exportToFile(s *image.Store, ref, out string) error {
 		return err
 	}
 	return os.Rename(f.Name(), out)
+}
+
+func newImagePruneCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Delete unpacked layers no tagged image uses (not while containers of untagged images run)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			removed, err := s.PruneLayers(nil)
+			for _, d := range removed {
+				fmt.Fprintln(cmd.OutOrStdout(), "removed layer", d)
+			}
+			return err
+		},
+	}
 }
 
 func newImageUnpackCmd() *cobra.Command {
