@@ -55,6 +55,10 @@ func (s *Store) importAny(src string, r Ref) (ocispec.Descriptor, error) {
 	if st.IsDir() {
 		return s.importDir(src, r)
 	}
+	if !st.Mode().IsRegular() {
+		// A fifo or device (say /dev/zero) would stream forever into the store.
+		return ocispec.Descriptor{}, fmt.Errorf("%s is not a regular file or directory", src)
+	}
 	kind, err := sniffArchive(src)
 	if err != nil {
 		return ocispec.Descriptor{}, err

@@ -186,6 +186,9 @@ func TestIngestRejectsMismatch(t *testing.T) {
 	if s.HasBlob(want) || s.HasBlob(digest.FromString("other")) {
 		t.Fatal("mismatching blob was stored")
 	}
+	if _, err := s.Import("/dev/zero", "zero:1"); err == nil {
+		t.Fatal("imported a character device")
+	}
 	if _, err := s.BlobPath("sha256:../../etc/passwd"); err == nil {
 		t.Fatal("malformed digest accepted")
 	}
