@@ -22,11 +22,16 @@ type Auditor interface {
 }
 
 // trail collects the events of one request and appends them in batches. Batching is what keeps
-// the audit overhead of a run small: one fsync before anything is created (request, identity,
-// trust, image, decision, raises), one after start, one after exit and delete — never an action
-// whose record is not durable first, except the exit, which the kernel reports after the fact.
+// the audit overhead of a run small: one append (one fsync) after the sandbox is created and
+// before the workload is released (request, identity, trust, image, decision, raises, create),
+// the start record written while the workload runs, and one append for exit and delete. The
+// workload never runs before the decision that allowed it is durable; a refusal is durable
+// before the CLI reports it.
 type trail struct {
 	log Auditor
+	// flushing orders appends: an asynchronous flush completes before the next one starts.
+	flushing sync.WaitGroup
+	asyncErr error // guarded by mu
 
 	mu sync.Mutex // guards everything below
 	// base is copied into every event: actor, tenant, request id, and, once known, container id
@@ -73,10 +78,37 @@ func (t *trail) add(typ, action string, attrs map[string]string) {
 }
 
 func (t *trail) flush() error {
+	t.flushing.Wait()
+	t.mu.Lock()
+	evs, aerr := t.pending, t.asyncErr
+	t.pending, t.asyncErr = nil, nil
+	t.mu.Unlock()
+	if aerr != nil {
+		return aerr
+	}
+	return t.append(evs)
+}
+
+// flushAsync appends what is queued without waiting; the next flush waits for it and reports
+// its error.
+func (t *trail) flushAsync() {
+	t.flushing.Wait()
 	t.mu.Lock()
 	evs := t.pending
 	t.pending = nil
 	t.mu.Unlock()
+	t.flushing.Add(1)
+	go func() {
+		defer t.flushing.Done()
+		if err := t.append(evs); err != nil {
+			t.mu.Lock()
+			t.asyncErr = err
+			t.mu.Unlock()
+		}
+	}()
+}
+
+func (t *trail) append(evs []audit.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}

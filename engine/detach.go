@@ -16,8 +16,14 @@ import (
 // records the exit and, for --rm, removes the container. The CLI re-executes itself as that
 // monitor and hands it the decided plan; the monitor calls RunDetached.
 
-// EncodePlan serialises a decided plan for the monitor process.
-func EncodePlan(p *Plan) ([]byte, error) { return json.Marshal(p) }
+// EncodePlan serialises a decided plan for the monitor process. The records of the steps so far
+// are made durable first: the monitor continues the request with a trail of its own.
+func EncodePlan(p *Plan) ([]byte, error) {
+	if err := p.trail.flush(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(p)
+}
 
 // DecodePlan restores a plan in the monitor; its audit trail continues the request's.
 func (e *Engine) DecodePlan(b []byte) (*Plan, error) {

@@ -53,6 +53,8 @@ type Request struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Remove      bool              `json:"remove,omitempty"`
 	Detach      bool              `json:"detach,omitempty"`
+	// DryRun decides and reports without creating anything.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // Annotations the engine sets on every container.

@@ -77,8 +77,12 @@ func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
 	t := newTrail(e.audit, req.Identity, req.Tenant, req.ID)
 	t.setContainer(id)
 	plan, err := e.prepare(ctx, req, id, t)
-	if ferr := t.flush(); ferr != nil {
-		return nil, ferr // no record, no run
+	// An allowed plan's records go out with the create record (Start); a refusal or a dry run
+	// ends here, so its records must be durable now.
+	if err != nil || req.DryRun {
+		if ferr := t.flush(); ferr != nil {
+			return nil, errors.Join(err, ferr)
+		}
 	}
 	return plan, err
 }
@@ -86,7 +90,7 @@ func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
 func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail) (*Plan, error) {
 	t.add(audit.TypeEngine, "request", map[string]string{
 		"image": req.Image, "args": strings.Join(req.Args, " "), "detach": strconv.FormatBool(req.Detach),
-		"remove": strconv.FormatBool(req.Remove),
+		"remove": strconv.FormatBool(req.Remove), "dry_run": strconv.FormatBool(req.DryRun),
 	})
 	refuse := func(step string, err error) (*Plan, error) {
 		t.add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
@@ -335,7 +339,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	t.mu.Lock()
 	t.pid = st.Pid
 	t.mu.Unlock()
-	// The create record must be durable before the workload runs.
+	// The decision and create records must be durable before the workload runs.
 	if err := t.flush(); err != nil {
 		return fail(err)
 	}
@@ -347,9 +351,8 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	if err := e.writeMeta(meta); err != nil {
 		return fail(err)
 	}
-	if err := t.flush(); err != nil {
-		return fail(err)
-	}
+	// The start record is written while the workload runs; Wait reports a failure to.
+	t.flushAsync()
 	return &Running{e: e, plan: plan, c: c, meta: meta, Pid: st.Pid, trail: t}, nil
 }
 

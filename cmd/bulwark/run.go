@@ -73,7 +73,7 @@ Exit status: the workload's; 125 when Bulwark refuses or fails; 126 when the com
 invoked; 127 when it is not found.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Image, req.Args = args[0], args[1:]
+			req.Image, req.Args, req.DryRun = args[0], args[1:], dryRun
 			req.Identity = caller()
 			if entrypoint != "" {
 				req.Entrypoint = []string{entrypoint}

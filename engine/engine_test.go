@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/signing"
+)
+
+// TestMain lets the sandbox re-execute this test binary as a container's init.
+func TestMain(m *testing.M) {
+	sandbox.Init()
+	os.Exit(m.Run())
+}
+
+// discard is an Auditor that keeps nothing: the baseline of the audit overhead benchmark.
+type discard struct{}
+
+func (discard) Append(evs ...audit.Event) ([]audit.Record, error) { return nil, nil }
+
+// signedRoot makes a state root with busybox:1 imported from a rootfs tar and signed.
+func signedRoot(tb testing.TB) string {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("running sandboxes needs root")
+	}
+	bb, err := os.ReadFile("/usr/bin/busybox")
+	if err != nil {
+		tb.Skipf("busybox-static missing: %v", err)
+	}
+	dir := tb.TempDir()
+	tarPath := filepath.Join(dir, "rootfs.tar")
+	f, err := os.Create(tarPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))})
+	tw.Write(bb)
+	tw.WriteHeader(&tar.Header{Name: "bin/true", Typeflag: tar.TypeSymlink, Linkname: "busybox"})
+	if err := tw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	f.Close()
+	root := filepath.Join(dir, "state")
+	e, err := Open(Config{Root: root, Audit: discard{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	desc, err := e.Store().Import(tarPath, "busybox:1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	trust := filepath.Join(root, "trust")
+	repo := signing.NewRepo(trust)
+	if err := repo.Init(signing.InitOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := repo.Sign(signing.Target{Name: "busybox:1", Digest: desc.Digest, Length: desc.Size, MediaType: desc.MediaType}, signing.SignOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	pinned, err := os.ReadFile(filepath.Join(repo.Dir, "1.root.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := signing.Pin(trust, repo.Dir, pinned); err != nil {
+		tb.Fatal(err)
+	}
+	return root
+}
+
+func runOnce(tb testing.TB, e *Engine, name string) {
+	tb.Helper()
+	plan, err := e.Prepare(context.Background(), &Request{Image: "busybox:1", Args: []string{"true"}, Name: name, Remove: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, err := e.Start(plan, sandbox.IO{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info, err := r.Wait()
+	if err != nil || info.Code != 0 {
+		tb.Fatalf("wait: %v, %+v", err, info)
+	}
+}
+
+func TestRunInProcess(t *testing.T) {
+	root := signedRoot(t)
+	e, err := Open(Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	runOnce(t, e, "inproc")
+	rep, err := audit.Verify(filepath.Join(root, "audit"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 10 {
+		t.Errorf("%d audit records, want 10", rep.Records)
+	}
+}
+
+// timed wraps the real audit log and adds up the time spent appending: every append is on the
+// run's critical path, so this is the audit's share of run latency.
+type timed struct {
+	log   *audit.Log
+	total time.Duration
+}
+
+func (t *timed) Append(evs ...audit.Event) ([]audit.Record, error) {
+	start := time.Now()
+	r, err := t.log.Append(evs...)
+	t.total += time.Since(start)
+	return r, err
+}
+
+// BenchmarkRun measures start-to-exit of `true` through the whole engine, alternating runs with
+// the audit log (three fsync'ed batches a run) and with a discarding auditor, and reports both
+// medians and the time spent in audit appends as a share of the audited run.
+func BenchmarkRun(b *testing.B) {
+	root := signedRoot(b)
+	log, err := audit.Open(filepath.Join(root, "audit"), audit.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer log.Close()
+	tm := &timed{log: log}
+	audited, err := Open(Config{Root: root, Audit: tm})
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, err := Open(Config{Root: root, Audit: discard{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Warm: policy prepared, rootfs flattened, seccomp compiled.
+	runOnce(b, audited, "warm-audit")
+	runOnce(b, plain, "warm-plain")
+	tm.total = 0
+	var withAudit, without []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j, e := range []*Engine{audited, plain} {
+			if i%2 == 1 {
+				e = []*Engine{plain, audited}[j]
+			}
+			start := time.Now()
+			runOnce(b, e, "")
+			if e == audited {
+				withAudit = append(withAudit, time.Since(start))
+			} else {
+				without = append(without, time.Since(start))
+			}
+		}
+	}
+	b.StopTimer()
+	med := func(d []time.Duration) time.Duration {
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	b.ReportMetric(float64(med(withAudit).Microseconds()), "µs/run-audited")
+	b.ReportMetric(float64(med(without).Microseconds()), "µs/run-unaudited")
+	perRun := tm.total / time.Duration(b.N)
+	b.ReportMetric(float64(perRun.Microseconds()), "µs-audit/run")
+	b.ReportMetric(100*float64(perRun)/float64(med(withAudit)), "%audit")
+}
