@@ -118,6 +118,22 @@ func TestHostileCorpus(t *testing.T) {
 		{"bomb-entries", mkTar(t, ent{name: "a", typ: tar.TypeReg, body: "1"}, ent{name: "b", typ: tar.TypeReg, body: "2"},
 			ent{name: "c", typ: tar.TypeReg, body: "3"}), func(o *Options) { o.MaxEntries = 2 }, ErrLimit},
 		{"whiteout-dotdot", mkTar(t, ent{name: "a/.wh...", typ: tar.TypeReg}), nil, ErrUnsupported},
+		// A non-ASCII name is written as a PAX "path" record, which overrides the ustar name.
+		{"pax-path-traversal", mkTar(t, ent{name: "../cänary", typ: tar.TypeReg, body: "x"}), nil, ErrTraversal},
+		{"gnu-long-name-traversal", mkTar(t, ent{name: strings.Repeat("a/", 60) + strings.Repeat("../", 61) + "canary", typ: tar.TypeReg, body: "x"}), nil, ErrTraversal},
+		{"symlink-chain-escape", mkTar(t,
+			ent{name: "b", typ: tar.TypeSymlink, link: "../.."},
+			ent{name: "a", typ: tar.TypeSymlink, link: "b"},
+			ent{name: "a/x", typ: tar.TypeReg, body: "x"}), nil, ErrSymlinkPath},
+		{"dir-replaced-by-symlink", mkTar(t,
+			ent{name: "d/", typ: tar.TypeDir, mode: 0o755},
+			ent{name: "d", typ: tar.TypeSymlink, link: ".."},
+			ent{name: "d/canary", typ: tar.TypeReg, body: "pwned"}), nil, ErrSymlinkPath},
+		{"hardlink-then-symlink-dir", mkTar(t,
+			ent{name: "s", typ: tar.TypeSymlink, link: ".."},
+			ent{name: "h", typ: tar.TypeLink, link: "s/canary"}), nil, ErrHardlink},
+		{"sparse-bomb", mkTar(t, ent{name: "huge", typ: tar.TypeReg, size: 2 << 20}),
+			func(o *Options) { o.MaxBytes = 1 << 20 }, ErrLimit},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -132,6 +148,27 @@ func TestHostileCorpus(t *testing.T) {
 			}
 			checkCanary(t, parent)
 		})
+	}
+}
+
+// TestSymlinkReplacedNotFollowed: a regular file entry over an earlier symlink replaces the
+// symlink; the content never goes through it (the docker cp / CVE-2018-15664 shape).
+func TestSymlinkReplacedNotFollowed(t *testing.T) {
+	parent, dest := sandboxDir(t)
+	data := mkTar(t,
+		ent{name: "f", typ: tar.TypeSymlink, link: "../canary"},
+		ent{name: "f", typ: tar.TypeReg, body: "pwned"},
+		ent{name: "g", typ: tar.TypeSymlink, link: "/etc/hostname"},
+		ent{name: "g", typ: tar.TypeReg, body: "pwned"})
+	if _, err := Extract(bytes.NewReader(data), dest, opts()); err != nil {
+		t.Fatal(err)
+	}
+	checkCanary(t, parent)
+	for _, n := range []string{"f", "g"} {
+		st, err := os.Lstat(filepath.Join(dest, n))
+		if err != nil || !st.Mode().IsRegular() {
+			t.Fatalf("%s: %v %v", n, st, err)
+		}
 	}
 }
 
