@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"bulwark.dev/bulwark/image/internal/untar"
 )
 
 // rootfsTar builds a small root filesystem tar with the given extra files.
@@ -267,4 +270,31 @@ func FuzzParseIndex(f *testing.F) {
 		}
 		ParseConfig(b)
 	})
+}
+
+// TestDecompressionBomb: a small gzip layer that inflates past the limit is refused and nothing
+// is published.
+func TestDecompressionBomb(t *testing.T) {
+	root := t.TempDir()
+	s, _ := Open(root)
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: 64 << 20})
+	tw.Write(make([]byte, 64<<20))
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	desc, err := s.Import(writeFile(t, t.TempDir(), "bomb.tar.gz", gz.Bytes()), "bomb:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Unpack(desc, UnpackOptions{MaxBytes: 16 << 20})
+	if !errors.Is(err, untar.ErrLimit) {
+		t.Fatalf("bomb of %d compressed bytes: %v", gz.Len(), err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "layers", "sha256")); len(ents) != 0 {
+		t.Fatal("layer published from a bomb")
+	}
 }

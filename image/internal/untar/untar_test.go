@@ -132,7 +132,7 @@ func TestHostileCorpus(t *testing.T) {
 		{"hardlink-then-symlink-dir", mkTar(t,
 			ent{name: "s", typ: tar.TypeSymlink, link: ".."},
 			ent{name: "h", typ: tar.TypeLink, link: "s/canary"}), nil, ErrHardlink},
-		{"sparse-bomb", mkTar(t, ent{name: "huge", typ: tar.TypeReg, size: 2 << 20}),
+		{"big-file", mkTar(t, ent{name: "huge", typ: tar.TypeReg, size: 2 << 20}),
 			func(o *Options) { o.MaxBytes = 1 << 20 }, ErrLimit},
 	}
 	for _, c := range cases {
