@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+func TestBuildSpec(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc", "group"), []byte("root:x:0:\nstaff:x:50:\n"), 0o644)
+	cfg := ocispec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"serve"}, Env: []string{"PATH=/bin", "A=1"}, WorkingDir: "/srv", User: "app"}
+	t.Setenv("FROM_CALLER", "x")
+	req := &Request{Args: []string{"check"}, Env: []string{"A=2", "B=3", "FROM_CALLER", "UNSET_ONE"}, CapAdd: []string{"net_bind_service"},
+		Memory: 64 << 20, PidsLimit: 10, CPUs: 0.5, Volumes: []string{"/srv/data:/data:ro", "/x:/y:rw"}, Tmpfs: []string{"/cache:size=1m"},
+		Ulimits: []string{"nofile=100:200"}}
+	s, profile, err := buildSpec(req, cfg, root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.Process.Args, " "); got != "/entry check" {
+		t.Errorf("args %q", got)
+	}
+	if got := strings.Join(s.Process.Env, " "); got != "PATH=/bin A=2 B=3 FROM_CALLER=x" {
+		t.Errorf("env %q", got)
+	}
+	if s.Process.Cwd != "/srv" || s.Process.User.UID != 1000 || s.Process.User.GID != 1001 || s.Hostname != "c1" {
+		t.Errorf("cwd %s user %+v hostname %s", s.Process.Cwd, s.Process.User, s.Hostname)
+	}
+	if c := s.Process.Capabilities; c == nil || strings.Join(c.Bounding, ",") != "CAP_NET_BIND_SERVICE" {
+		t.Errorf("caps %+v", c)
+	}
+	r := s.Linux.Resources
+	if *r.Memory.Limit != 64<<20 || *r.Pids.Limit != 10 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 {
+		t.Errorf("resources %+v", r)
+	}
+	if len(s.Mounts) != 3 || s.Mounts[0].Type != "bind" || strings.Join(s.Mounts[0].Options, ",") != "rbind,ro" ||
+		strings.Join(s.Mounts[1].Options, ",") != "rbind" || s.Mounts[2].Type != "tmpfs" || !strings.Contains(strings.Join(s.Mounts[2].Options, ","), "size=1m") {
+		t.Errorf("mounts %+v", s.Mounts)
+	}
+	if len(s.Process.Rlimits) != 1 || s.Process.Rlimits[0] != (specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 100, Hard: 200}) {
+		t.Errorf("rlimits %+v", s.Process.Rlimits)
+	}
+	if profile != "default" || s.Linux.Seccomp == nil {
+		t.Errorf("seccomp: profile %q", profile)
+	}
+	if len(s.Linux.Namespaces) != 7 || !s.Root.Readonly || !s.Process.NoNewPrivileges {
+		t.Errorf("namespaces %v root %+v", s.Linux.Namespaces, s.Root)
+	}
+
+	// -u name:group and numeric ids; entrypoint override.
+	s, _, err = buildSpec(&Request{User: "app:staff", Entrypoint: []string{"/bin/sh"}, Args: []string{"-c", "x"}}, cfg, root, "c2")
+	if err != nil || s.Process.User.UID != 1000 || s.Process.User.GID != 50 || strings.Join(s.Process.Args, " ") != "/bin/sh -c x" {
+		t.Errorf("user app:staff: %v %+v %v", err, s.Process.User, s.Process.Args)
+	}
+	s, profile, err = buildSpec(&Request{User: "5:6", Seccomp: "unconfined"}, cfg, root, "c3")
+	if err != nil || s.Process.User.UID != 5 || s.Process.User.GID != 6 || profile != "unconfined" || s.Linux.Seccomp != nil {
+		t.Errorf("user 5:6 unconfined: %v %+v %q", err, s.Process.User, profile)
+	}
+}
+
+func TestBuildSpecRejects(t *testing.T) {
+	root := t.TempDir()
+	cfg := ocispec.ImageConfig{Cmd: []string{"x"}}
+	for _, req := range []*Request{
+		{Volumes: []string{"relative:/x"}},
+		{Volumes: []string{"/a"}},
+		{Volumes: []string{"/a:/b:rx"}},
+		{Tmpfs: []string{":size=1"}},
+		{Ulimits: []string{"nofile"}},
+		{Ulimits: []string{"nofile=10:5"}},
+		{Workdir: "relative"},
+		{User: "ghost"},
+		{Seccomp: filepath.Join(root, "missing.json")},
+	} {
+		if _, _, err := buildSpec(req, cfg, root, "c"); err == nil {
+			t.Errorf("%+v: no error", req)
+		}
+	}
+	if _, _, err := buildSpec(&Request{}, ocispec.ImageConfig{}, root, "c"); err == nil {
+		t.Error("an image without a command and no args: no error")
+	}
+}
+
+// TestAddMountpointsStaysInRoot: a symlinked directory in the image cannot make the engine create
+// mountpoints outside the tree.
+func TestAddMountpointsStaysInRoot(t *testing.T) {
+	dir := t.TempDir()
+	root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
+	for _, d := range []string{"var/tmp", "srv", "etc"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.MkdirAll(outside, 0o755)
+	// On the host these would lead to /var/tmp, out of the tree, and to the test's "outside".
+	os.Symlink("/var/tmp", filepath.Join(root, "tmp"))
+	os.Symlink("../../../../../../../../srv", filepath.Join(root, "run"))
+	os.Symlink(outside, filepath.Join(root, "data"))
+	os.Symlink("/bulwark-test-hosts", filepath.Join(root, "etc", "hosts"))
+	if err := addMountpoints(root, []string{"/tmp/bulwark-engine-test", "/run/y", "/proc"}, []string{"/etc/hosts"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := addMountpoints(root, []string{"/data/z"}, nil); err == nil {
+		t.Error("a mountpoint under a symlink dangling inside the root was created")
+	}
+	for _, p := range []string{"/var/tmp/bulwark-engine-test", "/bulwark-test-hosts", filepath.Join(outside, "z")} {
+		if _, err := os.Lstat(p); err == nil {
+			os.Remove(p)
+			t.Errorf("created on the host: %s", p)
+		}
+	}
+	for _, p := range []string{"var/tmp/bulwark-engine-test", "srv/y", "proc", "bulwark-test-hosts"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s not created inside the root: %v", p, err)
+		}
+	}
+	missing, err := missingMountpoints(root, []string{"/proc", "/tmp/bulwark-engine-test", "/nope"})
+	if err != nil || strings.Join(missing, ",") != "/nope" {
+		t.Errorf("missing %v, %v", missing, err)
+	}
+}
+
+func TestCopyTree(t *testing.T) {
+	dir := t.TempDir()
+	src, dst, linked := filepath.Join(dir, "src"), filepath.Join(dir, "dst"), filepath.Join(dir, "linked")
+	os.MkdirAll(filepath.Join(src, "a", "b"), 0o750)
+	os.WriteFile(filepath.Join(src, "a", "f"), []byte("data"), 0o640)
+	os.Link(filepath.Join(src, "a", "f"), filepath.Join(src, "hard"))
+	os.Symlink("a/f", filepath.Join(src, "sym"))
+	if err := copyTree(src, dst, false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "sym")); string(b) != "data" {
+		t.Errorf("symlink copy reads %q", b)
+	}
+	st1, _ := os.Stat(filepath.Join(dst, "a", "f"))
+	st2, _ := os.Stat(filepath.Join(dst, "hard"))
+	if !os.SameFile(st1, st2) || st1.Mode().Perm() != 0o640 {
+		t.Errorf("hard link not kept or mode %v", st1.Mode())
+	}
+	if st, _ := os.Stat(filepath.Join(dst, "a")); st.Mode().Perm() != 0o750 {
+		t.Errorf("dir mode %v", st.Mode())
+	}
+	if err := copyTree(dst, linked, true); err != nil {
+		t.Fatal(err)
+	}
+	st3, _ := os.Stat(filepath.Join(linked, "a", "f"))
+	if !os.SameFile(st1, st3) {
+		t.Error("link mode copied file data")
+	}
+}
+
+func TestApplyConstraints(t *testing.T) {
+	mem, swap, pids := int64(1<<30), int64(1<<30), int64(4096)
+	eff := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: &mem, Swap: &swap}, Pids: &specs.LinuxPids{Limit: &pids}}}}
+	maxMem, maxPids := int64(256<<20), int64(8192)
+	changes := applyConstraints(eff, policy.Constraints{MaxMemory: &maxMem, MaxPids: &maxPids})
+	r := eff.Linux.Resources
+	if *r.Memory.Limit != 256<<20 || *r.Memory.Swap != 256<<20 || *r.Pids.Limit != 4096 {
+		t.Errorf("limits: memory %d swap %d pids %d", *r.Memory.Limit, *r.Memory.Swap, *r.Pids.Limit)
+	}
+	if len(changes) != 1 || changes[0].Field != "linux.resources.memory.limit" {
+		t.Errorf("changes %+v", changes)
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "container.log")
+	w, err := OpenLog(p, 200, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, wr, _ := os.Pipe()
+	go func() {
+		for i := 0; i < 20; i++ {
+			fmt.Fprintf(wr, "line %02d\n", i)
+		}
+		wr.Close()
+	}()
+	if err := w.Pump("stdout", r); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, f := range []string{p, p + ".1", p + ".2"} {
+		st, err := os.Stat(f)
+		if err != nil || st.Size() > 200 {
+			t.Errorf("%s: %v size %v", f, err, st)
+		}
+	}
+	if _, err := os.Stat(p + ".3"); err == nil {
+		t.Error("more files kept than maxFiles")
+	}
+	var got []string
+	ReadLogs(p, 2, func(e LogEntry) error { got = append(got, strings.TrimSpace(e.Log)); return nil })
+	if len(got) == 0 || got[len(got)-1] != "line 19" || got[0] == "line 00" {
+		t.Errorf("entries after rotation: %v", got)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Errorf("out of order: %v", got)
+		}
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{&DeniedError{}, 125},
+		{ErrVerification, 125},
+		{&sandbox.InitError{Step: "find executable", Message: "not found in PATH"}, 127},
+		{&sandbox.InitError{Step: "find executable", Errno: syscall.ENOENT}, 127},
+		{&sandbox.InitError{Step: "find executable", Errno: syscall.EACCES}, 126},
+		{&sandbox.InitError{Step: "pivot_root", Errno: syscall.EPERM}, 125},
+		{errors.New("x"), 125},
+	} {
+		if got := ExitStatus(fmt.Errorf("wrapped: %w", tc.err)); got != tc.code {
+			t.Errorf("%v: %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+func TestDeniedErrorListsEveryReason(t *testing.T) {
+	e := &DeniedError{Decision: policy.Decision{Revision: "r1", Reasons: []policy.Reason{
+		{Code: "A", Message: "first", Path: "p[0]"}, {Code: "B", Message: "second"}}}}
+	want := "denied by policy (revision r1):\n  A: first [p[0]]\n  B: second"
+	if e.Error() != want {
+		t.Errorf("%q", e.Error())
+	}
+}
