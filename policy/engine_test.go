@@ -2,9 +2,11 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -277,4 +279,56 @@ func TestEmbeddedPolicyRefusesUnknownTenantByDefault(t *testing.T) {
 	if e.Info().Source != SourceEmbedded || !strings.HasPrefix(e.Info().Revision, "sha256:") {
 		t.Fatalf("info %+v", e.Info())
 	}
+}
+
+func TestDecideSpecAndDeniedError(t *testing.T) {
+	e := testEngine(t)
+	spec := &specs.Spec{
+		Process: &specs.Process{Args: []string{"/bin/true"}, Cwd: "/", NoNewPrivileges: true,
+			Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN"}}},
+		Root:  &specs.Root{Path: "rootfs"},
+		Linux: &specs.Linux{},
+	}
+	d := e.DecideSpec(context.Background(), spec, Context{Tenant: "acme", Operation: OpRun})
+	err := d.Err()
+	var de *DeniedError
+	if !errors.As(err, &de) {
+		t.Fatalf("Err() = %v", err)
+	}
+	for _, want := range []string{"CAP_FORBIDDEN: capability SYS_ADMIN is never granted [capabilities[0]]", "NAMESPACE_SHARED", "ROOTFS_WRITABLE", "SECCOMP_UNCONFINED", "MEMORY_LIMIT_MISSING"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%s", want, err)
+		}
+	}
+	if d := e.DecideSpec(context.Background(), &specs.Spec{}, Context{Tenant: "acme", Operation: OpRun}); d.Allow || d.Reasons[0].Code != CodeRequestInvalid {
+		t.Fatalf("spec without linux section: %+v", d)
+	}
+	if (Decision{Allow: true}).Err() != nil {
+		t.Fatal("allowed decision has an error")
+	}
+}
+
+func TestConcurrentDecisions(t *testing.T) {
+	e := testEngine(t)
+	req := allowedRequest(t)
+	deny := allowedRequest(t)
+	deny.Privileged = true
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if d := e.Decide(context.Background(), req); !d.Allow {
+					t.Errorf("goroutine %d: allowed request denied: %+v", i, d.Reasons)
+					return
+				}
+				if d := e.Decide(context.Background(), deny); d.Allow {
+					t.Errorf("goroutine %d: privileged request allowed", i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
