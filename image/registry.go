@@ -135,7 +135,14 @@ func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descripto
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	topDesc := ocispec.Descriptor{MediaType: string(top.MediaType), Digest: digest.Digest(top.Digest.String()), Size: top.Size}
-	var done, total int64
+	var done int64
+	total := transferSize(top.Manifest, string(top.MediaType), func(d ocispec.Descriptor) []byte {
+		m, err := remote.Get(rr.Context().Digest(d.Digest.String()), ropts...)
+		if err != nil {
+			return nil
+		}
+		return m.Manifest
+	})
 	fetch := func(d ocispec.Descriptor) (io.ReadCloser, error) {
 		dref := rr.Context().Digest(d.Digest.String())
 		if d.Digest == topDesc.Digest {
@@ -156,8 +163,7 @@ func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descripto
 		if err != nil {
 			return nil, err
 		}
-		total += d.Size
-		return &progressReader{rc: rc, done: &done, total: &total, fn: o.Progress}, nil
+		return &progressReader{rc: rc, done: &done, total: total, fn: o.Progress}, nil
 	}
 	var desc ocispec.Descriptor
 	err = s.ingestion(func() error {
@@ -173,17 +179,45 @@ func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descripto
 	return desc, nil
 }
 
+// transferSize is the number of blob bytes pulling the manifest b will move (config and layers),
+// known up front so a progress bar does not finish early; 0 if it cannot tell.
+func transferSize(b []byte, mediaType string, child func(ocispec.Descriptor) []byte) int64 {
+	if isIndex(mediaType, b) {
+		idx, err := ParseIndex(b)
+		if err != nil {
+			return 0
+		}
+		d, err := pickPlatform(idx)
+		if err != nil {
+			return 0
+		}
+		if b = child(d); b == nil || isIndex(d.MediaType, b) {
+			return 0
+		}
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		return 0
+	}
+	total := m.Config.Size
+	for _, l := range m.Layers {
+		total += l.Size
+	}
+	return total
+}
+
 type progressReader struct {
-	rc          io.ReadCloser
-	done, total *int64
-	fn          func(done, total int64)
+	rc    io.ReadCloser
+	done  *int64
+	total int64
+	fn    func(done, total int64)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.rc.Read(b)
 	*p.done += int64(n)
 	if p.fn != nil {
-		p.fn(*p.done, *p.total)
+		p.fn(*p.done, p.total)
 	}
 	return n, err
 }
