@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -251,11 +252,21 @@ func (s *Store) Push(local, ref string, o RegistryOptions) (ocispec.Descriptor, 
 		return desc, fmt.Errorf("open %s for push: %w", local, err)
 	}
 	if o.Progress != nil {
+		// go-containerregistry closes the channel when Write returns; wait for the last update so
+		// none arrives after the caller has finished its progress display.
 		ch := make(chan v1.Update, 16)
+		drained := make(chan struct{})
 		ropts = append(ropts, remote.WithProgress(ch))
 		go func() {
+			defer close(drained)
 			for u := range ch {
 				o.Progress(u.Complete, u.Total)
+			}
+		}()
+		defer func() {
+			select {
+			case <-drained:
+			case <-time.After(time.Second): // Write failed before it took charge of the channel
 			}
 		}()
 	}
