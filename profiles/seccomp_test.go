@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/bits"
 	"os"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -329,6 +330,60 @@ func TestSeccompDigest(t *testing.T) {
 	c, _ := SeccompDigest(p)
 	if a != b || a == c || !strings.HasPrefix(a, "sha256:") || len(a) != 71 {
 		t.Fatalf("digests %s %s %s", a, b, c)
+	}
+}
+
+// TestSeccompDigestCoversSpec fails when runtime-spec grows a field SeccompDigest does not hash:
+// the compiled-program cache would then hand out a program for a different profile.
+func TestSeccompDigestCoversSpec(t *testing.T) {
+	want := map[reflect.Type][]string{
+		reflect.TypeOf(specs.LinuxSeccomp{}):    {"DefaultAction", "DefaultErrnoRet", "Architectures", "Flags", "ListenerPath", "ListenerMetadata", "Syscalls"},
+		reflect.TypeOf(specs.LinuxSyscall{}):    {"Names", "Action", "ErrnoRet", "Args"},
+		reflect.TypeOf(specs.LinuxSeccompArg{}): {"Index", "Value", "ValueTwo", "Op"},
+	}
+	for typ, fields := range want {
+		var got []string
+		for f := range typ.Fields() {
+			got = append(got, f.Name)
+		}
+		if !slices.Equal(got, fields) {
+			t.Errorf("%s has fields %v; SeccompDigest (and cloneSeccomp) cover %v", typ, got, fields)
+		}
+	}
+	// Every field changes the digest.
+	base := DefaultSeccomp()
+	d0, _ := SeccompDigest(base)
+	one := uint(1)
+	muts := []func(p *specs.LinuxSeccomp){
+		func(p *specs.LinuxSeccomp) { p.DefaultAction = specs.ActKill },
+		func(p *specs.LinuxSeccomp) { p.DefaultErrnoRet = &one },
+		func(p *specs.LinuxSeccomp) { p.DefaultErrnoRet = nil },
+		func(p *specs.LinuxSeccomp) { p.Architectures = append(p.Architectures, specs.ArchX86) },
+		func(p *specs.LinuxSeccomp) { p.Flags = []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog} },
+		func(p *specs.LinuxSeccomp) { p.ListenerPath = "x" },
+		func(p *specs.LinuxSeccomp) { p.ListenerMetadata = "x" },
+		func(p *specs.LinuxSeccomp) { p.Syscalls[0].Names[0] += "x" },
+		func(p *specs.LinuxSeccomp) { p.Syscalls[0].Action = specs.ActLog },
+		func(p *specs.LinuxSeccomp) { p.Syscalls[0].ErrnoRet = &one },
+		func(p *specs.LinuxSeccomp) { p.Syscalls[5].Args[0].Value++ },
+		func(p *specs.LinuxSeccomp) { p.Syscalls[5].Args[0].ValueTwo++ },
+		func(p *specs.LinuxSeccomp) { p.Syscalls[5].Args[0].Index++ },
+		func(p *specs.LinuxSeccomp) { p.Syscalls[5].Args[0].Op = specs.OpEqualTo },
+		// moving a name between adjacent rules must not collide
+		func(p *specs.LinuxSeccomp) {
+			p.Syscalls[1].Names = append([]string{p.Syscalls[0].Names[len(p.Syscalls[0].Names)-1]}, p.Syscalls[1].Names...)
+			p.Syscalls[0].Names = p.Syscalls[0].Names[:len(p.Syscalls[0].Names)-1]
+		},
+	}
+	seen := map[string]int{d0: -1}
+	for i, m := range muts {
+		p := DefaultSeccomp()
+		m(p)
+		d, _ := SeccompDigest(p)
+		if j, dup := seen[d]; dup {
+			t.Errorf("mutation %d gives the same digest as %d", i, j)
+		}
+		seen[d] = i
 	}
 }
 
