@@ -200,6 +200,16 @@ func newImageUnpackCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			layers, err := s.Unpack(desc, image.UnpackOptions{})
+			if err != nil {
+				return err
+			}
+			for _, l := range layers {
+				if rep := l.Report; rep != nil && (len(rep.StrippedSetuid) > 0 || len(rep.DroppedXattrs) > 0) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "layer %s: setuid/setgid stripped from %v; xattrs dropped: %v\n",
+						l.DiffID, rep.StrippedSetuid, rep.DroppedXattrs)
+				}
+			}
 			r, err := s.Rootfs(desc, image.UnpackOptions{})
 			if err != nil {
 				return err
