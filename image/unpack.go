@@ -3,7 +3,6 @@ package image
 import (
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -164,8 +163,9 @@ func readLayerRecord(dir string) (*layerRecord, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("layer record %s: %w", dir, err)
 	}
-	if rec.Dir != filepath.Join(dir, "rootfs") {
-		return nil, errors.New("layer record names another directory")
+	if rec.DiffID.Encoded() != filepath.Base(dir) {
+		return nil, fmt.Errorf("layer record %s names diff_id %s", dir, rec.DiffID)
 	}
+	rec.Dir = filepath.Join(dir, "rootfs") // the state root may have moved since
 	return &rec, nil
 }
