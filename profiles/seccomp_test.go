@@ -108,6 +108,36 @@ func maskedConds(t *testing.T, r specs.LinuxSyscall, idx uint) []masked {
 	return out
 }
 
+// prefixCover returns the disjoint masked conditions matching every 32-bit value except those in
+// forbidden: walking the bits from the top, each branch that holds no forbidden value becomes one
+// condition. base is OR-ed into every mask (0xffffffff00000000 pins the high word to zero).
+// The ioctl and personality lists in default.json are its output.
+func prefixCover(forbidden []uint64, base uint64) []masked {
+	var out []masked
+	var walk func(vals []uint64, bit int, prefix uint64)
+	walk = func(vals []uint64, bit int, prefix uint64) {
+		if bit < 0 {
+			return
+		}
+		mask := base | uint64(0xffffffff)&^(1<<bit-1)
+		for b := range uint64(2) {
+			var child []uint64
+			for _, v := range vals {
+				if v>>bit&1 == b {
+					child = append(child, v)
+				}
+			}
+			if len(child) == 0 {
+				out = append(out, masked{mask, prefix | b<<bit})
+			} else {
+				walk(child, bit-1, prefix|b<<bit)
+			}
+		}
+	}
+	walk(forbidden, 31, 0)
+	return out
+}
+
 func disjoint(a, b masked) bool { return (a.v^b.v)&a.m&b.m != 0 }
 
 // checkCover asserts conds are pairwise disjoint and together match exactly `want` values of the
@@ -148,6 +178,9 @@ func TestDefaultSeccompIoctlCover(t *testing.T) {
 		t.Fatalf("ioctl deny conditions %#v", deny)
 	}
 	checkCover(t, "ioctl", append(slices.Clone(allow), deny...), 1<<32)
+	if want := prefixCover([]uint64{tiocsti, tioclinux}, 0); !slices.Equal(allow, want) {
+		t.Errorf("ioctl allow list differs from prefixCover: %#v", want)
+	}
 	for _, c := range allow {
 		for _, forbidden := range []uint64{tiocsti, tioclinux, tiocsti | 1<<32} {
 			if forbidden&c.m == c.v {
@@ -182,6 +215,9 @@ func TestDefaultSeccompPersonalityCover(t *testing.T) {
 		t.Fatalf("personality allows %#x (want 0 and 0xffffffff), high-word deny %v", allowEq, gt)
 	}
 	checkCover(t, "personality", deny, 1<<32-2)
+	if want := prefixCover([]uint64{0, 0xffffffff}, 0xffffffff00000000); !slices.Equal(deny, want) {
+		t.Errorf("personality deny list differs from prefixCover: %#v", want)
+	}
 	for _, c := range deny {
 		for _, ok := range []uint64{0, 0xffffffff} {
 			if ok&c.m == c.v {
