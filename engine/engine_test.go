@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/signing"
@@ -64,9 +66,7 @@ func signedRoot(tb testing.TB) string {
 	if err := repo.Init(signing.InitOptions{}); err != nil {
 		tb.Fatal(err)
 	}
-	if err := repo.Sign(signing.Target{Name: "busybox:1", Digest: desc.Digest, Length: desc.Size, MediaType: desc.MediaType}, signing.SignOptions{}); err != nil {
-		tb.Fatal(err)
-	}
+	sign(tb, root, "busybox:1", desc.Digest, desc.Size, desc.MediaType)
 	pinned, err := os.ReadFile(filepath.Join(repo.Dir, "1.root.json"))
 	if err != nil {
 		tb.Fatal(err)
@@ -75,6 +75,14 @@ func signedRoot(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return root
+}
+
+func sign(tb testing.TB, root, ref string, d digest.Digest, size int64, mediaType string) {
+	tb.Helper()
+	repo := signing.NewRepo(filepath.Join(root, "trust"))
+	if err := repo.Sign(signing.Target{Name: ref, Digest: d, Length: size, MediaType: mediaType}, signing.SignOptions{}); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func runOnce(tb testing.TB, e *Engine, name string) {

@@ -130,7 +130,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": err.Error()})
 		return nil, err
 	}
-	preq, err := policy.Build(eff, policy.Context{
+	pctx := policy.Context{
 		Tenant:    req.Tenant,
 		Identity:  policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
 		Operation: policy.OpRun,
@@ -140,17 +140,33 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		SeccompProfile: profile,
 		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
 		MACLayer: "landlock",
-	})
-	if err != nil {
-		return refuse("policy input", err)
 	}
-	preq.Capabilities = unionCaps(preq.Capabilities, asked)
-	d, err := e.decide(context.WithoutCancel(ctx), preq, t)
+	decide := func() (*policy.Request, policy.Decision, error) {
+		preq, err := policy.Build(eff, pctx)
+		if err != nil {
+			return nil, policy.Decision{}, fmt.Errorf("policy input: %w", err)
+		}
+		preq.Capabilities = unionCaps(preq.Capabilities, asked)
+		d, err := e.decide(context.WithoutCancel(ctx), preq, t)
+		return preq, d, err
+	}
+	preq, d, err := decide()
 	if err != nil {
 		return refuse("policy", err)
 	}
+	var constrained []sandbox.Raise
+	if !d.Allow && onlyDefaultsAboveMax(d, req) {
+		// The caller asked for no limit and the floor's default is above the tenant's maximum:
+		// the tenant's maximum is the stricter limit, so apply it and decide again.
+		constrained = applyConstraints(eff, d.Constraints)
+		t.add(audit.TypePolicy, "constraints", raisesAttrs(constrained))
+		pctx.Raises = policyRaises(append(append([]sandbox.Raise{}, raises...), constrained...))
+		if preq, d, err = decide(); err != nil {
+			return refuse("policy", err)
+		}
+	}
 	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String()},
-		Spec: eff, Raises: raises, Decision: d, InputDigest: policy.InputDigest(preq), SeccompProfile: profile, trail: t}
+		Spec: eff, Raises: append(raises, constrained...), Decision: d, InputDigest: policy.InputDigest(preq), SeccompProfile: profile, trail: t}
 	if !d.Allow {
 		return plan, &DeniedError{Decision: d}
 	}
@@ -210,6 +226,23 @@ func policyRaises(rs []sandbox.Raise) []policy.Raise {
 		out[i] = policy.Raise{Field: r.Field, From: r.From, To: r.To}
 	}
 	return out
+}
+
+// onlyDefaultsAboveMax reports whether every reason of a denial is a memory or pids limit above
+// the tenant's maximum that the caller did not ask for (the floor's default).
+func onlyDefaultsAboveMax(d policy.Decision, req *Request) bool {
+	if len(d.Reasons) == 0 {
+		return false
+	}
+	for _, r := range d.Reasons {
+		switch {
+		case r.Code == "MEMORY_LIMIT_ABOVE_MAX" && req.Memory == 0 && d.Constraints.MaxMemory != nil:
+		case r.Code == "PIDS_LIMIT_ABOVE_MAX" && req.PidsLimit == 0 && d.Constraints.MaxPids != nil:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // applyConstraints makes each limit the stricter of the request and the policy's constraint

@@ -177,3 +177,73 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestMountsAndWorkdir: -v (read-only whatever is asked), --tmpfs (writable), -w into a
+// directory the image lacks. The shared image tree is never written: the container gets its
+// own tree of hard links with the extra mountpoints, removed with it.
+func TestMountsAndWorkdir(t *testing.T) {
+	f := newFixture(t)
+	host := filepath.Join(f.dir, "hostdata")
+	os.MkdirAll(host, 0o755)
+	os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644)
+	id := f.name(t, "mnt")
+	r := bulwark(t, f.root, "run", "--rm", "--name", id, "-v", host+":/in:rw", "--tmpfs", "/scratch:size=1m",
+		"-w", "/work/dir", "busybox:1", "sh", "-c",
+		`cat /in/in.txt; echo w > /scratch/f && cat /scratch/f; echo x > /in/new 2>/dev/null || echo in-ro; pwd; echo y > /work/dir/z 2>/dev/null || echo root-ro`)
+	if want := "from host\nw\nin-ro\n/work/dir\nroot-ro\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("exit %d, stdout %q, want %q; stderr %s", r.code, r.stdout, want, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(host, "new")); err == nil {
+		t.Error("the container wrote into a host bind")
+	}
+	trees, _ := filepath.Glob(filepath.Join(f.root, "rootfs", "sha256", "*"))
+	for _, tree := range trees {
+		for _, p := range []string{"in", "scratch", "work"} {
+			if _, err := os.Stat(filepath.Join(tree, p)); err == nil {
+				t.Errorf("mountpoint /%s was created in the shared image tree %s", p, tree)
+			}
+		}
+	}
+	recs := f.records(t, id)
+	if raises := attr(find(recs, "container", "floor.raises"), "raises"); !strings.Contains(raises, `"mounts[/in].options"`) {
+		t.Errorf("the read-only raise of the rw bind is not recorded: %s", raises)
+	}
+	f.assertNothingLeft(t)
+}
+
+// TestTenantLimits: a tenant's maxima (operator data in --policy-dir) constrain a run that asked
+// for no limits, and deny one that asked for more.
+func TestTenantLimits(t *testing.T) {
+	f := newFixture(t)
+	pol := filepath.Join(f.dir, "policy")
+	os.MkdirAll(pol, 0o755)
+	os.WriteFile(filepath.Join(pol, "data.json"), []byte(`{"bulwark": {"defaults": {"grantable_capabilities": ["CHOWN"],
+		"max_memory": 8589934592, "max_pids": 4096, "writable_bind_sources": []},
+		"tenants": {"default": {}, "small": {"max_memory": 134217728, "max_pids": 64}}}}`), 0o644)
+	id := f.name(t, "small")
+	must(t, f.root, "run", "--rm", "--policy-dir", pol, "--tenant", "small", "--name", id, "busybox:1", "true")
+	recs := f.records(t, id)
+	c := find(recs, "policy", "constraints")
+	if !strings.Contains(attr(c, "raises"), "134217728 (policy constraint)") || !strings.Contains(attr(c, "raises"), "64 (policy constraint)") {
+		t.Errorf("constraints record: %v", c)
+	}
+	if recs[0]["tenant"] != "small" {
+		t.Errorf("tenant %v", recs[0]["tenant"])
+	}
+	r := bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--tenant", "small", "--name", f.name(t, "big"), "--memory", "1g", "busybox:1", "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "MEMORY_LIMIT_ABOVE_MAX") {
+		t.Errorf("explicit 1g for tenant small: exit %d %s", r.code, r.stderr)
+	}
+	// Capabilities: CHOWN is granted by this operator's data, KILL (grantable by the floor) is
+	// not; the capability really is in the workload's effective set.
+	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "--cap-add", "CHOWN", "--name", f.name(t, "chown"), "busybox:1",
+		"sh", "-c", "grep CapEff /proc/self/status")
+	if !strings.Contains(out, "0000000000000001") {
+		t.Errorf("CHOWN granted: %s", out)
+	}
+	r = bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--cap-add", "KILL", "--name", f.name(t, "kill"), "busybox:1", "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "CAP_NOT_GRANTED") {
+		t.Errorf("KILL: exit %d %s", r.code, r.stderr)
+	}
+	f.assertNothingLeft(t)
+}
