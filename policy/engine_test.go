@@ -332,3 +332,34 @@ func TestConcurrentDecisions(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestDataOnlyDirectoryYAML(t *testing.T) {
+	dir := writePolicyDir(t, map[string]string{"data.yaml": `
+bulwark:
+  defaults: {max_memory: 1073741824, max_pids: 100, grantable_capabilities: [CHOWN], writable_bind_sources: []}
+  tenants:
+    yaml-tenant: {}
+`})
+	p, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(context.Background(), p, WithRecorder(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := allowedRequest(t)
+	req.Tenant = "yaml-tenant"
+	d := e.Decide(context.Background(), req)
+	codes := map[string]bool{}
+	for _, r := range d.Reasons {
+		codes[r.Code] = true
+	}
+	// The embedded rules apply with the directory's data: KILL is not granted, pids 128 > 100.
+	if d.Allow || !codes["CAP_NOT_GRANTED"] || !codes["PIDS_LIMIT_ABOVE_MAX"] || len(codes) != 2 {
+		t.Fatalf("decision %+v", d)
+	}
+	if e.Info().Source != SourceDirectory || e.Info().Location != dir {
+		t.Fatalf("info %+v", e.Info())
+	}
+}
