@@ -279,6 +279,11 @@ func TestRefused(t *testing.T) {
 	// Re-point repointed:1 at another image without signing.
 	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "evil"), "--tag", "repointed:1")
 	tamperLayer(t, f.root, "tampered:1")
+	// An image that ran once (layers unpacked, rootfs flattened) and was tampered with since.
+	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "used"), "--tag", "used:1")
+	must(t, f.root, "trust", "sign", "used:1")
+	must(t, f.root, "run", "--rm", "--name", f.name(t, "used"), "used:1", "true")
+	tamperLayer(t, f.root, "used:1")
 
 	for _, tc := range []struct {
 		name   string
@@ -288,6 +293,7 @@ func TestRefused(t *testing.T) {
 	}{
 		{"unsigned", []string{"unsigned:1", "true"}, []string{"image verification failed", "not a signed target"}, "trust.verify.failed"},
 		{"tampered", []string{"tampered:1", "true"}, []string{"image verification failed", "does not match"}, "trust.verify.failed"},
+		{"tampered-after-use", []string{"used:1", "true"}, []string{"image verification failed", "does not match"}, "trust.verify.failed"},
 		{"repointed", []string{"repointed:1", "true"}, []string{"image verification failed", "signed as"}, "trust.verify.failed"},
 		{"cap-sys-admin", []string{"--cap-add", "SYS_ADMIN", "busybox:1", "true"}, []string{"denied by policy", "CAP_FORBIDDEN", "SYS_ADMIN is never granted"}, "policy.decision"},
 		{"many-reasons", []string{"--cap-add", "SYS_PTRACE", "--cap-add", "NET_ADMIN", "-v", "/etc:/hostetc", "--security-opt", "seccomp=unconfined", "busybox:1", "true"},
