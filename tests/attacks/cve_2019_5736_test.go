@@ -113,10 +113,11 @@ func testExeOverwriteCLI(t *testing.T) {
 	}
 	defer out.Close()
 	create := runc("create", "--bundle", bundle, id)
-	var createErr strings.Builder
-	create.Stdout, create.Stderr = out, &createErr
+	// The init inherits create's stdio: a pipe would keep Run waiting until the container exits.
+	create.Stdout, create.Stderr = out, out
 	if err := create.Run(); err != nil {
-		t.Fatalf("create: %v\n%s", err, createErr.String())
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("create: %v\n%s", err, b)
 	}
 	t.Cleanup(func() { runc("delete", "--force", id).Run() })
 	if b, err := runc("start", id).CombinedOutput(); err != nil {

@@ -118,13 +118,19 @@ func TestRuncCLILifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer outFile.Close()
-	c := r.cmd("create", "--bundle", bundle, "--pid-file", bundle+"/pid", id)
-	c.Stdout = outFile
-	var errb bytes.Buffer
-	c.Stderr = &errb
-	if err := c.Run(); err != nil {
-		t.Fatalf("create: %v\n%s", err, errb.Bytes())
+	// The container's init inherits create's stdio: a pipe there would keep Run waiting until
+	// the container exits, so both go to files.
+	errFile, err := os.Create(bundle + "/create.err")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer errFile.Close()
+	c := r.cmd("create", "--bundle", bundle, "--pid-file", bundle+"/pid", id)
+	c.Stdout, c.Stderr = outFile, errFile
+	if err := c.Run(); err != nil {
+		t.Fatalf("create: %v\n%s", err, mustRead(t, errFile.Name()))
+	}
+	t.Cleanup(func() { r.cmd("delete", "--force", id).Run() })
 	st, err := r.state(id)
 	if err != nil || st["status"] != "created" {
 		t.Fatalf("state after create: %v %v", st, err)

@@ -102,6 +102,18 @@ func cwd() *report.Cwd {
 		c.Error = errName(err)
 	}
 	c.Path = p
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(".", &sfs); err == nil {
+		c.FSMagic = fmt.Sprintf("%#x", sfs.Type)
+	}
+	if ents, err := os.ReadDir("."); err == nil {
+		for i, e := range ents {
+			if i == 20 {
+				break
+			}
+			c.Entries = append(c.Entries, e.Name())
+		}
+	}
 	var root unix.Stat_t
 	if err := unix.Stat("/", &root); err != nil {
 		c.Error = "stat /: " + errName(err)

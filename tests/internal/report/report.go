@@ -99,10 +99,13 @@ type Mount struct {
 // Cwd is the working directory and whether walking up from it ends at this process's root: a cwd
 // on a leaked host directory (CVE-2024-21626) walks up to the host root instead.
 type Cwd struct {
-	Path    string `json:"path"`
-	Error   string `json:"error,omitempty"`
-	InRoot  bool   `json:"inRoot"`
-	UpSteps int    `json:"upSteps"`
+	Path   string `json:"path"`
+	Error  string `json:"error,omitempty"`
+	InRoot bool   `json:"inRoot"`
+	// FSMagic and Entries describe the directory itself, to tell what a cwd outside the root is.
+	FSMagic string   `json:"fsMagic"`
+	Entries []string `json:"entries,omitempty"`
+	UpSteps int      `json:"upSteps"`
 }
 
 // Cgroup is the process's cgroup membership and, when a cgroupfs is visible, the limits it reads.
