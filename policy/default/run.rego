@@ -79,7 +79,9 @@ granted(c) if {
 	c in grantable_names
 }
 
-constraints := {"maxMemory": max_memory, "maxPids": max_pids}
+default constraints := {}
+
+constraints := {"maxMemory": max_memory, "maxPids": max_pids} if tenant_limits_valid
 
 # ---- floor tables ----
 
@@ -150,7 +152,7 @@ deny contains reason("TENANT_UNKNOWN", sprintf("tenant %q is not configured", [t
 	not data.bulwark.tenants[tenant_name]
 }
 
-deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_memory and max_pids", [tenant_name]), "tenant") if {
+deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_memory or max_pids (positive numbers)", [tenant_name]), "tenant") if {
 	not tenant_limits_valid
 }
 
