@@ -55,6 +55,12 @@ func TestDefaultProfileEnforced(t *testing.T) {
 		t.Errorf("new OS threads under the filter failed: %v (glibc needs ENOSYS from clone3)", unix.Errno(got["threads"]))
 	}
 
+	// As root every refused call would have reached the kernel; unprivileged, the kernel itself
+	// answers EPERM to several (mount, setns), so the comparison only means something as root.
+	if os.Geteuid() != 0 {
+		t.Log("unfiltered baseline skipped: not root")
+		return
+	}
 	base := probeResults(t)
 	for _, pr := range probes {
 		if hostEffect[pr.name] || pr.want != unix.EPERM && pr.want != unix.ENOSYS || pr.name == "syscall 1000" {
@@ -159,7 +165,8 @@ func TestStaticGoUnderDefault(t *testing.T) {
 	}
 	bin := filepath.Join(dir, "prog")
 	build := exec.Command(goBin, "build", "-o", bin, src)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GO111MODULE=off")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
+	build.Dir = dir
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
