@@ -34,7 +34,9 @@ type Meta struct {
 	Pid       int       `json:"pid,omitempty"`
 	Detached  bool      `json:"detached"`
 	Remove    bool      `json:"autoRemove"`
-	Exit      *ExitInfo `json:"exit,omitempty"`
+	// LogMaxFiles is how many rotated log files are kept beside container.log.
+	LogMaxFiles int       `json:"logMaxFiles,omitempty"`
+	Exit        *ExitInfo `json:"exit,omitempty"`
 }
 
 // Container is what ps and inspect show: the engine's record and the sandbox's live state.
@@ -51,6 +53,15 @@ func (e *Engine) metaDir(id string) string { return filepath.Join(e.cfg.Root, "e
 
 // LogPath is the container's log file (detached containers).
 func (e *Engine) LogPath(id string) string { return filepath.Join(e.metaDir(id), "container.log") }
+
+// ReadLogs calls fn for every entry of a container's log, rotated files included, oldest first.
+func (e *Engine) ReadLogs(id string, fn func(LogEntry) error) error {
+	m, err := e.readMeta(id)
+	if err != nil {
+		return err
+	}
+	return ReadLogs(e.LogPath(id), m.LogMaxFiles, fn)
+}
 
 // createMeta claims the id: the directory is created exclusively, so two runs with one --name
 // cannot both proceed.

@@ -66,7 +66,7 @@ func (e *Engine) RunDetached(p *Plan, started func(*Running, error)) (*ExitInfo,
 		started(nil, err)
 		return nil, err
 	}
-	lw, err := OpenLog(e.LogPath(p.ID), 0, 0)
+	lw, err := OpenLog(e.LogPath(p.ID), p.Request.LogMaxSize, p.Request.LogMaxFiles)
 	if err != nil {
 		r.Signal(syscall.SIGKILL)
 		r.Wait()

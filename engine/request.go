@@ -53,6 +53,10 @@ type Request struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Remove      bool              `json:"remove,omitempty"`
 	Detach      bool              `json:"detach,omitempty"`
+	// LogMaxSize and LogMaxFiles rotate a detached container's log (docker's --log-opt
+	// max-size, max-file); zero takes DefaultLogMaxSize and DefaultLogMaxFiles.
+	LogMaxSize  int64 `json:"logMaxSize,omitempty"`
+	LogMaxFiles int   `json:"logMaxFiles,omitempty"`
 	// DryRun decides and reports without creating anything.
 	DryRun bool `json:"dryRun,omitempty"`
 }

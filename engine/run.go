@@ -324,6 +324,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 		ID: plan.ID, Name: plan.Request.Name, Tenant: plan.Request.Tenant, RequestID: plan.Request.ID,
 		Image: plan.Image, Args: plan.Spec.Process.Args, Created: time.Now().UTC(),
 		Detached: plan.Request.Detach, Remove: plan.Request.Remove, UID: plan.Request.Identity.UID,
+		LogMaxFiles: plan.Request.LogMaxFiles,
 	}
 	dir, err := e.createMeta(meta)
 	if err != nil {

@@ -101,11 +101,10 @@ func newLogsCmd() *cobra.Command {
 				if _, err := e.Inspect(args[0]); err != nil {
 					return err
 				}
-				path := e.LogPath(args[0])
 				seen := 0
 				print := func() error {
 					n := 0
-					return engine.ReadLogs(path, 0, func(le engine.LogEntry) error {
+					return e.ReadLogs(args[0], func(le engine.LogEntry) error {
 						n++
 						if n <= seen {
 							return nil

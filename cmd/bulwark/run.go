@@ -59,6 +59,7 @@ func newRunCmd() *cobra.Command {
 		ef          engineFlags
 		memory      string
 		secOpts     []string
+		logOpts     []string
 		entrypoint  string
 		readOnly    bool
 		interactive bool
@@ -86,6 +87,9 @@ invoked; 127 when it is not found.`,
 				req.Memory = n
 			}
 			if err := securityOpts(&req, secOpts); err != nil {
+				return err
+			}
+			if err := logOptions(&req, logOpts); err != nil {
 				return err
 			}
 			if req.Detach && interactive {
@@ -122,6 +126,7 @@ invoked; 127 when it is not found.`,
 	fl.StringVar(&req.Hostname, "hostname", "", "container hostname (default: the container id)")
 	fl.StringArrayVar(&req.Ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
 	fl.StringVar(&entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fl.StringArrayVar(&logOpts, "log-opt", nil, "detached log rotation: max-size=SIZE (default 10m), max-file=N (rotated files kept, default 3)")
 	fl.BoolVar(&dryRun, "dry-run", false, "print the decision and the effective, floor-raised config; run nothing")
 	ef.add(c)
 	return c
@@ -145,6 +150,29 @@ func securityOpts(req *engine.Request, opts []string) error {
 			}
 		default:
 			return fmt.Errorf("--security-opt %q is not supported (seccomp=FILE|unconfined, no-new-privileges)", o)
+		}
+	}
+	return nil
+}
+
+func logOptions(req *engine.Request, opts []string) error {
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "max-size":
+			n, err := parseBytes(v)
+			if err != nil {
+				return fmt.Errorf("--log-opt %s: %w", o, err)
+			}
+			req.LogMaxSize = n
+		case "max-file":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return fmt.Errorf("--log-opt %s: want a positive number of files", o)
+			}
+			req.LogMaxFiles = n
+		default:
+			return fmt.Errorf("--log-opt %q is not supported (max-size, max-file)", o)
 		}
 	}
 	return nil

@@ -247,3 +247,35 @@ func TestTenantLimits(t *testing.T) {
 	}
 	f.assertNothingLeft(t)
 }
+
+// TestLogRotation: a detached container's log rotates by size and keeps max-file old files;
+// logs reads them in order.
+func TestLogRotation(t *testing.T) {
+	f := newFixture(t)
+	id := f.name(t, "logs")
+	must(t, f.root, "run", "-d", "--name", id, "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox:1",
+		"sh", "-c", `i=0; while [ $i -lt 300 ]; do echo "line $i"; i=$((i+1)); done`)
+	waitFor(t, func() bool { return inspect(t, f, id).Exit != nil })
+	logs := filepath.Join(f.root, "engine", id, "container.log")
+	for _, p := range []string{logs, logs + ".1", logs + ".2"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 1024 {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(logs + ".3"); err == nil {
+		t.Error("more than max-file rotated files kept")
+	}
+	lines := strings.Split(strings.TrimSpace(must(t, f.root, "logs", id)), "\n")
+	if len(lines) < 10 || lines[len(lines)-1] != "line 299" {
+		t.Fatalf("logs tail: %v", lines[max(0, len(lines)-3):])
+	}
+	first, _ := strconv.Atoi(strings.TrimPrefix(lines[0], "line "))
+	for i, l := range lines {
+		if l != "line "+strconv.Itoa(first+i) {
+			t.Fatalf("line %d is %q, want line %d (gap or disorder across rotated files)", i, l, first+i)
+		}
+	}
+	must(t, f.root, "rm", id)
+	f.assertNothingLeft(t)
+}
