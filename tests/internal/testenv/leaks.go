@@ -214,7 +214,12 @@ func (l *Leaks) stateLeaks(ids []string) []string {
 			return nil
 		}
 		for _, id := range ids {
-			if strings.Contains(string(b), id) {
+			if !strings.Contains(string(b), id) {
+				continue
+			}
+			if strings.HasPrefix(d.Name(), ".") {
+				out = append(out, fmt.Sprintf("stale temporary file naming %s (an interrupted write was never cleaned up): %s", id, p))
+			} else {
 				out = append(out, fmt.Sprintf("id range still held for %s in %s", id, p))
 			}
 		}
