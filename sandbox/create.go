@@ -172,6 +172,9 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		return nil, err
 	}
 	undo.release()
+	for _, rs := range raises {
+		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
+	}
 	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})
 	return &Container{rt: r, id: id, dir: dir, cmd: cmd}, nil
 }

@@ -83,6 +83,12 @@ func leakCheck(t *testing.T, id string) {
 		if len(m) > 0 {
 			t.Errorf("cgroup dirs left behind: %v", m)
 		}
+		procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+		for _, p := range procs {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("/bulwark/"+id+"\n")) {
+				t.Errorf("process left behind: %s", p)
+			}
+		}
 	})
 }
 
