@@ -275,6 +275,13 @@ func (a *Allocator) save(st *state) error {
 	if err != nil {
 		return fmt.Errorf("encode idmap state: %w", err)
 	}
+	// A writer killed between CreateTemp and Rename leaves its temporary file behind; the lock is
+	// held here, so every temporary file present now is such a leftover.
+	if stale, err := filepath.Glob(filepath.Join(a.dir, ".ranges-*.json")); err == nil {
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 	tmp, err := os.CreateTemp(a.dir, ".ranges-*.json")
 	if err != nil {
 		return fmt.Errorf("write idmap state: %w", err)
