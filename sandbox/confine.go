@@ -71,6 +71,10 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return stepError("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "", err)
 	}
+	// SELinux/AppArmor take effect at the execve; their /proc writes must precede Landlock.
+	if err := p.MAC.ApplyExec(); err != nil {
+		return stepError("mac", "apply on exec", "", err)
+	}
 	// A writable mount reached through an image symlink was mounted at the link's target (inside
 	// the root): grant that real path, which Landlock insists on.
 	for i, w := range p.Landlock.Writable {

@@ -17,6 +17,7 @@ import (
 
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
+	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
 // Descriptors the runtime hands a re-executed child through exec.Cmd.ExtraFiles, by fixed number.
@@ -104,6 +105,19 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if proc.Terminal && stdio.ConsoleSocket == "" {
 		return nil, errors.New("process.terminal is set but no console socket was given")
 	}
+	// SELinux labels and the AppArmor profile, where the host has them (Landlock is in proc).
+	layers := mac.Detect()
+	store, err := r.labelStore(layers)
+	if err != nil {
+		return nil, err
+	}
+	macC, err := mac.Prepare(layers, store, id, mac.SELinuxLabels{Process: eff.Process.SelinuxLabel, Mount: eff.Linux.MountLabel})
+	if err != nil {
+		return nil, fmt.Errorf("mac: %w", err)
+	}
+	undo.add(func() { mac.Cleanup(layers, store, id) })
+	proc.MAC = macC
+	st.MAC = macC
 
 	cg, err := cgroups.New(st.Cgroup)
 	if err != nil {
@@ -149,7 +163,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname), Process: proc,
 	}
-	fds, err := r.donate(cfg, pid, rootfs, fifo, bundle, eff.Mounts)
+	fds, err := r.donate(cfg, pid, rootfs, fifo, bundle, eff.Mounts, macC)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
@@ -227,6 +241,18 @@ func (j *cgroupJoin) cancel() {
 	j.wait()
 }
 
+// labelStore opens the SELinux label reservations, only on hosts with SELinux.
+func (r *Runtime) labelStore(layers mac.Layers) (*mac.LabelStore, error) {
+	if !layers.SELinux {
+		return nil, nil
+	}
+	s, err := mac.OpenLabelStore(filepath.Join(r.opts.Root, "selinux"))
+	if err != nil {
+		return nil, fmt.Errorf("selinux label store: %w", err)
+	}
+	return s, nil
+}
+
 // checkUser refuses ids the container's user namespace cannot map.
 func checkUser(p *specs.Process, size uint32) error {
 	ids := append([]uint32{p.User.UID, p.User.GID}, p.User.AdditionalGids...)
@@ -278,7 +304,7 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 }
 
 // donate opens every descriptor the child needs and records their indices in cfg.
-func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, mounts []specs.Mount) ([]int, error) {
+func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, mounts []specs.Mount, macC mac.Container) ([]int, error) {
 	var fds []int
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -304,6 +330,9 @@ func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, 
 	}
 	for _, m := range mounts {
 		flags, data := parseOptions(m.Options)
+		if m.Type == "tmpfs" || m.Type == "devpts" || m.Type == "mqueue" {
+			data = macC.MountOptions(data)
+		}
 		mp := mountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
 		if isBind(m) {
 			src := m.Source

@@ -99,6 +99,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if proc.Terminal && stdio.ConsoleSocket == "" {
 		return nil, fmt.Errorf("process.terminal is set but no console socket was given")
 	}
+	proc.MAC = st.MAC
 	cg, err := cgroups.New(st.Cgroup)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)

@@ -15,6 +15,7 @@ import (
 
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
+	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
 // ErrNoExitStatus is returned by Wait in a process that did not create the container: only the
@@ -200,6 +201,17 @@ func (c *Container) Delete(force bool) error {
 	tenant := st.Tenant
 	if tenant == "" {
 		tenant = c.rt.opts.Tenant
+	}
+	layers := st.MAC.Layers
+	if !st.MAC.Layers.Any() {
+		layers = mac.Detect() // crashed before the MAC state was recorded
+	}
+	store, err := c.rt.labelStore(layers)
+	if err != nil {
+		return err
+	}
+	if err := mac.Cleanup(layers, store, c.id); err != nil {
+		return fmt.Errorf("release MAC labels: %w", err)
 	}
 	alloc, err := idmap.Open(filepath.Join(c.rt.opts.Root, "idmap"))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"bulwark.dev/bulwark/sandbox/internal/caps"
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
+	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
 // initConfig is the plan the parent sends the child in the config message: everything the child
@@ -61,6 +62,7 @@ type processPlan struct {
 	Rows        uint16         `json:"rows,omitempty"`
 	Cols        uint16         `json:"cols,omitempty"`
 	OOMScoreAdj *int           `json:"oomScoreAdj,omitempty"`
+	MAC         mac.Container  `json:"mac"`
 	Landlock    landlock.Rules `json:"landlock"`
 	Seccomp     []seccompBlob  `json:"seccomp"`
 }

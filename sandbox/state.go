@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
 // stateFile is state.json: the public State plus what the runtime needs to find the container's
@@ -22,6 +24,8 @@ type stateFile struct {
 	InitStartTime uint64 `json:"initStartTime,omitempty"`
 	// Cgroup is the cgroup name given to cgroups.New.
 	Cgroup string `json:"cgroup"`
+	// MAC is what the SELinux/AppArmor layers hold for the container; Exec applies the same.
+	MAC mac.Container `json:"mac"`
 }
 
 // transitions is the lifecycle state machine: for each state, the states it may move to.
