@@ -168,7 +168,7 @@ func TestRuncCLILifecycle(t *testing.T) {
 // `delete --force` afterwards must leave nothing (state, cgroups, mounts, processes, id range).
 func TestRuncCLIKilledMidCreate(t *testing.T) {
 	r := newRuncCLI(t)
-	for _, after := range []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond, 80 * time.Millisecond} {
+	for _, ms := range []int{2, 5, 10, 15, 20, 30, 50, 80, 120} {
 		bundle := testenv.Bundle(t, testenv.Spec(probe()))
 		r.leaks.Dir(bundle)
 		id := r.leaks.Track(testenv.UniqueID(t))
@@ -176,14 +176,14 @@ func TestRuncCLIKilledMidCreate(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(after)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 		c.Process.Signal(syscall.SIGKILL)
 		c.Wait()
 		var errb bytes.Buffer
 		d := r.cmd("delete", "--force", id)
 		d.Stderr = &errb
 		derr := d.Run()
-		t.Logf("killed after %v; delete --force: %v %s", after, derr, strings.TrimSpace(errb.String()))
+		t.Logf("killed after %dms; delete --force: %v %s", ms, derr, strings.TrimSpace(errb.String()))
 		r.leaks.AssertNone(t)
 	}
 }

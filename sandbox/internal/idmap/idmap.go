@@ -196,6 +196,13 @@ func (a *Allocator) locked(fn func(*state) (changed bool, err error)) error {
 	if err := flock(lf); err != nil {
 		return err
 	}
+	// A writer killed between CreateTemp and Rename in save leaves its temporary file behind;
+	// with the lock held, every temporary file present now is such a leftover.
+	if stale, err := filepath.Glob(filepath.Join(a.dir, ".ranges-*.json")); err == nil {
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 	st, err := a.load()
 	if err != nil {
 		return err
@@ -274,13 +281,6 @@ func (a *Allocator) save(st *state) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode idmap state: %w", err)
-	}
-	// A writer killed between CreateTemp and Rename leaves its temporary file behind; the lock is
-	// held here, so every temporary file present now is such a leftover.
-	if stale, err := filepath.Glob(filepath.Join(a.dir, ".ranges-*.json")); err == nil {
-		for _, p := range stale {
-			os.Remove(p)
-		}
 	}
 	tmp, err := os.CreateTemp(a.dir, ".ranges-*.json")
 	if err != nil {
