@@ -72,29 +72,7 @@ func TestConsoleSocket(t *testing.T) {
 	leakCheck(t, "tty1")
 	r := newTestRuntime(t)
 	bundle, spec := busyboxBundle(t)
-	sock := filepath.Join(t.TempDir(), "console.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got := make(chan *os.File, 1)
-	go func() {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer c.Close()
-		buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		fds, _ := parseRights(oob[:oobn])
-		if err != nil || len(fds) != 1 {
-			got <- nil
-			return
-		}
-		got <- os.NewFile(uintptr(fds[0]), "pty-master")
-	}()
+	sock, got := consoleListener(t)
 	spec.Process.Terminal = true
 	spec.Process.Args = []string{"/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"}
 	c, err := r.Create("tty1", bundle, spec, IO{ConsoleSocket: sock})
@@ -120,6 +98,68 @@ func TestConsoleSocket(t *testing.T) {
 	if code, _ := c.Wait(); code != 0 || !strings.Contains(string(buf[:n]), "on-a-tty") {
 		t.Fatalf("exit %d, pty output %q", code, buf[:n])
 	}
+}
+
+// TestExecConsole: an exec'd process with a terminal gets its own pty through the socket.
+func TestExecConsole(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "tty2")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.Args = []string{"/bin/sleep", "100"}
+	c, err := r.Create("tty2", bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sock, got := consoleListener(t)
+	p, err := c.Exec(&specs.Process{Terminal: true, Args: []string{"/bin/sh", "-c", "test -t 0 && echo exec-on-a-tty"}, Env: []string{"PATH=/bin"}, Cwd: "/"}, IO{ConsoleSocket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := <-got
+	if master == nil {
+		t.Fatal("no pty master")
+	}
+	defer master.Close()
+	buf := make([]byte, 256)
+	master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _ := master.Read(buf)
+	if code, _ := p.Wait(); code != 0 || !strings.Contains(string(buf[:n]), "exec-on-a-tty") {
+		t.Fatalf("exit %d, pty output %q", code, buf[:n])
+	}
+}
+
+// consoleListener listens on a console socket and yields each pty master it receives.
+func consoleListener(t *testing.T) (string, chan *os.File) {
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	got := make(chan *os.File, 4)
+	go func() {
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+			_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+			c.Close()
+			fds, _ := parseRights(oob[:oobn])
+			if err != nil || len(fds) != 1 {
+				got <- nil
+				continue
+			}
+			got <- os.NewFile(uintptr(fds[0]), "pty-master")
+		}
+	}()
+	return sock, got
 }
 
 // TestStartAfterInitDied: Start must fail cleanly, not hang, when init is gone.
@@ -173,5 +213,23 @@ func TestExecAsUser(t *testing.T) {
 	}
 	if _, err := c.Exec(&specs.Process{Args: []string{"/bin/true"}, Cwd: "/", User: specs.User{UID: 1 << 20}}, IO{}); err == nil {
 		t.Fatal("exec with an unmapped uid succeeded")
+	}
+}
+
+// TestSysctlNamespaced: a namespaced sysctl is written in the container's own namespace only.
+func TestSysctlNamespaced(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "sysctl1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	host, _ := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+	spec.Process.Args = []string{"/bin/cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"}
+	code, out, errOut := run(t, r, "sysctl1", bundle, spec)
+	if code != 0 || strings.TrimSpace(out) != "0" {
+		t.Fatalf("exit %d, out %q, err %q", code, out, errOut)
+	}
+	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); string(after) != string(host) {
+		t.Fatalf("host sysctl changed: %q → %q", host, after)
 	}
 }
