@@ -300,8 +300,19 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 		parent.Close()
 		return nil, nil, fmt.Errorf("start %s process: %w", mode, err)
 	}
+	// A child that hangs instead of answering must not hang the caller: setup takes milliseconds.
+	tv := unix.NsecToTimeval(setupTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(int(parent.Fd()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		parent.Close()
+		return nil, nil, fmt.Errorf("setup channel timeout: %w", err)
+	}
 	return newChannel(parent), cmd, nil
 }
+
+// setupTimeout bounds the wait for each message from a setup child.
+const setupTimeout = 60 * time.Second
 
 // donate opens every descriptor the child needs and records their indices in cfg.
 func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, mounts []specs.Mount, macC mac.Container) ([]int, error) {

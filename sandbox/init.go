@@ -38,7 +38,7 @@ func Init() {
 	}
 	// CVE-2019-5736: nothing inside the container may open this process's memory or exe link.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	closeInherited(fdNsenter)
+	closeInherited(fdSelf)
 	ch := newChannel(os.NewFile(fdChannel, "bulwark-channel"))
 	ierr := childSetup(mode, ch)
 	ch.send(&message{Kind: kindError, Error: ierr})
