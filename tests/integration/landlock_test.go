@@ -33,3 +33,28 @@ func TestLandlockWX(t *testing.T) {
 		}
 	}
 }
+
+// TestLandlockTCP: without annotations the process may neither bind nor connect over TCP; the
+// bind/connect annotations open exactly the ports they name. EACCES is Landlock's answer (the
+// kernel alone would let the bind succeed and answer the connect with ECONNREFUSED).
+func TestLandlockTCP(t *testing.T) {
+	e := testenv.NewEnv(t, "tenant-landlock")
+	r, _ := e.Run(testenv.Spec(probe("tcp", "8080")))
+	for _, k := range []string{"bind:8080", "connect:8080"} {
+		if got := r.TCP[k]; got != "EACCES" {
+			t.Errorf("no annotations, %s: %q, want EACCES", k, got)
+		}
+	}
+	spec := testenv.Spec(probe("tcp", "8080", "8081"))
+	spec.Annotations = map[string]string{
+		"dev.bulwark.landlock.bind-tcp":    "8080",
+		"dev.bulwark.landlock.connect-tcp": "8080",
+	}
+	r, _ = e.Run(spec)
+	want := map[string]string{"bind:8080": "", "connect:8080": "", "bind:8081": "EACCES", "connect:8081": "EACCES"}
+	for k, w := range want {
+		if got := r.TCP[k]; got != w {
+			t.Errorf("port 8080 opened by annotation, %s: %q, want %q", k, got, w)
+		}
+	}
+}

@@ -173,6 +173,19 @@ func TestCgroupLimits(t *testing.T) {
 			if pm := read(filepath.Join(pids, "pids.max")); pm == "max" || pm == "" {
 				t.Errorf("pids.max %q: no default pids limit", pm)
 			}
+			// devices: deny all, then only the minimal /dev set (and the private devpts).
+			devs, err := testenv.HostCgroupPath(pid, "devices")
+			if err != nil {
+				t.Fatal(err)
+			}
+			allowed := map[string]bool{"c 1:3 rwm": true, "c 1:5 rwm": true, "c 1:7 rwm": true, "c 1:8 rwm": true,
+				"c 1:9 rwm": true, "c 5:0 rwm": true, "c 5:2 rwm": true, "c 136:* rwm": true}
+			for _, line := range strings.Split(read(filepath.Join(devs, "devices.list")), "\n") {
+				f := strings.Fields(line)
+				if len(f) != 3 || !allowed[f[0]+" "+f[1]+" rwm"] || strings.Trim(f[2], "rwm") != "" {
+					t.Errorf("devices.list allows %q beyond the minimal /dev set", line)
+				}
+			}
 			if st, err := c.Stats(); err != nil {
 				t.Errorf("stats: %v", err)
 			} else if strconv.FormatUint(st.MemoryLimit, 10) != limit {

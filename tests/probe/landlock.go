@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -61,4 +62,43 @@ func execFrom(dir string) *report.ExecFrom {
 		r.ExecError = "wait: " + errName(err)
 	}
 	return r
+}
+
+// tcp binds and listens on each port of 127.0.0.1, then connects to each, with plain TCP
+// sockets (Go's net package would try MPTCP first). Landlock answers EACCES for a port its
+// ruleset does not grant; without a rule, bind succeeds and connect gets ECONNREFUSED at worst.
+func tcp(ports []string) map[string]string {
+	m := map[string]string{}
+	var open []int
+	for _, p := range ports {
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			fatalf("tcp: bad port %q", p)
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			m["bind:"+p] = "socket: " + errName(err)
+			continue
+		}
+		open = append(open, fd)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			m["bind:"+p] = errName(err)
+			continue
+		}
+		m["bind:"+p] = errName(unix.Listen(fd, 1))
+	}
+	for _, p := range ports {
+		port, _ := strconv.Atoi(p)
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			m["connect:"+p] = "socket: " + errName(err)
+			continue
+		}
+		m["connect:"+p] = errName(unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}))
+		unix.Close(fd)
+	}
+	for _, fd := range open {
+		unix.Close(fd)
+	}
+	return m
 }

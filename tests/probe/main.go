@@ -10,6 +10,7 @@
 //	probe shocker            Shocker (open_by_handle_at) breakout attempt
 //	probe exe-watch SECONDS  CVE-2019-5736: watch for foreign processes and try to open their exe for write
 //	probe exec-from DIR...   copy this binary into each DIR and try to execute the copy (W^X)
+//	probe tcp PORT...        bind (and listen on) then connect to each TCP port on 127.0.0.1
 //	probe sleep SECONDS      sleep, then report "all" (a long-running init for exec/pause tests)
 //	probe exit CODE          exit with CODE
 //
@@ -54,6 +55,11 @@ func main() {
 			for _, d := range args[1:] {
 				r.ExecFrom = append(r.ExecFrom, *execFrom(d))
 			}
+			emit(r)
+			return
+		case "tcp":
+			r.Sections = []string{"tcp"}
+			r.TCP = tcp(args[1:])
 			emit(r)
 			return
 		case "sleep":

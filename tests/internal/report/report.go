@@ -27,6 +27,8 @@ type Report struct {
 	Shocker  *Shocker   `json:"shocker,omitempty"`
 	ExeWatch *ExeWatch  `json:"exeWatch,omitempty"`
 	ExecFrom []ExecFrom `json:"execFrom,omitempty"`
+	// TCP maps "bind:PORT" and "connect:PORT" on 127.0.0.1 to "" or the errno name.
+	TCP map[string]string `json:"tcp,omitempty"`
 
 	// Errors lists sections that could not be gathered, so a test sees why a field is missing.
 	Errors map[string]string `json:"errors,omitempty"`
