@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -361,5 +362,24 @@ bulwark:
 	}
 	if e.Info().Source != SourceDirectory || e.Info().Location != dir {
 		t.Fatalf("info %+v", e.Info())
+	}
+}
+
+func TestLogRecorderLine(t *testing.T) {
+	var buf strings.Builder
+	e := testEngine(t, WithRecorder(NewLogRecorder(&buf)))
+	req := allowedRequest(t)
+	req.Privileged = true
+	e.Decide(context.Background(), req)
+	var line map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil {
+		t.Fatalf("not one JSON line: %q", buf.String())
+	}
+	if line["msg"] != "policy decision" || line["allow"] != false || line["tenant"] != "acme" ||
+		!strings.HasPrefix(line["input_digest"].(string), "sha256:") || line["revision"] == "" {
+		t.Fatalf("log line %v", line)
+	}
+	if r, _ := line["reasons"].([]any); len(r) != 1 || r[0] != "PRIVILEGED" {
+		t.Fatalf("reasons %v", line["reasons"])
 	}
 }

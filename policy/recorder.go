@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"time"
 )
@@ -24,9 +25,15 @@ type DecisionRecorder interface {
 	RecordDecision(DecisionRecord)
 }
 
-// LogRecorder writes each decision as one structured log line.
+// LogRecorder writes each decision as one structured log line (slog.Default when Logger is
+// nil, i.e. the runtime's stderr log).
 type LogRecorder struct {
 	Logger *slog.Logger
+}
+
+// NewLogRecorder writes decisions as JSON lines to w (a runtime log file, for instance).
+func NewLogRecorder(w io.Writer) LogRecorder {
+	return LogRecorder{Logger: slog.New(slog.NewJSONHandler(w, nil))}
 }
 
 // RecordDecision implements DecisionRecorder.
