@@ -12,6 +12,9 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
 )
 
 func needRoot(t testing.TB) {
@@ -262,5 +265,55 @@ func TestExec(t *testing.T) {
 	}
 	if err := c.Resume(); err != nil {
 		t.Fatalf("resume: %v", err)
+	}
+}
+
+// TestDeleteAfterCrashMidCreate: a runtime that died after making the state dir, taking an id
+// range and creating the cgroup (but before any init existed) leaves a container that Delete
+// removes completely; a second Delete is a no-op.
+func TestDeleteAfterCrashMidCreate(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "crash1")
+	r := newTestRuntime(t)
+	dir := r.containerDir("crash1")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st := newStateFile("crash1", "/nonexistent", r.opts.Tenant, nil)
+	if err := writeState(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	alloc, err := idmap.Open(filepath.Join(r.opts.Root, "idmap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alloc.Acquire(r.opts.Tenant, "crash1"); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cg.Create(nil); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Load("crash1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.State(); s.Status != specs.ContainerState(StatusCreating) {
+		t.Fatalf("status %s, want creating", s.Status)
+	}
+	if err := c.Delete(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(false); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	if rs, _ := alloc.List(); len(rs) != 0 {
+		t.Fatalf("id ranges still held: %+v", rs)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("state dir left: %v", err)
 	}
 }
