@@ -211,6 +211,17 @@ func TestFloorFromInside(t *testing.T) {
 
 	t.Run("forbidden-operations", func(t *testing.T) { assertForbidden(t, r.Forbidden) })
 
+	t.Run("seccomp/foreign-abi-blocked", func(t *testing.T) {
+		// getpid through the i386 entry (int $0x80) succeeds on this host outside a sandbox;
+		// the floor's filter allows only the native architecture.
+		if r.ABI == nil {
+			t.Fatal("abi not probed")
+		}
+		if *r.ABI != "SIGSYS" {
+			t.Errorf("getpid through the i386 ABI: %q, want the process killed with SIGSYS by seccomp", *r.ABI)
+		}
+	})
+
 	t.Run("landlock/write-outside-writable-mounts", func(t *testing.T) {
 		if r.Landlock.ABI < 1 {
 			t.Skipf("kernel without Landlock (%s)", r.Landlock.ABIError)
@@ -292,6 +303,10 @@ func assertForbidden(t *testing.T, f map[string]string) {
 	// to clone (whose flags are filtered); EPERM would break glibc's pthread_create.
 	if got := f["clone3"]; got != "ENOSYS" {
 		t.Errorf("clone3: %q, want ENOSYS", got)
+	}
+	// io_uring bypasses seccomp for the operations it performs; ENOSYS like a kernel without it.
+	if got := f["io_uring_setup"]; got != "ENOSYS" {
+		t.Errorf("io_uring_setup: %q, want ENOSYS", got)
 	}
 	// mknod is allowed by seccomp; Landlock grants no device creation on writable mounts, and its
 	// hook runs before the kernel's CAP_MKNOD check (which would say EPERM).

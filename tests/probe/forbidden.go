@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +45,7 @@ func forbiddenOps() map[string]string {
 			return
 		}
 		m[name] = ""
-		if strings.HasSuffix(name, "_fd") || name == "perf_event_open" || name == "bpf" || name == "userfaultfd" || name == "fsopen" {
+		if strings.HasSuffix(name, "_fd") || name == "perf_event_open" || name == "bpf" || name == "userfaultfd" || name == "fsopen" || name == "io_uring_setup" {
 			unix.Close(int(r))
 		}
 	}
@@ -97,6 +100,8 @@ func forbiddenOps() map[string]string {
 	var bpfAttr [128]byte
 	raw("bpf", unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&bpfAttr[0])), 0)
 	raw("userfaultfd", unix.SYS_USERFAULTFD, unix.O_CLOEXEC)
+	var uringParams [120]byte
+	raw("io_uring_setup", unix.SYS_IO_URING_SETUP, 0, uintptr(unsafe.Pointer(&uringParams[0]))) // 0 entries: EINVAL if allowed
 	pe := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Size: uint32(unsafe.Sizeof(unix.PerfEventAttr{}))}
 	pe.Bits = unix.PerfBitDisabled
 	raw("perf_event_open", unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&pe)), 0, ^uintptr(0), ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC)
@@ -202,4 +207,29 @@ func inInitialUserNS() bool {
 	}
 	f := strings.Fields(string(b))
 	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
+}
+
+// abi runs `probe abi-child` and reports how its i386 system call ended.
+func abi() *string {
+	self, err := os.Executable()
+	if err != nil {
+		s := "executable: " + errName(err)
+		return &s
+	}
+	var out strings.Builder
+	cmd := exec.Command(self, "abi-child")
+	cmd.Stdout = &out
+	err = cmd.Run()
+	res := out.String()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res = unix.SignalName(ws.Signal())
+		} else {
+			res = "exit: " + ee.Error()
+		}
+	} else if err != nil {
+		res = "run: " + errName(err)
+	}
+	return &res
 }

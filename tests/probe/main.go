@@ -6,11 +6,12 @@
 // It is static (CGO_ENABLED=0) so it runs in a busybox rootfs. Usage:
 //
 //	probe [section ...]      sections: all (default), ids, caps, status, ns, net, mounts, fds, cwd,
-//	                         host, rlimits, cgroup, landlock, writable, masked, dev, etc, forbidden
+//	                         host, rlimits, cgroup, landlock, writable, masked, dev, etc, forbidden, abi
 //	probe shocker            Shocker (open_by_handle_at) breakout attempt
 //	probe exe-watch SECONDS  CVE-2019-5736: watch for foreign processes and try to open their exe for write
 //	probe exec-from DIR...   copy this binary into each DIR and try to execute the copy (W^X)
 //	probe tcp PORT...        bind (and listen on) then connect to each TCP port on 127.0.0.1
+//	probe abi-child          (internal) one i386 system call, for the abi section
 //	probe sleep SECONDS      sleep, then report "all" (a long-running init for exec/pause tests)
 //	probe exit CODE          exit with CODE
 //
@@ -30,7 +31,7 @@ import (
 )
 
 var sections = []string{"ids", "caps", "status", "ns", "net", "mounts", "fds", "cwd", "host",
-	"rlimits", "cgroup", "landlock", "writable", "masked", "dev", "etc", "forbidden"}
+	"rlimits", "cgroup", "landlock", "writable", "masked", "dev", "etc", "forbidden", "abi"}
 
 func main() {
 	args := os.Args[1:]
@@ -61,6 +62,10 @@ func main() {
 			r.Sections = []string{"tcp"}
 			r.TCP = tcp(args[1:])
 			emit(r)
+			return
+		case "abi-child":
+			// Run by the abi section in a child, since seccomp may kill the whole process.
+			fmt.Print(foreignABI())
 			return
 		case "sleep":
 			time.Sleep(seconds(args))
@@ -129,6 +134,8 @@ func gather(r *report.Report, s string) {
 		r.Etc = etc()
 	case "forbidden":
 		r.Forbidden = forbidden()
+	case "abi":
+		r.ABI = abi()
 	default:
 		err = fmt.Errorf("unknown section %q (known: %v)", s, sections)
 	}

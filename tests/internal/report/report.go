@@ -23,6 +23,9 @@ type Report struct {
 	Dev       map[string]DevEntry `json:"dev,omitempty"`
 	Etc       map[string]string   `json:"etc,omitempty"`
 	Forbidden map[string]string   `json:"forbidden,omitempty"`
+	// ABI is the outcome of a system call through the i386 entry, made in a child process:
+	// "SIGSYS" (or another signal) when seccomp killed it, "" when it succeeded, else the errno.
+	ABI *string `json:"abi,omitempty"`
 
 	Shocker  *Shocker   `json:"shocker,omitempty"`
 	ExeWatch *ExeWatch  `json:"exeWatch,omitempty"`

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package main
+
+func foreignABI() string { return "unsupported on this architecture" }
