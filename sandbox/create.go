@@ -68,6 +68,12 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		return nil, fmt.Errorf("create container dir: %w", err)
 	}
 	undo.add(func() { os.RemoveAll(dir) })
+	// Held until Create returns: a concurrent Delete waits for the outcome instead of racing it.
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 
 	st := newStateFile(id, bundle, r.opts.Tenant, eff)
 	st.Raises = raises

@@ -33,6 +33,11 @@ func (c *Container) setStatus(st *stateFile, to Status) error {
 // Start lets the waiting init execute the workload: one byte on the exec fifo, which init has
 // been blocking on since Create finished every confinement step.
 func (c *Container) Start() error {
+	unlock, err := lockDir(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := c.load()
 	if err != nil {
 		return err
@@ -136,6 +141,11 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 
 // Pause freezes every process of the container.
 func (c *Container) Pause() error {
+	unlock, err := lockDir(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := c.load()
 	if err != nil {
 		return err
@@ -155,6 +165,11 @@ func (c *Container) Pause() error {
 
 // Resume thaws a paused container.
 func (c *Container) Resume() error {
+	unlock, err := lockDir(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := c.load()
 	if err != nil {
 		return err
@@ -177,6 +192,11 @@ func (c *Container) Resume() error {
 // state.json recorded, or nothing at all, is enough). A running or paused container needs force;
 // a created one is deleted without (as runc does).
 func (c *Container) Delete(force bool) error {
+	unlock, err := lockDir(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := readState(c.dir)
 	switch {
 	case errors.Is(err, ErrNotExist):

@@ -191,3 +191,26 @@ func (st *stateFile) signalInit(sig unix.Signal) error {
 	}
 	return nil
 }
+
+// lockDir takes an exclusive flock on the container directory, serialising state changes between
+// runtime processes (a CLI "start" racing a "delete"). The lock goes with the descriptor.
+func lockDir(dir string) (unlock func(), err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return func() {}, nil // nothing left to protect; callers see ErrNotExist next
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
