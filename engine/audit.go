@@ -21,12 +21,14 @@ type Auditor interface {
 	Append(events ...audit.Event) ([]audit.Record, error)
 }
 
-// trail collects the events of one request and appends them in batches. Batching is what keeps
-// the audit overhead of a run small: one append (one fsync) after the sandbox is created and
-// before the workload is released (request, identity, trust, image, decision, raises, create),
-// the start record written while the workload runs, and one append for exit and delete. The
-// workload never runs before the decision that allowed it is durable; a refusal is durable
-// before the CLI reports it.
+// trail collects the events of one request and appends them in batches. Batching, and
+// appending while the sandbox works, is what keeps the audit overhead of a run small: the
+// request, identity, trust, image, decision and raises are appended (one fsync) while the
+// sandbox is created, and the workload is released only once they are durable; create and start
+// are appended while it runs; exit and delete are one last append. So the workload never runs
+// before the decision that allowed it is durable, a refusal is durable before the CLI reports
+// it, and only the last append is on the run's critical path. (A power loss in the milliseconds
+// after start can lose the create and start records, never the decision.)
 type trail struct {
 	log Auditor
 	// flushing orders appends: an asynchronous flush completes before the next one starts.
@@ -45,6 +47,17 @@ type trail struct {
 	started time.Time
 	// exit is the status the sandbox reported, for the caller.
 	exit *ExitInfo
+	// waited is how long the request was blocked on audit appends (the audit's share of its
+	// latency; appends that overlap the sandbox's work are not counted).
+	waited time.Duration
+}
+
+// blocked adds the time since start to the request's audit wait.
+func (t *trail) blocked(start time.Time) {
+	d := time.Since(start)
+	t.mu.Lock()
+	t.waited += d
+	t.mu.Unlock()
 }
 
 func newTrail(log Auditor, id Identity, tenant, requestID string) *trail {
@@ -78,6 +91,7 @@ func (t *trail) add(typ, action string, attrs map[string]string) {
 }
 
 func (t *trail) flush() error {
+	defer t.blocked(time.Now())
 	t.flushing.Wait()
 	t.mu.Lock()
 	evs, aerr := t.pending, t.asyncErr
@@ -106,6 +120,17 @@ func (t *trail) flushAsync() {
 			t.mu.Unlock()
 		}
 	}()
+}
+
+// waitAsync waits for an asynchronous flush and returns its error.
+func (t *trail) waitAsync() error {
+	defer t.blocked(time.Now())
+	t.flushing.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	err := t.asyncErr
+	t.asyncErr = nil
+	return err
 }
 
 func (t *trail) append(evs []audit.Event) error {

@@ -343,6 +343,8 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		if err != nil {
 			return nil, fmt.Errorf("policy input: %w", err)
 		}
+		// An unconfined container never ran: its policy denied it.
+		floorSeccomp(preq, spec, "default")
 		d, err := e.decide(ctx, preq, t)
 		if err != nil {
 			return nil, err

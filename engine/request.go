@@ -44,8 +44,8 @@ type Request struct {
 	CPUs       float64  `json:"cpus,omitempty"`
 	Tmpfs      []string `json:"tmpfs,omitempty"`   // DST[:OPTIONS]
 	Volumes    []string `json:"volumes,omitempty"` // SRC:DST[:ro]
-	// Seccomp is a Docker-format profile file stacked on the floor's, or "unconfined" (which the
-	// default policy denies).
+	// Seccomp is a Docker-format profile file stacked on the floor's default allowlist, or
+	// "unconfined" (which the default policy denies); empty: the floor's allowlist alone.
 	Seccomp string   `json:"seccomp,omitempty"`
 	Ulimits []string `json:"ulimits,omitempty"` // NAME=SOFT[:HARD]
 	// Network is "none" (the default and the only mode: a private namespace with loopback).
@@ -148,7 +148,8 @@ func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs
 	profile := "default"
 	switch {
 	case req.Seccomp == "unconfined":
-		profile = "unconfined" // the floor still loads its own allowlist; policy decides
+		// Asked for; policy sees it and denies. The floor would load its allowlist anyway.
+		profile = "unconfined"
 	case req.Seccomp != "":
 		b, err := os.ReadFile(req.Seccomp)
 		if err != nil {
@@ -158,9 +159,6 @@ func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs
 			return nil, "", fmt.Errorf("seccomp profile %s: %w", req.Seccomp, err)
 		}
 		profile = path.Base(req.Seccomp)
-	default:
-		// Named in the spec so policy sees the profile that really loads.
-		s.Linux.Seccomp = profiles.DefaultSeccomp()
 	}
 	return s, profile, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -147,6 +148,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 			return nil, policy.Decision{}, fmt.Errorf("policy input: %w", err)
 		}
 		preq.Capabilities = unionCaps(preq.Capabilities, asked)
+		floorSeccomp(preq, eff, profile)
 		d, err := e.decide(context.WithoutCancel(ctx), preq, t)
 		return preq, d, err
 	}
@@ -226,6 +228,18 @@ func policyRaises(rs []sandbox.Raise) []policy.Raise {
 		out[i] = policy.Raise{Field: r.Field, From: r.From, To: r.To}
 	}
 	return out
+}
+
+// floorSeccomp tells policy about the floor's own allowlist. A spec without a seccomp profile
+// looks "unconfined" to the request builder, but the sandbox always loads the default program;
+// only an explicit --security-opt seccomp=unconfined is shown as unconfined.
+func floorSeccomp(preq *policy.Request, eff *specs.Spec, profile string) {
+	if eff.Linux.Seccomp != nil || profile == "unconfined" {
+		return
+	}
+	def := profiles.DefaultSeccomp()
+	raw, _ := json.Marshal(def) // as policy.Build digests a spec profile
+	preq.Seccomp = policy.Seccomp{Profile: "default", Digest: digest.FromBytes(raw).String(), DefaultAction: string(def.DefaultAction)}
 }
 
 // onlyDefaultsAboveMax reports whether every reason of a denial is a memory or pids limit above
@@ -362,6 +376,9 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 			spec.Root.Path = clone
 		}
 	}
+	// The decision's records are appended while the sandbox is being created (which takes far
+	// longer than an fsync); the workload is released only once they are durable.
+	t.flushAsync()
 	c, err := rt.Create(plan.ID, dir, spec, stdio)
 	if err != nil {
 		return fail(err)
@@ -373,8 +390,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	t.mu.Lock()
 	t.pid = st.Pid
 	t.mu.Unlock()
-	// The decision and create records must be durable before the workload runs.
-	if err := t.flush(); err != nil {
+	if err := t.waitAsync(); err != nil {
 		return fail(err)
 	}
 	if err := c.Start(); err != nil {
@@ -385,7 +401,8 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	if err := e.writeMeta(meta); err != nil {
 		return fail(err)
 	}
-	// The start record is written while the workload runs; Wait reports a failure to.
+	// The create and start records are written while the workload runs; Wait reports a
+	// failure to.
 	t.flushAsync()
 	return &Running{e: e, plan: plan, c: c, meta: meta, Pid: st.Pid, trail: t}, nil
 }
@@ -400,6 +417,13 @@ func mountDests(s *specs.Spec) []string {
 		out = append(out, s.Process.Cwd)
 	}
 	return out
+}
+
+// AuditWait is how long the request has been blocked on audit appends so far.
+func (r *Running) AuditWait() time.Duration {
+	r.trail.mu.Lock()
+	defer r.trail.mu.Unlock()
+	return r.trail.waited
 }
 
 // Signal forwards a signal to the container's init.
@@ -460,13 +484,13 @@ func PlanJSON(p *Plan) ([]byte, error) {
 		return nil, err
 	}
 	if sp, ok := m["effectiveSpec"].(map[string]any); ok {
-		if lx, ok := sp["linux"].(map[string]any); ok && p.Spec.Linux.Seccomp != nil {
+		if lx, ok := sp["linux"].(map[string]any); ok {
 			sc := p.Spec.Linux.Seccomp
-			raw, _ := json.Marshal(sc)
 			summary := "profile " + p.SeccompProfile + ", stacked on the floor's default allowlist"
-			if p.SeccompProfile == "default" {
-				summary = "the floor's default allowlist"
+			if sc == nil {
+				sc, summary = profiles.DefaultSeccomp(), "the floor's default allowlist"
 			}
+			raw, _ := json.Marshal(sc)
 			lx["seccomp"] = map[string]any{
 				"summary":       summary,
 				"digest":        digest.FromBytes(raw).String(),

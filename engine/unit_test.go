@@ -53,7 +53,7 @@ func TestBuildSpec(t *testing.T) {
 	if len(s.Process.Rlimits) != 1 || s.Process.Rlimits[0] != (specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 100, Hard: 200}) {
 		t.Errorf("rlimits %+v", s.Process.Rlimits)
 	}
-	if profile != "default" || s.Linux.Seccomp == nil {
+	if profile != "default" || s.Linux.Seccomp != nil {
 		t.Errorf("seccomp: profile %q", profile)
 	}
 	if len(s.Linux.Namespaces) != 7 || !s.Root.Readonly || !s.Process.NoNewPrivileges {
