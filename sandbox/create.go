@@ -181,7 +181,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
 		return nil, err
 	}
-	if err := awaitReady(ch, cmd, stdio.ConsoleSocket); err != nil {
+	if err := awaitReady(ch, stdio.ConsoleSocket); err != nil {
 		return nil, err
 	}
 
@@ -396,7 +396,7 @@ func detachedBind(src string, flags uintptr) (int, error) {
 }
 
 // awaitReady reads the child's answers until ready or error.
-func awaitReady(ch *channel, cmd *exec.Cmd, consoleSocket string) error {
+func awaitReady(ch *channel, consoleSocket string) error {
 	for {
 		m, err := ch.recv()
 		if err != nil {

@@ -134,7 +134,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg}); err != nil {
 		return fail(err)
 	}
-	if err := awaitReady(ch, cmd, stdio.ConsoleSocket); err != nil {
+	if err := awaitReady(ch, stdio.ConsoleSocket); err != nil {
 		return fail(err)
 	}
 	c.rt.event(c.id, "exec", map[string]string{"pid": strconv.Itoa(pid)})

@@ -80,7 +80,7 @@ func (c *Container) Wait() (int, error) {
 	c.waitOnce.Do(func() {
 		err := c.cmd.Wait()
 		c.exitCode = exitStatus(c.cmd.ProcessState)
-		var ee *exitErrorType
+		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {
 			c.waitErr = fmt.Errorf("wait for init: %w", err)
 		}
@@ -281,8 +281,6 @@ func (c *Container) kill(st *stateFile) error {
 	}
 	return nil
 }
-
-type exitErrorType = exec.ExitError
 
 // exitStatus maps a process state to a shell-style status: the exit code, or 128+signal.
 func exitStatus(ps *os.ProcessState) int {
