@@ -68,6 +68,19 @@ func TestFloorFromInside(t *testing.T) {
 		}
 	})
 
+	t.Run("rootfs/ownership-matches-mapping", func(t *testing.T) {
+		// The image's files belong to host root; through the mapping (idmapped mount) they must
+		// appear as the container's root, not as the overflow id 65534.
+		for p, o := range r.Owners {
+			if o != "0:0" {
+				t.Errorf("%s is owned by %s inside, want 0:0", p, o)
+			}
+		}
+		if len(r.Owners) == 0 {
+			t.Error("owners not probed")
+		}
+	})
+
 	t.Run("rootfs/pivot-root-no-host-paths", func(t *testing.T) {
 		hostRoot := hostRootMount(t)
 		for _, m := range r.Mounts {

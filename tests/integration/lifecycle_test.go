@@ -260,6 +260,25 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	if _, err := e.Create(nil, hostile); err == nil {
 		t.Errorf("Create with mount destination ../../etc succeeded")
 	}
+	// A symlink in the image pointing at a host path: the mount target must resolve inside the
+	// rootfs (RESOLVE_IN_ROOT), so nothing is created or mounted in the host directory.
+	hostDir := t.TempDir()
+	e.Prepare = func(rootfs string) {
+		if err := os.Symlink(hostDir, filepath.Join(rootfs, "escape")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	symlinked := testenv.Spec(probe("mounts"), testenv.WithMount(specs.Mount{Destination: "/escape/sub", Type: "tmpfs", Source: "tmpfs"}))
+	if sc, err := e.Create(nil, symlinked); err != nil {
+		t.Logf("symlinked mount target refused: %v", err)
+	} else {
+		t.Logf("symlinked mount target created inside the rootfs")
+		sc.Delete(true)
+	}
+	e.Prepare = nil
+	if ents, _ := os.ReadDir(hostDir); len(ents) != 0 {
+		t.Errorf("ESCAPE: a mount target through an image symlink reached the host directory %s: %v", hostDir, ents)
+	}
 	noRoot := testenv.Spec(probe())
 	id := e.Leaks.Track(testenv.UniqueID(t))
 	if _, err := e.RT.Create(id, t.TempDir(), noRoot, sandbox.IO{}); err == nil || !strings.Contains(err.Error(), "rootfs") {

@@ -6,23 +6,25 @@ package report
 type Report struct {
 	Sections []string `json:"sections"`
 
-	IDs       *IDs                `json:"ids,omitempty"`
-	Caps      *Caps               `json:"caps,omitempty"`
-	Status    *Status             `json:"status,omitempty"`
-	NS        map[string]string   `json:"ns,omitempty"`
-	Net       []Iface             `json:"net,omitempty"`
-	Mounts    []Mount             `json:"mounts,omitempty"`
-	FDs       map[string]string   `json:"fds,omitempty"`
-	Cwd       *Cwd                `json:"cwd,omitempty"`
-	Host      *Host               `json:"host,omitempty"`
-	Rlimits   map[string]Rlimit   `json:"rlimits,omitempty"`
-	Cgroup    *Cgroup             `json:"cgroup,omitempty"`
-	Landlock  *Landlock           `json:"landlock,omitempty"`
-	Writable  map[string]string   `json:"writable,omitempty"`
-	Masked    map[string]Masked   `json:"masked,omitempty"`
-	Dev       map[string]DevEntry `json:"dev,omitempty"`
-	Etc       map[string]string   `json:"etc,omitempty"`
-	Forbidden map[string]string   `json:"forbidden,omitempty"`
+	IDs      *IDs                `json:"ids,omitempty"`
+	Caps     *Caps               `json:"caps,omitempty"`
+	Status   *Status             `json:"status,omitempty"`
+	NS       map[string]string   `json:"ns,omitempty"`
+	Net      []Iface             `json:"net,omitempty"`
+	Mounts   []Mount             `json:"mounts,omitempty"`
+	FDs      map[string]string   `json:"fds,omitempty"`
+	Cwd      *Cwd                `json:"cwd,omitempty"`
+	Host     *Host               `json:"host,omitempty"`
+	Rlimits  map[string]Rlimit   `json:"rlimits,omitempty"`
+	Cgroup   *Cgroup             `json:"cgroup,omitempty"`
+	Landlock *Landlock           `json:"landlock,omitempty"`
+	Writable map[string]string   `json:"writable,omitempty"`
+	Masked   map[string]Masked   `json:"masked,omitempty"`
+	Dev      map[string]DevEntry `json:"dev,omitempty"`
+	Etc      map[string]string   `json:"etc,omitempty"`
+	// Owners maps rootfs paths to "uid:gid" as seen inside.
+	Owners    map[string]string `json:"owners,omitempty"`
+	Forbidden map[string]string `json:"forbidden,omitempty"`
 	// ABI is the outcome of a system call through the i386 entry, made in a child process:
 	// "SIGSYS" (or another signal) when seccomp killed it, "" when it succeeded, else the errno.
 	ABI *string `json:"abi,omitempty"`
