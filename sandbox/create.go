@@ -43,6 +43,11 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if err != nil {
 		return nil, err
 	}
+	if eff.Hostname == "" {
+		// A fresh UTS namespace starts as a copy of the host's names: do not leak the hostname.
+		eff.Hostname = id
+		raises = append(raises, Raise{Field: "hostname", From: "host's", To: id})
+	}
 	if bundle, err = filepath.Abs(bundle); err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
