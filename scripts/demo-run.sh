@@ -3,7 +3,7 @@
 # busybox-static image (a rootfs tar), create a TUF repository and sign the image, show the policy
 # decision and the floor's raises for a run, run it, then show a run the policy denies
 # (--cap-add SYS_ADMIN), an unsigned image refused, the audit trail of it all, and `audit verify`
-# — then one edited byte of the trail caught. Everything lives in one temp dir that the EXIT trap
+# — then one edited byte of the trail and a truncated tail caught. Everything lives in one temp dir that the EXIT trap
 # removes (containers included), so the demo is idempotent and leaves nothing behind.
 set -euo pipefail
 
@@ -106,8 +106,15 @@ for l in sys.stdin:
 expect 0 audit verify
 echo "(nothing left behind: containers/ $(ls "$STATE/containers" | wc -l), engine/ $(ls "$STATE/engine" | wc -l))"
 
-section "Tamper evidence: one edited byte of the trail"
-SEG=$(ls "$STATE"/audit/audit-*.jsonl | head -1)
+section "Tamper evidence: one edited byte of the trail, and a truncated tail"
+SEG=$(ls "$STATE"/audit/audit-*.jsonl | tail -1)
+cp "$SEG" "$WORK/segment.orig"
 sed -i '0,/"result":"deny"/s//"result":"allow"/' "$SEG"
 echo '(changed the first "result":"deny" to "allow")'
 expect 1 audit verify
+cp "$WORK/segment.orig" "$SEG"
+echo '(restored; now export a signed checkpoint to keep elsewhere, then drop the last record)'
+show audit checkpoint
+b audit checkpoint | tee "$WORK/anchor.json" | head -5
+head -n -1 "$SEG" >"$WORK/segment.cut" && cat "$WORK/segment.cut" >"$SEG"
+expect 1 audit verify --anchor "$WORK/anchor.json"
