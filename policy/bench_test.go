@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"golang.org/x/sys/unix"
 	"os"
 	"slices"
@@ -35,7 +36,11 @@ func tenantsPolicy(tb testing.TB, n int) *Policy {
 }
 
 func benchDecide(b *testing.B, mutate func(*Request), wantAllow bool) {
-	e, err := NewEngine(context.Background(), tenantsPolicy(b, 1000), WithRecorder(nil))
+	benchEngine(b, tenantsPolicy(b, 1000), mutate, wantAllow)
+}
+
+func benchEngine(b *testing.B, p *Policy, mutate func(*Request), wantAllow bool) {
+	e, err := NewEngine(context.Background(), p, WithRecorder(nil))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,6 +115,18 @@ func BenchmarkDecideDeny(b *testing.B) {
 		r.Mounts = append(r.Mounts, Mount{Type: "bind", Source: "/etc", Destination: "/x", Options: []string{"rbind"}, Bind: true})
 		r.Resources.MemoryLimit = nil
 	}, false)
+}
+
+// BenchmarkDecideTrivialPolicy is the floor on this machine: the same request and data with a
+// policy that allows without looking (input conversion, evaluation setup, result parsing).
+func BenchmarkDecideTrivialPolicy(b *testing.B) {
+	p := tenantsPolicy(b, 1000)
+	mod, err := ast.ParseModuleWithOpts("trivial.rego", "package bulwark.run\n\ndecision := {\"allow\": true, \"reasons\": []}\n", ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Modules = map[string]*ast.Module{"trivial.rego": mod}
+	benchEngine(b, p, nil, true)
 }
 
 // BenchmarkPrepare is the one-off cost of compiling and preparing the default policy with
