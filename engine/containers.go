@@ -278,6 +278,10 @@ func (e *Engine) Remove(id string, who Identity, force bool) error {
 		if err := os.RemoveAll(e.metaDir(id)); err != nil {
 			return nil, fmt.Errorf("remove %s state: %w", id, err)
 		}
+		// The image may have been removed while this container kept its tree alive.
+		if _, err := e.PruneRootfs(); err != nil {
+			return nil, err
+		}
 		return nil, nil
 	})
 }

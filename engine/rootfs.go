@@ -310,3 +310,55 @@ func flockFile(p string) (func(), error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// PruneRootfs removes the flattened trees of images no longer in the store that no container
+// (running or stopped) was created from. A new run never uses such a tree: verification
+// resolves the image in the store first.
+func (e *Engine) PruneRootfs() (removed int, err error) {
+	base := filepath.Join(e.cfg.Root, "rootfs", "sha256")
+	ents, err := os.ReadDir(base)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list rootfs cache: %w", err)
+	}
+	keep := map[string]bool{}
+	imgs, err := e.store.List()
+	if err != nil {
+		return 0, err
+	}
+	for _, im := range imgs {
+		keep[im.Descriptor.Digest.Encoded()] = true
+	}
+	ctrs, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+	if err != nil {
+		return 0, fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range ctrs {
+		m, err := e.readMeta(c.Name())
+		if err != nil {
+			return 0, fmt.Errorf("container %s: %w (keeping every tree)", c.Name(), err)
+		}
+		keep[strings.TrimPrefix(m.Image.Digest, "sha256:")] = true
+	}
+	for _, ent := range ents {
+		name := ent.Name()
+		if strings.HasPrefix(name, ".") || keep[name] {
+			continue
+		}
+		// The build lock, so a tree is never removed while being built. Lock files stay: removing
+		// one another process waits on would let two holders exist.
+		unlock, err := flockFile(filepath.Join(base, "."+name[:min(16, len(name))]+".lock"))
+		if err != nil {
+			return removed, err
+		}
+		err = os.RemoveAll(filepath.Join(base, name))
+		unlock()
+		if err != nil {
+			return removed, fmt.Errorf("remove rootfs %s: %w", name, err)
+		}
+		removed++
+	}
+	return removed, nil
+}

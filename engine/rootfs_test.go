@@ -110,3 +110,38 @@ func TestMultiLayerImage(t *testing.T) {
 		t.Errorf("run: %v, %+v, output %q", err, info, out.String())
 	}
 }
+
+// TestPruneRootfs: a tree goes when its image has left the store and no container uses it.
+func TestPruneRootfs(t *testing.T) {
+	root := signedRoot(t)
+	e, err := Open(Config{Root: root, Audit: discard{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	plan, err := e.Prepare(context.Background(), &Request{Image: "busybox:1", Args: []string{"true"}, Name: "keeper"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Start(plan, sandbox.IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Wait()
+	trees, _ := filepath.Glob(filepath.Join(root, "rootfs", "sha256", "[0-9a-f]*"))
+	if len(trees) != 1 {
+		t.Fatalf("trees %v", trees)
+	}
+	if err := e.Store().Remove("busybox:1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.PruneRootfs(); err != nil || n != 0 {
+		t.Errorf("pruned %d (%v) while a container was created from the tree", n, err)
+	}
+	if err := e.Remove("keeper", Identity{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(trees[0]); !os.IsNotExist(err) {
+		t.Errorf("tree of a removed image kept after its last container went: %v", err)
+	}
+}

@@ -3,8 +3,9 @@
 # busybox-static image (a rootfs tar), create a TUF repository and sign the image, show the policy
 # decision and the floor's raises for a run, run it, then show a run the policy denies
 # (--cap-add SYS_ADMIN), an unsigned image refused, the audit trail of it all, and `audit verify`
-# — then one edited byte of the trail and a truncated tail caught. Everything lives in one temp dir that the EXIT trap
-# removes (containers included), so the demo is idempotent and leaves nothing behind.
+# — then one edited byte of the trail and a truncated tail caught. Everything lives in one temp
+# dir that the EXIT trap removes (containers included), so the demo is idempotent and leaves
+# nothing behind.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
