@@ -46,8 +46,8 @@ func execProbe(t *testing.T, e *testenv.Env, c *testenv.Ctr, args ...string) *re
 // the same refusals.
 func TestExecSameConfinement(t *testing.T) {
 	e := testenv.NewEnv(t, "tenant-exec")
-	// init probes after 2 s, by which time the exec'd probe has reported.
-	c := e.MustCreate(nil, testenv.Spec(probe("sleep", "2")))
+	// init probes after 3 s, by which time the exec'd probe has reported.
+	c := e.MustCreate(nil, testenv.Spec(probe("sleep", "3")))
 	if err := c.Start(); err != nil {
 		t.Fatalf("start: %v%s", err, c.ErrText())
 	}

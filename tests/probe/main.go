@@ -6,7 +6,7 @@
 // It is static (CGO_ENABLED=0) so it runs in a busybox rootfs. Usage:
 //
 //	probe [section ...]      sections: all (default), ids, caps, status, ns, net, mounts, fds, cwd,
-//	                         host, rlimits, cgroup, landlock, writable, masked, dev, etc, forbidden, abi, owners
+//	                         host, rlimits, cgroup, landlock, writable, masked, dev, etc, forbidden, abi, owners, env
 //	probe shocker            Shocker (open_by_handle_at) breakout attempt
 //	probe exe-watch SECONDS  CVE-2019-5736: watch for foreign processes and try to open their exe for write
 //	probe exec-from DIR...   copy this binary into each DIR and try to execute the copy (W^X)
@@ -31,7 +31,7 @@ import (
 )
 
 var sections = []string{"ids", "caps", "status", "ns", "net", "mounts", "fds", "cwd", "host",
-	"rlimits", "cgroup", "landlock", "writable", "masked", "dev", "etc", "forbidden", "abi", "owners"}
+	"rlimits", "cgroup", "landlock", "writable", "masked", "dev", "etc", "forbidden", "abi", "owners", "env"}
 
 func main() {
 	args := os.Args[1:]
@@ -138,6 +138,8 @@ func gather(r *report.Report, s string) {
 		r.ABI = abi()
 	case "owners":
 		r.Owners = owners()
+	case "env":
+		r.Env = os.Environ()
 	default:
 		err = fmt.Errorf("unknown section %q (known: %v)", s, sections)
 	}

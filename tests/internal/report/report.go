@@ -22,6 +22,7 @@ type Report struct {
 	Masked   map[string]Masked   `json:"masked,omitempty"`
 	Dev      map[string]DevEntry `json:"dev,omitempty"`
 	Etc      map[string]string   `json:"etc,omitempty"`
+	Env      []string            `json:"env,omitempty"`
 	// Owners maps rootfs paths to "uid:gid" as seen inside.
 	Owners    map[string]string `json:"owners,omitempty"`
 	Forbidden map[string]string `json:"forbidden,omitempty"`
