@@ -1,0 +1,107 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// DeniedError is a policy denial; it carries the whole decision so every reason can be shown.
+type DeniedError struct {
+	Decision policy.Decision
+}
+
+func (e *DeniedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "denied by policy (revision %s):", e.Decision.Revision)
+	for _, r := range e.Decision.Reasons {
+		fmt.Fprintf(&b, "\n  %s: %s", r.Code, r.Message)
+		if r.Path != "" {
+			fmt.Fprintf(&b, " [%s]", r.Path)
+		}
+	}
+	return b.String()
+}
+
+// Plan is a decided request: what will run (the effective spec after the floor and the policy's
+// constraints) and why it may.
+type Plan struct {
+	Request  *Request        `json:"request"`
+	ID       string          `json:"id"`
+	Image    ImageRef        `json:"image"`
+	Spec     *specs.Spec     `json:"effectiveSpec"`
+	Raises   []sandbox.Raise `json:"raises"`
+	Decision policy.Decision `json:"decision"`
+	// InputDigest identifies the request document the decision was made on.
+	InputDigest string `json:"inputDigest"`
+	// SeccompProfile names the profile the spec carries ("default": the floor's own).
+	SeccompProfile string `json:"seccompProfile"`
+
+	trail *trail
+}
+
+// ImageRef names the verified image a plan runs.
+type ImageRef struct {
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
+}
+
+// PlanJSON renders a plan for --dry-run. The seccomp allowlist (hundreds of rules) is
+// summarised by its name, digest, default action and rule count.
+func PlanJSON(p *Plan) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if sp, ok := m["effectiveSpec"].(map[string]any); ok {
+		if lx, ok := sp["linux"].(map[string]any); ok {
+			sc := p.Spec.Linux.Seccomp
+			summary := "profile " + p.SeccompProfile + ", stacked on the floor's default allowlist"
+			if sc == nil {
+				sc, summary = profiles.DefaultSeccomp(), "the floor's default allowlist"
+			}
+			raw, _ := json.Marshal(sc)
+			lx["seccomp"] = map[string]any{
+				"summary":       summary,
+				"digest":        digest.FromBytes(raw).String(),
+				"defaultAction": sc.DefaultAction,
+				"rules":         len(sc.Syscalls),
+			}
+		}
+	}
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// Summary is a few lines for people: the decision, its reasons and the floor's raises.
+func (p *Plan) Summary() string {
+	var b strings.Builder
+	result := "DENY"
+	if p.Decision.Allow {
+		result = "ALLOW"
+	}
+	fmt.Fprintf(&b, "policy decision: %s (revision %s, input %s, %s)\n", result, p.Decision.Revision, p.InputDigest, p.Decision.Duration)
+	for _, r := range p.Decision.Reasons {
+		fmt.Fprintf(&b, "  reason %s: %s [%s]\n", r.Code, r.Message, r.Path)
+	}
+	fmt.Fprintf(&b, "image: %s @ %s (TUF-verified)\n", p.Image.Reference, p.Image.Digest)
+	fmt.Fprintf(&b, "floor raises: %d\n", len(p.Raises))
+	for _, r := range p.Raises {
+		from := r.From
+		if from == "" {
+			from = "(unset)"
+		}
+		fmt.Fprintf(&b, "  %s: %s -> %s\n", r.Field, from, r.To)
+	}
+	return b.String()
+}
