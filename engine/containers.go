@@ -119,9 +119,7 @@ func (e *Engine) readMeta(id string) (*Meta, error) {
 	return m, nil
 }
 
-func validName(id string) bool {
-	return id != "" && id != "." && id != ".." && filepath.Base(id) == id
-}
+func validName(id string) bool { return nameRE.MatchString(id) }
 
 // Inspect returns one container.
 func (e *Engine) Inspect(id string) (*Container, error) {

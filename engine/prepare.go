@@ -19,7 +19,8 @@ import (
 
 // Prepare runs every step up to the decision: identity and tenant, trust, image verification,
 // rootfs, the effective spec and the policy decision. Nothing is created. The steps' audit
-// events are durable when it returns, allowed or not.
+// events are durable when it returns a refusal, or for a dry run; an allowed plan's go out with
+// Start (or EncodePlan).
 func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
 	if req.ID == "" {
 		req.ID = NewID()
@@ -52,6 +53,10 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	refuse := func(step string, err error) (*Plan, error) {
 		t.add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
 		return nil, err
+	}
+	if !nameRE.MatchString(id) {
+		// The name becomes a directory name under the state root: no separators, no "..".
+		return refuse("request", fmt.Errorf("container name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id))
 	}
 	if !tenantRE.MatchString(req.Tenant) {
 		return refuse("identity", fmt.Errorf("tenant %q: want [a-z0-9][a-z0-9-]{0,62}", req.Tenant))

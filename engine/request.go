@@ -68,7 +68,11 @@ const (
 	AnnotationDigest  = "dev.bulwark.image.digest"
 )
 
-var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+var (
+	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	// nameRE is the sandbox's container id syntax.
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+)
 
 // NewID returns a random 12-hex-digit id for requests and containers.
 func NewID() string {

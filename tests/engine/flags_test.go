@@ -48,11 +48,15 @@ func TestRunFlags(t *testing.T) {
 	if r.Memory.Limit != 32<<20 || r.Pids.Limit != 20 || r.CPU.Quota != 50000 || r.CPU.Period != 100000 {
 		t.Errorf("resources %+v", r)
 	}
-	for _, bad := range [][]string{{"--network", "host"}, {"--security-opt", "no-new-privileges=false"}, {"--security-opt", "apparmor=unconfined"}} {
+	for _, bad := range [][]string{{"--network", "host"}, {"--security-opt", "no-new-privileges=false"}, {"--security-opt", "apparmor=unconfined"},
+		{"--name", "../escape"}, {"--name", ".hidden"}} {
 		r := bulwark(t, f.root, append(append([]string{"run", "--rm"}, bad...), "busybox:1", "true")...)
 		if r.code != 125 {
 			t.Errorf("%v: exit %d, want 125", bad, r.code)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "escape")); err == nil {
+		t.Error("--name ../escape created a directory outside engine/")
 	}
 	f.assertNothingLeft(t)
 }
