@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -69,5 +70,33 @@ func TestLeaksFindsMountAndState(t *testing.T) {
 	got = l.Find()
 	if len(got) != 2 {
 		t.Errorf("want a state dir and an id range leak, got %v", got)
+	}
+}
+
+func TestLeaksFindsCgroupAndProcess(t *testing.T) {
+	RequireRoot(t)
+	hier := "/sys/fs/cgroup/pids"
+	if _, err := os.Stat(filepath.Join(hier, "cgroup.procs")); err != nil {
+		t.Skipf("no v1 pids hierarchy: %v", err)
+	}
+	id := UniqueID(t)
+	l := &Leaks{t: t, ids: []string{id}}
+	cg := filepath.Join(hier, id) // the test's own child cgroup
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cg)
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleep.Wait()
+	defer sleep.Process.Kill()
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(sleep.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(l.Find(), "\n")
+	if !strings.Contains(got, "cgroup: "+cg) || !strings.Contains(got, "process "+strconv.Itoa(sleep.Process.Pid)) {
+		t.Errorf("cgroup and process leak not both found:\n%s", got)
 	}
 }
