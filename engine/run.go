@@ -50,6 +50,9 @@ func (r *Running) ID() string { return r.plan.ID }
 // Start creates and starts the container of an allowed plan. On any failure everything created
 // so far is removed and the failure audited.
 func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
+	if !plan.Decision.Allow || plan.trail == nil {
+		return nil, errors.New("start: the plan was not allowed by policy")
+	}
 	t := plan.trail
 	rt, err := e.runtime(plan.Request.Tenant, t)
 	if err != nil {
@@ -75,10 +78,6 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 		return nil, errors.Join(err, t.flush())
 	}
 	spec := plan.Spec
-	// Exec gives new processes this same confinement.
-	if err := writeJSON(filepath.Join(dir, "spec.json"), spec); err != nil {
-		return fail(err)
-	}
 	if dests := mountDests(spec); len(dests) > 0 {
 		missing, err := missingMountpoints(spec.Root.Path, dests)
 		if err != nil {
@@ -96,6 +95,10 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 			}
 			spec.Root.Path = clone
 		}
+	}
+	// Exec gives new processes this same confinement.
+	if err := writeJSON(filepath.Join(dir, "spec.json"), spec); err != nil {
+		return fail(err)
 	}
 	// The decision's records are appended while the sandbox is being created (which takes far
 	// longer than an fsync); the workload is released only once they are durable.
