@@ -136,7 +136,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if floorRefusal != nil {
 		// A policy that allows what the floor never grants changes nothing.
 		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": floorRefusal.Error()})
-		return plan, floorRefusal
+		return nil, floorRefusal // the plan was decided without the refused capabilities
 	}
 	if changes := applyConstraints(eff, d.Constraints); len(changes) > 0 {
 		plan.Raises = append(plan.Raises, changes...)
