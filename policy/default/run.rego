@@ -226,7 +226,7 @@ deny contains reason("SECCOMP_UNCONFINED", sprintf("seccomp default action %v al
 # not re-derive them on every decision.
 binds contains i if {
 	some i, m in input.mounts
-	m.bind != false
+	not m.bind == false # a mount without the field is treated as a bind: fail closed
 }
 
 deny contains reason("REQUEST_INVALID", "bind mount source must be an absolute path", sprintf("mounts[%d].source", [i])) if {
@@ -302,7 +302,6 @@ memory_limit := input.resources.memoryLimit
 default pids_limit := null
 
 pids_limit := input.resources.pidsLimit
-
 
 # ---- image, devices, sysctls ----
 
