@@ -102,3 +102,28 @@ func TestSeccompProfileStacks(t *testing.T) {
 	}
 	f.assertNothingLeft(t)
 }
+
+// TestPolicyCannotLowerTheFloor: an operator policy that allows everything still cannot get a
+// forbidden capability or an unconfined seccomp past the sandbox floor.
+func TestPolicyCannotLowerTheFloor(t *testing.T) {
+	f := newFixture(t)
+	pol := filepath.Join(f.dir, "allow-all")
+	os.MkdirAll(pol, 0o755)
+	os.WriteFile(filepath.Join(pol, "allow.rego"), []byte("package bulwark.run\n\ndecision := {\"allow\": true, \"reasons\": [], \"constraints\": {}}\n"), 0o644)
+	id := f.name(t, "floor")
+	r := bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "--cap-add", "SYS_ADMIN", "busybox:1", "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "refused by the sandbox floor") {
+		t.Errorf("SYS_ADMIN under an allow-all policy: exit %d, %s", r.code, r.stderr)
+	}
+	recs := f.records(t, id)
+	if d := find(recs, "policy", "decision"); attr(d, "result") != "allow" || find(recs, "container", "floor.refused") == nil {
+		t.Errorf("story %v", actions(recs))
+	}
+	// seccomp=unconfined is allowed by this policy, but the floor's allowlist still loads.
+	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "--security-opt", "seccomp=unconfined", "busybox:1",
+		"sh", "-c", "grep Seccomp: /proc/self/status")
+	if !strings.Contains(out, "2") {
+		t.Errorf("seccomp mode under an allow-all policy: %q", out)
+	}
+	f.assertNothingLeft(t)
+}
