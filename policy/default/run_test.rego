@@ -77,7 +77,7 @@ test_missing_nested_fields_fail_closed if {
 	"ROOTFS_WRITABLE" in codes(json.remove(base, ["/rootfs/readOnly"]))
 	"SECCOMP_UNCONFINED" in codes(json.remove(base, ["/seccomp/profile"]))
 	"IMAGE_UNVERIFIED" in codes(json.patch(base, [{"op": "add", "path": "/image", "value": {"reference": "r/x:1"}}]))
-	"MOUNT_TYPE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": {"source": "x", "destination": "/x", "options": []}}]))
+	"REQUEST_INVALID" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": {"source": "x", "destination": "/x", "options": []}}]))
 	"DEVICE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/devices/-", "value": {"path": "/dev/sda"}}]))
 	"DEVICE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/deviceRules/-", "value": {"allow": true}}]))
 	"MEMORY_LIMIT_MISSING" in codes(json.remove(base, ["/resources"]))
@@ -126,11 +126,12 @@ test_runtime_socket_denied if {
 	"MOUNT_RUNTIME_SOCKET" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/home/u/docker.sock", ["bind", "ro"])}]))
 }
 
-test_bind_without_summary_fields_fails_closed if {
+# A mount without the bind/readOnly summaries is judged as a writable bind.
+test_mount_without_summary_fields_fails_closed if {
 	m := {"type": "bind", "source": "/srv/other", "destination": "/x", "options": ["rbind"]}
-	"MOUNT_TYPE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}]))
-	w := {"type": "bind", "source": "/srv/other", "destination": "/x", "options": ["rbind"], "bind": true}
-	"MOUNT_WRITABLE_NOT_ALLOWED" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": w}]))
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}])) == {"MOUNT_WRITABLE_NOT_ALLOWED"}
+	p := {"type": "proc", "source": "proc", "destination": "/proc", "options": []}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": p}])) == {"REQUEST_INVALID", "MOUNT_WRITABLE_NOT_ALLOWED"}
 }
 
 test_writable_bind_outside_allowlist_denied if {
