@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -102,10 +103,16 @@ func (c *channel) send(m *message) error {
 	// Fd puts the socket in blocking mode: setup is strictly sequential, so blocking calls are right.
 	fd := int(c.f.Fd())
 	n, err := unix.SendmsgN(fd, frame, oob, nil, 0)
+	for errors.Is(err, unix.EINTR) {
+		n, err = unix.SendmsgN(fd, frame, oob, nil, 0)
+	}
 	for err == nil && n < len(frame) {
 		// The rest of a large frame goes as plain stream data; the fds rode on the first part.
 		var w int
 		w, err = unix.Write(fd, frame[n:])
+		if errors.Is(err, unix.EINTR) {
+			w, err = 0, nil
+		}
 		n += w
 	}
 	if err != nil {
@@ -118,7 +125,7 @@ func (c *channel) send(m *message) error {
 func (c *channel) recv() (*message, error) {
 	hdr := make([]byte, 4)
 	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
-	n, oobn, _, _, err := unix.Recvmsg(int(c.f.Fd()), hdr, oob, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, err := recvmsgRetry(int(c.f.Fd()), hdr, oob)
 	if err != nil {
 		return nil, fmt.Errorf("receive message: %w", err)
 	}
@@ -192,4 +199,15 @@ func socketPair() (parent, child *os.File, err error) {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
 	return os.NewFile(uintptr(fds[0]), "bulwark-parent"), os.NewFile(uintptr(fds[1]), "bulwark-child"), nil
+}
+
+// recvmsgRetry is Recvmsg on the blocking setup socket, retried when a signal interrupts it (the
+// Go runtime's preemption and SIGCHLD arrive during setup; exec saw "interrupted system call").
+func recvmsgRetry(fd int, p, oob []byte) (n, oobn int, err error) {
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(fd, p, oob, unix.MSG_CMSG_CLOEXEC)
+		if !errors.Is(err, unix.EINTR) {
+			return n, oobn, err
+		}
+	}
 }
