@@ -2,11 +2,15 @@ package attacks
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
@@ -41,7 +45,8 @@ func TestCVE_2024_21626(t *testing.T) {
 	// cwd through /proc/self/fd/N for the leaked numbers and the usual low ones: either refused
 	// at create/start, or the working directory is inside the container's root.
 	seen := map[int]bool{}
-	for _, n := range append(leaked, 3, 4, 5, 6, 7, 8) {
+	low := []int{3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	for _, n := range append(leaked, low...) {
 		if seen[n] {
 			continue
 		}
@@ -73,4 +78,42 @@ func TestCVE_2024_21626(t *testing.T) {
 			}
 		})
 	}
+
+	// The exec path of the same CVE: a process exec'd into a running container with cwd
+	// /proc/self/fd/N, where N may be a descriptor the runtime's exec helper holds.
+	t.Run("exec-cwd", func(t *testing.T) {
+		c := e.MustCreate(nil, testenv.Spec([]string{"/bin/sleep", "30"}))
+		if err := c.Start(); err != nil {
+			t.Fatalf("start: %v%s", err, c.ErrText())
+		}
+		for _, n := range append(leaked, low...) {
+			out := e.OutFile("exec-out")
+			p, err := c.Exec(&specs.Process{Args: testenv.ProbeArgs("cwd", "fds"), Cwd: fmt.Sprintf("/proc/self/fd/%d", n),
+				Env: []string{"PATH=/bin"}}, sandbox.IO{Stdout: out})
+			out.Close()
+			if err != nil {
+				t.Logf("fd %d: exec refused: %v", n, err)
+				continue
+			}
+			if code, err := p.Wait(); err != nil || code != 0 {
+				t.Logf("fd %d: exec'd process did not run: exit %d %v", n, code, err)
+				continue
+			}
+			b, err := os.ReadFile(out.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := testenv.ParseReport(t, b)
+			if !r.Cwd.InRoot || strings.HasPrefix(r.Cwd.Path, "(unreachable)") {
+				t.Errorf("ESCAPE: exec'd process with cwd /proc/self/fd/%d has working directory %+v outside the root", n, r.Cwd)
+			}
+			for fd, target := range r.FDs {
+				if fd != "0" && fd != "1" && fd != "2" {
+					t.Errorf("fd %s reachable in the exec'd process: %s", fd, target)
+				}
+			}
+		}
+		c.Signal(syscall.SIGKILL, true)
+		c.WaitExit()
+	})
 }
