@@ -383,3 +383,48 @@ func TestLogRecorderLine(t *testing.T) {
 		t.Fatalf("reasons %v", line["reasons"])
 	}
 }
+
+// TestRuncDefaultSpec builds the document from `runc spec` output (runc 1.1.5, as a stand-in
+// for a spec the floor has not raised yet): it validates against the schema, and the policy
+// names what the floor must still add.
+func TestRuncDefaultSpec(t *testing.T) {
+	raw, err := os.ReadFile("testdata/runc-default-spec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	req, err := Build(&spec, Context{Tenant: "acme", Operation: OpCreate, BundleDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(doc); err != nil {
+		t.Fatalf("document built from runc's spec fails the schema: %v", err)
+	}
+	if strings.Contains(string(doc), "xterm") {
+		t.Fatal("an env value reached the document")
+	}
+	d := testEngine(t).Decide(context.Background(), req)
+	got := map[string]bool{}
+	for _, r := range d.Reasons {
+		got[r.Code+" "+r.Path] = true
+	}
+	for _, want := range []string{
+		"NAMESPACE_SHARED namespaces.user", "NAMESPACE_SHARED namespaces.cgroup", "SECCOMP_UNCONFINED seccomp.profile",
+		"MEMORY_LIMIT_MISSING resources.memoryLimit", "PIDS_LIMIT_MISSING resources.pidsLimit",
+		"CAP_NOT_GRANTED capabilities[0]", // AUDIT_WRITE: below the ceiling, not granted to acme
+	} {
+		if !got[want] {
+			t.Errorf("missing reason %q in %v", want, d.Reasons)
+		}
+	}
+	if d.Allow || len(d.Reasons) != 6 {
+		t.Errorf("decision %+v", d)
+	}
+}
