@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -315,5 +316,27 @@ func TestDeleteAfterCrashMidCreate(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("state dir left: %v", err)
+	}
+}
+
+// TestRuntimeBinaryNotWritable (CVE-2019-5736): the handle setup children execute from refuses
+// writes, both directly and reopened through /proc.
+func TestRuntimeBinaryNotWritable(t *testing.T) {
+	needRoot(t)
+	f, err := sealedSelf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_WRONLY, 0); err == nil {
+		t.Fatal("runtime binary handle reopened for writing")
+	}
+	// Beyond ETXTBSY (the binary is running): the mount itself is read-only, so even a stopped
+	// runtime's file could not be written through this path.
+	var st syscall.Statfs_t
+	if err := syscall.Fstatfs(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Flags&0x1 == 0 { // ST_RDONLY
+		t.Fatalf("runtime binary handle is on a writable mount (statfs flags %#x)", st.Flags)
 	}
 }
