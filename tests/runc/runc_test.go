@@ -170,6 +170,14 @@ func TestLifecycle(t *testing.T) {
 	if out := c.ok("exec", "--env", "X=y", "--cwd", "/tmp", id, "/bin/sh", "-c", "echo $X $(pwd)"); strings.TrimSpace(out) != "y /tmp" {
 		t.Errorf("exec --env --cwd = %q", out)
 	}
+	if out := c.ok("exec", "--tty", id, "/bin/tty"); !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("exec --tty: tty printed %q", out)
+	}
+	execPid := filepath.Join(t.TempDir(), "exec.pid")
+	c.ok("exec", "--detach", "--pid-file", execPid, id, "/bin/sleep", "1")
+	if b, err := os.ReadFile(execPid); err != nil || strings.TrimSpace(string(b)) == "" {
+		t.Errorf("exec --detach --pid-file: %q, %v", b, err)
+	}
 	proc := filepath.Join(t.TempDir(), "process.json")
 	pj, _ := json.Marshal(specs.Process{Args: []string{"/bin/sh", "-c", "echo from-process-file"}, Cwd: "/",
 		Env: []string{"PATH=/bin"}})
