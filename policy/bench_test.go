@@ -139,3 +139,23 @@ func BenchmarkPrepare(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkColdDecision is what a one-shot `bulwark-runc create` pays: load the embedded
+// policy, prepare it, decide one request.
+func BenchmarkColdDecision(b *testing.B) {
+	req := benchRequest(b)
+	req.Tenant = "default"
+	for b.Loop() {
+		p, err := LoadEmbedded()
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := NewEngine(context.Background(), p, WithRecorder(nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d := e.Decide(context.Background(), req); !d.Allow {
+			b.Fatalf("decision %+v", d)
+		}
+	}
+}

@@ -22,7 +22,8 @@ type TestResult struct {
 	Duration time.Duration `json:"durationNs"`
 }
 
-// RunTests runs the Rego unit tests in p's modules against p's data, like `opa test`.
+// RunTests runs the Rego unit tests in p's modules (see LoadForTests) against p's data, like
+// `opa test`.
 // Results are sorted by package and name. A policy that fails to compile is an error.
 func RunTests(ctx context.Context, p *Policy) ([]TestResult, error) {
 	store := inmem.NewFromObjectWithOpts(p.Data, inmem.OptRoundTripOnWrite(true))

@@ -6,7 +6,7 @@ import (
 )
 
 func TestEmbeddedRegoUnitTests(t *testing.T) {
-	p, err := LoadEmbedded()
+	p, err := LoadForTests("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,8 @@ type Info struct {
 	Revision string `json:"revision"`
 }
 
-// Policy is a loaded, not yet prepared, policy: modules (test modules included, for
-// `bulwark policy test`) and data.
+// Policy is a loaded, not yet prepared, policy: modules and data. Rego unit test modules
+// (*_test.rego) are loaded only by LoadForTests.
 type Policy struct {
 	Modules map[string]*ast.Module
 	Data    map[string]any
@@ -51,12 +51,14 @@ type Policy struct {
 }
 
 // LoadEmbedded loads the default policy compiled into the binary.
-func LoadEmbedded() (*Policy, error) {
+func LoadEmbedded() (*Policy, error) { return loadEmbedded(false) }
+
+func loadEmbedded(withTests bool) (*Policy, error) {
 	sub, err := fs.Sub(defaultFS, "default")
 	if err != nil {
 		return nil, fmt.Errorf("embedded policy: %w", err)
 	}
-	p, err := loadFS(sub, ".")
+	p, err := loadFS(sub, ".", withTests)
 	if err != nil {
 		return nil, fmt.Errorf("embedded policy: %w", err)
 	}
@@ -64,16 +66,27 @@ func LoadEmbedded() (*Policy, error) {
 	return p, nil
 }
 
+// LoadForTests loads a policy directory, or the embedded policy when dir is "", together with
+// its Rego unit tests, for RunTests.
+func LoadForTests(dir string) (*Policy, error) {
+	if dir == "" {
+		return loadEmbedded(true)
+	}
+	return loadDir(dir, true)
+}
+
 // LoadDir loads .rego modules and data files (data.json / data.yaml, placed at their
 // directory's path as OPA does) from an operator's directory. A directory with data but no
 // policy modules gives tenant data to the embedded default rules.
-func LoadDir(dir string) (*Policy, error) {
-	p, err := loadFS(nil, dir)
+func LoadDir(dir string) (*Policy, error) { return loadDir(dir, false) }
+
+func loadDir(dir string, withTests bool) (*Policy, error) {
+	p, err := loadFS(nil, dir, withTests)
 	if err != nil {
 		return nil, fmt.Errorf("policy directory %s: %w", dir, err)
 	}
 	if !hasPolicyModules(p.Modules) {
-		def, err := LoadEmbedded()
+		def, err := loadEmbedded(withTests)
 		if err != nil {
 			return nil, err
 		}
@@ -83,12 +96,16 @@ func LoadDir(dir string) (*Policy, error) {
 	return p, nil
 }
 
-func loadFS(fsys fs.FS, path string) (*Policy, error) {
-	l := loader.NewFileLoader().WithRegoVersion(ast.RegoV1).WithProcessAnnotation(true)
+// loadFS loads modules and data below path. Test modules are skipped unless withTests: parsing
+// them would double the load time of every one-shot runtime invocation for nothing.
+func loadFS(fsys fs.FS, path string, withTests bool) (*Policy, error) {
+	l := loader.NewFileLoader().WithRegoVersion(ast.RegoV1).WithProcessAnnotation(withTests)
 	if fsys != nil {
 		l = l.WithFS(fsys)
 	}
-	res, err := l.All([]string{path})
+	res, err := l.Filtered([]string{path}, func(_ string, info fs.FileInfo, _ int) bool {
+		return !withTests && !info.IsDir() && isTestModule(info.Name())
+	})
 	if err != nil {
 		return nil, err
 	}

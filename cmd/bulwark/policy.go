@@ -108,15 +108,11 @@ func newPolicyTestCmd() *cobra.Command {
 		Short: "Run the Rego unit tests of a policy directory (default: the embedded policy)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var (
-				p   *policy.Policy
-				err error
-			)
+			dir := ""
 			if len(args) == 1 {
-				p, err = policy.LoadDir(args[0])
-			} else {
-				p, err = policy.LoadEmbedded()
+				dir = args[0]
 			}
+			p, err := policy.LoadForTests(dir)
 			if err != nil {
 				return err
 			}
