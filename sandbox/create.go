@@ -105,30 +105,9 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		return nil, err
 	}
 
-	sc, err := r.compileSeccomp(eff.Linux.Seccomp)
-	if err != nil {
-		return nil, err
-	}
-	proc, err := processPlanFor(eff.Process, eff.Mounts, eff.Annotations, sc)
-	if err != nil {
-		return nil, err
-	}
-	if proc.Terminal && stdio.ConsoleSocket == "" {
+	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
 		return nil, errors.New("process.terminal is set but no console socket was given")
 	}
-	// SELinux labels and the AppArmor profile, where the host has them (Landlock is in proc).
-	layers := mac.Detect()
-	store, err := r.labelStore(layers)
-	if err != nil {
-		return nil, err
-	}
-	macC, err := mac.Prepare(layers, store, id, mac.SELinuxLabels{Process: eff.Process.SelinuxLabel, Mount: eff.Linux.MountLabel})
-	if err != nil {
-		return nil, fmt.Errorf("mac: %w", err)
-	}
-	undo.add(func() { mac.Cleanup(layers, store, id) })
-	proc.MAC = macC
-	st.MAC = macC
 
 	cg, err := cgroups.New(st.Cgroup)
 	if err != nil {
@@ -147,7 +126,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
 
-	ch, cmd, err := r.startChild("init", stdio, proc.Terminal, &syscall.SysProcAttr{
+	ch, cmd, err := r.startChild("init", stdio, eff.Process.Terminal, &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
 			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(rng.UIDBase), Size: int(rng.Size)}},
@@ -168,6 +147,29 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	})
 	pid := cmd.Process.Pid
 	cgJoin.start(pid)
+
+	// While the child boots and the cgroup join waits for the kernel: the rest of the plan.
+	sc, err := r.compileSeccomp(eff.Linux.Seccomp)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := processPlanFor(eff.Process, eff.Mounts, eff.Annotations, sc)
+	if err != nil {
+		return nil, err
+	}
+	// SELinux labels and the AppArmor profile, where the host has them (Landlock is in proc).
+	layers := hostLayers()
+	store, err := r.labelStore(layers)
+	if err != nil {
+		return nil, err
+	}
+	macC, err := mac.Prepare(layers, store, id, mac.SELinuxLabels{Process: eff.Process.SelinuxLabel, Mount: eff.Linux.MountLabel})
+	if err != nil {
+		return nil, fmt.Errorf("mac: %w", err)
+	}
+	undo.add(func() { mac.Cleanup(layers, store, id) })
+	proc.MAC = macC
+	st.MAC = macC
 
 	cfg := &initConfig{
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,

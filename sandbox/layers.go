@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -11,10 +12,14 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 )
 
+// hostLayers is mac.Detect, once per process: the host's MAC layers do not change under a running
+// runtime, and detection reads /proc and /sys (about a millisecond, twice per create).
+var hostLayers = sync.OnceValue(mac.Detect)
+
 // checkMAC refuses to run on a host without any MAC layer unless the operator made the explicit,
 // audited exception (Options.AllowNoMAC).
 func (r *Runtime) checkMAC() error {
-	if mac.Detect().Any() {
+	if hostLayers().Any() {
 		return nil
 	}
 	if r.opts.AllowNoMAC {

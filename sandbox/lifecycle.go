@@ -224,7 +224,7 @@ func (c *Container) Delete(force bool) error {
 	}
 	layers := st.MAC.Layers
 	if !st.MAC.Layers.Any() {
-		layers = mac.Detect() // crashed before the MAC state was recorded
+		layers = hostLayers() // crashed before the MAC state was recorded
 	}
 	store, err := c.rt.labelStore(layers)
 	if err != nil {
