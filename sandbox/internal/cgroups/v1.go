@@ -445,10 +445,20 @@ func (m *v1Manager) Freeze() error {
 	if err := writeFile(dir, "freezer.state", "FROZEN"); err != nil {
 		return err
 	}
+	polls := 0
 	err = waitFor(freezeTimeout, func() (bool, error) {
 		s, err := readFile(dir, "freezer.state")
 		if err != nil || s == "FROZEN" {
 			return err == nil, err
+		}
+		// A task frozen in the middle of execve (de_thread waiting for sibling threads the
+		// freezer already stopped) keeps the cgroup FREEZING for good: thaw briefly and freeze
+		// again, as runc does. Seen when pausing right after start under load.
+		if polls++; polls%20 == 0 {
+			if err := writeFile(dir, "freezer.state", "THAWED"); err != nil {
+				return false, err
+			}
+			time.Sleep(time.Millisecond)
 		}
 		// Re-request: tasks forked while freezing can leave the state at FREEZING.
 		return false, writeFile(dir, "freezer.state", "FROZEN")
