@@ -182,3 +182,16 @@ test_floor_switches if {
 	codes(json.patch(base, [{"op": "replace", "path": "/operation", "value": "attach"}])) == {"OPERATION_UNKNOWN"}
 	codes(json.patch(base, [{"op": "replace", "path": "/apiVersion", "value": "bulwark.dev/run/v0"}])) == {"REQUEST_VERSION"}
 }
+
+# The floor's tables must not contradict each other: nothing forbidden is below the ceiling,
+# and the operator's default grants stay below it.
+test_floor_tables_consistent if {
+	count(run.capability_ceiling & run.forbidden_capabilities) == 0
+	every c in data.bulwark.defaults.grantable_capabilities {
+		run.capability_ceiling[c]
+	}
+	every r in run.forbidden_host_trees {
+		startswith(r, "/")
+		not endswith(r, "/")
+	}
+}
