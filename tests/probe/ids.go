@@ -101,6 +101,11 @@ func status() (*report.Status, error) {
 		s.Dumpable = d
 	}
 	s.Exe, _ = os.Readlink("/proc/self/exe")
+	if b, err := os.ReadFile("/proc/self/attr/current"); err != nil {
+		s.Label = "error: " + errName(err)
+	} else {
+		s.Label = strings.TrimRight(string(b), "\x00\n")
+	}
 	return s, nil
 }
 

@@ -77,6 +77,9 @@ type Status struct {
 	Pid            int    `json:"pid"`
 	PPid           int    `json:"ppid"`
 	Exe            string `json:"exe"`
+	// Label is /proc/self/attr/current: the SELinux context or AppArmor profile, or the errno
+	// when no such LSM is active.
+	Label string `json:"label"`
 }
 
 // Rlimit is one resource limit; -1 means unlimited.
