@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -113,13 +112,10 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
 	}
-	// Cgroup writes mostly wait for the kernel (RCU grace periods on v1 migrations), so they run
-	// beside the child's start and the idmapped mount instead of before them.
-	cgJoin := joinCgroupAsync(cg, eff.Linux.Resources)
-	undo.add(func() {
-		cgJoin.cancel()
-		cg.Destroy()
-	})
+	undo.add(func() { cg.Destroy() })
+	if err := cg.Create(eff.Linux.Resources); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
 
 	fifo := filepath.Join(dir, "exec.fifo")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
@@ -136,7 +132,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		// UIDBase) before the exec, or init would run as the overflow uid without capabilities.
 		Credential: &syscall.Credential{Uid: 0, Gid: 0},
 		Setsid:     true,
-	}, nil)
+	}, cg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +142,8 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		cmd.Wait()
 	})
 	pid := cmd.Process.Pid
-	cgJoin.start(pid)
 
-	// While the child boots and the cgroup join waits for the kernel: the rest of the plan.
+	// While the child boots: the rest of the plan.
 	sc, err := r.compileSeccomp(eff.Linux.Seccomp)
 	if err != nil {
 		return nil, err
@@ -181,10 +176,6 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if err != nil {
 		return nil, err
 	}
-	// The config tells the child it is in its cgroup: it unshares the cgroup namespace next.
-	if err := cgJoin.wait(); err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
-	}
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
 		return nil, err
 	}
@@ -204,54 +195,6 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	}
 	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})
 	return &Container{rt: r, id: id, dir: dir, cmd: cmd}, nil
-}
-
-// cgroupJoin creates a cgroup and moves the child into it in the background.
-type cgroupJoin struct {
-	pid  chan int // receives the child's pid; closed when there will be none
-	done chan error
-	once sync.Once
-	err  error
-}
-
-func joinCgroupAsync(cg cgroups.Manager, res *specs.LinuxResources) *cgroupJoin {
-	j := &cgroupJoin{pid: make(chan int, 1), done: make(chan error, 1)}
-	go func() {
-		if err := cg.Create(res); err != nil {
-			j.done <- err
-			return
-		}
-		pid, ok := <-j.pid
-		if !ok {
-			j.done <- nil
-			return
-		}
-		if err := cg.AddProc(pid); err != nil {
-			j.done <- fmt.Errorf("join cgroup: %w", err)
-			return
-		}
-		j.done <- nil
-	}()
-	return j
-}
-
-func (j *cgroupJoin) start(pid int) {
-	j.once.Do(func() { j.pid <- pid; close(j.pid) })
-}
-
-// wait returns the outcome of Create and AddProc; it may be called more than once.
-func (j *cgroupJoin) wait() error {
-	if err, ok := <-j.done; ok {
-		j.err = err
-		close(j.done)
-	}
-	return j.err
-}
-
-// cancel lets the goroutine finish without a pid and waits for it, before the cgroup is removed.
-func (j *cgroupJoin) cancel() {
-	j.once.Do(func() { close(j.pid) })
-	j.wait()
 }
 
 // labelStore opens the SELinux label reservations, only on hosts with SELinux.
@@ -279,7 +222,8 @@ func checkUser(p *specs.Process, size uint32) error {
 
 // startChild re-executes the sealed runtime copy as a setup child and returns the parent's end of
 // the setup channel.
-func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, env []string, extra ...*os.File) (*channel, *exec.Cmd, error) {
+// With cg set, the child is born in that cgroup (see startInCgroup).
+func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, cg cgroups.Manager, env []string, extra ...*os.File) (*channel, *exec.Cmd, error) {
 	self, err := sealedSelf()
 	if err != nil {
 		return nil, nil, err
@@ -309,7 +253,11 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 			cmd.Stderr = stdio.Stderr
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if cg != nil {
+		start = func() error { return startInCgroup(cmd, cg) }
+	}
+	if err := start(); err != nil {
 		parent.Close()
 		return nil, nil, fmt.Errorf("start %s process: %w", mode, err)
 	}

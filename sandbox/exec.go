@@ -109,7 +109,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, fmt.Errorf("nsenter pipe: %w", err)
 	}
 	defer syncR.Close()
-	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{},
+	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, nil,
 		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid)}, syncW)
 	syncW.Close()
 	if err != nil {

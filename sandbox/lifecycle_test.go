@@ -87,6 +87,12 @@ func leakCheck(t *testing.T, id string) {
 		if len(m) > 0 {
 			t.Errorf("cgroup dirs left behind: %v", m)
 		}
+		threads, _ := filepath.Glob("/proc/self/task/*/cgroup")
+		for _, p := range threads {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("/bulwark/"+id+"\n")) {
+				t.Errorf("a runtime thread is in the container's cgroup: %s", p)
+			}
+		}
 		procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
 		for _, p := range procs {
 			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("/bulwark/"+id+"\n")) {
