@@ -1,6 +1,7 @@
 package attacks
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -55,11 +56,11 @@ func TestCVE_2024_21626(t *testing.T) {
 			spec := testenv.Spec(testenv.ProbeArgs("cwd", "fds"), testenv.WithCwd(fmt.Sprintf("/proc/self/fd/%d", n)))
 			c, err := e.Create(nil, spec)
 			if err != nil {
-				t.Logf("refused at create: %v", err)
+				assertCwdRefusal(t, err)
 				return
 			}
 			if err := c.Start(); err != nil {
-				t.Logf("refused at start: %v", err)
+				assertCwdRefusal(t, err)
 				return
 			}
 			code := c.WaitExit()
@@ -92,7 +93,7 @@ func TestCVE_2024_21626(t *testing.T) {
 				Env: []string{"PATH=/bin"}}, sandbox.IO{Stdout: out})
 			out.Close()
 			if err != nil {
-				t.Logf("fd %d: exec refused: %v", n, err)
+				assertCwdRefusal(t, err)
 				continue
 			}
 			if code, err := p.Wait(); err != nil || code != 0 {
@@ -116,4 +117,16 @@ func TestCVE_2024_21626(t *testing.T) {
 		c.Signal(syscall.SIGKILL, true)
 		c.WaitExit()
 	})
+}
+
+// assertCwdRefusal checks that a refusal is the child's cwd step failing on a path that is not
+// a directory of the container (ENOTDIR or ENOENT inside its own /proc), not an unrelated error.
+func assertCwdRefusal(t *testing.T, err error) {
+	t.Helper()
+	var ie *sandbox.InitError
+	if !errors.As(err, &ie) || ie.Step != "cwd" || (ie.Errno != unix.ENOTDIR && ie.Errno != unix.ENOENT) {
+		t.Errorf("refused for another reason than the cwd (want step cwd, ENOTDIR or ENOENT): %v", err)
+		return
+	}
+	t.Logf("refused: step %s, %s, %v", ie.Step, ie.Path, ie.Errno)
 }
