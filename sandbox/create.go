@@ -86,11 +86,29 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		return nil, err
 	}
 
-	alloc, err := idmap.Open(filepath.Join(r.opts.Root, "idmap"))
-	if err != nil {
-		return nil, fmt.Errorf("open id allocator: %w", err)
+	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
+		return nil, errors.New("process.terminal is set but no console socket was given")
 	}
-	rng, err := alloc.Acquire(r.opts.Tenant, id)
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	undo.add(func() { cg.Destroy() })
+	// The cgroup and the id range are independent and both wait on the kernel (cgroupfs writes,
+	// the allocator's fsyncs): make them at the same time.
+	cgErr := make(chan error, 1)
+	go func() { cgErr <- cg.Create(eff.Linux.Resources) }()
+	alloc, err := idmap.Open(filepath.Join(r.opts.Root, "idmap"))
+	var rng idmap.Range
+	if err == nil {
+		rng, err = alloc.Acquire(r.opts.Tenant, id)
+	}
+	if cerr := <-cgErr; cerr != nil {
+		if err == nil {
+			alloc.Release(r.opts.Tenant, id)
+		}
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, cerr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("acquire id range: %w", err)
 	}
@@ -98,23 +116,6 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	st.UIDBase, st.GIDBase, st.Size = rng.UIDBase, rng.GIDBase, rng.Size
 	if err := checkUser(eff.Process, rng.Size); err != nil {
 		return nil, err
-	}
-	// Exec gives new processes exactly this confinement, so the effective spec is kept.
-	if err := writeSpec(dir, eff); err != nil {
-		return nil, err
-	}
-
-	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
-		return nil, errors.New("process.terminal is set but no console socket was given")
-	}
-
-	cg, err := cgroups.New(st.Cgroup)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
-	}
-	undo.add(func() { cg.Destroy() })
-	if err := cg.Create(eff.Linux.Resources); err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
 	}
 
 	fifo := filepath.Join(dir, "exec.fifo")
@@ -179,7 +180,15 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
 		return nil, err
 	}
+	// Exec gives new processes exactly this confinement, so the effective spec is kept; it is
+	// written while the child sets itself up.
+	specErr := make(chan error, 1)
+	go func() { specErr <- writeSpec(dir, eff) }()
 	if err := awaitReady(ch, stdio.ConsoleSocket); err != nil {
+		<-specErr
+		return nil, err
+	}
+	if err := <-specErr; err != nil {
 		return nil, err
 	}
 
