@@ -136,6 +136,12 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 		// Pids come from the container's own cgroup, which only its processes can be in.
 		unix.Kill(p, sig)
 	}
+	if sig == syscall.SIGKILL && Status(st.Status) == StatusPaused {
+		// A frozen task only dies once thawed (as runc does for kill -a KILL).
+		if err := cg.Thaw(); err != nil {
+			return fmt.Errorf("thaw %s after SIGKILL: %w", c.id, err)
+		}
+	}
 	return nil
 }
 
