@@ -302,6 +302,10 @@ func TestBadInput(t *testing.T) {
 			return b
 		}, "", ""},
 		{"invalid id", func(t *testing.T) string { return testenv.Bundle(t, sleeper()) }, "../evil", "invalid container id"},
+		// A failure inside the container's init reaches the caller whole: layer, step, path, errno.
+		{"missing executable", func(t *testing.T) string {
+			return testenv.Bundle(t, testenv.Spec([]string{"/no/such/binary"}))
+		}, "", "layer"},
 		{"forbidden capability", func(t *testing.T) string {
 			return testenv.Bundle(t, testenv.Spec([]string{"/bin/true"}, testenv.WithCaps("CAP_SYS_ADMIN")))
 		}, "", "CAP_SYS_ADMIN"},
@@ -323,6 +327,9 @@ func TestBadInput(t *testing.T) {
 					return
 				}
 				t.Fatalf("create succeeded; want an error mentioning %q", tc.want)
+			}
+			if tc.name == "missing executable" && (!strings.Contains(r.stderr, "/no/such/binary") || !strings.Contains(r.stderr, "errno")) {
+				t.Errorf("init error not reported whole: %q", r.stderr)
 			}
 			if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit 1 and a message mentioning %q", r.code, r.stderr, tc.want)
