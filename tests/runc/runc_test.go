@@ -269,6 +269,14 @@ func TestRunDetachAndKillAll(t *testing.T) {
 // state directory, cgroup, mount or process behind (checked by Leaks at the end of each subtest).
 func TestBadInput(t *testing.T) {
 	testenv.RequireRoot(t)
+	// Followed on the host, /escape/<name> would create /<name> there.
+	escapeName := testenv.UniqueID(t)
+	t.Cleanup(func() {
+		if _, err := os.Lstat("/" + escapeName); err == nil {
+			t.Errorf("a mount target was created on the host: /%s", escapeName)
+			os.Remove("/" + escapeName)
+		}
+	})
 	cases := []struct {
 		name   string
 		bundle func(t *testing.T) string
@@ -294,7 +302,7 @@ func TestBadInput(t *testing.T) {
 		}, "", "../../etc"},
 		{"symlinked mount target", func(t *testing.T) string {
 			b := testenv.Bundle(t, testenv.Spec([]string{"/bin/true"}, testenv.WithMount(specs.Mount{
-				Destination: "/escape/x", Type: "tmpfs", Source: "tmpfs"})))
+				Destination: "/escape/" + escapeName, Type: "tmpfs", Source: "tmpfs"})))
 			// /escape -> / of the host if followed outside the root.
 			if err := os.Symlink("/../../../../", filepath.Join(b, "rootfs", "escape")); err != nil {
 				t.Fatal(err)
