@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
@@ -98,4 +100,27 @@ func TestCapsForbiddenRefused(t *testing.T) {
 	if leaks := e.Leaks.Find(); len(leaks) != 0 {
 		t.Errorf("refused Create left: %v", leaks)
 	}
+}
+
+// TestHostNamespacesRefused: a spec asking to join any existing namespace (the host's here) is
+// refused, for every namespace type, and Create leaves nothing behind.
+func TestHostNamespacesRefused(t *testing.T) {
+	e := testenv.NewEnv(t, "tenant-ns")
+	for typ, file := range map[specs.LinuxNamespaceType]string{
+		specs.NetworkNamespace: "net", specs.PIDNamespace: "pid", specs.MountNamespace: "mnt",
+		specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user", specs.CgroupNamespace: "cgroup",
+	} {
+		spec := testenv.Spec(probe())
+		spec.Linux.Namespaces = []specs.LinuxNamespace{{Type: typ, Path: "/proc/1/ns/" + file}}
+		if _, _, err := e.RT.Floor(spec); err == nil {
+			t.Errorf("Floor accepted joining the host's %s namespace", typ)
+		}
+	}
+	spec := testenv.Spec(probe())
+	spec.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}
+	if c, err := e.Create(nil, spec); err == nil {
+		c.Delete(true)
+		t.Fatal("Create joined the host's network namespace")
+	}
+	e.Leaks.AssertNone(t)
 }
