@@ -13,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
@@ -344,5 +345,21 @@ func TestRuntimeBinaryNotWritable(t *testing.T) {
 	}
 	if st.Flags&0x1 == 0 { // ST_RDONLY
 		t.Fatalf("runtime binary handle is on a writable mount (statfs flags %#x)", st.Flags)
+	}
+}
+
+// TestMemfdSelfSealed: the fallback copy refuses every change.
+func TestMemfdSelfSealed(t *testing.T) {
+	f, err := memfdSelf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("x")); err == nil {
+		t.Fatal("sealed memfd accepted a write")
+	}
+	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+	if err != nil || seals&unix.F_SEAL_WRITE == 0 || seals&unix.F_SEAL_SEAL == 0 {
+		t.Fatalf("seals %#x, %v", seals, err)
 	}
 }
