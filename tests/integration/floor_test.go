@@ -149,6 +149,10 @@ func TestFloorFromInside(t *testing.T) {
 				t.Errorf("%s is writable", p)
 			}
 		}
+		// /proc/sysrq-trigger: absent on kernels without magic SysRq, else read-only or masked.
+		if got := r.Writable["/proc/sysrq-trigger"]; got == "" && !r.Masked["/proc/sysrq-trigger"].CharDev {
+			t.Errorf("/proc/sysrq-trigger opens for writing")
+		}
 	})
 
 	t.Run("dev/minimal", func(t *testing.T) {

@@ -199,7 +199,7 @@ func writable() map[string]string {
 		m[d] = ""
 	}
 	// Kernel control files: only opened for writing, never written.
-	for _, p := range []string{"/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches", "/sys/kernel/uevent_helper"} {
+	for _, p := range []string{"/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches", "/sys/kernel/uevent_helper", "/proc/sysrq-trigger"} {
 		m[p] = openWrite(p)
 	}
 	return m
