@@ -82,14 +82,15 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 	if err != nil {
 		return fmt.Errorf("state of container %s: %w", id, err)
 	}
+	// As runc: a created container can be exec'd into (its init still waits for start).
 	switch sandbox.Status(st.Status) {
-	case sandbox.StatusRunning:
+	case sandbox.StatusRunning, sandbox.StatusCreated:
 	case sandbox.StatusPaused:
 		if !o.ignorePaused {
 			return fmt.Errorf("cannot exec in paused container %s (use --ignore-paused)", id)
 		}
 	default:
-		return fmt.Errorf("cannot exec in container %s: it is %s, not running", id, st.Status)
+		return fmt.Errorf("cannot exec in container %s: it is %s", id, st.Status)
 	}
 	p, err := buildProcess(st.Bundle, args, o)
 	if err != nil {

@@ -132,6 +132,11 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("create with an id in use: exit %d, stderr %q", r.code, r.stderr)
 	}
 
+	// As with runc, a created container (init waiting for start) can be exec'd into.
+	if out := c.ok("exec", id, "/bin/echo", "created"); strings.TrimSpace(out) != "created" {
+		t.Errorf("exec in a created container = %q", out)
+	}
+
 	c.ok("start", id)
 	c.waitStatus(id, specs.StateRunning)
 	if r := c.run("start", id); r.code != 1 {
