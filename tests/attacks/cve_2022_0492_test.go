@@ -23,6 +23,7 @@ func TestCVE_2022_0492(t *testing.T) {
 		"runc-cgroups": testenv.RuncSpec(testenv.ProbeArgs("forbidden", "mounts")),
 	} {
 		t.Run(name, func(t *testing.T) {
+			e := e.For(t)
 			r, _ := e.Run(spec)
 			f := r.Forbidden
 			if got := f["unshare_user_cgroup_mnt"]; got != "EPERM" {

@@ -32,6 +32,7 @@ func TestCVE_2024_21626(t *testing.T) {
 	}
 
 	t.Run("no-host-fd-inside", func(t *testing.T) {
+		e := e.For(t)
 		r, _ := e.Run(testenv.Spec(testenv.ProbeArgs("fds", "cwd")))
 		for fd, target := range r.FDs {
 			if fd != "0" && fd != "1" && fd != "2" {
@@ -53,6 +54,7 @@ func TestCVE_2024_21626(t *testing.T) {
 		}
 		seen[n] = true
 		t.Run(fmt.Sprintf("cwd-proc-self-fd-%d", n), func(t *testing.T) {
+			e := e.For(t)
 			spec := testenv.Spec(testenv.ProbeArgs("cwd", "fds"), testenv.WithCwd(fmt.Sprintf("/proc/self/fd/%d", n)))
 			c, err := e.Create(nil, spec)
 			if err != nil {
@@ -83,6 +85,7 @@ func TestCVE_2024_21626(t *testing.T) {
 	// The exec path of the same CVE: a process exec'd into a running container with cwd
 	// /proc/self/fd/N, where N may be a descriptor the runtime's exec helper holds.
 	t.Run("exec-cwd", func(t *testing.T) {
+		e := e.For(t)
 		c := e.MustCreate(nil, testenv.Spec([]string{"/bin/sleep", "30"}))
 		if err := c.Start(); err != nil {
 			t.Fatalf("start: %v%s", err, c.ErrText())

@@ -150,6 +150,7 @@ func TestCgroupLimits(t *testing.T) {
 		wantMem string
 	}{{"defaults", nil, ""}, {"explicit-64MiB", []testenv.SpecOpt{testenv.WithMemoryLimit(64 << 20)}, strconv.Itoa(64 << 20)}} {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.For(t)
 			c := e.MustCreate(nil, testenv.Spec(probe(), tc.opts...))
 			pid := c.MustState().Pid
 			mem, err := testenv.HostCgroupPath(pid, "memory")

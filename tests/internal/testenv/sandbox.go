@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +29,8 @@ type Env struct {
 	Prepare func(rootfs string)
 }
 
+// NewEnv opens a Runtime for tenant on a fresh state root, skipping unless root; its leak check
+// runs when the test ends.
 func NewEnv(t *testing.T, tenant string) *Env {
 	t.Helper()
 	RequireRoot(t)
@@ -37,7 +40,15 @@ func NewEnv(t *testing.T, tenant string) *Env {
 	return e
 }
 
-// runtime opens another Runtime on the same state root, for another tenant.
+// For returns e bound to a subtest: failures and cleanups go to t (FailNow must be called from
+// the goroutine of the test that fails), the runtime and leak check stay shared.
+func (e *Env) For(t *testing.T) *Env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// Runtime opens another Runtime on the same state root, for another tenant.
 func (e *Env) Runtime(tenant string) *sandbox.Runtime {
 	e.t.Helper()
 	rt, err := sandbox.New(sandbox.Options{Root: e.Root, Tenant: tenant})
@@ -86,6 +97,7 @@ func (e *Env) Create(rt *sandbox.Runtime, spec *specs.Spec) (*Ctr, error) {
 	return c, nil
 }
 
+// MustCreate is Create failing the test on error.
 func (e *Env) MustCreate(rt *sandbox.Runtime, spec *specs.Spec) *Ctr {
 	e.t.Helper()
 	c, err := e.Create(rt, spec)
@@ -95,6 +107,7 @@ func (e *Env) MustCreate(rt *sandbox.Runtime, spec *specs.Spec) *Ctr {
 	return c
 }
 
+// OutFile creates a file for a process's output in a temp dir of the test.
 func (e *Env) OutFile(name string) *os.File {
 	e.t.Helper()
 	f, err := os.CreateTemp(e.t.TempDir(), name)
@@ -134,7 +147,7 @@ func (c *Ctr) WaitExit() int {
 		}
 		return r.code
 	case <-time.After(waitTimeout):
-		c.Signal(9, true)
+		c.Signal(syscall.SIGKILL, true)
 		c.t.Fatalf("container did not exit within %v%s", waitTimeout, c.ErrText())
 		return -1
 	}
