@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -90,4 +91,21 @@ func writeTasks(dir string) error {
 		return fmt.Errorf("join cgroup %s: %w", dir, err)
 	}
 	return nil
+}
+
+// v1TasksFiles returns the "tasks" file of each of cg's v1 hierarchies, or nil for cgroup v2 (or
+// a path that cannot travel in nsenter's colon-separated list).
+func v1TasksFiles(cg cgroups.Manager) []string {
+	paths := cg.Paths()
+	if _, ok := paths[""]; ok && len(paths) == 1 {
+		return nil
+	}
+	var out []string
+	for _, d := range uniqueDirs(paths) {
+		if strings.Contains(d, ":") {
+			return nil
+		}
+		out = append(out, filepath.Join(d, "tasks"))
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -109,8 +110,11 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, fmt.Errorf("nsenter pipe: %w", err)
 	}
 	defer syncR.Close()
+	// On cgroup v1 the joined process moves itself into the cgroup (see nsenter.EnvCgroup);
+	// on v2 the runtime moves it below.
+	tasks := v1TasksFiles(cg)
 	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, nil,
-		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid)}, syncW)
+		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid), nsenter.EnvCgroup + "=" + strings.Join(tasks, ":")}, syncW)
 	syncW.Close()
 	if err != nil {
 		return nil, err
@@ -127,8 +131,10 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err != nil {
 		return fail(fmt.Errorf("exec in %s: %w", c.id, err))
 	}
-	if err := cg.AddProc(pid); err != nil {
-		return fail(fmt.Errorf("exec in %s: join cgroup: %w", c.id, err))
+	if len(tasks) == 0 {
+		if err := cg.AddProc(pid); err != nil {
+			return fail(fmt.Errorf("exec in %s: join cgroup: %w", c.id, err))
+		}
 	}
 	cfg := &initConfig{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1}
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg}); err != nil {

@@ -268,6 +268,24 @@ func TestExec(t *testing.T) {
 	if err != nil || len(pids) != 1 {
 		t.Errorf("processes %v, %v; want just init", pids, err)
 	}
+	// A long-running exec'd process is in every hierarchy of the container's cgroup.
+	p2, err := c.Exec(&specs.Process{Args: []string{"/bin/sleep", "100"}, Cwd: "/"}, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cgs, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p2.Pid))
+	for _, line := range strings.Split(strings.TrimSpace(string(cgs)), "\n") {
+		if strings.Contains(line, ":pids:") || strings.Contains(line, ":memory:") || strings.Contains(line, ":freezer:") {
+			if !strings.HasSuffix(line, "/bulwark/exec1") {
+				t.Errorf("exec'd process outside the container cgroup: %s", line)
+			}
+		}
+	}
+	if pids, _ := c.Processes(); len(pids) != 2 {
+		t.Errorf("processes %v, want init and the exec'd sleep", pids)
+	}
+	syscall.Kill(p2.Pid, syscall.SIGKILL)
+	p2.Wait()
 	if err := c.Pause(); err != nil {
 		t.Fatalf("pause: %v", err)
 	}

@@ -15,9 +15,14 @@ import (
 // Env names the variable holding the pid whose namespaces the re-executed runtime joins.
 const Env = "_BULWARK_NSENTER"
 
+// EnvCgroup names the variable listing, colon-separated, the cgroup v1 "tasks" files the joined
+// process moves itself into right after the fork (empty: the caller moves it).
+const EnvCgroup = "_BULWARK_NSENTER_CGROUP"
+
 // steps names the constructor's steps by the numbers it reports.
 var steps = map[int32]string{
-	1: "prctl(PR_SET_DUMPABLE)", 30: "become container root", 31: "fork",
+	1: "prctl(PR_SET_DUMPABLE)", 2: "open cgroup tasks files", 30: "become container root",
+	31: "fork", 32: "join cgroup",
 }
 
 var nsNames = []string{"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"}
