@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
@@ -50,4 +54,80 @@ func TestIDRangesPerTenant(t *testing.T) {
 	if sa1.Tenant != "tenant-a" || sb1.Tenant != "tenant-b" {
 		t.Errorf("State tenants %q %q", sa1.Tenant, sb1.Tenant)
 	}
+}
+
+// TestConcurrentCreates: containers of two tenants created, then run and deleted, concurrently
+// all succeed, each tenant's containers share one range, the tenants' ranges differ, and nothing
+// is left (the allocator, state and cgroup code under contention).
+func TestConcurrentCreates(t *testing.T) {
+	e := testenv.NewEnv(t, "tenant-x")
+	rts := []*sandbox.Runtime{e.RT, e.Runtime("tenant-y")}
+	const n = 6
+	type job struct {
+		id, bundle string
+		spec       *specs.Spec
+		out        *os.File
+	}
+	jobs := make([]job, n)
+	for i := range jobs {
+		spec := testenv.Spec(probe("ids"))
+		jobs[i] = job{id: e.Leaks.Track(testenv.UniqueID(t)), spec: spec, bundle: testenv.Bundle(t, spec), out: e.OutFile("out")}
+		e.Leaks.Dir(jobs[i].bundle)
+	}
+	// Every container is created before any starts, so each tenant holds its range throughout
+	// (a range freed in between may legitimately go to the other tenant).
+	errs := make([]error, n)
+	var created, done sync.WaitGroup
+	release := make(chan struct{})
+	created.Add(n)
+	done.Add(n)
+	for i := range jobs {
+		go func() {
+			defer done.Done()
+			j := jobs[i]
+			c, err := rts[i%2].Create(j.id, j.bundle, j.spec, sandbox.IO{Stdout: j.out})
+			created.Done()
+			<-release
+			if err != nil {
+				errs[i] = fmt.Errorf("create: %w", err)
+				return
+			}
+			defer func() {
+				if err := c.Delete(true); err != nil && errs[i] == nil {
+					errs[i] = fmt.Errorf("delete: %w", err)
+				}
+			}()
+			if err := c.Start(); err != nil {
+				errs[i] = fmt.Errorf("start: %w", err)
+				return
+			}
+			if code, err := c.Wait(); err != nil || code != 0 {
+				errs[i] = fmt.Errorf("wait: exit %d, %v", code, err)
+			}
+		}()
+	}
+	created.Wait()
+	close(release)
+	done.Wait()
+	base := map[int]uint32{}
+	for i, j := range jobs {
+		j.out.Close()
+		if errs[i] != nil {
+			t.Errorf("container %d (%s): %v", i, j.id, errs[i])
+			continue
+		}
+		b, err := os.ReadFile(j.out.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := testenv.ParseReport(t, b).IDs.UIDMap[0].Outside
+		if prev, ok := base[i%2]; ok && prev != m {
+			t.Errorf("tenant %d: container %d maps root to %d, another to %d", i%2, i, m, prev)
+		}
+		base[i%2] = m
+	}
+	if len(base) == 2 && base[0] == base[1] {
+		t.Errorf("two tenants share host id %d", base[0])
+	}
+	e.Leaks.AssertNone(t)
 }
