@@ -319,12 +319,14 @@ func (m *v1Manager) applyBlkio(res *specs.LinuxResources) error {
 		}
 		return "blkio.bfq." + base
 	}
-	if b.Weight != nil {
+	// Weight 0 means "not set" (Docker's spec always carries blockIO.weight, 0 unless
+	// --blkio-weight is given; runc skips 0 too): the kernel refuses 0 with ERANGE.
+	if b.Weight != nil && *b.Weight != 0 {
 		if err := writeFile(dir, weightFile("weight"), strconv.Itoa(int(*b.Weight))); err != nil {
 			return err
 		}
 	}
-	if b.LeafWeight != nil {
+	if b.LeafWeight != nil && *b.LeafWeight != 0 {
 		if err := writeFile(dir, "blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight))); err != nil {
 			return err
 		}

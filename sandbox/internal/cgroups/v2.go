@@ -297,7 +297,7 @@ func (m *v2Manager) applyIO(res *specs.LinuxResources) error {
 		}
 		return "io.weight", strconv.FormatUint(blkioToIOWeight(w), 10)
 	}
-	if b.Weight != nil {
+	if b.Weight != nil && *b.Weight != 0 { // 0 is "not set", as in v1
 		file, v := weight(*b.Weight)
 		if err := m.write(m.dir, file, v); err != nil {
 			return err
