@@ -290,3 +290,35 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	}
 	e.Leaks.AssertNone(t)
 }
+
+// TestMemoryLimitEnforced: a process touching more memory than its limit is OOM-killed, and the
+// kill is counted in Stats.
+func TestMemoryLimitEnforced(t *testing.T) {
+	e := testenv.NewEnv(t, "tenant-cg")
+	c := e.MustCreate(nil, testenv.Spec(probe("alloc", "256"), testenv.WithMemoryLimit(32<<20)))
+	if err := c.Start(); err != nil {
+		t.Fatalf("start: %v%s", err, c.ErrText())
+	}
+	code := c.WaitExit()
+	if code == 0 {
+		t.Fatalf("touched 256 MiB under a 32 MiB limit and exited 0")
+	}
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatalf("stats of the stopped container: %v", err)
+	}
+	if st.OOMKills == 0 {
+		t.Errorf("exit %d but Stats.OOMKills is 0: %+v", code, st)
+	}
+	t.Logf("exit %d, stats %+v", code, st)
+}
+
+// TestPidsLimitEnforced: with pids.max 16, the 16th task cannot be created (EAGAIN from fork).
+func TestPidsLimitEnforced(t *testing.T) {
+	e := testenv.NewEnv(t, "tenant-cg")
+	r, _ := e.Run(testenv.Spec(probe("spawn", "40"), testenv.WithPidsLimit(16)))
+	// The probe's own threads count as tasks too, so fewer than 15 children fit.
+	if r.Spawn.Started >= 16 || r.Spawn.Error != "EAGAIN" {
+		t.Errorf("spawned %d children, then %q; want fewer than 16, then EAGAIN", r.Spawn.Started, r.Spawn.Error)
+	}
+}

@@ -102,3 +102,24 @@ func tcp(ports []string) map[string]string {
 	}
 	return m
 }
+
+// spawn starts up to n children sleeping in the sandbox, reports how many started and why the
+// next one could not, then kills and reaps them all.
+func spawn(n int) *report.Spawn {
+	r := &report.Spawn{}
+	var procs []*os.Process
+	for i := 0; i < n; i++ {
+		p, err := os.StartProcess("/bin/sleep", []string{"sleep", "30"}, &os.ProcAttr{})
+		if err != nil {
+			r.Error = errName(err)
+			break
+		}
+		procs = append(procs, p)
+		r.Started++
+	}
+	for _, p := range procs {
+		p.Kill()
+		p.Wait()
+	}
+	return r
+}

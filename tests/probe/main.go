@@ -12,6 +12,8 @@
 //	probe exec-from DIR...   copy this binary into each DIR and try to execute the copy (W^X)
 //	probe tcp PORT...        bind (and listen on) then connect to each TCP port on 127.0.0.1
 //	probe abi-child          (internal) one i386 system call, for the abi section
+//	probe alloc MIB          touch MIB mebibytes of memory (for memory limit enforcement)
+//	probe spawn N            start N sleeping children (for the pids limit), then kill them
 //	probe sleep SECONDS      sleep, then report "all" (a long-running init for exec/pause tests)
 //	probe exit CODE          exit with CODE
 //
@@ -66,6 +68,25 @@ func main() {
 		case "abi-child":
 			// Run by the abi section in a child, since seccomp may kill the whole process.
 			fmt.Print(foreignABI())
+			return
+		case "alloc":
+			// Touch N MiB so the memory cgroup must account them; exits 0 if it survives.
+			n, _ := strconv.Atoi(arg(args, 1))
+			hold := make([][]byte, 0, n)
+			for i := 0; i < n; i++ {
+				b := make([]byte, 1<<20)
+				for j := range b {
+					b[j] = 1
+				}
+				hold = append(hold, b)
+			}
+			fmt.Println(len(hold))
+			return
+		case "spawn":
+			r.Sections = []string{"spawn"}
+			n, _ := strconv.Atoi(arg(args, 1))
+			r.Spawn = spawn(n)
+			emit(r)
 			return
 		case "sleep":
 			time.Sleep(seconds(args))

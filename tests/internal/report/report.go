@@ -33,6 +33,7 @@ type Report struct {
 	Shocker  *Shocker   `json:"shocker,omitempty"`
 	ExeWatch *ExeWatch  `json:"exeWatch,omitempty"`
 	ExecFrom []ExecFrom `json:"execFrom,omitempty"`
+	Spawn    *Spawn     `json:"spawn,omitempty"`
 	// TCP maps "bind:PORT" and "connect:PORT" on 127.0.0.1 to "" or the errno name.
 	TCP map[string]string `json:"tcp,omitempty"`
 
@@ -239,4 +240,10 @@ func covers(mountpoint, path string) bool {
 		return true
 	}
 	return len(path) > len(mountpoint) && path[:len(mountpoint)] == mountpoint && path[len(mountpoint)] == '/'
+}
+
+// Spawn is how many children could be started before the first failure, and its errno.
+type Spawn struct {
+	Started int    `json:"started"`
+	Error   string `json:"error,omitempty"`
 }

@@ -84,3 +84,13 @@ func WithMemoryLimit(n int64) SpecOpt {
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &n}
 	}
 }
+
+// WithPidsLimit sets the pids limit.
+func WithPidsLimit(n int64) SpecOpt {
+	return func(s *specs.Spec) {
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &n}
+	}
+}
