@@ -153,6 +153,12 @@ func (r *Running) AuditWait() time.Duration {
 // Signal forwards a signal to the container's init.
 func (r *Running) Signal(sig unix.Signal) error { return r.c.Signal(sig, false) }
 
+// Kill SIGKILLs every process of the container.
+func (r *Running) Kill() error {
+	r.trail.add(audit.TypeContainer, "signal", map[string]string{"signal": "SIGKILL", "all": "true", "reason": "repeated interrupt"})
+	return r.c.Signal(unix.SIGKILL, true)
+}
+
 // Wait waits for the workload to exit, records how it ended and, for --rm, removes the
 // container. It returns the workload's exit status.
 func (r *Running) Wait() (*ExitInfo, error) {

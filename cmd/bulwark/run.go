@@ -232,7 +232,17 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 		return &exitError{code: engine.ExitStatus(err), err: err}
 	}
 	go func() {
+		// As docker run: signals are proxied; the third interrupt kills the container (a PID 1
+		// without a handler ignores SIGINT and SIGTERM).
+		interrupts := 0
 		for s := range sigs {
+			if s == syscall.SIGINT || s == syscall.SIGTERM {
+				if interrupts++; interrupts >= 3 {
+					fmt.Fprintln(errOut, "bulwark: third interrupt: killing the container")
+					r.Kill()
+					continue
+				}
+			}
 			r.Signal(s.(syscall.Signal))
 		}
 	}()

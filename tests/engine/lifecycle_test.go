@@ -3,10 +3,12 @@ package engine
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -278,5 +280,51 @@ func TestLogRotation(t *testing.T) {
 		}
 	}
 	must(t, f.root, "rm", id)
+	f.assertNothingLeft(t)
+}
+
+// TestOOMKill: a workload over its memory limit is OOM-killed; the exit record says so.
+func TestOOMKill(t *testing.T) {
+	f := newFixture(t)
+	id := f.name(t, "oom")
+	r := bulwark(t, f.root, "run", "--rm", "--name", id, "-m", "8m", "busybox:1", "sh", "-c", `x=a; while :; do x="$x$x"; done`)
+	if r.code != 137 {
+		t.Errorf("exit %d, want 137 (SIGKILL by the OOM killer); %s", r.code, r.stderr)
+	}
+	recs := f.records(t, id)
+	exit := find(recs, "container", "exit")
+	if find(recs, "container", "oom") == nil || attr(exit, "oom_kills") == "0" || attr(exit, "signal") != "SIGKILL" {
+		t.Errorf("story %v, exit %v", actions(recs), exit)
+	}
+	f.assertNothingLeft(t)
+}
+
+// TestSignalProxy: signals to `bulwark run` reach the workload; the third interrupt kills it.
+func TestSignalProxy(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		script  string
+		signals int
+		code    int
+	}{
+		{`trap "exit 7" TERM; sleep 30 & wait`, 1, 7},
+		{`sleep 30`, 3, 137}, // PID 1 without a handler ignores SIGTERM
+	} {
+		id := f.name(t, "sig")
+		cmd := exec.Command(bin, "--root", f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", tc.script)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return strings.Contains(must(t, f.root, "ps"), id) })
+		time.Sleep(200 * time.Millisecond) // let the shell install its trap
+		for i := 0; i < tc.signals; i++ {
+			cmd.Process.Signal(syscall.SIGTERM)
+			time.Sleep(100 * time.Millisecond)
+		}
+		err := cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code {
+			t.Errorf("%q after %d SIGTERM: exit %d (%v), want %d", tc.script, tc.signals, code, err, tc.code)
+		}
+	}
 	f.assertNothingLeft(t)
 }
