@@ -57,6 +57,11 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("rootfs %s is not a directory: %v", rootfs, err)
 	}
+	// Idmapping shifts ownership, so the host's own tree as a rootfs would hand container root
+	// read access to every root-owned host file.
+	if real, err := filepath.EvalSymlinks(rootfs); err != nil || real == "/" {
+		return nil, floorErr("rootfs %s resolves to the host's root (or cannot be resolved: %v)", rootfs, err)
+	}
 
 	var undo cleanup
 	defer func() {

@@ -233,3 +233,22 @@ func TestSysctlNamespaced(t *testing.T) {
 		t.Fatalf("host sysctl changed: %q → %q", host, after)
 	}
 }
+
+// TestHostRootAsRootfsRefused: a bundle whose rootfs is the host's "/" never starts.
+func TestHostRootAsRootfsRefused(t *testing.T) {
+	needRoot(t)
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Root.Path = "/"
+	if _, err := r.Create("hostroot", bundle, spec, IO{}); err == nil {
+		t.Fatal("host root accepted as rootfs")
+	}
+	link := filepath.Join(bundle, "hostlink")
+	if err := os.Symlink("/", link); err != nil {
+		t.Fatal(err)
+	}
+	spec.Root.Path = "hostlink"
+	if _, err := r.Create("hostroot", bundle, spec, IO{}); err == nil {
+		t.Fatal("symlink to host root accepted as rootfs")
+	}
+}
