@@ -105,9 +105,9 @@ func forbiddenOps() map[string]string {
 	pe := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Size: uint32(unsafe.Sizeof(unix.PerfEventAttr{}))}
 	pe.Bits = unix.PerfBitDisabled
 	raw("perf_event_open", unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&pe)), 0, ^uintptr(0), ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC)
-	// ptrace of pid 1: inside the sandbox that is the container's own init.
+	// ptrace of pid 1: inside the sandbox that is the container's own init. (No PTRACE_TRACEME:
+	// if it were ever allowed, the parent would become a tracer that never resumes the probe.)
 	raw("ptrace_attach", unix.SYS_PTRACE, unix.PTRACE_ATTACH, 1)
-	raw("ptrace_traceme", unix.SYS_PTRACE, unix.PTRACE_TRACEME)
 	raw("process_vm_readv", unix.SYS_PROCESS_VM_READV, 1, 0, 0, 0, 0, 0)
 	// Wrong magic: the kernel checks CAP_SYS_BOOT first (EPERM) and the magic after (EINVAL).
 	raw("reboot", unix.SYS_REBOOT, 0, 0, 0, 0)
