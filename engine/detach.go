@@ -84,9 +84,10 @@ func (e *Engine) RunDetached(p *Plan, started func(*Running, error)) (*ExitInfo,
 			lw.Pump(stream, rd)
 		}()
 	}
-	info, werr := r.Wait()
+	// The pipes reach EOF when the workload is gone (its PID namespace dies with init): the log
+	// is complete before the exit is recorded.
 	wg.Wait()
-	return info, werr
+	return r.Wait()
 }
 
 // ExitStatus maps an engine error to the CLI's exit status, as docker does: 125 when Bulwark
