@@ -105,10 +105,22 @@ func forbiddenOps() map[string]string {
 	pe := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Size: uint32(unsafe.Sizeof(unix.PerfEventAttr{}))}
 	pe.Bits = unix.PerfBitDisabled
 	raw("perf_event_open", unix.SYS_PERF_EVENT_OPEN, uintptr(unsafe.Pointer(&pe)), 0, ^uintptr(0), ^uintptr(0), unix.PERF_FLAG_FD_CLOEXEC)
-	// ptrace of pid 1: inside the sandbox that is the container's own init. (No PTRACE_TRACEME:
-	// if it were ever allowed, the parent would become a tracer that never resumes the probe.)
-	raw("ptrace_attach", unix.SYS_PTRACE, unix.PTRACE_ATTACH, 1)
-	raw("process_vm_readv", unix.SYS_PROCESS_VM_READV, 1, 0, 0, 0, 0, 0)
+	// ptrace of pid 1, the container's init, or of a child of ours when the probe is pid 1 (the
+	// kernel refuses attaching to oneself whatever seccomp says). No PTRACE_TRACEME: if it were
+	// ever allowed, the parent would become a tracer that never resumes the probe.
+	target := 1
+	var child *os.Process
+	if os.Getpid() == 1 {
+		if p, err := os.StartProcess("/bin/sleep", []string{"sleep", "10"}, &os.ProcAttr{}); err == nil {
+			child, target = p, p.Pid
+		}
+	}
+	raw("ptrace_attach", unix.SYS_PTRACE, unix.PTRACE_ATTACH, uintptr(target))
+	raw("process_vm_readv", unix.SYS_PROCESS_VM_READV, uintptr(target), 0, 0, 0, 0, 0)
+	if child != nil {
+		child.Kill()
+		child.Wait()
+	}
 	// Wrong magic: the kernel checks CAP_SYS_BOOT first (EPERM) and the magic after (EINVAL).
 	raw("reboot", unix.SYS_REBOOT, 0, 0, 0, 0)
 	raw("kexec_load", unix.SYS_KEXEC_LOAD, 0, 0, 0, 0xffff0000)
