@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -15,7 +16,12 @@ import (
 // hostname, and asserts every floor item on what the probe sees.
 func TestFloorFromInside(t *testing.T) {
 	e := testenv.NewEnv(t, "tenant-floor")
-	r, c := e.Run(testenv.Spec(probe("all"), testenv.WithHostname("floor-host")))
+	spec := testenv.Spec(probe("all"), testenv.WithHostname("floor-host"))
+	_, dryRaises, err := e.RT.Floor(spec)
+	if err != nil {
+		t.Fatalf("Floor: %v", err)
+	}
+	r, c := e.Run(spec)
 	st := c.MustState()
 
 	t.Run("userns/non-identity-map", func(t *testing.T) {
@@ -269,6 +275,13 @@ func TestFloorFromInside(t *testing.T) {
 			if fd != "0" && fd != "1" && fd != "2" {
 				t.Errorf("fd %s open in the container: %s", fd, target)
 			}
+		}
+	})
+
+	t.Run("state/raises-equal-dry-run", func(t *testing.T) {
+		// Floor is the dry run of Create: the raises it predicts are the ones recorded.
+		if !reflect.DeepEqual(dryRaises, st.Raises) {
+			t.Errorf("Floor predicted %d raises, State records %d:\n%+v\n%+v", len(dryRaises), len(st.Raises), dryRaises, st.Raises)
 		}
 	})
 
