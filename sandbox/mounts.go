@@ -254,22 +254,33 @@ func populateDev(root int) error {
 }
 
 // generatedMounts writes the generated files into a private tmpfs and mounts each, read-only,
-// over its destination. The tmpfs is attached on the host's /tmp of this (private) mount
-// namespace only while the clones are made; pivot_root leaves it behind.
+// over its destination. The tmpfs is made detached (fsopen/fsmount) and never appears in any
+// tree; a kernel that cannot clone from a detached mount gets it attached on the host's /tmp of
+// this private mount namespace instead, which pivot_root leaves behind.
 func generatedMounts(root int, files []filePlan) error {
 	if len(files) == 0 {
 		return nil
 	}
-	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64k,mode=755"); err != nil {
-		return fmt.Errorf("staging tmpfs: %w", err)
+	staging, err := detachedTmpfs()
+	if err != nil {
+		return err
 	}
-	defer unix.Unmount("/tmp", unix.MNT_DETACH)
+	defer unix.Close(staging)
+	attached := false
 	for i, f := range files {
-		name := "/tmp/" + strconv.Itoa(i)
-		if err := writeNew(name, f.Content); err != nil {
+		name := strconv.Itoa(i)
+		if err := writeNew(staging, name, f.Content); err != nil {
 			return err
 		}
-		clone, err := unix.OpenTree(unix.AT_FDCWD, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		clone, err := unix.OpenTree(staging, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err == unix.EINVAL && !attached {
+			if err := unix.MoveMount(staging, "", unix.AT_FDCWD, "/tmp", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return fmt.Errorf("attach staging tmpfs: %w", err)
+			}
+			attached = true
+			defer unix.Unmount("/tmp", unix.MNT_DETACH)
+			clone, err = unix.OpenTree(staging, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		}
 		if err != nil {
 			return fmt.Errorf("clone %s: %w", f.Dest, err)
 		}
@@ -282,8 +293,27 @@ func generatedMounts(root int, files []filePlan) error {
 	return nil
 }
 
-func writeNew(name, content string) error {
-	fd, err := unix.Open(name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+func detachedTmpfs() (int, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigSetString(fs, "size", "64k"); err != nil {
+		return -1, fmt.Errorf("staging tmpfs size: %w", err)
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("create staging tmpfs: %w", err)
+	}
+	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount staging tmpfs: %w", err)
+	}
+	return mfd, nil
+}
+
+func writeNew(dir int, name, content string) error {
+	fd, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
