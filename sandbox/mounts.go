@@ -226,14 +226,8 @@ func targetInRoot(root int, p string, dir bool) (int, error) {
 // device set is bind-mounted from the host, and the rest are symlinks.
 func populateDev(root int) error {
 	for _, d := range minimalDevices {
-		target, err := fileInRoot(root, "/dev/"+d)
-		if err != nil {
+		if err := bindDevice(root, d); err != nil {
 			return err
-		}
-		err = unix.Mount("/dev/"+d, fdPath(target), "", unix.MS_BIND, "")
-		unix.Close(target)
-		if err != nil {
-			return fmt.Errorf("bind /dev/%s: %w", d, err)
 		}
 	}
 	dev, err := openInRoot(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
@@ -249,6 +243,29 @@ func populateDev(root int) error {
 		if err := unix.Symlinkat(l[0], dev, l[1]); err != nil && err != unix.EEXIST {
 			return fmt.Errorf("symlink /dev/%s: %w", l[1], err)
 		}
+	}
+	return nil
+}
+
+// bindDevice clones the host's /dev/<name> and attaches it, nosuid and noexec, over an empty file
+// in the container's /dev.
+func bindDevice(root int, name string) error {
+	clone, err := unix.OpenTree(unix.AT_FDCWD, "/dev/"+name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("clone /dev/%s: %w", name, err)
+	}
+	defer unix.Close(clone)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return fmt.Errorf("mount_setattr /dev/%s: %w", name, err)
+	}
+	target, err := fileInRoot(root, "/dev/"+name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	if err := unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("bind /dev/%s: %w", name, err)
 	}
 	return nil
 }
