@@ -5,11 +5,13 @@ package runc
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -440,5 +442,48 @@ func writeFile(t *testing.T, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunForwardsSignals: a foreground run relays the signals it receives to the container's init,
+// and exits with the status the container then chooses.
+func TestRunForwardsSignals(t *testing.T) {
+	c, leaks := newCLI(t)
+	bundle := testenv.Bundle(t, testenv.Spec([]string{"/bin/sh", "-c",
+		`trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done`}))
+	leaks.Dir(bundle)
+	id := leaks.Track(testenv.UniqueID(t))
+	out, err := os.CreateTemp(c.io, "stdout-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(c.bin, "--root", c.root, "run", "--bundle", bundle, id)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.run("delete", "--force", id) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(out.Name())
+		if strings.Contains(string(b), "ready") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("container never got ready: %q", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("run after SIGTERM: %v, want exit 42; output %q", err, b)
 	}
 }
