@@ -57,8 +57,8 @@ func (r *runcCLI) state(id string) (map[string]any, error) {
 	return st, json.Unmarshal(out, &st)
 }
 
-// TestRuncCLIRun: `bulwark-runc run` of a bundle runs the probe confined (the main floor items)
-// and removes the container when it exits.
+// TestRuncCLIRun: `bulwark-runc run` of a bundle runs the probe confined (the main floor items,
+// no descriptor of the caller's inside) and removes the container when it exits.
 func TestRuncCLIRun(t *testing.T) {
 	r := newRuncCLI(t)
 	bundle := testenv.Bundle(t, testenv.Spec(probe("all")))
@@ -67,6 +67,14 @@ func TestRuncCLIRun(t *testing.T) {
 	c := r.cmd("run", "--bundle", bundle, id)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
+	// A careless caller hands the runtime a host directory as fd 3 (CVE-2024-21626 lesson): it
+	// must not reach the container.
+	hostRoot, err := os.Open("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostRoot.Close()
+	c.ExtraFiles = []*os.File{hostRoot}
 	if err := c.Run(); err != nil {
 		t.Fatalf("run: %v\n%s", err, errb.Bytes())
 	}
