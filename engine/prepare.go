@@ -98,6 +98,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		Operation: policy.OpRun,
 		Image: &policy.Image{Reference: req.Image, Digest: img.Desc.Digest.String(), Verified: true,
 			SignerRole: roleOf(img.Target)},
+		Privileged:     req.Privileged,
 		Raises:         policyRaises(raises),
 		SeccompProfile: profile,
 		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
@@ -132,6 +133,9 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		Spec: eff, Raises: append(raises, constrained...), Decision: d, InputDigest: policy.InputDigest(preq), SeccompProfile: profile, trail: t}
 	if !d.Allow {
 		return plan, &DeniedError{Decision: d}
+	}
+	if req.Privileged && floorRefusal == nil {
+		floorRefusal = fmt.Errorf("%w: privileged sandboxes do not exist (there is no way below the floor)", sandbox.ErrFloor)
 	}
 	if floorRefusal != nil {
 		// A policy that allows what the floor never grants changes nothing.

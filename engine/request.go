@@ -57,6 +57,9 @@ type Request struct {
 	// max-size, max-file); zero takes DefaultLogMaxSize and DefaultLogMaxFiles.
 	LogMaxSize  int64 `json:"logMaxSize,omitempty"`
 	LogMaxFiles int   `json:"logMaxFiles,omitempty"`
+	// Privileged is docker's --privileged: shown to policy (which denies it), and refused by the
+	// engine whatever policy says — the floor has no privileged mode.
+	Privileged bool `json:"privileged,omitempty"`
 	// DryRun decides and reports without creating anything.
 	DryRun bool `json:"dryRun,omitempty"`
 }

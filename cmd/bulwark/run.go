@@ -121,6 +121,7 @@ invoked; 127 when it is not found.`,
 	fl.StringArrayVar(&req.Tmpfs, "tmpfs", nil, "mount a tmpfs (DST[:OPTIONS])")
 	fl.StringArrayVarP(&req.Volumes, "volume", "v", nil, "bind mount SRC:DST[:ro] (always read-only)")
 	fl.StringArrayVar(&secOpts, "security-opt", nil, "seccomp=FILE (stacked on the floor's profile), seccomp=unconfined, no-new-privileges")
+	fl.BoolVar(&req.Privileged, "privileged", false, "accepted so that policy can say no: privileged sandboxes are never run")
 	fl.BoolVar(&readOnly, "read-only", true, "accepted for compatibility: the root filesystem is always read-only")
 	fl.StringVar(&req.Network, "network", "none", "network mode: none (private namespace, loopback only)")
 	fl.StringVar(&req.Hostname, "hostname", "", "container hostname (default: the container id)")

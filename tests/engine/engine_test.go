@@ -309,6 +309,7 @@ func TestRefused(t *testing.T) {
 		{"cap-sys-admin", []string{"--cap-add", "SYS_ADMIN", "busybox:1", "true"}, []string{"denied by policy", "CAP_FORBIDDEN", "SYS_ADMIN is never granted"}, "policy.decision"},
 		{"many-reasons", []string{"--cap-add", "SYS_PTRACE", "--cap-add", "NET_ADMIN", "-v", "/etc:/hostetc", "--security-opt", "seccomp=unconfined", "busybox:1", "true"},
 			[]string{"SYS_PTRACE is never granted", "NET_ADMIN is never granted", "MOUNT_HOST_PATH_FORBIDDEN", "SECCOMP_UNCONFINED"}, "policy.decision"},
+		{"privileged", []string{"--privileged", "busybox:1", "true"}, []string{"PRIVILEGED", "never run"}, "policy.decision"},
 		{"memory-above-tenant-max", []string{"--memory", "64g", "busybox:1", "true"}, []string{"MEMORY_LIMIT_ABOVE_MAX"}, "policy.decision"},
 		{"unknown-tenant", []string{"--tenant", "nobody-here", "busybox:1", "true"}, []string{"TENANT_UNKNOWN"}, "policy.decision"},
 	} {

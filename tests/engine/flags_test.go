@@ -119,6 +119,10 @@ func TestPolicyCannotLowerTheFloor(t *testing.T) {
 	if d := find(recs, "policy", "decision"); attr(d, "result") != "allow" || find(recs, "container", "floor.refused") == nil {
 		t.Errorf("story %v", actions(recs))
 	}
+	r = bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--privileged", "busybox:1", "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "privileged sandboxes do not exist") {
+		t.Errorf("--privileged under an allow-all policy: exit %d, %s", r.code, r.stderr)
+	}
 	// seccomp=unconfined is allowed by this policy, but the floor's allowlist still loads.
 	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "--security-opt", "seccomp=unconfined", "busybox:1",
 		"sh", "-c", "grep Seccomp: /proc/self/status")
