@@ -256,6 +256,16 @@ func TestSignedImageRuns(t *testing.T) {
 	if out := must(t, f.root, "audit", "verify"); !strings.Contains(out, "OK") {
 		t.Errorf("audit verify: %s", out)
 	}
+
+	// By digest: NAME@DIGEST must itself be a signed target.
+	dg := fmt.Sprint(find(recs, "trust", "resolve")["image_digest"])
+	if out := must(t, f.root, "run", "--rm", "busybox@"+dg, "echo", "by digest"); out != "by digest\n" {
+		t.Errorf("run by digest: %q", out)
+	}
+	r = bulwark(t, f.root, "run", "--rm", "busybox@sha256:"+strings.Repeat("0", 64), "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "not a signed target") {
+		t.Errorf("unsigned digest: exit %d %s", r.code, r.stderr)
+	}
 }
 
 func TestExitStatus(t *testing.T) {
