@@ -11,6 +11,7 @@ package bench
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,7 +32,10 @@ import (
 const nsEnv = "BULWARK_BENCH_PRIVATE_NS"
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && os.Getenv(nsEnv) == "" {
+	flag.Parse()
+	// Only benchmarks need the private namespace; `go test ./tests/...` runs none here.
+	benchmarking := flag.Lookup("test.bench").Value.String() != ""
+	if benchmarking && os.Geteuid() == 0 && os.Getenv(nsEnv) == "" {
 		os.Exit(reexecPrivate())
 	}
 	if os.Getenv(nsEnv) != "" {
