@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -272,19 +271,32 @@ func (f *floor) mounts() error {
 		seen[d] = true
 		out = append(out, m)
 	}
+	// Mounts happen in the spec's order (the OCI contract; runtime-tools checks it). A default the
+	// spec lacks goes right after its closest parent mount, or first when it has none, so /dev/pts
+	// still lands on /dev and never under it.
+	front := 0
+	after := map[string]int{}
 	for _, m := range defaultMounts {
 		if seen[m.Destination] {
 			continue
 		}
 		m.Options = append([]string(nil), m.Options...)
-		out = append(out, m)
+		pos := front
+		parent := ""
+		for i, o := range out {
+			if strings.HasPrefix(m.Destination, o.Destination+"/") && len(o.Destination) > len(parent) {
+				parent, pos = o.Destination, i+1+after[o.Destination]
+			}
+		}
+		if parent == "" {
+			front++
+		} else {
+			after[parent]++
+		}
+		out = append(out[:pos], append([]specs.Mount{m}, out[pos:]...)...)
+		seen[m.Destination] = true
 		f.raise("mounts", "", m.Type+" "+m.Destination)
 	}
-	// Parents before children, so /dev/pts lands on the /dev tmpfs, not under it. The sort is
-	// stable: the spec's order holds among mounts of equal depth.
-	sort.SliceStable(out, func(i, j int) bool {
-		return strings.Count(out[i].Destination, "/") < strings.Count(out[j].Destination, "/")
-	})
 	f.spec.Mounts = out
 	return nil
 }

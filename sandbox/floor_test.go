@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
 
@@ -201,13 +202,16 @@ func TestFloorMountOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	depth := 0
-	for _, m := range eff.Mounts {
-		d := strings.Count(m.Destination, "/")
-		if d < depth {
-			t.Errorf("mount %s after a deeper one", m.Destination)
+	pos := map[string]int{}
+	for i, m := range eff.Mounts {
+		pos[m.Destination] = i
+	}
+	for i, m := range eff.Mounts {
+		for p := path.Dir(m.Destination); p != "/"; p = path.Dir(p) {
+			if j, ok := pos[p]; ok && j > i {
+				t.Errorf("mount %s comes before its parent %s", m.Destination, p)
+			}
 		}
-		depth = d
 		switch m.Destination {
 		case "/data":
 			if !hasOpt(m.Options, "ro") || hasOpt(m.Options, "rw") || !hasOpt(m.Options, "nosuid") {
@@ -265,5 +269,30 @@ func TestCheckID(t *testing.T) {
 	}
 	if err := checkID("web-1.a_b"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestFloorKeepsSpecMountOrder: the spec's mounts stay in its order (the OCI contract); defaults
+// go after their parent or first.
+func TestFloorKeepsSpecMountOrder(t *testing.T) {
+	r := floorRuntime(t)
+	s := floorSpec()
+	s.Mounts = []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs"},
+		{Destination: "/data/x", Type: "tmpfs", Source: "tmpfs"},
+	}
+	eff, _, err := r.Floor(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range eff.Mounts {
+		got = append(got, m.Destination)
+	}
+	want := []string{"/tmp", "/run", "/var/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/data/x"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("order\n got %v\nwant %v", got, want)
 	}
 }

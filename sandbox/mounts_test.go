@@ -40,10 +40,6 @@ func TestHostileMountTargets(t *testing.T) {
 	if len(ents) != 0 {
 		t.Fatalf("mount setup wrote into the host directory: %v", ents)
 	}
-	// The symlink targets were created inside the rootfs instead.
-	if _, err := os.Stat(filepath.Join(rootfs, hostDir)); err != nil {
-		t.Fatalf("contained target not created inside the rootfs: %v", err)
-	}
 }
 
 // TestBindMountReadOnly: a bind mount asked read-write arrives read-only and nosuid.
