@@ -30,6 +30,8 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Turn signals into a normal exit so the EXIT trap always runs.
+trap "exit 130" INT TERM HUP
 runc_() { "$RUNC" --root "$STATE" "$@"; }
 if [[ -t 1 ]]; then
 	section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
