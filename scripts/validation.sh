@@ -64,6 +64,7 @@ mkdir -p "$OUT"
 OUT=$(readlink -f "$OUT")
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
+trap 'exit 130' INT TERM HUP
 mkdir -p "$SCRATCH/tmp"
 
 cd "$CACHE"
