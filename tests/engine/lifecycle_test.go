@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -307,21 +308,28 @@ func TestSignalProxy(t *testing.T) {
 		signals int
 		code    int
 	}{
-		{`trap "exit 7" TERM; sleep 30 & wait`, 1, 7},
-		{`sleep 30`, 3, 137}, // PID 1 without a handler ignores SIGTERM
+		{`trap "exit 7" TERM; echo ready; sleep 30 & wait`, 1, 7},
+		{`echo ready; sleep 30`, 3, 137}, // PID 1 without a handler ignores SIGTERM
 	} {
 		id := f.name(t, "sig")
 		cmd := exec.Command(bin, "--root", f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", tc.script)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return strings.Contains(must(t, f.root, "ps"), id) })
-		time.Sleep(200 * time.Millisecond) // let the shell install its trap
+		// The trap is set once the workload says so.
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "ready\n" {
+			t.Fatalf("workload said %q, %v", line, err)
+		}
 		for i := 0; i < tc.signals; i++ {
 			cmd.Process.Signal(syscall.SIGTERM)
 			time.Sleep(100 * time.Millisecond)
 		}
-		err := cmd.Wait()
+		err = cmd.Wait()
 		if code := cmd.ProcessState.ExitCode(); code != tc.code {
 			t.Errorf("%q after %d SIGTERM: exit %d (%v), want %d", tc.script, tc.signals, code, err, tc.code)
 		}
