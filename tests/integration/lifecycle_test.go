@@ -56,6 +56,8 @@ func TestExecSameConfinement(t *testing.T) {
 		t.Fatalf("init exited %d%s", code, c.ErrText())
 	}
 	in := c.Report()
+	requireAll(t, in)
+	requireAll(t, ex)
 
 	same := func(what string, a, b any) {
 		t.Helper()
