@@ -109,3 +109,13 @@ func v1TasksFiles(cg cgroups.Manager) []string {
 	}
 	return out
 }
+
+// cgroupExists reports whether any of cg's directories is already there.
+func cgroupExists(cg cgroups.Manager) bool {
+	for _, d := range cg.Paths() {
+		if _, err := os.Stat(d); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,6 +86,9 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	defer unlock()
 
 	st := newStateFile(id, bundle, r.opts.Tenant, eff)
+	if eff.Linux.CgroupsPath != "" {
+		st.Cgroup = strings.TrimPrefix(eff.Linux.CgroupsPath, "/")
+	}
 	st.Raises = raises
 	st.Created = time.Now().UTC()
 	if err := writeState(dir, st); err != nil {
@@ -97,6 +101,10 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	cg, err := cgroups.New(st.Cgroup)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	if eff.Linux.CgroupsPath != "" && cgroupExists(cg) {
+		// Never adopt (and later destroy) a cgroup someone else made.
+		return nil, fmt.Errorf("%w: cgroup %s already exists", ErrExist, st.Cgroup)
 	}
 	undo.add(func() { cg.Destroy() })
 	// The cgroup and the id range are independent and both wait on the kernel (cgroupfs writes,

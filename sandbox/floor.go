@@ -101,7 +101,7 @@ func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
 	}
 	steps := []func() error{
 		f.namespaces, f.idMappings, f.root, f.mounts, f.paths, f.devices, f.sysctls,
-		f.process, f.capabilities, f.rlimits, f.resources, f.hooks, f.seccomp,
+		f.process, f.capabilities, f.rlimits, f.resources, f.cgroupsPath, f.hooks, f.seccomp,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -487,6 +487,32 @@ func (f *floor) resources() error {
 	for _, c := range changes {
 		f.raise(c.Field, c.From, c.To)
 	}
+	return nil
+}
+
+// cgroupsPath: a caller's cgroupfs-style path (containerd "/default/<id>", Docker "/docker/<id>")
+// is honoured below the cgroup roots; a systemd "slice:prefix:name" path is not supported (no
+// systemd driver) and falls back to bulwark/<id>.
+func (f *floor) cgroupsPath() error {
+	p := f.spec.Linux.CgroupsPath
+	if p == "" {
+		return nil
+	}
+	if strings.Contains(p, ":") {
+		f.raise("linux.cgroupsPath", p, "bulwark/<id> (systemd cgroup paths are not supported)")
+		f.spec.Linux.CgroupsPath = ""
+		return nil
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." || part == "." {
+			return floorErr("linux.cgroupsPath %q contains %q", p, part)
+		}
+	}
+	c := path.Clean("/" + p)
+	if c == "/" {
+		return floorErr("linux.cgroupsPath %q is the cgroup root", p)
+	}
+	f.spec.Linux.CgroupsPath = c
 	return nil
 }
 

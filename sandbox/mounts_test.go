@@ -248,3 +248,32 @@ func TestHostRootAsRootfsRefused(t *testing.T) {
 		t.Fatal("symlink to host root accepted as rootfs")
 	}
 }
+
+// TestCgroupsPath: a cgroupfs-style linux.cgroupsPath is honoured and removed on delete; an
+// existing cgroup is never adopted.
+func TestCgroupsPath(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "cgp1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Linux.CgroupsPath = "/bulwark-core-test/cgp1"
+	// Parents of a cgroupsPath are made as needed and, like runc, left for their owner.
+	t.Cleanup(func() {
+		parents, _ := filepath.Glob("/sys/fs/cgroup/*/bulwark-core-test")
+		for _, p := range parents {
+			os.Remove(p)
+		}
+	})
+	spec.Process.Args = []string{"/bin/sh", "-c", "cat /proc/self/cgroup"}
+	code, out, errOut := run(t, r, "cgp1", bundle, spec)
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	if m, _ := filepath.Glob("/sys/fs/cgroup/*/bulwark-core-test/cgp1"); len(m) != 0 {
+		t.Fatalf("cgroup left: %v", m)
+	}
+	spec.Linux.CgroupsPath = "/../escape"
+	if _, err := r.Create("cgp2", bundle, spec, IO{}); err == nil {
+		t.Fatal("cgroupsPath with .. accepted")
+	}
+}
