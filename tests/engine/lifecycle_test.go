@@ -136,7 +136,7 @@ func TestDetachedLifecycle(t *testing.T) {
 }
 
 // TestDetachedRemoveAndKill: --rm -d removes itself when the workload exits; kill delivers a
-// signal.
+// signal; logs -f follows to the end.
 func TestDetachedRemoveAndKill(t *testing.T) {
 	f := newFixture(t)
 	short := f.name(t, "rmd")
@@ -151,6 +151,14 @@ func TestDetachedRemoveAndKill(t *testing.T) {
 		t.Errorf("killed: exit %+v", c.Exit)
 	}
 	must(t, f.root, "rm", long)
+
+	// logs -f follows a running container to its end.
+	follow := f.name(t, "follow")
+	must(t, f.root, "run", "-d", "--name", follow, "busybox:1", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
+	if out := must(t, f.root, "logs", "-f", follow); out != "1\n2\n3\n" {
+		t.Errorf("logs -f: %q", out)
+	}
+	must(t, f.root, "rm", follow)
 	f.assertNothingLeft(t)
 }
 
