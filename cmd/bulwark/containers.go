@@ -133,6 +133,12 @@ func newLogsCmd() *cobra.Command {
 					}
 					c, err := e.Inspect(args[0])
 					if err != nil || (c.Status != "running" && c.Status != "paused" && c.Status != "created") {
+						// A detached container's monitor records the exit once the log is
+						// complete; wait for that (briefly) before the last read.
+						for i := 0; i < 50 && err == nil && c.Detached && c.Exit == nil; i++ {
+							time.Sleep(100 * time.Millisecond)
+							c, err = e.Inspect(args[0])
+						}
 						return print()
 					}
 				}
