@@ -77,12 +77,19 @@ fi
 name=$(basename "$RUNTIME_BIN")
 log="$OUT/$name.tap"
 echo "validation: ${#tests[@]} test files against $RUNTIME_BIN; TAP log: $log" >&2
+# Containers the suite leaves behind (a test that fails between create and delete) are removed
+# afterwards; those that existed before the run are not touched.
+before=$("$RUNTIME_BIN" list -q 2>/dev/null | sort || true)
 start=$(date +%s)
 # tap exits non-zero when any test fails; the summary below is the result.
 env RUNTIME="$RUNTIME_BIN" TMPDIR="$SCRATCH/tmp" \
 	unshare --mount --propagation private \
 	tap -j1 --no-coverage --reporter=tap --timeout=120 "${tests[@]}" >"$log" 2>&1 || true
 secs=$(($(date +%s) - start))
+leftover=$(comm -13 <(echo "$before") <("$RUNTIME_BIN" list -q 2>/dev/null | sort) | grep -v '^$' || true)
+for id in $leftover; do
+	"$RUNTIME_BIN" delete --force "$id" >/dev/null 2>&1 || echo "validation: could not delete leftover $id" >&2
+done
 
 # Assertions are the indented (subtest) TAP lines; the unindented ones are one result per test file.
 # A "# SKIP" directive counts as skipped, not as ok.
@@ -96,6 +103,7 @@ files_fail=$(grep -Ec '^not ok [0-9]+ - ' "$log" || true)
 	echo "suite:      runtime-tools $RT_VERSION, ${#tests[@]} files, ${secs}s"
 	echo "files:      $files_ok ok, $files_fail not ok"
 	echo "assertions: $((ok - skip)) ok, $notok not ok, $skip skipped"
+	echo "leftovers:  $(echo "$leftover" | grep -c . || true) container(s) the suite did not delete (removed)"
 	echo "failing assertions (file: assertion):"
 	awk '/^# Subtest: /{f=$3} /^[[:space:]]+not ok/{sub(/^[[:space:]]+/, ""); print "  " f ": " $0}' "$log"
 	echo "failing files:"
