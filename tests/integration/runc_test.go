@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,4 +204,58 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRuncCLIExec: `bulwark-runc exec` adds a process with the init's confinement (the static
+// binary's exec path, as containerd's shim uses it).
+func TestRuncCLIExec(t *testing.T) {
+	r := newRuncCLI(t)
+	bundle := testenv.Bundle(t, testenv.Spec(probe("sleep", "3")))
+	r.leaks.Dir(bundle)
+	id := r.leaks.Track(testenv.UniqueID(t))
+	initOut, err := os.Create(bundle + "/init.out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer initOut.Close()
+	c := r.cmd("create", "--bundle", bundle, id)
+	c.Stdout, c.Stderr = initOut, initOut // files: a pipe would keep create waiting for the container
+	if err := c.Run(); err != nil {
+		t.Fatalf("create: %v\n%s", err, mustRead(t, initOut.Name()))
+	}
+	t.Cleanup(func() { r.cmd("delete", "--force", id).Run() })
+	r.run("start", id)
+	ex := testenv.ParseReport(t, r.run("exec", id, "/bin/probe", "all"))
+	requireAll(t, ex)
+	assertCoreFloor(t, ex)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := r.state(id)
+		if err != nil || st["status"] == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("init did not finish: %v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in := testenv.ParseReport(t, mustRead(t, initOut.Name()))
+	requireAll(t, in)
+	for what, pair := range map[string][2]any{
+		"namespaces":     {in.NS, ex.NS},
+		"capabilities":   {*in.Caps, *ex.Caps},
+		"seccomp":        {[2]int{in.Status.Seccomp, in.Status.SeccompFilters}, [2]int{ex.Status.Seccomp, ex.Status.SeccompFilters}},
+		"no_new_privs":   {in.Status.NoNewPrivs, ex.Status.NoNewPrivs},
+		"cgroup":         {strings.Join(in.Cgroup.Lines, ","), strings.Join(ex.Cgroup.Lines, ",")},
+		"landlock":       {*in.Landlock, *ex.Landlock},
+		"uid_map":        {fmt.Sprint(in.IDs.UIDMap), fmt.Sprint(ex.IDs.UIDMap)},
+		"forbidden":      {fmt.Sprint(in.Forbidden), fmt.Sprint(ex.Forbidden)},
+		"rlimit nofile":  {in.Rlimits["nofile"].Max, ex.Rlimits["nofile"].Max},
+		"writable paths": {fmt.Sprint(in.Writable), fmt.Sprint(ex.Writable)},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			t.Errorf("%s differs: init %+v, exec %+v", what, pair[0], pair[1])
+		}
+	}
+	r.run("delete", id)
 }
