@@ -340,7 +340,7 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		preq, err := policy.Build(spec, policy.Context{
 			Tenant: m.Tenant, Operation: policy.OpExec, Process: &p, MACLayer: "landlock",
 			Identity: policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
-			Image:    &policy.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true, SignerRole: "targets"},
+			Image:    &policy.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("policy input: %w", err)

@@ -93,11 +93,10 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return nil, err
 	}
 	pctx := policy.Context{
-		Tenant:    req.Tenant,
-		Identity:  policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
-		Operation: policy.OpRun,
-		Image: &policy.Image{Reference: req.Image, Digest: img.Desc.Digest.String(), Verified: true,
-			SignerRole: roleOf(img.Target)},
+		Tenant:         req.Tenant,
+		Identity:       policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
+		Operation:      policy.OpRun,
+		Image:          &policy.Image{Reference: req.Image, Digest: img.Desc.Digest.String(), Verified: true, SignerRole: img.Target.Role},
 		Privileged:     req.Privileged,
 		Raises:         policyRaises(raises),
 		SeccompProfile: profile,

@@ -86,8 +86,10 @@ func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
 }
 
 func roleOf(t *signing.Target) string {
+	// The client does not report which role signed a target (top-level targets or a tenant's
+	// delegation); say so rather than guess.
 	if t.Role == "" {
-		return "targets"
+		return "unreported"
 	}
 	return t.Role
 }
