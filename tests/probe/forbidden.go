@@ -100,6 +100,9 @@ func forbiddenOps() map[string]string {
 	var bpfAttr [128]byte
 	raw("bpf", unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&bpfAttr[0])), 0)
 	raw("userfaultfd", unix.SYS_USERFAULTFD, unix.O_CLOEXEC)
+	// A system call newer than the floor's allowlist (Linux 6.8): the kernel would answer EFAULT
+	// for the NULL request; the floor's default action must answer ENOSYS, as an older kernel would.
+	raw("statmount_newer", unix.SYS_STATMOUNT, 0, 0, 0, 0)
 	var uringParams [120]byte
 	raw("io_uring_setup", unix.SYS_IO_URING_SETUP, 0, uintptr(unsafe.Pointer(&uringParams[0]))) // 0 entries: EINVAL if allowed
 	pe := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Size: uint32(unsafe.Sizeof(unix.PerfEventAttr{}))}
