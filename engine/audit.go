@@ -251,3 +251,9 @@ func raisesAttrs(raises []sandbox.Raise) map[string]string {
 	b, _ := json.Marshal(raises)
 	return map[string]string{"count": strconv.Itoa(len(raises)), "raises": string(b)}
 }
+
+// jsonString renders v as JSON for an audit attribute (argument lists keep their boundaries).
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

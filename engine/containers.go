@@ -358,7 +358,7 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		if err != nil {
 			return nil, err
 		}
-		t.add(audit.TypeContainer, "exec.start", map[string]string{"pid": strconv.Itoa(proc.Pid), "args": fmt.Sprint(p.Args)})
+		t.add(audit.TypeContainer, "exec.start", map[string]string{"pid": strconv.Itoa(proc.Pid), "args": jsonString(p.Args)})
 		if err := t.flush(); err != nil {
 			return nil, err
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -47,7 +46,7 @@ func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
 
 func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail) (*Plan, error) {
 	t.add(audit.TypeEngine, "request", map[string]string{
-		"image": req.Image, "args": strings.Join(req.Args, " "), "detach": strconv.FormatBool(req.Detach),
+		"image": req.Image, "args": jsonString(req.Args), "detach": strconv.FormatBool(req.Detach),
 		"remove": strconv.FormatBool(req.Remove), "dry_run": strconv.FormatBool(req.DryRun),
 	})
 	refuse := func(step string, err error) (*Plan, error) {
