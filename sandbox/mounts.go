@@ -189,7 +189,10 @@ func mountOne(root int, m mountPlan, fds []int) error {
 			return err
 		}
 		defer unix.Close(target)
-		return unix.MoveMount(src, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+		if err := unix.MoveMount(src, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+			return err
+		}
+		return renumber(src, target)
 	}
 	target, err := mkdirInRoot(root, m.Dest)
 	if err != nil {
@@ -211,6 +214,25 @@ func mountOne(root int, m mountPlan, fds []int) error {
 	}
 	if m.Dest == "/dev" {
 		return populateDev(root)
+	}
+	return nil
+}
+
+// renumber replaces the attached mount at fd with a fresh clone of itself. /proc/self/mountinfo
+// lists mounts by id, and the parent made the donated tree before every other mount: the clone
+// gets an id in setup order, so the container sees its mounts in the spec's order (runtime-tools
+// checks it). Cosmetic, so a kernel that refuses the clone keeps the original.
+func renumber(fd, target int) error {
+	clone, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(clone)
+	if err := unix.Unmount(fdPath(fd), unix.MNT_DETACH); err != nil {
+		return nil
+	}
+	if err := unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("re-attach clone: %w", err)
 	}
 	return nil
 }
@@ -316,6 +338,9 @@ func detachedTmpfs() (int, error) {
 		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
 	}
 	defer unix.Close(fs)
+	if err := unix.FsconfigSetString(fs, "source", "tmpfs"); err != nil {
+		return -1, fmt.Errorf("staging tmpfs source: %w", err)
+	}
 	if err := unix.FsconfigSetString(fs, "size", "64k"); err != nil {
 		return -1, fmt.Errorf("staging tmpfs size: %w", err)
 	}
