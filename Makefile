@@ -4,7 +4,7 @@ BIN       := bin
 STATIC    := -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static -s -w'
 PKGS      := ./...
 
-.PHONY: all build test test-unit test-integration lint bench demo validation clean
+.PHONY: all build test test-unit test-integration lint bench demo demo-runc validation clean
 
 all: build
 
@@ -33,7 +33,13 @@ lint:
 bench: build
 	BULWARK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 20x ./tests/bench/...
 
+# The main job: import and sign an image, run it under the full floor, show the policy decision,
+# refusals and the audit trail.
 demo: build
+	./scripts/demo-run.sh
+
+# The low-level runtime alone: the probe in a bulwark-runc sandbox reports what it sees.
+demo-runc: build
 	./scripts/demo.sh
 
 # OCI runtime-tools conformance suite (not part of `make test`; needs node-tap, root, ~2 min):
