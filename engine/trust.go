@@ -51,7 +51,7 @@ func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
 	t.setImage(target.Digest.String())
 	t.add(audit.TypeTrust, "resolve", map[string]string{
 		"reference": ref, "target": target.Name, "digest": target.Digest.String(),
-		"length": strconv.FormatInt(target.Length, 10), "role": roleOf(target),
+		"length": strconv.FormatInt(target.Length, 10), "role": target.Role,
 	})
 	desc, err := e.store.Resolve(ref)
 	if err != nil {
@@ -83,13 +83,4 @@ func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
 		"reference": ref, "digest": desc.Digest.String(), "layers": strconv.Itoa(len(m.Layers)),
 	})
 	return &verifiedImage{Ref: ref, Target: target, Desc: desc, Config: cfg}, nil
-}
-
-func roleOf(t *signing.Target) string {
-	// The client does not report which role signed a target (top-level targets or a tenant's
-	// delegation); say so rather than guess.
-	if t.Role == "" {
-		return "unreported"
-	}
-	return t.Role
 }

@@ -161,8 +161,8 @@ func (c *Client) updater() (*updater.Updater, error) {
 	return up, nil
 }
 
-// Resolve refreshes metadata and returns the signed target for ref. For NAME@DIGEST it also
-// checks that the signed target is that digest.
+// Resolve refreshes metadata and returns the signed target for ref, with the role that signed
+// it. For NAME@DIGEST it also checks that the signed target is that digest.
 func (c *Client) Resolve(ref string) (*Target, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -185,6 +185,9 @@ func (c *Client) Resolve(ref string) (*Target, error) {
 	}
 	t, err := targetOf(path, ti)
 	if err != nil {
+		return nil, err
+	}
+	if t.Role, err = signerRole(up.GetTrustedMetadataSet(), path, ti); err != nil {
 		return nil, err
 	}
 	if i := strings.IndexByte(path, '@'); i >= 0 && string(t.Digest) != path[i+1:] {

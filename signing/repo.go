@@ -62,7 +62,9 @@ type Target struct {
 	Digest    digest.Digest `json:"digest"`
 	Length    int64         `json:"length"`
 	MediaType string        `json:"mediaType"`
-	Role      string        `json:"role,omitempty"`
+	// Role is the targets role that signed it ("targets" or a tenant's delegated role); set by
+	// Client.Resolve.
+	Role string `json:"role,omitempty"`
 }
 
 type custom struct {
