@@ -107,7 +107,12 @@ func (e *Engine) loadPolicy() (*policy.Policy, error) {
 // decision in t.
 func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (policy.Decision, error) {
 	e.polOnce.Do(func() {
-		e.polEng, e.polErr = policy.NewEngine(ctx, e.pol, policy.WithRecorder(&e.routes))
+		var accepted map[string]string
+		e.polEng, accepted, e.polErr = preparePolicy(ctx, e.cfg.Root, e.pol, policy.WithRecorder(&e.routes))
+		if accepted != nil {
+			// The request that activated a new bundle revision carries its acceptance.
+			t.add(audit.TypePolicy, "bundle-accepted", accepted)
+		}
 	})
 	if e.polErr != nil {
 		return policy.Decision{}, fmt.Errorf("policy: %w", e.polErr)

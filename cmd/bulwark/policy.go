@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/policy"
 )
 
@@ -202,8 +203,9 @@ func loadEngine(ctx context.Context, o policy.SourceOptions) (*policy.Engine, er
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	// A dry-run evaluation is not a run decision: nothing is recorded.
-	return policy.NewEngine(ctx, p, policy.WithRecorder(nil))
+	// A dry-run evaluation is not a run decision: no decision is recorded. Preparing a signed
+	// bundle raises the state root's accepted revision, and that change is audited.
+	return engine.PreparePolicy(ctx, o.StateRoot, caller(), p, policy.WithRecorder(nil))
 }
 
 func contextOf(cmd *cobra.Command) context.Context {

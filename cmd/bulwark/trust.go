@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/signing"
 )
@@ -33,6 +34,15 @@ func openRepo(cmd *cobra.Command, rootKeys string) (*signing.Repo, error) {
 	r := signing.NewRepo(dir)
 	r.RootKeys = rootKeys
 	return r, nil
+}
+
+// auditTrust records a trust change in the state root's audit log (engine.RecordTrustChange).
+func auditTrust(cmd *cobra.Command, c engine.TrustChange) error {
+	root, err := cmd.Flags().GetString("root")
+	if err != nil {
+		return err
+	}
+	return engine.RecordTrustChange(root, caller(), c)
 }
 
 func newTrustCmd() *cobra.Command {
@@ -63,6 +73,9 @@ func newTrustInitCmd() *cobra.Command {
 			}
 			dir, _ := trustDir(cmd)
 			if err := signing.Pin(dir, r.Dir, root); err != nil {
+				return err
+			}
+			if err := auditTrust(cmd, engine.TrustChange{Action: "init"}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "repository %s, keys %s\n", r.Dir, r.Keys)
@@ -133,6 +146,9 @@ func newTrustSignCmd() *cobra.Command {
 			if err := r.Sign(t, o); err != nil {
 				return err
 			}
+			if err := auditTrust(cmd, engine.TrustChange{Action: "sign", Role: role, Target: &t}); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", t.Name, t.Digest)
 			return nil
 		},
@@ -161,7 +177,10 @@ func newTrustDelegateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return r.Delegate(args[0], pub, paths)
+			if err := r.Delegate(args[0], pub, paths); err != nil {
+				return err
+			}
+			return auditTrust(cmd, engine.TrustChange{Action: "delegate", Role: args[0]})
 		},
 	}
 	c.Flags().StringVar(&keyFile, "key", "", "the tenant's public key file (required)")
@@ -182,7 +201,10 @@ func newTrustRotateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return r.Rotate(args[0])
+			if err := r.Rotate(args[0]); err != nil {
+				return err
+			}
+			return auditTrust(cmd, engine.TrustChange{Action: "rotate", Role: args[0]})
 		},
 	}
 	c.Flags().StringVar(&rootKeys, "root-keys", "", "directory holding the root private keys")
@@ -229,7 +251,10 @@ func newTrustRefreshCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return r.Refresh()
+			if err := r.Refresh(); err != nil {
+				return err
+			}
+			return auditTrust(cmd, engine.TrustChange{Action: "refresh"})
 		},
 	}
 }
@@ -273,7 +298,10 @@ func newTrustPinCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return signing.Pin(dir, remote, root)
+			if err := signing.Pin(dir, remote, root); err != nil {
+				return err
+			}
+			return auditTrust(cmd, engine.TrustChange{Action: "pin"})
 		},
 	}
 	c.Flags().StringVar(&rootFile, "root-file", "", "root.json to pin (required)")
