@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+)
+
+// typeRecords returns the audit records of one type, in chain order.
+func (f *fixture) typeRecords(t *testing.T, typ string) []map[string]any {
+	t.Helper()
+	out := must(t, f.root, "audit", "query", "--type", typ)
+	var recs []map[string]any
+	dec := json.NewDecoder(strings.NewReader(out))
+	for {
+		var r map[string]any
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("audit query output: %v\n%s", err, out)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// trust init, sign and delegate (and a tenant's own signing) are each in the audit log with the
+// role, version and key ids they produced; the chain verifies; and a run reports which role
+// signed its image: the top-level "targets" role, or the tenant's delegated role.
+func TestTrustChangesAuditedAndSignerRole(t *testing.T) {
+	f := newFixture(t) // image import, trust init, trust sign busybox:1
+	key := filepath.Join(f.dir, "acme.key")
+	keyID := strings.TrimSpace(must(t, f.root, "trust", "keygen", key))
+	must(t, f.root, "trust", "delegate", "acme", "--key", key+".pub", "--paths", "acme/*")
+	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "acme"), "--tag", "acme/app:1")
+	must(t, f.root, "trust", "sign", "acme/app:1", "--role", "acme", "--key", key)
+	must(t, f.root, "audit", "verify")
+
+	recs := f.typeRecords(t, "trust")
+	want := []string{"trust.init", "trust.sign", "trust.delegate", "trust.sign"}
+	if got := actions(recs); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("trust records %v, want %v", got, want)
+	}
+	if a := recs[0]; attr(a, "role") != "root" || attr(a, "version") != "1" || !strings.Contains(attr(a, "roles"), `"role":"targets"`) || attr(a, "root_digest") == "" {
+		t.Errorf("init record: %v", a)
+	}
+	if s := recs[1]; attr(s, "role") != "targets" || attr(s, "target") != "busybox:1" || !strings.HasPrefix(attr(s, "digest"), "sha256:") ||
+		s["image_digest"] != attr(s, "digest") || !strings.HasPrefix(attr(s, "key_ids"), `["`) {
+		t.Errorf("top-level sign record: %v", s)
+	}
+	if d := recs[2]; attr(d, "role") != "acme" || attr(d, "key_ids") != `["`+keyID+`"]` || attr(d, "paths") != `["acme/*"]` || d["tenant"] != "acme" {
+		t.Errorf("delegate record: %v (tenant key %s)", d, keyID)
+	}
+	if s := recs[3]; attr(s, "role") != "acme" || attr(s, "target") != "acme/app:1" || attr(s, "version") != "1" || s["tenant"] != "acme" {
+		t.Errorf("tenant sign record: %v", s)
+	}
+	// Public key ids only: the tenant's private key never reaches the log.
+	var kf struct{ Private string }
+	b, err := os.ReadFile(key)
+	if err != nil || json.Unmarshal(b, &kf) != nil || len(kf.Private) < 64 {
+		t.Fatalf("tenant key file: %v", err)
+	}
+	if out := must(t, f.root, "audit", "query"); strings.Contains(out, kf.Private[:16]) {
+		t.Error("the tenant's private key is in the audit log")
+	}
+
+	for _, c := range []struct{ image, role string }{{"busybox:1", "targets"}, {"acme/app:1", "acme"}} {
+		id := f.name(t, "signer")
+		r := bulwark(t, f.root, "run", "--rm", "--name", id, c.image, "true")
+		if r.code != 0 {
+			t.Fatalf("run %s: exit %d: %s", c.image, r.code, r.stderr)
+		}
+		if got := attr(find(f.records(t, id), "trust", "resolve"), "role"); got != c.role {
+			t.Errorf("%s: trust.resolve role %q, want %q", c.image, got, c.role)
+		}
+	}
+	f.assertNothingLeft(t)
+	if out := must(t, f.root, "audit", "verify"); !strings.Contains(out, "OK") {
+		t.Errorf("audit verify: %s", out)
+	}
+}
+
+// A run that activates a new signed policy bundle revision records policy.bundle-accepted in its
+// story; the same bundle again is no change; `policy eval` with a newer bundle records it too.
+func TestBundleAcceptanceAudited(t *testing.T) {
+	f := newFixture(t)
+	priv, pub := bundleKey(t)
+	pubFile := filepath.Join(f.dir, "bundle.pub")
+	if err := os.WriteFile(pubFile, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b1 := signedBundle(t, f.dir, "1", priv)
+	for i := 0; i < 2; i++ {
+		id := f.name(t, "bundle")
+		r := bulwark(t, f.root, "run", "--rm", "--name", id, "--policy-bundle", b1, "--policy-key", pubFile, "busybox:1", "true")
+		if r.code != 0 {
+			t.Fatalf("run with bundle: exit %d: %s", r.code, r.stderr)
+		}
+		got := actions(f.records(t, id))
+		accepted := inOrder(got, []string{"policy.bundle-accepted", "policy.decision"})
+		if accepted != (i == 0) {
+			t.Errorf("run %d: audit story %v (bundle-accepted expected only the first time)", i, got)
+		}
+	}
+	input := filepath.Join(f.dir, "request.json")
+	if err := os.WriteFile(input, []byte(`{"apiVersion":"bulwark.dev/run/v1","tenant":"default","operation":"run"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b2 := signedBundle(t, f.dir, "2", priv)
+	// A document that is no full request is denied (exit 1); the bundle was prepared first.
+	if r := bulwark(t, f.root, "policy", "eval", "--bundle", b2, "--verification-key", pubFile, "--input", input); r.code == 125 {
+		t.Fatalf("policy eval with bundle 2: %s", r.stderr)
+	}
+	recs := f.typeRecords(t, "policy")
+	var acc []map[string]any
+	for _, r := range recs {
+		if r["action"] == "bundle-accepted" {
+			acc = append(acc, r)
+		}
+	}
+	if len(acc) != 2 || attr(acc[0], "revision") != "1" || attr(acc[1], "revision") != "2" || attr(acc[1], "previous_revision") != "1" ||
+		attr(acc[1], "location") != b2 || !strings.HasPrefix(attr(acc[1], "digest"), "sha256:") {
+		t.Errorf("bundle-accepted records: %v", acc)
+	}
+	f.assertNothingLeft(t)
+	must(t, f.root, "audit", "verify")
+}
+
+func bundleKey(t *testing.T) (priv, pub []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+}
+
+// signedBundle writes a signed OPA snapshot bundle (as `opa build --signing-key` does) whose
+// policy allows every request; the floor still applies to what runs.
+func signedBundle(t *testing.T, dir, revision string, priv []byte) string {
+	t.Helper()
+	const src = "package bulwark.run\n\ndecision := {\"allow\": true, \"reasons\": [], \"constraints\": {}}\n"
+	mod, err := ast.ParseModuleWithOpts("/policy.rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bundle.Bundle{
+		Manifest: bundle.Manifest{Revision: revision},
+		Data:     map[string]any{"revision": revision},
+		Modules:  []bundle.ModuleFile{{URL: "/policy.rego", Path: "/policy.rego", Raw: []byte(src), Parsed: mod}},
+	}
+	b.Manifest.Init()
+	if err := b.GenerateSignature(bundle.NewSigningConfig(string(priv), "ES256", ""), "bulwark", false); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bundle-"+revision+".tar.gz")
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if err := bundle.NewWriter(fh).Write(b); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
