@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
@@ -148,7 +149,12 @@ func (e *Engine) decide(ctx context.Context, req *Request) Decision {
 		errors.As(err, &ie)
 		return deny(CodeRequestInvalid, ie.Path, err)
 	}
-	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(req.toValue()))
+	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(req.toValue()),
+		// The result is read from the AST directly (parseDecision): converting it to
+		// map[string]any first cost allocations on every decision.
+		rego.EvalGenerateJSON(keepTerm),
+		// Per-evaluation metrics are never read; the default allocates a fresh set each time.
+		rego.EvalMetrics(noMetrics))
 	if err != nil {
 		return deny(CodePolicyError, "", fmt.Errorf("policy evaluation failed: %w", err))
 	}
@@ -162,35 +168,43 @@ func (e *Engine) decide(ctx context.Context, req *Request) Decision {
 	return d
 }
 
+var noMetrics = metrics.NoOp()
+
+func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
 // parseDecision reads the policy's result strictly: anything but the documented shape denies.
 func parseDecision(v any) (Decision, error) {
-	obj, ok := v.(map[string]any)
+	t, ok := v.(*ast.Term)
 	if !ok {
-		return Decision{}, fmt.Errorf("decision is %T, not an object", v)
+		return Decision{}, fmt.Errorf("decision is %T, not a term", v)
 	}
-	allow, ok := obj["allow"].(bool)
+	obj, ok := t.Value.(ast.Object)
+	if !ok {
+		return Decision{}, fmt.Errorf("decision is %s, not an object", ast.ValueName(t.Value))
+	}
+	allow, ok := field(obj, "allow").(ast.Boolean)
 	if !ok {
 		return Decision{}, errors.New("decision.allow is not a boolean")
 	}
-	d := Decision{Reasons: []Reason{}}
-	reasons, ok := obj["reasons"].([]any)
+	reasons, ok := field(obj, "reasons").(*ast.Array)
 	if !ok {
 		return Decision{}, errors.New("decision.reasons is not an array")
 	}
-	for i, rv := range reasons {
-		ro, ok := rv.(map[string]any)
+	d := Decision{Reasons: make([]Reason, 0, reasons.Len())}
+	for i := range reasons.Len() {
+		ro, ok := reasons.Elem(i).Value.(ast.Object)
 		if !ok {
 			return Decision{}, fmt.Errorf("decision.reasons[%d] is not an object", i)
 		}
-		code, _ := ro["code"].(string)
-		msg, _ := ro["message"].(string)
-		path, _ := ro["path"].(string)
+		code, _ := field(ro, "code").(ast.String)
+		msg, _ := field(ro, "message").(ast.String)
+		path, _ := field(ro, "path").(ast.String)
 		if code == "" {
 			return Decision{}, fmt.Errorf("decision.reasons[%d] has no code", i)
 		}
-		d.Reasons = append(d.Reasons, Reason{Code: code, Message: msg, Path: path})
+		d.Reasons = append(d.Reasons, Reason{Code: string(code), Message: string(msg), Path: string(path)})
 	}
-	if c, ok := obj["constraints"].(map[string]any); ok {
+	if c, ok := field(obj, "constraints").(ast.Object); ok {
 		var err error
 		if d.Constraints.MaxMemory, err = optInt(c, "maxMemory"); err != nil {
 			return Decision{}, err
@@ -200,22 +214,31 @@ func parseDecision(v any) (Decision, error) {
 		}
 	}
 	// A policy that says allow while giving deny reasons contradicts itself: deny.
-	d.Allow = allow && len(d.Reasons) == 0
+	d.Allow = bool(allow) && len(d.Reasons) == 0
 	return d, nil
 }
 
-func optInt(obj map[string]any, k string) (*int64, error) {
-	v, ok := obj[k]
-	if !ok {
+// field is obj[k], or nil when obj has no such key.
+func field(obj ast.Object, k string) ast.Value {
+	t := obj.Get(str(k))
+	if t == nil {
+		return nil
+	}
+	return t.Value
+}
+
+func optInt(obj ast.Object, k string) (*int64, error) {
+	v := field(obj, k)
+	if v == nil {
 		return nil, nil
 	}
-	n, ok := v.(json.Number)
+	n, ok := v.(ast.Number)
 	if !ok {
-		return nil, fmt.Errorf("constraints.%s is %T, not a number", k, v)
+		return nil, fmt.Errorf("constraints.%s is %s, not a number", k, ast.ValueName(v))
 	}
-	i, err := n.Int64()
-	if err != nil {
-		return nil, fmt.Errorf("constraints.%s: %w", k, err)
+	i, ok := n.Int64()
+	if !ok {
+		return nil, fmt.Errorf("constraints.%s: %s is not an integer", k, n)
 	}
 	return &i, nil
 }

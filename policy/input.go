@@ -15,20 +15,17 @@ func (r *Request) toValue() ast.Value {
 	items := [][2]*ast.Term{
 		item("apiVersion", str(r.APIVersion)),
 		item("tenant", str(r.Tenant)),
-		item("identity", identityTerm(r.Identity)),
+		item("identity", memoised(&identityMemo, r.Identity, identityTerm)),
 		item("operation", str(string(r.Operation))),
 		item("privileged", boolean(r.Privileged)),
 		item("process", processTerm(r.Process)),
 		item("capabilities", stringsTerm(r.Capabilities)),
 		item("mounts", mountsTerm(r.Mounts)),
 		item("namespaces", namespacesTerm(r.Namespaces)),
-		item("network", ast.ObjectTerm(item("mode", str(r.Network.Mode)))),
-		item("seccomp", ast.ObjectTerm(
-			item("profile", str(r.Seccomp.Profile)),
-			item("digest", str(r.Seccomp.Digest)),
-			item("defaultAction", str(r.Seccomp.DefaultAction)))),
-		item("mac", macTerm(r.MAC)),
-		item("rootfs", ast.ObjectTerm(item("readOnly", boolean(r.Rootfs.ReadOnly)))),
+		item("network", memoised(&networkMemo, r.Network, networkTerm)),
+		item("seccomp", memoised(&seccompMemo, r.Seccomp, seccompTerm)),
+		item("mac", memoised(&macMemo, r.MAC, macTerm)),
+		item("rootfs", rootfsTerms[r.Rootfs.ReadOnly]),
 		item("resources", resourcesTerm(r.Resources)),
 		item("devices", devicesTerm(r.Devices)),
 		item("deviceRules", deviceRulesTerm(r.DeviceRules)),
@@ -133,17 +130,21 @@ func identityTerm(id Identity) *ast.Term {
 	return ast.ObjectTerm(items...)
 }
 
-func processTerm(p Process) *ast.Term {
+func newUserTerm(u User) *ast.Term {
 	user := []([2]*ast.Term){
-		item("uid", ast.UIntNumberTerm(uint64(p.User.UID))),
-		item("gid", ast.UIntNumberTerm(uint64(p.User.GID))),
+		item("uid", ast.UIntNumberTerm(uint64(u.UID))),
+		item("gid", ast.UIntNumberTerm(uint64(u.GID))),
 	}
-	if len(p.User.AdditionalGids) > 0 {
-		user = append(user, item("additionalGids", uintsTerm(p.User.AdditionalGids)))
+	if len(u.AdditionalGids) > 0 {
+		user = append(user, item("additionalGids", uintsTerm(u.AdditionalGids)))
 	}
+	return ast.ObjectTerm(user...)
+}
+
+func processTerm(p Process) *ast.Term {
 	return ast.ObjectTerm(
 		item("args", stringsTerm(p.Args)),
-		item("user", ast.ObjectTerm(user...)),
+		item("user", userTerm(p.User)),
 		item("cwd", str(p.Cwd)),
 		item("env", stringsTerm(p.Env)),
 		item("terminal", boolean(p.Terminal)),
@@ -154,19 +155,23 @@ func processTerm(p Process) *ast.Term {
 func mountsTerm(ms []Mount) *ast.Term {
 	ts := make([]*ast.Term, len(ms))
 	for i, m := range ms {
-		ts[i] = ast.ObjectTerm(
-			item("type", str(m.Type)),
-			item("source", str(m.Source)),
-			item("destination", str(m.Destination)),
-			item("options", stringsTerm(m.Options)),
-			item("readOnly", boolean(m.ReadOnly)),
-			item("bind", boolean(m.Bind)),
-		)
+		ts[i] = mountTerm(m)
 	}
 	return ast.ArrayTerm(ts...)
 }
 
-func namespacesTerm(ns map[string]Namespace) *ast.Term {
+func newMountTerm(m Mount) *ast.Term {
+	return ast.ObjectTerm(
+		item("type", str(m.Type)),
+		item("source", str(m.Source)),
+		item("destination", str(m.Destination)),
+		item("options", stringsTerm(m.Options)),
+		item("readOnly", boolean(m.ReadOnly)),
+		item("bind", boolean(m.Bind)),
+	)
+}
+
+func newNamespacesTerm(ns map[string]Namespace) *ast.Term {
 	items := make([][2]*ast.Term, 0, len(ns))
 	for _, t := range slices.Sorted(maps.Keys(ns)) {
 		n := ns[t]
@@ -177,6 +182,20 @@ func namespacesTerm(ns map[string]Namespace) *ast.Term {
 		items = append(items, item(t, ast.ObjectTerm(fields...)))
 	}
 	return ast.ObjectTerm(items...)
+}
+
+var rootfsTerms = map[bool]*ast.Term{
+	false: ast.ObjectTerm(item("readOnly", boolean(false))),
+	true:  ast.ObjectTerm(item("readOnly", boolean(true))),
+}
+
+func networkTerm(n Network) *ast.Term { return ast.ObjectTerm(item("mode", str(n.Mode))) }
+
+func seccompTerm(s Seccomp) *ast.Term {
+	return ast.ObjectTerm(
+		item("profile", str(s.Profile)),
+		item("digest", str(s.Digest)),
+		item("defaultAction", str(s.DefaultAction)))
 }
 
 func macTerm(m MAC) *ast.Term {
@@ -190,7 +209,7 @@ func macTerm(m MAC) *ast.Term {
 	return ast.ObjectTerm(items...)
 }
 
-func resourcesTerm(r Resources) *ast.Term {
+func newResourcesTerm(r Resources) *ast.Term {
 	var items [][2]*ast.Term
 	if r.MemoryLimit != nil {
 		items = append(items, item("memoryLimit", integer(*r.MemoryLimit)))
@@ -213,50 +232,66 @@ func resourcesTerm(r Resources) *ast.Term {
 func devicesTerm(ds []Device) *ast.Term {
 	ts := make([]*ast.Term, len(ds))
 	for i, d := range ds {
-		ts[i] = ast.ObjectTerm(
-			item("type", str(d.Type)),
-			item("path", str(d.Path)),
-			item("major", integer(d.Major)),
-			item("minor", integer(d.Minor)),
-		)
+		ts[i] = memoised(&deviceMemo, d, deviceTerm)
 	}
 	return ast.ArrayTerm(ts...)
+}
+
+func deviceTerm(d Device) *ast.Term {
+	return ast.ObjectTerm(
+		item("type", str(d.Type)),
+		item("path", str(d.Path)),
+		item("major", integer(d.Major)),
+		item("minor", integer(d.Minor)),
+	)
 }
 
 func deviceRulesTerm(ds []DeviceRule) *ast.Term {
 	ts := make([]*ast.Term, len(ds))
 	for i, d := range ds {
-		ts[i] = ast.ObjectTerm(
-			item("allow", boolean(d.Allow)),
-			item("type", str(d.Type)),
-			item("major", integer(d.Major)),
-			item("minor", integer(d.Minor)),
-			item("access", str(d.Access)),
-		)
+		ts[i] = memoised(&deviceRuleMemo, d, deviceRuleTerm)
 	}
 	return ast.ArrayTerm(ts...)
+}
+
+func deviceRuleTerm(d DeviceRule) *ast.Term {
+	return ast.ObjectTerm(
+		item("allow", boolean(d.Allow)),
+		item("type", str(d.Type)),
+		item("major", integer(d.Major)),
+		item("minor", integer(d.Minor)),
+		item("access", str(d.Access)),
+	)
 }
 
 func rlimitsTerm(rs []Rlimit) *ast.Term {
 	ts := make([]*ast.Term, len(rs))
 	for i, r := range rs {
-		ts[i] = ast.ObjectTerm(
-			item("type", str(r.Type)),
-			item("hard", ast.UIntNumberTerm(r.Hard)),
-			item("soft", ast.UIntNumberTerm(r.Soft)),
-		)
+		ts[i] = memoised(&rlimitMemo, r, rlimitTerm)
 	}
 	return ast.ArrayTerm(ts...)
+}
+
+func rlimitTerm(r Rlimit) *ast.Term {
+	return ast.ObjectTerm(
+		item("type", str(r.Type)),
+		item("hard", ast.UIntNumberTerm(r.Hard)),
+		item("soft", ast.UIntNumberTerm(r.Soft)),
+	)
 }
 
 func raisesTerm(rs []Raise) *ast.Term {
 	ts := make([]*ast.Term, len(rs))
 	for i, r := range rs {
-		ts[i] = ast.ObjectTerm(
-			item("field", str(r.Field)),
-			item("from", str(r.From)),
-			item("to", str(r.To)),
-		)
+		ts[i] = memoised(&raiseMemo, r, raiseTerm)
 	}
 	return ast.ArrayTerm(ts...)
+}
+
+func raiseTerm(r Raise) *ast.Term {
+	return ast.ObjectTerm(
+		item("field", str(r.Field)),
+		item("from", str(r.From)),
+		item("to", str(r.To)),
+	)
 }

@@ -76,10 +76,11 @@ grantable_names := v if {
 # A tenant's grants are cut to the ceiling: data cannot grant what the floor never does.
 # (Sets and builtins rather than user functions on the common path: a function call
 # costs several times a lookup in OPA's evaluator.)
-granted contains c if {
-	some c in grantable_names
-	capability_ceiling[c]
-}
+#
+# Complete rules (`x := {… | …}`), not partial sets (`x contains … if`): a lookup
+# x[k] into a partial set re-evaluates its body for each k, a complete rule is
+# evaluated once per decision and then looked up in O(1).
+granted := {c | some c in grantable_names; capability_ceiling[c]}
 
 default constraints := {}
 
@@ -224,10 +225,8 @@ deny contains reason("SECCOMP_UNCONFINED", sprintf("seccomp default action %v al
 # The engine guarantees that bind and readOnly agree with type and options (it
 # refuses documents where they do not), so the rules use these summaries and do
 # not re-derive them on every decision.
-binds contains i if {
-	some i, m in input.mounts
-	not m.bind == false # a mount without the field is treated as a bind: fail closed
-}
+# (A mount without the bind field is treated as a bind: fail closed.)
+binds := {i | some i, m in input.mounts; not m.bind == false}
 
 deny contains reason("REQUEST_INVALID", "bind mount source must be an absolute path", sprintf("mounts[%d].source", [i])) if {
 	some i in binds
@@ -236,8 +235,8 @@ deny contains reason("REQUEST_INVALID", "bind mount source must be an absolute p
 
 deny contains reason("MOUNT_TYPE_NOT_ALLOWED", sprintf("mount type %v is not allowed", [object.get(m, "type", "")]), sprintf("mounts[%d].type", [i])) if {
 	some i, m in input.mounts
+	m.bind == false # exactly the mounts that are not in binds
 	not allowed_mount_types[object.get(m, "type", "")]
-	not binds[i]
 }
 
 deny contains reason("MOUNT_HOST_PATH_FORBIDDEN", sprintf("host path %s may not be bind-mounted", [m.source]), sprintf("mounts[%d].source", [i])) if {
