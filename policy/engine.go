@@ -18,6 +18,7 @@ import (
 // Engine holds one prepared policy and decides requests with it; it is safe for concurrent use.
 type Engine struct {
 	pq          rego.PreparedEvalQuery
+	tenants     *tenantSeeder // nil: the policy has no tenant-only rules
 	info        Info
 	recorder    DecisionRecorder
 	prepareTime time.Duration
@@ -38,8 +39,7 @@ func NewEngine(ctx context.Context, p *Policy, opts ...Option) (*Engine, error) 
 		o(e)
 	}
 	start := time.Now()
-	ropts := []func(*rego.Rego){
-		rego.Query(Query),
+	common := []func(*rego.Rego){
 		rego.SetRegoVersion(ast.RegoV1),
 		// Reads return AST values, so tenant data is not converted on every decision.
 		rego.Store(inmem.NewFromObjectWithOpts(p.Data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))),
@@ -47,6 +47,11 @@ func NewEngine(ctx context.Context, p *Policy, opts ...Option) (*Engine, error) 
 		// making one rule quietly undefined.
 		rego.StrictBuiltinErrors(true),
 	}
+	var compiler *ast.Compiler
+	ropts := append([]func(*rego.Rego){
+		rego.Query(Query),
+		rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
+	}, common...)
 	n := 0
 	for name, m := range p.Modules {
 		if isTestModule(name) {
@@ -62,6 +67,10 @@ func NewEngine(ctx context.Context, p *Policy, opts ...Option) (*Engine, error) 
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
 	}
+	seeder, err := newTenantSeeder(ctx, compiler, common)
+	if err != nil {
+		return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
+	}
 	if !definesDecision(p) {
 		return nil, fmt.Errorf("prepare policy (%s %s): no rule defines %s", p.Info.Source, p.Info.Location, Query)
 	}
@@ -70,7 +79,7 @@ func NewEngine(ctx context.Context, p *Policy, opts ...Option) (*Engine, error) 
 			return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
 		}
 	}
-	e.pq = pq
+	e.pq, e.tenants = pq, seeder
 	e.prepareTime = time.Since(start)
 	return e, nil
 }
@@ -149,12 +158,18 @@ func (e *Engine) decide(ctx context.Context, req *Request) Decision {
 		errors.As(err, &ie)
 		return deny(CodeRequestInvalid, ie.Path, err)
 	}
-	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(req.toValue()),
+	opts := make([]rego.EvalOption, 0, 4)
+	if e.tenants != nil {
+		if seed := e.tenants.seed(ctx, req.Tenant); seed != nil {
+			opts = append(opts, rego.EvalVirtualCache(newSeededCache(seed)))
+		}
+	}
+	rs, err := e.pq.Eval(ctx, append(opts, rego.EvalParsedInput(req.toValue()),
 		// The result is read from the AST directly (parseDecision): converting it to
 		// map[string]any first cost allocations on every decision.
 		rego.EvalGenerateJSON(keepTerm),
 		// Per-evaluation metrics are never read; the default allocates a fresh set each time.
-		rego.EvalMetrics(noMetrics))
+		rego.EvalMetrics(noMetrics))...)
 	if err != nil {
 		return deny(CodePolicyError, "", fmt.Errorf("policy evaluation failed: %w", err))
 	}

@@ -24,8 +24,6 @@ default allow := false
 
 allow if count(deny) == 0
 
-reason(code, message, path) := {"code": code, "message": message, "path": path}
-
 # ---- tenant settings: the tenant's own value, else the operator's default ----
 #
 # Beware Rego's negation: in `not f(x.y)` an undefined x.y makes the whole rule
@@ -141,23 +139,27 @@ namespaced_sysctl_prefixes := ["fs.mqueue.", "kernel.msg", "kernel.sem", "kernel
 
 # Messages only use fields through object.get: a message built from an undefined
 # field would make its whole deny rule undefined, which would fail open.
-tenant_name := object.get(input, "tenant", "")
+# (Read as input.tenant, not object.get(input, …): rules that depend on input only
+# through input.tenant are evaluated once per tenant and reused by the engine.)
+default tenant_name := ""
+
+tenant_name := input.tenant
 
 # Every rule fails closed on its own when its field is missing (the engine also
 # validates documents against the schema before they get here).
-deny contains reason("REQUEST_INVALID", "input is not a request document", "") if {
+deny contains {"code": "REQUEST_INVALID", "message": "input is not a request document", "path": ""} if {
 	not is_object(input)
 }
 
-deny contains reason("REQUEST_VERSION", sprintf("apiVersion %v is not %s", [object.get(input, "apiVersion", ""), api_version]), "apiVersion") if {
+deny contains {"code": "REQUEST_VERSION", "message": sprintf("apiVersion %v is not %s", [object.get(input, "apiVersion", ""), api_version]), "path": "apiVersion"} if {
 	not input.apiVersion == api_version
 }
 
-deny contains reason("TENANT_UNKNOWN", sprintf("tenant %q is not configured", [tenant_name]), "tenant") if {
+deny contains {"code": "TENANT_UNKNOWN", "message": sprintf("tenant %q is not configured", [tenant_name]), "path": "tenant"} if {
 	not data.bulwark.tenants[tenant_name]
 }
 
-deny contains reason("TENANT_CONFIG_INVALID", sprintf("tenant %q has no valid max_memory or max_pids (positive numbers)", [tenant_name]), "tenant") if {
+deny contains {"code": "TENANT_CONFIG_INVALID", "message": sprintf("tenant %q has no valid max_memory or max_pids (positive numbers)", [tenant_name]), "path": "tenant"} if {
 	not tenant_limits_valid
 }
 
@@ -170,41 +172,41 @@ tenant_limits_valid if {
 
 operations := {"create", "run", "exec"}
 
-deny contains reason("OPERATION_UNKNOWN", sprintf("operation %v is not one of create, run, exec", [object.get(input, "operation", "")]), "operation") if {
+deny contains {"code": "OPERATION_UNKNOWN", "message": sprintf("operation %v is not one of create, run, exec", [object.get(input, "operation", "")]), "path": "operation"} if {
 	not operations[object.get(input, "operation", "")]
 }
 
-deny contains reason("PRIVILEGED", "privileged sandboxes are never run", "privileged") if {
+deny contains {"code": "PRIVILEGED", "message": "privileged sandboxes are never run", "path": "privileged"} if {
 	input.privileged == true
 }
 
 # One pass over the required types catches both a shared and a missing one.
-deny contains reason("NAMESPACE_SHARED", sprintf("%s namespace is shared with the host or another process", [t]), concat(".", ["namespaces", t])) if {
+deny contains {"code": "NAMESPACE_SHARED", "message": sprintf("%s namespace is shared with the host or another process", [t]), "path": concat(".", ["namespaces", t])} if {
 	some t in required_namespaces
 	not input.namespaces[t].shared == false
 }
 
-deny contains reason("NAMESPACE_SHARED", "time namespace is shared with another process", "namespaces.time") if {
+deny contains {"code": "NAMESPACE_SHARED", "message": "time namespace is shared with another process", "path": "namespaces.time"} if {
 	input.namespaces.time
 	not input.namespaces.time.shared == false
 }
 
-deny contains reason("CAP_FORBIDDEN", sprintf("capability %s is never granted", [c]), sprintf("capabilities[%d]", [i])) if {
+deny contains {"code": "CAP_FORBIDDEN", "message": sprintf("capability %s is never granted", [c]), "path": sprintf("capabilities[%d]", [i])} if {
 	some i, c in input.capabilities
 	forbidden_capabilities[c]
 }
 
-deny contains reason("CAP_NOT_GRANTED", sprintf("capability %s is not grantable to tenant %s", [c, tenant_name]), sprintf("capabilities[%d]", [i])) if {
+deny contains {"code": "CAP_NOT_GRANTED", "message": sprintf("capability %s is not grantable to tenant %s", [c, tenant_name]), "path": sprintf("capabilities[%d]", [i])} if {
 	some i, c in input.capabilities
 	not forbidden_capabilities[c]
 	not granted[c]
 }
 
-deny contains reason("NO_NEW_PRIVS_DISABLED", "noNewPrivileges must be set", "process.noNewPrivileges") if {
+deny contains {"code": "NO_NEW_PRIVS_DISABLED", "message": "noNewPrivileges must be set", "path": "process.noNewPrivileges"} if {
 	not input.process.noNewPrivileges == true
 }
 
-deny contains reason("ROOTFS_WRITABLE", "the root filesystem must be read-only", "rootfs.readOnly") if {
+deny contains {"code": "ROOTFS_WRITABLE", "message": "the root filesystem must be read-only", "path": "rootfs.readOnly"} if {
 	not input.rootfs.readOnly == true
 }
 
@@ -212,11 +214,11 @@ unconfined_profiles := {"", "unconfined"}
 
 permissive_actions := {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}
 
-deny contains reason("SECCOMP_UNCONFINED", "seccomp must not be unconfined", "seccomp.profile") if {
+deny contains {"code": "SECCOMP_UNCONFINED", "message": "seccomp must not be unconfined", "path": "seccomp.profile"} if {
 	unconfined_profiles[object.get(input, ["seccomp", "profile"], "")]
 }
 
-deny contains reason("SECCOMP_UNCONFINED", sprintf("seccomp default action %v allows every unlisted syscall", [input.seccomp.defaultAction]), "seccomp.defaultAction") if {
+deny contains {"code": "SECCOMP_UNCONFINED", "message": sprintf("seccomp default action %v allows every unlisted syscall", [input.seccomp.defaultAction]), "path": "seccomp.defaultAction"} if {
 	permissive_actions[input.seccomp.defaultAction]
 }
 
@@ -228,18 +230,18 @@ deny contains reason("SECCOMP_UNCONFINED", sprintf("seccomp default action %v al
 # (A mount without the bind field is treated as a bind: fail closed.)
 binds := {i | some i, m in input.mounts; not m.bind == false}
 
-deny contains reason("REQUEST_INVALID", "bind mount source must be an absolute path", sprintf("mounts[%d].source", [i])) if {
+deny contains {"code": "REQUEST_INVALID", "message": "bind mount source must be an absolute path", "path": sprintf("mounts[%d].source", [i])} if {
 	some i in binds
 	not startswith(object.get(input.mounts[i], "source", ""), "/")
 }
 
-deny contains reason("MOUNT_TYPE_NOT_ALLOWED", sprintf("mount type %v is not allowed", [object.get(m, "type", "")]), sprintf("mounts[%d].type", [i])) if {
+deny contains {"code": "MOUNT_TYPE_NOT_ALLOWED", "message": sprintf("mount type %v is not allowed", [object.get(m, "type", "")]), "path": sprintf("mounts[%d].type", [i])} if {
 	some i, m in input.mounts
 	m.bind == false # exactly the mounts that are not in binds
 	not allowed_mount_types[object.get(m, "type", "")]
 }
 
-deny contains reason("MOUNT_HOST_PATH_FORBIDDEN", sprintf("host path %s may not be bind-mounted", [m.source]), sprintf("mounts[%d].source", [i])) if {
+deny contains {"code": "MOUNT_HOST_PATH_FORBIDDEN", "message": sprintf("host path %s may not be bind-mounted", [m.source]), "path": sprintf("mounts[%d].source", [i])} if {
 	some i in binds
 	m := input.mounts[i]
 	overlaps_forbidden(m.source)
@@ -257,13 +259,13 @@ overlaps_forbidden(src) if strings.any_prefix_match(forbidden_host_trees, concat
 
 forbidden_tree_prefixes := {concat("", [r, "/"]) | some r in forbidden_host_trees}
 
-deny contains reason("MOUNT_RUNTIME_SOCKET", sprintf("container runtime socket %s may not be mounted", [m.source]), sprintf("mounts[%d].source", [i])) if {
+deny contains {"code": "MOUNT_RUNTIME_SOCKET", "message": sprintf("container runtime socket %s may not be mounted", [m.source]), "path": sprintf("mounts[%d].source", [i])} if {
 	some i in binds
 	m := input.mounts[i]
 	strings.any_suffix_match(m.source, runtime_socket_suffixes)
 }
 
-deny contains reason("MOUNT_WRITABLE_NOT_ALLOWED", sprintf("writable bind of %s is outside tenant %s's writable sources", [m.source, tenant_name]), sprintf("mounts[%d].readOnly", [i])) if {
+deny contains {"code": "MOUNT_WRITABLE_NOT_ALLOWED", "message": sprintf("writable bind of %s is outside tenant %s's writable sources", [m.source, tenant_name]), "path": sprintf("mounts[%d].readOnly", [i])} if {
 	some i in binds
 	m := input.mounts[i]
 	not m.readOnly == true
@@ -278,19 +280,19 @@ writable_source_prefixes := {concat("", [p, "/"]) | some p in writable_sources}
 
 # ---- resources ----
 
-deny contains reason("MEMORY_LIMIT_MISSING", "a memory limit is required", "resources.memoryLimit") if {
+deny contains {"code": "MEMORY_LIMIT_MISSING", "message": "a memory limit is required", "path": "resources.memoryLimit"} if {
 	not memory_limit > 0
 }
 
-deny contains reason("MEMORY_LIMIT_ABOVE_MAX", sprintf("memory limit %v exceeds the tenant maximum %v", [input.resources.memoryLimit, max_memory]), "resources.memoryLimit") if {
+deny contains {"code": "MEMORY_LIMIT_ABOVE_MAX", "message": sprintf("memory limit %v exceeds the tenant maximum %v", [input.resources.memoryLimit, max_memory]), "path": "resources.memoryLimit"} if {
 	input.resources.memoryLimit > max_memory
 }
 
-deny contains reason("PIDS_LIMIT_MISSING", "a pids limit is required", "resources.pidsLimit") if {
+deny contains {"code": "PIDS_LIMIT_MISSING", "message": "a pids limit is required", "path": "resources.pidsLimit"} if {
 	not pids_limit > 0
 }
 
-deny contains reason("PIDS_LIMIT_ABOVE_MAX", sprintf("pids limit %v exceeds the tenant maximum %v", [input.resources.pidsLimit, max_pids]), "resources.pidsLimit") if {
+deny contains {"code": "PIDS_LIMIT_ABOVE_MAX", "message": sprintf("pids limit %v exceeds the tenant maximum %v", [input.resources.pidsLimit, max_pids]), "path": "resources.pidsLimit"} if {
 	input.resources.pidsLimit > max_pids
 }
 
@@ -304,23 +306,23 @@ pids_limit := input.resources.pidsLimit
 
 # ---- image, devices, sysctls ----
 
-deny contains reason("IMAGE_UNVERIFIED", sprintf("image %v is not verified", [object.get(input.image, "reference", "")]), "image.verified") if {
+deny contains {"code": "IMAGE_UNVERIFIED", "message": sprintf("image %v is not verified", [object.get(input.image, "reference", "")]), "path": "image.verified"} if {
 	is_object(input.image)
 	not input.image.verified == true
 }
 
-deny contains reason("DEVICE_NOT_ALLOWED", sprintf("device %v (%v %v:%v) is not in the minimal set", [object.get(d, "path", "?"), object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), sprintf("devices[%d]", [i])) if {
+deny contains {"code": "DEVICE_NOT_ALLOWED", "message": sprintf("device %v (%v %v:%v) is not in the minimal set", [object.get(d, "path", "?"), object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), "path": sprintf("devices[%d]", [i])} if {
 	some i, d in input.devices
 	not minimal_devices[object.get(d, "type", "")][object.get(d, "major", "")][object.get(d, "minor", "")]
 }
 
-deny contains reason("DEVICE_NOT_ALLOWED", sprintf("device rule %v %v:%v is not in the minimal set", [object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), sprintf("deviceRules[%d]", [i])) if {
+deny contains {"code": "DEVICE_NOT_ALLOWED", "message": sprintf("device rule %v %v:%v is not in the minimal set", [object.get(d, "type", "?"), object.get(d, "major", "?"), object.get(d, "minor", "?")]), "path": sprintf("deviceRules[%d]", [i])} if {
 	some i, d in input.deviceRules
 	d.allow == true
 	not minimal_device_rules[object.get(d, "type", "")][object.get(d, "major", "")][object.get(d, "minor", "")]
 }
 
-deny contains reason("SYSCTL_NOT_ALLOWED", sprintf("sysctl %s is not namespaced", [k]), sprintf("sysctls[%q]", [k])) if {
+deny contains {"code": "SYSCTL_NOT_ALLOWED", "message": sprintf("sysctl %s is not namespaced", [k]), "path": sprintf("sysctls[%q]", [k])} if {
 	some k, _ in input.sysctls
 	not strings.any_prefix_match(k, namespaced_sysctl_prefixes)
 }
