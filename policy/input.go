@@ -70,7 +70,8 @@ var internedTerms = func() map[string]*ast.Term {
 		size=65536k / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup shm
 		AUDIT_WRITE CHOWN DAC_OVERRIDE FOWNER FSETID KILL MKNOD NET_BIND_SERVICE NET_RAW SETFCAP
 		SETGID SETPCAP SETUID SYS_CHROOT SYS_ADMIN SYS_PTRACE
-		PATH HOME TERM HOSTNAME RLIMIT_NOFILE RLIMIT_NPROC RLIMIT_CORE`) {
+		PATH HOME TERM HOSTNAME RLIMIT_NOFILE RLIMIT_NPROC RLIMIT_CORE
+		reasons code message constraints maxMemory maxPids`) {
 		m[k] = ast.StringTerm(k)
 	}
 	return m

@@ -34,35 +34,38 @@ import (
 const maxTenantSeeds = 4096
 
 type tenantSeeder struct {
-	refs    []ast.Ref                // the qualifying rules' paths
-	queries []rego.PreparedEvalQuery // one per ref, evaluated with input {"tenant": t}
+	refs []ast.Ref // the qualifying rules' paths
+	// query evaluates all of them with input {"tenant": t}: an array holding, per ref, [value]
+	// or [] when the rule is undefined.
+	query rego.PreparedEvalQuery
 
 	mu    sync.RWMutex
 	seeds map[string]topdown.VirtualCache // guarded by mu; read-only once stored
 }
 
-// newTenantSeeder finds the qualifying rules in c (compiled) and prepares a query for each.
+// newTenantSeeder finds the qualifying rules in c (compiled) and prepares one query for them.
 // It returns nil when no rule qualifies (e.g. a policy that does not look at tenants).
 func newTenantSeeder(ctx context.Context, c *ast.Compiler, base []func(*rego.Rego)) (*tenantSeeder, error) {
 	refs := tenantOnlyRules(c)
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	s := &tenantSeeder{refs: refs, seeds: map[string]topdown.VirtualCache{}}
-	for _, ref := range refs {
-		opts := append(append([]func(*rego.Rego){}, base...), rego.Compiler(c), rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref.Copy())))))
-		pq, err := rego.New(opts...).PrepareForEval(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("prepare tenant rule %s: %w", ref, err)
-		}
-		s.queries = append(s.queries, pq)
+	values := make([]*ast.Term, len(refs))
+	for i, ref := range refs {
+		v := ast.VarTerm(fmt.Sprintf("v%d", i))
+		values[i] = ast.ArrayComprehensionTerm(v, ast.NewBody(ast.Equality.Expr(v, ast.NewTerm(ref.Copy()))))
 	}
-	return s, nil
+	opts := append(append([]func(*rego.Rego){}, base...), rego.Compiler(c), rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.ArrayTerm(values...)))))
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the tenant rules: %w", err)
+	}
+	return &tenantSeeder{refs: refs, query: pq, seeds: map[string]topdown.VirtualCache{}}, nil
 }
 
 // seed returns the virtual-document values of the tenant rules for tenant, computing them
-// on first use; nil when the bound is reached or an evaluation fails (the decision then
-// evaluates those rules itself and meets the same failure there).
+// on first use; nil when the evaluation fails (the decision then evaluates those rules
+// itself and meets the same failure there).
 func (s *tenantSeeder) seed(ctx context.Context, tenant string) topdown.VirtualCache {
 	s.mu.RLock()
 	vc, ok := s.seeds[tenant]
@@ -70,18 +73,26 @@ func (s *tenantSeeder) seed(ctx context.Context, tenant string) topdown.VirtualC
 	if ok {
 		return vc
 	}
-	input := ast.NewObject(item("tenant", str(tenant)))
+	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(ast.NewObject(item("tenant", str(tenant)))),
+		rego.EvalGenerateJSON(keepTerm), rego.EvalMetrics(noMetrics))
+	if err != nil || len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil
+	}
+	arr, ok := t.Value.(*ast.Array)
+	if !ok || arr.Len() != len(s.refs) {
+		return nil
+	}
 	vc = topdown.NewVirtualCache()
-	for i, q := range s.queries {
-		rs, err := q.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm), rego.EvalMetrics(noMetrics))
-		if err != nil {
-			return nil
-		}
+	for i, ref := range s.refs {
 		var v *ast.Term // nil records "undefined", as OPA's own cache does
-		if len(rs) == 1 && len(rs[0].Expressions) == 1 {
-			v, _ = rs[0].Expressions[0].Value.(*ast.Term)
+		if one, ok := arr.Elem(i).Value.(*ast.Array); ok && one.Len() == 1 {
+			v = one.Elem(0)
 		}
-		vc.Put(s.refs[i], v)
+		vc.Put(ref, v)
 	}
 	s.mu.Lock()
 	if len(s.seeds) < maxTenantSeeds {
