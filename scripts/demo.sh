@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bulwark demo (`make demo`, after `make build`): build a busybox-static rootfs in a temp dir, run
+# Bulwark runtime demo (`make demo-runc`, after `make build`): build a busybox-static rootfs in a temp dir, run
 # it in a sandbox with bin/bulwark-runc, and print what the process sees from inside — id maps,
 # capabilities, no_new_privs, seccomp, namespaces vs the host's, mounts, and (with bin/bulwark-probe)
 # the errno of operations the floor forbids. Then show the floor at work on a spec: a dropped
