@@ -41,6 +41,10 @@ type tenantSeeder struct {
 
 	mu    sync.RWMutex
 	seeds map[string]topdown.VirtualCache // guarded by mu; read-only once stored
+	// shared are the first tenant's values: a later tenant's equal value (the floor's
+	// constant tables, the defaults) is stored as the same term, so each seed holds only
+	// what differs. Guarded by mu.
+	shared []*ast.Term
 }
 
 // newTenantSeeder finds the qualifying rules in c (compiled) and prepares one query for them.
@@ -86,19 +90,29 @@ func (s *tenantSeeder) seed(ctx context.Context, tenant string) topdown.VirtualC
 	if !ok || arr.Len() != len(s.refs) {
 		return nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shared == nil {
+		s.shared = make([]*ast.Term, len(s.refs))
+	}
 	vc = topdown.NewVirtualCache()
 	for i, ref := range s.refs {
 		var v *ast.Term // nil records "undefined", as OPA's own cache does
 		if one, ok := arr.Elem(i).Value.(*ast.Array); ok && one.Len() == 1 {
 			v = one.Elem(0)
 		}
+		switch {
+		case v == nil:
+		case s.shared[i] == nil:
+			s.shared[i] = v
+		case s.shared[i].Equal(v):
+			v = s.shared[i]
+		}
 		vc.Put(ref, v)
 	}
-	s.mu.Lock()
 	if len(s.seeds) < maxTenantSeeds {
 		s.seeds[tenant] = vc
 	}
-	s.mu.Unlock()
 	return vc
 }
 

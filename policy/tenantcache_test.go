@@ -132,3 +132,22 @@ func TestTenantSeedConcurrent(t *testing.T) {
 		t.Errorf("concurrent decision differs: %s", e)
 	}
 }
+
+// The floor's constant tables are stored once, not once per tenant.
+func TestTenantSeedsShareEqualValues(t *testing.T) {
+	e := testEngine(t)
+	ctx := context.Background()
+	a, b := e.tenants.seed(ctx, "acme"), e.tenants.seed(ctx, "tight")
+	ref := ast.MustParseRef("data.bulwark.run.forbidden_capabilities")
+	va, _ := a.Get(ref)
+	vb, _ := b.Get(ref)
+	if va == nil || va != vb {
+		t.Fatalf("forbidden_capabilities not shared: %p %p", va, vb)
+	}
+	mem := ast.MustParseRef("data.bulwark.run.max_memory")
+	ma, _ := a.Get(mem)
+	mb, _ := b.Get(mem)
+	if ma == nil || mb == nil || ma.Equal(mb) {
+		t.Fatalf("max_memory: acme %v, tight %v", ma, mb)
+	}
+}
