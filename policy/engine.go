@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -17,8 +19,15 @@ import (
 
 // Engine holds one prepared policy and decides requests with it; it is safe for concurrent use.
 type Engine struct {
-	pq          rego.PreparedEvalQuery
-	tenants     *tenantSeeder // nil: the policy has no tenant-only rules
+	pq rego.PreparedEvalQuery
+
+	// The per-tenant part of decisions (tenantcache.go), built on the second decision.
+	compiler    *ast.Compiler
+	common      []func(*rego.Rego)
+	decisions   atomic.Uint64
+	seederOnce  sync.Once
+	tenants     *tenantSeeder // nil: no tenant-only rules, or not built yet; set once by seederOnce
+	noSeed      bool          // tests: evaluate everything on every decision
 	info        Info
 	recorder    DecisionRecorder
 	prepareTime time.Duration
@@ -67,10 +76,6 @@ func NewEngine(ctx context.Context, p *Policy, opts ...Option) (*Engine, error) 
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
 	}
-	seeder, err := newTenantSeeder(ctx, compiler, common)
-	if err != nil {
-		return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
-	}
 	if !definesDecision(p) {
 		return nil, fmt.Errorf("prepare policy (%s %s): no rule defines %s", p.Info.Source, p.Info.Location, Query)
 	}
@@ -79,7 +84,7 @@ func NewEngine(ctx context.Context, p *Policy, opts ...Option) (*Engine, error) 
 			return nil, fmt.Errorf("prepare policy (%s %s): %w", p.Info.Source, p.Info.Location, err)
 		}
 	}
-	e.pq, e.tenants = pq, seeder
+	e.pq, e.compiler, e.common = pq, compiler, common
 	e.prepareTime = time.Since(start)
 	return e, nil
 }
@@ -159,10 +164,8 @@ func (e *Engine) decide(ctx context.Context, req *Request) Decision {
 		return deny(CodeRequestInvalid, ie.Path, err)
 	}
 	opts := make([]rego.EvalOption, 0, 4)
-	if e.tenants != nil {
-		if seed := e.tenants.seed(ctx, req.Tenant); seed != nil {
-			opts = append(opts, rego.EvalVirtualCache(newSeededCache(seed)))
-		}
+	if seed := e.seedFor(ctx, req.Tenant); seed != nil {
+		opts = append(opts, rego.EvalVirtualCache(newSeededCache(seed)))
 	}
 	rs, err := e.pq.Eval(ctx, append(opts, rego.EvalParsedInput(req.toValue()),
 		// The result is read from the AST directly (parseDecision): converting it to

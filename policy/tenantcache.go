@@ -116,6 +116,28 @@ func (s *tenantSeeder) seed(ctx context.Context, tenant string) topdown.VirtualC
 	return vc
 }
 
+// seedFor returns the tenant's precomputed values, or nil to evaluate everything. An engine's
+// first decision does the latter: a one-shot `bulwark-runc create` decides once, and finding,
+// preparing and computing the tenant rules (about 1 ms) would only lengthen its cold path.
+func (e *Engine) seedFor(ctx context.Context, tenant string) topdown.VirtualCache {
+	if e.noSeed || e.decisions.Add(1) == 1 {
+		return nil
+	}
+	if s := e.seeder(ctx); s != nil {
+		return s.seed(ctx, tenant)
+	}
+	return nil
+}
+
+// seeder builds the tenant seeder once. A failure to prepare its query only means decisions
+// evaluate the tenant part themselves, as the first one did; the policy itself compiled.
+func (e *Engine) seeder(ctx context.Context) *tenantSeeder {
+	e.seederOnce.Do(func() {
+		e.tenants, _ = newTenantSeeder(ctx, e.compiler, e.common)
+	})
+	return e.tenants
+}
+
 // seededCache is one evaluation's virtual-document cache: OPA's own, in front of which the
 // tenant's precomputed values answer at the outermost frame. Under a `with` (a pushed frame)
 // input or data may differ, so only the evaluation's own frames answer there.

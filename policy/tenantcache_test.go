@@ -16,11 +16,11 @@ import (
 // tenant and a made-up one, decides the same with and without it.
 func TestTenantSeedMatchesFullEvaluation(t *testing.T) {
 	seeded := testEngine(t)
-	if seeded.tenants == nil {
+	if seeded.seeder(context.Background()) == nil {
 		t.Fatal("the default policy has no tenant-only rules")
 	}
 	full := testEngine(t)
-	full.tenants = nil
+	full.noSeed = true
 	files, err := filepath.Glob("testdata/corpus/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no corpus: %v", err)
@@ -94,7 +94,7 @@ deny contains tenant if limit > 1
 func TestTenantSeedConcurrent(t *testing.T) {
 	seeded := testEngine(t)
 	full := testEngine(t)
-	full.tenants = nil
+	full.noSeed = true
 	_, doc := loadCase(t, "testdata/corpus/allow_minimal.json")
 	ctx := context.Background()
 	tenants := []string{"default", "acme", "tight", "broken", "nobody"}
@@ -137,7 +137,7 @@ func TestTenantSeedConcurrent(t *testing.T) {
 func TestTenantSeedsShareEqualValues(t *testing.T) {
 	e := testEngine(t)
 	ctx := context.Background()
-	a, b := e.tenants.seed(ctx, "acme"), e.tenants.seed(ctx, "tight")
+	a, b := e.seeder(ctx).seed(ctx, "acme"), e.seeder(ctx).seed(ctx, "tight")
 	ref := ast.MustParseRef("data.bulwark.run.forbidden_capabilities")
 	va, _ := a.Get(ref)
 	vb, _ := b.Get(ref)
@@ -149,5 +149,20 @@ func TestTenantSeedsShareEqualValues(t *testing.T) {
 	mb, _ := b.Get(mem)
 	if ma == nil || mb == nil || ma.Equal(mb) {
 		t.Fatalf("max_memory: acme %v, tight %v", ma, mb)
+	}
+}
+
+// A one-shot caller (one decision) pays nothing for the tenant cache.
+func TestTenantSeederBuiltOnSecondDecision(t *testing.T) {
+	e := testEngine(t)
+	_, doc := loadCase(t, "testdata/corpus/allow_minimal.json")
+	ctx := context.Background()
+	for i := range 3 {
+		if built := e.tenants != nil; built != (i >= 2) {
+			t.Fatalf("before decision %d: seeder built = %v", i+1, built)
+		}
+		if d := e.DecideDocument(ctx, doc); !d.Allow {
+			t.Fatalf("decision %d: %+v", i+1, d)
+		}
 	}
 }
