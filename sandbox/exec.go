@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,17 +11,18 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
 )
 
-// Process is a process started in a running container with Exec.
+// Process is a process started in a running container with Exec. It is a child of the calling
+// process (see internal/nsenter), which must Wait for it.
 type Process struct {
 	// Pid is the host pid of the process.
 	Pid int
 
-	cmd      *exec.Cmd
 	waitOnce sync.Once
 	code     int
 	err      error
@@ -30,14 +30,30 @@ type Process struct {
 
 // Wait waits for an exec'd process and returns its exit status (128+n for death by signal n).
 func (p *Process) Wait() (int, error) {
-	p.waitOnce.Do(func() {
-		err := p.cmd.Wait()
-		p.code = exitStatus(p.cmd.ProcessState)
-		if _, ok := err.(*exec.ExitError); err != nil && !ok {
-			p.err = fmt.Errorf("wait for exec'd process: %w", err)
-		}
-	})
+	p.waitOnce.Do(func() { p.code, p.err = reap(p.Pid) })
 	return p.code, p.err
+}
+
+// reap waits for the child pid and returns a shell-style status.
+func reap(pid int) (int, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.ECHILD {
+			return -1, fmt.Errorf("wait for exec'd process %d: already reaped (container deleted?): %w", pid, err)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("wait for exec'd process %d: %w", pid, err)
+		}
+		break
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
 }
 
 func writeSpec(dir string, s *specs.Spec) error {
@@ -120,16 +136,18 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, err
 	}
 	defer ch.close()
-	fail := func(err error) (*Process, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, err
-	}
 	// The pid was checked alive with its start time just above; the namespaces it is about to
-	// lend are checked again by nsenter opening them.
+	// lend are checked again by nsenter opening them. nsenter exits right after its report; the
+	// process that goes on is our child too (CLONE_PARENT), reaped by Process.Wait.
 	pid, err := nsenter.ReadReport(syncR)
+	cmd.Wait()
 	if err != nil {
-		return fail(fmt.Errorf("exec in %s: %w", c.id, err))
+		return nil, fmt.Errorf("exec in %s: %w", c.id, err)
+	}
+	fail := func(err error) (*Process, error) {
+		unix.Kill(pid, unix.SIGKILL)
+		reap(pid)
+		return nil, err
 	}
 	if len(tasks) == 0 {
 		if err := cg.AddProc(pid); err != nil {
@@ -144,5 +162,5 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return fail(err)
 	}
 	c.rt.event(c.id, "exec", map[string]string{"pid": strconv.Itoa(pid)})
-	return &Process{Pid: pid, cmd: cmd}, nil
+	return &Process{Pid: pid}, nil
 }

@@ -268,12 +268,22 @@ func (c *Container) kill(st *stateFile) error {
 		return fmt.Errorf("cgroup %s: %w", name, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
+	seen := map[int]bool{}
+	// Exec'd processes are children of the process that exec'd them (nsenter's CLONE_PARENT);
+	// if that is us and nobody waited, reap them here: until every task of its pid namespace is
+	// reaped, init cannot finish exiting.
+	defer func() {
+		for p := range seen {
+			unix.Wait4(p, nil, unix.WNOHANG, nil)
+		}
+	}()
 	for {
 		pids, err := cg.Pids()
 		if err != nil || len(pids) == 0 {
 			break
 		}
 		for _, p := range pids {
+			seen[p] = true
 			unix.Kill(p, unix.SIGKILL)
 		}
 		cg.Thaw()

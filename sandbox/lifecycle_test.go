@@ -381,3 +381,33 @@ func TestMemfdSelfSealed(t *testing.T) {
 		t.Fatalf("seals %#x, %v", seals, err)
 	}
 }
+
+// TestDeleteWithUnwaitedExec: Delete must not hang on an exec'd process nobody waited for (it is
+// our child, and init cannot exit while it is an unreaped zombie of its pid namespace).
+func TestDeleteWithUnwaitedExec(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "unwaited1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.Args = []string{"/bin/sleep", "100"}
+	c, err := r.Create("unwaited1", bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(&specs.Process{Args: []string{"/bin/sleep", "100"}, Cwd: "/"}, IO{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Delete(true) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("delete hung")
+	}
+}

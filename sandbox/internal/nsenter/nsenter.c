@@ -1,9 +1,12 @@
 // Joins every namespace of a running container before the Go runtime starts. setns(CLONE_NEWUSER)
 // needs a single-threaded process, which a Go program never is once its runtime runs, so this
 // runs as an ELF constructor (as runc's nsexec does), and only when the runtime set the marker
-// variable for an Exec. It then forks, because joining a pid namespace only applies to children:
-// the child returns into the Go runtime (already inside every namespace); this process reports the
-// child's host pid, waits for it and exits with its status.
+// variable for an Exec. It then clones a child, because joining a pid namespace only applies to
+// children: the child returns into the Go runtime (already inside every namespace). CLONE_PARENT
+// makes the child a sibling of this process — a direct child of the runtime — so that, as with
+// runc, the exec'd process is reaped by the runtime or, once a detached runtime exits, by the
+// caller's subreaper (containerd's shim waits for exactly that pid). This process reports the
+// child's host pid and exits.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,7 +103,8 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 	int joined[2];
 	if (pipe2(joined, O_CLOEXEC) < 0)
 		fail(31);
-	pid_t child = fork();
+	// Raw clone without a new stack behaves like fork; glibc keeps no pid cache to invalidate.
+	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
 	if (child < 0)
 		fail(31);
 	if (child == 0) {
@@ -128,15 +133,9 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 	for (int i = 0; i < ncg; i++)
 		close(cgfds[i]);
 	struct report r = {child, 0, 0};
-	if (write(SYNC_FD, &r, sizeof r) != sizeof r)
+	if (write(SYNC_FD, &r, sizeof r) != sizeof r) {
 		kill(child, SIGKILL);
-	close(SYNC_FD);
-	int status;
-	while (waitpid(child, &status, 0) < 0) {
-		if (errno != EINTR)
-			_exit(1);
+		_exit(1);
 	}
-	if (WIFSIGNALED(status))
-		_exit(128 + WTERMSIG(status));
-	_exit(WEXITSTATUS(status));
+	_exit(0);
 }
