@@ -17,9 +17,10 @@ import (
 // descriptors travel as SCM_RIGHTS on the message they belong to.
 //
 //	parent (runtime)                                  child (init / exec)
-//	  clone child into new user/mnt/pid/ipc/uts/net
-//	  namespaces (uid/gid maps written by the kernel
-//	  API before the child execs); cgroup.AddProc;
+//	  clone child, born in its cgroup, into new
+//	  user/mnt/pid/ipc/uts/net namespaces (uid/gid
+//	  maps written before the child execs); exec: the
+//	  nsenter constructor joins the namespaces instead;
 //	  idmapped rootfs mount made for the child's userns
 //	  ── config {spec-derived plan} + fds ──────────▶  unshare(cgroup ns); mounts; pivot_root;
 //	                                                   hostname; rlimits; user; caps; no_new_privs;
