@@ -9,7 +9,10 @@
 #
 # Performance: every lookup of tenant data goes through
 # data.bulwark.tenants[tenant_name] (a direct key lookup); no rule iterates the
-# tenants, so decision latency does not grow with their number.
+# tenants, so decision latency does not grow with their number. Rules that read
+# input only through input.tenant (tenant_name and the settings built on it) are
+# evaluated once per tenant by the engine and reused (policy/tenantcache.go):
+# keep them free of other input reads, or they are simply evaluated every time.
 package bulwark.run
 
 api_version := "bulwark.dev/run/v1"
