@@ -96,6 +96,9 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 	if err != nil {
 		return err
 	}
+	if err := c.decideExec(id, st, p); err != nil {
+		return err
+	}
 
 	var stdio sandbox.IO
 	var proxy *consoleProxy

@@ -53,6 +53,14 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	if err != nil {
 		return nil, nil, err
 	}
+	rt, err := c.runtime()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Policy decides before anything is created; Create gets the spec it decided on.
+	if spec, err = c.decide(rt, c.g.tenant, id, bundle, spec, nil); err != nil {
+		return nil, nil, err
+	}
 	stdio := sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	var proxy *consoleProxy
 	switch {
@@ -67,10 +75,6 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 		stdio = sandbox.IO{ConsoleSocket: proxy.Path()}
 	case o.consoleSocket != "":
 		return nil, nil, errors.New("cannot use console socket if bulwark-runc will not detach or allocate tty")
-	}
-	rt, err := c.runtime()
-	if err != nil {
-		return nil, nil, closeProxy(proxy, err)
 	}
 	ct, err := rt.Create(id, bundle, spec, stdio)
 	if err != nil {

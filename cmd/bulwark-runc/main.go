@@ -25,6 +25,7 @@ type globalOpts struct {
 	systemdCgroup bool
 	tenant        string
 	allowNoMAC    bool
+	policy        policyOpts
 }
 
 // exitError carries a status the process must exit with, without printing anything: `run` and `exec`
@@ -68,6 +69,7 @@ func main() {
 	pf.StringVar(&g.tenant, "tenant", "default", "tenant owning the containers (selects the id range)")
 	pf.BoolVar(&g.allowNoMAC, "allow-no-mac", false,
 		"operator exception: allow starting on a host with no MAC layer (audited)")
+	g.policy.register(pf)
 
 	ctx := &cliContext{g: g, log: func() *logger { return log }}
 	root.AddCommand(

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/pflag"
+
+	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// stateRootEnv overrides the default persistent state root (tests, or a host whose Bulwark state
+// lives elsewhere); --state-root overrides both.
+const stateRootEnv = "BULWARK_STATE_ROOT"
+
+// policyOpts are Bulwark's policy flags. There is deliberately no flag that skips the decision.
+type policyOpts struct {
+	dir       string
+	bundle    string
+	key       string
+	stateRoot string
+}
+
+func (o *policyOpts) register(pf *pflag.FlagSet) {
+	def := os.Getenv(stateRootEnv)
+	if def == "" {
+		def = "/var/lib/bulwark"
+	}
+	pf.StringVar(&o.dir, "policy", "", "policy directory (.rego modules and/or data.json); default: the embedded policy")
+	pf.StringVar(&o.bundle, "policy-bundle", "", "signed OPA policy bundle (needs --policy-key)")
+	pf.StringVar(&o.key, "policy-key", "", "PEM public key that verifies --policy-bundle")
+	pf.StringVar(&o.stateRoot, "state-root", def, "persistent state root (the accepted policy bundle revision, "+
+		"the audit log); unlike --root it must survive a reboot (env "+stateRootEnv+")")
+}
+
+// decide asks the policy engine about a create (p nil) or an exec of p, on the effective spec rt's
+// floor makes of spec. It returns the spec to create (bind sources resolved, constraints applied);
+// a denial is an error listing every reason (code, message, path), which finish prints on stderr and
+// in the --log log.
+func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*specs.Spec, error) {
+	o := c.g.policy
+	op := policy.OpCreate
+	if p != nil {
+		op = policy.OpExec
+	}
+	d, err := engine.DecideRunc(context.Background(), engine.RuncConfig{
+		StateRoot: o.stateRoot, PolicyDir: o.dir, PolicyBundle: o.bundle, PolicyKeyFile: o.key,
+		Identity: engine.Identity{UID: os.Getuid(), GID: os.Getgid()},
+	}, rt, engine.RuncRequest{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p})
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	c.log().Debugf("%s %s: %s", op, id, d.Summary())
+	return d.Spec, nil
+}
+
+// decideExec asks policy about exec'ing p in the container whose state is st, for the tenant that
+// owns it, on the container's bundle spec with p as its process.
+func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) error {
+	bundle, spec, err := loadBundle(st.Bundle)
+	if err != nil {
+		return fmt.Errorf("exec %s: container bundle: %w", id, err)
+	}
+	rt, err := c.runtime()
+	if err != nil {
+		return err
+	}
+	tenant := st.Tenant
+	if tenant == "" {
+		tenant = c.g.tenant
+	}
+	_, err = c.decide(rt, tenant, id, bundle, spec, p)
+	return err
+}

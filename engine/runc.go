@@ -1,0 +1,330 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// The policy gate of bulwark-runc. containerd, Docker and the OCI tools drive the runtime binary
+// directly, one process per operation, so each create, run and exec loads and prepares the policy,
+// decides once and exits: the cold path (≈ 6–8 ms) is the price of no daemon. Decisions go to the
+// audit log under the persistent state root, like `bulwark run`'s.
+
+// RuncConfig says where bulwark-runc's policy comes from and where its decisions are kept.
+type RuncConfig struct {
+	// StateRoot is the persistent state root (not runc's --root, which is under /run): the
+	// accepted bundle revision (<root>/policy) and the audit log (<root>/audit) must survive a
+	// reboot, or a replayed old bundle and an unaudited create would pass unnoticed.
+	StateRoot string
+	// PolicyDir or PolicyBundle (verified with the public key in PolicyKeyFile) select the
+	// policy; neither: the embedded default.
+	PolicyDir     string
+	PolicyBundle  string
+	PolicyKeyFile string
+	// Identity is the caller (its uid): policy sees it and the audit records it.
+	Identity Identity
+}
+
+// RuncRequest is one bulwark-runc create (or run) or exec.
+type RuncRequest struct {
+	// Operation is policy.OpCreate or policy.OpExec.
+	Operation   policy.Operation
+	Tenant      string
+	ContainerID string
+	// Bundle is the absolute bundle directory; relative bind sources resolve against it.
+	Bundle string
+	// Spec is the bundle's config.json as requested (before the floor).
+	Spec *specs.Spec
+	// Process, for exec, is the process to start in the container.
+	Process *specs.Process
+}
+
+// RuncDecision is an allowed request.
+type RuncDecision struct {
+	// Spec is what to hand to sandbox Create: the request with bind sources replaced by the
+	// host paths policy judged (so a symlink swapped after the decision cannot redirect a
+	// mount) and the policy's constraints applied to its resources. Nil for exec.
+	Spec        *specs.Spec
+	Decision    policy.Decision
+	InputDigest string
+	// Constraints are the limits policy made stricter than the effective spec's.
+	Constraints []sandbox.Raise
+	// Timing of the gate's steps (the runtime's debug log shows them).
+	Load, Prepare, Audit time.Duration
+}
+
+// DecideRunc decides req with the policy cfg selects, on the effective spec rt's floor makes of
+// it, and records the decision in <StateRoot>/audit before returning. A denial is a
+// *DeniedError carrying every reason; a policy that cannot be loaded or prepared refuses too
+// (fail closed). Nothing is created here: rt is used only for its floor (a dry run).
+func DecideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req RuncRequest) (*RuncDecision, error) {
+	if !filepath.IsAbs(cfg.StateRoot) {
+		return nil, fmt.Errorf("policy state root %q: must be an absolute path", cfg.StateRoot)
+	}
+	if req.Spec == nil || req.Spec.Process == nil {
+		return nil, errors.New("policy: the request has no spec process")
+	}
+	log, err := audit.Open(filepath.Join(cfg.StateRoot, "audit"), audit.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	defer log.Close()
+	t := newTrail(log, cfg.Identity, req.Tenant, NewID())
+	t.setContainer(req.ContainerID)
+	out, err := decideRunc(ctx, cfg, rt, req, t)
+	start := time.Now()
+	// The decision is durable before anything is created, and a refusal before it is reported.
+	if ferr := t.flush(); ferr != nil {
+		return nil, errors.Join(err, fmt.Errorf("the policy decision was not audited: %w", ferr))
+	}
+	if out != nil {
+		out.Audit = time.Since(start)
+	}
+	return out, err
+}
+
+func decideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req RuncRequest, t *trail) (*RuncDecision, error) {
+	proc := req.Spec.Process
+	if req.Operation == policy.OpExec {
+		if req.Process == nil {
+			return nil, errors.New("policy: exec without a process")
+		}
+		proc = req.Process
+	}
+	t.add(audit.TypeEngine, "request", map[string]string{
+		"runtime": "bulwark-runc", "operation": string(req.Operation), "bundle": req.Bundle,
+		"args": jsonString(proc.Args),
+	})
+	refuse := func(step string, err error) (*RuncDecision, error) {
+		t.add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
+		return nil, err
+	}
+	out := &RuncDecision{}
+	start := time.Now()
+	p, err := policy.Load(policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
+		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot})
+	if err != nil {
+		return refuse("policy", fmt.Errorf("policy: %w", err))
+	}
+	out.Load = time.Since(start)
+	start = time.Now()
+	pe, accepted, err := preparePolicy(ctx, cfg.StateRoot, p, policy.WithRecorder(t))
+	if err != nil {
+		return refuse("policy", fmt.Errorf("policy: %w", err))
+	}
+	if accepted != nil {
+		t.add(audit.TypePolicy, "bundle-accepted", accepted)
+	}
+	out.Prepare = time.Since(start)
+
+	spec := resolveBinds(req.Spec, req.Bundle)
+	floorSpec := spec
+	if req.Operation == policy.OpExec {
+		cp := *spec
+		cp.Process = proc
+		floorSpec = &cp
+	}
+	eff, raises, refusal, err := runcFloor(rt, floorSpec)
+	if err != nil {
+		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": err.Error()})
+		return nil, err
+	}
+	pctx := policy.Context{
+		Tenant:    req.Tenant,
+		Identity:  policy.Identity{UID: uint32(cfg.Identity.UID), GID: uint32(cfg.Identity.GID), Principal: cfg.Identity.Principal},
+		Operation: req.Operation,
+		Raises:    policyRaises(raises),
+		BundleDir: req.Bundle,
+		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
+		MACLayer: "landlock",
+	}
+	decide := func() (*policy.Request, policy.Decision) {
+		preq, err := policy.Build(eff, pctx)
+		if err != nil {
+			// DecideSpec denies what cannot be built (REQUEST_INVALID) and records it.
+			return nil, pe.DecideSpec(ctx, eff, pctx)
+		}
+		if refusal != nil {
+			preq.Capabilities = unionCaps(preq.Capabilities, refusal.caps)
+			slices.Sort(preq.Capabilities)
+		}
+		floorSeccomp(preq, eff, "")
+		return preq, pe.Decide(ctx, preq)
+	}
+	preq, d := decide()
+	if !d.Allow && onlyUnsetLimitsAboveMax(d, req.Spec) {
+		// The spec set no limit and the floor's default is above the tenant's maximum: the
+		// tenant's maximum is the stricter limit, so apply it and decide again.
+		out.Constraints = applyConstraints(eff, d.Constraints)
+		pctx.Raises = policyRaises(append(append([]sandbox.Raise{}, raises...), out.Constraints...))
+		preq, d = decide()
+	}
+	out.Decision = d
+	if preq != nil {
+		out.InputDigest = policy.InputDigest(preq)
+	}
+	if !d.Allow {
+		return out, &DeniedError{Decision: d}
+	}
+	if refusal != nil {
+		// A policy that allows what the floor never grants changes nothing.
+		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": refusal.err.Error()})
+		return nil, refusal.err
+	}
+	if req.Operation == policy.OpExec {
+		return out, nil
+	}
+	if changes := applyConstraints(eff, d.Constraints); len(changes) > 0 {
+		out.Constraints = append(out.Constraints, changes...)
+	}
+	if len(out.Constraints) > 0 {
+		t.add(audit.TypePolicy, "constraints", raisesAttrs(out.Constraints))
+		// Create floors the spec again; explicit limits are kept as they are.
+		res := specs.LinuxResources{}
+		if spec.Linux.Resources != nil {
+			res = *spec.Linux.Resources
+		}
+		res.Memory, res.Pids = eff.Linux.Resources.Memory, eff.Linux.Resources.Pids
+		linux := *spec.Linux
+		linux.Resources = &res
+		spec.Linux = &linux
+	}
+	out.Spec = spec
+	return out, nil
+}
+
+// resolveBinds returns a copy of spec whose bind sources are the host paths they resolve to
+// (policy.ResolveHostPath: symlinks and ".." in the kernel's order). Policy judges that path and
+// the sandbox mounts that same path. A source that cannot be resolved is left as written:
+// building the request document fails on it and the request is denied (REQUEST_INVALID).
+func resolveBinds(spec *specs.Spec, bundle string) *specs.Spec {
+	cp := *spec
+	cp.Mounts = slices.Clone(spec.Mounts)
+	for i, m := range cp.Mounts {
+		if !policy.IsBind(m.Type, m.Options) {
+			continue
+		}
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src)
+		}
+		if resolved, err := policy.ResolveHostPath(src); err == nil {
+			cp.Mounts[i].Source = resolved
+		}
+	}
+	if cp.Linux == nil {
+		cp.Linux = &specs.Linux{}
+	}
+	return &cp
+}
+
+// floorRefusal is a request the floor refuses outright, and what it asked that policy must see.
+type floorRefusal struct {
+	err  error
+	caps []string // every capability asked for, in any set, when the capabilities were refused
+}
+
+// runcFloor applies the sandbox floor. The floor refuses a forbidden capability, joining an
+// existing namespace (or a time namespace) and a host-wide sysctl outright; so that the denial
+// still comes from policy with a reason for each (as prepare's floor does for capabilities), the
+// spec is floored without them, and policy is shown what was asked: the spec's namespaces and
+// sysctls are put back into the effective spec, the asked capabilities are added to the request
+// document. Whatever policy says, such a request never runs: the refusal is returned with it.
+func runcFloor(rt *sandbox.Runtime, spec *specs.Spec) (*specs.Spec, []sandbox.Raise, *floorRefusal, error) {
+	eff, raises, err := rt.Floor(spec)
+	if err == nil || !errors.Is(err, sandbox.ErrFloor) || spec.Linux == nil {
+		return eff, raises, nil, err
+	}
+	stripped := *spec
+	linux := *spec.Linux
+	linux.Namespaces, linux.Sysctl = nil, nil
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Path == "" && ns.Type != specs.TimeNamespace {
+			linux.Namespaces = append(linux.Namespaces, specs.LinuxNamespace{Type: ns.Type})
+		}
+	}
+	stripped.Linux = &linux
+	refusal := &floorRefusal{err: err}
+	eff, raises, err2 := rt.Floor(&stripped)
+	if err2 != nil && errors.Is(err2, sandbox.ErrFloor) && spec.Process.Capabilities != nil {
+		proc := *spec.Process
+		proc.Capabilities = nil
+		stripped.Process = &proc
+		refusal.caps = askedCaps(spec.Process.Capabilities)
+		eff, raises, err2 = rt.Floor(&stripped)
+	}
+	if err2 != nil {
+		return nil, nil, nil, err
+	}
+	// What policy judges: the namespaces and sysctls as asked, on top of the floored spec.
+	eff.Linux.Sysctl = spec.Linux.Sysctl
+	have := map[specs.LinuxNamespaceType]bool{}
+	var nss []specs.LinuxNamespace
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Path != "" || ns.Type == specs.TimeNamespace {
+			nss = append(nss, ns)
+			have[ns.Type] = true
+		}
+	}
+	for _, ns := range eff.Linux.Namespaces {
+		if !have[ns.Type] {
+			nss = append(nss, ns)
+		}
+	}
+	eff.Linux.Namespaces = nss
+	return eff, raises, refusal, nil
+}
+
+// askedCaps is every capability named in any of the five sets.
+func askedCaps(c *specs.LinuxCapabilities) []string {
+	var out []string
+	for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
+		for _, name := range set {
+			out = append(out, policy.NormalizeCapability(name))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// onlyUnsetLimitsAboveMax reports whether every reason of a denial is a memory or pids limit
+// above the tenant's maximum that the spec did not set (so the floor's default is what is above).
+func onlyUnsetLimitsAboveMax(d policy.Decision, spec *specs.Spec) bool {
+	if len(d.Reasons) == 0 {
+		return false
+	}
+	var res *specs.LinuxResources
+	if spec.Linux != nil {
+		res = spec.Linux.Resources
+	}
+	memUnset := res == nil || res.Memory == nil || res.Memory.Limit == nil || *res.Memory.Limit <= 0
+	pidsUnset := res == nil || res.Pids == nil || res.Pids.Limit == nil || *res.Pids.Limit <= 0
+	for _, r := range d.Reasons {
+		switch {
+		case r.Code == "MEMORY_LIMIT_ABOVE_MAX" && memUnset && d.Constraints.MaxMemory != nil:
+		case r.Code == "PIDS_LIMIT_ABOVE_MAX" && pidsUnset && d.Constraints.MaxPids != nil:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Summary is the one line the runtime's debug log shows for an allowed decision.
+func (d *RuncDecision) Summary() string {
+	return "policy: allow (revision " + d.Decision.Revision + ", input " + d.InputDigest +
+		", decide " + d.Decision.Duration.String() + ", load " + d.Load.String() +
+		", prepare " + d.Prepare.String() + ", audit " + d.Audit.String() +
+		", constraints " + strconv.Itoa(len(d.Constraints)) + ")"
+}
