@@ -30,8 +30,22 @@ var (
 	buildDir  string // removed by Main
 )
 
-// Main runs the tests and removes what the package built for them; use it from TestMain.
+// StateRootEnv names bulwark-runc's persistent state root (policy bundle revision, audit log).
+const StateRootEnv = "BULWARK_STATE_ROOT"
+
+// Main runs the tests and removes what the package built for them; use it from TestMain. The
+// bulwark-runc binaries the tests run keep their audit log in a temporary state root, never the
+// host's /var/lib/bulwark.
 func Main(m *testing.M) int {
+	if os.Getenv(StateRootEnv) == "" {
+		dir, err := os.MkdirTemp("", "bulwark-state-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: temporary state root:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		os.Setenv(StateRootEnv, dir)
+	}
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
