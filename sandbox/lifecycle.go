@@ -256,9 +256,6 @@ func (c *Container) Delete(force bool) error {
 // kill SIGKILLs every process in the container's cgroup (and init by pidfd), thaws a frozen
 // cgroup so the kill lands, waits until the cgroup is empty, then removes it.
 func (c *Container) kill(st *stateFile) error {
-	if st.initAlive() {
-		st.signalInit(unix.SIGKILL)
-	}
 	name := st.Cgroup
 	if name == "" {
 		name = "bulwark/" + c.id
@@ -269,12 +266,35 @@ func (c *Container) kill(st *stateFile) error {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	seen := map[int]bool{}
+	// Note every process before the first kill: once init dies, the kernel kills the rest of its
+	// pid namespace, and they leave the cgroup before they can be reaped.
+	if pids, err := cg.Pids(); err == nil {
+		for _, p := range pids {
+			seen[p] = true
+		}
+	}
+	if st.initAlive() {
+		st.signalInit(unix.SIGKILL)
+	}
 	// Exec'd processes are children of the process that exec'd them (nsenter's CLONE_PARENT);
 	// if that is us and nobody waited, reap them here: until every task of its pid namespace is
 	// reaped, init cannot finish exiting.
 	defer func() {
+		// A process leaves its cgroup (cgroup_exit) before it turns into a zombie (exit_notify),
+		// so an empty cgroup does not mean it can be reaped yet: poll briefly. Init is left to
+		// its own Wait, which would otherwise lose the exit status.
+		until := time.Now().Add(2 * time.Second)
 		for p := range seen {
-			unix.Wait4(p, nil, unix.WNOHANG, nil)
+			if p == st.Pid {
+				continue
+			}
+			for {
+				got, err := unix.Wait4(p, nil, unix.WNOHANG, nil)
+				if got == p || (err != nil && err != unix.EINTR) || time.Now().After(until) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
 		}
 	}()
 	for {
