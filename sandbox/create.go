@@ -246,7 +246,7 @@ func checkUser(p *specs.Process, size uint32) error {
 // the setup channel.
 // With cg set, the child is born in that cgroup (see startInCgroup).
 func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, cg cgroups.Manager, env []string, extra ...*os.File) (*channel, *exec.Cmd, error) {
-	self, err := sealedSelf()
+	self, err := runtimeBinary()
 	if err != nil {
 		return nil, nil, err
 	}

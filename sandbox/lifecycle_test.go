@@ -348,7 +348,7 @@ func TestDeleteAfterCrashMidCreate(t *testing.T) {
 // writes, both directly and reopened through /proc.
 func TestRuntimeBinaryNotWritable(t *testing.T) {
 	needRoot(t)
-	f, err := sealedSelf()
+	f, err := runtimeBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestDeleteWithUnwaitedExec(t *testing.T) {
 // process with the descriptors it had (the shared runtime-binary handle aside, made once).
 func TestNoDescriptorLeak(t *testing.T) {
 	needRoot(t)
-	if _, err := sealedSelf(); err != nil {
+	if _, err := runtimeBinary(); err != nil {
 		t.Fatal(err)
 	}
 	r := newTestRuntime(t)

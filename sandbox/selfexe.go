@@ -25,8 +25,8 @@ var (
 	selfErr  error
 )
 
-// sealedSelf returns an executable handle on the running binary that cannot be written through.
-func sealedSelf() (*os.File, error) {
+// runtimeBinary returns an executable handle on the running binary that cannot be written through.
+func runtimeBinary() (*os.File, error) {
 	selfOnce.Do(func() {
 		selfFile, selfErr = readonlySelf()
 		if selfErr != nil {
