@@ -175,6 +175,10 @@ func decideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req Ru
 		out.InputDigest = policy.InputDigest(preq)
 	}
 	if !d.Allow {
+		if refusal != nil {
+			// Both refuse: the floor's own words (e.g. CAP_SYS_ADMIN and why) follow the reasons.
+			return out, errors.Join(&DeniedError{Decision: d}, refusal.err)
+		}
 		return out, &DeniedError{Decision: d}
 	}
 	if refusal != nil {
