@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// runcGate sets up a sandbox runtime (used only for its floor, a dry run) and a persistent state
+// root in temp dirs.
+func runcGate(t *testing.T) (*sandbox.Runtime, string, string) {
+	t.Helper()
+	runRoot := t.TempDir()
+	rt, err := sandbox.New(sandbox.Options{Root: runRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rt.Floor(runcSpec()); err != nil {
+		t.Skipf("the floor refuses a plain spec on this host: %v", err)
+	}
+	return rt, runRoot, t.TempDir()
+}
+
+func runcSpec() *specs.Spec {
+	return &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{Args: []string{"/bin/true"}, Cwd: "/"},
+		Linux:   &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}}},
+	}
+}
+
+func runcRecords(t *testing.T, stateRoot string) []audit.Record {
+	t.Helper()
+	recs, err := audit.Query(filepath.Join(stateRoot, "audit"), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Verify(filepath.Join(stateRoot, "audit"), nil); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	return recs
+}
+
+// Everything the floor refuses outright is still shown to policy, so the refusal names every
+// reason, and the floor's own refusal follows them.
+func TestDecideRuncEveryReason(t *testing.T) {
+	rt, runRoot, sr := runcGate(t)
+	link := filepath.Join(t.TempDir(), "conf")
+	if err := os.Symlink("/etc", link); err != nil {
+		t.Fatal(err)
+	}
+	spec := runcSpec()
+	spec.Process.Capabilities = &specs.LinuxCapabilities{Effective: []string{"CAP_SYS_ADMIN"}} // one set only
+	spec.Linux.Namespaces[0].Path = "/proc/1/ns/pid"
+	spec.Linux.Sysctl = map[string]string{"kernel.hostname": "x"}
+	spec.Mounts = []specs.Mount{{Destination: "/c", Type: "bind", Source: link, Options: []string{"rbind"}}}
+	_, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr, Identity: Identity{UID: 1234}}, rt,
+		RuncRequest{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c1", Bundle: t.TempDir(), Spec: spec})
+	var denied *DeniedError
+	if !errors.As(err, &denied) {
+		t.Fatalf("err = %v, want a policy denial", err)
+	}
+	codes := map[string]string{}
+	for _, r := range denied.Decision.Reasons {
+		codes[r.Code] = r.Message
+	}
+	for _, want := range []string{"CAP_FORBIDDEN", "NAMESPACE_SHARED", "MOUNT_HOST_PATH_FORBIDDEN", "SYSCTL_NOT_ALLOWED"} {
+		if _, ok := codes[want]; !ok {
+			t.Errorf("reasons %v lack %s", denied.Decision.Reasons, want)
+		}
+	}
+	if !strings.Contains(codes["MOUNT_HOST_PATH_FORBIDDEN"], "/etc") {
+		t.Errorf("the bind was judged by its spelling, not its target: %q", codes["MOUNT_HOST_PATH_FORBIDDEN"])
+	}
+	if !errors.Is(err, sandbox.ErrFloor) {
+		t.Errorf("the floor's refusal is not part of the error: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(runRoot, "containers")); len(ents) != 0 {
+		t.Errorf("created: %v", ents)
+	}
+	var got []string
+	for _, r := range runcRecords(t, sr) {
+		got = append(got, r.Type+"."+r.Action+":"+r.Attrs["result"])
+		if *r.Actor.UID != 1234 || r.ContainerID != "c1" || r.Tenant != "default" {
+			t.Errorf("record %+v: wrong actor, container or tenant", r)
+		}
+	}
+	if strings.Join(got, " ") != "engine.request: policy.decision:deny" {
+		t.Errorf("audit = %v", got)
+	}
+}
+
+// An allowed create hands Create the resolved bind sources and the tenant's limits.
+func TestDecideRuncAllowResolvesAndConstrains(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	pol := t.TempDir()
+	data := `{"bulwark": {"tenants": {"small": {"max_memory": 67108864, "max_pids": 64}}}}`
+	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := t.TempDir()
+	target := t.TempDir()
+	if err := os.Symlink(target, filepath.Join(bundle, "data")); err != nil {
+		t.Fatal(err)
+	}
+	spec := runcSpec()
+	spec.Mounts = []specs.Mount{{Destination: "/data", Type: "bind", Source: "data", Options: []string{"rbind", "ro"}}}
+	d, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr, PolicyDir: pol}, rt,
+		RuncRequest{Operation: policy.OpCreate, Tenant: "small", ContainerID: "c2", Bundle: bundle, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Mounts[0].Source; got != target {
+		t.Errorf("bind source = %q, want the resolved %q", got, target)
+	}
+	if spec.Mounts[0].Source != "data" {
+		t.Errorf("the caller's spec was modified")
+	}
+	res := d.Spec.Linux.Resources
+	if res == nil || *res.Memory.Limit != 64<<20 || *res.Pids.Limit != 64 || len(d.Constraints) != 2 {
+		t.Fatalf("resources %+v, constraints %v: want the tenant's maxima", res, d.Constraints)
+	}
+	// Create floors the spec again: the constrained limits survive it.
+	eff, _, err := rt.Floor(d.Spec)
+	if err != nil || *eff.Linux.Resources.Memory.Limit != 64<<20 || *eff.Linux.Resources.Pids.Limit != 64 {
+		t.Errorf("after the floor: %+v (%v)", eff.Linux.Resources, err)
+	}
+	recs := runcRecords(t, sr)
+	last := recs[len(recs)-1]
+	if last.Type != audit.TypePolicy || last.Action != "constraints" {
+		t.Errorf("last record %s.%s, want policy.constraints", last.Type, last.Action)
+	}
+}
+
+func TestDecideRuncExec(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	proc := &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/",
+		Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_PTRACE"}}}
+	_, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr}, rt,
+		RuncRequest{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
+	var denied *DeniedError
+	if !errors.As(err, &denied) || len(denied.Decision.Reasons) != 1 || denied.Decision.Reasons[0].Code != "CAP_FORBIDDEN" {
+		t.Fatalf("exec with SYS_PTRACE: %v", err)
+	}
+	proc.Capabilities = nil
+	if _, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr}, rt,
+		RuncRequest{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc}); err != nil {
+		t.Fatalf("plain exec: %v", err)
+	}
+	var ops []string
+	for _, r := range runcRecords(t, sr) {
+		if r.Action == "decision" {
+			ops = append(ops, r.Attrs["operation"]+":"+r.Attrs["result"])
+		}
+	}
+	if strings.Join(ops, " ") != "exec:deny exec:allow" {
+		t.Errorf("decisions %v", ops)
+	}
+}
+
+// A policy that does not compile refuses (fail closed), and the refusal is audited.
+func TestDecideRuncBrokenPolicy(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	pol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(pol, "x.rego"), []byte("package bulwark.run\ndecision := {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr, PolicyDir: pol}, rt,
+		RuncRequest{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c4", Spec: runcSpec()})
+	if err == nil || !strings.Contains(err.Error(), "x.rego") {
+		t.Fatalf("err = %v, want a policy error naming the file", err)
+	}
+	recs := runcRecords(t, sr)
+	if last := recs[len(recs)-1]; last.Action != "refused" || last.Attrs["step"] != "policy" {
+		t.Errorf("last record %+v, want engine.refused at step policy", last)
+	}
+	if _, err := DecideRunc(context.Background(), RuncConfig{StateRoot: "relative"}, rt, RuncRequest{Spec: runcSpec()}); err == nil {
+		t.Error("a relative state root was accepted")
+	}
+}
