@@ -45,8 +45,9 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	}
 	if eff.Hostname == "" {
 		// A fresh UTS namespace starts as a copy of the host's names: do not leak the hostname.
-		eff.Hostname = id
-		raises = append(raises, Raise{Field: "hostname", From: "host's", To: id})
+		// (An id may be longer than the 64 bytes a hostname can hold.)
+		eff.Hostname = id[:min(len(id), 63)]
+		raises = append(raises, Raise{Field: "hostname", From: "host's", To: eff.Hostname})
 	}
 	if bundle, err = filepath.Abs(bundle); err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)

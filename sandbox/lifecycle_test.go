@@ -452,3 +452,18 @@ func TestNoDescriptorLeak(t *testing.T) {
 		t.Fatalf("descriptors: %d before, %d after three cycles", before, after)
 	}
 }
+
+// TestLongIDHostname: the default hostname (the id) is cut to what the kernel accepts.
+func TestLongIDHostname(t *testing.T) {
+	needRoot(t)
+	id := strings.Repeat("h", 100)
+	leakCheck(t, id)
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Hostname = ""
+	spec.Process.Args = []string{"/bin/hostname"}
+	code, out, errOut := run(t, r, id, bundle, spec)
+	if code != 0 || strings.TrimSpace(out) != id[:63] {
+		t.Fatalf("exit %d, hostname %q, stderr %q", code, out, errOut)
+	}
+}
