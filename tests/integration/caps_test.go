@@ -87,7 +87,7 @@ func TestCapsForbiddenRefused(t *testing.T) {
 	}
 	c, err := e.Create(nil, testenv.Spec(probe(), testenv.WithCaps("CAP_SYS_ADMIN")))
 	if err == nil {
-		c.Delete(true)
+		testenv.DeleteWithin(c.Container, true)
 		t.Fatalf("Create with CAP_SYS_ADMIN succeeded")
 	}
 	if !strings.Contains(err.Error(), "SYS_ADMIN") {
@@ -119,7 +119,7 @@ func TestHostNamespacesRefused(t *testing.T) {
 	spec := testenv.Spec(probe())
 	spec.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}
 	if c, err := e.Create(nil, spec); err == nil {
-		c.Delete(true)
+		testenv.DeleteWithin(c.Container, true)
 		t.Fatal("Create joined the host's network namespace")
 	}
 	e.Leaks.AssertNone(t)

@@ -52,7 +52,7 @@ func TestEventsForAudit(t *testing.T) {
 		t.Fatalf("start: %v%s", err, c.ErrText())
 	}
 	c.WaitExit()
-	if err := c.Delete(false); err != nil {
+	if err := testenv.DeleteWithin(c.Container, false); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	if got := rec.count(c.ID, "raise"); got != raises || raises == 0 {

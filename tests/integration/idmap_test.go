@@ -93,7 +93,7 @@ func TestConcurrentCreates(t *testing.T) {
 				return
 			}
 			defer func() {
-				if err := c.Delete(true); err != nil && errs[i] == nil {
+				if err := testenv.DeleteWithin(c, true); err != nil && errs[i] == nil {
 					errs[i] = fmt.Errorf("delete: %w", err)
 				}
 			}()

@@ -213,11 +213,11 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	if ps, err := c.Processes(); err != nil || len(ps) != 2 {
 		t.Errorf("Processes: %v %v, want init and the exec'd sleep", ps, err)
 	}
-	if err := c.Delete(true); err != nil {
+	if err := testenv.DeleteWithin(c.Container, true); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	e.Leaks.AssertNone(t)
-	if err := c.Delete(true); err != nil {
+	if err := testenv.DeleteWithin(c.Container, true); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
 	if _, err := e.RT.Load(c.ID); !errors.Is(err, sandbox.ErrNotExist) {
@@ -244,7 +244,7 @@ func TestCrashedInitThenDelete(t *testing.T) {
 	if st, err := c.State(); err != nil || string(st.Status) != string(sandbox.StatusStopped) {
 		t.Errorf("state after the init was killed: %+v %v, want stopped", st.Status, err)
 	}
-	if err := c.Delete(false); err != nil {
+	if err := testenv.DeleteWithin(c.Container, false); err != nil {
 		t.Fatalf("delete after crash: %v", err)
 	}
 	e.Leaks.AssertNone(t)
@@ -276,7 +276,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		t.Logf("symlinked mount target refused: %v", err)
 	} else {
 		t.Logf("symlinked mount target created inside the rootfs")
-		sc.Delete(true)
+		testenv.DeleteWithin(sc.Container, true)
 	}
 	e.Prepare = nil
 	if ents, _ := os.ReadDir(hostDir); len(ents) != 0 {
@@ -287,7 +287,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	if _, err := e.RT.Create(id, t.TempDir(), noRoot, sandbox.IO{}); err == nil || !strings.Contains(err.Error(), "rootfs") {
 		t.Errorf("Create without a rootfs: %v, want an error naming the rootfs", err)
 	}
-	if err := c.Delete(true); err != nil {
+	if err := testenv.DeleteWithin(c.Container, true); err != nil {
 		t.Fatal(err)
 	}
 	e.Leaks.AssertNone(t)

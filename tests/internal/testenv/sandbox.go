@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,21 @@ import (
 
 // waitTimeout bounds every wait on a container: the probe finishes in milliseconds.
 const waitTimeout = 30 * time.Second
+
+// deleteTimeout bounds Delete, so a runtime bug that hangs it fails one test, not the package.
+const deleteTimeout = 30 * time.Second
+
+// DeleteWithin is c.Delete(force) that gives up, with an error, after deleteTimeout.
+func DeleteWithin(c *sandbox.Container, force bool) error {
+	ch := make(chan error, 1)
+	go func() { ch <- c.Delete(force) }()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(deleteTimeout):
+		return fmt.Errorf("delete %s did not return within %v", c.ID(), deleteTimeout)
+	}
+}
 
 // Env is one runtime (state root + tenant) with its leak check.
 type Env struct {
@@ -90,7 +106,7 @@ func (e *Env) Create(rt *sandbox.Runtime, spec *specs.Spec) (*Ctr, error) {
 	}
 	c.Container = sc
 	e.t.Cleanup(func() {
-		if err := sc.Delete(true); err != nil {
+		if err := DeleteWithin(sc, true); err != nil {
 			e.t.Errorf("delete %s: %v", id, err)
 		}
 	})
