@@ -1,6 +1,7 @@
 package attacks
 
 import (
+	"context"
 	"crypto/sha256"
 	"io"
 	"os"
@@ -117,7 +118,11 @@ func testExeOverwriteCLI(t *testing.T) {
 	leaks.Dir(bundle)
 	plantEvil(t)(filepath.Join(bundle, "rootfs"))
 	id := leaks.Track(testenv.UniqueID(t))
-	runc := func(args ...string) *exec.Cmd { return exec.Command(bin, append([]string{"--root", root}, args...)...) }
+	runc := func(args ...string) *exec.Cmd {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang fails this test only
+		t.Cleanup(cancel)
+		return exec.CommandContext(ctx, bin, append([]string{"--root", root}, args...)...)
+	}
 	out, err := os.Create(filepath.Join(bundle, "watch.out"))
 	if err != nil {
 		t.Fatal(err)

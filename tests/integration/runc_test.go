@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -32,9 +33,14 @@ func newRuncCLI(t *testing.T) *runcCLI {
 	return &runcCLI{t: t, bin: bin, root: root, leaks: testenv.NewLeaks(t, root)}
 }
 
+// cliTimeout bounds every bulwark-runc command, so a hang fails one test, not the package.
+const cliTimeout = time.Minute
+
 // cmd returns the command for args, with stdout/stderr captured by the caller.
 func (r *runcCLI) cmd(args ...string) *exec.Cmd {
-	return exec.Command(r.bin, append([]string{"--root", r.root}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	r.t.Cleanup(cancel)
+	return exec.CommandContext(ctx, r.bin, append([]string{"--root", r.root}, args...)...)
 }
 
 // run runs args and returns stdout, failing the test on a non-zero exit.
