@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -60,12 +61,18 @@ type RuncDecision struct {
 	InputDigest string
 	// Constraints are the limits policy made stricter than the effective spec's.
 	Constraints []sandbox.Raise
-	// Timing of the gate's steps (the runtime's debug log shows them).
+	// Timing of the gate's steps (the runtime's debug log shows them); Audit is known after
+	// Durable.
 	Load, Prepare, Audit time.Duration
+
+	durable    func() error
+	once       sync.Once
+	durableErr error
 }
 
 // DecideRunc decides req with the policy cfg selects, on the effective spec rt's floor makes of
-// it, and records the decision in <StateRoot>/audit before returning. A denial is a
+// it, and records the decision in <StateRoot>/audit (durable before a refusal returns; for an
+// allowed request, once Durable returns). A denial is a
 // *DeniedError carrying every reason; a policy that cannot be loaded or prepared refuses too
 // (fail closed). Nothing is created here: rt is used only for its floor (a dry run).
 func DecideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req RuncRequest) (*RuncDecision, error) {
@@ -79,19 +86,40 @@ func DecideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req Ru
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	defer log.Close()
 	t := newTrail(log, cfg.Identity, req.Tenant, NewID())
 	t.setContainer(req.ContainerID)
 	out, err := decideRunc(ctx, cfg, rt, req, t)
 	start := time.Now()
-	// The decision is durable before anything is created, and a refusal before it is reported.
-	if ferr := t.flush(); ferr != nil {
-		return nil, errors.Join(err, fmt.Errorf("the policy decision was not audited: %w", ferr))
+	if err != nil {
+		// A refusal is durable before it is reported.
+		ferr := t.flush()
+		log.Close()
+		if ferr != nil {
+			return nil, errors.Join(err, fmt.Errorf("the policy decision was not audited: %w", ferr))
+		}
+		return out, err
 	}
-	if out != nil {
+	// An allowed decision is appended while the sandbox is created (its init waits for start):
+	// Durable waits for it before anything runs.
+	t.flushAsync()
+	out.durable = func() error {
+		err := t.waitAsync()
 		out.Audit = time.Since(start)
+		log.Close()
+		if err != nil {
+			return fmt.Errorf("the policy decision was not audited: %w", err)
+		}
+		return nil
 	}
-	return out, err
+	return out, nil
+}
+
+// Durable waits until the decision's audit records are durable and releases the audit log. The
+// caller must call it once, after Create and before Start or Exec (an error means the request
+// must not go on: delete what was created).
+func (d *RuncDecision) Durable() error {
+	d.once.Do(func() { d.durableErr = d.durable() })
+	return d.durableErr
 }
 
 func decideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req RuncRequest, t *trail) (*RuncDecision, error) {

@@ -120,6 +120,9 @@ func TestDecideRuncAllowResolvesAndConstrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Durable(); err != nil {
+		t.Fatal(err)
+	}
 	if got := d.Spec.Mounts[0].Source; got != target {
 		t.Errorf("bind source = %q, want the resolved %q", got, target)
 	}
@@ -153,9 +156,13 @@ func TestDecideRuncExec(t *testing.T) {
 		t.Fatalf("exec with SYS_PTRACE: %v", err)
 	}
 	proc.Capabilities = nil
-	if _, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr}, rt,
-		RuncRequest{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc}); err != nil {
+	d, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr}, rt,
+		RuncRequest{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
+	if err != nil {
 		t.Fatalf("plain exec: %v", err)
+	}
+	if err := d.Durable(); err != nil || d.Durable() != nil {
+		t.Fatalf("durable: %v", err)
 	}
 	var ops []string
 	for _, r := range runcRecords(t, sr) {

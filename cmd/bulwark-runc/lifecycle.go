@@ -58,9 +58,11 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 		return nil, nil, err
 	}
 	// Policy decides before anything is created; Create gets the spec it decided on.
-	if spec, err = c.decide(rt, c.g.tenant, id, bundle, spec, nil); err != nil {
+	spec, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil)
+	if err != nil {
 		return nil, nil, err
 	}
+	defer durable() //nolint:errcheck // error paths too leave the decision durable; success checks it below
 	stdio := sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	var proxy *consoleProxy
 	switch {
@@ -78,7 +80,10 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	}
 	ct, err := rt.Create(id, bundle, spec, stdio)
 	if err != nil {
-		return nil, nil, closeProxy(proxy, fmt.Errorf("create container %s: %w", id, err))
+		return nil, nil, closeProxy(proxy, errors.Join(fmt.Errorf("create container %s: %w", id, err), durable()))
+	}
+	if err := durable(); err != nil {
+		return nil, nil, c.abandon(ct, closeProxy(proxy, err))
 	}
 	if proxy != nil {
 		if err := proxy.Attach(); err != nil {

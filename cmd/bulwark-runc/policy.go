@@ -38,10 +38,11 @@ func (o *policyOpts) register(pf *pflag.FlagSet) {
 }
 
 // decide asks the policy engine about a create (p nil) or an exec of p, on the effective spec rt's
-// floor makes of spec. It returns the spec to create (bind sources resolved, constraints applied);
-// a denial is an error listing every reason (code, message, path), which finish prints on stderr and
-// in the --log log.
-func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*specs.Spec, error) {
+// floor makes of spec. It returns the spec to create (bind sources resolved, constraints applied)
+// and durable, which waits until the decision's audit record is durable: call it after Create and
+// before anything runs. A denial is an error listing every reason (code, message, path), which
+// finish prints on stderr and in the --log log.
+func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*specs.Spec, func() error, error) {
 	o := c.g.policy
 	op := policy.OpCreate
 	if p != nil {
@@ -52,10 +53,20 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 		Identity: engine.Identity{UID: os.Getuid(), GID: os.Getgid()},
 	}, rt, engine.RuncRequest{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p})
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", op, id, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	c.log().Debugf("%s %s: %s", op, id, d.Summary())
-	return d.Spec, nil
+	logged := false
+	durable := func() error { // safe to call again: d.Durable waits once
+		if err := d.Durable(); err != nil {
+			return fmt.Errorf("%s %s: %w", op, id, err)
+		}
+		if !logged {
+			logged = true
+			c.log().Debugf("%s %s: %s", op, id, d.Summary())
+		}
+		return nil
+	}
+	return d.Spec, durable, nil
 }
 
 // decideExec asks policy about exec'ing p in the container whose state is st, for the tenant that
@@ -73,6 +84,9 @@ func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) e
 	if tenant == "" {
 		tenant = c.g.tenant
 	}
-	_, err = c.decide(rt, tenant, id, bundle, spec, p)
-	return err
+	_, durable, err := c.decide(rt, tenant, id, bundle, spec, p)
+	if err != nil {
+		return err
+	}
+	return durable()
 }
