@@ -266,6 +266,7 @@ func (c *Container) kill(st *stateFile) error {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	seen := map[int]bool{}
+	thawed := false
 	// Note every process before the first kill: once init dies, the kernel kills the rest of its
 	// pid namespace, and they leave the cgroup before they can be reaped.
 	if pids, err := cg.Pids(); err == nil {
@@ -306,11 +307,15 @@ func (c *Container) kill(st *stateFile) error {
 			seen[p] = true
 			unix.Kill(p, unix.SIGKILL)
 		}
-		cg.Thaw()
+		if !thawed {
+			// A frozen task only dies once thawed (paused, or a crash left the cgroup frozen).
+			cg.Thaw()
+			thawed = true
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("delete %s: processes %v survive SIGKILL", c.id, pids)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("destroy cgroup %s: %w", name, err)
