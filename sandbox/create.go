@@ -99,9 +99,9 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
 		return nil, errors.New("process.terminal is set but no console socket was given")
 	}
-	cg, err := cgroups.New(st.Cgroup)
+	cg, err := st.cgroup()
 	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+		return nil, err
 	}
 	if eff.Linux.CgroupsPath != "" && cgroupExists(cg) {
 		// Never adopt (and later destroy) a cgroup someone else made.

@@ -13,7 +13,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
 )
 
@@ -117,9 +116,9 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, fmt.Errorf("process.terminal is set but no console socket was given")
 	}
 	proc.MAC = st.MAC
-	cg, err := cgroups.New(st.Cgroup)
+	cg, err := st.cgroup()
 	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+		return nil, err
 	}
 	syncR, syncW, err := os.Pipe()
 	if err != nil {

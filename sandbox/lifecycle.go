@@ -124,9 +124,9 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 	if !all {
 		return st.signalInit(unix.Signal(sig))
 	}
-	cg, err := cgroups.New(st.Cgroup)
+	cg, err := st.cgroup()
 	if err != nil {
-		return fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+		return err
 	}
 	pids, err := cg.Pids()
 	if err != nil {
@@ -147,30 +147,19 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 
 // Pause freezes every process of the container.
 func (c *Container) Pause() error {
-	unlock, err := lockDir(c.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := c.load()
-	if err != nil {
-		return err
-	}
-	if Status(st.Status) != StatusRunning {
-		return fmt.Errorf("%w: pause needs a running container, %s is %s", ErrInvalidState, c.id, st.Status)
-	}
-	cg, err := cgroups.New(st.Cgroup)
-	if err != nil {
-		return fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
-	}
-	if err := cg.Freeze(); err != nil {
-		return fmt.Errorf("freeze %s: %w", c.id, err)
-	}
-	return c.setStatus(st, StatusPaused)
+	return c.freezeTransition(StatusRunning, StatusPaused, "pause needs a running", "freeze",
+		cgroups.Manager.Freeze)
 }
 
 // Resume thaws a paused container.
 func (c *Container) Resume() error {
+	return c.freezeTransition(StatusPaused, StatusRunning, "resume needs a paused", "thaw",
+		cgroups.Manager.Thaw)
+}
+
+// freezeTransition is the one legal path between running and paused: under the state lock it
+// checks the container is in from, applies op (freeze or thaw) to its cgroup and records to.
+func (c *Container) freezeTransition(from, to Status, need, opName string, op func(cgroups.Manager) error) error {
 	unlock, err := lockDir(c.dir)
 	if err != nil {
 		return err
@@ -180,17 +169,17 @@ func (c *Container) Resume() error {
 	if err != nil {
 		return err
 	}
-	if Status(st.Status) != StatusPaused {
-		return fmt.Errorf("%w: resume needs a paused container, %s is %s", ErrInvalidState, c.id, st.Status)
+	if Status(st.Status) != from {
+		return fmt.Errorf("%w: %s container, %s is %s", ErrInvalidState, need, c.id, st.Status)
 	}
-	cg, err := cgroups.New(st.Cgroup)
+	cg, err := st.cgroup()
 	if err != nil {
-		return fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+		return err
 	}
-	if err := cg.Thaw(); err != nil {
-		return fmt.Errorf("thaw %s: %w", c.id, err)
+	if err := op(cg); err != nil {
+		return fmt.Errorf("%s %s: %w", opName, c.id, err)
 	}
-	return c.setStatus(st, StatusRunning)
+	return c.setStatus(st, to)
 }
 
 // Delete kills whatever still runs, destroys the cgroup, releases the id range and removes the
@@ -332,4 +321,13 @@ func exitStatus(ps *os.ProcessState) int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// cgroup opens the cgroup recorded in state.json.
+func (st *stateFile) cgroup() (cgroups.Manager, error) {
+	cg, err := cgroups.New(st.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	return cg, nil
 }

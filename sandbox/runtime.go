@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-
-	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 )
 
 // Runtime creates and manages containers under one state root.
@@ -129,9 +127,9 @@ func (c *Container) Stats() (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg, err := cgroups.New(st.Cgroup)
+	cg, err := st.cgroup()
 	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+		return nil, err
 	}
 	s, err := cg.Stats()
 	if err != nil {
@@ -149,9 +147,9 @@ func (c *Container) Processes() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg, err := cgroups.New(st.Cgroup)
+	cg, err := st.cgroup()
 	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+		return nil, err
 	}
 	return cg.Pids()
 }
