@@ -91,20 +91,21 @@ func integer(i int64) *ast.Term { return ast.InternedTerm(int(i)) }
 
 func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(str(k), v) }
 
-func stringsTerm(ss []string) *ast.Term {
-	ts := make([]*ast.Term, len(ss))
-	for i, s := range ss {
-		ts[i] = str(s)
+// arrayTerm builds the array of term(x) for each element, in order.
+func arrayTerm[T any](xs []T, term func(T) *ast.Term) *ast.Term {
+	ts := make([]*ast.Term, len(xs))
+	for i, x := range xs {
+		ts[i] = term(x)
 	}
 	return ast.ArrayTerm(ts...)
 }
 
+func stringsTerm(ss []string) *ast.Term {
+	return arrayTerm(ss, str)
+}
+
 func uintsTerm(us []uint32) *ast.Term {
-	ts := make([]*ast.Term, len(us))
-	for i, u := range us {
-		ts[i] = ast.UIntNumberTerm(uint64(u))
-	}
-	return ast.ArrayTerm(ts...)
+	return arrayTerm(us, func(u uint32) *ast.Term { return ast.UIntNumberTerm(uint64(u)) })
 }
 
 func stringMapTerm(m map[string]string) *ast.Term {
@@ -154,11 +155,7 @@ func processTerm(p Process) *ast.Term {
 }
 
 func mountsTerm(ms []Mount) *ast.Term {
-	ts := make([]*ast.Term, len(ms))
-	for i, m := range ms {
-		ts[i] = mountTerm(m)
-	}
-	return ast.ArrayTerm(ts...)
+	return arrayTerm(ms, mountTerm)
 }
 
 func newMountTerm(m Mount) *ast.Term {
@@ -231,11 +228,7 @@ func newResourcesTerm(r Resources) *ast.Term {
 }
 
 func devicesTerm(ds []Device) *ast.Term {
-	ts := make([]*ast.Term, len(ds))
-	for i, d := range ds {
-		ts[i] = memoised(&deviceMemo, d, deviceTerm)
-	}
-	return ast.ArrayTerm(ts...)
+	return arrayTerm(ds, func(d Device) *ast.Term { return memoised(&deviceMemo, d, deviceTerm) })
 }
 
 func deviceTerm(d Device) *ast.Term {
@@ -248,11 +241,7 @@ func deviceTerm(d Device) *ast.Term {
 }
 
 func deviceRulesTerm(ds []DeviceRule) *ast.Term {
-	ts := make([]*ast.Term, len(ds))
-	for i, d := range ds {
-		ts[i] = memoised(&deviceRuleMemo, d, deviceRuleTerm)
-	}
-	return ast.ArrayTerm(ts...)
+	return arrayTerm(ds, func(d DeviceRule) *ast.Term { return memoised(&deviceRuleMemo, d, deviceRuleTerm) })
 }
 
 func deviceRuleTerm(d DeviceRule) *ast.Term {
@@ -266,11 +255,7 @@ func deviceRuleTerm(d DeviceRule) *ast.Term {
 }
 
 func rlimitsTerm(rs []Rlimit) *ast.Term {
-	ts := make([]*ast.Term, len(rs))
-	for i, r := range rs {
-		ts[i] = memoised(&rlimitMemo, r, rlimitTerm)
-	}
-	return ast.ArrayTerm(ts...)
+	return arrayTerm(rs, func(r Rlimit) *ast.Term { return memoised(&rlimitMemo, r, rlimitTerm) })
 }
 
 func rlimitTerm(r Rlimit) *ast.Term {
@@ -282,11 +267,7 @@ func rlimitTerm(r Rlimit) *ast.Term {
 }
 
 func raisesTerm(rs []Raise) *ast.Term {
-	ts := make([]*ast.Term, len(rs))
-	for i, r := range rs {
-		ts[i] = memoised(&raiseMemo, r, raiseTerm)
-	}
-	return ast.ArrayTerm(ts...)
+	return arrayTerm(rs, func(r Raise) *ast.Term { return memoised(&raiseMemo, r, raiseTerm) })
 }
 
 func raiseTerm(r Raise) *ast.Term {
