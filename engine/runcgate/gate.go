@@ -1,4 +1,11 @@
-package engine
+// Package runcgate is the policy gate of bulwark-runc: each create, run and exec is decided by the
+// policy engine on the effective spec (the floor applied) before anything is created, and each
+// decision is appended to the audit log under the persistent state root. It is engine's
+// composition for the runc-compatible CLI, kept apart from engine so that the runtime binary —
+// which the sandbox re-executes as every container's init — does not link the image store, TUF
+// and registry clients (measured: 29.6 MB and +4.5 ms per exec of the binary with them, 21 MB and
+// +2 ms without).
+package runcgate
 
 import (
 	"context"
@@ -17,13 +24,13 @@ import (
 	"bulwark.dev/bulwark/sandbox"
 )
 
-// The policy gate of bulwark-runc. containerd, Docker and the OCI tools drive the runtime binary
-// directly, one process per operation, so each create, run and exec loads and prepares the policy,
-// decides once and exits: the cold path (≈ 6–8 ms) is the price of no daemon. Decisions go to the
-// audit log under the persistent state root, like `bulwark run`'s.
+// containerd, Docker and the OCI tools drive the runtime binary directly, one process per
+// operation, so each create, run and exec loads and prepares the policy, decides once and exits:
+// the cold path (≈ 6–10 ms) is the price of no daemon. Decisions go to the audit log under the
+// persistent state root, in the same events as `bulwark run`'s.
 
-// RuncConfig says where bulwark-runc's policy comes from and where its decisions are kept.
-type RuncConfig struct {
+// Config says where bulwark-runc's policy comes from and where its decisions are kept.
+type Config struct {
 	// StateRoot is the persistent state root (not runc's --root, which is under /run): the
 	// accepted bundle revision (<root>/policy) and the audit log (<root>/audit) must survive a
 	// reboot, or a replayed old bundle and an unaudited create would pass unnoticed.
@@ -33,12 +40,12 @@ type RuncConfig struct {
 	PolicyDir     string
 	PolicyBundle  string
 	PolicyKeyFile string
-	// Identity is the caller (its uid): policy sees it and the audit records it.
-	Identity Identity
+	// UID and GID are the caller's: policy sees them and the audit records the uid.
+	UID, GID int
 }
 
-// RuncRequest is one bulwark-runc create (or run) or exec.
-type RuncRequest struct {
+// Request is one bulwark-runc create (or run) or exec.
+type Request struct {
 	// Operation is policy.OpCreate or policy.OpExec.
 	Operation   policy.Operation
 	Tenant      string
@@ -51,8 +58,8 @@ type RuncRequest struct {
 	Process *specs.Process
 }
 
-// RuncDecision is an allowed request.
-type RuncDecision struct {
+// Decision is an allowed request.
+type Decision struct {
 	// Spec is what to hand to sandbox Create: the request with bind sources replaced by the
 	// host paths policy judged (so a symlink swapped after the decision cannot redirect a
 	// mount) and the policy's constraints applied to its resources. Nil for exec.
@@ -70,12 +77,12 @@ type RuncDecision struct {
 	durableErr error
 }
 
-// DecideRunc decides req with the policy cfg selects, on the effective spec rt's floor makes of
+// Decide decides req with the policy cfg selects, on the effective spec rt's floor makes of
 // it, and records the decision in <StateRoot>/audit (durable before a refusal returns; for an
 // allowed request, once Durable returns). A denial is a
-// *DeniedError carrying every reason; a policy that cannot be loaded or prepared refuses too
+// *policy.DeniedError carrying every reason; a policy that cannot be loaded or prepared refuses too
 // (fail closed). Nothing is created here: rt is used only for its floor (a dry run).
-func DecideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req RuncRequest) (*RuncDecision, error) {
+func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (*Decision, error) {
 	if !filepath.IsAbs(cfg.StateRoot) {
 		return nil, fmt.Errorf("policy state root %q: must be an absolute path", cfg.StateRoot)
 	}
@@ -86,9 +93,8 @@ func DecideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req Ru
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	t := newTrail(log, cfg.Identity, req.Tenant, NewID())
-	t.setContainer(req.ContainerID)
-	out, err := decideRunc(ctx, cfg, rt, req, t)
+	t := newTrail(log, cfg.UID, req.Tenant, req.ContainerID)
+	out, err := decide(ctx, cfg, rt, req, t)
 	start := time.Now()
 	if err != nil {
 		// A refusal is durable before it is reported.
@@ -117,12 +123,12 @@ func DecideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req Ru
 // Durable waits until the decision's audit records are durable and releases the audit log. The
 // caller must call it once, after Create and before Start or Exec (an error means the request
 // must not go on: delete what was created).
-func (d *RuncDecision) Durable() error {
+func (d *Decision) Durable() error {
 	d.once.Do(func() { d.durableErr = d.durable() })
 	return d.durableErr
 }
 
-func decideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req RuncRequest, t *trail) (*RuncDecision, error) {
+func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t *trail) (*Decision, error) {
 	proc := req.Spec.Process
 	if req.Operation == policy.OpExec {
 		if req.Process == nil {
@@ -134,11 +140,11 @@ func decideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req Ru
 		"runtime": "bulwark-runc", "operation": string(req.Operation), "bundle": req.Bundle,
 		"args": jsonString(proc.Args),
 	})
-	refuse := func(step string, err error) (*RuncDecision, error) {
+	refuse := func(step string, err error) (*Decision, error) {
 		t.add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
 		return nil, err
 	}
-	out := &RuncDecision{}
+	out := &Decision{}
 	start := time.Now()
 	p, err := policy.Load(policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
 		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot})
@@ -170,33 +176,32 @@ func decideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req Ru
 	}
 	pctx := policy.Context{
 		Tenant:    req.Tenant,
-		Identity:  policy.Identity{UID: uint32(cfg.Identity.UID), GID: uint32(cfg.Identity.GID), Principal: cfg.Identity.Principal},
+		Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 		Operation: req.Operation,
 		Raises:    policyRaises(raises),
 		BundleDir: req.Bundle,
 		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
 		MACLayer: "landlock",
 	}
-	decide := func() (*policy.Request, policy.Decision) {
+	judge := func() (*policy.Request, policy.Decision) {
 		preq, err := policy.Build(eff, pctx)
 		if err != nil {
 			// DecideSpec denies what cannot be built (REQUEST_INVALID) and records it.
 			return nil, pe.DecideSpec(ctx, eff, pctx)
 		}
 		if refusal != nil {
-			preq.Capabilities = unionCaps(preq.Capabilities, refusal.caps)
-			slices.Sort(preq.Capabilities)
+			preq.Capabilities = slices.Compact(slices.Sorted(slices.Values(append(preq.Capabilities, refusal.caps...))))
 		}
-		floorSeccomp(preq, eff, "")
+		floorSeccomp(preq, eff)
 		return preq, pe.Decide(ctx, preq)
 	}
-	preq, d := decide()
+	preq, d := judge()
 	if !d.Allow && onlyUnsetLimitsAboveMax(d, req.Spec) {
 		// The spec set no limit and the floor's default is above the tenant's maximum: the
 		// tenant's maximum is the stricter limit, so apply it and decide again.
 		out.Constraints = applyConstraints(eff, d.Constraints)
 		pctx.Raises = policyRaises(append(append([]sandbox.Raise{}, raises...), out.Constraints...))
-		preq, d = decide()
+		preq, d = judge()
 	}
 	out.Decision = d
 	if preq != nil {
@@ -205,9 +210,9 @@ func decideRunc(ctx context.Context, cfg RuncConfig, rt *sandbox.Runtime, req Ru
 	if !d.Allow {
 		if refusal != nil {
 			// Both refuse: the floor's own words (e.g. CAP_SYS_ADMIN and why) follow the reasons.
-			return out, errors.Join(&DeniedError{Decision: d}, refusal.err)
+			return out, errors.Join(&policy.DeniedError{Decision: d}, refusal.err)
 		}
-		return out, &DeniedError{Decision: d}
+		return out, &policy.DeniedError{Decision: d}
 	}
 	if refusal != nil {
 		// A policy that allows what the floor never grants changes nothing.
@@ -354,7 +359,7 @@ func onlyUnsetLimitsAboveMax(d policy.Decision, spec *specs.Spec) bool {
 }
 
 // Summary is the one line the runtime's debug log shows for an allowed decision.
-func (d *RuncDecision) Summary() string {
+func (d *Decision) Summary() string {
 	return "policy: allow (revision " + d.Decision.Revision + ", input " + d.InputDigest +
 		", decide " + d.Decision.Duration.String() + ", load " + d.Load.String() +
 		", prepare " + d.Prepare.String() + ", audit " + d.Audit.String() +

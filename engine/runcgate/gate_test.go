@@ -1,4 +1,4 @@
-package engine
+package runcgate
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func runcRecords(t *testing.T, stateRoot string) []audit.Record {
 
 // Everything the floor refuses outright is still shown to policy, so the refusal names every
 // reason, and the floor's own refusal follows them.
-func TestDecideRuncEveryReason(t *testing.T) {
+func TestDecideEveryReason(t *testing.T) {
 	rt, runRoot, sr := runcGate(t)
 	link := filepath.Join(t.TempDir(), "conf")
 	if err := os.Symlink("/etc", link); err != nil {
@@ -64,9 +64,9 @@ func TestDecideRuncEveryReason(t *testing.T) {
 	spec.Linux.Namespaces[0].Path = "/proc/1/ns/pid"
 	spec.Linux.Sysctl = map[string]string{"kernel.hostname": "x"}
 	spec.Mounts = []specs.Mount{{Destination: "/c", Type: "bind", Source: link, Options: []string{"rbind"}}}
-	_, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr, Identity: Identity{UID: 1234}}, rt,
-		RuncRequest{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c1", Bundle: t.TempDir(), Spec: spec})
-	var denied *DeniedError
+	_, err := Decide(context.Background(), Config{StateRoot: sr, UID: 1234}, rt,
+		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c1", Bundle: t.TempDir(), Spec: spec})
+	var denied *policy.DeniedError
 	if !errors.As(err, &denied) {
 		t.Fatalf("err = %v, want a policy denial", err)
 	}
@@ -101,7 +101,7 @@ func TestDecideRuncEveryReason(t *testing.T) {
 }
 
 // An allowed create hands Create the resolved bind sources and the tenant's limits.
-func TestDecideRuncAllowResolvesAndConstrains(t *testing.T) {
+func TestDecideAllowResolvesAndConstrains(t *testing.T) {
 	rt, _, sr := runcGate(t)
 	pol := t.TempDir()
 	data := `{"bulwark": {"tenants": {"small": {"max_memory": 67108864, "max_pids": 64}}}}`
@@ -115,8 +115,8 @@ func TestDecideRuncAllowResolvesAndConstrains(t *testing.T) {
 	}
 	spec := runcSpec()
 	spec.Mounts = []specs.Mount{{Destination: "/data", Type: "bind", Source: "data", Options: []string{"rbind", "ro"}}}
-	d, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr, PolicyDir: pol}, rt,
-		RuncRequest{Operation: policy.OpCreate, Tenant: "small", ContainerID: "c2", Bundle: bundle, Spec: spec})
+	d, err := Decide(context.Background(), Config{StateRoot: sr, PolicyDir: pol}, rt,
+		Request{Operation: policy.OpCreate, Tenant: "small", ContainerID: "c2", Bundle: bundle, Spec: spec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,19 +145,19 @@ func TestDecideRuncAllowResolvesAndConstrains(t *testing.T) {
 	}
 }
 
-func TestDecideRuncExec(t *testing.T) {
+func TestDecideExec(t *testing.T) {
 	rt, _, sr := runcGate(t)
 	proc := &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/",
 		Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_PTRACE"}}}
-	_, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr}, rt,
-		RuncRequest{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
-	var denied *DeniedError
+	_, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+		Request{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
+	var denied *policy.DeniedError
 	if !errors.As(err, &denied) || len(denied.Decision.Reasons) != 1 || denied.Decision.Reasons[0].Code != "CAP_FORBIDDEN" {
 		t.Fatalf("exec with SYS_PTRACE: %v", err)
 	}
 	proc.Capabilities = nil
-	d, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr}, rt,
-		RuncRequest{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
+	d, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+		Request{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
 	if err != nil {
 		t.Fatalf("plain exec: %v", err)
 	}
@@ -176,14 +176,14 @@ func TestDecideRuncExec(t *testing.T) {
 }
 
 // A policy that does not compile refuses (fail closed), and the refusal is audited.
-func TestDecideRuncBrokenPolicy(t *testing.T) {
+func TestDecideBrokenPolicy(t *testing.T) {
 	rt, _, sr := runcGate(t)
 	pol := t.TempDir()
 	if err := os.WriteFile(filepath.Join(pol, "x.rego"), []byte("package bulwark.run\ndecision := {\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := DecideRunc(context.Background(), RuncConfig{StateRoot: sr, PolicyDir: pol}, rt,
-		RuncRequest{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c4", Spec: runcSpec()})
+	_, err := Decide(context.Background(), Config{StateRoot: sr, PolicyDir: pol}, rt,
+		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c4", Spec: runcSpec()})
 	if err == nil || !strings.Contains(err.Error(), "x.rego") {
 		t.Fatalf("err = %v, want a policy error naming the file", err)
 	}
@@ -191,7 +191,7 @@ func TestDecideRuncBrokenPolicy(t *testing.T) {
 	if last := recs[len(recs)-1]; last.Action != "refused" || last.Attrs["step"] != "policy" {
 		t.Errorf("last record %+v, want engine.refused at step policy", last)
 	}
-	if _, err := DecideRunc(context.Background(), RuncConfig{StateRoot: "relative"}, rt, RuncRequest{Spec: runcSpec()}); err == nil {
+	if _, err := Decide(context.Background(), Config{StateRoot: "relative"}, rt, Request{Spec: runcSpec()}); err == nil {
 		t.Error("a relative state root was accepted")
 	}
 }
