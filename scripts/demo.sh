@@ -21,6 +21,8 @@ WORK=$(mktemp -d /tmp/bulwark-demo.XXXXXX)
 # The container's root is an unprivileged host id: it must be able to traverse to its bundle.
 chmod 0711 "$WORK"
 STATE=$WORK/state
+# bulwark-runc's persistent state (policy revision, audit log) stays in the temp dir too.
+export BULWARK_STATE_ROOT=$WORK/persistent
 IDS=()
 cleanup() {
 	local id

@@ -66,6 +66,8 @@ SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 trap 'exit 130' INT TERM HUP
 mkdir -p "$SCRATCH/tmp"
+# bulwark-runc keeps its persistent state (policy revision, audit log) here instead of /var/lib.
+export BULWARK_STATE_ROOT="$SCRATCH/state-root"
 
 cd "$CACHE"
 if (($#)); then

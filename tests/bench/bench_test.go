@@ -94,12 +94,17 @@ type runtimeCase struct {
 	bin    string
 	args   []string // global flags before the subcommand
 	bundle string
+	env    []string // extra environment
 }
+
+// bulwarkEnv keeps bulwark-runc's persistent state (policy revision, audit log) in a temp dir.
+func bulwarkEnv(b *testing.B) []string { return []string{"BULWARK_STATE_ROOT=" + b.TempDir()} }
 
 // run does `<runtime> run --bundle B id` with stdio on /dev/null and returns the wall time.
 func (r runtimeCase) run(id string) (time.Duration, error) {
 	args := append(slices.Clone(r.args), "run", "--bundle", r.bundle, id)
 	cmd := exec.Command(r.bin, args...)
+	cmd.Env = append(os.Environ(), r.env...)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	d := time.Since(start)
@@ -113,6 +118,7 @@ func (r runtimeCase) run(id string) (time.Duration, error) {
 func (r runtimeCase) output(id string) (string, error) {
 	args := append(slices.Clone(r.args), "run", "--bundle", r.bundle, id)
 	cmd := exec.Command(r.bin, args...)
+	cmd.Env = append(os.Environ(), r.env...)
 	var stderr []byte
 	out, err := cmd.Output()
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -28,14 +28,23 @@ type cli struct {
 	t    *testing.T
 	bin  string
 	root string
-	io   string // directory for the stdio files of commands whose container may outlive them
+	io   string   // directory for the stdio files of commands whose container may outlive them
+	env  []string // the persistent state root (policy revision, audit log) in a temp dir, not /var/lib
 }
 
 func newCLI(t *testing.T) (*cli, *testenv.Leaks) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	c := &cli{t: t, bin: testenv.RuntimeBin(t), root: t.TempDir(), io: t.TempDir()}
+	c.env = append(os.Environ(), "BULWARK_STATE_ROOT="+t.TempDir())
 	return c, testenv.NewLeaks(t, c.root)
+}
+
+// command returns the binary's command line against this state root.
+func (c *cli) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(c.bin, append([]string{"--root", c.root}, args...)...)
+	cmd.Env = c.env
+	return cmd
 }
 
 // result is one command's outcome.
@@ -58,7 +67,7 @@ func (c *cli) run(args ...string) result {
 		c.t.Fatal(err)
 	}
 	defer errf.Close()
-	cmd := exec.Command(c.bin, append([]string{"--root", c.root}, args...)...)
+	cmd := c.command(args...)
 	cmd.Stdout, cmd.Stderr = out, errf
 	err = cmd.Run()
 	r := result{}
@@ -458,7 +467,7 @@ func TestRunForwardsSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	cmd := exec.Command(c.bin, "--root", c.root, "run", "--bundle", bundle, id)
+	cmd := c.command("run", "--bundle", bundle, id)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
