@@ -496,3 +496,29 @@ func TestRunForwardsSignals(t *testing.T) {
 		t.Fatalf("run after SIGTERM: %v, want exit 42; output %q", err, b)
 	}
 }
+
+// TestRefusedFlags: runc flags that would lower the floor are refused with the reason, before
+// anything is created.
+func TestRefusedFlags(t *testing.T) {
+	c, leaks := newCLI(t)
+	bundle := testenv.Bundle(t, testenv.Spec([]string{"/bin/true"}))
+	leaks.Dir(bundle)
+	id := leaks.Track(testenv.UniqueID(t))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--systemd-cgroup", "create", "--bundle", bundle, id}, "systemd-cgroup"},
+		{[]string{"create", "--no-pivot", "--bundle", bundle, id}, "pivot_root"},
+		{[]string{"create", "--preserve-fds", "2", "--bundle", bundle, id}, "host file descriptor"},
+		{[]string{"run", "--no-pivot", "--bundle", bundle, id}, "pivot_root"},
+	} {
+		r := c.run(tc.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want a refusal mentioning %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if out := c.ok("list", "-q"); out != "" {
+		t.Errorf("a refused command left a container: %q", out)
+	}
+}
