@@ -145,9 +145,7 @@ func newAuditCheckpointCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(c)
+			return printJSON(cmd.OutOrStdout(), c)
 		},
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -82,9 +81,7 @@ func newInspectCmd() *cobra.Command {
 					}
 					out = append(out, c)
 				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return printJSON(cmd.OutOrStdout(), out)
 			})
 		},
 	}
@@ -317,9 +314,7 @@ func newStatsCmd() *cobra.Command {
 						human(s.MemoryPeak), s.PidsCurrent, time.Duration(s.CPUUsageNs).Round(time.Millisecond), s.OOMKills)
 				}
 				if asJSON {
-					enc := json.NewEncoder(cmd.OutOrStdout())
-					enc.SetIndent("", "  ")
-					return enc.Encode(all)
+					return printJSON(cmd.OutOrStdout(), all)
 				}
 				return tw.Flush()
 			})

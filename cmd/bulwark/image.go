@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"bulwark.dev/bulwark/image"
-	"bulwark.dev/bulwark/signing"
 )
 
 func openStore(cmd *cobra.Command) (*image.Store, error) {
@@ -102,9 +100,7 @@ func newImageInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]any{"descriptor": desc, "manifest": m, "config": cfg})
+			return printJSON(cmd.OutOrStdout(), map[string]any{"descriptor": desc, "manifest": m, "config": cfg})
 		},
 	}
 }
@@ -271,15 +267,7 @@ func newImagePullCmd() *cobra.Command {
 			from, local := args[0], tag
 			if verify {
 				// Pull by the signed digest, so the registry cannot serve anything else for the tag.
-				dir, err := trustDir(cmd)
-				if err != nil {
-					return err
-				}
-				c, err := signing.OpenClient(dir, false)
-				if err != nil {
-					return err
-				}
-				t, err := c.Resolve(args[0])
+				t, err := resolveSigned(cmd, args[0], false)
 				if err != nil {
 					return err
 				}

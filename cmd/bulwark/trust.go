@@ -318,15 +318,7 @@ func newTrustVerifyCmd() *cobra.Command {
 		Short: "Refresh TUF metadata, print the signed digest, and check the local image against it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := trustDir(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := signing.OpenClient(dir, offline)
-			if err != nil {
-				return err
-			}
-			t, err := c.Resolve(args[0])
+			t, err := resolveSigned(cmd, args[0], offline)
 			if err != nil {
 				return err
 			}
@@ -339,6 +331,19 @@ func newTrustVerifyCmd() *cobra.Command {
 	}
 	c.Flags().BoolVar(&offline, "offline", false, "use cached metadata only (valid until it expires)")
 	return c
+}
+
+// resolveSigned looks ref up in the pinned TUF repository (refreshing its metadata unless offline).
+func resolveSigned(cmd *cobra.Command, ref string, offline bool) (*signing.Target, error) {
+	dir, err := trustDir(cmd)
+	if err != nil {
+		return nil, err
+	}
+	c, err := signing.OpenClient(dir, offline)
+	if err != nil {
+		return nil, err
+	}
+	return c.Resolve(ref)
 }
 
 // checkLocal compares a local image of the same reference, if there is one, with the target: a
