@@ -10,71 +10,27 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"bulwark.dev/bulwark/tests/internal/testenv"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
-var bin string
-
-func TestMain(m *testing.M) {
-	if d := os.Getenv("BULWARK_BIN"); d != "" {
-		bin = filepath.Join(d, "bulwark")
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "bulwark-engine-bin-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "bulwark")
-	out, err := exec.Command("go", "build", "-o", bin, "bulwark.dev/bulwark/cmd/bulwark").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build bulwark: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// result is one bulwark invocation.
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-func bulwark(t testing.TB, root string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--root", root}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("bulwark %v: %v", args, err)
-	}
-	return r
-}
+func TestMain(m *testing.M) { clitest.Main(m) }
 
 func must(t testing.TB, root string, args ...string) string {
 	t.Helper()
-	r := bulwark(t, root, args...)
-	if r.code != 0 {
-		t.Fatalf("bulwark %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	r := clitest.Run(t, root, args...)
+	if r.Code != 0 {
+		t.Fatalf("bulwark %v: exit %d\nstdout: %s\nstderr: %s", args, r.Code, r.Stdout, r.Stderr)
 	}
-	return r.stdout
+	return r.Stdout
 }
 
 // busyboxTar writes a rootfs tar of the static busybox (a shell and its applets) and returns it.
@@ -218,12 +174,12 @@ func (f *fixture) assertNothingLeft(t *testing.T) {
 func TestSignedImageRuns(t *testing.T) {
 	f := newFixture(t)
 	id := f.name(t, "ok")
-	r := bulwark(t, f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", "cat /data/marker; id -u; hostname")
-	if r.code != 0 {
-		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	r := clitest.Run(t, f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", "cat /data/marker; id -u; hostname")
+	if r.Code != 0 {
+		t.Fatalf("run: exit %d: %s", r.Code, r.Stderr)
 	}
-	if want := "signed\n0\n" + id + "\n"; r.stdout != want {
-		t.Errorf("output %q, want %q", r.stdout, want)
+	if want := "signed\n0\n" + id + "\n"; r.Stdout != want {
+		t.Errorf("output %q, want %q", r.Stdout, want)
 	}
 	f.assertNothingLeft(t)
 
@@ -262,9 +218,9 @@ func TestSignedImageRuns(t *testing.T) {
 	if out := must(t, f.root, "run", "--rm", "busybox@"+dg, "echo", "by digest"); out != "by digest\n" {
 		t.Errorf("run by digest: %q", out)
 	}
-	r = bulwark(t, f.root, "run", "--rm", "busybox@sha256:"+strings.Repeat("0", 64), "true")
-	if r.code != 125 || !strings.Contains(r.stderr, "not a signed target") {
-		t.Errorf("unsigned digest: exit %d %s", r.code, r.stderr)
+	r = clitest.Run(t, f.root, "run", "--rm", "busybox@sha256:"+strings.Repeat("0", 64), "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "not a signed target") {
+		t.Errorf("unsigned digest: exit %d %s", r.Code, r.Stderr)
 	}
 }
 
@@ -281,9 +237,9 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sh", "-c", "sh -c 'kill -TERM $$'; exit $?"}, 143},
 	} {
 		id := f.name(t, fmt.Sprintf("exit%d", tc.code))
-		r := bulwark(t, f.root, append([]string{"run", "--rm", "--name", id, "busybox:1"}, tc.args...)...)
-		if r.code != tc.code {
-			t.Errorf("%v: exit %d, want %d (stderr %s)", tc.args, r.code, tc.code, r.stderr)
+		r := clitest.Run(t, f.root, append([]string{"run", "--rm", "--name", id, "busybox:1"}, tc.args...)...)
+		if r.Code != tc.code {
+			t.Errorf("%v: exit %d, want %d (stderr %s)", tc.args, r.Code, tc.code, r.Stderr)
 		}
 	}
 	f.assertNothingLeft(t)
@@ -325,13 +281,13 @@ func TestRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := f.name(t, "deny")
-			r := bulwark(t, f.root, append([]string{"run", "--rm", "--name", id}, tc.args...)...)
-			if r.code != 125 {
-				t.Fatalf("exit %d, want 125; stderr: %s", r.code, r.stderr)
+			r := clitest.Run(t, f.root, append([]string{"run", "--rm", "--name", id}, tc.args...)...)
+			if r.Code != 125 {
+				t.Fatalf("exit %d, want 125; stderr: %s", r.Code, r.Stderr)
 			}
 			for _, s := range tc.stderr {
-				if !strings.Contains(r.stderr, s) {
-					t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+				if !strings.Contains(r.Stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, r.Stderr)
 				}
 			}
 			recs := f.records(t, id)
@@ -401,12 +357,12 @@ func TestAuditTamperDetected(t *testing.T) {
 		if err := os.WriteFile(segs[0], b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := bulwark(t, f.root, "audit", "verify")
-		if r.code == 0 {
+		r := clitest.Run(t, f.root, "audit", "verify")
+		if r.Code == 0 {
 			t.Errorf("audit verify passed after editing %s", needle)
 		}
-		if !strings.Contains(r.stderr, "record") {
-			t.Errorf("audit verify does not name the bad record: %s", r.stderr)
+		if !strings.Contains(r.Stderr, "record") {
+			t.Errorf("audit verify does not name the bad record: %s", r.Stderr)
 		}
 	}
 	if err := os.WriteFile(segs[0], orig, 0o600); err != nil {

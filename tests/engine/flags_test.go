@@ -11,13 +11,15 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/profiles"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
 // TestRunFlags: the docker-like flags reach the workload.
 func TestRunFlags(t *testing.T) {
 	f := newFixture(t)
 	id := f.name(t, "flags")
-	cmd := exec.Command(bin, "--root", f.root, "run", "--rm", "-i", "--name", id, "-e", "FOO=bar", "-u", "nobody",
+	cmd := exec.Command(clitest.Bin, "--root", f.root, "run", "--rm", "-i", "--name", id, "-e", "FOO=bar", "-u", "nobody",
 		"--hostname", "box", "--ulimit", "nofile=100:200", "--pids-limit", "20", "--cpus", "0.5", "-m", "32m",
 		"--read-only", "--network", "none", "busybox:1",
 		"sh", "-c", `id -u; id -g; hostname; ulimit -n; echo $FOO; cat`)
@@ -50,9 +52,9 @@ func TestRunFlags(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"--network", "host"}, {"--security-opt", "no-new-privileges=false"}, {"--security-opt", "apparmor=unconfined"},
 		{"--name", "../escape"}, {"--name", ".hidden"}} {
-		r := bulwark(t, f.root, append(append([]string{"run", "--rm"}, bad...), "busybox:1", "true")...)
-		if r.code != 125 {
-			t.Errorf("%v: exit %d, want 125", bad, r.code)
+		r := clitest.Run(t, f.root, append(append([]string{"run", "--rm"}, bad...), "busybox:1", "true")...)
+		if r.Code != 125 {
+			t.Errorf("%v: exit %d, want 125", bad, r.Code)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(f.root, "escape")); err == nil {
@@ -85,10 +87,10 @@ func TestSeccompProfileStacks(t *testing.T) {
 	file := filepath.Join(f.dir, "no-mkdir.json")
 	os.WriteFile(file, b, 0o644)
 	id := f.name(t, "sc")
-	r := bulwark(t, f.root, "run", "--rm", "--name", id, "--security-opt", "seccomp="+file, "busybox:1",
+	r := clitest.Run(t, f.root, "run", "--rm", "--name", id, "--security-opt", "seccomp="+file, "busybox:1",
 		"sh", "-c", "mkdir /tmp/d && echo made || echo refused")
-	if r.code != 0 || r.stdout != "refused\n" {
-		t.Errorf("exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || r.Stdout != "refused\n" {
+		t.Errorf("exit %d stdout %q stderr %s", r.Code, r.Stdout, r.Stderr)
 	}
 	recs := f.records(t, id)
 	if d := find(recs, "policy", "decision"); attr(d, "result") != "allow" {
@@ -111,17 +113,17 @@ func TestPolicyCannotLowerTheFloor(t *testing.T) {
 	os.MkdirAll(pol, 0o755)
 	os.WriteFile(filepath.Join(pol, "allow.rego"), []byte("package bulwark.run\n\ndecision := {\"allow\": true, \"reasons\": [], \"constraints\": {}}\n"), 0o644)
 	id := f.name(t, "floor")
-	r := bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "--cap-add", "SYS_ADMIN", "busybox:1", "true")
-	if r.code != 125 || !strings.Contains(r.stderr, "refused by the sandbox floor") {
-		t.Errorf("SYS_ADMIN under an allow-all policy: exit %d, %s", r.code, r.stderr)
+	r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "--cap-add", "SYS_ADMIN", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "refused by the sandbox floor") {
+		t.Errorf("SYS_ADMIN under an allow-all policy: exit %d, %s", r.Code, r.Stderr)
 	}
 	recs := f.records(t, id)
 	if d := find(recs, "policy", "decision"); attr(d, "result") != "allow" || find(recs, "container", "floor.refused") == nil {
 		t.Errorf("story %v", actions(recs))
 	}
-	r = bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--privileged", "busybox:1", "true")
-	if r.code != 125 || !strings.Contains(r.stderr, "privileged sandboxes do not exist") {
-		t.Errorf("--privileged under an allow-all policy: exit %d, %s", r.code, r.stderr)
+	r = clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--privileged", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "privileged sandboxes do not exist") {
+		t.Errorf("--privileged under an allow-all policy: exit %d, %s", r.Code, r.Stderr)
 	}
 	// seccomp=unconfined is allowed by this policy, but the floor's allowlist still loads.
 	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "--security-opt", "seccomp=unconfined", "busybox:1",

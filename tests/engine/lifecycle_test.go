@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
 // TestParallelRuns: 50 concurrent `bulwark run --rm` all succeed, the audit chain written by 50
@@ -28,19 +30,19 @@ func TestParallelRuns(t *testing.T) {
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	results := make([]result, n)
+	results := make([]clitest.Result, n)
 	for i := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = bulwark(t, f.root, "run", "--rm", "--name", ids[i], "busybox:1", "sh", "-c", "echo "+ids[i])
+			results[i] = clitest.Run(t, f.root, "run", "--rm", "--name", ids[i], "busybox:1", "sh", "-c", "echo "+ids[i])
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	for i, r := range results {
-		if r.code != 0 || r.stdout != ids[i]+"\n" {
-			t.Errorf("run %s: exit %d, stdout %q, stderr %s", ids[i], r.code, r.stdout, r.stderr)
+		if r.Code != 0 || r.Stdout != ids[i]+"\n" {
+			t.Errorf("run %s: exit %d, stdout %q, stderr %s", ids[i], r.Code, r.Stdout, r.Stderr)
 		}
 	}
 	t.Logf("%d parallel runs in %v", n, elapsed)
@@ -79,15 +81,15 @@ func TestDetachedLifecycle(t *testing.T) {
 	if q := must(t, f.root, "ps", "-q"); strings.TrimSpace(q) != id {
 		t.Errorf("ps -q: %q", q)
 	}
-	r := bulwark(t, f.root, "logs", id)
-	if !strings.Contains(r.stdout, "hi 0\n") || !strings.Contains(r.stderr, "err 0\n") || strings.Contains(r.stdout, "err 0") {
-		t.Errorf("logs: stdout %q stderr %q", r.stdout, r.stderr)
+	r := clitest.Run(t, f.root, "logs", id)
+	if !strings.Contains(r.Stdout, "hi 0\n") || !strings.Contains(r.Stderr, "err 0\n") || strings.Contains(r.Stdout, "err 0") {
+		t.Errorf("logs: stdout %q stderr %q", r.Stdout, r.Stderr)
 	}
 	if out := must(t, f.root, "exec", id, "sh", "-c", "echo exec-$GREETING; id -u"); out != "exec-hi\n0\n" {
 		t.Errorf("exec output %q", out)
 	}
-	if r := bulwark(t, f.root, "exec", id, "sh", "-c", "exit 7"); r.code != 7 {
-		t.Errorf("exec exit %d, want 7", r.code)
+	if r := clitest.Run(t, f.root, "exec", id, "sh", "-c", "exit 7"); r.Code != 7 {
+		t.Errorf("exec exit %d, want 7", r.Code)
 	}
 	var stats map[string]struct {
 		MemoryUsage uint64 `json:"memoryUsage"`
@@ -107,7 +109,7 @@ func TestDetachedLifecycle(t *testing.T) {
 	if c := inspect(t, f, id); c.Status != "running" {
 		t.Errorf("after unpause: %s", c.Status)
 	}
-	if r := bulwark(t, f.root, "rm", id); r.code == 0 {
+	if r := clitest.Run(t, f.root, "rm", id); r.Code == 0 {
 		t.Errorf("rm of a running container succeeded")
 	}
 	must(t, f.root, "stop", "-t", "1", id)
@@ -141,7 +143,7 @@ func TestDetachedRemoveAndKill(t *testing.T) {
 	f := newFixture(t)
 	short := f.name(t, "rmd")
 	must(t, f.root, "run", "-d", "--rm", "--name", short, "busybox:1", "true")
-	waitFor(t, func() bool { return bulwark(t, f.root, "inspect", short).code != 0 })
+	waitFor(t, func() bool { return clitest.Run(t, f.root, "inspect", short).Code != 0 })
 
 	long := f.name(t, "kill")
 	must(t, f.root, "run", "-d", "--name", long, "busybox:1", "sleep", "60")
@@ -199,11 +201,11 @@ func TestMountsAndWorkdir(t *testing.T) {
 	os.MkdirAll(host, 0o755)
 	os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644)
 	id := f.name(t, "mnt")
-	r := bulwark(t, f.root, "run", "--rm", "--name", id, "-v", host+":/in:rw", "--tmpfs", "/scratch:size=1m",
+	r := clitest.Run(t, f.root, "run", "--rm", "--name", id, "-v", host+":/in:rw", "--tmpfs", "/scratch:size=1m",
 		"-w", "/work/dir", "busybox:1", "sh", "-c",
 		`cat /in/in.txt; echo w > /scratch/f && cat /scratch/f; echo x > /in/new 2>/dev/null || echo in-ro; pwd; echo y > /work/dir/z 2>/dev/null || echo root-ro`)
-	if want := "from host\nw\nin-ro\n/work/dir\nroot-ro\n"; r.code != 0 || r.stdout != want {
-		t.Errorf("exit %d, stdout %q, want %q; stderr %s", r.code, r.stdout, want, r.stderr)
+	if want := "from host\nw\nin-ro\n/work/dir\nroot-ro\n"; r.Code != 0 || r.Stdout != want {
+		t.Errorf("exit %d, stdout %q, want %q; stderr %s", r.Code, r.Stdout, want, r.Stderr)
 	}
 	if _, err := os.Stat(filepath.Join(host, "new")); err == nil {
 		t.Error("the container wrote into a host bind")
@@ -242,9 +244,9 @@ func TestTenantLimits(t *testing.T) {
 	if recs[0]["tenant"] != "small" {
 		t.Errorf("tenant %v", recs[0]["tenant"])
 	}
-	r := bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--tenant", "small", "--name", f.name(t, "big"), "--memory", "1g", "busybox:1", "true")
-	if r.code != 125 || !strings.Contains(r.stderr, "MEMORY_LIMIT_ABOVE_MAX") {
-		t.Errorf("explicit 1g for tenant small: exit %d %s", r.code, r.stderr)
+	r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--tenant", "small", "--name", f.name(t, "big"), "--memory", "1g", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "MEMORY_LIMIT_ABOVE_MAX") {
+		t.Errorf("explicit 1g for tenant small: exit %d %s", r.Code, r.Stderr)
 	}
 	// Capabilities: CHOWN is granted by this operator's data, KILL (grantable by the floor) is
 	// not; the capability really is in the workload's effective set.
@@ -253,9 +255,9 @@ func TestTenantLimits(t *testing.T) {
 	if !strings.Contains(out, "0000000000000001") {
 		t.Errorf("CHOWN granted: %s", out)
 	}
-	r = bulwark(t, f.root, "run", "--rm", "--policy-dir", pol, "--cap-add", "KILL", "--name", f.name(t, "kill"), "busybox:1", "true")
-	if r.code != 125 || !strings.Contains(r.stderr, "CAP_NOT_GRANTED") {
-		t.Errorf("KILL: exit %d %s", r.code, r.stderr)
+	r = clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--cap-add", "KILL", "--name", f.name(t, "kill"), "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "CAP_NOT_GRANTED") {
+		t.Errorf("KILL: exit %d %s", r.Code, r.Stderr)
 	}
 	f.assertNothingLeft(t)
 }
@@ -296,9 +298,9 @@ func TestLogRotation(t *testing.T) {
 func TestOOMKill(t *testing.T) {
 	f := newFixture(t)
 	id := f.name(t, "oom")
-	r := bulwark(t, f.root, "run", "--rm", "--name", id, "-m", "8m", "busybox:1", "sh", "-c", `x=a; while :; do x="$x$x"; done`)
-	if r.code != 137 {
-		t.Errorf("exit %d, want 137 (SIGKILL by the OOM killer); %s", r.code, r.stderr)
+	r := clitest.Run(t, f.root, "run", "--rm", "--name", id, "-m", "8m", "busybox:1", "sh", "-c", `x=a; while :; do x="$x$x"; done`)
+	if r.Code != 137 {
+		t.Errorf("exit %d, want 137 (SIGKILL by the OOM killer); %s", r.Code, r.Stderr)
 	}
 	recs := f.records(t, id)
 	exit := find(recs, "container", "exit")
@@ -320,7 +322,7 @@ func TestSignalProxy(t *testing.T) {
 		{`echo ready; sleep 30`, 3, 137}, // PID 1 without a handler ignores SIGTERM
 	} {
 		id := f.name(t, "sig")
-		cmd := exec.Command(bin, "--root", f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", tc.script)
+		cmd := exec.Command(clitest.Bin, "--root", f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", tc.script)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

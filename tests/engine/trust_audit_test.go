@@ -15,6 +15,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
 // typeRecords returns the audit records of one type, in chain order.
@@ -77,9 +79,9 @@ func TestTrustChangesAuditedAndSignerRole(t *testing.T) {
 
 	for _, c := range []struct{ image, role string }{{"busybox:1", "targets"}, {"acme/app:1", "acme"}} {
 		id := f.name(t, "signer")
-		r := bulwark(t, f.root, "run", "--rm", "--name", id, c.image, "true")
-		if r.code != 0 {
-			t.Fatalf("run %s: exit %d: %s", c.image, r.code, r.stderr)
+		r := clitest.Run(t, f.root, "run", "--rm", "--name", id, c.image, "true")
+		if r.Code != 0 {
+			t.Fatalf("run %s: exit %d: %s", c.image, r.Code, r.Stderr)
 		}
 		if got := attr(find(f.records(t, id), "trust", "resolve"), "role"); got != c.role {
 			t.Errorf("%s: trust.resolve role %q, want %q", c.image, got, c.role)
@@ -103,9 +105,9 @@ func TestBundleAcceptanceAudited(t *testing.T) {
 	b1 := signedBundle(t, f.dir, "1", priv)
 	for i := 0; i < 2; i++ {
 		id := f.name(t, "bundle")
-		r := bulwark(t, f.root, "run", "--rm", "--name", id, "--policy-bundle", b1, "--policy-key", pubFile, "busybox:1", "true")
-		if r.code != 0 {
-			t.Fatalf("run with bundle: exit %d: %s", r.code, r.stderr)
+		r := clitest.Run(t, f.root, "run", "--rm", "--name", id, "--policy-bundle", b1, "--policy-key", pubFile, "busybox:1", "true")
+		if r.Code != 0 {
+			t.Fatalf("run with bundle: exit %d: %s", r.Code, r.Stderr)
 		}
 		got := actions(f.records(t, id))
 		accepted := inOrder(got, []string{"policy.bundle-accepted", "policy.decision"})
@@ -119,8 +121,8 @@ func TestBundleAcceptanceAudited(t *testing.T) {
 	}
 	b2 := signedBundle(t, f.dir, "2", priv)
 	// A document that is no full request is denied (exit 1); the bundle was prepared first.
-	if r := bulwark(t, f.root, "policy", "eval", "--bundle", b2, "--verification-key", pubFile, "--input", input); r.code == 125 {
-		t.Fatalf("policy eval with bundle 2: %s", r.stderr)
+	if r := clitest.Run(t, f.root, "policy", "eval", "--bundle", b2, "--verification-key", pubFile, "--input", input); r.Code == 125 {
+		t.Fatalf("policy eval with bundle 2: %s", r.Stderr)
 	}
 	recs := f.typeRecords(t, "policy")
 	var acc []map[string]any

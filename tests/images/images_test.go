@@ -16,48 +16,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
-var bin string
-
-func TestMain(m *testing.M) {
-	if d := os.Getenv("BULWARK_BIN"); d != "" {
-		bin = filepath.Join(d, "bulwark")
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "bulwark-images-bin-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "bulwark")
-	out, err := exec.Command("go", "build", "-o", bin, "bulwark.dev/bulwark/cmd/bulwark").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build bulwark: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { clitest.Main(m) }
 
 // run executes bulwark with --root root and returns stdout; failure is a test failure unless
 // wantFail, in which case stderr is returned.
 func run(t *testing.T, root string, wantFail bool, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--root", root}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	r := clitest.Run(t, root, args...)
 	if wantFail {
-		if err == nil {
-			t.Fatalf("bulwark %v succeeded, want failure; out: %s", args, stdout.String())
+		if r.Code == 0 {
+			t.Fatalf("bulwark %v succeeded, want failure; out: %s", args, r.Stdout)
 		}
-		return stderr.String()
+		return r.Stderr
 	}
-	if err != nil {
-		t.Fatalf("bulwark %v: %v\n%s", args, err, stderr.String())
+	if r.Code != 0 {
+		t.Fatalf("bulwark %v: exit %d\n%s", args, r.Code, r.Stderr)
 	}
-	return stdout.String()
+	return r.Stdout
 }
 
 func refuse(t *testing.T, root, want string, args ...string) {
@@ -147,7 +126,7 @@ func waitHTTP(t *testing.T, url string) {
 // serveTrust runs `bulwark trust serve` on a random loopback port and returns its URL.
 func serveTrust(t *testing.T, root string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "--root", root, "trust", "serve", "--addr", "127.0.0.1:0")
+	cmd := exec.Command(clitest.Bin, "--root", root, "trust", "serve", "--addr", "127.0.0.1:0")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +261,7 @@ func TestHostileImport(t *testing.T) {
 	// setuid is stripped and the image still unpacks.
 	run(t, st, false, "image", "import", mkTar(t, filepath.Join(src, "suid.tar"),
 		tar.Header{Name: "bin/su", Typeflag: tar.TypeReg, Mode: 0o4755, Linkname: "su"}), "--tag", "hostile/suid:1")
-	cmd := exec.Command(bin, "--root", st, "image", "unpack", "hostile/suid:1")
+	cmd := exec.Command(clitest.Bin, "--root", st, "image", "unpack", "hostile/suid:1")
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "setuid/setgid stripped from [bin/su]") {
 		t.Fatalf("unpack of setuid image: %v\n%s", err, out)
 	}

@@ -1,0 +1,67 @@
+// Package clitest runs the bulwark command line for end-to-end tests: the binary `make build`
+// left in $BULWARK_BIN, or else one built once for the whole test binary.
+package clitest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Bin is the bulwark binary under test, set by Main.
+var Bin string
+
+// Main is a test package's TestMain: it sets Bin, runs the tests and removes a binary it built.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if d := os.Getenv("BULWARK_BIN"); d != "" {
+		Bin = filepath.Join(d, "bulwark")
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "bulwark-cli-bin-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build bulwark: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	Bin = filepath.Join(dir, "bulwark")
+	out, err := exec.Command("go", "build", "-o", Bin, "bulwark.dev/bulwark/cmd/bulwark").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build bulwark: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// Result is one bulwark invocation.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Run executes `bulwark --root root args...` and returns its exit status and output; only a
+// failure to start it fails the test.
+func Run(t testing.TB, root string, args ...string) Result {
+	t.Helper()
+	cmd := exec.Command(Bin, append([]string{"--root", root}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		t.Fatalf("bulwark %v: %v", args, err)
+	}
+	return r
+}
