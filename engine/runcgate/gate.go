@@ -68,8 +68,8 @@ type Decision struct {
 	InputDigest string
 	// Constraints are the limits policy made stricter than the effective spec's.
 	Constraints []sandbox.Raise
-	// Timing of the gate's steps (the runtime's debug log shows them); Audit is known after
-	// Durable.
+	// Timing of the gate's steps (the runtime's debug log shows them); Audit, how long Durable
+	// waited for the append that overlapped Create, is known after it.
 	Load, Prepare, Audit time.Duration
 
 	durable    func() error
@@ -95,7 +95,6 @@ func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (
 	}
 	t := newTrail(log, cfg.UID, req.Tenant, req.ContainerID)
 	out, err := decide(ctx, cfg, rt, req, t)
-	start := time.Now()
 	if err != nil {
 		// A refusal is durable before it is reported.
 		ferr := t.flush()
@@ -109,6 +108,7 @@ func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (
 	// Durable waits for it before anything runs.
 	t.flushAsync()
 	out.durable = func() error {
+		start := time.Now()
 		err := t.waitAsync()
 		out.Audit = time.Since(start)
 		log.Close()
