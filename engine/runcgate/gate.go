@@ -3,8 +3,8 @@
 // decision is appended to the audit log under the persistent state root. It is engine's
 // composition for the runc-compatible CLI, kept apart from engine so that the runtime binary —
 // which the sandbox re-executes as every container's init — does not link the image store, TUF
-// and registry clients (measured: 29.6 MB and +4.5 ms per exec of the binary with them, 21 MB and
-// +2 ms without).
+// and registry clients (measured per exec of the binary: 4.7 ms without policy, 8.3 ms linking
+// engine, 6.2 ms linking this package).
 package runcgate
 
 import (
@@ -58,7 +58,8 @@ type Request struct {
 	Process *specs.Process
 }
 
-// Decision is an allowed request.
+// Decision is a decided request: Decide returns it for an allowed request, and with the
+// *policy.DeniedError of a denied one.
 type Decision struct {
 	// Spec is what to hand to sandbox Create: the request with bind sources replaced by the
 	// host paths policy judged (so a symlink swapped after the decision cannot redirect a
