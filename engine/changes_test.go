@@ -2,25 +2,19 @@ package engine
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/opencontainers/go-digest"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/policytest"
 	"bulwark.dev/bulwark/signing"
 )
 
@@ -247,11 +241,11 @@ func TestTrustChangesAudited(t *testing.T) {
 // same bundle loaded again is not a change and adds nothing.
 func TestBundleAcceptedAudited(t *testing.T) {
 	root, dir := t.TempDir(), t.TempDir()
-	priv, pub := testBundleKey(t)
+	key := policytest.NewKey(t)
 	id := Identity{UID: 0}
 	load := func(path string) {
 		t.Helper()
-		p, err := policy.LoadBundle(path, policy.BundleOptions{VerificationKey: pub, StateRoot: root})
+		p, err := policy.LoadBundle(path, policy.BundleOptions{VerificationKey: key.Public, StateRoot: root})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,10 +278,10 @@ func TestBundleAcceptedAudited(t *testing.T) {
 		t.Fatalf("preparing the embedded policy touched the audit log: %v", err)
 	}
 
-	b1 := writeTestBundle(t, dir, "r1.tar.gz", "1", priv)
+	b1 := writeTestBundle(t, dir, "r1.tar.gz", "1", key)
 	load(b1)
 	load(b1)
-	b2 := writeTestBundle(t, dir, "r2.tar.gz", "2", priv)
+	b2 := writeTestBundle(t, dir, "r2.tar.gz", "2", key)
 	load(b2)
 	got := accepted()
 	if len(got) != 2 {
@@ -309,9 +303,9 @@ func TestBundleAcceptedAudited(t *testing.T) {
 // before the decision made with it.
 func TestRunRecordsBundleAcceptance(t *testing.T) {
 	root := signedRoot(t)
-	priv, pub := testBundleKey(t)
-	path := writeTestBundle(t, t.TempDir(), "run.tar.gz", "7", priv)
-	e, err := Open(Config{Root: root, PolicyBundle: path, PolicyKey: pub})
+	key := policytest.NewKey(t)
+	path := writeTestBundle(t, t.TempDir(), "run.tar.gz", "7", key)
+	e, err := Open(Config{Root: root, PolicyBundle: path, PolicyKey: key.Public})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,54 +341,11 @@ func inOrder(got []string, want ...string) bool {
 	return i == len(want)
 }
 
-func testBundleKey(t *testing.T) (priv, pub []byte) {
+// writeTestBundle writes a signed bundle allowing everything; the revision makes each bundle's
+// content distinct.
+func writeTestBundle(t *testing.T, dir, name, revision string, key policytest.Key) string {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
-}
-
-// allowAllPolicy is a bundle's whole policy: it allows everything (the floor still applies).
-const allowAllPolicy = `package bulwark.run
-
-decision := {"allow": true, "reasons": [], "constraints": {}}
-`
-
-// writeTestBundle builds a signed snapshot bundle as `opa build --signing-key` would; the
-// revision makes each bundle's content distinct.
-func writeTestBundle(t *testing.T, dir, name, revision string, priv []byte) string {
-	t.Helper()
-	mod, err := ast.ParseModuleWithOpts("/policy.rego", allowAllPolicy, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bundle.Bundle{
-		Manifest: bundle.Manifest{Revision: revision},
-		Data:     map[string]any{"nonce": hex.EncodeToString([]byte(revision))},
-		Modules:  []bundle.ModuleFile{{URL: "/policy.rego", Path: "/policy.rego", Raw: []byte(allowAllPolicy), Parsed: mod}},
-	}
-	b.Manifest.Init()
-	if err := b.GenerateSignature(bundle.NewSigningConfig(string(priv), "ES256", ""), "bulwark", false); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := bundle.NewWriter(f).Write(b); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return policytest.Write(t, filepath.Join(dir, name), policytest.Bundle{
+		Policy: policytest.AllowAll, Revision: revision, Data: map[string]any{"nonce": hex.EncodeToString([]byte(revision))},
+		Key: &key, KeyID: "bulwark"})
 }

@@ -4,77 +4,29 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"bulwark.dev/bulwark/policy/policytest"
 )
-
-type testKey struct{ priv, pub []byte }
-
-func newTestKey(t *testing.T) testKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{
-		priv: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}),
-		pub:  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}),
-	}
-}
 
 const bundlePolicy = `package bulwark.run
 
 decision := {"allow": input.tenant == data.bulwark.allowed, "reasons": [], "constraints": {}}
 `
 
-// writeBundle builds a bundle like `opa build --signing-key` would; key nil leaves it unsigned.
-func writeBundle(t *testing.T, dir, name, revision string, data map[string]any, key *testKey) string {
+// writeBundle writes a bundle of bundlePolicy; key nil leaves it unsigned. Its "kid" header
+// names no configured key: verification must use the pinned key id, not the token's.
+func writeBundle(t *testing.T, dir, name, revision string, data map[string]any, key *policytest.Key) string {
 	t.Helper()
-	mod, err := ast.ParseModuleWithOpts("/policy.rego", bundlePolicy, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bundle.Bundle{
-		Manifest: bundle.Manifest{Revision: revision},
-		Data:     data,
-		Modules:  []bundle.ModuleFile{{URL: "/policy.rego", Path: "/policy.rego", Raw: []byte(bundlePolicy), Parsed: mod}},
-	}
-	b.Manifest.Init()
-	if key != nil {
-		if err := b.GenerateSignature(bundle.NewSigningConfig(string(key.priv), "ES256", ""), "any-kid", false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(dir, name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := bundle.NewWriter(f).Write(b); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return policytest.Write(t, filepath.Join(dir, name), policytest.Bundle{
+		Policy: bundlePolicy, Revision: revision, Data: data, Key: key, KeyID: "any-kid"})
 }
 
 func loadAndPrepare(path string, opts BundleOptions) (*Engine, error) {
@@ -86,9 +38,9 @@ func loadAndPrepare(path string, opts BundleOptions) (*Engine, error) {
 }
 
 func TestSignedBundle(t *testing.T) {
-	key, other := newTestKey(t), newTestKey(t)
+	key, other := policytest.NewKey(t), policytest.NewKey(t)
 	dir, root := t.TempDir(), t.TempDir()
-	opts := BundleOptions{VerificationKey: key.pub, StateRoot: root}
+	opts := BundleOptions{VerificationKey: key.Public, StateRoot: root}
 	data := map[string]any{"bulwark": map[string]any{"allowed": "acme"}}
 
 	good := writeBundle(t, dir, "r5.tar.gz", "5", data, &key)
@@ -148,29 +100,14 @@ func TestSignedBundle(t *testing.T) {
 }
 
 func TestTamperedBundleRefused(t *testing.T) {
-	key := newTestKey(t)
+	key := policytest.NewKey(t)
 	dir := t.TempDir()
 	signed := writeBundle(t, dir, "a.tar.gz", "1", map[string]any{"bulwark": map[string]any{"allowed": "acme"}}, &key)
 	// Take the signature from one bundle and put it on another with different data.
 	sig := readBundleSignatures(t, signed)
-	mod, _ := ast.ParseModuleWithOpts("/policy.rego", bundlePolicy, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	b := bundle.Bundle{
-		Manifest:   bundle.Manifest{Revision: "1"},
-		Data:       map[string]any{"bulwark": map[string]any{"allowed": "mallory"}},
-		Modules:    []bundle.ModuleFile{{URL: "/policy.rego", Path: "/policy.rego", Raw: []byte(bundlePolicy), Parsed: mod}},
-		Signatures: sig,
-	}
-	b.Manifest.Init()
-	path := filepath.Join(dir, "tampered.tar.gz")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bundle.NewWriter(f).Write(b); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	_, err = LoadBundle(path, BundleOptions{VerificationKey: key.pub, StateRoot: t.TempDir()})
+	path := policytest.Write(t, filepath.Join(dir, "tampered.tar.gz"), policytest.Bundle{
+		Policy: bundlePolicy, Revision: "1", Data: map[string]any{"bulwark": map[string]any{"allowed": "mallory"}}, Signatures: sig})
+	_, err := LoadBundle(path, BundleOptions{VerificationKey: key.Public, StateRoot: t.TempDir()})
 	if !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("tampered bundle: %v", err)
 	}
@@ -205,7 +142,7 @@ func readBundleSignatures(t *testing.T, path string) bundle.SignaturesConfig {
 }
 
 func TestCorruptRevisionRecordFailsClosed(t *testing.T) {
-	key := newTestKey(t)
+	key := policytest.NewKey(t)
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "policy"), 0o700); err != nil {
 		t.Fatal(err)
@@ -214,7 +151,7 @@ func TestCorruptRevisionRecordFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := writeBundle(t, t.TempDir(), "b.tar.gz", "1", map[string]any{}, &key)
-	if _, err := LoadBundle(path, BundleOptions{VerificationKey: key.pub, StateRoot: root}); err == nil {
+	if _, err := LoadBundle(path, BundleOptions{VerificationKey: key.Public, StateRoot: root}); err == nil {
 		t.Fatal("bundle accepted with a corrupt revision record")
 	}
 }

@@ -101,7 +101,13 @@ func (f *fixture) name(t *testing.T, prefix string) string {
 // records returns the audit records of one container, in chain order.
 func (f *fixture) records(t *testing.T, id string) []map[string]any {
 	t.Helper()
-	out := must(t, f.root, "audit", "query", "--container", id)
+	return f.query(t, "--container", id)
+}
+
+// query returns the audit records `audit query` selects with filter, in chain order.
+func (f *fixture) query(t *testing.T, filter ...string) []map[string]any {
+	t.Helper()
+	out := must(t, f.root, append([]string{"audit", "query"}, filter...)...)
 	var recs []map[string]any
 	dec := json.NewDecoder(strings.NewReader(out))
 	for {

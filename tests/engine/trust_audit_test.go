@@ -1,40 +1,20 @@
 package engine
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/bundle"
-
+	"bulwark.dev/bulwark/policy/policytest"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
 // typeRecords returns the audit records of one type, in chain order.
 func (f *fixture) typeRecords(t *testing.T, typ string) []map[string]any {
 	t.Helper()
-	out := must(t, f.root, "audit", "query", "--type", typ)
-	var recs []map[string]any
-	dec := json.NewDecoder(strings.NewReader(out))
-	for {
-		var r map[string]any
-		if err := dec.Decode(&r); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("audit query output: %v\n%s", err, out)
-		}
-		recs = append(recs, r)
-	}
-	return recs
+	return f.query(t, "--type", typ)
 }
 
 // trust init, sign and delegate (and a tenant's own signing) are each in the audit log with the
@@ -97,12 +77,12 @@ func TestTrustChangesAuditedAndSignerRole(t *testing.T) {
 // story; the same bundle again is no change; `policy eval` with a newer bundle records it too.
 func TestBundleAcceptanceAudited(t *testing.T) {
 	f := newFixture(t)
-	priv, pub := bundleKey(t)
+	key := policytest.NewKey(t)
 	pubFile := filepath.Join(f.dir, "bundle.pub")
-	if err := os.WriteFile(pubFile, pub, 0o644); err != nil {
+	if err := os.WriteFile(pubFile, key.Public, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b1 := signedBundle(t, f.dir, "1", priv)
+	b1 := signedBundle(t, f.dir, "1", key)
 	for i := 0; i < 2; i++ {
 		id := f.name(t, "bundle")
 		r := clitest.Run(t, f.root, "run", "--rm", "--name", id, "--policy-bundle", b1, "--policy-key", pubFile, "busybox:1", "true")
@@ -119,7 +99,7 @@ func TestBundleAcceptanceAudited(t *testing.T) {
 	if err := os.WriteFile(input, []byte(`{"apiVersion":"bulwark.dev/run/v1","tenant":"default","operation":"run"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b2 := signedBundle(t, f.dir, "2", priv)
+	b2 := signedBundle(t, f.dir, "2", key)
 	// A document that is no full request is denied (exit 1); the bundle was prepared first.
 	if r := clitest.Run(t, f.root, "policy", "eval", "--bundle", b2, "--verification-key", pubFile, "--input", input); r.Code == 125 {
 		t.Fatalf("policy eval with bundle 2: %s", r.Stderr)
@@ -139,49 +119,10 @@ func TestBundleAcceptanceAudited(t *testing.T) {
 	must(t, f.root, "audit", "verify")
 }
 
-func bundleKey(t *testing.T) (priv, pub []byte) {
+// signedBundle writes a signed bundle whose policy allows every request; the floor still
+// applies to what runs.
+func signedBundle(t *testing.T, dir, revision string, key policytest.Key) string {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
-}
-
-// signedBundle writes a signed OPA snapshot bundle (as `opa build --signing-key` does) whose
-// policy allows every request; the floor still applies to what runs.
-func signedBundle(t *testing.T, dir, revision string, priv []byte) string {
-	t.Helper()
-	const src = "package bulwark.run\n\ndecision := {\"allow\": true, \"reasons\": [], \"constraints\": {}}\n"
-	mod, err := ast.ParseModuleWithOpts("/policy.rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bundle.Bundle{
-		Manifest: bundle.Manifest{Revision: revision},
-		Data:     map[string]any{"revision": revision},
-		Modules:  []bundle.ModuleFile{{URL: "/policy.rego", Path: "/policy.rego", Raw: []byte(src), Parsed: mod}},
-	}
-	b.Manifest.Init()
-	if err := b.GenerateSignature(bundle.NewSigningConfig(string(priv), "ES256", ""), "bulwark", false); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "bundle-"+revision+".tar.gz")
-	fh, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	if err := bundle.NewWriter(fh).Write(b); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return policytest.Write(t, filepath.Join(dir, "bundle-"+revision+".tar.gz"), policytest.Bundle{
+		Policy: policytest.AllowAll, Revision: revision, Data: map[string]any{"revision": revision}, Key: &key, KeyID: "bulwark"})
 }

@@ -4,20 +4,13 @@
 package policy_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/bundle"
-
+	"bulwark.dev/bulwark/policy/policytest"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
@@ -138,42 +131,22 @@ func TestPolicyTest(t *testing.T) {
 }
 
 func TestSignedBundleAndRollback(t *testing.T) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	privDER, _ := x509.MarshalPKCS8PrivateKey(k)
-	pubDER, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	priv := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER})
+	key := policytest.NewKey(t)
 	dir, root := t.TempDir(), t.TempDir()
 	keyFile := filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, key.Public, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	write := func(name, revision string, sign bool) string {
-		src := "package bulwark.run\n\ndecision := {\"allow\": input.tenant == \"default\", \"reasons\": []}\n"
-		mod := ast.MustParseModuleWithOpts(src, ast.ParserOptions{RegoVersion: ast.RegoV1})
-		b := bundle.Bundle{
-			Manifest: bundle.Manifest{Revision: revision},
+		b := policytest.Bundle{
+			Policy:   "package bulwark.run\n\ndecision := {\"allow\": input.tenant == \"default\", \"reasons\": []}\n",
+			Revision: revision,
 			Data:     map[string]any{},
-			Modules:  []bundle.ModuleFile{{URL: "/run.rego", Path: "/run.rego", Raw: []byte(src), Parsed: mod}},
 		}
-		b.Manifest.Init()
 		if sign {
-			if err := b.GenerateSignature(bundle.NewSigningConfig(string(priv), "ES256", ""), "k", false); err != nil {
-				t.Fatal(err)
-			}
+			b.Key, b.KeyID = &key, "k"
 		}
-		p := filepath.Join(dir, name)
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := bundle.NewWriter(f).Write(b); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return policytest.Write(t, filepath.Join(dir, name), b)
 	}
 	req := request(t, nil)
 	r := clitest.Run(t, root, "policy", "eval", "--bundle", write("r7.tar.gz", "7", true), "--verification-key", keyFile, "--input", req)
