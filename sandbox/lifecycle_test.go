@@ -75,6 +75,22 @@ func newTestRuntime(t *testing.T) *Runtime {
 	return r
 }
 
+// startSleeper creates and starts container id running `sleep 100`; it is force-deleted
+// when the test ends (before leakCheck looks).
+func startSleeper(t *testing.T, r *Runtime, id, bundle string, spec *specs.Spec) *Container {
+	t.Helper()
+	spec.Process.Args = []string{"/bin/sleep", "100"}
+	c, err := r.Create(id, bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(true) })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // leakCheck snapshots mounts and cgroup dirs and verifies after the test that nothing is left.
 func leakCheck(t *testing.T, id string) {
 	t.Helper()
@@ -188,15 +204,7 @@ func TestExitCodeAndSignal(t *testing.T) {
 	if code, _, _ := run(t, r, "exit1", bundle, spec); code != 7 {
 		t.Fatalf("exit code %d, want 7", code)
 	}
-	spec.Process.Args = []string{"/bin/sleep", "100"}
-	c, err := r.Create("exit2", bundle, spec, IO{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Delete(true)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startSleeper(t, r, "exit2", bundle, spec)
 	if err := c.Start(); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("second start: %v, want ErrInvalidState", err)
 	}
@@ -234,15 +242,7 @@ func TestExec(t *testing.T) {
 	leakCheck(t, "exec1")
 	r := newTestRuntime(t)
 	bundle, spec := busyboxBundle(t)
-	spec.Process.Args = []string{"/bin/sleep", "100"}
-	c, err := r.Create("exec1", bundle, spec, IO{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Delete(true)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startSleeper(t, r, "exec1", bundle, spec)
 	outR, outW, _ := os.Pipe()
 	p, err := c.Exec(&specs.Process{
 		Args: []string{"/bin/sh", "-c", "hostname; grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; cat /proc/self/uid_map; echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')"},

@@ -102,15 +102,7 @@ func TestExecConsole(t *testing.T) {
 	leakCheck(t, "tty2")
 	r := newTestRuntime(t)
 	bundle, spec := busyboxBundle(t)
-	spec.Process.Args = []string{"/bin/sleep", "100"}
-	c, err := r.Create("tty2", bundle, spec, IO{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Delete(true)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startSleeper(t, r, "tty2", bundle, spec)
 	sock, got := consoleListener(t)
 	p, err := c.Exec(&specs.Process{Terminal: true, Args: []string{"/bin/sh", "-c", "test -t 0 && echo exec-on-a-tty"}, Env: []string{"PATH=/bin"}, Cwd: "/"}, IO{ConsoleSocket: sock})
 	if err != nil {
@@ -186,16 +178,8 @@ func TestExecAsUser(t *testing.T) {
 	leakCheck(t, "user1")
 	r := newTestRuntime(t)
 	bundle, spec := busyboxBundle(t)
-	spec.Process.Args = []string{"/bin/sleep", "100"}
 	spec.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10}}
-	c, err := r.Create("user1", bundle, spec, IO{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Delete(true)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startSleeper(t, r, "user1", bundle, spec)
 	outR, outW, _ := os.Pipe()
 	p, err := c.Exec(&specs.Process{Args: []string{"/bin/id"}, Env: []string{"PATH=/bin"}, Cwd: "/tmp", User: specs.User{UID: 123, GID: 456}}, IO{Stdout: outW})
 	outW.Close()
