@@ -82,3 +82,18 @@ func validName(name string) error {
 	}
 	return nil
 }
+
+// createOrUndo runs a manager's create with res (no limits when nil) and, if it fails, destroy:
+// a refused container leaves no cgroup behind.
+func createOrUndo(res *specs.LinuxResources, create func(*specs.LinuxResources) error, destroy func() error) error {
+	if res == nil {
+		res = &specs.LinuxResources{}
+	}
+	if err := create(res); err != nil {
+		if derr := destroy(); derr != nil {
+			return errors.Join(err, derr)
+		}
+		return err
+	}
+	return nil
+}

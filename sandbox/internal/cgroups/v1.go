@@ -62,16 +62,7 @@ func (m *v1Manager) Paths() map[string]string {
 // Create makes the leaf in every hierarchy and applies res; on any failure it removes what it
 // made, so a refused container leaves no cgroup behind.
 func (m *v1Manager) Create(res *specs.LinuxResources) error {
-	if res == nil {
-		res = &specs.LinuxResources{}
-	}
-	if err := m.create(res); err != nil {
-		if derr := m.Destroy(); derr != nil {
-			return errors.Join(err, derr)
-		}
-		return err
-	}
-	return nil
+	return createOrUndo(res, m.create, m.Destroy)
 }
 
 func (m *v1Manager) create(res *specs.LinuxResources) error {

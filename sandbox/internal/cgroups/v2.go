@@ -36,17 +36,9 @@ func newV2(root, name string) *v2Manager {
 
 func (m *v2Manager) Paths() map[string]string { return map[string]string{"": m.dir} }
 
+// Create makes the leaf and applies res; on any failure it removes what it made.
 func (m *v2Manager) Create(res *specs.LinuxResources) error {
-	if res == nil {
-		res = &specs.LinuxResources{}
-	}
-	if err := m.create(res); err != nil {
-		if derr := m.Destroy(); derr != nil {
-			return errors.Join(err, derr)
-		}
-		return err
-	}
-	return nil
+	return createOrUndo(res, m.create, m.Destroy)
 }
 
 func (m *v2Manager) create(res *specs.LinuxResources) error {
