@@ -14,21 +14,7 @@ import (
 )
 
 // DeniedError is a policy denial; it carries the whole decision so every reason can be shown.
-type DeniedError struct {
-	Decision policy.Decision
-}
-
-func (e *DeniedError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "denied by policy (revision %s):", e.Decision.Revision)
-	for _, r := range e.Decision.Reasons {
-		fmt.Fprintf(&b, "\n  %s: %s", r.Code, r.Message)
-		if r.Path != "" {
-			fmt.Fprintf(&b, " [%s]", r.Path)
-		}
-	}
-	return b.String()
-}
+type DeniedError = policy.DeniedError
 
 // Plan is a decided request: what will run (the effective spec after the floor and the policy's
 // constraints) and why it may.
