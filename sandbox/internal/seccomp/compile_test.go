@@ -15,15 +15,7 @@ import (
 
 func dockerLike(t testing.TB) *specs.LinuxSeccomp {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "profiles", "seccomp", "testdata", "docker-like.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := profiles.ParseDockerSeccomp(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return parseFile(t, filepath.Join("..", "..", "..", "profiles", "seccomp", "testdata", "docker-like.json"))
 }
 
 func TestCompileDefault(t *testing.T) {
