@@ -40,10 +40,7 @@ func benchDecide(b *testing.B, mutate func(*Request), wantAllow bool) {
 }
 
 func benchEngine(b *testing.B, p *Policy, mutate func(*Request), wantAllow bool) {
-	e, err := NewEngine(context.Background(), p, WithRecorder(nil))
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := mustPrepare(b, p)
 	req := benchRequest(b)
 	req.Tenant = "tenant-0500"
 	if mutate != nil {
@@ -150,10 +147,7 @@ func BenchmarkColdDecision(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err := NewEngine(context.Background(), p, WithRecorder(nil))
-		if err != nil {
-			b.Fatal(err)
-		}
+		e := mustPrepare(b, p)
 		if d := e.Decide(context.Background(), req); !d.Allow {
 			b.Fatalf("decision %+v", d)
 		}

@@ -40,6 +40,12 @@ func testEngine(t testing.TB, opts ...Option) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mustPrepare(t, p, opts...)
+}
+
+// mustPrepare prepares p without a decision recorder.
+func mustPrepare(t testing.TB, p *Policy, opts ...Option) *Engine {
+	t.Helper()
 	e, err := NewEngine(context.Background(), p, append([]Option{WithRecorder(nil)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)

@@ -75,10 +75,7 @@ func TestUndefinedOrFailingPolicyDenies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, err := NewEngine(context.Background(), p, WithRecorder(nil))
-			if err != nil {
-				t.Fatal(err)
-			}
+			e := mustPrepare(t, p)
 			d := e.Decide(context.Background(), allowedRequest(t))
 			if d.Allow || len(d.Reasons) == 0 || d.Reasons[0].Code != tc.code {
 				t.Fatalf("decision %+v, want deny with %s", d, tc.code)
@@ -265,10 +262,7 @@ func TestEmbeddedPolicyRefusesUnknownTenantByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEngine(context.Background(), p, WithRecorder(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := mustPrepare(t, p)
 	req := allowedRequest(t)
 	if d := e.Decide(context.Background(), req); d.Allow || d.Reasons[0].Code != "TENANT_UNKNOWN" {
 		t.Fatalf("decision %+v", d)
@@ -345,10 +339,7 @@ bulwark:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEngine(context.Background(), p, WithRecorder(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := mustPrepare(t, p)
 	req := allowedRequest(t)
 	req.Tenant = "yaml-tenant"
 	d := e.Decide(context.Background(), req)
