@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"bulwark.dev/bulwark/policy/policytest"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
@@ -284,4 +285,62 @@ func TestPolicyTenantData(t *testing.T) {
 	if strings.Join(got, " ") != "nobody:deny small:deny small:deny small:allow" {
 		t.Errorf("audited decisions %v", got)
 	}
+}
+
+// TestPolicySignedBundle: a signed bundle decides; its revision is recorded under the persistent
+// state root (and audited), so an older signed bundle is refused afterwards, as is an unsigned one.
+func TestPolicySignedBundle(t *testing.T) {
+	c, leaks, sr := policyCLI(t)
+	key := policytest.NewKey(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(keyFile, key.Public, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Allows only tenant "bundled": a decision that can only come from this bundle.
+	rego := `package bulwark.run
+
+allowed := input.tenant == "bundled"
+
+reasons := [] if allowed
+
+reasons := [{"code": "BUNDLE_SAYS_NO", "message": "no", "path": "tenant"}] if not allowed
+
+decision := {"allow": allowed, "reasons": reasons, "constraints": {}}
+`
+	write := func(name, rev string, k *policytest.Key) string {
+		return policytest.Write(t, filepath.Join(dir, name), policytest.Bundle{Policy: rego, Revision: rev, Key: k, KeyID: "ops",
+			Data: map[string]any{"bulwark": map[string]any{"note": "bundled"}}})
+	}
+	v5, v4, unsigned := write("v5.tar.gz", "5", &key), write("v4.tar.gz", "4", &key), write("u.tar.gz", "6", nil)
+	bundle := testenv.Bundle(t, testenv.Spec([]string{"/bin/true"}))
+	leaks.Dir(bundle)
+	id := leaks.Track(testenv.UniqueID(t))
+	pol := func(b string) []string {
+		return []string{"--state-root", sr, "--policy-bundle", b, "--policy-key", keyFile}
+	}
+
+	c.ok(append(pol(v5), "--tenant", "bundled", "run", "--bundle", bundle, id)...)
+	if r := c.run(append(pol(v5), "run", "--bundle", bundle, id)...); r.code != 1 || !strings.Contains(r.stderr, "BUNDLE_SAYS_NO") {
+		t.Errorf("tenant default under the bundle: %+v", r)
+	}
+	rec, err := os.ReadFile(filepath.Join(sr, "policy", "bundle-revision.json"))
+	if err != nil || !strings.Contains(string(rec), "5") {
+		t.Errorf("accepted revision record: %s (%v)", rec, err)
+	}
+	for _, tc := range []struct{ bundle, want string }{{v4, "revision 4"}, {unsigned, "signature"}} {
+		if r := c.run(append(pol(tc.bundle), "--tenant", "bundled", "run", "--bundle", bundle, id)...); r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %q", filepath.Base(tc.bundle), r.code, r.stderr, tc.want)
+		}
+	}
+	if r := c.run("--state-root", sr, "--policy-bundle", v5, "run", "--bundle", bundle, id); r.code != 1 || !strings.Contains(r.stderr, "key") {
+		t.Errorf("bundle without a key: exit %d, stderr %q", r.code, r.stderr)
+	}
+	assertNothingCreated(t, c, leaks)
+	out, err := exec.Command(filepath.Join(filepath.Dir(testenv.RuntimeBin(t)), "bulwark"), "--root", sr,
+		"audit", "query", "--type", "policy").CombinedOutput()
+	if err == nil && !strings.Contains(string(out), "bundle-accepted") {
+		t.Errorf("no policy.bundle-accepted record:\n%s", out)
+	}
+	verifyAudit(t, sr)
 }
