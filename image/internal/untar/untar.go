@@ -197,7 +197,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return x.mkdir(pfd, name, base, hdr)
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // tar.Reader already turned legacy TypeRegA into TypeReg or TypeDir
 		return x.file(pfd, name, base, hdr, r)
 	case tar.TypeSymlink:
 		return x.symlink(pfd, name, base, hdr)
