@@ -77,7 +77,7 @@ func validName(name string) error {
 	}
 	for _, part := range strings.Split(name, "/") {
 		if part == ".." || part == "." {
-			return fmt.Errorf("cgroup name %q: must not contain . or ..", name)
+			return fmt.Errorf("cgroup name %q: must not contain a \".\" or \"..\" part", name)
 		}
 	}
 	return nil
