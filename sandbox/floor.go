@@ -244,6 +244,13 @@ func (f *floor) mounts() error {
 			return err
 		}
 		m.Destination = d
+		if isBind(m) && isGeneratedFile(d) {
+			// Docker and CRI bind their own per-container hosts/hostname/resolv.conf from the host;
+			// every container gets generated ones instead (its network namespace is empty anyway),
+			// so no host file is bound there and policy never sees such a bind.
+			f.raise("mounts["+d+"]", "bind "+m.Source, "generated file")
+			continue
+		}
 		if m.Type == "cgroup" || m.Type == "cgroup2" {
 			// CVE-2022-0492: a writable cgroup v1 hierarchy exposes release_agent. Only the
 			// container's own cgroup2 namespace view, read-only, is ever mounted.

@@ -296,3 +296,32 @@ func TestFloorKeepsSpecMountOrder(t *testing.T) {
 		t.Errorf("order\n got %v\nwant %v", got, want)
 	}
 }
+
+// Docker and CRI bind per-container hosts/hostname/resolv.conf from host directories; the floor
+// replaces them with generated files so no host file is bound there.
+func TestFloorReplacesBoundEtcFilesWithGenerated(t *testing.T) {
+	r := floorRuntime(t)
+	s := floorSpec()
+	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind",
+			Source: "/var/lib/docker/containers/abc/" + f, Options: []string{"rbind", "rprivate"}})
+	}
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/passwd", Type: "bind", Source: "/srv/passwd", Options: []string{"rbind"}})
+	eff, raises, err := r.Floor(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range eff.Mounts {
+		if strings.HasPrefix(m.Source, "/var/lib/docker/") {
+			t.Errorf("host file still bound: %+v", m)
+		}
+	}
+	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+		if !hasRaise(raises, "mounts[/etc/"+f+"]", "generated file") {
+			t.Errorf("no raise for /etc/%s: %+v", f, raises)
+		}
+	}
+	if !hasRaise(raises, "mounts[/etc/passwd].options", "ro") {
+		t.Errorf("other binds keep the floor's handling: %+v", raises)
+	}
+}

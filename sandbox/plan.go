@@ -175,6 +175,16 @@ func ports(s string) ([]uint16, error) {
 	return out, nil
 }
 
+// isGeneratedFile reports whether dest is one of the files generatedFiles writes.
+func isGeneratedFile(dest string) bool {
+	for _, g := range generatedFiles("") {
+		if g.Dest == dest {
+			return true
+		}
+	}
+	return false
+}
+
 // generatedFiles are the /etc files every container gets, never copies of the host's.
 func generatedFiles(hostname string) []filePlan {
 	if hostname == "" {
