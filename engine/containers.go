@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -85,20 +86,10 @@ func (e *Engine) writeMeta(m *Meta) error {
 	if err != nil {
 		return err
 	}
-	dir := e.metaDir(m.ID)
-	tmp, err := os.CreateTemp(dir, ".meta-")
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(e.metaDir(m.ID), "meta.json"), b, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("write container record: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write container record: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, "meta.json"))
+	return nil
 }
 
 func (e *Engine) readMeta(id string) (*Meta, error) {

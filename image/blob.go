@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 // maxJSON bounds manifests, indexes and configs read into memory.
@@ -94,7 +96,7 @@ func (s *Store) Ingest(r io.Reader, want digest.Digest, size int64) (digest.Dige
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return "", n, fmt.Errorf("publish blob %s: %w", got, err)
 	}
-	return got, n, syncDir(filepath.Dir(dst))
+	return got, n, atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 // IngestBytes stores b and returns its digest.
@@ -154,39 +156,8 @@ func (v *verifyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// imageFile is how the store writes its own metadata files: world-readable like the rest of
+// the layout, and durable (content and name) before anything refers to them.
+var imageFile = atomicfile.Options{Perm: 0o644, Sync: true, SyncDir: true}
+
 func (v *verifyReader) Close() error { return v.f.Close() }
-
-// writeFileAtomic replaces path with b via a synced temporary file and rename.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}

@@ -20,6 +20,8 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 // Errors a caller can match.
@@ -64,7 +66,7 @@ func Open(root string) (*Store, error) {
 	err := s.withIndexLock(func() error {
 		if _, err := os.Stat(filepath.Join(s.dir, ocispec.ImageLayoutFile)); errors.Is(err, os.ErrNotExist) {
 			b, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-			if err := writeFileAtomic(filepath.Join(s.dir, ocispec.ImageLayoutFile), b); err != nil {
+			if err := atomicfile.Write(filepath.Join(s.dir, ocispec.ImageLayoutFile), b, imageFile); err != nil {
 				return err
 			}
 		}
@@ -124,7 +126,7 @@ func (s *Store) writeIndex(idx *ocispec.Index) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, ocispec.ImageIndexFile), b)
+	return atomicfile.Write(filepath.Join(s.dir, ocispec.ImageIndexFile), b, imageFile)
 }
 
 // Tag points ref at the manifest desc, replacing an earlier entry of the same ref.

@@ -13,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"bulwark.dev/bulwark/image/internal/untar"
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 // UnpackOptions tunes layer unpacking; the zero value is the safe default.
@@ -138,7 +139,7 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 	if err != nil {
 		return Layer{}, err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, "unpack.json"), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(tmp, "unpack.json"), b, imageFile); err != nil {
 		return Layer{}, err
 	}
 	if err := os.Chmod(tmp, 0o711); err != nil {
@@ -151,7 +152,7 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 		}
 		return Layer{}, fmt.Errorf("publish layer: %w", err)
 	}
-	return rec.Layer, syncDir(filepath.Dir(final))
+	return rec.Layer, atomicfile.SyncDir(filepath.Dir(final))
 }
 
 func readLayerRecord(dir string) (*layerRecord, error) {

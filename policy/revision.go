@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 // ErrRollback is returned for a bundle older than (or conflicting with) the newest one this
@@ -89,23 +91,7 @@ func commitRevision(root string, rev uint64, digest string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".revision-*")
-	if err != nil {
-		return fmt.Errorf("write accepted revision: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write accepted revision: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync accepted revision: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write accepted revision: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, revisionFile)); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, revisionFile), data, atomicfile.Options{Sync: true}); err != nil {
 		return fmt.Errorf("install accepted revision: %w", err)
 	}
 	return nil

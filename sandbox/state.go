@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
@@ -83,20 +84,8 @@ func writeState(dir string, st *stateFile) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".state-*.json")
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "state.json"), b, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("write state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "state.json")); err != nil {
-		return fmt.Errorf("commit state: %w", err)
 	}
 	return nil
 }

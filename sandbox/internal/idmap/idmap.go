@@ -13,6 +13,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 const (
@@ -282,32 +284,8 @@ func (a *Allocator) save(st *state) error {
 	if err != nil {
 		return fmt.Errorf("encode idmap state: %w", err)
 	}
-	tmp, err := os.CreateTemp(a.dir, ".ranges-*.json")
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(a.dir, stateFile), append(data, '\n'), atomicfile.Options{Sync: true, SyncDir: true}); err != nil {
 		return fmt.Errorf("write idmap state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write idmap state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync idmap state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write idmap state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(a.dir, stateFile)); err != nil {
-		return fmt.Errorf("replace idmap state: %w", err)
-	}
-	d, err := os.Open(a.dir)
-	if err != nil {
-		return fmt.Errorf("sync idmap dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync idmap dir: %w", err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/profiles"
 )
 
@@ -103,23 +104,7 @@ func writeEntry(dir, path string, e cacheEntry) error {
 	if err != nil {
 		return fmt.Errorf("seccomp cache: encode entry: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("seccomp cache: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("seccomp cache: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("seccomp cache: sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("seccomp cache: close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, data, atomicfile.Options{Sync: true}); err != nil {
 		return fmt.Errorf("seccomp cache: install %s: %w", path, err)
 	}
 	return nil

@@ -1,0 +1,75 @@
+// Package atomicfile replaces a file's content all at once: a reader, or the machine after a
+// crash, sees the old content or the new one, never a torn file.
+package atomicfile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Options says how the new file is made and how durable its installation must be.
+type Options struct {
+	// Perm is the file's mode; zero keeps the temporary file's 0600.
+	Perm os.FileMode
+	// Sync flushes the content before the rename, so a power cut cannot leave the name pointing
+	// at an empty or partial file. Callers whose file is cheap to lose skip it (it costs ms).
+	Sync bool
+	// SyncDir also flushes the directory after the rename, so the new name itself survives.
+	SyncDir bool
+}
+
+// Write replaces path with data: a temporary file in the same directory (".<stem>-*<ext>", so a
+// reader listing the directory can tell it from the real one), renamed over path.
+func Write(path string, data []byte, o Options) error {
+	dir, base := filepath.Split(path)
+	ext := filepath.Ext(base)
+	tmp, err := os.CreateTemp(dir, "."+strings.TrimSuffix(base, ext)+"-*"+ext)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := fill(tmp, data, o); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if o.SyncDir {
+		return SyncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+func fill(f *os.File, data []byte, o Options) error {
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if o.Perm != 0 {
+		if err := f.Chmod(o.Perm); err != nil {
+			return err
+		}
+	}
+	if o.Sync {
+		return f.Sync()
+	}
+	return nil
+}
+
+// SyncDir flushes dir, making the names created or renamed in it durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
