@@ -23,6 +23,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 // Default lifetimes of freshly signed metadata: the timestamp is short so a frozen mirror is
@@ -262,11 +264,7 @@ func writeMeta(path string, m toBytes) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, b, atomicfile.Options{Perm: 0o644})
 }
 
 // LoadRoot reads the newest N.root.json.

@@ -16,6 +16,8 @@ import (
 	"github.com/opencontainers/selinux/go-selinux"
 	"github.com/opencontainers/selinux/go-selinux/label"
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 // SELinuxLabels are one container's SELinux labels: Process for its processes (written to
@@ -255,12 +257,8 @@ func (s *LabelStore) update(fn func(labelsFile) (changed bool, err error)) error
 	if err != nil {
 		return fmt.Errorf("encode selinux label store: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := atomicfile.Write(path, b, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("write selinux label store: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace selinux label store: %w", err)
 	}
 	return nil
 }
