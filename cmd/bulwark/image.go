@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 func openStore(cmd *cobra.Command) (*image.Store, error) {
@@ -148,19 +148,7 @@ func newImageExportCmd() *cobra.Command {
 
 // exportToFile writes through a temporary file so a failed export leaves no partial archive.
 func exportToFile(s *image.Store, ref, out string) error {
-	f, err := os.CreateTemp(filepath.Dir(out), ".export-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := s.Export(ref, f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), out)
+	return atomicfile.WriteFrom(out, func(w io.Writer) error { return s.Export(ref, w) }, atomicfile.Options{})
 }
 
 func newImagePruneCmd() *cobra.Command {

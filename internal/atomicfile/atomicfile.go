@@ -4,6 +4,7 @@ package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,9 +21,18 @@ type Options struct {
 	SyncDir bool
 }
 
-// Write replaces path with data: a temporary file in the same directory (".<stem>-*<ext>", so a
-// reader listing the directory can tell it from the real one), renamed over path.
+// Write replaces path with data.
 func Write(path string, data []byte, o Options) error {
+	return WriteFrom(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, o)
+}
+
+// WriteFrom replaces path with what fill writes: to a temporary file in the same directory
+// (".<stem>-*<ext>", so a reader listing the directory can tell it from the real one), renamed
+// over path only if fill succeeds.
+func WriteFrom(path string, fill func(io.Writer) error, o Options) error {
 	dir, base := filepath.Split(path)
 	ext := filepath.Ext(base)
 	tmp, err := os.CreateTemp(dir, "."+strings.TrimSuffix(base, ext)+"-*"+ext)
@@ -30,7 +40,7 @@ func Write(path string, data []byte, o Options) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := fill(tmp, data, o); err != nil {
+	if err := finish(tmp, fill, o); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -46,8 +56,8 @@ func Write(path string, data []byte, o Options) error {
 	return nil
 }
 
-func fill(f *os.File, data []byte, o Options) error {
-	if _, err := f.Write(data); err != nil {
+func finish(f *os.File, fill func(io.Writer) error, o Options) error {
+	if err := fill(f); err != nil {
 		return err
 	}
 	if o.Perm != 0 {
