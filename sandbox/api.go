@@ -47,8 +47,12 @@ type State struct {
 
 // Options configure a Runtime.
 type Options struct {
-	// Root is the state root (containers/, idmap/ live below it).
+	// Root is the state root (containers/ live below it, and idmap/ unless IDMapDir is set).
 	Root string
+	// IDMapDir is the id-range allocator's directory; default <Root>/idmap. Ranges are disjoint
+	// only among Runtimes sharing it, so every Runtime on a host must name the same one (a caller
+	// that opens one Root per namespace, as containerd does with bulwark-runc --root, sets it).
+	IDMapDir string
 	// Tenant owns the containers this Runtime creates; it selects the id range.
 	Tenant string
 	// AllowNoMAC is the operator's explicit, audited exception for hosts with no MAC layer at all.

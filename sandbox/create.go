@@ -112,7 +112,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 	// the allocator's fsyncs): make them at the same time.
 	cgErr := make(chan error, 1)
 	go func() { cgErr <- cg.Create(eff.Linux.Resources) }()
-	alloc, err := idmap.Open(filepath.Join(r.opts.Root, "idmap"))
+	alloc, err := idmap.Open(r.opts.IDMapDir)
 	var rng idmap.Range
 	if err == nil {
 		rng, err = alloc.Acquire(r.opts.Tenant, id)

@@ -228,7 +228,7 @@ func (c *Container) Delete(force bool) error {
 	if err := mac.Cleanup(layers, store, c.id); err != nil {
 		return fmt.Errorf("release MAC labels: %w", err)
 	}
-	alloc, err := idmap.Open(filepath.Join(c.rt.opts.Root, "idmap"))
+	alloc, err := idmap.Open(c.rt.opts.IDMapDir)
 	if err != nil {
 		return fmt.Errorf("open id allocator: %w", err)
 	}

@@ -309,7 +309,7 @@ func TestDeleteAfterCrashMidCreate(t *testing.T) {
 	if err := writeState(dir, st); err != nil {
 		t.Fatal(err)
 	}
-	alloc, err := idmap.Open(filepath.Join(r.opts.Root, "idmap"))
+	alloc, err := idmap.Open(r.opts.IDMapDir)
 	if err != nil {
 		t.Fatal(err)
 	}

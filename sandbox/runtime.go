@@ -53,6 +53,12 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("state root: %w", err)
 	}
 	opts.Root = root
+	if opts.IDMapDir == "" {
+		opts.IDMapDir = filepath.Join(root, "idmap")
+	}
+	if opts.IDMapDir, err = filepath.Abs(opts.IDMapDir); err != nil {
+		return nil, fmt.Errorf("id map dir: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
 		return nil, fmt.Errorf("create state root: %w", err)
 	}

@@ -26,7 +26,10 @@ type cliContext struct {
 
 func (c *cliContext) runtime() (*sandbox.Runtime, error) {
 	rt, err := sandbox.New(sandbox.Options{
-		Root:       c.g.root,
+		Root: c.g.root,
+		// One id allocator per host: containerd runs one --root per namespace, and ranges
+		// allocated under each --root would overlap (tenant A's root = tenant B's root).
+		IDMapDir:   filepath.Join(c.g.policy.stateRoot, "idmap"),
 		Tenant:     c.g.tenant,
 		AllowNoMAC: c.g.allowNoMAC,
 		Events:     c.log(),
