@@ -12,6 +12,7 @@ import (
 
 	"bulwark.dev/bulwark/sandbox/internal/caps"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
 )
 
 // The floor: what every container gets whatever its spec says. Floor raises a spec that asks for
@@ -396,7 +397,48 @@ func (f *floor) sysctls() error {
 			return floorErr("sysctl %q is not namespaced to the container", k)
 		}
 	}
+	if v, ok := f.spec.Linux.Sysctl[pingGroupRange]; ok {
+		c, err := clampPingGroupRange(v, idmap.RangeSize)
+		if err != nil {
+			return err
+		}
+		if c != v {
+			f.raise("linux.sysctl["+pingGroupRange+"]", v, c)
+			f.spec.Linux.Sysctl[pingGroupRange] = c
+		}
+	}
 	return nil
+}
+
+// pingGroupRange names gids allowed ICMP echo sockets. Docker sets it to "0 2147483647", which
+// the kernel refuses (EINVAL) in a user namespace where those gids are not all mapped.
+const pingGroupRange = "net.ipv4.ping_group_range"
+
+// clampPingGroupRange limits "low high" to the container's mapped gids 0..size-1. An empty range
+// (low > high, the kernel's way of saying "nobody") stays as asked, and one wholly outside the
+// mapping becomes the kernel's default "1 0".
+func clampPingGroupRange(v string, size uint32) (string, error) {
+	fs := strings.Fields(v)
+	if len(fs) != 2 {
+		return "", floorErr("sysctl %s=%q: want two gids", pingGroupRange, v)
+	}
+	lo, err1 := strconv.ParseUint(fs[0], 10, 32)
+	hi, err2 := strconv.ParseUint(fs[1], 10, 32)
+	if err1 != nil || err2 != nil {
+		return "", floorErr("sysctl %s=%q: want two gids", pingGroupRange, v)
+	}
+	if lo > hi {
+		return v, nil
+	}
+	last := uint64(size) - 1
+	if lo > last {
+		return "1 0", nil
+	}
+	hi = min(hi, last)
+	if c := fmt.Sprintf("%d %d", lo, hi); c != strings.Join(fs, " ") {
+		return c, nil
+	}
+	return v, nil
 }
 
 func (f *floor) process() error {
