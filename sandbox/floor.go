@@ -13,6 +13,7 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/caps"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
+	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
 // The floor: what every container gets whatever its spec says. Floor raises a spec that asks for
@@ -87,7 +88,7 @@ func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f := &floor{spec: eff}
+	f := &floor{spec: eff, layers: hostLayers()}
 	if eff.Process == nil {
 		return nil, nil, floorErr("spec has no process")
 	}
@@ -102,7 +103,7 @@ func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
 	}
 	steps := []func() error{
 		f.namespaces, f.idMappings, f.root, f.mounts, f.paths, f.devices, f.sysctls,
-		f.process, f.capabilities, f.rlimits, f.resources, f.cgroupsPath, f.hooks, f.seccomp,
+		f.process, f.capabilities, f.rlimits, f.resources, f.cgroupsPath, f.hooks, f.seccomp, f.macLabels,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -118,6 +119,8 @@ func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
 type floor struct {
 	spec   *specs.Spec
 	raises []Raise
+	// layers are the host's MAC layers (hostLayers; a test sets others).
+	layers mac.Layers
 }
 
 func (f *floor) raise(field, from, to string) {

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,6 +28,48 @@ func (r *Runtime) checkMAC() error {
 		return nil
 	}
 	return floorErr("the host has no MAC layer (SELinux, AppArmor or Landlock ABI >= 6); set AllowNoMAC to run without one")
+}
+
+// macLabels records the spec's AppArmor profile and SELinux labels that this host cannot apply.
+// They are not refused: Docker names them only where the host has the layer, but other callers
+// name them anyway, and the container is still confined by the layers the host has (checkMAC
+// refuses a host with none). The effective spec drops them, so it shows what is enforced.
+func (f *floor) macLabels() error {
+	p, l := f.spec.Process, f.layers
+	if p.ApparmorProfile != "" && !l.AppArmor {
+		f.raise("process.apparmorProfile", p.ApparmorProfile, "not applied: host has no AppArmor; "+enforcedBy(l))
+		p.ApparmorProfile = ""
+	}
+	if l.SELinux {
+		return nil
+	}
+	if p.SelinuxLabel != "" {
+		f.raise("process.selinuxLabel", p.SelinuxLabel, "not applied: host has no SELinux; "+enforcedBy(l))
+		p.SelinuxLabel = ""
+	}
+	if f.spec.Linux.MountLabel != "" {
+		f.raise("linux.mountLabel", f.spec.Linux.MountLabel, "not applied: host has no SELinux; "+enforcedBy(l))
+		f.spec.Linux.MountLabel = ""
+	}
+	return nil
+}
+
+// enforcedBy names the MAC layers that confine the container instead.
+func enforcedBy(l mac.Layers) string {
+	var s []string
+	if l.SELinux {
+		s = append(s, "SELinux")
+	}
+	if l.AppArmor {
+		s = append(s, "AppArmor")
+	}
+	if l.Landlock() {
+		s = append(s, "Landlock")
+	}
+	if len(s) == 0 {
+		return "no MAC layer (operator exception AllowNoMAC)"
+	}
+	return strings.Join(s, ", ") + " enforced"
 }
 
 // seccompBlob is a compiled seccomp program as it crosses the setup channel: the child loads it
