@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
-	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -143,29 +141,6 @@ func (t *trail) append(evs []audit.Event) error {
 	return nil
 }
 
-// RecordDecision implements policy.DecisionRecorder: every decision, allow or deny, with the
-// digest of the input it was made on.
-func (t *trail) RecordDecision(r policy.DecisionRecord) {
-	codes := make([]string, len(r.Reasons))
-	for i, reason := range r.Reasons {
-		codes[i] = reason.Code
-	}
-	reasons, _ := json.Marshal(r.Reasons)
-	result := "deny"
-	if r.Allow {
-		result = "allow"
-	}
-	t.add(audit.TypePolicy, "decision", map[string]string{
-		"operation":    string(r.Operation),
-		"input_digest": r.InputDigest,
-		"result":       result,
-		"reason_codes": fmt.Sprint(codes),
-		"reasons":      string(reasons),
-		"revision":     r.Revision,
-		"duration_ns":  strconv.FormatInt(r.Duration.Nanoseconds(), 10),
-	})
-}
-
 // Event implements sandbox.EventSink. Lifecycle events are queued with the request's context;
 // the exit event is completed from the container's cgroup (still present until delete).
 func (t *trail) Event(containerID, action string, attrs map[string]string) {
@@ -244,16 +219,4 @@ func (t *trail) exitInfo() *ExitInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.exit
-}
-
-// raisesAttrs renders the floor's raises as one event's attributes.
-func raisesAttrs(raises []sandbox.Raise) map[string]string {
-	b, _ := json.Marshal(raises)
-	return map[string]string{"count": strconv.Itoa(len(raises)), "raises": string(b)}
-}
-
-// jsonString renders v as JSON for an audit attribute (argument lists keep their boundaries).
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

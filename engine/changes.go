@@ -9,6 +9,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/signing"
 )
@@ -59,9 +60,9 @@ func trustAttrs(trustDir string, c TrustChange) (map[string]string, error) {
 		attrs["role"] = ri.Role
 		attrs["version"] = strconv.FormatInt(ri.Version, 10)
 		attrs["threshold"] = strconv.Itoa(ri.Threshold)
-		attrs["key_ids"] = jsonString(ri.KeyIDs)
+		attrs["key_ids"] = gate.JSONString(ri.KeyIDs)
 		if len(ri.Paths) > 0 {
-			attrs["paths"] = jsonString(ri.Paths)
+			attrs["paths"] = gate.JSONString(ri.Paths)
 		}
 	}
 	pinned := func() error {
@@ -105,7 +106,7 @@ func trustAttrs(trustDir string, c TrustChange) (map[string]string, error) {
 			}
 			all = append(all, ri)
 		}
-		attrs["roles"] = jsonString(all)
+		attrs["roles"] = gate.JSONString(all)
 		return attrs, nil
 	case "sign":
 		if name == "" {
@@ -163,17 +164,11 @@ func PreparePolicy(ctx context.Context, root string, id Identity, p *policy.Poli
 	return pe, nil
 }
 
-// preparePolicy prepares p and returns the attributes of a bundle-accepted event when doing so
-// raised the accepted revision to p's (nil otherwise). policy.NewEngine records the revision
-// after a successful prepare, so comparing the record before and after tells whether this
-// load accepted a new one. Two processes loading the same new bundle at once may both report
-// it; a newer revision accepted meanwhile by another process is left to that one to report.
+// preparePolicy is policy.NewEngine that also returns the attributes of a
+// policy.bundle-accepted event when preparing p raised root's accepted bundle revision to p's
+// (nil otherwise).
 func preparePolicy(ctx context.Context, root string, p *policy.Policy, opts ...policy.Option) (*policy.Engine, map[string]string, error) {
-	if p.Info.Source != policy.SourceBundle {
-		pe, err := policy.NewEngine(ctx, p, opts...)
-		return pe, nil, err
-	}
-	before, had, err := policy.ReadAcceptedRevision(root)
+	watch, err := gate.WatchBundle(root, p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -181,21 +176,11 @@ func preparePolicy(ctx context.Context, root string, p *policy.Policy, opts ...p
 	if err != nil {
 		return nil, nil, err
 	}
-	after, ok, err := policy.ReadAcceptedRevision(root)
+	accepted, err := watch.Accepted()
 	if err != nil {
 		return nil, nil, err
 	}
-	if !ok || strconv.FormatUint(after.Revision, 10) != p.Info.Revision || had && after == before {
-		return pe, nil, nil
-	}
-	attrs := map[string]string{
-		"revision": strconv.FormatUint(after.Revision, 10), "digest": after.Digest, "location": p.Info.Location,
-	}
-	if had {
-		attrs["previous_revision"] = strconv.FormatUint(before.Revision, 10)
-		attrs["previous_digest"] = before.Digest
-	}
-	return pe, attrs, nil
+	return pe, accepted, nil
 }
 
 func changeEvent(id Identity, typ, action string, attrs map[string]string) audit.Event {

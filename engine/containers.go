@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
@@ -337,7 +338,7 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 			return nil, fmt.Errorf("policy input: %w", err)
 		}
 		// An unconfined container never ran: its policy denied it.
-		floorSeccomp(preq, spec, "default")
+		gate.FloorSeccomp(preq, spec)
 		d, err := e.decide(ctx, preq, t)
 		if err != nil {
 			return nil, err
@@ -349,7 +350,7 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		if err != nil {
 			return nil, err
 		}
-		t.add(audit.TypeContainer, "exec.start", map[string]string{"pid": strconv.Itoa(proc.Pid), "args": jsonString(p.Args)})
+		t.add(audit.TypeContainer, "exec.start", map[string]string{"pid": strconv.Itoa(proc.Pid), "args": gate.JSONString(p.Args)})
 		if err := t.flush(); err != nil {
 			return nil, err
 		}

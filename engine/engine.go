@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/policy"
 )
@@ -164,6 +165,6 @@ func (r *decisionRoutes) RecordDecision(d policy.DecisionRecord) {
 	}
 	r.mu.Unlock()
 	if t != nil {
-		t.RecordDecision(d)
+		gate.Recorder(t.add).RecordDecision(d)
 	}
 }

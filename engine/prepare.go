@@ -2,17 +2,15 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 
-	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/policy"
-	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -46,7 +44,7 @@ func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
 
 func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail) (*Plan, error) {
 	t.add(audit.TypeEngine, "request", map[string]string{
-		"image": req.Image, "args": jsonString(req.Args), "detach": strconv.FormatBool(req.Detach),
+		"image": req.Image, "args": gate.JSONString(req.Args), "detach": strconv.FormatBool(req.Detach),
 		"remove": strconv.FormatBool(req.Remove), "dry_run": strconv.FormatBool(req.DryRun),
 	})
 	refuse := func(step string, err error) (*Plan, error) {
@@ -97,7 +95,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		Operation:      policy.OpRun,
 		Image:          &policy.Image{Reference: req.Image, Digest: img.Desc.Digest.String(), Verified: true, SignerRole: img.Target.Role},
 		Privileged:     req.Privileged,
-		Raises:         policyRaises(raises),
+		Raises:         gate.PolicyRaises(raises),
 		SeccompProfile: profile,
 		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
 		MACLayer: "landlock",
@@ -108,7 +106,10 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 			return nil, policy.Decision{}, fmt.Errorf("policy input: %w", err)
 		}
 		preq.Capabilities = unionCaps(preq.Capabilities, asked)
-		floorSeccomp(preq, eff, profile)
+		if profile != "unconfined" {
+			// Only an explicit --security-opt seccomp=unconfined is shown as unconfined.
+			gate.FloorSeccomp(preq, eff)
+		}
 		d, err := e.decide(context.WithoutCancel(ctx), preq, t)
 		return preq, d, err
 	}
@@ -117,12 +118,12 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return refuse("policy", err)
 	}
 	var constrained []sandbox.Raise
-	if !d.Allow && onlyDefaultsAboveMax(d, req) {
+	if !d.Allow && gate.OnlyUnsetLimitsAboveMax(d, req.Memory == 0, req.PidsLimit == 0) {
 		// The caller asked for no limit and the floor's default is above the tenant's maximum:
 		// the tenant's maximum is the stricter limit, so apply it and decide again.
-		constrained = applyConstraints(eff, d.Constraints)
-		t.add(audit.TypePolicy, "constraints", raisesAttrs(constrained))
-		pctx.Raises = policyRaises(append(append([]sandbox.Raise{}, raises...), constrained...))
+		constrained = gate.ApplyConstraints(eff, d.Constraints)
+		t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(constrained))
+		pctx.Raises = gate.PolicyRaises(append(append([]sandbox.Raise{}, raises...), constrained...))
 		if preq, d, err = decide(); err != nil {
 			return refuse("policy", err)
 		}
@@ -140,11 +141,11 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": floorRefusal.Error()})
 		return nil, floorRefusal // the plan was decided without the refused capabilities
 	}
-	if changes := applyConstraints(eff, d.Constraints); len(changes) > 0 {
+	if changes := gate.ApplyConstraints(eff, d.Constraints); len(changes) > 0 {
 		plan.Raises = append(plan.Raises, changes...)
-		t.add(audit.TypePolicy, "constraints", raisesAttrs(changes))
+		t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(changes))
 	}
-	t.add(audit.TypeContainer, "floor.raises", raisesAttrs(plan.Raises))
+	t.add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))
 	return plan, nil
 }
 
@@ -183,77 +184,4 @@ func unionCaps(have, add []string) []string {
 		}
 	}
 	return have
-}
-
-func policyRaises(rs []sandbox.Raise) []policy.Raise {
-	out := make([]policy.Raise, len(rs))
-	for i, r := range rs {
-		out[i] = policy.Raise{Field: r.Field, From: r.From, To: r.To}
-	}
-	return out
-}
-
-// floorSeccomp tells policy about the floor's own allowlist. A spec without a seccomp profile
-// looks "unconfined" to the request builder, but the sandbox always loads the default program;
-// only an explicit --security-opt seccomp=unconfined is shown as unconfined.
-func floorSeccomp(preq *policy.Request, eff *specs.Spec, profile string) {
-	if eff.Linux.Seccomp != nil || profile == "unconfined" {
-		return
-	}
-	def := profiles.DefaultSeccomp()
-	raw, _ := json.Marshal(def) // as policy.Build digests a spec profile
-	preq.Seccomp = policy.Seccomp{Profile: "default", Digest: digest.FromBytes(raw).String(), DefaultAction: string(def.DefaultAction)}
-}
-
-// onlyDefaultsAboveMax reports whether every reason of a denial is a memory or pids limit above
-// the tenant's maximum that the caller did not ask for (the floor's default).
-func onlyDefaultsAboveMax(d policy.Decision, req *Request) bool {
-	if len(d.Reasons) == 0 {
-		return false
-	}
-	for _, r := range d.Reasons {
-		switch {
-		case r.Code == "MEMORY_LIMIT_ABOVE_MAX" && req.Memory == 0 && d.Constraints.MaxMemory != nil:
-		case r.Code == "PIDS_LIMIT_ABOVE_MAX" && req.PidsLimit == 0 && d.Constraints.MaxPids != nil:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// applyConstraints makes each limit the stricter of the request and the policy's constraint
-// and returns what changed.
-func applyConstraints(eff *specs.Spec, c policy.Constraints) []sandbox.Raise {
-	before := eff.Linux.Resources
-	after := c.Apply(before)
-	var changes []sandbox.Raise
-	if m := after.Memory; m != nil && m.Limit != nil {
-		if before == nil || before.Memory == nil || before.Memory.Limit == nil || *before.Memory.Limit != *m.Limit {
-			changes = append(changes, sandbox.Raise{Field: "linux.resources.memory.limit", From: limitString(before, true), To: strconv.FormatInt(*m.Limit, 10) + " (policy constraint)"})
-		}
-		if m.Swap != nil && *m.Swap > *m.Limit {
-			// memory+swap never above the memory limit: no swap, as the floor sets it.
-			lim := *m.Limit
-			m.Swap = &lim
-		}
-	}
-	if p := after.Pids; p != nil && p.Limit != nil {
-		if before == nil || before.Pids == nil || before.Pids.Limit == nil || *before.Pids.Limit != *p.Limit {
-			changes = append(changes, sandbox.Raise{Field: "linux.resources.pids.limit", From: limitString(before, false), To: strconv.FormatInt(*p.Limit, 10) + " (policy constraint)"})
-		}
-	}
-	eff.Linux.Resources = after
-	return changes
-}
-
-func limitString(r *specs.LinuxResources, memory bool) string {
-	switch {
-	case r == nil:
-	case memory && r.Memory != nil && r.Memory.Limit != nil:
-		return strconv.FormatInt(*r.Memory.Limit, 10)
-	case !memory && r.Pids != nil && r.Pids.Limit != nil:
-		return strconv.FormatInt(*r.Pids.Limit, 10)
-	}
-	return "unset"
 }

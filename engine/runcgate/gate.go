@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -139,7 +140,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	}
 	t.add(audit.TypeEngine, "request", map[string]string{
 		"runtime": "bulwark-runc", "operation": string(req.Operation), "bundle": req.Bundle,
-		"args": jsonString(proc.Args),
+		"args": gate.JSONString(proc.Args),
 	})
 	refuse := func(step string, err error) (*Decision, error) {
 		t.add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
@@ -154,7 +155,15 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	}
 	out.Load = time.Since(start)
 	start = time.Now()
-	pe, accepted, err := preparePolicy(ctx, cfg.StateRoot, p, policy.WithRecorder(t))
+	watch, err := gate.WatchBundle(cfg.StateRoot, p)
+	var pe *policy.Engine
+	if err == nil {
+		pe, err = policy.NewEngine(ctx, p, policy.WithRecorder(gate.Recorder(t.add)))
+	}
+	var accepted map[string]string
+	if err == nil {
+		accepted, err = watch.Accepted()
+	}
 	if err != nil {
 		return refuse("policy", fmt.Errorf("policy: %w", err))
 	}
@@ -179,7 +188,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		Tenant:    req.Tenant,
 		Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 		Operation: req.Operation,
-		Raises:    policyRaises(raises),
+		Raises:    gate.PolicyRaises(raises),
 		BundleDir: req.Bundle,
 		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
 		MACLayer: "landlock",
@@ -193,15 +202,15 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		if refusal != nil {
 			preq.Capabilities = slices.Compact(slices.Sorted(slices.Values(append(preq.Capabilities, refusal.caps...))))
 		}
-		floorSeccomp(preq, eff)
+		gate.FloorSeccomp(preq, eff)
 		return preq, pe.Decide(ctx, preq)
 	}
 	preq, d := judge()
-	if !d.Allow && onlyUnsetLimitsAboveMax(d, req.Spec) {
+	if memUnset, pidsUnset := unsetLimits(req.Spec); !d.Allow && gate.OnlyUnsetLimitsAboveMax(d, memUnset, pidsUnset) {
 		// The spec set no limit and the floor's default is above the tenant's maximum: the
 		// tenant's maximum is the stricter limit, so apply it and decide again.
-		out.Constraints = applyConstraints(eff, d.Constraints)
-		pctx.Raises = policyRaises(append(append([]sandbox.Raise{}, raises...), out.Constraints...))
+		out.Constraints = gate.ApplyConstraints(eff, d.Constraints)
+		pctx.Raises = gate.PolicyRaises(append(append([]sandbox.Raise{}, raises...), out.Constraints...))
 		preq, d = judge()
 	}
 	out.Decision = d
@@ -223,11 +232,11 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	if req.Operation == policy.OpExec {
 		return out, nil
 	}
-	if changes := applyConstraints(eff, d.Constraints); len(changes) > 0 {
+	if changes := gate.ApplyConstraints(eff, d.Constraints); len(changes) > 0 {
 		out.Constraints = append(out.Constraints, changes...)
 	}
 	if len(out.Constraints) > 0 {
-		t.add(audit.TypePolicy, "constraints", raisesAttrs(out.Constraints))
+		t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(out.Constraints))
 		// Create floors the spec again; explicit limits are kept as they are.
 		res := specs.LinuxResources{}
 		if spec.Linux.Resources != nil {
@@ -336,27 +345,16 @@ func askedCaps(c *specs.LinuxCapabilities) []string {
 	return slices.Compact(out)
 }
 
-// onlyUnsetLimitsAboveMax reports whether every reason of a denial is a memory or pids limit
-// above the tenant's maximum that the spec did not set (so the floor's default is what is above).
-func onlyUnsetLimitsAboveMax(d policy.Decision, spec *specs.Spec) bool {
-	if len(d.Reasons) == 0 {
-		return false
-	}
+// unsetLimits reports whether spec leaves the memory and the pids limit unset (so the floor's
+// default applies).
+func unsetLimits(spec *specs.Spec) (memory, pids bool) {
 	var res *specs.LinuxResources
 	if spec.Linux != nil {
 		res = spec.Linux.Resources
 	}
-	memUnset := res == nil || res.Memory == nil || res.Memory.Limit == nil || *res.Memory.Limit <= 0
-	pidsUnset := res == nil || res.Pids == nil || res.Pids.Limit == nil || *res.Pids.Limit <= 0
-	for _, r := range d.Reasons {
-		switch {
-		case r.Code == "MEMORY_LIMIT_ABOVE_MAX" && memUnset && d.Constraints.MaxMemory != nil:
-		case r.Code == "PIDS_LIMIT_ABOVE_MAX" && pidsUnset && d.Constraints.MaxPids != nil:
-		default:
-			return false
-		}
-	}
-	return true
+	memory = res == nil || res.Memory == nil || res.Memory.Limit == nil || *res.Memory.Limit <= 0
+	pids = res == nil || res.Pids == nil || res.Pids.Limit == nil || *res.Pids.Limit <= 0
+	return memory, pids
 }
 
 // Summary is the one line the runtime's debug log shows for an allowed decision.

@@ -1,0 +1,188 @@
+// Package gate is the part of a policy decision that engine's run path and bulwark-runc's gate
+// (engine/runcgate) share: noticing a newly accepted policy bundle, showing policy the
+// floor's seccomp allowlist, applying its constraints, and the audit events of decisions,
+// raises and constraints. It depends on policy, audit, sandbox and profiles only, so that
+// runcgate can use it without linking the rest of engine (the image store, TUF and registry
+// clients) into the runtime binary, which the sandbox re-executes as every container's init.
+package gate
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// BundleWatch tells whether preparing a policy raised the state root's accepted bundle
+// revision (the rollback floor that policy.NewEngine records after a successful prepare) to
+// that policy's, by comparing the record before (WatchBundle) and after (Accepted). Two
+// processes loading the same new bundle at once may both report it; a newer revision accepted
+// meanwhile by another process is left to that one to report.
+//
+// The caller prepares the policy between the two: a package that names policy.Engine compiles
+// its own instances of OPA's generic types, and bulwark-runc's binary (re-executed as every
+// container's init) would carry their file tables once more.
+type BundleWatch struct {
+	root   string
+	p      *policy.Policy
+	before policy.AcceptedRevision
+	had    bool
+}
+
+// WatchBundle reads root's accepted revision before p is prepared (nothing for a policy that
+// is not a signed bundle).
+func WatchBundle(root string, p *policy.Policy) (BundleWatch, error) {
+	w := BundleWatch{root: root, p: p}
+	if p.Info.Source != policy.SourceBundle {
+		return w, nil
+	}
+	var err error
+	w.before, w.had, err = policy.ReadAcceptedRevision(root)
+	return w, err
+}
+
+// Accepted returns, once the policy is prepared, the attributes of a policy.bundle-accepted
+// event if preparing it raised the accepted revision to the policy's; nil otherwise.
+func (w BundleWatch) Accepted() (map[string]string, error) {
+	if w.p.Info.Source != policy.SourceBundle {
+		return nil, nil
+	}
+	after, ok, err := policy.ReadAcceptedRevision(w.root)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || strconv.FormatUint(after.Revision, 10) != w.p.Info.Revision || w.had && after == w.before {
+		return nil, nil
+	}
+	attrs := map[string]string{
+		"revision": strconv.FormatUint(after.Revision, 10), "digest": after.Digest, "location": w.p.Info.Location,
+	}
+	if w.had {
+		attrs["previous_revision"] = strconv.FormatUint(w.before.Revision, 10)
+		attrs["previous_digest"] = w.before.Digest
+	}
+	return attrs, nil
+}
+
+// FloorSeccomp tells policy about the floor's own allowlist: a spec without a seccomp profile
+// looks "unconfined" to the request builder, but the sandbox always loads the default program.
+func FloorSeccomp(preq *policy.Request, eff *specs.Spec) {
+	if eff.Linux.Seccomp != nil {
+		return
+	}
+	def := profiles.DefaultSeccomp()
+	raw, _ := json.Marshal(def) // as policy.Build digests a spec profile
+	preq.Seccomp = policy.Seccomp{Profile: "default", Digest: digest.FromBytes(raw).String(), DefaultAction: string(def.DefaultAction)}
+}
+
+// ApplyConstraints makes each limit the stricter of the effective spec's and the policy's
+// constraint and returns what changed.
+func ApplyConstraints(eff *specs.Spec, c policy.Constraints) []sandbox.Raise {
+	before := eff.Linux.Resources
+	after := c.Apply(before)
+	var changes []sandbox.Raise
+	if m := after.Memory; m != nil && m.Limit != nil {
+		if before == nil || before.Memory == nil || before.Memory.Limit == nil || *before.Memory.Limit != *m.Limit {
+			changes = append(changes, sandbox.Raise{Field: "linux.resources.memory.limit", From: limitString(before, true), To: strconv.FormatInt(*m.Limit, 10) + " (policy constraint)"})
+		}
+		if m.Swap != nil && *m.Swap > *m.Limit {
+			// memory+swap never above the memory limit: no swap, as the floor sets it.
+			lim := *m.Limit
+			m.Swap = &lim
+		}
+	}
+	if p := after.Pids; p != nil && p.Limit != nil {
+		if before == nil || before.Pids == nil || before.Pids.Limit == nil || *before.Pids.Limit != *p.Limit {
+			changes = append(changes, sandbox.Raise{Field: "linux.resources.pids.limit", From: limitString(before, false), To: strconv.FormatInt(*p.Limit, 10) + " (policy constraint)"})
+		}
+	}
+	eff.Linux.Resources = after
+	return changes
+}
+
+func limitString(r *specs.LinuxResources, memory bool) string {
+	switch {
+	case r == nil:
+	case memory && r.Memory != nil && r.Memory.Limit != nil:
+		return strconv.FormatInt(*r.Memory.Limit, 10)
+	case !memory && r.Pids != nil && r.Pids.Limit != nil:
+		return strconv.FormatInt(*r.Pids.Limit, 10)
+	}
+	return "unset"
+}
+
+// OnlyUnsetLimitsAboveMax reports whether every reason of a denial is a memory or pids limit
+// above the tenant's maximum that the caller did not set (memUnset, pidsUnset), so the floor's
+// default is what is above: the tenant's maximum is then the stricter limit to apply.
+func OnlyUnsetLimitsAboveMax(d policy.Decision, memUnset, pidsUnset bool) bool {
+	if len(d.Reasons) == 0 {
+		return false
+	}
+	for _, r := range d.Reasons {
+		switch {
+		case r.Code == "MEMORY_LIMIT_ABOVE_MAX" && memUnset && d.Constraints.MaxMemory != nil:
+		case r.Code == "PIDS_LIMIT_ABOVE_MAX" && pidsUnset && d.Constraints.MaxPids != nil:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// PolicyRaises is the floor's raises as policy's request document shows them.
+func PolicyRaises(rs []sandbox.Raise) []policy.Raise {
+	out := make([]policy.Raise, len(rs))
+	for i, r := range rs {
+		out[i] = policy.Raise{Field: r.Field, From: r.From, To: r.To}
+	}
+	return out
+}
+
+// The attributes below are what `bulwark audit` shows, the same for a `bulwark run` and a
+// bulwark-runc request.
+
+// Recorder implements policy.DecisionRecorder by queueing every decision, allow or deny, as a
+// policy.decision event (with the digest of the input it was made on) through the request's
+// trail.
+type Recorder func(typ, action string, attrs map[string]string)
+
+// RecordDecision implements policy.DecisionRecorder.
+func (add Recorder) RecordDecision(r policy.DecisionRecord) {
+	codes := make([]string, len(r.Reasons))
+	for i, reason := range r.Reasons {
+		codes[i] = reason.Code
+	}
+	reasons, _ := json.Marshal(r.Reasons)
+	result := "deny"
+	if r.Allow {
+		result = "allow"
+	}
+	add(audit.TypePolicy, "decision", map[string]string{
+		"operation":    string(r.Operation),
+		"input_digest": r.InputDigest,
+		"result":       result,
+		"reason_codes": fmt.Sprint(codes),
+		"reasons":      string(reasons),
+		"revision":     r.Revision,
+		"duration_ns":  strconv.FormatInt(r.Duration.Nanoseconds(), 10),
+	})
+}
+
+// RaisesAttrs renders raises (the floor's, or the policy's constraints) as one event's attributes.
+func RaisesAttrs(raises []sandbox.Raise) map[string]string {
+	b, _ := json.Marshal(raises)
+	return map[string]string{"count": strconv.Itoa(len(raises)), "raises": string(b)}
+}
+
+// JSONString renders v as JSON for an audit attribute (argument lists keep their boundaries).
+func JSONString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
