@@ -308,12 +308,26 @@ func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, 
 	defer unix.Close(userns)
 	// The rootfs is owned by host ids; an idmapped mount shifts it into the container's range
 	// without chowning the image (and without the child needing to reach the host path).
-	rfd, err := idmap.IDMappedMount(rootfs, userns)
+	layers, err := overlayLayers(rootfs)
 	if err != nil {
-		return fds, fmt.Errorf("idmapped mount of rootfs %s: %w", rootfs, err)
+		return fds, err
 	}
-	fds = append(fds, rfd)
-	cfg.RootfsFD = 0
+	cfg.RootfsFD = -1
+	if layers == nil {
+		layers = []string{rootfs}
+	}
+	// An overlay cannot be idmapped itself: its layers are, and the child rebuilds it (overlay.go).
+	for _, l := range layers {
+		lfd, err := idmap.IDMappedMount(l, userns)
+		if err != nil {
+			return fds, fmt.Errorf("idmapped mount of rootfs %s: %w", l, err)
+		}
+		cfg.RootfsLayers = append(cfg.RootfsLayers, len(fds))
+		fds = append(fds, lfd)
+	}
+	if len(layers) == 1 {
+		cfg.RootfsFD, cfg.RootfsLayers = cfg.RootfsLayers[0], nil
+	}
 	cfg.FifoFD = -1
 	if fifo != "" {
 		ffd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC, 0)
