@@ -186,7 +186,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname), Process: proc,
 	}
-	fds, err := r.donate(cfg, pid, rootfs, fifo, bundle, eff.Mounts, macC)
+	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, rootfs, fifo, bundle, eff.Mounts, macC)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
@@ -299,7 +299,9 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 const setupTimeout = 60 * time.Second
 
 // donate opens every descriptor the child needs and records their indices in cfg.
-func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, mounts []specs.Mount, macC mac.Container) ([]int, error) {
+//
+// owner holds the host uid and gid container root maps to.
+func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootfs, fifo, bundle string, mounts []specs.Mount, macC mac.Container) ([]int, error) {
 	var fds []int
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -308,26 +310,12 @@ func (r *Runtime) donate(cfg *initConfig, pid int, rootfs, fifo, bundle string, 
 	defer unix.Close(userns)
 	// The rootfs is owned by host ids; an idmapped mount shifts it into the container's range
 	// without chowning the image (and without the child needing to reach the host path).
-	layers, err := overlayLayers(rootfs)
+	rfd, err := rootfsMount(rootfs, userns, owner)
 	if err != nil {
 		return fds, err
 	}
-	cfg.RootfsFD = -1
-	if layers == nil {
-		layers = []string{rootfs}
-	}
-	// An overlay cannot be idmapped itself: its layers are, and the child rebuilds it (overlay.go).
-	for _, l := range layers {
-		lfd, err := idmap.IDMappedMount(l, userns)
-		if err != nil {
-			return fds, fmt.Errorf("idmapped mount of rootfs %s: %w", l, err)
-		}
-		cfg.RootfsLayers = append(cfg.RootfsLayers, len(fds))
-		fds = append(fds, lfd)
-	}
-	if len(layers) == 1 {
-		cfg.RootfsFD, cfg.RootfsLayers = cfg.RootfsLayers[0], nil
-	}
+	fds = append(fds, rfd)
+	cfg.RootfsFD = 0
 	cfg.FifoFD = -1
 	if fifo != "" {
 		ffd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC, 0)

@@ -127,29 +127,13 @@ func isDirFD(fd int) (bool, error) {
 // setupRootfs attaches the idmapped rootfs, mounts everything the plan lists inside it, masks and
 // write-protects the dangerous /proc and /sys paths, pivots into it and makes it read-only.
 func setupRootfs(cfg *initConfig, fds []int) *InitError {
+	if cfg.RootfsFD < 0 || cfg.RootfsFD >= len(fds) {
+		return stepError("mounts", "rootfs descriptor", "", errString("no rootfs mount was donated"))
+	}
+	root := fds[cfg.RootfsFD]
 	// Nothing done below may propagate back to the host's mount namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return stepError("mounts", "make / rprivate", "/", err)
-	}
-	root := -1
-	switch {
-	case len(cfg.RootfsLayers) > 0:
-		var layers []int
-		for _, i := range cfg.RootfsLayers {
-			if i < 0 || i >= len(fds) {
-				return stepError("mounts", "rootfs descriptor", "", errString("overlay layer descriptor out of range"))
-			}
-			layers = append(layers, fds[i])
-		}
-		var err error
-		if root, err = assembleOverlay(layers); err != nil {
-			return stepError("mounts", "assemble overlay rootfs", "/", err)
-		}
-		defer unix.Close(root)
-	case cfg.RootfsFD >= 0 && cfg.RootfsFD < len(fds):
-		root = fds[cfg.RootfsFD]
-	default:
-		return stepError("mounts", "rootfs descriptor", "", errString("no rootfs mount was donated"))
 	}
 	// Attach the detached idmapped rootfs on top of "/": path lookups from our root still see the
 	// host tree beneath (for /dev and /proc/self/fd) until pivot_root swaps them.

@@ -10,21 +10,54 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
 )
 
 // An overlay rootfs (containerd's default overlayfs snapshotter mounts one at <bundle>/rootfs)
 // cannot itself be idmapped (mount_setattr answers EINVAL), but an overlay whose layers are
-// idmapped mounts works. So the parent idmaps each layer directory of the caller's overlay, upper
-// first, and the child rebuilds the overlay from them inside the container's mount namespace:
+// idmapped mounts works. So the parent rebuilds the caller's overlay from idmapped mounts of its
+// layer directories and donates that as the rootfs:
 //
-//	parent: statfs(rootfs) == overlay → layer dirs from mountinfo → one idmapped mount each
-//	child:  staging tmpfs on "/" ← layers attached as 0,1,…; upper/ and work/ on the tmpfs
-//	        fsopen(overlay, lowerdir=layers, upperdir=upper) → detached mount = the rootfs
-//	        staging tmpfs detached (the overlay holds its own references to the layers)
+//	statfs(rootfs) == overlay → layer dirs from mountinfo (upperdir, then each lowerdir)
+//	→ one detached idmapped mount per layer → fsopen(overlay) with the layers as lowerdir+
+//	  descriptors (the caller's upper becomes the top lower: the floor makes the root read-only
+//	  anyway) and a small private tmpfs upper → detached overlay mount = the rootfs
 //
-// The caller's upper layer becomes the top lower layer: the floor makes the root read-only
-// anyway. The small tmpfs upper only receives the mountpoints and generated-file targets the
-// runtime creates before the root is made read-only, and never the caller's files.
+// The parent, not the child, mounts it: an overlay mounted in the container's user namespace
+// cannot read the trusted.overlay.* xattrs the snapshotter wrote (opaque directories), so
+// directories an image layer replaced would show the lower layers' files again.
+
+// rootfsMount returns the detached, idmapped mount of rootfs to donate: an idmapped mount of the
+// directory, or of an overlay's layers rebuilt into an overlay. owner is the host uid and gid
+// container root maps to.
+func rootfsMount(rootfs string, userns int, owner [2]uint32) (int, error) {
+	layers, err := overlayLayers(rootfs)
+	if err != nil {
+		return -1, err
+	}
+	if layers == nil {
+		fd, err := idmap.IDMappedMount(rootfs, userns)
+		if err != nil {
+			return -1, fmt.Errorf("idmapped mount of rootfs %s: %w", rootfs, err)
+		}
+		return fd, nil
+	}
+	var fds []int
+	defer func() { closeAll(fds) }() // the overlay keeps its own references
+	for _, l := range layers {
+		fd, err := idmap.IDMappedMount(l, userns)
+		if err != nil {
+			return -1, fmt.Errorf("idmapped mount of overlay rootfs layer %s: %w", l, err)
+		}
+		fds = append(fds, fd)
+	}
+	fd, err := overlayOf(fds, owner)
+	if err != nil {
+		return -1, fmt.Errorf("overlay rootfs %s: %w", rootfs, err)
+	}
+	return fd, nil
+}
 
 // overlayLayers returns the layer directories of rootfs, top first (upperdir, then each lowerdir),
 // if rootfs is an overlay mount; nil if it is not an overlay.
@@ -121,65 +154,70 @@ func unescapeOctal(s string) (string, error) {
 	return b.String(), nil
 }
 
-// overlayUpperSize bounds the child's tmpfs upper layer: it only holds mountpoints and the
-// targets of generated files.
+// overlayUpperSize bounds the overlay's tmpfs upper layer: it only holds the mountpoints and
+// generated-file targets the runtime creates before the root is made read-only.
 const overlayUpperSize = "1m"
 
-// assembleOverlay runs in the child, in the container's mount and user namespaces: it builds a
-// detached overlay from the donated idmapped layer mounts (top first) and returns it; the caller
-// attaches it like an idmapped rootfs. The layers' descriptors end up attached to the staging
-// tmpfs, which is detached again before return.
-func assembleOverlay(layers []int) (int, error) {
+// overlayOf mounts a detached overlay of the layer mounts (top first) over a fresh tmpfs upper
+// whose root has the top layer's mode and belongs to container root (owner), as the rootfs
+// directory's own root would.
+func overlayOf(layers []int, owner [2]uint32) (int, error) {
+	var top unix.Stat_t
+	if err := unix.Fstat(layers[0], &top); err != nil {
+		return -1, fmt.Errorf("stat top layer: %w", err)
+	}
 	stage, err := fsmount("tmpfs", map[string]string{"size": overlayUpperSize, "mode": "0700"},
 		unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 	if err != nil {
-		return -1, fmt.Errorf("staging tmpfs: %w", err)
+		return -1, fmt.Errorf("upper tmpfs: %w", err)
 	}
 	defer unix.Close(stage)
-	// overlayfs resolves its layers by path, in the mounter's mount namespace: attach the staging
-	// tmpfs (on "/", where the rootfs goes next; it is detached before that).
-	if err := unix.MoveMount(stage, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return -1, fmt.Errorf("attach staging tmpfs: %w", err)
-	}
-	defer unix.Unmount(fdPath(stage), unix.MNT_DETACH)
-	var lower []string
-	for i, fd := range layers {
-		name := strconv.Itoa(i)
-		t, err := mkdirAt(stage, name)
-		if err != nil {
-			return -1, err
-		}
-		err = unix.MoveMount(fd, "", t, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
-		unix.Close(t)
-		if err != nil {
-			return -1, fmt.Errorf("attach layer %d: %w", i, err)
-		}
-		lower = append(lower, fdPath(fd))
-	}
 	upper, err := mkdirAt(stage, "upper")
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(upper)
+	if err := unix.Fchmodat(stage, "upper", top.Mode&0o7777, 0); err != nil {
+		return -1, fmt.Errorf("chmod upper: %w", err)
+	}
+	if err := unix.Fchownat(stage, "upper", int(owner[0]), int(owner[1]), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return -1, fmt.Errorf("chown upper: %w", err)
+	}
 	work, err := mkdirAt(stage, "work")
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(work)
-	root, err := fsmount("overlay", map[string]string{
-		"lowerdir": strings.Join(lower, ":"), "upperdir": fdPath(upper), "workdir": fdPath(work),
-		// The overlay is mounted in a user namespace: its own whiteouts and opaque markers go to
-		// user.* xattrs (the tmpfs upper cannot take trusted.* from here).
-		"userxattr": "",
-	}, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return -1, fmt.Errorf("overlay of %d layers: %w", len(lower), err)
+		return -1, fmt.Errorf("fsopen overlay: %w", err)
 	}
-	return root, nil
+	defer unix.Close(fsfd)
+	// Layers by descriptor (kernel ≥ 6.13; detached layer mounts ≥ 6.15): never by a path an
+	// attacker could swap between our resolution and the kernel's.
+	for i, l := range layers {
+		if err := unix.FsconfigSetFd(fsfd, "lowerdir+", l); err != nil {
+			return -1, fmt.Errorf("overlay layer %d: %w", i, err)
+		}
+	}
+	if err := unix.FsconfigSetFd(fsfd, "upperdir", upper); err != nil {
+		return -1, fmt.Errorf("overlay upperdir: %w", err)
+	}
+	if err := unix.FsconfigSetFd(fsfd, "workdir", work); err != nil {
+		return -1, fmt.Errorf("overlay workdir: %w", err)
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, fmt.Errorf("create overlay: %w", err)
+	}
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount overlay: %w", err)
+	}
+	return fd, nil
 }
 
-// fsmount creates a detached mount of a new fstype superblock with the given options ("" value:
-// a flag).
+// fsmount creates a detached mount of a new fstype superblock with the given options.
 func fsmount(fstype string, opts map[string]string, attrs int) (int, error) {
 	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
@@ -187,12 +225,7 @@ func fsmount(fstype string, opts map[string]string, attrs int) (int, error) {
 	}
 	defer unix.Close(fsfd)
 	for k, v := range opts {
-		if v == "" {
-			err = unix.FsconfigSetFlag(fsfd, k)
-		} else {
-			err = unix.FsconfigSetString(fsfd, k, v)
-		}
-		if err != nil {
+		if err := unix.FsconfigSetString(fsfd, k, v); err != nil {
 			return -1, fmt.Errorf("%s option %s=%s: %w", fstype, k, v, err)
 		}
 	}
@@ -209,11 +242,11 @@ func fsmount(fstype string, opts map[string]string, attrs int) (int, error) {
 // mkdirAt makes directory name below dir and opens it as a path descriptor.
 func mkdirAt(dir int, name string) (int, error) {
 	if err := unix.Mkdirat(dir, name, 0o700); err != nil {
-		return -1, fmt.Errorf("mkdir %s on staging tmpfs: %w", name, err)
+		return -1, fmt.Errorf("mkdir %s on upper tmpfs: %w", name, err)
 	}
 	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("open %s on staging tmpfs: %w", name, err)
+		return -1, fmt.Errorf("open %s on upper tmpfs: %w", name, err)
 	}
 	return fd, nil
 }

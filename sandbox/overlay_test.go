@@ -45,7 +45,8 @@ const overlayTestEnv = "BULWARK_TEST_OVERLAY_CHILD"
 
 // TestOverlayRootfs: a rootfs that is an overlay mount (containerd's overlayfs snapshotter) cannot
 // be idmapped itself; the container gets an overlay rebuilt from idmapped layers: the upper's and
-// every lower's files, whiteouts honoured, owned by the container's root, read-only. The test
+// every lower's files, whiteouts and opaque directories honoured, owned by the container's root,
+// read-only. The test
 // binary re-runs this test in a private mount namespace (Go makes "/" private there), which
 // makes the overlay and the container and dies with them.
 func TestOverlayRootfs(t *testing.T) {
@@ -85,6 +86,20 @@ func TestOverlayRootfs(t *testing.T) {
 	if err := unix.Mknod(filepath.Join(upper, "marker-gone"), unix.S_IFCHR, 0); err != nil {
 		t.Fatal(err)
 	}
+	// An opaque directory in the upper layer (a directory the image or container replaced) hides
+	// the lower one's files; the marker is a trusted.* xattr only the host can read.
+	if err := os.MkdirAll(filepath.Join(lower, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lower, "d", "replaced"), []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(upper, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(upper, "d"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
 	opts := "lowerdir=" + lower + ":" + filepath.Join(base, "rootfs") + ",upperdir=" + upper + ",workdir=" + work
 	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
 		t.Fatalf("mount overlay: %v", err)
@@ -95,9 +110,9 @@ func TestOverlayRootfs(t *testing.T) {
 	spec.Process.Args = []string{"/bin/sh", "-c",
 		"cat /marker-upper /marker-lower; test -e /marker-gone || echo gone; " +
 			"ls -ln /marker-upper /bin/busybox | while read m l u g r; do echo owner $u:$g; done; " +
-			"touch /x 2>/dev/null || echo read-only"}
+			"touch /x 2>/dev/null || echo read-only; ls -A /d; stat -c %a /"}
 	code, out, errOut := run(t, r, "ovl1", base, spec)
-	want := "upper\nlower\ngone\nowner 0:0\nowner 0:0\nread-only\n"
+	want := "upper\nlower\ngone\nowner 0:0\nowner 0:0\nread-only\n755\n"
 	if code != 0 || out != want {
 		t.Fatalf("exit %d\nout %q\nwant %q\nerr %s", code, out, want, errOut)
 	}

@@ -27,10 +27,7 @@ type initConfig struct {
 	Process       processPlan       `json:"process"`
 	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
 	RootfsFD int `json:"rootfsFD"` // detached idmapped mount of the rootfs (Create only)
-	// RootfsLayers, instead of RootfsFD, are idmapped mounts of an overlay rootfs's layers, top
-	// first, for the child to assemble (overlay.go).
-	RootfsLayers []int `json:"rootfsLayers,omitempty"`
-	FifoFD       int   `json:"fifoFD"` // exec fifo opened O_RDWR; init blocks reading it (Create only)
+	FifoFD   int `json:"fifoFD"`   // exec fifo opened O_RDWR; init blocks reading it (Create only)
 }
 
 // mountPlan is one mount in the container. Bind mounts arrive as detached trees made by the parent
