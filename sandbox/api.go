@@ -53,6 +53,9 @@ type Options struct {
 	// only among Runtimes sharing it, so every Runtime on a host must name the same one (a caller
 	// that opens one Root per namespace, as containerd does with bulwark-runc --root, sets it).
 	IDMapDir string
+	// SELinuxDir is the SELinux MCS label store's directory; default <Root>/selinux. Like the id
+	// ranges, labels are unique only among Runtimes sharing it: one per host.
+	SELinuxDir string
 	// Tenant owns the containers this Runtime creates; it selects the id range.
 	Tenant string
 	// AllowNoMAC is the operator's explicit, audited exception for hosts with no MAC layer at all.

@@ -225,7 +225,7 @@ func (r *Runtime) labelStore(layers mac.Layers) (*mac.LabelStore, error) {
 	if !layers.SELinux {
 		return nil, nil
 	}
-	s, err := mac.OpenLabelStore(filepath.Join(r.opts.Root, "selinux"))
+	s, err := mac.OpenLabelStore(r.opts.SELinuxDir)
 	if err != nil {
 		return nil, fmt.Errorf("selinux label store: %w", err)
 	}

@@ -59,6 +59,12 @@ func New(opts Options) (*Runtime, error) {
 	if opts.IDMapDir, err = filepath.Abs(opts.IDMapDir); err != nil {
 		return nil, fmt.Errorf("id map dir: %w", err)
 	}
+	if opts.SELinuxDir == "" {
+		opts.SELinuxDir = filepath.Join(root, "selinux")
+	}
+	if opts.SELinuxDir, err = filepath.Abs(opts.SELinuxDir); err != nil {
+		return nil, fmt.Errorf("selinux label dir: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
 		return nil, fmt.Errorf("create state root: %w", err)
 	}

@@ -38,7 +38,7 @@ func (o *policyOpts) register(pf *pflag.FlagSet) {
 	pf.StringVar(&o.bundle, "policy-bundle", "", "signed OPA policy bundle (needs --policy-key)")
 	pf.StringVar(&o.key, "policy-key", "", "PEM public key that verifies --policy-bundle")
 	pf.StringVar(&o.stateRoot, "state-root", def, "persistent state root (the accepted policy bundle revision, "+
-		"the audit log, the host's one id-range allocator); unlike --root it must survive a reboot (env "+stateRootEnv+")")
+		"the audit log, the host's one id-range allocator and SELinux label store); unlike --root it must survive a reboot (env "+stateRootEnv+")")
 }
 
 // decide asks the policy engine about a create (p nil) or an exec of p, on the effective spec rt's

@@ -27,9 +27,11 @@ type cliContext struct {
 func (c *cliContext) runtime() (*sandbox.Runtime, error) {
 	rt, err := sandbox.New(sandbox.Options{
 		Root: c.g.root,
-		// One id allocator per host: containerd runs one --root per namespace, and ranges
-		// allocated under each --root would overlap (tenant A's root = tenant B's root).
+		// One id allocator and one SELinux label store per host: containerd runs one --root per
+		// namespace, and ranges or MCS pairs handed out under each --root would overlap (tenant
+		// A's root = tenant B's root).
 		IDMapDir:   filepath.Join(c.g.policy.stateRoot, "idmap"),
+		SELinuxDir: filepath.Join(c.g.policy.stateRoot, "selinux"),
 		Tenant:     c.g.tenant,
 		AllowNoMAC: c.g.allowNoMAC,
 		Events:     c.log(),
