@@ -121,7 +121,7 @@ func testExeOverwriteCLI(t *testing.T) {
 	runc := func(args ...string) *exec.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang fails this test only
 		t.Cleanup(cancel)
-		return exec.CommandContext(ctx, bin, append([]string{"--root", root}, args...)...)
+		return exec.CommandContext(ctx, bin, append([]string{"--root", root, "--state-root", root}, args...)...)
 	}
 	out, err := os.Create(filepath.Join(bundle, "watch.out"))
 	if err != nil {

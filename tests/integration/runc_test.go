@@ -40,7 +40,9 @@ const cliTimeout = time.Minute
 func (r *runcCLI) cmd(args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	r.t.Cleanup(cancel)
-	return exec.CommandContext(ctx, r.bin, append([]string{"--root", r.root}, args...)...)
+	// --state-root too: the host-wide id allocator, label store and audit log would otherwise
+	// live under /var/lib/bulwark; the test keeps them, like everything, in its temp dir.
+	return exec.CommandContext(ctx, r.bin, append([]string{"--root", r.root, "--state-root", r.root}, args...)...)
 }
 
 // run runs args and returns stdout, failing the test on a non-zero exit.

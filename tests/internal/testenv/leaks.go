@@ -15,7 +15,8 @@ import (
 
 // Leaks checks, when the test ends, that nothing it created outlives it: no mount in this mount
 // namespace under its directories, no cgroup directory and no process for its containers, no
-// container state directory, no id range still held. Create it BEFORE the containers, so its
+// container state directory, no id range still held, and nothing naming them in the host's
+// state root. Create it BEFORE the containers, so its
 // cleanup runs after theirs.
 type Leaks struct {
 	t         testing.TB
@@ -67,6 +68,34 @@ func (l *Leaks) Find() []string {
 	out = append(out, cgroupLeaks(ids)...)
 	out = append(out, processLeaks(dirs, ids)...)
 	out = append(out, l.stateLeaks(ids)...)
+	out = append(out, hostStateLeaks(ids)...)
+	return out
+}
+
+// hostStateRoot is the runtime's default persistent state root: a test must never write there.
+const hostStateRoot = "/var/lib/bulwark"
+
+// hostStateLeaks lists files of the host's state root that name one of the ids.
+func hostStateLeaks(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	var out []string
+	filepath.WalkDir(hostStateRoot, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		for _, id := range ids {
+			if strings.Contains(string(b), id) {
+				out = append(out, fmt.Sprintf("host state root names %s: %s", id, p))
+			}
+		}
+		return nil
+	})
 	return out
 }
 
