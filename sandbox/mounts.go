@@ -140,6 +140,9 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 	if err := unix.MoveMount(root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return stepError("mounts", "attach rootfs (move_mount)", "/", err)
 	}
+	if err := makePrivate(root); err != nil {
+		return stepError("mounts", "make rootfs rprivate", "/", err)
+	}
 	for _, m := range cfg.Mounts {
 		if err := mountOne(root, m, fds); err != nil {
 			return stepError("mounts", "mount "+m.Type, m.Dest, err)
@@ -192,6 +195,9 @@ func mountOne(root int, m mountPlan, fds []int) error {
 		if err := unix.MoveMount(src, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return err
 		}
+		if err := makePrivate(src); err != nil {
+			return fmt.Errorf("make rprivate: %w", err)
+		}
 		return renumber(src, target)
 	}
 	target, err := mkdirInRoot(root, m.Dest)
@@ -216,6 +222,16 @@ func mountOne(root int, m mountPlan, fds []int) error {
 		return populateDev(root)
 	}
 	return nil
+}
+
+// makePrivate makes the attached mount tree at fd private. A clone (open_tree) of a mount on a
+// shared host mount joins the host's peer group: Docker's vfs rootfs sits under its data root,
+// which dockerd makes rshared. pivot_root refuses a shared new root (EINVAL), and worse, /proc,
+// /dev and the masks mounted inside it would propagate back to the host's peers of that mount.
+// Making "/" rprivate before the attach does not help: the clone brings its own peer group.
+func makePrivate(fd int) error {
+	attr := &unix.MountAttr{Propagation: unix.MS_PRIVATE}
+	return unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr)
 }
 
 // renumber replaces the attached mount at fd with a fresh clone of itself. /proc/self/mountinfo
