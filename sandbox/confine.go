@@ -15,6 +15,16 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
 )
 
+// oomScoreAdjIs reports whether the process already has score v. An exec'd process is
+// non-dumpable (CVE-2019-5736) with a memory map made outside the user namespace, so its
+// /proc/self files are owned by an id the container cannot map and opening oom_score_adj for
+// writing fails with EACCES; Docker asks for the inherited value (0) on every exec, which needs
+// no write.
+func oomScoreAdjIs(v int) bool {
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(v)
+}
+
 // finishProcess applies the process-level layers in their fixed order and executes the workload:
 // console, rlimits, user + capabilities, cwd, no_new_privs, Landlock, descriptor hygiene, seccomp
 // (last: it may forbid what the earlier steps need). Only then is "ready" sent. Init then waits on
@@ -39,7 +49,7 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 			return stepError("rlimits", "setrlimit "+strconv.Itoa(rl.Resource), "", err)
 		}
 	}
-	if p.OOMScoreAdj != nil {
+	if p.OOMScoreAdj != nil && !oomScoreAdjIs(*p.OOMScoreAdj) {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
 			return stepError("process", "oom_score_adj", "/proc/self/oom_score_adj", err)
 		}

@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,5 +74,31 @@ func TestSharedRootfsPropagation(t *testing.T) {
 			t.Fatalf("rootfsPropagation %q: want /, /mnt, /mnt/t, none shared with a peer group:\n%s", prop, out)
 		}
 		t.Logf("rootfsPropagation %q:\n%s", prop, out)
+	}
+}
+
+// TestExecOOMScoreAdj: an exec'd process gets the oom_score_adj it asks for (Docker sends one on
+// every exec). It cannot open its own /proc/self/oom_score_adj (non-dumpable, its memory map made
+// outside the user namespace: EACCES), so the runtime sets it from outside.
+func TestExecOOMScoreAdj(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "execoom1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	c := startSleeper(t, r, "execoom1", bundle, spec)
+	for _, adj := range []int{7, 0} {
+		outR, outW, _ := os.Pipe()
+		p, err := c.Exec(&specs.Process{
+			Args: []string{"/bin/cat", "/proc/self/oom_score_adj"}, Env: []string{"PATH=/bin"}, Cwd: "/", OOMScoreAdj: &adj,
+		}, IO{Stdout: outW, Stderr: outW})
+		outW.Close()
+		if err != nil {
+			t.Fatalf("exec with oomScoreAdj %d: %v", adj, err)
+		}
+		var out bytes.Buffer
+		out.ReadFrom(outR)
+		if code, err := p.Wait(); err != nil || code != 0 || strings.TrimSpace(out.String()) != strconv.Itoa(adj) {
+			t.Fatalf("oomScoreAdj %d: exit %d, %v, out %q", adj, code, err, out.String())
+		}
 	}
 }
