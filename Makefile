@@ -4,13 +4,27 @@ BIN       := bin
 STATIC    := -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static -s -w'
 PKGS      := ./...
 
-.PHONY: all build test test-unit test-integration lint bench demo demo-runc validation clean
+# Go from the official tarball is in /usr/local/go (Debian 12's golang is too old for go.mod);
+# a go already on PATH wins.
+export PATH := $(PATH):/usr/local/go/bin
+
+# Debian packages each target needs. scripts/deps.sh installs the missing ones when run as root
+# with apt (one apt-get update, then one install), and otherwise prints the exact apt-get command
+# and fails: `make demo` and `make test` need no set-up step on a fresh Debian 12 machine.
+DEPS_BUILD := gcc libc6-dev pkg-config libseccomp-dev
+# busybox-static makes the demo's and the tests' images; docker-registry, skopeo and umoci are
+# independent peers for the image store's interop tests; apparmor's apparmor_parser compiles the
+# shipped profile template in its unit test (the host need not run AppArmor).
+DEPS_DEMO  := busybox-static
+DEPS_TEST  := busybox-static docker-registry skopeo umoci apparmor
+
+.PHONY: all build deps-build deps-demo deps-test test test-unit test-integration lint bench demo demo-runc validation clean
 
 all: build
 
 # Static binaries: the runtime re-executes itself inside the sandbox, so it must not depend on
 # host shared libraries being visible there.
-build:
+build: deps-build
 	@mkdir -p $(BIN)
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-runc ./cmd/bulwark-runc
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark ./cmd/bulwark
@@ -18,9 +32,18 @@ build:
 
 # The default suite: lint, unit tests (race detector, as a non-root user where the test allows),
 # then integration tests that create real sandboxes.
-test: lint test-unit test-integration
+test: deps-test lint test-unit test-integration
 
-test-unit:
+deps-build:
+	@./scripts/deps.sh $(DEPS_BUILD)
+
+deps-demo:
+	@./scripts/deps.sh $(DEPS_BUILD) $(DEPS_DEMO)
+
+deps-test:
+	@./scripts/deps.sh $(DEPS_BUILD) $(DEPS_TEST)
+
+test-unit: deps-build
 	$(GO) test -race -count=1 $$($(GO) list $(PKGS) | grep -v /tests)
 
 test-integration: build
@@ -29,17 +52,18 @@ test-integration: build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy (diff: go mod tidy -diff)"; exit 1; }
 
 bench: build
 	BULWARK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 20x ./tests/bench/...
 
 # The main job: import and sign an image, run it under the full floor, show the policy decision,
 # refusals and the audit trail.
-demo: build
+demo: deps-demo build
 	./scripts/demo-run.sh
 
 # The low-level runtime alone: the probe in a bulwark-runc sandbox reports what it sees.
-demo-runc: build
+demo-runc: deps-demo build
 	./scripts/demo.sh
 
 # OCI runtime-tools conformance suite (not part of `make test`; needs node-tap, root, ~2 min):
