@@ -21,7 +21,9 @@ import (
 	"bulwark.dev/bulwark/policy"
 )
 
-// Config configures an Engine. Everything lives below Root (ARCHITECTURE.md: one state root).
+// Config configures an Engine. Everything it keeps (container records, images and layers, trust
+// metadata, the policy revision, id ranges, the audit log) lives below Root, one state root, so a
+// test can use a temp dir and an operator can back it up or scan it.
 type Config struct {
 	// Root is the state root; trust comes from <root>/trust (pinned root and repository, set
 	// by 'bulwark trust init' or 'trust pin').

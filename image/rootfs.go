@@ -16,7 +16,8 @@ import (
 // Ownership: layer files keep the image's (container) ids. For a tenant's user namespace the
 // sandbox idmaps each lower directory (open_tree + mount_setattr(MOUNT_ATTR_IDMAP)) and stacks
 // the overlay on those mounts; overlayfs itself cannot be idmapped on this kernel, but an overlay
-// of idmapped ext4/tmpfs lowers works (MACHINE-NOTES). One copy of each layer serves all tenants.
+// of idmapped ext4/tmpfs lowers works (sandbox/overlay.go builds it). One copy of each layer
+// serves all tenants.
 type Rootfs struct {
 	// Lower lists the layer trees topmost first, the order overlayfs' lowerdir wants.
 	Lower []string
