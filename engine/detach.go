@@ -16,17 +16,32 @@ import (
 // records the exit and, for --rm, removes the container. The CLI re-executes itself as that
 // monitor and hands it the decided plan; the monitor calls RunDetached.
 
-// EncodePlan serialises a decided plan for the monitor process. The records of the steps so far
-// are made durable first: the monitor continues the request with a trail of its own.
-func EncodePlan(p *Plan) ([]byte, error) {
+// EncodePlan serialises a decided plan for the monitor process, with the bind-source descriptors
+// the monitor must inherit, in order (DecodePlan's files; the caller closes its copies once the
+// monitor has started). The records of the steps so far are made durable first: the monitor
+// continues the request with a trail of its own.
+func EncodePlan(p *Plan) ([]byte, []*os.File, error) {
 	if err := p.trail.flush(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return json.Marshal(p)
+	paths, files, err := p.binds.Export()
+	if err != nil {
+		return nil, nil, err
+	}
+	p.BindSources = paths
+	b, err := json.Marshal(p)
+	if err != nil {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	return b, files, nil
 }
 
-// DecodePlan restores a plan in the monitor; its audit trail continues the request's.
-func (e *Engine) DecodePlan(b []byte) (*Plan, error) {
+// DecodePlan restores a plan in the monitor; its audit trail continues the request's. file(i)
+// is the i-th descriptor EncodePlan returned, as the monitor inherited it.
+func (e *Engine) DecodePlan(b []byte, file func(i int) *os.File) (*Plan, error) {
 	p := &Plan{}
 	if err := json.Unmarshal(b, p); err != nil {
 		return nil, fmt.Errorf("decode plan: %w", err)
@@ -34,6 +49,17 @@ func (e *Engine) DecodePlan(b []byte) (*Plan, error) {
 	if p.Request == nil || p.Spec == nil || p.ID == "" || !p.Decision.Allow {
 		return nil, errors.New("decode plan: not an allowed plan")
 	}
+	files := make([]*os.File, len(p.BindSources))
+	for i := range files {
+		if files[i] = file(i); files[i] == nil {
+			return nil, fmt.Errorf("decode plan: bind source %s: descriptor %d not inherited", p.BindSources[i], i)
+		}
+	}
+	binds, err := sandbox.ImportBinds(p.BindSources, files)
+	if err != nil {
+		return nil, fmt.Errorf("decode plan: %w", err)
+	}
+	p.binds = binds
 	p.trail = newTrail(e.audit, p.Request.Identity, p.Request.Tenant, p.Request.ID)
 	p.trail.setContainer(p.ID)
 	p.trail.setImage(p.Image.Digest)

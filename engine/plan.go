@@ -29,9 +29,19 @@ type Plan struct {
 	InputDigest string `json:"inputDigest"`
 	// SeccompProfile names the profile the spec carries ("default": the floor's own).
 	SeccompProfile string `json:"seccompProfile"`
+	// BindSources name, for a detached run's monitor, the bind-source descriptors EncodePlan
+	// hands it, in order.
+	BindSources []string `json:"bindSources,omitempty"`
 
 	trail *trail
+	// binds are the bind sources resolved before the decision; Start mounts from them and
+	// closes them (Close, for a plan that is not started).
+	binds *sandbox.BindSources
 }
+
+// Close releases what an allowed plan holds for Start (its bind-source descriptors); Start
+// does it itself.
+func (p *Plan) Close() error { return p.binds.Close() }
 
 // ImageRef names the verified image a plan runs.
 type ImageRef struct {

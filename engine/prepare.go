@@ -76,6 +76,18 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("spec", err)
 	}
+	// Each bind source is resolved once: policy decides on, the audit records and the sandbox
+	// mounts the same descriptor (a path walked again could be raced).
+	spec, binds, err := sandbox.ResolveBinds(spec, "")
+	if err != nil {
+		return refuse("mounts", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			binds.Close()
+		}
+	}()
 	spec.Annotations[AnnotationRequest] = req.ID
 	spec.Annotations[AnnotationImage] = req.Image
 	spec.Annotations[AnnotationDigest] = img.Desc.Digest.String()
@@ -97,6 +109,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		Privileged:     req.Privileged,
 		Raises:         gate.PolicyRaises(raises),
 		SeccompProfile: profile,
+		BindsResolved:  true,
 		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
 		MACLayer: "landlock",
 	}
@@ -129,7 +142,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		}
 	}
 	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String()},
-		Spec: eff, Raises: append(raises, constrained...), Decision: d, InputDigest: policy.InputDigest(preq), SeccompProfile: profile, trail: t}
+		Spec: eff, Raises: append(raises, constrained...), Decision: d, InputDigest: policy.InputDigest(preq), SeccompProfile: profile, trail: t, binds: binds}
 	if !d.Allow {
 		return plan, &DeniedError{Decision: d}
 	}
@@ -146,6 +159,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(changes))
 	}
 	t.add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))
+	keep = true
 	return plan, nil
 }
 

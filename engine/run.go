@@ -50,8 +50,13 @@ func (r *Running) ID() string { return r.plan.ID }
 // Start creates and starts the container of an allowed plan. On any failure everything created
 // so far is removed and the failure audited.
 func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
+	defer plan.Close()
 	if !plan.Decision.Allow || plan.trail == nil {
 		return nil, errors.New("start: the plan was not allowed by policy")
+	}
+	if plan.binds == nil {
+		// Mounting from paths walked again would undo the decision (issue: bind source raced).
+		return nil, errors.New("start: the plan's bind sources were not resolved")
 	}
 	t := plan.trail
 	rt, err := e.runtime(plan.Request.Tenant, t)
@@ -103,7 +108,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	// The decision's records are appended while the sandbox is being created (which takes far
 	// longer than an fsync); the workload is released only once they are durable.
 	t.flushAsync()
-	c, err := rt.Create(plan.ID, dir, spec, stdio)
+	c, err := rt.CreateResolved(plan.ID, dir, spec, plan.binds, stdio)
 	if err != nil {
 		return fail(err)
 	}

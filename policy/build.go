@@ -25,6 +25,10 @@ type Context struct {
 	Raises []Raise
 	// BundleDir anchors relative bind sources (the OCI bundle directory).
 	BundleDir string
+	// BindsResolved says the spec's bind sources are already the real host paths of the
+	// descriptors the runtime mounts from (sandbox.ResolveBinds): Build takes them as they are
+	// instead of walking the path again, which a concurrent rename could answer differently.
+	BindsResolved bool
 	// SeccompProfile names the profile in the effective spec ("default", a file name…); empty
 	// means "custom".
 	SeccompProfile string
@@ -79,7 +83,7 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 		Annotations:  maps.Clone(spec.Annotations),
 		Raises:       append([]Raise{}, c.Raises...),
 	}
-	mounts, err := buildMounts(spec.Mounts, c.BundleDir)
+	mounts, err := buildMounts(spec.Mounts, c.BundleDir, c.BindsResolved)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +148,7 @@ func IsBind(typ string, options []string) bool {
 	return typ == "bind" || slices.Contains(options, "bind") || slices.Contains(options, "rbind")
 }
 
-func buildMounts(ms []specs.Mount, bundleDir string) ([]Mount, error) {
+func buildMounts(ms []specs.Mount, bundleDir string, resolved bool) ([]Mount, error) {
 	out := make([]Mount, 0, len(ms))
 	for i, m := range ms {
 		pm := Mount{
@@ -163,11 +167,15 @@ func buildMounts(ms []specs.Mount, bundleDir string) ([]Mount, error) {
 				}
 				src = filepath.Join(bundleDir, src)
 			}
-			resolved, err := ResolveHostPath(src)
-			if err != nil {
-				return nil, fmt.Errorf("build request: mounts[%d]: %w", i, err)
+			if resolved {
+				pm.Source = filepath.Clean(src)
+			} else {
+				real, err := ResolveHostPath(src)
+				if err != nil {
+					return nil, fmt.Errorf("build request: mounts[%d]: %w", i, err)
+				}
+				pm.Source = real
 			}
-			pm.Source = resolved
 		}
 		out = append(out, pm)
 	}

@@ -35,9 +35,28 @@ const envSetup = "_BULWARK_SETUP"
 // Create sets up a container: namespaces, cgroup, idmapped rootfs, mounts and every confinement
 // layer, ending with an init process that waits for Start to execute the workload. Any failure
 // undoes everything done so far and returns the layer, step and errno that failed.
-func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Container, err error) {
+//
+// Bind sources are resolved here, once (see ResolveBinds); a caller that decides on the spec first
+// resolves them itself and calls CreateResolved.
+func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (*Container, error) {
+	return r.CreateResolved(id, bundle, spec, nil, stdio)
+}
+
+// CreateResolved is Create with the bind sources already resolved (ResolveBinds): every bind is
+// mounted from binds' descriptors, so what was decided on is what is mounted; a bind binds does
+// not hold is refused. binds stays the caller's to close; nil resolves them here.
+func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
+	}
+	if bundle, err = filepath.Abs(bundle); err != nil {
+		return nil, fmt.Errorf("bundle path: %w", err)
+	}
+	if binds == nil {
+		if spec, binds, err = ResolveBinds(spec, bundle); err != nil {
+			return nil, err
+		}
+		defer binds.Close()
 	}
 	eff, raises, err := r.Floor(spec)
 	if err != nil {
@@ -49,21 +68,16 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		eff.Hostname = id[:min(len(id), 63)]
 		raises = append(raises, Raise{Field: "hostname", From: "host's", To: eff.Hostname})
 	}
-	if bundle, err = filepath.Abs(bundle); err != nil {
-		return nil, fmt.Errorf("bundle path: %w", err)
-	}
 	rootfs := eff.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
 	}
-	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("rootfs %s is not a directory: %v", rootfs, err)
+	// Resolved once, like the bind sources: the directory checked is the directory mounted.
+	rootFD, rootReal, err := openRootfs(rootfs)
+	if err != nil {
+		return nil, err
 	}
-	// Idmapping shifts ownership, so the host's own tree as a rootfs would hand container root
-	// read access to every root-owned host file.
-	if real, err := filepath.EvalSymlinks(rootfs); err != nil || real == "/" {
-		return nil, floorErr("rootfs %s resolves to the host's root (or cannot be resolved: %v)", rootfs, err)
-	}
+	defer unix.Close(rootFD)
 
 	var undo cleanup
 	defer func() {
@@ -186,7 +200,7 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (c *Cont
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname), Process: proc,
 	}
-	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, rootfs, fifo, bundle, eff.Mounts, macC)
+	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, rootFD, rootReal, fifo, binds, eff.Mounts, macC)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
@@ -301,7 +315,7 @@ const setupTimeout = 60 * time.Second
 // donate opens every descriptor the child needs and records their indices in cfg.
 //
 // owner holds the host uid and gid container root maps to.
-func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootfs, fifo, bundle string, mounts []specs.Mount, macC mac.Container) ([]int, error) {
+func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootFD int, rootfs, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container) ([]int, error) {
 	var fds []int
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -310,7 +324,7 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootfs, fifo
 	defer unix.Close(userns)
 	// The rootfs is owned by host ids; an idmapped mount shifts it into the container's range
 	// without chowning the image (and without the child needing to reach the host path).
-	rfd, err := rootfsMount(rootfs, userns, owner)
+	rfd, err := rootfsMount(rootFD, rootfs, userns, owner)
 	if err != nil {
 		return fds, err
 	}
@@ -332,13 +346,9 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootfs, fifo
 		}
 		mp := mountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
 		if isBind(m) {
-			src := m.Source
-			if !filepath.IsAbs(src) {
-				src = filepath.Join(bundle, src)
-			}
-			bfd, err := detachedBind(src, flags)
+			bfd, err := detachedBind(binds, m.Source, flags)
 			if err != nil {
-				return fds, fmt.Errorf("bind mount %s → %s: %w", src, m.Destination, err)
+				return fds, fmt.Errorf("bind mount %s → %s: %w", m.Source, m.Destination, err)
 			}
 			mp.Type, mp.SrcFD = "bind", len(fds)
 			fds = append(fds, bfd)
@@ -351,16 +361,21 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootfs, fifo
 	return fds, nil
 }
 
-// detachedBind clones src into a detached mount tree carrying the floor's flags (read-only,
-// nosuid, nodev, and noexec when asked), ready for the child to attach with move_mount.
-func detachedBind(src string, flags uintptr) (int, error) {
-	ot := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+// detachedBind clones the resolved source src (its descriptor in binds: the path is not walked
+// again) into a detached mount tree carrying the floor's flags (read-only, nosuid, nodev, and
+// noexec when asked), ready for the child to attach with move_mount.
+func detachedBind(binds *BindSources, src string, flags uintptr) (int, error) {
+	sfd, err := binds.fd(src)
+	if err != nil {
+		return -1, err
+	}
+	ot := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
 	at := uint(0)
 	if flags&unix.MS_REC != 0 {
 		ot |= unix.AT_RECURSIVE
 		at = unix.AT_RECURSIVE
 	}
-	fd, err := unix.OpenTree(unix.AT_FDCWD, src, ot)
+	fd, err := unix.OpenTree(sfd, "", ot)
 	if err != nil {
 		return -1, fmt.Errorf("open_tree: %w", err)
 	}
@@ -373,6 +388,25 @@ func detachedBind(src string, flags uintptr) (int, error) {
 		return -1, fmt.Errorf("mount_setattr: %w", err)
 	}
 	return fd, nil
+}
+
+// openRootfs resolves the rootfs directory once into an O_PATH descriptor and returns it with its
+// real path. Idmapping shifts ownership, so the host's own tree as a rootfs would hand container
+// root read access to every root-owned host file: "/" is refused.
+func openRootfs(rootfs string) (int, string, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, rootfs, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return -1, "", fmt.Errorf("rootfs %s is not a directory: %w", rootfs, err)
+	}
+	real, err := os.Readlink(fdPath(fd))
+	if err != nil || real == "/" || !filepath.IsAbs(real) {
+		unix.Close(fd)
+		return -1, "", floorErr("rootfs %s resolves to the host's root or no host path (%q, %v)", rootfs, real, err)
+	}
+	return fd, real, nil
 }
 
 // awaitReady reads the child's answers until ready or error.

@@ -28,16 +28,16 @@ import (
 // cannot read the trusted.overlay.* xattrs the snapshotter wrote (opaque directories), so
 // directories an image layer replaced would show the lower layers' files again.
 
-// rootfsMount returns the detached, idmapped mount of rootfs to donate: an idmapped mount of the
-// directory, or of an overlay's layers rebuilt into an overlay. owner is the host uid and gid
-// container root maps to.
-func rootfsMount(rootfs string, userns int, owner [2]uint32) (int, error) {
-	layers, err := overlayLayers(rootfs)
+// rootfsMount returns the detached, idmapped mount of the rootfs to donate: an idmapped mount of
+// the directory, or of an overlay's layers rebuilt into an overlay. rootFD is the rootfs resolved
+// once (O_PATH) and rootfs its real path; owner is the host uid and gid container root maps to.
+func rootfsMount(rootFD int, rootfs string, userns int, owner [2]uint32) (int, error) {
+	layers, err := overlayLayers(rootFD, rootfs)
 	if err != nil {
 		return -1, err
 	}
 	if layers == nil {
-		fd, err := idmap.IDMappedMount(rootfs, userns)
+		fd, err := idmap.IDMappedMountFD(rootFD, rootfs, userns)
 		if err != nil {
 			return -1, fmt.Errorf("idmapped mount of rootfs %s: %w", rootfs, err)
 		}
@@ -60,19 +60,16 @@ func rootfsMount(rootfs string, userns int, owner [2]uint32) (int, error) {
 }
 
 // overlayLayers returns the layer directories of rootfs, top first (upperdir, then each lowerdir),
-// if rootfs is an overlay mount; nil if it is not an overlay.
-func overlayLayers(rootfs string) ([]string, error) {
+// if the rootfs (rootFD, whose real path is rootfs) is an overlay mount; nil if it is not an overlay.
+func overlayLayers(rootFD int, rootfs string) ([]string, error) {
 	var sfs unix.Statfs_t
-	if err := unix.Statfs(rootfs, &sfs); err != nil {
+	if err := unix.Fstatfs(rootFD, &sfs); err != nil {
 		return nil, fmt.Errorf("statfs %s: %w", rootfs, err)
 	}
 	if sfs.Type != unix.OVERLAYFS_SUPER_MAGIC {
 		return nil, nil
 	}
-	mp, err := filepath.EvalSymlinks(rootfs)
-	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", rootfs, err)
-	}
+	mp := rootfs
 	// thread-self: the mount namespace that resolved rootfs above is this thread's.
 	f, err := os.Open("/proc/thread-self/mountinfo")
 	if err != nil {

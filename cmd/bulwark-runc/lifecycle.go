@@ -58,10 +58,11 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 		return nil, nil, err
 	}
 	// Policy decides before anything is created; Create gets the spec it decided on.
-	spec, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil)
+	spec, binds, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer binds.Close()
 	defer durable() //nolint:errcheck // error paths too leave the decision durable; success checks it below
 	stdio := sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	var proxy *consoleProxy
@@ -78,7 +79,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	case o.consoleSocket != "":
 		return nil, nil, errors.New("cannot use console socket if bulwark-runc will not detach or allocate tty")
 	}
-	ct, err := rt.Create(id, bundle, spec, stdio)
+	ct, err := rt.CreateResolved(id, bundle, spec, binds, stdio)
 	if err != nil {
 		return nil, nil, closeProxy(proxy, errors.Join(fmt.Errorf("create container %s: %w", id, err), durable()))
 	}

@@ -46,7 +46,7 @@ func (o *policyOpts) register(pf *pflag.FlagSet) {
 // and durable, which waits until the decision's audit record is durable: call it after Create and
 // before anything runs. A denial is an error listing every reason (code, message, path), which
 // finish prints on stderr and in the --log log.
-func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*specs.Spec, func() error, error) {
+func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*specs.Spec, *sandbox.BindSources, func() error, error) {
 	// The policy's cold path (parse, compile, prepare: ≈ 30 MB that are garbage once it has
 	// decided) spends about a third of its time collecting when the GC runs, and a collection
 	// right after it delays the container's start (measured: run of /bin/true ≈ 4 ms slower at
@@ -64,7 +64,7 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 		UID: os.Getuid(), GID: os.Getgid(),
 	}, rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
+		return nil, nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	logged := false
 	durable := func() error { // safe to call again: d.Durable waits once
@@ -77,7 +77,7 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 		}
 		return nil
 	}
-	return d.Spec, durable, nil
+	return d.Spec, d.Binds, durable, nil
 }
 
 // decideExec asks policy about exec'ing p in the container whose state is st, for the tenant that
@@ -95,7 +95,7 @@ func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) e
 	if tenant == "" {
 		tenant = c.g.tenant
 	}
-	_, durable, err := c.decide(rt, tenant, id, bundle, spec, p)
+	_, _, durable, err := c.decide(rt, tenant, id, bundle, spec, p)
 	if err != nil {
 		return err
 	}

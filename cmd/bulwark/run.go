@@ -271,10 +271,15 @@ type monitorStatus struct {
 // hands it the plan and prints the container id once the workload runs.
 func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 	root, _ := cmd.Flags().GetString("root")
-	b, err := engine.EncodePlan(plan)
+	b, binds, err := engine.EncodePlan(plan)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		for _, f := range binds {
+			f.Close()
+		}
+	}()
 	planR, planW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -285,7 +290,8 @@ func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 	}
 	m := exec.Command("/proc/self/exe", "--root", root, monitorCmdName)
 	m.Stdin = planR
-	m.ExtraFiles = []*os.File{statusW}
+	// fd 3: the status pipe; fd 4 on: the plan's bind sources (monitorBindFD).
+	m.ExtraFiles = append([]*os.File{statusW}, binds...)
 	// Its own session: the monitor survives the terminal and the CLI.
 	m.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := m.Start(); err != nil {
@@ -311,6 +317,9 @@ func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 }
 
 const monitorCmdName = "__monitor"
+
+// monitorBindFD is the monitor's first inherited bind-source descriptor (after the status pipe).
+const monitorBindFD = 4
 
 // newMonitorCmd is the hidden command a detached container's monitor runs as.
 func newMonitorCmd() *cobra.Command {
@@ -338,7 +347,9 @@ func newMonitorCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			plan, err := e.DecodePlan(b)
+			plan, err := e.DecodePlan(b, func(i int) *os.File {
+				return os.NewFile(uintptr(monitorBindFD+i), "bind source")
+			})
 			if err != nil {
 				report(monitorStatus{Error: err.Error(), Code: 125})
 				return err

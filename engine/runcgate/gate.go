@@ -62,10 +62,14 @@ type Request struct {
 // Decision is a decided request: Decide returns it for an allowed request, and with the
 // *policy.DeniedError of a denied one.
 type Decision struct {
-	// Spec is what to hand to sandbox Create: the request with bind sources replaced by the
-	// host paths policy judged (so a symlink swapped after the decision cannot redirect a
-	// mount) and the policy's constraints applied to its resources. Nil for exec.
-	Spec        *specs.Spec
+	// Spec is what to hand to sandbox CreateResolved with Binds: the request with bind sources
+	// replaced by the real paths of the descriptors policy judged (so nothing swapped after the
+	// decision can redirect a mount) and the policy's constraints applied to its resources. Nil
+	// for exec.
+	Spec *specs.Spec
+	// Binds are the descriptors the bind sources were resolved to; the caller closes them
+	// (Close) once the container is created. Nil for exec.
+	Binds       *sandbox.BindSources
 	Decision    policy.Decision
 	InputDigest string
 	// Constraints are the limits policy made stricter than the effective spec's.
@@ -172,7 +176,20 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	}
 	out.Prepare = time.Since(start)
 
-	spec := resolveBinds(req.Spec, req.Bundle)
+	spec, binds, err := sandbox.ResolveBinds(withLinux(req.Spec), req.Bundle)
+	if err != nil {
+		return refuse("mounts", err)
+	}
+	if req.Operation == policy.OpExec {
+		binds.Close() // exec mounts nothing
+	} else {
+		out.Binds = binds
+		defer func() {
+			if out.Spec == nil {
+				binds.Close()
+			}
+		}()
+	}
 	floorSpec := spec
 	if req.Operation == policy.OpExec {
 		cp := *spec
@@ -185,11 +202,12 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		return nil, err
 	}
 	pctx := policy.Context{
-		Tenant:    req.Tenant,
-		Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
-		Operation: req.Operation,
-		Raises:    gate.PolicyRaises(raises),
-		BundleDir: req.Bundle,
+		Tenant:        req.Tenant,
+		Identity:      policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
+		Operation:     req.Operation,
+		Raises:        gate.PolicyRaises(raises),
+		BundleDir:     req.Bundle,
+		BindsResolved: true,
 		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
 		MACLayer: "landlock",
 	}
@@ -251,28 +269,13 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	return out, nil
 }
 
-// resolveBinds returns a copy of spec whose bind sources are the host paths they resolve to
-// (policy.ResolveHostPath: symlinks and ".." in the kernel's order). Policy judges that path and
-// the sandbox mounts that same path. A source that cannot be resolved is left as written:
-// building the request document fails on it and the request is denied (REQUEST_INVALID).
-func resolveBinds(spec *specs.Spec, bundle string) *specs.Spec {
+// withLinux returns spec, or a copy of it with an empty linux section if it has none.
+func withLinux(spec *specs.Spec) *specs.Spec {
+	if spec.Linux != nil {
+		return spec
+	}
 	cp := *spec
-	cp.Mounts = slices.Clone(spec.Mounts)
-	for i, m := range cp.Mounts {
-		if !policy.IsBind(m.Type, m.Options) {
-			continue
-		}
-		src := m.Source
-		if !filepath.IsAbs(src) {
-			src = filepath.Join(bundle, src)
-		}
-		if resolved, err := policy.ResolveHostPath(src); err == nil {
-			cp.Mounts[i].Source = resolved
-		}
-	}
-	if cp.Linux == nil {
-		cp.Linux = &specs.Linux{}
-	}
+	cp.Linux = &specs.Linux{}
 	return &cp
 }
 

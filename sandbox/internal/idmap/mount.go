@@ -16,7 +16,21 @@ import (
 // container and fail outright on file systems that cannot be idmapped. A src that was swapped for
 // a symlink fails instead of mapping the link's target.
 func IDMappedMount(src string, usernsFD int) (mountFD int, err error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
+	return idmappedClone(unix.AT_FDCWD, src, src, usernsFD)
+}
+
+// IDMappedMountFD is IDMappedMount of the directory dirFD already refers to (an O_PATH
+// descriptor resolved once: nothing is walked again); name is what errors call it.
+func IDMappedMountFD(dirFD int, name string, usernsFD int) (mountFD int, err error) {
+	return idmappedClone(dirFD, "", name, usernsFD)
+}
+
+func idmappedClone(dirFD int, path, src string, usernsFD int) (int, error) {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_SYMLINK_NOFOLLOW)
+	if path == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	fd, err := unix.OpenTree(dirFD, path, flags)
 	if err != nil {
 		return -1, fmt.Errorf("open_tree %s: %w", src, err)
 	}
