@@ -10,23 +10,39 @@ import (
 	"bulwark.dev/bulwark/sandbox"
 )
 
+// stateRootEnv names the state root when --root is not given, as for bulwark-runc's
+// --state-root: the flag wins over the environment, the environment over the default.
+const stateRootEnv = "BULWARK_STATE_ROOT"
+
+// defaultRoot is the state root without --root.
+func defaultRoot() string {
+	if r := os.Getenv(stateRootEnv); r != "" {
+		return r
+	}
+	return "/var/lib/bulwark"
+}
+
 func main() {
 	// A re-executed sandbox setup child never returns from here.
 	sandbox.Init()
+	if err := newRootCmd().Execute(); err != nil {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "bulwark:", msg)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "bulwark",
 		Short:         "A security-hardened sandbox runtime",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("root", "/var/lib/bulwark", "state root")
+	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
 	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
 	root.AddCommand(newRunCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
 		newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd())
-	if err := root.Execute(); err != nil {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "bulwark:", msg)
-		}
-		os.Exit(exitCode(err))
-	}
+	return root
 }
