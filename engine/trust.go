@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/signing"
 )
 
@@ -29,31 +30,41 @@ type verifiedImage struct {
 // verifyImage resolves ref through TUF, checks that the local tag points at exactly the signed
 // manifest, and reads every blob of it against its digest. Each step is audited.
 func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
+	return e.verify(ref, false, true, t)
+}
+
+// VerifyImage is `bulwark trust verify`: ref is resolved through TUF (refreshing the metadata
+// unless offline) and, when the store holds an image under ref, that image is checked exactly
+// as a run checks it — the tag against the signed digest, the manifest, and every config and
+// layer blob against its digest. With no local image the signed target alone is returned. The
+// steps are audited like a run's.
+func (e *Engine) VerifyImage(ref string, who Identity, offline bool) (*signing.Target, error) {
+	t := newTrail(e.audit, who, "", NewID())
+	img, err := e.verify(ref, offline, false, t)
+	if ferr := t.flush(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return img.Target, nil
+}
+
+// verify is the one verification path. needLocal: the store must hold an image under ref (a
+// run); otherwise a missing local image ends the check after the TUF resolution.
+func (e *Engine) verify(ref string, offline, needLocal bool, t *trail) (*verifiedImage, error) {
 	fail := func(step string, err error) (*verifiedImage, error) {
 		t.add(audit.TypeTrust, "verify.failed", map[string]string{"reference": ref, "step": step, "error": err.Error()})
 		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, ref, err)
 	}
-	// The pinned root and repository are configured by 'bulwark trust init' or 'trust pin'.
-	client, err := signing.OpenClient(filepath.Join(e.cfg.Root, "trust"), false)
+	target, step, err := e.resolve(ref, offline, t)
 	if err != nil {
-		return fail("trust root", err)
+		return fail(step, err)
 	}
-	// Concurrent runs share the metadata cache; go-tuf rewrites it on refresh.
-	unlock, err := flockFile(filepath.Join(e.cfg.Root, "trust", "cache.lock"))
-	if err != nil {
-		return fail("trust cache", err)
-	}
-	target, err := client.Resolve(ref)
-	unlock()
-	if err != nil {
-		return fail("resolve", err)
-	}
-	t.setImage(target.Digest.String())
-	t.add(audit.TypeTrust, "resolve", map[string]string{
-		"reference": ref, "target": target.Name, "digest": target.Digest.String(),
-		"length": strconv.FormatInt(target.Length, 10), "role": target.Role,
-	})
 	desc, err := e.store.Resolve(ref)
+	if !needLocal && errors.Is(err, image.ErrNotFound) {
+		return &verifiedImage{Ref: ref, Target: target}, nil
+	}
 	if err != nil {
 		return fail("store", err)
 	}
@@ -83,4 +94,45 @@ func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
 		"reference": ref, "digest": desc.Digest.String(), "layers": strconv.Itoa(len(m.Layers)),
 	})
 	return &verifiedImage{Ref: ref, Target: target, Desc: desc, Config: cfg}, nil
+}
+
+// ResolveSigned resolves ref through TUF alone (refreshing the metadata unless offline), audited;
+// `image pull --verify` pulls the digest it returns.
+func (e *Engine) ResolveSigned(ref string, who Identity, offline bool) (*signing.Target, error) {
+	t := newTrail(e.audit, who, "", NewID())
+	target, step, err := e.resolve(ref, offline, t)
+	if err != nil {
+		t.add(audit.TypeTrust, "verify.failed", map[string]string{"reference": ref, "step": step, "error": err.Error()})
+		err = fmt.Errorf("%w: %s: %w", ErrVerification, ref, err)
+	}
+	if ferr := t.flush(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	return target, err
+}
+
+// resolve looks ref up in the pinned TUF repository under the metadata cache's lock; on failure
+// it names the step that failed.
+func (e *Engine) resolve(ref string, offline bool, t *trail) (*signing.Target, string, error) {
+	// The pinned root and repository are configured by 'bulwark trust init' or 'trust pin'.
+	client, err := signing.OpenClient(filepath.Join(e.cfg.Root, "trust"), offline)
+	if err != nil {
+		return nil, "trust root", err
+	}
+	// Concurrent runs share the metadata cache; go-tuf rewrites it on refresh.
+	unlock, err := flockFile(filepath.Join(e.cfg.Root, "trust", "cache.lock"))
+	if err != nil {
+		return nil, "trust cache", err
+	}
+	target, err := client.Resolve(ref)
+	unlock()
+	if err != nil {
+		return nil, "resolve", err
+	}
+	t.setImage(target.Digest.String())
+	t.add(audit.TypeTrust, "resolve", map[string]string{
+		"reference": ref, "target": target.Name, "digest": target.Digest.String(),
+		"length": strconv.FormatInt(target.Length, 10), "role": target.Role,
+	})
+	return target, "", nil
 }

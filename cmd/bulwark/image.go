@@ -255,7 +255,12 @@ func newImagePullCmd() *cobra.Command {
 			from, local := args[0], tag
 			if verify {
 				// Pull by the signed digest, so the registry cannot serve anything else for the tag.
-				t, err := resolveSigned(cmd, args[0], false)
+				e, err := openEngine(cmd, nil)
+				if err != nil {
+					return err
+				}
+				t, err := e.ResolveSigned(args[0], caller(), false)
+				e.Close()
 				if err != nil {
 					return err
 				}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/engine"
-	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/signing"
 )
 
@@ -315,61 +313,19 @@ func newTrustVerifyCmd() *cobra.Command {
 	var offline bool
 	c := &cobra.Command{
 		Use:   "verify NAME:TAG|NAME@DIGEST",
-		Short: "Refresh TUF metadata, print the signed digest, and check the local image against it",
+		Short: "Refresh TUF metadata, print the signed digest, and check the local image (every blob) against it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := resolveSigned(cmd, args[0], offline)
-			if err != nil {
-				return err
-			}
-			if err := checkLocal(cmd, args[0], t); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], t.Digest)
-			return nil
+			return withEngine(cmd, func(e *engine.Engine) error {
+				t, err := e.VerifyImage(args[0], caller(), offline)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], t.Digest)
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&offline, "offline", false, "use cached metadata only (valid until it expires)")
 	return c
-}
-
-// resolveSigned looks ref up in the pinned TUF repository (refreshing its metadata unless offline).
-func resolveSigned(cmd *cobra.Command, ref string, offline bool) (*signing.Target, error) {
-	dir, err := trustDir(cmd)
-	if err != nil {
-		return nil, err
-	}
-	c, err := signing.OpenClient(dir, offline)
-	if err != nil {
-		return nil, err
-	}
-	return c.Resolve(ref)
-}
-
-// checkLocal compares a local image of the same reference, if there is one, with the target: a
-// tag re-pointed in the store without signing fails here.
-func checkLocal(cmd *cobra.Command, ref string, t *signing.Target) error {
-	s, err := openStore(cmd)
-	if err != nil {
-		return err
-	}
-	desc, err := s.Resolve(ref)
-	if errors.Is(err, image.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := t.VerifyDigest(desc.Digest); err != nil {
-		return err
-	}
-	p, err := s.BlobPath(desc.Digest)
-	if err != nil {
-		return err
-	}
-	b, err := s.ReadBlob(desc.Digest, 4<<20)
-	if err != nil {
-		return fmt.Errorf("local manifest %s: %w", p, err)
-	}
-	return t.VerifyManifest(b)
 }

@@ -126,3 +126,28 @@ func signedBundle(t *testing.T, dir, revision string, key policytest.Key) string
 	return policytest.Write(t, filepath.Join(dir, "bundle-"+revision+".tar.gz"), policytest.Bundle{
 		Policy: policytest.AllowAll, Revision: revision, Data: map[string]any{"revision": revision}, Key: &key, KeyID: "bulwark"})
 }
+
+// TestTrustVerifyChecksBlobs: `trust verify` checks the local image as a run does — a corrupt
+// layer blob fails it (it used to compare only the tag and the manifest, and exit 0) — and is
+// audited.
+func TestTrustVerifyChecksBlobs(t *testing.T) {
+	f := newFixture(t)
+	out := must(t, f.root, "trust", "verify", "busybox:1")
+	if !strings.HasPrefix(out, "busybox:1 sha256:") {
+		t.Errorf("trust verify: %q", out)
+	}
+	tamperLayer(t, f.root, "busybox:1")
+	r := clitest.Run(t, f.root, "trust", "verify", "busybox:1")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "image verification failed") {
+		t.Errorf("trust verify of a corrupt layer: exit %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
+	}
+	failed := false
+	for _, rec := range f.typeRecords(t, "trust") {
+		if rec["action"] == "verify.failed" && attr(rec, "step") == "blobs" {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Error("no trust verify.failed record for the blobs step")
+	}
+}
