@@ -258,8 +258,9 @@ func (e *Engine) Unpause(id string, who Identity) error {
 func (e *Engine) Remove(id string, who Identity, force bool) error {
 	return e.op(id, who, "remove", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if c != nil {
-			if !force && !stopped(c) {
-				return nil, fmt.Errorf("container %s is running: stop it first or use --force", id)
+			if st, err := c.State(); !force && err == nil && st.Status != specs.ContainerState(sandbox.StatusStopped) {
+				// Said as it is: a container being created is not "running".
+				return nil, fmt.Errorf("container %s is %s: stop it first or use --force", id, st.Status)
 			}
 			if err := c.Delete(true); err != nil {
 				return nil, fmt.Errorf("delete %s: %w", id, err)

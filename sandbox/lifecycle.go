@@ -203,7 +203,7 @@ func (c *Container) Delete(force bool) error {
 	case err != nil:
 		return err
 	}
-	st.refresh()
+	st.refresh(c.dir)
 	if s := Status(st.Status); (s == StatusRunning || s == StatusPaused) && !force {
 		return fmt.Errorf("%w: %s is %s; stop it first or delete with force", ErrInvalidState, c.id, s)
 	}

@@ -327,8 +327,10 @@ func TestDeleteAfterCrashMidCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := c.State(); s.Status != specs.ContainerState(StatusCreating) {
-		t.Fatalf("status %s, want creating", s.Status)
+	// Nobody holds the directory lock: the creator is dead, and so is the container (runc: a
+	// container whose init is gone is stopped).
+	if s, _ := c.State(); s.Status != specs.ContainerState(StatusStopped) {
+		t.Fatalf("status %s, want stopped", s.Status)
 	}
 	if err := c.Delete(false); err != nil {
 		t.Fatal(err)
@@ -341,6 +343,45 @@ func TestDeleteAfterCrashMidCreate(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("state dir left: %v", err)
+	}
+}
+
+// TestCrashedCreateListed: a creator killed before it wrote state.json leaves only the state
+// directory. It is listed (stopped), its state can be read, and a plain delete removes it; a
+// "creating" state whose creator still holds the directory lock stays creating.
+func TestCrashedCreateListed(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "crash2")
+	r := newTestRuntime(t)
+	dir := r.containerDir("crash2")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	list, err := r.List()
+	if err != nil || len(list) != 1 || list[0].ID != "crash2" || list[0].Status != specs.ContainerState(StatusStopped) {
+		t.Fatalf("list %+v, %v: want crash2 stopped", list, err)
+	}
+	c, err := r.Load("crash2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A live creator holds the lock: the container is being created, not dead.
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.State(); err != nil || s.Status != specs.ContainerState(StatusCreating) {
+		t.Errorf("with the creator's lock held: %s, %v; want creating", s.Status, err)
+	}
+	unlock()
+	if err := c.Delete(false); err != nil {
+		t.Fatalf("plain delete: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("state dir left: %v", err)
+	}
+	if list, _ := r.List(); len(list) != 0 {
+		t.Fatalf("list after delete: %+v", list)
 	}
 }
 

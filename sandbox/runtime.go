@@ -113,14 +113,13 @@ func (r *Runtime) List() ([]State, error) {
 func (c *Container) ID() string { return c.id }
 
 func (c *Container) load() (*stateFile, error) {
-	st, err := readState(c.dir)
+	st, err := loadState(c.dir, c.id, c.rt.opts.Tenant)
 	if err != nil {
 		if errors.Is(err, ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotExist, c.id)
 		}
 		return nil, err
 	}
-	st.refresh()
 	return st, nil
 }
 

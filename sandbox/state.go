@@ -151,14 +151,59 @@ func (st *stateFile) initAlive() bool {
 	return procState(st.Pid) != "Z"
 }
 
-// refresh derives the live status from the stored one and the kernel's view.
-func (st *stateFile) refresh() {
+// refresh derives the live status from the stored one and the kernel's view: as runc says, a
+// container whose init is gone is stopped. A "creating" container is one whose creator holds the
+// directory lock (Create keeps it until it returns); with the lock free, the creator died (kill -9
+// half-way) and nothing will ever finish it: stopped too, so that it is listed as such and a plain
+// delete removes it.
+func (st *stateFile) refresh(dir string) {
 	switch Status(st.Status) {
 	case StatusCreated, StatusRunning, StatusPaused:
 		if !st.initAlive() {
 			st.Status = specs.ContainerState(StatusStopped)
 		}
+	case StatusCreating:
+		if !lockHeld(dir) {
+			st.Status = specs.ContainerState(StatusStopped)
+		}
 	}
+}
+
+// loadState reads a container's state.json. A directory without one is a creation that has not
+// written it yet — or never will, its creator killed between the mkdir and the first write: it
+// is reported as a creating container (stopped by refresh once no creator holds the lock), never
+// hidden, so that list shows it and delete finds it.
+func loadState(dir, id, tenant string) (*stateFile, error) {
+	st, err := readState(dir)
+	if errors.Is(err, ErrNotExist) {
+		fi, serr := os.Stat(dir)
+		if serr != nil {
+			return nil, err
+		}
+		st = newStateFile(id, "", tenant, nil)
+		st.Created = fi.ModTime().UTC()
+	} else if err != nil {
+		return nil, err
+	}
+	st.refresh(dir)
+	return st, nil
+}
+
+// lockHeld reports whether some process holds the container directory's lock (lockDir). A
+// process that holds it itself (Delete) sees it held too: flock locks belong to the open file.
+func lockHeld(dir string) bool {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	for {
+		err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return errors.Is(err, unix.EWOULDBLOCK)
 }
 
 // signalInit sends sig to the recorded init process through a pidfd, so a recycled pid is never
