@@ -131,11 +131,24 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return refuse("policy", err)
 	}
 	var constrained []sandbox.Raise
+	if !d.Allow {
+		// The defaults asked for on the caller's behalf are cut to what policy grants the
+		// tenant (its constraints say so as data), not asked for and denied.
+		if rs := dropUngrantedDefaults(eff, req, d.Constraints.Capabilities); rs != nil {
+			constrained = append(constrained, *rs)
+			t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(constrained))
+			pctx.Raises = gate.PolicyRaises(append(append([]sandbox.Raise{}, raises...), constrained...))
+			if preq, d, err = decide(); err != nil {
+				return refuse("policy", err)
+			}
+		}
+	}
 	if !d.Allow && gate.OnlyUnsetLimitsAboveMax(d, req.Memory == 0, req.PidsLimit == 0) {
 		// The caller asked for no limit and the floor's default is above the tenant's maximum:
 		// the tenant's maximum is the stricter limit, so apply it and decide again.
-		constrained = gate.ApplyConstraints(eff, d.Constraints)
-		t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(constrained))
+		limits := gate.ApplyConstraints(eff, d.Constraints)
+		t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(limits))
+		constrained = append(constrained, limits...)
 		pctx.Raises = gate.PolicyRaises(append(append([]sandbox.Raise{}, raises...), constrained...))
 		if preq, d, err = decide(); err != nil {
 			return refuse("policy", err)

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox"
 )
 
 // Identity is who asks: the caller's uid/gid (the CLI), or a daemon's authenticated principal.
@@ -38,7 +41,12 @@ type Request struct {
 	User       string   `json:"user,omitempty"` // uid[:gid] or name[:group], as in the image
 	Hostname   string   `json:"hostname,omitempty"`
 	Name       string   `json:"name,omitempty"`
+	// CapAdd and CapDrop change Docker's default capability set (DefaultCapabilities), as
+	// docker run's --cap-add and --cap-drop do ("ALL" in CapDrop: start from none). The floor
+	// keeps the grantable ones and policy the tenant's; a default the tenant is not granted is
+	// dropped, an added one denied.
 	CapAdd     []string `json:"capAdd,omitempty"`
+	CapDrop    []string `json:"capDrop,omitempty"`
 	Memory     int64    `json:"memory,omitempty"` // bytes
 	PidsLimit  int64    `json:"pidsLimit,omitempty"`
 	CPUs       float64  `json:"cpus,omitempty"`
@@ -127,7 +135,6 @@ func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs
 		Root:    &specs.Root{Path: rootfs, Readonly: true},
 		Process: &specs.Process{
 			Args: args, Env: env, Cwd: path.Clean(cwd), User: user, NoNewPrivileges: true,
-			Capabilities: capSet(req.CapAdd),
 		},
 		Hostname:    hostname,
 		Annotations: map[string]string{},
@@ -139,6 +146,9 @@ func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs
 			},
 			Resources: resources(req),
 		},
+	}
+	if s.Process.Capabilities, err = capSet(req.CapAdd, req.CapDrop); err != nil {
+		return nil, "", err
 	}
 	for k, v := range cfg.Labels {
 		s.Annotations["org.opencontainers.image.label."+k] = v
@@ -197,23 +207,97 @@ func mergeEnv(base, over []string) []string {
 	return out
 }
 
-// capSet is the requested capability set (all three effective sets); nil when none was asked:
-// the floor grants nothing by default.
-func capSet(add []string) *specs.LinuxCapabilities {
-	if len(add) == 0 {
-		return nil
+// DefaultCapabilities is the set docker run asks for a container (moby's
+// oci/caps.DefaultCapabilities): bulwark run asks for the same, so an image behaves as under
+// `docker run --runtime bulwark`. The floor drops those it never grants (MKNOD, NET_RAW,
+// SETFCAP, SETPCAP, SYS_CHROOT, AUDIT_WRITE) and records the drop.
+var DefaultCapabilities = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// capName normalises a capability as docker does: case-insensitive, with or without CAP_.
+func capName(c string) string {
+	c = strings.ToUpper(strings.TrimSpace(c))
+	if c == "ALL" || strings.HasPrefix(c, "CAP_") {
+		return c
+	}
+	return "CAP_" + c
+}
+
+// capSet is the requested capability set (bounding = effective = permitted), as docker computes
+// it: the defaults without the dropped ones ("ALL": none of them), plus the added ones. Nil when
+// nothing is left.
+func capSet(add, drop []string) (*specs.LinuxCapabilities, error) {
+	dropped := map[string]bool{}
+	for _, c := range drop {
+		n := capName(c)
+		if n != "ALL" && !sandbox.KnownCapability(n) {
+			return nil, fmt.Errorf("--cap-drop %q: unknown capability", c)
+		}
+		dropped[n] = true
 	}
 	var names []string
-	for _, c := range add {
-		c = strings.ToUpper(strings.TrimSpace(c))
-		if !strings.HasPrefix(c, "CAP_") {
-			c = "CAP_" + c
+	if !dropped["ALL"] {
+		for _, c := range DefaultCapabilities {
+			if !dropped[c] {
+				names = append(names, c)
+			}
 		}
-		names = append(names, c)
+	}
+	for _, c := range add {
+		n := capName(c)
+		if n == "ALL" {
+			return nil, errors.New("--cap-add ALL: name the capabilities (most of them are never granted)")
+		}
+		if !sandbox.KnownCapability(n) {
+			return nil, fmt.Errorf("--cap-add %q: unknown capability", c)
+		}
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
 	}
 	return &specs.LinuxCapabilities{
-		Bounding: names, Effective: append([]string{}, names...), Permitted: append([]string{}, names...),
+		Bounding: names, Effective: slices.Clone(names), Permitted: slices.Clone(names),
+	}, nil
+}
+
+// dropUngrantedDefaults removes from the effective spec the capabilities the engine asked for on
+// the caller's behalf (the defaults, not --cap-add) that the tenant is not granted — granted is
+// what policy's constraints name; nil (the policy does not say) changes nothing. It returns the
+// raise, or nil when nothing was dropped.
+func dropUngrantedDefaults(eff *specs.Spec, req *Request, granted []string) *sandbox.Raise {
+	c := eff.Process.Capabilities
+	if granted == nil || c == nil {
+		return nil
 	}
+	explicit := map[string]bool{}
+	for _, a := range req.CapAdd {
+		explicit[capName(a)] = true
+	}
+	ok := map[string]bool{}
+	for _, g := range granted {
+		ok[capName(g)] = true
+	}
+	var kept, gone []string
+	for _, n := range c.Bounding {
+		if ok[capName(n)] || explicit[capName(n)] {
+			kept = append(kept, n)
+		} else {
+			gone = append(gone, n)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	eff.Process.Capabilities = &specs.LinuxCapabilities{
+		Bounding: kept, Effective: slices.Clone(kept), Permitted: slices.Clone(kept),
+	}
+	return &sandbox.Raise{Field: "process.capabilities", From: strings.Join(gone, ","), To: "dropped (default, not granted to the tenant)"}
 }
 
 func resources(req *Request) *specs.LinuxResources {

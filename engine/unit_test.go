@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,7 +24,7 @@ func TestBuildSpec(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "etc", "group"), []byte("root:x:0:\nstaff:x:50:\n"), 0o644)
 	cfg := ocispec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"serve"}, Env: []string{"PATH=/bin", "A=1"}, WorkingDir: "/srv", User: "app"}
 	t.Setenv("FROM_CALLER", "x")
-	req := &Request{Args: []string{"check"}, Env: []string{"A=2", "B=3", "FROM_CALLER", "UNSET_ONE"}, CapAdd: []string{"net_bind_service"},
+	req := &Request{Args: []string{"check"}, Env: []string{"A=2", "B=3", "FROM_CALLER", "UNSET_ONE"}, CapAdd: []string{"net_bind_service"}, CapDrop: []string{"ALL"},
 		Memory: 64 << 20, PidsLimit: 10, CPUs: 0.5, Volumes: []string{"/srv/data:/data:ro", "/x:/y:rw"}, Tmpfs: []string{"/cache:size=1m"},
 		Ulimits: []string{"nofile=100:200"}}
 	s, profile, err := buildSpec(req, cfg, root, "c1")
@@ -224,5 +225,42 @@ func TestDeniedErrorListsEveryReason(t *testing.T) {
 	want := "denied by policy (revision r1):\n  A: first [p[0]]\n  B: second"
 	if e.Error() != want {
 		t.Errorf("%q", e.Error())
+	}
+}
+
+// TestCapSet: --cap-add and --cap-drop change Docker's default set with Docker's syntax.
+func TestCapSet(t *testing.T) {
+	for _, tc := range []struct {
+		add, drop []string
+		want      []string
+		err       bool
+	}{
+		{want: DefaultCapabilities},
+		{drop: []string{"ALL"}},
+		{drop: []string{"all"}, add: []string{"chown"}, want: []string{"CAP_CHOWN"}},
+		{drop: []string{"ALL"}, add: []string{"CAP_NET_BIND_SERVICE", "net_bind_service"}, want: []string{"CAP_NET_BIND_SERVICE"}},
+		{drop: []string{"mknod", "Cap_Net_Raw", "CAP_SETFCAP", "setpcap", "SYS_CHROOT", "AUDIT_WRITE", "KILL"},
+			want: []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID", "CAP_NET_BIND_SERVICE"}},
+		{drop: []string{"CHOWNN"}, err: true},
+		{add: []string{"FLY"}, err: true},
+		{add: []string{"ALL"}, err: true},
+	} {
+		c, err := capSet(tc.add, tc.drop)
+		if tc.err {
+			if err == nil {
+				t.Errorf("add %v drop %v: no error", tc.add, tc.drop)
+			}
+			continue
+		}
+		var got []string
+		if c != nil {
+			got = c.Bounding
+			if !slices.Equal(c.Effective, got) || !slices.Equal(c.Permitted, got) || c.Inheritable != nil || c.Ambient != nil {
+				t.Errorf("add %v drop %v: sets differ: %+v", tc.add, tc.drop, c)
+			}
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("add %v drop %v: %v, %v; want %v", tc.add, tc.drop, got, err, tc.want)
+		}
 	}
 }

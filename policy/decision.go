@@ -26,6 +26,10 @@ type Reason struct {
 type Constraints struct {
 	MaxMemory *int64 `json:"maxMemory,omitempty"`
 	MaxPids   *int64 `json:"maxPids,omitempty"`
+	// Capabilities, when the policy says (non-nil), are the capabilities the tenant is granted:
+	// the engine keeps only these of the defaults it asks for on the caller's behalf. Apply does
+	// not use it.
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // Decision is the policy's answer. The zero value denies.

@@ -230,6 +230,9 @@ func parseDecision(v any) (Decision, error) {
 		if d.Constraints.MaxPids, err = optInt(c, "maxPids"); err != nil {
 			return Decision{}, err
 		}
+		if d.Constraints.Capabilities, err = optStrings(c, "capabilities"); err != nil {
+			return Decision{}, err
+		}
 	}
 	// A policy that says allow while giving deny reasons contradicts itself: deny.
 	d.Allow = bool(allow) && len(d.Reasons) == 0
@@ -243,6 +246,27 @@ func field(obj ast.Object, k string) ast.Value {
 		return nil
 	}
 	return t.Value
+}
+
+// optStrings reads an optional array of strings; present but empty is an empty, non-nil slice.
+func optStrings(obj ast.Object, k string) ([]string, error) {
+	v := field(obj, k)
+	if v == nil {
+		return nil, nil
+	}
+	a, ok := v.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("constraints.%s is %s, not an array", k, ast.ValueName(v))
+	}
+	out := make([]string, 0, a.Len())
+	for i := range a.Len() {
+		s, ok := a.Elem(i).Value.(ast.String)
+		if !ok {
+			return nil, fmt.Errorf("constraints.%s[%d] is not a string", k, i)
+		}
+		out = append(out, string(s))
+	}
+	return out, nil
 }
 
 func optInt(obj ast.Object, k string) (*int64, error) {

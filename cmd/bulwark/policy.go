@@ -81,7 +81,7 @@ func newPolicyEvalCmd() *cobra.Command {
 				Constraints *policy.Constraints `json:"constraints,omitempty"`
 				Revision    string              `json:"revision"`
 			}{Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision}
-			if d.Constraints != (policy.Constraints{}) {
+			if c := d.Constraints; c.MaxMemory != nil || c.MaxPids != nil || c.Capabilities != nil {
 				out.Constraints = &d.Constraints
 			}
 			if err := printJSON(cmd.OutOrStdout(), out); err != nil {

@@ -83,9 +83,14 @@ grantable_names := v if {
 # evaluated once per decision and then looked up in O(1).
 granted := {c | some c in grantable_names; capability_ceiling[c]}
 
-default constraints := {}
+default limit_constraints := {}
 
-constraints := {"maxMemory": max_memory, "maxPids": max_pids} if tenant_limits_valid
+limit_constraints := {"maxMemory": max_memory, "maxPids": max_pids} if tenant_limits_valid
+
+# "capabilities" is what the tenant is granted: the engine keeps only these of the default
+# set it asks for on the caller's behalf (Docker's), dropping the rest instead of asking for
+# them; a capability the caller names itself is still denied when it is not granted.
+constraints := object.union(limit_constraints, {"capabilities": sort(granted)})
 
 # ---- floor tables ----
 

@@ -39,7 +39,12 @@ test_baseline_allowed if {
 	d := run.decision with input as base with data.bulwark.tenants as tenants
 	d.allow
 	d.reasons == []
-	d.constraints == {"maxMemory": 1073741824, "maxPids": 4096}
+	d.constraints == {"maxMemory": 1073741824, "maxPids": 4096, "capabilities": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETGID", "SETUID"]}
+}
+
+test_constraints_name_the_tenants_grants if {
+	d := run.decision with input as json.patch(base, [{"op": "replace", "path": "/tenant", "value": "tight"}]) with data.bulwark.tenants as tenants
+	d.constraints.capabilities == ["CHOWN"]
 }
 
 test_cap_forbidden_reason_shape if {

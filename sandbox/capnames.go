@@ -1,0 +1,10 @@
+package sandbox
+
+import "bulwark.dev/bulwark/sandbox/internal/caps"
+
+// KnownCapability reports whether name (CAP_X or X, in any case) names a capability the floor
+// knows, so a caller can refuse a misspelt one before asking for anything.
+func KnownCapability(name string) bool {
+	_, err := caps.Parse([]string{name})
+	return err == nil
+}
