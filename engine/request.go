@@ -45,13 +45,13 @@ type Request struct {
 	// docker run's --cap-add and --cap-drop do ("ALL" in CapDrop: start from none). The floor
 	// keeps the grantable ones and policy the tenant's; a default the tenant is not granted is
 	// dropped, an added one denied.
-	CapAdd     []string `json:"capAdd,omitempty"`
-	CapDrop    []string `json:"capDrop,omitempty"`
-	Memory     int64    `json:"memory,omitempty"` // bytes
-	PidsLimit  int64    `json:"pidsLimit,omitempty"`
-	CPUs       float64  `json:"cpus,omitempty"`
-	Tmpfs      []string `json:"tmpfs,omitempty"`   // DST[:OPTIONS]
-	Volumes    []string `json:"volumes,omitempty"` // SRC:DST[:ro]
+	CapAdd    []string `json:"capAdd,omitempty"`
+	CapDrop   []string `json:"capDrop,omitempty"`
+	Memory    int64    `json:"memory,omitempty"` // bytes
+	PidsLimit int64    `json:"pidsLimit,omitempty"`
+	CPUs      float64  `json:"cpus,omitempty"`
+	Tmpfs     []string `json:"tmpfs,omitempty"`   // DST[:OPTIONS]
+	Volumes   []string `json:"volumes,omitempty"` // SRC:DST[:ro]
 	// Seccomp is a Docker-format profile file stacked on the floor's default allowlist, or
 	// "unconfined" (which the default policy denies); empty: the floor's allowlist alone.
 	Seccomp string   `json:"seccomp,omitempty"`
