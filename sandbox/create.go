@@ -171,6 +171,9 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 		cmd.Wait()
 	})
 	pid := cmd.Process.Pid
+	// Before the container runs anything of its own (it waits for the config below).
+	memfdErr := make(chan error, 1)
+	go func() { memfdErr <- raiseMemfdNoexec(pid) }()
 
 	// While the child boots: the rest of the plan.
 	sc, err := r.compileSeccomp(eff.Linux.Seccomp)
@@ -203,6 +206,9 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, rootFD, rootReal, fifo, binds, eff.Mounts, macC)
 	defer closeAll(fds)
 	if err != nil {
+		return nil, err
+	}
+	if err := <-memfdErr; err != nil {
 		return nil, err
 	}
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {

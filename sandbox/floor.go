@@ -43,6 +43,13 @@ var defaultReadonlyPaths = []string{
 // tmpfsSize bounds every tmpfs that does not set a size, so a container cannot fill host memory.
 const tmpfsSize = "size=65536k"
 
+// kernelFSHome is the one destination each kernel filesystem may be mounted at. The masked and
+// read-only paths are container paths under /proc and /sys, so a second instance elsewhere
+// (proc at /mnt) would show /mnt/interrupts, /mnt/sys/kernel and /sys/firmware unmasked.
+var kernelFSHome = map[string]string{
+	"proc": "/proc", "sysfs": "/sys", "cgroup": "/sys/fs/cgroup", "cgroup2": "/sys/fs/cgroup",
+}
+
 // defaultMounts are added when the spec has no mount at their destination.
 var defaultMounts = []specs.Mount{
 	{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
@@ -255,6 +262,9 @@ func (f *floor) mounts() error {
 			f.raise("mounts["+d+"]", "bind "+m.Source, "generated file")
 			continue
 		}
+		if want, ok := kernelFSHome[m.Type]; ok && !isBind(m) && d != want {
+			return floorErr("a %s mount at %s is refused: the masked and read-only paths cover only the one at %s", m.Type, d, want)
+		}
 		if m.Type == "cgroup" || m.Type == "cgroup2" {
 			// CVE-2022-0492: a writable cgroup v1 hierarchy exposes release_agent. Only the
 			// container's own cgroup2 namespace view, read-only, is ever mounted.
@@ -275,6 +285,13 @@ func (f *floor) mounts() error {
 			}
 		}
 		m.Options = removeOpt(m.Options, "rw")
+		for _, o := range want {
+			if c, ok := counterOption[o]; ok && hasOpt(m.Options, c) {
+				// parseOptions applies options in order: a later "exec" would undo "noexec".
+				f.raise("mounts["+d+"].options", strings.Join(m.Options, ","), "-"+c)
+				m.Options = removeOpt(m.Options, c)
+			}
+		}
 		if m.Type == "tmpfs" && !hasOptPrefix(m.Options, "size=") {
 			f.raise("mounts["+d+"].options", strings.Join(m.Options, ","), "+"+tmpfsSize)
 			m.Options = append(m.Options, tmpfsSize)
@@ -311,6 +328,9 @@ func (f *floor) mounts() error {
 	f.spec.Mounts = out
 	return nil
 }
+
+// counterOption is the option that clears what a floor option sets.
+var counterOption = map[string]string{"nosuid": "suid", "nodev": "dev", "noexec": "exec"}
 
 // floorOptions returns the options a mount of m's kind must carry.
 func floorOptions(m specs.Mount) ([]string, error) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func floorSpec() *specs.Spec {
@@ -141,10 +142,15 @@ func TestFloorRefusals(t *testing.T) {
 		"root dest":     func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/", Type: "tmpfs"}} },
 		"overlay mount": func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/x", Type: "overlay"}} },
 		"host sysctl":   func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} },
-		"no process":    func(s *specs.Spec) { s.Process = nil },
-		"no args":       func(s *specs.Spec) { s.Process.Args = nil },
-		"no root":       func(s *specs.Spec) { s.Root = nil },
-		"masked dotdot": func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/proc/../etc"} },
+		// Issue 8 §3: a second kernel filesystem instance would sit outside the masks.
+		"proc elsewhere":    func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/mnt", Type: "proc"}} },
+		"sysfs elsewhere":   func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/mnt/", Type: "sysfs"}} },
+		"cgroup elsewhere":  func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/mnt", Type: "cgroup"}} },
+		"cgroup2 elsewhere": func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/proc/x", Type: "cgroup2"}} },
+		"no process":        func(s *specs.Spec) { s.Process = nil },
+		"no args":           func(s *specs.Spec) { s.Process.Args = nil },
+		"no root":           func(s *specs.Spec) { s.Root = nil },
+		"masked dotdot":     func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/proc/../etc"} },
 	}
 	for name, mutate := range cases {
 		s := floorSpec()
@@ -193,7 +199,7 @@ func TestFloorMountOptions(t *testing.T) {
 	s := floorSpec()
 	s.Mounts = []specs.Mount{
 		{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind", "rw"}},
-		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw", "noexec", "exec", "suid", "dev"}},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"rw"}},
 		{Destination: "/a/b/c", Type: "tmpfs"},
 	}
@@ -219,6 +225,10 @@ func TestFloorMountOptions(t *testing.T) {
 			}
 		case "/tmp":
 			if !hasOpt(m.Options, "noexec") || !hasOptPrefix(m.Options, "size=") {
+				t.Errorf("tmpfs options %v", m.Options)
+			}
+			// parseOptions applies options in order: a counter-option would undo the floor's.
+			if fl, _ := parseOptions(m.Options); fl&(unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV) != unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV {
 				t.Errorf("tmpfs options %v", m.Options)
 			}
 		case "/sys/fs/cgroup":

@@ -7,9 +7,11 @@ import (
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
+	"bulwark.dev/bulwark/sandbox/internal/memfdnoexec"
 	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 )
 
@@ -90,6 +92,13 @@ func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]seccompBlob, error
 		return nil, fmt.Errorf("compile default seccomp profile: %w", err)
 	}
 	out := []seccompBlob{{Digest: def.Digest, Flags: def.Flags, BPF: def.Bytes()}}
+	if !memfdNoexecSupported() {
+		p, err := seccomp.CachedCompile(cache, noMemfdProfile)
+		if err != nil {
+			return nil, fmt.Errorf("compile memfd_create refusal: %w", err)
+		}
+		out = append(out, seccompBlob{Digest: p.Digest, Flags: p.Flags, BPF: p.Bytes()})
+	}
 	if spec != nil {
 		p, err := seccomp.CachedCompile(cache, spec)
 		if err != nil {
@@ -100,6 +109,35 @@ func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]seccompBlob, error
 		}
 	}
 	return out, nil
+}
+
+// noMemfdProfile refuses memfd_create where the kernel cannot make memfds non-executable (no
+// vm.memfd_noexec, before Linux 6.3): an executable memfd would run bytes that are not in the
+// image. ENOSYS, so callers fall back as they do on a kernel without memfds.
+var noMemfdProfile = &specs.LinuxSeccomp{
+	DefaultAction: specs.ActAllow,
+	Syscalls: []specs.LinuxSyscall{{
+		Names: []string{"memfd_create"}, Action: specs.ActErrno, ErrnoRet: &enosys,
+	}},
+}
+
+var enosys = uint(unix.ENOSYS)
+
+// memfdNoexecSupported is memfdnoexec.Supported (a test pretends an older kernel).
+var memfdNoexecSupported = memfdnoexec.Supported
+
+// raiseMemfdNoexec makes every memfd in the container's pid namespace non-executable before the
+// container runs anything of its own (vm.memfd_noexec = 2; see internal/memfdnoexec). A kernel
+// without the knob gets noMemfdProfile instead.
+func raiseMemfdNoexec(pid int) error {
+	if !memfdNoexecSupported() {
+		return nil
+	}
+	self, err := runtimeBinary()
+	if err != nil {
+		return err
+	}
+	return memfdnoexec.Raise(self, pid)
 }
 
 // loadSeccomp installs the programs on the calling process (child side, last step before execve).

@@ -249,6 +249,17 @@ deny contains {"code": "MOUNT_TYPE_NOT_ALLOWED", "message": sprintf("mount type 
 	not allowed_mount_types[object.get(m, "type", "")]
 }
 
+# The one place each kernel filesystem may appear: the masked and read-only paths are
+# paths under /proc and /sys, so a second instance (proc at /mnt) would be unmasked.
+kernel_fs_home := {"proc": "/proc", "sysfs": "/sys", "cgroup": "/sys/fs/cgroup", "cgroup2": "/sys/fs/cgroup"}
+
+deny contains {"code": "MOUNT_KERNEL_FS_ELSEWHERE", "message": sprintf("a %s mount at %v is refused (only at %s, where the masks apply)", [m.type, object.get(m, "destination", ""), kernel_fs_home[m.type]]), "path": sprintf("mounts[%d].destination", [i])} if {
+	some i, m in input.mounts
+	m.bind == false
+	kernel_fs_home[m.type]
+	not object.get(m, "destination", "") == kernel_fs_home[m.type]
+}
+
 deny contains {"code": "MOUNT_HOST_PATH_FORBIDDEN", "message": sprintf("host path %s may not be bind-mounted", [m.source]), "path": sprintf("mounts[%d].source", [i])} if {
 	some i in binds
 	m := input.mounts[i]

@@ -156,6 +156,20 @@ test_mount_type_not_allowed if {
 	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}])) == {"MOUNT_TYPE_NOT_ALLOWED"}
 }
 
+test_kernel_fs_only_at_home if {
+	p := {"type": "proc", "source": "proc", "destination": "/mnt", "options": [], "readOnly": false, "bind": false}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": p}])) == {"MOUNT_KERNEL_FS_ELSEWHERE"}
+	s := {"type": "sysfs", "source": "sysfs", "destination": "/mnt", "options": ["ro"], "readOnly": true, "bind": false}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": s}])) == {"MOUNT_KERNEL_FS_ELSEWHERE"}
+	c := {"type": "cgroup2", "source": "cgroup", "destination": "/sys/fs/cgroup/x", "options": ["ro"], "readOnly": true, "bind": false}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": c}])) == {"MOUNT_KERNEL_FS_ELSEWHERE"}
+	home := [
+		{"type": "sysfs", "source": "sysfs", "destination": "/sys", "options": ["ro"], "readOnly": true, "bind": false},
+		{"type": "cgroup", "source": "cgroup", "destination": "/sys/fs/cgroup", "options": ["ro"], "readOnly": true, "bind": false},
+	]
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m} | some m in home])) == set()
+}
+
 test_seccomp_unconfined_denied if {
 	codes(json.patch(base, [{"op": "replace", "path": "/seccomp", "value": {"profile": "unconfined", "digest": "", "defaultAction": ""}}])) == {"SECCOMP_UNCONFINED"}
 	codes(json.patch(base, [{"op": "replace", "path": "/seccomp/defaultAction", "value": "SCMP_ACT_ALLOW"}])) == {"SECCOMP_UNCONFINED"}

@@ -9,8 +9,8 @@ import (
 )
 
 // TestLandlockWX: a binary written into a writable mount cannot be executed. /tmp is noexec as
-// well; /scratch is a tmpfs the spec asks to be exec, so only Landlock's W^X rule (execute only
-// from the read-only root) can refuse it there.
+// well; /scratch is a tmpfs the spec asks to be exec: the floor makes it noexec anyway, and
+// Landlock's W^X rule (execute only from the read-only root) refuses it too.
 func TestLandlockWX(t *testing.T) {
 	e := testenv.NewEnv(t, "tenant-landlock")
 	spec := testenv.Spec(probe("exec-from", "/tmp", "/scratch", "/dev/shm"), testenv.WithMount(specs.Mount{

@@ -10,6 +10,7 @@
 //	probe shocker            Shocker (open_by_handle_at) breakout attempt
 //	probe exe-watch SECONDS  CVE-2019-5736: watch for foreign processes and try to open their exe for write
 //	probe exec-from DIR...   copy this binary into each DIR and try to execute the copy (W^X)
+//	probe memfd-exec         copy this binary into a memfd and try to execute it (bytes not in the image)
 //	probe tcp PORT...        bind (and listen on) then connect to each TCP port on 127.0.0.1
 //	probe abi-child          (internal) one i386 system call, for the abi section
 //	probe alloc MIB          touch MIB mebibytes of memory (for memory limit enforcement)
@@ -58,6 +59,11 @@ func main() {
 			for _, d := range args[1:] {
 				r.ExecFrom = append(r.ExecFrom, *execFrom(d))
 			}
+			emit(r)
+			return
+		case "memfd-exec":
+			r.Sections = []string{"memfdExec"}
+			r.MemfdExec = memfdExec()
 			emit(r)
 			return
 		case "tcp":

@@ -32,7 +32,9 @@ var devices = []struct {
 
 // neverExec are trees nothing should execute from even though they are not writable mounts:
 // kernel filesystems and device nodes. (A memfd executed through /proc/self/fd is invisible to
-// Landlock since it lives on an internal mount; the seccomp floor and vm.memfd_noexec cover that.)
+// Landlock since it lives on an internal mount, and seccomp allows memfd_create: the runtime sets
+// vm.memfd_noexec to 2 in the container's pid namespace, or refuses memfd_create where the kernel
+// has no such knob; see sandbox/internal/memfdnoexec.)
 var neverExec = []string{"/proc", "/sys", "/dev"}
 
 // Plan computes the filesystem grants for r: read everywhere under the root, write (no execute,

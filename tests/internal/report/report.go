@@ -30,10 +30,11 @@ type Report struct {
 	// "SIGSYS" (or another signal) when seccomp killed it, "" when it succeeded, else the errno.
 	ABI *string `json:"abi,omitempty"`
 
-	Shocker  *Shocker   `json:"shocker,omitempty"`
-	ExeWatch *ExeWatch  `json:"exeWatch,omitempty"`
-	ExecFrom []ExecFrom `json:"execFrom,omitempty"`
-	Spawn    *Spawn     `json:"spawn,omitempty"`
+	Shocker   *Shocker   `json:"shocker,omitempty"`
+	ExeWatch  *ExeWatch  `json:"exeWatch,omitempty"`
+	ExecFrom  []ExecFrom `json:"execFrom,omitempty"`
+	MemfdExec *MemfdExec `json:"memfdExec,omitempty"`
+	Spawn     *Spawn     `json:"spawn,omitempty"`
 	// TCP maps "bind:PORT" and "connect:PORT" on 127.0.0.1 to "" or the errno name.
 	TCP map[string]string `json:"tcp,omitempty"`
 
@@ -170,6 +171,21 @@ type ExecFrom struct {
 	CopyError string `json:"copyError"`
 	ExecError string `json:"execError"`
 	NoExec    bool   `json:"noexecMount"`
+}
+
+// MemfdExec is the outcome of running a copy of the probe from a memfd (bytes not in the image).
+// Each field is "" on success, else the errno name.
+type MemfdExec struct {
+	// Sysctl is vm.memfd_noexec as read inside (per pid namespace), or the errno of reading it.
+	Sysctl string `json:"sysctl"`
+	// CreateExec is memfd_create(MFD_EXEC): an explicitly executable memfd.
+	CreateExec string `json:"createExec"`
+	// Create is memfd_create(MFD_CLOEXEC) and the copy into it.
+	Create string `json:"create"`
+	// Chmod is fchmod(0755) of the memfd ("ok" when it succeeded).
+	Chmod string `json:"chmod"`
+	// Exec is execve of /proc/self/fd/N (as fexecve and execveat with AT_EMPTY_PATH).
+	Exec string `json:"exec"`
 }
 
 // Shocker is the outcome of the 2014 Shocker breakout: open_by_handle_at with a guessed handle for
