@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/internal/console"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -101,14 +102,14 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 	}
 
 	var stdio sandbox.IO
-	var proxy *consoleProxy
+	var proxy *console.Proxy
 	switch {
 	case p.Terminal && o.consoleSocket != "":
 		stdio.ConsoleSocket = o.consoleSocket
 	case p.Terminal && o.detach:
 		return errors.New("cannot allocate tty if bulwark-runc will detach without setting console socket")
 	case p.Terminal:
-		if proxy, err = newConsoleProxy(); err != nil {
+		if proxy, err = console.NewProxy(true); err != nil {
 			return err
 		}
 		defer proxy.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/console"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -37,7 +38,7 @@ func (o *createOpts) register(cmd *cobra.Command) {
 
 // create builds the container whose init waits for start. detach says whether we return before the
 // process ends (create, run -d), which decides how a terminal may be served.
-func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Container, *consoleProxy, error) {
+func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Container, *console.Proxy, error) {
 	if err := validateID(id); err != nil {
 		return nil, nil, err
 	}
@@ -65,14 +66,14 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	defer binds.Close()
 	defer durable() //nolint:errcheck // error paths too leave the decision durable; success checks it below
 	stdio := sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	var proxy *consoleProxy
+	var proxy *console.Proxy
 	switch {
 	case spec.Process.Terminal && o.consoleSocket != "":
 		stdio = sandbox.IO{ConsoleSocket: o.consoleSocket}
 	case spec.Process.Terminal && detach:
 		return nil, nil, errors.New("cannot allocate tty if bulwark-runc will detach without setting console socket")
 	case spec.Process.Terminal:
-		if proxy, err = newConsoleProxy(); err != nil {
+		if proxy, err = console.NewProxy(true); err != nil {
 			return nil, nil, err
 		}
 		stdio = sandbox.IO{ConsoleSocket: proxy.Path()}
@@ -101,7 +102,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	return ct, proxy, nil
 }
 
-func closeProxy(p *consoleProxy, err error) error {
+func closeProxy(p *console.Proxy, err error) error {
 	if p != nil {
 		return errors.Join(err, p.Close())
 	}
@@ -205,7 +206,7 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 
 // forwardSignals relays what the CLI receives to the container's process, as runc's signal proxy does
 // for foreground run/exec, until done is closed.
-func forwardSignals(sigc <-chan os.Signal, done <-chan struct{}, proxy *consoleProxy, send func(syscall.Signal) error) {
+func forwardSignals(sigc <-chan os.Signal, done <-chan struct{}, proxy *console.Proxy, send func(syscall.Signal) error) {
 	for {
 		select {
 		case <-done:
