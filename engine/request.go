@@ -59,8 +59,14 @@ type Request struct {
 	// Network is "none" (the default and the only mode: a private namespace with loopback).
 	Network     string            `json:"network,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
-	Remove      bool              `json:"remove,omitempty"`
-	Detach      bool              `json:"detach,omitempty"`
+	// TTY gives the workload a terminal (docker's -t): its stdio is the slave of a pty whose
+	// master goes to the caller (IO.ConsoleSocket) or, detached, to the monitor (attach).
+	// TTYRows and TTYCols are its initial size (0: the kernel's default).
+	TTY     bool   `json:"tty,omitempty"`
+	TTYRows uint16 `json:"ttyRows,omitempty"`
+	TTYCols uint16 `json:"ttyCols,omitempty"`
+	Remove  bool   `json:"remove,omitempty"`
+	Detach  bool   `json:"detach,omitempty"`
 	// LogMaxSize and LogMaxFiles rotate a detached container's log (docker's --log-opt
 	// max-size, max-file); zero takes DefaultLogMaxSize and DefaultLogMaxFiles.
 	LogMaxSize  int64 `json:"logMaxSize,omitempty"`
@@ -149,6 +155,12 @@ func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs
 	}
 	if s.Process.Capabilities, err = capSet(req.CapAdd, req.CapDrop); err != nil {
 		return nil, "", err
+	}
+	if req.TTY {
+		s.Process.Terminal = true
+		if req.TTYRows > 0 && req.TTYCols > 0 {
+			s.Process.ConsoleSize = &specs.Box{Height: uint(req.TTYRows), Width: uint(req.TTYCols)}
+		}
 	}
 	for k, v := range cfg.Labels {
 		s.Annotations["org.opencontainers.image.label."+k] = v

@@ -42,7 +42,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
 	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
-	root.AddCommand(newRunCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
+	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
 		newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd())
 	return root
 }

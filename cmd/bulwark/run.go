@@ -2,20 +2,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/internal/console"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -92,8 +92,14 @@ invoked; 127 when it is not found.`,
 			if err := logOptions(&req, logOpts); err != nil {
 				return err
 			}
-			if req.Detach && interactive {
-				return errors.New("-i cannot be combined with -d")
+			if req.Detach && interactive && !req.TTY {
+				return errors.New("-i cannot be combined with -d (with -d -t, 'bulwark attach' sends input)")
+			}
+			if req.TTY && !req.Detach {
+				// The workload's terminal starts at the caller's size.
+				if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+					req.TTYRows, req.TTYCols = ws.Row, ws.Col
+				}
 			}
 			_ = readOnly // always on: the root filesystem is read-only for every sandbox
 			e, err := openEngine(cmd, &ef)
@@ -110,6 +116,7 @@ invoked; 127 when it is not found.`,
 	fl.BoolVar(&req.Remove, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&req.Detach, "detach", "d", false, "run in the background and print the container id")
 	fl.BoolVarP(&interactive, "interactive", "i", false, "keep stdin attached")
+	fl.BoolVarP(&req.TTY, "tty", "t", false, "give the workload a terminal (raw mode of yours, resized with it); with -d, reach it with 'bulwark attach'")
 	fl.StringArrayVarP(&req.Env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass the caller's)")
 	fl.StringVarP(&req.Workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVarP(&req.User, "user", "u", "", "user[:group] (names or ids, looked up in the image)")
@@ -225,19 +232,41 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 	if interactive {
 		stdio.Stdin = os.Stdin
 	}
+	var proxy *console.Proxy
+	if req.TTY {
+		// The workload's stdio is its pty; ours is connected to the master.
+		if proxy, err = console.NewProxy(interactive); err != nil {
+			return err
+		}
+		defer proxy.Close()
+		stdio = sandbox.IO{ConsoleSocket: proxy.Path()}
+	}
 	// Signals reach the workload, as with docker run's sig-proxy.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
 	r, err := e.Start(plan, stdio)
 	if err != nil {
 		return &exitError{code: engine.ExitStatus(err), err: err}
+	}
+	if proxy != nil {
+		if err := proxy.Attach(); err != nil {
+			r.Signal(syscall.SIGKILL)
+			r.Wait()
+			return err
+		}
 	}
 	go func() {
 		// As docker run: signals are proxied; the third interrupt kills the container (a PID 1
 		// without a handler ignores SIGINT and SIGTERM).
 		interrupts := 0
 		for s := range sigs {
+			if s == syscall.SIGWINCH {
+				if proxy != nil {
+					proxy.Resize()
+				}
+				continue
+			}
 			if s == syscall.SIGINT || s == syscall.SIGTERM {
 				if interrupts++; interrupts >= 3 {
 					fmt.Fprintln(errOut, "bulwark: third interrupt: killing the container")
@@ -249,6 +278,9 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 		}
 	}()
 	info, err := r.Wait()
+	if proxy != nil {
+		proxy.Close() // the last output, and the caller's terminal mode back
+	}
 	if err != nil {
 		fmt.Fprintln(errOut, "bulwark:", err)
 	}
@@ -261,66 +293,23 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 // errSilent carries a workload's exit status without printing anything.
 var errSilent = errors.New("")
 
-// monitorStatus is what the monitor reports to the CLI that started it.
-type monitorStatus struct {
-	ID    string `json:"id,omitempty"`
-	Error string `json:"error,omitempty"`
-	Code  int    `json:"code,omitempty"`
-}
-
-// startMonitor re-executes bulwark as the detached container's monitor (see engine.RunDetached),
-// hands it the plan and prints the container id once the workload runs.
+// startMonitor re-executes bulwark as the detached container's monitor (engine.SpawnMonitor)
+// and prints the container id once the workload runs.
 func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 	root, _ := cmd.Flags().GetString("root")
-	b, binds, err := engine.EncodePlan(plan)
+	id, err := engine.SpawnMonitor(plan, []string{"/proc/self/exe", "--root", root, monitorCmdName})
+	var me *engine.MonitorError
+	if errors.As(err, &me) {
+		return &exitError{code: me.Code, err: err}
+	}
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, f := range binds {
-			f.Close()
-		}
-	}()
-	planR, planW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	m := exec.Command("/proc/self/exe", "--root", root, monitorCmdName)
-	m.Stdin = planR
-	// fd 3: the status pipe; fd 4 on: the plan's bind sources (monitorBindFD).
-	m.ExtraFiles = append([]*os.File{statusW}, binds...)
-	// Its own session: the monitor survives the terminal and the CLI.
-	m.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := m.Start(); err != nil {
-		return fmt.Errorf("start monitor: %w", err)
-	}
-	planR.Close()
-	statusW.Close()
-	go func() {
-		planW.Write(b)
-		planW.Close()
-	}()
-	var st monitorStatus
-	if err := json.NewDecoder(statusR).Decode(&st); err != nil {
-		m.Wait()
-		return fmt.Errorf("monitor exited without starting the container: %w", err)
-	}
-	m.Process.Release()
-	if st.Error != "" {
-		return &exitError{code: st.Code, err: errors.New(st.Error)}
-	}
-	fmt.Fprintln(out, st.ID)
+	fmt.Fprintln(out, id)
 	return nil
 }
 
 const monitorCmdName = "__monitor"
-
-// monitorBindFD is the monitor's first inherited bind-source descriptor (after the status pipe).
-const monitorBindFD = 4
 
 // newMonitorCmd is the hidden command a detached container's monitor runs as.
 func newMonitorCmd() *cobra.Command {
@@ -329,41 +318,7 @@ func newMonitorCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			status := os.NewFile(3, "status")
-			report := func(st monitorStatus) {
-				if status != nil {
-					json.NewEncoder(status).Encode(st)
-					status.Close()
-					status = nil
-				}
-			}
-			b, err := io.ReadAll(os.Stdin)
-			if err != nil {
-				report(monitorStatus{Error: err.Error(), Code: 125})
-				return err
-			}
-			e, err := openEngine(cmd, nil)
-			if err != nil {
-				report(monitorStatus{Error: err.Error(), Code: 125})
-				return err
-			}
-			defer e.Close()
-			plan, err := e.DecodePlan(b, func(i int) *os.File {
-				return os.NewFile(uintptr(monitorBindFD+i), "bind source")
-			})
-			if err != nil {
-				report(monitorStatus{Error: err.Error(), Code: 125})
-				return err
-			}
-			signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-			_, err = e.RunDetached(plan, func(r *engine.Running, err error) {
-				if err != nil {
-					report(monitorStatus{Error: err.Error(), Code: engine.ExitStatus(err)})
-					return
-				}
-				report(monitorStatus{ID: r.ID()})
-			})
-			return err
+			return engine.ServeMonitor(func() (*engine.Engine, error) { return openEngine(cmd, nil) }, os.Stdin)
 		},
 	}
 }
