@@ -164,8 +164,8 @@ func (e *Engine) op(id string, who Identity, action string, fn func(*sandbox.Con
 		return err
 	}
 	t := newTrail(e.audit, who, m.Tenant, NewID())
-	t.setContainer(id)
-	t.setImage(m.Image.Digest)
+	t.SetContainer(id)
+	t.SetImage(m.Image.Digest)
 	rt, err := e.runtime(m.Tenant, t)
 	if err != nil {
 		return err
@@ -176,11 +176,11 @@ func (e *Engine) op(id string, who Identity, action string, fn func(*sandbox.Con
 	}
 	attrs, err := fn(c, m, t)
 	if err != nil {
-		t.add(audit.TypeContainer, action+".failed", map[string]string{"error": err.Error()})
+		t.Add(audit.TypeContainer, action+".failed", map[string]string{"error": err.Error()})
 	} else if attrs != nil {
-		t.add(audit.TypeContainer, action, attrs)
+		t.Add(audit.TypeContainer, action, attrs)
 	}
-	return errors.Join(err, t.flush())
+	return errors.Join(err, t.Flush())
 }
 
 func needContainer(c *sandbox.Container, m *Meta) error {
@@ -329,30 +329,32 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 				return nil, err
 			}
 		}
-		spec.Annotations[AnnotationRequest] = t.base.RequestID
-		preq, err := policy.Build(spec, policy.Context{
-			Tenant: m.Tenant, Operation: policy.OpExec, Process: &p, MACLayer: "landlock",
-			Identity: policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
-			Image:    &policy.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("policy input: %w", err)
-		}
-		// An unconfined container never ran: its policy denied it.
-		gate.FloorSeccomp(preq, spec)
-		d, err := e.decide(ctx, preq, t)
+		spec.Annotations[AnnotationRequest] = t.RequestID()
+		spec.Process = &p
+		rt, err := e.runtime(m.Tenant, t)
 		if err != nil {
 			return nil, err
 		}
-		if !d.Allow {
-			return nil, &DeniedError{Decision: d}
+		// The recorded spec's bind sources are the real paths its mounts were made from.
+		if _, err := gate.Decide(ctx, gate.Request{
+			Runtime: rt, Spec: spec, Trail: t.Trail,
+			Context: policy.Context{
+				Tenant: m.Tenant, Operation: policy.OpExec, BindsResolved: true,
+				Identity: policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
+				Image:    &policy.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true},
+			},
+			Decide: func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
+				return e.decide(ctx, preq, t)
+			},
+		}); err != nil {
+			return nil, err
 		}
 		proc, err := c.Exec(&p, stdio)
 		if err != nil {
 			return nil, err
 		}
-		t.add(audit.TypeContainer, "exec.start", map[string]string{"pid": strconv.Itoa(proc.Pid), "args": gate.JSONString(p.Args)})
-		if err := t.flush(); err != nil {
+		t.Add(audit.TypeContainer, "exec.start", map[string]string{"pid": strconv.Itoa(proc.Pid), "args": gate.JSONString(p.Args)})
+		if err := t.Flush(); err != nil {
 			return nil, err
 		}
 		code, err = proc.Wait()

@@ -23,7 +23,7 @@ import (
 // monitor has started). The records of the steps so far are made durable first: the monitor
 // continues the request with a trail of its own.
 func EncodePlan(p *Plan) ([]byte, []*os.File, error) {
-	if err := p.trail.flush(); err != nil {
+	if err := p.trail.Flush(); err != nil {
 		return nil, nil, err
 	}
 	paths, files, err := p.binds.Export()
@@ -63,8 +63,8 @@ func (e *Engine) DecodePlan(b []byte, file func(i int) *os.File) (*Plan, error) 
 	}
 	p.binds = binds
 	p.trail = newTrail(e.audit, p.Request.Identity, p.Request.Tenant, p.Request.ID)
-	p.trail.setContainer(p.ID)
-	p.trail.setImage(p.Image.Digest)
+	p.trail.SetContainer(p.ID)
+	p.trail.SetImage(p.Image.Digest)
 	return p, nil
 }
 

@@ -114,7 +114,7 @@ func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (pol
 		e.polEng, accepted, e.polErr = preparePolicy(ctx, e.cfg.Root, e.pol, policy.WithRecorder(&e.routes))
 		if accepted != nil {
 			// The request that activated a new bundle revision carries its acceptance.
-			t.add(audit.TypePolicy, "bundle-accepted", accepted)
+			t.Add(audit.TypePolicy, "bundle-accepted", accepted)
 		}
 	})
 	if e.polErr != nil {
@@ -167,6 +167,6 @@ func (r *decisionRoutes) RecordDecision(d policy.DecisionRecord) {
 	}
 	r.mu.Unlock()
 	if t != nil {
-		gate.Recorder(t.add).RecordDecision(d)
+		gate.Recorder(t.Add).RecordDecision(d)
 	}
 }

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/policy"
-	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -29,6 +27,8 @@ type Plan struct {
 	InputDigest string `json:"inputDigest"`
 	// SeccompProfile names the profile the spec carries ("default": the floor's own).
 	SeccompProfile string `json:"seccompProfile"`
+	// Seccomp are the programs the sandbox loads, in order (the floor's allowlist first).
+	Seccomp []sandbox.SeccompProgram `json:"seccomp"`
 	// BindSources name, for a detached run's monitor, the bind-source descriptors EncodePlan
 	// hands it, in order.
 	BindSources []string `json:"bindSources,omitempty"`
@@ -49,8 +49,9 @@ type ImageRef struct {
 	Digest    string `json:"digest"`
 }
 
-// PlanJSON renders a plan for --dry-run. The seccomp allowlist (hundreds of rules) is
-// summarised by its name, digest, default action and rule count.
+// PlanJSON renders a plan for --dry-run. The effective spec's seccomp profile (hundreds of
+// rules) is shown as the stack of programs the sandbox loads: each one's source, digest, default
+// action and rule count.
 func PlanJSON(p *Plan) ([]byte, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -62,20 +63,10 @@ func PlanJSON(p *Plan) ([]byte, error) {
 	}
 	if sp, ok := m["effectiveSpec"].(map[string]any); ok {
 		if lx, ok := sp["linux"].(map[string]any); ok {
-			sc := p.Spec.Linux.Seccomp
-			summary := "profile " + p.SeccompProfile + ", stacked on the floor's default allowlist"
-			if sc == nil {
-				sc, summary = profiles.DefaultSeccomp(), "the floor's default allowlist"
-			}
-			raw, _ := json.Marshal(sc)
-			lx["seccomp"] = map[string]any{
-				"summary":       summary,
-				"digest":        digest.FromBytes(raw).String(),
-				"defaultAction": sc.DefaultAction,
-				"rules":         len(sc.Syscalls),
-			}
+			lx["seccomp"] = m["seccomp"]
 		}
 	}
+	delete(m, "seccomp")
 	return json.MarshalIndent(m, "", "  ")
 }
 

@@ -71,16 +71,16 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	}
 	dir, err := e.createMeta(meta)
 	if err != nil {
-		t.add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
-		return nil, errors.Join(err, t.flush())
+		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
+		return nil, errors.Join(err, t.Flush())
 	}
 	fail := func(err error) (*Running, error) {
 		if c, lerr := rt.Load(plan.ID); lerr == nil {
 			c.Delete(true)
 		}
 		os.RemoveAll(dir)
-		t.add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
-		return nil, errors.Join(err, t.flush())
+		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
+		return nil, errors.Join(err, t.Flush())
 	}
 	spec := plan.Spec
 	if dests := mountDests(spec); len(dests) > 0 {
@@ -107,7 +107,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	}
 	// The decision's records are appended while the sandbox is being created (which takes far
 	// longer than an fsync); the workload is released only once they are durable.
-	t.flushAsync()
+	t.FlushAsync()
 	c, err := rt.CreateResolved(plan.ID, dir, spec, plan.binds, stdio)
 	if err != nil {
 		return fail(err)
@@ -119,7 +119,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	t.mu.Lock()
 	t.pid = st.Pid
 	t.mu.Unlock()
-	if err := t.waitAsync(); err != nil {
+	if err := t.WaitAsync(); err != nil {
 		return fail(err)
 	}
 	if err := c.Start(); err != nil {
@@ -132,7 +132,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	}
 	// The create and start records are written while the workload runs; Wait reports a
 	// failure to.
-	t.flushAsync()
+	t.FlushAsync()
 	return &Running{e: e, plan: plan, c: c, meta: meta, Pid: st.Pid, trail: t}, nil
 }
 
@@ -150,9 +150,7 @@ func mountDests(s *specs.Spec) []string {
 
 // AuditWait is how long the request has been blocked on audit appends so far.
 func (r *Running) AuditWait() time.Duration {
-	r.trail.mu.Lock()
-	defer r.trail.mu.Unlock()
-	return r.trail.waited
+	return r.trail.Waited()
 }
 
 // Signal forwards a signal to the container's init.
@@ -160,7 +158,7 @@ func (r *Running) Signal(sig unix.Signal) error { return r.c.Signal(sig, false) 
 
 // Kill SIGKILLs every process of the container.
 func (r *Running) Kill() error {
-	r.trail.add(audit.TypeContainer, "signal", map[string]string{"signal": "SIGKILL", "all": "true", "reason": "repeated interrupt"})
+	r.trail.Add(audit.TypeContainer, "signal", map[string]string{"signal": "SIGKILL", "all": "true", "reason": "repeated interrupt"})
 	return r.c.Signal(unix.SIGKILL, true)
 }
 
@@ -179,7 +177,7 @@ func (r *Running) Wait() (*ExitInfo, error) {
 			werr = errors.Join(werr, derr)
 		}
 	}
-	if ferr := r.trail.flush(); ferr != nil {
+	if ferr := r.trail.Flush(); ferr != nil {
 		werr = errors.Join(werr, ferr)
 	}
 	return info, errors.Join(err, werr)

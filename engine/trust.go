@@ -41,7 +41,7 @@ func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
 func (e *Engine) VerifyImage(ref string, who Identity, offline bool) (*signing.Target, error) {
 	t := newTrail(e.audit, who, "", NewID())
 	img, err := e.verify(ref, offline, false, t)
-	if ferr := t.flush(); ferr != nil {
+	if ferr := t.Flush(); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
 	if err != nil {
@@ -54,7 +54,7 @@ func (e *Engine) VerifyImage(ref string, who Identity, offline bool) (*signing.T
 // run); otherwise a missing local image ends the check after the TUF resolution.
 func (e *Engine) verify(ref string, offline, needLocal bool, t *trail) (*verifiedImage, error) {
 	fail := func(step string, err error) (*verifiedImage, error) {
-		t.add(audit.TypeTrust, "verify.failed", map[string]string{"reference": ref, "step": step, "error": err.Error()})
+		t.Add(audit.TypeTrust, "verify.failed", map[string]string{"reference": ref, "step": step, "error": err.Error()})
 		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, ref, err)
 	}
 	target, step, err := e.resolve(ref, offline, t)
@@ -90,7 +90,7 @@ func (e *Engine) verify(ref string, offline, needLocal bool, t *trail) (*verifie
 	if err != nil {
 		return fail("config", err)
 	}
-	t.add(audit.TypeImage, "verify", map[string]string{
+	t.Add(audit.TypeImage, "verify", map[string]string{
 		"reference": ref, "digest": desc.Digest.String(), "layers": strconv.Itoa(len(m.Layers)),
 	})
 	return &verifiedImage{Ref: ref, Target: target, Desc: desc, Config: cfg}, nil
@@ -102,10 +102,10 @@ func (e *Engine) ResolveSigned(ref string, who Identity, offline bool) (*signing
 	t := newTrail(e.audit, who, "", NewID())
 	target, step, err := e.resolve(ref, offline, t)
 	if err != nil {
-		t.add(audit.TypeTrust, "verify.failed", map[string]string{"reference": ref, "step": step, "error": err.Error()})
+		t.Add(audit.TypeTrust, "verify.failed", map[string]string{"reference": ref, "step": step, "error": err.Error()})
 		err = fmt.Errorf("%w: %s: %w", ErrVerification, ref, err)
 	}
-	if ferr := t.flush(); ferr != nil {
+	if ferr := t.Flush(); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
 	return target, err
@@ -129,8 +129,8 @@ func (e *Engine) resolve(ref string, offline bool, t *trail) (*signing.Target, s
 	if err != nil {
 		return nil, "resolve", err
 	}
-	t.setImage(target.Digest.String())
-	t.add(audit.TypeTrust, "resolve", map[string]string{
+	t.SetImage(target.Digest.String())
+	t.Add(audit.TypeTrust, "resolve", map[string]string{
 		"reference": ref, "target": target.Name, "digest": target.Digest.String(),
 		"length": strconv.FormatInt(target.Length, 10), "role": target.Role,
 	})

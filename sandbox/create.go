@@ -58,10 +58,14 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 		}
 		defer binds.Close()
 	}
-	eff, raises, err := r.Floor(spec)
+	res, err := r.Floor(spec)
+	if err == nil {
+		err = res.Err()
+	}
 	if err != nil {
 		return nil, err
 	}
+	eff, raises := res.Spec, res.Raises
 	if eff.Hostname == "" {
 		// A fresh UTS namespace starts as a copy of the host's names: do not leak the hostname.
 		// (An id may be longer than the 64 bytes a hostname can hold.)

@@ -97,10 +97,14 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, err
 	}
 	spec.Process = p
-	eff, _, err := c.rt.Floor(spec)
+	res, err := c.rt.Floor(spec)
+	if err == nil {
+		err = res.Err()
+	}
 	if err != nil {
 		return nil, err
 	}
+	eff := res.Spec
 	if err := checkUser(eff.Process, st.Size); err != nil {
 		return nil, err
 	}

@@ -76,7 +76,18 @@ const (
 	defaultNofileHard = 65536
 	maxNofile         = 1 << 20
 	defaultNproc      = 4096
+	maxNproc          = 1 << 22
 )
+
+// floorRlimits are set when the spec does not set them (soft, hard) and capped (max) when it does.
+var floorRlimits = []struct {
+	typ             string
+	soft, hard, max uint64
+}{
+	{"RLIMIT_CORE", 0, 0, 0},
+	{"RLIMIT_NOFILE", defaultNofileSoft, defaultNofileHard, maxNofile},
+	{"RLIMIT_NPROC", defaultNproc, defaultNproc, maxNproc},
+}
 
 // ErrFloor wraps every refusal by the floor.
 var ErrFloor = errors.New("refused by the sandbox floor")
@@ -85,25 +96,28 @@ func floorErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrFloor, fmt.Sprintf(format, a...))
 }
 
-// Floor returns the effective spec (a copy; spec is not modified) and the raises the floor made.
-// It is a dry run: Create applies exactly this.
-func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
+// Floor returns everything the floor will enforce on spec (which is not modified): the effective
+// spec, the raises, the refusals, the seccomp programs and the MAC layers. It is a dry run: Create
+// applies exactly this, and refuses a spec with any refusal (FloorResult.Err). An error means the
+// spec cannot be floored at all (malformed, a hostile mount destination, an unknown mount type, a
+// host without any MAC layer).
+func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) {
 	if spec == nil {
-		return nil, nil, floorErr("no spec")
+		return nil, floorErr("no spec")
 	}
 	eff, err := copySpec(spec)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	f := &floor{spec: eff, layers: hostLayers()}
 	if eff.Process == nil {
-		return nil, nil, floorErr("spec has no process")
+		return nil, floorErr("spec has no process")
 	}
 	if len(eff.Process.Args) == 0 {
-		return nil, nil, floorErr("process.args is empty")
+		return nil, floorErr("process.args is empty")
 	}
 	if eff.Root == nil || eff.Root.Path == "" {
-		return nil, nil, floorErr("spec has no root.path")
+		return nil, floorErr("spec has no root.path")
 	}
 	if eff.Linux == nil {
 		eff.Linux = &specs.Linux{}
@@ -114,20 +128,29 @@ func (r *Runtime) Floor(spec *specs.Spec) (*specs.Spec, []Raise, error) {
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if err := r.checkMAC(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return eff, f.raises, nil
+	return &FloorResult{
+		Spec: eff, Raises: f.raises, Refusals: f.refusals,
+		Seccomp: seccompStack(eff.Linux.Seccomp), MAC: macLayers(f.layers),
+	}, nil
 }
 
 type floor struct {
-	spec   *specs.Spec
-	raises []Raise
+	spec     *specs.Spec
+	raises   []Raise
+	refusals []Refusal
 	// layers are the host's MAC layers (hostLayers; a test sets others).
 	layers mac.Layers
+}
+
+// refuse records something asked that the floor never grants; the effective spec goes on without it.
+func (f *floor) refuse(field, name, value, reason string) {
+	f.refusals = append(f.refusals, Refusal{Field: field, Name: name, Value: value, Reason: reason})
 }
 
 func (f *floor) raise(field, from, to string) {
@@ -150,11 +173,12 @@ func (f *floor) namespaces() error {
 	have := map[specs.LinuxNamespaceType]bool{}
 	var out []specs.LinuxNamespace
 	for _, ns := range f.spec.Linux.Namespaces {
-		if ns.Path != "" {
-			return floorErr("joining an existing %s namespace (%s) is refused: every container gets fresh namespaces", ns.Type, ns.Path)
-		}
 		if ns.Type == specs.TimeNamespace {
-			return floorErr("time namespace is not supported")
+			f.refuse(RefusedNamespace, string(ns.Type), ns.Path, "time namespace is not supported")
+			continue
+		}
+		if ns.Path != "" {
+			f.refuse(RefusedNamespace, string(ns.Type), ns.Path, fmt.Sprintf("joining an existing %s namespace (%s) is refused: every container gets fresh namespaces", ns.Type, ns.Path))
 		}
 		if have[ns.Type] {
 			continue
@@ -417,7 +441,8 @@ func (f *floor) sysctls() error {
 			}
 		}
 		if !ok || strings.Contains(k, "/") || strings.Contains(k, "..") {
-			return floorErr("sysctl %q is not namespaced to the container", k)
+			f.refuse(RefusedSysctl, k, f.spec.Linux.Sysctl[k], fmt.Sprintf("sysctl %q is not namespaced to the container", k))
+			delete(f.spec.Linux.Sysctl, k)
 		}
 	}
 	if v, ok := f.spec.Linux.Sysctl[pingGroupRange]; ok {
@@ -499,10 +524,10 @@ func (f *floor) capabilities() error {
 		}
 		requested |= s
 	}
-	if err := caps.Check(requested); err != nil {
-		return fmt.Errorf("%w: process.capabilities: %w", ErrFloor, err)
+	kept, forbidden, dropped := caps.Classify(requested)
+	for _, c := range forbidden.Caps() {
+		f.refuse(RefusedCapability, c.String(), "", "capability forbidden by the floor: "+c.String()+": "+caps.Reason(c))
 	}
-	kept, _, dropped := caps.Classify(requested)
 	if dropped != 0 {
 		f.raise("process.capabilities", dropped.String(), "dropped")
 	}
@@ -542,9 +567,9 @@ func (f *floor) rlimits() error {
 			f.raise("process.rlimits."+typ, from, fmt.Sprintf("%d:%d", rl.Soft, rl.Hard))
 		}
 	}
-	set("RLIMIT_CORE", 0, 0, 0)
-	set("RLIMIT_NOFILE", defaultNofileSoft, defaultNofileHard, maxNofile)
-	set("RLIMIT_NPROC", defaultNproc, defaultNproc, 1<<22)
+	for _, l := range floorRlimits {
+		set(l.typ, l.soft, l.hard, l.max)
+	}
 	for _, rl := range p.Rlimits {
 		if _, ok := rlimitNumber(rl.Type); !ok {
 			return floorErr("unknown rlimit %q", rl.Type)

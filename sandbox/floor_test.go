@@ -38,7 +38,7 @@ func hasRaise(raises []Raise, field, to string) bool {
 func TestFloorRaisesEmptySpec(t *testing.T) {
 	r := floorRuntime(t)
 	in := floorSpec()
-	eff, raises, err := r.Floor(in)
+	eff, raises, err := floored(r, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,13 +155,13 @@ func TestFloorRefusals(t *testing.T) {
 	for name, mutate := range cases {
 		s := floorSpec()
 		mutate(s)
-		if _, _, err := r.Floor(s); !errors.Is(err, ErrFloor) {
+		if _, _, err := floored(r, s); !errors.Is(err, ErrFloor) {
 			t.Errorf("%s: err %v, want ErrFloor", name, err)
 		}
 	}
 	s := floorSpec()
 	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE"}}
-	_, _, err := r.Floor(s)
+	_, _, err := floored(r, s)
 	if err == nil || !strings.Contains(err.Error(), "SYS_ADMIN") || !strings.Contains(err.Error(), "SYS_PTRACE") {
 		t.Errorf("refusal does not name every forbidden capability: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestFloorCapabilityClasses(t *testing.T) {
 		Inheritable: []string{"CAP_CHOWN"},
 		Ambient:     []string{"CAP_CHOWN"},
 	}
-	eff, raises, err := r.Floor(s)
+	eff, raises, err := floored(r, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestFloorMountOptions(t *testing.T) {
 		{Destination: "/a/b/c", Type: "tmpfs"},
 	}
 	s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1 << 40, Hard: 1 << 40}, {Type: "RLIMIT_CORE", Soft: 100, Hard: 100}}
-	eff, raises, err := r.Floor(s)
+	eff, raises, err := floored(r, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestFloorKeepsSpecMountOrder(t *testing.T) {
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs"},
 		{Destination: "/data/x", Type: "tmpfs", Source: "tmpfs"},
 	}
-	eff, _, err := r.Floor(s)
+	eff, _, err := floored(r, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestFloorReplacesBoundEtcFilesWithGenerated(t *testing.T) {
 			Source: "/var/lib/docker/containers/abc/" + f, Options: []string{"rbind", "rprivate"}})
 	}
 	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/passwd", Type: "bind", Source: "/srv/passwd", Options: []string{"rbind"}})
-	eff, raises, err := r.Floor(s)
+	eff, raises, err := floored(r, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,4 +334,17 @@ func TestFloorReplacesBoundEtcFilesWithGenerated(t *testing.T) {
 	if !hasRaise(raises, "mounts[/etc/passwd].options", "ro") {
 		t.Errorf("other binds keep the floor's handling: %+v", raises)
 	}
+}
+
+// floored is Floor as these tests read it: the effective spec and raises, or the refusal as an
+// error.
+func floored(r *Runtime, s *specs.Spec) (*specs.Spec, []Raise, error) {
+	res, err := r.Floor(s)
+	if err == nil {
+		err = res.Err()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return res.Spec, res.Raises, nil
 }

@@ -58,15 +58,10 @@ func (f *floor) macLabels() error {
 
 // enforcedBy names the MAC layers that confine the container instead.
 func enforcedBy(l mac.Layers) string {
+	names := map[string]string{"selinux": "SELinux", "apparmor": "AppArmor", "landlock": "Landlock"}
 	var s []string
-	if l.SELinux {
-		s = append(s, "SELinux")
-	}
-	if l.AppArmor {
-		s = append(s, "AppArmor")
-	}
-	if l.Landlock() {
-		s = append(s, "Landlock")
+	for _, layer := range macLayers(l) {
+		s = append(s, names[layer])
 	}
 	if len(s) == 0 {
 		return "no MAC layer (operator exception AllowNoMAC)"

@@ -65,7 +65,7 @@ func TestFloorMACLabelsOnThisHost(t *testing.T) {
 		t.Skip("host has AppArmor or SELinux: the labels are applied, not raised")
 	}
 	in := labelledSpec().spec
-	eff, raises, err := floorRuntime(t).Floor(in)
+	eff, raises, err := floored(floorRuntime(t), in)
 	if err != nil {
 		t.Fatal(err)
 	}

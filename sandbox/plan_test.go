@@ -34,7 +34,7 @@ func TestProcessPlan(t *testing.T) {
 	s.Annotations = map[string]string{AnnotationBindTCP: "8080, 9090", AnnotationConnectTCP: "53"}
 	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN"}}
 	s.Mounts = []specs.Mount{{Destination: "/data", Type: "tmpfs", Options: []string{"ro"}}}
-	eff, _, err := r.Floor(s)
+	eff, _, err := floored(r, s)
 	if err != nil {
 		t.Fatal(err)
 	}

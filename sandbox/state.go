@@ -50,7 +50,11 @@ func transition(from, to Status) error {
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
-func checkID(id string) error {
+func checkID(id string) error { return ValidateID(id) }
+
+// ValidateID refuses a container id the runtime cannot use: an id names a directory under the
+// state root, a cgroup and a hostname. Callers check it before deciding anything about it.
+func ValidateID(id string) error {
 	if !validID.MatchString(id) {
 		return fmt.Errorf("invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
 	}

@@ -34,7 +34,7 @@ func TestFloorClampsPingGroupRange(t *testing.T) {
 	r := floorRuntime(t)
 	in := floorSpec()
 	in.Linux.Sysctl = map[string]string{pingGroupRange: "0 2147483647", "net.ipv4.ip_forward": "1"}
-	eff, raises, err := r.Floor(in)
+	eff, raises, err := floored(r, in)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,18 +60,11 @@ func (c *cliContext) load(id string) (*sandbox.Container, error) {
 	return ct, nil
 }
 
-// idPattern is runc's rule for container ids: the id names a directory under --root, so it must not
-// contain a path separator or be "." or "..".
-var idPattern = regexp.MustCompile(`^[\w+\-.]+$`)
-
 func validateID(id string) error {
 	if id == "" {
 		return errors.New("container id cannot be empty")
 	}
-	if id == "." || id == ".." || !idPattern.MatchString(id) || len(id) > 1024 {
-		return fmt.Errorf("invalid container id %q: use letters, digits, '_', '+', '-' and '.'", id)
-	}
-	return nil
+	return sandbox.ValidateID(id)
 }
 
 // idArg is the positional-argument check for commands taking exactly one container id.

@@ -9,10 +9,11 @@ package runcgate
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -95,15 +96,21 @@ func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (
 	if req.Spec == nil || req.Spec.Process == nil {
 		return nil, errors.New("policy: the request has no spec process")
 	}
+	// Nothing is decided (or audited as allowed) about a container that could never exist.
+	if err := sandbox.ValidateID(req.ContainerID); err != nil {
+		return nil, err
+	}
 	log, err := audit.Open(filepath.Join(cfg.StateRoot, "audit"), audit.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	t := newTrail(log, cfg.UID, req.Tenant, req.ContainerID)
+	uid := cfg.UID
+	t := gate.NewTrail(log, audit.Actor{UID: &uid}, req.Tenant, newRequestID())
+	t.SetContainer(req.ContainerID)
 	out, err := decide(ctx, cfg, rt, req, t)
 	if err != nil {
 		// A refusal is durable before it is reported.
-		ferr := t.flush()
+		ferr := t.Flush()
 		log.Close()
 		if ferr != nil {
 			return nil, errors.Join(err, fmt.Errorf("the policy decision was not audited: %w", ferr))
@@ -112,10 +119,10 @@ func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (
 	}
 	// An allowed decision is appended while the sandbox is created (its init waits for start):
 	// Durable waits for it before anything runs.
-	t.flushAsync()
+	t.FlushAsync()
 	out.durable = func() error {
 		start := time.Now()
-		err := t.waitAsync()
+		err := t.WaitAsync()
 		out.Audit = time.Since(start)
 		log.Close()
 		if err != nil {
@@ -134,7 +141,7 @@ func (d *Decision) Durable() error {
 	return d.durableErr
 }
 
-func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t *trail) (*Decision, error) {
+func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t *gate.Trail) (*Decision, error) {
 	proc := req.Spec.Process
 	if req.Operation == policy.OpExec {
 		if req.Process == nil {
@@ -142,43 +149,39 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		}
 		proc = req.Process
 	}
-	t.add(audit.TypeEngine, "request", map[string]string{
+	t.Add(audit.TypeEngine, "request", map[string]string{
 		"runtime": "bulwark-runc", "operation": string(req.Operation), "bundle": req.Bundle,
 		"args": gate.JSONString(proc.Args),
 	})
-	refuse := func(step string, err error) (*Decision, error) {
-		t.add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
-		return nil, err
-	}
 	out := &Decision{}
 	start := time.Now()
 	p, err := policy.Load(policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
 		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot})
 	if err != nil {
-		return refuse("policy", fmt.Errorf("policy: %w", err))
+		return nil, t.Refuse("policy", fmt.Errorf("policy: %w", err))
 	}
 	out.Load = time.Since(start)
 	start = time.Now()
 	watch, err := gate.WatchBundle(cfg.StateRoot, p)
 	var pe *policy.Engine
 	if err == nil {
-		pe, err = policy.NewEngine(ctx, p, policy.WithRecorder(gate.Recorder(t.add)))
+		pe, err = policy.NewEngine(ctx, p, policy.WithRecorder(gate.Recorder(t.Add)))
 	}
 	var accepted map[string]string
 	if err == nil {
 		accepted, err = watch.Accepted()
 	}
 	if err != nil {
-		return refuse("policy", fmt.Errorf("policy: %w", err))
+		return nil, t.Refuse("policy", fmt.Errorf("policy: %w", err))
 	}
 	if accepted != nil {
-		t.add(audit.TypePolicy, "bundle-accepted", accepted)
+		t.Add(audit.TypePolicy, "bundle-accepted", accepted)
 	}
 	out.Prepare = time.Since(start)
 
 	spec, binds, err := sandbox.ResolveBinds(withLinux(req.Spec), req.Bundle)
 	if err != nil {
-		return refuse("mounts", err)
+		return nil, t.Refuse("mounts", err)
 	}
 	if req.Operation == policy.OpExec {
 		binds.Close() // exec mounts nothing
@@ -196,77 +199,47 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		cp.Process = proc
 		floorSpec = &cp
 	}
-	eff, raises, refusal, err := runcFloor(rt, floorSpec)
-	if err != nil {
-		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": err.Error()})
+	memUnset, pidsUnset := unsetLimits(req.Spec)
+	o, err := gate.Decide(ctx, gate.Request{
+		Runtime: rt, Spec: floorSpec, Trail: t,
+		Context: policy.Context{
+			Tenant:    req.Tenant,
+			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
+			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: true,
+		},
+		MemoryUnset: memUnset, PidsUnset: pidsUnset,
+		Decide: func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
+			return pe.Decide(ctx, preq), nil
+		},
+	})
+	if o == nil {
 		return nil, err
 	}
-	pctx := policy.Context{
-		Tenant:        req.Tenant,
-		Identity:      policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
-		Operation:     req.Operation,
-		Raises:        gate.PolicyRaises(raises),
-		BundleDir:     req.Bundle,
-		BindsResolved: true,
-		// The floor always applies Landlock (and SELinux/AppArmor where the host has them).
-		MACLayer: "landlock",
-	}
-	judge := func() (*policy.Request, policy.Decision) {
-		preq, err := policy.Build(eff, pctx)
-		if err != nil {
-			// DecideSpec denies what cannot be built (REQUEST_INVALID) and records it.
-			return nil, pe.DecideSpec(ctx, eff, pctx)
-		}
-		if refusal != nil {
-			preq.Capabilities = slices.Compact(slices.Sorted(slices.Values(append(preq.Capabilities, refusal.caps...))))
-		}
-		gate.FloorSeccomp(preq, eff)
-		return preq, pe.Decide(ctx, preq)
-	}
-	preq, d := judge()
-	if memUnset, pidsUnset := unsetLimits(req.Spec); !d.Allow && gate.OnlyUnsetLimitsAboveMax(d, memUnset, pidsUnset) {
-		// The spec set no limit and the floor's default is above the tenant's maximum: the
-		// tenant's maximum is the stricter limit, so apply it and decide again.
-		out.Constraints = gate.ApplyConstraints(eff, d.Constraints)
-		pctx.Raises = gate.PolicyRaises(append(append([]sandbox.Raise{}, raises...), out.Constraints...))
-		preq, d = judge()
-	}
-	out.Decision = d
-	if preq != nil {
-		out.InputDigest = policy.InputDigest(preq)
-	}
-	if !d.Allow {
-		if refusal != nil {
-			// Both refuse: the floor's own words (e.g. CAP_SYS_ADMIN and why) follow the reasons.
-			return out, errors.Join(&policy.DeniedError{Decision: d}, refusal.err)
-		}
-		return out, &policy.DeniedError{Decision: d}
-	}
-	if refusal != nil {
-		// A policy that allows what the floor never grants changes nothing.
-		t.add(audit.TypeContainer, "floor.refused", map[string]string{"error": refusal.err.Error()})
-		return nil, refusal.err
-	}
-	if req.Operation == policy.OpExec {
-		return out, nil
-	}
-	if changes := gate.ApplyConstraints(eff, d.Constraints); len(changes) > 0 {
-		out.Constraints = append(out.Constraints, changes...)
+	out.Decision, out.InputDigest, out.Constraints = o.Decision, o.InputDigest, o.Constraints
+	if err != nil || req.Operation == policy.OpExec {
+		return out, err
 	}
 	if len(out.Constraints) > 0 {
-		t.add(audit.TypePolicy, "constraints", gate.RaisesAttrs(out.Constraints))
 		// Create floors the spec again; explicit limits are kept as they are.
 		res := specs.LinuxResources{}
 		if spec.Linux.Resources != nil {
 			res = *spec.Linux.Resources
 		}
-		res.Memory, res.Pids = eff.Linux.Resources.Memory, eff.Linux.Resources.Pids
+		eff := o.Floor.Spec.Linux.Resources
+		res.Memory, res.Pids = eff.Memory, eff.Pids
 		linux := *spec.Linux
 		linux.Resources = &res
 		spec.Linux = &linux
 	}
 	out.Spec = spec
 	return out, nil
+}
+
+// newRequestID names one bulwark-runc request in the audit log.
+func newRequestID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // withLinux returns spec, or a copy of it with an empty linux section if it has none.
@@ -277,75 +250,6 @@ func withLinux(spec *specs.Spec) *specs.Spec {
 	cp := *spec
 	cp.Linux = &specs.Linux{}
 	return &cp
-}
-
-// floorRefusal is a request the floor refuses outright, and what it asked that policy must see.
-type floorRefusal struct {
-	err  error
-	caps []string // every capability asked for, in any set, when the capabilities were refused
-}
-
-// runcFloor applies the sandbox floor. The floor refuses a forbidden capability, joining an
-// existing namespace (or a time namespace) and a host-wide sysctl outright; so that the denial
-// still comes from policy with a reason for each (as prepare's floor does for capabilities), the
-// spec is floored without them, and policy is shown what was asked: the spec's namespaces and
-// sysctls are put back into the effective spec, the asked capabilities are added to the request
-// document. Whatever policy says, such a request never runs: the refusal is returned with it.
-func runcFloor(rt *sandbox.Runtime, spec *specs.Spec) (*specs.Spec, []sandbox.Raise, *floorRefusal, error) {
-	eff, raises, err := rt.Floor(spec)
-	if err == nil || !errors.Is(err, sandbox.ErrFloor) || spec.Linux == nil {
-		return eff, raises, nil, err
-	}
-	stripped := *spec
-	linux := *spec.Linux
-	linux.Namespaces, linux.Sysctl = nil, nil
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Path == "" && ns.Type != specs.TimeNamespace {
-			linux.Namespaces = append(linux.Namespaces, specs.LinuxNamespace{Type: ns.Type})
-		}
-	}
-	stripped.Linux = &linux
-	refusal := &floorRefusal{err: err}
-	eff, raises, err2 := rt.Floor(&stripped)
-	if err2 != nil && errors.Is(err2, sandbox.ErrFloor) && spec.Process.Capabilities != nil {
-		proc := *spec.Process
-		proc.Capabilities = nil
-		stripped.Process = &proc
-		refusal.caps = askedCaps(spec.Process.Capabilities)
-		eff, raises, err2 = rt.Floor(&stripped)
-	}
-	if err2 != nil {
-		return nil, nil, nil, err
-	}
-	// What policy judges: the namespaces and sysctls as asked, on top of the floored spec.
-	eff.Linux.Sysctl = spec.Linux.Sysctl
-	have := map[specs.LinuxNamespaceType]bool{}
-	var nss []specs.LinuxNamespace
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Path != "" || ns.Type == specs.TimeNamespace {
-			nss = append(nss, ns)
-			have[ns.Type] = true
-		}
-	}
-	for _, ns := range eff.Linux.Namespaces {
-		if !have[ns.Type] {
-			nss = append(nss, ns)
-		}
-	}
-	eff.Linux.Namespaces = nss
-	return eff, raises, refusal, nil
-}
-
-// askedCaps is every capability named in any of the five sets.
-func askedCaps(c *specs.LinuxCapabilities) []string {
-	var out []string
-	for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
-		for _, name := range set {
-			out = append(out, policy.NormalizeCapability(name))
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // unsetLimits reports whether spec leaves the memory and the pids limit unset (so the floor's

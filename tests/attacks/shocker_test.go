@@ -37,7 +37,7 @@ func TestShocker(t *testing.T) {
 	}
 
 	// The capability layer on its own: asking for CAP_DAC_READ_SEARCH is refused, with the reason.
-	_, _, err := e.RT.Floor(testenv.Spec(testenv.ProbeArgs(), testenv.WithCaps("CAP_DAC_READ_SEARCH")))
+	err := testenv.FloorRefusal(e.RT, testenv.Spec(testenv.ProbeArgs(), testenv.WithCaps("CAP_DAC_READ_SEARCH")))
 	if err == nil || !strings.Contains(err.Error(), "DAC_READ_SEARCH") {
 		t.Errorf("Floor with CAP_DAC_READ_SEARCH: %v, want a refusal naming it", err)
 	}

@@ -76,7 +76,7 @@ var forbiddenCaps = []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE"
 func TestCapsForbiddenRefused(t *testing.T) {
 	e := testenv.NewEnv(t, "tenant-caps")
 	for _, capName := range forbiddenCaps {
-		_, _, err := e.RT.Floor(testenv.Spec(probe(), testenv.WithCaps("CAP_KILL", capName)))
+		err := testenv.FloorRefusal(e.RT, testenv.Spec(probe(), testenv.WithCaps("CAP_KILL", capName)))
 		if err == nil {
 			t.Errorf("Floor accepted %s", capName)
 			continue
@@ -112,7 +112,7 @@ func TestHostNamespacesRefused(t *testing.T) {
 	} {
 		spec := testenv.Spec(probe())
 		spec.Linux.Namespaces = []specs.LinuxNamespace{{Type: typ, Path: "/proc/1/ns/" + file}}
-		if _, _, err := e.RT.Floor(spec); err == nil {
+		if err := testenv.FloorRefusal(e.RT, spec); err == nil {
 			t.Errorf("Floor accepted joining the host's %s namespace", typ)
 		}
 	}

@@ -1,9 +1,10 @@
-// Package gate is the part of a policy decision that engine's run path and bulwark-runc's gate
-// (engine/runcgate) share: noticing a newly accepted policy bundle, showing policy the
-// floor's seccomp allowlist, applying its constraints, and the audit events of decisions,
-// raises and constraints. It depends on policy, audit, sandbox and profiles only, so that
-// runcgate can use it without linking the rest of engine (the image store, TUF and registry
-// clients) into the runtime binary, which the sandbox re-executes as every container's init.
+// Package gate is the decision path every entry point shares (engine's run and exec, and
+// bulwark-runc's create, run and exec through engine/runcgate): the one sequence floor →
+// request document → decision → constraints (Decide), the request-scoped audit trail (Trail),
+// noticing a newly accepted policy bundle, and the audit events of decisions, raises and
+// constraints. It depends on policy, audit and sandbox only, so that runcgate can use it without
+// linking the rest of engine (the image store, TUF and registry clients) into the runtime binary,
+// which the sandbox re-executes as every container's init.
 package gate
 
 import (
@@ -11,12 +12,10 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/policy"
-	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -69,17 +68,6 @@ func (w BundleWatch) Accepted() (map[string]string, error) {
 		attrs["previous_digest"] = w.before.Digest
 	}
 	return attrs, nil
-}
-
-// FloorSeccomp tells policy about the floor's own allowlist: a spec without a seccomp profile
-// looks "unconfined" to the request builder, but the sandbox always loads the default program.
-func FloorSeccomp(preq *policy.Request, eff *specs.Spec) {
-	if eff.Linux.Seccomp != nil {
-		return
-	}
-	def := profiles.DefaultSeccomp()
-	raw, _ := json.Marshal(def) // as policy.Build digests a spec profile
-	preq.Seccomp = policy.Seccomp{Profile: "default", Digest: digest.FromBytes(raw).String(), DefaultAction: string(def.DefaultAction)}
 }
 
 // ApplyConstraints makes each limit the stricter of the effective spec's and the policy's

@@ -234,3 +234,13 @@ func HostCgroupPath(pid int, controller string) (string, error) {
 	}
 	return "", errors.New("no " + controller + " cgroup for pid " + strconv.Itoa(pid))
 }
+
+// FloorRefusal is the floor's verdict on spec as an error: the error of a spec that cannot be
+// floored, or the refusal (FloorResult.Err) of one that asks for what the floor never grants.
+func FloorRefusal(rt *sandbox.Runtime, spec *specs.Spec) error {
+	res, err := rt.Floor(spec)
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}

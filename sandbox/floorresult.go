@@ -1,0 +1,114 @@
+package sandbox
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/mac"
+)
+
+// FloorResult is everything the floor will enforce on one spec, as data, so that a caller (the
+// policy gate, a dry run, a scanner) never guesses or rebuilds what the sandbox does.
+type FloorResult struct {
+	// Spec is the effective spec: the request raised to the floor, without anything refused.
+	Spec *specs.Spec `json:"effectiveSpec"`
+	// Raises are the floor's changes to the request.
+	Raises []Raise `json:"raises"`
+	// Refusals are what the request asked and the floor never grants (a forbidden capability,
+	// joining an existing namespace, a host-wide sysctl). Create refuses a spec with any.
+	Refusals []Refusal `json:"refusals,omitempty"`
+	// Seccomp are the programs loaded into the container, in load order: the floor's default
+	// allowlist always, then the spec's own profile stacked on top (when it differs).
+	Seccomp []SeccompProgram `json:"seccomp"`
+	// MAC are the MAC layers that confine the container, strongest first ("selinux",
+	// "apparmor", "landlock"); empty only under the operator's AllowNoMAC exception.
+	MAC []string `json:"mac"`
+}
+
+// Refusal is one thing the floor refuses outright, named as the request asked it.
+type Refusal struct {
+	// Field is the spec field: RefusedCapability, RefusedNamespace or RefusedSysctl.
+	Field string `json:"field"`
+	// Name is the capability ("CAP_SYS_ADMIN"), namespace type or sysctl key.
+	Name string `json:"name"`
+	// Value is the namespace path or the sysctl value asked, if any.
+	Value  string `json:"value,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// The fields a Refusal names.
+const (
+	RefusedCapability = "process.capabilities"
+	RefusedNamespace  = "linux.namespaces"
+	RefusedSysctl     = "linux.sysctl"
+)
+
+// Err is the floor's refusal as an error wrapping ErrFloor, or nil when nothing is refused.
+func (r *FloorResult) Err() error {
+	if len(r.Refusals) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(r.Refusals))
+	for i, x := range r.Refusals {
+		msgs[i] = x.Field + ": " + x.Reason
+	}
+	return fmt.Errorf("%w: %s", ErrFloor, strings.Join(msgs, "; "))
+}
+
+// SeccompProgram names one seccomp program the sandbox loads.
+type SeccompProgram struct {
+	// Source is "default" (the floor's allowlist) or "spec" (the spec's profile, stacked).
+	Source string `json:"source"`
+	// Digest is "sha256:" and the hex digest of the profile's JSON (SeccompDigest).
+	Digest        string `json:"digest"`
+	DefaultAction string `json:"defaultAction"`
+	Rules         int    `json:"rules"`
+}
+
+// SeccompDigest identifies a seccomp profile: the SHA-256 of its JSON encoding, as policy's
+// request document shows it.
+func SeccompDigest(p *specs.LinuxSeccomp) string {
+	b, _ := json.Marshal(p) // a spec struct always marshals
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// defaultProgram describes the floor's default allowlist, once per process.
+var defaultProgram = sync.OnceValue(func() SeccompProgram {
+	p := profiles.DefaultSeccomp()
+	return SeccompProgram{Source: "default", Digest: SeccompDigest(p), DefaultAction: string(p.DefaultAction), Rules: len(p.Syscalls)}
+})
+
+// seccompStack is what compileSeccomp compiles for spec, described.
+func seccompStack(spec *specs.LinuxSeccomp) []SeccompProgram {
+	out := []SeccompProgram{defaultProgram()}
+	if spec == nil {
+		return out
+	}
+	if d := SeccompDigest(spec); d != out[0].Digest {
+		out = append(out, SeccompProgram{Source: "spec", Digest: d, DefaultAction: string(spec.DefaultAction), Rules: len(spec.Syscalls)})
+	}
+	return out
+}
+
+// macLayers names the layers l enforces, strongest first.
+func macLayers(l mac.Layers) []string {
+	var s []string
+	if l.SELinux {
+		s = append(s, "selinux")
+	}
+	if l.AppArmor {
+		s = append(s, "apparmor")
+	}
+	if l.Landlock() {
+		s = append(s, "landlock")
+	}
+	return s
+}

@@ -1,0 +1,87 @@
+package sandbox
+
+import (
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/profiles"
+)
+
+// The floor's result says, as data, what it refuses (only what it refuses: the rest of the
+// request is floored as usual), which seccomp programs load and which MAC layers apply.
+func TestFloorResultIsComplete(t *testing.T) {
+	r := floorRuntime(t)
+	s := floorSpec()
+	set := []string{"CAP_CHOWN", "CAP_NET_RAW", "CAP_NET_ADMIN"}
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set}
+	s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}
+	s.Linux.Sysctl = map[string]string{"kernel.hostname": "x", "net.ipv4.ip_forward": "1"}
+	res, err := r.Floor(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Refusal{
+		{Field: RefusedCapability, Name: "CAP_NET_ADMIN"},
+		{Field: RefusedNamespace, Name: "network", Value: "/proc/1/ns/net"},
+		{Field: RefusedSysctl, Name: "kernel.hostname", Value: "x"},
+	}
+	if len(res.Refusals) != len(want) {
+		t.Fatalf("refusals %+v, want %d", res.Refusals, len(want))
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(res.Refusals, func(x Refusal) bool {
+			return x.Field == w.Field && x.Name == w.Name && x.Value == w.Value && x.Reason != ""
+		}) {
+			t.Errorf("refusals %+v lack %+v", res.Refusals, w)
+		}
+	}
+	if res.Err() == nil {
+		t.Error("Err() is nil with refusals")
+	}
+	eff := res.Spec
+	if got := eff.Process.Capabilities.Bounding; !slices.Equal(got, []string{"CAP_CHOWN"}) {
+		t.Errorf("effective capabilities %v, want the grantable CAP_CHOWN only", got)
+	}
+	if _, ok := eff.Linux.Sysctl["kernel.hostname"]; ok || eff.Linux.Sysctl["net.ipv4.ip_forward"] != "1" {
+		t.Errorf("effective sysctls %v", eff.Linux.Sysctl)
+	}
+	for _, ns := range eff.Linux.Namespaces {
+		if ns.Path != "" {
+			t.Errorf("effective spec joins %s", ns.Path)
+		}
+	}
+	if len(res.Seccomp) != 1 || res.Seccomp[0].Source != "default" ||
+		res.Seccomp[0].Digest != SeccompDigest(profiles.DefaultSeccomp()) || res.Seccomp[0].Digest != FloorExpected().SeccompDigest {
+		t.Errorf("seccomp %+v, want the default allowlist", res.Seccomp)
+	}
+	if !slices.Equal(res.MAC, macLayers(hostLayers())) {
+		t.Errorf("MAC %v, host %v", res.MAC, macLayers(hostLayers()))
+	}
+
+	// A spec profile is stacked on top.
+	s = floorSpec()
+	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"ptrace"}, Action: specs.ActErrno}}}
+	if res, err = r.Floor(s); err != nil || res.Err() != nil {
+		t.Fatal(err, res.Err())
+	}
+	if len(res.Seccomp) != 2 || res.Seccomp[1].Source != "spec" || res.Seccomp[1].Rules != 1 {
+		t.Errorf("seccomp %+v, want default then spec", res.Seccomp)
+	}
+}
+
+// FloorExpected hands out copies: a scanner cannot change the floor.
+func TestFloorExpectedIsACopy(t *testing.T) {
+	e := FloorExpected()
+	e.MaskedPaths[0] = "/changed"
+	e.DefaultMounts[0].Options[0] = "changed"
+	e.Namespaces[0] = "changed"
+	f := FloorExpected()
+	if f.MaskedPaths[0] == "/changed" || f.DefaultMounts[0].Options[0] == "changed" || f.Namespaces[0] == "changed" {
+		t.Fatal("FloorExpected shares the floor's own values")
+	}
+	if len(f.Rlimits) != 3 || f.RlimitsMax["RLIMIT_NOFILE"] != maxNofile || !slices.Contains(f.Forbidden, "CAP_SYS_ADMIN") {
+		t.Errorf("expected values %+v", f)
+	}
+}
