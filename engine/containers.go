@@ -339,7 +339,7 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		if _, err := gate.Decide(ctx, gate.Request{
 			Runtime: rt, Spec: spec, Trail: t.Trail,
 			Context: policy.Context{
-				Tenant: m.Tenant, Operation: policy.OpExec, BindsResolved: true,
+				Tenant: m.Tenant, Operation: policy.OpExec, BindsResolved: true, StateRoot: e.cfg.Root,
 				Identity: policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
 				Image:    &policy.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true},
 			},

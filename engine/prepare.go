@@ -106,6 +106,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 			Privileged:     req.Privileged,
 			SeccompProfile: profile,
 			BindsResolved:  true,
+			StateRoot:      e.cfg.Root,
 		},
 		MemoryUnset: req.Memory == 0, PidsUnset: req.PidsLimit == 0,
 		// The defaults asked for on the caller's behalf are cut to what policy grants the

@@ -29,6 +29,10 @@ type Context struct {
 	// descriptors the runtime mounts from (sandbox.ResolveBinds): Build takes them as they are
 	// instead of walking the path again, which a concurrent rename could answer differently.
 	BindsResolved bool
+	// StateRoot is the runtime's persistent state root (bulwark --root, bulwark-runc
+	// --state-root). Required: the request document carries it, resolved, so policy can refuse
+	// binds of it wherever it is.
+	StateRoot string
 	// SeccompProfile names the profile in the effective spec ("default", a file name…); empty
 	// means "custom".
 	SeccompProfile string
@@ -83,6 +87,14 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 		Annotations:  maps.Clone(spec.Annotations),
 		Raises:       append([]Raise{}, c.Raises...),
 	}
+	if c.StateRoot == "" {
+		return nil, errors.New("build request: no state root")
+	}
+	root, err := ResolveHostPath(c.StateRoot)
+	if err != nil {
+		return nil, fmt.Errorf("build request: state root: %w", err)
+	}
+	r.StateRoot = root
 	mounts, err := buildMounts(spec.Mounts, c.BundleDir, c.BindsResolved)
 	if err != nil {
 		return nil, err

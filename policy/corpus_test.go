@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,8 +16,8 @@ import (
 )
 
 // corpusCase is one file in testdata/corpus: a request document and the decision it must get.
-// "$TMP" in the request and setup stands for a fresh temporary directory, where setup creates
-// real directories, files and symlinks before the document is parsed.
+// "$TMP" in the request and setup stands for a fresh temporary directory below corpusRoot,
+// where setup creates real directories, files and symlinks before the document is parsed.
 type corpusCase struct {
 	Description string `json:"description"`
 	Setup       struct {
@@ -33,10 +34,40 @@ type corpusCase struct {
 	Request json.RawMessage `json:"request"`
 }
 
-// testEngine prepares the embedded rules with the test tenants (testdata/tenants: data only).
+// corpusRoot holds every corpus case's $TMP (resolved, so it compares with resolved bind
+// sources). The test tenants' data names it as "$CORPUS": tenant acme may bind below it.
+var corpusRoot string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "policy-corpus-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if corpusRoot, err = filepath.EvalSymlinks(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// testEngine prepares the embedded rules with the test tenants (testdata/tenants: data only,
+// "$CORPUS" replaced by corpusRoot).
 func testEngine(t testing.TB, opts ...Option) *Engine {
 	t.Helper()
-	p, err := LoadDir("testdata/tenants")
+	data, err := os.ReadFile("testdata/tenants/data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	data = bytes.ReplaceAll(data, []byte("$CORPUS"), []byte(corpusRoot))
+	if err := os.WriteFile(filepath.Join(dir, "data.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +94,11 @@ func loadCase(t *testing.T, file string) (corpusCase, []byte) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	tmp := t.TempDir()
+	tmp, err := os.MkdirTemp(corpusRoot, "case-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
 	sub := func(s string) string { return strings.ReplaceAll(s, "$TMP", tmp) }
 	for _, d := range c.Setup.Dirs {
 		if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
@@ -130,7 +165,7 @@ func TestCorpus(t *testing.T) {
 	for _, code := range []string{
 		"CAP_FORBIDDEN", "CAP_NOT_GRANTED", "PRIVILEGED", "NAMESPACE_SHARED", "MOUNT_HOST_PATH_FORBIDDEN",
 		"MOUNT_RUNTIME_SOCKET", "MOUNT_WRITABLE_NOT_ALLOWED", "MOUNT_TYPE_NOT_ALLOWED", "SECCOMP_UNCONFINED",
-		"MEMORY_LIMIT_MISSING", "MEMORY_LIMIT_ABOVE_MAX", "PIDS_LIMIT_MISSING", "PIDS_LIMIT_ABOVE_MAX",
+		"MOUNT_HOST_PATH_NOT_ALLOWED", "MOUNT_STATE_ROOT", "MEMORY_LIMIT_MISSING", "MEMORY_LIMIT_ABOVE_MAX", "PIDS_LIMIT_MISSING", "PIDS_LIMIT_ABOVE_MAX",
 		"IMAGE_UNVERIFIED", "DEVICE_NOT_ALLOWED", "ROOTFS_WRITABLE", "NO_NEW_PRIVS_DISABLED",
 		"SYSCTL_NOT_ALLOWED", "TENANT_UNKNOWN", "REQUEST_INVALID",
 	} {

@@ -142,7 +142,7 @@ func TestBuildFromSpec(t *testing.T) {
 			Resources:  &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, Pids: &specs.LinuxPids{Limit: &pids}},
 		},
 	}
-	ctx := Context{Tenant: "acme", Operation: OpCreate, SeccompProfile: "default", MACLayer: "landlock"}
+	ctx := Context{Tenant: "acme", Operation: OpCreate, StateRoot: "/var/lib/bulwark", SeccompProfile: "default", MACLayer: "landlock"}
 	req, err := Build(spec, ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestDecideSpecAndDeniedError(t *testing.T) {
 		Root:  &specs.Root{Path: "rootfs"},
 		Linux: &specs.Linux{},
 	}
-	d := e.DecideSpec(context.Background(), spec, Context{Tenant: "acme", Operation: OpRun})
+	d := e.DecideSpec(context.Background(), spec, Context{Tenant: "acme", Operation: OpRun, StateRoot: "/var/lib/bulwark"})
 	err := d.Err()
 	var de *DeniedError
 	if !errors.As(err, &de) {
@@ -387,7 +387,7 @@ func TestRuncDefaultSpec(t *testing.T) {
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		t.Fatal(err)
 	}
-	req, err := Build(&spec, Context{Tenant: "acme", Operation: OpCreate, BundleDir: t.TempDir()})
+	req, err := Build(&spec, Context{Tenant: "acme", Operation: OpCreate, StateRoot: "/var/lib/bulwark", BundleDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

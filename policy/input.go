@@ -17,6 +17,7 @@ func (r *Request) toValue() ast.Value {
 		item("tenant", str(r.Tenant)),
 		item("identity", memoised(&identityMemo, r.Identity, identityTerm)),
 		item("operation", str(string(r.Operation))),
+		item("stateRoot", str(r.StateRoot)),
 		item("privileged", boolean(r.Privileged)),
 		item("process", processTerm(r.Process)),
 		item("capabilities", stringsTerm(r.Capabilities)),
@@ -55,7 +56,7 @@ func (r *Request) toValue() ast.Value {
 var internedTerms = func() map[string]*ast.Term {
 	m := map[string]*ast.Term{}
 	for _, k := range strings.Fields(`
-		apiVersion tenant identity operation privileged process capabilities mounts namespaces
+		apiVersion tenant identity operation stateRoot privileged process capabilities mounts namespaces
 		network mode seccomp profile digest defaultAction mac rootfs readOnly resources devices
 		deviceRules sysctls rlimits annotations raises image reference verified signerRole uid gid
 		principal args user additionalGids cwd env terminal noNewPrivileges type source
@@ -67,7 +68,7 @@ var internedTerms = func() map[string]*ast.Term {
 		cgroup ipc mount pid uts time
 		proc tmpfs devpts mqueue sysfs cgroup2 rbind ro nosuid noexec nodev strictatime relatime
 		private rprivate rslave newinstance ptmxmode=0666 mode=755 mode=0620 mode=1777 gid=5
-		size=65536k / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup shm
+		size=65536k /var/lib/bulwark / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup shm
 		AUDIT_WRITE CHOWN DAC_OVERRIDE FOWNER FSETID KILL MKNOD NET_BIND_SERVICE NET_RAW SETFCAP
 		SETGID SETPCAP SETUID SYS_CHROOT SYS_ADMIN SYS_PTRACE
 		PATH HOME TERM HOSTNAME RLIMIT_NOFILE RLIMIT_NPROC RLIMIT_CORE

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -51,6 +52,11 @@ func ParseRequest(data []byte) (*Request, error) {
 	for i, c := range r.Capabilities {
 		r.Capabilities[i] = NormalizeCapability(c)
 	}
+	root, err := ResolveHostPath(r.StateRoot)
+	if err != nil {
+		return nil, &InvalidRequestError{Path: "stateRoot", Err: err}
+	}
+	r.StateRoot = root
 	if err := checkMountSummaries(r.Mounts); err != nil {
 		return nil, err
 	}
@@ -99,6 +105,8 @@ func (r *Request) check() error {
 		return &InvalidRequestError{Path: "tenant", Err: fmt.Errorf("required field is missing")}
 	case r.Operation != OpCreate && r.Operation != OpRun && r.Operation != OpExec:
 		return &InvalidRequestError{Path: "operation", Err: fmt.Errorf("must be create, run or exec, not %q", r.Operation)}
+	case !filepath.IsAbs(r.StateRoot):
+		return &InvalidRequestError{Path: "stateRoot", Err: fmt.Errorf("must be an absolute path, not %q", r.StateRoot)}
 	case r.Seccomp.Profile == "":
 		return &InvalidRequestError{Path: "seccomp.profile", Err: fmt.Errorf("required field is missing")}
 	}

@@ -25,6 +25,9 @@ type Request struct {
 	Tenant     string    `json:"tenant"`
 	Identity   Identity  `json:"identity"`
 	Operation  Operation `json:"operation"`
+	// StateRoot is the runtime's active persistent state root, resolved like bind sources: the
+	// default policy never lets it (or anything below or above it) be bind-mounted.
+	StateRoot string `json:"stateRoot"`
 	// Privileged records that the caller asked for a privileged sandbox (always denied by the
 	// default policy; the floor has no such mode).
 	Privileged   bool                 `json:"privileged"`

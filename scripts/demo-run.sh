@@ -86,6 +86,20 @@ section "Denied: --cap-add SYS_ADMIN (policy says why; nothing is created)"
 expect 125 run --rm --cap-add SYS_ADMIN --name denied demo/busybox:1 id
 expect 125 run --rm --cap-add SYS_PTRACE -v /etc:/hostetc --security-opt seccomp=unconfined demo/busybox:1 id
 
+section "Host binds are deny-by-default: only what the operator allowlists, never the state root"
+expect 125 run --rm -v /var/log:/logs demo/busybox:1 ls /logs
+mkdir -p "$WORK/shared" "$WORK/policy"
+echo "shared with the tenant" >"$WORK/shared/note.txt"
+cat >"$WORK/policy/data.json" <<JSON
+{"bulwark": {
+  "defaults": {"grantable_capabilities": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"],
+               "max_memory": 8589934592, "max_pids": 4096, "writable_bind_sources": []},
+  "tenants": {"default": {"bind_sources": ["$WORK"]}}}}
+JSON
+echo "(operator data in $WORK/policy/data.json: tenant default may bind below $WORK)"
+expect 0 run --rm --policy-dir "$WORK/policy" -v "$WORK/shared:/shared" demo/busybox:1 cat /shared/note.txt
+expect 125 run --rm --policy-dir "$WORK/policy" -v "$STATE:/state" demo/busybox:1 ls /state
+
 section "Refused: an unsigned image"
 expect 125 run --rm demo/unsigned:1 id
 

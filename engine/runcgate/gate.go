@@ -206,6 +206,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			Tenant:    req.Tenant,
 			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: true,
+			StateRoot: cfg.StateRoot,
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
 		Decide: func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {

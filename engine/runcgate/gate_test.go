@@ -3,6 +3,7 @@ package runcgate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,12 +106,12 @@ func TestDecideEveryReason(t *testing.T) {
 func TestDecideAllowResolvesAndConstrains(t *testing.T) {
 	rt, _, sr := runcGate(t)
 	pol := t.TempDir()
-	data := `{"bulwark": {"tenants": {"small": {"max_memory": 67108864, "max_pids": 64}}}}`
+	bundle := t.TempDir()
+	target := t.TempDir()
+	data := fmt.Sprintf(`{"bulwark": {"tenants": {"small": {"max_memory": 67108864, "max_pids": 64, "bind_sources": [%q]}}}}`, target)
 	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bundle := t.TempDir()
-	target := t.TempDir()
 	if err := os.Symlink(target, filepath.Join(bundle, "data")); err != nil {
 		t.Fatal(err)
 	}

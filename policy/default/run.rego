@@ -66,6 +66,22 @@ writable_sources := v if {
 	v := defaults.writable_bind_sources
 }
 
+# Host binds are deny-by-default: a bind source must be one of the tenant's bind_sources or
+# writable_bind_sources (a directory the operator lets the tenant write, it may also read), or
+# below one. Both lists are empty unless the operator's data names them.
+default readable_sources := []
+
+readable_sources := v if {
+	v := tenant_config.bind_sources
+} else := v if {
+	v := defaults.bind_sources
+}
+
+# Entries are compared with the resolved source, without a trailing slash ("/srv/x/" is "/srv/x").
+bind_allowlist := {trim_right(p, "/") | some p in array.concat(readable_sources, writable_sources)}
+
+bind_allowlist_prefixes := {concat("", [p, "/"]) | some p in bind_allowlist}
+
 default grantable_names := []
 
 grantable_names := v if {
@@ -277,6 +293,44 @@ overlaps_forbidden(src) if strings.any_prefix_match(src, forbidden_tree_prefixes
 overlaps_forbidden(src) if strings.any_prefix_match(forbidden_host_trees, concat("", [src, "/"]))
 
 forbidden_tree_prefixes := {concat("", [r, "/"]) | some r in forbidden_host_trees}
+
+# The active state root (input.stateRoot, resolved like the sources) holds the audit log, the
+# policy's rollback floor, id-range allocations, images and every container's state: it is
+# never bound, nor anything below or above it, whatever a tenant's allowlist says.
+deny contains {"code": "MOUNT_STATE_ROOT", "message": sprintf("host path %s overlaps the runtime's state root %s", [m.source, state_root]), "path": sprintf("mounts[%d].source", [i])} if {
+	some i in binds
+	m := input.mounts[i]
+	not overlaps_forbidden(m.source)
+	overlaps_state_root(m.source)
+}
+
+default state_root := ""
+
+state_root := input.stateRoot
+
+deny contains {"code": "REQUEST_INVALID", "message": "stateRoot must be an absolute path", "path": "stateRoot"} if {
+	not startswith(state_root, "/")
+}
+
+overlaps_state_root(src) if src == state_root
+
+overlaps_state_root(src) if startswith(src, concat("", [trim_right(state_root, "/"), "/"]))
+
+overlaps_state_root(src) if startswith(state_root, concat("", [src, "/"]))
+
+# Everything else must be inside the tenant's allowlist (a forbidden tree or the state root is
+# reported as that instead; whether the bind may be writable is a separate rule below).
+deny contains {"code": "MOUNT_HOST_PATH_NOT_ALLOWED", "message": sprintf("host path %s is not in tenant %s's bind_sources", [src, tenant_name]), "path": sprintf("mounts[%d].source", [i])} if {
+	some i in binds
+	src := object.get(input.mounts[i], "source", "")
+	not overlaps_forbidden(src)
+	not overlaps_state_root(src)
+	not bind_allowed(src)
+}
+
+bind_allowed(src) if bind_allowlist[src]
+
+bind_allowed(src) if strings.any_prefix_match(src, bind_allowlist_prefixes)
 
 deny contains {"code": "MOUNT_RUNTIME_SOCKET", "message": sprintf("container runtime socket %s may not be mounted", [m.source]), "path": sprintf("mounts[%d].source", [i])} if {
 	some i in binds

@@ -8,6 +8,7 @@ base := {
 	"tenant": "acme",
 	"identity": {"uid": 1000, "gid": 1000},
 	"operation": "create",
+	"stateRoot": "/var/lib/bulwark",
 	"privileged": false,
 	"process": {"args": ["/bin/true"], "user": {"uid": 0, "gid": 0}, "cwd": "/", "env": ["PATH"], "terminal": false, "noNewPrivileges": true},
 	"capabilities": ["CHOWN", "KILL"],
@@ -29,7 +30,7 @@ base := {
 	"raises": [],
 }
 
-tenants := {"acme": {"max_memory": 1073741824, "writable_bind_sources": ["/srv/acme"]}, "tight": {"grantable_capabilities": ["CHOWN"], "max_pids": 64}}
+tenants := {"acme": {"max_memory": 1073741824, "bind_sources": ["/srv/data", "/home/u"], "writable_bind_sources": ["/srv/acme"]}, "tight": {"grantable_capabilities": ["CHOWN"], "max_pids": 64, "bind_sources": ["/srv/data"]}}
 
 codes(inp) := {r.code | some r in d.reasons} if {
 	d := run.decision with input as inp with data.bulwark.tenants as tenants
@@ -59,7 +60,7 @@ test_cap_not_granted_for_tight_tenant if {
 }
 
 test_tenant_cannot_widen_ceiling if {
-	t := {"acme": {"grantable_capabilities": ["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN"]}}
+	t := {"acme": {"grantable_capabilities": ["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN"], "bind_sources": ["/srv/data"]}}
 	inp := json.patch(base, [{"op": "replace", "path": "/capabilities", "value": ["SYS_PTRACE"]}])
 	d := run.decision with input as inp with data.bulwark.tenants as t
 	not d.allow
@@ -96,7 +97,7 @@ test_non_object_input_denied if {
 }
 
 test_empty_input_denied if {
-	codes({}) == {"REQUEST_VERSION", "TENANT_UNKNOWN", "OPERATION_UNKNOWN", "NAMESPACE_SHARED", "NO_NEW_PRIVS_DISABLED", "ROOTFS_WRITABLE", "SECCOMP_UNCONFINED", "MEMORY_LIMIT_MISSING", "PIDS_LIMIT_MISSING"}
+	codes({}) == {"REQUEST_INVALID", "REQUEST_VERSION", "TENANT_UNKNOWN", "OPERATION_UNKNOWN", "NAMESPACE_SHARED", "NO_NEW_PRIVS_DISABLED", "ROOTFS_WRITABLE", "SECCOMP_UNCONFINED", "MEMORY_LIMIT_MISSING", "PIDS_LIMIT_MISSING"}
 	d := run.decision with input as {} with data.bulwark.tenants as tenants
 	not d.allow
 }
@@ -134,13 +135,14 @@ test_runtime_socket_denied if {
 # A mount without the bind/readOnly summaries is judged as a writable bind.
 test_mount_without_summary_fields_fails_closed if {
 	m := {"type": "bind", "source": "/srv/other", "destination": "/x", "options": ["rbind"]}
-	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}])) == {"MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": m}])) == {"MOUNT_HOST_PATH_NOT_ALLOWED", "MOUNT_WRITABLE_NOT_ALLOWED"}
 	p := {"type": "proc", "source": "proc", "destination": "/proc", "options": []}
-	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": p}])) == {"REQUEST_INVALID", "MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": p}])) == {"REQUEST_INVALID", "MOUNT_HOST_PATH_NOT_ALLOWED", "MOUNT_WRITABLE_NOT_ALLOWED"}
 }
 
 test_writable_bind_outside_allowlist_denied if {
-	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/other", ["rbind"])}])) == {"MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/other", ["rbind"])}])) == {"MOUNT_HOST_PATH_NOT_ALLOWED", "MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/data/sub", ["rbind"])}])) == {"MOUNT_WRITABLE_NOT_ALLOWED"}
 }
 
 test_writable_bind_inside_allowlist_allowed if {
@@ -148,7 +150,65 @@ test_writable_bind_inside_allowlist_allowed if {
 }
 
 test_writable_bind_prefix_is_not_a_parent if {
-	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/acme-evil", ["rbind"])}])) == {"MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/acme-evil", ["rbind"])}])) == {"MOUNT_HOST_PATH_NOT_ALLOWED", "MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/srv/data-evil", ["rbind", "ro"])}])) == {"MOUNT_HOST_PATH_NOT_ALLOWED"}
+}
+
+# Host binds are deny-by-default: a tenant without bind_sources may bind nothing, and the
+# shipped defaults name none.
+test_binds_denied_without_allowlist if {
+	every src in ["/var/log", "/home", "/home/u/project", "/root", "/srv/data", "/tmp", "/opt", "/mnt/usb"] {
+		inp := json.patch(base, [{"op": "replace", "path": "/mounts/1/source", "value": src}])
+		d := run.decision with input as inp with data.bulwark.tenants as {"acme": {}}
+		{r.code | some r in d.reasons} == {"MOUNT_HOST_PATH_NOT_ALLOWED"}
+		d.reasons[0].message == sprintf("host path %s is not in tenant acme's bind_sources", [src])
+		d.reasons[0].path == "mounts[1].source"
+	}
+}
+
+test_binds_inside_allowlist_allowed if {
+	every src in ["/srv/data", "/srv/data/x/y", "/home/u"] {
+		codes(json.patch(base, [{"op": "replace", "path": "/mounts/1/source", "value": src}])) == set()
+	}
+	t := {"acme": {"bind_sources": ["/srv/data/"]}} # a trailing slash names the same directory
+	inp := json.patch(base, [{"op": "replace", "path": "/mounts/1/source", "value": "/srv/data/x"}])
+	d := run.decision with input as inp with data.bulwark.tenants as t
+	d.allow
+}
+
+# The operator's defaults apply to tenants that name no list of their own.
+test_bind_allowlist_from_defaults if {
+	inp := json.patch(base, [{"op": "replace", "path": "/tenant", "value": "default"}])
+	d := run.decision with input as inp with data.bulwark.tenants as {"default": {}} with data.bulwark.defaults.bind_sources as ["/srv"]
+	d.allow
+	d2 := run.decision with input as inp with data.bulwark.tenants as {"default": {}}
+	{r.code | some r in d2.reasons} == {"MOUNT_HOST_PATH_NOT_ALLOWED"}
+}
+
+# The state root is never bound — not the default one, not one elsewhere, nothing below or
+# above it — even when the tenant's allowlist covers it.
+test_state_root_never_bound if {
+	t := {"acme": {"bind_sources": ["/srv"], "writable_bind_sources": ["/srv"]}}
+	every src in ["/srv/state", "/srv/state/audit", "/srv/state/containers/c1/rootfs", "/srv"] {
+		inp := json.patch(base, [
+			{"op": "replace", "path": "/stateRoot", "value": "/srv/state"},
+			{"op": "replace", "path": "/mounts/1/source", "value": src},
+		])
+		d := run.decision with input as inp with data.bulwark.tenants as t
+		{r.code | some r in d.reasons} == {"MOUNT_STATE_ROOT"}
+		d.reasons[0].message == sprintf("host path %s overlaps the runtime's state root /srv/state", [src])
+	}
+	# A sibling with the same prefix is not the state root.
+	inp := json.patch(base, [{"op": "replace", "path": "/stateRoot", "value": "/srv/state"}, {"op": "replace", "path": "/mounts/1/source", "value": "/srv/state2"}])
+	d := run.decision with input as inp with data.bulwark.tenants as t
+	d.allow
+	# The default state root is a forbidden tree as well: one reason.
+	codes(json.patch(base, [{"op": "replace", "path": "/mounts/1/source", "value": "/var/lib/bulwark/audit"}])) == {"MOUNT_HOST_PATH_FORBIDDEN"}
+}
+
+test_state_root_required if {
+	codes(json.remove(base, ["/stateRoot"])) == {"REQUEST_INVALID", "MOUNT_STATE_ROOT"}
+	codes(json.patch(base, [{"op": "replace", "path": "/stateRoot", "value": "state"}])) == {"REQUEST_INVALID"}
 }
 
 test_mount_type_not_allowed if {

@@ -29,6 +29,7 @@ func TestBindSourceRaceRunc(t *testing.T) {
 		Destination: "/mnt", Type: "bind", Source: filepath.Join(race, "dir", "etc"), Options: []string{"rbind", "ro"},
 	}))
 	bundle := testenv.Bundle(t, spec)
+	pol := testenv.BindPolicy(t, race) // binds are deny-by-default; the swapped path resolves to /etc
 	stop := testenv.SwapDirWithRootLink(t, race)
 	defer stop()
 
@@ -41,7 +42,7 @@ func TestBindSourceRaceRunc(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stderr strings.Builder
-		cmd := exec.Command(bin, "--root", root, "run", "--bundle", bundle, id)
+		cmd := exec.Command(bin, "--root", root, "--policy", pol, "run", "--bundle", bundle, id)
 		cmd.Env = append(os.Environ(), "BULWARK_STATE_ROOT="+stateRoot)
 		cmd.Stdout, cmd.Stderr = out, &stderr
 		code := 0

@@ -15,11 +15,12 @@ import (
 func TestBindSourceRaceRun(t *testing.T) {
 	f := newFixture(t)
 	race := t.TempDir()
+	pol := testenv.BindPolicy(t, race) // binds are deny-by-default; the swapped path resolves to /etc
 	stop := testenv.SwapDirWithRootLink(t, race)
 	defer stop()
 	var o testenv.RaceOutcome
 	for range testenv.RaceRuns(t, 50) {
-		r := clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "race"),
+		r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", f.name(t, "race"),
 			"-v", filepath.Join(race, "dir", "etc")+":/mnt", "busybox:1", "ls", "/mnt")
 		o.Add(t, r.Code, r.Stdout, r.Stderr)
 	}

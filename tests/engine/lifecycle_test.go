@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"bulwark.dev/bulwark/tests/internal/clitest"
+	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
 // TestParallelRuns: 50 concurrent `bulwark run --rm` all succeed, the audit chain written by 50
@@ -192,16 +193,18 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestMountsAndWorkdir: -v (read-only whatever is asked), --tmpfs (writable), -w into a
-// directory the image lacks. The shared image tree is never written: the container gets its
-// own tree of hard links with the extra mountpoints, removed with it.
+// TestMountsAndWorkdir: -v of a directory the operator allowlisted (read-only whatever is
+// asked), --tmpfs (writable), -w into a directory the image lacks. The shared image tree is
+// never written: the container gets its own tree of hard links with the extra mountpoints,
+// removed with it.
 func TestMountsAndWorkdir(t *testing.T) {
 	f := newFixture(t)
 	host := filepath.Join(f.dir, "hostdata")
 	os.MkdirAll(host, 0o755)
 	os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644)
+	pol := testenv.BindPolicy(t, host)
 	id := f.name(t, "mnt")
-	r := clitest.Run(t, f.root, "run", "--rm", "--name", id, "-v", host+":/in:rw", "--tmpfs", "/scratch:size=1m",
+	r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "-v", host+":/in:rw", "--tmpfs", "/scratch:size=1m",
 		"-w", "/work/dir", "busybox:1", "sh", "-c",
 		`cat /in/in.txt; echo w > /scratch/f && cat /scratch/f; echo x > /in/new 2>/dev/null || echo in-ro; pwd; echo y > /work/dir/z 2>/dev/null || echo root-ro`)
 	if want := "from host\nw\nin-ro\n/work/dir\nroot-ro\n"; r.Code != 0 || r.Stdout != want {
@@ -222,6 +225,44 @@ func TestMountsAndWorkdir(t *testing.T) {
 	if raises := attr(find(recs, "container", "floor.raises"), "raises"); !strings.Contains(raises, `"mounts[/in].options"`) {
 		t.Errorf("the read-only raise of the rw bind is not recorded: %s", raises)
 	}
+	f.assertNothingLeft(t)
+}
+
+// TestHostBindsDenyByDefault (issue 8 §7): with the default policy no host path may be bound
+// (/var/log, /home, /root were allowed before); the state root — here a non-default one — never,
+// even when the operator's allowlist covers it; an allowlisted directory may be bound, but a
+// symlink or ".." inside it that leads out of it may not.
+func TestHostBindsDenyByDefault(t *testing.T) {
+	f := newFixture(t)
+	allowed := filepath.Join(f.dir, "allowed")
+	os.MkdirAll(allowed, 0o755)
+	os.Symlink("/var/log", filepath.Join(allowed, "logs"))
+	denied := func(t *testing.T, code, msg string, args ...string) {
+		t.Helper()
+		id := f.name(t, "bind")
+		r := clitest.Run(t, f.root, append([]string{"run", "--rm", "--name", id}, append(args, "busybox:1", "true")...)...)
+		if r.Code != 125 || !strings.Contains(r.Stderr, code) || !strings.Contains(r.Stderr, msg) {
+			t.Errorf("%v: exit %d, want 125 with %s (%q); stderr: %s", args, r.Code, code, msg, r.Stderr)
+		}
+		if d := find(f.records(t, id), "policy", "decision"); attr(d, "result") != "deny" || !strings.Contains(attr(d, "reason_codes"), code) {
+			t.Errorf("%v: decision record %v", args, d)
+		}
+	}
+	for _, src := range []string{"/var/log", "/home", "/root"} {
+		denied(t, "MOUNT_HOST_PATH_NOT_ALLOWED", "host path "+src+" is not in tenant default's bind_sources", "-v", src+":/h")
+	}
+	denied(t, "MOUNT_STATE_ROOT", "overlaps the runtime's state root "+f.root, "-v", f.root+":/h")
+	denied(t, "MOUNT_STATE_ROOT", "overlaps the runtime's state root", "-v", filepath.Join(f.root, "audit")+":/h")
+
+	pol := testenv.BindPolicy(t, f.dir) // covers the state root too
+	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "-v", allowed+":/h", "busybox:1", "ls", "/h")
+	if strings.TrimSpace(out) != "logs" {
+		t.Errorf("allowlisted bind shows %q", out)
+	}
+	denied(t, "MOUNT_HOST_PATH_NOT_ALLOWED", "host path /var/log is not", "--policy-dir", pol, "-v", filepath.Join(allowed, "logs")+":/h")
+	denied(t, "MOUNT_HOST_PATH_NOT_ALLOWED", "host path /root is not", "--policy-dir", pol, "-v", allowed+strings.Repeat("/..", 30)+"/root:/h")
+	denied(t, "MOUNT_STATE_ROOT", "overlaps the runtime's state root", "--policy-dir", pol, "-v", f.root+":/h")
+	denied(t, "MOUNT_STATE_ROOT", "overlaps the runtime's state root", "--policy-dir", pol, "-v", f.dir+":/h")
 	f.assertNothingLeft(t)
 }
 

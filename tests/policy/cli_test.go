@@ -5,6 +5,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,57 @@ func TestEvalResolvesSymlinkedBindSource(t *testing.T) {
 		d := decode(t, r)
 		if r.Code != 1 || d.Reasons[0].Code != "MOUNT_HOST_PATH_FORBIDDEN" || !strings.Contains(d.Reasons[0].Message, "/etc") {
 			t.Fatalf("bind of %s: exit %d, %+v", src, r.Code, d)
+		}
+	}
+}
+
+// TestEvalHostBinds (issue 8 §7): binds are deny-by-default; the operator's data (--policy DIR
+// with only a data.json) allowlists a directory per tenant; the state root in the document is
+// never bound, allowlisted or not.
+func TestEvalHostBinds(t *testing.T) {
+	allowed := t.TempDir()
+	stateRoot := filepath.Join(allowed, "state")
+	withBind := func(src string) func(map[string]any) {
+		return func(m map[string]any) {
+			m["stateRoot"] = stateRoot
+			m["mounts"] = append(m["mounts"].([]any), map[string]any{
+				"type": "bind", "source": src, "destination": "/h", "options": []any{"rbind", "ro"}, "readOnly": true, "bind": true,
+			})
+		}
+	}
+	pol := t.TempDir()
+	data := fmt.Sprintf(`{"bulwark": {"defaults": {"grantable_capabilities": ["CHOWN", "KILL", "NET_BIND_SERVICE"],
+		"max_memory": 8589934592, "max_pids": 4096}, "tenants": {"default": {"bind_sources": [%q]}}}}`, allowed)
+	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		src    string
+		policy []string
+		code   string
+	}{
+		{"/var/log", nil, "MOUNT_HOST_PATH_NOT_ALLOWED"},
+		{"/home", nil, "MOUNT_HOST_PATH_NOT_ALLOWED"},
+		{"/root", nil, "MOUNT_HOST_PATH_NOT_ALLOWED"},
+		{filepath.Join(allowed, "data"), nil, "MOUNT_HOST_PATH_NOT_ALLOWED"},
+		{allowed, []string{"--policy", pol}, "MOUNT_STATE_ROOT"}, // it contains the state root
+		{filepath.Join(allowed, "data"), []string{"--policy", pol}, ""},
+		{"/var/log", []string{"--policy", pol}, "MOUNT_HOST_PATH_NOT_ALLOWED"},
+		{stateRoot, []string{"--policy", pol}, "MOUNT_STATE_ROOT"},
+		{filepath.Join(stateRoot, "audit"), []string{"--policy", pol}, "MOUNT_STATE_ROOT"},
+		{stateRoot, nil, "MOUNT_STATE_ROOT"},
+	} {
+		args := append([]string{"policy", "eval", "--input", request(t, withBind(tc.src))}, tc.policy...)
+		r := clitest.Run(t, t.TempDir(), args...)
+		d := decode(t, r)
+		if tc.code == "" {
+			if r.Code != 0 || !d.Allow {
+				t.Errorf("bind of %s with %v: exit %d, %+v", tc.src, tc.policy, r.Code, d)
+			}
+			continue
+		}
+		if r.Code != 1 || len(d.Reasons) != 1 || d.Reasons[0].Code != tc.code || !strings.Contains(d.Reasons[0].Message, tc.src) {
+			t.Errorf("bind of %s with %v: exit %d, %+v, want only %s", tc.src, tc.policy, r.Code, d, tc.code)
 		}
 	}
 }

@@ -104,25 +104,41 @@ func TestPolicyRefusals(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		spec func(t *testing.T) *specs.Spec
+		spec func(t *testing.T, stateRoot string) *specs.Spec
 		// codes are the reason codes expected (stderr, --log, audit); texts more words on stderr
 		// and in the log: the request paths the reasons name, the floor's own refusal.
 		codes, texts []string
 	}{
-		{"SYS_ADMIN", func(*testing.T) *specs.Spec {
+		{"SYS_ADMIN", func(*testing.T, string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithCaps("CAP_SYS_ADMIN", "CAP_CHOWN"))
 		}, []string{"CAP_FORBIDDEN"}, []string{"capability SYS_ADMIN", "capabilities[", "CAP_SYS_ADMIN"}},
-		{"host root bind", func(*testing.T) *specs.Spec {
+		{"host root bind", func(*testing.T, string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithMount(bind("/")))
 		}, []string{"MOUNT_HOST_PATH_FORBIDDEN"}, []string{"host path / may not", "].source"}},
-		{"symlink to /etc", func(t *testing.T) *specs.Spec {
+		{"symlink to /etc", func(t *testing.T, _ string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithMount(bind(etcLink(t))))
 		}, []string{"MOUNT_HOST_PATH_FORBIDDEN"}, []string{"host path /etc may not", "].source"}},
-		{"shared pid namespace", func(*testing.T) *specs.Spec {
+		// Host binds are deny-by-default (issue 8 §7): these were allowed before.
+		{"bind of /home", func(*testing.T, string) *specs.Spec {
+			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithMount(bind("/home")))
+		}, []string{"MOUNT_HOST_PATH_NOT_ALLOWED"}, []string{"host path /home is not in tenant default's bind_sources", "].source"}},
+		{"bind of a symlink to /var/log", func(t *testing.T, _ string) *specs.Spec {
+			l := filepath.Join(t.TempDir(), "logs")
+			if err := os.Symlink("/var/log", l); err != nil {
+				t.Fatal(err)
+			}
+			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithMount(bind(l)))
+		}, []string{"MOUNT_HOST_PATH_NOT_ALLOWED"}, []string{"host path /var/log is not"}},
+		// The --state-root (not the default one) and what is below it are never bound.
+		{"bind of the state root", func(_ *testing.T, sr string) *specs.Spec {
+			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithMount(bind(sr)),
+				testenv.WithMount(bind(filepath.Join(sr, "audit"))))
+		}, []string{"MOUNT_STATE_ROOT"}, []string{"overlaps the runtime's state root"}},
+		{"shared pid namespace", func(*testing.T, string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, sharedPid)
 		}, []string{"NAMESPACE_SHARED"}, []string{"namespaces.pid", "joining an existing pid namespace"}},
 		// Every reason at once, not the first one found.
-		{"all of them", func(t *testing.T) *specs.Spec {
+		{"all of them", func(t *testing.T, _ string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithCaps("CAP_SYS_ADMIN"),
 				testenv.WithMount(bind("/")), testenv.WithMount(bind(etcLink(t))), sharedPid)
 		}, []string{"CAP_FORBIDDEN", "MOUNT_HOST_PATH_FORBIDDEN", "NAMESPACE_SHARED"},
@@ -131,7 +147,7 @@ func TestPolicyRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, leaks, sr := policyCLI(t)
-			bundle := testenv.Bundle(t, tc.spec(t))
+			bundle := testenv.Bundle(t, tc.spec(t, sr))
 			leaks.Dir(bundle)
 			for _, cmd := range []string{"create", "run"} {
 				id := leaks.Track(testenv.UniqueID(t))

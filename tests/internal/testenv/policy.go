@@ -1,0 +1,29 @@
+package testenv
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// BindPolicy writes operator policy data (a directory for `bulwark --policy-dir` or
+// `bulwark-runc --policy`) that keeps the default rules and the shipped limits and grants, and
+// lets tenant "default" bind host paths in or below dirs: host binds are deny-by-default.
+func BindPolicy(t testing.TB, dirs ...string) string {
+	t.Helper()
+	list, err := json.Marshal(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := fmt.Sprintf(`{"bulwark": {
+  "defaults": {"grantable_capabilities": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"],
+               "max_memory": 8589934592, "max_pids": 4096, "bind_sources": [], "writable_bind_sources": []},
+  "tenants": {"default": {"bind_sources": %s}}}}`, list)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "data.json"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
