@@ -54,6 +54,16 @@ type Stats struct {
 // floor fails closed on it: a requested limit that cannot be applied stops the container.
 var ErrUnsupported = errors.New("cgroup limit not supported on this host")
 
+// cpuShares returns the cpu.shares to apply and whether there is one. 0 means unset in both
+// hierarchies: Docker sends "shares": 0 for a container without --cpu-shares, and writing it
+// would give the kernel's minimum (2), the lowest CPU priority on the host.
+func cpuShares(c *specs.LinuxCPU) (uint64, bool) {
+	if c == nil || c.Shares == nil || *c.Shares == 0 {
+		return 0, false
+	}
+	return *c.Shares, true
+}
+
 // New returns a Manager for the cgroup name (relative, e.g. "bulwark/<id>") below each hierarchy's
 // mount. It picks v2 when the unified hierarchy has the needed controllers and v1 otherwise.
 func New(name string) (Manager, error) {

@@ -249,6 +249,7 @@ func (m *v1Manager) applyCPU(res *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
+	shares, haveShares := cpuShares(c)
 	type kv struct {
 		set  bool
 		name string
@@ -256,7 +257,7 @@ func (m *v1Manager) applyCPU(res *specs.LinuxResources) error {
 	}
 	// Period before quota: the kernel checks quota against the current period.
 	for _, f := range []kv{
-		{c.Shares != nil, "cpu.shares", func() string { return strconv.FormatUint(*c.Shares, 10) }},
+		{haveShares, "cpu.shares", func() string { return strconv.FormatUint(shares, 10) }},
 		{c.Period != nil, "cpu.cfs_period_us", func() string { return strconv.FormatUint(*c.Period, 10) }},
 		{c.Quota != nil, "cpu.cfs_quota_us", func() string { return itoa(max(*c.Quota, -1)) }},
 		{c.Burst != nil, "cpu.cfs_burst_us", func() string { return strconv.FormatUint(*c.Burst, 10) }},

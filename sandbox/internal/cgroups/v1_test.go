@@ -332,3 +332,15 @@ func TestV1BlkioWeight(t *testing.T) {
 		t.Errorf("%s = %q, want 500", file, got)
 	}
 }
+
+// TestV1SharesZeroIsUnset: Docker sends cpu.shares 0 for "not set"; the cgroup keeps the kernel's
+// default (1024) instead of getting the minimum, 2.
+func TestV1SharesZeroIsUnset(t *testing.T) {
+	m := newTestV1(t)
+	if err := m.Create(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr[uint64](0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readT(t, m.paths["cpu"], "cpu.shares"); got != "1024" {
+		t.Errorf("cpu.shares = %q after shares 0, want the default 1024", got)
+	}
+}

@@ -229,8 +229,8 @@ func (m *v2Manager) applyCPU(res *specs.LinuxResources) error {
 	if c.RealtimeRuntime != nil || c.RealtimePeriod != nil {
 		return fmt.Errorf("%w: realtime cpu limits have no cgroup v2 equivalent", ErrUnsupported)
 	}
-	if c.Shares != nil && *c.Shares != 0 {
-		if err := m.write(m.dir, "cpu.weight", strconv.FormatUint(sharesToWeight(*c.Shares), 10)); err != nil {
+	if shares, ok := cpuShares(c); ok {
+		if err := m.write(m.dir, "cpu.weight", strconv.FormatUint(sharesToWeight(shares), 10)); err != nil {
 			return err
 		}
 	}

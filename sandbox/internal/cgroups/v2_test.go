@@ -350,3 +350,24 @@ func TestV2Integration(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSharesZeroIsUnset: both hierarchies read shares 0 (Docker's "not set") as no value.
+func TestSharesZeroIsUnset(t *testing.T) {
+	for _, c := range []*specs.LinuxCPU{nil, {}, {Shares: ptr[uint64](0)}} {
+		if v, ok := cpuShares(c); ok {
+			t.Errorf("cpuShares(%+v) = %d, want unset", c, v)
+		}
+	}
+	if v, ok := cpuShares(&specs.LinuxCPU{Shares: ptr[uint64](512)}); !ok || v != 512 {
+		t.Errorf("cpuShares(512) = %d, %v", v, ok)
+	}
+	f, m := newFakeV2(t, allV2)
+	if err := m.Create(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr[uint64](0)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range f.writes {
+		if strings.Contains(w, "cpu.weight") {
+			t.Errorf("shares 0 wrote %s", w)
+		}
+	}
+}
