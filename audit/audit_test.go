@@ -153,8 +153,12 @@ func TestTornRecordIsRepairedAndRecorded(t *testing.T) {
 	}
 	f.WriteString(`{"v":"bulwark.dev/audit/v1","seq":4,"ti`) // power lost mid-write
 	f.Close()
-	if _, err := Verify(dir, nil); err == nil {
-		t.Fatal("torn record not reported by Verify")
+	var torn *TornTailError
+	if rep, err := Verify(dir, nil); !errors.As(err, &torn) || torn.Bytes != 39 || torn.Line != 4 || rep.Records != 3 {
+		t.Fatalf("Verify = %+v, %v; want a torn tail of 39 bytes at line 4 after 3 good records", rep, err)
+	}
+	if recs, err := Query(dir, Filter{}); err != nil || len(recs) != 3 {
+		t.Fatalf("Query over a torn tail = %d records, %v; want the 3 whole ones", len(recs), err)
 	}
 	l := openTestLog(t, dir, Options{})
 	appendN(t, l, 1)
@@ -169,6 +173,64 @@ func TestTornRecordIsRepairedAndRecorded(t *testing.T) {
 	kept, err := os.ReadFile(recs[0].Attrs["kept_at"])
 	if err != nil || !strings.HasPrefix(string(kept), `{"v":`) {
 		t.Fatalf("torn bytes not kept: %q %v", kept, err)
+	}
+}
+
+// A write torn by ENOSPC is a torn tail, not a broken chain; verify repairs it as an append does.
+func TestVerifyAndRepairTornTail(t *testing.T) {
+	dir := t.TempDir()
+	appendN(t, openTestLog(t, dir, Options{CheckpointEvery: 2}), 4)
+	seg := filepath.Join(dir, segmentName(0))
+	whole, _ := os.ReadFile(seg)
+	lines := strings.SplitAfter(string(whole), "\n")
+	// The disk filled up half-way through record 5 (a copy of record 4's shape).
+	if err := os.WriteFile(seg, append(whole, lines[3][:50]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var bad *BadRecordError
+	if _, err := Verify(dir, nil); errors.As(err, &bad) || err == nil {
+		t.Fatalf("Verify = %v, want a torn tail, not a broken chain", err)
+	}
+	rep, err := VerifyAndRepair(dir, nil)
+	if err != nil {
+		t.Fatalf("VerifyAndRepair: %v", err)
+	}
+	if rep.Repaired == nil || rep.Repaired.Action != "repair" || rep.Repaired.Attrs["torn_bytes"] != "50" || rep.Records != 5 {
+		t.Fatalf("report = %+v, repaired %+v; want 4 records + the repair of 50 bytes", rep, rep.Repaired)
+	}
+	if kept, err := os.ReadFile(rep.Repaired.Attrs["kept_at"]); err != nil || string(kept) != lines[3][:50] {
+		t.Fatalf("torn bytes kept = %q, %v", kept, err)
+	}
+	// Whole again: nothing more to repair, and appends carry on from the repair record.
+	if rep, err := VerifyAndRepair(dir, nil); err != nil || rep.Repaired != nil {
+		t.Fatalf("second VerifyAndRepair = %+v, %v", rep, err)
+	}
+	appendN(t, openTestLog(t, dir, Options{}), 1)
+	if rep := mustVerify(t, dir, nil); rep.Records != 6 {
+		t.Fatalf("records = %d, want 6", rep.Records)
+	}
+}
+
+// Only the newest segment can be torn by an append: a partial record that ends an older segment
+// is a cut, reported as a broken chain and never repaired.
+func TestCutOlderSegmentIsNotATornTail(t *testing.T) {
+	dir := t.TempDir()
+	appendN(t, openTestLog(t, dir, Options{SegmentMaxBytes: 600}), 8)
+	segs, _ := listSegments(dir)
+	if len(segs) < 2 {
+		t.Fatalf("segments = %v, want rotation", segs)
+	}
+	first := filepath.Join(dir, segmentName(segs[0]))
+	b, _ := os.ReadFile(first)
+	if err := os.WriteFile(first, b[:len(b)-20], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var bad *BadRecordError
+	if _, err := VerifyAndRepair(dir, nil); !errors.As(err, &bad) {
+		t.Fatalf("VerifyAndRepair = %v, want a BadRecordError", err)
+	}
+	if after, _ := os.ReadFile(first); len(after) != len(b)-20 {
+		t.Fatal("a cut older segment was modified")
 	}
 }
 

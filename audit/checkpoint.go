@@ -189,7 +189,7 @@ func (l *Log) loadCheckpointTail() error {
 // Checkpoints reads every checkpoint of the log in dir, oldest first.
 func Checkpoints(dir string) ([]Checkpoint, error) {
 	var out []Checkpoint
-	err := readSegment(filepath.Join(dir, checkpointsFile), func(line int, raw []byte) error {
+	err := readSegment(filepath.Join(dir, checkpointsFile), func(line int, raw []byte, _ bool) error {
 		var c Checkpoint
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return fmt.Errorf("%s line %d: %w", checkpointsFile, line, err)

@@ -110,6 +110,22 @@ func (l *Log) Append(events ...Event) ([]Record, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
+	return l.append(events)
+}
+
+// Repair cuts a torn last record (see TornTailError) exactly as the next Append would: the
+// partial bytes are kept under torn/ and the repair goes into the chain as an audit "repair"
+// record, which it returns (nil when the tail was whole).
+func (l *Log) Repair() (*Record, error) {
+	records, err := l.append(nil)
+	if len(records) == 0 {
+		return nil, err
+	}
+	return &records[0], err
+}
+
+// append writes the record of a torn-tail repair, if one was needed, then events.
+func (l *Log) append(events []Event) ([]Record, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := unix.Flock(int(l.lock.Fd()), unix.LOCK_EX); err != nil {
@@ -123,6 +139,9 @@ func (l *Log) Append(events ...Event) ([]Record, error) {
 	}
 	if repaired != nil {
 		events = append([]Event{*repaired}, events...)
+	}
+	if len(events) == 0 {
+		return nil, nil
 	}
 	records, err := l.write(events)
 	if err != nil {
@@ -345,15 +364,27 @@ func listSegments(dir string) ([]int, error) {
 	return segs, nil
 }
 
+// segmentLine is one line of a segment as readRecords hands it out.
+type segmentLine struct {
+	Segment string
+	Line    int
+	Raw     []byte
+	// Cut is set on a segment's last line when it has no '\n': a write that never finished.
+	Cut bool
+	// LastSegment is set on the lines of the newest segment, the only one an append can tear.
+	LastSegment bool
+}
+
 // readRecords streams every line of every segment, in chain order, to fn.
-func readRecords(dir string, fn func(segment string, line int, raw []byte) error) error {
+func readRecords(dir string, fn func(segmentLine) error) error {
 	segs, err := listSegments(dir)
 	if err != nil {
 		return err
 	}
-	for _, n := range segs {
-		if err := readSegment(filepath.Join(dir, segmentName(n)), func(line int, raw []byte) error {
-			return fn(segmentName(n), line, raw)
+	for i, n := range segs {
+		last := i == len(segs)-1
+		if err := readSegment(filepath.Join(dir, segmentName(n)), func(line int, raw []byte, cut bool) error {
+			return fn(segmentLine{Segment: segmentName(n), Line: line, Raw: raw, Cut: cut, LastSegment: last})
 		}); err != nil {
 			return err
 		}
@@ -361,7 +392,7 @@ func readRecords(dir string, fn func(segment string, line int, raw []byte) error
 	return nil
 }
 
-func readSegment(path string, fn func(line int, raw []byte) error) error {
+func readSegment(path string, fn func(line int, raw []byte, cut bool) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open audit segment: %w", err)
@@ -369,8 +400,16 @@ func readSegment(path string, fn func(line int, raw []byte) error) error {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	cut := false
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		adv, tok, err := bufio.ScanLines(data, atEOF)
+		if atEOF && tok != nil && adv == len(data) && data[len(data)-1] != '\n' {
+			cut = true
+		}
+		return adv, tok, err
+	})
 	for line := 1; sc.Scan(); line++ {
-		if err := fn(line, sc.Bytes()); err != nil {
+		if err := fn(line, sc.Bytes(), cut); err != nil {
 			return err
 		}
 	}

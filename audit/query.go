@@ -24,10 +24,13 @@ func (f Filter) match(r Record) bool {
 // Query returns the records in dir that match f, in chain order. It reads; it does not verify.
 func Query(dir string, f Filter) ([]Record, error) {
 	var out []Record
-	err := readRecords(dir, func(segment string, line int, raw []byte) error {
+	err := readRecords(dir, func(l segmentLine) error {
+		if l.Cut && l.LastSegment {
+			return nil // a torn tail is not a record (see TornTailError)
+		}
 		var r Record
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return fmt.Errorf("%s line %d: %w", segment, line, err)
+		if err := json.Unmarshal(l.Raw, &r); err != nil {
+			return fmt.Errorf("%s line %d: %w", l.Segment, l.Line, err)
 		}
 		if f.match(r) {
 			out = append(out, r)

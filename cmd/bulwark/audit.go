@@ -28,7 +28,7 @@ func newAuditVerifyCmd() *cobra.Command {
 	var anchorPath string
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the whole chain and every checkpoint; name the first bad record",
+		Short: "Check the whole chain and every checkpoint; name the first bad record; repair a torn tail",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var anchor *audit.Checkpoint
@@ -42,7 +42,13 @@ func newAuditVerifyCmd() *cobra.Command {
 					return fmt.Errorf("parse anchor %s: %w", anchorPath, err)
 				}
 			}
-			rep, err := audit.Verify(auditDir(cmd), anchor)
+			rep, err := audit.VerifyAndRepair(auditDir(cmd), anchor)
+			if rep.Repaired != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "audit log had a torn tail (an interrupted write, not tampering): "+
+					"cut %s bytes at %s offset %s, kept at %s; repair recorded as record %d\n",
+					rep.Repaired.Attrs["torn_bytes"], rep.Repaired.Attrs["segment"], rep.Repaired.Attrs["offset"],
+					rep.Repaired.Attrs["kept_at"], rep.Repaired.Seq)
+			}
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("audit verify: %w", err)}
 			}
