@@ -183,12 +183,8 @@ func (e *Engine) runDetachedTerminal(p *Plan, started func(*Running, error)) (*E
 // ExitStatus maps an engine error to the CLI's exit status, as docker does: 125 when Bulwark
 // refuses or fails, 126 when the command cannot be invoked, 127 when it is not found.
 func ExitStatus(err error) int {
-	var ie *sandbox.InitError
-	if errors.As(err, &ie) && ie.Step == "find executable" {
-		if errors.Is(ie, syscall.ENOENT) || ie.Errno == 0 {
-			return 127
-		}
-		return 126
+	if code, ok := sandbox.CommandStatus(err); ok {
+		return code
 	}
 	return 125
 }

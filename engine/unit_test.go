@@ -207,9 +207,9 @@ func TestExitStatus(t *testing.T) {
 	}{
 		{&DeniedError{}, 125},
 		{ErrVerification, 125},
-		{&sandbox.InitError{Step: "find executable", Message: "not found in PATH"}, 127},
 		{&sandbox.InitError{Step: "find executable", Errno: syscall.ENOENT}, 127},
 		{&sandbox.InitError{Step: "find executable", Errno: syscall.EACCES}, 126},
+		{&sandbox.InitError{Step: "find executable", Errno: syscall.E2BIG}, 126},
 		{&sandbox.InitError{Step: "pivot_root", Errno: syscall.EPERM}, 125},
 		{errors.New("x"), 125},
 	} {

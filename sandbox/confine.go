@@ -76,7 +76,7 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 	}
 	exe, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
-		return stepError("process", "find executable", p.Args[0], err)
+		return stepError("process", stepFindExecutable, p.Args[0], err)
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return stepError("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "", err)
@@ -120,9 +120,12 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 		unix.Close(fifo)
 	}
 	err = unix.Exec(exe, p.Args, p.Env)
-	// Too late for the channel: the runtime sees the exit status, the user the message.
+	// Too late for the channel: the runtime sees the exit status, the user the message. The
+	// command was found above, so this is mostly "cannot execute" (E2BIG, ENOEXEC, a missing ELF
+	// interpreter is ENOENT): the same statuses as before the fifo, from the same mapping.
 	fmt.Fprintf(os.Stderr, "bulwark: exec %s: %v\n", exe, err)
-	os.Exit(127)
+	errno, _ := err.(syscall.Errno)
+	os.Exit(errnoStatus(errno))
 	return nil
 }
 
@@ -215,7 +218,8 @@ func lookPath(arg0 string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("executable %q not found in PATH %s", arg0, pathEnv)
+	// runc's wording: Docker turns "executable file not found" into exit status 127.
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH (%s): %w", arg0, pathEnv, unix.ENOENT)
 }
 
 func checkExec(p string) error {
@@ -224,7 +228,8 @@ func checkExec(p string) error {
 		return err
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return fmt.Errorf("%s is a directory", p)
+		// execve answers EACCES for a directory; Docker maps "permission denied" to 126.
+		return fmt.Errorf("%s is a directory: %w", p, unix.EACCES)
 	}
 	return unix.Access(p, unix.X_OK)
 }

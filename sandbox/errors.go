@@ -45,3 +45,32 @@ func stepError(layer, step, path string, err error) *InitError {
 	}
 	return ie
 }
+
+// Exit statuses for a command that could not be run, with the meaning shells and Docker give
+// them. They are decided here only, for both sides of the exec fifo: a failure found before the
+// container starts (an *InitError, mapped by CommandStatus) and an execve that fails after it.
+const (
+	StatusCannotExecute = 126 // found, but not executable: a directory, no x bit, bad format, E2BIG
+	StatusNotFound      = 127 // no such file, or not in PATH
+)
+
+// stepFindExecutable is the InitError step of resolving the command before the fifo.
+const stepFindExecutable = "find executable"
+
+// CommandStatus returns the exit status for err when it is the failure to find or execute the
+// process's command (StatusNotFound or StatusCannotExecute), and false for any other error.
+func CommandStatus(err error) (int, bool) {
+	var ie *InitError
+	if !errors.As(err, &ie) || ie.Step != stepFindExecutable {
+		return 0, false
+	}
+	return errnoStatus(ie.Errno), true
+}
+
+// errnoStatus maps the errno of a failed lookup or execve to its exit status.
+func errnoStatus(e syscall.Errno) int {
+	if e == syscall.ENOENT {
+		return StatusNotFound
+	}
+	return StatusCannotExecute
+}

@@ -239,6 +239,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sh", "-c", "exit 3"}, 3},
 		{[]string{"nosuchcommand"}, 127},
 		{[]string{"/etc/passwd"}, 126},
+		{[]string{"/etc"}, 126}, // a directory: Docker's 126, was 127
 		// The workload's shell reports its child's death by SIGTERM as 128+15.
 		{[]string{"sh", "-c", "sh -c 'kill -TERM $$'; exit $?"}, 143},
 	} {

@@ -255,6 +255,25 @@ func TestRunExitStatus(t *testing.T) {
 	}
 }
 
+// TestCommandFailureStatus: a command that cannot be found fails create with runc's wording, which
+// Docker maps to 127 (it gave 125 before); an execve refused after start (E2BIG: one argument over
+// the kernel's 128 KiB) exits 126, "cannot execute", where it exited 127, "not found".
+func TestCommandFailureStatus(t *testing.T) {
+	c, leaks := newCLI(t)
+	bundle := testenv.Bundle(t, testenv.Spec([]string{"nosuchcommand"}))
+	leaks.Dir(bundle)
+	r := c.run("run", "--bundle", bundle, leaks.Track(testenv.UniqueID(t)))
+	if r.code != 1 || !strings.Contains(r.stderr, `exec: "nosuchcommand": executable file not found in $PATH`) {
+		t.Errorf("missing command: %+v", r)
+	}
+	big := testenv.Bundle(t, testenv.Spec([]string{"/bin/true", strings.Repeat("x", 200<<10)}))
+	leaks.Dir(big)
+	r = c.run("run", "--bundle", big, leaks.Track(testenv.UniqueID(t)))
+	if r.code != 126 || !strings.Contains(r.stderr, "argument list too long") {
+		t.Errorf("E2BIG: exit %d, stderr %q; want 126", r.code, r.stderr)
+	}
+}
+
 func TestRunDetachAndKillAll(t *testing.T) {
 	c, leaks := newCLI(t)
 	// busybox sh execs the last command in place: two processes, both to be killed.
