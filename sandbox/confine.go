@@ -36,13 +36,8 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 		}
 	}
 	for _, rl := range p.Rlimits {
-		// Raising a hard limit needs CAP_SYS_RESOURCE in the host's user namespace: a limit above
-		// the one the runtime itself runs with is clamped to it (tighter, never looser).
-		var cur syscall.Rlimit
-		if err := syscall.Getrlimit(rl.Resource, &cur); err == nil && rl.Hard > cur.Max {
-			rl.Hard = cur.Max
-			rl.Soft = min(rl.Soft, rl.Hard)
-		}
+		// Exactly what the floor recorded: it already clamped each limit to the runtime's own hard
+		// limit, the most a process without CAP_SYS_RESOURCE in the host's user namespace gets.
 		// syscall.Setrlimit (not unix.Prlimit) so the Go runtime does not restore its own
 		// RLIMIT_NOFILE at execve.
 		if err := syscall.Setrlimit(rl.Resource, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {

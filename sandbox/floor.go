@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -102,7 +103,7 @@ func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{spec: eff, layers: hostLayers()}
+	f := &floor{spec: eff, layers: hostLayers(), hardLimit: ownHardLimit}
 	if eff.Process == nil {
 		return nil, floorErr("spec has no process")
 	}
@@ -139,6 +140,19 @@ type floor struct {
 	refusals []Refusal
 	// layers are the host's MAC layers (hostLayers; a test sets others).
 	layers mac.Layers
+	// hardLimit is the runtime's own hard limit for an rlimit (ownHardLimit; a test sets others).
+	hardLimit func(resource int) (uint64, error)
+}
+
+// ownHardLimit returns the calling process's hard limit for resource. The container inherits the
+// runtime's limits and cannot raise a hard limit above them (that needs CAP_SYS_RESOURCE in the
+// host's user namespace), so it is the most the floor can grant.
+func ownHardLimit(resource int) (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(resource, &rl); err != nil {
+		return 0, fmt.Errorf("getrlimit %d: %w", resource, err)
+	}
+	return rl.Max, nil
 }
 
 // refuse records something asked that the floor never grants; the effective spec goes on without it.
@@ -482,18 +496,41 @@ func (f *floor) capabilities() error {
 	return nil
 }
 
+// rlimits sets the floor's limits and clamps every limit to what the container can really get (the
+// runtime's own hard limit), so the effective spec and its raises record the values applied: the
+// child sets exactly these and fails if it cannot.
 func (f *floor) rlimits() error {
 	p := f.spec.Process
 	have := map[string]int{}
 	for i, rl := range p.Rlimits {
+		if _, ok := rlimitNumber(rl.Type); !ok {
+			return floorErr("unknown rlimit %q", rl.Type)
+		}
+		if _, dup := have[rl.Type]; dup {
+			return floorErr("rlimit %s is given twice", rl.Type)
+		}
 		have[rl.Type] = i
 	}
-	set := func(typ string, soft, hard, max uint64) {
+	ceiling := func(typ string, max uint64) (uint64, error) {
+		n, _ := rlimitNumber(typ)
+		own, err := f.hardLimit(n)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %s: %w", ErrFloor, typ, err)
+		}
+		return min(max, own), nil
+	}
+	set := func(typ string, soft, hard, max uint64) error {
+		max, err := ceiling(typ, max)
+		if err != nil {
+			return err
+		}
 		i, ok := have[typ]
 		if !ok {
+			hard = min(hard, max)
+			soft = min(soft, hard)
 			p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: typ, Soft: soft, Hard: hard})
 			f.raise("process.rlimits."+typ, "unset", fmt.Sprintf("%d:%d", soft, hard))
-			return
+			return nil
 		}
 		rl := &p.Rlimits[i]
 		if rl.Hard > max || rl.Soft > rl.Hard {
@@ -502,13 +539,21 @@ func (f *floor) rlimits() error {
 			rl.Soft = min(rl.Soft, rl.Hard)
 			f.raise("process.rlimits."+typ, from, fmt.Sprintf("%d:%d", rl.Soft, rl.Hard))
 		}
+		return nil
 	}
+	floored := map[string]bool{}
 	for _, l := range floorRlimits {
-		set(l.typ, l.soft, l.hard, l.max)
+		if err := set(l.typ, l.soft, l.hard, l.max); err != nil {
+			return err
+		}
+		floored[l.typ] = true
 	}
 	for _, rl := range p.Rlimits {
-		if _, ok := rlimitNumber(rl.Type); !ok {
-			return floorErr("unknown rlimit %q", rl.Type)
+		if floored[rl.Type] {
+			continue
+		}
+		if err := set(rl.Type, 0, 0, ^uint64(0)); err != nil {
+			return err
 		}
 	}
 	return nil

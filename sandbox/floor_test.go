@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"path"
 	"strings"
 	"testing"
@@ -347,4 +349,52 @@ func floored(r *Runtime, s *specs.Spec) (*specs.Spec, []Raise, error) {
 		return nil, nil, err
 	}
 	return res.Spec, res.Raises, nil
+}
+
+// TestFloorRlimitsRecordWhatIsApplied: a limit above the runtime's own hard limit (which the
+// container cannot exceed) is clamped to it in the effective spec and its raise, so the recorded
+// value is the one the child applies; the child no longer clamps silently.
+func TestFloorRlimitsRecordWhatIsApplied(t *testing.T) {
+	s := floorSpec()
+	s.Process.Rlimits = []specs.POSIXRlimit{
+		{Type: "RLIMIT_NOFILE", Soft: 1 << 20, Hard: 1 << 20},
+		{Type: "RLIMIT_MEMLOCK", Soft: 1 << 30, Hard: 1 << 30},
+	}
+	own := map[int]uint64{}
+	for name, hard := range map[string]uint64{"RLIMIT_NOFILE": 20000, "RLIMIT_MEMLOCK": 8 << 20, "RLIMIT_CORE": 0, "RLIMIT_NPROC": 1 << 30} {
+		n, _ := rlimitNumber(name)
+		own[n] = hard
+	}
+	f := &floor{spec: s, hardLimit: func(n int) (uint64, error) { return own[n], nil }}
+	if err := f.rlimits(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, rl := range s.Process.Rlimits {
+		got[rl.Type] = fmt.Sprintf("%d:%d", rl.Soft, rl.Hard)
+	}
+	want := map[string]string{"RLIMIT_NOFILE": "20000:20000", "RLIMIT_MEMLOCK": "8388608:8388608", "RLIMIT_CORE": "0:0", "RLIMIT_NPROC": "4096:4096"}
+	if !maps.Equal(got, want) {
+		t.Errorf("effective rlimits %v, want %v", got, want)
+	}
+	for typ, v := range want {
+		if typ != "RLIMIT_NPROC" && !hasRaise(f.raises, "process.rlimits."+typ, v) {
+			t.Errorf("%s: no raise to %s in %+v", typ, v, f.raises)
+		}
+	}
+	// The default (1024:65536) is clamped the same way before it is recorded.
+	s = floorSpec()
+	f = &floor{spec: s, hardLimit: func(int) (uint64, error) { return 20000, nil }}
+	if err := f.rlimits(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.raises {
+		if r.Field == "process.rlimits.RLIMIT_NOFILE" && r.To != "1024:20000" {
+			t.Errorf("default nofile recorded as %q, want 1024:20000", r.To)
+		}
+	}
+	s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 1, Hard: 1})
+	if err := (&floor{spec: s, hardLimit: ownHardLimit}).rlimits(); !errors.Is(err, ErrFloor) {
+		t.Errorf("a duplicate rlimit: %v, want a floor refusal", err)
+	}
 }
