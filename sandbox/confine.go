@@ -49,6 +49,8 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 			return stepError("process", "oom_score_adj", "/proc/self/oom_score_adj", err)
 		}
 	}
+	// Before the user switch and Landlock: the container's /etc/passwd may be readable by root only.
+	p.Env = withHome(p.Env, p.UID)
 	set := caps.Set(p.Caps)
 	if p.UID == 0 && p.GID == 0 && len(p.Groups) == 0 {
 		if err := syscall.Setgroups(nil); err != nil {

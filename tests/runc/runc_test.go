@@ -263,7 +263,7 @@ func TestCommandFailureStatus(t *testing.T) {
 	bundle := testenv.Bundle(t, testenv.Spec([]string{"nosuchcommand"}))
 	leaks.Dir(bundle)
 	r := c.run("run", "--bundle", bundle, leaks.Track(testenv.UniqueID(t)))
-	if r.code != 1 || !strings.Contains(r.stderr, `exec: "nosuchcommand": executable file not found in $PATH`) {
+	if r.code != 1 || !strings.Contains(r.stderr, "nosuchcommand") || !strings.Contains(r.stderr, "executable file not found in $PATH") {
 		t.Errorf("missing command: %+v", r)
 	}
 	big := testenv.Bundle(t, testenv.Spec([]string{"/bin/true", strings.Repeat("x", 200<<10)}))
