@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/landlock"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 	"bulwark.dev/bulwark/sandbox/internal/memfdnoexec"
 	"bulwark.dev/bulwark/sandbox/internal/seccomp"
@@ -29,7 +30,7 @@ func (r *Runtime) checkMAC() error {
 		r.event("", "floor.no-mac-exception", map[string]string{"reason": "Options.AllowNoMAC"})
 		return nil
 	}
-	return floorErr("the host has no MAC layer (SELinux, AppArmor or Landlock ABI >= 6); set AllowNoMAC to run without one")
+	return floorErr("the host has no MAC layer (SELinux, AppArmor or Landlock ABI >= %d); set AllowNoMAC to run without one", landlock.MinABI)
 }
 
 // macLabels records the spec's AppArmor profile and SELinux labels that this host cannot apply.

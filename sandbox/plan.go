@@ -138,7 +138,7 @@ func processPlanFor(p *specs.Process, mounts []specs.Mount, annotations map[stri
 		}
 		pp.Rlimits = append(pp.Rlimits, rlimitPlan{Resource: n, Soft: rl.Soft, Hard: rl.Hard})
 	}
-	pp.Landlock = landlock.Rules{Root: "/", ScopeSignals: true, ScopeAbstractUnix: true}
+	pp.Landlock = landlock.Rules{Root: "/"}
 	for _, m := range mounts {
 		if m.Type == "tmpfs" && m.Destination != "/dev" && !hasOpt(m.Options, "ro") {
 			pp.Landlock.Writable = append(pp.Landlock.Writable, m.Destination)

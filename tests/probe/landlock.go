@@ -123,3 +123,38 @@ func spawn(n int) *report.Spawn {
 	}
 	return r
 }
+
+// unixListen listens on the abstract unix socket @name and accepts (and closes) connections for
+// as long as it lives.
+func unixListen(name string) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: "@" + name}); err != nil {
+		return err
+	}
+	if err := unix.Listen(fd, 16); err != nil {
+		return err
+	}
+	for {
+		c, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+		if err == unix.EINTR || err == unix.ECONNABORTED {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		unix.Close(c)
+	}
+}
+
+// unixConnect connects to the abstract unix socket @name.
+func unixConnect(name string) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Connect(fd, &unix.SockaddrUnix{Name: "@" + name})
+}

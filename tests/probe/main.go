@@ -12,6 +12,8 @@
 //	probe exec-from DIR...   copy this binary into each DIR and try to execute the copy (W^X)
 //	probe memfd-exec         copy this binary into a memfd and try to execute it (bytes not in the image)
 //	probe tcp PORT...        bind (and listen on) then connect to each TCP port on 127.0.0.1
+//	probe unix-listen NAME   listen on the abstract unix socket @NAME, accepting until killed
+//	probe unix-connect NAME  connect to the abstract unix socket @NAME; print "ok" or the errno name
 //	probe abi-child          (internal) one i386 system call, for the abi section
 //	probe alloc MIB          touch MIB mebibytes of memory (for memory limit enforcement)
 //	probe spawn N            start N sleeping children (for the pids limit), then kill them
@@ -70,6 +72,18 @@ func main() {
 			r.Sections = []string{"tcp"}
 			r.TCP = tcp(args[1:])
 			emit(r)
+			return
+		case "unix-listen":
+			if err := unixListen(arg(args, 1)); err != nil {
+				fatalf("unix-listen: %v", err)
+			}
+			return
+		case "unix-connect":
+			if err := unixConnect(arg(args, 1)); err != nil {
+				fmt.Println(errName(err))
+				os.Exit(1)
+			}
+			fmt.Println("ok")
 			return
 		case "abi-child":
 			// Run by the abi section in a child, since seccomp may kill the whole process.

@@ -1,7 +1,17 @@
 // Package landlock confines a container's processes with a Landlock ruleset that means something:
 // read anywhere under the root, write only to the writable mounts and a few device files, execute
-// only from the read-only root (W^X), TCP only to allowed ports, abstract unix sockets and signals
-// scoped to the sandbox. It is strict: if the kernel cannot enforce all of it, Restrict fails.
+// only from the read-only root (W^X), TCP only to allowed ports. It is strict: if the kernel cannot
+// enforce all of it, Restrict fails.
+//
+// The ruleset does not use Landlock's signal and abstract unix socket scopes. A scope confines a
+// process to its own domain, and every Restrict call makes a new one: a process started later with
+// exec is confined by its own call, in a sibling domain, and with the scopes it could neither
+// signal the container's processes (kill -HUP 1, nginx -s reload, pg_ctl stop) nor reach their
+// abstract sockets. Landlock has no way to join an existing domain. What the scopes would keep
+// out is already out of reach: every container has its own PID namespace (a process outside it
+// has no pid the container can name, and pidfd_send_signal refuses a target outside the caller's
+// namespace) and its own network namespace (abstract unix sockets live in one), and the floor
+// refuses to join an existing one of either.
 package landlock
 
 import (
@@ -23,41 +33,24 @@ type Rules struct {
 	Writable []string
 	// BindTCP and ConnectTCP are the TCP ports the process may bind and connect to; empty is none.
 	BindTCP, ConnectTCP []uint16
-	// ScopeSignals forbids signalling processes outside the sandbox's Landlock domain;
-	// ScopeAbstractUnix forbids connecting to abstract unix sockets created outside it.
-	// Each Restrict call makes a new domain: a process confined by a separate call (an exec into
-	// the container) is in a sibling domain, and with these scopes the two cannot signal each other
-	// or connect to each other's abstract sockets. The pid and network namespaces already hide
-	// the host's processes and abstract sockets; the scopes are defence in depth behind them.
-	ScopeSignals, ScopeAbstractUnix bool
 }
 
 // MinABI is the lowest Landlock ABI that can enforce every part of Rules: 4 brought TCP rules,
-// 5 ioctl on devices, 6 the signal and abstract unix socket scopes.
-const MinABI = 6
+// 5 ioctl on devices.
+const MinABI = 5
 
 // ErrUnsupported is wrapped when the kernel's Landlock cannot enforce the rules.
 var ErrUnsupported = errors.New("landlock cannot enforce the sandbox rules on this kernel")
 
 // ABI returns the running kernel's Landlock ABI version, 0 when Landlock is unavailable (not built
-// in, or not in the boot-time lsm= list). Like go-landlock, it counts a kernel whose signal scoping
-// still has the bug fixed by erratum 2 as ABI 5, so that ABI() >= MinABI exactly when Restrict
-// can succeed.
+// in, or not in the boot-time lsm= list).
 func ABI() int {
 	v, err := llsys.LandlockGetABIVersion()
 	if err != nil {
 		return 0
 	}
-	if v >= 6 {
-		if errata, err := llsys.LandlockGetErrata(); err != nil || errata&signalScopingErratum == 0 {
-			return 5
-		}
-	}
 	return v
 }
-
-// signalScopingErratum is the Landlock erratum bit for the fixed signal scoping (6.12 backport).
-const signalScopingErratum = 0x2
 
 // Filesystem access rights, named by intent.
 const (
@@ -68,7 +61,7 @@ const (
 		llsys.AccessFSMakeSock | llsys.AccessFSMakeFifo | llsys.AccessFSMakeSym | llsys.AccessFSRefer
 	// fsDevRW is for device files: read, write and O_TRUNC (shells open "> /dev/null" with it).
 	fsDevRW = llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate
-	// fsHandled is every filesystem right up to ABI 6; anything not granted below is denied,
+	// fsHandled is every filesystem right up to ABI 5; anything not granted below is denied,
 	// including MAKE_CHAR/MAKE_BLOCK everywhere and IOCTL_DEV outside the terminal devices.
 	fsHandled = llsys.AccessFSExecute | llsys.AccessFSWriteFile | llsys.AccessFSReadFile |
 		llsys.AccessFSReadDir | llsys.AccessFSRemoveDir | llsys.AccessFSRemoveFile |
@@ -92,7 +85,7 @@ func restrict(r Rules, abi int) error {
 	if err != nil {
 		return err
 	}
-	cfg := config(r)
+	cfg := config()
 	if abi >= 7 {
 		// Log denials by the container's programs too (not only by the runtime before execve), so
 		// the audit trail shows what the workload tried. Only logging depends on ABI 7.
@@ -104,18 +97,11 @@ func restrict(r Rules, abi int) error {
 	return nil
 }
 
-func config(r Rules) ll.Config {
-	cfg := ll.Config{
+func config() ll.Config {
+	return ll.Config{
 		HandledAccessFS:  fsHandled,
 		HandledAccessNet: llsys.AccessNetBindTCP | llsys.AccessNetConnectTCP,
 	}
-	if r.ScopeAbstractUnix {
-		cfg.Scoped |= llsys.ScopeAbstractUnixSocket
-	}
-	if r.ScopeSignals {
-		cfg.Scoped |= llsys.ScopeSignal
-	}
-	return cfg
 }
 
 func toRules(grants []Grant, r Rules) []ll.Rule {
