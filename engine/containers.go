@@ -48,8 +48,24 @@ type Container struct {
 	State  *sandbox.State `json:"state,omitempty"`
 }
 
-// ErrNotFound is returned for an id the engine has no record of.
+// ErrNotFound is returned for an id the engine has no record of, and for a container of another
+// tenant than the caller's, with the same text (see lookup).
 var ErrNotFound = errors.New("no such container")
+
+// Caller is who asks for an operation on an existing container: the identity the audit records
+// and the tenant it acts for (empty: the default tenant). A container answers only to its owner's
+// tenant.
+type Caller struct {
+	Identity
+	Tenant string
+}
+
+func (c Caller) tenant() string {
+	if c.Tenant == "" {
+		return sandbox.DefaultTenant
+	}
+	return c.Tenant
+}
 
 func (e *Engine) metaDir(id string) string { return filepath.Join(e.cfg.Root, "engine", id) }
 
@@ -57,8 +73,8 @@ func (e *Engine) metaDir(id string) string { return filepath.Join(e.cfg.Root, "e
 func (e *Engine) LogPath(id string) string { return filepath.Join(e.metaDir(id), "container.log") }
 
 // ReadLogs calls fn for every entry of a container's log, rotated files included, oldest first.
-func (e *Engine) ReadLogs(id string, fn func(LogEntry) error) error {
-	m, err := e.readMeta(id)
+func (e *Engine) ReadLogs(id string, who Caller, fn func(LogEntry) error) error {
+	m, err := e.lookup(id, who, "logs")
 	if err != nil {
 		return err
 	}
@@ -113,12 +129,50 @@ func (e *Engine) readMeta(id string) (*Meta, error) {
 
 func validName(id string) bool { return nameRE.MatchString(id) }
 
-// Inspect returns one container.
-func (e *Engine) Inspect(id string) (*Container, error) {
+// owner is the tenant that owns the container.
+func (m *Meta) owner() string {
+	if m.Tenant == "" {
+		return sandbox.DefaultTenant
+	}
+	return m.Tenant
+}
+
+// lookup returns the record of container id for who, doing operation on it: the engine's one
+// place of ownership. A container of another tenant is answered exactly as a missing one (the
+// same ErrNotFound text), so a tenant learns nothing of another's containers, not even that one
+// exists; the refusal is audited (caller's tenant, operation, owner) before it is returned. The
+// sandbox applies the same rule to its own state, for the Runtime opened with the caller's tenant.
+func (e *Engine) lookup(id string, who Caller, operation string) (*Meta, error) {
 	m, err := e.readMeta(id)
 	if err != nil {
 		return nil, err
 	}
+	owner := m.owner()
+	if owner == who.tenant() {
+		return m, nil
+	}
+	t := newTrail(e.audit, who.Identity, who.tenant(), NewID())
+	t.SetContainer(id)
+	t.Add(audit.TypeContainer, sandbox.EventAccessRefused, map[string]string{"operation": operation, "owner": owner})
+	notFound := fmt.Errorf("%w: %s", ErrNotFound, id)
+	if err := t.Flush(); err != nil {
+		return nil, errors.Join(notFound, fmt.Errorf("the refusal was not audited: %w", err))
+	}
+	return nil, notFound
+}
+
+// Inspect returns one container of who's tenant.
+func (e *Engine) Inspect(id string, who Caller) (*Container, error) {
+	m, err := e.lookup(id, who, "inspect")
+	if err != nil {
+		return nil, err
+	}
+	return e.inspect(m)
+}
+
+// inspect adds the sandbox's live state to a container's record.
+func (e *Engine) inspect(m *Meta) (*Container, error) {
+	id := m.ID
 	c := &Container{Meta: *m, Status: "removing"}
 	rt, err := e.runtime(m.Tenant, nil)
 	if err != nil {
@@ -136,8 +190,9 @@ func (e *Engine) Inspect(id string) (*Container, error) {
 	return c, nil
 }
 
-// List returns every container the engine has a record of, newest first.
-func (e *Engine) List() ([]*Container, error) {
+// List returns every container of who's tenant the engine has a record of, newest first.
+// Another tenant's containers are left out (not audited: listing accesses none of them).
+func (e *Engine) List(who Caller) ([]*Container, error) {
 	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -147,9 +202,13 @@ func (e *Engine) List() ([]*Container, error) {
 		if !ent.IsDir() {
 			continue
 		}
-		c, err := e.Inspect(ent.Name())
+		m, err := e.readMeta(ent.Name())
+		if err != nil || m.owner() != who.tenant() {
+			continue // another tenant's, or a record being created or removed right now
+		}
+		c, err := e.inspect(m)
 		if err != nil {
-			continue // a record being created or removed right now
+			continue
 		}
 		out = append(out, c)
 	}
@@ -157,13 +216,13 @@ func (e *Engine) List() ([]*Container, error) {
 	return out, nil
 }
 
-// op runs one lifecycle operation on a container with its audit trail.
-func (e *Engine) op(id string, who Identity, action string, fn func(*sandbox.Container, *Meta, *trail) (map[string]string, error)) error {
-	m, err := e.readMeta(id)
+// op runs one lifecycle operation on a container of who's tenant with its audit trail.
+func (e *Engine) op(id string, who Caller, action string, fn func(*sandbox.Container, *Meta, *trail) (map[string]string, error)) error {
+	m, err := e.lookup(id, who, action)
 	if err != nil {
 		return err
 	}
-	t := newTrail(e.audit, who, m.Tenant, NewID())
+	t := newTrail(e.audit, who.Identity, m.Tenant, NewID())
 	t.SetContainer(id)
 	t.SetImage(m.Image.Digest)
 	rt, err := e.runtime(m.Tenant, t)
@@ -191,7 +250,7 @@ func needContainer(c *sandbox.Container, m *Meta) error {
 }
 
 // Kill sends sig to the container's init (all: to every process).
-func (e *Engine) Kill(id string, who Identity, sig syscall.Signal, all bool) error {
+func (e *Engine) Kill(id string, who Caller, sig syscall.Signal, all bool) error {
 	return e.op(id, who, "signal", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if err := needContainer(c, m); err != nil {
 			return nil, err
@@ -201,7 +260,7 @@ func (e *Engine) Kill(id string, who Identity, sig syscall.Signal, all bool) err
 }
 
 // Stop sends SIGTERM, waits up to timeout for the container to stop, then SIGKILLs every process.
-func (e *Engine) Stop(id string, who Identity, timeout time.Duration) error {
+func (e *Engine) Stop(id string, who Caller, timeout time.Duration) error {
 	return e.op(id, who, "stop", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if err := needContainer(c, m); err != nil {
 			return nil, err
@@ -235,7 +294,7 @@ func stopped(c *sandbox.Container) bool {
 }
 
 // Pause freezes the container; Unpause thaws it.
-func (e *Engine) Pause(id string, who Identity) error {
+func (e *Engine) Pause(id string, who Caller) error {
 	return e.op(id, who, "pause", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if err := needContainer(c, m); err != nil {
 			return nil, err
@@ -245,7 +304,7 @@ func (e *Engine) Pause(id string, who Identity) error {
 }
 
 // Unpause thaws a paused container.
-func (e *Engine) Unpause(id string, who Identity) error {
+func (e *Engine) Unpause(id string, who Caller) error {
 	return e.op(id, who, "resume", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if err := needContainer(c, m); err != nil {
 			return nil, err
@@ -255,7 +314,7 @@ func (e *Engine) Unpause(id string, who Identity) error {
 }
 
 // Remove deletes a container; a running one only with force. The sandbox records the delete.
-func (e *Engine) Remove(id string, who Identity, force bool) error {
+func (e *Engine) Remove(id string, who Caller, force bool) error {
 	return e.op(id, who, "remove", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if c != nil {
 			if st, err := c.State(); !force && err == nil && st.Status != specs.ContainerState(sandbox.StatusStopped) {
@@ -277,9 +336,9 @@ func (e *Engine) Remove(id string, who Identity, force bool) error {
 	})
 }
 
-// Stats reads the container's cgroup.
-func (e *Engine) Stats(id string) (*sandbox.Stats, error) {
-	m, err := e.readMeta(id)
+// Stats reads the cgroup of a container of who's tenant.
+func (e *Engine) Stats(id string, who Caller) (*sandbox.Stats, error) {
+	m, err := e.lookup(id, who, "stats")
 	if err != nil {
 		return nil, err
 	}
@@ -297,10 +356,12 @@ func (e *Engine) Stats(id string) (*sandbox.Stats, error) {
 // ExecRequest is a process to start in a running container.
 type ExecRequest struct {
 	Identity Identity
-	Args     []string
-	Env      []string
-	Workdir  string
-	User     string
+	// Tenant is the tenant the caller acts for: only its containers can be exec'd into.
+	Tenant  string
+	Args    []string
+	Env     []string
+	Workdir string
+	User    string
 }
 
 // Exec decides (operation "exec") and starts a process in a running container, with the
@@ -310,7 +371,7 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		return -1, errors.New("exec: no command")
 	}
 	code := -1
-	err := e.op(id, req.Identity, "exec", func(c *sandbox.Container, m *Meta, t *trail) (map[string]string, error) {
+	err := e.op(id, Caller{Identity: req.Identity, Tenant: req.Tenant}, "exec", func(c *sandbox.Container, m *Meta, t *trail) (map[string]string, error) {
 		if err := needContainer(c, m); err != nil {
 			return nil, err
 		}

@@ -138,7 +138,7 @@ func TestPruneRootfs(t *testing.T) {
 	if n, err := e.PruneRootfs(); err != nil || n != 0 {
 		t.Errorf("pruned %d (%v) while a container was created from the tree", n, err)
 	}
-	if err := e.Remove("keeper", Identity{}, true); err != nil {
+	if err := e.Remove("keeper", Caller{}, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(trees[0]); !os.IsNotExist(err) {

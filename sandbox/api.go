@@ -56,13 +56,20 @@ type Options struct {
 	// SELinuxDir is the SELinux MCS label store's directory; default <Root>/selinux. Like the id
 	// ranges, labels are unique only among Runtimes sharing it: one per host.
 	SELinuxDir string
-	// Tenant owns the containers this Runtime creates; it selects the id range.
+	// Tenant is the tenant the caller acts for (empty: DefaultTenant). It owns the containers
+	// this Runtime creates and selects their id range, and it is the only tenant whose
+	// containers this Runtime finds: another tenant's are answered as missing (see Load).
 	Tenant string
 	// AllowNoMAC is the operator's explicit, audited exception for hosts with no MAC layer at all.
 	AllowNoMAC bool
 	// Events receives lifecycle events and raises; nil discards them.
 	Events EventSink
 }
+
+// EventAccessRefused is the event of an operation refused because another tenant owns the
+// container (attributes "tenant", the caller's, and "owner"); the caller was told the container
+// does not exist.
+const EventAccessRefused = "access.refused"
 
 // EventSink receives what the runtime does, for the caller to audit.
 type EventSink interface {
@@ -78,7 +85,12 @@ type IO struct {
 	ConsoleSocket string
 }
 
-// ErrNotExist is returned when no container has the given id.
+// DefaultTenant is the tenant of a caller that names none (containerd and Docker call bulwark-runc
+// without --tenant) and the owner of a container whose state names none.
+const DefaultTenant = "default"
+
+// ErrNotExist is returned when no container has the given id, and for a container another tenant
+// owns (with the same text: a tenant cannot tell the two apart).
 var ErrNotExist = errors.New("container does not exist")
 
 // ErrExist is returned when the id is already in use.

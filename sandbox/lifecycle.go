@@ -193,7 +193,12 @@ func (c *Container) Delete(force bool) error {
 	}
 	defer unlock()
 	st, err := readState(c.dir)
+	if err == nil {
+		err = c.owned(st)
+	}
 	switch {
+	case errors.Is(err, errForeign):
+		return fmt.Errorf("%w: %s", ErrNotExist, c.id)
 	case errors.Is(err, ErrNotExist):
 		if _, serr := os.Stat(c.dir); errors.Is(serr, os.ErrNotExist) {
 			return nil // already deleted

@@ -46,7 +46,7 @@ func New(opts Options) (*Runtime, error) {
 		return nil, errors.New("sandbox: Options.Root is required")
 	}
 	if opts.Tenant == "" {
-		opts.Tenant = "default"
+		opts.Tenant = DefaultTenant
 	}
 	root, err := filepath.Abs(opts.Root)
 	if err != nil {
@@ -71,8 +71,9 @@ func New(opts Options) (*Runtime, error) {
 	return &Runtime{opts: opts}, nil
 }
 
-// Load returns a handle on an existing container (also one whose creation crashed half-way, so
-// that Delete can clean it up).
+// Load returns a handle on an existing container of the Runtime's tenant (also one whose creation
+// crashed half-way, before its state named an owner, so that Delete can clean it up). Another
+// tenant's container is answered exactly as a missing one (see owned).
 func (r *Runtime) Load(id string) (*Container, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -84,10 +85,14 @@ func (r *Runtime) Load(id string) (*Container, error) {
 		}
 		return nil, fmt.Errorf("load %s: %w", id, err)
 	}
-	return &Container{rt: r, id: id, dir: dir}, nil
+	c := &Container{rt: r, id: id, dir: dir}
+	if _, err := c.load(); errors.Is(err, ErrNotExist) {
+		return nil, err
+	}
+	return c, nil
 }
 
-// List returns the states of all containers, sorted by id.
+// List returns the states of the Runtime's tenant's containers, sorted by id.
 func (r *Runtime) List() ([]State, error) {
 	ents, err := os.ReadDir(filepath.Join(r.opts.Root, "containers"))
 	if err != nil {
@@ -95,15 +100,15 @@ func (r *Runtime) List() ([]State, error) {
 	}
 	var out []State
 	for _, e := range ents {
-		c, err := r.Load(e.Name())
-		if err != nil {
+		if checkID(e.Name()) != nil {
 			continue
 		}
-		s, err := c.State()
-		if err != nil {
+		// Another tenant's containers are left out silently: listing is not an access to them.
+		st, err := loadState(r.containerDir(e.Name()), e.Name(), r.opts.Tenant)
+		if err != nil || st.owner() != r.opts.Tenant {
 			continue
 		}
-		out = append(out, s)
+		out = append(out, st.State)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -114,13 +119,37 @@ func (c *Container) ID() string { return c.id }
 
 func (c *Container) load() (*stateFile, error) {
 	st, err := loadState(c.dir, c.id, c.rt.opts.Tenant)
+	if err == nil {
+		err = c.owned(st)
+	}
 	if err != nil {
-		if errors.Is(err, ErrNotExist) {
+		if errors.Is(err, ErrNotExist) || errors.Is(err, errForeign) {
 			return nil, fmt.Errorf("%w: %s", ErrNotExist, c.id)
 		}
 		return nil, err
 	}
 	return st, nil
+}
+
+// errForeign is owned's answer for a container another tenant owns; callers turn it into the
+// ErrNotExist error a missing container gets.
+var errForeign = errors.New("container of another tenant")
+
+// owned checks the container's state, just read, against the Runtime's tenant: the one place
+// ownership is decided. Load checks it first; every operation checks it again when it reads the
+// state (under the container's lock where the operation takes it), so an id deleted and
+// re-created by another tenant in between is not acted on. A container another tenant owns is
+// errForeign, which callers answer exactly as a missing container (same error, same text): a
+// tenant learns nothing of another's containers, not even that one exists. The refusal is
+// reported as an EventAccessRefused event for the caller to audit. A directory whose creator has
+// not written its state yet (or never will: killed half-way) names no owner and holds nothing:
+// loadState reads it as the caller's, so that its leftovers can be listed and deleted.
+func (c *Container) owned(st *stateFile) error {
+	if owner := st.owner(); owner != c.rt.opts.Tenant {
+		c.rt.event(c.id, EventAccessRefused, map[string]string{"tenant": c.rt.opts.Tenant, "owner": owner})
+		return errForeign
+	}
+	return nil
 }
 
 // State returns the current state.

@@ -107,6 +107,14 @@ func newStateFile(id, bundle, tenant string, spec *specs.Spec) *stateFile {
 	return st
 }
 
+// owner is the tenant that owns the container: the one its state names (DefaultTenant if none).
+func (st *stateFile) owner() string {
+	if st.Tenant == "" {
+		return DefaultTenant
+	}
+	return st.Tenant
+}
+
 // procStartTime returns field 22 (starttime) of /proc/<pid>/stat, or 0 if the process is gone.
 func procStartTime(pid int) uint64 {
 	if pid <= 0 {

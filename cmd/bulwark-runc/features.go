@@ -11,9 +11,10 @@ import (
 
 func newFeaturesCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "features",
-		Short: "print what this runtime recognizes (OCI features document)",
-		Args:  cobra.NoArgs,
+		Use:         "features",
+		Annotations: map[string]string{rootlessOK: ""},
+		Short:       "print what this runtime recognizes (OCI features document)",
+		Args:        cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			return printJSON(runtimeFeatures(), "    ")
 		},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -28,6 +29,10 @@ type globalOpts struct {
 	policy        policyOpts
 }
 
+// rootlessOK marks the commands a non-root caller may run (besides help): they neither decide nor
+// touch any state (runc too prints a spec or its features for anyone).
+const rootlessOK = "bulwark.dev/rootless-ok"
+
 // exitError carries a status the process must exit with, without printing anything: `run` and `exec`
 // exit with their process's status, as runc does.
 type exitError struct{ code int }
@@ -40,6 +45,7 @@ func main() {
 
 	g := &globalOpts{}
 	var log *logger
+	ctx := &cliContext{g: g, log: func() *logger { return log }}
 	root := &cobra.Command{
 		Use:           "bulwark-runc",
 		Short:         "Bulwark's runc-compatible OCI runtime: every container gets the hardened floor",
@@ -47,6 +53,14 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// First: a non-root caller gets one clear error before anything (even the log
+			// file) is written.
+			if _, ok := cmd.Annotations[rootlessOK]; !ok && cmd.Name() != "help" {
+				if err := privilege.Require(); err != nil {
+					return err
+				}
+			}
+			ctx.command = cmd.Name()
 			l, err := newLogger(g.logPath, g.logFormat, g.debug)
 			if err != nil {
 				return err
@@ -66,12 +80,12 @@ func main() {
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: 'text' or 'json'")
 	pf.BoolVar(&g.debug, "debug", false, "enable debug logging")
 	pf.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "accepted for compatibility; refused if set")
-	pf.StringVar(&g.tenant, "tenant", "default", "tenant owning the containers (selects the id range)")
+	pf.StringVar(&g.tenant, "tenant", sandbox.DefaultTenant,
+		"tenant the caller acts for: it owns the containers it creates (and their id range), and sees only those")
 	pf.BoolVar(&g.allowNoMAC, "allow-no-mac", false,
 		"operator exception: allow starting on a host with no MAC layer (audited)")
 	g.policy.register(pf)
 
-	ctx := &cliContext{g: g, log: func() *logger { return log }}
 	root.AddCommand(
 		newCreateCmd(ctx), newStartCmd(ctx), newRunCmd(ctx), newDeleteCmd(ctx),
 		newStateCmd(ctx), newKillCmd(ctx), newPauseCmd(ctx), newResumeCmd(ctx),

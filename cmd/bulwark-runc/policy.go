@@ -54,15 +54,11 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 	// memory reaches the limit.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(gcMemoryLimit)
-	o := c.g.policy
 	op := policy.OpCreate
 	if p != nil {
 		op = policy.OpExec
 	}
-	d, err := runcgate.Decide(context.Background(), runcgate.Config{
-		StateRoot: o.stateRoot, PolicyDir: o.dir, PolicyBundle: o.bundle, PolicyKeyFile: o.key,
-		UID: os.Getuid(), GID: os.Getgid(),
-	}, rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p})
+	d, err := runcgate.Decide(context.Background(), c.gateConfig(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -80,8 +76,18 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 	return d.Spec, d.Binds, durable, nil
 }
 
-// decideExec asks policy about exec'ing p in the container whose state is st, for the tenant that
-// owns it, on the container's bundle spec with p as its process.
+// gateConfig is where the policy comes from and where decisions and refusals are audited.
+func (c *cliContext) gateConfig() runcgate.Config {
+	o := c.g.policy
+	return runcgate.Config{
+		StateRoot: o.stateRoot, PolicyDir: o.dir, PolicyBundle: o.bundle, PolicyKeyFile: o.key,
+		UID: os.Getuid(), GID: os.Getgid(),
+	}
+}
+
+// decideExec asks policy about exec'ing p in the container whose state is st, for the caller's
+// tenant (which owns it: Load finds no other tenant's container), on the container's bundle spec
+// with p as its process.
 func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) error {
 	bundle, spec, err := loadBundle(st.Bundle)
 	if err != nil {
@@ -91,11 +97,7 @@ func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) e
 	if err != nil {
 		return err
 	}
-	tenant := st.Tenant
-	if tenant == "" {
-		tenant = c.g.tenant
-	}
-	_, _, durable, err := c.decide(rt, tenant, id, bundle, spec, p)
+	_, _, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, p)
 	if err != nil {
 		return err
 	}

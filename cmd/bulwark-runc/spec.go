@@ -17,9 +17,10 @@ func newSpecCmd() *cobra.Command {
 	var bundle string
 	var rootless bool
 	cmd := &cobra.Command{
-		Use:   "spec [flags]",
-		Short: "write a default config.json whose every field already meets the floor",
-		Args:  cobra.NoArgs,
+		Use:         "spec [flags]",
+		Annotations: map[string]string{rootlessOK: ""},
+		Short:       "write a default config.json whose every field already meets the floor",
+		Args:        cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			path := filepath.Join(bundle, "config.json")
 			if _, err := os.Lstat(path); err == nil {

@@ -14,13 +14,16 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/engine/runcgate"
 	"bulwark.dev/bulwark/sandbox"
 )
 
-// cliContext gives subcommands the parsed global flags and the logger (created after parsing).
+// cliContext gives subcommands the parsed global flags, the logger (created after parsing) and the
+// name of the command being run.
 type cliContext struct {
-	g   *globalOpts
-	log func() *logger
+	g       *globalOpts
+	log     func() *logger
+	command string
 }
 
 func (c *cliContext) runtime() (*sandbox.Runtime, error) {
@@ -31,9 +34,11 @@ func (c *cliContext) runtime() (*sandbox.Runtime, error) {
 		// A's root = tenant B's root).
 		IDMapDir:   filepath.Join(c.g.policy.stateRoot, "idmap"),
 		SELinuxDir: filepath.Join(c.g.policy.stateRoot, "selinux"),
+		// Only the caller's tenant's containers are found; a refusal is audited.
 		Tenant:     c.g.tenant,
 		AllowNoMAC: c.g.allowNoMAC,
-		Events:     c.log(),
+		Events: runcgate.AuditRefusals(c.gateConfig(), c.command, c.log(),
+			func(err error) { c.log().Error(err.Error()) }),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open state root %s: %w", c.g.root, err)

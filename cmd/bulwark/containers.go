@@ -16,6 +16,15 @@ import (
 	"bulwark.dev/bulwark/sandbox"
 )
 
+// tenantFlag adds --tenant to a container command: the tenant the caller acts for. Another
+// tenant's containers are answered as missing and left out of ps.
+func tenantFlag(c *cobra.Command, tenant *string) {
+	c.Flags().StringVar(tenant, "tenant", sandbox.DefaultTenant, "tenant the caller acts for (only its containers are found)")
+}
+
+// as is the caller of a container command acting for tenant.
+func as(tenant string) engine.Caller { return engine.Caller{Identity: caller(), Tenant: tenant} }
+
 // withEngine opens the engine for a container command.
 func withEngine(cmd *cobra.Command, fn func(*engine.Engine) error) error {
 	e, err := openEngine(cmd, nil)
@@ -28,13 +37,14 @@ func withEngine(cmd *cobra.Command, fn func(*engine.Engine) error) error {
 
 func newPsCmd() *cobra.Command {
 	var all, quiet bool
+	var tenant string
 	c := &cobra.Command{
 		Use:   "ps",
 		Short: "List containers (running ones; -a for all)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withEngine(cmd, func(e *engine.Engine) error {
-				list, err := e.List()
+				list, err := e.List(as(tenant))
 				if err != nil {
 					return err
 				}
@@ -63,11 +73,13 @@ func newPsCmd() *cobra.Command {
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "show stopped containers too")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "only ids")
+	tenantFlag(c, &tenant)
 	return c
 }
 
 func newInspectCmd() *cobra.Command {
-	return &cobra.Command{
+	var tenant string
+	c := &cobra.Command{
 		Use:   "inspect CONTAINER...",
 		Short: "Show containers' records and live state as JSON",
 		Args:  cobra.MinimumNArgs(1),
@@ -75,7 +87,7 @@ func newInspectCmd() *cobra.Command {
 			return withEngine(cmd, func(e *engine.Engine) error {
 				var out []*engine.Container
 				for _, id := range args {
-					c, err := e.Inspect(id)
+					c, err := e.Inspect(id, as(tenant))
 					if err != nil {
 						return err
 					}
@@ -85,23 +97,26 @@ func newInspectCmd() *cobra.Command {
 			})
 		},
 	}
+	tenantFlag(c, &tenant)
+	return c
 }
 
 func newLogsCmd() *cobra.Command {
 	var follow, timestamps bool
+	var tenant string
 	c := &cobra.Command{
 		Use:   "logs CONTAINER",
 		Short: "Print a detached container's output (rotated files included)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, func(e *engine.Engine) error {
-				if _, err := e.Inspect(args[0]); err != nil {
+				if _, err := e.Inspect(args[0], as(tenant)); err != nil {
 					return err
 				}
 				seen := 0
 				print := func() error {
 					n := 0
-					return e.ReadLogs(args[0], func(le engine.LogEntry) error {
+					return e.ReadLogs(args[0], as(tenant), func(le engine.LogEntry) error {
 						n++
 						if n <= seen {
 							return nil
@@ -128,13 +143,13 @@ func newLogsCmd() *cobra.Command {
 					if err := print(); err != nil {
 						return err
 					}
-					c, err := e.Inspect(args[0])
+					c, err := e.Inspect(args[0], as(tenant))
 					if err != nil || (c.Status != "running" && c.Status != "paused" && c.Status != "created") {
 						// A detached container's monitor records the exit once the log is
 						// complete; wait for that (briefly) before the last read.
 						for i := 0; i < 50 && err == nil && c.Detached && c.Exit == nil; i++ {
 							time.Sleep(100 * time.Millisecond)
-							c, err = e.Inspect(args[0])
+							c, err = e.Inspect(args[0], as(tenant))
 						}
 						return print()
 					}
@@ -144,6 +159,7 @@ func newLogsCmd() *cobra.Command {
 	}
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the container stops")
 	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix each line with its time")
+	tenantFlag(c, &tenant)
 	return c
 }
 
@@ -177,6 +193,7 @@ func newExecCmd() *cobra.Command {
 	c.Flags().StringArrayVarP(&req.Env, "env", "e", nil, "set an environment variable")
 	c.Flags().StringVarP(&req.Workdir, "workdir", "w", "", "working directory")
 	c.Flags().StringVarP(&req.User, "user", "u", "", "user[:group]")
+	tenantFlag(c, &req.Tenant)
 	return c
 }
 
@@ -201,22 +218,25 @@ func eachContainer(cmd *cobra.Command, args []string, fn func(*engine.Engine, st
 
 func newStopCmd() *cobra.Command {
 	var timeout int
+	var tenant string
 	c := &cobra.Command{
 		Use:   "stop CONTAINER...",
 		Short: "SIGTERM, then SIGKILL after the timeout",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
-				return e.Stop(id, caller(), time.Duration(timeout)*time.Second)
+				return e.Stop(id, as(tenant), time.Duration(timeout)*time.Second)
 			})
 		},
 	}
 	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before SIGKILL")
+	tenantFlag(c, &tenant)
 	return c
 }
 
 func newKillCmd() *cobra.Command {
 	var sig string
+	var tenant string
 	c := &cobra.Command{
 		Use:   "kill CONTAINER...",
 		Short: "Send a signal (default SIGKILL) to every process of a container",
@@ -227,11 +247,12 @@ func newKillCmd() *cobra.Command {
 				return err
 			}
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
-				return e.Kill(id, caller(), s, s == syscall.SIGKILL)
+				return e.Kill(id, as(tenant), s, s == syscall.SIGKILL)
 			})
 		},
 	}
 	c.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal name or number")
+	tenantFlag(c, &tenant)
 	return c
 }
 
@@ -252,44 +273,53 @@ func parseSignal(s string) (syscall.Signal, error) {
 
 func newRmCmd() *cobra.Command {
 	var force bool
+	var tenant string
 	c := &cobra.Command{
 		Use:   "rm CONTAINER...",
 		Short: "Remove containers (running ones with --force)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
-				return e.Remove(id, caller(), force)
+				return e.Remove(id, as(tenant), force)
 			})
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	tenantFlag(c, &tenant)
 	return c
 }
 
 func newPauseCmd() *cobra.Command {
-	return &cobra.Command{
+	var tenant string
+	c := &cobra.Command{
 		Use:   "pause CONTAINER...",
 		Short: "Freeze every process of containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return eachContainer(cmd, args, func(e *engine.Engine, id string) error { return e.Pause(id, caller()) })
+			return eachContainer(cmd, args, func(e *engine.Engine, id string) error { return e.Pause(id, as(tenant)) })
 		},
 	}
+	tenantFlag(c, &tenant)
+	return c
 }
 
 func newUnpauseCmd() *cobra.Command {
-	return &cobra.Command{
+	var tenant string
+	c := &cobra.Command{
 		Use:   "unpause CONTAINER...",
 		Short: "Thaw paused containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return eachContainer(cmd, args, func(e *engine.Engine, id string) error { return e.Unpause(id, caller()) })
+			return eachContainer(cmd, args, func(e *engine.Engine, id string) error { return e.Unpause(id, as(tenant)) })
 		},
 	}
+	tenantFlag(c, &tenant)
+	return c
 }
 
 func newStatsCmd() *cobra.Command {
 	var asJSON bool
+	var tenant string
 	c := &cobra.Command{
 		Use:   "stats CONTAINER...",
 		Short: "Resource usage from the containers' cgroups (one snapshot)",
@@ -302,7 +332,7 @@ func newStatsCmd() *cobra.Command {
 					fmt.Fprintln(tw, "CONTAINER ID\tMEM USAGE / LIMIT\tMEM PEAK\tPIDS\tCPU TIME\tOOM KILLS")
 				}
 				for _, id := range args {
-					s, err := e.Stats(id)
+					s, err := e.Stats(id, as(tenant))
 					if err != nil {
 						return fmt.Errorf("%s: %w", id, err)
 					}
@@ -321,6 +351,7 @@ func newStatsCmd() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	tenantFlag(c, &tenant)
 	return c
 }
 

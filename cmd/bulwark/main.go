@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -39,6 +40,14 @@ func newRootCmd() *cobra.Command {
 		Short:         "A security-hardened sandbox runtime",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// First: a non-root caller gets one clear error before anything is decided or written
+		// (help aside).
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Name() == "help" {
+				return nil
+			}
+			return privilege.Require()
+		},
 	}
 	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
 	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
