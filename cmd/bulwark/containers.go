@@ -110,9 +110,6 @@ func newLogsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, func(e *engine.Engine) error {
-				if _, err := e.Inspect(args[0], as(tenant)); err != nil {
-					return err
-				}
 				seen := 0
 				print := func() error {
 					n := 0

@@ -34,11 +34,11 @@ func TestIDRangesHostWide(t *testing.T) {
 	idB := shared.Track(leaksB.Track(testenv.UniqueID(t) + "-b"))
 
 	a.ok("--policy", pol, "--tenant", "alice", "create", "--bundle", bundle, idA)
-	t.Cleanup(func() { a.run("delete", "--force", idA) })
+	t.Cleanup(func() { a.run("--tenant", "alice", "delete", "--force", idA) })
 	b.ok("--policy", pol, "--tenant", "bob", "create", "--bundle", bundle, idB)
-	t.Cleanup(func() { b.run("delete", "--force", idB) })
+	t.Cleanup(func() { b.run("--tenant", "bob", "delete", "--force", idB) })
 
-	sa, sb := a.state(idA), b.state(idB)
+	sa, sb := a.state("--tenant", "alice", idA), b.state("--tenant", "bob", idB)
 	if sa.Tenant != "alice" || sb.Tenant != "bob" {
 		t.Fatalf("tenants: %q, %q", sa.Tenant, sb.Tenant)
 	}
@@ -72,6 +72,6 @@ func TestIDRangesHostWide(t *testing.T) {
 			t.Fatalf("an allocator under --root %s", r)
 		}
 	}
-	a.ok("delete", "--force", idA)
-	b.ok("delete", "--force", idB)
+	a.ok("--tenant", "alice", "delete", "--force", idA)
+	b.ok("--tenant", "bob", "delete", "--force", idB)
 }

@@ -37,6 +37,14 @@ type auditRecord struct {
 // decisions returns the policy decisions recorded under stateRoot for container id.
 func decisions(t *testing.T, stateRoot, id string) []auditRecord {
 	t.Helper()
+	return auditRecords(t, stateRoot, func(r auditRecord) bool {
+		return r.Type == "policy" && r.Action == "decision" && r.ContainerID == id
+	})
+}
+
+// auditRecords returns the audit records under stateRoot that match keeps, in order.
+func auditRecords(t *testing.T, stateRoot string, keep func(auditRecord) bool) []auditRecord {
+	t.Helper()
 	segs, _ := filepath.Glob(filepath.Join(stateRoot, "audit", "audit-*.jsonl"))
 	var out []auditRecord
 	for _, s := range segs {
@@ -51,7 +59,7 @@ func decisions(t *testing.T, stateRoot, id string) []auditRecord {
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 				t.Fatalf("audit record is not JSON: %v\n%s", err, sc.Bytes())
 			}
-			if r.Type == "policy" && r.Action == "decision" && r.ContainerID == id {
+			if keep(r) {
 				out = append(out, r)
 			}
 		}
@@ -276,8 +284,8 @@ func TestPolicyTenantData(t *testing.T) {
 	assertNothingCreated(t, c, leaks)
 
 	c.ok("--state-root", sr, "--policy", pol, "--tenant", "small", "create", "--bundle", plain, id)
-	t.Cleanup(func() { c.run("delete", "--force", id) })
-	st := c.state(id)
+	t.Cleanup(func() { c.run("--tenant", "small", "delete", "--force", id) })
+	st := c.state("--tenant", "small", id)
 	for ctl, want := range map[string]string{"memory/memory.limit_in_bytes": "67108864", "pids/pids.max": "64"} {
 		controller, file, _ := strings.Cut(ctl, "/")
 		dir, err := testenv.HostCgroupPath(st.Pid, controller)

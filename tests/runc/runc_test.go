@@ -94,22 +94,25 @@ func (c *cli) ok(args ...string) string {
 	return r.stdout
 }
 
-func (c *cli) state(id string) sandbox.State {
+// state returns the state of the container args ends with (global flags such as --tenant first).
+func (c *cli) state(args ...string) sandbox.State {
 	c.t.Helper()
 	var st sandbox.State
-	out := c.ok("state", id)
+	id := args[len(args)-1]
+	out := c.ok(append(args[:len(args)-1:len(args)-1], "state", id)...)
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		c.t.Fatalf("state %s is not JSON: %v\n%s", id, err, out)
 	}
 	return st
 }
 
-// waitStatus polls state until the container reaches want.
-func (c *cli) waitStatus(id string, want specs.ContainerState) {
+// waitStatus polls state (with the global flags given, such as --tenant) until the container
+// reaches want.
+func (c *cli) waitStatus(id string, want specs.ContainerState, global ...string) {
 	c.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st := c.state(id)
+		st := c.state(append(global, id)...)
 		if st.Status == want {
 			return
 		}
