@@ -242,3 +242,45 @@ func TestDecideInvalidID(t *testing.T) {
 		t.Errorf("an invalid id was audited: %v", recs)
 	}
 }
+
+// Host binds are deny-by-default, yet what Docker puts in every container's bundle is still
+// allowed under the shipped policy (no tenant allowlist): its per-container /etc/hosts, hostname
+// and resolv.conf binds are replaced by the floor's generated files before policy decides, and
+// its private /dev/shm is a tmpfs. A bind Docker adds on request (--init's docker-init) is not.
+func TestDockerDefaultBindsNeedNoAllowlist(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	ctrDir := filepath.Join(t.TempDir(), "containers", "0123abcd")
+	if err := os.MkdirAll(ctrDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := runcSpec()
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
+		Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=67108864"}})
+	for _, f := range []string{"resolv.conf", "hostname", "hosts"} {
+		if err := os.WriteFile(filepath.Join(ctrDir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind",
+			Source: filepath.Join(ctrDir, f), Options: []string{"rbind", "rprivate"}})
+	}
+	d, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "docker1", Bundle: t.TempDir(), Spec: spec})
+	if err != nil {
+		t.Fatalf("Docker's default bundle under the default policy: %v", err)
+	}
+	if err := d.Durable(); err != nil {
+		t.Fatal(err)
+	}
+
+	initBin := filepath.Join(t.TempDir(), "docker-init")
+	if err := os.WriteFile(initBin, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/sbin/docker-init", Type: "bind",
+		Source: initBin, Options: []string{"rbind", "ro"}})
+	_, err = Decide(context.Background(), Config{StateRoot: sr}, rt,
+		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "docker2", Bundle: t.TempDir(), Spec: spec})
+	if err == nil || !strings.Contains(err.Error(), "MOUNT_HOST_PATH_NOT_ALLOWED") || !strings.Contains(err.Error(), initBin) {
+		t.Fatalf("--init's bind without an allowlist: %v", err)
+	}
+}
