@@ -179,25 +179,26 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	}
 	out.Prepare = time.Since(start)
 
-	spec, binds, err := sandbox.ResolveBinds(withLinux(req.Spec), req.Bundle)
-	if err != nil {
-		return nil, t.Refuse("mounts", err)
-	}
+	// A create mounts its bind sources: each is resolved once, and what policy sees is what is
+	// mounted. An exec mounts nothing (the container's mounts exist): policy resolves the
+	// sources as the bundle names them, and one removed since the create does not refuse it.
+	spec, floorSpec := withLinux(req.Spec), withLinux(req.Spec)
 	if req.Operation == policy.OpExec {
-		binds.Close() // exec mounts nothing
+		cp := *spec
+		cp.Process = proc
+		floorSpec = &cp
 	} else {
+		var binds *sandbox.BindSources
+		if spec, binds, err = sandbox.ResolveBinds(spec, req.Bundle); err != nil {
+			return nil, t.Refuse("mounts", err)
+		}
 		out.Binds = binds
 		defer func() {
 			if out.Spec == nil {
 				binds.Close()
 			}
 		}()
-	}
-	floorSpec := spec
-	if req.Operation == policy.OpExec {
-		cp := *spec
-		cp.Process = proc
-		floorSpec = &cp
+		floorSpec = spec
 	}
 	memUnset, pidsUnset := unsetLimits(req.Spec)
 	o, err := gate.Decide(ctx, gate.Request{
@@ -205,7 +206,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		Context: policy.Context{
 			Tenant:    req.Tenant,
 			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
-			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: true,
+			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != policy.OpExec,
 			StateRoot: cfg.StateRoot,
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,

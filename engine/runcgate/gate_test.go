@@ -284,3 +284,32 @@ func TestDockerDefaultBindsNeedNoAllowlist(t *testing.T) {
 		t.Fatalf("--init's bind without an allowlist: %v", err)
 	}
 }
+
+// An exec mounts nothing: a bind source removed since the create does not refuse it (a create
+// of that spec is refused: its source cannot be resolved).
+func TestDecideExecRemovedBindSource(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "gone")
+	pol := t.TempDir()
+	data := fmt.Sprintf(`{"bulwark": {"tenants": {"default": {"max_memory": 1073741824, "max_pids": 4096, "bind_sources": [%q]}}}}`, dir)
+	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{StateRoot: sr, PolicyDir: pol}
+	spec := runcSpec()
+	spec.Mounts = []specs.Mount{{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}
+	proc := &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/"}
+	d, err := Decide(context.Background(), cfg, rt,
+		Request{Operation: policy.OpExec, Tenant: "default", ContainerID: "c6", Bundle: t.TempDir(), Spec: spec, Process: proc})
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	if err := d.Durable(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decide(context.Background(), cfg, rt,
+		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c6", Bundle: t.TempDir(), Spec: spec}); err == nil {
+		t.Fatal("create with a missing bind source was allowed")
+	}
+}
