@@ -16,6 +16,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
@@ -50,7 +51,7 @@ type Container struct {
 
 // ErrNotFound is returned for an id the engine has no record of, and for a container of another
 // tenant than the caller's, with the same text (see lookup).
-var ErrNotFound = errors.New("no such container")
+var ErrNotFound = errdefs.New(errdefs.ErrNotFound, "no such container")
 
 // Caller is who asks for an operation on an existing container: the identity the audit records
 // and the tenant it acts for (empty: the default tenant). A container answers only to its owner's
@@ -87,7 +88,7 @@ func (e *Engine) createMeta(m *Meta) (string, error) {
 	dir := e.metaDir(m.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("container name %q is already in use", m.ID)
+			return "", errdefs.Errorf(errdefs.ErrAlreadyExists, "container name %q is already in use", m.ID)
 		}
 		return "", fmt.Errorf("create container state: %w", err)
 	}
@@ -319,7 +320,7 @@ func (e *Engine) Remove(id string, who Caller, force bool) error {
 		if c != nil {
 			if st, err := c.State(); !force && err == nil && st.Status != specs.ContainerState(sandbox.StatusStopped) {
 				// Said as it is: a container being created is not "running".
-				return nil, fmt.Errorf("container %s is %s: stop it first or use --force", id, st.Status)
+				return nil, errdefs.Errorf(errdefs.ErrConflict, "container %s is %s: stop it first or use --force", id, st.Status)
 			}
 			if err := c.Delete(true); err != nil {
 				return nil, fmt.Errorf("delete %s: %w", id, err)

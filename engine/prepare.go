@@ -3,13 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -53,16 +53,16 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	}
 	if !nameRE.MatchString(id) {
 		// The name becomes a directory name under the state root: no separators, no "..".
-		return refuse("request", fmt.Errorf("container name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id))
+		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "container name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id))
 	}
 	if !tenantRE.MatchString(req.Tenant) {
-		return refuse("identity", fmt.Errorf("tenant %q: want [a-z0-9][a-z0-9-]{0,62}", req.Tenant))
+		return refuse("identity", errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", req.Tenant))
 	}
 	t.Add(audit.TypeEngine, "identity", map[string]string{
 		"uid": strconv.Itoa(req.Identity.UID), "gid": strconv.Itoa(req.Identity.GID), "tenant": req.Tenant,
 	})
 	if req.Network != "" && req.Network != "none" {
-		return refuse("request", fmt.Errorf("network mode %q is not available: every sandbox has a private network namespace with loopback only (--network none)", req.Network))
+		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "network mode %q is not available: every sandbox has a private network namespace with loopback only (--network none)", req.Network))
 	}
 	img, err := e.verifyImage(req.Image, t)
 	if err != nil {
@@ -74,7 +74,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	}
 	spec, profile, err := buildSpec(req, img.Config.Config, rootfs, id)
 	if err != nil {
-		return refuse("spec", err)
+		return refuse("spec", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
 	}
 	// Each bind source is resolved once: policy decides on, the audit records and the sandbox
 	// mounts the same descriptor (a path walked again could be raced).

@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/signing"
 )
@@ -16,7 +17,7 @@ import (
 // ErrVerification wraps every refusal to run an image: not a signed target, metadata that fails
 // TUF verification, a local tag that differs from the signed digest, or a blob whose bytes do not
 // match its digest.
-var ErrVerification = errors.New("image verification failed")
+var ErrVerification = errdefs.New(errdefs.ErrUntrusted, "image verification failed")
 
 // verifiedImage is an image whose reference resolved through TUF and whose every blob in the
 // store matched its digest.

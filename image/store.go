@@ -21,12 +21,13 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
 // Errors a caller can match.
 var (
-	ErrNotFound       = errors.New("image not found")
+	ErrNotFound       = errdefs.New(errdefs.ErrNotFound, "image not found")
 	ErrDigestMismatch = errors.New("content does not match its digest")
 	ErrSizeMismatch   = errors.New("content does not match its size")
 )

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/errdefs"
 )
 
 // DeniedError is a denied decision as an error: its message lists every reason, one per line,
@@ -26,6 +28,9 @@ func (e *DeniedError) Error() string {
 	}
 	return b.String()
 }
+
+// Unwrap classes a denial as refused by policy.
+func (e *DeniedError) Unwrap() error { return errdefs.ErrRefusedByPolicy }
 
 // Err returns nil for an allowed decision and a *DeniedError otherwise.
 func (d Decision) Err() error {

@@ -7,11 +7,12 @@
 package sandbox
 
 import (
-	"errors"
 	"os"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/errdefs"
 )
 
 // Raise records one place where the floor changed what the spec asked for.
@@ -91,10 +92,10 @@ const DefaultTenant = "default"
 
 // ErrNotExist is returned when no container has the given id, and for a container another tenant
 // owns (with the same text: a tenant cannot tell the two apart).
-var ErrNotExist = errors.New("container does not exist")
+var ErrNotExist = errdefs.New(errdefs.ErrNotFound, "container does not exist")
 
 // ErrExist is returned when the id is already in use.
-var ErrExist = errors.New("container id already in use")
+var ErrExist = errdefs.New(errdefs.ErrAlreadyExists, "container id already in use")
 
 // ErrInvalidState is returned for an operation that the container's state does not allow.
-var ErrInvalidState = errors.New("operation not allowed in the container's state")
+var ErrInvalidState = errdefs.New(errdefs.ErrConflict, "operation not allowed in the container's state")

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/sandbox/internal/caps"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
@@ -84,7 +84,7 @@ var floorRlimits = []struct {
 }
 
 // ErrFloor wraps every refusal by the floor.
-var ErrFloor = errors.New("refused by the sandbox floor")
+var ErrFloor = errdefs.New(errdefs.ErrRefusedByFloor, "refused by the sandbox floor")
 
 func floorErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrFloor, fmt.Sprintf(format, a...))

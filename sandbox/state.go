@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
@@ -56,7 +57,7 @@ func checkID(id string) error { return ValidateID(id) }
 // state root, a cgroup and a hostname. Callers check it before deciding anything about it.
 func ValidateID(id string) error {
 	if !validID.MatchString(id) {
-		return fmt.Errorf("invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
 	}
 	return nil
 }

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
 )
 
 // rootOf runs the command line args (a no-op subcommand) and returns the state root it used.
@@ -39,5 +46,30 @@ func TestStateRootPrecedence(t *testing.T) {
 	}
 	if got := rootOf(t, "--root", "/tmp/from-flag"); got != "/tmp/from-flag" {
 		t.Errorf("flag root %q", got)
+	}
+}
+
+// TestExitCodeClasses: the exit status comes from the error's class, not its text.
+func TestExitCodeClasses(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("rm x: %w", engine.ErrNotFound), 1},
+		{fmt.Errorf("start: %w", sandbox.ErrInvalidState), 1},
+		{errdefs.Errorf(errdefs.ErrAlreadyExists, "name in use"), 1},
+		{fmt.Errorf("run: %w", sandbox.ErrFloor), 125},
+		{&policy.DeniedError{}, 125},
+		{fmt.Errorf("%w: x", engine.ErrVerification), 125},
+		{errors.New("disk full"), 125},
+		{&exitError{code: 7, err: errSilent}, 7},
+	} {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("%v: exit %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	if !errors.Is(&policy.DeniedError{}, errdefs.ErrRefusedByPolicy) || !errors.Is(sandbox.ErrFloor, errdefs.ErrRefusedByFloor) ||
+		!errors.Is(engine.ErrVerification, errdefs.ErrUntrusted) || !errors.Is(sandbox.ErrExist, errdefs.ErrAlreadyExists) {
+		t.Error("a sentinel lost its class")
 	}
 }
