@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,7 +92,7 @@ func (e *Engine) RunDetached(p *Plan, started func(*Running, error)) (*ExitInfo,
 	closeW := func() { outW.Close(); errW.Close() }
 	// The log lives in the container's engine directory, which Start creates; write into a
 	// pipe until then and open the log once the directory exists.
-	r, err := e.Start(p, sandbox.IO{Stdout: outW, Stderr: errW})
+	r, err := e.Start(context.Background(), p, sandbox.IO{Stdout: outW, Stderr: errW})
 	closeW()
 	if err != nil {
 		outR.Close()
@@ -131,7 +132,7 @@ func (e *Engine) runDetachedTerminal(p *Plan, started func(*Running, error)) (*E
 		started(nil, err)
 		return nil, err
 	}
-	r, err := e.Start(p, sandbox.IO{ConsoleSocket: sock.Path()})
+	r, err := e.Start(context.Background(), p, sandbox.IO{ConsoleSocket: sock.Path()})
 	if err != nil {
 		sock.Close()
 		started(nil, err)

@@ -92,7 +92,7 @@ func runOnce(tb testing.TB, e *Engine, name string) time.Duration {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r, err := e.Start(plan, sandbox.IO{})
+	r, err := e.Start(context.Background(), plan, sandbox.IO{})
 	if err != nil {
 		tb.Fatal(err)
 	}

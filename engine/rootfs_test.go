@@ -99,7 +99,7 @@ func TestMultiLayerImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := e.Start(plan, sandbox.IO{Stdout: w, Stderr: w})
+	run, err := e.Start(context.Background(), plan, sandbox.IO{Stdout: w, Stderr: w})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestPruneRootfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := e.Start(plan, sandbox.IO{})
+	r, err := e.Start(context.Background(), plan, sandbox.IO{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,9 +48,9 @@ type Running struct {
 // ID is the container id.
 func (r *Running) ID() string { return r.plan.ID }
 
-// Start creates and starts the container of an allowed plan. On any failure everything created
-// so far is removed and the failure audited.
-func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
+// Start creates and starts the container of an allowed plan; ctx bounds the creation. On any
+// failure everything created so far is removed and the failure audited.
+func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Running, error) {
 	defer plan.Close()
 	if !plan.Decision.Allow || plan.trail == nil {
 		return nil, errors.New("start: the plan was not allowed by policy")
@@ -108,7 +109,7 @@ func (e *Engine) Start(plan *Plan, stdio sandbox.IO) (*Running, error) {
 	// The decision's records are appended while the sandbox is being created (which takes far
 	// longer than an fsync); the workload is released only once they are durable.
 	t.FlushAsync()
-	c, err := rt.CreateResolved(plan.ID, dir, spec, plan.binds, stdio)
+	c, err := rt.CreateContext(ctx, plan.ID, dir, spec, plan.binds, stdio)
 	if err != nil {
 		return fail(err)
 	}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -45,10 +46,25 @@ func (r *Runtime) Create(id, bundle string, spec *specs.Spec, stdio IO) (*Contai
 // CreateResolved is Create with the bind sources already resolved (ResolveBinds): every bind is
 // mounted from binds' descriptors, so what was decided on is what is mounted; a bind binds does
 // not hold is refused. binds stays the caller's to close; nil resolves them here.
-func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (c *Container, err error) {
+func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (*Container, error) {
+	return r.CreateContext(context.Background(), id, bundle, spec, binds, stdio)
+}
+
+// CreateContext is CreateResolved (binds may be nil) that gives up when ctx is done: the setup
+// child is killed, everything made so far undone, and the error wraps ctx's.
+func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("create %s: %w", id, err)
+	}
+	defer func() {
+		// Whatever step noticed first that the child was killed, the cause is the context.
+		if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("create %s: %w (%v)", id, cerr, err)
+		}
+	}()
 	if bundle, err = filepath.Abs(bundle); err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
@@ -175,6 +191,9 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 		cmd.Wait()
 	})
 	pid := cmd.Process.Pid
+	// A cancelled create kills the child: the wait for its answer below ends at once.
+	stopCancel := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	defer stopCancel()
 	// Before the container runs anything of its own (it waits for the config below).
 	memfdErr := make(chan error, 1)
 	go func() { memfdErr <- raiseMemfdNoexec(pid) }()
@@ -224,7 +243,14 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 	go func() { specErr <- writeSpec(dir, eff) }()
 	if err := awaitReady(ch, stdio.ConsoleSocket); err != nil {
 		<-specErr
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("create %s: %w", id, cerr)
+		}
 		return nil, err
+	}
+	if !stopCancel() {
+		// Cancelled just as the child answered: it is being killed.
+		return nil, fmt.Errorf("create %s: %w", id, ctx.Err())
 	}
 	if err := <-specErr; err != nil {
 		return nil, err

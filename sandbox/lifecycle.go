@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -66,17 +67,42 @@ func (c *Container) Start() error {
 }
 
 // Wait waits for the init process and returns its exit status (128+n for death by signal n).
-func (c *Container) Wait() (int, error) {
+func (c *Container) Wait() (int, error) { return c.WaitContext(context.Background()) }
+
+// WaitContext is Wait that gives up when ctx is done; the exit status is kept for a later Wait.
+func (c *Container) WaitContext(ctx context.Context) (int, error) {
 	if c.cmd == nil {
 		st, err := c.load()
 		if err != nil {
 			return -1, err
 		}
-		if err := waitGone(st); err != nil {
+		if err := waitGone(ctx, st); err != nil {
 			return -1, err
 		}
 		return -1, ErrNoExitStatus
 	}
+	if ctx.Done() == nil {
+		return c.reapInit()
+	}
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := c.reapInit()
+		done <- result{code, err}
+	}()
+	select {
+	case r := <-done:
+		return r.code, r.err
+	case <-ctx.Done():
+		return -1, fmt.Errorf("wait for %s: %w", c.id, ctx.Err())
+	}
+}
+
+// reapInit collects init's exit status, once.
+func (c *Container) reapInit() (int, error) {
 	c.waitOnce.Do(func() {
 		err := c.cmd.Wait()
 		c.exitCode = exitStatus(c.cmd.ProcessState)
@@ -89,8 +115,8 @@ func (c *Container) Wait() (int, error) {
 	return c.exitCode, c.waitErr
 }
 
-// waitGone blocks until the recorded init process exits, through a pidfd.
-func waitGone(st *stateFile) error {
+// waitGone blocks until the recorded init process exits (through a pidfd) or ctx is done.
+func waitGone(ctx context.Context, st *stateFile) error {
 	if !st.initAlive() {
 		return nil
 	}
@@ -103,8 +129,13 @@ func waitGone(st *stateFile) error {
 		return nil
 	}
 	for {
-		_, err := unix.Poll([]unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}, -1)
-		if err != unix.EINTR {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}, 100)
+		switch {
+		case err == unix.EINTR || (err == nil && n == 0):
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("wait for init %d: %w", st.Pid, err)
+			}
+		default:
 			return err
 		}
 	}
@@ -186,7 +217,11 @@ func (c *Container) freezeTransition(from, to Status, need, opName string, op fu
 // state. It is idempotent and works on a container whose creation crashed half-way (whatever
 // state.json recorded, or nothing at all, is enough). A running or paused container needs force;
 // a created one is deleted without (as runc does).
-func (c *Container) Delete(force bool) error {
+func (c *Container) Delete(force bool) error { return c.DeleteContext(context.Background(), force) }
+
+// DeleteContext is Delete that stops waiting for killed processes to go when ctx is done (or
+// after 5 seconds), with an error and the container left to delete again.
+func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 	unlock, err := lockDir(c.dir)
 	if err != nil {
 		return err
@@ -212,7 +247,7 @@ func (c *Container) Delete(force bool) error {
 	if s := Status(st.Status); (s == StatusRunning || s == StatusPaused) && !force {
 		return fmt.Errorf("%w: %s is %s; stop it first or delete with force", ErrInvalidState, c.id, s)
 	}
-	if err := c.kill(st); err != nil {
+	if err := c.kill(ctx, st); err != nil {
 		return err
 	}
 	if c.cmd != nil {
@@ -249,7 +284,7 @@ func (c *Container) Delete(force bool) error {
 
 // kill SIGKILLs every process in the container's cgroup (and init by pidfd), thaws a frozen
 // cgroup so the kill lands, waits until the cgroup is empty, then removes it.
-func (c *Container) kill(st *stateFile) error {
+func (c *Container) kill(ctx context.Context, st *stateFile) error {
 	name := st.Cgroup
 	if name == "" {
 		name = "bulwark/" + c.id
@@ -308,6 +343,9 @@ func (c *Container) kill(st *stateFile) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("delete %s: processes %v survive SIGKILL", c.id, pids)
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("delete %s: processes %v not gone yet: %w", c.id, pids, err)
 		}
 		time.Sleep(time.Millisecond)
 	}

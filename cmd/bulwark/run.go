@@ -245,7 +245,7 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
-	r, err := e.Start(plan, stdio)
+	r, err := e.Start(ctx, plan, stdio)
 	if err != nil {
 		return &exitError{code: engine.ExitStatus(err), err: err}
 	}
