@@ -131,6 +131,6 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return plan, err
 	}
 	t.Add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))
-	keep = true
+	keep = !req.DryRun // a dry run is never started: its descriptors are released now
 	return plan, nil
 }
