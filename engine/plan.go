@@ -29,6 +29,8 @@ type Plan struct {
 	SeccompProfile string `json:"seccompProfile"`
 	// Seccomp are the programs the sandbox loads, in order (the floor's allowlist first).
 	Seccomp []sandbox.SeccompProgram `json:"seccomp"`
+	// Network is what the floor does to networking (no TCP port rule; the socket kinds refused).
+	Network sandbox.NetworkFloor `json:"network"`
 	// BindSources name, for a detached run's monitor, the bind-source descriptors EncodePlan
 	// hands it, in order.
 	BindSources []string `json:"bindSources,omitempty"`
@@ -89,6 +91,10 @@ func (p *Plan) Summary() string {
 			from = "(unset)"
 		}
 		fmt.Fprintf(&b, "  %s: %s -> %s\n", r.Field, from, r.To)
+	}
+	fmt.Fprintf(&b, "network: %s namespace; %s\n", p.Network.Namespace, p.Network.TCP)
+	for _, s := range p.Network.RefusedSockets {
+		fmt.Fprintf(&b, "  socket refused (%s): %s\n", s.Errno, s.Reason)
 	}
 	return b.String()
 }

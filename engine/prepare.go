@@ -126,7 +126,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	}
 	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
-		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, trail: t, binds: binds}
+		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, trail: t, binds: binds}
 	if err != nil {
 		return plan, err
 	}

@@ -203,7 +203,7 @@ func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *sp
 	if err != nil {
 		return nil, err
 	}
-	proc, err := processPlanFor(eff.Process, eff.Mounts, eff.Annotations, sc)
+	proc, err := processPlanFor(eff.Process, eff.Mounts, sc)
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	proc, err := processPlanFor(eff.Process, eff.Mounts, eff.Annotations, sc)
+	proc, err := processPlanFor(eff.Process, eff.Mounts, sc)
 	if err != nil {
 		return nil, err
 	}

@@ -119,6 +119,7 @@ func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) {
 	steps := []func() error{
 		f.namespaces, f.idMappings, f.root, f.mounts, f.paths, f.devices, f.sysctls,
 		f.process, f.capabilities, f.rlimits, f.resources, f.cgroupsPath, f.hooks, f.seccomp, f.macLabels,
+		f.network,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -130,7 +131,7 @@ func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) {
 	}
 	return &FloorResult{
 		Spec: eff, Raises: f.raises, Refusals: f.refusals,
-		Seccomp: seccompStack(eff.Linux.Seccomp), MAC: macLayers(f.layers),
+		Seccomp: seccompStack(eff.Linux.Seccomp), MAC: macLayers(f.layers), Network: networkFloor(),
 	}, nil
 }
 

@@ -30,15 +30,19 @@ type FloorResult struct {
 	// MAC are the MAC layers that confine the container, strongest first ("selinux",
 	// "apparmor", "landlock"); empty only under the operator's AllowNoMAC exception.
 	MAC []string `json:"mac"`
+	// Network is what the floor does to networking: the private namespace, no TCP port rule, the
+	// socket kinds the seccomp allowlist refuses.
+	Network NetworkFloor `json:"network"`
 }
 
 // Refusal is one thing the floor refuses outright, named as the request asked it.
 type Refusal struct {
-	// Field is the spec field: RefusedCapability, RefusedNamespace or RefusedSysctl.
+	// Field is the spec field: RefusedCapability, RefusedNamespace, RefusedSysctl or
+	// RefusedAnnotation.
 	Field string `json:"field"`
-	// Name is the capability ("CAP_SYS_ADMIN"), namespace type or sysctl key.
+	// Name is the capability ("CAP_SYS_ADMIN"), namespace type, sysctl or annotation key.
 	Name string `json:"name"`
-	// Value is the namespace path or the sysctl value asked, if any.
+	// Value is the namespace path, the sysctl or annotation value asked, if any.
 	Value  string `json:"value,omitempty"`
 	Reason string `json:"reason"`
 }

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -118,7 +117,7 @@ func parseOptions(opts []string) (uintptr, string) {
 }
 
 // processPlanFor turns an effective (floored) process spec into the child's plan.
-func processPlanFor(p *specs.Process, mounts []specs.Mount, annotations map[string]string, sc []seccompBlob) (processPlan, error) {
+func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob) (processPlan, error) {
 	set, err := caps.Parse(p.Capabilities.Bounding)
 	if err != nil {
 		return processPlan{}, fmt.Errorf("capabilities: %w", err)
@@ -144,35 +143,7 @@ func processPlanFor(p *specs.Process, mounts []specs.Mount, annotations map[stri
 			pp.Landlock.Writable = append(pp.Landlock.Writable, m.Destination)
 		}
 	}
-	if pp.Landlock.BindTCP, err = ports(annotations[AnnotationBindTCP]); err != nil {
-		return processPlan{}, err
-	}
-	if pp.Landlock.ConnectTCP, err = ports(annotations[AnnotationConnectTCP]); err != nil {
-		return processPlan{}, err
-	}
 	return pp, nil
-}
-
-// Annotations that open TCP ports through Landlock. The network namespace is empty (loopback
-// only) whatever they say; without them the process may neither bind nor connect over TCP.
-const (
-	AnnotationBindTCP    = "dev.bulwark.landlock.bind-tcp"
-	AnnotationConnectTCP = "dev.bulwark.landlock.connect-tcp"
-)
-
-func ports(s string) ([]uint16, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var out []uint16
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
-		if err != nil {
-			return nil, fmt.Errorf("bad TCP port %q in annotation: %w", f, err)
-		}
-		out = append(out, uint16(n))
-	}
-	return out, nil
 }
 
 // isGeneratedFile reports whether dest is one of the files generatedFiles writes.

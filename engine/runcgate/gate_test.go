@@ -97,7 +97,7 @@ func TestDecideEveryReason(t *testing.T) {
 			t.Errorf("record %+v: wrong actor, container or tenant", r)
 		}
 	}
-	if strings.Join(got, " ") != "engine.request: policy.decision:deny" {
+	if strings.Join(got, " ") != "engine.request: container.floor.network: policy.decision:deny" {
 		t.Errorf("audit = %v", got)
 	}
 }

@@ -315,7 +315,7 @@ func assertForbidden(t *testing.T, f map[string]string) {
 	t.Helper()
 	// Operations the seccomp floor must answer with EPERM. For most, the kernel itself would
 	// answer differently (EINVAL, ENODEV, ENOENT, success) for a process that got past seccomp.
-	// socket_mptcp: MPTCP bypasses Landlock's TCP rules (MACHINE-NOTES), so it must be refused.
+	// socket_mptcp: Landlock and most tooling do not see MPTCP (MACHINE-NOTES): the floor refuses it.
 	seccompEPERM := []string{"mount", "umount2", "pivot_root", "fsopen", "open_tree", "unshare_user",
 		"clone_newuser", "setns", "name_to_handle_at", "open_by_handle_at", "keyctl", "add_key",
 		"request_key", "bpf", "perf_event_open", "ptrace_attach", "kexec_load", "kexec_file_load",

@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
@@ -34,27 +37,31 @@ func TestLandlockWX(t *testing.T) {
 	}
 }
 
-// TestLandlockTCP: without annotations the process may neither bind nor connect over TCP; the
-// bind/connect annotations open exactly the ports they name. EACCES is Landlock's answer (the
-// kernel alone would let the bind succeed and answer the connect with ECONNREFUSED).
-func TestLandlockTCP(t *testing.T) {
+// TestLoopbackTCP: inside its own network namespace a container binds and connects freely on
+// loopback, any port (the namespace is the boundary; the floor sets no TCP port rule). On the
+// old floor every bind and connect failed with a bare EACCES from Landlock.
+func TestLoopbackTCP(t *testing.T) {
 	e := testenv.NewEnv(t, "tenant-landlock")
-	r, _ := e.Run(testenv.Spec(probe("tcp", "8080")))
-	for _, k := range []string{"bind:8080", "connect:8080"} {
-		if got := r.TCP[k]; got != "EACCES" {
-			t.Errorf("no annotations, %s: %q, want EACCES", k, got)
+	r, _ := e.Run(testenv.Spec(probe("tcp", "8080", "5432")))
+	for _, p := range []string{"8080", "5432"} {
+		for _, k := range []string{"bind:" + p, "connect:" + p} {
+			if got, ok := r.TCP[k]; !ok || got != "" {
+				t.Errorf("%s on 127.0.0.1: %q (reported %v), want success", k, got, ok)
+			}
 		}
 	}
-	spec := testenv.Spec(probe("tcp", "8080", "8081"))
-	spec.Annotations = map[string]string{
-		"dev.bulwark.landlock.bind-tcp":    "8080",
-		"dev.bulwark.landlock.connect-tcp": "8080",
-	}
-	r, _ = e.Run(spec)
-	want := map[string]string{"bind:8080": "", "connect:8080": "", "bind:8081": "EACCES", "connect:8081": "EACCES"}
-	for k, w := range want {
-		if got := r.TCP[k]; got != w {
-			t.Errorf("port 8080 opened by annotation, %s: %q, want %q", k, got, w)
+}
+
+// TestRetiredTCPAnnotationsRefused: the annotations that once opened Landlock TCP ports are
+// refused at create with the reason, not accepted and ignored.
+func TestRetiredTCPAnnotationsRefused(t *testing.T) {
+	e := testenv.NewEnv(t, "tenant-landlock")
+	for _, a := range []string{"dev.bulwark.landlock.bind-tcp", "dev.bulwark.landlock.connect-tcp"} {
+		spec := testenv.Spec(probe("tcp", "8080"))
+		spec.Annotations = map[string]string{a: "8080"}
+		_, err := e.Create(nil, spec)
+		if !errors.Is(err, sandbox.ErrFloor) || !strings.Contains(err.Error(), a) {
+			t.Errorf("%s: create = %v, want the floor's refusal naming it", a, err)
 		}
 	}
 }

@@ -65,8 +65,7 @@ func execFrom(dir string) *report.ExecFrom {
 }
 
 // tcp binds and listens on each port of 127.0.0.1, then connects to each, with plain TCP
-// sockets (Go's net package would try MPTCP first). Landlock answers EACCES for a port its
-// ruleset does not grant; without a rule, bind succeeds and connect gets ECONNREFUSED at worst.
+// sockets (Go's net package would try MPTCP first). Each is "" on success or the errno name.
 func tcp(ports []string) map[string]string {
 	m := map[string]string{}
 	var open []int

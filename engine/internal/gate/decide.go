@@ -72,6 +72,7 @@ func Decide(ctx context.Context, in Request) (*Outcome, error) {
 		return nil, err
 	}
 	out := &Outcome{Floor: res}
+	t.Add(audit.TypeContainer, "floor.network", NetworkAttrs(res.Network))
 	pctx := in.Context
 	pctx.Raises = PolicyRaises(res.Raises)
 	pctx.MACLayer = "none"

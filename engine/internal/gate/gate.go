@@ -169,6 +169,12 @@ func RaisesAttrs(raises []sandbox.Raise) map[string]string {
 	return map[string]string{"count": strconv.Itoa(len(raises)), "raises": string(b)}
 }
 
+// NetworkAttrs renders what the floor does to networking as one event's attributes: a socket
+// call the floor refuses is traced to its reason in the audit log.
+func NetworkAttrs(n sandbox.NetworkFloor) map[string]string {
+	return map[string]string{"namespace": n.Namespace, "tcp": n.TCP, "refused_sockets": JSONString(n.RefusedSockets)}
+}
+
 // JSONString renders v as JSON for an audit attribute (argument lists keep their boundaries).
 func JSONString(v any) string {
 	b, _ := json.Marshal(v)

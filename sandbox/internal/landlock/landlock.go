@@ -1,7 +1,15 @@
 // Package landlock confines a container's processes with a Landlock ruleset that means something:
 // read anywhere under the root, write only to the writable mounts and a few device files, execute
-// only from the read-only root (W^X), TCP only to allowed ports. It is strict: if the kernel cannot
-// enforce all of it, Restrict fails.
+// only from the read-only root (W^X). It is strict: if the kernel cannot enforce all of it,
+// Restrict fails.
+//
+// The ruleset does not handle Landlock's TCP rights. They are port-only: a bind or connect rule
+// cannot tell the container's own loopback from the world, so any rule set there either breaks
+// servers and clients talking over loopback (every bind and connect failed with a bare EACCES) or
+// opens the port toward every peer. The container's own network namespace is the boundary (with
+// no network attached it holds only loopback); what it may reach beyond is decided by policy and
+// enforced in that namespace's plumbing, where the addresses are known. (Landlock's TCP rules
+// also do not cover MPTCP sockets.)
 //
 // The ruleset does not use Landlock's signal and abstract unix socket scopes. A scope confines a
 // process to its own domain, and every Restrict call makes a new one: a process started later with
@@ -17,7 +25,6 @@ package landlock
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock"
 	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -31,12 +38,10 @@ type Rules struct {
 	// Writable lists the writable mounts (tmpfs /tmp, /run, /var/tmp, /dev/shm, rw bind mounts).
 	// They are the only directories the process may write to, and it may never execute from them.
 	Writable []string
-	// BindTCP and ConnectTCP are the TCP ports the process may bind and connect to; empty is none.
-	BindTCP, ConnectTCP []uint16
 }
 
-// MinABI is the lowest Landlock ABI that can enforce every part of Rules: 4 brought TCP rules,
-// 5 ioctl on devices.
+// MinABI is the lowest Landlock ABI that can enforce every part of Rules: 5 brought ioctl on
+// devices.
 const MinABI = 5
 
 // ErrUnsupported is wrapped when the kernel's Landlock cannot enforce the rules.
@@ -91,31 +96,20 @@ func restrict(r Rules, abi int) error {
 		// the audit trail shows what the workload tried. Only logging depends on ABI 7.
 		cfg = cfg.EnableLoggingForSubprocesses()
 	}
-	if err := cfg.Restrict(toRules(grants, r)...); err != nil {
+	if err := cfg.Restrict(toRules(grants)...); err != nil {
 		return fmt.Errorf("landlock restrict: %w", err)
 	}
 	return nil
 }
 
 func config() ll.Config {
-	return ll.Config{
-		HandledAccessFS:  fsHandled,
-		HandledAccessNet: llsys.AccessNetBindTCP | llsys.AccessNetConnectTCP,
-	}
+	return ll.Config{HandledAccessFS: fsHandled}
 }
 
-func toRules(grants []Grant, r Rules) []ll.Rule {
-	out := make([]ll.Rule, 0, len(grants)+len(r.BindTCP)+len(r.ConnectTCP))
+func toRules(grants []Grant) []ll.Rule {
+	out := make([]ll.Rule, 0, len(grants))
 	for _, g := range grants {
 		out = append(out, ll.PathAccess(g.Access, g.Path))
-	}
-	// Landlock's TCP rules do not cover MPTCP (see MACHINE-NOTES): the seccomp floor must refuse
-	// IPPROTO_MPTCP sockets or these rules can be bypassed with socket(AF_INET, SOCK_STREAM, 262).
-	for _, p := range slices.Compact(slices.Sorted(slices.Values(r.BindTCP))) {
-		out = append(out, ll.BindTCP(p))
-	}
-	for _, p := range slices.Compact(slices.Sorted(slices.Values(r.ConnectTCP))) {
-		out = append(out, ll.ConnectTCP(p))
 	}
 	return out
 }

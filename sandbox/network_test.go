@@ -1,0 +1,54 @@
+package sandbox
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestFloorNetwork: the floor's result says what it does to networking (no TCP port rule, the
+// socket kinds seccomp refuses, MPTCP among them, with the errno), so a refused socket call can be
+// traced to a reason in the decision, a dry run and the audit trail.
+func TestFloorNetwork(t *testing.T) {
+	res, err := floorRuntime(t).Floor(floorSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := res.Network
+	if n.Namespace != "private" || !strings.Contains(n.TCP, "no port rule") {
+		t.Errorf("network floor %+v", n)
+	}
+	var mptcp bool
+	for _, s := range n.RefusedSockets {
+		if s.Errno == "" || s.Reason == "" {
+			t.Errorf("refused socket without errno or reason: %+v", s)
+		}
+		mptcp = mptcp || strings.Contains(s.Reason, "MPTCP") && s.Errno == "EPERM"
+	}
+	if !mptcp || len(n.RefusedSockets) < 3 {
+		t.Errorf("refused sockets %+v: want MPTCP, raw and packet sockets named", n.RefusedSockets)
+	}
+}
+
+// TestFloorRefusesRetiredTCPAnnotations: the annotations that once opened Landlock TCP ports are
+// refused with the reason, never accepted and ignored.
+func TestFloorRefusesRetiredTCPAnnotations(t *testing.T) {
+	for _, a := range []string{"dev.bulwark.landlock.bind-tcp", "dev.bulwark.landlock.connect-tcp"} {
+		s := floorSpec()
+		s.Annotations = map[string]string{a: "8080", "other": "kept"}
+		res, err := floorRuntime(t).Floor(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = res.Err()
+		if !errors.Is(err, ErrFloor) || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), "network namespace") {
+			t.Errorf("%s: err = %v, want the floor's refusal naming it and why", a, err)
+		}
+		if _, ok := res.Spec.Annotations[a]; ok || res.Spec.Annotations["other"] != "kept" {
+			t.Errorf("%s: effective annotations %v", a, res.Spec.Annotations)
+		}
+		if len(res.Refusals) != 1 || res.Refusals[0].Field != RefusedAnnotation || res.Refusals[0].Value != "8080" {
+			t.Errorf("%s: refusals %+v", a, res.Refusals)
+		}
+	}
+}
