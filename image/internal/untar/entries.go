@@ -2,6 +2,7 @@ package untar
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +33,8 @@ func (x *extractor) mkdir(pfd int, name, base string, hdr *tar.Header) error {
 }
 
 func (x *extractor) file(pfd int, name, base string, hdr *tar.Header, r io.Reader) error {
-	if hdr.Size < 0 || x.rep.Bytes+hdr.Size > x.opts.MaxBytes {
-		return fmt.Errorf("%s: %w: more than %d bytes of content", name, ErrLimit, x.opts.MaxBytes)
+	if hdr.Size < 0 {
+		return fmt.Errorf("%s: %w: negative size", name, ErrUnsupported)
 	}
 	if err := x.clear(pfd, base, false); err != nil {
 		return fmt.Errorf("%s: replace: %w", name, err)
@@ -44,13 +45,23 @@ func (x *extractor) file(pfd int, name, base string, hdr *tar.Header, r io.Reade
 	}
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, hdr.Size), x.buf)
-	x.rep.Bytes += n
+	// A sparse entry's holes are read as zeros (archive/tar does not export its sparse map) and
+	// count against MaxBytes like any content; on disk they become holes again.
+	w := &holeWriter{f: f, budget: x.opts.MaxBytes - x.rep.Bytes}
+	n, err := io.CopyBuffer(w, r, x.buf)
+	x.rep.Bytes += w.data
+	if errors.Is(err, errBudget) {
+		return fmt.Errorf("%s: %w: more than %d bytes of content", name, ErrLimit, x.opts.MaxBytes)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: write: %w", name, err)
 	}
 	if n != hdr.Size {
 		return fmt.Errorf("%s: short content: %d of %d bytes", name, n, hdr.Size)
+	}
+	// A trailing hole (or trailing zeros) is never written: the size makes it.
+	if err := f.Truncate(hdr.Size); err != nil {
+		return fmt.Errorf("%s: set size: %w", name, err)
 	}
 	if err := x.meta(fd, name, hdr); err != nil {
 		return err
@@ -58,10 +69,66 @@ func (x *extractor) file(pfd int, name, base string, hdr *tar.Header, r io.Reade
 	return setTimes(pfd, base, hdr, name)
 }
 
-// onlyWriter hides ReadFrom so CopyBuffer uses our buffer and the reader's Read.
-type onlyWriter struct{ w io.Writer }
+// holeBlock is the granularity of hole detection: the usual filesystem block size.
+const holeBlock = 4096
 
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+var (
+	zeroBlock = make([]byte, holeBlock)
+	errBudget = errors.New("content budget exceeded")
+)
+
+// holeWriter writes a new regular file's content without allocating its all-zero blocks: Write
+// skips every block-aligned run of zeros, so a sparse entry or a run of zeros stays a hole on
+// disk (the archive bomb of a 1 GiB sparse file, or a gzip of 1 GiB of zeros, occupies no
+// blocks). Skipped ranges read back as zeros: the file was created empty, and the caller sets
+// its size. It has no ReadFrom, so io.CopyBuffer uses the extractor's buffer.
+type holeWriter struct {
+	f      *os.File
+	off    int64 // the offset of the next byte
+	data   int64 // bytes received through Write
+	budget int64 // how many bytes Write may receive in all
+}
+
+func (w *holeWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > w.budget-w.data {
+		return 0, errBudget
+	}
+	w.data += int64(len(p))
+	written := 0
+	for written < len(p) {
+		// Find the next run of blocks that are not all zero, in block-aligned file chunks.
+		start := written
+		for start < len(p) {
+			c := chunk(w.off+int64(start), len(p)-start)
+			if !bytes.Equal(p[start:start+c], zeroBlock[:c]) {
+				break
+			}
+			start += c
+		}
+		end := start
+		for end < len(p) {
+			c := chunk(w.off+int64(end), len(p)-end)
+			if bytes.Equal(p[end:end+c], zeroBlock[:c]) {
+				break
+			}
+			end += c
+		}
+		if end > start {
+			if _, err := w.f.WriteAt(p[start:end], w.off+int64(start)); err != nil {
+				return written, err
+			}
+		}
+		written = end
+	}
+	w.off += int64(len(p))
+	return len(p), nil
+}
+
+// chunk is the length of the piece of n bytes at file offset off that ends at the next block
+// boundary.
+func chunk(off int64, n int) int {
+	return min(n, holeBlock-int(off%holeBlock))
+}
 
 func (x *extractor) symlink(pfd int, name, base string, hdr *tar.Header) error {
 	if hdr.Linkname == "" || strings.IndexByte(hdr.Linkname, 0) >= 0 {

@@ -49,8 +49,10 @@ const (
 
 // Options controls extraction. The zero value is the safe default for a layer.
 type Options struct {
-	MaxBytes   int64 // total bytes of file content; 0 means DefaultMaxBytes
-	MaxEntries int   // number of tar entries; 0 means DefaultMaxEntries
+	// MaxBytes bounds the files' content (a sparse entry's holes included: they are read as
+	// zeros, though never written to disk); 0 means DefaultMaxBytes.
+	MaxBytes   int64
+	MaxEntries int // number of tar entries; 0 means DefaultMaxEntries
 	// Chown applies the archive's uid/gid (needs CAP_CHOWN). Off, files belong to the extractor.
 	Chown bool
 	// KeepSetuid keeps setuid/setgid bits; by default they are stripped and recorded.
@@ -62,7 +64,8 @@ type Options struct {
 
 // Report records what extraction changed relative to the archive.
 type Report struct {
-	Entries        int      `json:"entries"`
+	Entries int `json:"entries"`
+	// Bytes is the files' content (holes included); zero blocks of it are left unallocated.
 	Bytes          int64    `json:"bytes"`
 	StrippedSetuid []string `json:"strippedSetuid,omitempty"`
 	DroppedXattrs  []string `json:"droppedXattrs,omitempty"`
