@@ -37,8 +37,19 @@ func layerTar(t *testing.T, ents ...tarEnt) []byte {
 	return buf.Bytes()
 }
 
-// ociLayout writes an OCI layout directory holding one image made of the given layers.
+// ociLayout writes an OCI layout directory holding one image made of the given uncompressed
+// layers.
 func ociLayout(t *testing.T, layers ...[]byte) string {
+	var diffIDs []digest.Digest
+	for _, l := range layers {
+		diffIDs = append(diffIDs, digest.FromBytes(l))
+	}
+	return ociLayoutDiffIDs(t, layers, diffIDs)
+}
+
+// ociLayoutDiffIDs is ociLayout for layers that may be compressed: diffIDs are the digests of
+// their uncompressed streams.
+func ociLayoutDiffIDs(t *testing.T, layers [][]byte, diffIDs []digest.Digest) string {
 	dir := t.TempDir()
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	os.MkdirAll(blobs, 0o755)
@@ -47,13 +58,11 @@ func ociLayout(t *testing.T, layers ...[]byte) string {
 		os.WriteFile(filepath.Join(blobs, d.Encoded()), b, 0o644)
 		return ocispec.Descriptor{Digest: d, Size: int64(len(b))}
 	}
-	var diffIDs []digest.Digest
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest}
 	for _, l := range layers {
 		d := put(l)
 		d.MediaType = ocispec.MediaTypeImageLayer
 		m.Layers = append(m.Layers, d)
-		diffIDs = append(diffIDs, d.Digest)
 	}
 	cfg, _ := json.Marshal(newConfig(diffIDs, "amd64"))
 	m.Config = put(cfg)

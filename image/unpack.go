@@ -16,6 +16,21 @@ import (
 	"bulwark.dev/bulwark/internal/atomicfile"
 )
 
+// Defaults of the limits against image bombs (UnpackOptions).
+const (
+	// DefaultMaxImageBytes bounds the uncompressed layers of one image together.
+	DefaultMaxImageBytes = 32 << 30
+	// DefaultMaxRatio bounds a layer's uncompressed size as a multiple of its blob's size. Real
+	// layers compress 2-10×; a gzip of zeros compresses about 1000×, zstd far more.
+	DefaultMaxRatio = 100
+	// ratioFloor is the uncompressed size every layer may reach whatever its ratio: small
+	// layers (a tar of a few empty directories compresses hundreds of times) cost nothing.
+	ratioFloor = 64 << 20
+)
+
+// ErrLimit is wrapped by every refusal of an image for exceeding an unpack limit.
+var ErrLimit = untar.ErrLimit
+
 // UnpackOptions tunes layer unpacking; the zero value is the safe default.
 type UnpackOptions struct {
 	// NoChown leaves files owned by the unpacker. By default, when running as root, files keep the
@@ -24,6 +39,22 @@ type UnpackOptions struct {
 	KeepSetuid bool
 	MaxBytes   int64 // per layer, uncompressed file content; 0 means untar.DefaultMaxBytes
 	MaxEntries int
+	// MaxImageBytes bounds the uncompressed layer streams of the whole image (layers already
+	// unpacked for another image count too); 0 means DefaultMaxImageBytes.
+	MaxImageBytes int64
+	// MaxRatio bounds each layer's uncompressed stream as a multiple of its compressed blob
+	// (beyond the first 64 MiB); 0 means DefaultMaxRatio.
+	MaxRatio int64
+}
+
+func (o UnpackOptions) withDefaults() UnpackOptions {
+	if o.MaxImageBytes == 0 {
+		o.MaxImageBytes = DefaultMaxImageBytes
+	}
+	if o.MaxRatio == 0 {
+		o.MaxRatio = DefaultMaxRatio
+	}
+	return o
 }
 
 // Layer is one unpacked, verified layer.
@@ -31,7 +62,9 @@ type Layer struct {
 	DiffID digest.Digest `json:"diffID"`
 	Digest digest.Digest `json:"digest"`
 	// Dir is the layer's tree, an overlayfs lower directory.
-	Dir    string        `json:"dir"`
+	Dir string `json:"dir"`
+	// Size is the layer's uncompressed stream (the tar) in bytes.
+	Size   int64         `json:"size"`
 	Report *untar.Report `json:"report,omitempty"`
 }
 
@@ -55,11 +88,17 @@ func (s *Store) Unpack(desc ocispec.Descriptor, opts UnpackOptions) ([]Layer, er
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("image %s: %d layers but %d diff_ids", desc.Digest, len(m.Layers), len(cfg.RootFS.DiffIDs))
 	}
+	opts = opts.withDefaults()
 	out := make([]Layer, 0, len(m.Layers))
+	var total int64
 	for i, l := range m.Layers {
-		ul, err := s.unpackLayer(l, cfg.RootFS.DiffIDs[i], opts)
+		ul, err := s.unpackLayer(l, cfg.RootFS.DiffIDs[i], opts, opts.MaxImageBytes-total)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
+		}
+		if total += ul.Size; total > opts.MaxImageBytes {
+			// A layer unpacked earlier (for another image, or under other limits).
+			return nil, fmt.Errorf("layer %d (%s): %w: the image expands to more than %d bytes (image size limit)", i, l.Digest, ErrLimit, opts.MaxImageBytes)
 		}
 		out = append(out, ul)
 	}
@@ -73,7 +112,9 @@ func (s *Store) layerDir(diffID digest.Digest) string {
 // unpackLayer extracts one layer into a temporary directory, verifies the compressed digest and
 // the diff_id of exactly the bytes extracted, and only then renames it into place. A published
 // layer directory is therefore always the verified content of its diff_id.
-func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts UnpackOptions) (Layer, error) {
+//
+// budget is what the image's size limit leaves for this layer.
+func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts UnpackOptions, budget int64) (Layer, error) {
 	if err := checkDigest(diffID); err != nil {
 		return Layer{}, err
 	}
@@ -90,6 +131,10 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 		return Layer{}, fmt.Errorf("open layer blob: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Layer{}, fmt.Errorf("stat layer blob: %w", err)
+	}
 
 	tmp, err := os.MkdirTemp(filepath.Join(s.layers, "tmp"), diffID.Encoded()[:12]+"-")
 	if err != nil {
@@ -109,20 +154,30 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 	}
 	defer closeZ()
 	var uncompressed hash.Hash = compressed
-	stream := zr
+	var stream io.Reader = zr
 	if c != Uncompressed {
 		uncompressed = sha256.New()
 		stream = io.TeeReader(zr, uncompressed)
 	}
-	rep, err := untar.Extract(stream, tree, untar.Options{
+	// The limits are checked on the stream as it is decompressed, so a bomb is stopped before
+	// it has cost more than the limit (in time: holes and zeros take no disk).
+	bounded := &boundedReader{r: stream, max: budget, err: fmt.Errorf("%w: the image expands to more than %d bytes (image size limit)", ErrLimit, opts.MaxImageBytes)}
+	if byRatio := max(opts.MaxRatio*fi.Size(), ratioFloor); byRatio < bounded.max {
+		bounded.max = byRatio
+		bounded.err = fmt.Errorf("%w: layer expands to more than %d× its compressed size of %d bytes (compression ratio limit)", ErrLimit, opts.MaxRatio, fi.Size())
+	}
+	rep, err := untar.Extract(bounded, tree, untar.Options{
 		Chown: !opts.NoChown && os.Geteuid() == 0, KeepSetuid: opts.KeepSetuid,
 		MaxBytes: opts.MaxBytes, MaxEntries: opts.MaxEntries, Whiteouts: untar.WhiteoutOverlay,
 	})
+	if bounded.exceeded {
+		return Layer{}, bounded.err
+	}
 	if err != nil {
 		return Layer{}, fmt.Errorf("extract: %w", err)
 	}
 	// The digests cover the whole stream, including what follows the tar end marker.
-	if _, err := io.Copy(io.Discard, stream); err != nil {
+	if _, err := io.Copy(io.Discard, bounded); err != nil {
 		return Layer{}, fmt.Errorf("read layer: %w", err)
 	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
@@ -134,7 +189,7 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 	if got := digest.NewDigest(digest.SHA256, uncompressed); got != diffID {
 		return Layer{}, fmt.Errorf("%w: diff_id %s, uncompressed layer hashes to %s", ErrDigestMismatch, diffID, got)
 	}
-	rec := layerRecord{Layer: Layer{DiffID: diffID, Digest: l.Digest, Dir: filepath.Join(final, "rootfs"), Report: rep}, Compression: c}
+	rec := layerRecord{Layer: Layer{DiffID: diffID, Digest: l.Digest, Dir: filepath.Join(final, "rootfs"), Size: bounded.n, Report: rep}, Compression: c}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return Layer{}, err
@@ -168,5 +223,28 @@ func readLayerRecord(dir string) (*layerRecord, error) {
 		return nil, fmt.Errorf("layer record %s names diff_id %s", dir, rec.DiffID)
 	}
 	rec.Dir = filepath.Join(dir, "rootfs") // the state root may have moved since
+	if rec.Size == 0 && rec.Report != nil {
+		rec.Size = rec.Report.Bytes // recorded before sizes were: the content is close enough
+	}
 	return &rec, nil
+}
+
+// boundedReader fails once more than max bytes have been read from r.
+type boundedReader struct {
+	r        io.Reader
+	n, max   int64
+	err      error
+	exceeded bool
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.exceeded {
+		return 0, b.err
+	}
+	n, err := b.r.Read(p)
+	if b.n += int64(n); b.n > b.max {
+		b.exceeded = true
+		return n, b.err
+	}
+	return n, err
 }
