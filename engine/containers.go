@@ -329,10 +329,6 @@ func (e *Engine) Remove(id string, who Caller, force bool) error {
 		if err := os.RemoveAll(e.metaDir(id)); err != nil {
 			return nil, fmt.Errorf("remove %s state: %w", id, err)
 		}
-		// The image may have been removed while this container kept its tree alive.
-		if _, err := e.PruneRootfs(); err != nil {
-			return nil, err
-		}
 		return nil, nil
 	})
 }
@@ -387,7 +383,13 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 			p.Cwd = req.Workdir
 		}
 		if req.User != "" {
-			if p.User, err = resolveUser(spec.Root.Path, req.User); err != nil {
+			root, err := e.layersRoot(m.Image.Layers)
+			if err != nil {
+				return nil, err
+			}
+			p.User, err = resolveUser(root, req.User)
+			root.Close()
+			if err != nil {
 				return nil, err
 			}
 		}

@@ -35,6 +35,9 @@ type Config struct {
 	PolicyKey    []byte
 	// AllowNoMAC passes the operator's audited exception down to the sandbox.
 	AllowNoMAC bool
+	// Unpack sets the limits against image bombs (per-image expanded size, per-layer
+	// compression ratio, ...); the zero value is the store's defaults.
+	Unpack image.UnpackOptions
 	// Audit overrides the audit log (tests and benchmarks); nil opens <root>/audit.
 	Audit Auditor
 }

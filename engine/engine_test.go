@@ -151,7 +151,7 @@ func BenchmarkRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Warm: policy prepared, rootfs flattened, seccomp compiled.
+	// Warm: policy prepared, layers unpacked, seccomp compiled.
 	runOnce(b, audited, "warm-audit")
 	runOnce(b, plain, "warm-plain")
 	var withAudit, without, waited []time.Duration

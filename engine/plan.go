@@ -49,6 +49,8 @@ func (p *Plan) Close() error { return p.binds.Close() }
 type ImageRef struct {
 	Reference string `json:"reference"`
 	Digest    string `json:"digest"`
+	// Layers are the diff_ids of the image's layers, bottom first: the container's root.
+	Layers []string `json:"layers,omitempty"`
 }
 
 // PlanJSON renders a plan for --dry-run. The effective spec's seccomp profile (hundreds of

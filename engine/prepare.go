@@ -72,6 +72,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("rootfs", err)
 	}
+	defer rootfs.Close()
 	spec, profile, err := buildSpec(req, img.Config.Config, rootfs, id)
 	if err != nil {
 		return refuse("spec", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
@@ -124,7 +125,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if out == nil {
 		return nil, err
 	}
-	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String()},
+	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
 		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, trail: t, binds: binds}
 	if err != nil {

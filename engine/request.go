@@ -100,7 +100,7 @@ func NewID() string {
 
 // buildSpec turns the image configuration and the request into the requested spec (before the
 // floor). Names in User are resolved in the image's own /etc/passwd and /etc/group.
-func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs.Spec, string, error) {
+func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs *imageRoot, id string) (*specs.Spec, string, error) {
 	args := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
 	if len(req.Entrypoint) > 0 {
 		args = append([]string{}, req.Entrypoint...)
@@ -138,7 +138,7 @@ func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs, id string) (*specs
 	}
 	s := &specs.Spec{
 		Version: specs.Version,
-		Root:    &specs.Root{Path: rootfs, Readonly: true},
+		Root:    &specs.Root{Path: rootfsPath, Readonly: true},
 		Process: &specs.Process{
 			Args: args, Env: env, Cwd: path.Clean(cwd), User: user, NoNewPrivileges: true,
 		},
@@ -393,7 +393,7 @@ func rlimits(list []string) ([]specs.POSIXRlimit, error) {
 }
 
 // resolveUser turns "uid[:gid]" or "name[:group]" into ids, names looked up in the image.
-func resolveUser(rootfs, spec string) (specs.User, error) {
+func resolveUser(rootfs *imageRoot, spec string) (specs.User, error) {
 	if spec == "" {
 		return specs.User{}, nil
 	}
@@ -415,7 +415,7 @@ func resolveUser(rootfs, spec string) (specs.User, error) {
 }
 
 // lookupID returns a numeric id as is, or field `field` of the line naming it in the image file.
-func lookupID(rootfs, file, name string, field int) (uint32, error) {
+func lookupID(rootfs *imageRoot, file, name string, field int) (uint32, error) {
 	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
 		return uint32(n), nil
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
@@ -84,23 +83,11 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 		return nil, errors.Join(err, t.Flush())
 	}
 	spec := plan.Spec
-	if dests := mountDests(spec); len(dests) > 0 {
-		missing, err := missingMountpoints(spec.Root.Path, dests)
-		if err != nil {
-			return fail(err)
-		}
-		if len(missing) > 0 {
-			// This container needs directories the shared image tree lacks: its own tree of
-			// hard links, with them added.
-			clone := filepath.Join(dir, "rootfs")
-			if err := copyTree(spec.Root.Path, clone, true); err != nil {
-				return fail(fmt.Errorf("rootfs for extra mountpoints: %w", err))
-			}
-			if err := addMountpoints(clone, missing, nil); err != nil {
-				return fail(err)
-			}
-			spec.Root.Path = clone
-		}
+	// The image's layers as verified and unpacked: the sandbox stacks them; the mountpoints this
+	// container needs go to its private upper, so nothing of the image is copied.
+	root, err := e.layersRoot(plan.Image.Layers)
+	if err != nil {
+		return fail(err)
 	}
 	// Exec gives new processes this same confinement.
 	if err := writeJSON(filepath.Join(dir, "spec.json"), spec); err != nil {
@@ -109,7 +96,7 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 	// The decision's records are appended while the sandbox is being created (which takes far
 	// longer than an fsync); the workload is released only once they are durable.
 	t.FlushAsync()
-	c, err := rt.CreateContext(ctx, plan.ID, dir, spec, plan.binds, stdio)
+	c, err := rt.CreateFromLayers(ctx, plan.ID, dir, spec, root.rfs.Lower, plan.binds, stdio)
 	if err != nil {
 		return fail(err)
 	}
@@ -135,18 +122,6 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 	// failure to.
 	t.FlushAsync()
 	return &Running{e: e, plan: plan, c: c, meta: meta, Pid: st.Pid, trail: t}, nil
-}
-
-// mountDests are the paths the sandbox will mount on or chdir into.
-func mountDests(s *specs.Spec) []string {
-	var out []string
-	for _, m := range s.Mounts {
-		out = append(out, m.Destination)
-	}
-	if s.Process.Cwd != "/" {
-		out = append(out, s.Process.Cwd)
-	}
-	return out
 }
 
 // AuditWait is how long the request has been blocked on audit appends so far.

@@ -27,7 +27,7 @@ func TestBuildSpec(t *testing.T) {
 	req := &Request{Args: []string{"check"}, Env: []string{"A=2", "B=3", "FROM_CALLER", "UNSET_ONE"}, CapAdd: []string{"net_bind_service"}, CapDrop: []string{"ALL"},
 		Memory: 64 << 20, PidsLimit: 10, CPUs: 0.5, Volumes: []string{"/srv/data:/data:ro", "/x:/y:rw"}, Tmpfs: []string{"/cache:size=1m"},
 		Ulimits: []string{"nofile=100:200"}}
-	s, profile, err := buildSpec(req, cfg, root, "c1")
+	s, profile, err := buildSpec(req, cfg, dirRoot(t, root), "c1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,14 +62,25 @@ func TestBuildSpec(t *testing.T) {
 	}
 
 	// -u name:group and numeric ids; entrypoint override.
-	s, _, err = buildSpec(&Request{User: "app:staff", Entrypoint: []string{"/bin/sh"}, Args: []string{"-c", "x"}}, cfg, root, "c2")
+	s, _, err = buildSpec(&Request{User: "app:staff", Entrypoint: []string{"/bin/sh"}, Args: []string{"-c", "x"}}, cfg, dirRoot(t, root), "c2")
 	if err != nil || s.Process.User.UID != 1000 || s.Process.User.GID != 50 || strings.Join(s.Process.Args, " ") != "/bin/sh -c x" {
 		t.Errorf("user app:staff: %v %+v %v", err, s.Process.User, s.Process.Args)
 	}
-	s, profile, err = buildSpec(&Request{User: "5:6", Seccomp: "unconfined"}, cfg, root, "c3")
+	s, profile, err = buildSpec(&Request{User: "5:6", Seccomp: "unconfined"}, cfg, dirRoot(t, root), "c3")
 	if err != nil || s.Process.User.UID != 5 || s.Process.User.GID != 6 || profile != "unconfined" || s.Linux.Seccomp != nil {
 		t.Errorf("user 5:6 unconfined: %v %+v %q", err, s.Process.User, profile)
 	}
+}
+
+// dirRoot is an image root whose files are those of a plain directory.
+func dirRoot(t *testing.T, dir string) *imageRoot {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &imageRoot{view: f}
 }
 
 func TestBuildSpecRejects(t *testing.T) {
@@ -86,79 +97,12 @@ func TestBuildSpecRejects(t *testing.T) {
 		{User: "ghost"},
 		{Seccomp: filepath.Join(root, "missing.json")},
 	} {
-		if _, _, err := buildSpec(req, cfg, root, "c"); err == nil {
+		if _, _, err := buildSpec(req, cfg, dirRoot(t, root), "c"); err == nil {
 			t.Errorf("%+v: no error", req)
 		}
 	}
-	if _, _, err := buildSpec(&Request{}, ocispec.ImageConfig{}, root, "c"); err == nil {
+	if _, _, err := buildSpec(&Request{}, ocispec.ImageConfig{}, dirRoot(t, root), "c"); err == nil {
 		t.Error("an image without a command and no args: no error")
-	}
-}
-
-// TestAddMountpointsStaysInRoot: a symlinked directory in the image cannot make the engine create
-// mountpoints outside the tree.
-func TestAddMountpointsStaysInRoot(t *testing.T) {
-	dir := t.TempDir()
-	root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
-	for _, d := range []string{"var/tmp", "srv", "etc"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	os.MkdirAll(outside, 0o755)
-	// On the host these would lead to /var/tmp, out of the tree, and to the test's "outside".
-	os.Symlink("/var/tmp", filepath.Join(root, "tmp"))
-	os.Symlink("../../../../../../../../srv", filepath.Join(root, "run"))
-	os.Symlink(outside, filepath.Join(root, "data"))
-	os.Symlink("/bulwark-test-hosts", filepath.Join(root, "etc", "hosts"))
-	if err := addMountpoints(root, []string{"/tmp/bulwark-engine-test", "/run/y", "/proc"}, []string{"/etc/hosts"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := addMountpoints(root, []string{"/data/z"}, nil); err == nil {
-		t.Error("a mountpoint under a symlink dangling inside the root was created")
-	}
-	for _, p := range []string{"/var/tmp/bulwark-engine-test", "/bulwark-test-hosts", filepath.Join(outside, "z")} {
-		if _, err := os.Lstat(p); err == nil {
-			os.Remove(p)
-			t.Errorf("created on the host: %s", p)
-		}
-	}
-	for _, p := range []string{"var/tmp/bulwark-engine-test", "srv/y", "proc", "bulwark-test-hosts"} {
-		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
-			t.Errorf("%s not created inside the root: %v", p, err)
-		}
-	}
-	missing, err := missingMountpoints(root, []string{"/proc", "/tmp/bulwark-engine-test", "/nope"})
-	if err != nil || strings.Join(missing, ",") != "/nope" {
-		t.Errorf("missing %v, %v", missing, err)
-	}
-}
-
-func TestCopyTree(t *testing.T) {
-	dir := t.TempDir()
-	src, dst, linked := filepath.Join(dir, "src"), filepath.Join(dir, "dst"), filepath.Join(dir, "linked")
-	os.MkdirAll(filepath.Join(src, "a", "b"), 0o750)
-	os.WriteFile(filepath.Join(src, "a", "f"), []byte("data"), 0o640)
-	os.Link(filepath.Join(src, "a", "f"), filepath.Join(src, "hard"))
-	os.Symlink("a/f", filepath.Join(src, "sym"))
-	if err := copyTree(src, dst, false); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dst, "sym")); string(b) != "data" {
-		t.Errorf("symlink copy reads %q", b)
-	}
-	st1, _ := os.Stat(filepath.Join(dst, "a", "f"))
-	st2, _ := os.Stat(filepath.Join(dst, "hard"))
-	if !os.SameFile(st1, st2) || st1.Mode().Perm() != 0o640 {
-		t.Errorf("hard link not kept or mode %v", st1.Mode())
-	}
-	if st, _ := os.Stat(filepath.Join(dst, "a")); st.Mode().Perm() != 0o750 {
-		t.Errorf("dir mode %v", st.Mode())
-	}
-	if err := copyTree(dst, linked, true); err != nil {
-		t.Fatal(err)
-	}
-	st3, _ := os.Stat(filepath.Join(linked, "a", "f"))
-	if !os.SameFile(st1, st3) {
-		t.Error("link mode copied file data")
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Rootfs is the read-only root filesystem of an image: an overlay of its verified layers with no
@@ -21,6 +23,8 @@ import (
 type Rootfs struct {
 	// Lower lists the layer trees topmost first, the order overlayfs' lowerdir wants.
 	Lower []string
+	// DiffIDs names the image's layers, bottom first as in its configuration.
+	DiffIDs []digest.Digest
 }
 
 // Rootfs unpacks (if needed) the image desc and describes its overlay.
@@ -29,9 +33,29 @@ func (s *Store) Rootfs(desc ocispec.Descriptor, opts UnpackOptions) (*Rootfs, er
 	if err != nil {
 		return nil, err
 	}
-	r := &Rootfs{}
-	for i := len(layers) - 1; i >= 0; i-- {
-		r.Lower = append(r.Lower, layers[i].Dir)
+	diffIDs := make([]digest.Digest, len(layers))
+	for i, l := range layers {
+		diffIDs[i] = l.DiffID
+	}
+	return s.LayerRootfs(diffIDs)
+}
+
+// LayerRootfs describes the overlay of layers unpacked before (bottom first), for a container
+// whose image may have left the store since; a layer no longer unpacked is an error.
+func (s *Store) LayerRootfs(diffIDs []digest.Digest) (*Rootfs, error) {
+	if len(diffIDs) == 0 {
+		return nil, errors.New("rootfs of no layers")
+	}
+	r := &Rootfs{DiffIDs: diffIDs}
+	for i := len(diffIDs) - 1; i >= 0; i-- {
+		if err := checkDigest(diffIDs[i]); err != nil {
+			return nil, err
+		}
+		rec, err := readLayerRecord(s.layerDir(diffIDs[i]))
+		if err != nil {
+			return nil, fmt.Errorf("layer %s is not unpacked: %w", diffIDs[i], err)
+		}
+		r.Lower = append(r.Lower, rec.Dir)
 	}
 	// An overlay without an upper directory needs two lowers; an empty one changes nothing.
 	if len(r.Lower) < 2 {
@@ -42,6 +66,36 @@ func (s *Store) Rootfs(desc ocispec.Descriptor, opts UnpackOptions) (*Rootfs, er
 		r.Lower = append(r.Lower, empty)
 	}
 	return r, nil
+}
+
+// Mount returns a detached, read-only overlay mount of the layers, opened as a directory: a view
+// of the image's files for the host to read (user and group names) that is attached nowhere, so
+// no other process sees it, and vanishes when the file is closed. Layers are given one by one
+// (lowerdir+), so no option-size limit applies.
+func (r *Rootfs) Mount() (*os.File, error) {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fsopen overlay: %w", err)
+	}
+	defer unix.Close(fsfd)
+	for _, l := range r.Lower {
+		if err := unix.FsconfigSetString(fsfd, "lowerdir+", l); err != nil {
+			return nil, fmt.Errorf("overlay layer %s: %w", l, err)
+		}
+	}
+	for _, o := range [][2]string{{"redirect_dir", "nofollow"}, {"metacopy", "off"}, {"index", "off"}} {
+		if err := unix.FsconfigSetString(fsfd, o[0], o[1]); err != nil {
+			return nil, fmt.Errorf("overlay option %s=%s: %w", o[0], o[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return nil, fmt.Errorf("create overlay of %d layers: %w", len(r.Lower), err)
+	}
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fsmount overlay: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "image rootfs"), nil
 }
 
 // maxOptions is the page-sized limit on mount(2) option data.

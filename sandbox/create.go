@@ -52,7 +52,12 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 
 // CreateContext is CreateResolved (binds may be nil) that gives up when ctx is done: the setup
 // child is killed, everything made so far undone, and the error wraps ctx's.
-func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (c *Container, err error) {
+func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (*Container, error) {
+	return r.create(ctx, id, bundle, spec, nil, binds, stdio)
+}
+
+// create is CreateContext with the root made of layers (topmost first) when they are given.
+func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spec, rootLayers []string, binds *BindSources, stdio IO) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -88,16 +93,12 @@ func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *sp
 		eff.Hostname = id[:min(len(id), 63)]
 		raises = append(raises, Raise{Field: "hostname", From: "host's", To: eff.Hostname})
 	}
-	rootfs := eff.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(bundle, rootfs)
-	}
 	// Resolved once, like the bind sources: the directory checked is the directory mounted.
-	rootFD, rootReal, err := openRootfs(rootfs)
+	root, err := openRoot(eff, bundle, rootLayers)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(rootFD)
+	defer root.Close()
 
 	var undo cleanup
 	defer func() {
@@ -226,7 +227,7 @@ func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *sp
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname), Process: proc,
 	}
-	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, rootFD, rootReal, fifo, binds, eff.Mounts, macC)
+	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
@@ -351,7 +352,7 @@ const setupTimeout = 60 * time.Second
 // donate opens every descriptor the child needs and records their indices in cfg.
 //
 // owner holds the host uid and gid container root maps to.
-func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootFD int, rootfs, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container) ([]int, error) {
+func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfsSource, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container) ([]int, error) {
 	var fds []int
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -360,7 +361,7 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, rootFD int, 
 	defer unix.Close(userns)
 	// The rootfs is owned by host ids; an idmapped mount shifts it into the container's range
 	// without chowning the image (and without the child needing to reach the host path).
-	rfd, err := rootfsMount(rootFD, rootfs, userns, owner)
+	rfd, err := rootfsMount(root, userns, owner)
 	if err != nil {
 		return fds, err
 	}

@@ -151,6 +151,15 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 	if err := generatedMounts(root, cfg.Files); err != nil {
 		return stepError("mounts", "generated /etc files", "", err)
 	}
+	// A working directory the image lacks is created, as runc does (on a layered root it goes to
+	// the container's private upper): the root is read-only once pivoted.
+	if cwd := cfg.Process.Cwd; cwd != "" && cwd != "/" {
+		fd, err := mkdirInRoot(root, cwd)
+		if err != nil {
+			return stepError("mounts", "create working directory", cwd, err)
+		}
+		unix.Close(fd)
+	}
 	for k, v := range cfg.Sysctl {
 		if err := writeSysctl(root, k, v); err != nil {
 			return stepError("sysctl", "write "+k, "", err)

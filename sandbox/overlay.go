@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
@@ -28,33 +30,106 @@ import (
 // cannot read the trusted.overlay.* xattrs the snapshotter wrote (opaque directories), so
 // directories an image layer replaced would show the lower layers' files again.
 
-// rootfsMount returns the detached, idmapped mount of the rootfs to donate: an idmapped mount of
-// the directory, or of an overlay's layers rebuilt into an overlay. rootFD is the rootfs resolved
-// once (O_PATH) and rootfs its real path; owner is the host uid and gid container root maps to.
-func rootfsMount(rootFD int, rootfs string, userns int, owner [2]uint32) (int, error) {
-	layers, err := overlayLayers(rootFD, rootfs)
-	if err != nil {
-		return -1, err
+// The same overlay serves a caller that hands over an image's unpacked layers directly
+// (CreateFromLayers, as bulwark run does): an image exists once on disk, its layers are shared
+// read-only by every container, and per container there is only the small tmpfs upper holding
+// the mountpoints the runtime creates — no copy of the image, nothing that grows with its files.
+
+// CreateFromLayers is CreateContext with a root filesystem made of read-only layer directories
+// (topmost first, as overlayfs' lowerdir lists them; an unpacked image): each is resolved once,
+// idmapped into the container's range and stacked into an overlay as above. spec.Root.Path is
+// not read (it only names the root in the spec the caller records).
+func (r *Runtime) CreateFromLayers(ctx context.Context, id, bundle string, spec *specs.Spec, layers []string, binds *BindSources, stdio IO) (*Container, error) {
+	if len(layers) == 0 {
+		return nil, errors.New("rootfs of no layers")
 	}
+	return r.create(ctx, id, bundle, spec, layers, binds, stdio)
+}
+
+// rootfsSource is what a container's root is made from, each directory resolved once (O_PATH):
+// the rootfs directory (which may be an overlay mount a snapshotter made), or layers, topmost
+// first.
+type rootfsSource struct {
+	fds     []int
+	paths   []string // real paths, for errors and mountinfo
+	layered bool
+}
+
+// openRoot resolves the root the spec (or the layers) names.
+func openRoot(eff *specs.Spec, bundle string, layers []string) (*rootfsSource, error) {
+	src := &rootfsSource{layered: layers != nil}
+	dirs := layers
 	if layers == nil {
-		fd, err := idmap.IDMappedMountFD(rootFD, rootfs, userns)
-		if err != nil {
-			return -1, fmt.Errorf("idmapped mount of rootfs %s: %w", rootfs, err)
+		rootfs := eff.Root.Path
+		if !filepath.IsAbs(rootfs) {
+			rootfs = filepath.Join(bundle, rootfs)
 		}
-		return fd, nil
+		dirs = []string{rootfs}
 	}
+	for _, d := range dirs {
+		if !filepath.IsAbs(d) {
+			src.Close()
+			return nil, fmt.Errorf("rootfs layer %s is not an absolute path", d)
+		}
+		fd, real, err := openRootfs(d)
+		if err != nil {
+			src.Close()
+			return nil, err
+		}
+		src.fds = append(src.fds, fd)
+		src.paths = append(src.paths, real)
+	}
+	return src, nil
+}
+
+// Close closes the descriptors.
+func (s *rootfsSource) Close() { closeAll(s.fds) }
+
+func (s *rootfsSource) String() string {
+	if s.layered {
+		return fmt.Sprintf("overlay of %d layers (top %s)", len(s.paths), s.paths[0])
+	}
+	return s.paths[0]
+}
+
+// rootfsMount returns the detached, idmapped mount of the root to donate: an idmapped mount of
+// the directory, or of the layers (given, or an overlay's) rebuilt into an overlay. owner is the
+// host uid and gid container root maps to.
+func rootfsMount(root *rootfsSource, userns int, owner [2]uint32) (int, error) {
 	var fds []int
 	defer func() { closeAll(fds) }() // the overlay keeps its own references
-	for _, l := range layers {
-		fd, err := idmap.IDMappedMount(l, userns)
-		if err != nil {
-			return -1, fmt.Errorf("idmapped mount of overlay rootfs layer %s: %w", l, err)
+	if root.layered {
+		for i, fd := range root.fds {
+			m, err := idmap.IDMappedMountFD(fd, root.paths[i], userns)
+			if err != nil {
+				return -1, fmt.Errorf("idmapped mount of rootfs layer %s: %w", root.paths[i], err)
+			}
+			fds = append(fds, m)
 		}
-		fds = append(fds, fd)
+	} else {
+		rootFD, rootfs := root.fds[0], root.paths[0]
+		layers, err := overlayLayers(rootFD, rootfs)
+		if err != nil {
+			return -1, err
+		}
+		if layers == nil {
+			fd, err := idmap.IDMappedMountFD(rootFD, rootfs, userns)
+			if err != nil {
+				return -1, fmt.Errorf("idmapped mount of rootfs %s: %w", rootfs, err)
+			}
+			return fd, nil
+		}
+		for _, l := range layers {
+			fd, err := idmap.IDMappedMount(l, userns)
+			if err != nil {
+				return -1, fmt.Errorf("idmapped mount of overlay rootfs layer %s: %w", l, err)
+			}
+			fds = append(fds, fd)
+		}
 	}
 	fd, err := overlayOf(fds, owner)
 	if err != nil {
-		return -1, fmt.Errorf("overlay rootfs %s: %w", rootfs, err)
+		return -1, fmt.Errorf("overlay rootfs %s: %w", root, err)
 	}
 	return fd, nil
 }

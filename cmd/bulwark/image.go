@@ -154,14 +154,15 @@ func exportToFile(s *image.Store, ref, out string) error {
 func newImagePruneCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "prune",
-		Short: "Delete unpacked layers no tagged image uses (not while containers of untagged images run)",
+		Short: "Delete unpacked layers no tagged image and no container uses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openStore(cmd)
+			e, err := openEngine(cmd, nil)
 			if err != nil {
 				return err
 			}
-			removed, err := s.PruneLayers(nil)
+			defer e.Close()
+			removed, err := e.PruneLayers()
 			for _, d := range removed {
 				fmt.Fprintln(cmd.OutOrStdout(), "removed layer", d)
 			}

@@ -263,7 +263,7 @@ func TestRefused(t *testing.T) {
 	// Re-point repointed:1 at another image without signing.
 	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "evil"), "--tag", "repointed:1")
 	tamperLayer(t, f.root, "tampered:1")
-	// An image that ran once (layers unpacked, rootfs flattened) and was tampered with since.
+	// An image that ran once (layers unpacked) and was tampered with since.
 	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "used"), "--tag", "used:1")
 	must(t, f.root, "trust", "sign", "used:1")
 	must(t, f.root, "run", "--rm", "--name", f.name(t, "used"), "used:1", "true")

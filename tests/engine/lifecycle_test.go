@@ -194,9 +194,8 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // TestMountsAndWorkdir: -v of a directory the operator allowlisted (read-only whatever is
-// asked), --tmpfs (writable), -w into a directory the image lacks. The shared image tree is
-// never written: the container gets its own tree of hard links with the extra mountpoints,
-// removed with it.
+// asked), --tmpfs (writable), -w into a directory the image lacks. The image's shared layers are
+// never written: the mountpoints go to the container's private overlay upper, which goes with it.
 func TestMountsAndWorkdir(t *testing.T) {
 	f := newFixture(t)
 	host := filepath.Join(f.dir, "hostdata")
@@ -213,11 +212,14 @@ func TestMountsAndWorkdir(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(host, "new")); err == nil {
 		t.Error("the container wrote into a host bind")
 	}
-	trees, _ := filepath.Glob(filepath.Join(f.root, "rootfs", "sha256", "*"))
+	trees, _ := filepath.Glob(filepath.Join(f.root, "layers", "sha256", "*", "rootfs"))
+	if len(trees) == 0 {
+		t.Error("no unpacked layer found")
+	}
 	for _, tree := range trees {
-		for _, p := range []string{"in", "scratch", "work"} {
+		for _, p := range []string{"in", "scratch", "work", "proc", "dev"} {
 			if _, err := os.Stat(filepath.Join(tree, p)); err == nil {
-				t.Errorf("mountpoint /%s was created in the shared image tree %s", p, tree)
+				t.Errorf("mountpoint /%s was created in the shared image layer %s", p, tree)
 			}
 		}
 	}
