@@ -12,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Rootfs is the read-only root filesystem of an image: an overlay of its verified layers with no
-// upper directory, so nothing the container does can change a layer another container shares.
+// Rootfs is the read-only root filesystem of an image: an overlay of its verified layers as
+// read-only lowers (the sandbox adds only a private tmpfs upper for its mountpoints), so nothing
+// a container does can change a layer another container shares.
 //
 // Ownership: layer files keep the image's (container) ids. For a tenant's user namespace the
 // sandbox idmaps each lower directory (open_tree + mount_setattr(MOUNT_ATTR_IDMAP)) and stacks
