@@ -152,13 +152,12 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 		return stepError("mounts", "generated /etc files", "", err)
 	}
 	// A working directory the image lacks is created, as runc does (on a layered root it goes to
-	// the container's private upper): the root is read-only once pivoted.
+	// the container's private upper): the root is read-only once pivoted. Where it cannot be
+	// (under /proc, a read-only bind), the process step's cwd check refuses and says why.
 	if cwd := cfg.Process.Cwd; cwd != "" && cwd != "/" {
-		fd, err := mkdirInRoot(root, cwd)
-		if err != nil {
-			return stepError("mounts", "create working directory", cwd, err)
+		if fd, err := mkdirInRoot(root, cwd); err == nil {
+			unix.Close(fd)
 		}
-		unix.Close(fd)
 	}
 	for k, v := range cfg.Sysctl {
 		if err := writeSysctl(root, k, v); err != nil {
