@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
+)
+
+// TestKillDuringRun: `bulwark run` SIGKILLed at points spread over its run leaves a container
+// that ps -a lists with its real state, and rm tells the truth: a container whose init never ran
+// or is gone is stopped and removed by a plain rm (it used to be called "running"); one whose
+// workload really runs is refused without -f.
+func TestKillDuringRun(t *testing.T) {
+	f := newFixture(t)
+	for i := range 10 {
+		id := f.name(t, fmt.Sprintf("kill%d", i))
+		cmd := exec.Command(clitest.Bin, "--root", f.root, "run", "--name", id, "busybox:1", "sleep", "100")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i) * 15 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		r := clitest.Run(t, f.root, "inspect", id)
+		if r.Code != 0 {
+			continue // killed before the container had a record
+		}
+		st := inspect(t, f, id).Status
+		if !strings.Contains(must(t, f.root, "ps", "-a"), id) {
+			t.Errorf("kill after %d ms: %s (%s) not in ps -a", i*15, id, st)
+		}
+		r = clitest.Run(t, f.root, "rm", id)
+		switch {
+		case st == "running" || st == "created":
+			if r.Code == 0 || !strings.Contains(r.Stderr, "is "+st) {
+				t.Errorf("kill after %d ms: rm of a %s container: exit %d %s", i*15, st, r.Code, r.Stderr)
+			}
+			must(t, f.root, "rm", "-f", id)
+		case r.Code != 0:
+			t.Errorf("kill after %d ms: rm of a %s container: exit %d %s", i*15, st, r.Code, r.Stderr)
+		}
+	}
+	f.assertNothingLeft(t)
+}
