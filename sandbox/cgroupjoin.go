@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -24,12 +23,22 @@ import (
 //     which the kernel does without the global lock) and forks the child, which inherits the
 //     thread's cgroups. The thread is never unlocked, so it dies with its goroutine and nothing
 //     else ever runs in the container's cgroup.
+//   - hybrid (v1 plus a unified hierarchy): both; clone3 places the child in the unified leaf
+//     and keeps the forking thread's v1 cgroups.
 func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager) error {
-	paths := cg.Paths()
-	if dir, ok := paths[""]; ok && len(paths) == 1 {
-		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	var unified string
+	var v1 []string
+	for _, h := range cg.Hierarchies() {
+		if h.Unified {
+			unified = h.Dir
+		} else {
+			v1 = append(v1, h.Dir)
+		}
+	}
+	if unified != "" {
+		fd, err := unix.Open(unified, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return fmt.Errorf("open cgroup %s: %w", dir, err)
+			return fmt.Errorf("open cgroup %s: %w", unified, err)
 		}
 		defer unix.Close(fd)
 		if cmd.SysProcAttr == nil {
@@ -37,10 +46,12 @@ func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager) error {
 		}
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = fd
+	}
+	if len(v1) == 0 {
 		return cmd.Start()
 	}
 	return onDisposableThread(func() error {
-		for _, d := range uniqueDirs(paths) {
+		for _, d := range v1 {
 			if err := writeTasks(d); err != nil {
 				return err
 			}
@@ -67,19 +78,6 @@ func onDisposableThread(fn func() error) error {
 	return <-errc
 }
 
-func uniqueDirs(paths map[string]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, d := range paths {
-		if !seen[d] {
-			seen[d] = true
-			out = append(out, d)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // writeTasks moves the calling thread (tid 0 means "me") into the v1 cgroup dir.
 func writeTasks(dir string) error {
 	f, err := os.OpenFile(filepath.Join(dir, "tasks"), os.O_WRONLY, 0)
@@ -93,27 +91,32 @@ func writeTasks(dir string) error {
 	return nil
 }
 
-// v1TasksFiles returns the "tasks" file of each of cg's v1 hierarchies, or nil for cgroup v2 (or
-// a path that cannot travel in nsenter's colon-separated list).
-func v1TasksFiles(cg cgroups.Manager) []string {
-	paths := cg.Paths()
-	if _, ok := paths[""]; ok && len(paths) == 1 {
+// joinFiles returns the files an exec'd process writes "0" into to join cg in every hierarchy
+// ("tasks" on v1, "cgroup.procs" in a hybrid host's unified hierarchy), or nil for a pure cgroup v2
+// host (the runtime moves it) or a path that cannot travel in nsenter's colon-separated list.
+func joinFiles(cg cgroups.Manager) []string {
+	hs := cg.Hierarchies()
+	if len(hs) == 1 && hs[0].Unified {
 		return nil
 	}
 	var out []string
-	for _, d := range uniqueDirs(paths) {
-		if strings.Contains(d, ":") {
+	for _, h := range hs {
+		if strings.Contains(h.Dir, ":") {
 			return nil
 		}
-		out = append(out, filepath.Join(d, "tasks"))
+		if h.Unified {
+			out = append(out, filepath.Join(h.Dir, "cgroup.procs"))
+		} else {
+			out = append(out, filepath.Join(h.Dir, "tasks"))
+		}
 	}
 	return out
 }
 
 // cgroupExists reports whether any of cg's directories is already there.
 func cgroupExists(cg cgroups.Manager) bool {
-	for _, d := range cg.Paths() {
-		if _, err := os.Stat(d); err == nil {
+	for _, h := range cg.Hierarchies() {
+		if _, err := os.Stat(h.Dir); err == nil {
 			return true
 		}
 	}

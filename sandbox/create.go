@@ -226,6 +226,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname), Process: proc,
+		Cgroups: cgroupViews(cg),
 	}
 	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC)
 	defer closeAll(fds)

@@ -129,9 +129,9 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, fmt.Errorf("nsenter pipe: %w", err)
 	}
 	defer syncR.Close()
-	// On cgroup v1 the joined process moves itself into the cgroup (see nsenter.EnvCgroup);
-	// on v2 the runtime moves it below.
-	tasks := v1TasksFiles(cg)
+	// On cgroup v1 (and hybrid) the joined process moves itself into the cgroup (see
+	// nsenter.EnvCgroup); on v2 the runtime moves it below.
+	tasks := joinFiles(cg)
 	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, nil,
 		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid), nsenter.EnvCgroup + "=" + strings.Join(tasks, ":")}, syncW)
 	syncW.Close()

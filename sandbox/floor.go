@@ -58,6 +58,8 @@ var defaultMounts = []specs.Mount{
 	{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", tmpfsSize}},
 	{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 	{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	// The container's own cgroups, read-only (see mountCgroups): workloads read their limits.
+	{Destination: "/sys/fs/cgroup", Type: "cgroup2", Source: "cgroup2", Options: []string{"ro", "nosuid", "nodev", "noexec"}},
 	{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", tmpfsSize}},
 	{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=755", tmpfsSize}},
 	{Destination: "/var/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", tmpfsSize}},
@@ -299,7 +301,9 @@ func (f *floor) mounts() error {
 		}
 		if m.Type == "cgroup" || m.Type == "cgroup2" {
 			// CVE-2022-0492: a writable cgroup v1 hierarchy exposes release_agent. Only the
-			// container's own cgroup2 namespace view, read-only, is ever mounted.
+			// container's own cgroups, read-only through its cgroup namespace, are ever mounted:
+			// "cgroup2" here means that view (mountCgroups), which on a v1 or hybrid host is a
+			// read-only tmpfs holding each hierarchy the container is placed in.
 			if m.Type != "cgroup2" || !hasOpt(m.Options, "ro") {
 				f.raise("mounts["+d+"]", m.Type+" "+strings.Join(m.Options, ","), "cgroup2 ro (own cgroup namespace)")
 			}

@@ -303,7 +303,7 @@ func TestFloorKeepsSpecMountOrder(t *testing.T) {
 	for _, m := range eff.Mounts {
 		got = append(got, m.Destination)
 	}
-	want := []string{"/tmp", "/run", "/var/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/data/x"}
+	want := []string{"/tmp", "/run", "/var/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/data/x"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("order\n got %v\nwant %v", got, want)
 	}

@@ -144,6 +144,12 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 		return stepError("mounts", "make rootfs rprivate", "/", err)
 	}
 	for _, m := range cfg.Mounts {
+		if m.Type == "cgroup2" {
+			if err := mountCgroups(root, m.Dest, cfg.Cgroups); err != nil {
+				return stepError("mounts", "mount the container's cgroups", m.Dest, err)
+			}
+			continue
+		}
 		if err := mountOne(root, m, fds); err != nil {
 			return stepError("mounts", "mount "+m.Type, m.Dest, err)
 		}
@@ -214,15 +220,6 @@ func mountOne(root int, m mountPlan, fds []int) error {
 	}
 	defer unix.Close(target)
 	flags := m.Flags &^ (unix.MS_BIND | unix.MS_REC)
-	switch m.Type {
-	case "cgroup2":
-		// The container's own cgroup namespace view, read-only; if the kernel refuses (no
-		// controllers delegated), an empty read-only tmpfs keeps the path inert.
-		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", flags|unix.MS_RDONLY, ""); err != nil {
-			return unix.Mount("tmpfs", fdPath(target), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=555")
-		}
-		return nil
-	}
 	if err := unix.Mount(m.Source, fdPath(target), m.Type, flags, m.Data); err != nil {
 		return fmt.Errorf("mount(%s, %s): %w", m.Type, m.Data, err)
 	}

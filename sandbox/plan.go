@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/sandbox/internal/caps"
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
@@ -23,6 +24,7 @@ type initConfig struct {
 	ReadonlyPaths []string          `json:"readonlyPaths,omitempty"`
 	Sysctl        map[string]string `json:"sysctl,omitempty"`
 	Files         []filePlan        `json:"files,omitempty"`
+	Cgroups       []cgroupView      `json:"cgroups,omitempty"`
 	Process       processPlan       `json:"process"`
 	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
 	RootfsFD int `json:"rootfsFD"` // detached idmapped mount of the rootfs (Create only)
@@ -38,6 +40,26 @@ type mountPlan struct {
 	Flags  uintptr `json:"flags"`
 	Data   string  `json:"data,omitempty"`
 	SrcFD  int     `json:"srcFD"`
+}
+
+// cgroupView is one cgroup hierarchy the container is placed in, mounted read-only (its own
+// subtree, through its cgroup namespace) where a "cgroup2" mount asks for the container's cgroups.
+type cgroupView struct {
+	// Name is the directory under that mount ("memory", "systemd", "unified"); "" for a pure v2
+	// host, whose single hierarchy is mounted at the destination itself.
+	Name    string `json:"name,omitempty"`
+	Unified bool   `json:"unified,omitempty"`
+	// Options name a v1 hierarchy ("cpu,cpuacct", "name=systemd").
+	Options string `json:"options,omitempty"`
+}
+
+// cgroupViews lists the hierarchies cg places the container in, as the child mounts them.
+func cgroupViews(cg cgroups.Manager) []cgroupView {
+	var out []cgroupView
+	for _, h := range cg.Hierarchies() {
+		out = append(out, cgroupView{Name: h.Name, Unified: h.Unified, Options: h.Options})
+	}
+	return out
 }
 
 // filePlan is a generated file (/etc/hosts, /etc/hostname, /etc/resolv.conf) mounted read-only

@@ -163,6 +163,28 @@ func cgroup() (*report.Cgroup, error) {
 			c.Limits[p] = strings.TrimSpace(string(b))
 		}
 	}
+	// Every cgroupfs visible inside, and whom its root lists: a process outside this pid
+	// namespace shows as pid 0.
+	ms, err := mounts()
+	if err != nil {
+		return nil, err
+	}
+	c.Procs = map[string][]int{}
+	for _, m := range ms {
+		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(m.Mountpoint, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		pids := []int{}
+		for _, f := range strings.Fields(string(b)) {
+			n, _ := strconv.Atoi(f)
+			pids = append(pids, n)
+		}
+		c.Procs[m.Mountpoint] = pids
+	}
 	return c, nil
 }
 

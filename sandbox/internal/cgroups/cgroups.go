@@ -35,6 +35,24 @@ type Manager interface {
 	Destroy() error
 	// Paths maps controller name to directory (v1), or "" to the single directory (v2).
 	Paths() map[string]string
+	// Hierarchies lists every hierarchy the container's processes are placed in, with its
+	// leaf: on v1 also the named (name=systemd) and a hybrid host's unified hierarchy, which
+	// carry no limits but would otherwise leave the container in the host's root cgroup there.
+	Hierarchies() []Hierarchy
+}
+
+// Hierarchy is one cgroup hierarchy a container is placed in and may see (its own subtree,
+// through its cgroup namespace) at /sys/fs/cgroup/<Name>.
+type Hierarchy struct {
+	// Dir is the container's leaf directory on the host.
+	Dir string `json:"dir"`
+	// Unified marks a cgroup2 hierarchy: processes join through cgroup.procs, v1 through tasks.
+	Unified bool `json:"unified,omitempty"`
+	// Options name a v1 hierarchy when mounting it ("cpu", "cpu,cpuacct", "name=systemd").
+	Options string `json:"options,omitempty"`
+	// Name is the base name of the hierarchy's mount point ("memory", "systemd", "unified");
+	// "" for a pure v2 host, whose single hierarchy is /sys/fs/cgroup itself.
+	Name string `json:"name,omitempty"`
 }
 
 // Stats is a snapshot of a cgroup's counters.
@@ -77,7 +95,9 @@ func New(name string) (Manager, error) {
 	if h.v2 != "" {
 		return newV2(h.v2, name), nil
 	}
-	return newV1(h.v1, name), nil
+	m := newV1(h.v1, name)
+	m.placeIn(h.named, h.unified)
+	return m, nil
 }
 
 // validName refuses names that could leave the hierarchy (e.g. "../../x").

@@ -17,10 +17,14 @@ var v2Needed = []string{"memory", "pids", "cpu", "io", "cpuset"}
 // allowlist, pause); the rest carry the limits WithDefaults always sets or the spec may ask for.
 var v1Needed = []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer"}
 
-// hierarchies is what detect found: either v2 (the unified mount point) or v1 (controller -> mount point).
+// hierarchies is what detect found: either v2 (the unified mount point) or v1 (controller -> mount
+// point). With v1, named hierarchies ("name=systemd" -> mount point) and a hybrid host's unified
+// hierarchy carry no limits, but a container is placed in them too (see v1Manager).
 type hierarchies struct {
-	v2 string
-	v1 map[string]string
+	v2      string
+	v1      map[string]string
+	named   map[string]string
+	unified string
 }
 
 func detect() (hierarchies, error) {
@@ -43,7 +47,7 @@ func cgroupMounts() ([]*mountinfo.Info, error) {
 // readFile so the decision can be unit-tested on a made-up mount table.
 func choose(mounts []*mountinfo.Info, readFile func(string) ([]byte, error)) (hierarchies, error) {
 	var v2 string
-	v1 := map[string]string{}
+	v1, named := map[string]string{}, map[string]string{}
 	for _, m := range mounts {
 		switch m.FSType {
 		case "cgroup2":
@@ -53,6 +57,11 @@ func choose(mounts []*mountinfo.Info, readFile func(string) ([]byte, error)) (hi
 			}
 		case "cgroup":
 			for _, opt := range strings.Split(m.VFSOptions, ",") {
+				if strings.HasPrefix(opt, "name=") && !hasController(m.VFSOptions) {
+					if _, seen := named[opt]; !seen {
+						named[opt] = m.Mountpoint
+					}
+				}
 				if opt == "rw" || opt == "ro" || strings.Contains(opt, "=") {
 					continue // name=systemd and mount flags are not controllers
 				}
@@ -82,7 +91,7 @@ func choose(mounts []*mountinfo.Info, readFile func(string) ([]byte, error)) (hi
 	}
 	miss1 := missing(v1Have, v1Needed)
 	if miss1 == nil {
-		return hierarchies{v1: v1}, nil
+		return hierarchies{v1: v1, named: named, unified: v2}, nil
 	}
 	// A pure v2 host missing an optional controller (io, cpuset, cpu) still gets v2: limits that need
 	// the missing controller then fail when requested, while memory and pids (always set) must exist.
@@ -102,4 +111,15 @@ func missing(have map[string]bool, want []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// hasController reports whether a v1 mount's options name a controller (not only a name= and
+// mount flags).
+func hasController(opts string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o != "rw" && o != "ro" && !strings.Contains(o, "=") && o != "none" {
+			return true
+		}
+	}
+	return false
 }

@@ -54,6 +54,11 @@ func TestChoose(t *testing.T) {
 			if tc.wantV2 == "" && (h.v1["memory"] != "/sys/fs/cgroup/memory" || h.v1["name=systemd"] != "" || len(h.v1) != 8) {
 				t.Errorf("v1 = %v", h.v1)
 			}
+			// Issue 8 §6: on a hybrid host the container is also placed in the unified and
+			// name=systemd hierarchies, so detect must name them.
+			if tc.wantV2 == "" && (h.named["name=systemd"] != "/sys/fs/cgroup/systemd" || h.unified != "/sys/fs/cgroup/unified") {
+				t.Errorf("named = %v, unified = %q", h.named, h.unified)
+			}
 		})
 	}
 }

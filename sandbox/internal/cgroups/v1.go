@@ -14,15 +14,50 @@ import (
 )
 
 // v1Manager keeps one leaf directory per mounted v1 hierarchy. Named hierarchies (name=systemd)
-// are left alone: they carry no limits.
+// and a hybrid host's unified (v2) hierarchy carry no limits, but the container gets a leaf in
+// them too: left in their root, its processes would be listed in the host's root cgroup.procs and
+// a /sys/fs/cgroup mount inside would show host-wide counters (issue 8 §6).
 type v1Manager struct {
 	name   string
 	mounts map[string]string // controller -> hierarchy mount point
 	paths  map[string]string // controller -> leaf directory
+	// placed are the leaves in hierarchies without limits: named ("name=systemd") and
+	// "" for the unified hierarchy -> Hierarchy.
+	placed map[string]Hierarchy
+}
+
+// placeIn adds the named hierarchies (option -> mount point) and the unified mount point ("" if
+// none) the container is placed in without limits.
+func (m *v1Manager) placeIn(named map[string]string, unified string) {
+	for opt, mnt := range named {
+		m.placed[opt] = Hierarchy{Dir: filepath.Join(mnt, m.name), Options: opt, Name: filepath.Base(mnt)}
+	}
+	if unified != "" {
+		m.placed[""] = Hierarchy{Dir: filepath.Join(unified, m.name), Unified: true, Name: filepath.Base(unified)}
+	}
+}
+
+// Hierarchies lists the controller hierarchies (co-mounted controllers once, their options
+// joined) and then the placed ones, in a stable order.
+func (m *v1Manager) Hierarchies() []Hierarchy {
+	byMount := map[string][]string{}
+	for ctrl, mnt := range m.mounts {
+		byMount[mnt] = append(byMount[mnt], ctrl)
+	}
+	var out []Hierarchy
+	for mnt, ctrls := range byMount {
+		sort.Strings(ctrls)
+		out = append(out, Hierarchy{Dir: filepath.Join(mnt, m.name), Options: strings.Join(ctrls, ","), Name: filepath.Base(mnt)})
+	}
+	for _, h := range m.placed {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Dir < out[j].Dir })
+	return out
 }
 
 func newV1(mounts map[string]string, name string) *v1Manager {
-	m := &v1Manager{name: name, mounts: mounts, paths: map[string]string{}}
+	m := &v1Manager{name: name, mounts: mounts, paths: map[string]string{}, placed: map[string]Hierarchy{}}
 	for ctrl, mnt := range mounts {
 		m.paths[ctrl] = filepath.Join(mnt, name)
 	}
@@ -40,6 +75,26 @@ func (m *v1Manager) dirs() []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// v1Dirs are dirs plus the leaves in named v1 hierarchies.
+func (m *v1Manager) v1Dirs() []string {
+	out := m.dirs()
+	for _, h := range m.placed {
+		if !h.Unified {
+			out = append(out, h.Dir)
+		}
+	}
+	return out
+}
+
+// allDirs are every leaf the container has, in every hierarchy.
+func (m *v1Manager) allDirs() []string {
+	out := m.dirs()
+	for _, h := range m.placed {
+		out = append(out, h.Dir)
+	}
 	return out
 }
 
@@ -80,10 +135,15 @@ func (m *v1Manager) create(res *specs.LinuxResources) error {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
 	}
+	for _, h := range m.placed {
+		if err := os.MkdirAll(h.Dir, 0o755); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+	}
 	// CVE-2022-0492: the v1 release agent runs as host root when a cgroup with notify_on_release
 	// empties. The flag is inherited from the parent at mkdir, so clear it explicitly: a container
 	// can never be the trigger of a host-side release_agent.
-	for _, d := range m.dirs() {
+	for _, d := range m.v1Dirs() {
 		if err := writeFile(d, "notify_on_release", "0"); err != nil {
 			return err
 		}
@@ -419,7 +479,7 @@ func rdmaValue(dev string, r specs.LinuxRdma) string {
 }
 
 func (m *v1Manager) AddProc(pid int) error {
-	for _, d := range m.dirs() {
+	for _, d := range m.allDirs() {
 		if err := writeFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return fmt.Errorf("add pid %d: %w", pid, err)
 		}
@@ -548,7 +608,7 @@ func (m *v1Manager) Destroy() error {
 		}
 	}
 	var errs []error
-	for _, d := range m.dirs() {
+	for _, d := range m.allDirs() {
 		errs = append(errs, removeDir(d))
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -342,5 +343,54 @@ func TestV1SharesZeroIsUnset(t *testing.T) {
 	}
 	if got := readT(t, m.paths["cpu"], "cpu.shares"); got != "1024" {
 		t.Errorf("cpu.shares = %q after shares 0, want the default 1024", got)
+	}
+}
+
+// TestV1PlacesInEveryHierarchy (issue 8 §6): on a hybrid host the container gets a leaf in the
+// unified and name=systemd hierarchies too, which Destroy removes with the others.
+func TestV1PlacesInEveryHierarchy(t *testing.T) {
+	requireRoot(t)
+	h, err := detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.v1 == nil || (h.unified == "" && len(h.named) == 0) {
+		t.Skip("not a hybrid host")
+	}
+	parent := randomName(t)
+	m := newV1(h.v1, parent+"/c")
+	m.placeIn(h.named, h.unified)
+	t.Cleanup(func() {
+		for _, mnt := range append(append(slices.Collect(maps.Values(h.v1)), slices.Collect(maps.Values(h.named))...), h.unified) {
+			if mnt != "" {
+				removeDir(filepath.Join(mnt, parent))
+			}
+		}
+	})
+	if err := m.Create(nil); err != nil {
+		t.Fatal(err)
+	}
+	unified, named := 0, 0
+	for _, hr := range m.Hierarchies() {
+		if _, err := os.Stat(hr.Dir); err != nil {
+			t.Errorf("%+v: %v", hr, err)
+		}
+		switch {
+		case hr.Unified:
+			unified++
+		case strings.HasPrefix(hr.Options, "name="):
+			named++
+		}
+	}
+	if (h.unified != "") != (unified == 1) || named != len(h.named) {
+		t.Errorf("Hierarchies() = %+v; host has unified %q, named %v", m.Hierarchies(), h.unified, h.named)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, hr := range m.Hierarchies() {
+		if _, err := os.Stat(hr.Dir); err == nil {
+			t.Errorf("%s left behind", hr.Dir)
+		}
 	}
 }

@@ -24,6 +24,10 @@ type v2Manager struct {
 	rmdir         func(dir string) error
 }
 
+func (m *v2Manager) Hierarchies() []Hierarchy {
+	return []Hierarchy{{Dir: m.dir, Unified: true}}
+}
+
 func newV2(root, name string) *v2Manager {
 	return &v2Manager{
 		root: root, name: name, dir: filepath.Join(root, name),

@@ -60,10 +60,11 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 		{"pid", CLONE_NEWPID},   {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
 	};
 	enum { N = sizeof ns / sizeof ns[0] };
-	// cgroup v1 "tasks" files of the container's cgroup, opened now (in the host's mount namespace,
-	// with the runtime's credentials) and written by the child after the fork: moving only the
-	// calling thread ("0") of a single-threaded process skips the kernel's global
-	// cgroup_threadgroup_rwsem and its RCU grace period, which a later cgroup.procs write pays.
+	// cgroup v1 "tasks" files of the container's cgroup (and a hybrid host's unified
+	// cgroup.procs), opened now (in the host's mount namespace, with the runtime's credentials)
+	// and written by the child after the fork: moving only the calling thread ("0") of a
+	// single-threaded process skips the kernel's global cgroup_threadgroup_rwsem and its RCU
+	// grace period, which a later cgroup.procs write pays (the unified one still does).
 	int cgfds[MAX_CGROUPS];
 	int ncg = 0;
 	const char *cg = getenv("_BULWARK_NSENTER_CGROUP");

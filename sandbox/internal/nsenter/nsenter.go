@@ -15,8 +15,9 @@ import (
 // Env names the variable holding the pid whose namespaces the re-executed runtime joins.
 const Env = "_BULWARK_NSENTER"
 
-// EnvCgroup names the variable listing, colon-separated, the cgroup v1 "tasks" files the joined
-// process moves itself into right after the fork (empty: the caller moves it).
+// EnvCgroup names the variable listing, colon-separated, the cgroup files ("tasks" on v1,
+// cgroup.procs in a hybrid host's unified hierarchy) the joined process moves itself into right
+// after the fork (empty: the caller moves it).
 const EnvCgroup = "_BULWARK_NSENTER_CGROUP"
 
 // steps names the constructor's steps by the numbers it reports.

@@ -125,6 +125,9 @@ type Cwd struct {
 type Cgroup struct {
 	Lines  []string          `json:"lines"`
 	Limits map[string]string `json:"limits,omitempty"`
+	// Procs maps each cgroupfs mount point inside to the pids its root cgroup.procs lists (0: a
+	// process outside the container's pid namespace, i.e. the host's cgroup).
+	Procs map[string][]int `json:"procs,omitempty"`
 }
 
 // Iface is a network interface of the process's network namespace.

@@ -1,0 +1,78 @@
+package sandbox
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Child side: the container's own cgroups at /sys/fs/cgroup (or wherever the spec's cgroup mount
+// goes), read-only. The child unshared its cgroup namespace right after the runtime placed it, so
+// every hierarchy it mounts shows only its own subtree: its limits (memory.max, cpu.max,
+// memory.limit_in_bytes, ...) for JVMs, Go's GOMAXPROCS/GOMEMLIMIT tooling and nginx, and never
+// the host's counters or cgroup.procs. Only hierarchies the container is placed in are mounted
+// (issue 8 §6): the cgroup namespace root of any other would be the host's root cgroup.
+
+// roCgroupFlags are the flags of every cgroup mount and of the tmpfs that holds them.
+const roCgroupFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+
+// mountCgroups mounts views at dest inside root. A pure v2 host has one hierarchy, mounted at
+// dest itself; otherwise a tmpfs at dest holds one directory per hierarchy, named as on the host
+// (memory, cpu, systemd, unified), which is where cgroup-aware software looks (it finds them
+// through /proc/self/mountinfo). The tmpfs is made read-only once they are mounted.
+func mountCgroups(root int, dest string, views []cgroupView) error {
+	target, err := mkdirInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	if len(views) == 1 && views[0].Unified && views[0].Name == "" {
+		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", roCgroupFlags, ""); err != nil {
+			return fmt.Errorf("mount cgroup2: %w", err)
+		}
+		return nil
+	}
+	if err := unix.Mount("tmpfs", fdPath(target), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=16k,mode=755"); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", err)
+	}
+	// The descriptor above names the directory beneath the new tmpfs: resolve dest again.
+	dir, err := openInRoot(root, dest, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	for _, v := range views {
+		if err := mountCgroupView(dir, v); err != nil {
+			return err
+		}
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(dir, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return fmt.Errorf("make the cgroup tmpfs read-only: %w", err)
+	}
+	return nil
+}
+
+// mountCgroupView mounts one hierarchy on a new directory v.Name of dir.
+func mountCgroupView(dir int, v cgroupView) error {
+	if v.Name == "" || v.Name == "." || v.Name == ".." || strings.Contains(v.Name, "/") {
+		return fmt.Errorf("cgroup hierarchy name %q", v.Name)
+	}
+	if err := unix.Mkdirat(dir, v.Name, 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", v.Name, err)
+	}
+	sub, err := unix.Openat(dir, v.Name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", v.Name, err)
+	}
+	defer unix.Close(sub)
+	typ, data := "cgroup", v.Options
+	if v.Unified {
+		typ, data = "cgroup2", ""
+	}
+	if err := unix.Mount("cgroup", fdPath(sub), typ, roCgroupFlags, data); err != nil {
+		return fmt.Errorf("mount %s %s at %s: %w", typ, data, v.Name, err)
+	}
+	return nil
+}
