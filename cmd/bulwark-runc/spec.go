@@ -91,6 +91,7 @@ func defaultSpec(rootless bool) *specs.Spec {
 				Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup2", Source: "cgroup2", Options: []string{"ro", "nosuid", "nodev", "noexec"}},
 			tmpfs("/tmp", "1777"),
 			tmpfs("/run", "755"),
 			tmpfs("/var/tmp", "1777"),

@@ -90,9 +90,26 @@ func fds() (map[string]string, error) {
 		if err != nil {
 			l = "error: " + errName(err)
 		}
+		if goRuntimeCgroupFile(l) {
+			continue
+		}
 		m[n] = l
 	}
 	return m, nil
+}
+
+// goRuntimeCgroupFile reports whether p is a cgroup CPU limit file the probe's own Go runtime
+// keeps open (Go 1.25 and later adjust GOMAXPROCS to the container's CPU limit and re-read it),
+// not a descriptor the sandbox passed in.
+func goRuntimeCgroupFile(p string) bool {
+	if !strings.HasPrefix(p, "/sys/fs/cgroup/") {
+		return false
+	}
+	switch filepath.Base(p) {
+	case "cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us":
+		return true
+	}
+	return false
 }
 
 func cwd() *report.Cwd {
