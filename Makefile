@@ -15,8 +15,10 @@ DEPS_BUILD := gcc libc6-dev pkg-config libseccomp-dev
 # busybox-static makes the demo's and the tests' images; docker-registry, skopeo and umoci are
 # independent peers for the image store's interop tests; apparmor's apparmor_parser compiles the
 # shipped profile template in its unit test (the host need not run AppArmor).
-DEPS_DEMO  := busybox-static
-DEPS_TEST  := busybox-static docker-registry skopeo umoci apparmor
+# containernetworking-plugins are the CNI plugins (bridge, host-local, portmap) that
+# `bulwark run --network NAME` and `-p` drive; iproute2's ip removes a network's bridge.
+DEPS_DEMO  := busybox-static containernetworking-plugins iproute2
+DEPS_TEST  := busybox-static docker-registry skopeo umoci apparmor containernetworking-plugins iproute2
 
 .PHONY: all build deps-build deps-demo deps-test test test-unit test-integration lint bench demo demo-runc validation clean
 

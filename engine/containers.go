@@ -326,6 +326,9 @@ func (e *Engine) Remove(id string, who Caller, force bool) error {
 				return nil, fmt.Errorf("delete %s: %w", id, err)
 			}
 		}
+		if err := e.detachNetwork(m.Tenant, id); err != nil {
+			return nil, err
+		}
 		if err := os.RemoveAll(e.metaDir(id)); err != nil {
 			return nil, fmt.Errorf("remove %s state: %w", id, err)
 		}

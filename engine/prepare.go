@@ -61,8 +61,8 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	t.Add(audit.TypeEngine, "identity", map[string]string{
 		"uid": strconv.Itoa(req.Identity.UID), "gid": strconv.Itoa(req.Identity.GID), "tenant": req.Tenant,
 	})
-	if req.Network != "" && req.Network != "none" {
-		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "network mode %q is not available: every sandbox has a private network namespace with loopback only (--network none)", req.Network))
+	if err := e.checkNetwork(req); err != nil {
+		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "%v", err))
 	}
 	img, err := e.verifyImage(req.Image, t)
 	if err != nil {

@@ -56,7 +56,9 @@ type Request struct {
 	// "unconfined" (which the default policy denies); empty: the floor's allowlist alone.
 	Seccomp string   `json:"seccomp,omitempty"`
 	Ulimits []string `json:"ulimits,omitempty"` // NAME=SOFT[:HARD]
-	// Network is "none" (the default and the only mode: a private namespace with loopback).
+	// Network is "none" (the default: the private namespace keeps only loopback) or the name of
+	// one of the tenant's networks ("default": the tenant's default bridge network, created on
+	// first use); "host" is refused.
 	Network     string            `json:"network,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// TTY gives the workload a terminal (docker's -t): its stdio is the slave of a pty whose

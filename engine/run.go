@@ -78,6 +78,9 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 		if c, lerr := rt.Load(plan.ID); lerr == nil {
 			c.Delete(true)
 		}
+		if derr := e.detachNetwork(plan.Request.Tenant, plan.ID); derr != nil {
+			err = errors.Join(err, derr)
+		}
 		os.RemoveAll(dir)
 		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
 		return nil, errors.Join(err, t.Flush())
@@ -107,6 +110,9 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 	t.mu.Lock()
 	t.pid = st.Pid
 	t.mu.Unlock()
+	if err := e.attachNetwork(ctx, plan, st.Pid, t); err != nil {
+		return fail(err)
+	}
 	if err := t.WaitAsync(); err != nil {
 		return fail(err)
 	}
@@ -163,6 +169,9 @@ func (r *Running) Wait() (*ExitInfo, error) {
 func (e *Engine) remove(c *sandbox.Container, m *Meta) error {
 	if err := c.Delete(true); err != nil {
 		return fmt.Errorf("delete %s: %w", m.ID, err)
+	}
+	if err := e.detachNetwork(m.Tenant, m.ID); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(e.metaDir(m.ID)); err != nil {
 		return fmt.Errorf("remove %s state: %w", m.ID, err)

@@ -131,7 +131,7 @@ invoked; 127 when it is not found.`,
 	fl.StringArrayVar(&secOpts, "security-opt", nil, "seccomp=FILE (stacked on the floor's profile), seccomp=unconfined, no-new-privileges")
 	fl.BoolVar(&req.Privileged, "privileged", false, "accepted so that policy can say no: privileged sandboxes are never run")
 	fl.BoolVar(&readOnly, "read-only", true, "accepted for compatibility: the root filesystem is always read-only")
-	fl.StringVar(&req.Network, "network", "none", "network mode: none (private namespace, loopback only)")
+	fl.StringVar(&req.Network, "network", "none", "none (private namespace, loopback only), NAME (one of the tenant's networks: bulwark network create), or bridge (the tenant's default network); host is refused")
 	fl.StringVar(&req.Hostname, "hostname", "", "container hostname (default: the container id)")
 	fl.StringArrayVar(&req.Ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
 	fl.StringVar(&entrypoint, "entrypoint", "", "override the image's entrypoint")

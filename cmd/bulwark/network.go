@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"bulwark.dev/bulwark/engine"
+)
+
+func newNetworkCmd() *cobra.Command {
+	c := &cobra.Command{Use: "network", Short: "Manage the tenant's networks (bridges through CNI)"}
+	c.AddCommand(newNetworkCreateCmd(), newNetworkLsCmd(), newNetworkInspectCmd(), newNetworkRmCmd())
+	return c
+}
+
+func newNetworkCreateCmd() *cobra.Command {
+	var tenant string
+	c := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Define a network for the tenant (a bridge with its own /24; made on first attach)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				n, err := e.NetworkCreate(as(tenant), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), n.Name)
+				return nil
+			})
+		},
+	}
+	tenantFlag(c, &tenant)
+	return c
+}
+
+func newNetworkLsCmd() *cobra.Command {
+	var tenant string
+	c := &cobra.Command{
+		Use:   "ls",
+		Short: "List the tenant's networks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				list, err := e.NetworkList(as(tenant))
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSUBNET\tBRIDGE\tCONTAINERS")
+				for _, n := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", n.Name, n.Subnet, n.Bridge, len(n.Containers))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	tenantFlag(c, &tenant)
+	return c
+}
+
+func newNetworkInspectCmd() *cobra.Command {
+	var tenant string
+	c := &cobra.Command{
+		Use:   "inspect NAME...",
+		Short: "Show networks as JSON (subnet, gateway, bridge, attached containers)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				var out []any
+				for _, name := range args {
+					n, err := e.NetworkInspect(as(tenant), name)
+					if err != nil {
+						return err
+					}
+					out = append(out, n)
+				}
+				return printJSON(cmd.OutOrStdout(), out)
+			})
+		},
+	}
+	tenantFlag(c, &tenant)
+	return c
+}
+
+func newNetworkRmCmd() *cobra.Command {
+	var tenant string
+	c := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Remove networks (refused while containers are attached)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd, args, func(e *engine.Engine, name string) error {
+				return e.NetworkRemove(as(tenant), name)
+			})
+		},
+	}
+	tenantFlag(c, &tenant)
+	return c
+}

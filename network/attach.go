@@ -1,0 +1,256 @@
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// PortMapping publishes a container port on the host, in CNI's portMappings form.
+type PortMapping struct {
+	HostIP        string `json:"hostIP,omitempty"`
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+}
+
+func (p PortMapping) String() string {
+	host := p.HostIP
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.ContainerPort, p.Protocol)
+}
+
+// Attachment is one container's membership of a network, kept until Detach.
+type Attachment struct {
+	Container string        `json:"container"`
+	Network   string        `json:"network"`
+	IP        netip.Addr    `json:"ip"`
+	Ports     []PortMapping `json:"ports,omitempty"`
+	// ConfList is the CNI configuration the container was attached with (detach uses it even if
+	// the definition changed since).
+	ConfList json.RawMessage `json:"confList"`
+}
+
+// ifName is the container's interface.
+const ifName = "eth0"
+
+func (m *Manager) ipamDir(tenant, name string) string {
+	return filepath.Join(m.tenantDir(tenant), "ipam", name)
+}
+
+func (m *Manager) attachPath(tenant, container string) string {
+	return filepath.Join(m.tenantDir(tenant), "attachments", container+".json")
+}
+
+// confList is the CNI configuration of n: a bridge (the gateway, masquerading the network's
+// egress) with host-local addresses leased under the tenant's directory, and portmap.
+func (m *Manager) confList(n *Network) ([]byte, error) {
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "bulwark-" + n.Tenant + "-" + n.Name,
+		"plugins": []any{
+			map[string]any{
+				"type": "bridge", "bridge": n.Bridge, "isGateway": true, "ipMasq": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": n.Subnet.String(), "gateway": n.Gateway.String()}}},
+					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+					"dataDir": m.ipamDir(n.Tenant, n.Name),
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}
+	return json.Marshal(conf)
+}
+
+func (m *Manager) cni(tenant string) *libcni.CNIConfig {
+	return libcni.NewCNIConfigWithCacheDir(m.PluginDirs, filepath.Join(m.tenantDir(tenant), "cache"), nil)
+}
+
+// Attach connects the network namespace at netns (the container's, e.g. /proc/PID/ns/net of its
+// init, held by the caller) to tenant's network, publishing ports. The default network is
+// created on first use. On failure nothing is left attached.
+func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns string, ports []PortMapping) (*Attachment, error) {
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := os.Stat(m.attachPath(tenant, container)); err == nil {
+		return nil, fmt.Errorf("container %s is already attached to a network", container)
+	}
+	n, err := m.Inspect(tenant, network)
+	if errors.Is(err, ErrNotFound) && network == DefaultName {
+		n, err = m.create(tenant, network)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := m.checkPorts(ports); err != nil {
+		return nil, err
+	}
+	raw, err := m.confList(n)
+	if err != nil {
+		return nil, err
+	}
+	list, err := libcni.ConfListFromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: cni config: %w", network, err)
+	}
+	rt := runtimeConf(container, netns, ports)
+	a := &Attachment{Container: container, Network: network, Ports: ports, ConfList: raw}
+	// The record goes first: a runtime killed during ADD leaves something Detach can undo.
+	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
+		return nil, err
+	}
+	res, err := m.cni(tenant).AddNetworkList(ctx, list, rt)
+	if err != nil {
+		derr := m.del(context.WithoutCancel(ctx), tenant, a)
+		return nil, errors.Join(fmt.Errorf("attach %s to network %s: %w", container, network, err), derr)
+	}
+	if r, cerr := types100.NewResultFromResult(res); cerr == nil && len(r.IPs) > 0 {
+		if ip, ok := netip.AddrFromSlice(r.IPs[0].Address.IP.To4()); ok {
+			a.IP = ip
+		}
+	}
+	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
+		return nil, errors.Join(err, m.del(context.WithoutCancel(ctx), tenant, a))
+	}
+	return a, nil
+}
+
+func runtimeConf(container, netns string, ports []PortMapping) *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{ContainerID: container, NetNS: netns, IfName: ifName}
+	if len(ports) > 0 {
+		rt.CapabilityArgs = map[string]any{"portMappings": ports}
+	}
+	return rt
+}
+
+// checkPorts refuses a host port another attachment (of any tenant) publishes, naming it.
+func (m *Manager) checkPorts(ports []PortMapping) error {
+	tenants, err := os.ReadDir(m.Dir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for _, t := range tenants {
+		if !t.IsDir() {
+			continue
+		}
+		atts, err := m.attachments(t.Name())
+		if err != nil {
+			return err
+		}
+		for _, a := range atts {
+			for _, held := range a.Ports {
+				for _, p := range ports {
+					if p.HostPort == held.HostPort && p.Protocol == held.Protocol &&
+						(p.HostIP == held.HostIP || p.HostIP == "" || held.HostIP == "" || p.HostIP == "0.0.0.0" || held.HostIP == "0.0.0.0") {
+						return fmt.Errorf("host port %d/%s is already published by container %s (%s)", p.HostPort, p.Protocol, a.Container, held)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Detach disconnects container from its network (nothing if it has none): CNI DEL releases its
+// address lease and port mappings; its interface goes with its namespace.
+func (m *Manager) Detach(ctx context.Context, tenant, container string) error {
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	a, err := m.attachment(tenant, container)
+	if err != nil || a == nil {
+		return err
+	}
+	return m.del(ctx, tenant, a)
+}
+
+// Attached returns container's attachment, nil if it has none.
+func (m *Manager) Attached(tenant, container string) (*Attachment, error) {
+	return m.attachment(tenant, container)
+}
+
+func (m *Manager) attachment(tenant, container string) (*Attachment, error) {
+	b, err := os.ReadFile(m.attachPath(tenant, container))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read attachment of %s: %w", container, err)
+	}
+	a := &Attachment{}
+	if err := json.Unmarshal(b, a); err != nil {
+		return nil, fmt.Errorf("attachment of %s: %w", container, err)
+	}
+	return a, nil
+}
+
+func (m *Manager) attachments(tenant string) ([]*Attachment, error) {
+	ents, err := os.ReadDir(filepath.Join(m.tenantDir(tenant), "attachments"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list attachments: %w", err)
+	}
+	var out []*Attachment
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		a, err := m.attachment(tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		if a != nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// del runs CNI DEL for a (the namespace may be gone: the plugins release what they hold on the
+// host without it) and forgets the attachment.
+func (m *Manager) del(ctx context.Context, tenant string, a *Attachment) error {
+	list, err := libcni.ConfListFromBytes(a.ConfList)
+	if err != nil {
+		return fmt.Errorf("detach %s: cni config: %w", a.Container, err)
+	}
+	if err := m.cni(tenant).DelNetworkList(ctx, list, runtimeConf(a.Container, "", a.Ports)); err != nil {
+		return fmt.Errorf("detach %s from network %s: %w", a.Container, a.Network, err)
+	}
+	if err := os.Remove(m.attachPath(tenant, a.Container)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("detach %s: %w", a.Container, err)
+	}
+	return nil
+}
+
+// removeBridge deletes a network's bridge from the host, if the bridge plugin made it.
+func removeBridge(name string) error {
+	// ip (netlink) sees the caller's network namespace; /sys/class/net shows sysfs's.
+	if exec.Command("ip", "link", "show", "dev", name).Run() != nil {
+		return nil
+	}
+	if out, err := exec.Command("ip", "link", "delete", name, "type", "bridge").CombinedOutput(); err != nil {
+		return fmt.Errorf("delete bridge %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package network
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
+)
+
+// testHost is a network namespace the test creates (`ip netns add`) and deletes: the "host" the
+// runtime's bridges, veths and NAT rules go into. Nothing touches the machine's own network.
+type testHost struct {
+	name string
+}
+
+func newTestHost(t *testing.T) *testHost {
+	t.Helper()
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		t.Skip("CNI plugins missing (apt-get install containernetworking-plugins)")
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	h := &testHost{name: "bwtest-" + hex.EncodeToString(b[:])}
+	if out, err := exec.Command("ip", "netns", "add", h.name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "delete", h.name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete %s: %v: %s", h.name, err, out)
+		}
+		if _, err := os.Stat(filepath.Join("/run/netns", h.name)); err == nil {
+			t.Errorf("namespace %s left behind", h.name)
+		}
+	})
+	h.sh(t, "ip link set lo up")
+	return h
+}
+
+// sh runs a shell command in the test host's namespace and returns its output.
+func (h *testHost) sh(t *testing.T, cmd string) string {
+	t.Helper()
+	out, err := exec.Command("nsenter", "--net=/run/netns/"+h.name, "sh", "-c", cmd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", cmd, err, out)
+	}
+	return string(out)
+}
+
+// bulwark runs the bulwark binary in the test host's namespace (nsenter: `ip netns exec` would
+// also remount /sys, hiding the cgroup hierarchies).
+func (h *testHost) bulwark(t *testing.T, root string, args ...string) clitest.Result {
+	t.Helper()
+	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + h.name, clitest.Bin, "--root", root}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := clitest.Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (h *testHost) must(t *testing.T, root string, args ...string) string {
+	t.Helper()
+	r := h.bulwark(t, root, args...)
+	if r.Code != 0 {
+		t.Fatalf("bulwark %v: exit %d\nstdout: %s\nstderr: %s", args, r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+type endpoint struct {
+	Container string
+	IP        string
+}
+
+type networkDef struct {
+	Name, Subnet, Gateway, Bridge string
+	Containers                    []endpoint
+}
+
+func (h *testHost) inspect(t *testing.T, root, name string, extra ...string) networkDef {
+	t.Helper()
+	var ns []networkDef
+	if err := json.Unmarshal([]byte(h.must(t, root, append([]string{"network", "inspect", name}, extra...)...)), &ns); err != nil || len(ns) != 1 {
+		t.Fatalf("network inspect %s: %v %v", name, ns, err)
+	}
+	return ns[0]
+}
+
+// TestNetworkServeByAddress: a user-defined network of the tenant; a server on it answers the
+// (test) host and another container on the same network; another tenant does not see the
+// network; after rm and network rm nothing is left (veth, lease, attachment, bridge).
+func TestNetworkServeByAddress(t *testing.T) {
+	f := newFixture(t)
+	h := newTestHost(t)
+	h.must(t, f.root, "network", "create", "web")
+	if ls := h.must(t, f.root, "network", "ls"); !strings.Contains(ls, "web") || !strings.Contains(ls, "10.209.0.0/24") {
+		t.Errorf("network ls:\n%s", ls)
+	}
+	if r := h.bulwark(t, f.root, "network", "inspect", "web", "--tenant", "other"); r.Code == 0 {
+		t.Errorf("another tenant inspects the network: %s", r.Stdout)
+	}
+	srv := f.leaks.Track("srv")
+	h.must(t, f.root, "run", "-d", "--name", srv, "--network", "web", "busybox:1", "sh", "-c",
+		`mkdir -p /tmp/www && echo on-the-network > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www`)
+	n := h.inspect(t, f.root, "web")
+	if len(n.Containers) != 1 || n.Containers[0].Container != srv || !strings.HasPrefix(n.Containers[0].IP, "10.209.0.") {
+		t.Fatalf("network web: %+v", n)
+	}
+	url := "http://" + n.Containers[0].IP + ":8080/"
+	fetch := "for i in $(seq 50); do busybox wget -qO- " + url + " && exit; sleep 0.1; done; exit 1"
+	if out := h.sh(t, fetch); out != "on-the-network\n" {
+		t.Errorf("from the test host: %q", out)
+	}
+	if out := h.must(t, f.root, "run", "--rm", "--network", "web", "busybox:1", "wget", "-qO-", url); out != "on-the-network\n" {
+		t.Errorf("from a container on the same network: %q", out)
+	}
+	if r := h.bulwark(t, f.root, "network", "rm", "web"); r.Code == 0 || !strings.Contains(r.Stderr, srv) {
+		t.Errorf("network rm with an attached container: exit %d, %s", r.Code, r.Stderr)
+	}
+	h.must(t, f.root, "rm", "-f", srv)
+	if veths := h.sh(t, "ip -o link show type veth"); veths != "" {
+		t.Errorf("veths left after rm: %s", veths)
+	}
+	leases, _ := filepath.Glob(filepath.Join(f.root, "networks", "default", "ipam", "web", "*", "10.*"))
+	atts, _ := os.ReadDir(filepath.Join(f.root, "networks", "default", "attachments"))
+	if len(leases) != 0 || len(atts) != 0 {
+		t.Errorf("after rm: leases %v, attachments %v", leases, atts)
+	}
+	h.must(t, f.root, "network", "rm", "web")
+	if links := h.sh(t, "ip -o link show type bridge"); links != "" {
+		t.Errorf("bridge left after network rm: %s", links)
+	}
+	if ls := h.must(t, f.root, "network", "ls"); strings.Contains(ls, "web") {
+		t.Errorf("network ls after rm:\n%s", ls)
+	}
+}
+
+// TestNetworkHostRefused: --network host is refused with the reason; an unknown network is
+// refused before anything is created.
+func TestNetworkHostRefused(t *testing.T) {
+	f := newFixture(t)
+	r := clitest.Run(t, f.root, "run", "--rm", "--network", "host", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "never shares the host's network namespace") {
+		t.Errorf("--network host: exit %d: %s", r.Code, r.Stderr)
+	}
+	r = clitest.Run(t, f.root, "run", "--rm", "--network", "nosuch", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "no such network") {
+		t.Errorf("--network nosuch: exit %d: %s", r.Code, r.Stderr)
+	}
+}
