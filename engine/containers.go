@@ -13,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
@@ -85,6 +86,13 @@ func (e *Engine) ReadLogs(id string, who Caller, fn func(LogEntry) error) error 
 // createMeta claims the id: the directory is created exclusively, so two runs with one --name
 // cannot both proceed.
 func (e *Engine) createMeta(m *Meta) (string, error) {
+	// Shared while the name is claimed (directory made, record written): a run killed in
+	// between leaves a directory without a record, which List removes once no claim is on.
+	unlock, _, err := lockFile(e.claimLockPath(), unix.LOCK_SH)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	dir := e.metaDir(m.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -194,6 +202,7 @@ func (e *Engine) inspect(m *Meta) (*Container, error) {
 // List returns every container of who's tenant the engine has a record of, newest first.
 // Another tenant's containers are left out (not audited: listing accesses none of them).
 func (e *Engine) List(who Caller) ([]*Container, error) {
+	e.removeDeadClaims()
 	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -215,6 +224,30 @@ func (e *Engine) List(who Caller) ([]*Container, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
+}
+
+// claimLockPath is beside engine/, whose entries are all containers.
+func (e *Engine) claimLockPath() string { return filepath.Join(e.cfg.Root, "engine.claims.lock") }
+
+// removeDeadClaims removes the empty directories of names whose run was killed between claiming
+// the name and writing its record (nothing else was made yet: the record comes first). It runs
+// only when no claim is in progress; a busy lock leaves them for the next List.
+func (e *Engine) removeDeadClaims() {
+	unlock, ok, err := lockFile(e.claimLockPath(), unix.LOCK_EX|unix.LOCK_NB)
+	if err != nil || !ok {
+		return
+	}
+	defer unlock()
+	ents, _ := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+	for _, ent := range ents {
+		if !ent.IsDir() || !validName(ent.Name()) {
+			continue
+		}
+		dir := e.metaDir(ent.Name())
+		if _, err := os.Lstat(filepath.Join(dir, "meta.json")); errors.Is(err, os.ErrNotExist) {
+			os.Remove(dir) // only ever an empty directory
+		}
+	}
 }
 
 // op runs one lifecycle operation on a container of who's tenant with its audit trail.

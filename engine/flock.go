@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -18,4 +19,21 @@ func flockFile(p string) (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// lockFile is flockFile with the lock's kind (unix.LOCK_SH or LOCK_EX, optionally |LOCK_NB); ok
+// is false when LOCK_NB found it held.
+func lockFile(p string, how int) (unlock func(), ok bool, err error) {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("open lock %s: %w", p, err)
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return func() { f.Close() }, true, nil
 }
