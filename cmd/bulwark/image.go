@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -171,8 +172,37 @@ func newImagePruneCmd() *cobra.Command {
 	}
 }
 
+// unpackLimits are the flags that set the limits against image bombs for the layers a command
+// unpacks (zero: the store's defaults).
+type unpackLimits struct {
+	maxImageSize string
+	maxRatio     int64
+}
+
+func (u *unpackLimits) add(c *cobra.Command) {
+	c.Flags().StringVar(&u.maxImageSize, "max-image-size", "", fmt.Sprintf("limit on an image's unpacked layers together (e.g. 64g; default %dg)", image.DefaultMaxImageBytes>>30))
+	c.Flags().Int64Var(&u.maxRatio, "max-layer-ratio", 0, fmt.Sprintf("limit on a layer's uncompressed size as a multiple of its blob's (default %d)", image.DefaultMaxRatio))
+}
+
+func (u *unpackLimits) options() (image.UnpackOptions, error) {
+	var o image.UnpackOptions
+	if u.maxImageSize != "" {
+		n, err := parseBytes(u.maxImageSize)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("--max-image-size %q: want a positive size", u.maxImageSize)
+		}
+		o.MaxImageBytes = n
+	}
+	if u.maxRatio < 0 {
+		return o, fmt.Errorf("--max-layer-ratio %d: want a positive ratio", u.maxRatio)
+	}
+	o.MaxRatio = u.maxRatio
+	return o, nil
+}
+
 func newImageUnpackCmd() *cobra.Command {
-	return &cobra.Command{
+	var limits unpackLimits
+	c := &cobra.Command{
 		Use:   "unpack REF",
 		Short: "Verify and unpack an image's layers; print the overlay mount options",
 		Args:  cobra.ExactArgs(1),
@@ -185,7 +215,11 @@ func newImageUnpackCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			layers, err := s.Unpack(desc, image.UnpackOptions{})
+			lim, err := limits.options()
+			if err != nil {
+				return err
+			}
+			layers, err := s.Unpack(desc, lim)
 			if err != nil {
 				return err
 			}
@@ -195,7 +229,11 @@ func newImageUnpackCmd() *cobra.Command {
 						l.DiffID, rep.StrippedSetuid, rep.DroppedXattrs)
 				}
 			}
-			r, err := s.Rootfs(desc, image.UnpackOptions{})
+			diffIDs := make([]digest.Digest, len(layers))
+			for i, l := range layers {
+				diffIDs[i] = l.DiffID
+			}
+			r, err := s.LayerRootfs(diffIDs)
 			if err != nil {
 				return err
 			}
@@ -207,6 +245,8 @@ func newImageUnpackCmd() *cobra.Command {
 			return err
 		},
 	}
+	limits.add(c)
+	return c
 }
 
 func registryFlags(c *cobra.Command, o *image.RegistryOptions, passStdin *bool) {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/internal/console"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -23,6 +24,7 @@ import (
 type engineFlags struct {
 	policyDir, policyBundle, policyKey string
 	allowNoMAC                         bool
+	unpack                             image.UnpackOptions // run only: unpackLimits
 }
 
 func (f *engineFlags) add(c *cobra.Command) {
@@ -39,7 +41,7 @@ func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
 	}
 	cfg := engine.Config{Root: root}
 	if f != nil {
-		cfg.PolicyDir, cfg.PolicyBundle, cfg.AllowNoMAC = f.policyDir, f.policyBundle, f.allowNoMAC
+		cfg.PolicyDir, cfg.PolicyBundle, cfg.AllowNoMAC, cfg.Unpack = f.policyDir, f.policyBundle, f.allowNoMAC, f.unpack
 		if f.policyKey != "" {
 			if cfg.PolicyKey, err = os.ReadFile(f.policyKey); err != nil {
 				return nil, fmt.Errorf("policy key: %w", err)
@@ -57,6 +59,7 @@ func newRunCmd() *cobra.Command {
 	var (
 		req         engine.Request
 		ef          engineFlags
+		limits      unpackLimits
 		memory      string
 		secOpts     []string
 		logOpts     []string
@@ -102,6 +105,11 @@ invoked; 127 when it is not found.`,
 				}
 			}
 			_ = readOnly // always on: the root filesystem is read-only for every sandbox
+			unpack, err := limits.options()
+			if err != nil {
+				return err
+			}
+			ef.unpack = unpack
 			e, err := openEngine(cmd, &ef)
 			if err != nil {
 				return err
@@ -138,6 +146,7 @@ invoked; 127 when it is not found.`,
 	fl.StringArrayVar(&logOpts, "log-opt", nil, "detached log rotation: max-size=SIZE (default 10m), max-file=N (rotated files kept, default 3)")
 	fl.BoolVar(&dryRun, "dry-run", false, "print the decision and the effective, floor-raised config; run nothing")
 	ef.add(c)
+	limits.add(c)
 	return c
 }
 
