@@ -8,6 +8,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
@@ -61,15 +62,25 @@ func TestOwnCgroupsOnly(t *testing.T) {
 			t.Logf("limits inside: %v; cgroupfs mounts: %d", l, seen)
 		})
 	}
-	// From the host: the container's init has its own cgroup in every hierarchy.
-	c := e.MustCreate(nil, testenv.Spec(testenv.ProbeArgs()))
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.MustState().Pid) + "/cgroup")
-	if err != nil {
-		t.Fatal(err)
+	// From the host: the container's init, and a process exec'd into it, have the container's
+	// own cgroup in every hierarchy.
+	c := e.MustCreate(nil, testenv.Spec([]string{"/bin/sleep", "30"}))
+	if err := c.Start(); err != nil {
+		t.Fatalf("start: %v%s", err, c.ErrText())
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[2] == "/" {
-			t.Errorf("init is in the host's root cgroup of hierarchy %q", line)
+	p, err := c.Exec(&specs.Process{Args: []string{"/bin/sleep", "30"}, Cwd: "/"}, sandbox.IO{})
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	for who, pid := range map[string]int{"init": c.MustState().Pid, "exec'd process": p.Pid} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if f := strings.SplitN(line, ":", 3); len(f) == 3 && !strings.HasSuffix(f[2], "/"+c.ID) {
+				t.Errorf("%s is not in the container's own cgroup of hierarchy %q", who, line)
+			}
 		}
 	}
 }
