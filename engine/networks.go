@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/network"
+	"bulwark.dev/bulwark/policy"
 )
 
 // networks is the state root's network manager (<root>/networks/<tenant>/).
@@ -70,10 +74,19 @@ func (e *Engine) networkAudit(who Caller, action, name string, n *network.Networ
 }
 
 // networkMode is the network a request attaches to: "" for none (its namespace keeps only
-// loopback), else the network's name.
+// loopback), else the network's name. Publishing without a named network takes the tenant's
+// default network, as docker run -p does.
 func networkMode(req *Request) (string, error) {
 	switch req.Network {
-	case "", "none":
+	case "":
+		if len(req.Publish) > 0 {
+			return network.DefaultName, nil
+		}
+		return "", nil
+	case "none":
+		if len(req.Publish) > 0 {
+			return "", fmt.Errorf("-p publishes through a network: --network none has none")
+		}
 		return "", nil
 	case "host":
 		return "", fmt.Errorf("network mode host is refused: a container never shares the host's network namespace (it would reach every host service and port); publish ports with -p instead")
@@ -91,12 +104,89 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 	if err != nil || name == "" {
 		return err
 	}
-	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), nil)
+	ports, err := parsePublish(plan.Request.Publish)
 	if err != nil {
 		return err
 	}
-	t.Add(audit.TypeContainer, "network.attach", map[string]string{"network": a.Network, "ip": a.IP.String()})
+	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports)
+	if err != nil {
+		return err
+	}
+	published := make([]string, len(a.Ports))
+	for i, p := range a.Ports {
+		published[i] = p.String()
+	}
+	t.Add(audit.TypeContainer, "network.attach", map[string]string{
+		"network": a.Network, "ip": a.IP.String(), "published": strings.Join(published, " "),
+	})
 	return nil
+}
+
+// DefaultPublishAddress is the host address -p publishes on when it names none. Docker's is
+// 0.0.0.0 (every host address); here every address is a grant in policy, and loopback is what
+// the default policy grants.
+const DefaultPublishAddress = "127.0.0.1"
+
+// parsePublish reads -p values, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp], each address explicit.
+func parsePublish(specs []string) ([]network.PortMapping, error) {
+	var out []network.PortMapping
+	for _, s := range specs {
+		p := network.PortMapping{HostIP: DefaultPublishAddress, Protocol: "tcp"}
+		rest := s
+		if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+			p.Protocol, rest = rest[i+1:], rest[:i]
+			if p.Protocol != "tcp" && p.Protocol != "udp" {
+				return nil, fmt.Errorf("-p %s: protocol %q: want tcp or udp", s, p.Protocol)
+			}
+		}
+		parts := strings.Split(rest, ":")
+		switch len(parts) {
+		case 2:
+		case 3:
+			ip, err := netip.ParseAddr(parts[0])
+			if err != nil || !ip.Is4() {
+				return nil, fmt.Errorf("-p %s: host address %q: want an IPv4 address", s, parts[0])
+			}
+			p.HostIP, parts = ip.String(), parts[1:]
+		default:
+			return nil, fmt.Errorf("-p %s: want [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (ranges and a random host port are not supported)", s)
+		}
+		var err error
+		if p.HostPort, err = port(parts[0]); err != nil {
+			return nil, fmt.Errorf("-p %s: host port: %w", s, err)
+		}
+		if p.ContainerPort, err = port(parts[1]); err != nil {
+			return nil, fmt.Errorf("-p %s: container port: %w", s, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func port(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
+	}
+	return n, nil
+}
+
+// policyNetwork is what policy is shown of the request's network: its name and what it
+// publishes, each host address explicit.
+func policyNetwork(req *Request) (string, []policy.Publish, error) {
+	name, err := networkMode(req)
+	if err != nil {
+		return "", nil, err
+	}
+	ports, err := parsePublish(req.Publish)
+	if err != nil {
+		return "", nil, err
+	}
+	var out []policy.Publish
+	for _, p := range ports {
+		out = append(out, policy.Publish{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
+	}
+	return name, out, nil
 }
 
 // detachNetwork releases what the container holds on its network (lease, port mappings).
@@ -104,9 +194,13 @@ func (e *Engine) detachNetwork(tenant, id string) error {
 	return e.networks().Detach(context.Background(), tenant, id)
 }
 
-// checkNetwork refuses, before the decision, a network the tenant does not have.
+// checkNetwork refuses, before the decision, a malformed -p and a network the tenant does not
+// have.
 func (e *Engine) checkNetwork(req *Request) error {
 	name, err := networkMode(req)
+	if err == nil {
+		_, err = parsePublish(req.Publish)
+	}
 	if err != nil || name == "" || name == network.DefaultName {
 		return err
 	}

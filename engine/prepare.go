@@ -97,6 +97,10 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("sandbox", err)
 	}
+	netName, publish, err := policyNetwork(req)
+	if err != nil {
+		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "%v", err))
+	}
 	out, err := gate.Decide(context.WithoutCancel(ctx), gate.Request{
 		Runtime: rt, Spec: spec, Trail: t.Trail,
 		Context: policy.Context{
@@ -108,6 +112,8 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 			SeccompProfile: profile,
 			BindsResolved:  true,
 			StateRoot:      e.cfg.Root,
+			Network:        netName,
+			Publish:        publish,
 		},
 		MemoryUnset: req.Memory == 0, PidsUnset: req.PidsLimit == 0,
 		// The defaults asked for on the caller's behalf are cut to what policy grants the

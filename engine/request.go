@@ -59,7 +59,10 @@ type Request struct {
 	// Network is "none" (the default: the private namespace keeps only loopback) or the name of
 	// one of the tenant's networks ("default": the tenant's default bridge network, created on
 	// first use); "host" is refused.
-	Network     string            `json:"network,omitempty"`
+	Network string `json:"network,omitempty"`
+	// Publish are docker run's -p values, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]; the host
+	// address defaults to DefaultPublishAddress, and policy decides which it may be.
+	Publish     []string          `json:"publish,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// TTY gives the workload a terminal (docker's -t): its stdio is the slave of a pty whose
 	// master goes to the caller (IO.ConsoleSocket) or, detached, to the monitor (attach).

@@ -43,6 +43,10 @@ type Context struct {
 	Privileged bool
 	// Process, for exec, is the process to start in an existing sandbox; nil uses spec.Process.
 	Process *specs.Process
+	// Network names the tenant's network the sandbox is attached to (empty: none); Publish are
+	// the ports it publishes on the host through it.
+	Network string
+	Publish []Publish
 }
 
 // requiredNamespaces are the namespaces a sandbox must not share; absent from the spec means
@@ -101,6 +105,7 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 	}
 	r.Mounts = mounts
 	r.Namespaces, r.Network = buildNamespaces(spec.Linux.Namespaces)
+	r.Network.Name, r.Publish = c.Network, c.Publish
 	for _, d := range spec.Linux.Devices {
 		r.Devices = append(r.Devices, Device{Type: d.Type, Path: d.Path, Major: d.Major, Minor: d.Minor})
 	}

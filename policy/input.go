@@ -35,6 +35,9 @@ func (r *Request) toValue() ast.Value {
 		item("annotations", stringMapTerm(r.Annotations)),
 		item("raises", raisesTerm(r.Raises)),
 	}
+	if len(r.Publish) > 0 {
+		items = append(items, item("publish", publishTerm(r.Publish)))
+	}
 	if r.Image != nil {
 		img := []([2]*ast.Term){
 			item("reference", str(r.Image.Reference)),
@@ -188,7 +191,24 @@ var rootfsTerms = map[bool]*ast.Term{
 	true:  ast.ObjectTerm(item("readOnly", boolean(true))),
 }
 
-func networkTerm(n Network) *ast.Term { return ast.ObjectTerm(item("mode", str(n.Mode))) }
+func networkTerm(n Network) *ast.Term {
+	if n.Name == "" {
+		return ast.ObjectTerm(item("mode", str(n.Mode)))
+	}
+	return ast.ObjectTerm(item("mode", str(n.Mode)), item("name", str(n.Name)))
+}
+
+func publishTerm(ps []Publish) *ast.Term {
+	out := make([]*ast.Term, len(ps))
+	for i, p := range ps {
+		out[i] = ast.ObjectTerm(
+			item("hostIP", str(p.HostIP)),
+			item("hostPort", ast.IntNumberTerm(p.HostPort)),
+			item("containerPort", ast.IntNumberTerm(p.ContainerPort)),
+			item("protocol", str(p.Protocol)))
+	}
+	return ast.ArrayTerm(out...)
+}
 
 func seccompTerm(s Seccomp) *ast.Term {
 	return ast.ObjectTerm(

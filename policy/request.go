@@ -37,16 +37,18 @@ type Request struct {
 	Mounts       []Mount              `json:"mounts"`
 	Namespaces   map[string]Namespace `json:"namespaces"`
 	Network      Network              `json:"network"`
-	Seccomp      Seccomp              `json:"seccomp"`
-	MAC          MAC                  `json:"mac"`
-	Rootfs       Rootfs               `json:"rootfs"`
-	Resources    Resources            `json:"resources"`
-	Devices      []Device             `json:"devices"`
-	DeviceRules  []DeviceRule         `json:"deviceRules"`
-	Sysctls      map[string]string    `json:"sysctls"`
-	Rlimits      []Rlimit             `json:"rlimits"`
-	Annotations  map[string]string    `json:"annotations"`
-	Raises       []Raise              `json:"raises"`
+	// Publish are the ports published on the host, through Network.Name.
+	Publish     []Publish         `json:"publish,omitempty"`
+	Seccomp     Seccomp           `json:"seccomp"`
+	MAC         MAC               `json:"mac"`
+	Rootfs      Rootfs            `json:"rootfs"`
+	Resources   Resources         `json:"resources"`
+	Devices     []Device          `json:"devices"`
+	DeviceRules []DeviceRule      `json:"deviceRules"`
+	Sysctls     map[string]string `json:"sysctls"`
+	Rlimits     []Rlimit          `json:"rlimits"`
+	Annotations map[string]string `json:"annotations"`
+	Raises      []Raise           `json:"raises"`
 }
 
 // Identity is who asks: a host uid/gid now, the daemon's authenticated principal later.
@@ -102,9 +104,20 @@ type Namespace struct {
 	Path   string `json:"path,omitempty"`
 }
 
-// Network is the network mode: "private" (new namespace), "host" or "joined".
+// Network is the network mode: "private" (new namespace), "host" or "joined"; Name is the
+// tenant's network a private namespace is attached to (empty: none, loopback only).
 type Network struct {
 	Mode string `json:"mode"`
+	Name string `json:"name,omitempty"`
+}
+
+// Publish is one port the request publishes on the host (`-p`), the host address always
+// explicit (the engine's default is 127.0.0.1).
+type Publish struct {
+	HostIP        string `json:"hostIP"`
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
 }
 
 // Seccomp names the profile loaded in addition to the floor's. Profile is "unconfined" when

@@ -159,3 +159,42 @@ func TestNetworkHostRefused(t *testing.T) {
 		t.Errorf("--network nosuch: exit %d: %s", r.Code, r.Stderr)
 	}
 }
+
+// TestPublish: `run -p 8080:80` serves on the (test) host's loopback through the tenant's
+// default network, as docker run -p does; policy refuses every address and privileged port it
+// does not grant (0.0.0.0 and ports below 1024 by default), naming the reason; a host port
+// already published is refused naming its holder; rm leaves no port mapping behind.
+func TestPublish(t *testing.T) {
+	f := newFixture(t)
+	h := newTestHost(t)
+	web := f.leaks.Track("web")
+	h.must(t, f.root, "run", "-d", "--name", web, "-p", "8080:80", "busybox:1", "sh", "-c",
+		`mkdir -p /tmp/www && echo published > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www`)
+	fetch := "for i in $(seq 50); do busybox wget -qO- http://127.0.0.1:8080/ && exit; sleep 0.1; done; exit 1"
+	if out := h.sh(t, fetch); out != "published\n" {
+		t.Errorf("from the test host's loopback: %q", out)
+	}
+	if n := h.inspect(t, f.root, "bridge"); len(n.Containers) != 1 || n.Containers[0].Container != web {
+		t.Errorf("default network: %+v", n)
+	}
+	for _, c := range []struct{ publish, code string }{
+		{"0.0.0.0:8081:80", "PUBLISH_ADDRESS_NOT_GRANTED"},
+		{"127.0.0.1:80:80", "PUBLISH_PORT_NOT_GRANTED"},
+	} {
+		r := h.bulwark(t, f.root, "run", "--rm", "-p", c.publish, "busybox:1", "true")
+		if r.Code != 125 || !strings.Contains(r.Stderr, c.code) {
+			t.Errorf("-p %s: exit %d, want 125 and %s: %s", c.publish, r.Code, c.code, r.Stderr)
+		}
+	}
+	r := h.bulwark(t, f.root, "run", "--rm", "-p", "8080:81", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "already published by container "+web) {
+		t.Errorf("a second -p 8080: exit %d: %s", r.Code, r.Stderr)
+	}
+	h.must(t, f.root, "rm", "-f", web)
+	if rules := h.sh(t, "iptables-save -t nat | grep -c 8080 || true"); strings.TrimSpace(rules) != "0" {
+		t.Errorf("port mapping rules left after rm: %s", h.sh(t, "iptables-save -t nat"))
+	}
+	if veths := h.sh(t, "ip -o link show type veth"); veths != "" {
+		t.Errorf("veths left after rm: %s", veths)
+	}
+}
