@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/internal/openat2"
 )
 
 // A container's root is its image's verified layers as the store unpacked them, handed to the
@@ -86,7 +87,7 @@ func openInRoot(r *imageRoot, p string) (*os.File, error) {
 	if rel == "" {
 		rel = "."
 	}
-	fd, err := unix.Openat2(int(r.view.Fd()), rel, &unix.OpenHow{
+	fd, err := openat2.Open(int(r.view.Fd()), rel, &unix.OpenHow{
 		Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/image/internal/untar"
+	"bulwark.dev/bulwark/internal/openat2"
 )
 
 // fetcher opens the blob d of a source (a layout directory, an archive, a registry).
@@ -129,7 +130,7 @@ func openIn(dir, name string) (*os.File, error) {
 		return nil, err
 	}
 	defer unix.Close(dfd)
-	fd, err := unix.Openat2(dfd, name, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC,
+	fd, err := openat2.Open(dfd, name, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV})
 	if err != nil {
 		return nil, fmt.Errorf("open %s in %s: %w", name, dir, err)

@@ -9,6 +9,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/openat2"
 )
 
 // A bind mount's source is a host path, and a path is walked again each time it is used: a
@@ -59,7 +61,7 @@ func ResolveBinds(spec *specs.Spec, bundle string) (*specs.Spec, *BindSources, e
 
 // open resolves src once and keeps the descriptor under its real path.
 func (b *BindSources) open(src string) (string, error) {
-	fd, err := unix.Openat2(unix.AT_FDCWD, src, &unix.OpenHow{
+	fd, err := openat2.Open(unix.AT_FDCWD, src, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_MAGICLINKS,
 	})

@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/openat2"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
@@ -432,7 +433,7 @@ func detachedBind(binds *BindSources, src string, flags uintptr) (int, error) {
 // real path. Idmapping shifts ownership, so the host's own tree as a rootfs would hand container
 // root read access to every root-owned host file: "/" is refused.
 func openRootfs(rootfs string) (int, string, error) {
-	fd, err := unix.Openat2(unix.AT_FDCWD, rootfs, &unix.OpenHow{
+	fd, err := openat2.Open(unix.AT_FDCWD, rootfs, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_MAGICLINKS,
 	})

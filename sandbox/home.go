@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/openat2"
 )
 
 // Runs in the child, inside the container's root, before the process's user and confinement are
@@ -39,7 +41,7 @@ func withHome(env []string, uid uint32) []string {
 // path: it is resolved inside the root (RESOLVE_IN_ROOT, no /proc magic links), and opened
 // non-blocking so a FIFO there cannot stall the container's start.
 func openPasswd() *os.File {
-	fd, err := unix.Openat2(unix.AT_FDCWD, "/etc/passwd", &unix.OpenHow{
+	fd, err := openat2.Open(unix.AT_FDCWD, "/etc/passwd", &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})

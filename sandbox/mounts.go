@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/openat2"
 )
 
 // Child-side filesystem setup. Every target is resolved inside the rootfs with openat2
@@ -20,7 +22,7 @@ import (
 const inRootFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
 func openInRoot(root int, p string, flags int) (int, error) {
-	fd, err := unix.Openat2(root, p, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: inRootFlags})
+	fd, err := openat2.Open(root, p, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: inRootFlags})
 	if err != nil {
 		return -1, &pathError{op: "openat2", path: p, err: err}
 	}

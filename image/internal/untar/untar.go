@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/openat2"
 )
 
 // Errors describing why an archive was refused; every refusal wraps exactly one of them.
@@ -239,7 +241,7 @@ func (x *extractor) openParent(dir string) (int, error) {
 // missing components.
 func (x *extractor) resolveDir(dir string, create bool) (int, error) {
 	how := &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: resolveFlags}
-	fd, err := unix.Openat2(x.root, dir, how)
+	fd, err := openat2.Open(x.root, dir, how)
 	if err == nil {
 		return fd, nil
 	}
@@ -256,7 +258,7 @@ func (x *extractor) resolveDir(dir string, create bool) (int, error) {
 			unix.Close(cur)
 			return -1, fmt.Errorf("mkdir %s: %w", c, err)
 		}
-		next, err := unix.Openat2(cur, c, how)
+		next, err := openat2.Open(cur, c, how)
 		unix.Close(cur)
 		if err != nil {
 			return -1, resolveErr(dir, err)
