@@ -51,7 +51,7 @@ type Request struct {
 	PidsLimit int64    `json:"pidsLimit,omitempty"`
 	CPUs      float64  `json:"cpus,omitempty"`
 	Tmpfs     []string `json:"tmpfs,omitempty"`   // DST[:OPTIONS]
-	Volumes   []string `json:"volumes,omitempty"` // SRC:DST[:ro]
+	Volumes   []string `json:"volumes,omitempty"` // SRC:DST[:ro|:rw]
 	// Seccomp is a Docker-format profile file stacked on the floor's default allowlist, or
 	// "unconfined" (which the default policy denies); empty: the floor's allowlist alone.
 	Seccomp string   `json:"seccomp,omitempty"`
@@ -335,26 +335,17 @@ func resources(req *Request) *specs.LinuxResources {
 	return r
 }
 
-// mounts turns -v and --tmpfs into spec mounts. Binds are made read-only by the floor whatever
-// is asked; a bind is recursive so a host tree is seen whole.
+// mounts turns -v and --tmpfs into spec mounts. A bind is recursive so a host tree is seen
+// whole; it is read-only unless :rw is asked (docker's default for -v is rw: here it must be
+// said), and policy decides whether its source may be written (writable_bind_sources).
 func mounts(req *Request) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for _, v := range req.Volumes {
-		parts := strings.Split(v, ":")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return nil, fmt.Errorf("volume %q: want SRC:DST[:ro]", v)
+		m, err := parseVolume(v)
+		if err != nil {
+			return nil, err
 		}
-		if !path.IsAbs(parts[0]) {
-			return nil, fmt.Errorf("volume %q: the source must be an absolute host path (named volumes do not exist here)", v)
-		}
-		opts := []string{"rbind", "ro"}
-		if len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw" {
-			return nil, fmt.Errorf("volume %q: mode must be ro or rw", v)
-		}
-		if len(parts) == 3 && parts[2] == "rw" {
-			opts = []string{"rbind"} // asked for; the floor raises it to read-only, and says so
-		}
-		out = append(out, specs.Mount{Destination: parts[1], Type: "bind", Source: parts[0], Options: opts})
+		out = append(out, m)
 	}
 	for _, t := range req.Tmpfs {
 		dst, opts, _ := strings.Cut(t, ":")

@@ -48,7 +48,7 @@ func TestBuildSpec(t *testing.T) {
 		t.Errorf("resources %+v", r)
 	}
 	if len(s.Mounts) != 3 || s.Mounts[0].Type != "bind" || strings.Join(s.Mounts[0].Options, ",") != "rbind,ro" ||
-		strings.Join(s.Mounts[1].Options, ",") != "rbind" || s.Mounts[2].Type != "tmpfs" || !strings.Contains(strings.Join(s.Mounts[2].Options, ","), "size=1m") {
+		strings.Join(s.Mounts[1].Options, ",") != "rbind,rw" || s.Mounts[2].Type != "tmpfs" || !strings.Contains(strings.Join(s.Mounts[2].Options, ","), "size=1m") {
 		t.Errorf("mounts %+v", s.Mounts)
 	}
 	if len(s.Process.Rlimits) != 1 || s.Process.Rlimits[0] != (specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 100, Hard: 200}) {

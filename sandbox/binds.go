@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/openat2"
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
 )
 
 // A bind mount's source is a host path, and a path is walked again each time it is used: a
@@ -157,3 +158,8 @@ func ImportBinds(paths []string, files []*os.File) (*BindSources, error) {
 	}
 	return b, nil
 }
+
+// StorageIDBase is the host id container id 0 is stored as in volumes and writable binds (an
+// idmapped mount shifts it to the running container's root): a writable host bind's directory
+// must belong to StorageIDBase+N for container user N to write it.
+const StorageIDBase = idmap.StorageBase

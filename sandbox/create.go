@@ -378,6 +378,12 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 		cfg.FifoFD = len(fds)
 		fds = append(fds, ffd)
 	}
+	storage := -1 // the storage range's user namespace, made for the first idmapped bind
+	defer func() {
+		if storage >= 0 {
+			unix.Close(storage)
+		}
+	}()
 	for _, m := range mounts {
 		flags, data := parseOptions(m.Options)
 		if m.Type == "tmpfs" || m.Type == "devpts" || m.Type == "mqueue" {
@@ -385,7 +391,19 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 		}
 		mp := mountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
 		if isBind(m) {
-			bfd, err := detachedBind(binds, m.Source, flags)
+			idmapped := -1
+			if hasOpt(m.Options, "idmap") {
+				if storage < 0 {
+					if storage, err = idmap.StorageUserns(owner[0], owner[1]); err != nil {
+						return fds, fmt.Errorf("bind mount %s → %s: %w", m.Source, m.Destination, err)
+					}
+				}
+				idmapped = storage
+			} else if flags&unix.MS_RDONLY == 0 {
+				// The floor idmaps every writable bind; a plan without it is not the floor's.
+				return fds, floorErr("writable bind mount %s → %s is not idmapped", m.Source, m.Destination)
+			}
+			bfd, err := detachedBind(binds, m.Source, flags, idmapped)
 			if err != nil {
 				return fds, fmt.Errorf("bind mount %s → %s: %w", m.Source, m.Destination, err)
 			}
@@ -401,9 +419,10 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 }
 
 // detachedBind clones the resolved source src (its descriptor in binds: the path is not walked
-// again) into a detached mount tree carrying the floor's flags (read-only, nosuid, nodev, and
-// noexec when asked), ready for the child to attach with move_mount.
-func detachedBind(binds *BindSources, src string, flags uintptr) (int, error) {
+// again) into a detached mount tree carrying the floor's flags (read-only unless writable was
+// allowed, nosuid, nodev, and noexec when asked), idmapped through the user namespace userns
+// unless it is -1, ready for the child to attach with move_mount.
+func detachedBind(binds *BindSources, src string, flags uintptr, userns int) (int, error) {
 	sfd, err := binds.fd(src)
 	if err != nil {
 		return -1, err
@@ -418,9 +437,16 @@ func detachedBind(binds *BindSources, src string, flags uintptr) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("open_tree: %w", err)
 	}
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if flags&unix.MS_RDONLY != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
 	if flags&unix.MS_NOEXEC != 0 {
 		attr.Attr_set |= unix.MOUNT_ATTR_NOEXEC
+	}
+	if userns >= 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
+		attr.Userns_fd = uint64(userns)
 	}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|at, attr); err != nil {
 		unix.Close(fd)

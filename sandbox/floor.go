@@ -310,6 +310,9 @@ func (f *floor) mounts() error {
 			m.Type, m.Source = "cgroup2", "cgroup2"
 			m.Options = []string{"ro", "nosuid", "nodev", "noexec"}
 		}
+		if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+			return floorErr("mount at %s: custom uid/gid mappings are not supported (volumes and writable binds are idmapped to the storage range)", d)
+		}
 		want, err := floorOptions(m)
 		if err != nil {
 			return err
@@ -371,8 +374,13 @@ var counterOption = map[string]string{"nosuid": "suid", "nodev": "dev", "noexec"
 // floorOptions returns the options a mount of m's kind must carry.
 func floorOptions(m specs.Mount) ([]string, error) {
 	if isBind(m) {
-		// Writable only on explicit tmpfs mounts: host binds are read-only and inert.
-		return []string{"ro", "nosuid", "nodev"}, nil
+		if hasOpt(m.Options, "ro") {
+			return []string{"nosuid", "nodev"}, nil
+		}
+		// A writable bind (policy decides whether its source may be written) holds data, never
+		// programs: noexec, and idmapped to the storage range so what container root writes is
+		// owned on the host by the storage range, never by host root (idmap.StorageBase).
+		return []string{"nosuid", "nodev", "noexec", "idmap"}, nil
 	}
 	switch m.Type {
 	case "proc", "mqueue", "cgroup2":

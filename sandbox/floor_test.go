@@ -222,8 +222,10 @@ func TestFloorMountOptions(t *testing.T) {
 		}
 		switch m.Destination {
 		case "/data":
-			if !hasOpt(m.Options, "ro") || hasOpt(m.Options, "rw") || !hasOpt(m.Options, "nosuid") {
-				t.Errorf("bind not forced read-only: %v", m.Options)
+			// Asked writable: policy decides the source; the floor makes it inert and idmapped.
+			if hasOpt(m.Options, "rw") || !hasOpt(m.Options, "nosuid") || !hasOpt(m.Options, "nodev") ||
+				!hasOpt(m.Options, "noexec") || !hasOpt(m.Options, "idmap") {
+				t.Errorf("writable bind not made noexec, nosuid, nodev and idmapped: %v", m.Options)
 			}
 		case "/tmp":
 			if !hasOpt(m.Options, "noexec") || !hasOptPrefix(m.Options, "size=") {
@@ -333,7 +335,7 @@ func TestFloorReplacesBoundEtcFilesWithGenerated(t *testing.T) {
 			t.Errorf("no raise for /etc/%s: %+v", f, raises)
 		}
 	}
-	if !hasRaise(raises, "mounts[/etc/passwd].options", "ro") {
+	if !hasRaise(raises, "mounts[/etc/passwd].options", "+idmap") {
 		t.Errorf("other binds keep the floor's handling: %+v", raises)
 	}
 }

@@ -42,8 +42,10 @@ func TestHostileMountTargets(t *testing.T) {
 	}
 }
 
-// TestBindMountReadOnly: a bind mount asked read-write arrives read-only and nosuid.
-func TestBindMountReadOnly(t *testing.T) {
+// TestBindMounts: a bind asked read-only arrives read-only and nosuid; one asked read-write
+// (policy decides whether its source may be written) arrives writable, noexec and idmapped to the
+// storage range: container root writes as StorageIDBase on the host, never as host root.
+func TestBindMounts(t *testing.T) {
 	needRoot(t)
 	leakCheck(t, "bind1")
 	r := newTestRuntime(t)
@@ -52,12 +54,26 @@ func TestBindMountReadOnly(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "data"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	spec.Mounts = []specs.Mount{{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "rw"}}}
-	spec.Process.Args = []string{"/bin/sh", "-c", "cat /data/data; echo x > /data/new 2>/dev/null && echo WRITABLE; grep ' /data ' /proc/self/mountinfo"}
-	code, out, _ := run(t, r, "bind1", bundle, spec)
-	t.Log(out)
-	if code != 0 || !strings.HasPrefix(out, "hello") || strings.Contains(out, "WRITABLE") || !strings.Contains(out, " ro,") {
+	if err := os.Chown(src, int(StorageIDBase), int(StorageIDBase)); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts = []specs.Mount{
+		{Destination: "/ro", Type: "bind", Source: src, Options: []string{"rbind", "ro"}},
+		{Destination: "/rw", Type: "bind", Source: src, Options: []string{"rbind", "rw", "exec"}},
+	}
+	spec.Process.Args = []string{"/bin/sh", "-c", `cat /ro/data; echo x > /ro/new 2>/dev/null && echo RO-WRITABLE
+echo x > /rw/new && echo rw-written; cp /bin/busybox /rw/bb && /rw/bb true 2>/dev/null && echo RW-EXEC
+grep -E ' /(ro|rw) ' /proc/self/mountinfo | cut -d' ' -f5,6`}
+	code, out, errOut := run(t, r, "bind1", bundle, spec)
+	t.Log(out, errOut)
+	if code != 0 || !strings.HasPrefix(out, "hello") || strings.Contains(out, "WRITABLE") || strings.Contains(out, "RW-EXEC") ||
+		!strings.Contains(out, "rw-written") || !strings.Contains(out, "/ro ro,nosuid,nodev") ||
+		!strings.Contains(out, "/rw rw,nosuid,nodev,noexec") || !strings.Contains(out, "idmapped") {
 		t.Fatalf("exit %d, output %q", code, out)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(src, "new"), &st); err != nil || st.Uid != StorageIDBase || st.Gid != StorageIDBase {
+		t.Errorf("host owner of a file container root wrote: %d:%d (%v), want %d", st.Uid, st.Gid, err, StorageIDBase)
 	}
 }
 

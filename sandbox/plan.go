@@ -161,7 +161,8 @@ func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob) (p
 	}
 	pp.Landlock = landlock.Rules{Root: "/"}
 	for _, m := range mounts {
-		if m.Type == "tmpfs" && m.Destination != "/dev" && !hasOpt(m.Options, "ro") {
+		// Writable: tmpfs mounts, and binds the floor let through writable (idmapped, noexec).
+		if (m.Type == "tmpfs" && m.Destination != "/dev" || isBind(m)) && !hasOpt(m.Options, "ro") {
 			pp.Landlock.Writable = append(pp.Landlock.Writable, m.Destination)
 		}
 	}

@@ -104,7 +104,9 @@ invoked; 127 when it is not found.`,
 					req.TTYRows, req.TTYCols = ws.Row, ws.Col
 				}
 			}
-			_ = readOnly // always on: the root filesystem is read-only for every sandbox
+			if !readOnly {
+				return errors.New("--read-only=false: the root filesystem is read-only for every sandbox; write to a volume (-v NAME:/path), a writable bind (-v /host:/path:rw, where policy allows) or a tmpfs (--tmpfs /path)")
+			}
 			unpack, err := limits.options()
 			if err != nil {
 				return err
@@ -135,10 +137,10 @@ invoked; 127 when it is not found.`,
 	fl.Int64Var(&req.PidsLimit, "pids-limit", 0, "pids limit")
 	fl.Float64Var(&req.CPUs, "cpus", 0, "CPU limit (e.g. 0.5)")
 	fl.StringArrayVar(&req.Tmpfs, "tmpfs", nil, "mount a tmpfs (DST[:OPTIONS])")
-	fl.StringArrayVarP(&req.Volumes, "volume", "v", nil, "bind mount SRC:DST[:ro] (always read-only)")
+	fl.StringArrayVarP(&req.Volumes, "volume", "v", nil, "bind mount /HOST:DST[:ro|rw] (read-only unless :rw, which policy must allow)")
 	fl.StringArrayVar(&secOpts, "security-opt", nil, "seccomp=FILE (stacked on the floor's profile), seccomp=unconfined, no-new-privileges")
 	fl.BoolVar(&req.Privileged, "privileged", false, "accepted so that policy can say no: privileged sandboxes are never run")
-	fl.BoolVar(&readOnly, "read-only", true, "accepted for compatibility: the root filesystem is always read-only")
+	fl.BoolVar(&readOnly, "read-only", true, "the root filesystem is always read-only (false is refused: use volumes, :rw binds or --tmpfs)")
 	fl.StringVar(&req.Network, "network", "", "none (the default without -p: private namespace, loopback only), NAME (one of the tenant's networks: bulwark network create), or bridge (the tenant's default network, the default with -p); host is refused")
 	fl.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a container port on the host, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (IP default 127.0.0.1; policy decides which addresses and ports; without --network, the tenant's default network)")
 	fl.StringVar(&req.Hostname, "hostname", "", "container hostname (default: the container id)")

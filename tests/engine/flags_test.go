@@ -51,7 +51,7 @@ func TestRunFlags(t *testing.T) {
 		t.Errorf("resources %+v", r)
 	}
 	for _, bad := range [][]string{{"--network", "host"}, {"--security-opt", "no-new-privileges=false"}, {"--security-opt", "apparmor=unconfined"},
-		{"--name", "../escape"}, {"--name", ".hidden"}} {
+		{"--name", "../escape"}, {"--name", ".hidden"}, {"--read-only=false"}, {"-v", "/tmp:/x:rx"}} {
 		r := clitest.Run(t, f.root, append(append([]string{"run", "--rm"}, bad...), "busybox:1", "true")...)
 		if r.Code != 125 {
 			t.Errorf("%v: exit %d, want 125", bad, r.Code)

@@ -193,8 +193,8 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestMountsAndWorkdir: -v of a directory the operator allowlisted (read-only whatever is
-// asked), --tmpfs (writable), -w into a directory the image lacks. The image's shared layers are
+// TestMountsAndWorkdir: -v of a directory the operator allowlisted read-only (read-only by
+// default; :rw there is refused, TestWritableBinds), --tmpfs (writable), -w into a directory the image lacks. The image's shared layers are
 // never written: the mountpoints go to the container's private overlay upper, which goes with it.
 func TestMountsAndWorkdir(t *testing.T) {
 	f := newFixture(t)
@@ -203,7 +203,7 @@ func TestMountsAndWorkdir(t *testing.T) {
 	os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644)
 	pol := testenv.BindPolicy(t, host)
 	id := f.name(t, "mnt")
-	r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "-v", host+":/in:rw", "--tmpfs", "/scratch:size=1m",
+	r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "-v", host+":/in", "--tmpfs", "/scratch:size=1m",
 		"-w", "/work/dir", "busybox:1", "sh", "-c",
 		`cat /in/in.txt; echo w > /scratch/f && cat /scratch/f; echo x > /in/new 2>/dev/null || echo in-ro; pwd; echo y > /work/dir/z 2>/dev/null || echo root-ro`)
 	if want := "from host\nw\nin-ro\n/work/dir\nroot-ro\n"; r.Code != 0 || r.Stdout != want {
@@ -225,7 +225,7 @@ func TestMountsAndWorkdir(t *testing.T) {
 	}
 	recs := f.records(t, id)
 	if raises := attr(find(recs, "container", "floor.raises"), "raises"); !strings.Contains(raises, `"mounts[/in].options"`) {
-		t.Errorf("the read-only raise of the rw bind is not recorded: %s", raises)
+		t.Errorf("the nosuid/nodev raise of the bind is not recorded: %s", raises)
 	}
 	f.assertNothingLeft(t)
 }
