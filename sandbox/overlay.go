@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/openat2"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 )
 
@@ -120,7 +121,7 @@ func rootfsMount(root *rootfsSource, userns int, owner [2]uint32) (int, error) {
 			return fd, nil
 		}
 		for _, l := range layers {
-			fd, err := idmap.IDMappedMount(l, userns)
+			fd, err := idmappedLayer(l, userns)
 			if err != nil {
 				return -1, fmt.Errorf("idmapped mount of overlay rootfs layer %s: %w", l, err)
 			}
@@ -130,6 +131,42 @@ func rootfsMount(root *rootfsSource, userns int, owner [2]uint32) (int, error) {
 	fd, err := overlayOf(fds, owner)
 	if err != nil {
 		return -1, fmt.Errorf("overlay rootfs %s: %w", root, err)
+	}
+	return fd, nil
+}
+
+// idmappedLayer returns a detached idmapped mount of the layer directory l. Docker's overlay2
+// names lower layers by the short links of <data-root>/overlay2/l/ (l/ABC → ../<id>/diff, to keep
+// the mount options short), which the idmapped clone refuses as "not a directory": such a link is
+// followed only beneath the overlay2 directory holding that l/ (openat2 RESOLVE_BENEATH), so a
+// link aimed out of it (l/X → /etc) is refused, never mapped. Any other layer is taken as it is.
+func idmappedLayer(l string, userns int) (int, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(l, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK || filepath.Base(filepath.Dir(l)) != "l" {
+		return idmap.IDMappedMount(l, userns)
+	}
+	fd, err := openLinkedLayer(l)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fd)
+	return idmap.IDMappedMountFD(fd, l, userns)
+}
+
+// openLinkedLayer resolves Docker's overlay2 link l (<overlay2>/l/NAME) beneath <overlay2>.
+func openLinkedLayer(l string) (int, error) {
+	top := filepath.Dir(filepath.Dir(l))
+	dir, err := unix.Open(top, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("overlay layer %s: open %s: %w", l, top, err)
+	}
+	defer unix.Close(dir)
+	fd, err := openat2.Open(dir, filepath.Join("l", filepath.Base(l)), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return -1, fmt.Errorf("overlay layer %s: its link leads out of %s or to no directory: %w", l, top, err)
 	}
 	return fd, nil
 }

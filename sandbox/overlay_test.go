@@ -68,11 +68,16 @@ func TestOverlayRootfs(t *testing.T) {
 	r := newTestRuntime(t)
 	base, spec := busyboxBundle(t) // base/rootfs: the bottom layer
 	dir := t.TempDir()
-	lower, upper, work, mnt := filepath.Join(dir, "lower"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "rootfs")
-	for _, d := range []string{lower, upper, work, mnt} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	// The lower layer is named as Docker's overlay2 names it: by a link in overlay2/l/ (its
+	// idmapped mount failed with "not a directory (mode 0120777)").
+	lower, upper, work, mnt := filepath.Join(dir, "overlay2", "abc", "diff"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "rootfs")
+	for _, d := range []string{lower, upper, work, mnt, filepath.Join(dir, "overlay2", "l")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.Symlink("../abc/diff", filepath.Join(dir, "overlay2", "l", "ABC")); err != nil {
+		t.Fatal(err)
 	}
 	for p, s := range map[string]string{
 		filepath.Join(lower, "marker-lower"): "lower\n", filepath.Join(lower, "marker-gone"): "deleted\n",
@@ -100,7 +105,7 @@ func TestOverlayRootfs(t *testing.T) {
 	if err := unix.Setxattr(filepath.Join(upper, "d"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
 		t.Fatal(err)
 	}
-	opts := "lowerdir=" + lower + ":" + filepath.Join(base, "rootfs") + ",upperdir=" + upper + ",workdir=" + work
+	opts := "lowerdir=" + filepath.Join(dir, "overlay2", "l", "ABC") + ":" + filepath.Join(base, "rootfs") + ",upperdir=" + upper + ",workdir=" + work
 	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
 		t.Fatalf("mount overlay: %v", err)
 	}
@@ -120,6 +125,36 @@ func TestOverlayRootfs(t *testing.T) {
 	for _, d := range []string{upper, lower, filepath.Join(base, "rootfs")} {
 		if _, err := os.Stat(filepath.Join(d, "run")); err == nil {
 			t.Errorf("the runtime wrote a mountpoint into the caller's layer %s", d)
+		}
+	}
+}
+
+// TestOpenLinkedLayer: an overlay2 l/ link is followed only beneath its overlay2 directory.
+func TestOpenLinkedLayer(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"overlay2/l", "overlay2/abc/diff", "outside"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, target := range map[string]string{"OK": "../abc/diff", "UP": "../../outside", "ABS": filepath.Join(dir, "outside"), "ETC": "/etc"} {
+		if err := os.Symlink(target, filepath.Join(dir, "overlay2", "l", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fd, err := openLinkedLayer(filepath.Join(dir, "overlay2", "l", "OK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := os.Readlink(fdPath(fd))
+	unix.Close(fd)
+	if real != filepath.Join(dir, "overlay2", "abc", "diff") {
+		t.Errorf("l/OK resolved to %s", real)
+	}
+	for _, name := range []string{"UP", "ABS", "ETC"} {
+		if fd, err := openLinkedLayer(filepath.Join(dir, "overlay2", "l", name)); err == nil {
+			unix.Close(fd)
+			t.Errorf("l/%s: a link out of overlay2 was followed", name)
 		}
 	}
 }
