@@ -19,6 +19,7 @@ import (
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/volume"
 )
 
 // Config configures an Engine. Everything it keeps (container records, images and layers, trust
@@ -44,11 +45,13 @@ type Config struct {
 
 // Engine runs requests against one state root. It is safe for concurrent use.
 type Engine struct {
-	cfg    Config
-	store  *image.Store
-	audit  Auditor
-	closer func() error
-	pol    *policy.Policy
+	cfg   Config
+	store *image.Store
+	// volumes answers each tenant for its own volumes only.
+	volumes *volume.Store
+	audit   Auditor
+	closer  func() error
+	pol     *policy.Policy
 
 	polOnce sync.Once
 	polEng  *policy.Engine
@@ -75,7 +78,11 @@ func Open(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, store: store, audit: cfg.Audit, closer: func() error { return nil }}
+	vols, err := volume.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, store: store, volumes: vols, audit: cfg.Audit, closer: func() error { return nil }}
 	if e.audit == nil {
 		l, err := audit.Open(filepath.Join(root, "audit"), audit.Options{})
 		if err != nil {

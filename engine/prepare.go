@@ -77,6 +77,9 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("spec", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
 	}
+	if err := e.resolveVolumes(spec, req.Tenant, t); err != nil {
+		return refuse("volumes", err)
+	}
 	// Each bind source is resolved once: policy decides on, the audit records and the sandbox
 	// mounts the same descriptor (a path walked again could be raced).
 	spec, binds, err := sandbox.ResolveBinds(spec, "")

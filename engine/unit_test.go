@@ -87,7 +87,7 @@ func TestBuildSpecRejects(t *testing.T) {
 	root := t.TempDir()
 	cfg := ocispec.ImageConfig{Cmd: []string{"x"}}
 	for _, req := range []*Request{
-		{Volumes: []string{"relative:/x"}},
+		{Volumes: []string{"rel/ative:/x"}}, {Volumes: []string{"name:/x:rx"}}, {Volumes: []string{"name:rel"}},
 		{Volumes: []string{"/a"}},
 		{Volumes: []string{"/a:/b:rx"}},
 		{Tmpfs: []string{":size=1"}},

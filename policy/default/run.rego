@@ -280,6 +280,7 @@ deny contains {"code": "MOUNT_HOST_PATH_FORBIDDEN", "message": sprintf("host pat
 	some i in binds
 	m := input.mounts[i]
 	overlaps_forbidden(m.source)
+	not tenant_volume(m.source) # the default state root is a forbidden tree
 }
 
 # The source is /, a forbidden tree, below one, or above one (a directory that
@@ -302,6 +303,7 @@ deny contains {"code": "MOUNT_STATE_ROOT", "message": sprintf("host path %s over
 	m := input.mounts[i]
 	not overlaps_forbidden(m.source)
 	overlaps_state_root(m.source)
+	not tenant_volume(m.source)
 }
 
 default state_root := ""
@@ -310,6 +312,28 @@ state_root := input.stateRoot
 
 deny contains {"code": "REQUEST_INVALID", "message": "stateRoot must be an absolute path", "path": "stateRoot"} if {
 	not startswith(state_root, "/")
+}
+
+# Named volumes live under the state root (<stateRoot>/volumes/<tenant>/<name>/_data). The
+# tenant's own are allowed, writable too, unless its data says named_volumes: false; any other
+# path under the state root (another tenant's volume included) stays MOUNT_STATE_ROOT.
+default named_volumes_allowed := true
+
+named_volumes_allowed := v if {
+	v := tenant_config.named_volumes
+} else := v if {
+	v := defaults.named_volumes
+}
+
+volume_prefix := concat("", [trim_right(state_root, "/"), "/volumes/", tenant_name, "/"])
+
+tenant_volume(src) if {
+	named_volumes_allowed == true
+	startswith(src, volume_prefix)
+	parts := split(trim_prefix(src, volume_prefix), "/")
+	count(parts) == 2
+	regex.match(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`, parts[0])
+	parts[1] == "_data"
 }
 
 overlaps_state_root(src) if src == state_root
@@ -327,6 +351,8 @@ deny contains {"code": "MOUNT_HOST_PATH_NOT_ALLOWED", "message": sprintf("host p
 	not overlaps_state_root(src)
 	not bind_allowed(src)
 }
+
+bind_allowed(src) if tenant_volume(src)
 
 bind_allowed(src) if bind_allowlist[src]
 
@@ -346,6 +372,8 @@ deny contains {"code": "MOUNT_WRITABLE_NOT_ALLOWED", "message": sprintf("writabl
 }
 
 writable_allowed(src) if src in writable_sources
+
+writable_allowed(src) if tenant_volume(src)
 
 writable_allowed(src) if strings.any_prefix_match(src, writable_source_prefixes)
 

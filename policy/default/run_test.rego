@@ -206,6 +206,30 @@ test_state_root_never_bound if {
 	codes(json.patch(base, [{"op": "replace", "path": "/mounts/1/source", "value": "/var/lib/bulwark/audit"}])) == {"MOUNT_HOST_PATH_FORBIDDEN"}
 }
 
+rw(src, root) := json.patch(base, [
+	{"op": "replace", "path": "/stateRoot", "value": root},
+	{"op": "replace", "path": "/mounts/1/source", "value": src},
+	{"op": "replace", "path": "/mounts/1/readOnly", "value": false},
+])
+
+# A tenant's own named volumes (<stateRoot>/volumes/<tenant>/<name>/_data) are allowed, writable
+# too, under any state root; another tenant's, or anything else under volumes/, is the state
+# root's; named_volumes: false in the tenant's data refuses them.
+test_tenant_volumes if {
+	t := {"acme": {}, "other": {}}
+	every root in ["/srv/state", "/var/lib/bulwark"] {
+		d := run.decision with input as rw(concat("", [root, "/volumes/acme/db/_data"]), root) with data.bulwark.tenants as t
+		d.allow
+	}
+	every src in ["/srv/state/volumes/other/db/_data", "/srv/state/volumes/acme/db", "/srv/state/volumes/acme/db/_data/x", "/srv/state/volumes/acme/../other/db/_data"] {
+		d := run.decision with input as rw(src, "/srv/state") with data.bulwark.tenants as t
+		not d.allow
+		"MOUNT_STATE_ROOT" in {r.code | some r in d.reasons}
+	}
+	d := run.decision with input as rw("/srv/state/volumes/acme/db/_data", "/srv/state") with data.bulwark.tenants as {"acme": {"named_volumes": false}}
+	not d.allow
+}
+
 test_state_root_required if {
 	codes(json.remove(base, ["/stateRoot"])) == {"REQUEST_INVALID", "MOUNT_STATE_ROOT"}
 	codes(json.patch(base, [{"op": "replace", "path": "/stateRoot", "value": "state"}])) == {"REQUEST_INVALID"}

@@ -60,3 +60,83 @@ cat /etc/one.conf; stat -c %u:%g /data/f`
 	}
 	f.assertNothingLeft(t)
 }
+
+// TestNamedVolumes (issue 12): bulwark volume create|ls|inspect|rm|prune and -v NAME:/DST. Data
+// written by container root through a volume is read back by the next container; on the host it
+// belongs to the storage range, never host root; :ro refuses writes; a volume is noexec; names
+// are per tenant (bob's "data" is his own, the default tenant's is missing to him and its path
+// is refused to him by policy); a mounted volume is not removed; nothing is left behind.
+func TestNamedVolumes(t *testing.T) {
+	f := newFixture(t)
+	pol := t.TempDir()
+	os.WriteFile(filepath.Join(pol, "data.json"), []byte(`{"bulwark": {"tenants": {"default": {"max_memory": 1073741824, "max_pids": 1024, "grantable_capabilities": ["CHOWN", "DAC_OVERRIDE", "FOWNER"]}, "bob": {"max_memory": 1073741824, "max_pids": 1024}}}}`), 0o644)
+	run := func(args ...string) clitest.Result {
+		return clitest.Run(t, f.root, append([]string{"run", "--policy-dir", pol}, args...)...)
+	}
+	if out := must(t, f.root, "volume", "create", "data"); out != "data\n" {
+		t.Errorf("volume create: %q", out)
+	}
+	for _, bad := range []string{"../x", ".hidden", "a/b"} {
+		if r := clitest.Run(t, f.root, "volume", "create", bad); r.Code == 0 {
+			t.Errorf("volume create %q succeeded", bad)
+		}
+	}
+	if out := must(t, f.root, "volume", "ls"); !strings.Contains(strings.Join(strings.Fields(out), " "), "local data") {
+		t.Errorf("volume ls: %q", out)
+	}
+	r := run("--rm", "--name", f.name(t, "vol"), "-v", "data:/v", "busybox:1", "sh", "-c",
+		`echo kept > /v/f && mkdir /v/app && chown 1000:1000 /v/app && stat -c %u:%g /v/f /v/app
+cp /bin/busybox /v/bb && (/v/bb true 2>/dev/null && echo exec-allowed || echo noexec)`)
+	if want := "0:0\n1000:1000\nnoexec\n"; r.Code != 0 || r.Stdout != want {
+		t.Errorf("write: exit %d, stdout %q, want %q; stderr %s", r.Code, r.Stdout, want, r.Stderr)
+	}
+	data := filepath.Join(f.root, "volumes", "default", "data", "_data")
+	base := int(sandbox.StorageIDBase)
+	for p, want := range map[string]int{".": base, "f": base, "app": base + 1000} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(data, p), &st); err != nil || int(st.Uid) != want || int(st.Gid) != want {
+			t.Errorf("host owner of %s: %d:%d (%v), want %d", p, st.Uid, st.Gid, err, want)
+		}
+	}
+	r = run("--rm", "--name", f.name(t, "vol"), "-v", "data:/v:ro", "busybox:1", "sh", "-c",
+		`cat /v/f; echo x > /v/g 2>/dev/null && echo written || echo ro-refused`)
+	if want := "kept\nro-refused\n"; r.Code != 0 || r.Stdout != want {
+		t.Errorf("read back: exit %d, stdout %q, want %q; stderr %s", r.Code, r.Stdout, want, r.Stderr)
+	}
+
+	// Another tenant: its own "data" (new, empty), never the default tenant's.
+	if r := clitest.Run(t, f.root, "volume", "inspect", "--tenant", "bob", "data"); r.Code != 1 || !strings.Contains(r.Stderr, "no such volume") {
+		t.Errorf("bob inspects the default tenant's volume: exit %d, %s", r.Code, r.Stderr)
+	}
+	r = run("--rm", "--tenant", "bob", "--name", f.name(t, "vol"), "-v", "data:/v", "busybox:1", "sh", "-c", "ls -A /v; echo end")
+	if r.Code != 0 || r.Stdout != "end\n" {
+		t.Errorf("bob's data: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	r = run("--rm", "--tenant", "bob", "--name", f.name(t, "vol"), "-v", data+":/v:rw", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "MOUNT_STATE_ROOT") {
+		t.Errorf("bob binds the default tenant's volume by path: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+
+	// A container that mounts it (stopped, not removed) keeps it.
+	id := f.name(t, "vol")
+	if r := run("--name", id, "-v", "data:/v", "busybox:1", "true"); r.Code != 0 {
+		t.Fatalf("run: %d %s", r.Code, r.Stderr)
+	}
+	if r := clitest.Run(t, f.root, "volume", "rm", "data"); r.Code == 0 || !strings.Contains(r.Stderr, "in use") {
+		t.Errorf("volume rm of a mounted volume: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	if out := must(t, f.root, "volume", "prune"); out != "" {
+		t.Errorf("prune removed a mounted volume: %q", out)
+	}
+	must(t, f.root, "rm", id)
+	must(t, f.root, "volume", "rm", "data")
+	if out := must(t, f.root, "volume", "prune", "--tenant", "bob"); out != "data\n" {
+		t.Errorf("bob's prune: %q", out)
+	}
+	for _, tenant := range []string{"default", "bob"} {
+		if ents, _ := os.ReadDir(filepath.Join(f.root, "volumes", tenant)); len(ents) != 0 {
+			t.Errorf("left in %s's volumes: %v", tenant, ents)
+		}
+	}
+	f.assertNothingLeft(t)
+}

@@ -1,0 +1,224 @@
+// Package volume is the local volume driver: a tenant's named volumes, each a directory under
+// <state-root>/volumes/<tenant>/<name>/ whose _data/ is what a container mounts. Names are per
+// tenant: one tenant's "db" is not another's, and another tenant's volume is answered as missing.
+// Data is owned by the storage range (sandbox.StorageIDBase): the sandbox idmaps it to the
+// running container's ids, so container root owns its files and the host sees none owned by
+// host root.
+package volume
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// Driver is the only driver: directories on the state root's filesystem.
+const Driver = "local"
+
+var (
+	// nameRE is Docker's volume name syntax: no separators, no "..".
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+	// ErrNotFound is a volume the tenant does not have (another tenant's included).
+	ErrNotFound = errdefs.Errorf(errdefs.ErrNotFound, "no such volume")
+	// ErrInUse is a volume a container still mounts.
+	ErrInUse = errdefs.Errorf(errdefs.ErrConflict, "volume is in use")
+)
+
+// Volume is one named volume.
+type Volume struct {
+	Name       string    `json:"name"`
+	Tenant     string    `json:"tenant"`
+	Driver     string    `json:"driver"`
+	Mountpoint string    `json:"mountpoint"` // the _data directory a container mounts
+	CreatedAt  time.Time `json:"createdAt"`
+	// Anonymous volumes are made for an image's VOLUME entries and go with their container.
+	Anonymous bool `json:"anonymous,omitempty"`
+}
+
+// Store holds every tenant's volumes below one directory (<state-root>/volumes).
+type Store struct {
+	dir string
+}
+
+// Open returns the store under root/volumes, creating it (0700) if missing.
+func Open(root string) (*Store, error) {
+	dir := filepath.Join(root, "volumes")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("volume store %s: %w", dir, err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+func checkNames(tenant, name string) error {
+	if !tenantRE.MatchString(tenant) {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", tenant)
+	}
+	if !nameRE.MatchString(name) {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "volume name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name)
+	}
+	return nil
+}
+
+// ValidName reports whether name is a volume name (not a host path).
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
+func (s *Store) tenantDir(tenant string) string { return filepath.Join(s.dir, tenant) }
+
+// Create makes the volume name of tenant, or returns the existing one (created false), as
+// docker volume create does. It is made under a temporary name and renamed into place, so a
+// creation killed half-way leaves no volume (Prune removes the leftover).
+func (s *Store) Create(tenant, name string, anonymous bool) (*Volume, bool, error) {
+	if err := checkNames(tenant, name); err != nil {
+		return nil, false, err
+	}
+	if v, err := s.Get(tenant, name); err == nil {
+		return v, false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	td := s.tenantDir(tenant)
+	if err := os.MkdirAll(td, 0o700); err != nil {
+		return nil, false, fmt.Errorf("volume %s: %w", name, err)
+	}
+	tmp, err := os.MkdirTemp(td, ".new-")
+	if err != nil {
+		return nil, false, fmt.Errorf("volume %s: %w", name, err)
+	}
+	defer os.RemoveAll(tmp)
+	data := filepath.Join(tmp, "_data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		return nil, false, fmt.Errorf("volume %s: %w", name, err)
+	}
+	// Container root owns the volume's root (through the idmapped mount).
+	if err := os.Lchown(data, int(sandbox.StorageIDBase), int(sandbox.StorageIDBase)); err != nil {
+		return nil, false, fmt.Errorf("volume %s: %w", name, err)
+	}
+	v := &Volume{Name: name, Tenant: tenant, Driver: Driver, CreatedAt: time.Now().UTC(), Anonymous: anonymous,
+		Mountpoint: filepath.Join(td, name, "_data")}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "volume.json"), b, 0o600); err != nil { // invisible until the rename
+		return nil, false, fmt.Errorf("volume %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(td, name)); err != nil {
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			// Created meanwhile by another caller: that one is the volume.
+			v, err := s.Get(tenant, name)
+			return v, false, err
+		}
+		return nil, false, fmt.Errorf("volume %s: %w", name, err)
+	}
+	return v, true, nil
+}
+
+// Get returns the tenant's volume name.
+func (s *Store) Get(tenant, name string) (*Volume, error) {
+	if err := checkNames(tenant, name); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(s.tenantDir(tenant), name, "volume.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("volume %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volume %q: %w", name, err)
+	}
+	var v Volume
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("volume %q: corrupt record: %w", name, err)
+	}
+	v.Mountpoint = filepath.Join(s.tenantDir(tenant), name, "_data")
+	return &v, nil
+}
+
+// List returns the tenant's volumes, by name.
+func (s *Store) List(tenant string) ([]*Volume, error) {
+	ents, err := os.ReadDir(s.tenantDir(tenant))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volumes of %s: %w", tenant, err)
+	}
+	var out []*Volume
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		v, err := s.Get(tenant, e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Remove deletes the tenant's volume name and its data; inUse says whether a container still
+// mounts it (the caller knows its containers), and then nothing is removed.
+func (s *Store) Remove(tenant, name string, inUse func(*Volume) (bool, error)) error {
+	v, err := s.Get(tenant, name)
+	if err != nil {
+		return err
+	}
+	if used, err := inUse(v); err != nil {
+		return err
+	} else if used {
+		return fmt.Errorf("volume %q: %w", name, ErrInUse)
+	}
+	// Out of the namespace first (a rename is atomic), then the data.
+	gone := filepath.Join(s.tenantDir(tenant), ".rm-"+name)
+	if err := os.Rename(filepath.Join(s.tenantDir(tenant), name), gone); err != nil {
+		return fmt.Errorf("remove volume %q: %w", name, err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("remove volume %q: %w", name, err)
+	}
+	return nil
+}
+
+// Prune removes the tenant's volumes no container mounts (inUse) and any creation or removal
+// left half-done, and returns the names removed.
+func (s *Store) Prune(tenant string, inUse func(*Volume) (bool, error)) ([]string, error) {
+	vs, err := s.List(tenant)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, v := range vs {
+		err := s.Remove(tenant, v.Name, inUse)
+		if errors.Is(err, ErrInUse) {
+			continue
+		}
+		if err != nil {
+			return removed, err
+		}
+		removed = append(removed, v.Name)
+	}
+	left, _ := filepath.Glob(filepath.Join(s.tenantDir(tenant), ".*"))
+	for _, l := range left {
+		if err := os.RemoveAll(l); err != nil {
+			return removed, fmt.Errorf("prune %s: %w", l, err)
+		}
+	}
+	return removed, nil
+}
