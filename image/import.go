@@ -26,6 +26,16 @@ type fetcher func(d ocispec.Descriptor) (io.ReadCloser, error)
 // Import adds the image in src (an OCI layout directory or tar, a `docker save` archive, or a
 // plain root filesystem tar, optionally gzip or zstd compressed) and tags it ref.
 func (s *Store) Import(src, ref string) (ocispec.Descriptor, error) {
+	return s.ImportNoted(src, ref, nil)
+}
+
+// ImportNoted is Import, telling note (if not nil) what the import changed: the device nodes and
+// fifos under /dev a rootfs tar held (mmdebstrap, debootstrap) are dropped, as the sandbox mounts
+// its own /dev; one anywhere else refuses the import.
+func (s *Store) ImportNoted(src, ref string, note func(string)) (ocispec.Descriptor, error) {
+	if note == nil {
+		note = func(string) {}
+	}
 	r, err := ParseRef(ref)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -36,7 +46,7 @@ func (s *Store) Import(src, ref string) (ocispec.Descriptor, error) {
 	var desc ocispec.Descriptor
 	err = s.ingestion(func() error {
 		var err error
-		desc, err = s.importAny(src, r)
+		desc, err = s.importAny(src, r, note)
 		if err != nil {
 			return err
 		}
@@ -48,7 +58,7 @@ func (s *Store) Import(src, ref string) (ocispec.Descriptor, error) {
 	return desc, nil
 }
 
-func (s *Store) importAny(src string, r Ref) (ocispec.Descriptor, error) {
+func (s *Store) importAny(src string, r Ref, note func(string)) (ocispec.Descriptor, error) {
 	st, err := os.Stat(src)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -65,7 +75,7 @@ func (s *Store) importAny(src string, r Ref) (ocispec.Descriptor, error) {
 		return ocispec.Descriptor{}, err
 	}
 	if kind == "rootfs" {
-		return s.importRootfs(src)
+		return s.importRootfs(src, note)
 	}
 	// An image archive is unpacked (safely, as files only) into a scratch directory first, because
 	// its members come in no useful order.
@@ -361,12 +371,28 @@ func (s *Store) putManifest(m *ocispec.Manifest) (ocispec.Descriptor, error) {
 }
 
 // importRootfs makes a one-layer image of a root filesystem tar.
-func (s *Store) importRootfs(src string) (ocispec.Descriptor, error) {
+func (s *Store) importRootfs(src string, note func(string)) (ocispec.Descriptor, error) {
 	f, err := os.Open(src)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
 	defer f.Close()
+	devs, err := rootfsSpecials(f)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if len(devs) > 0 {
+		clean, err := s.withoutSpecials(f, devs)
+		if err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		defer os.Remove(clean.Name())
+		defer clean.Close()
+		note(fmt.Sprintf("dropped %d device nodes and fifos under /dev (the sandbox mounts its own /dev): %s", len(devs), strings.Join(devs, " ")))
+		f = clean
+	} else if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return ocispec.Descriptor{}, err
+	}
 	layer, err := s.ingestLayer(f)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -419,4 +445,98 @@ func (s *Store) diffID(d digest.Digest) (digest.Digest, error) {
 		return "", err
 	}
 	return digest.NewDigest(digest.SHA256, h), nil
+}
+
+// rootfsSpecials lists the device nodes and fifos of a rootfs tar: those under dev/ (to drop),
+// and an error naming the first one anywhere else (refused at import, not at every run).
+func rootfsSpecials(f *os.File) ([]string, error) {
+	zr, _, closeZ, err := decompress(f)
+	if err != nil {
+		return nil, err
+	}
+	defer closeZ()
+	var devs []string
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return devs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rootfs tar: %w", err)
+		}
+		if h.Typeflag != tar.TypeChar && h.Typeflag != tar.TypeBlock && h.Typeflag != tar.TypeFifo {
+			continue
+		}
+		name, err := untar.CleanName(h.Name)
+		if err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(name, "dev/") {
+			return nil, fmt.Errorf("rootfs tar: %s: %w (outside /dev, where the sandbox's own /dev would not replace it)", name, untar.ErrDevice)
+		}
+		devs = append(devs, "/"+name)
+	}
+}
+
+// withoutSpecials copies the rootfs tar f, decompressed, without the entries devs names, into a
+// scratch file of the store's ingest directory, and returns it rewound.
+func (s *Store) withoutSpecials(f *os.File, devs []string) (*os.File, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	zr, _, closeZ, err := decompress(f)
+	if err != nil {
+		return nil, err
+	}
+	defer closeZ()
+	out, err := os.CreateTemp(filepath.Join(s.dir, "ingest"), "rootfs-")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*os.File, error) {
+		out.Close()
+		os.Remove(out.Name())
+		return nil, fmt.Errorf("rootfs tar without /dev nodes: %w", err)
+	}
+	drop := map[string]bool{}
+	for _, d := range devs {
+		drop[strings.TrimPrefix(d, "/")] = true
+	}
+	tr := tar.NewReader(zr)
+	tw := tar.NewWriter(out)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if name, err := untar.CleanName(h.Name); err == nil && drop[name] && (h.Typeflag == tar.TypeChar || h.Typeflag == tar.TypeBlock || h.Typeflag == tar.TypeFifo) {
+			continue
+		}
+		if h.Typeflag == tar.TypeGNUSparse {
+			// The reader expands holes as zeros; the writer has no sparse form.
+			h.Typeflag = tar.TypeReg
+			for k := range h.PAXRecords {
+				if strings.HasPrefix(k, "GNU.sparse.") {
+					delete(h.PAXRecords, k)
+				}
+			}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return fail(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return fail(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fail(err)
+	}
+	if _, err := out.Seek(0, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	return out, nil
 }

@@ -42,7 +42,7 @@ func newImageImportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			desc, err := s.Import(args[0], tag)
+			desc, err := s.ImportNoted(args[0], tag, func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "bulwark: note:", n) })
 			if err != nil {
 				return err
 			}
