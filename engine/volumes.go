@@ -60,9 +60,9 @@ func parseVolume(v string) (specs.Mount, error) {
 }
 
 // resolveVolumes turns the spec's named-volume mounts into binds of the tenant's volumes, making
-// a volume that does not exist yet (as docker run does). A volume is mounted noexec, idmapped to
+// a volume that does not exist yet (as docker run does), filled from the image (fillVolume). A volume is mounted noexec, idmapped to
 // the storage range (the floor keeps both), and not recursively (it has no submounts).
-func (e *Engine) resolveVolumes(s *specs.Spec, tenant string, t *trail) error {
+func (e *Engine) resolveVolumes(s *specs.Spec, root *imageRoot, tenant string, t *trail) error {
 	for i, m := range s.Mounts {
 		if m.Type != volumeType {
 			continue
@@ -72,6 +72,12 @@ func (e *Engine) resolveVolumes(s *specs.Spec, tenant string, t *trail) error {
 			return err
 		}
 		if created {
+			// A new volume starts with what the image has there (docker's copy-up); one that
+			// could not be filled is not kept half-filled.
+			if err := fillVolume(root, m.Destination, v.Mountpoint); err != nil {
+				return errors.Join(fmt.Errorf("volume %s: fill from the image at %s: %w", v.Name, m.Destination, err),
+					e.volumes.Remove(tenant, v.Name, func(*volume.Volume) (bool, error) { return false, nil }))
+			}
 			t.Add(audit.TypeEngine, "volume.create", map[string]string{"volume": v.Name, "tenant": tenant})
 		}
 		s.Mounts[i] = specs.Mount{Destination: m.Destination, Type: "bind", Source: v.Mountpoint,

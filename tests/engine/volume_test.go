@@ -104,6 +104,18 @@ cp /bin/busybox /v/bb && (/v/bb true 2>/dev/null && echo exec-allowed || echo no
 		t.Errorf("read back: exit %d, stdout %q, want %q; stderr %s", r.Code, r.Stdout, want, r.Stderr)
 	}
 
+	// A new volume starts with the image's content at its destination (docker's copy-up),
+	// owned by the storage range on the host.
+	r = run("--rm", "--name", f.name(t, "vol"), "-v", "etcvol:/etc", "busybox:1", "sh", "-c", "head -1 /etc/passwd; stat -c %u /etc/passwd")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "root:") || !strings.HasSuffix(r.Stdout, "\n0\n") {
+		t.Errorf("copy-up: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(f.root, "volumes", "default", "etcvol", "_data", "passwd"), &st); err != nil || int(st.Uid) != base {
+		t.Errorf("copied passwd: owner %d (%v), want %d", st.Uid, err, base)
+	}
+	must(t, f.root, "volume", "rm", "etcvol")
+
 	// Another tenant: its own "data" (new, empty), never the default tenant's.
 	if r := clitest.Run(t, f.root, "volume", "inspect", "--tenant", "bob", "data"); r.Code != 1 || !strings.Contains(r.Stderr, "no such volume") {
 		t.Errorf("bob inspects the default tenant's volume: exit %d, %s", r.Code, r.Stderr)
