@@ -77,6 +77,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("spec", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
 	}
+	addImageVolumes(spec, img.Config.Config.Volumes)
 	if err := e.resolveVolumes(spec, rootfs, req.Tenant, t); err != nil {
 		return refuse("volumes", err)
 	}

@@ -173,8 +173,13 @@ func (e *Engine) remove(c *sandbox.Container, m *Meta) error {
 	if err := e.detachNetwork(m.Tenant, m.ID); err != nil {
 		return err
 	}
+	spec, specErr := e.readEffectiveSpec(m.ID)
 	if err := os.RemoveAll(e.metaDir(m.ID)); err != nil {
 		return fmt.Errorf("remove %s state: %w", m.ID, err)
+	}
+	if m.Remove && specErr == nil {
+		// --rm takes the anonymous volumes (the image's VOLUME paths) with the container.
+		return e.removeAnonymousVolumes(m, spec)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -59,6 +60,47 @@ func parseVolume(v string) (specs.Mount, error) {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}, nil
 }
 
+// addImageVolumes adds an anonymous volume (a volumeType mount without a name) for each of the
+// image config's VOLUME paths no mount of the request covers, as docker run does.
+func addImageVolumes(s *specs.Spec, vols map[string]struct{}) {
+	have := map[string]bool{}
+	for _, m := range s.Mounts {
+		have[path.Clean(m.Destination)] = true
+	}
+	var paths []string
+	for p := range vols {
+		if c := path.Clean("/" + p); !have[c] {
+			have[c] = true
+			paths = append(paths, c)
+		}
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: p, Type: volumeType, Options: []string{"rw"}})
+	}
+}
+
+// removeAnonymousVolumes removes the anonymous volumes the removed container m mounted (docker
+// run --rm does), unless another container of the tenant mounts one too.
+func (e *Engine) removeAnonymousVolumes(m *Meta, spec *specs.Spec) error {
+	who := Caller{Tenant: m.Tenant}
+	var errs []error
+	for _, mt := range spec.Mounts {
+		rel, err := filepath.Rel(filepath.Join(e.volumes.Dir(), who.tenant()), mt.Source)
+		if err != nil || filepath.Base(rel) != "_data" || filepath.Dir(filepath.Dir(rel)) != "." {
+			continue
+		}
+		v, err := e.volumes.Get(who.tenant(), filepath.Dir(rel))
+		if err != nil || !v.Anonymous {
+			continue
+		}
+		if err := e.volumes.Remove(who.tenant(), v.Name, e.volumeInUse(who)); err != nil && !errors.Is(err, volume.ErrInUse) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // resolveVolumes turns the spec's named-volume mounts into binds of the tenant's volumes, making
 // a volume that does not exist yet (as docker run does), filled from the image (fillVolume). A volume is mounted noexec, idmapped to
 // the storage range (the floor keeps both), and not recursively (it has no submounts).
@@ -67,7 +109,11 @@ func (e *Engine) resolveVolumes(s *specs.Spec, root *imageRoot, tenant string, t
 		if m.Type != volumeType {
 			continue
 		}
-		v, created, err := e.volumes.Create(tenant, m.Source, false)
+		name, anonymous := m.Source, m.Source == ""
+		if anonymous {
+			name = NewID() + NewID() + NewID() + NewID() // 48 hex digits, as docker's are random
+		}
+		v, created, err := e.volumes.Create(tenant, name, anonymous)
 		if err != nil {
 			return err
 		}

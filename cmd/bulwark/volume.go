@@ -38,6 +38,7 @@ func newVolumeCreateCmd() *cobra.Command {
 
 func newVolumeLsCmd() *cobra.Command {
 	var tenant string
+	var quiet bool
 	c := &cobra.Command{
 		Use:   "ls",
 		Short: "List the tenant's volumes",
@@ -47,6 +48,12 @@ func newVolumeLsCmd() *cobra.Command {
 				list, err := e.ListVolumes(as(tenant))
 				if err != nil {
 					return err
+				}
+				if quiet {
+					for _, v := range list {
+						fmt.Fprintln(cmd.OutOrStdout(), v.Name)
+					}
+					return nil
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
@@ -58,6 +65,7 @@ func newVolumeLsCmd() *cobra.Command {
 		},
 	}
 	tenantFlag(c, &tenant)
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "only names")
 	return c
 }
 

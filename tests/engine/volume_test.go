@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,5 +154,65 @@ cp /bin/busybox /v/bb && (/v/bb true 2>/dev/null && echo exec-allowed || echo no
 			t.Errorf("left in %s's volumes: %v", tenant, ents)
 		}
 	}
+	f.assertNothingLeft(t)
+}
+
+// layoutWithVolume writes an OCI layout of the busybox layer whose config declares VOLUME vol.
+func layoutWithVolume(t *testing.T, dir, vol string) string {
+	t.Helper()
+	layer, err := os.ReadFile(busyboxTar(t, dir, "vol"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "layout")
+	blob := func(b []byte) string {
+		sum := sha256.Sum256(b)
+		h := hex.EncodeToString(sum[:])
+		os.MkdirAll(filepath.Join(out, "blobs", "sha256"), 0o755)
+		if err := os.WriteFile(filepath.Join(out, "blobs", "sha256", h), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "sha256:" + h
+	}
+	ld := blob(layer)
+	cfg := []byte(fmt.Sprintf(`{"architecture":%q,"os":"linux","config":{"Cmd":["sh"],"Volumes":{%q:{}}},"rootfs":{"type":"layers","diff_ids":[%q]}}`, runtime.GOARCH, vol, ld))
+	cd := blob(cfg)
+	man := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, cd, len(cfg), ld, len(layer)))
+	md := blob(man)
+	os.WriteFile(filepath.Join(out, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(out, "index.json"), []byte(fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}]}`, md, len(man))), 0o644)
+	return out
+}
+
+// TestAnonymousVolumes (issue 12): an image's VOLUME path gets an anonymous volume, writable
+// (the root filesystem is not), filled from the image; --rm takes it with the container, a
+// container removed without --rm leaves it to volume prune; a -v on that path replaces it.
+func TestAnonymousVolumes(t *testing.T) {
+	f := newFixture(t)
+	must(t, f.root, "image", "import", layoutWithVolume(t, f.dir, "/data"), "--tag", "withvol:1")
+	must(t, f.root, "trust", "sign", "withvol:1")
+	r := clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "anon"), "withvol:1", "sh", "-c", "echo x > /data/f && cat /data/f")
+	if r.Code != 0 || r.Stdout != "x\n" {
+		t.Errorf("--rm: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if out := must(t, f.root, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("--rm left volumes: %q", out)
+	}
+	id := f.name(t, "anon")
+	if r := clitest.Run(t, f.root, "run", "--name", id, "withvol:1", "sh", "-c", "echo x > /data/f"); r.Code != 0 {
+		t.Fatalf("run: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	must(t, f.root, "rm", id)
+	if out := must(t, f.root, "volume", "prune"); len(strings.Fields(out)) != 1 {
+		t.Errorf("prune after rm: %q", out)
+	}
+	r = clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "anon"), "-v", "named:/data", "withvol:1", "sh", "-c", "echo y > /data/g")
+	if r.Code != 0 {
+		t.Errorf("-v over a VOLUME path: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	if out := must(t, f.root, "volume", "ls", "-q"); strings.TrimSpace(out) != "named" {
+		t.Errorf("volumes after -v over the VOLUME path: %q", out)
+	}
+	must(t, f.root, "volume", "rm", "named")
 	f.assertNothingLeft(t)
 }
