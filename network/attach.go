@@ -101,6 +101,9 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 	if err := m.checkPorts(ports); err != nil {
 		return nil, err
 	}
+	if err := isolate(n); err != nil {
+		return nil, fmt.Errorf("network %s: isolation rules: %w", network, err)
+	}
 	raw, err := m.confList(n)
 	if err != nil {
 		return nil, err

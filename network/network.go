@@ -264,6 +264,9 @@ func (m *Manager) Remove(tenant, name string) error {
 		}
 		return fmt.Errorf("%w: %s is used by %s", ErrInUse, name, strings.Join(ids, ", "))
 	}
+	if err := unisolate(n); err != nil {
+		return fmt.Errorf("network %s: isolation rules: %w", name, err)
+	}
 	if err := removeBridge(n.Bridge); err != nil {
 		return err
 	}

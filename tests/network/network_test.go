@@ -71,7 +71,7 @@ func busyboxTar(t testing.TB, dir string) string {
 		add(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}, nil)
 	}
 	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb)
-	for _, a := range []string{"sh", "echo", "cat", "mkdir", "sleep", "true", "httpd", "wget", "nc", "ip"} {
+	for _, a := range []string{"sh", "echo", "cat", "mkdir", "sleep", "true", "httpd", "wget", "nc", "ip", "timeout"} {
 		add(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
 	}
 	passwd := []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
