@@ -13,7 +13,7 @@ import (
 // alarm: `audit verify` says so, cuts and keeps the partial bytes, records the repair and passes.
 func TestAuditVerifyRepairsTornTail(t *testing.T) {
 	f := newFixture(t)
-	must(t, f.root, "run", "--rm", "--name", f.name(t, "torn"), "busybox:1", "true")
+	clitest.Must(t, f.root, "run", "--rm", "--name", f.name(t, "torn"), "busybox:1", "true")
 	segs, _ := filepath.Glob(filepath.Join(f.root, "audit", "audit-*.jsonl"))
 	if len(segs) == 0 {
 		t.Fatal("no audit segment")
@@ -29,10 +29,10 @@ func TestAuditVerifyRepairsTornTail(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "torn tail") || strings.Contains(r.Stderr, "chain broken") {
 		t.Fatalf("audit verify over a torn tail: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
 	}
-	if out := must(t, f.root, "audit", "verify"); strings.Contains(out, "torn") || !strings.Contains(out, "OK") {
+	if out := clitest.Must(t, f.root, "audit", "verify"); strings.Contains(out, "torn") || !strings.Contains(out, "OK") {
 		t.Errorf("second verify: %s", out)
 	}
-	if out := must(t, f.root, "audit", "query", "--type", "audit"); !strings.Contains(out, `"repair"`) {
+	if out := clitest.Must(t, f.root, "audit", "query", "--type", "audit"); !strings.Contains(out, `"repair"`) {
 		t.Errorf("no repair record: %s", out)
 	}
 }

@@ -13,7 +13,7 @@ import (
 func capEff(t *testing.T, f *fixture, flags ...string) string {
 	t.Helper()
 	args := append(append([]string{"run", "--rm", "--name", f.name(t, "caps")}, flags...), "busybox:1", "sh", "-c", "grep CapEff /proc/self/status")
-	out := must(t, f.root, args...)
+	out := clitest.Must(t, f.root, args...)
 	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out), "CapEff:"))
 }
 
@@ -27,7 +27,7 @@ func TestRunDefaultCapabilities(t *testing.T) {
 	if got := capEff(t, f); got != "00000000000004fb" {
 		t.Errorf("default CapEff %s, want 00000000000004fb", got)
 	}
-	must(t, f.root, "run", "--rm", "--name", f.name(t, "chown"), "busybox:1", "sh", "-c", "touch /tmp/f && chown 65534:65534 /tmp/f")
+	clitest.Must(t, f.root, "run", "--rm", "--name", f.name(t, "chown"), "busybox:1", "sh", "-c", "touch /tmp/f && chown 65534:65534 /tmp/f")
 	if got := capEff(t, f, "--cap-drop", "ALL"); got != "0000000000000000" {
 		t.Errorf("--cap-drop ALL: CapEff %s", got)
 	}
@@ -52,7 +52,7 @@ func TestRunDefaultCapabilities(t *testing.T) {
 	os.WriteFile(filepath.Join(pol, "data.json"), []byte(`{"bulwark": {"defaults": {"grantable_capabilities": ["CHOWN"],
 		"max_memory": 8589934592, "max_pids": 4096, "writable_bind_sources": []}, "tenants": {"default": {}}}}`), 0o644)
 	id := f.name(t, "narrow")
-	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "busybox:1", "sh", "-c", "grep CapEff /proc/self/status")
+	out := clitest.Must(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", id, "busybox:1", "sh", "-c", "grep CapEff /proc/self/status")
 	if !strings.Contains(out, "0000000000000001") {
 		t.Errorf("tenant granted CHOWN: %s", out)
 	}

@@ -33,14 +33,14 @@ func TestKillDuringRun(t *testing.T) {
 		if r.Code != 0 {
 			// Killed before the container had a record: at most a claimed name is left, which
 			// the next ps removes.
-			must(t, f.root, "ps", "-a")
+			clitest.Must(t, f.root, "ps", "-a")
 			if _, err := os.Stat(filepath.Join(f.root, "engine", id)); !os.IsNotExist(err) {
 				t.Errorf("kill after %d ms: a name claimed without a record stays after ps: %v", i*15, err)
 			}
 			continue
 		}
 		st := inspect(t, f, id).Status
-		if !strings.Contains(must(t, f.root, "ps", "-a"), id) {
+		if !strings.Contains(clitest.Must(t, f.root, "ps", "-a"), id) {
 			t.Errorf("kill after %d ms: %s (%s) not in ps -a", i*15, id, st)
 		}
 		r = clitest.Run(t, f.root, "rm", id)
@@ -49,7 +49,7 @@ func TestKillDuringRun(t *testing.T) {
 			if r.Code == 0 || !strings.Contains(r.Stderr, "is "+st) {
 				t.Errorf("kill after %d ms: rm of a %s container: exit %d %s", i*15, st, r.Code, r.Stderr)
 			}
-			must(t, f.root, "rm", "-f", id)
+			clitest.Must(t, f.root, "rm", "-f", id)
 		case r.Code != 0:
 			t.Errorf("kill after %d ms: rm of a %s container: exit %d %s", i*15, st, r.Code, r.Stderr)
 		}

@@ -5,7 +5,6 @@
 package engine
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,52 +23,12 @@ import (
 
 func TestMain(m *testing.M) { clitest.Main(m) }
 
-func must(t testing.TB, root string, args ...string) string {
-	t.Helper()
-	r := clitest.Run(t, root, args...)
-	if r.Code != 0 {
-		t.Fatalf("bulwark %v: exit %d\nstdout: %s\nstderr: %s", args, r.Code, r.Stdout, r.Stderr)
-	}
-	return r.Stdout
-}
-
-// busyboxTar writes a rootfs tar of the static busybox (a shell and its applets) and returns it.
+// busyboxTar writes a rootfs tar of the static busybox (a shell and its applets) with /data/marker
+// holding marker, and returns it.
 func busyboxTar(t testing.TB, dir, marker string) string {
-	t.Helper()
-	bb, err := os.ReadFile(testenv.BusyboxPath)
-	if err != nil {
-		t.Skipf("%s missing (apt-get install busybox-static): %v", testenv.BusyboxPath, err)
-	}
-	p := filepath.Join(dir, "busybox-"+marker+".tar")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	add := func(h *tar.Header, body []byte) {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"bin/", "etc/", "data/"} {
-		add(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}, nil)
-	}
-	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb)
-	for _, a := range []string{"sh", "echo", "cat", "id", "sleep", "true", "hostname", "ls", "env"} {
-		add(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
-	}
-	passwd := []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
-	add(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(passwd))}, passwd)
-	m := []byte(marker + "\n")
-	add(&tar.Header{Name: "data/marker", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(m))}, m)
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.BusyboxTar(t, filepath.Join(dir, "busybox-"+marker+".tar"),
+		[]string{"sh", "echo", "cat", "id", "sleep", "true", "hostname", "ls", "env"},
+		map[string]string{"data/marker": marker + "\n"})
 }
 
 // fixture is a fresh state root with busybox:1 imported and signed.
@@ -85,9 +44,9 @@ func newFixture(t *testing.T) *fixture {
 	dir := t.TempDir()
 	f := &fixture{root: filepath.Join(dir, "state"), dir: dir}
 	f.leaks = testenv.NewLeaks(t, f.root, dir)
-	must(t, f.root, "image", "import", busyboxTar(t, dir, "signed"), "--tag", "busybox:1")
-	must(t, f.root, "trust", "init")
-	must(t, f.root, "trust", "sign", "busybox:1")
+	clitest.Must(t, f.root, "image", "import", busyboxTar(t, dir, "signed"), "--tag", "busybox:1")
+	clitest.Must(t, f.root, "trust", "init")
+	clitest.Must(t, f.root, "trust", "sign", "busybox:1")
 	return f
 }
 
@@ -107,7 +66,7 @@ func (f *fixture) records(t *testing.T, id string) []map[string]any {
 // query returns the audit records `audit query` selects with filter, in chain order.
 func (f *fixture) query(t *testing.T, filter ...string) []map[string]any {
 	t.Helper()
-	out := must(t, f.root, append([]string{"audit", "query"}, filter...)...)
+	out := clitest.Must(t, f.root, append([]string{"audit", "query"}, filter...)...)
 	var recs []map[string]any
 	dec := json.NewDecoder(strings.NewReader(out))
 	for {
@@ -215,13 +174,13 @@ func TestSignedImageRuns(t *testing.T) {
 	if attr(exit, "code") != "0" || attr(exit, "duration_ns") == "" || attr(exit, "peak_memory") == "" {
 		t.Errorf("exit record: %v", exit)
 	}
-	if out := must(t, f.root, "audit", "verify"); !strings.Contains(out, "OK") {
+	if out := clitest.Must(t, f.root, "audit", "verify"); !strings.Contains(out, "OK") {
 		t.Errorf("audit verify: %s", out)
 	}
 
 	// By digest: NAME@DIGEST must itself be a signed target.
 	dg := fmt.Sprint(find(recs, "trust", "resolve")["image_digest"])
-	if out := must(t, f.root, "run", "--rm", "busybox@"+dg, "echo", "by digest"); out != "by digest\n" {
+	if out := clitest.Must(t, f.root, "run", "--rm", "busybox@"+dg, "echo", "by digest"); out != "by digest\n" {
 		t.Errorf("run by digest: %q", out)
 	}
 	r = clitest.Run(t, f.root, "run", "--rm", "busybox@sha256:"+strings.Repeat("0", 64), "true")
@@ -255,18 +214,18 @@ func TestExitStatus(t *testing.T) {
 // TestRefused: every refusal exits 125, says why, creates nothing, and is in the audit trail.
 func TestRefused(t *testing.T) {
 	f := newFixture(t)
-	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "unsigned"), "--tag", "unsigned:1")
-	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "tampered"), "--tag", "tampered:1")
-	must(t, f.root, "trust", "sign", "tampered:1")
-	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "signed-b"), "--tag", "repointed:1")
-	must(t, f.root, "trust", "sign", "repointed:1")
+	clitest.Must(t, f.root, "image", "import", busyboxTar(t, f.dir, "unsigned"), "--tag", "unsigned:1")
+	clitest.Must(t, f.root, "image", "import", busyboxTar(t, f.dir, "tampered"), "--tag", "tampered:1")
+	clitest.Must(t, f.root, "trust", "sign", "tampered:1")
+	clitest.Must(t, f.root, "image", "import", busyboxTar(t, f.dir, "signed-b"), "--tag", "repointed:1")
+	clitest.Must(t, f.root, "trust", "sign", "repointed:1")
 	// Re-point repointed:1 at another image without signing.
-	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "evil"), "--tag", "repointed:1")
+	clitest.Must(t, f.root, "image", "import", busyboxTar(t, f.dir, "evil"), "--tag", "repointed:1")
 	tamperLayer(t, f.root, "tampered:1")
 	// An image that ran once (layers unpacked) and was tampered with since.
-	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "used"), "--tag", "used:1")
-	must(t, f.root, "trust", "sign", "used:1")
-	must(t, f.root, "run", "--rm", "--name", f.name(t, "used"), "used:1", "true")
+	clitest.Must(t, f.root, "image", "import", busyboxTar(t, f.dir, "used"), "--tag", "used:1")
+	clitest.Must(t, f.root, "trust", "sign", "used:1")
+	clitest.Must(t, f.root, "run", "--rm", "--name", f.name(t, "used"), "used:1", "true")
 	tamperLayer(t, f.root, "used:1")
 
 	for _, tc := range []struct {
@@ -314,7 +273,7 @@ func TestRefused(t *testing.T) {
 			f.assertNothingLeft(t)
 		})
 	}
-	must(t, f.root, "audit", "verify")
+	clitest.Must(t, f.root, "audit", "verify")
 }
 
 // tamperLayer flips a byte of the image's layer blob in the store.
@@ -325,7 +284,7 @@ func tamperLayer(t *testing.T, root, ref string) {
 			Layers []struct{ Digest string } `json:"layers"`
 		} `json:"manifest"`
 	}
-	out := must(t, root, "image", "inspect", ref)
+	out := clitest.Must(t, root, "image", "inspect", ref)
 	if err := json.Unmarshal([]byte(out), &img); err != nil || len(img.Manifest.Layers) == 0 {
 		t.Fatalf("image inspect %s: %v\n%s", ref, err, out)
 	}
@@ -343,8 +302,8 @@ func tamperLayer(t *testing.T, root, ref string) {
 func TestAuditTamperDetected(t *testing.T) {
 	f := newFixture(t)
 	id := f.name(t, "audited")
-	must(t, f.root, "run", "--rm", "--name", id, "busybox:1", "true")
-	must(t, f.root, "audit", "verify")
+	clitest.Must(t, f.root, "run", "--rm", "--name", id, "busybox:1", "true")
+	clitest.Must(t, f.root, "audit", "verify")
 	segs, _ := filepath.Glob(filepath.Join(f.root, "audit", "audit-*.jsonl"))
 	if len(segs) == 0 {
 		t.Fatal("no audit segment")
@@ -375,5 +334,5 @@ func TestAuditTamperDetected(t *testing.T) {
 	if err := os.WriteFile(segs[0], orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	must(t, f.root, "audit", "verify")
+	clitest.Must(t, f.root, "audit", "verify")
 }

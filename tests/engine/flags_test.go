@@ -42,7 +42,7 @@ func TestRunFlags(t *testing.T) {
 			} `json:"linux"`
 		} `json:"effectiveSpec"`
 	}
-	dry := must(t, f.root, "run", "--dry-run", "--pids-limit", "20", "--cpus", "0.5", "-m", "32m", "busybox:1", "true")
+	dry := clitest.Must(t, f.root, "run", "--dry-run", "--pids-limit", "20", "--cpus", "0.5", "-m", "32m", "busybox:1", "true")
 	if err := json.Unmarshal([]byte(dry), &plan); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestSeccompProfileStacks(t *testing.T) {
 	if d := find(recs, "policy", "decision"); attr(d, "result") != "allow" {
 		t.Errorf("decision %v", d)
 	}
-	if out := must(t, f.root, "run", "--rm", "busybox:1", "sh", "-c", "mkdir /tmp/d && echo made"); out != "made\n" {
+	if out := clitest.Must(t, f.root, "run", "--rm", "busybox:1", "sh", "-c", "mkdir /tmp/d && echo made"); out != "made\n" {
 		t.Errorf("without the profile: %q", out)
 	}
 	if !slices.Contains(actions(recs), "container.create") {
@@ -126,7 +126,7 @@ func TestPolicyCannotLowerTheFloor(t *testing.T) {
 		t.Errorf("--privileged under an allow-all policy: exit %d, %s", r.Code, r.Stderr)
 	}
 	// seccomp=unconfined is allowed by this policy, but the floor's allowlist still loads.
-	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "--security-opt", "seccomp=unconfined", "busybox:1",
+	out := clitest.Must(t, f.root, "run", "--rm", "--policy-dir", pol, "--security-opt", "seccomp=unconfined", "busybox:1",
 		"sh", "-c", "grep Seccomp: /proc/self/status")
 	if !strings.Contains(out, "2") {
 		t.Errorf("seccomp mode under an allow-all policy: %q", out)

@@ -47,7 +47,7 @@ func TestParallelRuns(t *testing.T) {
 		}
 	}
 	t.Logf("%d parallel runs in %v", n, elapsed)
-	out := must(t, f.root, "audit", "verify")
+	out := clitest.Must(t, f.root, "audit", "verify")
 	t.Log(strings.TrimSpace(out))
 	want := []string{"engine.request", "policy.decision", "container.create", "container.start", "container.exit", "container.delete"}
 	for _, id := range ids {
@@ -69,24 +69,24 @@ func TestParallelRuns(t *testing.T) {
 func TestDetachedLifecycle(t *testing.T) {
 	f := newFixture(t)
 	id := f.name(t, "det")
-	out := must(t, f.root, "run", "-d", "--name", id, "-e", "GREETING=hi", "busybox:1",
+	out := clitest.Must(t, f.root, "run", "-d", "--name", id, "-e", "GREETING=hi", "busybox:1",
 		"sh", "-c", `i=0; while :; do echo "$GREETING $i"; echo "err $i" >&2; i=$((i+1)); sleep 0.1; done`)
 	if strings.TrimSpace(out) != id {
 		t.Fatalf("run -d printed %q, want the id %s", out, id)
 	}
-	waitFor(t, func() bool { return strings.Contains(must(t, f.root, "logs", id), "hi 2") })
+	waitFor(t, func() bool { return strings.Contains(clitest.Must(t, f.root, "logs", id), "hi 2") })
 
-	if ps := must(t, f.root, "ps"); !strings.Contains(ps, id) || !strings.Contains(ps, "running") {
+	if ps := clitest.Must(t, f.root, "ps"); !strings.Contains(ps, id) || !strings.Contains(ps, "running") {
 		t.Errorf("ps:\n%s", ps)
 	}
-	if q := must(t, f.root, "ps", "-q"); strings.TrimSpace(q) != id {
+	if q := clitest.Must(t, f.root, "ps", "-q"); strings.TrimSpace(q) != id {
 		t.Errorf("ps -q: %q", q)
 	}
 	r := clitest.Run(t, f.root, "logs", id)
 	if !strings.Contains(r.Stdout, "hi 0\n") || !strings.Contains(r.Stderr, "err 0\n") || strings.Contains(r.Stdout, "err 0") {
 		t.Errorf("logs: stdout %q stderr %q", r.Stdout, r.Stderr)
 	}
-	if out := must(t, f.root, "exec", id, "sh", "-c", "echo exec-$GREETING; id -u"); out != "exec-hi\n0\n" {
+	if out := clitest.Must(t, f.root, "exec", id, "sh", "-c", "echo exec-$GREETING; id -u"); out != "exec-hi\n0\n" {
 		t.Errorf("exec output %q", out)
 	}
 	if r := clitest.Run(t, f.root, "exec", id, "sh", "-c", "exit 7"); r.Code != 7 {
@@ -96,36 +96,36 @@ func TestDetachedLifecycle(t *testing.T) {
 		MemoryUsage uint64 `json:"memoryUsage"`
 		PidsCurrent uint64 `json:"pidsCurrent"`
 	}
-	if err := json.Unmarshal([]byte(must(t, f.root, "stats", "--json", id)), &stats); err != nil {
+	if err := json.Unmarshal([]byte(clitest.Must(t, f.root, "stats", "--json", id)), &stats); err != nil {
 		t.Fatal(err)
 	}
 	if s := stats[id]; s.MemoryUsage == 0 || s.PidsCurrent == 0 {
 		t.Errorf("stats: %+v", s)
 	}
-	must(t, f.root, "pause", id)
+	clitest.Must(t, f.root, "pause", id)
 	if c := inspect(t, f, id); c.Status != "paused" {
 		t.Errorf("after pause: %s", c.Status)
 	}
-	must(t, f.root, "unpause", id)
+	clitest.Must(t, f.root, "unpause", id)
 	if c := inspect(t, f, id); c.Status != "running" {
 		t.Errorf("after unpause: %s", c.Status)
 	}
 	if r := clitest.Run(t, f.root, "rm", id); r.Code == 0 {
 		t.Errorf("rm of a running container succeeded")
 	}
-	must(t, f.root, "stop", "-t", "1", id)
+	clitest.Must(t, f.root, "stop", "-t", "1", id)
 	waitFor(t, func() bool { c := inspect(t, f, id); return c.Exit != nil })
 	c := inspect(t, f, id)
 	if c.Status != "stopped" || c.Exit.Code != 137 || c.Exit.Signal != "SIGKILL" {
 		t.Errorf("after stop: status %s exit %+v", c.Status, c.Exit)
 	}
-	if ps := must(t, f.root, "ps"); strings.Contains(ps, id) {
+	if ps := clitest.Must(t, f.root, "ps"); strings.Contains(ps, id) {
 		t.Errorf("ps shows a stopped container:\n%s", ps)
 	}
-	if ps := must(t, f.root, "ps", "-a"); !strings.Contains(ps, "exited (137)") {
+	if ps := clitest.Must(t, f.root, "ps", "-a"); !strings.Contains(ps, "exited (137)") {
 		t.Errorf("ps -a:\n%s", ps)
 	}
-	must(t, f.root, "rm", id)
+	clitest.Must(t, f.root, "rm", id)
 	f.assertNothingLeft(t)
 
 	story := strings.Join(actions(f.records(t, id)), " ")
@@ -135,7 +135,7 @@ func TestDetachedLifecycle(t *testing.T) {
 			t.Errorf("audit story lacks %s: %s", a, story)
 		}
 	}
-	must(t, f.root, "audit", "verify")
+	clitest.Must(t, f.root, "audit", "verify")
 }
 
 // TestDetachedRemoveAndKill: --rm -d removes itself when the workload exits; kill delivers a
@@ -143,25 +143,25 @@ func TestDetachedLifecycle(t *testing.T) {
 func TestDetachedRemoveAndKill(t *testing.T) {
 	f := newFixture(t)
 	short := f.name(t, "rmd")
-	must(t, f.root, "run", "-d", "--rm", "--name", short, "busybox:1", "true")
+	clitest.Must(t, f.root, "run", "-d", "--rm", "--name", short, "busybox:1", "true")
 	waitFor(t, func() bool { return clitest.Run(t, f.root, "inspect", short).Code != 0 })
 
 	long := f.name(t, "kill")
-	must(t, f.root, "run", "-d", "--name", long, "busybox:1", "sleep", "60")
-	must(t, f.root, "kill", long)
+	clitest.Must(t, f.root, "run", "-d", "--name", long, "busybox:1", "sleep", "60")
+	clitest.Must(t, f.root, "kill", long)
 	waitFor(t, func() bool { return inspect(t, f, long).Exit != nil })
 	if c := inspect(t, f, long); c.Exit.Code != 137 {
 		t.Errorf("killed: exit %+v", c.Exit)
 	}
-	must(t, f.root, "rm", long)
+	clitest.Must(t, f.root, "rm", long)
 
 	// logs -f follows a running container to its end.
 	follow := f.name(t, "follow")
-	must(t, f.root, "run", "-d", "--name", follow, "busybox:1", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
-	if out := must(t, f.root, "logs", "-f", follow); out != "1\n2\n3\n" {
+	clitest.Must(t, f.root, "run", "-d", "--name", follow, "busybox:1", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
+	if out := clitest.Must(t, f.root, "logs", "-f", follow); out != "1\n2\n3\n" {
 		t.Errorf("logs -f: %q", out)
 	}
-	must(t, f.root, "rm", follow)
+	clitest.Must(t, f.root, "rm", follow)
 	f.assertNothingLeft(t)
 }
 
@@ -176,7 +176,7 @@ type inspected struct {
 func inspect(t *testing.T, f *fixture, id string) inspected {
 	t.Helper()
 	var out []inspected
-	if err := json.Unmarshal([]byte(must(t, f.root, "inspect", id)), &out); err != nil || len(out) != 1 {
+	if err := json.Unmarshal([]byte(clitest.Must(t, f.root, "inspect", id)), &out); err != nil || len(out) != 1 {
 		t.Fatalf("inspect %s: %v", id, err)
 	}
 	return out[0]
@@ -257,7 +257,7 @@ func TestHostBindsDenyByDefault(t *testing.T) {
 	denied(t, "MOUNT_STATE_ROOT", "overlaps the runtime's state root", "-v", filepath.Join(f.root, "audit")+":/h")
 
 	pol := testenv.BindPolicy(t, f.dir) // covers the state root too
-	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "-v", allowed+":/h", "busybox:1", "ls", "/h")
+	out := clitest.Must(t, f.root, "run", "--rm", "--policy-dir", pol, "-v", allowed+":/h", "busybox:1", "ls", "/h")
 	if strings.TrimSpace(out) != "logs" {
 		t.Errorf("allowlisted bind shows %q", out)
 	}
@@ -278,7 +278,7 @@ func TestTenantLimits(t *testing.T) {
 		"max_memory": 8589934592, "max_pids": 4096, "writable_bind_sources": []},
 		"tenants": {"default": {}, "small": {"max_memory": 134217728, "max_pids": 64}}}}`), 0o644)
 	id := f.name(t, "small")
-	must(t, f.root, "run", "--rm", "--policy-dir", pol, "--tenant", "small", "--name", id, "busybox:1", "true")
+	clitest.Must(t, f.root, "run", "--rm", "--policy-dir", pol, "--tenant", "small", "--name", id, "busybox:1", "true")
 	recs := f.records(t, id)
 	// The defaults the tenant is not granted are dropped (one constraints record), the limits
 	// applied (another).
@@ -300,7 +300,7 @@ func TestTenantLimits(t *testing.T) {
 	}
 	// Capabilities: CHOWN is granted by this operator's data, KILL (grantable by the floor) is
 	// not; the capability really is in the workload's effective set.
-	out := must(t, f.root, "run", "--rm", "--policy-dir", pol, "--cap-add", "CHOWN", "--name", f.name(t, "chown"), "busybox:1",
+	out := clitest.Must(t, f.root, "run", "--rm", "--policy-dir", pol, "--cap-add", "CHOWN", "--name", f.name(t, "chown"), "busybox:1",
 		"sh", "-c", "grep CapEff /proc/self/status")
 	if !strings.Contains(out, "0000000000000001") {
 		t.Errorf("CHOWN granted: %s", out)
@@ -317,7 +317,7 @@ func TestTenantLimits(t *testing.T) {
 func TestLogRotation(t *testing.T) {
 	f := newFixture(t)
 	id := f.name(t, "logs")
-	must(t, f.root, "run", "-d", "--name", id, "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox:1",
+	clitest.Must(t, f.root, "run", "-d", "--name", id, "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox:1",
 		"sh", "-c", `i=0; while [ $i -lt 300 ]; do echo "line $i"; i=$((i+1)); done`)
 	waitFor(t, func() bool { return inspect(t, f, id).Exit != nil })
 	logs := filepath.Join(f.root, "engine", id, "container.log")
@@ -330,7 +330,7 @@ func TestLogRotation(t *testing.T) {
 	if _, err := os.Stat(logs + ".3"); err == nil {
 		t.Error("more than max-file rotated files kept")
 	}
-	lines := strings.Split(strings.TrimSpace(must(t, f.root, "logs", id)), "\n")
+	lines := strings.Split(strings.TrimSpace(clitest.Must(t, f.root, "logs", id)), "\n")
 	if len(lines) < 10 || lines[len(lines)-1] != "line 299" {
 		t.Fatalf("logs tail: %v", lines[max(0, len(lines)-3):])
 	}
@@ -340,7 +340,7 @@ func TestLogRotation(t *testing.T) {
 			t.Fatalf("line %d is %q, want line %d (gap or disorder across rotated files)", i, l, first+i)
 		}
 	}
-	must(t, f.root, "rm", id)
+	clitest.Must(t, f.root, "rm", id)
 	f.assertNothingLeft(t)
 }
 

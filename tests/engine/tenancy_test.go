@@ -32,9 +32,9 @@ func TestTenantCannotDriveAnothersContainer(t *testing.T) {
 	}
 	theirs, bobs := f.name(t, "owner"), f.name(t, "bob")
 	missing := strings.Replace(theirs, "owner", "nadie", 1)
-	must(t, f.root, "run", "-d", "--name", theirs, "busybox:1", "sleep", "60")
+	clitest.Must(t, f.root, "run", "-d", "--name", theirs, "busybox:1", "sleep", "60")
 	t.Cleanup(func() { clitest.Run(t, f.root, "rm", "-f", theirs) })
-	must(t, f.root, "run", "-d", "--policy-dir", pol, "--tenant", "bob", "--name", bobs, "busybox:1", "sleep", "60")
+	clitest.Must(t, f.root, "run", "-d", "--policy-dir", pol, "--tenant", "bob", "--name", bobs, "busybox:1", "sleep", "60")
 	t.Cleanup(func() { clitest.Run(t, f.root, "rm", "-f", "--tenant", "bob", bobs) })
 
 	ops := []struct {
@@ -74,14 +74,14 @@ func TestTenantCannotDriveAnothersContainer(t *testing.T) {
 	}
 
 	// The container still runs and answers to its owner.
-	if out := must(t, f.root, "inspect", theirs); !strings.Contains(out, `"status": "running"`) {
+	if out := clitest.Must(t, f.root, "inspect", theirs); !strings.Contains(out, `"status": "running"`) {
 		t.Errorf("the container after bob's attempts:\n%s", out)
 	}
-	if out := must(t, f.root, "exec", theirs, "echo", "mine"); strings.TrimSpace(out) != "mine" {
+	if out := clitest.Must(t, f.root, "exec", theirs, "echo", "mine"); strings.TrimSpace(out) != "mine" {
 		t.Errorf("the owner's exec = %q", out)
 	}
 	for tenant, own := range map[string]string{"default": theirs, "bob": bobs, "nobody-here": ""} {
-		if out := strings.TrimSpace(must(t, f.root, "ps", "-a", "-q", "--tenant", tenant)); out != own {
+		if out := strings.TrimSpace(clitest.Must(t, f.root, "ps", "-a", "-q", "--tenant", tenant)); out != own {
 			t.Errorf("%s: ps -a -q = %q, want %q", tenant, out, own)
 		}
 	}
@@ -104,10 +104,10 @@ func TestTenantCannotDriveAnothersContainer(t *testing.T) {
 	if recs := f.records(t, missing); len(recs) != 0 {
 		t.Errorf("records of a missing container: %v", recs)
 	}
-	must(t, f.root, "audit", "verify")
+	clitest.Must(t, f.root, "audit", "verify")
 
-	must(t, f.root, "rm", "-f", theirs)
-	must(t, f.root, "rm", "-f", "--tenant", "bob", bobs)
+	clitest.Must(t, f.root, "rm", "-f", theirs)
+	clitest.Must(t, f.root, "rm", "-f", "--tenant", "bob", bobs)
 	f.assertNothingLeft(t)
 }
 

@@ -23,11 +23,11 @@ func (f *fixture) typeRecords(t *testing.T, typ string) []map[string]any {
 func TestTrustChangesAuditedAndSignerRole(t *testing.T) {
 	f := newFixture(t) // image import, trust init, trust sign busybox:1
 	key := filepath.Join(f.dir, "acme.key")
-	keyID := strings.TrimSpace(must(t, f.root, "trust", "keygen", key))
-	must(t, f.root, "trust", "delegate", "acme", "--key", key+".pub", "--paths", "acme/*")
-	must(t, f.root, "image", "import", busyboxTar(t, f.dir, "acme"), "--tag", "acme/app:1")
-	must(t, f.root, "trust", "sign", "acme/app:1", "--role", "acme", "--key", key)
-	must(t, f.root, "audit", "verify")
+	keyID := strings.TrimSpace(clitest.Must(t, f.root, "trust", "keygen", key))
+	clitest.Must(t, f.root, "trust", "delegate", "acme", "--key", key+".pub", "--paths", "acme/*")
+	clitest.Must(t, f.root, "image", "import", busyboxTar(t, f.dir, "acme"), "--tag", "acme/app:1")
+	clitest.Must(t, f.root, "trust", "sign", "acme/app:1", "--role", "acme", "--key", key)
+	clitest.Must(t, f.root, "audit", "verify")
 
 	recs := f.typeRecords(t, "trust")
 	want := []string{"trust.init", "trust.sign", "trust.delegate", "trust.sign"}
@@ -53,7 +53,7 @@ func TestTrustChangesAuditedAndSignerRole(t *testing.T) {
 	if err != nil || json.Unmarshal(b, &kf) != nil || len(kf.Private) < 64 {
 		t.Fatalf("tenant key file: %v", err)
 	}
-	if out := must(t, f.root, "audit", "query"); strings.Contains(out, kf.Private[:16]) {
+	if out := clitest.Must(t, f.root, "audit", "query"); strings.Contains(out, kf.Private[:16]) {
 		t.Error("the tenant's private key is in the audit log")
 	}
 
@@ -68,7 +68,7 @@ func TestTrustChangesAuditedAndSignerRole(t *testing.T) {
 		}
 	}
 	f.assertNothingLeft(t)
-	if out := must(t, f.root, "audit", "verify"); !strings.Contains(out, "OK") {
+	if out := clitest.Must(t, f.root, "audit", "verify"); !strings.Contains(out, "OK") {
 		t.Errorf("audit verify: %s", out)
 	}
 }
@@ -116,7 +116,7 @@ func TestBundleAcceptanceAudited(t *testing.T) {
 		t.Errorf("bundle-accepted records: %v", acc)
 	}
 	f.assertNothingLeft(t)
-	must(t, f.root, "audit", "verify")
+	clitest.Must(t, f.root, "audit", "verify")
 }
 
 // signedBundle writes a signed bundle whose policy allows every request; the floor still
@@ -132,7 +132,7 @@ func signedBundle(t *testing.T, dir, revision string, key policytest.Key) string
 // audited.
 func TestTrustVerifyChecksBlobs(t *testing.T) {
 	f := newFixture(t)
-	out := must(t, f.root, "trust", "verify", "busybox:1")
+	out := clitest.Must(t, f.root, "trust", "verify", "busybox:1")
 	if !strings.HasPrefix(out, "busybox:1 sha256:") {
 		t.Errorf("trust verify: %q", out)
 	}

@@ -145,7 +145,7 @@ func TestRunTTY(t *testing.T) {
 func TestDetachedTTYAttach(t *testing.T) {
 	f := newFixture(t)
 	id := f.name(t, "dtty")
-	must(t, f.root, "run", "-d", "-t", "--name", id, "busybox:1",
+	clitest.Must(t, f.root, "run", "-d", "-t", "--name", id, "busybox:1",
 		"sh", "-c", `busybox stty size; while read l; do echo "in:$l"; done; exit 3`)
 	waitFor(t, func() bool { return inspect(t, f, id).Status == "running" })
 
@@ -186,6 +186,6 @@ func TestDetachedTTYAttach(t *testing.T) {
 	if r := clitest.Run(t, f.root, "attach", "--detach-keys", "ctrl-1", id); r.Code == 0 || !strings.Contains(r.Stderr, "unknown key") {
 		t.Errorf("bad --detach-keys: exit %d %s", r.Code, r.Stderr)
 	}
-	must(t, f.root, "rm", id)
+	clitest.Must(t, f.root, "rm", id)
 	f.assertNothingLeft(t)
 }

@@ -77,7 +77,7 @@ func TestNamedVolumes(t *testing.T) {
 	run := func(args ...string) clitest.Result {
 		return clitest.Run(t, f.root, append([]string{"run", "--policy-dir", pol}, args...)...)
 	}
-	if out := must(t, f.root, "volume", "create", "data"); out != "data\n" {
+	if out := clitest.Must(t, f.root, "volume", "create", "data"); out != "data\n" {
 		t.Errorf("volume create: %q", out)
 	}
 	for _, bad := range []string{"../x", ".hidden", "a/b"} {
@@ -85,7 +85,7 @@ func TestNamedVolumes(t *testing.T) {
 			t.Errorf("volume create %q succeeded", bad)
 		}
 	}
-	if out := must(t, f.root, "volume", "ls"); !strings.Contains(strings.Join(strings.Fields(out), " "), "local data") {
+	if out := clitest.Must(t, f.root, "volume", "ls"); !strings.Contains(strings.Join(strings.Fields(out), " "), "local data") {
 		t.Errorf("volume ls: %q", out)
 	}
 	r := run("--rm", "--name", f.name(t, "vol"), "-v", "data:/v", "busybox:1", "sh", "-c",
@@ -118,7 +118,7 @@ cp /bin/busybox /v/bb && (/v/bb true 2>/dev/null && echo exec-allowed || echo no
 	if err := syscall.Lstat(filepath.Join(f.root, "volumes", "default", "etcvol", "_data", "passwd"), &st); err != nil || int(st.Uid) != base {
 		t.Errorf("copied passwd: owner %d (%v), want %d", st.Uid, err, base)
 	}
-	must(t, f.root, "volume", "rm", "etcvol")
+	clitest.Must(t, f.root, "volume", "rm", "etcvol")
 
 	// Another tenant: its own "data" (new, empty), never the default tenant's.
 	if r := clitest.Run(t, f.root, "volume", "inspect", "--tenant", "bob", "data"); r.Code != 1 || !strings.Contains(r.Stderr, "no such volume") {
@@ -141,12 +141,12 @@ cp /bin/busybox /v/bb && (/v/bb true 2>/dev/null && echo exec-allowed || echo no
 	if r := clitest.Run(t, f.root, "volume", "rm", "data"); r.Code == 0 || !strings.Contains(r.Stderr, "in use") {
 		t.Errorf("volume rm of a mounted volume: exit %d, stderr %s", r.Code, r.Stderr)
 	}
-	if out := must(t, f.root, "volume", "prune"); out != "" {
+	if out := clitest.Must(t, f.root, "volume", "prune"); out != "" {
 		t.Errorf("prune removed a mounted volume: %q", out)
 	}
-	must(t, f.root, "rm", id)
-	must(t, f.root, "volume", "rm", "data")
-	if out := must(t, f.root, "volume", "prune", "--tenant", "bob"); out != "data\n" {
+	clitest.Must(t, f.root, "rm", id)
+	clitest.Must(t, f.root, "volume", "rm", "data")
+	if out := clitest.Must(t, f.root, "volume", "prune", "--tenant", "bob"); out != "data\n" {
 		t.Errorf("bob's prune: %q", out)
 	}
 	for _, tenant := range []string{"default", "bob"} {
@@ -189,30 +189,30 @@ func layoutWithVolume(t *testing.T, dir, vol string) string {
 // container removed without --rm leaves it to volume prune; a -v on that path replaces it.
 func TestAnonymousVolumes(t *testing.T) {
 	f := newFixture(t)
-	must(t, f.root, "image", "import", layoutWithVolume(t, f.dir, "/data"), "--tag", "withvol:1")
-	must(t, f.root, "trust", "sign", "withvol:1")
+	clitest.Must(t, f.root, "image", "import", layoutWithVolume(t, f.dir, "/data"), "--tag", "withvol:1")
+	clitest.Must(t, f.root, "trust", "sign", "withvol:1")
 	r := clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "anon"), "withvol:1", "sh", "-c", "echo x > /data/f && cat /data/f")
 	if r.Code != 0 || r.Stdout != "x\n" {
 		t.Errorf("--rm: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
 	}
-	if out := must(t, f.root, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
+	if out := clitest.Must(t, f.root, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("--rm left volumes: %q", out)
 	}
 	id := f.name(t, "anon")
 	if r := clitest.Run(t, f.root, "run", "--name", id, "withvol:1", "sh", "-c", "echo x > /data/f"); r.Code != 0 {
 		t.Fatalf("run: exit %d, stderr %s", r.Code, r.Stderr)
 	}
-	must(t, f.root, "rm", id)
-	if out := must(t, f.root, "volume", "prune"); len(strings.Fields(out)) != 1 {
+	clitest.Must(t, f.root, "rm", id)
+	if out := clitest.Must(t, f.root, "volume", "prune"); len(strings.Fields(out)) != 1 {
 		t.Errorf("prune after rm: %q", out)
 	}
 	r = clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "anon"), "-v", "named:/data", "withvol:1", "sh", "-c", "echo y > /data/g")
 	if r.Code != 0 {
 		t.Errorf("-v over a VOLUME path: exit %d, stderr %s", r.Code, r.Stderr)
 	}
-	if out := must(t, f.root, "volume", "ls", "-q"); strings.TrimSpace(out) != "named" {
+	if out := clitest.Must(t, f.root, "volume", "ls", "-q"); strings.TrimSpace(out) != "named" {
 		t.Errorf("volumes after -v over the VOLUME path: %q", out)
 	}
-	must(t, f.root, "volume", "rm", "named")
+	clitest.Must(t, f.root, "volume", "rm", "named")
 	f.assertNothingLeft(t)
 }

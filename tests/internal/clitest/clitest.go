@@ -65,3 +65,14 @@ func Run(t testing.TB, root string, args ...string) Result {
 	}
 	return r
 }
+
+// Must runs `bulwark --root root args...` like Run and fails the test unless it exits 0; it
+// returns the standard output.
+func Must(t testing.TB, root string, args ...string) string {
+	t.Helper()
+	r := Run(t, root, args...)
+	if r.Code != 0 {
+		t.Fatalf("bulwark %v: exit %d\nstdout: %s\nstderr: %s", args, r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
