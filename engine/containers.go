@@ -39,8 +39,10 @@ type Meta struct {
 	Detached  bool      `json:"detached"`
 	Remove    bool      `json:"autoRemove"`
 	// LogMaxFiles is how many rotated log files are kept beside container.log.
-	LogMaxFiles int       `json:"logMaxFiles,omitempty"`
-	Exit        *ExitInfo `json:"exit,omitempty"`
+	LogMaxFiles int `json:"logMaxFiles,omitempty"`
+	// Policy is where the run's decision came from; an exec is decided under the same one.
+	Policy PolicySource `json:"policy,omitzero"`
+	Exit   *ExitInfo    `json:"exit,omitempty"`
 }
 
 // Container is what ps and inspect show: the engine's record and the sandbox's live state.
@@ -407,6 +409,12 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 	err := e.op(id, Caller{Identity: req.Identity, Tenant: req.Tenant}, "exec", func(c *sandbox.Container, m *Meta, t *trail) (map[string]string, error) {
 		if err := needContainer(c, m); err != nil {
 			return nil, err
+		}
+		if src := e.policySource(); src != m.Policy {
+			// Deciding an exec under another policy (by default the embedded one) would let the
+			// caller pick the rules a container answers to.
+			return nil, errdefs.Errorf(errdefs.ErrConflict, "container %s was decided under %s: exec it under the same policy (%s), not %s",
+				id, m.Policy, m.Policy.Flags(), src)
 		}
 		spec, err := e.readEffectiveSpec(id)
 		if err != nil {

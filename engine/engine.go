@@ -106,6 +106,48 @@ func (e *Engine) Root() string { return e.cfg.Root }
 // Store is the image store.
 func (e *Engine) Store() *image.Store { return e.store }
 
+// PolicySource names where an engine's policy comes from: a signed bundle, a directory, or (zero)
+// the embedded default.
+type PolicySource struct {
+	Dir    string `json:"dir,omitempty"`
+	Bundle string `json:"bundle,omitempty"`
+}
+
+func (s PolicySource) String() string {
+	switch {
+	case s.Bundle != "":
+		return "the policy bundle " + s.Bundle
+	case s.Dir != "":
+		return "the policy in " + s.Dir
+	}
+	return "the embedded policy"
+}
+
+// Flags are the command-line flags that select s.
+func (s PolicySource) Flags() string {
+	switch {
+	case s.Bundle != "":
+		return "--policy-bundle " + s.Bundle
+	case s.Dir != "":
+		return "--policy-dir " + s.Dir
+	}
+	return "no policy flag"
+}
+
+// policySource is this engine's policy source, with absolute paths.
+func (e *Engine) policySource() PolicySource {
+	abs := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return filepath.Clean(p)
+	}
+	return PolicySource{Dir: abs(e.cfg.PolicyDir), Bundle: abs(e.cfg.PolicyBundle)}
+}
+
 func (e *Engine) loadPolicy() (*policy.Policy, error) {
 	switch {
 	case e.cfg.PolicyBundle != "":

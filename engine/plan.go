@@ -31,6 +31,9 @@ type Plan struct {
 	Seccomp []sandbox.SeccompProgram `json:"seccomp"`
 	// Network is what the floor does to networking (no TCP port rule; the socket kinds refused).
 	Network sandbox.NetworkFloor `json:"network"`
+	// Policy is where the decision came from (kept with the container: its execs are decided
+	// under the same policy).
+	Policy PolicySource `json:"policy,omitzero"`
 	// BindSources name, for a detached run's monitor, the bind-source descriptors EncodePlan
 	// hands it, in order.
 	BindSources []string `json:"bindSources,omitempty"`

@@ -135,7 +135,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if out == nil {
 		return nil, err
 	}
-	plan := &Plan{Request: req, ID: id, Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
+	plan := &Plan{Request: req, ID: id, Policy: e.policySource(), Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
 		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, trail: t, binds: binds}
 	if err != nil {

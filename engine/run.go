@@ -67,7 +67,7 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 		ID: plan.ID, Name: plan.Request.Name, Tenant: plan.Request.Tenant, RequestID: plan.Request.ID,
 		Image: plan.Image, Args: plan.Spec.Process.Args, Created: time.Now().UTC(),
 		Detached: plan.Request.Detach, Remove: plan.Request.Remove, UID: plan.Request.Identity.UID,
-		LogMaxFiles: plan.Request.LogMaxFiles,
+		LogMaxFiles: plan.Request.LogMaxFiles, Policy: plan.Policy,
 	}
 	dir, err := e.createMeta(meta)
 	if err != nil {

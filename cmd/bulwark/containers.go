@@ -164,6 +164,7 @@ func newExecCmd() *cobra.Command {
 	var (
 		req         engine.ExecRequest
 		interactive bool
+		flags       engineFlags
 	)
 	c := &cobra.Command{
 		Use:   "exec [flags] CONTAINER CMD [ARG...]",
@@ -172,20 +173,24 @@ func newExecCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Identity = caller()
 			req.Args = args[1:]
-			return withEngine(cmd, func(e *engine.Engine) error {
-				stdio := sandbox.IO{Stdout: os.Stdout, Stderr: os.Stderr}
-				if interactive {
-					stdio.Stdin = os.Stdin
-				}
-				code, err := e.Exec(context.Background(), args[0], req, stdio)
-				if err != nil {
-					return &exitError{code: engine.ExitStatus(err), err: err}
-				}
-				return &exitError{code: code, err: errSilent}
-			})
+			e, err := openEngine(cmd, &flags)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			stdio := sandbox.IO{Stdout: os.Stdout, Stderr: os.Stderr}
+			if interactive {
+				stdio.Stdin = os.Stdin
+			}
+			code, err := e.Exec(context.Background(), args[0], req, stdio)
+			if err != nil {
+				return &exitError{code: engine.ExitStatus(err), err: err}
+			}
+			return &exitError{code: code, err: errSilent}
 		},
 	}
 	c.Flags().SetInterspersed(false)
+	flags.addPolicy(c)
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "keep stdin attached")
 	c.Flags().StringArrayVarP(&req.Env, "env", "e", nil, "set an environment variable")
 	c.Flags().StringVarP(&req.Workdir, "workdir", "w", "", "working directory")

@@ -28,10 +28,15 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) add(c *cobra.Command) {
+	f.addPolicy(c)
+	c.Flags().BoolVar(&f.allowNoMAC, "allow-no-mac", false, "run on a host with no MAC layer at all (audited exception)")
+}
+
+// addPolicy adds the flags that select the policy (exec must name the one its container ran under).
+func (f *engineFlags) addPolicy(c *cobra.Command) {
 	c.Flags().StringVar(&f.policyDir, "policy-dir", "", "policy (or tenant data) directory instead of the embedded default")
 	c.Flags().StringVar(&f.policyBundle, "policy-bundle", "", "signed OPA bundle (tar.gz) to decide with")
 	c.Flags().StringVar(&f.policyKey, "policy-key", "", "PEM public key the bundle must be signed with")
-	c.Flags().BoolVar(&f.allowNoMAC, "allow-no-mac", false, "run on a host with no MAC layer at all (audited exception)")
 }
 
 func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
