@@ -413,8 +413,8 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		if src := e.policySource(); src != m.Policy {
 			// Deciding an exec under another policy (by default the embedded one) would let the
 			// caller pick the rules a container answers to.
-			return nil, errdefs.Errorf(errdefs.ErrConflict, "container %s was decided under %s: exec it under the same policy (%s), not %s",
-				id, m.Policy, m.Policy.Flags(), src)
+			return nil, errdefs.Errorf(errdefs.ErrConflict, "container %s was decided under another policy: exec it under the same policy (%s), not %s",
+				id, m.Policy.Flags(), src.Flags())
 		}
 		spec, err := e.readEffectiveSpec(id)
 		if err != nil {

@@ -113,16 +113,6 @@ type PolicySource struct {
 	Bundle string `json:"bundle,omitempty"`
 }
 
-func (s PolicySource) String() string {
-	switch {
-	case s.Bundle != "":
-		return "the policy bundle " + s.Bundle
-	case s.Dir != "":
-		return "the policy in " + s.Dir
-	}
-	return "the embedded policy"
-}
-
 // Flags are the command-line flags that select s.
 func (s PolicySource) Flags() string {
 	switch {
@@ -131,7 +121,7 @@ func (s PolicySource) Flags() string {
 	case s.Dir != "":
 		return "--policy-dir " + s.Dir
 	}
-	return "no policy flag"
+	return "no policy flag (the embedded policy)"
 }
 
 // policySource is this engine's policy source, with absolute paths.
