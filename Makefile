@@ -20,7 +20,7 @@ DEPS_BUILD := gcc libc6-dev pkg-config libseccomp-dev
 DEPS_DEMO  := busybox-static containernetworking-plugins iproute2
 DEPS_TEST  := busybox-static docker-registry skopeo umoci apparmor containernetworking-plugins iproute2
 
-.PHONY: all build deps-build deps-demo deps-test test test-unit test-integration lint bench demo demo-runc validation clean
+.PHONY: all build deps-build deps-demo deps-test test test-unit test-integration lint perf demo demo-runc validation clean
 
 all: build
 
@@ -56,8 +56,8 @@ lint:
 	$(GO) vet $(PKGS)
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy (diff: go mod tidy -diff)"; exit 1; }
 
-bench: build
-	BULWARK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 20x ./tests/bench/...
+perf: build
+	BULWARK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 20x ./tests/perf/...
 
 # The main job: import and sign an image, run it under the full floor, show the policy decision,
 # refusals and the audit trail.

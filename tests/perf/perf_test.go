@@ -1,13 +1,13 @@
-// Package bench compares Bulwark's hardened sandbox with the reference runtimes on this host:
+// Package perf compares Bulwark's hardened sandbox with the reference runtimes on this host:
 // start-to-exit latency of /bin/true against Debian's runc and crun on the same bundle, interleaved
 // in one run and reported as median ratios, and the per-syscall cost of Bulwark's seccomp floor against
-// Docker's default profile on runc. `make bench` runs it; it needs root, runc and crun.
+// Docker's default profile on runc. `make perf` runs it; it needs root, runc and crun.
 //
 // crun 1.8 refuses this hybrid-cgroup host because the v2 mount lists a controller (hugetlb), so the
 // whole benchmark re-executes itself in a private mount namespace where
 // /sys/fs/cgroup/unified/cgroup.controllers is covered by an empty file, and every runtime runs
 // there the same way.
-package bench
+package perf
 
 import (
 	"encoding/json"
@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv(nsEnv) != "" {
 		if err := coverControllers(); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
+			fmt.Fprintln(os.Stderr, "perf:", err)
 			os.Exit(1)
 		}
 	}
@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 func reexecPrivate() int {
 	self, err := os.Executable()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, "perf:", err)
 		return 1
 	}
 	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", self}, os.Args[1:]...)...)
@@ -61,7 +61,7 @@ func reexecPrivate() int {
 		if ee, ok := err.(*exec.ExitError); ok {
 			return ee.ExitCode()
 		}
-		fmt.Fprintln(os.Stderr, "bench: unshare:", err)
+		fmt.Fprintln(os.Stderr, "perf: unshare:", err)
 		return 1
 	}
 	return 0
@@ -74,7 +74,7 @@ func coverControllers() error {
 	if _, err := os.Stat(target); err != nil {
 		return nil // not a hybrid host: nothing to hide
 	}
-	dir, err := os.MkdirTemp("", "bulwark-bench-")
+	dir, err := os.MkdirTemp("", "bulwark-perf-")
 	if err != nil {
 		return err
 	}
