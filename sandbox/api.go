@@ -97,5 +97,10 @@ var ErrNotExist = errdefs.New(errdefs.ErrNotFound, "container does not exist")
 // ErrExist is returned when the id is already in use.
 var ErrExist = errdefs.New(errdefs.ErrAlreadyExists, "container id already in use")
 
+// ErrNotRunning is returned for a signal to the init of a container that is not running. Its
+// text is runc's: containerd's shim matches "container not running" to treat the process as
+// already finished.
+var ErrNotRunning = errdefs.New(errdefs.ErrConflict, "container not running")
+
 // ErrInvalidState is returned for an operation that the container's state does not allow.
 var ErrInvalidState = errdefs.New(errdefs.ErrConflict, "operation not allowed in the container's state")

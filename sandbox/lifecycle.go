@@ -141,23 +141,35 @@ func waitGone(ctx context.Context, st *stateFile) error {
 	}
 }
 
-// Signal sends sig to init, or to every process of the container when all is set.
+// Signal sends sig to init, or to every process of the container when all is set. As runc
+// (which containerd's shim relies on): signalling init of a container that is not running
+// (stopped, or still being created) is ErrNotRunning, while all on a stopped container signals
+// whatever is left in its cgroup, if anything, and succeeds.
 func (c *Container) Signal(sig syscall.Signal, all bool) error {
 	st, err := c.load()
 	if err != nil {
 		return err
 	}
+	stopped := false
 	switch Status(st.Status) {
 	case StatusCreated, StatusRunning, StatusPaused:
+	case StatusStopped:
+		stopped = true
 	default:
-		return fmt.Errorf("%w: cannot signal %s container %s", ErrInvalidState, st.Status, c.id)
+		return fmt.Errorf("%w: %s is %s", ErrNotRunning, c.id, st.Status)
 	}
 	if !all {
+		if stopped {
+			return fmt.Errorf("%w: %s is stopped", ErrNotRunning, c.id)
+		}
 		return st.signalInit(unix.Signal(sig))
 	}
 	cg, err := st.cgroup()
 	if err != nil {
 		return err
+	}
+	if stopped && !cgroupExists(cg) {
+		return nil
 	}
 	pids, err := cg.Pids()
 	if err != nil {
