@@ -41,6 +41,9 @@ type Config struct {
 	Unpack image.UnpackOptions
 	// Audit overrides the audit log (tests and benchmarks); nil opens <root>/audit.
 	Audit Auditor
+	// Resolver is the command (argv; tenant and network are appended) that serves a network's
+	// resolver by calling ServeResolver; empty, containers of a network resolve no names.
+	Resolver []string
 }
 
 // Engine runs requests against one state root. It is safe for concurrent use.

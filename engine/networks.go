@@ -4,18 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/network"
 	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
 )
 
 // networks is the state root's network manager (<root>/networks/<tenant>/).
-func (e *Engine) networks() *network.Manager { return network.New(e.cfg.Root) }
+func (e *Engine) networks() *network.Manager {
+	m := network.New(e.cfg.Root)
+	m.Resolver = e.cfg.Resolver
+	return m
+}
+
+// ServeResolver is the resolver of tenant's network name (network.Manager.ServeResolver): the
+// process Config.Resolver starts, reporting on ready, serving until the network has no
+// container left.
+func (e *Engine) ServeResolver(ctx context.Context, tenant, name string, ready io.WriteCloser) error {
+	return e.networks().ServeResolver(ctx, tenant, name, ready)
+}
 
 // NetworkCreate defines a network for who's tenant; it is audited.
 func (e *Engine) NetworkCreate(who Caller, name string) (*network.Network, error) {
@@ -195,17 +210,36 @@ func (e *Engine) detachNetwork(tenant, id string) error {
 }
 
 // checkNetwork refuses, before the decision, a malformed -p and a network the tenant does not
-// have.
-func (e *Engine) checkNetwork(req *Request) error {
+// have. It returns the network the request attaches to (nil: none); the tenant's default
+// network is made on its first use, except by a dry run (nil then too).
+func (e *Engine) checkNetwork(req *Request) (*network.Network, error) {
 	name, err := networkMode(req)
 	if err == nil {
 		_, err = parsePublish(req.Publish)
 	}
-	if err != nil || name == "" || name == network.DefaultName {
-		return err
+	if err != nil || name == "" {
+		return nil, err
 	}
-	if _, err := e.networks().Inspect(req.Tenant, name); err != nil {
-		return fmt.Errorf("%w (bulwark network create %s)", err, name)
+	m := e.networks()
+	n, err := m.Inspect(req.Tenant, name)
+	if errors.Is(err, network.ErrNotFound) && name == network.DefaultName {
+		if req.DryRun {
+			return nil, nil
+		}
+		if n, err = m.Create(req.Tenant, name); errors.Is(err, network.ErrExist) {
+			n, err = m.Inspect(req.Tenant, name)
+		}
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("%w (bulwark network create %s)", err, name)
+	}
+	return n, nil
+}
+
+// nameResolver points the container's /etc/resolv.conf at its network's resolver, where the
+// engine starts one.
+func (e *Engine) nameResolver(s *specs.Spec, n *network.Network) {
+	if n != nil && len(e.cfg.Resolver) > 0 {
+		s.Annotations[sandbox.AnnotationNameservers] = n.Gateway.String()
+	}
 }

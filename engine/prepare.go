@@ -61,7 +61,8 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	t.Add(audit.TypeEngine, "identity", map[string]string{
 		"uid": strconv.Itoa(req.Identity.UID), "gid": strconv.Itoa(req.Identity.GID), "tenant": req.Tenant,
 	})
-	if err := e.checkNetwork(req); err != nil {
+	attached, err := e.checkNetwork(req)
+	if err != nil {
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "%v", err))
 	}
 	img, err := e.verifyImage(req.Image, t)
@@ -96,6 +97,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	spec.Annotations[AnnotationRequest] = req.ID
 	spec.Annotations[AnnotationImage] = req.Image
 	spec.Annotations[AnnotationDigest] = img.Desc.Digest.String()
+	e.nameResolver(spec, attached)
 
 	rt, err := e.runtime(req.Tenant, t)
 	if err != nil {

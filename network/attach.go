@@ -131,6 +131,9 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
 		return nil, errors.Join(err, m.del(context.WithoutCancel(ctx), tenant, a))
 	}
+	if err := m.ensureResolver(n); err != nil {
+		return nil, errors.Join(err, m.del(context.WithoutCancel(ctx), tenant, a))
+	}
 	return a, nil
 }
 

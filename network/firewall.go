@@ -3,6 +3,7 @@ package network
 import (
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -17,13 +18,15 @@ import (
 //	  -i BR -d 169.254.0.0/16 -j DROP     link-local services (cloud metadata)
 //	BULWARK-INPUT (first in INPUT):
 //	  -i BR -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN   replies (published ports)
+//	  -i BR -d GW -p udp|tcp --dport 53 -j RETURN   the network's own resolver (dns.go)
 //	  -i BR -j DROP                       the host's own services, through the gateway or any address
 const (
 	chainForward = "BULWARK-ISOLATION"
 	chainInput   = "BULWARK-INPUT"
 )
 
-func networkRules(br string) map[string][][]string {
+func networkRules(n *Network) map[string][][]string {
+	br, gw, dns := n.Bridge, n.Gateway.String(), strconv.Itoa(ResolverPort)
 	return map[string][][]string{
 		chainForward: {
 			{"-i", br, "-o", br, "-j", "RETURN"},
@@ -32,6 +35,8 @@ func networkRules(br string) map[string][][]string {
 		},
 		chainInput: {
 			{"-i", br, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"},
+			{"-i", br, "-d", gw, "-p", "udp", "--dport", dns, "-j", "RETURN"},
+			{"-i", br, "-d", gw, "-p", "tcp", "--dport", dns, "-j", "RETURN"},
 			{"-i", br, "-j", "DROP"},
 		},
 	}
@@ -53,7 +58,7 @@ func exists(args ...string) bool {
 
 // isolate installs n's rules (idempotent): the chains and their jumps first, then its rules.
 func isolate(n *Network) error {
-	for chain, rules := range networkRules(n.Bridge) {
+	for chain, rules := range networkRules(n) {
 		if !exists("-S", chain) {
 			if err := iptables("-N", chain); err != nil {
 				return err
@@ -68,7 +73,13 @@ func isolate(n *Network) error {
 			if exists(append([]string{"-C", chain}, r...)...) {
 				continue
 			}
-			if err := iptables(append([]string{"-A", chain}, r...)...); err != nil {
+			// Exceptions go first and drops last, whichever network added its rules first
+			// (and whatever rules an older version installed).
+			add := []string{"-A", chain}
+			if r[len(r)-1] == "RETURN" {
+				add = []string{"-I", chain, "1"}
+			}
+			if err := iptables(append(add, r...)...); err != nil {
 				return err
 			}
 		}
@@ -78,7 +89,7 @@ func isolate(n *Network) error {
 
 // unisolate removes n's rules; the chains and their jumps go with the last network's.
 func unisolate(n *Network) error {
-	for chain, rules := range networkRules(n.Bridge) {
+	for chain, rules := range networkRules(n) {
 		if !exists("-S", chain) {
 			continue
 		}

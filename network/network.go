@@ -70,6 +70,9 @@ type Manager struct {
 	PluginDirs []string
 	// Pool overrides the package's Pool when valid.
 	Pool netip.Prefix
+	// Resolver is the command (argv; tenant and network name are appended) that serves a
+	// network's resolver (ServeResolver); empty, networks have none and resolve no names.
+	Resolver []string
 }
 
 // New returns the manager of the networks under stateRoot.

@@ -223,10 +223,14 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	proc.MAC = macC
 	st.MAC = macC
 
+	dns, err := nameservers(eff.Annotations)
+	if err != nil {
+		return nil, err
+	}
 	cfg := &initConfig{
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
-		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname), Process: proc,
+		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname, dns), Process: proc,
 		Cgroups: cgroupViews(cg),
 	}
 	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC)

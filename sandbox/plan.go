@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -171,7 +172,7 @@ func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob) (p
 
 // isGeneratedFile reports whether dest is one of the files generatedFiles writes.
 func isGeneratedFile(dest string) bool {
-	for _, g := range generatedFiles("") {
+	for _, g := range generatedFiles("", nil) {
 		if g.Dest == dest {
 			return true
 		}
@@ -179,14 +180,45 @@ func isGeneratedFile(dest string) bool {
 	return false
 }
 
+// AnnotationNameservers lists the resolvers (comma-separated IP addresses) the container's
+// generated /etc/resolv.conf names: whoever attaches its network namespace to a network that
+// resolves names sets it (the engine: the network's resolver on its gateway). Without it the
+// file says that no resolver is reachable.
+const AnnotationNameservers = "dev.bulwark.dns.nameservers"
+
+// nameservers reads AnnotationNameservers; anything but addresses is refused.
+func nameservers(annotations map[string]string) ([]netip.Addr, error) {
+	v := annotations[AnnotationNameservers]
+	if v == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, s := range strings.Split(v, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return nil, floorErr("annotation %s: %q is not an IP address", AnnotationNameservers, s)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
 // generatedFiles are the /etc files every container gets, never copies of the host's.
-func generatedFiles(hostname string) []filePlan {
+func generatedFiles(hostname string, dns []netip.Addr) []filePlan {
 	if hostname == "" {
 		hostname = "localhost"
+	}
+	resolv := "# bulwark: the network namespace is empty (loopback only); no resolver is reachable.\n"
+	if len(dns) > 0 {
+		resolv = "# bulwark: the resolver of the container's network (names of its containers only).\n"
+		for _, a := range dns {
+			resolv += "nameserver " + a.String() + "\n"
+		}
+		resolv += "options ndots:0\n"
 	}
 	return []filePlan{
 		{Dest: "/etc/hostname", Content: hostname + "\n"},
 		{Dest: "/etc/hosts", Content: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"},
-		{Dest: "/etc/resolv.conf", Content: "# bulwark: the network namespace is empty (loopback only); no resolver is reachable.\n"},
+		{Dest: "/etc/resolv.conf", Content: resolv},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -99,4 +100,21 @@ func newNetworkRmCmd() *cobra.Command {
 	}
 	tenantFlag(c, &tenant)
 	return c
+}
+
+const resolverCmdName = "__resolver"
+
+// newResolverCmd is the hidden command a network's resolver runs as (engine.Config.Resolver);
+// it reports readiness on descriptor 3.
+func newResolverCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    resolverCmdName + " TENANT NETWORK",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				return e.ServeResolver(cmd.Context(), args[0], args[1], os.NewFile(3, "ready"))
+			})
+		},
+	}
 }

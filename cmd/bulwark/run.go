@@ -44,7 +44,7 @@ func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := engine.Config{Root: root}
+	cfg := engine.Config{Root: root, Resolver: []string{"/proc/self/exe", "--root", root, resolverCmdName}}
 	if f != nil {
 		cfg.PolicyDir, cfg.PolicyBundle, cfg.AllowNoMAC, cfg.Unpack = f.policyDir, f.policyBundle, f.allowNoMAC, f.unpack
 		if f.policyKey != "" {

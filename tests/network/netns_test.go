@@ -209,11 +209,7 @@ func TestPublish(t *testing.T) {
 func TestIsolation(t *testing.T) {
 	f := newFixture(t)
 	h := newTestHost(t)
-	pol := t.TempDir()
-	data := `{"bulwark": {"tenants": {"default": {"max_memory": 1073741824, "max_pids": 1024}, "bob": {"max_memory": 1073741824, "max_pids": 1024}}}}`
-	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pol := tenantsPolicy(t)
 	h.must(t, f.root, "network", "create", "web")
 	h.must(t, f.root, "network", "create", "other")
 	h.must(t, f.root, "network", "create", "web", "--tenant", "bob")
@@ -262,4 +258,21 @@ func TestIsolation(t *testing.T) {
 	if rules := h.sh(t, "iptables-save -t filter | grep -c BULWARK || true"); strings.TrimSpace(rules) != "0" {
 		t.Errorf("isolation rules left after the networks are removed:\n%s", h.sh(t, "iptables-save -t filter"))
 	}
+}
+
+// tenantsPolicy is a policy directory whose data knows the tenants default and bob; extra is
+// merged into each tenant's entry (JSON members, e.g. `"egress": "network"`).
+func tenantsPolicy(t *testing.T, extra ...string) string {
+	t.Helper()
+	pol := t.TempDir()
+	tenant := `{"max_memory": 1073741824, "max_pids": 1024`
+	for _, x := range extra {
+		tenant += ", " + x
+	}
+	tenant += "}"
+	data := `{"bulwark": {"tenants": {"default": ` + tenant + `, "bob": ` + tenant + `}}}`
+	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return pol
 }

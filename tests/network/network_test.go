@@ -37,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 // busyboxTar writes a rootfs tar of the static busybox with the applets the tests use.
 func busyboxTar(t testing.TB, dir string) string {
 	return testenv.BusyboxTar(t, filepath.Join(dir, "busybox.tar"),
-		[]string{"sh", "echo", "cat", "mkdir", "sleep", "true", "httpd", "wget", "nc", "ip", "timeout"}, nil)
+		[]string{"sh", "echo", "cat", "mkdir", "sleep", "true", "httpd", "wget", "nc", "ip", "timeout", "nslookup"}, nil)
 }
 
 // TestLoopbackServeAndConnect: a server in the container binds 127.0.0.1:8080 and a client in

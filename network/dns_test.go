@@ -1,0 +1,62 @@
+package network
+
+import (
+	"net/netip"
+	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// The resolver answers A for its own network's containers (NAME, NAME.NETWORK, any case), an
+// empty answer for their other record types, and REFUSED for every other name, a container of
+// another network of the tenant included.
+func TestResolverAnswers(t *testing.T) {
+	m := New(t.TempDir())
+	web, err := m.Create("a", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*Attachment{
+		{Container: "srv", Network: "web", IP: netip.MustParseAddr("10.209.0.2")},
+		{Container: "elsewhere", Network: "other", IP: netip.MustParseAddr("10.209.1.2")},
+	} {
+		if err := writeJSON(m.attachPath("a", a.Container), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &resolver{m: m, n: web}
+	for _, c := range []struct {
+		name  string
+		typ   dnsmessage.Type
+		rcode dnsmessage.RCode
+		ip    string
+	}{
+		{"srv.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, "10.209.0.2"},
+		{"SRV.web.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, "10.209.0.2"},
+		{"srv.", dnsmessage.TypeAAAA, dnsmessage.RCodeSuccess, ""},
+		{"elsewhere.", dnsmessage.TypeA, dnsmessage.RCodeRefused, ""},
+		{"example.com.", dnsmessage.TypeA, dnsmessage.RCodeRefused, ""},
+	} {
+		q := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true}, Questions: []dnsmessage.Question{
+			{Name: dnsmessage.MustNewName(c.name), Type: c.typ, Class: dnsmessage.ClassINET}}}
+		b, err := q.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply dnsmessage.Message
+		if err := reply.Unpack(r.answer(b)); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got := ""
+		if len(reply.Answers) == 1 {
+			a := reply.Answers[0].Body.(*dnsmessage.AResource).A
+			got = netip.AddrFrom4(a).String()
+		}
+		if reply.Header.ID != 7 || !reply.Header.Response || reply.Header.RCode != c.rcode || got != c.ip || len(reply.Answers) > 1 {
+			t.Errorf("%s %v: rcode %v answers %v", c.name, c.typ, reply.Header.RCode, reply.Answers)
+		}
+	}
+	if r.answer([]byte("junk")) != nil {
+		t.Error("a malformed query was answered")
+	}
+}
