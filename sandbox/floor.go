@@ -27,6 +27,14 @@ var requiredNamespaces = []specs.LinuxNamespaceType{
 	specs.UTSNamespace, specs.CgroupNamespace, specs.NetworkNamespace,
 }
 
+// hostIfAbsent are the namespaces a spec that lacks them asks to share with the host (the OCI
+// meaning) in a way the caller relies on: a Kubernetes hostNetwork pod's spec has no network
+// namespace. They are refused, never silently replaced by a new one (a hostNetwork pod moved into
+// an empty namespace). A missing user, mount or cgroup namespace is raised: the floor's own.
+var hostIfAbsent = map[specs.LinuxNamespaceType]bool{
+	specs.PIDNamespace: true, specs.IPCNamespace: true, specs.UTSNamespace: true, specs.NetworkNamespace: true,
+}
+
 // defaultMaskedPaths hide kernel interfaces that leak host state or reach host-wide knobs
 // (runc's and Docker's default lists).
 var defaultMaskedPaths = []string{
@@ -197,10 +205,17 @@ func (f *floor) namespaces() error {
 		out = append(out, specs.LinuxNamespace{Type: ns.Type})
 	}
 	for _, t := range requiredNamespaces {
-		if !have[t] {
-			out = append(out, specs.LinuxNamespace{Type: t})
-			f.raise("linux.namespaces", "", string(t))
+		if have[t] {
+			continue
 		}
+		out = append(out, specs.LinuxNamespace{Type: t})
+		if hostIfAbsent[t] {
+			// The effective spec goes on with a new one; Create refuses the spec.
+			f.refuse(RefusedNamespace, string(t), "", fmt.Sprintf("the spec has no %s namespace, which asks for the host's: "+
+				"sharing the host's %s namespace is refused (list a new %s namespace, or join a pod's)", t, t, t))
+			continue
+		}
+		f.raise("linux.namespaces", "", string(t))
 	}
 	for _, ns := range out {
 		known := false

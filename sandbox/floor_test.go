@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +17,14 @@ func floorSpec() *specs.Spec {
 	return &specs.Spec{
 		Root:    &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{Args: []string{"/bin/true"}, Cwd: "/"},
-		Linux:   &specs.Linux{},
+		Linux:   &specs.Linux{Namespaces: privateNamespaces()},
 	}
+}
+
+// privateNamespaces asks for new pid, network, ipc and uts namespaces: without them a spec asks
+// for the host's.
+func privateNamespaces() []specs.LinuxNamespace {
+	return []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}}
 }
 
 func floorRuntime(t *testing.T) *Runtime {
@@ -44,7 +51,7 @@ func TestFloorRaisesEmptySpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.Linux.Namespaces != nil || in.Root.Readonly {
+	if len(in.Linux.Namespaces) != 4 || in.Root.Readonly {
 		t.Fatal("Floor modified its input")
 	}
 	ns := map[specs.LinuxNamespaceType]bool{}
@@ -52,7 +59,7 @@ func TestFloorRaisesEmptySpec(t *testing.T) {
 		ns[n.Type] = true
 	}
 	for _, want := range requiredNamespaces {
-		if !ns[want] || !hasRaise(raises, "linux.namespaces", string(want)) {
+		if !ns[want] || !hostIfAbsent[want] && !hasRaise(raises, "linux.namespaces", string(want)) {
 			t.Errorf("namespace %s not forced/raised", want)
 		}
 	}
@@ -398,5 +405,37 @@ func TestFloorRlimitsRecordWhatIsApplied(t *testing.T) {
 	s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 1, Hard: 1})
 	if err := (&floor{spec: s, hardLimit: ownHardLimit}).rlimits(); !errors.Is(err, ErrFloor) {
 		t.Errorf("a duplicate rlimit: %v, want a floor refusal", err)
+	}
+}
+
+// TestFloorRefusesAbsentNamespaces: a spec without a pid, network, ipc or uts namespace asks for
+// the host's (a Kubernetes hostNetwork pod's spec has no network namespace); the floor refuses it
+// with the reason instead of silently giving a new one (issue 15). A missing user, mount or
+// cgroup namespace is the floor's own to add.
+func TestFloorRefusesAbsentNamespaces(t *testing.T) {
+	r := floorRuntime(t)
+	for _, drop := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace} {
+		s := floorSpec()
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == drop })
+		res, err := r.Floor(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Refusals) != 1 || res.Refusals[0].Field != RefusedNamespace || res.Refusals[0].Name != string(drop) ||
+			res.Refusals[0].Value != "" || !strings.Contains(res.Refusals[0].Reason, "host's") {
+			t.Errorf("without %s: refusals %+v", drop, res.Refusals)
+		}
+		if err := res.Err(); !errors.Is(err, ErrFloor) || !strings.Contains(err.Error(), string(drop)) {
+			t.Errorf("without %s: %v", drop, err)
+		}
+	}
+	res, err := r.Floor(floorSpec())
+	if err != nil || res.Err() != nil {
+		t.Fatalf("with every namespace: %v, %v", err, res.Err())
+	}
+	for _, t2 := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.MountNamespace, specs.CgroupNamespace} {
+		if !hasRaise(res.Raises, "linux.namespaces", string(t2)) {
+			t.Errorf("missing %s namespace not raised", t2)
+		}
 	}
 }

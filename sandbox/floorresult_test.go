@@ -16,7 +16,7 @@ func TestFloorResultIsComplete(t *testing.T) {
 	s := floorSpec()
 	set := []string{"CAP_CHOWN", "CAP_NET_RAW", "CAP_NET_ADMIN"}
 	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set}
-	s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}
+	s.Linux.Namespaces[1] = specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}
 	s.Linux.Sysctl = map[string]string{"kernel.hostname": "x", "net.ipv4.ip_forward": "1"}
 	res, err := r.Floor(s)
 	if err != nil {

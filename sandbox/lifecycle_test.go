@@ -61,7 +61,7 @@ func busyboxBundle(t testing.TB) (string, *specs.Spec) {
 			Env:  []string{"PATH=/bin"},
 			Cwd:  "/",
 		},
-		Linux: &specs.Linux{},
+		Linux: &specs.Linux{Namespaces: privateNamespaces()},
 	}
 	return bundle, spec
 }

@@ -37,7 +37,8 @@ func runcSpec() *specs.Spec {
 		Version: specs.Version,
 		Root:    &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{Args: []string{"/bin/true"}, Cwd: "/"},
-		Linux:   &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}}},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace},
+			{Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}}},
 	}
 }
 

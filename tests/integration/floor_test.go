@@ -291,7 +291,7 @@ func TestFloorFromInside(t *testing.T) {
 
 	t.Run("state/raises-recorded", func(t *testing.T) {
 		want := map[string]bool{"root.readonly false->true": false, "linux.namespaces ->user": false,
-			"linux.namespaces ->network": false}
+			"linux.namespaces ->mount": false}
 		for _, rs := range st.Raises {
 			k := rs.Field + " " + rs.From + "->" + rs.To
 			if _, ok := want[k]; ok {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,6 +146,15 @@ func TestPolicyRefusals(t *testing.T) {
 		{"shared pid namespace", func(*testing.T, string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, sharedPid)
 		}, []string{"NAMESPACE_SHARED"}, []string{"namespaces.pid", "joining an existing pid namespace"}},
+		// A hostNetwork pod's spec has no network namespace: the host's, refused, never
+		// silently moved into a new one (issue 15); likewise pid, ipc and uts.
+		{"no network namespace", func(*testing.T, string) *specs.Spec {
+			return testenv.RuncSpec([]string{"/bin/true"}, withoutNamespaces(specs.NetworkNamespace))
+		}, []string{"NAMESPACE_SHARED"}, []string{"namespaces.network", "no network namespace, which asks for the host's"}},
+		{"no pid, ipc or uts namespace", func(*testing.T, string) *specs.Spec {
+			return testenv.RuncSpec([]string{"/bin/true"}, withoutNamespaces(specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace))
+		}, []string{"NAMESPACE_SHARED"}, []string{"namespaces.pid", "namespaces.ipc", "namespaces.uts",
+			"no pid namespace", "no ipc namespace", "no uts namespace"}},
 		// Every reason at once, not the first one found.
 		{"all of them", func(t *testing.T, _ string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, testenv.WithCaps("CAP_SYS_ADMIN"),
@@ -367,4 +377,11 @@ decision := {"allow": allowed, "reasons": reasons, "constraints": {}}
 		t.Errorf("no policy.bundle-accepted record:\n%s", out)
 	}
 	verifyAudit(t, sr)
+}
+
+// withoutNamespaces drops the namespaces of the given types from a spec: it asks for the host's.
+func withoutNamespaces(types ...specs.LinuxNamespaceType) testenv.SpecOpt {
+	return func(s *specs.Spec) {
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return slices.Contains(types, n.Type) })
+	}
 }

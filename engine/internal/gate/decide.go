@@ -166,9 +166,14 @@ func asked(res *sandbox.FloorResult) *specs.Spec {
 			caps.Bounding = append(caps.Bounding, r.Name)
 		case sandbox.RefusedNamespace:
 			ns := specs.LinuxNamespace{Type: specs.LinuxNamespaceType(r.Name), Path: r.Value}
-			if i := slices.IndexFunc(linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == ns.Type }); i >= 0 {
+			i := slices.IndexFunc(linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == ns.Type })
+			switch {
+			case r.Value == "" && i >= 0:
+				// Absent from the request: the host's, as policy reads a missing namespace.
+				linux.Namespaces = slices.Delete(linux.Namespaces, i, i+1)
+			case i >= 0:
 				linux.Namespaces[i] = ns
-			} else {
+			default:
 				linux.Namespaces = append(linux.Namespaces, ns)
 			}
 		case sandbox.RefusedSysctl:

@@ -7,9 +7,10 @@ import (
 // SpecOpt changes a spec built by Spec.
 type SpecOpt func(*specs.Spec)
 
-// Spec returns a spec that asks for as little as possible: a process, a hostname, nothing else.
-// No namespaces, mounts, capabilities, seccomp or limits: everything a test then sees in the
-// sandbox comes from the floor.
+// Spec returns a spec that asks for as little as possible: a process, a hostname, and new pid,
+// network, ipc and uts namespaces (without them a spec asks for the host's, which the floor
+// refuses). No user, mount or cgroup namespace, mounts, capabilities, seccomp or limits:
+// everything a test then sees in the sandbox comes from the floor.
 func Spec(args []string, opts ...SpecOpt) *specs.Spec {
 	s := &specs.Spec{
 		Version: specs.Version,
@@ -20,7 +21,9 @@ func Spec(args []string, opts ...SpecOpt) *specs.Spec {
 			Cwd:  "/",
 		},
 		Hostname: "bulwark-test",
-		Linux:    &specs.Linux{},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{
+			{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+		}},
 	}
 	for _, o := range opts {
 		o(s)
