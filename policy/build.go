@@ -47,6 +47,8 @@ type Context struct {
 	// the ports it publishes on the host through it.
 	Network string
 	Publish []Publish
+	// Hooks are the OCI hooks the runtime would run on the host for this container.
+	Hooks []Hook
 }
 
 // requiredNamespaces are the namespaces a sandbox must not share; absent from the spec means
@@ -105,7 +107,7 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 	}
 	r.Mounts = mounts
 	r.Namespaces, r.Network = buildNamespaces(spec.Linux.Namespaces)
-	r.Network.Name, r.Publish = c.Network, c.Publish
+	r.Network.Name, r.Publish, r.Hooks = c.Network, c.Publish, c.Hooks
 	for _, d := range spec.Linux.Devices {
 		r.Devices = append(r.Devices, Device{Type: d.Type, Path: d.Path, Major: d.Major, Minor: d.Minor})
 	}

@@ -38,6 +38,9 @@ func (r *Request) toValue() ast.Value {
 	if len(r.Publish) > 0 {
 		items = append(items, item("publish", publishTerm(r.Publish)))
 	}
+	if len(r.Hooks) > 0 {
+		items = append(items, item("hooks", hooksTerm(r.Hooks)))
+	}
 	if r.Image != nil {
 		img := []([2]*ast.Term){
 			item("reference", str(r.Image.Reference)),
@@ -208,6 +211,17 @@ func publishTerm(ps []Publish) *ast.Term {
 			item("protocol", str(p.Protocol)))
 	}
 	return ast.ArrayTerm(out...)
+}
+
+func hooksTerm(hs []Hook) *ast.Term {
+	return arrayTerm(hs, func(h Hook) *ast.Term {
+		return ast.ObjectTerm(
+			item("phase", str(h.Phase)),
+			item("path", str(h.Path)),
+			item("resolved", str(h.Resolved)),
+			item("sha256", str(h.SHA256)),
+			item("args", stringsTerm(h.Args)))
+	})
 }
 
 func seccompTerm(s Seccomp) *ast.Term {

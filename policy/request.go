@@ -38,7 +38,10 @@ type Request struct {
 	Namespaces   map[string]Namespace `json:"namespaces"`
 	Network      Network              `json:"network"`
 	// Publish are the ports published on the host, through Network.Name.
-	Publish     []Publish         `json:"publish,omitempty"`
+	Publish []Publish `json:"publish,omitempty"`
+	// Hooks are the spec's OCI hooks the runtime would run on the host (bulwark-runc), each
+	// with the file it would execute and that file's digest.
+	Hooks       []Hook            `json:"hooks,omitempty"`
 	Seccomp     Seccomp           `json:"seccomp"`
 	MAC         MAC               `json:"mac"`
 	Rootfs      Rootfs            `json:"rootfs"`
@@ -118,6 +121,19 @@ type Publish struct {
 	HostPort      int    `json:"hostPort"`
 	ContainerPort int    `json:"containerPort"`
 	Protocol      string `json:"protocol"`
+}
+
+// Hook is one OCI hook the runtime would run on the host, as the caller, before or after the
+// container's process. Path is as the spec names it (Docker's is /proc/<dockerd pid>/exe);
+// Resolved is the real path of the file opened there and SHA256 the digest of its content,
+// which is what runs: the runtime executes the very descriptor it hashed.
+type Hook struct {
+	// Phase is the hook's place in the lifecycle: prestart, createRuntime or poststart, poststop.
+	Phase    string   `json:"phase"`
+	Path     string   `json:"path"`
+	Resolved string   `json:"resolved"`
+	SHA256   string   `json:"sha256"`
+	Args     []string `json:"args"`
 }
 
 // Seccomp names the profile loaded in addition to the floor's. Profile is "unconfined" when

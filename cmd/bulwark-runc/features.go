@@ -40,8 +40,9 @@ func runtimeFeatures() *features.Features {
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
-		// Hooks is left unknown (nil): hooks are accepted in a spec but never run, because they are
-		// host-side code outside every layer of the floor (see the annotation).
+		// Hooks run on the host only when policy allows the file (path and sha256 digest); the
+		// two phases that run inside the container's namespaces are refused.
+		Hooks: []string{"prestart", "createRuntime", "poststart", "poststop"},
 		MountOptions: []string{
 			"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
 			"mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
@@ -73,7 +74,7 @@ func runtimeFeatures() *features.Features {
 		Annotations: map[string]string{
 			"io.github.seccomp.libseccomp.version": fmt.Sprintf("%d.%d.%d", maj, min, micro),
 			"dev.bulwark.runc.version":             version,
-			"dev.bulwark.hooks":                    "accepted, not run (host-side code outside the sandbox)",
+			"dev.bulwark.hooks":                    "prestart, createRuntime, poststart and poststop run on the host when policy's hook_allowlist names the file (path and sha256); any other hook refuses the create; createContainer and startContainer are refused",
 			// The floor has no off switch: every container gets all of it whatever the spec asks.
 			"dev.bulwark.floor": "userns,namespaces,readonly-rootfs,masked-paths,caps,no-new-privs,seccomp,mac,cgroups",
 		},

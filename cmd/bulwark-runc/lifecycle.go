@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/engine/runcgate"
 	"bulwark.dev/bulwark/internal/console"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -59,11 +60,13 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 		return nil, nil, err
 	}
 	// Policy decides before anything is created; Create gets the spec it decided on.
-	spec, binds, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil)
+	d, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	spec, binds := d.Spec, d.Binds
 	defer binds.Close()
+	defer d.Hooks.Close()
 	defer durable() //nolint:errcheck // error paths too leave the decision durable; success checks it below
 	stdio := sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	var proxy *console.Proxy
@@ -84,7 +87,15 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	if err != nil {
 		return nil, nil, closeProxy(proxy, errors.Join(fmt.Errorf("create container %s: %w", id, err), durable()))
 	}
+	// The id is this container's now: its hook record replaces any a crashed create left.
+	if err := runcgate.SaveHooks(c.hookRecord(id), d.Hooks); err != nil {
+		return nil, nil, closeProxy(proxy, errors.Join(fmt.Errorf("create %s: %w", id, err), ct.Delete(true), durable()))
+	}
 	if err := durable(); err != nil {
+		return nil, nil, c.abandon(ct, closeProxy(proxy, err))
+	}
+	// Hooks run once the decision that allowed them is durable.
+	if err := c.createHooks(ct, d.Hooks); err != nil {
 		return nil, nil, c.abandon(ct, closeProxy(proxy, err))
 	}
 	if proxy != nil {
@@ -112,7 +123,7 @@ func closeProxy(p *console.Proxy, err error) error {
 // abandon deletes a container whose creation could not be completed, so a failed command leaves
 // nothing behind, and returns the original error.
 func (c *cliContext) abandon(ct *sandbox.Container, err error) error {
-	if derr := ct.Delete(true); derr != nil {
+	if derr := c.deleteContainer(ct, true); derr != nil {
 		return errors.Join(err, fmt.Errorf("clean up container %s: %w", ct.ID(), derr))
 	}
 	return err
@@ -143,10 +154,7 @@ func newStartCmd(c *cliContext) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := ct.Start(); err != nil {
-				return fmt.Errorf("start container %s: %w", args[0], err)
-			}
-			return nil
+			return c.start(ct)
 		},
 	}
 }
@@ -179,8 +187,8 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 	if err != nil {
 		return err
 	}
-	if err := ct.Start(); err != nil {
-		return c.abandon(ct, closeProxy(proxy, fmt.Errorf("start container %s: %w", id, err)))
+	if err := c.start(ct); err != nil {
+		return c.abandon(ct, closeProxy(proxy, err))
 	}
 	if detach {
 		return nil
@@ -194,7 +202,7 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 		err = errors.Join(fmt.Errorf("wait for container %s: %w", id, werr), err)
 	}
 	if !keep {
-		if derr := ct.Delete(true); derr != nil {
+		if derr := c.deleteContainer(ct, true); derr != nil {
 			err = errors.Join(err, fmt.Errorf("delete container %s: %w", id, derr))
 		}
 	}
@@ -245,7 +253,7 @@ func newDeleteCmd(c *cliContext) *cobra.Command {
 				}
 				return err
 			}
-			if err := ct.Delete(force); err != nil {
+			if err := c.deleteContainer(ct, force); err != nil {
 				if errors.Is(err, sandbox.ErrInvalidState) {
 					return fmt.Errorf("cannot delete container %s that is not stopped (use --force): %w", args[0], err)
 				}

@@ -46,6 +46,9 @@ func newLogger(path, format string, debug bool) (*logger, error) {
 // Error logs at level error.
 func (l *logger) Error(msg string) { l.write("error", msg) }
 
+// Warn logs at level warning (what runc uses for a failed poststart or poststop hook).
+func (l *logger) Warn(msg string) { l.write("warning", msg) }
+
 // Info logs at level info.
 func (l *logger) Info(msg string) { l.write("info", msg) }
 

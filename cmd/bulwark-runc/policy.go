@@ -42,11 +42,11 @@ func (o *policyOpts) register(pf *pflag.FlagSet) {
 }
 
 // decide asks the policy engine about a create (p nil) or an exec of p, on the effective spec rt's
-// floor makes of spec. It returns the spec to create (bind sources resolved, constraints applied)
-// and durable, which waits until the decision's audit record is durable: call it after Create and
+// floor makes of spec. It returns the decision (for a create: the spec to create, bind sources
+// resolved and constraints applied, and the hooks policy allowed) and durable, which waits until the decision's audit record is durable: call it after Create and
 // before anything runs. A denial is an error listing every reason (code, message, path), which
 // finish prints on stderr and in the --log log.
-func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*specs.Spec, *sandbox.BindSources, func() error, error) {
+func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*runcgate.Decision, func() error, error) {
 	// The policy's cold path (parse, compile, prepare: ≈ 30 MB that are garbage once it has
 	// decided) spends about a third of its time collecting when the GC runs, and a collection
 	// right after it delays the container's start (measured: run of /bin/true ≈ 4 ms slower at
@@ -60,7 +60,7 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 	}
 	d, err := runcgate.Decide(context.Background(), c.gateConfig(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	logged := false
 	durable := func() error { // safe to call again: d.Durable waits once
@@ -73,7 +73,7 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 		}
 		return nil
 	}
-	return d.Spec, d.Binds, durable, nil
+	return d, durable, nil
 }
 
 // gateConfig is where the policy comes from and where decisions and refusals are audited.
@@ -97,7 +97,7 @@ func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) e
 	if err != nil {
 		return err
 	}
-	_, _, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, p)
+	_, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, p)
 	if err != nil {
 		return err
 	}

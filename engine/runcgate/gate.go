@@ -75,6 +75,9 @@ type Decision struct {
 	InputDigest string
 	// Constraints are the limits policy made stricter than the effective spec's.
 	Constraints []sandbox.Raise
+	// Hooks are the spec's hooks policy allowed, opened (the caller runs them with RunHooks,
+	// records them with SaveHooks and closes them). Nil for exec.
+	Hooks Hooks
 	// Timing of the gate's steps (the runtime's debug log shows them); Audit, how long Durable
 	// waited for the append that overlapped Create, is known after it.
 	Load, Prepare, Audit time.Duration
@@ -154,6 +157,27 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		"args": gate.JSONString(proc.Args),
 	})
 	out := &Decision{}
+	// Hooks are the runtime's to run, not the sandbox's: each is opened and hashed here, and
+	// policy decides on what was opened (an exec runs none).
+	spec := req.Spec
+	if spec.Hooks != nil {
+		cp := *spec
+		cp.Hooks = nil
+		spec = &cp
+	}
+	if req.Operation != policy.OpExec {
+		hooks, err := inspectHooks(req.Spec.Hooks)
+		if err != nil {
+			return nil, t.Refuse("hooks", err)
+		}
+		out.Hooks = hooks
+		defer func() {
+			if out.Spec == nil {
+				hooks.Close()
+				out.Hooks = nil
+			}
+		}()
+	}
 	start := time.Now()
 	p, err := policy.Load(policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
 		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot})
@@ -182,7 +206,8 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	// A create mounts its bind sources: each is resolved once, and what policy sees is what is
 	// mounted. An exec mounts nothing (the container's mounts exist): policy resolves the
 	// sources as the bundle names them, and one removed since the create does not refuse it.
-	spec, floorSpec := withLinux(req.Spec), withLinux(req.Spec)
+	spec = withLinux(spec)
+	floorSpec := spec
 	if req.Operation == policy.OpExec {
 		cp := *spec
 		cp.Process = proc
@@ -207,7 +232,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			Tenant:    req.Tenant,
 			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != policy.OpExec,
-			StateRoot: cfg.StateRoot,
+			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(),
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
 		Decide: func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
