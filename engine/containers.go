@@ -349,11 +349,18 @@ func (e *Engine) Unpause(id string, who Caller) error {
 	})
 }
 
-// Remove deletes a container; a running one only with force. The sandbox records the delete.
-func (e *Engine) Remove(id string, who Caller, force bool) error {
+// RemoveOptions are docker rm's: Force removes a running container (killed first), Volumes
+// its anonymous volumes too (-v).
+type RemoveOptions struct {
+	Force   bool
+	Volumes bool
+}
+
+// Remove deletes a container; a running one only with Force. The sandbox records the delete.
+func (e *Engine) Remove(id string, who Caller, opts RemoveOptions) error {
 	return e.op(id, who, "remove", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if c != nil {
-			if st, err := c.State(); !force && err == nil && st.Status != specs.ContainerState(sandbox.StatusStopped) {
+			if st, err := c.State(); !opts.Force && err == nil && st.Status != specs.ContainerState(sandbox.StatusStopped) {
 				// Said as it is: a container being created is not "running".
 				return nil, errdefs.Errorf(errdefs.ErrConflict, "container %s is %s: stop it first or use --force", id, st.Status)
 			}
@@ -364,8 +371,12 @@ func (e *Engine) Remove(id string, who Caller, force bool) error {
 		if err := e.detachNetwork(m.Tenant, id); err != nil {
 			return nil, err
 		}
+		spec, specErr := e.readEffectiveSpec(id)
 		if err := os.RemoveAll(e.metaDir(id)); err != nil {
 			return nil, fmt.Errorf("remove %s state: %w", id, err)
+		}
+		if opts.Volumes && specErr == nil {
+			return nil, e.removeAnonymousVolumes(m, spec)
 		}
 		return nil, nil
 	})

@@ -52,6 +52,8 @@ type Request struct {
 	CPUs      float64  `json:"cpus,omitempty"`
 	Tmpfs     []string `json:"tmpfs,omitempty"`   // DST[:OPTIONS]
 	Volumes   []string `json:"volumes,omitempty"` // SRC:DST[:ro|:rw]
+	// Mounts are docker's --mount values: type=volume|bind|tmpfs,source=…,destination=…,….
+	Mounts []string `json:"mounts,omitempty"`
 	// Seccomp is a Docker-format profile file stacked on the floor's default allowlist, or
 	// "unconfined" (which the default policy denies); empty: the floor's allowlist alone.
 	Seccomp string   `json:"seccomp,omitempty"`
@@ -335,13 +337,20 @@ func resources(req *Request) *specs.LinuxResources {
 	return r
 }
 
-// mounts turns -v and --tmpfs into spec mounts. A bind is recursive so a host tree is seen
+// mounts turns -v, --mount and --tmpfs into spec mounts. A bind is recursive so a host tree is seen
 // whole; it is read-only unless :rw is asked (docker's default for -v is rw: here it must be
 // said), and policy decides whether its source may be written (writable_bind_sources).
 func mounts(req *Request) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for _, v := range req.Volumes {
 		m, err := parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	for _, v := range req.Mounts {
+		m, err := parseMount(v)
 		if err != nil {
 			return nil, err
 		}
@@ -354,9 +363,23 @@ func mounts(req *Request) ([]specs.Mount, error) {
 		}
 		m := specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec"}}
 		if opts != "" {
-			m.Options = append(m.Options, strings.Split(opts, ",")...)
+			for _, o := range strings.Split(opts, ",") {
+				if o == "exec" || o == "suid" || o == "dev" {
+					// The floor would drop it: said now rather than dropped in silence.
+					return nil, fmt.Errorf("tmpfs %q: %s is refused (every tmpfs is nosuid,nodev,noexec)", t, o)
+				}
+				m.Options = append(m.Options, o)
+			}
 		}
 		out = append(out, m)
+	}
+	seen := map[string]bool{}
+	for _, m := range out {
+		d := path.Clean(m.Destination)
+		if seen[d] {
+			return nil, fmt.Errorf("duplicate mount point %s", d)
+		}
+		seen[d] = true
 	}
 	return out, nil
 }

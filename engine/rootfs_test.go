@@ -199,7 +199,7 @@ func TestRunCopiesNothingOfTheImage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "rootfs")); !os.IsNotExist(err) {
 		t.Errorf("a flattened rootfs/ exists: %v", err)
 	}
-	if err := e.Remove("keeper", Caller{}, true); err != nil {
+	if err := e.Remove("keeper", Caller{}, RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -266,7 +266,7 @@ func TestPruneLayers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "rootfs")); !os.IsNotExist(err) {
 		t.Errorf("the old flattened trees are left: %v", err)
 	}
-	if err := e.Remove("keeper", Caller{}, true); err != nil {
+	if err := e.Remove("keeper", Caller{}, RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if removed, err := e.PruneLayers(); err != nil || len(removed) != 1 {

@@ -20,12 +20,12 @@ import (
 // host); every entry is copied by descriptor, never following a symlink, owned by the storage
 // range (image id N becomes sandbox.StorageIDBase+N), setuid and setgid bits dropped. Device
 // nodes and fifos are skipped (the volume is nodev anyway). A dst the image lacks, or that is
-// not a directory, leaves the volume empty.
-func fillVolume(r *imageRoot, dst, data string) error {
+// not a directory, leaves the volume empty; copied says whether the image had a directory there.
+func fillVolume(r *imageRoot, dst, data string) (copied bool, err error) {
 	if r.view == nil {
 		v, err := r.rfs.Mount()
 		if err != nil {
-			return fmt.Errorf("view of the image: %w", err)
+			return false, fmt.Errorf("view of the image: %w", err)
 		}
 		r.view = v
 	}
@@ -34,21 +34,21 @@ func fillVolume(r *imageRoot, dst, data string) error {
 		Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("image content at %s: %w", dst, err)
+		return false, fmt.Errorf("image content at %s: %w", dst, err)
 	}
 	defer unix.Close(src)
 	out, err := unix.Open(data, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("volume data %s: %w", data, err)
+		return false, fmt.Errorf("volume data %s: %w", data, err)
 	}
 	defer unix.Close(out)
 	if err := copyMeta(src, out, "/"); err != nil {
-		return fmt.Errorf("volume root: %w", err)
+		return false, fmt.Errorf("volume root: %w", err)
 	}
-	return copyDir(src, out, dst)
+	return true, copyDir(src, out, dst)
 }
 
 // copyDir copies the entries of the directory src into the directory out.

@@ -19,9 +19,10 @@ import (
 // turns it into a bind of the tenant's volume.
 const volumeType = "volume"
 
-// parseVolume turns one -v SRC:DST[:MODE] into a mount: SRC an absolute host path (a bind,
-// read-only unless MODE is rw) or a volume name (writable unless MODE is ro). Any other MODE is
-// refused, never ignored.
+// parseVolume turns one -v SRC:DST[:MODES] into a mount: SRC an absolute host path (a bind,
+// read-only unless MODES has rw) or a volume name (writable unless MODES has ro). MODES is a
+// comma-separated list of ro or rw and, for a volume, nocopy (no fill from the image) and exec
+// (policy must grant it); anything else is refused, never ignored.
 func parseVolume(v string) (specs.Mount, error) {
 	parts := strings.Split(v, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
@@ -31,33 +32,38 @@ func parseVolume(v string) (specs.Mount, error) {
 	if !path.IsAbs(dst) {
 		return specs.Mount{}, fmt.Errorf("volume %q: the destination must be an absolute path", v)
 	}
-	if !path.IsAbs(src) {
-		if !volume.ValidName(src) {
-			return specs.Mount{}, fmt.Errorf("volume %q: the source must be an absolute host path or a volume name ([A-Za-z0-9][A-Za-z0-9_.-]*)", v)
-		}
-		// A named volume is writable unless :ro, as in docker.
-		opts := []string{"rw"}
-		if len(parts) == 3 {
-			switch parts[2] {
-			case "ro", "rw":
-				opts = []string{parts[2]}
-			default:
-				return specs.Mount{}, fmt.Errorf("volume %q: mode %q: want ro or rw", v, parts[2])
-			}
-		}
-		return specs.Mount{Destination: dst, Type: volumeType, Source: src, Options: opts}, nil
+	named := !path.IsAbs(src)
+	if named && !volume.ValidName(src) {
+		return specs.Mount{}, fmt.Errorf("volume %q: the source must be an absolute host path or a volume name ([A-Za-z0-9][A-Za-z0-9_.-]*)", v)
 	}
-	opts := []string{"rbind", "ro"}
+	// A named volume is writable unless :ro, as in docker; a host path is read-only unless :rw.
+	mode := map[bool]string{true: "rw", false: "ro"}[named]
+	var extra []string
 	if len(parts) == 3 {
-		switch parts[2] {
-		case "ro":
-		case "rw":
-			opts = []string{"rbind", "rw"}
-		default:
-			return specs.Mount{}, fmt.Errorf("volume %q: mode %q: want ro or rw", v, parts[2])
+		seen := map[string]bool{}
+		for _, o := range strings.Split(parts[2], ",") {
+			switch {
+			case seen[o]:
+				return specs.Mount{}, fmt.Errorf("volume %q: mode %q given twice", v, o)
+			case o == "ro" || o == "rw":
+				if seen["ro"] || seen["rw"] {
+					return specs.Mount{}, fmt.Errorf("volume %q: ro and rw together", v)
+				}
+				mode = o
+			case named && (o == optNoCopy || o == optExec):
+				extra = append(extra, o)
+			case named:
+				return specs.Mount{}, fmt.Errorf("volume %q: mode %q: want ro or rw, nocopy, exec", v, o)
+			default:
+				return specs.Mount{}, fmt.Errorf("volume %q: mode %q: want ro or rw", v, o)
+			}
+			seen[o] = true
 		}
 	}
-	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}, nil
+	if named {
+		return specs.Mount{Destination: dst, Type: volumeType, Source: src, Options: append([]string{mode}, extra...)}, nil
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", mode}}, nil
 }
 
 // addImageVolumes adds an anonymous volume (a volumeType mount without a name) for each of the
@@ -80,8 +86,8 @@ func addImageVolumes(s *specs.Spec, vols map[string]struct{}) {
 	}
 }
 
-// removeAnonymousVolumes removes the anonymous volumes the removed container m mounted (docker
-// run --rm does), unless another container of the tenant mounts one too.
+// removeAnonymousVolumes removes the anonymous volumes the removed container m mounted (docker's
+// run --rm and rm -v do), unless another container of the tenant mounts one too.
 func (e *Engine) removeAnonymousVolumes(m *Meta, spec *specs.Spec) error {
 	who := Caller{Tenant: m.Tenant}
 	var errs []error
@@ -102,7 +108,9 @@ func (e *Engine) removeAnonymousVolumes(m *Meta, spec *specs.Spec) error {
 }
 
 // resolveVolumes turns the spec's named-volume mounts into binds of the tenant's volumes, making
-// a volume that does not exist yet (as docker run does), filled from the image (fillVolume). A volume is mounted noexec, idmapped to
+// a volume that does not exist yet (as docker run does). A volume never filled, and empty, is
+// filled from the image at its destination unless the mount says nocopy (fillVolume). A volume
+// is mounted noexec unless the mount asks for exec (policy decides: exec_volumes), idmapped to
 // the storage range (the floor keeps both), and not recursively (it has no submounts).
 func (e *Engine) resolveVolumes(s *specs.Spec, root *imageRoot, tenant string, t *trail) error {
 	for i, m := range s.Mounts {
@@ -117,17 +125,32 @@ func (e *Engine) resolveVolumes(s *specs.Spec, root *imageRoot, tenant string, t
 		if err != nil {
 			return err
 		}
-		if created {
-			// A new volume starts with what the image has there (docker's copy-up); one that
-			// could not be filled is not kept half-filled.
-			if err := fillVolume(root, m.Destination, v.Mountpoint); err != nil {
-				return errors.Join(fmt.Errorf("volume %s: fill from the image at %s: %w", v.Name, m.Destination, err),
-					e.volumes.Remove(tenant, v.Name, func(*volume.Volume) (bool, error) { return false, nil }))
+		opts := []string{"bind", "nosuid", "nodev", "noexec", "idmap"}
+		fill := true
+		for _, o := range m.Options {
+			switch o {
+			case optNoCopy:
+				fill = false
+			case optExec:
+				opts[3] = "exec"
+			default:
+				opts = append(opts, o)
 			}
+		}
+		if fill {
+			err := e.volumes.Fill(v, func(data string) (bool, error) { return fillVolume(root, m.Destination, data) })
+			if err != nil {
+				err = fmt.Errorf("volume %s: fill from the image at %s: %w", v.Name, m.Destination, err)
+				if created { // not kept half-made
+					err = errors.Join(err, e.volumes.Remove(tenant, v.Name, func(*volume.Volume) (bool, error) { return false, nil }))
+				}
+				return err
+			}
+		}
+		if created {
 			t.Add(audit.TypeEngine, "volume.create", map[string]string{"volume": v.Name, "tenant": tenant})
 		}
-		s.Mounts[i] = specs.Mount{Destination: m.Destination, Type: "bind", Source: v.Mountpoint,
-			Options: append([]string{"bind", "nosuid", "nodev", "noexec", "idmap"}, m.Options...)}
+		s.Mounts[i] = specs.Mount{Destination: m.Destination, Type: "bind", Source: v.Mountpoint, Options: opts}
 	}
 	return nil
 }

@@ -84,9 +84,11 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 	}
 	// A writable mount reached through an image symlink was mounted at the link's target (inside
 	// the root): grant that real path, which Landlock insists on.
-	for i, w := range p.Landlock.Writable {
-		if real, err := filepath.EvalSymlinks(w); err == nil {
-			p.Landlock.Writable[i] = real
+	for _, list := range [][]string{p.Landlock.Writable, p.Landlock.WritableExec} {
+		for i, w := range list {
+			if real, err := filepath.EvalSymlinks(w); err == nil {
+				list[i] = real
+			}
 		}
 	}
 	if err := landlock.Restrict(p.Landlock); err != nil {

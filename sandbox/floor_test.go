@@ -208,6 +208,8 @@ func TestFloorMountOptions(t *testing.T) {
 	s := floorSpec()
 	s.Mounts = []specs.Mount{
 		{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind", "rw"}},
+		{Destination: "/vol", Type: "bind", Source: "/srv/v", Options: []string{"bind", "exec", "suid", "dev"}},
+		{Destination: "/both", Type: "bind", Source: "/srv/b", Options: []string{"bind", "noexec", "exec"}},
 		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw", "noexec", "exec", "suid", "dev"}},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"rw"}},
 		{Destination: "/a/b/c", Type: "tmpfs"},
@@ -233,6 +235,17 @@ func TestFloorMountOptions(t *testing.T) {
 			if hasOpt(m.Options, "rw") || !hasOpt(m.Options, "nosuid") || !hasOpt(m.Options, "nodev") ||
 				!hasOpt(m.Options, "noexec") || !hasOpt(m.Options, "idmap") {
 				t.Errorf("writable bind not made noexec, nosuid, nodev and idmapped: %v", m.Options)
+			}
+		case "/vol", "/both":
+			// exec is policy's to grant (exec_volumes); suid and dev never. noexec with exec:
+			// noexec wins.
+			fl, _ := parseOptions(m.Options)
+			want := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+			if m.Destination == "/both" {
+				want |= unix.MS_NOEXEC
+			}
+			if fl&(unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV) != want || !hasOpt(m.Options, "idmap") {
+				t.Errorf("%s: options %v", m.Destination, m.Options)
 			}
 		case "/tmp":
 			if !hasOpt(m.Options, "noexec") || !hasOptPrefix(m.Options, "size=") {

@@ -157,9 +157,14 @@ func floorOptions(m specs.Mount) ([]string, error) {
 		if hasOpt(m.Options, "ro") {
 			return []string{"nosuid", "nodev"}, nil
 		}
-		// A writable bind (policy decides whether its source may be written) holds data, never
-		// programs: noexec, and idmapped to the storage range so what container root writes is
-		// owned on the host by the storage range, never by host root (idmap.StorageBase).
+		// A writable bind (policy decides whether its source may be written) holds data, not
+		// programs: noexec unless the spec asks for exec (policy decides whether it may: the
+		// default grants it only on a tenant's own volumes, with exec_volumes), and idmapped to
+		// the storage range so what container root writes is owned on the host by the storage
+		// range, never by host root (idmap.StorageBase).
+		if hasOpt(m.Options, "exec") && !hasOpt(m.Options, "noexec") {
+			return []string{"nosuid", "nodev", "idmap"}, nil
+		}
 		return []string{"nosuid", "nodev", "noexec", "idmap"}, nil
 	}
 	switch m.Type {

@@ -162,9 +162,14 @@ func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob) (p
 	}
 	pp.Landlock = landlock.Rules{Root: "/"}
 	for _, m := range mounts {
-		// Writable: tmpfs mounts, and binds the floor let through writable (idmapped, noexec).
+		// Writable: tmpfs mounts, and binds the floor let through writable (idmapped, noexec
+		// unless the bind asked for exec, which policy decides: floorOptions).
 		if (m.Type == "tmpfs" && m.Destination != "/dev" || isBind(m)) && !hasOpt(m.Options, "ro") {
-			pp.Landlock.Writable = append(pp.Landlock.Writable, m.Destination)
+			if isBind(m) && hasOpt(m.Options, "exec") && !hasOpt(m.Options, "noexec") {
+				pp.Landlock.WritableExec = append(pp.Landlock.WritableExec, m.Destination)
+			} else {
+				pp.Landlock.Writable = append(pp.Landlock.Writable, m.Destination)
+			}
 		}
 	}
 	return pp, nil

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,6 +47,8 @@ type Volume struct {
 	CreatedAt  time.Time `json:"createdAt"`
 	// Anonymous volumes are made for an image's VOLUME entries and go with their container.
 	Anonymous bool `json:"anonymous,omitempty"`
+	// Filled says the volume got its first content from an image (Fill): it is never filled again.
+	Filled bool `json:"filled,omitempty"`
 }
 
 // Store holds every tenant's volumes below one directory (<state-root>/volumes).
@@ -111,12 +114,8 @@ func (s *Store) Create(tenant, name string, anonymous bool) (*Volume, bool, erro
 	}
 	v := &Volume{Name: name, Tenant: tenant, Driver: Driver, CreatedAt: time.Now().UTC(), Anonymous: anonymous,
 		Mountpoint: filepath.Join(td, name, "_data")}
-	b, err := json.Marshal(v)
-	if err != nil {
+	if err := writeRecord(tmp, v); err != nil { // invisible until the rename
 		return nil, false, err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "volume.json"), b, 0o600); err != nil { // invisible until the rename
-		return nil, false, fmt.Errorf("volume %s: %w", name, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(td, name)); err != nil {
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
@@ -127,6 +126,88 @@ func (s *Store) Create(tenant, name string, anonymous bool) (*Volume, bool, erro
 		return nil, false, fmt.Errorf("volume %s: %w", name, err)
 	}
 	return v, true, nil
+}
+
+// Fill gives the volume its first content, as docker does when a volume is mounted where the
+// image has files: fill is called with the data directory only while that is empty and the
+// volume was never filled, under the volume's lock (two containers mounting a new volume at once
+// fill it once). fill says whether it copied anything; if so the volume is recorded as filled. A
+// fill that fails leaves the data directory empty again.
+func (s *Store) Fill(v *Volume, fill func(data string) (bool, error)) error {
+	dir := filepath.Join(s.tenantDir(v.Tenant), v.Name)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("volume %q: %w", v.Name, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("volume %q: lock: %w", v.Name, err)
+	}
+	cur, err := s.Get(v.Tenant, v.Name)
+	if err != nil {
+		return err
+	}
+	if cur.Filled {
+		return nil
+	}
+	if empty, err := emptyDir(cur.Mountpoint); err != nil || !empty {
+		return err
+	}
+	copied, err := fill(cur.Mountpoint)
+	if err != nil {
+		return errors.Join(err, clearDir(cur.Mountpoint))
+	}
+	if !copied {
+		return nil
+	}
+	cur.Filled = true
+	if err := writeRecord(dir, cur); err != nil {
+		return errors.Join(err, clearDir(cur.Mountpoint))
+	}
+	v.Filled = true
+	return nil
+}
+
+func emptyDir(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, fmt.Errorf("volume data: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("volume data: %w", err)
+	}
+	return len(names) == 0, nil
+}
+
+// clearDir removes what is in dir (symlinks are removed, never followed), keeping dir.
+func clearDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("empty %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range ents {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	return errors.Join(errs...)
+}
+
+// writeRecord replaces dir's volume.json atomically.
+func writeRecord(dir string, v *Volume) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".volume.json.new")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("volume %q: %w", v.Name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "volume.json")); err != nil {
+		return fmt.Errorf("volume %q: %w", v.Name, err)
+	}
+	return nil
 }
 
 // Get returns the tenant's volume name.

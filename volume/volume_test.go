@@ -59,3 +59,52 @@ func TestStore(t *testing.T) {
 		t.Errorf("left after prune: %v", ents)
 	}
 }
+
+// TestFill: a volume is filled only while empty and never filled before; a fill that copied
+// nothing does not count; a failed fill leaves the data directory empty and the volume unfilled.
+func TestFill(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (volumes belong to the storage range)")
+	}
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := s.Create("acme", "db", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	write := func(copied bool, fail error) func(string) (bool, error) {
+		return func(data string) (bool, error) {
+			calls++
+			os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o644)
+			return copied, fail
+		}
+	}
+	boom := errors.New("boom")
+	if err := s.Fill(v, write(true, boom)); !errors.Is(err, boom) {
+		t.Errorf("failed fill: %v", err)
+	}
+	if ents, _ := os.ReadDir(v.Mountpoint); len(ents) != 0 || v.Filled {
+		t.Errorf("after a failed fill: %v, filled %v", ents, v.Filled)
+	}
+	os.WriteFile(filepath.Join(v.Mountpoint, "mine"), nil, 0o644)
+	if err := s.Fill(v, write(true, nil)); err != nil || calls != 1 {
+		t.Errorf("fill of a volume holding data: %v, %d calls", err, calls)
+	}
+	os.Remove(filepath.Join(v.Mountpoint, "mine"))
+	if err := s.Fill(v, func(string) (bool, error) { calls++; return false, nil }); err != nil || v.Filled {
+		t.Errorf("fill that copied nothing: %v, filled %v", err, v.Filled)
+	}
+	if err := s.Fill(v, write(true, nil)); err != nil || !v.Filled || calls != 3 {
+		t.Errorf("fill: %v, filled %v, %d calls", err, v.Filled, calls)
+	}
+	os.Remove(filepath.Join(v.Mountpoint, "f"))
+	if err := s.Fill(v, write(true, nil)); err != nil || calls != 3 {
+		t.Errorf("refill of an emptied volume: %v, %d calls", err, calls)
+	}
+	if got, err := s.Get("acme", "db"); err != nil || !got.Filled {
+		t.Errorf("record: %+v %v", got, err)
+	}
+}

@@ -274,7 +274,7 @@ func parseSignal(s string) (syscall.Signal, error) {
 }
 
 func newRmCmd() *cobra.Command {
-	var force bool
+	var opts engine.RemoveOptions
 	var tenant string
 	c := &cobra.Command{
 		Use:   "rm CONTAINER...",
@@ -282,11 +282,12 @@ func newRmCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
-				return e.Remove(id, as(tenant), force)
+				return e.Remove(id, as(tenant), opts)
 			})
 		},
 	}
-	c.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	c.Flags().BoolVarP(&opts.Force, "force", "f", false, "kill a running container first")
+	c.Flags().BoolVarP(&opts.Volumes, "volumes", "v", false, "remove its anonymous volumes too (unless another container mounts one)")
 	tenantFlag(c, &tenant)
 	return c
 }

@@ -336,6 +336,37 @@ tenant_volume(src) if {
 	parts[1] == "_data"
 }
 
+# Exec on a volume: the floor keeps a writable bind executable only when its options ask for
+# exec (and not noexec); that is granted on the tenant's own named volumes only, read-only or
+# not, and only where its data says exec_volumes: true (default false). A writable host bind
+# never gets it.
+default exec_volumes_allowed := false
+
+exec_volumes_allowed := v if {
+	v := tenant_config.exec_volumes
+} else := v if {
+	v := defaults.exec_volumes
+}
+
+deny contains {"code": "MOUNT_EXEC_NOT_GRANTED", "message": sprintf("exec on %s at %v is not granted to tenant %s (only its own volumes, where its data says exec_volumes: true)", [m.source, object.get(m, "destination", ""), tenant_name]), "path": sprintf("mounts[%d].options", [i])} if {
+	some i in binds
+	m := input.mounts[i]
+	opts := object.get(m, "options", [])
+	"exec" in opts
+	not "noexec" in opts
+	exec_matters(m)
+	not exec_granted(object.get(m, "source", ""))
+}
+
+exec_matters(m) if not m.readOnly == true
+
+exec_matters(m) if tenant_volume(object.get(m, "source", ""))
+
+exec_granted(src) if {
+	exec_volumes_allowed == true
+	tenant_volume(src)
+}
+
 overlaps_state_root(src) if src == state_root
 
 overlaps_state_root(src) if startswith(src, concat("", [trim_right(state_root, "/"), "/"]))

@@ -230,6 +230,29 @@ test_tenant_volumes if {
 	not d.allow
 }
 
+# Exec on a volume (options exec, no noexec) only on the tenant's own volumes, read-only or not,
+# and only where its data says exec_volumes: true; never on a writable host bind. A read-only
+# host bind is executable as before.
+with_opts(inp, opts) := json.patch(inp, [{"op": "replace", "path": "/mounts/1/options", "value": opts}])
+
+test_exec_volumes if {
+	vol := with_opts(rw("/srv/state/volumes/acme/db/_data", "/srv/state"), ["bind", "nosuid", "nodev", "idmap", "exec"])
+	d := run.decision with input as vol with data.bulwark.tenants as {"acme": {}}
+	{r.code | some r in d.reasons} == {"MOUNT_EXEC_NOT_GRANTED"}
+	ro := json.patch(vol, [{"op": "replace", "path": "/mounts/1/readOnly", "value": true}])
+	d2 := run.decision with input as ro with data.bulwark.tenants as {"acme": {}}
+	{r.code | some r in d2.reasons} == {"MOUNT_EXEC_NOT_GRANTED"}
+	every inp in [vol, ro] {
+		d3 := run.decision with input as inp with data.bulwark.tenants as {"acme": {"exec_volumes": true}}
+		d3.allow
+	}
+	d4 := run.decision with input as with_opts(vol, ["bind", "noexec", "exec"]) with data.bulwark.tenants as {"acme": {}}
+	d4.allow
+	host := with_opts(rw("/srv/acme", "/srv/state"), ["rbind", "nosuid", "nodev", "idmap", "exec"])
+	d5 := run.decision with input as host with data.bulwark.tenants as {"acme": {"writable_bind_sources": ["/srv/acme"], "exec_volumes": true}}
+	{r.code | some r in d5.reasons} == {"MOUNT_EXEC_NOT_GRANTED"}
+}
+
 test_state_root_required if {
 	codes(json.remove(base, ["/stateRoot"])) == {"REQUEST_INVALID", "MOUNT_STATE_ROOT"}
 	codes(json.patch(base, [{"op": "replace", "path": "/stateRoot", "value": "state"}])) == {"REQUEST_INVALID"}

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -43,7 +45,7 @@ func TestWritableBinds(t *testing.T) {
 	pol := testenv.WritableBindPolicy(t, rw, file)
 	id = f.name(t, "vol")
 	script := `id -u; echo hello > /data/f && echo wrote; mkdir /data/d && chown 1000:1000 /data/d && echo chowned
-cp /bin/busybox /data/bb && (/data/bb true 2>/dev/null && echo exec-allowed || echo noexec)
+cp /bin/busybox /data/busybox && (/data/busybox true 2>/dev/null && echo exec-allowed || echo noexec)
 echo x > /ro/f 2>/dev/null && echo ro-written || echo ro-refused
 cat /etc/one.conf; stat -c %u:%g /data/f`
 	r = clitest.Run(t, f.root, "run", "--rm", "--name", id, "--policy-dir", pol, "-v", rw+":/data:rw", "-v", rw+":/ro:ro",
@@ -52,7 +54,7 @@ cat /etc/one.conf; stat -c %u:%g /data/f`
 	if r.Code != 0 || r.Stdout != want {
 		t.Errorf("exit %d, stdout %q, want %q; stderr %s", r.Code, r.Stdout, want, r.Stderr)
 	}
-	for p, wantUID := range map[string]int{"f": base, "d": base + 1000, "bb": base} {
+	for p, wantUID := range map[string]int{"f": base, "d": base + 1000, "busybox": base} {
 		var st syscall.Stat_t
 		if err := syscall.Lstat(filepath.Join(rw, p), &st); err != nil {
 			t.Errorf("%s: %v", p, err)
@@ -90,7 +92,7 @@ func TestNamedVolumes(t *testing.T) {
 	}
 	r := run("--rm", "--name", f.name(t, "vol"), "-v", "data:/v", "busybox:1", "sh", "-c",
 		`echo kept > /v/f && mkdir /v/app && chown 1000:1000 /v/app && stat -c %u:%g /v/f /v/app
-cp /bin/busybox /v/bb && (/v/bb true 2>/dev/null && echo exec-allowed || echo noexec)`)
+cp /bin/busybox /v/busybox && (/v/busybox true 2>/dev/null && echo exec-allowed || echo noexec)`)
 	if want := "0:0\n1000:1000\nnoexec\n"; r.Code != 0 || r.Stdout != want {
 		t.Errorf("write: exit %d, stdout %q, want %q; stderr %s", r.Code, r.Stdout, want, r.Stderr)
 	}
@@ -157,14 +159,49 @@ cp /bin/busybox /v/bb && (/v/bb true 2>/dev/null && echo exec-allowed || echo no
 	f.assertNothingLeft(t)
 }
 
-// layoutWithVolume writes an OCI layout of the busybox layer whose config declares VOLUME vol.
-func layoutWithVolume(t *testing.T, dir, vol string) string {
+// tarEntry is one entry of a layer layerTar writes (uid is the gid too).
+type tarEntry struct {
+	name, body string
+	dir        bool
+	mode       int64
+	uid        int
+}
+
+// layerTar returns an uncompressed layer of entries, in order.
+func layerTar(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: e.mode, Uid: e.uid, Gid: e.uid, Size: int64(len(e.body))}
+		if e.dir {
+			h.Typeflag, h.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// imageLayout writes an OCI layout of the busybox layer and the extra layers above it, whose
+// config's "config" object holds Cmd ["sh"] and the JSON fields config (e.g. a "Volumes" entry).
+func imageLayout(t *testing.T, dir, config string, extra ...[]byte) string {
 	t.Helper()
 	layer, err := os.ReadFile(busyboxTar(t, dir, "vol"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "layout")
+	out, err := os.MkdirTemp(dir, "layout-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	blob := func(b []byte) string {
 		sum := sha256.Sum256(b)
 		h := hex.EncodeToString(sum[:])
@@ -174,10 +211,15 @@ func layoutWithVolume(t *testing.T, dir, vol string) string {
 		}
 		return "sha256:" + h
 	}
-	ld := blob(layer)
-	cfg := []byte(fmt.Sprintf(`{"architecture":%q,"os":"linux","config":{"Cmd":["sh"],"Volumes":{%q:{}}},"rootfs":{"type":"layers","diff_ids":[%q]}}`, runtime.GOARCH, vol, ld))
+	var diffIDs, layers []string
+	for _, l := range append([][]byte{layer}, extra...) {
+		d := blob(l)
+		diffIDs = append(diffIDs, fmt.Sprintf("%q", d))
+		layers = append(layers, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}`, d, len(l)))
+	}
+	cfg := []byte(fmt.Sprintf(`{"architecture":%q,"os":"linux","config":{"Cmd":["sh"],%s},"rootfs":{"type":"layers","diff_ids":[%s]}}`, runtime.GOARCH, config, strings.Join(diffIDs, ",")))
 	cd := blob(cfg)
-	man := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, cd, len(cfg), ld, len(layer)))
+	man := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[%s]}`, cd, len(cfg), strings.Join(layers, ",")))
 	md := blob(man)
 	os.WriteFile(filepath.Join(out, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
 	os.WriteFile(filepath.Join(out, "index.json"), []byte(fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}]}`, md, len(man))), 0o644)
@@ -189,7 +231,7 @@ func layoutWithVolume(t *testing.T, dir, vol string) string {
 // container removed without --rm leaves it to volume prune; a -v on that path replaces it.
 func TestAnonymousVolumes(t *testing.T) {
 	f := newFixture(t)
-	clitest.Must(t, f.root, "image", "import", layoutWithVolume(t, f.dir, "/data"), "--tag", "withvol:1")
+	clitest.Must(t, f.root, "image", "import", imageLayout(t, f.dir, `"Volumes":{"/data":{}}`), "--tag", "withvol:1")
 	clitest.Must(t, f.root, "trust", "sign", "withvol:1")
 	r := clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "anon"), "withvol:1", "sh", "-c", "echo x > /data/f && cat /data/f")
 	if r.Code != 0 || r.Stdout != "x\n" {

@@ -38,6 +38,9 @@ type Rules struct {
 	// Writable lists the writable mounts (tmpfs /tmp, /run, /var/tmp, /dev/shm, rw bind mounts).
 	// They are the only directories the process may write to, and it may never execute from them.
 	Writable []string
+	// WritableExec lists writable mounts the process may also execute from (a volume policy
+	// granted exec); no other writable mount may lie below one.
+	WritableExec []string
 }
 
 // MinABI is the lowest Landlock ABI that can enforce every part of Rules: 5 brought ioctl on

@@ -64,6 +64,24 @@ func Plan(r Rules) ([]Grant, error) {
 	for _, n := range neverExec {
 		noExec = append(noExec, join(root, n))
 	}
+	// A writable mount granted exec gets it on itself only (it is left out of the wider grants
+	// like any writable mount); rights are inherited, so nothing that must stay noexec may lie
+	// below it.
+	for _, w := range r.WritableExec {
+		p := join(root, w)
+		if err := checkReal(root, p); err != nil {
+			return nil, fmt.Errorf("writable exec mount: %w", err)
+		}
+		for _, n := range noExec {
+			if within(p, n) {
+				return nil, fmt.Errorf("writable exec mount %s holds %s, which must not be executable", w, n)
+			}
+		}
+		grants = append(grants, Grant{Path: p, Access: fsRead | fsWrite | fsExec})
+	}
+	for _, w := range r.WritableExec {
+		noExec = append(noExec, join(root, w))
+	}
 	for _, d := range devices {
 		p, ok, err := resolveDevice(root, join(root, d.path))
 		if err != nil {

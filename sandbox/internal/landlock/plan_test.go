@@ -125,3 +125,29 @@ func TestPlanRefusesBadPaths(t *testing.T) {
 		t.Errorf("../../tmp resolved to %v", got)
 	}
 }
+
+// TestPlanWritableExec: a writable mount granted exec (a volume policy granted it) gets write and
+// execute on itself only; the wider execute grants still skip it; a noexec writable mount (or
+// /proc, /sys, /dev) below it is refused, since Landlock rights are inherited.
+func TestPlanWritableExec(t *testing.T) {
+	root := tree(t, "bin/sh", "tmp/", "srv/app/", "srv/other/x", "proc/", "dev/")
+	gs, err := Plan(Rules{Root: root, Writable: []string{"/tmp"}, WritableExec: []string{"/srv/app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := grantsWith(gs, root, llsys.AccessFSExecute), []string{"/bin", "/srv/app", "/srv/other"}; !slices.Equal(got, want) {
+		t.Errorf("execute granted on %v, want %v", got, want)
+	}
+	if got, want := grantsWith(gs, root, llsys.AccessFSWriteFile), []string{"/srv/app", "/tmp"}; !slices.Equal(got, want) {
+		t.Errorf("write granted on %v, want %v", got, want)
+	}
+	for _, r := range []Rules{
+		{Root: root, Writable: []string{"/srv/app"}, WritableExec: []string{"/srv"}},
+		{Root: root, WritableExec: []string{"/"}},
+		{Root: root, WritableExec: []string{"/missing"}},
+	} {
+		if _, err := Plan(r); err == nil {
+			t.Errorf("Plan accepted %+v", r)
+		}
+	}
+}
