@@ -9,7 +9,7 @@ import (
 	"slices"
 	"sync"
 
-	"bulwark.dev/bulwark/policy/internal/jsonschema"
+	"bulwark.dev/bulwark/internal/jsonschema"
 )
 
 // SchemaJSON is the JSON Schema of the request document.
