@@ -8,3 +8,7 @@ func KnownCapability(name string) bool {
 	_, err := caps.Parse([]string{name})
 	return err == nil
 }
+
+// CapabilityNames names the capabilities set in a kernel capability mask, as /proc/PID/status
+// shows it (CapEff, CapBnd), so a scanner compares a running process with Expected's names.
+func CapabilityNames(mask uint64) []string { return caps.Set(mask).Names() }

@@ -41,9 +41,9 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// First: a non-root caller gets one clear error before anything is decided or written
-		// (help aside).
+		// (help aside, and bench, which only reads and skips what needs root).
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Name() == "help" {
+			if cmd.Name() == "help" || cmd.Name() == "bench" {
 				return nil
 			}
 			return privilege.Require()
@@ -53,5 +53,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
 	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
 		newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd(), newNetworkCmd(), newResolverCmd(), newVolumeCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }
