@@ -225,8 +225,10 @@ func (s *Store) Remove(ref string) error {
 	return s.GC()
 }
 
-// GC deletes blobs that no tagged manifest references. Ingestion holds gc.lock shared from its
-// first blob write to its Tag, so a half-imported image is never collected.
+// GC deletes blobs that no tagged manifest references, and whatever is in ingest/: ingestion
+// holds gc.lock shared from its first blob write to its Tag, so with the lock held exclusively
+// nothing there is in progress (a half-imported image is never collected; what an import killed
+// half-way left is).
 func (s *Store) GC() error {
 	return s.flock("gc.lock", unix.LOCK_EX, func() error {
 		live := map[digest.Digest]bool{}
@@ -245,7 +247,7 @@ func (s *Store) GC() error {
 				live[l.Digest] = true
 			}
 		}
-		if err := removeStale(filepath.Join(s.dir, "ingest")); err != nil {
+		if err := removeEntries(filepath.Join(s.dir, "ingest")); err != nil {
 			return err
 		}
 		blobs := filepath.Join(s.dir, "blobs", "sha256")
@@ -264,12 +266,8 @@ func (s *Store) GC() error {
 	})
 }
 
-// staleAfter is how old an ingest file or unpack directory must be before GC treats it as the
-// leftover of a crashed writer rather than work in progress.
-const staleAfter = time.Hour
-
-// PruneLayers removes unpacked layers that no tagged image uses, and leftovers of crashed
-// unpacks. The caller must make sure no running container still mounts an untagged image's
+// PruneLayers removes unpacked layers that no tagged image uses, and leftovers of unpacks killed
+// half-way (Unpack holds gc.lock shared, so with it held exclusively none is in progress). The caller must make sure no running container still mounts an untagged image's
 // layers (the engine keeps images of running containers tagged or passes them in keep).
 func (s *Store) PruneLayers(keep map[digest.Digest]bool) ([]digest.Digest, error) {
 	var removed []digest.Digest
@@ -310,22 +308,20 @@ func (s *Store) PruneLayers(keep map[digest.Digest]bool) ([]digest.Digest, error
 			}
 			removed = append(removed, d)
 		}
-		return removeStale(filepath.Join(s.layers, "tmp"))
+		return removeEntries(filepath.Join(s.layers, "tmp"))
 	})
 	return removed, err
 }
 
-// removeStale deletes entries of dir older than staleAfter.
-func removeStale(dir string) error {
+// removeEntries deletes everything in dir, keeping dir.
+func removeEntries(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range ents {
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("remove stale %s: %w", e.Name(), err)
-			}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove leftover %s: %w", e.Name(), err)
 		}
 	}
 	return nil

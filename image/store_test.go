@@ -18,6 +18,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"golang.org/x/sys/unix"
+
 	"bulwark.dev/bulwark/image/internal/untar"
 )
 
@@ -118,6 +120,54 @@ func TestImportRootfsUnpackExportRemove(t *testing.T) {
 	}
 	if err := s.Remove("demo/copy:1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second remove: %v", err)
+	}
+}
+
+// TestRemoveAndPruneLeaveNothing (issue 12): image rm and prune leave no image tree behind, the
+// leftovers of an import and an unpack killed half-way included (they used to stay an hour:
+// a killed run of a 460 MB image left its partial tree); an unpack in progress holds gc.lock
+// shared, so prune waits for it rather than taking its directory.
+func TestRemoveAndPruneLeaveNothing(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := s.Import(writeFile(t, t.TempDir(), "rootfs.tar", rootfsTar(t, map[string]string{"bin/hello": "hello"})), "demo/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Unpack(desc, UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// What a killed import and a killed unpack leave.
+	os.WriteFile(filepath.Join(root, "images", "ingest", "blob-123"), []byte("partial"), 0o600)
+	os.MkdirAll(filepath.Join(root, "layers", "tmp", "abcdef-123", "rootfs", "usr"), 0o755)
+	held := make(chan struct{})
+	release := make(chan struct{})
+	go s.flock("gc.lock", unix.LOCK_SH, func() error { close(held); <-release; return nil })
+	<-held
+	pruned := make(chan error, 1)
+	go func() { _, err := s.PruneLayers(nil); pruned <- err }()
+	select {
+	case err := <-pruned:
+		t.Fatalf("prune ran while an unpack held gc.lock: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-pruned; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("demo/app:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneLayers(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"images/blobs/sha256", "images/ingest", "layers/sha256", "layers/tmp"} {
+		if ents, err := os.ReadDir(filepath.Join(root, d)); err != nil || len(ents) != 0 {
+			t.Errorf("%s holds %v (%v)", d, ents, err)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/image/internal/untar"
 	"bulwark.dev/bulwark/internal/atomicfile"
@@ -75,8 +76,19 @@ type layerRecord struct {
 }
 
 // Unpack makes sure every layer of the image desc is unpacked below <root>/layers and returns
-// them bottom first.
+// them bottom first. It holds gc.lock shared, so PruneLayers never takes a layer being unpacked
+// for a leftover.
 func (s *Store) Unpack(desc ocispec.Descriptor, opts UnpackOptions) ([]Layer, error) {
+	var out []Layer
+	err := s.flock("gc.lock", unix.LOCK_SH, func() error {
+		var err error
+		out, err = s.unpack(desc, opts)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) unpack(desc ocispec.Descriptor, opts UnpackOptions) ([]Layer, error) {
 	m, err := s.Manifest(desc)
 	if err != nil {
 		return nil, err
