@@ -154,21 +154,30 @@ func (e *Engine) loadPolicy() (*policy.Policy, error) {
 // decide prepares the policy once (prepare once, evaluate many) and decides req, recording the
 // decision in t.
 func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (policy.Decision, error) {
-	e.polOnce.Do(func() {
-		var accepted map[string]string
-		e.polEng, accepted, e.polErr = preparePolicy(ctx, e.cfg.Root, e.pol, policy.WithRecorder(&e.routes))
-		if accepted != nil {
-			// The request that activated a new bundle revision carries its acceptance.
-			t.Add(audit.TypePolicy, "bundle-accepted", accepted)
-		}
-	})
-	if e.polErr != nil {
-		return policy.Decision{}, fmt.Errorf("policy: %w", e.polErr)
+	if _, err := e.preparedPolicy(ctx, t); err != nil {
+		return policy.Decision{}, err
 	}
 	key := policy.InputDigest(req)
 	e.routes.add(key, t)
 	defer e.routes.remove(key, t)
 	return e.polEng.Decide(ctx, req), nil
+}
+
+// preparedPolicy prepares the policy on first use; t (if not nil) records the acceptance of a
+// new bundle revision.
+func (e *Engine) preparedPolicy(ctx context.Context, t *trail) (*policy.Engine, error) {
+	e.polOnce.Do(func() {
+		var accepted map[string]string
+		e.polEng, accepted, e.polErr = preparePolicy(ctx, e.cfg.Root, e.pol, policy.WithRecorder(&e.routes))
+		if accepted != nil && t != nil {
+			// The request that activated a new bundle revision carries its acceptance.
+			t.Add(audit.TypePolicy, "bundle-accepted", accepted)
+		}
+	})
+	if e.polErr != nil {
+		return nil, fmt.Errorf("policy: %w", e.polErr)
+	}
+	return e.polEng, nil
 }
 
 type decisionRoutes struct {

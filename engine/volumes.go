@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -112,7 +113,7 @@ func (e *Engine) removeAnonymousVolumes(m *Meta, spec *specs.Spec) error {
 // filled from the image at its destination unless the mount says nocopy (fillVolume). A volume
 // is mounted noexec unless the mount asks for exec (policy decides: exec_volumes), idmapped to
 // the storage range (the floor keeps both), and not recursively (it has no submounts).
-func (e *Engine) resolveVolumes(s *specs.Spec, root *imageRoot, tenant string, t *trail) error {
+func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageRoot, tenant string, t *trail) error {
 	for i, m := range s.Mounts {
 		if m.Type != volumeType {
 			continue
@@ -121,7 +122,7 @@ func (e *Engine) resolveVolumes(s *specs.Spec, root *imageRoot, tenant string, t
 		if anonymous {
 			name = NewID() + NewID() + NewID() + NewID() // 48 hex digits, as docker's are random
 		}
-		v, created, err := e.volumes.Create(tenant, name, anonymous)
+		v, created, err := e.createVolume(ctx, tenant, name, anonymous, 0, t)
 		if err != nil {
 			return err
 		}
@@ -147,21 +148,21 @@ func (e *Engine) resolveVolumes(s *specs.Spec, root *imageRoot, tenant string, t
 				return err
 			}
 		}
-		if created {
-			t.Add(audit.TypeEngine, "volume.create", map[string]string{"volume": v.Name, "tenant": tenant})
-		}
 		s.Mounts[i] = specs.Mount{Destination: m.Destination, Type: "bind", Source: v.Mountpoint, Options: opts}
 	}
 	return nil
 }
 
-// CreateVolume makes the caller's tenant's volume name (or returns the existing one).
-func (e *Engine) CreateVolume(name string, who Caller) (*volume.Volume, error) {
-	v, created, err := e.volumes.Create(who.tenant(), name, false)
-	if err == nil && created {
-		err = e.volumeEvent(who, "volume.create", v.Name)
+// CreateVolume makes the caller's tenant's volume name (or returns the existing one) with the
+// local driver's options (size, decided by policy: volumequota.go).
+func (e *Engine) CreateVolume(ctx context.Context, name string, opts map[string]string, who Caller) (*volume.Volume, error) {
+	size, err := parseVolumeOpts(opts)
+	if err != nil {
+		return nil, err
 	}
-	return v, err
+	t := newTrail(e.audit, who.Identity, who.tenant(), NewID())
+	v, _, err := e.createVolume(ctx, who.tenant(), name, false, size, t)
+	return v, errors.Join(err, t.Flush())
 }
 
 // InspectVolume returns the caller's tenant's volume name.

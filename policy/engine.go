@@ -31,6 +31,11 @@ type Engine struct {
 	info        Info
 	recorder    DecisionRecorder
 	prepareTime time.Duration
+
+	// The storage decision (storage.go), prepared on first use.
+	storageOnce sync.Once
+	storagePQ   rego.PreparedEvalQuery // set once by storageOnce
+	storageErr  error                  // set once by storageOnce
 }
 
 // Option configures an Engine.

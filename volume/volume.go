@@ -49,6 +49,14 @@ type Volume struct {
 	Anonymous bool `json:"anonymous,omitempty"`
 	// Filled says the volume got its first content from an image (Fill): it is never filled again.
 	Filled bool `json:"filled,omitempty"`
+	// Size is the volume's limit in bytes, enforced by the kernel (quota.go); 0: none.
+	Size int64 `json:"size,omitempty"`
+}
+
+// Options are how a volume is made.
+type Options struct {
+	Anonymous bool
+	Size      int64 // bytes, at least MinSize; 0: no limit
 }
 
 // Store holds every tenant's volumes below one directory (<state-root>/volumes).
@@ -84,21 +92,45 @@ func ValidName(name string) bool { return nameRE.MatchString(name) }
 func (s *Store) tenantDir(tenant string) string { return filepath.Join(s.dir, tenant) }
 
 // Create makes the volume name of tenant, or returns the existing one (created false), as
-// docker volume create does. It is made under a temporary name and renamed into place, so a
-// creation killed half-way leaves no volume (Prune removes the leftover).
-func (s *Store) Create(tenant, name string, anonymous bool) (*Volume, bool, error) {
+// docker volume create does; either is ready to mount (a sized one's filesystem mounted on its
+// _data). It is made under a temporary name and renamed into place, so a creation killed
+// half-way leaves no volume (the next change to the tenant's volumes removes the leftover).
+func (s *Store) Create(tenant, name string, o Options) (*Volume, bool, error) {
+	return s.CreateSized(tenant, name, o.Anonymous, func(int64) (int64, error) { return o.Size, nil })
+}
+
+// CreateSized is Create whose size, for a new volume only, is what size answers given the sum
+// of the sizes of the tenant's volumes, under the tenant's lock, so two creations never both
+// fit in a tenant's total; an error from size refuses the volume.
+func (s *Store) CreateSized(tenant, name string, anonymous bool, size func(used int64) (int64, error)) (*Volume, bool, error) {
 	if err := checkNames(tenant, name); err != nil {
 		return nil, false, err
 	}
+	unlock, err := s.lockTenant(tenant)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
+	if err := s.collectLeftovers(tenant); err != nil {
+		return nil, false, err
+	}
 	if v, err := s.Get(tenant, name); err == nil {
-		return v, false, nil
+		return v, false, s.activate(v)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
-	td := s.tenantDir(tenant)
-	if err := os.MkdirAll(td, 0o700); err != nil {
-		return nil, false, fmt.Errorf("volume %s: %w", name, err)
+	used, err := s.usedSize(tenant)
+	if err != nil {
+		return nil, false, err
 	}
+	o := Options{Anonymous: anonymous}
+	if o.Size, err = size(used); err != nil {
+		return nil, false, err
+	}
+	if o.Size != 0 && o.Size < MinSize {
+		return nil, false, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume %s: size %d is below the minimum %d (4 MiB)", name, o.Size, MinSize)
+	}
+	td := s.tenantDir(tenant)
 	tmp, err := os.MkdirTemp(td, ".new-")
 	if err != nil {
 		return nil, false, fmt.Errorf("volume %s: %w", name, err)
@@ -112,20 +144,20 @@ func (s *Store) Create(tenant, name string, anonymous bool) (*Volume, bool, erro
 	if err := os.Lchown(data, int(sandbox.StorageIDBase), int(sandbox.StorageIDBase)); err != nil {
 		return nil, false, fmt.Errorf("volume %s: %w", name, err)
 	}
-	v := &Volume{Name: name, Tenant: tenant, Driver: Driver, CreatedAt: time.Now().UTC(), Anonymous: anonymous,
-		Mountpoint: filepath.Join(td, name, "_data")}
+	if o.Size > 0 {
+		if err := makeImage(tmp, o.Size); err != nil {
+			return nil, false, fmt.Errorf("volume %s: %w", name, err)
+		}
+	}
+	v := &Volume{Name: name, Tenant: tenant, Driver: Driver, CreatedAt: time.Now().UTC(), Anonymous: o.Anonymous,
+		Size: o.Size, Mountpoint: filepath.Join(td, name, "_data")}
 	if err := writeRecord(tmp, v); err != nil { // invisible until the rename
 		return nil, false, err
 	}
 	if err := os.Rename(tmp, filepath.Join(td, name)); err != nil {
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			// Created meanwhile by another caller: that one is the volume.
-			v, err := s.Get(tenant, name)
-			return v, false, err
-		}
 		return nil, false, fmt.Errorf("volume %s: %w", name, err)
 	}
-	return v, true, nil
+	return v, true, s.activateNew(v)
 }
 
 // Fill gives the volume its first content, as docker does when a volume is mounted where the
@@ -257,6 +289,14 @@ func (s *Store) List(tenant string) ([]*Volume, error) {
 // Remove deletes the tenant's volume name and its data; inUse says whether a container still
 // mounts it (the caller knows its containers), and then nothing is removed.
 func (s *Store) Remove(tenant, name string, inUse func(*Volume) (bool, error)) error {
+	if err := checkNames(tenant, name); err != nil {
+		return err
+	}
+	unlock, err := s.lockTenant(tenant)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	v, err := s.Get(tenant, name)
 	if err != nil {
 		return err
@@ -266,7 +306,11 @@ func (s *Store) Remove(tenant, name string, inUse func(*Volume) (bool, error)) e
 	} else if used {
 		return fmt.Errorf("volume %q: %w", name, ErrInUse)
 	}
-	// Out of the namespace first (a rename is atomic), then the data.
+	// Its filesystem off _data first (a sized volume's), then out of the namespace (a rename is
+	// atomic), then the data.
+	if err := unmountImage(filepath.Dir(v.Mountpoint)); err != nil {
+		return fmt.Errorf("remove volume %q: %w", name, err)
+	}
 	gone := filepath.Join(s.tenantDir(tenant), ".rm-"+name)
 	if err := os.Rename(filepath.Join(s.tenantDir(tenant), name), gone); err != nil {
 		return fmt.Errorf("remove volume %q: %w", name, err)
@@ -295,11 +339,10 @@ func (s *Store) Prune(tenant string, inUse func(*Volume) (bool, error)) ([]strin
 		}
 		removed = append(removed, v.Name)
 	}
-	left, _ := filepath.Glob(filepath.Join(s.tenantDir(tenant), ".*"))
-	for _, l := range left {
-		if err := os.RemoveAll(l); err != nil {
-			return removed, fmt.Errorf("prune %s: %w", l, err)
-		}
+	unlock, err := s.lockTenant(tenant)
+	if err != nil {
+		return removed, err
 	}
-	return removed, nil
+	defer unlock()
+	return removed, s.collectLeftovers(tenant)
 }

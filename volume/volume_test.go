@@ -22,19 +22,19 @@ func TestStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, created, err := s.Create("acme", "db", false)
+	v, created, err := s.Create("acme", "db", Options{})
 	if err != nil || !created || v.Mountpoint != filepath.Join(root, "volumes", "acme", "db", "_data") {
 		t.Fatalf("create: %+v %v %v", v, created, err)
 	}
-	if _, created, err := s.Create("acme", "db", false); err != nil || created {
+	if _, created, err := s.Create("acme", "db", Options{}); err != nil || created {
 		t.Errorf("second create: created %v, %v", created, err)
 	}
 	for _, bad := range []string{"../x", "..", ".x", "a/b", ""} {
-		if _, _, err := s.Create("acme", bad, false); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		if _, _, err := s.Create("acme", bad, Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("create %q: %v", bad, err)
 		}
 	}
-	if _, _, err := s.Create("../acme", "db", false); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, _, err := s.Create("../acme", "db", Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("tenant ../acme: %v", err)
 	}
 	if _, err := s.Get("other", "db"); !errors.Is(err, ErrNotFound) {
@@ -70,7 +70,7 @@ func TestFill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _, err := s.Create("acme", "db", false)
+	v, _, err := s.Create("acme", "db", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

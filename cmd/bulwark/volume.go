@@ -17,22 +17,29 @@ func newVolumeCmd() *cobra.Command {
 
 func newVolumeCreateCmd() *cobra.Command {
 	var tenant string
+	var opts map[string]string
+	var ef engineFlags
 	c := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a volume for the tenant (an existing one is kept as it is)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, func(e *engine.Engine) error {
-				v, err := e.CreateVolume(args[0], as(tenant))
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), v.Name)
-				return nil
-			})
+			e, err := openEngine(cmd, &ef)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			v, err := e.CreateVolume(cmd.Context(), args[0], opts, as(tenant))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), v.Name)
+			return nil
 		},
 	}
 	tenantFlag(c, &tenant)
+	ef.addPolicy(c) // the policy decides the volume's size
+	c.Flags().StringToStringVarP(&opts, "opt", "o", nil, "driver option KEY=VALUE: size=SIZE (e.g. 10m, 1g) limits the volume, enforced by the kernel; policy sets the tenant's default and maximum")
 	return c
 }
 

@@ -230,8 +230,10 @@ deny contains {"code": "NO_NEW_PRIVS_DISABLED", "message": "noNewPrivileges must
 	not input.process.noNewPrivileges == true
 }
 
-deny contains {"code": "ROOTFS_WRITABLE", "message": "the root filesystem must be read-only", "path": "rootfs.readOnly"} if {
+# A writable root is a grant (writable_root_size, storage.rego).
+deny contains {"code": "ROOTFS_WRITABLE", "message": sprintf("the root filesystem must be read-only: tenant %q has no writable_root_size", [tenant_name]), "path": "rootfs.readOnly"} if {
 	not input.rootfs.readOnly == true
+	not writable_root_granted
 }
 
 unconfined_profiles := {"", "unconfined"}

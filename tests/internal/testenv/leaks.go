@@ -65,10 +65,30 @@ func (l *Leaks) Find() []string {
 	}
 	var out []string
 	out = append(out, mountLeaks(dirs, ids)...)
+	out = append(out, loopLeaks(dirs)...)
 	out = append(out, cgroupLeaks(ids)...)
 	out = append(out, processLeaks(dirs, ids)...)
 	out = append(out, l.stateLeaks(ids)...)
 	out = append(out, hostStateLeaks(ids)...)
+	return out
+}
+
+// loopLeaks lists loop devices whose backing file lies under one of dirs (a sized volume's or a
+// writable root's filesystem image).
+func loopLeaks(dirs []string) []string {
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(strings.TrimSpace(string(b)), d+"/") {
+				out = append(out, fmt.Sprintf("loop device %s on %s", filepath.Base(filepath.Dir(filepath.Dir(f))), strings.TrimSpace(string(b))))
+			}
+		}
+	}
 	return out
 }
 
