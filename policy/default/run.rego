@@ -205,7 +205,11 @@ deny contains {"code": "PRIVILEGED", "message": "privileged sandboxes are never 
 }
 
 # One pass over the required types catches both a shared and a missing one.
-deny contains {"code": "NAMESPACE_SHARED", "message": sprintf("%s namespace is shared with the host or another process", [t]), "path": concat(".", ["namespaces", t])} if {
+# Why sharing a namespace is refused, where the message alone would not say it (Docker's
+# --network host, Kubernetes' hostNetwork).
+namespace_why := {"network": ": the container would reach every service listening in it (the host's loopback included) and bypass its network's isolation; publish ports with -p instead"}
+
+deny contains {"code": "NAMESPACE_SHARED", "message": sprintf("%s namespace is shared with the host or another process%s", [t, object.get(namespace_why, t, "")]), "path": concat(".", ["namespaces", t])} if {
 	some t in required_namespaces
 	not input.namespaces[t].shared == false
 }

@@ -106,6 +106,14 @@ test_privileged_denied if {
 	codes(json.patch(base, [{"op": "replace", "path": "/privileged", "value": true}])) == {"PRIVILEGED"}
 }
 
+test_host_network_namespace_denied_with_why if {
+	d := run.decision with input as json.patch(base, [{"op": "replace", "path": "/namespaces/network", "value": {"shared": true, "path": "/var/run/docker/netns/default"}}])
+		with data.bulwark.tenants as tenants
+	[r] := d.reasons
+	r.code == "NAMESPACE_SHARED"
+	contains(r.message, "network namespace is shared with the host or another process: the container would reach every service listening in it")
+}
+
 test_host_pid_namespace_denied if {
 	d := run.decision with input as json.patch(base, [{"op": "replace", "path": "/namespaces/pid", "value": {"shared": true, "path": "/proc/1/ns/pid"}}])
 		with data.bulwark.tenants as tenants
