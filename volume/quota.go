@@ -42,6 +42,9 @@ const (
 	imageFile = "disk.img"
 	// MinSize is the smallest size a volume can have: ext4's journal alone takes 1 MiB.
 	MinSize = 4 << 20
+	// bigVolume is the size from which a volume's filesystem has 4 KiB blocks (and a 4 MiB
+	// journal); smaller ones keep mke2fs's 1 KiB blocks (and a 1 MiB journal).
+	bigVolume = 128 << 20
 )
 
 // ParseSize reads a volume size in docker's notation: a number of bytes with an optional k, m,
@@ -129,7 +132,14 @@ func makeImage(dir string, size int64) error {
 		return fmt.Errorf("reserve %d bytes for the volume image: %w", size, err)
 	}
 	owner := strconv.FormatUint(uint64(sandbox.StorageIDBase), 10)
-	cmd := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "nodiscard,root_owner="+owner+":"+owner, img)
+	args := []string{"-q", "-F", "-m", "0", "-E", "nodiscard,root_owner=" + owner + ":" + owner}
+	if size >= bigVolume {
+		// mke2fs gives a filesystem below 512 MiB 1 KiB blocks (a small journal), which halves
+		// the write throughput of a mid-sized one (BenchmarkQuotaWrite: 0.57 of a plain
+		// directory's, 1.1 with 4 KiB blocks).
+		args = append(args, "-b", "4096")
+	}
+	cmd := exec.Command("mkfs.ext4", append(args, img)...)
 	// A creation killed half-way must not leave mkfs writing into what the next command collects.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = []string{"PATH=/usr/sbin:/sbin:/usr/bin:/bin"}
@@ -207,9 +217,16 @@ func attachLoop(img string) (*os.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loop device: %w", err)
 		}
-		cfg := unix.LoopConfig{Fd: uint32(backing.Fd()), Info: unix.LoopInfo64{Flags: unix.LO_FLAGS_AUTOCLEAR}}
+		// Direct I/O: the image's pages are not cached twice (the volume's filesystem caches
+		// them), and writes are faster (BenchmarkQuotaWrite: 1.1 of a plain directory's against
+		// 0.9 buffered). A filesystem without O_DIRECT gets a buffered device.
+		cfg := unix.LoopConfig{Fd: uint32(backing.Fd()), Info: unix.LoopInfo64{Flags: unix.LO_FLAGS_AUTOCLEAR | unix.LO_FLAGS_DIRECT_IO}}
 		copy(cfg.Info.File_name[:], img)
 		err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
+		if errors.Is(err, unix.EINVAL) {
+			cfg.Info.Flags &^= unix.LO_FLAGS_DIRECT_IO
+			err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
+		}
 		if err == nil {
 			return loop, nil
 		}
