@@ -123,7 +123,10 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 	if err != nil {
 		return err
 	}
-	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports)
+	if plan.Egress == nil {
+		return fmt.Errorf("attach: the plan decided no egress for network %s", name)
+	}
+	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports, *plan.Egress)
 	if err != nil {
 		return err
 	}
@@ -133,6 +136,7 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 	}
 	t.Add(audit.TypeContainer, "network.attach", map[string]string{
 		"network": a.Network, "ip": a.IP.String(), "published": strings.Join(published, " "),
+		"egress": a.Egress.String(),
 	})
 	return nil
 }
@@ -186,22 +190,73 @@ func port(s string) (int, error) {
 	return n, nil
 }
 
-// policyNetwork is what policy is shown of the request's network: its name and what it
-// publishes, each host address explicit.
-func policyNetwork(req *Request) (string, []policy.Publish, error) {
+// policyNetwork is what policy is shown of the request's network: its name, what it publishes
+// (each host address explicit) and the egress it asks for (mode "default" when it names none).
+func policyNetwork(req *Request) (string, []policy.Publish, *policy.Egress, error) {
 	name, err := networkMode(req)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	ports, err := parsePublish(req.Publish)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	var out []policy.Publish
 	for _, p := range ports {
 		out = append(out, policy.Publish{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
 	}
-	return name, out, nil
+	egress, err := requestEgress(name, req.Egress)
+	return name, out, egress, err
+}
+
+// requestEgress is the request document's egress: nil without a network.
+func requestEgress(networkName string, values []string) (*policy.Egress, error) {
+	if networkName == "" {
+		if len(values) > 0 {
+			return nil, fmt.Errorf("--egress applies to a network: the request attaches to none")
+		}
+		return nil, nil
+	}
+	if len(values) == 0 {
+		return &policy.Egress{Mode: "default"}, nil
+	}
+	e, err := network.ParseEgress(values)
+	if err != nil {
+		return nil, err
+	}
+	out := &policy.Egress{Mode: e.Mode}
+	for _, r := range e.Allow {
+		pr := policy.EgressRule{CIDR: r.CIDR.String(), Protocol: r.Protocol, FromPort: r.FromPort, ToPort: r.ToPort}
+		if pr.Protocol == "" {
+			pr.Protocol = "any"
+		}
+		if pr.FromPort == 0 {
+			pr.FromPort, pr.ToPort = 1, 65535
+		}
+		out.Allow = append(out.Allow, pr)
+	}
+	return out, nil
+}
+
+// decidedEgress is the egress an allowed request gets: what it asked for, or, naming none, the
+// tenant's from the decision's constraints (a policy that says nothing restricts nothing: any).
+// Nil without a network.
+func decidedEgress(req *Request, networkName string, c policy.Constraints) (*network.Egress, error) {
+	if networkName == "" {
+		return nil, nil
+	}
+	values := req.Egress
+	if len(values) == 0 {
+		values = c.Egress
+	}
+	if len(values) == 0 {
+		values = []string{network.EgressAny}
+	}
+	e, err := network.ParseEgress(values)
+	if err != nil {
+		return nil, fmt.Errorf("egress from policy's constraints: %w", err)
+	}
+	return &e, nil
 }
 
 // detachNetwork releases what the container holds on its network (lease, port mappings).

@@ -7,6 +7,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"bulwark.dev/bulwark/network"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -31,6 +32,9 @@ type Plan struct {
 	Seccomp []sandbox.SeccompProgram `json:"seccomp"`
 	// Network is what the floor does to networking (no TCP port rule; the socket kinds refused).
 	Network sandbox.NetworkFloor `json:"network"`
+	// Egress is what the container may open connections to through its network (the request's,
+	// else the tenant's from the decision's constraints); nil without a network.
+	Egress *network.Egress `json:"egress,omitempty"`
 	// Policy is where the decision came from (kept with the container: its execs are decided
 	// under the same policy).
 	Policy PolicySource `json:"policy,omitzero"`
@@ -100,6 +104,9 @@ func (p *Plan) Summary() string {
 	fmt.Fprintf(&b, "network: %s namespace; %s\n", p.Network.Namespace, p.Network.TCP)
 	for _, s := range p.Network.RefusedSockets {
 		fmt.Fprintf(&b, "  socket refused (%s): %s\n", s.Errno, s.Reason)
+	}
+	if p.Egress != nil {
+		fmt.Fprintf(&b, "egress: %s (never other networks, the host's own services or 169.254.0.0/16)\n", p.Egress)
 	}
 	return b.String()
 }

@@ -103,7 +103,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("sandbox", err)
 	}
-	netName, publish, err := policyNetwork(req)
+	netName, publish, egress, err := policyNetwork(req)
 	if err != nil {
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "%v", err))
 	}
@@ -120,6 +120,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 			StateRoot:      e.cfg.Root,
 			Network:        netName,
 			Publish:        publish,
+			Egress:         egress,
 		},
 		MemoryUnset: req.Memory == 0, PidsUnset: req.PidsLimit == 0,
 		// The defaults asked for on the caller's behalf are cut to what policy grants the
@@ -142,6 +143,9 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, trail: t, binds: binds}
 	if err != nil {
 		return plan, err
+	}
+	if plan.Egress, err = decidedEgress(req, netName, out.Decision.Constraints); err != nil {
+		return refuse("policy", err)
 	}
 	t.Add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))
 	keep = !req.DryRun // a dry run is never started: its descriptors are released now

@@ -64,7 +64,11 @@ type Request struct {
 	Network string `json:"network,omitempty"`
 	// Publish are docker run's -p values, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]; the host
 	// address defaults to DefaultPublishAddress, and policy decides which it may be.
-	Publish     []string          `json:"publish,omitempty"`
+	Publish []string `json:"publish,omitempty"`
+	// Egress is what the container may open connections to through its network: one mode
+	// (none, network, any) or allowlist entries [tcp:|udp:]CIDR[:PORT[-PORT]]; empty, the
+	// tenant's (policy's constraints.egress). Policy decides what a tenant may ask for.
+	Egress      []string          `json:"egress,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// TTY gives the workload a terminal (docker's -t): its stdio is the slave of a pty whose
 	// master goes to the caller (IO.ConsoleSocket) or, detached, to the monitor (attach).

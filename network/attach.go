@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -37,6 +38,10 @@ type Attachment struct {
 	Network   string        `json:"network"`
 	IP        netip.Addr    `json:"ip"`
 	Ports     []PortMapping `json:"ports,omitempty"`
+	// Egress is what the container may open connections to (egress.go).
+	Egress Egress `json:"egress"`
+	// HostVeth is the host side of the container's interface, its port on the bridge.
+	HostVeth string `json:"hostVeth,omitempty"`
 	// ConfList is the CNI configuration the container was attached with (detach uses it even if
 	// the definition changed since).
 	ConfList json.RawMessage `json:"confList"`
@@ -80,9 +85,13 @@ func (m *Manager) cni(tenant string) *libcni.CNIConfig {
 }
 
 // Attach connects the network namespace at netns (the container's, e.g. /proc/PID/ns/net of its
-// init, held by the caller) to tenant's network, publishing ports. The default network is
-// created on first use. On failure nothing is left attached.
-func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns string, ports []PortMapping) (*Attachment, error) {
+// init, held by the caller) to tenant's network, publishing ports, its egress restricted to
+// egress before it returns. The default network is created on first use. On failure nothing is
+// left attached.
+func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns string, ports []PortMapping, egress Egress) (*Attachment, error) {
+	if !slices.Contains(EgressModes, egress.Mode) {
+		return nil, fmt.Errorf("egress mode %q: want one of %v", egress.Mode, EgressModes)
+	}
 	unlock, err := m.lock()
 	if err != nil {
 		return nil, err
@@ -113,7 +122,7 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 		return nil, fmt.Errorf("network %s: cni config: %w", network, err)
 	}
 	rt := runtimeConf(container, netns, ports)
-	a := &Attachment{Container: container, Network: network, Ports: ports, ConfList: raw}
+	a := &Attachment{Container: container, Network: network, Ports: ports, Egress: egress, ConfList: raw}
 	// The record goes first: a runtime killed during ADD leaves something Detach can undo.
 	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
 		return nil, err
@@ -123,12 +132,22 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 		derr := m.del(context.WithoutCancel(ctx), tenant, a)
 		return nil, errors.Join(fmt.Errorf("attach %s to network %s: %w", container, network, err), derr)
 	}
-	if r, cerr := types100.NewResultFromResult(res); cerr == nil && len(r.IPs) > 0 {
-		if ip, ok := netip.AddrFromSlice(r.IPs[0].Address.IP.To4()); ok {
-			a.IP = ip
+	if r, cerr := types100.NewResultFromResult(res); cerr == nil {
+		if len(r.IPs) > 0 {
+			if ip, ok := netip.AddrFromSlice(r.IPs[0].Address.IP.To4()); ok {
+				a.IP = ip
+			}
+		}
+		for _, i := range r.Interfaces {
+			if i.Sandbox == "" && i.Name != n.Bridge {
+				a.HostVeth = i.Name
+			}
 		}
 	}
 	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
+		return nil, errors.Join(err, m.del(context.WithoutCancel(ctx), tenant, a))
+	}
+	if err := restrictEgress(n, tenant, container, a.HostVeth, egress); err != nil {
 		return nil, errors.Join(err, m.del(context.WithoutCancel(ctx), tenant, a))
 	}
 	if err := m.ensureResolver(n); err != nil {
@@ -236,12 +255,20 @@ func (m *Manager) attachments(tenant string) ([]*Attachment, error) {
 // del runs CNI DEL for a (the namespace may be gone: the plugins release what they hold on the
 // host without it) and forgets the attachment.
 func (m *Manager) del(ctx context.Context, tenant string, a *Attachment) error {
+	if a.Egress.Mode != EgressAny { // any installs nothing
+		if err := unrestrictEgress(tenant, a.Container); err != nil {
+			return fmt.Errorf("detach %s: egress rules: %w", a.Container, err)
+		}
+	}
 	list, err := libcni.ConfListFromBytes(a.ConfList)
 	if err != nil {
 		return fmt.Errorf("detach %s: cni config: %w", a.Container, err)
 	}
 	if err := m.cni(tenant).DelNetworkList(ctx, list, runtimeConf(a.Container, "", a.Ports)); err != nil {
 		return fmt.Errorf("detach %s from network %s: %w", a.Container, a.Network, err)
+	}
+	if err := dropMasquerade(list.Name, a.Container); err != nil {
+		return fmt.Errorf("detach %s from network %s: masquerade rule: %w", a.Container, a.Network, err)
 	}
 	if err := os.Remove(m.attachPath(tenant, a.Container)); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("detach %s: %w", a.Container, err)

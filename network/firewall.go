@@ -1,6 +1,8 @@
 package network
 
 import (
+	"crypto/sha512"
+	"encoding/hex"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -42,7 +44,8 @@ func networkRules(n *Network) map[string][][]string {
 	}
 }
 
-var builtin = map[string]string{chainForward: "FORWARD", chainInput: "INPUT"}
+// builtin names the built-in chains that jump to each of Bulwark's chains.
+var builtin = map[string][]string{chainForward: {"FORWARD"}, chainInput: {"INPUT"}, chainEgress: {"FORWARD", "INPUT"}}
 
 func iptables(args ...string) error {
 	out, err := exec.Command("iptables", append([]string{"-w", "-t", "filter"}, args...)...).CombinedOutput()
@@ -56,18 +59,44 @@ func exists(args ...string) bool {
 	return exec.Command("iptables", append([]string{"-w", "-t", "filter"}, args...)...).Run() == nil
 }
 
-// isolate installs n's rules (idempotent): the chains and their jumps first, then its rules.
-func isolate(n *Network) error {
-	for chain, rules := range networkRules(n) {
-		if !exists("-S", chain) {
-			if err := iptables("-N", chain); err != nil {
+// ensureJumps makes chain and the jumps to it, first in its built-in chains (idempotent).
+func ensureJumps(chain string) error {
+	if !exists("-S", chain) {
+		if err := iptables("-N", chain); err != nil {
+			return err
+		}
+	}
+	for _, b := range builtin[chain] {
+		if !exists("-C", b, "-j", chain) {
+			if err := iptables("-I", b, "1", "-j", chain); err != nil {
 				return err
 			}
 		}
-		if !exists("-C", builtin[chain], "-j", chain) {
-			if err := iptables("-I", builtin[chain], "1", "-j", chain); err != nil {
+	}
+	return nil
+}
+
+// dropEmptyChain removes chain and the jumps to it once it holds no rule.
+func dropEmptyChain(chain string) error {
+	out, err := exec.Command("iptables", "-w", "-t", "filter", "-S", chain).Output()
+	if err != nil || strings.Count(string(out), "\n") > 1 {
+		return nil // gone, or other rules remain
+	}
+	for _, b := range builtin[chain] {
+		for exists("-C", b, "-j", chain) {
+			if err := iptables("-D", b, "-j", chain); err != nil {
 				return err
 			}
+		}
+	}
+	return iptables("-X", chain)
+}
+
+// isolate installs n's rules (idempotent): the chains and their jumps first, then its rules.
+func isolate(n *Network) error {
+	for chain, rules := range networkRules(n) {
+		if err := ensureJumps(chain); err != nil {
+			return err
 		}
 		for _, r := range rules {
 			if exists(append([]string{"-C", chain}, r...)...) {
@@ -100,18 +129,63 @@ func unisolate(n *Network) error {
 				}
 			}
 		}
-		out, err := exec.Command("iptables", "-w", "-t", "filter", "-S", chain).Output()
-		if err != nil || strings.Count(string(out), "\n") > 1 {
-			continue // other networks' rules remain
-		}
-		for exists("-C", builtin[chain], "-j", chain) {
-			if err := iptables("-D", builtin[chain], "-j", chain); err != nil {
-				return err
-			}
-		}
-		if err := iptables("-X", chain); err != nil {
+		if err := dropEmptyChain(chain); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// deleteJumps deletes every rule of table's chain from that jumps to chain (by position: CNI's
+// rules carry quoted comments iptables -S prints in a form hard to hand back).
+func deleteJumps(table, from, chain string) error {
+	out, err := exec.Command("iptables", "-w", "-t", table, "-L", from, "-n", "--line-numbers").Output()
+	if err != nil {
+		return nil // no such chain: nothing jumps from it
+	}
+	var nums []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[1] == chain {
+			nums = append(nums, f[0])
+		}
+	}
+	for i := len(nums) - 1; i >= 0; i-- { // the last first: earlier positions stay valid
+		if out, err := exec.Command("iptables", "-w", "-t", table, "-D", from, nums[i]).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables -t %s -D %s %s: %v: %s", table, from, nums[i], err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// removeChain flushes and deletes table's chain, if it exists (nothing may jump to it).
+func removeChain(table, chain string) error {
+	if exec.Command("iptables", "-w", "-t", table, "-S", chain).Run() != nil {
+		return nil
+	}
+	for _, op := range []string{"-F", "-X"} {
+		if out, err := exec.Command("iptables", "-w", "-t", table, op, chain).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables -t %s %s %s: %v: %s", table, op, chain, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// masqChain is the chain CNI's bridge plugin keeps a container's ipMasq rule in
+// (FormatChainName of containernetworking/plugins: "CNI-" and the SHA-512 of network name and
+// container id, 28 characters in all).
+func masqChain(confName, container string) string {
+	sum := sha512.Sum512([]byte(confName + container))
+	return ("CNI-" + hex.EncodeToString(sum[:]))[:28]
+}
+
+// dropMasquerade removes the bridge plugin's ipMasq rule of a container and its chain. The
+// plugin's DEL tears them down only for the addresses it finds in the container's namespace,
+// which is gone once the container has exited: every rm of a stopped container left them.
+func dropMasquerade(confName, container string) error {
+	chain := masqChain(confName, container)
+	if err := deleteJumps("nat", "POSTROUTING", chain); err != nil {
+		return err
+	}
+	return removeChain("nat", chain)
 }

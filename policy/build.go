@@ -49,6 +49,8 @@ type Context struct {
 	Publish []Publish
 	// Hooks are the OCI hooks the runtime would run on the host for this container.
 	Hooks []Hook
+	// Egress is what the sandbox asks to reach through Network (nil without a network).
+	Egress *Egress
 }
 
 // requiredNamespaces are the namespaces a sandbox must not share; absent from the spec means
@@ -107,7 +109,7 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 	}
 	r.Mounts = mounts
 	r.Namespaces, r.Network = buildNamespaces(spec.Linux.Namespaces)
-	r.Network.Name, r.Publish, r.Hooks = c.Network, c.Publish, c.Hooks
+	r.Network.Name, r.Publish, r.Hooks, r.Egress = c.Network, c.Publish, c.Hooks, c.Egress
 	for _, d := range spec.Linux.Devices {
 		r.Devices = append(r.Devices, Device{Type: d.Type, Path: d.Path, Major: d.Major, Minor: d.Minor})
 	}

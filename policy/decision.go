@@ -30,6 +30,10 @@ type Constraints struct {
 	// the engine keeps only these of the defaults it asks for on the caller's behalf. Apply does
 	// not use it.
 	Capabilities []string `json:"capabilities,omitempty"`
+	// Egress, when the policy says (non-nil), is the egress of a request that names none (its
+	// egress mode "default"): one mode, or allowlist entries PROTO:CIDR[:PORT[-PORT]]. Apply
+	// does not use it.
+	Egress []string `json:"egress,omitempty"`
 }
 
 // Decision is the policy's answer. The zero value denies.

@@ -41,6 +41,9 @@ func (r *Request) toValue() ast.Value {
 	if len(r.Hooks) > 0 {
 		items = append(items, item("hooks", hooksTerm(r.Hooks)))
 	}
+	if r.Egress != nil {
+		items = append(items, item("egress", egressTerm(r.Egress)))
+	}
 	if r.Image != nil {
 		img := []([2]*ast.Term){
 			item("reference", str(r.Image.Reference)),
@@ -222,6 +225,21 @@ func hooksTerm(hs []Hook) *ast.Term {
 			item("sha256", str(h.SHA256)),
 			item("args", stringsTerm(h.Args)))
 	})
+}
+
+func egressTerm(e *Egress) *ast.Term {
+	if len(e.Allow) == 0 {
+		return ast.ObjectTerm(item("mode", str(e.Mode)))
+	}
+	allow := make([]*ast.Term, len(e.Allow))
+	for i, r := range e.Allow {
+		allow[i] = ast.ObjectTerm(
+			item("cidr", str(r.CIDR)),
+			item("protocol", str(r.Protocol)),
+			item("fromPort", ast.IntNumberTerm(r.FromPort)),
+			item("toPort", ast.IntNumberTerm(r.ToPort)))
+	}
+	return ast.ObjectTerm(item("mode", str(e.Mode)), item("allow", ast.ArrayTerm(allow...)))
 }
 
 func seccompTerm(s Seccomp) *ast.Term {

@@ -41,7 +41,9 @@ type Request struct {
 	Publish []Publish `json:"publish,omitempty"`
 	// Hooks are the spec's OCI hooks the runtime would run on the host (bulwark-runc), each
 	// with the file it would execute and that file's digest.
-	Hooks       []Hook            `json:"hooks,omitempty"`
+	Hooks []Hook `json:"hooks,omitempty"`
+	// Egress is what the sandbox asks to open connections to through Network.Name.
+	Egress      *Egress           `json:"egress,omitempty"`
 	Seccomp     Seccomp           `json:"seccomp"`
 	MAC         MAC               `json:"mac"`
 	Rootfs      Rootfs            `json:"rootfs"`
@@ -134,6 +136,22 @@ type Hook struct {
 	Resolved string   `json:"resolved"`
 	SHA256   string   `json:"sha256"`
 	Args     []string `json:"args"`
+}
+
+// Egress is the egress a request asks for: Mode "default" (it names none: the tenant's, which
+// the decision's constraints carry), "none", "network", "allowlist" (to Allow) or "any".
+type Egress struct {
+	Mode  string       `json:"mode"`
+	Allow []EgressRule `json:"allow,omitempty"`
+}
+
+// EgressRule is one allowlisted destination: an IPv4 prefix, a protocol ("any", "tcp", "udp")
+// and a port range (1-65535 for every port).
+type EgressRule struct {
+	CIDR     string `json:"cidr"`
+	Protocol string `json:"protocol"`
+	FromPort int    `json:"fromPort"`
+	ToPort   int    `json:"toPort"`
 }
 
 // Seccomp names the profile loaded in addition to the floor's. Profile is "unconfined" when

@@ -149,6 +149,7 @@ invoked; 127 when it is not found.`,
 	fl.BoolVar(&readOnly, "read-only", true, "the root filesystem is always read-only (false is refused: use volumes, :rw binds or --tmpfs)")
 	fl.StringVar(&req.Network, "network", "", "none (the default without -p: private namespace, loopback only), NAME (one of the tenant's networks: bulwark network create), or bridge (the tenant's default network, the default with -p); host is refused")
 	fl.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a container port on the host, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (IP default 127.0.0.1; policy decides which addresses and ports; without --network, the tenant's default network)")
+	fl.StringArrayVar(&req.Egress, "egress", nil, "what the container may connect to through its network: none, network (its network's containers), any, or allowlist entries [tcp:|udp:]CIDR[:PORT[-PORT]] (repeatable); default the tenant's, policy decides")
 	fl.StringVar(&req.Hostname, "hostname", "", "container hostname (default: the container id)")
 	fl.StringArrayVar(&req.Ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
 	fl.StringVar(&entrypoint, "entrypoint", "", "override the image's entrypoint")

@@ -40,7 +40,7 @@ test_baseline_allowed if {
 	d := run.decision with input as base with data.bulwark.tenants as tenants
 	d.allow
 	d.reasons == []
-	d.constraints == {"maxMemory": 1073741824, "maxPids": 4096, "capabilities": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETGID", "SETUID"]}
+	d.constraints == {"maxMemory": 1073741824, "maxPids": 4096, "capabilities": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETGID", "SETUID"], "egress": ["any"]}
 }
 
 test_constraints_name_the_tenants_grants if {
