@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -171,23 +170,15 @@ func parsePublish(specs []string) ([]network.PortMapping, error) {
 			return nil, fmt.Errorf("-p %s: want [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (ranges and a random host port are not supported)", s)
 		}
 		var err error
-		if p.HostPort, err = port(parts[0]); err != nil {
+		if p.HostPort, err = network.Port(parts[0]); err != nil {
 			return nil, fmt.Errorf("-p %s: host port: %w", s, err)
 		}
-		if p.ContainerPort, err = port(parts[1]); err != nil {
+		if p.ContainerPort, err = network.Port(parts[1]); err != nil {
 			return nil, fmt.Errorf("-p %s: container port: %w", s, err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-func port(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
-	}
-	return n, nil
 }
 
 // policyNetwork is what policy is shown of the request's network: its name, what it publishes

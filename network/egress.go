@@ -133,8 +133,8 @@ func parseEgressRule(v string) (EgressRule, error) {
 		if !ok {
 			to = from
 		}
-		if r.FromPort, err = port(from); err == nil {
-			r.ToPort, err = port(to)
+		if r.FromPort, err = Port(from); err == nil {
+			r.ToPort, err = Port(to)
 		}
 		if err != nil {
 			return r, err
@@ -146,7 +146,8 @@ func parseEgressRule(v string) (EgressRule, error) {
 	return r, nil
 }
 
-func port(s string) (int, error) {
+// Port reads a port number, 1-65535.
+func Port(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > 65535 {
 		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
