@@ -125,7 +125,7 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 	if plan.Egress == nil {
 		return fmt.Errorf("attach: the plan decided no egress for network %s", name)
 	}
-	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports, *plan.Egress)
+	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports, *plan.Egress, plan.Bandwidth)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 	}
 	t.Add(audit.TypeContainer, "network.attach", map[string]string{
 		"network": a.Network, "ip": a.IP.String(), "published": strings.Join(published, " "),
-		"egress": a.Egress.String(),
+		"egress": a.Egress.String(), "bandwidth": a.Bandwidth.String(),
 	})
 	return nil
 }

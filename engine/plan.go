@@ -35,6 +35,9 @@ type Plan struct {
 	// Egress is what the container may open connections to through its network (the request's,
 	// else the tenant's from the decision's constraints); nil without a network.
 	Egress *network.Egress `json:"egress,omitempty"`
+	// Bandwidth are the container's rate limits on its network (the request's, a direction it
+	// leaves unlimited at the tenant's maximum); nil: none.
+	Bandwidth *network.Bandwidth `json:"bandwidth,omitempty"`
 	// Policy is where the decision came from (kept with the container: its execs are decided
 	// under the same policy).
 	Policy PolicySource `json:"policy,omitzero"`
@@ -107,6 +110,9 @@ func (p *Plan) Summary() string {
 	}
 	if p.Egress != nil {
 		fmt.Fprintf(&b, "egress: %s (never other networks, the host's own services or 169.254.0.0/16)\n", p.Egress)
+	}
+	if p.Bandwidth != nil {
+		fmt.Fprintf(&b, "network rate: %s\n", p.Bandwidth)
 	}
 	return b.String()
 }

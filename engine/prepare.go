@@ -104,6 +104,10 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return refuse("sandbox", err)
 	}
 	netName, publish, egress, err := policyNetwork(req)
+	var bandwidth *policy.Bandwidth
+	if err == nil {
+		bandwidth, err = requestBandwidth(netName, req.NetworkRate)
+	}
 	if err != nil {
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "%v", err))
 	}
@@ -121,6 +125,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 			Network:        netName,
 			Publish:        publish,
 			Egress:         egress,
+			Bandwidth:      bandwidth,
 		},
 		MemoryUnset: req.Memory == 0, PidsUnset: req.PidsLimit == 0,
 		// The defaults asked for on the caller's behalf are cut to what policy grants the
@@ -145,6 +150,9 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return plan, err
 	}
 	if plan.Egress, err = decidedEgress(req, netName, out.Decision.Constraints); err != nil {
+		return refuse("policy", err)
+	}
+	if plan.Bandwidth, err = decidedBandwidth(netName, bandwidth, out.Decision.Constraints); err != nil {
 		return refuse("policy", err)
 	}
 	t.Add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))

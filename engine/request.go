@@ -68,7 +68,11 @@ type Request struct {
 	// Egress is what the container may open connections to through its network: one mode
 	// (none, network, any) or allowlist entries [tcp:|udp:]CIDR[:PORT[-PORT]]; empty, the
 	// tenant's (policy's constraints.egress). Policy decides what a tenant may ask for.
-	Egress      []string          `json:"egress,omitempty"`
+	Egress []string `json:"egress,omitempty"`
+	// NetworkRate is --network-rate: RATE for both directions, or ingress=RATE and/or
+	// egress=RATE, in bits per second with an optional unit (network.ParseNetworkRate); policy
+	// refuses a rate above the tenant's maximum, which an unlimited direction gets.
+	NetworkRate string            `json:"networkRate,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// TTY gives the workload a terminal (docker's -t): its stdio is the slave of a pty whose
 	// master goes to the caller (IO.ConsoleSocket) or, detached, to the monitor (attach).

@@ -42,6 +42,8 @@ type Attachment struct {
 	Egress Egress `json:"egress"`
 	// HostVeth is the host side of the container's interface, its port on the bridge.
 	HostVeth string `json:"hostVeth,omitempty"`
+	// Bandwidth are the container's rate limits (bandwidth.go); nil: none.
+	Bandwidth *Bandwidth `json:"bandwidth,omitempty"`
 	// ConfList is the CNI configuration the container was attached with (detach uses it even if
 	// the definition changed since).
 	ConfList json.RawMessage `json:"confList"`
@@ -86,9 +88,9 @@ func (m *Manager) cni(tenant string) *libcni.CNIConfig {
 
 // Attach connects the network namespace at netns (the container's, e.g. /proc/PID/ns/net of its
 // init, held by the caller) to tenant's network, publishing ports, its egress restricted to
-// egress before it returns. The default network is created on first use. On failure nothing is
-// left attached.
-func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns string, ports []PortMapping, egress Egress) (*Attachment, error) {
+// egress before it returns, its traffic shaped to bw (nil: unlimited). The default network is
+// created on first use. On failure nothing is left attached.
+func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns string, ports []PortMapping, egress Egress, bw *Bandwidth) (*Attachment, error) {
 	if !slices.Contains(EgressModes, egress.Mode) {
 		return nil, fmt.Errorf("egress mode %q: want one of %v", egress.Mode, EgressModes)
 	}
@@ -114,6 +116,9 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 		return nil, fmt.Errorf("network %s: isolation rules: %w", network, err)
 	}
 	raw, err := m.confList(n)
+	if err == nil && bw != nil {
+		raw, err = withBandwidth(raw)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +127,13 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 		return nil, fmt.Errorf("network %s: cni config: %w", network, err)
 	}
 	rt := runtimeConf(container, netns, ports)
-	a := &Attachment{Container: container, Network: network, Ports: ports, Egress: egress, ConfList: raw}
+	if bw != nil {
+		if rt.CapabilityArgs == nil {
+			rt.CapabilityArgs = map[string]any{}
+		}
+		rt.CapabilityArgs["bandwidth"] = bw
+	}
+	a := &Attachment{Container: container, Network: network, Ports: ports, Egress: egress, Bandwidth: bw, ConfList: raw}
 	// The record goes first: a runtime killed during ADD leaves something Detach can undo.
 	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
 		return nil, err

@@ -59,6 +59,7 @@ type Endpoint struct {
 	Container string        `json:"container"`
 	IP        netip.Addr    `json:"ip"`
 	Ports     []PortMapping `json:"ports,omitempty"`
+	Bandwidth *Bandwidth    `json:"bandwidth,omitempty"`
 }
 
 // Manager keeps the networks of one state root.
@@ -243,7 +244,7 @@ func (m *Manager) Inspect(tenant, name string) (*Network, error) {
 	}
 	for _, a := range atts {
 		if a.Network == name {
-			n.Containers = append(n.Containers, Endpoint{Container: a.Container, IP: a.IP, Ports: a.Ports})
+			n.Containers = append(n.Containers, Endpoint{Container: a.Container, IP: a.IP, Ports: a.Ports, Bandwidth: a.Bandwidth})
 		}
 	}
 	return n, nil

@@ -51,6 +51,8 @@ type Context struct {
 	Hooks []Hook
 	// Egress is what the sandbox asks to reach through Network (nil without a network).
 	Egress *Egress
+	// Bandwidth is the rate limit asked for on Network (nil: none).
+	Bandwidth *Bandwidth
 }
 
 // requiredNamespaces are the namespaces a sandbox must not share; absent from the spec means
@@ -109,7 +111,7 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 	}
 	r.Mounts = mounts
 	r.Namespaces, r.Network = buildNamespaces(spec.Linux.Namespaces)
-	r.Network.Name, r.Publish, r.Hooks, r.Egress = c.Network, c.Publish, c.Hooks, c.Egress
+	r.Network.Name, r.Publish, r.Hooks, r.Egress, r.Bandwidth = c.Network, c.Publish, c.Hooks, c.Egress, c.Bandwidth
 	for _, d := range spec.Linux.Devices {
 		r.Devices = append(r.Devices, Device{Type: d.Type, Path: d.Path, Major: d.Major, Minor: d.Minor})
 	}

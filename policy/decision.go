@@ -34,6 +34,10 @@ type Constraints struct {
 	// egress mode "default"): one mode, or allowlist entries PROTO:CIDR[:PORT[-PORT]]. Apply
 	// does not use it.
 	Egress []string `json:"egress,omitempty"`
+	// MaxNetworkRate is the most a container may send or receive through its network, in bits
+	// per second: the engine gives it to each direction a request leaves unlimited (policy
+	// denies a request above it). Apply does not use it.
+	MaxNetworkRate *int64 `json:"maxNetworkRate,omitempty"`
 }
 
 // Decision is the policy's answer. The zero value denies.

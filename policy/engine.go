@@ -241,6 +241,9 @@ func parseDecision(v any) (Decision, error) {
 		if d.Constraints.Egress, err = optStrings(c, "egress"); err != nil {
 			return Decision{}, err
 		}
+		if d.Constraints.MaxNetworkRate, err = optInt(c, "maxNetworkRate"); err != nil {
+			return Decision{}, err
+		}
 	}
 	// A policy that says allow while giving deny reasons contradicts itself: deny.
 	d.Allow = bool(allow) && len(d.Reasons) == 0

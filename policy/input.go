@@ -44,6 +44,11 @@ func (r *Request) toValue() ast.Value {
 	if r.Egress != nil {
 		items = append(items, item("egress", egressTerm(r.Egress)))
 	}
+	if b := r.Bandwidth; b != nil {
+		items = append(items, item("bandwidth", ast.ObjectTerm(
+			item("ingressRate", ast.UIntNumberTerm(b.IngressRate)),
+			item("egressRate", ast.UIntNumberTerm(b.EgressRate)))))
+	}
 	if r.Image != nil {
 		img := []([2]*ast.Term){
 			item("reference", str(r.Image.Reference)),

@@ -43,7 +43,9 @@ type Request struct {
 	// with the file it would execute and that file's digest.
 	Hooks []Hook `json:"hooks,omitempty"`
 	// Egress is what the sandbox asks to open connections to through Network.Name.
-	Egress      *Egress           `json:"egress,omitempty"`
+	Egress *Egress `json:"egress,omitempty"`
+	// Bandwidth is the rate limit the request asks for on its network (nil: none asked).
+	Bandwidth   *Bandwidth        `json:"bandwidth,omitempty"`
 	Seccomp     Seccomp           `json:"seccomp"`
 	MAC         MAC               `json:"mac"`
 	Rootfs      Rootfs            `json:"rootfs"`
@@ -143,6 +145,13 @@ type Hook struct {
 type Egress struct {
 	Mode  string       `json:"mode"`
 	Allow []EgressRule `json:"allow,omitempty"`
+}
+
+// Bandwidth is a container's network rate limits in bits per second, each direction as seen
+// from the container (ingress: what it receives); 0 means no limit asked in that direction.
+type Bandwidth struct {
+	IngressRate uint64 `json:"ingressRate"`
+	EgressRate  uint64 `json:"egressRate"`
 }
 
 // EgressRule is one allowlisted destination: an IPv4 prefix, a protocol ("any", "tcp", "udp")
