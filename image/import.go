@@ -64,7 +64,8 @@ func (s *Store) importAny(src string, r Ref, note func(string)) (ocispec.Descrip
 		return ocispec.Descriptor{}, err
 	}
 	if st.IsDir() {
-		return s.importDir(src, r)
+		desc, err := s.importDir(src, r)
+		return s.checkImported(desc, err, note)
 	}
 	if !st.Mode().IsRegular() {
 		// A fifo or device (say /dev/zero) would stream forever into the store.
@@ -92,7 +93,17 @@ func (s *Store) importAny(src string, r Ref, note func(string)) (ocispec.Descrip
 	if _, err := untar.Extract(f, tmp, untar.Options{Whiteouts: untar.WhiteoutPlain}); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("unpack archive: %w", err)
 	}
-	return s.importDir(tmp, r)
+	desc, err := s.importDir(tmp, r)
+	return s.checkImported(desc, err, note)
+}
+
+// checkImported checks the layers of an image just copied into the store (unless copying it
+// failed) for device nodes and fifos (checkLayerSpecials).
+func (s *Store) checkImported(desc ocispec.Descriptor, err error, note func(string)) (ocispec.Descriptor, error) {
+	if err != nil {
+		return desc, err
+	}
+	return desc, s.checkLayerSpecials(desc, note)
 }
 
 // sniffArchive classifies a file: "oci" (has oci-layout), "docker" (has manifest.json), or
@@ -377,7 +388,7 @@ func (s *Store) importRootfs(src string, note func(string)) (ocispec.Descriptor,
 		return ocispec.Descriptor{}, err
 	}
 	defer f.Close()
-	devs, err := rootfsSpecials(f)
+	devs, err := tarSpecials(f)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -445,38 +456,6 @@ func (s *Store) diffID(d digest.Digest) (digest.Digest, error) {
 		return "", err
 	}
 	return digest.NewDigest(digest.SHA256, h), nil
-}
-
-// rootfsSpecials lists the device nodes and fifos of a rootfs tar: those under dev/ (to drop),
-// and an error naming the first one anywhere else (refused at import, not at every run).
-func rootfsSpecials(f *os.File) ([]string, error) {
-	zr, _, closeZ, err := decompress(f)
-	if err != nil {
-		return nil, err
-	}
-	defer closeZ()
-	var devs []string
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return devs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("rootfs tar: %w", err)
-		}
-		if h.Typeflag != tar.TypeChar && h.Typeflag != tar.TypeBlock && h.Typeflag != tar.TypeFifo {
-			continue
-		}
-		name, err := untar.CleanName(h.Name)
-		if err != nil {
-			return nil, err
-		}
-		if !strings.HasPrefix(name, "dev/") {
-			return nil, fmt.Errorf("rootfs tar: %s: %w (outside /dev, where the sandbox's own /dev would not replace it)", name, untar.ErrDevice)
-		}
-		devs = append(devs, "/"+name)
-	}
 }
 
 // withoutSpecials copies the rootfs tar f, decompressed, without the entries devs names, into a

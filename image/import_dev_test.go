@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,52 @@ func TestImportDropsDevNodes(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(s.dir, "ingest")); len(ents) != 0 {
 		t.Errorf("left in ingest/: %v", ents)
+	}
+}
+
+// TestImageLayerDevNodes (issue 12): an image archive (docker save of an imported debootstrap
+// tar) whose layer holds device nodes and fifos under /dev is imported with a note, and unpacks
+// without them (every run failed at unpack); one elsewhere refuses the import itself.
+func TestImageLayerDevNodes(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	plain := func(h *tar.Header) []byte {
+		zr, err := gzip.NewReader(bytes.NewReader(devTar(t, h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var notes []string
+	desc, err := s.ImportNoted(writeFile(t, src, "save.tar", dockerSave(t, plain(nil))), "demo/saved:1", func(n string) { notes = append(notes, n) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "layer 0: 3 device nodes and fifos under /dev are dropped at unpack") {
+		t.Errorf("notes %q", notes)
+	}
+	rfs, err := s.Rootfs(desc, UnpackOptions{})
+	if err != nil {
+		t.Fatalf("unpack: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(rfs.Lower[0], "dev/console")); err == nil {
+		t.Error("dev/console was unpacked")
+	}
+	if b, err := os.ReadFile(filepath.Join(rfs.Lower[0], "etc/hostname")); err != nil || string(b) != "box" {
+		t.Errorf("etc/hostname: %q %v", b, err)
+	}
+	evil := &tar.Header{Name: "./etc/evil", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 1}
+	if _, err := s.Import(writeFile(t, src, "bad.tar", dockerSave(t, plain(evil))), "demo/bad:1"); !errors.Is(err, untar.ErrDevice) || !strings.Contains(err.Error(), "etc/evil") {
+		t.Errorf("import of a layer with etc/evil: %v", err)
+	}
+	if _, err := s.Resolve("demo/bad:1"); err == nil {
+		t.Error("the refused image was tagged")
 	}
 }

@@ -36,7 +36,10 @@ type RegistryOptions struct {
 	Username, Password string
 	// Progress, if set, is called as bytes move: done of total for the whole transfer.
 	Progress func(done, total int64)
-	Context  context.Context
+	// Note, if set, is told what a pull changed: device nodes and fifos under /dev in a layer,
+	// which unpack drops.
+	Note    func(string)
+	Context context.Context
 }
 
 // guard is an http.RoundTripper that refuses plain HTTP except to loopback. go-containerregistry
@@ -170,6 +173,13 @@ func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descripto
 	err = s.ingestion(func() error {
 		var err error
 		if desc, err = s.copyImage(topDesc, fetch); err != nil {
+			return err
+		}
+		note := o.Note
+		if note == nil {
+			note = func(string) {}
+		}
+		if err := s.checkLayerSpecials(desc, note); err != nil {
 			return err
 		}
 		return s.Tag(lr.String(), desc)

@@ -181,6 +181,7 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 	rep, err := untar.Extract(bounded, tree, untar.Options{
 		Chown: !opts.NoChown && os.Geteuid() == 0, KeepSetuid: opts.KeepSetuid,
 		MaxBytes: opts.MaxBytes, MaxEntries: opts.MaxEntries, Whiteouts: untar.WhiteoutOverlay,
+		DropDevSpecials: true, // import noted them (checkLayerSpecials)
 	})
 	if bounded.exceeded {
 		return Layer{}, bounded.err
@@ -259,4 +260,21 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 		return n, b.err
 	}
 	return n, err
+}
+
+// Layers returns the unpacked layers below <root>/layers, whichever images use them.
+func (s *Store) Layers() ([]Layer, error) {
+	ents, err := os.ReadDir(filepath.Join(s.layers, "sha256"))
+	if err != nil {
+		return nil, fmt.Errorf("list layers: %w", err)
+	}
+	var out []Layer
+	for _, e := range ents {
+		rec, err := readLayerRecord(filepath.Join(s.layers, "sha256", e.Name()))
+		if err != nil {
+			continue // being removed, or not a layer
+		}
+		out = append(out, rec.Layer)
+	}
+	return out, nil
 }

@@ -262,6 +262,21 @@ func (s *Store) Get(tenant, name string) (*Volume, error) {
 	return &v, nil
 }
 
+// Tenants returns the tenants that have (or had) volumes, by name.
+func (s *Store) Tenants() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("volume tenants: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && tenantRE.MatchString(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
 // List returns the tenant's volumes, by name.
 func (s *Store) List(tenant string) ([]*Volume, error) {
 	ents, err := os.ReadDir(s.tenantDir(tenant))

@@ -318,6 +318,7 @@ func newImagePullCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			o.Note = func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "bulwark: note:", n) }
 			desc, err := s.Pull(from, local, o)
 			finish()
 			if err != nil {

@@ -155,3 +155,86 @@ func TestVolumeNonRootOwner(t *testing.T) {
 	clitest.Must(t, f.root, "volume", "rm", "made", "byrun")
 	f.assertNothingLeft(t)
 }
+
+// TestVolumeHostile (issue 12): symlinks a container plants in a volume, pointing out of it
+// (absolute, to a host directory; relative, climbing above _data), are never followed out by
+// anything the host side does with the volume: a later mount through them lands inside the
+// container's own root, a fill from an image's symlink is copied as a symlink, df does not count
+// what they point at, volume rm removes the links and not their targets. A volume a running
+// container mounts is not removed (conflict, exit 1). Names with / or .. are refused everywhere.
+// Two tenants' volumes of one name stay apart.
+func TestVolumeHostile(t *testing.T) {
+	f := newFixture(t)
+	canary := filepath.Join(f.dir, "canary")
+	os.MkdirAll(canary, 0o755)
+	os.WriteFile(filepath.Join(canary, "keep"), []byte("host\n"), 0o644)
+
+	r := clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "evil"), "-v", "evil:/v", "busybox:1", "sh", "-c",
+		"ln -s "+canary+" /v/abs && ln -s ../../../../../../../.. /v/up && ln -s / /v/root && echo planted")
+	if r.Code != 0 || r.Stdout != "planted\n" {
+		t.Fatalf("plant: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	// Mount destinations through the planted links resolve inside the container's root.
+	r = clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "evil"), "-v", "evil:/v", "-v", "other:/v/abs/sub",
+		"--mount", "type=tmpfs,dst=/v/up/x", "busybox:1", "sh", "-c", "echo in > /v/abs/sub/f && echo written")
+	if r.Code != 0 || r.Stdout != "written\n" {
+		t.Errorf("mount through links: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if ents, _ := os.ReadDir(canary); len(ents) != 1 {
+		t.Errorf("the host directory a volume link names was written: %v", ents)
+	}
+	if _, err := os.Lstat(filepath.Join(f.dir, "x")); err == nil {
+		t.Error("a tmpfs mount through a relative link landed on the host")
+	}
+	du := systemDf(t, f.root)
+	for _, v := range du.Volumes {
+		if v.Size > 1<<20 {
+			t.Errorf("df of %s counted what its links point at: %d bytes", v.Name, v.Size)
+		}
+	}
+	clitest.Must(t, f.root, "volume", "rm", "evil", "other")
+	if b, err := os.ReadFile(filepath.Join(canary, "keep")); err != nil || string(b) != "host\n" {
+		t.Errorf("canary after volume rm: %q %v", b, err)
+	}
+
+	// A fill copies an image's symlinks as symlinks, whatever they name.
+	links := layerTar(t, []tarEntry{{name: "srv/", dir: true, mode: 0o755}, {name: "srv/abs", link: canary}, {name: "srv/up", link: "../../../../../.."}})
+	clitest.Must(t, f.root, "image", "import", imageLayout(t, f.dir, `"Env":["X=1"]`, links), "--tag", "links:1")
+	clitest.Must(t, f.root, "trust", "sign", "links:1")
+	if r := clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "links"), "-v", "filled:/srv", "links:1", "true"); r.Code != 0 {
+		t.Errorf("fill of links: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	for name, want := range map[string]string{"abs": canary, "up": "../../../../../.."} {
+		got, err := os.Readlink(filepath.Join(f.root, "volumes", "default", "filled", "_data", name))
+		if err != nil || got != want {
+			t.Errorf("filled %s: %q %v, want a symlink to %q", name, got, err, want)
+		}
+	}
+	clitest.Must(t, f.root, "volume", "rm", "filled")
+	if b, err := os.ReadFile(filepath.Join(canary, "keep")); err != nil || string(b) != "host\n" {
+		t.Errorf("canary after the fill: %q %v", b, err)
+	}
+	id := f.name(t, "busy")
+	clitest.Must(t, f.root, "run", "-d", "--name", id, "-v", "busy:/v", "busybox:1", "sleep", "60")
+	r = clitest.Run(t, f.root, "volume", "rm", "busy")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "in use") {
+		t.Errorf("volume rm of a volume a running container mounts: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	clitest.Must(t, f.root, "rm", "-f", id)
+	clitest.Must(t, f.root, "volume", "rm", "busy")
+
+	for _, bad := range []string{"../x:/d", "a/b:/d", "..:/d", ".:/d"} {
+		if r := clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "bad"), "-v", bad, "busybox:1", "true"); r.Code != 125 {
+			t.Errorf("-v %s: exit %d, stderr %s", bad, r.Code, r.Stderr)
+		}
+	}
+	for _, bad := range []string{"../x", "a/b", "x/..", "/abs"} {
+		if r := clitest.Run(t, f.root, "volume", "rm", bad); r.Code == 0 || !strings.Contains(r.Stderr, "volume name") {
+			t.Errorf("volume rm %s: exit %d, stderr %s", bad, r.Code, r.Stderr)
+		}
+	}
+	if out := clitest.Must(t, f.root, "volume", "ls", "-q"); out != "" {
+		t.Errorf("volumes left: %q", out)
+	}
+	f.assertNothingLeft(t)
+}

@@ -159,12 +159,13 @@ cp /bin/busybox /v/busybox && (/v/busybox true 2>/dev/null && echo exec-allowed 
 	f.assertNothingLeft(t)
 }
 
-// tarEntry is one entry of a layer layerTar writes (uid is the gid too).
+// tarEntry is one entry of a layer layerTar writes: a directory, a symlink to link, or a file
+// (uid is the gid too).
 type tarEntry struct {
-	name, body string
-	dir        bool
-	mode       int64
-	uid        int
+	name, body, link string
+	dir              bool
+	mode             int64
+	uid              int
 }
 
 // layerTar returns an uncompressed layer of entries, in order.
@@ -176,6 +177,9 @@ func layerTar(t *testing.T, entries []tarEntry) []byte {
 		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: e.mode, Uid: e.uid, Gid: e.uid, Size: int64(len(e.body))}
 		if e.dir {
 			h.Typeflag, h.Size = tar.TypeDir, 0
+		}
+		if e.link != "" {
+			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, e.link, 0
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)

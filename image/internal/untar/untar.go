@@ -62,6 +62,9 @@ type Options struct {
 	Whiteouts  WhiteoutMode
 	// AllowXattr decides which extended attributes are kept; nil means DefaultAllowXattr.
 	AllowXattr func(name string) bool
+	// DropDevSpecials skips (and records) device nodes and fifos under dev/, which a sandbox
+	// covers with its own /dev; one anywhere else is refused all the same.
+	DropDevSpecials bool
 }
 
 // Report records what extraction changed relative to the archive.
@@ -72,6 +75,7 @@ type Report struct {
 	StrippedSetuid []string `json:"strippedSetuid,omitempty"`
 	DroppedXattrs  []string `json:"droppedXattrs,omitempty"`
 	Whiteouts      int      `json:"whiteouts,omitempty"`
+	DroppedDevices []string `json:"droppedDevices,omitempty"`
 	OpaqueDirs     int      `json:"opaqueDirs,omitempty"`
 }
 
@@ -209,6 +213,10 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeLink:
 		return x.hardlink(pfd, name, base, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if x.opts.DropDevSpecials && strings.HasPrefix(name, "dev/") {
+			x.rep.DroppedDevices = append(x.rep.DroppedDevices, name)
+			return nil
+		}
 		return fmt.Errorf("%s: %w", name, ErrDevice)
 	default:
 		return fmt.Errorf("%s: %w: type %q", name, ErrUnsupported, hdr.Typeflag)
