@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -93,13 +95,13 @@ func (e *Engine) networkAudit(who Caller, action, name string, n *network.Networ
 func networkMode(req *Request) (string, error) {
 	switch req.Network {
 	case "":
-		if len(req.Publish) > 0 {
+		if len(req.Publish) > 0 || req.PublishAll {
 			return network.DefaultName, nil
 		}
 		return "", nil
 	case "none":
-		if len(req.Publish) > 0 {
-			return "", fmt.Errorf("-p publishes through a network: --network none has none")
+		if len(req.Publish) > 0 || req.PublishAll {
+			return "", fmt.Errorf("-p and -P publish through a network: --network none has none")
 		}
 		return "", nil
 	case "host":
@@ -137,6 +139,46 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 		"network": a.Network, "ip": a.IP.String(), "published": strings.Join(published, " "),
 		"egress": a.Egress.String(), "bandwidth": a.Bandwidth.String(),
 	})
+	return nil
+}
+
+// publishExposed adds to req.Publish, for -P, every port the image exposes that -p does not
+// publish yet, each on a free host port of DefaultPublishAddress (as docker run -P; policy
+// decides on them like on any -p).
+func (e *Engine) publishExposed(req *Request, exposed map[string]struct{}) error {
+	if !req.PublishAll {
+		return nil
+	}
+	have, err := parsePublish(req.Publish)
+	if err != nil {
+		return err
+	}
+	published := map[string]bool{}
+	for _, p := range have {
+		published[fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)] = true
+	}
+	var want []network.PortMapping
+	for _, spec := range slices.Sorted(maps.Keys(exposed)) {
+		num, proto, _ := strings.Cut(spec, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		cport, err := network.Port(num)
+		if err != nil || (proto != "tcp" && proto != "udp") {
+			return fmt.Errorf("-P: the image exposes %q: want PORT[/tcp|udp]", spec)
+		}
+		if published[fmt.Sprintf("%d/%s", cport, proto)] {
+			continue
+		}
+		want = append(want, network.PortMapping{HostIP: DefaultPublishAddress, ContainerPort: cport, Protocol: proto})
+	}
+	got, err := e.networks().FreePorts(want)
+	if err != nil {
+		return fmt.Errorf("-P: %w", err)
+	}
+	for _, p := range got {
+		req.Publish = append(req.Publish, fmt.Sprintf("%s:%d:%d/%s", p.HostIP, p.HostPort, p.ContainerPort, p.Protocol))
+	}
 	return nil
 }
 

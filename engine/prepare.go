@@ -69,6 +69,9 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return nil, err
 	}
+	if err := e.publishExposed(req, img.Config.Config.ExposedPorts); err != nil {
+		return refuse("request", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
+	}
 	rootfs, err := e.imageRootfs(img.Desc)
 	if err != nil {
 		return refuse("rootfs", err)

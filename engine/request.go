@@ -65,6 +65,9 @@ type Request struct {
 	// Publish are docker run's -p values, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]; the host
 	// address defaults to DefaultPublishAddress, and policy decides which it may be.
 	Publish []string `json:"publish,omitempty"`
+	// PublishAll (docker run -P) publishes every port the image exposes that Publish does not,
+	// each on a free host port of DefaultPublishAddress; Prepare adds them to Publish.
+	PublishAll bool `json:"publishAll,omitempty"`
 	// Egress is what the container may open connections to through its network: one mode
 	// (none, network, any) or allowlist entries [tcp:|udp:]CIDR[:PORT[-PORT]]; empty, the
 	// tenant's (policy's constraints.egress). Policy decides what a tenant may ask for.

@@ -175,34 +175,6 @@ func runtimeConf(container, netns string, ports []PortMapping) *libcni.RuntimeCo
 	return rt
 }
 
-// checkPorts refuses a host port another attachment (of any tenant) publishes, naming it.
-func (m *Manager) checkPorts(ports []PortMapping) error {
-	tenants, err := os.ReadDir(m.Dir)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	for _, t := range tenants {
-		if !t.IsDir() {
-			continue
-		}
-		atts, err := m.attachments(t.Name())
-		if err != nil {
-			return err
-		}
-		for _, a := range atts {
-			for _, held := range a.Ports {
-				for _, p := range ports {
-					if p.HostPort == held.HostPort && p.Protocol == held.Protocol &&
-						(p.HostIP == held.HostIP || p.HostIP == "" || held.HostIP == "" || p.HostIP == "0.0.0.0" || held.HostIP == "0.0.0.0") {
-						return fmt.Errorf("host port %d/%s is already published by container %s (%s)", p.HostPort, p.Protocol, a.Container, held)
-					}
-				}
-			}
-		}
-	}
-	return nil
-}
-
 // Detach disconnects container from its network (nothing if it has none): CNI DEL releases its
 // address lease and port mappings; its interface goes with its namespace.
 func (m *Manager) Detach(ctx context.Context, tenant, container string) error {

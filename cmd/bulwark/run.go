@@ -150,6 +150,7 @@ invoked; 127 when it is not found.`,
 	fl.StringVar(&req.Network, "network", "", "none (the default without -p: private namespace, loopback only), NAME (one of the tenant's networks: bulwark network create), or bridge (the tenant's default network, the default with -p); host is refused")
 	fl.StringVar(&req.NetworkRate, "network-rate", "", "limit the container's network traffic: RATE each way, or ingress=RATE,egress=RATE (bits/s: 500kbit, 10mbit, 1gbit); policy refuses a rate above the tenant's max_network_rate, which an unlimited direction gets")
 	fl.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a container port on the host, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (IP default 127.0.0.1; policy decides which addresses and ports; without --network, the tenant's default network)")
+	fl.BoolVarP(&req.PublishAll, "publish-all", "P", false, "publish every port the image exposes on a free host port of 127.0.0.1 (the kernel's ephemeral range; policy decides)")
 	fl.StringArrayVar(&req.Egress, "egress", nil, "what the container may connect to through its network: none, network (its network's containers), any, or allowlist entries [tcp:|udp:]CIDR[:PORT[-PORT]] (repeatable); default the tenant's, policy decides")
 	fl.StringVar(&req.Hostname, "hostname", "", "container hostname (default: the container id)")
 	fl.StringArrayVar(&req.Ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")

@@ -84,6 +84,10 @@ func (h *testHost) must(t *testing.T, root string, args ...string) string {
 type endpoint struct {
 	Container string
 	IP        string
+	Ports     []struct {
+		HostIP                  string
+		HostPort, ContainerPort int
+	}
 }
 
 type networkDef struct {
@@ -190,7 +194,7 @@ func TestPublish(t *testing.T) {
 		}
 	}
 	r := h.bulwark(t, f.root, "run", "--rm", "-p", "8080:81", "busybox:1", "true")
-	if r.Code != 125 || !strings.Contains(r.Stderr, "already published by container "+web) {
+	if r.Code != 125 || !strings.Contains(r.Stderr, "held by container "+web) {
 		t.Errorf("a second -p 8080: exit %d: %s", r.Code, r.Stderr)
 	}
 	h.must(t, f.root, "rm", "-f", web)
