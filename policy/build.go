@@ -23,6 +23,10 @@ type Context struct {
 	Image *Image
 	// Raises are the floor's changes to the requested spec, as the runtime recorded them.
 	Raises []Raise
+	// Joins are the existing namespaces the floor lets the sandbox join, and why.
+	Joins []Join
+	// Pod is the pod the runtime proved the sandbox belongs to (nil: none).
+	Pod *Pod
 	// BundleDir anchors relative bind sources (the OCI bundle directory).
 	BundleDir string
 	// BindsResolved says the spec's bind sources are already the real host paths of the
@@ -110,8 +114,8 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 		return nil, err
 	}
 	r.Mounts = mounts
-	r.Namespaces, r.Network = buildNamespaces(spec.Linux.Namespaces)
-	r.Network.Name, r.Publish, r.Hooks, r.Egress, r.Bandwidth = c.Network, c.Publish, c.Hooks, c.Egress, c.Bandwidth
+	r.Namespaces, r.Network = buildNamespaces(spec.Linux.Namespaces, c.Joins)
+	r.Network.Name, r.Publish, r.Hooks, r.Egress, r.Bandwidth, r.Pod = c.Network, c.Publish, c.Hooks, c.Egress, c.Bandwidth, c.Pod
 	for _, d := range spec.Linux.Devices {
 		r.Devices = append(r.Devices, Device{Type: d.Type, Path: d.Path, Major: d.Major, Minor: d.Minor})
 	}
@@ -205,7 +209,14 @@ func buildMounts(ms []specs.Mount, bundleDir string, resolved bool) ([]Mount, er
 	return out, nil
 }
 
-func buildNamespaces(nss []specs.LinuxNamespace) (map[string]Namespace, Network) {
+// Join is one existing namespace the runtime's floor lets a sandbox join (sandbox.Join): Kind
+// "pod" (a namespace of its pod's sandbox, same tenant) or "netns" (a network namespace the CNI
+// caller made, at Path); policy decides whether a netns's directory is trusted.
+type Join struct {
+	Type, Path, Kind, Pod string
+}
+
+func buildNamespaces(nss []specs.LinuxNamespace, joins []Join) (map[string]Namespace, Network) {
 	have := map[specs.LinuxNamespaceType]string{}
 	for _, ns := range nss {
 		have[ns.Type] = ns.Path
@@ -213,7 +224,13 @@ func buildNamespaces(nss []specs.LinuxNamespace) (map[string]Namespace, Network)
 	out := make(map[string]Namespace, len(requiredNamespaces)+1)
 	for _, t := range requiredNamespaces {
 		path, ok := have[t]
-		out[string(t)] = Namespace{Shared: !ok || path != "", Path: path}
+		ns := Namespace{Shared: !ok || path != "", Path: path}
+		for _, j := range joins {
+			if j.Type == string(t) && j.Path == path && path != "" {
+				ns.Join, ns.Pod = j.Kind, j.Pod
+			}
+		}
+		out[string(t)] = ns
 	}
 	if path, ok := have[specs.TimeNamespace]; ok {
 		out[string(specs.TimeNamespace)] = Namespace{Shared: path != "", Path: path}

@@ -49,6 +49,13 @@ func (r *Request) toValue() ast.Value {
 			item("ingressRate", ast.UIntNumberTerm(b.IngressRate)),
 			item("egressRate", ast.UIntNumberTerm(b.EgressRate)))))
 	}
+	if r.Pod != nil {
+		pod := []([2]*ast.Term){item("sandbox", str(r.Pod.Sandbox))}
+		if r.Pod.UID != "" {
+			pod = append(pod, item("uid", str(r.Pod.UID)))
+		}
+		items = append(items, item("pod", ast.ObjectTerm(pod...)))
+	}
 	if r.Image != nil {
 		img := []([2]*ast.Term){
 			item("reference", str(r.Image.Reference)),
@@ -191,6 +198,12 @@ func newNamespacesTerm(ns map[string]Namespace) *ast.Term {
 		fields := []([2]*ast.Term){item("shared", boolean(n.Shared))}
 		if n.Path != "" {
 			fields = append(fields, item("path", str(n.Path)))
+		}
+		if n.Join != "" {
+			fields = append(fields, item("join", str(n.Join)))
+		}
+		if n.Pod != "" {
+			fields = append(fields, item("pod", str(n.Pod)))
 		}
 		items = append(items, item(t, ast.ObjectTerm(fields...)))
 	}

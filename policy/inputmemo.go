@@ -57,7 +57,7 @@ var memoNamespaceTypes = [...]string{"cgroup", "ipc", "mount", "network", "pid",
 
 type namespaceKey [len(memoNamespaceTypes)]struct {
 	present, shared bool
-	path            string
+	path, join, pod string
 }
 
 type resourcesKey struct {
@@ -107,7 +107,7 @@ func namespacesTerm(ns map[string]Namespace) *ast.Term {
 	n := 0
 	for i, t := range memoNamespaceTypes {
 		if v, ok := ns[t]; ok {
-			k[i].present, k[i].shared, k[i].path = true, v.Shared, v.Path
+			k[i].present, k[i].shared, k[i].path, k[i].join, k[i].pod = true, v.Shared, v.Path, v.Join, v.Pod
 			n++
 		}
 	}

@@ -45,7 +45,10 @@ type Request struct {
 	// Egress is what the sandbox asks to open connections to through Network.Name.
 	Egress *Egress `json:"egress,omitempty"`
 	// Bandwidth is the rate limit the request asks for on its network (nil: none asked).
-	Bandwidth   *Bandwidth        `json:"bandwidth,omitempty"`
+	Bandwidth *Bandwidth `json:"bandwidth,omitempty"`
+	// Pod is the Kubernetes pod the sandbox belongs to, as the runtime proved it; nil outside
+	// a pod.
+	Pod         *Pod              `json:"pod,omitempty"`
 	Seccomp     Seccomp           `json:"seccomp"`
 	MAC         MAC               `json:"mac"`
 	Rootfs      Rootfs            `json:"rootfs"`
@@ -56,6 +59,14 @@ type Request struct {
 	Rlimits     []Rlimit          `json:"rlimits"`
 	Annotations map[string]string `json:"annotations"`
 	Raises      []Raise           `json:"raises"`
+}
+
+// Pod names a sandbox's pod: Sandbox is the id of its sandbox container (the runtime proved it:
+// the sandbox itself, or the pod whose namespaces the container joins), UID the pod's uid as the
+// CRI caller annotates it (empty if absent or malformed).
+type Pod struct {
+	Sandbox string `json:"sandbox"`
+	UID     string `json:"uid,omitempty"`
 }
 
 // Identity is who asks: a host uid/gid now, the daemon's authenticated principal later.
@@ -109,6 +120,10 @@ type Mount struct {
 type Namespace struct {
 	Shared bool   `json:"shared"`
 	Path   string `json:"path,omitempty"`
+	// Join is what the runtime's floor proved a joined namespace is (Join.Kind): "pod" or
+	// "netns"; empty for any other (refused by the floor whatever policy says).
+	Join string `json:"join,omitempty"`
+	Pod  string `json:"pod,omitempty"`
 }
 
 // Network is the network mode: "private" (new namespace), "host" or "joined"; Name is the

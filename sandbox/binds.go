@@ -29,6 +29,10 @@ import (
 // or the request is refused.
 type BindSources struct {
 	fds map[string]int // real path → O_PATH descriptor
+	// ns are the namespaces the spec names by path, opened once; joined is what the floor
+	// last decided on them (see the pod model in nsjoin.go).
+	ns     map[specs.LinuxNamespaceType]*nsSource
+	joined *joined
 }
 
 // ResolveBinds resolves every bind source of spec (a relative one against bundle) into a
@@ -56,6 +60,10 @@ func ResolveBinds(spec *specs.Spec, bundle string) (*specs.Spec, *BindSources, e
 			return nil, nil, fmt.Errorf("bind mount %s → %s: %w", m.Source, m.Destination, err)
 		}
 		out.Mounts[i].Source = real
+	}
+	if err := b.openNamespaces(spec); err != nil {
+		b.Close()
+		return nil, nil, err
 	}
 	return &out, b, nil
 }
@@ -107,12 +115,21 @@ func (b *BindSources) Close() error {
 		}
 		delete(b.fds, real)
 	}
+	for t, s := range b.ns {
+		s.close()
+		delete(b.ns, t)
+	}
+	b.joined.close()
+	b.joined = nil
 	return errors.Join(errs...)
 }
 
 // Export hands the descriptors to another process (a detached run's monitor): the real paths and
 // a duplicate of each descriptor, in one order. The caller closes the files once they are passed.
 func (b *BindSources) Export() ([]string, []*os.File, error) {
+	if len(b.ns) > 0 {
+		return nil, nil, errors.New("export bind sources: namespaces to join do not travel to another process")
+	}
 	paths := make([]string, 0, len(b.fds))
 	for real := range b.fds {
 		paths = append(paths, real)

@@ -25,7 +25,9 @@ import (
 //     else ever runs in the container's cgroup.
 //   - hybrid (v1 plus a unified hierarchy): both; clone3 places the child in the unified leaf
 //     and keeps the forking thread's v1 cgroups.
-func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager) error {
+//
+// onThread, if set, runs first on the thread that forks (see startChild).
+func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager, onThread func() error) error {
 	var unified string
 	var v1 []string
 	for _, h := range cg.Hierarchies() {
@@ -47,10 +49,15 @@ func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager) error {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = fd
 	}
-	if len(v1) == 0 {
+	if len(v1) == 0 && onThread == nil {
 		return cmd.Start()
 	}
 	return onDisposableThread(func() error {
+		if onThread != nil {
+			if err := onThread(); err != nil {
+				return err
+			}
+		}
 		for _, d := range v1 {
 			if err := writeTasks(d); err != nil {
 				return err

@@ -28,7 +28,8 @@ import (
 const (
 	fdChannel = 3 // the child's end of the setup channel
 	fdSelf    = 4 // the sealed runtime memfd the child was executed from (CVE-2019-5736)
-	fdNsenter = 5 // Exec only: nsenter reports the joined process's pid here (internal/nsenter)
+	fdNsenter = 5 // Exec, and Create of a pod container: nsenter reports the joined process's pid here (internal/nsenter)
+	fdUserns  = 6 // Create of a pod container: its pod sandbox's user namespace (internal/nsenter)
 )
 
 // envSetup marks a re-executed runtime as a setup child; its value is the mode ("init", "exec").
@@ -80,7 +81,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		}
 		defer binds.Close()
 	}
-	res, err := r.Floor(spec)
+	res, err := r.FloorResolved(spec, binds)
 	if err == nil {
 		err = res.Err()
 	}
@@ -88,7 +89,8 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 	eff, raises := res.Spec, res.Raises
-	if eff.Hostname == "" {
+	join := binds.joined
+	if eff.Hostname == "" && !join.has(specs.UTSNamespace) {
 		// A fresh UTS namespace starts as a copy of the host's names: do not leak the hostname.
 		// (An id may be longer than the 64 bytes a hostname can hold.)
 		eff.Hostname = id[:min(len(id), 63)]
@@ -164,6 +166,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	undo.add(func() { alloc.Release(r.opts.Tenant, id) })
 	st.UIDBase, st.GIDBase, st.Size = rng.UIDBase, rng.GIDBase, rng.Size
+	if p := join.podOf(); p != nil && (p.UIDBase != rng.UIDBase || p.GIDBase != rng.GIDBase || p.Size != rng.Size) {
+		return nil, floorErr("pod sandbox %s maps another id range than tenant %s's", p.ID, r.opts.Tenant)
+	}
 	if err := checkUser(eff.Process, rng.Size); err != nil {
 		return nil, err
 	}
@@ -173,28 +178,16 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
 
-	ch, cmd, err := r.startChild("init", stdio, eff.Process.Terminal, &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
-			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(rng.UIDBase), Size: int(rng.Size)}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(rng.GIDBase), Size: int(rng.Size)}},
-		GidMappingsEnableSetgroups: true,
-		// The runtime's host uid 0 is unmapped in the new namespace: become its root (host id
-		// UIDBase) before the exec, or init would run as the overflow uid without capabilities.
-		Credential: &syscall.Credential{Uid: 0, Gid: 0},
-		Setsid:     true,
-	}, cg, nil)
+	ch, init, sysfs, err := r.startInit(stdio, eff.Process.Terminal, rng, cg, join)
 	if err != nil {
 		return nil, err
 	}
 	defer ch.close()
-	undo.add(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	pid := cmd.Process.Pid
+	defer closeAll([]int{sysfs})
+	undo.add(init.kill)
+	pid := init.pid
 	// A cancelled create kills the child: the wait for its answer below ends at once.
-	stopCancel := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	stopCancel := context.AfterFunc(ctx, func() { unix.Kill(pid, unix.SIGKILL) })
 	defer stopCancel()
 	// Before the container runs anything of its own (it waits for the config below).
 	memfdErr := make(chan error, 1)
@@ -231,9 +224,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname, dns), Process: proc,
-		Cgroups: cgroupViews(cg),
+		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace),
 	}
-	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC)
+	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC, sysfs)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
@@ -274,7 +267,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
 	}
 	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})
-	return &Container{rt: r, id: id, dir: dir, cmd: cmd}, nil
+	return &Container{rt: r, id: id, dir: dir, cmd: init.cmd, initPid: pid}, nil
 }
 
 // labelStore opens the SELinux label reservations, only on hosts with SELinux.
@@ -303,7 +296,10 @@ func checkUser(p *specs.Process, size uint32) error {
 // startChild re-executes the sealed runtime copy as a setup child and returns the parent's end of
 // the setup channel.
 // With cg set, the child is born in that cgroup (see startInCgroup).
-func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, cg cgroups.Manager, env []string, extra ...*os.File) (*channel, *exec.Cmd, error) {
+//
+// onThread, if set, runs on the OS thread that forks the child, just before: what it changes on
+// that thread (the namespaces it joins) the child inherits; the thread is then discarded.
+func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, cg cgroups.Manager, onThread func() error, env []string, extra ...*os.File) (*channel, *exec.Cmd, error) {
 	self, err := runtimeBinary()
 	if err != nil {
 		return nil, nil, err
@@ -334,8 +330,18 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 		}
 	}
 	start := cmd.Start
-	if cg != nil {
-		start = func() error { return startInCgroup(cmd, cg) }
+	switch {
+	case cg != nil:
+		start = func() error { return startInCgroup(cmd, cg, onThread) }
+	case onThread != nil:
+		start = func() error {
+			return onDisposableThread(func() error {
+				if err := onThread(); err != nil {
+					return err
+				}
+				return cmd.Start()
+			})
+		}
 	}
 	if err := start(); err != nil {
 		parent.Close()
@@ -358,7 +364,10 @@ const setupTimeout = 60 * time.Second
 // donate opens every descriptor the child needs and records their indices in cfg.
 //
 // owner holds the host uid and gid container root maps to.
-func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfsSource, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container) ([]int, error) {
+//
+// sysfs, unless -1, is a detached sysfs mount made in the network namespace the container
+// joins (see startInit): it is attached where the spec mounts sysfs.
+func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfsSource, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int) ([]int, error) {
 	var fds []int
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -394,6 +403,14 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 			data = macC.MountOptions(data)
 		}
 		mp := mountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
+		if m.Type == "sysfs" && sysfs >= 0 {
+			sfd, err := unix.FcntlInt(uintptr(sysfs), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return fds, fmt.Errorf("sysfs of the joined network namespace: %w", err)
+			}
+			mp.Type, mp.SrcFD = "bind", len(fds)
+			fds = append(fds, sfd)
+		}
 		if isBind(m) {
 			idmapped := -1
 			if hasOpt(m.Options, "idmap") {

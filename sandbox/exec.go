@@ -97,6 +97,11 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, err
 	}
 	spec.Process = p
+	// nsenter enters the container's own namespaces, whether Create joined them or not: the
+	// paths a pod container's effective spec names are not joined anew.
+	for i := range spec.Linux.Namespaces {
+		spec.Linux.Namespaces[i].Path = ""
+	}
 	res, err := c.rt.Floor(spec)
 	if err == nil {
 		err = res.Err()
@@ -132,7 +137,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	// On cgroup v1 (and hybrid) the joined process moves itself into the cgroup (see
 	// nsenter.EnvCgroup); on v2 the runtime moves it below.
 	tasks := joinFiles(cg)
-	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, nil,
+	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, nil, nil,
 		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid), nsenter.EnvCgroup + "=" + strings.Join(tasks, ":")}, syncW)
 	syncW.Close()
 	if err != nil {

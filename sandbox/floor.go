@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,7 +106,15 @@ func floorErr(format string, a ...any) error {
 // applies exactly this, and refuses a spec with any refusal (FloorResult.Err). An error means the
 // spec cannot be floored at all (malformed, a hostile mount destination, an unknown mount type, a
 // host without any MAC layer).
-func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) {
+//
+// Floor refuses every namespace path: a join is decided only on namespaces resolved once into
+// descriptors (FloorResolved).
+func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) { return r.FloorResolved(spec, nil) }
+
+// FloorResolved is Floor for a spec whose bind sources and namespace paths srcs holds
+// (ResolveBinds): a namespace path is identified by its descriptor, and joined where the pod
+// model allows (FloorResult.Joins); srcs keeps the decision for Create.
+func (r *Runtime) FloorResolved(spec *specs.Spec, srcs *BindSources) (*FloorResult, error) {
 	if spec == nil {
 		return nil, floorErr("no spec")
 	}
@@ -113,7 +122,7 @@ func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{spec: eff, layers: hostLayers(), hardLimit: ownHardLimit}
+	f := &floor{spec: eff, layers: hostLayers(), hardLimit: ownHardLimit, rt: r, srcs: srcs, joined: &joined{}}
 	if eff.Process == nil {
 		return nil, floorErr("spec has no process")
 	}
@@ -139,8 +148,11 @@ func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) {
 	if err := r.checkMAC(); err != nil {
 		return nil, err
 	}
+	if srcs != nil {
+		srcs.setJoined(f.joined)
+	}
 	return &FloorResult{
-		Spec: eff, Raises: f.raises, Refusals: f.refusals,
+		Spec: eff, Raises: f.raises, Refusals: f.refusals, Joins: f.joined.list,
 		Seccomp: seccompStack(eff.Linux.Seccomp), MAC: macLayers(f.layers), Network: networkFloor(),
 	}, nil
 }
@@ -153,6 +165,11 @@ type floor struct {
 	layers mac.Layers
 	// hardLimit is the runtime's own hard limit for an rlimit (ownHardLimit; a test sets others).
 	hardLimit func(resource int) (uint64, error)
+	// rt identifies namespaces to join in srcs (nil: every join is refused); joined collects
+	// what the floor allows.
+	rt     *Runtime
+	srcs   *BindSources
+	joined *joined
 }
 
 // ownHardLimit returns the calling process's hard limit for resource. The container inherits the
@@ -195,14 +212,35 @@ func (f *floor) namespaces() error {
 			f.refuse(RefusedNamespace, string(ns.Type), ns.Path, "time namespace is not supported")
 			continue
 		}
-		if ns.Path != "" {
-			f.refuse(RefusedNamespace, string(ns.Type), ns.Path, fmt.Sprintf("joining an existing %s namespace (%s) is refused: every container gets fresh namespaces", ns.Type, ns.Path))
-		}
 		if have[ns.Type] {
 			continue
 		}
 		have[ns.Type] = true
+		if ns.Path != "" {
+			if j, ok := f.join(ns); ok {
+				out = append(out, specs.LinuxNamespace{Type: ns.Type, Path: j.Path})
+				continue
+			}
+		}
 		out = append(out, specs.LinuxNamespace{Type: ns.Type})
+	}
+	if pod := f.joined.pod; pod != nil && !slices.ContainsFunc(out, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace && n.Path != "" }) {
+		// A pod shares one user namespace and id range: its sandbox's.
+		fd, err := openInitNS(pod, "user")
+		if err != nil {
+			return floorErr("the user namespace of pod sandbox %s: %v", pod.ID, err)
+		}
+		f.joined.add(specs.UserNamespace, fd, Join{Type: string(specs.UserNamespace), Kind: JoinPod, Pod: pod.ID,
+			Path: "/proc/" + strconv.Itoa(pod.Pid) + "/ns/user"})
+		out = slices.DeleteFunc(out, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+		out = append(out, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/" + strconv.Itoa(pod.Pid) + "/ns/user"})
+		have[specs.UserNamespace] = true
+		f.raise("linux.namespaces", "", "user (pod sandbox "+pod.ID+"'s)")
+	}
+	if f.joinedType(specs.UTSNamespace) && (f.spec.Hostname != "" || f.spec.Domainname != "") {
+		// The names belong to the pod's uts namespace: its sandbox set them.
+		f.raise("hostname", f.spec.Hostname+" "+f.spec.Domainname, "the pod's (uts namespace joined)")
+		f.spec.Hostname, f.spec.Domainname = "", ""
 	}
 	for _, t := range requiredNamespaces {
 		if have[t] {

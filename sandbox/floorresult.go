@@ -24,6 +24,8 @@ type FloorResult struct {
 	// Refusals are what the request asked and the floor never grants (a forbidden capability,
 	// joining an existing namespace, a host-wide sysctl). Create refuses a spec with any.
 	Refusals []Refusal `json:"refusals,omitempty"`
+	// Joins are the existing namespaces the container joins (the pod model, nsjoin.go).
+	Joins []Join `json:"joins,omitempty"`
 	// Seccomp are the programs loaded into the container, in load order: the floor's default
 	// allowlist always, then the spec's own profile stacked on top (when it differs).
 	Seccomp []SeccompProgram `json:"seccomp"`

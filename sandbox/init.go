@@ -99,9 +99,13 @@ func setupContainer(cfg *initConfig, fds []int) *InitError {
 			return stepError("uts", "setdomainname", "", err)
 		}
 	}
-	if err := loopbackUp(); err != nil {
-		return stepError("network", "bring up lo", "", err)
+	// A joined network namespace (a pod's) is its owner's to configure, loopback included.
+	if !cfg.NetJoined {
+		if err := loopbackUp(); err != nil {
+			return stepError("network", "bring up lo", "", err)
+		}
 	}
+
 	return nil
 }
 

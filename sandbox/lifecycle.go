@@ -71,7 +71,7 @@ func (c *Container) Wait() (int, error) { return c.WaitContext(context.Backgroun
 
 // WaitContext is Wait that gives up when ctx is done; the exit status is kept for a later Wait.
 func (c *Container) WaitContext(ctx context.Context) (int, error) {
-	if c.cmd == nil {
+	if c.initPid == 0 {
 		st, err := c.load()
 		if err != nil {
 			return -1, err
@@ -104,6 +104,11 @@ func (c *Container) WaitContext(ctx context.Context) (int, error) {
 // reapInit collects init's exit status, once.
 func (c *Container) reapInit() (int, error) {
 	c.waitOnce.Do(func() {
+		if c.cmd == nil {
+			c.exitCode, c.waitErr = reap(c.initPid)
+			c.rt.event(c.id, "exit", map[string]string{"status": strconv.Itoa(c.exitCode)})
+			return
+		}
 		err := c.cmd.Wait()
 		c.exitCode = exitStatus(c.cmd.ProcessState)
 		var ee *exec.ExitError
@@ -262,7 +267,7 @@ func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 	if err := c.kill(ctx, st); err != nil {
 		return err
 	}
-	if c.cmd != nil {
+	if c.initPid != 0 {
 		c.Wait()
 	}
 	tenant := st.Tenant

@@ -27,6 +27,8 @@ type initConfig struct {
 	Files         []filePlan        `json:"files,omitempty"`
 	Cgroups       []cgroupView      `json:"cgroups,omitempty"`
 	Process       processPlan       `json:"process"`
+	// NetJoined says the container joins an existing network namespace (the pod model).
+	NetJoined bool `json:"netJoined,omitempty"`
 	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
 	RootfsFD int `json:"rootfsFD"` // detached idmapped mount of the rootfs (Create only)
 	FifoFD   int `json:"fifoFD"`   // exec fifo opened O_RDWR; init blocks reading it (Create only)

@@ -23,7 +23,10 @@ type Container struct {
 
 	// cmd is the init process, set only in the process that created the container; it lets Wait
 	// reap init and return its real exit status.
-	cmd      *exec.Cmd
+	cmd *exec.Cmd
+	// initPid is init's pid in the process that created the container; with cmd nil, init is
+	// a child forked by the setup child (a pod container), reaped by pid.
+	initPid  int
 	waitOnce sync.Once
 	exitCode int
 	waitErr  error

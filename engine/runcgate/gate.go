@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -209,8 +210,14 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	spec = withLinux(spec)
 	floorSpec := spec
 	if req.Operation == policy.OpExec {
-		cp := *spec
-		cp.Process = proc
+		// An exec enters the container's own namespaces (a pod container's too): none of
+		// the bundle's namespace paths is joined anew.
+		cp, linux := *spec, *spec.Linux
+		linux.Namespaces = slices.Clone(linux.Namespaces)
+		for i := range linux.Namespaces {
+			linux.Namespaces[i].Path = ""
+		}
+		cp.Process, cp.Linux = proc, &linux
 		floorSpec = &cp
 	} else {
 		var binds *sandbox.BindSources
@@ -227,7 +234,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	}
 	memUnset, pidsUnset := unsetLimits(req.Spec)
 	o, err := gate.Decide(ctx, gate.Request{
-		Runtime: rt, Spec: floorSpec, Trail: t,
+		Runtime: rt, Spec: floorSpec, Binds: out.Binds, Trail: t,
 		Context: policy.Context{
 			Tenant:    req.Tenant,
 			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},

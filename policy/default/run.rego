@@ -212,6 +212,30 @@ namespace_why := {"network": ": the container would reach every service listenin
 deny contains {"code": "NAMESPACE_SHARED", "message": sprintf("%s namespace is shared with the host or another process%s", [t, object.get(namespace_why, t, "")]), "path": concat(".", ["namespaces", t])} if {
 	some t in required_namespaces
 	not input.namespaces[t].shared == false
+	not namespace_join_allowed(t)
+}
+
+# The pod model (the runtime's floor proves what a joined namespace is, by its identity, never
+# by its path): a namespace of the sandbox's own pod sandbox, same tenant, is the pod's.
+namespace_join_allowed(t) if input.namespaces[t].join == "pod"
+
+# A network namespace the CNI caller (containerd) made for a pod — neither the host's nor any
+# container's, the floor checked — is joined only from a directory the tenant's data trusts
+# (trusted_netns_dirs, real paths: containerd's /run/netns, not the /var/run link).
+namespace_join_allowed("network") if {
+	input.namespaces.network.join == "netns"
+	parts := split(object.get(input.namespaces.network, "path", ""), "/")
+	dir := concat("/", array.slice(parts, 0, count(parts) - 1))
+	some d in trusted_netns_dirs
+	dir == trim_right(d, "/")
+}
+
+default trusted_netns_dirs := []
+
+trusted_netns_dirs := v if {
+	v := tenant_config.trusted_netns_dirs
+} else := v if {
+	v := defaults.trusted_netns_dirs
 }
 
 deny contains {"code": "NAMESPACE_SHARED", "message": "time namespace is shared with another process", "path": "namespaces.time"} if {

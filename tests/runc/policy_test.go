@@ -145,7 +145,7 @@ func TestPolicyRefusals(t *testing.T) {
 		}, []string{"MOUNT_STATE_ROOT"}, []string{"overlaps the runtime's state root"}},
 		{"shared pid namespace", func(*testing.T, string) *specs.Spec {
 			return testenv.RuncSpec([]string{"/bin/true"}, sharedPid)
-		}, []string{"NAMESPACE_SHARED"}, []string{"namespaces.pid", "joining an existing pid namespace"}},
+		}, []string{"NAMESPACE_SHARED"}, []string{"namespaces.pid", "joining the pid namespace at /proc/1/ns/pid is refused"}},
 		// A hostNetwork pod's spec has no network namespace: the host's, refused, never
 		// silently moved into a new one (issue 15); likewise pid, ipc and uts.
 		{"no network namespace", func(*testing.T, string) *specs.Spec {

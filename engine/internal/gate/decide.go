@@ -31,6 +31,9 @@ type Request struct {
 	// Spec is the requested spec, bind sources resolved (sandbox.ResolveBinds); for exec, the
 	// container's spec with the new process.
 	Spec *specs.Spec
+	// Binds are the spec's resolved sources (nil: none resolved, every namespace path is
+	// refused): the floor identifies the namespaces it names from them (the pod model).
+	Binds *sandbox.BindSources
 	// Context says who asks what; Decide adds the floor's raises, seccomp and MAC layer.
 	// SeccompProfile "unconfined" (an explicit request) is shown to policy as such.
 	Context policy.Context
@@ -66,7 +69,7 @@ func (o *Outcome) Raises() []sandbox.Raise {
 // policy says. Every step is recorded in the trail; nothing is created.
 func Decide(ctx context.Context, in Request) (*Outcome, error) {
 	t := in.Trail
-	res, err := in.Runtime.Floor(in.Spec)
+	res, err := in.Runtime.FloorResolved(in.Spec, in.Binds)
 	if err != nil {
 		t.Add(audit.TypeContainer, "floor.refused", map[string]string{"error": err.Error()})
 		return nil, err
@@ -75,6 +78,9 @@ func Decide(ctx context.Context, in Request) (*Outcome, error) {
 	t.Add(audit.TypeContainer, "floor.network", NetworkAttrs(res.Network))
 	pctx := in.Context
 	pctx.Raises = PolicyRaises(res.Raises)
+	for _, j := range res.Joins {
+		pctx.Joins = append(pctx.Joins, policy.Join{Type: j.Type, Path: j.Path, Kind: j.Kind, Pod: j.Pod})
+	}
 	pctx.MACLayer = "none"
 	if len(res.MAC) > 0 {
 		pctx.MACLayer = res.MAC[0]

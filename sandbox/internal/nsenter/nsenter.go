@@ -1,6 +1,8 @@
 // Package nsenter joins a running container's namespaces from a C constructor, before the Go
-// runtime starts threads (setns into a user namespace requires a single-threaded caller). It acts
-// only when the Env variable is set; linking it in is otherwise inert.
+// runtime starts threads (setns into a user namespace requires a single-threaded caller): every
+// namespace of a container for an exec (Env), or a pod sandbox's user namespace for a new
+// container of the pod (EnvJoin). It acts only when one of them is set; linking it in is
+// otherwise inert.
 package nsenter
 
 // #cgo CFLAGS: -Wall -Werror -std=gnu11
@@ -20,10 +22,14 @@ const Env = "_BULWARK_NSENTER"
 // after the fork (empty: the caller moves it).
 const EnvCgroup = "_BULWARK_NSENTER_CGROUP"
 
+// EnvJoin names the variable that starts a pod container's init in its pod's user namespace
+// (descriptor 6) instead: its value is the clone flags of the namespaces to create there.
+const EnvJoin = "_BULWARK_NSJOIN"
+
 // steps names the constructor's steps by the numbers it reports.
 var steps = map[int32]string{
 	1: "prctl(PR_SET_DUMPABLE)", 2: "open cgroup tasks files", 30: "become container root",
-	31: "fork", 32: "join cgroup",
+	31: "fork", 32: "join cgroup", 40: "setns user (the pod's)", 41: "unshare the container's namespaces",
 }
 
 var nsNames = []string{"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"}
