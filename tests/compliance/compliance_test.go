@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"os"
 	"os/exec"
@@ -300,6 +301,54 @@ func TestWeakenedHostFailsExactly(t *testing.T) {
 	}
 	if r := result(t, rep, "BW-4.1"); r.Status != bench.Pass {
 		t.Errorf("BW-4.1 (signatures, apart from freshness): %s %s", r.Status, r.Actual)
+	}
+	otherFormats(t, h.root, len(want), "--target", "bulwark,runc", "--runc-root", runcRoot)
+}
+
+// otherFormats checks the SARIF and JUnit outputs of the same scan: the SARIF log validates
+// against the SARIF 2.1.0 definitions bench uses and has one "fail" result per failing control;
+// the JUnit XML parses and counts the same failures.
+func otherFormats(t *testing.T, root string, failures int, args ...string) {
+	t.Helper()
+	raw, err := os.ReadFile("../../bench/format/testdata/sarif-2.1.0-subset.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := jsonschema.Compile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := clitest.Run(t, root, append([]string{"bench", "--format", "sarif"}, args...)...).Stdout
+	if err := schema.ValidateJSON([]byte(out)); err != nil {
+		t.Fatalf("SARIF does not validate: %v", err)
+	}
+	var log struct {
+		Runs []struct {
+			Results []struct{ Kind, Level string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &log); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range log.Runs[0].Results {
+		if r.Kind == "fail" && r.Level == "error" {
+			n++
+		}
+	}
+	if n != failures {
+		t.Errorf("SARIF: %d failing results, want %d", n, failures)
+	}
+	var suites struct {
+		Failures int `xml:"failures,attr"`
+		Tests    int `xml:"tests,attr"`
+	}
+	out = clitest.Run(t, root, append([]string{"bench", "--format", "junit"}, args...)...).Stdout
+	if err := xml.Unmarshal([]byte(out), &suites); err != nil {
+		t.Fatalf("JUnit: %v", err)
+	}
+	if suites.Failures != failures || suites.Tests == 0 {
+		t.Errorf("JUnit: %d failures of %d tests, want %d failures", suites.Failures, suites.Tests, failures)
 	}
 }
 
