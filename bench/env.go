@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -174,5 +173,5 @@ func (e *Env) dockerContainers(ctx context.Context, socket string) ([]Container,
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return slices.Clip(out), nil
+	return out, nil
 }
