@@ -27,6 +27,9 @@ func dockerd(t *testing.T, dir string) string {
 	if err != nil {
 		t.Skip("dockerd missing (apt-get install docker.io)")
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	sock := filepath.Join(dir, "docker.sock")
 	log, err := os.Create(filepath.Join(dir, "dockerd.log"))
 	if err != nil {
