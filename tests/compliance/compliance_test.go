@@ -37,29 +37,9 @@ const nsEnv = "BULWARK_COMPLIANCE_PRIVATE_NS"
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 && os.Getenv(nsEnv) == "" {
-		os.Exit(reexecPrivate())
+		os.Exit(testenv.ReexecPrivateMountNS(nsEnv))
 	}
 	clitest.Main(m)
-}
-
-// reexecPrivate runs this test binary again under `unshare --mount --propagation private`.
-func reexecPrivate() int {
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compliance:", err)
-		return 1
-	}
-	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", self}, os.Args[1:]...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), nsEnv+"=1")
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		fmt.Fprintln(os.Stderr, "compliance: unshare:", err)
-		return 1
-	}
-	return 0
 }
 
 // host is a Bulwark state root on its own tmpfs with a signed image and a running container.

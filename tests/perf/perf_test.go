@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	// Only benchmarks need the private namespace; `go test ./tests/...` runs none here.
 	benchmarking := flag.Lookup("test.bench").Value.String() != ""
 	if benchmarking && os.Geteuid() == 0 && os.Getenv(nsEnv) == "" {
-		os.Exit(reexecPrivate())
+		os.Exit(testenv.ReexecPrivateMountNS(nsEnv))
 	}
 	if os.Getenv(nsEnv) != "" {
 		if err := coverControllers(); err != nil {
@@ -45,26 +45,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(testenv.Main(m))
-}
-
-// reexecPrivate runs this test binary again under `unshare --mount --propagation private`.
-func reexecPrivate() int {
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "perf:", err)
-		return 1
-	}
-	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", self}, os.Args[1:]...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), nsEnv+"=1")
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		fmt.Fprintln(os.Stderr, "perf: unshare:", err)
-		return 1
-	}
-	return 0
 }
 
 // coverControllers bind-mounts an empty file over the v2 controller list, in this private mount
