@@ -165,6 +165,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cat.checkSelection(append(slices.Clone(o.Check), o.Exclude...)); err != nil {
+		return nil, err
+	}
 	env, err := newEnv(ctx, o)
 	if err != nil {
 		return nil, err
@@ -198,6 +201,19 @@ func benchmarkNames(cat *Catalog) string {
 		s = append(s, b.Name+" "+b.Version)
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkSelection refuses a --check or --exclude entry that names no control and no section: a
+// misspelt id must not silently select nothing, or exclude nothing.
+func (c *Catalog) checkSelection(names []string) error {
+	for _, n := range names {
+		known := slices.ContainsFunc(c.Controls, func(x Control) bool { return strings.EqualFold(x.ID, n) }) ||
+			slices.ContainsFunc(c.Sections, func(x Section) bool { return strings.EqualFold(x.ID, n) })
+		if !known {
+			return fmt.Errorf("bench: %q is neither a control id nor a section (host, engine, files, images, runtime, operations)", n)
+		}
+	}
+	return nil
 }
 
 // selected applies --check and --exclude (ids or sections).

@@ -106,3 +106,12 @@ func TestEvaluateStatusMapping(t *testing.T) {
 		t.Fatalf("manual: %s %q", r.Status, r.Actual)
 	}
 }
+
+func TestUnknownSelectionRefused(t *testing.T) {
+	if _, err := Run(t.Context(), Options{Root: t.TempDir(), Check: []string{"BW-9.9"}}); err == nil || !strings.Contains(err.Error(), "BW-9.9") {
+		t.Fatalf("--check BW-9.9: %v", err)
+	}
+	if _, err := Run(t.Context(), Options{Root: t.TempDir(), Exclude: []string{"runtim"}}); err == nil {
+		t.Fatal("--exclude runtim accepted")
+	}
+}
