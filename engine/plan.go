@@ -41,6 +41,9 @@ type Plan struct {
 	// Policy is where the decision came from (kept with the container: its execs are decided
 	// under the same policy).
 	Policy PolicySource `json:"policy,omitzero"`
+	// WritableRootSize is the size of the container's writable root, which policy granted (0:
+	// the root is read-only; writableroot.go).
+	WritableRootSize int64 `json:"writableRootSize,omitempty"`
 	// BindSources name, for a detached run's monitor, the bind-source descriptors EncodePlan
 	// hands it, in order.
 	BindSources []string `json:"bindSources,omitempty"`

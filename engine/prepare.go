@@ -102,7 +102,13 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	spec.Annotations[AnnotationDigest] = img.Desc.Digest.String()
 	e.nameResolver(spec, attached)
 
-	rt, err := e.runtime(req.Tenant, t)
+	var upperSize int64
+	if req.WritableRoot {
+		if upperSize, err = e.writableRootSize(ctx, req.Tenant, t); err != nil {
+			return refuse("policy", err)
+		}
+	}
+	rt, err := e.runtimeFor(req.Tenant, t, req.WritableRoot)
 	if err != nil {
 		return refuse("sandbox", err)
 	}
@@ -148,7 +154,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	}
 	plan := &Plan{Request: req, ID: id, Policy: e.policySource(), Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
-		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, trail: t, binds: binds}
+		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, binds: binds}
 	if err != nil {
 		return plan, err
 	}

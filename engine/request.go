@@ -77,6 +77,9 @@ type Request struct {
 	// refuses a rate above the tenant's maximum, which an unlimited direction gets.
 	NetworkRate string            `json:"networkRate,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// WritableRoot asks for a writable root filesystem (docker's --read-only=false), which
+	// policy grants or refuses (writableroot.go).
+	WritableRoot bool `json:"writableRoot,omitempty"`
 	// TTY gives the workload a terminal (docker's -t): its stdio is the slave of a pty whose
 	// master goes to the caller (IO.ConsoleSocket) or, detached, to the monitor (attach).
 	// TTYRows and TTYCols are its initial size (0: the kernel's default).
@@ -156,7 +159,7 @@ func buildSpec(req *Request, cfg ocispec.ImageConfig, rootfs *imageRoot, id stri
 	}
 	s := &specs.Spec{
 		Version: specs.Version,
-		Root:    &specs.Root{Path: rootfsPath, Readonly: true},
+		Root:    &specs.Root{Path: rootfsPath, Readonly: !req.WritableRoot},
 		Process: &specs.Process{
 			Args: args, Env: env, Cwd: path.Clean(cwd), User: user, NoNewPrivileges: true,
 		},

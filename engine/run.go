@@ -17,7 +17,12 @@ import (
 
 // runtime opens the sandbox runtime for a tenant; with a trail, the sandbox's events join it.
 func (e *Engine) runtime(tenant string, t *trail) (*sandbox.Runtime, error) {
-	opts := sandbox.Options{Root: e.cfg.Root, Tenant: tenant, AllowNoMAC: e.cfg.AllowNoMAC}
+	return e.runtimeFor(tenant, t, false)
+}
+
+// runtimeFor is runtime for a container that policy granted a writable root, if writableRoot.
+func (e *Engine) runtimeFor(tenant string, t *trail, writableRoot bool) (*sandbox.Runtime, error) {
+	opts := sandbox.Options{Root: e.cfg.Root, Tenant: tenant, AllowNoMAC: e.cfg.AllowNoMAC, WritableRoot: writableRoot}
 	if t != nil {
 		opts.Events = t
 	}
@@ -59,7 +64,7 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 		return nil, errors.New("start: the plan's bind sources were not resolved")
 	}
 	t := plan.trail
-	rt, err := e.runtime(plan.Request.Tenant, t)
+	rt, err := e.runtimeFor(plan.Request.Tenant, t, plan.WritableRootSize > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +104,12 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 	// The decision's records are appended while the sandbox is being created (which takes far
 	// longer than an fsync); the workload is released only once they are durable.
 	t.FlushAsync()
-	c, err := rt.CreateFromLayers(ctx, plan.ID, dir, spec, root.rfs.Lower, plan.binds, stdio)
+	var c *sandbox.Container
+	if plan.WritableRootSize > 0 {
+		c, err = e.createWritable(ctx, rt, plan, dir, root.rfs.Lower, stdio)
+	} else {
+		c, err = rt.CreateFromLayers(ctx, plan.ID, dir, spec, root.rfs.Lower, plan.binds, stdio)
+	}
 	if err != nil {
 		return fail(err)
 	}

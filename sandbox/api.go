@@ -63,6 +63,11 @@ type Options struct {
 	Tenant string
 	// AllowNoMAC is the operator's explicit, audited exception for hosts with no MAC layer at all.
 	AllowNoMAC bool
+	// WritableRoot is the caller's grant of a writable root filesystem (policy's, for the
+	// engine): a spec asking for one (root.readonly false) keeps it instead of being raised to
+	// read-only, and must then be created by CreateFromLayersWritable, whose upper layer holds
+	// what the workload writes. Never set from a spec or a command line flag.
+	WritableRoot bool
 	// Events receives lifecycle events and raises; nil discards them.
 	Events EventSink
 }

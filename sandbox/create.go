@@ -55,11 +55,12 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 // CreateContext is CreateResolved (binds may be nil) that gives up when ctx is done: the setup
 // child is killed, everything made so far undone, and the error wraps ctx's.
 func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (*Container, error) {
-	return r.create(ctx, id, bundle, spec, nil, binds, stdio)
+	return r.create(ctx, id, bundle, spec, nil, -1, binds, stdio)
 }
 
-// create is CreateContext with the root made of layers (topmost first) when they are given.
-func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spec, rootLayers []string, binds *BindSources, stdio IO) (c *Container, err error) {
+// create is CreateContext with the root made of layers (topmost first) when they are given, over
+// the caller's writable upper filesystem when upper >= 0.
+func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spec, rootLayers []string, upper int, binds *BindSources, stdio IO) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -97,7 +98,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		raises = append(raises, Raise{Field: "hostname", From: "host's", To: eff.Hostname})
 	}
 	// Resolved once, like the bind sources: the directory checked is the directory mounted.
-	root, err := openRoot(eff, bundle, rootLayers)
+	root, err := openRoot(eff, bundle, rootLayers, upper)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +199,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err != nil {
 		return nil, err
 	}
-	proc, err := processPlanFor(eff.Process, eff.Mounts, sc)
+	proc, err := processPlanFor(eff.Process, eff.Mounts, sc, !eff.Root.Readonly)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname, dns), Process: proc,
-		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace),
+		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace), WritableRoot: !eff.Root.Readonly,
 	}
 	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC, sysfs)
 	defer closeAll(fds)

@@ -117,7 +117,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	proc, err := processPlanFor(eff.Process, eff.Mounts, sc)
+	proc, err := processPlanFor(eff.Process, eff.Mounts, sc, !eff.Root.Readonly)
 	if err != nil {
 		return nil, err
 	}

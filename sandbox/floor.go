@@ -122,7 +122,7 @@ func (r *Runtime) FloorResolved(spec *specs.Spec, srcs *BindSources) (*FloorResu
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{spec: eff, layers: hostLayers(), hardLimit: ownHardLimit, rt: r, srcs: srcs, joined: &joined{}}
+	f := &floor{spec: eff, layers: hostLayers(), hardLimit: ownHardLimit, rt: r, srcs: srcs, joined: &joined{}, writableRoot: r.opts.WritableRoot}
 	if eff.Process == nil {
 		return nil, floorErr("spec has no process")
 	}
@@ -170,6 +170,8 @@ type floor struct {
 	rt     *Runtime
 	srcs   *BindSources
 	joined *joined
+	// writableRoot is Options.WritableRoot: root.readonly false is kept.
+	writableRoot bool
 }
 
 // ownHardLimit returns the calling process's hard limit for resource. The container inherits the
@@ -278,7 +280,7 @@ func (f *floor) idMappings() error {
 }
 
 func (f *floor) root() error {
-	if !f.spec.Root.Readonly {
+	if !f.spec.Root.Readonly && !f.writableRoot {
 		f.spec.Root.Readonly = true
 		f.raise("root.readonly", "false", "true")
 	}

@@ -452,3 +452,26 @@ func TestFloorRefusesAbsentNamespaces(t *testing.T) {
 		}
 	}
 }
+
+// TestFloorWritableRoot: root.readonly false is raised to read-only unless the caller's runtime
+// grants a writable root (Options.WritableRoot, the engine's policy grant), and such a root
+// cannot be created without the caller's upper layer.
+func TestFloorWritableRoot(t *testing.T) {
+	in := floorSpec()
+	in.Root.Readonly = false
+	eff, raises, err := floored(floorRuntime(t), in)
+	if err != nil || !eff.Root.Readonly || !hasRaise(raises, "root.readonly", "true") {
+		t.Errorf("without the grant: readonly %v, raises %v, %v", eff.Root.Readonly, raises, err)
+	}
+	r, err := New(Options{Root: t.TempDir(), AllowNoMAC: true, WritableRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff, raises, err = floored(r, in)
+	if err != nil || eff.Root.Readonly || hasRaise(raises, "root.readonly", "true") {
+		t.Errorf("with the grant: readonly %v, raises %v, %v", eff.Root.Readonly, raises, err)
+	}
+	if _, err := openRoot(eff, t.TempDir(), []string{t.TempDir()}, -1); !errors.Is(err, ErrFloor) {
+		t.Errorf("a writable root without an upper: %v", err)
+	}
+}

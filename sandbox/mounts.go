@@ -185,8 +185,12 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 	if err := pivot(root); err != nil {
 		return stepError("mounts", "pivot_root", "/", err)
 	}
-	// The root becomes read-only only now: mountpoints had to be created in it first.
+	// The root becomes read-only only now: mountpoints had to be created in it first. A writable
+	// root (the caller's grant, with its size-limited upper) stays writable, nosuid and nodev.
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if cfg.WritableRoot {
+		attr.Attr_set &^= unix.MOUNT_ATTR_RDONLY
+	}
 	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, attr); err != nil {
 		return stepError("mounts", "remount root read-only", "/", err)
 	}

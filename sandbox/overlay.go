@@ -44,7 +44,23 @@ func (r *Runtime) CreateFromLayers(ctx context.Context, id, bundle string, spec 
 	if len(layers) == 0 {
 		return nil, errors.New("rootfs of no layers")
 	}
-	return r.create(ctx, id, bundle, spec, layers, binds, stdio)
+	return r.create(ctx, id, bundle, spec, layers, -1, binds, stdio)
+}
+
+// CreateFromLayersWritable is CreateFromLayers for a writable root (Options.WritableRoot and
+// root.readonly false): upper is a detached mount of an empty filesystem, or of the one an
+// earlier run of this container wrote, which the caller sized (the overlay's upper layer gets
+// what the workload writes, a write past the size fails with ENOSPC). The overlay is nosuid and
+// nodev like any root, and executes what the workload wrote there: that is what the grant gives
+// up. The caller keeps upper (the overlay holds its own reference).
+func (r *Runtime) CreateFromLayersWritable(ctx context.Context, id, bundle string, spec *specs.Spec, layers []string, upper *os.File, binds *BindSources, stdio IO) (*Container, error) {
+	if len(layers) == 0 {
+		return nil, errors.New("rootfs of no layers")
+	}
+	if upper == nil {
+		return nil, errors.New("writable root without an upper layer")
+	}
+	return r.create(ctx, id, bundle, spec, layers, int(upper.Fd()), binds, stdio)
 }
 
 // rootfsSource is what a container's root is made from, each directory resolved once (O_PATH):
@@ -54,11 +70,19 @@ type rootfsSource struct {
 	fds     []int
 	paths   []string // real paths, for errors and mountinfo
 	layered bool
+	upper   int // the caller's writable upper filesystem (CreateFromLayersWritable), or -1
 }
 
 // openRoot resolves the root the spec (or the layers) names.
-func openRoot(eff *specs.Spec, bundle string, layers []string) (*rootfsSource, error) {
-	src := &rootfsSource{layered: layers != nil}
+func openRoot(eff *specs.Spec, bundle string, layers []string, upper int) (*rootfsSource, error) {
+	// The floor kept a writable root only under the caller's grant, which comes with its upper.
+	if !eff.Root.Readonly && (upper < 0 || layers == nil) {
+		return nil, floorErr("a writable root needs the caller's upper layer (CreateFromLayersWritable)")
+	}
+	if eff.Root.Readonly && upper >= 0 {
+		return nil, floorErr("an upper layer for a read-only root")
+	}
+	src := &rootfsSource{layered: layers != nil, upper: upper}
 	dirs := layers
 	if layers == nil {
 		rootfs := eff.Root.Path
@@ -128,7 +152,7 @@ func rootfsMount(root *rootfsSource, userns int, owner [2]uint32) (int, error) {
 			fds = append(fds, fd)
 		}
 	}
-	fd, err := overlayOf(fds, owner)
+	fd, err := overlayOf(fds, owner, root.upper)
 	if err != nil {
 		return -1, fmt.Errorf("overlay rootfs %s: %w", root, err)
 	}
@@ -268,19 +292,23 @@ func unescapeOctal(s string) (string, error) {
 const overlayUpperSize = "1m"
 
 // overlayOf mounts a detached overlay of the layer mounts (top first) over a fresh tmpfs upper
-// whose root has the top layer's mode and belongs to container root (owner), as the rootfs
-// directory's own root would.
-func overlayOf(layers []int, owner [2]uint32) (int, error) {
+// (or the caller's writable upper filesystem, upperFS >= 0) whose root has the top layer's mode
+// and belongs to container root (owner), as the rootfs directory's own root would.
+func overlayOf(layers []int, owner [2]uint32, upperFS int) (int, error) {
 	var top unix.Stat_t
 	if err := unix.Fstat(layers[0], &top); err != nil {
 		return -1, fmt.Errorf("stat top layer: %w", err)
 	}
-	stage, err := fsmount("tmpfs", map[string]string{"size": overlayUpperSize, "mode": "0700"},
-		unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("upper tmpfs: %w", err)
+	stage := upperFS
+	if upperFS < 0 {
+		var err error
+		stage, err = fsmount("tmpfs", map[string]string{"size": overlayUpperSize, "mode": "0700"},
+			unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+		if err != nil {
+			return -1, fmt.Errorf("upper tmpfs: %w", err)
+		}
+		defer unix.Close(stage)
 	}
-	defer unix.Close(stage)
 	upper, err := mkdirAt(stage, "upper")
 	if err != nil {
 		return -1, err
@@ -350,7 +378,8 @@ func fsmount(fstype string, opts map[string]string, attrs int) (int, error) {
 
 // mkdirAt makes directory name below dir and opens it as a path descriptor.
 func mkdirAt(dir int, name string) (int, error) {
-	if err := unix.Mkdirat(dir, name, 0o700); err != nil {
+	// A writable root's upper filesystem has them from an earlier run of the container.
+	if err := unix.Mkdirat(dir, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		return -1, fmt.Errorf("mkdir %s on upper tmpfs: %w", name, err)
 	}
 	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -32,6 +32,8 @@ type initConfig struct {
 	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
 	RootfsFD int `json:"rootfsFD"` // detached idmapped mount of the rootfs (Create only)
 	FifoFD   int `json:"fifoFD"`   // exec fifo opened O_RDWR; init blocks reading it (Create only)
+	// WritableRoot leaves the root writable once pivoted (CreateFromLayersWritable).
+	WritableRoot bool `json:"writableRoot,omitempty"`
 }
 
 // mountPlan is one mount in the container. Bind mounts arrive as detached trees made by the parent
@@ -142,7 +144,7 @@ func parseOptions(opts []string) (uintptr, string) {
 }
 
 // processPlanFor turns an effective (floored) process spec into the child's plan.
-func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob) (processPlan, error) {
+func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob, writableRoot bool) (processPlan, error) {
 	set, err := caps.Parse(p.Capabilities.Bounding)
 	if err != nil {
 		return processPlan{}, fmt.Errorf("capabilities: %w", err)
@@ -162,7 +164,7 @@ func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob) (p
 		}
 		pp.Rlimits = append(pp.Rlimits, rlimitPlan{Resource: n, Soft: rl.Soft, Hard: rl.Hard})
 	}
-	pp.Landlock = landlock.Rules{Root: "/"}
+	pp.Landlock = landlock.Rules{Root: "/", WritableRoot: writableRoot}
 	for _, m := range mounts {
 		// Writable: tmpfs mounts, and binds the floor let through writable (idmapped, noexec
 		// unless the bind asked for exec, which policy decides: floorOptions).

@@ -36,7 +36,7 @@ func TestProcessPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := processPlanFor(eff.Process, eff.Mounts, nil)
+	p, err := processPlanFor(eff.Process, eff.Mounts, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,12 +114,19 @@ func (s *Store) collectLeftovers(tenant string) error {
 	return errors.Join(errs...)
 }
 
-// makeImage makes dir/disk.img: size bytes reserved on the host, an ext4 filesystem whose root
-// belongs to the storage range (container root through the idmapped mount), no blocks reserved
-// for root (container root would get them), and no discard (mke2fs would punch the reservation
-// out of the file again).
+// makeImage makes dir/disk.img (MakeFilesystem).
 func makeImage(dir string, size int64) error {
-	img := filepath.Join(dir, imageFile)
+	return MakeFilesystem(filepath.Join(dir, imageFile), size)
+}
+
+// MakeFilesystem makes the image file img (which must not exist) of size bytes, reserved on the
+// host, holding an ext4 filesystem whose root belongs to the storage range (container root
+// through an idmapped mount), with no blocks reserved for root (container root would get them)
+// and no discard (mke2fs would punch the reservation out of the file again).
+func MakeFilesystem(img string, size int64) error {
+	if size < MinSize {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "filesystem of %d bytes: the minimum is %d (4 MiB)", size, MinSize)
+	}
 	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("volume image: %w", err)
@@ -290,4 +297,67 @@ func (s *Store) usedSize(tenant string) (int64, error) {
 		n += v.Size
 	}
 	return n, nil
+}
+
+// MountDetached mounts the filesystem image img (MakeFilesystem) as a detached mount (nosuid,
+// nodev), attached nowhere: whoever it is handed to (a container's overlay) keeps it, and its
+// loop device goes when the last of them does. A loop device still bound to img (an earlier
+// mount not yet gone) is used again, so the same image is never two filesystems at once.
+func MountDetached(img string) (*os.File, error) {
+	loop, err := boundLoop(img)
+	if err != nil {
+		return nil, err
+	}
+	if loop == nil {
+		if loop, err = attachLoop(img); err != nil {
+			return nil, err
+		}
+	}
+	defer loop.Close()
+	fsfd, err := unix.Fsopen("ext4", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fsopen ext4: %w", err)
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigSetString(fsfd, "source", loop.Name()); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", img, err)
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", img, err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", img, err)
+	}
+	return os.NewFile(uintptr(mfd), img), nil
+}
+
+// boundLoop returns, open, a loop device bound to img, or nil if there is none. A device is
+// taken only if, once open (which keeps an autoclear device bound), the kernel says it is bound
+// to img's inode.
+func boundLoop(img string) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(img, &st); err != nil {
+		return nil, fmt.Errorf("filesystem image: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(img)
+	if err != nil {
+		return nil, fmt.Errorf("filesystem image: %w", err)
+	}
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(b)) != real {
+			continue
+		}
+		loop, err := os.OpenFile("/dev/"+filepath.Base(filepath.Dir(filepath.Dir(f))), os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		info, err := unix.IoctlLoopGetStatus64(int(loop.Fd()))
+		if err == nil && info.Inode == st.Ino && info.Device == st.Dev {
+			return loop, nil
+		}
+		loop.Close()
+	}
+	return nil, nil
 }

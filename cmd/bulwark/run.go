@@ -109,9 +109,7 @@ invoked; 127 when it is not found.`,
 					req.TTYRows, req.TTYCols = ws.Row, ws.Col
 				}
 			}
-			if !readOnly {
-				return errors.New("--read-only=false: the root filesystem is read-only for every sandbox; write to a volume (-v NAME:/path), a writable bind (-v /host:/path:rw, where policy allows) or a tmpfs (--tmpfs /path)")
-			}
+			req.WritableRoot = !readOnly
 			unpack, err := limits.options()
 			if err != nil {
 				return err
@@ -146,7 +144,7 @@ invoked; 127 when it is not found.`,
 	fl.StringArrayVar(&req.Mounts, "mount", nil, "docker's mount syntax: type=volume|bind|tmpfs,source=…,destination=…[,readonly][,volume-nocopy][,bind-recursive=disabled][,tmpfs-size=…][,tmpfs-mode=…][,exec] (a bind is writable unless readonly, as in docker: policy decides)")
 	fl.StringArrayVar(&secOpts, "security-opt", nil, "seccomp=FILE (stacked on the floor's profile), seccomp=unconfined, no-new-privileges")
 	fl.BoolVar(&req.Privileged, "privileged", false, "accepted so that policy can say no: privileged sandboxes are never run")
-	fl.BoolVar(&readOnly, "read-only", true, "the root filesystem is always read-only (false is refused: use volumes, :rw binds or --tmpfs)")
+	fl.BoolVar(&readOnly, "read-only", true, "the root filesystem is read-only; false asks for a writable one, which the tenant's policy must grant (writable_root_size)")
 	fl.StringVar(&req.Network, "network", "", "none (the default without -p: private namespace, loopback only), NAME (one of the tenant's networks: bulwark network create), or bridge (the tenant's default network, the default with -p); host is refused")
 	fl.StringVar(&req.NetworkRate, "network-rate", "", "limit the container's network traffic: RATE each way, or ingress=RATE,egress=RATE (bits/s: 500kbit, 10mbit, 1gbit); policy refuses a rate above the tenant's max_network_rate, which an unlimited direction gets")
 	fl.StringArrayVarP(&req.Publish, "publish", "p", nil, "publish a container port on the host, [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (IP default 127.0.0.1; policy decides which addresses and ports; without --network, the tenant's default network)")

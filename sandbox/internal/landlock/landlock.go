@@ -41,6 +41,10 @@ type Rules struct {
 	// WritableExec lists writable mounts the process may also execute from (a volume policy
 	// granted exec); no other writable mount may lie below one.
 	WritableExec []string
+	// WritableRoot makes the whole root writable too (a granted writable root): execution is
+	// granted where it would be anyway (every part of the root that holds no writable mount),
+	// so files the workload writes into the root can be executed (W^X is given up there).
+	WritableRoot bool
 }
 
 // MinABI is the lowest Landlock ABI that can enforce every part of Rules: 5 brought ioctl on

@@ -51,6 +51,9 @@ func Plan(r Rules) ([]Grant, error) {
 		return nil, err
 	}
 	grants := []Grant{{Path: root, Access: fsRead}}
+	if r.WritableRoot {
+		grants[0].Access |= fsWrite
+	}
 
 	noExec := make([]string, 0, len(r.Writable)+len(neverExec))
 	for _, w := range r.Writable {

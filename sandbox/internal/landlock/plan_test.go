@@ -151,3 +151,19 @@ func TestPlanWritableExec(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanWritableRoot: a granted writable root is writable everywhere below the root, and
+// execution is granted where it was (W^X given up on the root only: /tmp stays without it).
+func TestPlanWritableRoot(t *testing.T) {
+	root := tree(t, "bin/sh", "tmp/", "proc/")
+	gs, err := Plan(Rules{Root: root, Writable: []string{"/tmp"}, WritableRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := grantsWith(gs, root, llsys.AccessFSWriteFile); !slices.Equal(got, []string{"", "/tmp"}) {
+		t.Errorf("write granted on %v", got)
+	}
+	if got := grantsWith(gs, root, llsys.AccessFSExecute); !slices.Equal(got, []string{"/bin"}) {
+		t.Errorf("execute granted on %v", got)
+	}
+}

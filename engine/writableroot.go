@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/volume"
+)
+
+// A writable root (run --read-only=false) is a grant of the tenant's policy (writable_root_size,
+// policy/default/storage.rego): the container's overlay gets an upper layer of its own, an ext4
+// filesystem of that size in <root>/engine/<id>/upper.img (its blocks reserved on the host when
+// the container is created, so a full root fails with ENOSPC inside and takes nothing more from
+// the host), mounted detached (never in the host's mount namespace) and handed to the sandbox.
+// The image goes with the container's directory when it is removed, and its loop device with
+// the container's last process. Everything else of the floor stays (nosuid, nodev, volumes and
+// binds as before); what the grant gives up is that the workload can execute files it wrote into
+// its root.
+
+// upperImage is a writable-root container's upper filesystem, in its directory.
+const upperImage = "upper.img"
+
+// writableRootSize is the size policy grants the tenant's writable roots, or the refusal with
+// its reason (ROOTFS_WRITABLE when the tenant has none).
+func (e *Engine) writableRootSize(ctx context.Context, tenant string, t *trail) (int64, error) {
+	pe, err := e.preparedPolicy(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	d := pe.DecideStorage(ctx, policy.StorageRequest{Tenant: tenant, WritableRoot: true})
+	if err := d.Err(); err != nil {
+		return 0, fmt.Errorf("--read-only=false: %w", err)
+	}
+	return d.WritableRootSize, nil
+}
+
+// createWritable creates the container of plan over its writable upper filesystem (made on its
+// first run) in dir, its directory.
+func (e *Engine) createWritable(ctx context.Context, rt *sandbox.Runtime, plan *Plan, dir string, layers []string, stdio sandbox.IO) (*sandbox.Container, error) {
+	img := filepath.Join(dir, upperImage)
+	if _, err := os.Stat(img); errors.Is(err, os.ErrNotExist) {
+		if err := volume.MakeFilesystem(img, plan.WritableRootSize); err != nil {
+			return nil, fmt.Errorf("writable root: %w", err)
+		}
+		plan.trail.Add(audit.TypeContainer, "rootfs.writable", map[string]string{"size": strconv.FormatInt(plan.WritableRootSize, 10)})
+	} else if err != nil {
+		return nil, fmt.Errorf("writable root: %w", err)
+	}
+	upper, err := volume.MountDetached(img)
+	if err != nil {
+		return nil, fmt.Errorf("writable root: %w", err)
+	}
+	defer upper.Close() // the overlay holds its own reference
+	return rt.CreateFromLayersWritable(ctx, plan.ID, dir, plan.Spec, layers, upper, plan.binds, stdio)
+}
