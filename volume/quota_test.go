@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -180,5 +181,46 @@ func TestSizedCreateLeftovers(t *testing.T) {
 	}
 	if l := loopsUnder(t, root); len(l) != 0 || len(mountsUnder(t, root)) != 0 {
 		t.Errorf("left: loops %v mounts %v", l, mountsUnder(t, root))
+	}
+}
+
+// TestMountDetached: a filesystem image mounted detached is attached nowhere; mounted again
+// while the first mount lives, it is the same filesystem on the same loop device (never two
+// filesystems over one image); its loop device goes with the last mount.
+func TestMountDetached(t *testing.T) {
+	root, _ := quotaRoot(t)
+	img := filepath.Join(root, "upper.img")
+	if err := MakeFilesystem(img, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := MakeFilesystem(filepath.Join(root, "small.img"), 1<<20); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("a 1 MiB filesystem: %v", err)
+	}
+	a, err := MountDetached(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := MountDetached(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sa, sb unix.Stat_t
+	unix.Fstat(int(a.Fd()), &sa)
+	unix.Fstat(int(b.Fd()), &sb)
+	if sa.Dev != sb.Dev || len(loopsUnder(t, root)) != 1 {
+		t.Errorf("two mounts of one image: devices %d and %d, loop devices %v", sa.Dev, sb.Dev, loopsUnder(t, root))
+	}
+	if m := mountsUnder(t, root); len(m) != 0 {
+		t.Errorf("attached: %v", m)
+	}
+	a.Close()
+	b.Close()
+	// The kernel lets the superblock and the autoclear loop device go after the last close.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(loopsUnder(t, root)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l := loopsUnder(t, root); len(l) != 0 {
+		t.Errorf("loop devices left: %v", l)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -139,5 +140,43 @@ func TestVolumeCreateKilled(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 24 killed creations had finished", whole)
+	f.assertNothingLeft(t)
+}
+
+// TestSizedVolumeRacingRuns (issue 12, hostile): eight runs at once naming one new volume that
+// gets the tenant's default size make it once, mount it once (one loop device, one mount: two
+// filesystems over one image would corrupt it) and all write to it.
+func TestSizedVolumeRacingRuns(t *testing.T) {
+	f := newFixture(t)
+	pol := quotaPolicy(t, `"default_volume_size": 8388608`)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", f.name(t, "race"), "-v", "shared:/v", "busybox:1", "sh", "-c", "echo x >> /v/log")
+			if r.Code != 0 {
+				t.Errorf("run %d: exit %d, %s", i, r.Code, r.Stderr)
+			}
+		}()
+	}
+	wg.Wait()
+	img := filepath.Join(f.root, "volumes", "default", "shared", "disk.img")
+	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	n := 0
+	for _, l := range loops {
+		if b, _ := os.ReadFile(l); strings.TrimSpace(string(b)) == img {
+			n++
+		}
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if m := strings.Count(string(mi), " "+filepath.Dir(img)+"/_data "); n != 1 || m != 1 {
+		t.Errorf("the volume is on %d loop devices and mounted %d times, want 1 and 1", n, m)
+	}
+	r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", f.name(t, "race"), "-v", "shared:/v", "busybox:1", "sh", "-c", "wc -l < /v/log")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "8" {
+		t.Errorf("lines written: %q, exit %d, %s", r.Stdout, r.Code, r.Stderr)
+	}
+	clitest.Must(t, f.root, "volume", "rm", "shared")
 	f.assertNothingLeft(t)
 }
