@@ -1,0 +1,37 @@
+package bulwark.api_test
+
+import data.bulwark.api
+
+test_own_container_allowed if {
+	api.decision.allow with input as {"tenant": "a", "operation": "container.logs", "target": {"kind": "container", "id": "x", "owner": "a"}}
+}
+
+test_other_tenant_refused if {
+	d := api.decision with input as {"tenant": "a", "operation": "container.logs", "target": {"kind": "container", "id": "x", "owner": "b"}}
+	not d.allow
+	d.reasons[_].code == "CROSS_TENANT"
+}
+
+test_operator_crosses if {
+	api.decision.allow with input as {"tenant": "", "operator": true, "operation": "container.kill", "target": {"owner": "b"}}
+}
+
+test_unknown_operation_refused if {
+	not api.decision.allow with input as {"tenant": "a", "operation": "container.teleport"}
+}
+
+test_no_tenant_refused_but_ping if {
+	not api.decision.allow with input as {"operation": "container.list"}
+	api.decision.allow with input as {"operation": "system.ping"}
+}
+
+test_empty_input_refused if {
+	not api.decision.allow with input as {}
+}
+
+test_denied_operation if {
+	d := api.decision with input as {"tenant": "a", "operation": "container.exec"}
+		with data.bulwark.api_tenants as {"a": {"denied_operations": ["container.exec"]}}
+	not d.allow
+	d.reasons[_].code == "OPERATION_NOT_GRANTED"
+}
