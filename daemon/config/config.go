@@ -1,0 +1,287 @@
+// Package config is bulwarkd's configuration: where it listens and keeps state, which uids and
+// gids are which tenant, who is an operator, and the limits it serves under. A file is JSON,
+// read strictly (an unknown key is an error), and every error names the file and line.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration written as "10s" in the file.
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads "10s", "2m", ...
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("want a duration such as \"10s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("bad duration %q (want e.g. \"10s\")", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Tenant says which connections act for a tenant: a peer whose uid is in UIDs, or (failing
+// that) whose primary gid is in GIDs.
+type Tenant struct {
+	UIDs []int `json:"uids,omitempty"`
+	GIDs []int `json:"gids,omitempty"`
+}
+
+// Limits bound what one client can make the daemon hold.
+type Limits struct {
+	// MaxBodyBytes caps a request body (a larger one is refused with 413).
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound a slow or idle client. Streams
+	// (attach, logs -f, wait) are not bounded by a write timeout.
+	ReadHeaderTimeout Duration `json:"read_header_timeout"`
+	ReadTimeout       Duration `json:"read_timeout"`
+	IdleTimeout       Duration `json:"idle_timeout"`
+	// ShutdownTimeout is how long a graceful shutdown waits for requests in flight.
+	ShutdownTimeout Duration `json:"shutdown_timeout"`
+}
+
+// Config is the whole configuration.
+type Config struct {
+	// Socket is the unix socket the API is served on; made mode 0660, owned by root and by
+	// SocketGroup (a group name or number; empty: root's group).
+	Socket      string `json:"socket"`
+	SocketGroup string `json:"socket_group,omitempty"`
+	// StateRoot is the engine's state root; the daemon keeps its own records below it.
+	StateRoot string `json:"state_root"`
+	// Run policy (as bulwark run's --policy-dir, --policy-bundle, --policy-key) and the API
+	// policy directory (its rules, or only data.json for the embedded rules).
+	PolicyDir    string `json:"policy_dir,omitempty"`
+	PolicyBundle string `json:"policy_bundle,omitempty"`
+	PolicyKey    string `json:"policy_key,omitempty"`
+	APIPolicyDir string `json:"api_policy_dir,omitempty"`
+	// Tenants maps tenant names to the uids and gids that act for them.
+	Tenants map[string]Tenant `json:"tenants,omitempty"`
+	// OperatorUIDs and OperatorGIDs are operators besides root (uid 0, always one).
+	OperatorUIDs []int `json:"operator_uids,omitempty"`
+	OperatorGIDs []int `json:"operator_gids,omitempty"`
+	// OperatorTenant is the tenant an operator's own containers run for.
+	OperatorTenant string `json:"operator_tenant"`
+	Limits         Limits `json:"limits"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+}
+
+// Default is the configuration without a file.
+func Default() Config {
+	return Config{
+		Socket:         "/run/bulwark/bulwark.sock",
+		StateRoot:      "/var/lib/bulwark",
+		OperatorTenant: "default",
+		LogLevel:       "info",
+		Limits: Limits{
+			MaxBodyBytes:      1 << 20,
+			ReadHeaderTimeout: Duration{10 * time.Second},
+			ReadTimeout:       Duration{30 * time.Second},
+			IdleTimeout:       Duration{2 * time.Minute},
+			ShutdownTimeout:   Duration{10 * time.Second},
+		},
+	}
+}
+
+// Error is a configuration error at a place in a file (line 0: the file as a whole).
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Load reads path over the defaults and validates the result.
+func Load(path string) (Config, error) {
+	c := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, decodeError(path, b, dec, err)
+	}
+	if dec.More() {
+		return c, &Error{File: path, Line: lineAt(b, dec.InputOffset()), Msg: "more than one JSON document"}
+	}
+	if err := c.validate(); err != nil {
+		return c, &Error{File: path, Line: keyLine(b, err.key), Msg: err.msg}
+	}
+	return c, nil
+}
+
+// decodeError places a JSON error on its line.
+func decodeError(path string, b []byte, dec *json.Decoder, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return &Error{File: path, Line: lineAt(b, se.Offset), Msg: err.Error()}
+	case errors.As(err, &te):
+		return &Error{File: path, Line: lineAt(b, te.Offset), Msg: fmt.Sprintf("%s: want %s, not %s", te.Field, te.Type, te.Value)}
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		key := strings.Trim(f, `"`)
+		return &Error{File: path, Line: keyLine(b, key), Msg: "unknown key " + f}
+	}
+	// Errors of a field's own decoder (a bad duration) carry no offset: the decoder's position
+	// is just past the value.
+	return &Error{File: path, Line: lineAt(b, dec.InputOffset()), Msg: msg}
+}
+
+func lineAt(b []byte, off int64) int {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	return bytes.Count(b[:off], []byte("\n")) + 1
+}
+
+// keyLine is the line of the first occurrence of "key": (0 when absent).
+func keyLine(b []byte, key string) int {
+	if key == "" {
+		return 0
+	}
+	i := bytes.Index(b, []byte(`"`+key+`"`))
+	if i < 0 {
+		return 0
+	}
+	return lineAt(b, int64(i))
+}
+
+type fieldError struct{ key, msg string }
+
+var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Validate checks a configuration built without a file (flags over the defaults).
+func (c *Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("config: %s: %s", err.key, err.msg)
+	}
+	return nil
+}
+
+func (c *Config) validate() *fieldError {
+	switch {
+	case c.Socket == "" || !strings.HasPrefix(c.Socket, "/"):
+		return &fieldError{"socket", fmt.Sprintf("socket %q: want an absolute path", c.Socket)}
+	case len(c.Socket) > 107:
+		return &fieldError{"socket", fmt.Sprintf("socket %q: longer than a unix socket address (107 bytes)", c.Socket)}
+	case c.StateRoot == "" || !strings.HasPrefix(c.StateRoot, "/"):
+		return &fieldError{"state_root", fmt.Sprintf("state_root %q: want an absolute path", c.StateRoot)}
+	case c.PolicyDir != "" && c.PolicyBundle != "":
+		return &fieldError{"policy_bundle", "policy_dir and policy_bundle: name one"}
+	case c.PolicyBundle != "" && c.PolicyKey == "":
+		return &fieldError{"policy_bundle", "policy_bundle needs policy_key (the bundle's signing key)"}
+	case !tenantRE.MatchString(c.OperatorTenant):
+		return &fieldError{"operator_tenant", fmt.Sprintf("operator_tenant %q: want [a-z0-9][a-z0-9-]{0,62}", c.OperatorTenant)}
+	case c.Limits.MaxBodyBytes <= 0:
+		return &fieldError{"max_body_bytes", "max_body_bytes: want a positive number of bytes"}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &fieldError{"log_level", fmt.Sprintf("log_level %q: want debug, info, warn or error", c.LogLevel)}
+	}
+	uids, gids := map[int]string{}, map[int]string{}
+	for _, name := range c.tenantNames() {
+		t := c.Tenants[name]
+		if !tenantRE.MatchString(name) {
+			return &fieldError{name, fmt.Sprintf("tenant %q: want [a-z0-9][a-z0-9-]{0,62}", name)}
+		}
+		if len(t.UIDs) == 0 && len(t.GIDs) == 0 {
+			return &fieldError{name, fmt.Sprintf("tenant %q: no uids or gids act for it", name)}
+		}
+		for _, u := range t.UIDs {
+			if u == 0 {
+				return &fieldError{name, fmt.Sprintf("tenant %q: uid 0 is the operator, not a tenant", name)}
+			}
+			if o, dup := uids[u]; dup {
+				return &fieldError{name, fmt.Sprintf("uid %d is in tenants %q and %q", u, o, name)}
+			}
+			uids[u] = name
+		}
+		for _, g := range t.GIDs {
+			if o, dup := gids[g]; dup {
+				return &fieldError{name, fmt.Sprintf("gid %d is in tenants %q and %q", g, o, name)}
+			}
+			gids[g] = name
+		}
+	}
+	return nil
+}
+
+func (c *Config) tenantNames() []string {
+	names := make([]string, 0, len(c.Tenants))
+	for n := range c.Tenants {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Principal is who a connection is, resolved from its peer credentials.
+type Principal struct {
+	UID, GID int
+	// Tenant is the tenant the caller acts for ("" : none; an operator acts for OperatorTenant).
+	Tenant   string
+	Operator bool
+}
+
+// Resolve maps peer credentials to a principal: root and the operator uids and gids are
+// operators; otherwise the tenant whose uids hold uid, else whose gids hold gid; else none.
+func (c *Config) Resolve(uid, gid int) Principal {
+	p := Principal{UID: uid, GID: gid}
+	if uid == 0 || contains(c.OperatorUIDs, uid) || contains(c.OperatorGIDs, gid) {
+		p.Operator, p.Tenant = true, c.OperatorTenant
+		return p
+	}
+	for _, name := range c.tenantNames() {
+		if contains(c.Tenants[name].UIDs, uid) {
+			p.Tenant = name
+			return p
+		}
+	}
+	for _, name := range c.tenantNames() {
+		if contains(c.Tenants[name].GIDs, gid) {
+			p.Tenant = name
+			return p
+		}
+	}
+	return p
+}
+
+func contains(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// JSON is the configuration as a file would say it (--print-config).
+func (c *Config) JSON() ([]byte, error) { return json.MarshalIndent(c, "", "  ") }

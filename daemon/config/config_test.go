@@ -1,0 +1,76 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "bulwarkd.json")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadErrorsNameFileAndLine(t *testing.T) {
+	for name, tc := range map[string]struct{ file, want string }{
+		"unknown key":   {"{\n  \"socket\": \"/tmp/s.sock\",\n  \"sockets\": 1\n}", ":3: unknown key \"sockets\""},
+		"syntax":        {"{\n  \"socket\": \"/tmp/s.sock\"\n  \"state_root\": \"/x\"\n}", ":3: "},
+		"type":          {"{\n\n  \"operator_uids\": \"0\"\n}", ":3: "},
+		"duration":      {"{\"limits\": {\n \"idle_timeout\": \"soon\"\n}}", "bad duration \"soon\""},
+		"relative root": {"{\n \"state_root\": \"var/lib\"\n}", ":2: state_root \"var/lib\": want an absolute path"},
+		"uid 0 tenant":  {"{\"tenants\": {\n \"alice\": {\"uids\": [0]}\n}}", ":2: tenant \"alice\": uid 0 is the operator"},
+		"dup uid":       {"{\"tenants\": {\n \"alice\": {\"uids\": [5]},\n \"bob\": {\"uids\": [5]}\n}}", ":3: uid 5 is in tenants \"alice\" and \"bob\""},
+		"empty tenant":  {"{\"tenants\": {\n \"alice\": {}\n}}", ":2: tenant \"alice\": no uids or gids"},
+		"bad level":     {"{\n \"log_level\": \"loud\"\n}", ":2: log_level"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, tc.file)
+			_, err := Load(p)
+			if err == nil || !strings.HasPrefix(err.Error(), p) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %s%s…", err, p, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadAndResolve(t *testing.T) {
+	p := write(t, `{
+  "socket": "/tmp/b.sock",
+  "tenants": {"alice": {"uids": [1000]}, "bob": {"uids": [1001], "gids": [2000]}},
+  "operator_gids": [50],
+  "limits": {"max_body_bytes": 4096, "idle_timeout": "1m"}
+}`)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxBodyBytes != 4096 || c.Limits.IdleTimeout.Minutes() != 1 || c.Limits.ReadTimeout.Seconds() != 30 {
+		t.Fatalf("limits: %+v", c.Limits)
+	}
+	for _, tc := range []struct {
+		uid, gid int
+		tenant   string
+		op       bool
+	}{
+		{0, 0, "default", true}, {1000, 1000, "alice", false}, {1001, 1, "bob", false},
+		{3000, 2000, "bob", false}, {3000, 50, "default", true}, {3000, 3000, "", false},
+	} {
+		got := c.Resolve(tc.uid, tc.gid)
+		if got.Tenant != tc.tenant || got.Operator != tc.op {
+			t.Errorf("Resolve(%d, %d) = %+v", tc.uid, tc.gid, got)
+		}
+	}
+	b, err := c.JSON()
+	if err != nil || !strings.Contains(string(b), `"idle_timeout": "1m0s"`) {
+		t.Fatalf("JSON: %s %v", b, err)
+	}
+	// What --print-config prints loads back to the same configuration.
+	if _, err := Load(write(t, string(b))); err != nil {
+		t.Fatalf("printed config does not load: %v", err)
+	}
+}

@@ -1,0 +1,151 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/daemon/config"
+	"bulwark.dev/bulwark/policy/api"
+)
+
+// call is one authorized request: who asks, with which API version, and the container it
+// targets (nil when the route has none).
+type call struct {
+	who     config.Principal
+	version string
+	target  *record
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// target says what a route acts on: nothing, or the container named by its {id}.
+type target int
+
+const (
+	noTarget target = iota
+	containerTarget
+)
+
+// Handler is the API: versioned paths (/v1.xx/...) and unversioned ones, every route decided by
+// the API policy before its handler runs; an endpoint without a route answers 501.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	r := func(pattern, op string, t target, h handler) { mux.Handle(pattern, s.authorized(op, t, h)) }
+	r("GET /_ping", "system.ping", noTarget, s.ping)
+	r("HEAD /_ping", "system.ping", noTarget, s.ping)
+	r("GET /version", "system.version", noTarget, s.version)
+	r("GET /info", "system.info", noTarget, s.info)
+
+	r("POST /containers/create", "container.create", noTarget, s.containerCreate)
+	r("GET /containers/json", "container.list", noTarget, s.containerList)
+	r("GET /containers/{id}/json", "container.inspect", containerTarget, s.containerInspect)
+	r("POST /containers/{id}/start", "container.start", containerTarget, s.containerStart)
+	r("POST /containers/{id}/wait", "container.wait", containerTarget, s.containerWait)
+	r("POST /containers/{id}/attach", "container.attach", containerTarget, s.containerAttach)
+	r("GET /containers/{id}/logs", "container.logs", containerTarget, s.containerLogs)
+	r("POST /containers/{id}/stop", "container.stop", containerTarget, s.containerStop)
+	r("POST /containers/{id}/kill", "container.kill", containerTarget, s.containerKill)
+	r("DELETE /containers/{id}", "container.remove", containerTarget, s.containerRemove)
+	r("POST /containers/{id}/resize", "container.resize", containerTarget, s.containerResize)
+
+	r("GET /images/json", "image.list", noTarget, s.imageList)
+	r("GET /images/{name...}", "image.inspect", noTarget, s.imageInspect)
+
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("API-Version", APIVersion)
+		w.Header().Set("Server", "bulwarkd")
+		version, rest, err := splitVersion(req.URL.Path)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		req.URL.Path = rest
+		req.URL.RawPath = ""
+		req = req.WithContext(context.WithValue(req.Context(), versionKey{}, version))
+		if _, pattern := mux.Handler(req); pattern == "" {
+			writeError(w, notImplemented(req.Method+" "+rest))
+			return
+		}
+		mux.ServeHTTP(w, req)
+	})
+}
+
+type versionKey struct{}
+
+// authorized wraps a route: the caller from the connection, the target resolved within the
+// caller's view, the API policy's decision (refusals audited and answered 403 with their
+// codes), then the handler.
+func (s *Server) authorized(op string, t target, h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who, err := principal(r.Context())
+		if err != nil {
+			s.log.Warn("connection without credentials", "error", err)
+			writeError(w, err)
+			return
+		}
+		c := &call{who: who}
+		c.version, _ = r.Context().Value(versionKey{}).(string)
+		in := api.Input{Tenant: who.Tenant, Operator: who.Operator, UID: who.UID, GID: who.GID, Operation: op}
+		if t == containerTarget {
+			rec, err := s.recs.resolve(r.PathValue("id"), who)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			c.target = rec
+			in.Target = &api.Target{Kind: "container", ID: rec.ID, Owner: rec.Tenant}
+		}
+		d := s.authz.Decide(r.Context(), in)
+		if !d.Allow {
+			s.refused(in, d)
+			writeError(w, statusError(http.StatusForbidden, "bulwarkd: %s refused by the API policy: %s", op, d.Message()))
+			return
+		}
+		if in.Target != nil && in.Target.Owner != who.Tenant {
+			// An operator reaching into a tenant's container: allowed, and only on the record.
+			if err := s.crossTenant(in); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		s.log.Debug("call", "op", op, "tenant", who.Tenant, "uid", who.UID, "path", r.URL.Path)
+		if err := h(w, r, c); err != nil {
+			if status := statusOf(err); status >= 500 {
+				s.log.Error("call failed", "op", op, "tenant", who.Tenant, "error", err)
+			}
+			writeError(w, err)
+		}
+	})
+}
+
+func actor(who config.Principal) audit.Actor {
+	uid := who.UID
+	return audit.Actor{UID: &uid, Principal: "bulwarkd"}
+}
+
+// refused audits an API refusal; the refusal stands whether or not the record could be
+// written, but a failure to write it is logged.
+func (s *Server) refused(in api.Input, d api.Decision) {
+	attrs := map[string]string{"operation": in.Operation, "codes": strings.Join(d.Codes(), ","), "reasons": d.Message()}
+	ev := audit.Event{Type: audit.TypeDaemon, Action: "api.refused", Actor: actor(config.Principal{UID: in.UID}), Tenant: in.Tenant, Attrs: attrs}
+	if in.Target != nil {
+		ev.ContainerID = in.Target.ID
+		attrs["owner"] = in.Target.Owner
+	}
+	s.log.Info("refused", "op", in.Operation, "tenant", in.Tenant, "uid", in.UID, "codes", attrs["codes"])
+	if _, err := s.audit.Append(ev); err != nil {
+		s.log.Error("audit append failed", "action", "api.refused", "error", err)
+	}
+}
+
+func (s *Server) crossTenant(in api.Input) error {
+	ev := audit.Event{Type: audit.TypeDaemon, Action: "api.cross-tenant", Actor: actor(config.Principal{UID: in.UID}), Tenant: in.Tenant,
+		ContainerID: in.Target.ID, Attrs: map[string]string{"operation": in.Operation, "owner": in.Target.Owner}}
+	if _, err := s.audit.Append(ev); err != nil {
+		return fmt.Errorf("cross-tenant access not audited, so not done: %w", err)
+	}
+	return nil
+}

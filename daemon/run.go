@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/daemon/config"
+	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/policy/api"
+)
+
+// MonitorCommand is the hidden command of bulwarkd that runs a detached container's monitor.
+const MonitorCommand = "__monitor"
+
+// EngineConfig is the engine configuration cfg names (the daemon's and its monitors').
+func EngineConfig(cfg config.Config) (engine.Config, error) {
+	ec := engine.Config{Root: cfg.StateRoot, PolicyDir: cfg.PolicyDir, PolicyBundle: cfg.PolicyBundle}
+	if cfg.PolicyKey != "" {
+		k, err := os.ReadFile(cfg.PolicyKey)
+		if err != nil {
+			return ec, fmt.Errorf("policy key: %w", err)
+		}
+		ec.PolicyKey = k
+	}
+	return ec, nil
+}
+
+// MonitorArgv is the command line of a monitor for cfg: this executable, re-executed.
+func MonitorArgv(cfg config.Config) []string {
+	argv := []string{"/proc/self/exe", MonitorCommand, "--state-root", cfg.StateRoot}
+	if cfg.PolicyDir != "" {
+		argv = append(argv, "--policy-dir", cfg.PolicyDir)
+	}
+	if cfg.PolicyBundle != "" {
+		argv = append(argv, "--policy-bundle", cfg.PolicyBundle, "--policy-key", cfg.PolicyKey)
+	}
+	return argv
+}
+
+// Logger is the daemon's structured log at cfg's level, JSON on stderr.
+func Logger(cfg config.Config) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(cfg.LogLevel)) // validated with the configuration
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+}
+
+// Run opens the state root (audit log, engine, API policy), listens and serves until ctx ends.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ec, err := EngineConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.StateRoot, 0o700); err != nil {
+		return fmt.Errorf("state root: %w", err)
+	}
+	alog, err := audit.Open(filepath.Join(cfg.StateRoot, "audit"), audit.Options{})
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	defer alog.Close()
+	ec.Audit = alog
+	eng, err := engine.Open(ec)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	authz, err := api.New(ctx, cfg.APIPolicyDir)
+	if err != nil {
+		return err
+	}
+	s, err := New(Options{Config: cfg, Engine: eng, Audit: alog, Authz: authz, Log: log, MonitorArgv: MonitorArgv(cfg)})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket)
+	return s.Serve(ctx, ln)
+}

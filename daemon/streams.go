@@ -1,0 +1,265 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/api/types"
+
+	"bulwark.dev/bulwark/engine"
+)
+
+// Output reaches clients in Docker's formats: for a container without a terminal, the
+// multiplexed stream (each frame an 8-byte header — stream 1 stdout or 2 stderr, three zero
+// bytes, a big-endian uint32 length — then the payload); with a terminal, the raw bytes. The
+// source is the container's log, which the engine's monitor writes (json-file lines).
+
+// streamWriter frames log entries for one client.
+type streamWriter struct {
+	w          io.Writer
+	flush      func()
+	raw        bool
+	stdout     bool
+	stderr     bool
+	timestamps bool
+}
+
+func (sw *streamWriter) write(e engine.LogEntry) error {
+	var kind byte = 1
+	if e.Stream == "stderr" {
+		if !sw.stderr {
+			return nil
+		}
+		kind = 2
+	} else if !sw.stdout {
+		return nil
+	}
+	p := []byte(e.Log)
+	if sw.timestamps {
+		p = append([]byte(e.Time.UTC().Format(time.RFC3339Nano)+" "), p...)
+	}
+	if !sw.raw {
+		var hdr [8]byte
+		hdr[0] = kind
+		binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
+		p = append(hdr[:], p...)
+	}
+	if _, err := sw.w.Write(p); err != nil {
+		return err
+	}
+	if sw.flush != nil {
+		sw.flush()
+	}
+	return nil
+}
+
+// follow reads container id's log and hands every entry to fn: the rotated files first (when
+// fromStart), then container.log as it grows, until done is closed and the log is drained, or
+// ctx ends. With fromStart false it starts at the current end. A log not made yet (the
+// container not started) is waited for.
+func (s *Server) follow(ctx context.Context, id string, fromStart bool, done <-chan struct{}, fn func(engine.LogEntry) error) error {
+	path := s.eng.LogPath(id)
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	var lr *lineReader
+	finished := false
+	for {
+		if f == nil {
+			var err error
+			if f, err = os.Open(path); err == nil {
+				lr = &lineReader{rd: bufio.NewReaderSize(f, 64<<10)}
+				if !fromStart {
+					if _, err := f.Seek(0, io.SeekEnd); err != nil {
+						return err
+					}
+				}
+				fromStart = true // a file after a rotation is read whole
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		if f != nil {
+			if err := lr.readLines(fn); err != nil {
+				return err
+			}
+			if rotated(f, path) {
+				if err := lr.readLines(fn); err != nil {
+					return err
+				}
+				f.Close()
+				f = nil
+				continue
+			}
+		}
+		if finished {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-done:
+			finished = true // one more pass drains what was written before the exit
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// lineReader reads a growing log: complete lines only, a partial last line kept for the next
+// pass.
+type lineReader struct {
+	rd      *bufio.Reader
+	pending []byte
+}
+
+// readLines hands every complete line to fn.
+func (lr *lineReader) readLines(fn func(engine.LogEntry) error) error {
+	for {
+		line, err := lr.rd.ReadBytes('\n')
+		lr.pending = append(lr.pending, line...)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var e engine.LogEntry
+		jerr := json.Unmarshal(lr.pending, &e)
+		lr.pending = lr.pending[:0]
+		if jerr != nil {
+			return fmt.Errorf("read log: %w", jerr)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+}
+
+// rotated says whether path now names another file than f (the writer rotated the log).
+func rotated(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && !os.SameFile(a, b)
+}
+
+func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, c *call) error {
+	rec := c.target
+	q := r.URL.Query()
+	if q.Get("since") != "" && q.Get("since") != "0" || q.Get("until") != "" && q.Get("until") != "0" {
+		return notImplemented("logs --since/--until")
+	}
+	sw := &streamWriter{raw: rec.Config.Tty, stdout: boolParam(r, "stdout"), stderr: boolParam(r, "stderr"), timestamps: boolParam(r, "timestamps")}
+	if !sw.stdout && !sw.stderr {
+		return statusError(http.StatusBadRequest, "Bad parameters: you must choose at least one stream")
+	}
+	tail := -1
+	if t := q.Get("tail"); t != "" && t != "all" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			return statusError(http.StatusBadRequest, "tail %q: want a number or all", t)
+		}
+		tail = n
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	ct := types.MediaTypeMultiplexedStream
+	if sw.raw {
+		ct = types.MediaTypeRawStream
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	sw.w, sw.flush = w, func() { rc.Flush() }
+	// What is there now (rotated files too), the last tail entries of it.
+	var buf []engine.LogEntry
+	if err := s.eng.ReadLogs(rec.ID, engineCaller(c, rec), func(e engine.LogEntry) error {
+		buf = append(buf, e)
+		if tail >= 0 && len(buf) > tail {
+			buf = buf[1:]
+		}
+		return nil
+	}); err != nil && rec.Started {
+		return nil // the headers are out; the stream just ends
+	}
+	for _, e := range buf {
+		if err := sw.write(e); err != nil {
+			return nil
+		}
+	}
+	rc.Flush()
+	if !boolParam(r, "follow") || !rec.Started {
+		return nil
+	}
+	wt := s.watch.get(rec.ID)
+	s.follow(r.Context(), rec.ID, false, wt.exited, sw.write)
+	return nil
+}
+
+// containerAttach hijacks the connection and streams the container's output (from its log) until
+// it exits. Standard input is not served (create refuses OpenStdin).
+func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, c *call) error {
+	rec := c.target
+	if boolParam(r, "stdin") {
+		return notImplemented("attaching standard input")
+	}
+	if dk := r.URL.Query().Get("detachKeys"); dk != "" {
+		return notImplemented("detach keys")
+	}
+	sw := &streamWriter{raw: rec.Config.Tty, stdout: boolParam(r, "stdout"), stderr: boolParam(r, "stderr")}
+	if !boolParam(r, "stream") && !boolParam(r, "logs") {
+		return statusError(http.StatusBadRequest, "attach: ask for stream and/or logs")
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return fmt.Errorf("attach: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Time{})
+	ct := types.MediaTypeRawStream
+	if !sw.raw && compareVersions(c.version, "1.42") >= 0 {
+		ct = types.MediaTypeMultiplexedStream
+	}
+	if r.Header.Get("Upgrade") != "" {
+		fmt.Fprintf(brw, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nAPI-Version: %s\r\n\r\n", ct, APIVersion)
+	} else {
+		fmt.Fprintf(brw, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nAPI-Version: %s\r\n\r\n", ct, APIVersion)
+	}
+	if err := brw.Flush(); err != nil {
+		return nil
+	}
+	sw.w = conn
+	// A client that goes away ends the stream; one that only closes its sending side stays.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_, err := io.Copy(io.Discard, brw)
+		if err != nil && !errors.Is(err, io.EOF) {
+			cancel()
+		}
+	}()
+	wt := s.watch.get(rec.ID)
+	fromStart := boolParam(r, "logs") || !rec.Started
+	if !boolParam(r, "stream") {
+		s.eng.ReadLogs(rec.ID, engineCaller(c, rec), sw.write)
+		return nil
+	}
+	if err := s.follow(ctx, rec.ID, fromStart, wt.exited, sw.write); err != nil && !errors.Is(err, syscall.EPIPE) {
+		s.log.Debug("attach ended", "container", rec.ID, "error", err)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"sync"
+	"time"
+
+	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/errdefs"
+)
+
+// A watcher follows each started container until it exits: it records the exit status in the
+// daemon's record (so a waiting client gets it even after an auto-remove), wakes the clients
+// waiting on it and, for --rm, removes the container. The engine's record is polled (the
+// monitor, the engine's supervisor of a detached container, writes the exit there).
+
+const pollInterval = 100 * time.Millisecond
+
+// orphanGrace is how long a container may read stopped without an exit record before the
+// watcher takes its exit as unknown (its monitor died).
+const orphanGrace = 5 * time.Second
+
+type watch struct {
+	exited chan struct{} // closed once the exit is known
+	gone   chan struct{} // closed once the record is removed
+
+	mu   sync.Mutex // guards exit
+	exit int
+}
+
+func (w *watch) code() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.exit
+}
+
+type watchers struct {
+	s    *Server
+	quit chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex // guards m and polling
+	m       map[string]*watch
+	polling map[string]bool
+}
+
+func newWatchers(s *Server) *watchers {
+	return &watchers{s: s, quit: make(chan struct{}), m: map[string]*watch{}, polling: map[string]bool{}}
+}
+
+// get returns the watch of container id (made on first use).
+func (ws *watchers) get(id string) *watch {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	w, ok := ws.m[id]
+	if !ok {
+		w = &watch{exited: make(chan struct{}), gone: make(chan struct{})}
+		ws.m[id] = w
+	}
+	return w
+}
+
+// resume watches every started container whose exit the daemon has not seen (after a restart).
+func (ws *watchers) resume() {
+	for _, rec := range ws.s.recs.all() {
+		switch {
+		case rec.Started && rec.Exit == nil:
+			ws.start(rec)
+		case rec.Exit != nil && rec.AutoRemove:
+			// Exited while no daemon was there to remove it.
+			ws.start(rec)
+		}
+	}
+}
+
+// start follows a started container (once).
+func (ws *watchers) start(rec *record) {
+	ws.mu.Lock()
+	if ws.polling[rec.ID] {
+		ws.mu.Unlock()
+		return
+	}
+	ws.polling[rec.ID] = true
+	ws.mu.Unlock()
+	ws.wg.Add(1)
+	go func() {
+		defer ws.wg.Done()
+		ws.follow(rec)
+	}()
+}
+
+func (ws *watchers) follow(rec *record) {
+	s := ws.s
+	caller := engine.Caller{Identity: engine.Identity{UID: rec.UID, Principal: "bulwarkd"}, Tenant: rec.Tenant}
+	var stoppedSince time.Time
+	info := rec.Exit
+	for info == nil {
+		ctr, err := s.eng.Inspect(rec.ID, caller)
+		switch {
+		case errdefs.Class(err) == errdefs.ErrNotFound:
+			info = &engine.ExitInfo{Code: -1, Finished: time.Now().UTC()} // removed outside the daemon
+		case err != nil:
+			s.log.Warn("watch: inspect failed", "container", rec.ID, "error", err)
+		case ctr.Exit != nil:
+			info = ctr.Exit
+		case ctr.Status == "stopped":
+			if stoppedSince.IsZero() {
+				stoppedSince = time.Now()
+			} else if time.Since(stoppedSince) > orphanGrace {
+				s.log.Warn("watch: stopped without an exit record (its monitor died)", "container", rec.ID)
+				info = &engine.ExitInfo{Code: -1, Finished: time.Now().UTC()}
+			}
+		}
+		if info != nil {
+			break
+		}
+		select {
+		case <-ws.quit:
+			return
+		case <-time.After(pollInterval):
+		}
+	}
+	if _, err := s.recs.update(rec.ID, func(r *record) { r.Exit = info }); err != nil {
+		s.log.Warn("watch: record exit", "container", rec.ID, "error", err)
+	}
+	ws.exit(rec.ID, info.Code)
+	if !rec.AutoRemove {
+		return
+	}
+	// --rm takes the container's anonymous volumes with it, as docker's does.
+	if err := s.eng.Remove(rec.ID, caller, engine.RemoveOptions{Force: true, Volumes: true}); err != nil && errdefs.Class(err) != errdefs.ErrNotFound {
+		s.log.Error("auto-remove failed", "container", rec.ID, "error", err)
+		return
+	}
+	if err := s.recs.remove(rec.ID); err != nil {
+		s.log.Error("auto-remove failed", "container", rec.ID, "error", err)
+		return
+	}
+	ws.removed(rec.ID)
+}
+
+// exit records a container's exit status and wakes the clients waiting for it.
+func (ws *watchers) exit(id string, code int) {
+	w := ws.get(id)
+	w.mu.Lock()
+	w.exit = code
+	w.mu.Unlock()
+	closeOnce(w.exited)
+}
+
+// removed wakes the clients waiting for the container's removal.
+func (ws *watchers) removed(id string) {
+	w := ws.get(id)
+	closeOnce(w.exited)
+	closeOnce(w.gone)
+	ws.mu.Lock()
+	delete(ws.m, id)
+	delete(ws.polling, id)
+	ws.mu.Unlock()
+}
+
+func closeOnce(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
+// stop ends the watchers (the daemon is shutting down; containers run on).
+func (ws *watchers) stop() {
+	close(ws.quit)
+	ws.wg.Wait()
+}
