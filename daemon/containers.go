@@ -344,7 +344,11 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	wt := s.watch.get(rec.ID)
 	if cond == "" || cond == container.WaitConditionNotRunning {
-		if st := s.stateOf(rec, engineCaller(c, rec)); st.status != container.StateRunning && st.status != container.StatePaused {
+		st := s.stateOf(rec, engineCaller(c, rec))
+		// A container that stopped a moment ago may not have its exit recorded yet: its
+		// watcher says it.
+		known := !rec.Started || st.exit != nil
+		if st.status != container.StateRunning && st.status != container.StatePaused && known {
 			writeJSON(w, http.StatusOK, container.WaitResponse{StatusCode: int64(st.exitCode())})
 			return nil
 		}
