@@ -36,3 +36,13 @@ test_no_allowlist_denies_every_hook if {
 test_no_hooks_no_reason if {
 	codes(run_test.base) == set()
 }
+
+test_args_prefix if {
+	pinned := object.union(run_test.tenants, {"acme": object.union(run_test.tenants.acme, {"hook_allowlist": [{"path": "/usr/bin/dockerd", "sha256": digest, "args": ["libnetwork-setkey"]}]})})
+	d := run.decision with input as hooked([setkey]) with data.bulwark.tenants as pinned
+	d.allow
+	d2 := run.decision with input as hooked([object.union(setkey, {"args": ["dockerd", "--host", "tcp://0.0.0.0:2375"]})]) with data.bulwark.tenants as pinned
+	{r.code | some r in d2.reasons} == {"HOOK_ARGS_NOT_ALLOWED"}
+	d3 := run.decision with input as hooked([object.union(setkey, {"args": []})]) with data.bulwark.tenants as pinned
+	{r.code | some r in d3.reasons} == {"HOOK_ARGS_NOT_ALLOWED"}
+}

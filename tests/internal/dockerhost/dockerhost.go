@@ -193,13 +193,13 @@ func FileDigest(tb testing.TB, path string) string {
 
 // HookPolicy writes bulwark-runc policy data with the shipped defaults and tenants (a JSON
 // object of tenant entries); "$DOCKERD" in tenants stands for an allowlist entry of dockerd's
-// own binary (path and digest), whose libnetwork-setkey prestart hook plugs every Docker
+// own binary (path and digest) run as libnetwork-setkey, the prestart hook that plugs every Docker
 // container into its network.
 func HookPolicy(tb testing.TB, tenants string) string {
 	tb.Helper()
 	if strings.Contains(tenants, "$DOCKERD") {
 		d := Dockerd(tb)
-		tenants = strings.ReplaceAll(tenants, "$DOCKERD", fmt.Sprintf(`{"path": %q, "sha256": %q}`, d, FileDigest(tb, d)))
+		tenants = strings.ReplaceAll(tenants, "$DOCKERD", fmt.Sprintf(`{"path": %q, "sha256": %q, "args": ["libnetwork-setkey"]}`, d, FileDigest(tb, d)))
 	}
 	data := `{"bulwark": {"defaults": {"grantable_capabilities": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"],
   "max_memory": 8589934592, "max_pids": 4096, "bind_sources": [], "writable_bind_sources": []}, "tenants": ` + tenants + `}}`
