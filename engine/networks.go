@@ -42,29 +42,97 @@ func (e *Engine) NetworkCreate(who Caller, name string) (*network.Network, error
 	return n, e.networkAudit(who, "create", name, n, err)
 }
 
-// NetworkRemove deletes one of who's tenant's networks (refused while containers use it).
+// NetworkRemove deletes one of who's tenant's networks (refused while live containers use
+// it; what dead ones held is released first).
 func (e *Engine) NetworkRemove(who Caller, name string) error {
 	if err := checkTenant(who); err != nil {
 		return err
 	}
+	if _, err := e.collectNetworks(who, true); err != nil {
+		return e.networkAudit(who, "remove", name, nil, err)
+	}
 	return e.networkAudit(who, "remove", name, nil, e.networks().Remove(who.tenant(), name))
 }
 
-// NetworkList lists who's tenant's networks; another tenant's are never shown.
+// NetworkList lists who's tenant's networks; another tenant's are never shown. What dead
+// containers held is released first, so the list shows only live ones.
 func (e *Engine) NetworkList(who Caller) ([]*network.Network, error) {
 	if err := checkTenant(who); err != nil {
+		return nil, err
+	}
+	if _, err := e.collectNetworks(who, false); err != nil {
 		return nil, err
 	}
 	return e.networks().List(who.tenant())
 }
 
 // NetworkInspect describes one of who's tenant's networks (another tenant's is answered as
-// missing).
+// missing), after releasing what dead containers held.
 func (e *Engine) NetworkInspect(who Caller, name string) (*network.Network, error) {
 	if err := checkTenant(who); err != nil {
 		return nil, err
 	}
+	if _, err := e.collectNetworks(who, false); err != nil {
+		return nil, err
+	}
 	return e.networks().Inspect(who.tenant(), name)
+}
+
+// NetworkPrune releases what containers that are gone or stopped still held on the host (of
+// every tenant: address leases, port mappings, masquerade and egress rules, found from the
+// attachment records and swept from the host's rules), then removes who's tenant's networks
+// no container uses. It is audited.
+func (e *Engine) NetworkPrune(who Caller) ([]string, *network.Collected, error) {
+	if err := checkTenant(who); err != nil {
+		return nil, nil, err
+	}
+	got, err := e.collectNetworks(who, true)
+	if err != nil {
+		return nil, got, err
+	}
+	removed, err := e.networks().Prune(who.tenant())
+	return removed, got, e.networkAudit(who, "prune", strings.Join(removed, " "), nil, err)
+}
+
+// collectNetworks detaches every attachment whose container is gone or stopped (a runtime
+// killed at any step leaves one: it is written before CNI ADD), and with sweep the leases and
+// rules no attachment names. What it released is audited.
+func (e *Engine) collectNetworks(who Caller, sweep bool) (*network.Collected, error) {
+	got, err := e.networks().Collect(context.Background(), e.containerLive, sweep)
+	if got != nil && len(got.Containers)+len(got.Leases)+len(got.Rules) > 0 {
+		t := newTrail(e.audit, who.Identity, who.tenant(), NewID())
+		t.Add(audit.TypeEngine, "network.collect", map[string]string{
+			"containers": strings.Join(got.Containers, " "), "leases": strings.Join(got.Leases, " "),
+			"rules": strings.Join(got.Rules, " "),
+		})
+		err = errors.Join(err, t.Flush())
+	}
+	return got, err
+}
+
+// containerLive reports whether tenant's container id still runs (or is being created): a
+// container with no record, another tenant's record, no sandbox state or a stopped one holds
+// nothing on its network any more. When in doubt (a record unreadable right now) it is live.
+func (e *Engine) containerLive(tenant, id string) bool {
+	m, err := e.readMeta(id)
+	if errors.Is(err, ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	if m.Tenant != tenant {
+		return false
+	}
+	rt, err := e.runtime(tenant, nil)
+	if err != nil {
+		return true
+	}
+	c, err := rt.Load(id)
+	if errors.Is(err, sandbox.ErrNotExist) {
+		return false
+	}
+	return err != nil || !stopped(c)
 }
 
 // checkTenant refuses a tenant name that could not be a directory name.
@@ -126,6 +194,11 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 	}
 	if plan.Egress == nil {
 		return fmt.Errorf("attach: the plan decided no egress for network %s", name)
+	}
+	// What dead containers still hold (a lease, a host port) is released before this one
+	// asks for its own.
+	if _, err := e.collectNetworks(Caller{Identity: plan.Request.Identity, Tenant: plan.Request.Tenant}, false); err != nil {
+		return err
 	}
 	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports, *plan.Egress, plan.Bandwidth)
 	if err != nil {

@@ -2,6 +2,8 @@ package network
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -68,5 +70,31 @@ func TestEgressRules(t *testing.T) {
 func TestMasqChain(t *testing.T) {
 	if got := masqChain("bulwark-default-web", "68891117cbdf"); got != "CNI-2314b29f823212d960eec4e1" {
 		t.Errorf("masqChain = %s", got)
+	}
+}
+
+// A lease file whose container has no attachment is swept; host-local's own files and the
+// leases of attached containers stay.
+func TestSweepLeases(t *testing.T) {
+	m := New(t.TempDir())
+	dir := filepath.Join(m.tenantDir("a"), "ipam", "web", "bulwark-a-web")
+	files := map[string]string{"10.209.0.2": "live\r\neth0", "10.209.0.3": "gone\r\neth0", "last_reserved_ip.0": "10.209.0.3", "lock": ""}
+	for name, content := range files {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := m.sweepLeases([]string{"a"}, map[string]bool{"a/live": true})
+	if err != nil || !reflect.DeepEqual(got, []string{"a/10.209.0.3"}) {
+		t.Errorf("swept %v, %v", got, err)
+	}
+	for name := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if (name == "10.209.0.3") != os.IsNotExist(err) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

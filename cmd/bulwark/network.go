@@ -12,7 +12,7 @@ import (
 
 func newNetworkCmd() *cobra.Command {
 	c := &cobra.Command{Use: "network", Short: "Manage the tenant's networks (bridges through CNI)"}
-	c.AddCommand(newNetworkCreateCmd(), newNetworkLsCmd(), newNetworkInspectCmd(), newNetworkRmCmd())
+	c.AddCommand(newNetworkCreateCmd(), newNetworkLsCmd(), newNetworkInspectCmd(), newNetworkRmCmd(), newNetworkPruneCmd())
 	return c
 }
 
@@ -95,6 +95,38 @@ func newNetworkRmCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachContainer(cmd, args, func(e *engine.Engine, name string) error {
 				return e.NetworkRemove(as(tenant), name)
+			})
+		},
+	}
+	tenantFlag(c, &tenant)
+	return c
+}
+
+func newNetworkPruneCmd() *cobra.Command {
+	var tenant string
+	c := &cobra.Command{
+		Use:   "prune",
+		Short: "Release what gone or stopped containers still hold (leases, port mappings, rules), then remove the tenant's unused networks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withEngine(cmd, func(e *engine.Engine) error {
+				removed, got, err := e.NetworkPrune(as(tenant))
+				out := cmd.OutOrStdout()
+				if got != nil {
+					for _, c := range got.Containers {
+						fmt.Fprintln(out, "released container", c)
+					}
+					for _, l := range got.Leases {
+						fmt.Fprintln(out, "released lease", l)
+					}
+					for _, r := range got.Rules {
+						fmt.Fprintln(out, "removed rule", r)
+					}
+				}
+				for _, n := range removed {
+					fmt.Fprintln(out, "removed network", n)
+				}
+				return err
 			})
 		},
 	}
