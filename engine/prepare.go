@@ -82,7 +82,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return refuse("spec", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
 	}
 	addImageVolumes(spec, img.Config.Config.Volumes)
-	if err := e.resolveVolumes(ctx, spec, rootfs, req.Tenant, t); err != nil {
+	if err := e.resolveVolumes(ctx, spec, rootfs, req.Tenant, req.DryRun, t); err != nil {
 		return refuse("volumes", err)
 	}
 	// Each bind source is resolved once: policy decides on, the audit records and the sandbox

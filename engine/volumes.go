@@ -113,7 +113,10 @@ func (e *Engine) removeAnonymousVolumes(m *Meta, spec *specs.Spec) error {
 // filled from the image at its destination unless the mount says nocopy (fillVolume). A volume
 // is mounted noexec unless the mount asks for exec (policy decides: exec_volumes), idmapped to
 // the storage range (the floor keeps both), and not recursively (it has no submounts).
-func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageRoot, tenant string, t *trail) error {
+//
+// A dry run fills nothing: it never writes into a volume (one it has to make for the decision is
+// made empty, and filled by the first real run).
+func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageRoot, tenant string, dryRun bool, t *trail) error {
 	for i, m := range s.Mounts {
 		if m.Type != volumeType {
 			continue
@@ -127,7 +130,7 @@ func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageR
 			return err
 		}
 		opts := []string{"bind", "nosuid", "nodev", "noexec", "idmap"}
-		fill := true
+		fill := !dryRun
 		for _, o := range m.Options {
 			switch o {
 			case optNoCopy:

@@ -58,7 +58,7 @@ echo x > /h/g 2>/dev/null && echo h-written || echo h-ro`)
 
 // TestVolumeFilledOnFirstMount (issue 12): a volume made by `volume create` is filled from the
 // image at its destination on its first mount, as docker does, and only then: emptied by a
-// container, it stays empty; nocopy leaves a new volume empty.
+// container, it stays empty; nocopy leaves a new volume empty; a dry run fills nothing.
 func TestVolumeFilledOnFirstMount(t *testing.T) {
 	f := newFixture(t)
 	clitest.Must(t, f.root, "volume", "create", "made")
@@ -72,7 +72,17 @@ func TestVolumeFilledOnFirstMount(t *testing.T) {
 	if r.Code != 0 || r.Stdout != "end\n" {
 		t.Errorf("emptied volume filled again: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
 	}
-	clitest.Must(t, f.root, "volume", "rm", "made", "bare")
+	// A dry run writes nothing into a volume; the first real run fills it.
+	clitest.Must(t, f.root, "volume", "create", "dry")
+	clitest.Must(t, f.root, "run", "--dry-run", "--name", f.name(t, "fill"), "-v", "dry:/data", "busybox:1", "true")
+	if ents, err := os.ReadDir(filepath.Join(f.root, "volumes", "default", "dry", "_data")); err != nil || len(ents) != 0 {
+		t.Errorf("a dry run filled the volume: %v %v", ents, err)
+	}
+	r = clitest.Run(t, f.root, "run", "--rm", "--name", f.name(t, "fill"), "-v", "dry:/data", "busybox:1", "cat", "/data/marker")
+	if r.Code != 0 || r.Stdout != "signed\n" {
+		t.Errorf("first real run after a dry run: exit %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	clitest.Must(t, f.root, "volume", "rm", "made", "bare", "dry")
 	f.assertNothingLeft(t)
 }
 
