@@ -265,15 +265,16 @@ func (e *Env) eachContainer(c *Control, p containerProbe) (Outcome, []Finding) {
 		out = append(out, Finding{Target: ct.Name, Status: o.Status, Actual: o.Actual, Details: o.Details})
 		counts[o.Status]++
 	}
+	// A container that could not be read (a skip) never lets the control pass for it.
 	switch {
 	case counts[Fail] > 0:
 		return fail("%d of %d containers fail", counts[Fail], len(out)), out
+	case counts[Pass] == len(out):
+		return pass("%d containers", counts[Pass]), out
 	case counts[Skip] == len(out):
 		return skip("%s", out[0].Actual), out
-	case counts[Pass]+counts[Skip] == len(out) && counts[Pass] > 0:
-		return pass("%d containers", counts[Pass]), out
 	}
-	return info("%d containers", len(out)), out
+	return info("%d containers: %d pass, %d skipped, %d reported", len(out), counts[Pass], counts[Skip], counts[Info]), out
 }
 
 func summarize(rs []Result) Summary {

@@ -33,7 +33,7 @@ type Env struct {
 	LandlockABI func() int
 	// discoveryErrs are the container sources that could not be listed; the runtime section
 	// reports them instead of passing over an empty list.
-	discoveryErrs []string
+	discoveryErrs []error
 	trustCache    *trustView
 }
 
@@ -77,7 +77,7 @@ func newEnv(ctx context.Context, o Options) (*Env, error) {
 			return nil, fmt.Errorf("bench: unknown target %q (want bulwark, docker or runc)", t)
 		}
 		if err != nil {
-			e.discoveryErrs = append(e.discoveryErrs, fmt.Sprintf("%s: %v", t, err))
+			e.discoveryErrs = append(e.discoveryErrs, fmt.Errorf("%s: %w", t, err))
 		}
 		e.Containers = append(e.Containers, cs...)
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,12 +21,24 @@ import (
 // which a confined root may lack).
 
 // probeDiscovery reports the container sources that could not be listed: an engine that does
-// not answer must not pass as "no containers".
-func probeDiscovery(e *Env, _ *Control) Outcome {
-	if len(e.discoveryErrs) > 0 {
-		return Outcome{Status: Fail, Actual: "containers could not be listed", Details: e.discoveryErrs}
+// not answer must not pass as "no containers". A source only root may read (the state root) is a
+// skip of a non-root scan.
+func probeDiscovery(e *Env, c *Control) Outcome {
+	if len(e.discoveryErrs) == 0 {
+		return pass("%d running containers from %s", len(e.Containers), strings.Join(e.Targets, ", "))
 	}
-	return pass("%d running containers from %s", len(e.Containers), strings.Join(e.Targets, ", "))
+	var msgs []string
+	denied := 0
+	for _, err := range e.discoveryErrs {
+		msgs = append(msgs, err.Error())
+		if errors.Is(err, fs.ErrPermission) {
+			denied++
+		}
+	}
+	if denied == len(e.discoveryErrs) && e.Euid != 0 {
+		return Outcome{Status: Skip, Actual: "needs root: containers could not be listed", Details: msgs}
+	}
+	return Outcome{Status: Fail, Actual: "containers could not be listed", Details: msgs}
 }
 
 func probeContainerUserns(e *Env, c *Control, ct *Container) Outcome {

@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"testing"
 )
@@ -121,18 +124,52 @@ func TestRuntimeNoContainersSkips(t *testing.T) {
 // A container source that cannot be listed fails, never passes as "no containers".
 func TestRuntimeDiscoveryErrorFails(t *testing.T) {
 	e := testEnv(t)
-	e.discoveryErrs = []string{"docker: dial unix /nonexistent: connect: no such file"}
+	e.discoveryErrs = []error{fmt.Errorf("docker: %w", os.ErrNotExist)}
 	if r := runtimeResults(t, e)["BW-5.1"]; r.Status != Fail {
 		t.Fatalf("BW-5.1 %s: %s", r.Status, r.Actual)
 	}
+	// Permission denied to a non-root scan (the state root is root's) is a skip that says so;
+	// to root it is a failure.
+	e.discoveryErrs = []error{fmt.Errorf("bulwark: %w", fs.ErrPermission)}
+	e.Euid = 1000
+	if r := runtimeResults(t, e)["BW-5.1"]; r.Status != Skip || !strings.Contains(r.Actual, "needs root") {
+		t.Fatalf("BW-5.1 as uid 1000: %s %s", r.Status, r.Actual)
+	}
+	e.Euid = 0
+	if r := runtimeResults(t, e)["BW-5.1"]; r.Status != Fail {
+		t.Fatalf("BW-5.1 as root: %s %s", r.Status, r.Actual)
+	}
 }
 
-// A non-root scan skips the controls that read other processes' /proc and says so.
+// A non-root scan skips, and says so, the controls that read what only root may (namespace
+// links, a container's root), and runs those whose /proc files anyone may read (status).
 func TestRuntimeNeedsRootSkipped(t *testing.T) {
 	e := testEnv(t, bulwarkLike(100))
 	e.Euid = 1000
-	r := runtimeResults(t, e)["BW-5.4"]
-	if r.Status != Skip || !strings.Contains(r.Actual, "needs root") {
+	rs := runtimeResults(t, e)
+	if r := rs["BW-5.2"]; r.Status != Skip || !strings.Contains(r.Actual, "needs root") {
+		t.Fatalf("BW-5.2 as uid 1000: %s %q", r.Status, r.Actual)
+	}
+	if r := rs["BW-5.4"]; r.Status != Pass {
 		t.Fatalf("BW-5.4 as uid 1000: %s %q", r.Status, r.Actual)
+	}
+}
+
+// One container that cannot be read keeps a control from passing for all.
+func TestRuntimeSkippedContainerIsNotAPass(t *testing.T) {
+	e := testEnv(t)
+	e.Containers = []Container{{Name: "bulwark:a", Pid: 1}, {Name: "bulwark:b", Pid: 2}}
+	probe := func(status Status) containerProbe {
+		return func(_ *Env, _ *Control, ct *Container) Outcome {
+			if ct.Pid == 2 {
+				return Outcome{Status: status}
+			}
+			return pass("ok")
+		}
+	}
+	for status, want := range map[Status]Status{Pass: Pass, Skip: Info, Info: Info, Fail: Fail} {
+		if o, _ := e.eachContainer(&Control{}, probe(status)); o.Status != want {
+			t.Errorf("one container %s, one PASS: %s, want %s", status, o.Status, want)
+		}
 	}
 }
