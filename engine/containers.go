@@ -231,8 +231,9 @@ func (e *Engine) List(who Caller) ([]*Container, error) {
 // claimLockPath is beside engine/, whose entries are all containers.
 func (e *Engine) claimLockPath() string { return filepath.Join(e.cfg.Root, "engine.claims.lock") }
 
-// removeDeadClaims removes the empty directories of names whose run was killed between claiming
-// the name and writing its record (nothing else was made yet: the record comes first). It runs
+// removeDeadClaims removes the directories of names whose run was killed between claiming the
+// name and writing its record (nothing else was made yet: the record comes first), with the
+// record's temporary file if the kill came in the middle of writing it. It runs
 // only when no claim is in progress; a busy lock leaves them for the next List.
 func (e *Engine) removeDeadClaims() {
 	unlock, ok, err := lockFile(e.claimLockPath(), unix.LOCK_EX|unix.LOCK_NB)
@@ -247,7 +248,12 @@ func (e *Engine) removeDeadClaims() {
 		}
 		dir := e.metaDir(ent.Name())
 		if _, err := os.Lstat(filepath.Join(dir, "meta.json")); errors.Is(err, os.ErrNotExist) {
-			os.Remove(dir) // only ever an empty directory
+			// A run killed while writing the record leaves the record's temporary file.
+			temps, _ := filepath.Glob(filepath.Join(dir, ".meta-*.json"))
+			for _, t := range temps {
+				os.Remove(t)
+			}
+			os.Remove(dir) // empty now, or it holds something else and stays
 		}
 	}
 }
