@@ -8,15 +8,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/supervisor"
 )
 
-// A detached container with a terminal (run -d -t) keeps its pty master in its monitor, which
-// serves <root>/engine/<id>/attach.sock: `bulwark attach` connects there. Both directions carry
+// A detached container with a terminal (run -d -t) keeps its pty master in the supervisor's
+// worker, which serves <root>/engine/<id>/attach.sock: `bulwark attach` connects there. Both directions carry
 // frames — kind (1 byte), length (4 bytes, big endian), payload:
 //
 //	client → monitor: frameInput (bytes for the pty), frameResize (rows, cols: 2+2 bytes)
@@ -57,16 +58,6 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 	return hdr[0], p, nil
 }
 
-// socketPath reaches a socket in dir through a descriptor of dir, so the path stays within the
-// 108 bytes of a unix socket address however deep the state root and however long the id.
-func socketPath(dir, name string) (string, func(), error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", nil, fmt.Errorf("open %s: %w", dir, err)
-	}
-	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + name, func() { unix.Close(fd) }, nil
-}
-
 // attachServer fans a pty's output out to the attached clients and their input into the pty.
 type attachServer struct {
 	pty *os.File
@@ -78,7 +69,7 @@ type attachServer struct {
 
 // serveAttach listens on the container's attach socket.
 func (e *Engine) serveAttach(id string, pty *os.File) (*attachServer, error) {
-	p, done, err := socketPath(e.metaDir(id), "attach.sock")
+	p, done, err := supervisor.SocketAddr(e.metaDir(id), "attach.sock")
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +172,7 @@ func (e *Engine) Attach(id string) (*Attachment, error) {
 	if _, err := e.readMeta(id); err != nil {
 		return nil, err
 	}
-	p, done, err := socketPath(e.metaDir(id), "attach.sock")
+	p, done, err := supervisor.SocketAddr(e.metaDir(id), "attach.sock")
 	if err != nil {
 		return nil, err
 	}

@@ -67,6 +67,9 @@ type ExitInfo struct {
 	PeakMemory uint64        `json:"peakMemory"`
 	OOMKilled  bool          `json:"oomKilled"`
 	Finished   time.Time     `json:"finished"`
+	// Error says why Code is not the workload's status (-1: unknown; the supervisor died, or
+	// the client of a foreground run did), or why a restart failed.
+	Error string `json:"error,omitempty"`
 }
 
 func (t *trail) completeExit(id string, attrs map[string]string) {

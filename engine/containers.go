@@ -36,10 +36,18 @@ type Meta struct {
 	Created   time.Time `json:"created"`
 	Started   time.Time `json:"started,omitzero"`
 	Pid       int       `json:"pid,omitempty"`
-	Detached  bool      `json:"detached"`
-	Remove    bool      `json:"autoRemove"`
+	// PidStart is init's start time (with Pid, it names the process for good).
+	PidStart uint64 `json:"pidStart,omitempty"`
+	// Client is the process of a foreground run, which the supervisor watches.
+	Client   *Process `json:"client,omitempty"`
+	Detached bool     `json:"detached"`
+	Remove   bool     `json:"autoRemove"`
 	// LogMaxFiles is how many rotated log files are kept beside container.log.
-	LogMaxFiles int `json:"logMaxFiles,omitempty"`
+	LogMaxFiles int   `json:"logMaxFiles,omitempty"`
+	LogMaxSize  int64 `json:"logMaxSize,omitempty"`
+	// Restart is the restart policy; RestartCount how often the container was started again.
+	Restart      RestartPolicy `json:"restart,omitzero"`
+	RestartCount int           `json:"restartCount,omitempty"`
 	// Policy is where the run's decision came from; an exec is decided under the same one.
 	Policy PolicySource `json:"policy,omitzero"`
 	Exit   *ExitInfo    `json:"exit,omitempty"`
@@ -160,6 +168,7 @@ func (e *Engine) lookup(id string, who Caller, operation string) (*Meta, error) 
 	}
 	owner := m.owner()
 	if owner == who.tenant() {
+		e.ensureSupervised(m)
 		return m, nil
 	}
 	t := newTrail(e.audit, who.Identity, who.tenant(), NewID())
@@ -215,8 +224,13 @@ func (e *Engine) List(who Caller) ([]*Container, error) {
 			continue
 		}
 		m, err := e.readMeta(ent.Name())
-		if err != nil || m.owner() != who.tenant() {
-			continue // another tenant's, or a record being created or removed right now
+		if err != nil {
+			continue // a record being created or removed right now
+		}
+		// A container of any tenant that lost its supervisor gets one before it is listed.
+		e.ensureSupervised(m)
+		if m.owner() != who.tenant() {
+			continue
 		}
 		c, err := e.inspect(m)
 		if err != nil {
@@ -307,6 +321,10 @@ func (e *Engine) Stop(id string, who Caller, timeout time.Duration) error {
 		if err := needContainer(c, m); err != nil {
 			return nil, err
 		}
+		// Its restart policy leaves it stopped (until start or restart).
+		if err := e.stopAndWait(id); err != nil {
+			return nil, err
+		}
 		if stopped(c) {
 			return map[string]string{"already": "stopped"}, nil
 		}
@@ -366,12 +384,22 @@ type RemoveOptions struct {
 func (e *Engine) Remove(id string, who Caller, opts RemoveOptions) error {
 	return e.op(id, who, "remove", func(c *sandbox.Container, m *Meta, _ *trail) (map[string]string, error) {
 		if c != nil {
+			if opts.Force {
+				// No restart policy starts it again while it goes; one being started is removed
+				// once its start is over.
+				if err := e.stopAndWait(id); err != nil {
+					return nil, err
+				}
+			}
 			if st, err := c.State(); !opts.Force && err == nil && st.Status != specs.ContainerState(sandbox.StatusStopped) {
 				// Said as it is: a container being created is not "running".
 				return nil, errdefs.Errorf(errdefs.ErrConflict, "container %s is %s: stop it first or use --force", id, st.Status)
 			}
 			if err := c.Delete(true); err != nil {
 				return nil, fmt.Errorf("delete %s: %w", id, err)
+			}
+			if m.Detached {
+				e.awaitUnsupervised(id)
 			}
 		}
 		if err := e.detachNetwork(m.Tenant, id); err != nil {

@@ -44,6 +44,11 @@ type Config struct {
 	// Resolver is the command (argv; tenant and network are appended) that serves a network's
 	// resolver by calling ServeResolver; empty, containers of a network resolve no names.
 	Resolver []string
+	// Monitor is the command that runs ServeMonitor (the binary's hidden entry point). With it,
+	// the engine starts the state root's supervisor when a container needs one and none runs
+	// (it adopts the containers again), foreground runs are watched by it (their container dies
+	// with them), and stopped containers can be started again.
+	Monitor []string
 }
 
 // Engine runs requests against one state root. It is safe for concurrent use.

@@ -1,45 +1,104 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+
+	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/supervisor"
 )
 
-// The monitor of a detached container is this same binary re-executed (argv, given by the
-// caller: the hidden subcommand that calls ServeMonitor). It gets the plan on stdin, a status
-// pipe as descriptor 3 and the plan's bind sources from descriptor 4 on; it reports once the
-// workload runs (or creation failed) and then supervises it (RunDetached).
+// Detached containers are supervised by one supervisor per state root (package supervisor):
+// a reaper, the parent of every detached init, that records exit statuses and restarts the
+// worker, and the worker (serveWorker), which holds the containers' log FIFOs and terminals,
+// records their exits, applies restart policies and watches foreground runs' clients. Both
+// are this binary re-executed through its hidden entry point (argv, given by the caller: the
+// command that calls ServeMonitor); the environment says which part each is. A container is
+// started by a short-lived helper the worker spawns (its init then becomes the reaper's child).
+//
+// A helper gets, by descriptor number:
 const (
-	monitorStatusFD = 3
-	monitorBindFD   = 4
+	helperStatusFD = 3 // the helper reports its outcome here (monitorStatus, JSON)
+	helperStdoutFD = 4 // the container's stdout: its log FIFO, opened read-write
+	helperStderrFD = 5 // the container's stderr, likewise
+	helperBindFD   = 6 // the plan's bind sources, in order, from here on
 )
 
-// monitorStatus is what the monitor reports to the process that started it.
+// Helper environment: a restart names the container (no plan on stdin); a terminal's master
+// goes to the worker's console socket.
+const (
+	envRestartID = "_BULWARK_RESTART_ID"
+	envConsole   = "_BULWARK_CONSOLE"
+)
+
+// monitorStatus is what a helper reports to the worker, and the worker to its client.
 type monitorStatus struct {
 	ID    string `json:"id,omitempty"`
+	Pid   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"`
 	Error string `json:"error,omitempty"`
 	Code  int    `json:"code,omitempty"`
 }
 
-// MonitorError is a failure the monitor reported: the container was not started.
+// MonitorError is a failure the supervisor reported: the container was not started.
 type MonitorError struct {
 	Msg  string
-	Code int // the exit status ExitStatus gave the failure in the monitor
+	Code int // the exit status ExitStatus gave the failure
 }
 
 func (e *MonitorError) Error() string { return e.Msg }
 
-// SpawnMonitor starts the monitor of an allowed plan (argv: the command that runs
-// ServeMonitor, in its own session so that it outlives the caller and its terminal), hands it
-// the plan and returns once the workload runs, with the container id; a failure to create is a
-// *MonitorError.
+// supervisorDir is the state root's supervisor directory.
+func supervisorDir(root string) string { return filepath.Join(root, "supervisor") }
+
+// supRequest is a client's request to the worker.
+type supRequest struct {
+	Op   string          `json:"op"` // opRun, opStart, opWatch
+	Plan json.RawMessage `json:"plan,omitempty"`
+	ID   string          `json:"id,omitempty"`
+}
+
+const (
+	opRun   = "run"   // start a decided plan detached (bind sources as descriptors)
+	opStart = "start" // start a stopped container again from its record
+	opWatch = "watch" // watch a foreground run's client; collect the container if it dies
+)
+
+// ask sends one request to the state root's supervisor (started through argv when none runs)
+// and returns its answer.
+func ask(root string, argv []string, req supRequest, files ...*os.File) (*monitorStatus, error) {
+	c, err := supervisor.Dial(supervisorDir(root), argv)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := supervisor.Send(c, req, files...); err != nil {
+		return nil, err
+	}
+	var st monitorStatus
+	if _, err := supervisor.Recv(c, &st); err != nil {
+		return nil, fmt.Errorf("supervisor did not answer: %w", err)
+	}
+	if st.Error != "" {
+		return nil, &MonitorError{Msg: st.Error, Code: st.Code}
+	}
+	return &st, nil
+}
+
+// SpawnMonitor hands an allowed plan to the state root's supervisor (argv: the command that
+// runs ServeMonitor, used to start the supervisor when none runs) and returns once the workload
+// runs, with the container id; a failure to create is a *MonitorError.
 func SpawnMonitor(plan *Plan, argv []string) (string, error) {
+	if plan.root == "" {
+		return "", errors.New("spawn monitor: the plan was not prepared by an engine")
+	}
 	b, binds, err := EncodePlan(plan)
 	if err != nil {
 		return "", err
@@ -49,84 +108,84 @@ func SpawnMonitor(plan *Plan, argv []string) (string, error) {
 			f.Close()
 		}
 	}()
-	planR, planW, err := os.Pipe()
+	st, err := ask(plan.root, argv, supRequest{Op: opRun, Plan: b}, binds...)
 	if err != nil {
 		return "", err
-	}
-	defer planW.Close()
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		planR.Close()
-		return "", err
-	}
-	defer statusR.Close()
-	m := exec.Command(argv[0], argv[1:]...)
-	m.Stdin = planR
-	m.ExtraFiles = append([]*os.File{statusW}, binds...)
-	m.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = m.Start()
-	planR.Close()
-	statusW.Close()
-	if err != nil {
-		return "", fmt.Errorf("start monitor: %w", err)
-	}
-	go func() {
-		planW.Write(b)
-		planW.Close()
-	}()
-	var st monitorStatus
-	if err := json.NewDecoder(statusR).Decode(&st); err != nil {
-		m.Wait()
-		return "", fmt.Errorf("monitor exited without starting the container: %w", err)
-	}
-	m.Process.Release()
-	if st.Error != "" {
-		return "", &MonitorError{Msg: st.Error, Code: st.Code}
 	}
 	return st.ID, nil
 }
 
-// ServeMonitor is the monitor's body (see SpawnMonitor): it opens the engine, reads the plan,
-// starts the container, reports, and supervises it until it exits.
+// ServeMonitor is the body of the binary's hidden entry point (see SpawnMonitor): the
+// supervisor's reaper, its worker, or a helper starting one container, as the environment says.
+// open opens the engine (the reaper never does: it stays small).
 func ServeMonitor(open func() (*Engine, error), planIn io.Reader) error {
-	status := os.NewFile(monitorStatusFD, "status")
-	report := func(st monitorStatus) {
-		if status != nil {
-			json.NewEncoder(status).Encode(st)
-			status.Close()
-			status = nil
-		}
+	dir := os.Getenv(supervisor.EnvDir)
+	if dir == "" {
+		return errors.New("monitor: not started by a supervisor")
 	}
+	switch mode := os.Getenv(supervisor.EnvMode); mode {
+	case supervisor.ModeReaper:
+		return supervisor.RunReaper(dir, append([]string{"/proc/self/exe"}, os.Args[1:]...))
+	case supervisor.ModeWorker:
+		e, err := open()
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		return e.serveWorker(dir)
+	case supervisor.ModeHelper:
+		return serveHelper(open, planIn)
+	default:
+		return fmt.Errorf("monitor: unknown mode %q", mode)
+	}
+}
+
+// serveHelper starts one container (a plan from planIn, or a stopped container again), reports
+// and exits without waiting: the container's init becomes the reaper's child.
+func serveHelper(open func() (*Engine, error), planIn io.Reader) error {
+	status := os.NewFile(helperStatusFD, "status")
+	if status == nil {
+		return errors.New("monitor: no status descriptor")
+	}
+	defer status.Close()
+	report := func(st monitorStatus) error { return json.NewEncoder(status).Encode(st) }
 	fail := func(err error) error {
 		report(monitorStatus{Error: err.Error(), Code: ExitStatus(err)})
 		return err
 	}
-	if status == nil {
-		return errors.New("monitor: no status descriptor")
-	}
-	b, err := io.ReadAll(planIn)
-	if err != nil {
-		return fail(err)
-	}
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
 	e, err := open()
 	if err != nil {
 		return fail(err)
 	}
 	defer e.Close()
-	plan, err := e.DecodePlan(b, func(i int) *os.File {
-		return os.NewFile(uintptr(monitorBindFD+i), "bind source")
-	})
+	stdio := sandbox.IO{ConsoleSocket: os.Getenv(envConsole)}
+	if stdio.ConsoleSocket == "" {
+		stdio.Stdout = os.NewFile(helperStdoutFD, "stdout")
+		stdio.Stderr = os.NewFile(helperStderrFD, "stderr")
+	}
+	var r *Running
+	if id := os.Getenv(envRestartID); id != "" {
+		r, err = e.restartRecorded(id, stdio)
+	} else {
+		var b []byte
+		if b, err = io.ReadAll(planIn); err != nil {
+			return fail(err)
+		}
+		var plan *Plan
+		if plan, err = e.DecodePlan(b, func(i int) *os.File {
+			return os.NewFile(uintptr(helperBindFD+i), "bind source")
+		}); err != nil {
+			return fail(err)
+		}
+		r, err = e.Start(context.Background(), plan, stdio)
+	}
 	if err != nil {
 		return fail(err)
 	}
-	// The monitor outlives the terminal and the CLI that started it.
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	_, err = e.RunDetached(plan, func(r *Running, err error) {
-		if err != nil {
-			fail(err)
-			return
-		}
-		report(monitorStatus{ID: r.ID()})
-	})
-	return err
+	if err := r.trail.Flush(); err != nil {
+		r.c.Signal(syscall.SIGKILL, true)
+		return fail(err)
+	}
+	return report(monitorStatus{ID: r.ID(), Pid: r.Pid, Start: r.meta.PidStart})
 }

@@ -49,6 +49,8 @@ type Plan struct {
 	BindSources []string `json:"bindSources,omitempty"`
 
 	trail *trail
+	// root is the state root of the engine that prepared the plan (its supervisor's).
+	root string
 	// binds are the bind sources resolved before the decision; Start mounts from them and
 	// closes them (Close, for a plan that is not started).
 	binds *sandbox.BindSources

@@ -55,6 +55,9 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		// The name becomes a directory name under the state root: no separators, no "..".
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "container name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id))
 	}
+	if err := checkRestart(req); err != nil {
+		return refuse("request", err)
+	}
 	if !tenantRE.MatchString(req.Tenant) {
 		return refuse("identity", errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", req.Tenant))
 	}
@@ -154,7 +157,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	}
 	plan := &Plan{Request: req, ID: id, Policy: e.policySource(), Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
-		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, binds: binds}
+		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, binds: binds, root: e.cfg.Root}
 	if err != nil {
 		return plan, err
 	}

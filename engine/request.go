@@ -88,6 +88,8 @@ type Request struct {
 	TTYCols uint16 `json:"ttyCols,omitempty"`
 	Remove  bool   `json:"remove,omitempty"`
 	Detach  bool   `json:"detach,omitempty"`
+	// Restart is docker's --restart (ParseRestartPolicy), for a detached container.
+	Restart string `json:"restart,omitempty"`
 	// LogMaxSize and LogMaxFiles rotate a detached container's log (docker's --log-opt
 	// max-size, max-file); zero takes DefaultLogMaxSize and DefaultLogMaxFiles.
 	LogMaxSize  int64 `json:"logMaxSize,omitempty"`

@@ -13,6 +13,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/supervisor"
 )
 
 // runtime opens the sandbox runtime for a tenant; with a trail, the sandbox's events join it.
@@ -53,8 +54,16 @@ type Running struct {
 func (r *Running) ID() string { return r.plan.ID }
 
 // Start creates and starts the container of an allowed plan; ctx bounds the creation. On any
-// failure everything created so far is removed and the failure audited.
+// failure everything created so far is removed and the failure audited. A foreground run (not
+// Detach) is watched by the state root's supervisor when the engine has one (Config.Monitor):
+// if this process dies without recording the container's exit, the container dies with it.
 func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Running, error) {
+	return e.start(ctx, plan, stdio, nil)
+}
+
+// start is Start; with prev, the stopped container of that record is started again (its record,
+// logs and name kept).
+func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *Meta) (*Running, error) {
 	defer plan.Close()
 	if !plan.Decision.Allow || plan.trail == nil {
 		return nil, errors.New("start: the plan was not allowed by policy")
@@ -68,25 +77,55 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 	if err != nil {
 		return nil, err
 	}
+	restart, _ := ParseRestartPolicy(plan.Request.Restart)
 	meta := &Meta{
 		ID: plan.ID, Name: plan.Request.Name, Tenant: plan.Request.Tenant, RequestID: plan.Request.ID,
 		Image: plan.Image, Args: plan.Spec.Process.Args, Created: time.Now().UTC(),
 		Detached: plan.Request.Detach, Remove: plan.Request.Remove, UID: plan.Request.Identity.UID,
-		LogMaxFiles: plan.Request.LogMaxFiles, Policy: plan.Policy,
+		LogMaxSize: plan.Request.LogMaxSize, LogMaxFiles: plan.Request.LogMaxFiles, Policy: plan.Policy, Restart: restart,
 	}
-	dir, err := e.createMeta(meta)
+	watched := !meta.Detached && len(e.cfg.Monitor) > 0
+	if watched {
+		meta.Client = self()
+	}
+	var dir string
+	if prev != nil {
+		meta, dir = prev, e.metaDir(prev.ID)
+		meta.Detached, meta.Client, meta.Exit, meta.Pid, meta.PidStart = true, nil, nil, 0, 0
+		meta.Started = time.Time{}
+		meta.RestartCount++
+		err = e.writeMeta(meta)
+	} else {
+		dir, err = e.createMeta(meta)
+	}
 	if err != nil {
 		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
 		return nil, errors.Join(err, t.Flush())
 	}
+	// The client's watch is asked for while the sandbox is created, and in place before the
+	// workload runs.
+	var watch chan error
+	if watched {
+		watch = make(chan error, 1)
+		go func() { watch <- e.superviseForeground(plan.ID) }()
+	}
 	fail := func(err error) (*Running, error) {
+		if watch != nil {
+			<-watch
+		}
 		if c, lerr := rt.Load(plan.ID); lerr == nil {
 			c.Delete(true)
 		}
 		if derr := e.detachNetwork(plan.Request.Tenant, plan.ID); derr != nil {
 			err = errors.Join(err, derr)
 		}
-		os.RemoveAll(dir)
+		if prev != nil {
+			// A restart keeps the record and the logs: the container stays stopped, and why.
+			meta.Exit = &ExitInfo{Code: ExitStatus(err), Finished: time.Now().UTC(), Error: "restart failed: " + err.Error()}
+			err = errors.Join(err, e.writeMeta(meta))
+		} else {
+			os.RemoveAll(dir)
+		}
 		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
 		return nil, errors.Join(err, t.Flush())
 	}
@@ -99,6 +138,10 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 	}
 	// Exec gives new processes this same confinement.
 	if err := writeJSON(filepath.Join(dir, "spec.json"), spec); err != nil {
+		return fail(err)
+	}
+	// start and restart start it again from the decided plan.
+	if err := writeJSON(filepath.Join(dir, "plan.json"), plan); err != nil {
 		return fail(err)
 	}
 	// The decision's records are appended while the sandbox is being created (which takes far
@@ -126,11 +169,19 @@ func (e *Engine) Start(ctx context.Context, plan *Plan, stdio sandbox.IO) (*Runn
 	if err := t.WaitAsync(); err != nil {
 		return fail(err)
 	}
+	if watch != nil {
+		err := <-watch
+		watch = nil
+		if err != nil {
+			return fail(fmt.Errorf("the supervisor cannot watch this run: %w", err))
+		}
+	}
 	if err := c.Start(); err != nil {
 		return fail(err)
 	}
 	meta.Started = time.Now().UTC()
 	meta.Pid = st.Pid
+	meta.PidStart = supervisor.ProcStartTime(st.Pid)
 	if err := e.writeMeta(meta); err != nil {
 		return fail(err)
 	}
@@ -175,10 +226,13 @@ func (r *Running) Wait() (*ExitInfo, error) {
 	return info, errors.Join(err, werr)
 }
 
-// remove deletes the sandbox (cgroup, id range, state) and the engine's own state.
+// remove deletes the sandbox (cgroup, id range, state; c nil: none is left) and the engine's own
+// state.
 func (e *Engine) remove(c *sandbox.Container, m *Meta) error {
-	if err := c.Delete(true); err != nil {
-		return fmt.Errorf("delete %s: %w", m.ID, err)
+	if c != nil {
+		if err := c.Delete(true); err != nil {
+			return fmt.Errorf("delete %s: %w", m.ID, err)
+		}
 	}
 	if err := e.detachNetwork(m.Tenant, m.ID); err != nil {
 		return err

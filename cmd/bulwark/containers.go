@@ -61,7 +61,10 @@ func newPsCmd() *cobra.Command {
 						continue
 					}
 					status := c.Status
-					if c.Exit != nil {
+					switch {
+					case c.Exit != nil && c.Exit.Error != "" && c.Exit.Code == -1:
+						status = "exited (status unknown)"
+					case c.Exit != nil:
 						status = fmt.Sprintf("exited (%d)", c.Exit.Code)
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t%s\n", c.ID, c.Image.Reference, strings.Join(c.Args, " "),

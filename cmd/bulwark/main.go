@@ -52,7 +52,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
 	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
 	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
-		newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd(), newNetworkCmd(), newResolverCmd(), newVolumeCmd(), newSystemCmd())
+		newStartCmd(), newRestartCmd(), newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd(), newNetworkCmd(), newResolverCmd(), newVolumeCmd(), newSystemCmd())
 	root.AddCommand(newBenchCmd())
 	return root
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +45,12 @@ func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := engine.Config{Root: root, Resolver: []string{"/proc/self/exe", "--root", root, resolverCmdName}}
+	if root, err = filepath.Abs(root); err != nil {
+		return nil, err
+	}
+	// The supervisor runs from "/": it is given the absolute state root.
+	cfg := engine.Config{Root: root, Resolver: []string{"/proc/self/exe", "--root", root, resolverCmdName},
+		Monitor: []string{"/proc/self/exe", "--root", root, monitorCmdName}}
 	if f != nil {
 		cfg.PolicyDir, cfg.PolicyBundle, cfg.AllowNoMAC, cfg.Unpack = f.policyDir, f.policyBundle, f.allowNoMAC, f.unpack
 		if f.policyKey != "" {
@@ -128,6 +134,7 @@ invoked; 127 when it is not found.`,
 	fl.StringVar(&req.Name, "name", "", "container name (default: a random id)")
 	fl.BoolVar(&req.Remove, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&req.Detach, "detach", "d", false, "run in the background and print the container id")
+	fl.StringVar(&req.Restart, "restart", "no", "with -d: no, on-failure[:N] (at most N restarts), always or unless-stopped (the supervisor restarts it, with back-off; not after stop)")
 	fl.BoolVarP(&interactive, "interactive", "i", false, "keep stdin attached")
 	fl.BoolVarP(&req.TTY, "tty", "t", false, "give the workload a terminal (raw mode of yours, resized with it); with -d, reach it with 'bulwark attach'")
 	fl.StringArrayVarP(&req.Env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass the caller's)")
@@ -312,10 +319,14 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 // errSilent carries a workload's exit status without printing anything.
 var errSilent = errors.New("")
 
-// startMonitor re-executes bulwark as the detached container's monitor (engine.SpawnMonitor)
-// and prints the container id once the workload runs.
+// startMonitor hands the plan to the state root's supervisor (engine.SpawnMonitor, which starts
+// one when none runs) and prints the container id once the workload runs.
 func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 	root, _ := cmd.Flags().GetString("root")
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
 	id, err := engine.SpawnMonitor(plan, []string{"/proc/self/exe", "--root", root, monitorCmdName})
 	var me *engine.MonitorError
 	if errors.As(err, &me) {
@@ -330,7 +341,7 @@ func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 
 const monitorCmdName = "__monitor"
 
-// newMonitorCmd is the hidden command a detached container's monitor runs as.
+// newMonitorCmd is the hidden command the supervisor's processes run as (engine.ServeMonitor).
 func newMonitorCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    monitorCmdName,

@@ -38,7 +38,7 @@ type fixture struct {
 	leaks *testenv.Leaks
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
@@ -51,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // name returns a fresh container name, tracked for leaks.
-func (f *fixture) name(t *testing.T, prefix string) string {
+func (f *fixture) name(t testing.TB, prefix string) string {
 	var b [4]byte
 	rand.Read(b[:])
 	return f.leaks.Track(prefix + "-" + hex.EncodeToString(b[:]))
@@ -121,7 +121,7 @@ func attr(r map[string]any, k string) string {
 
 // assertNothingLeft checks the state root holds no container of any kind and the kernel has
 // no mount, cgroup or process of the tracked ids.
-func (f *fixture) assertNothingLeft(t *testing.T) {
+func (f *fixture) assertNothingLeft(t testing.TB) {
 	t.Helper()
 	f.leaks.AssertNone(t)
 	for _, d := range []string{"containers", "engine"} {

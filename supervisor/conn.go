@@ -1,0 +1,239 @@
+package supervisor
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// startTimeout bounds how long Dial waits for a reaper it started to have a worker listening
+// (the worker adopts the state root's containers before it listens).
+const startTimeout = 60 * time.Second
+
+// Dial connects to the supervisor of dir, starting one (argv: the command that runs RunReaper
+// through the binary's hidden entry point) when none listens. Two clients starting one at once
+// start one: the second finds the first's.
+func Dial(dir string, argv []string) (*net.UnixConn, error) {
+	if c, err := dial(dir); err == nil {
+		return c, nil
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("supervisor: none runs and no command to start one")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	unlock, _, err := lock(filepath.Join(dir, "start.lock"), unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if c, err := dial(dir); err == nil {
+		return c, nil
+	}
+	if !Running(dir) {
+		if err := spawn(dir, argv); err != nil {
+			return nil, err
+		}
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := dial(dir)
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("supervisor of %s did not start listening (see %s): %w", dir, filepath.Join(dir, "supervisor.log"), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Running reports whether a reaper holds dir's lock.
+func Running(dir string) bool {
+	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
+	if err != nil {
+		return false
+	}
+	if ok {
+		unlock()
+	}
+	return !ok
+}
+
+// spawn starts a reaper in its own session, so that it outlives its client and its terminal.
+func spawn(dir string, argv []string) error {
+	logf, err := os.OpenFile(filepath.Join(dir, "supervisor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), EnvMode+"="+ModeReaper, EnvDir+"="+dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("supervisor: start: %w", err)
+	}
+	// The reaper is not our child to wait for: it daemonises by outliving us (its parent becomes
+	// our nearest subreaper or init, which collects it).
+	go cmd.Wait()
+	return nil
+}
+
+func dial(dir string) (*net.UnixConn, error) {
+	p, done, err := SocketAddr(dir, "sock")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return net.DialUnix("unix", nil, &net.UnixAddr{Name: p, Net: "unix"})
+}
+
+// Listen is the worker's socket (a stale one, left by a worker that died, is replaced: the
+// caller is the state root's only worker, its reaper holding the lock).
+func Listen(dir string) (*net.UnixListener, error) {
+	p, done, err := SocketAddr(dir, "sock")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	os.Remove(p)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: listen: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	return ln, nil
+}
+
+// SocketAddr reaches a socket in dir through a descriptor of dir, so the path stays within the
+// 108 bytes of a unix socket address however deep the state root; done releases it.
+func SocketAddr(dir, name string) (string, func(), error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + name, func() { unix.Close(fd) }, nil
+}
+
+// TryLock takes an exclusive flock on p without waiting; ok is false when another holds it.
+func TryLock(p string) (unlock func(), ok bool, err error) {
+	return lock(p, unix.LOCK_EX|unix.LOCK_NB)
+}
+
+func lock(p string, how int) (func(), bool, error) {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("supervisor: open lock %s: %w", p, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("supervisor: lock %s: %w", p, err)
+	}
+	return func() { f.Close() }, true, nil
+}
+
+// maxMessage bounds a message's body (a client cannot make the worker allocate more).
+const maxMessage = 64 << 20
+
+// Send writes one message: a 4-byte length carrying the descriptors, then v as JSON.
+func Send(c *net.UnixConn, v any, files ...*os.File) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("supervisor: encode: %w", err)
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+	var oob []byte
+	if len(files) > 0 {
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	if _, _, err := c.WriteMsgUnix(hdr[:], oob, nil); err != nil {
+		return fmt.Errorf("supervisor: send: %w", err)
+	}
+	if _, err := c.Write(b); err != nil {
+		return fmt.Errorf("supervisor: send: %w", err)
+	}
+	return nil
+}
+
+// Recv reads one message into v and returns the descriptors it carried.
+func Recv(c *net.UnixConn, v any) ([]*os.File, error) {
+	var hdr [4]byte
+	oob := make([]byte, unix.CmsgSpace(253*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(hdr[:], oob)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, io.EOF
+	}
+	var files []*os.File
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: control message: %w", err)
+		}
+		for _, m := range msgs {
+			fds, err := unix.ParseUnixRights(&m)
+			if err != nil {
+				continue
+			}
+			for _, fd := range fds {
+				files = append(files, os.NewFile(uintptr(fd), "received"))
+			}
+		}
+	}
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	if n < len(hdr) {
+		if _, err := io.ReadFull(c, hdr[n:]); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	size := binary.BigEndian.Uint32(hdr[:])
+	if size > maxMessage {
+		closeAll()
+		return nil, fmt.Errorf("supervisor: message of %d bytes", size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(c, b); err != nil {
+		closeAll()
+		return nil, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("supervisor: decode: %w", err)
+	}
+	return files, nil
+}

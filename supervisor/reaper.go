@@ -1,0 +1,198 @@
+// Package supervisor keeps detached containers supervised independently of any client's or
+// daemon's lifetime, at a fixed cost per state root instead of a process per container: one
+// reaper (a child subreaper, the parent of every detached container's init once the process that
+// created it exits) records each exit status in a file, and starts and restarts the worker that
+// serves the supervisor socket. It knows nothing of containers: the engine runs the worker and
+// the helpers (ServeMonitor).
+//
+// A state root's supervisor directory holds:
+//
+//	reaper.lock   held by the one reaper of the state root
+//	start.lock    serialises clients starting a reaper (Dial)
+//	sock          the worker's socket (Listen)
+//	exits/        <pid>-<starttime>: the wait status of every child the reaper collected
+//	io/           the workers' per-container files (the engine's log FIFOs)
+//	supervisor.log the reaper's and the workers' stderr
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
+)
+
+// The environment tells a re-executed binary which part of the supervisor it is.
+const (
+	// EnvMode is ModeReaper, ModeWorker or ModeHelper.
+	EnvMode = "_BULWARK_SUPERVISOR"
+	// EnvDir is the supervisor directory.
+	EnvDir = "_BULWARK_SUPERVISOR_DIR"
+
+	ModeReaper = "reaper"
+	ModeWorker = "worker"
+	ModeHelper = "helper"
+)
+
+// NotifyFD is the worker's descriptor on which the reaper writes a byte after each exit it
+// recorded (the records themselves are files: a worker started later finds them all).
+const NotifyFD = 3
+
+// Backoff bounds between restarts of a worker that died: it doubles from the first to the last,
+// and starts again from the first once a worker has lived longer than backoffReset.
+const (
+	backoffFirst = 100 * time.Millisecond
+	backoffMax   = 10 * time.Second
+	backoffReset = 10 * time.Second
+)
+
+// RunReaper is the reaper's body: it takes the state root's reaper lock (another reaper
+// holding it: it returns at once), becomes a child subreaper and runs the worker (argv, with
+// EnvMode=ModeWorker), restarting it with back-off whenever it dies; it records the exit
+// status of every other child it collects (the containers' inits). It returns once the worker
+// exits with status 0 (idle: it supervises nothing) and no other child is left.
+func RunReaper(dir string, argv []string) error {
+	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
+	if err != nil || !ok {
+		return err
+	}
+	defer unlock()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("supervisor: become a child subreaper: %w", err)
+	}
+	// Outlives the terminal and the client that started it; a container's exit status is never
+	// lost to a SIGPIPE.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+	if err := os.MkdirAll(filepath.Join(dir, "exits"), 0o700); err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	backoff := backoffFirst
+	for {
+		notify, pid, err := startWorker(dir, argv)
+		if err != nil {
+			return err
+		}
+		started := time.Now()
+		code := reapUntil(dir, pid, notify)
+		notify.Close()
+		if code == 0 && !haveChildren() {
+			return nil
+		}
+		if time.Since(started) > backoffReset {
+			backoff = backoffFirst
+		}
+		fmt.Fprintf(os.Stderr, "supervisor: worker %d ended (status %d): restarting it in %v\n", pid, code, backoff)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, backoffMax)
+	}
+}
+
+// startWorker starts the worker with the notification pipe as NotifyFD.
+func startWorker(dir string, argv []string) (*os.File, int, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, 0, fmt.Errorf("supervisor: notification pipe: %w", err)
+	}
+	defer r.Close()
+	// A worker that stops reading must never block the reaper: a full pipe drops the byte (the
+	// record is a file all the same).
+	if err := unix.SetNonblock(int(w.Fd()), true); err != nil {
+		w.Close()
+		return nil, 0, err
+	}
+	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
+		Dir:   "/",
+		Env:   append(environWithout(EnvMode, EnvDir), EnvMode+"="+ModeWorker, EnvDir+"="+dir),
+		Files: []*os.File{nil, os.Stderr, os.Stderr, r},
+	})
+	if err != nil {
+		w.Close()
+		return nil, 0, fmt.Errorf("supervisor: start worker: %w", err)
+	}
+	pid := p.Pid
+	p.Release() // reaped below, by wait4
+	return w, pid, nil
+}
+
+// reapUntil collects children until the worker exits and returns its status. Every other
+// child's status is recorded (its start time read while it is still a zombie, so that a
+// recycled pid is never taken for it).
+func reapUntil(dir string, worker int, notify *os.File) int {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1 // ECHILD: the worker is gone too
+		}
+		pid := siginfoPid(&info)
+		start := ProcStartTime(pid)
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+			continue
+		}
+		status := shellStatus(ws)
+		if pid == worker {
+			return status
+		}
+		if start == 0 {
+			continue
+		}
+		name := filepath.Join(dir, "exits", strconv.Itoa(pid)+"-"+strconv.FormatUint(start, 10))
+		if err := atomicfile.Write(name, []byte(strconv.Itoa(status)), atomicfile.Options{}); err != nil {
+			fmt.Fprintf(os.Stderr, "supervisor: record exit of %d (status %d): %v\n", pid, status, err)
+			continue
+		}
+		notify.Write([]byte{0})
+	}
+}
+
+// environWithout is the environment without the named variables (os.StartProcess, unlike
+// os/exec, passes duplicates on, and the first one counts).
+func environWithout(names ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, k) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// siginfoPid reads si_pid from a SIGCHLD siginfo (int signo, errno, code; pad on 64-bit; pid).
+func siginfoPid(info *unix.Siginfo) int {
+	b := (*[128]byte)(unsafe.Pointer(info))
+	off := 12
+	if unsafe.Sizeof(uintptr(0)) == 8 {
+		off = 16
+	}
+	return int(*(*int32)(unsafe.Pointer(&b[off])))
+}
+
+// haveChildren reports whether any child is left to collect.
+func haveChildren() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err == nil
+}
+
+// shellStatus maps a wait status to a shell-style one: the exit code, or 128+signal.
+func shellStatus(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
