@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -12,27 +14,76 @@ import (
 	"bulwark.dev/bulwark/signing"
 )
 
-// probePolicy loads the policy the engine runs with, as the engine would (a bundle's signature
-// and its revision against the state root's record); loading only reads.
-func probePolicy(e *Env, c *Control) Outcome {
-	var p *policy.Policy
-	var err error
+// loadPolicy loads the policy the engine runs with, as the engine would (a bundle's signature
+// and its revision against the state root's record), once per scan; loading only reads.
+func (e *Env) loadPolicy() (*policy.Policy, error) {
+	if e.policyCache != nil || e.policyErr != nil {
+		return e.policyCache, e.policyErr
+	}
 	switch {
 	case e.Policy.Bundle != "":
-		var key []byte
-		if key, err = os.ReadFile(e.Policy.KeyFile); err != nil {
-			return fail("policy bundle %s: verification key: %v", e.Policy.Bundle, err)
+		key, err := os.ReadFile(e.Policy.KeyFile)
+		if err != nil {
+			e.policyErr = fmt.Errorf("policy bundle %s: verification key: %w", e.Policy.Bundle, err)
+			break
 		}
-		p, err = policy.LoadBundle(e.Policy.Bundle, policy.BundleOptions{VerificationKey: key, StateRoot: e.Root})
+		e.policyCache, e.policyErr = policy.LoadBundle(e.Policy.Bundle, policy.BundleOptions{VerificationKey: key, StateRoot: e.Root})
 	case e.Policy.Dir != "":
-		p, err = policy.LoadDir(e.Policy.Dir)
+		e.policyCache, e.policyErr = policy.LoadDir(e.Policy.Dir)
 	default:
-		p, err = policy.LoadEmbedded()
+		e.policyCache, e.policyErr = policy.LoadEmbedded()
 	}
+	return e.policyCache, e.policyErr
+}
+
+func probePolicy(e *Env, c *Control) Outcome {
+	p, err := e.loadPolicy()
 	if err != nil {
 		return fail("%v", err)
 	}
 	return pass("%s policy %s (revision %q)", p.Info.Source, p.Info.Location, p.Info.Revision)
+}
+
+// probePolicyLimits: the policy caps each container's memory and pids (data.bulwark.defaults
+// max_memory and max_pids, positive), and no tenant lifts a cap (null or 0).
+func probePolicyLimits(e *Env, c *Control) Outcome {
+	p, err := e.loadPolicy()
+	if err != nil {
+		return fail("policy: %v", err)
+	}
+	bw, _ := p.Data["bulwark"].(map[string]any)
+	defaults, _ := bw["defaults"].(map[string]any)
+	var bad, details []string
+	check := func(who string, m map[string]any, required bool) {
+		for _, k := range []string{"max_memory", "max_pids"} {
+			v, ok := m[k]
+			if !ok && !required {
+				continue
+			}
+			n, err := strconv.ParseFloat(fmt.Sprint(v), 64)
+			if !ok || err != nil || n <= 0 {
+				bad = append(bad, fmt.Sprintf("%s: %s %v", who, k, v))
+				continue
+			}
+			details = append(details, fmt.Sprintf("%s: %s %.0f", who, k, n))
+		}
+	}
+	check("defaults", defaults, true)
+	tenants, _ := bw["tenants"].(map[string]any)
+	names := make([]string, 0, len(tenants))
+	for n := range tenants {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if t, ok := tenants[n].(map[string]any); ok {
+			check("tenant "+n, t, false)
+		}
+	}
+	if len(bad) > 0 {
+		return Outcome{Status: Fail, Actual: "memory or pids not capped", Details: append(bad, details...)}
+	}
+	return Outcome{Status: Pass, Actual: fmt.Sprintf("capped (%s policy)", p.Info.Source), Details: details}
 }
 
 // probePolicySigned: an operator's policy comes as a signed bundle; a plain directory is

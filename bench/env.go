@@ -13,6 +13,7 @@ import (
 
 	"bulwark.dev/bulwark/bench/internal/docker"
 	"bulwark.dev/bulwark/bench/internal/procfs"
+	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -35,6 +36,8 @@ type Env struct {
 	// reports them instead of passing over an empty list.
 	discoveryErrs []error
 	trustCache    *trustView
+	policyCache   *policy.Policy
+	policyErr     error
 }
 
 // Container is one running container, found through its runtime's records but checked through

@@ -88,3 +88,19 @@ func TestFileModes(t *testing.T) {
 		t.Fatalf("misspelt params: %s", o.Status)
 	}
 }
+
+func TestPolicyLimits(t *testing.T) {
+	e := testEnv(t)
+	if o := probePolicyLimits(e, &Control{ID: "BW-2.6"}); o.Status != Pass {
+		t.Fatalf("embedded policy: %s %s %v", o.Status, o.Actual, o.Details)
+	}
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "data.json"), `{"bulwark":{"defaults":{"max_memory":1073741824,"max_pids":512},"tenants":{"loose":{"max_pids":0}}}}`)
+	write(t, filepath.Join(dir, "run.rego"), "package bulwark.run\n\nimport rego.v1\n\ndefault allow := false\n")
+	e = testEnv(t)
+	e.Policy.Dir = dir
+	o := probePolicyLimits(e, &Control{ID: "BW-2.6"})
+	if o.Status != Fail || !strings.Contains(strings.Join(o.Details, " "), "tenant loose: max_pids 0") {
+		t.Fatalf("a tenant lifting the pids cap: %s %s %v", o.Status, o.Actual, o.Details)
+	}
+}

@@ -27,6 +27,7 @@ func init() {
 		"engine.policy":        probePolicy,
 		"engine.policy.signed": probePolicySigned,
 		"engine.policy.bundle": probePolicyRevision,
+		"engine.policy.limits": probePolicyLimits,
 		"engine.trust.pinned":  probeTrustPinned,
 		"engine.daemon.socket": probeDaemonSocket,
 		"files.mode":           probeFileModes,
