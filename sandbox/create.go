@@ -224,7 +224,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	cfg := &initConfig{
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
-		Sysctl: eff.Linux.Sysctl, Files: generatedFiles(eff.Hostname, dns), Process: proc,
+		Sysctl: eff.Linux.Sysctl, Files: unbound(generatedFiles(eff.Hostname, dns), eff.Mounts), Process: proc,
 		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace), WritableRoot: !eff.Root.Readonly,
 	}
 	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC, sysfs)

@@ -69,10 +69,12 @@ func (f *floor) mounts() error {
 			return err
 		}
 		m.Destination = d
-		if isBind(m) && isGeneratedFile(d) {
+		if isBind(m) && isGeneratedFile(d) && !f.joinedType(specs.NetworkNamespace) {
 			// Docker and CRI bind their own per-container hosts/hostname/resolv.conf from the host;
 			// every container gets generated ones instead (its network namespace is empty anyway),
-			// so no host file is bound there and policy never sees such a bind.
+			// so no host file is bound there and policy never sees such a bind. A pod's container
+			// in the pod's network (a joined one) keeps CRI's: they name the cluster's resolver
+			// and the pod's addresses, and policy decides on them like any bind.
 			f.raise("mounts["+d+"]", "bind "+m.Source, "generated file")
 			continue
 		}

@@ -40,6 +40,8 @@ const (
 	AnnotationSandboxID = "io.kubernetes.cri.sandbox-id"
 	// AnnotationContainerType is "sandbox" for the pod's sandbox (pause) container.
 	AnnotationContainerType = "io.kubernetes.cri.container-type"
+	// AnnotationSandboxUID is the pod's uid (kubelet's /var/lib/kubelet/pods/<uid>).
+	AnnotationSandboxUID = "io.kubernetes.cri.sandbox-uid"
 )
 
 // The kinds of Join.

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -210,6 +211,17 @@ func nameservers(annotations map[string]string) ([]netip.Addr, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// unbound are the generated files no mount covers (a pod container's CRI binds, see the floor).
+func unbound(files []filePlan, mounts []specs.Mount) []filePlan {
+	var out []filePlan
+	for _, f := range files {
+		if !slices.ContainsFunc(mounts, func(m specs.Mount) bool { return m.Destination == f.Dest }) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // generatedFiles are the /etc files every container gets, never copies of the host's.

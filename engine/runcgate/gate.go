@@ -234,7 +234,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	}
 	memUnset, pidsUnset := unsetLimits(req.Spec)
 	o, err := gate.Decide(ctx, gate.Request{
-		Runtime: rt, Spec: floorSpec, Binds: out.Binds, Trail: t,
+		Runtime: rt, Spec: floorSpec, Binds: out.Binds, ContainerID: req.ContainerID, Trail: t,
 		Context: policy.Context{
 			Tenant:    req.Tenant,
 			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},

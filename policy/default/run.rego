@@ -311,6 +311,57 @@ deny contains {"code": "MOUNT_HOST_PATH_FORBIDDEN", "message": sprintf("host pat
 	m := input.mounts[i]
 	overlaps_forbidden(m.source)
 	not tenant_volume(m.source) # the default state root is a forbidden tree
+	not pod_bind(m)
+}
+
+# ---- per-pod paths of a CRI caller (containerd, kubelet) ----
+#
+# A tenant's pod_bind_sources lists the paths its CRI caller makes for each pod, as patterns:
+# {sandbox} is the pod's sandbox container id and {pod_uid} the pod's uid — both from
+# input.pod, which the runtime proved (the pod whose sandbox's namespaces the container joins,
+# or the sandbox itself) — and * one path component. An entry may name the one destination it
+# is mounted at and whether it may be writable. Only the pod's own paths match: another pod's
+# (another sandbox id or uid) stays refused like any forbidden tree.
+default pod_bind_sources := []
+
+pod_bind_sources := v if {
+	v := tenant_config.pod_bind_sources
+} else := v if {
+	v := defaults.pod_bind_sources
+}
+
+default pod_sandbox := ""
+
+pod_sandbox := input.pod.sandbox
+
+default pod_uid := ""
+
+pod_uid := input.pod.uid
+
+# A bind of the pod's own paths (read-only, or writable where the entry says so).
+pod_bind(m) if {
+	some e in pod_bind_sources
+	pod_bind_entry(e, m)
+	not m.readOnly == false
+}
+
+pod_bind(m) if {
+	some e in pod_bind_sources
+	pod_bind_entry(e, m)
+	object.get(e, "writable", false) == true
+}
+
+pod_bind_entry(e, m) if {
+	pod_sandbox != ""
+	pattern := object.get(e, "source", "")
+	not pod_uid_missing(pattern)
+	glob.match(replace(replace(pattern, "{sandbox}", pod_sandbox), "{pod_uid}", pod_uid), ["/"], m.source)
+	object.get(e, "destination", m.destination) == m.destination
+}
+
+pod_uid_missing(pattern) if {
+	contains(pattern, "{pod_uid}")
+	pod_uid == ""
 }
 
 # The source is /, a forbidden tree, below one, or above one (a directory that
@@ -411,6 +462,7 @@ deny contains {"code": "MOUNT_HOST_PATH_NOT_ALLOWED", "message": sprintf("host p
 	not overlaps_forbidden(src)
 	not overlaps_state_root(src)
 	not bind_allowed(src)
+	not pod_bind(input.mounts[i])
 }
 
 bind_allowed(src) if tenant_volume(src)
@@ -430,6 +482,7 @@ deny contains {"code": "MOUNT_WRITABLE_NOT_ALLOWED", "message": sprintf("writabl
 	m := input.mounts[i]
 	not m.readOnly == true
 	not writable_allowed(object.get(m, "source", ""))
+	not pod_bind(m)
 }
 
 writable_allowed(src) if src in writable_sources

@@ -329,3 +329,52 @@ test_floor_tables_consistent if {
 		not endswith(r, "/")
 	}
 }
+
+# The per-pod paths of a CRI tenant (policy/examples/cri-tenant.json): only the pod's own, as
+# the runtime proved it (input.pod), writable where the entry says so.
+cri_tenants := {"k8s": object.union(tenants.acme, {"pod_bind_sources": [
+	{"source": "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/{sandbox}/shm", "destination": "/dev/shm", "writable": true},
+	{"source": "/var/lib/kubelet/pods/{pod_uid}/volumes/kubernetes.io~projected/*"},
+]})}
+
+cri_input(pod, mount) := json.patch(base, [
+	{"op": "replace", "path": "/tenant", "value": "k8s"},
+	{"op": "add", "path": "/pod", "value": pod},
+	{"op": "add", "path": "/mounts/-", "value": mount},
+])
+
+cri_codes(inp) := {r.code | some r in d.reasons} if {
+	d := run.decision with input as inp with data.bulwark.tenants as cri_tenants
+}
+
+shm(id, ro) := {"type": "bind", "source": sprintf("/run/containerd/io.containerd.grpc.v1.cri/sandboxes/%s/shm", [id]), "destination": "/dev/shm", "options": ["rbind"], "readOnly": ro, "bind": true}
+
+token(uid) := {"type": "bind", "source": sprintf("/var/lib/kubelet/pods/%s/volumes/kubernetes.io~projected/kube-api-access-x", [uid]), "destination": "/var/run/secrets/kubernetes.io/serviceaccount", "options": ["rbind", "ro"], "readOnly": true, "bind": true}
+
+test_cri_pod_paths_allowed if {
+	count(cri_codes(cri_input({"sandbox": "abc"}, shm("abc", false)))) == 0
+	count(cri_codes(cri_input({"sandbox": "abc", "uid": "u-1"}, token("u-1")))) == 0
+}
+
+test_cri_other_pods_paths_refused if {
+	cri_codes(cri_input({"sandbox": "abc"}, shm("other", false)))["MOUNT_HOST_PATH_FORBIDDEN"]
+	cri_codes(cri_input({"sandbox": "abc", "uid": "u-1"}, token("u-2")))["MOUNT_HOST_PATH_FORBIDDEN"]
+	cri_codes(json.patch(cri_input({"sandbox": "abc"}, shm("abc", true)), [{"op": "remove", "path": "/pod"}]))["MOUNT_HOST_PATH_FORBIDDEN"]
+	# No uid proved: a {pod_uid} pattern matches nothing, not an empty component.
+	cri_codes(cri_input({"sandbox": "abc"}, token("")))["MOUNT_HOST_PATH_FORBIDDEN"]
+}
+
+test_cri_writable_only_where_the_entry_says if {
+	w := object.union(token("u-1"), {"readOnly": false, "options": ["rbind"]})
+	cri_codes(cri_input({"sandbox": "abc", "uid": "u-1"}, w))["MOUNT_WRITABLE_NOT_ALLOWED"]
+}
+
+test_cri_trusted_netns_dir if {
+	ns := object.union(base.namespaces, {"network": {"shared": true, "path": "/run/netns/cni-1", "join": "netns"}})
+	inp := json.patch(base, [{"op": "replace", "path": "/namespaces", "value": ns}])
+	codes(inp)["NAMESPACE_SHARED"]
+	d := run.decision with input as inp with data.bulwark.tenants as {"acme": object.union(tenants.acme, {"trusted_netns_dirs": ["/run/netns/"]})}
+	d.allow
+	pod := object.union(base.namespaces, {"network": {"shared": true, "path": "/proc/5/ns/net", "join": "pod", "pod": "abc"}})
+	count(codes(json.patch(base, [{"op": "replace", "path": "/namespaces", "value": pod}]))) == 0
+}

@@ -187,3 +187,71 @@ func TestTrustedNetnsDirectory(t *testing.T) {
 		t.Errorf("the host's network namespace bound in the trusted directory: %+v", r)
 	}
 }
+
+// TestPodPaths: a CRI tenant's data allows exactly the per-pod paths its caller makes (here the
+// sandbox's shm directory and resolv.conf under a test directory shaped like containerd's): the
+// pod's own are bound, writable where the entry says so, and CRI's resolv.conf is honoured in
+// the pod's network (not replaced by a generated one); another pod's path is refused.
+func TestPodPaths(t *testing.T) {
+	c, leaks := newCLI(t)
+	sr := t.TempDir()
+	cri := t.TempDir()
+	pol := t.TempDir()
+	data := `{"bulwark": {"defaults": {"max_memory": 1073741824, "max_pids": 1024}, "tenants": {"k8s": {"pod_bind_sources": [
+		{"source": "` + cri + `/sandboxes/{sandbox}/shm", "destination": "/dev/shm", "writable": true},
+		{"source": "` + cri + `/sandboxes/{sandbox}/resolv.conf", "destination": "/etc/resolv.conf"}]}}}}`
+	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	as := func(args ...string) []string {
+		return append([]string{"--state-root", sr, "--policy", pol, "--tenant", "k8s"}, args...)
+	}
+	base := testenv.UniqueID(t)
+	pod, other := base+"-pod", base+"-other"
+	for _, id := range []string{pod, other} {
+		shm := filepath.Join(cri, "sandboxes", id, "shm")
+		if err := os.MkdirAll(shm, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Writable binds are idmapped to the storage range (never host root): container root
+		// writes a directory the storage range's root owns.
+		if err := os.Chown(shm, int(sandbox.StorageIDBase), int(sandbox.StorageIDBase)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cri, "sandboxes", id, "resolv.conf"), []byte("nameserver 10.96.0.10\nsearch "+id+".svc\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shmBind := func(s *specs.Spec, id string) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: filepath.Join(cri, "sandboxes", id, "shm"), Options: []string{"rbind", "rw"}})
+	}
+	sbSpec := podSpec([]string{"/bin/sleep", "60"}, pod, 0)
+	shmBind(sbSpec, pod)
+	sbBundle := testenv.Bundle(t, sbSpec)
+	leaks.Dir(sbBundle)
+	c.ok(as("run", "--detach", "--bundle", sbBundle, leaks.Track(pod))...)
+	t.Cleanup(func() { c.run(as("delete", "--force", pod)...) })
+	sb := c.state(as(pod)...)
+
+	app := podSpec([]string{"/bin/sh", "-c", "echo hi > /dev/shm/x && cat /dev/shm/x /etc/resolv.conf"}, pod, sb.Pid)
+	shmBind(app, pod)
+	app.Mounts = append(app.Mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(cri, "sandboxes", pod, "resolv.conf"), Options: []string{"rbind", "ro"}})
+	appBundle := testenv.Bundle(t, app)
+	leaks.Dir(appBundle)
+	r := c.run(as("run", "--bundle", appBundle, leaks.Track(base+"-app"))...)
+	if r.code != 0 || !strings.Contains(r.stdout, "hi\n") || !strings.Contains(r.stdout, "nameserver 10.96.0.10") {
+		t.Errorf("pod container with its pod's shm and resolv.conf: %+v", r)
+	}
+	if b, err := os.ReadFile(filepath.Join(cri, "sandboxes", pod, "shm", "x")); err != nil || string(b) != "hi\n" {
+		t.Errorf("the pod's shm holds %q (%v)", b, err)
+	}
+
+	// The same container asking for another pod's shm.
+	stolen := podSpec([]string{"/bin/true"}, pod, sb.Pid)
+	shmBind(stolen, other)
+	sBundle := testenv.Bundle(t, stolen)
+	leaks.Dir(sBundle)
+	if r := c.run(as("run", "--bundle", sBundle, leaks.Track(base+"-steal"))...); r.code != 1 || !strings.Contains(r.stderr, "MOUNT_HOST_PATH_NOT_ALLOWED") {
+		t.Errorf("another pod's shm: %+v", r)
+	}
+}
