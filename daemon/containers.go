@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/errdefs"
@@ -76,6 +77,7 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request, c *call
 	if err := s.recs.add(rec); err != nil {
 		return err
 	}
+	s.events.publish(rec, events.ActionCreate, nil)
 	if warnings == nil {
 		warnings = []string{}
 	}
@@ -115,6 +117,7 @@ func (s *Server) containerStart(w http.ResponseWriter, r *http.Request, c *call)
 		return err
 	}
 	s.watch.start(rec)
+	s.events.publish(rec, events.ActionStart, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -292,6 +295,7 @@ func (s *Server) containerStop(w http.ResponseWriter, r *http.Request, c *call) 
 	if err := s.eng.Stop(rec.ID, engineCaller(c, rec), timeout); err != nil {
 		return err
 	}
+	s.events.publish(rec, events.ActionStop, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -308,6 +312,7 @@ func (s *Server) containerKill(w http.ResponseWriter, r *http.Request, c *call) 
 	if err := s.eng.Kill(rec.ID, engineCaller(c, rec), sig, false); err != nil {
 		return err
 	}
+	s.events.publish(rec, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -330,6 +335,7 @@ func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	s.watch.removed(rec.ID)
+	s.events.publish(rec, events.ActionDestroy, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -27,6 +27,8 @@ type target int
 const (
 	noTarget target = iota
 	containerTarget
+	// execTarget: the container of the exec named by {id}.
+	execTarget
 )
 
 // Handler is the API: versioned paths (/v1.xx/...) and unversioned ones, every route decided by
@@ -50,6 +52,13 @@ func (s *Server) Handler() http.Handler {
 	r("POST /containers/{id}/kill", "container.kill", containerTarget, s.containerKill)
 	r("DELETE /containers/{id}", "container.remove", containerTarget, s.containerRemove)
 	r("POST /containers/{id}/resize", "container.resize", containerTarget, s.containerResize)
+
+	r("GET /containers/{id}/stats", "container.stats", containerTarget, s.containerStats)
+	r("GET /containers/{id}/top", "container.top", containerTarget, s.containerTop)
+	r("GET /events", "system.events", noTarget, s.eventsStream)
+	r("POST /containers/{id}/exec", "container.exec", containerTarget, s.execCreate)
+	r("POST /exec/{id}/start", "container.exec", execTarget, s.execStart)
+	r("GET /exec/{id}/json", "container.exec.inspect", execTarget, s.execInspect)
 
 	r("GET /images/json", "image.list", noTarget, s.imageList)
 	r("GET /images/{name...}", "image.inspect", noTarget, s.imageInspect)
@@ -89,8 +98,14 @@ func (s *Server) authorized(op string, t target, h handler) http.Handler {
 		c := &call{who: who}
 		c.version, _ = r.Context().Value(versionKey{}).(string)
 		in := api.Input{Tenant: who.Tenant, Operator: who.Operator, UID: who.UID, GID: who.GID, Operation: op}
-		if t == containerTarget {
-			rec, err := s.recs.resolve(r.PathValue("id"), who)
+		if t != noTarget {
+			var rec *record
+			var err error
+			if t == containerTarget {
+				rec, err = s.recs.resolve(r.PathValue("id"), who)
+			} else {
+				_, rec, err = s.resolveExec(r.PathValue("id"))
+			}
 			if err != nil {
 				writeError(w, err)
 				return

@@ -51,6 +51,8 @@ type Server struct {
 	log     *slog.Logger
 	monitor []string
 	recs    *records
+	execs   execs
+	events  eventHub
 	watch   *watchers
 	started time.Time
 

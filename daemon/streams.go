@@ -224,24 +224,15 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, c *call
 	if !boolParam(r, "stream") && !boolParam(r, "logs") {
 		return statusError(http.StatusBadRequest, "attach: ask for stream and/or logs")
 	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return fmt.Errorf("attach: %w", err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Time{})
 	ct := types.MediaTypeRawStream
 	if !sw.raw && compareVersions(c.version, "1.42") >= 0 {
 		ct = types.MediaTypeMultiplexedStream
 	}
-	if r.Header.Get("Upgrade") != "" {
-		fmt.Fprintf(brw, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nAPI-Version: %s\r\n\r\n", ct, APIVersion)
-	} else {
-		fmt.Fprintf(brw, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nAPI-Version: %s\r\n\r\n", ct, APIVersion)
+	conn, brw, err := hijack(w, r, ct)
+	if err != nil {
+		return err
 	}
-	if err := brw.Flush(); err != nil {
-		return nil
-	}
+	defer conn.Close()
 	sw.w = conn
 	// A client that goes away ends the stream; one that only closes its sending side stays.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/moby/moby/api/types/events"
 
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/errdefs"
@@ -123,6 +126,7 @@ func (ws *watchers) follow(rec *record) {
 		s.log.Warn("watch: record exit", "container", rec.ID, "error", err)
 	}
 	ws.exit(rec.ID, info.Code)
+	s.events.publish(rec, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(info.Code)})
 	if !rec.AutoRemove {
 		return
 	}
@@ -136,6 +140,7 @@ func (ws *watchers) follow(rec *record) {
 		return
 	}
 	ws.removed(rec.ID)
+	s.events.publish(rec, events.ActionDestroy, nil)
 }
 
 // exit records a container's exit status and wakes the clients waiting for it.
@@ -156,6 +161,7 @@ func (ws *watchers) removed(id string) {
 	delete(ws.m, id)
 	delete(ws.polling, id)
 	ws.mu.Unlock()
+	ws.s.execs.forget(id)
 }
 
 func closeOnce(c chan struct{}) {

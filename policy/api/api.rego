@@ -27,7 +27,7 @@ operations := {
 	"container.create", "container.start", "container.list", "container.inspect",
 	"container.logs", "container.wait", "container.attach", "container.stop",
 	"container.kill", "container.remove", "container.exec", "container.top",
-	"container.stats", "container.resize",
+	"container.stats", "container.resize", "container.exec.inspect",
 	"image.list", "image.inspect",
 }
 
