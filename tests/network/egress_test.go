@@ -9,8 +9,9 @@ import (
 )
 
 // outside is a second namespace the test creates behind the test host (a veth pair,
-// 198.51.100.0/24): destinations the test host routes containers' packets to, as the world
-// beyond a real host. Servers there answer their own address and port.
+// 198.51.100.0/24, and 169.254.169.254 routed there as a cloud's metadata service):
+// destinations the test host routes containers' packets to, as the world beyond a real host.
+// Servers there answer their own address and port.
 func outside(t *testing.T, h *testHost) string {
 	t.Helper()
 	name := h.name + "-out"
@@ -29,19 +30,22 @@ func outside(t *testing.T, h *testHost) string {
 			t.Fatalf("%s: %v: %s", cmd, err, out)
 		}
 	}
-	in("ip link set lo up && ip link set nt-out up && ip addr add 198.51.100.2/24 dev nt-out && ip addr add 198.51.100.3/24 dev nt-out")
+	in("ip link set lo up && ip link set nt-out up && ip addr add 198.51.100.2/24 dev nt-out && ip addr add 198.51.100.3/24 dev nt-out" +
+		" && ip addr add 169.254.169.254/32 dev nt-out")
+	// A cloud's metadata service, routed to as on a real host.
+	h.sh(t, "ip route add 169.254.169.254/32 via 198.51.100.2")
 	www := t.TempDir()
 	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("outside\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, addr := range []string{"198.51.100.2:8001", "198.51.100.2:8002", "198.51.100.3:8001"} {
+	for _, addr := range []string{"198.51.100.2:8001", "198.51.100.2:8002", "198.51.100.3:8001", "169.254.169.254:80"} {
 		srv := exec.Command("nsenter", "--net=/run/netns/"+name, "busybox", "httpd", "-f", "-p", addr, "-h", www)
 		if err := srv.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 	}
-	h.sh(t, "for i in $(seq 50); do busybox wget -qO- http://198.51.100.3:8001/ >/dev/null && exit; sleep 0.1; done; exit 1")
+	h.sh(t, "for i in $(seq 50); do busybox wget -qO- http://198.51.100.3:8001/ >/dev/null && busybox wget -qO- http://169.254.169.254/ >/dev/null && exit; sleep 0.1; done; exit 1")
 	return name
 }
 

@@ -208,7 +208,8 @@ func TestPublish(t *testing.T) {
 
 // TestIsolation: a container reaches a server on its own network, but not from another network
 // of its tenant, nor from another tenant's network, nor does it reach a service of the (test)
-// host through its gateway. Without the isolation rules the host routes between the bridges and
+// host through its gateway, nor the metadata address 169.254.169.254 (routed beyond the host,
+// where egress any reaches). Without the isolation rules the host routes between the bridges and
 // answers on the gateway. After the networks are removed no rule is left.
 func TestIsolation(t *testing.T) {
 	f := newFixture(t)
@@ -247,10 +248,16 @@ func TestIsolation(t *testing.T) {
 	if r := fetch("default", "web", url); r.Code != 0 || r.Stdout != "reached\n" {
 		t.Errorf("control: same network: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}
+	// The world beyond the host is reached (egress any, the default), its metadata address not.
+	outside(t, h)
+	if r := fetch("default", "web", "http://198.51.100.3:8001/"); r.Code != 0 || r.Stdout != "outside\n" {
+		t.Errorf("control: a routed destination: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
+	}
 	for _, c := range []struct{ what, tenant, network, url string }{
 		{"another network of the tenant", "default", "other", url},
 		{"another tenant's network", "bob", "web", url},
 		{"the host through the gateway", "default", "web", "http://" + n.Gateway + ":9090/"},
+		{"the metadata address", "default", "web", "http://169.254.169.254/"},
 	} {
 		if r := fetch(c.tenant, c.network, c.url); r.Code == 0 {
 			t.Errorf("%s reached %s: %q", c.what, c.url, r.Stdout)
