@@ -17,6 +17,9 @@ type DecisionRecord struct {
 	Reasons     []Reason
 	Revision    string
 	Duration    time.Duration
+	// Cached says the decision was read from the decision cache (DecisionCache), made earlier by
+	// the same policy on the same input.
+	Cached bool
 }
 
 // DecisionRecorder receives every decision the engine makes. The audit package implements it;

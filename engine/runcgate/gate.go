@@ -82,6 +82,9 @@ type Decision struct {
 	// Timing of the gate's steps (the runtime's debug log shows them); Audit, how long Durable
 	// waited for the append that overlapped Create, is known after it.
 	Load, Prepare, Audit time.Duration
+	// Cached says the decision came from the decision cache (policy.DecisionCache): the policy
+	// was neither loaded nor prepared.
+	Cached bool
 
 	durable    func() error
 	once       sync.Once
@@ -179,30 +182,36 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			}
 		}()
 	}
-	start := time.Now()
-	p, err := policy.Load(policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
-		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot})
-	if err != nil {
-		return nil, t.Refuse("policy", fmt.Errorf("policy: %w", err))
+	src := policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
+		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot}
+	// The policy is loaded and prepared only for a request the decision cache cannot answer.
+	cache := policy.OpenDecisionCache(src)
+	recorder := gate.Recorder(t.Add)
+	var (
+		p  *policy.Policy
+		pe *policy.Engine
+	)
+	decidePolicy := func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
+		if cache != nil {
+			if d, ok := cache.Lookup(preq); ok {
+				out.Cached = true
+				recorder.RecordDecision(policy.CachedRecord(preq, d))
+				return d, nil
+			}
+		}
+		if pe == nil {
+			var err error
+			if p, pe, err = preparePolicy(ctx, src, out, t, recorder); err != nil {
+				return policy.Decision{}, fmt.Errorf("policy: %w", err)
+			}
+		}
+		d := pe.Decide(ctx, preq)
+		if cache != nil {
+			// Failing to store costs the next request the full decision, nothing else.
+			_ = cache.Store(p, preq, d)
+		}
+		return d, nil
 	}
-	out.Load = time.Since(start)
-	start = time.Now()
-	watch, err := gate.WatchBundle(cfg.StateRoot, p)
-	var pe *policy.Engine
-	if err == nil {
-		pe, err = policy.NewEngine(ctx, p, policy.WithRecorder(gate.Recorder(t.Add)))
-	}
-	var accepted map[string]string
-	if err == nil {
-		accepted, err = watch.Accepted()
-	}
-	if err != nil {
-		return nil, t.Refuse("policy", fmt.Errorf("policy: %w", err))
-	}
-	if accepted != nil {
-		t.Add(audit.TypePolicy, "bundle-accepted", accepted)
-	}
-	out.Prepare = time.Since(start)
 
 	// A create mounts its bind sources: each is resolved once, and what policy sees is what is
 	// mounted. An exec mounts nothing (the container's mounts exist): policy resolves the
@@ -220,7 +229,10 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		cp.Process, cp.Linux = proc, &linux
 		floorSpec = &cp
 	} else {
-		var binds *sandbox.BindSources
+		var (
+			binds *sandbox.BindSources
+			err   error
+		)
 		if spec, binds, err = sandbox.ResolveBinds(spec, req.Bundle); err != nil {
 			return nil, t.Refuse("mounts", err)
 		}
@@ -242,9 +254,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(),
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
-		Decide: func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
-			return pe.Decide(ctx, preq), nil
-		},
+		Decide: decidePolicy,
 	})
 	if o == nil {
 		return nil, err
@@ -301,7 +311,36 @@ func unsetLimits(spec *specs.Spec) (memory, pids bool) {
 // Summary is the one line the runtime's debug log shows for an allowed decision.
 func (d *Decision) Summary() string {
 	return "policy: allow (revision " + d.Decision.Revision + ", input " + d.InputDigest +
-		", decide " + d.Decision.Duration.String() + ", load " + d.Load.String() +
+		", decide " + d.Decision.Duration.String() + ", cached " + strconv.FormatBool(d.Cached) + ", load " + d.Load.String() +
 		", prepare " + d.Prepare.String() + ", audit " + d.Audit.String() +
 		", constraints " + strconv.Itoa(len(d.Constraints)) + ")"
+}
+
+// preparePolicy loads and prepares the policy src selects, recording the step times in out and
+// a newly accepted bundle revision in t.
+func preparePolicy(ctx context.Context, src policy.SourceOptions, out *Decision, t *gate.Trail, rec policy.DecisionRecorder) (*policy.Policy, *policy.Engine, error) {
+	start := time.Now()
+	p, err := policy.Load(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	out.Load = time.Since(start)
+	start = time.Now()
+	watch, err := gate.WatchBundle(src.StateRoot, p)
+	var pe *policy.Engine
+	if err == nil {
+		pe, err = policy.NewEngine(ctx, p, policy.WithRecorder(rec))
+	}
+	var accepted map[string]string
+	if err == nil {
+		accepted, err = watch.Accepted()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if accepted != nil {
+		t.Add(audit.TypePolicy, "bundle-accepted", accepted)
+	}
+	out.Prepare = time.Since(start)
+	return p, pe, nil
 }

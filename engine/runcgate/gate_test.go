@@ -314,3 +314,46 @@ func TestDecideExecRemovedBindSource(t *testing.T) {
 		t.Fatal("create with a missing bind source was allowed")
 	}
 }
+
+// The same request under the same policy is answered from the decision cache, without loading
+// the policy, with the same result (a denial stays one) and audited as cached.
+func TestDecideCached(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	bundle := t.TempDir()
+	decide := func(caps []string) (*Decision, error) {
+		proc := &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/"}
+		if caps != nil {
+			proc.Capabilities = &specs.LinuxCapabilities{Bounding: caps}
+		}
+		return Decide(context.Background(), Config{StateRoot: sr}, rt,
+			Request{Operation: policy.OpExec, Tenant: "default", ContainerID: "c5", Bundle: bundle, Spec: runcSpec(), Process: proc})
+	}
+	for i, want := range []bool{false, false, true, true} {
+		var caps []string
+		if !want {
+			caps = []string{"CAP_SYS_PTRACE"}
+		}
+		d, err := decide(caps)
+		var denied *policy.DeniedError
+		switch {
+		case want && err != nil, !want && !errors.As(err, &denied):
+			t.Fatalf("decision %d: %v, want allow %v", i, err, want)
+		case d.Cached != (i%2 == 1) || d.Cached && (d.Load != 0 || d.Prepare != 0):
+			t.Fatalf("decision %d: cached %v (load %v, prepare %v)", i, d.Cached, d.Load, d.Prepare)
+		}
+		if want {
+			if err := d.Durable(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []string
+	for _, r := range runcRecords(t, sr) {
+		if r.Action == "decision" {
+			got = append(got, r.Attrs["result"]+":"+r.Attrs["cached"])
+		}
+	}
+	if strings.Join(got, " ") != "deny: deny:true allow: allow:true" {
+		t.Errorf("decisions %v", got)
+	}
+}

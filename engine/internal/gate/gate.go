@@ -152,7 +152,7 @@ func (add Recorder) RecordDecision(r policy.DecisionRecord) {
 	if r.Allow {
 		result = "allow"
 	}
-	add(audit.TypePolicy, "decision", map[string]string{
+	attrs := map[string]string{
 		"operation":    string(r.Operation),
 		"input_digest": r.InputDigest,
 		"result":       result,
@@ -160,7 +160,11 @@ func (add Recorder) RecordDecision(r policy.DecisionRecord) {
 		"reasons":      string(reasons),
 		"revision":     r.Revision,
 		"duration_ns":  strconv.FormatInt(r.Duration.Nanoseconds(), 10),
-	})
+	}
+	if r.Cached {
+		attrs["cached"] = "true"
+	}
+	add(audit.TypePolicy, "decision", attrs)
 }
 
 // RaisesAttrs renders raises (the floor's, or the policy's constraints) as one event's attributes.

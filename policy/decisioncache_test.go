@@ -1,0 +1,182 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// decideAndStore decides req with the policy o selects and stores the decision.
+func decideAndStore(t *testing.T, o SourceOptions, req *Request) Decision {
+	t.Helper()
+	c := OpenDecisionCache(o)
+	if c == nil {
+		t.Fatal("no decision cache for", o)
+	}
+	p, err := Load(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(context.Background(), p, WithRecorder(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.Decide(context.Background(), req)
+	if err := c.Store(p, req, d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func cacheFile(t *testing.T, root string) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(root, "policy", "decisions", "*.json"))
+	if err != nil || len(m) != 1 {
+		t.Fatalf("cache files: %v %v", m, err)
+	}
+	return m[0]
+}
+
+func TestDecisionCacheHitIsTheDecision(t *testing.T) {
+	root := t.TempDir()
+	o := SourceOptions{StateRoot: root}
+	req := allowedRequest(t)
+	want := decideAndStore(t, o, req)
+	got, ok := OpenDecisionCache(o).Lookup(req)
+	if !ok {
+		t.Fatal("miss after store")
+	}
+	want.Duration, got.Duration = 0, 0
+	a, _ := json.Marshal(want)
+	b, _ := json.Marshal(got)
+	if string(a) != string(b) {
+		t.Fatalf("cached decision differs:\n%s\n%s", b, a)
+	}
+	st, err := os.Stat(cacheFile(t, root))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file mode: %v %v", st.Mode(), err)
+	}
+
+	other := allowedRequest(t)
+	other.Capabilities = append(other.Capabilities, "CAP_SYS_ADMIN")
+	if _, ok := OpenDecisionCache(o).Lookup(other); ok {
+		t.Fatal("another request was answered from the cache")
+	}
+}
+
+// An entry is used only if it verifies; anything else is decided by the policy again.
+func TestDecisionCacheRefusesWhatDoesNotVerify(t *testing.T) {
+	req := allowedRequest(t)
+	denied := allowedRequest(t)
+	denied.Capabilities = append(denied.Capabilities, "CAP_SYS_ADMIN")
+	for name, spoil := range map[string]func(t *testing.T, root, file string){
+		"readable by others": func(t *testing.T, _, file string) { chmod(t, file, 0o644) },
+		"directory writable by others": func(t *testing.T, root, _ string) {
+			chmod(t, filepath.Join(root, "policy", "decisions"), 0o777)
+		},
+		"other owner": func(t *testing.T, _, file string) {
+			if err := os.Lchown(file, 12345, 12345); err != nil {
+				t.Skip("chown needs root:", err)
+			}
+		},
+		"symlink": func(t *testing.T, root, file string) {
+			target := filepath.Join(root, "elsewhere.json")
+			if err := os.Rename(file, target); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, file); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"other policy": func(t *testing.T, _, file string) {
+			edit(t, file, func(e *cacheEntry) { e.Policy = "sha256:0" })
+		},
+		"other build": func(t *testing.T, _, file string) {
+			edit(t, file, func(e *cacheEntry) { e.Build = "sha256:0" })
+		},
+		"other input": func(t *testing.T, _, file string) {
+			edit(t, file, func(e *cacheEntry) { e.Input = InputDigest(denied) })
+		},
+		"allow with reasons": func(t *testing.T, _, file string) {
+			edit(t, file, func(e *cacheEntry) { e.Decision.Allow, e.Decision.Reasons = true, []Reason{{Code: "X"}} })
+		},
+		"torn": func(t *testing.T, _, file string) {
+			if err := os.WriteFile(file, []byte(`{"format":`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			o := SourceOptions{StateRoot: root}
+			decideAndStore(t, o, req)
+			spoil(t, root, cacheFile(t, root))
+			if d, ok := OpenDecisionCache(o).Lookup(req); ok {
+				t.Fatalf("an entry that does not verify was used: %+v", d)
+			}
+		})
+	}
+}
+
+func TestDecisionCacheFollowsThePolicyDirectory(t *testing.T) {
+	root := t.TempDir()
+	dir := writePolicyDir(t, map[string]string{"data.json": `{}`})
+	o := SourceOptions{StateRoot: root, Dir: dir}
+	req := allowedRequest(t)
+	decideAndStore(t, o, req)
+	if _, ok := OpenDecisionCache(o).Lookup(req); !ok {
+		t.Fatal("miss after store")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"x": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := OpenDecisionCache(o).Lookup(req); ok {
+		t.Fatal("a decision of the directory's old content was used")
+	}
+	if OpenDecisionCache(SourceOptions{StateRoot: root, Bundle: "b.tar.gz", VerificationKeyFile: "k"}) != nil {
+		t.Fatal("a bundle's decisions are cached (its rollback check would be skipped)")
+	}
+}
+
+// A policy that may answer differently on the same input is never cached.
+func TestDecisionCacheSkipsNonDeterministicPolicy(t *testing.T) {
+	root := t.TempDir()
+	dir := writePolicyDir(t, map[string]string{"p.rego": "package bulwark.run\n\n" +
+		"decision := {\"allow\": time.now_ns() > 0, \"reasons\": []}\n"})
+	o := SourceOptions{StateRoot: root, Dir: dir}
+	req := allowedRequest(t)
+	if d := decideAndStore(t, o, req); !d.Allow {
+		t.Fatalf("policy denied: %+v", d)
+	}
+	if _, ok := OpenDecisionCache(o).Lookup(req); ok {
+		t.Fatal("a decision of a non-deterministic policy was cached")
+	}
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func edit(t *testing.T, file string, change func(*cacheEntry)) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e cacheEntry
+	if err := json.Unmarshal(data, &e); err != nil {
+		t.Fatal(err)
+	}
+	change(&e)
+	if data, err = json.Marshal(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
