@@ -138,6 +138,12 @@ func (w *worker) notifications() {
 }
 
 func (w *worker) serve(c *net.UnixConn) {
+	// A plan handed over here is run as decided: only the supervisor's own user may hand one
+	// (the socket's directory is the state root's, 0700; this holds even if it were not).
+	if uid, err := peerUID(c); err != nil || uid != os.Geteuid() {
+		supervisor.Send(c, &monitorStatus{Error: fmt.Sprintf("supervisor: refused a client of uid %d (%v)", uid, err), Code: 125})
+		return
+	}
 	var req supRequest
 	files, err := supervisor.Recv(c, &req)
 	defer func() {
@@ -549,6 +555,25 @@ func (w *worker) watch(id string) error {
 		w.mu.Unlock()
 	}()
 	return nil
+}
+
+// peerUID is the uid of the process at the other end of c (SO_PEERCRED).
+func peerUID(c *net.UnixConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, err
+	}
+	if cerr != nil {
+		return -1, cerr
+	}
+	return int(cred.Uid), nil
 }
 
 // waitPidfd waits (in the runtime's poller, not on a thread) until the process exits, and
