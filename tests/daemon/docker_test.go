@@ -25,6 +25,14 @@ func TestDockerCLI(t *testing.T) {
 	if !errors.As(err, &ce) || ce.code() != 3 || !strings.Contains(ce.stderr, "err\n") {
 		t.Errorf("exit 3: got %v", err)
 	}
+	// With a terminal: raw output (no multiplexing), the workload's exit status.
+	_, err = e.docker(t, a, "run", "--rm", "-t", "busybox:1", "sh", "-c", "echo tty; exit 2")
+	if !errors.As(err, &ce) || ce.code() != 2 {
+		t.Errorf("run -t: %v", err)
+	}
+	if out := e.mustDocker(t, a, "run", "--rm", "-t", "busybox:1", "echo", "tty"); out != "tty\r\n" {
+		t.Errorf("run -t stdout: %q", out)
+	}
 	// docker run's options reach the sandbox.
 	out = e.mustDocker(t, a, "run", "--rm", "-e", "FOO=bar", "-u", "65534", "-w", "/tmp", "--memory", "64m",
 		"--pids-limit", "64", "--cpus", "0.5", "--read-only", "--tmpfs", "/scratch", "busybox:1",

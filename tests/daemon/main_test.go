@@ -75,6 +75,7 @@ type tenant struct {
 // daemonEnv is one bulwarkd on a temp socket and state root, with two tenants.
 type daemonEnv struct {
 	dir, root, sock string
+	cfgPath         string
 	group           int // the socket's group: the tenants' processes have it
 	alice, bob      tenant
 	stranger        tenant // a uid in no tenant
@@ -149,14 +150,21 @@ func startDaemon(t *testing.T, extra map[string]any) *daemonEnv {
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	cfgPath := filepath.Join(dir, "bulwarkd.json")
-	writeJSON(t, cfgPath, cfg)
-	e.cmd = exec.Command(bulwarkd, "--config", cfgPath)
+	e.cfgPath = filepath.Join(dir, "bulwarkd.json")
+	writeJSON(t, e.cfgPath, cfg)
+	e.start(t)
+	t.Cleanup(func() { e.stop(t) })
+	return e
+}
+
+// start starts bulwarkd on the environment's configuration and waits for its socket.
+func (e *daemonEnv) start(t *testing.T) {
+	t.Helper()
+	e.cmd = exec.Command(bulwarkd, "--config", e.cfgPath)
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.stop(t) })
 	for i := 0; ; i++ {
 		if c, err := net.Dial("unix", e.sock); err == nil {
 			c.Close()
@@ -167,7 +175,13 @@ func startDaemon(t *testing.T, extra map[string]any) *daemonEnv {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return e
+}
+
+// kill SIGKILLs the daemon (its containers run on under their monitors).
+func (e *daemonEnv) kill(t *testing.T) {
+	t.Helper()
+	e.cmd.Process.Kill()
+	e.cmd.Wait()
 }
 
 // stop removes every container (as the operator), stops the daemon gracefully and checks that

@@ -1,0 +1,47 @@
+package daemon
+
+import (
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// kill -9 of bulwarkd leaves its containers running under their monitors; a new daemon on the
+// same state root takes up its records: both listed, logs intact, the exit of the one that ended
+// meanwhile recorded, and both still stoppable and removable.
+func TestDaemonKilledContainersSurvive(t *testing.T) {
+	e := startDaemon(t, nil)
+	a := e.alice
+	e.mustDocker(t, a, "run", "-d", "--name", "long", "busybox:1", "sh", "-c", "echo long-before; exec sleep 300")
+	e.mustDocker(t, a, "run", "-d", "--name", "short", "busybox:1", "sh", "-c", "echo short-before; exec sleep 300")
+	waitLogs(t, e, a, "long", "long-before")
+	pid, err := strconv.Atoi(strings.TrimSpace(e.mustDocker(t, a, "inspect", "-f", "{{.State.Pid}}", "short")))
+	if err != nil || pid <= 0 {
+		t.Fatalf("short's pid: %v", err)
+	}
+	e.kill(t)
+	// short ends while no daemon runs.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t)
+	out := e.mustDocker(t, a, "ps", "-a", "--format", "{{.Names}} {{.State}}")
+	if !strings.Contains(out, "long running") || !strings.Contains(out, "short ") {
+		t.Errorf("ps -a after a restart: %q", out)
+	}
+	if out := e.mustDocker(t, a, "logs", "long"); out != "long-before\n" {
+		t.Errorf("logs after a restart: %q", out)
+	}
+	if out := e.mustDocker(t, a, "wait", "short"); out != "137\n" {
+		t.Errorf("wait short (killed while no daemon ran): %q", out)
+	}
+	if out := e.mustDocker(t, a, "logs", "short"); out != "short-before\n" {
+		t.Errorf("short's logs: %q", out)
+	}
+	e.mustDocker(t, a, "stop", "-t", "0", "long")
+	e.mustDocker(t, a, "rm", "long", "short")
+	if out := e.mustDocker(t, a, "ps", "-aq"); out != "" {
+		t.Errorf("ps -a after rm: %q", out)
+	}
+}
