@@ -85,12 +85,14 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return refuse("spec", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
 	}
 	addImageVolumes(spec, img.Config.Config.Volumes)
-	if err := e.resolveVolumes(ctx, spec, rootfs, req.Tenant, req.DryRun, t); err != nil {
+	planned, err := e.resolveVolumes(ctx, spec, rootfs, req.Tenant, req.DryRun, t)
+	if err != nil {
 		return refuse("volumes", err)
 	}
 	// Each bind source is resolved once: policy decides on, the audit records and the sandbox
-	// mounts the same descriptor (a path walked again could be raced).
-	spec, binds, err := sandbox.ResolveBinds(spec, "")
+	// mounts the same descriptor (a path walked again could be raced). A dry run's volumes not
+	// made are decided on by the paths they would have (planned).
+	spec, binds, err := sandbox.ResolveBindsPlanned(spec, "", planned)
 	if err != nil {
 		return refuse("mounts", err)
 	}

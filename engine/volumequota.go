@@ -38,13 +38,18 @@ func parseVolumeOpts(opts map[string]string) (int64, error) {
 // createVolume makes the tenant's volume name, or returns the existing one (created false). The
 // policy's storage decision says how large a new one is (the size asked for, else the tenant's
 // default) and refuses one over the tenant's maximum or total, with the reason; the store
-// checks the total under the tenant's lock.
-func (e *Engine) createVolume(ctx context.Context, tenant, name string, anonymous bool, size int64, t *trail) (*volume.Volume, bool, error) {
+// checks the total under the tenant's lock. A dry run makes nothing: a new volume is decided on
+// and returned with the path it would have (created true; volume.Store.Planned).
+func (e *Engine) createVolume(ctx context.Context, tenant, name string, anonymous, dryRun bool, size int64, t *trail) (*volume.Volume, bool, error) {
 	pe, err := e.preparedPolicy(ctx, t)
 	if err != nil {
 		return nil, false, err
 	}
-	v, created, err := e.volumes.CreateSized(tenant, name, anonymous, func(used int64) (int64, error) {
+	create := e.volumes.CreateSized
+	if dryRun {
+		create = e.volumes.Planned
+	}
+	v, created, err := create(tenant, name, anonymous, func(used int64) (int64, error) {
 		d := pe.DecideStorage(ctx, policy.StorageRequest{Tenant: tenant,
 			Volume: &policy.StorageVolume{Name: name, Size: size}, VolumesSize: used})
 		if err := d.Err(); err != nil {
@@ -52,7 +57,7 @@ func (e *Engine) createVolume(ctx context.Context, tenant, name string, anonymou
 		}
 		return d.VolumeSize, nil
 	})
-	if err == nil && created {
+	if err == nil && created && !dryRun {
 		t.Add(audit.TypeEngine, "volume.create", map[string]string{"volume": v.Name, "tenant": tenant, "size": strconv.FormatInt(v.Size, 10)})
 	}
 	return v, created, err

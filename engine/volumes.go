@@ -114,9 +114,10 @@ func (e *Engine) removeAnonymousVolumes(m *Meta, spec *specs.Spec) error {
 // is mounted noexec unless the mount asks for exec (policy decides: exec_volumes), idmapped to
 // the storage range (the floor keeps both), and not recursively (it has no submounts).
 //
-// A dry run fills nothing: it never writes into a volume (one it has to make for the decision is
-// made empty, and filled by the first real run).
-func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageRoot, tenant string, dryRun bool, t *trail) error {
+// A dry run makes and fills nothing: a volume that does not exist yet is decided on (its size by
+// policy) but not made, and its mountpoint, the path it would have, is returned in planned (for
+// sandbox.ResolveBindsPlanned); the first real run makes and fills it.
+func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageRoot, tenant string, dryRun bool, t *trail) (planned []string, err error) {
 	for i, m := range s.Mounts {
 		if m.Type != volumeType {
 			continue
@@ -125,9 +126,12 @@ func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageR
 		if anonymous {
 			name = NewID() + NewID() + NewID() + NewID() // 48 hex digits, as docker's are random
 		}
-		v, created, err := e.createVolume(ctx, tenant, name, anonymous, 0, t)
+		v, created, err := e.createVolume(ctx, tenant, name, anonymous, dryRun, 0, t)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		if created && dryRun {
+			planned = append(planned, v.Mountpoint)
 		}
 		opts := []string{"bind", "nosuid", "nodev", "noexec", "idmap"}
 		fill := !dryRun
@@ -148,12 +152,12 @@ func (e *Engine) resolveVolumes(ctx context.Context, s *specs.Spec, root *imageR
 				if created { // not kept half-made
 					err = errors.Join(err, e.volumes.Remove(tenant, v.Name, func(*volume.Volume) (bool, error) { return false, nil }))
 				}
-				return err
+				return nil, err
 			}
 		}
 		s.Mounts[i] = specs.Mount{Destination: m.Destination, Type: "bind", Source: v.Mountpoint, Options: opts}
 	}
-	return nil
+	return planned, nil
 }
 
 // CreateVolume makes the caller's tenant's volume name (or returns the existing one) with the
@@ -164,7 +168,7 @@ func (e *Engine) CreateVolume(ctx context.Context, name string, opts map[string]
 		return nil, err
 	}
 	t := newTrail(e.audit, who.Identity, who.tenant(), NewID())
-	v, _, err := e.createVolume(ctx, who.tenant(), name, false, size, t)
+	v, _, err := e.createVolume(ctx, who.tenant(), name, false, false, size, t)
 	return v, errors.Join(err, t.Flush())
 }
 

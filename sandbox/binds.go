@@ -40,6 +40,18 @@ type BindSources struct {
 // whatever is decided on the copy is what CreateResolved mounts. A source that does not exist,
 // or that reaches a magic link (/proc/<pid>/root, /proc/self/fd/N), is refused.
 func ResolveBinds(spec *specs.Spec, bundle string) (*specs.Spec, *BindSources, error) {
+	return resolveBinds(spec, bundle, nil)
+}
+
+// ResolveBindsPlanned is ResolveBinds for a decision only (a dry run): a source named in planned
+// that does not exist yet (a volume the run would make) is named by the path it would have, the
+// real path of its nearest existing ancestor joined with the rest, and gets no descriptor, so
+// nothing can be mounted from the result (CreateResolved refuses a source not resolved).
+func ResolveBindsPlanned(spec *specs.Spec, bundle string, planned []string) (*specs.Spec, *BindSources, error) {
+	return resolveBinds(spec, bundle, planned)
+}
+
+func resolveBinds(spec *specs.Spec, bundle string, planned []string) (*specs.Spec, *BindSources, error) {
 	if spec == nil {
 		return nil, nil, floorErr("no spec")
 	}
@@ -55,6 +67,9 @@ func ResolveBinds(spec *specs.Spec, bundle string) (*specs.Spec, *BindSources, e
 			src = filepath.Join(bundle, src)
 		}
 		real, err := b.open(src)
+		if errors.Is(err, unix.ENOENT) && slices.Contains(planned, src) {
+			real, err = plannedPath(src)
+		}
 		if err != nil {
 			b.Close()
 			return nil, nil, fmt.Errorf("bind mount %s → %s: %w", m.Source, m.Destination, err)
@@ -92,6 +107,33 @@ func (b *BindSources) open(src string) (string, error) {
 	}
 	b.fds[real] = fd
 	return real, nil
+}
+
+// plannedPath is the real path src would have once made: that of its nearest existing ancestor
+// (resolved as a source is) joined with the rest.
+func plannedPath(src string) (string, error) {
+	rest := ""
+	for dir := filepath.Clean(src); dir != "/"; {
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = filepath.Dir(dir)
+		fd, err := openat2.Open(unix.AT_FDCWD, dir, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("resolve source %s: %w", src, err)
+		}
+		real, err := os.Readlink(fdPath(fd))
+		unix.Close(fd)
+		if err != nil || !filepath.IsAbs(real) {
+			return "", fmt.Errorf("real path of source %s: %q: %v", src, real, err)
+		}
+		return filepath.Join(real, rest), nil
+	}
+	return "", fmt.Errorf("resolve source %s: no ancestor exists", src)
 }
 
 // fd returns the descriptor a bind whose (resolved) source is real mounts from.

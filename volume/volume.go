@@ -160,6 +160,31 @@ func (s *Store) CreateSized(tenant, name string, anonymous bool, size func(used 
 	return v, true, s.activateNew(v)
 }
 
+// Planned is CreateSized for a decision that must not change anything (a dry run): the
+// existing volume, or a new one as CreateSized would make it — its size asked of size, the
+// minimum checked, its Mountpoint the path it would have — without making it (created true)
+// or anything else (not even the tenant's directory or lock: it only reads).
+func (s *Store) Planned(tenant, name string, anonymous bool, size func(used int64) (int64, error)) (*Volume, bool, error) {
+	if err := checkNames(tenant, name); err != nil {
+		return nil, false, err
+	}
+	if v, err := s.Get(tenant, name); !errors.Is(err, ErrNotFound) {
+		return v, false, err
+	}
+	used, err := s.usedSize(tenant)
+	if err != nil {
+		return nil, false, err
+	}
+	v := &Volume{Name: name, Tenant: tenant, Driver: Driver, Anonymous: anonymous, Mountpoint: filepath.Join(s.tenantDir(tenant), name, "_data")}
+	if v.Size, err = size(used); err != nil {
+		return nil, false, err
+	}
+	if v.Size != 0 && v.Size < MinSize {
+		return nil, false, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume %s: size %d is below the minimum %d (4 MiB)", name, v.Size, MinSize)
+	}
+	return v, true, nil
+}
+
 // Fill gives the volume its first content, as docker does when a volume is mounted where the
 // image has files: fill is called with the data directory only while that is empty and the
 // volume was never filled, under the volume's lock (two containers mounting a new volume at once
