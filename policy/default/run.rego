@@ -306,7 +306,7 @@ deny contains {"code": "MOUNT_KERNEL_FS_ELSEWHERE", "message": sprintf("a %s mou
 	not object.get(m, "destination", "") == kernel_fs_home[m.type]
 }
 
-deny contains {"code": "MOUNT_HOST_PATH_FORBIDDEN", "message": sprintf("host path %s may not be bind-mounted", [m.source]), "path": sprintf("mounts[%d].source", [i])} if {
+deny contains {"code": "MOUNT_HOST_PATH_FORBIDDEN", "message": forbidden_message(m.source), "path": sprintf("mounts[%d].source", [i])} if {
 	some i in binds
 	m := input.mounts[i]
 	overlaps_forbidden(m.source)
@@ -363,6 +363,16 @@ pod_uid_missing(pattern) if {
 	contains(pattern, "{pod_uid}")
 	pod_uid == ""
 }
+
+# A Docker named volume (docker run -v NAME:/dst) is a directory of dockerd's default data root,
+# made by dockerd and owned by host root: the refusal says why and what works instead.
+forbidden_message(src) := msg if {
+	parts := split(trim_prefix(src, "/var/lib/docker/volumes/"), "/")
+	startswith(src, "/var/lib/docker/volumes/")
+	count(parts) == 2
+	parts[1] == "_data"
+	msg := sprintf("host path %s, Docker named volume %s, may not be bind-mounted: /var/lib/docker holds every container's layers, and the volume belongs to host root while the floor maps writable binds to the storage range (container root is host uid 983040); bind a directory the operator names in writable_bind_sources and chowns to 983040:983040 instead (docker run -v /srv/volumes/%s:/dst), or use bulwark run -v %s:/dst (docs/runtime.md, Docker volumes)", [src, parts[0], parts[0], parts[0]])
+} else := sprintf("host path %s may not be bind-mounted", [src])
 
 # The source is /, a forbidden tree, below one, or above one (a directory that
 # contains a forbidden tree exposes it too).

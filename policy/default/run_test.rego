@@ -136,6 +136,17 @@ test_forbidden_host_paths if {
 	}
 }
 
+# A Docker named volume is refused (dockerd's data root is a forbidden tree) naming the remedy.
+test_docker_named_volume_refusal_names_remedy if {
+	d := run.decision with input as json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/var/lib/docker/volumes/pgdata/_data", ["rbind", "rw"])}]) with data.bulwark.tenants as tenants
+	some r in d.reasons
+	r.code == "MOUNT_HOST_PATH_FORBIDDEN"
+	contains(r.message, "Docker named volume pgdata, may not be bind-mounted")
+	contains(r.message, "chowns to 983040:983040")
+	d2 := run.decision with input as json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/var/lib/docker/volumes/pgdata", ["rbind", "ro"])}]) with data.bulwark.tenants as tenants
+	d2.reasons[0].message == "host path /var/lib/docker/volumes/pgdata may not be bind-mounted"
+}
+
 test_runtime_socket_denied if {
 	"MOUNT_RUNTIME_SOCKET" in codes(json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/home/u/docker.sock", ["bind", "ro"])}]))
 }
