@@ -20,7 +20,7 @@ DEPS_BUILD := gcc libc6-dev pkg-config libseccomp-dev
 DEPS_DEMO  := busybox-static containernetworking-plugins iproute2
 DEPS_TEST  := busybox-static docker-registry skopeo umoci apparmor containernetworking-plugins iproute2
 
-.PHONY: all build deps-build deps-demo deps-test test test-unit test-integration lint perf demo demo-runc validation clean
+.PHONY: e2e-cri all build deps-build deps-demo deps-test test test-unit test-integration lint perf demo demo-runc validation clean
 
 all: build
 
@@ -78,3 +78,13 @@ validation: build
 
 clean:
 	rm -rf $(BIN)
+
+# Opt-in, not in `make test`: Kubernetes pods on Bulwark through containerd 1.6's CRI (Debian's
+# containerd) and crictl v1.34.0, in a private mount and network namespace (tests/cri/e2e.sh).
+# crictl is built from the Go module proxy in a scratch module outside this repository:
+#   mkdir /tmp/crictl && cd /tmp/crictl && go mod init scratch && \
+#   go get sigs.k8s.io/cri-tools@v1.34.0 && CGO_ENABLED=0 go build -o crictl sigs.k8s.io/cri-tools/cmd/crictl
+e2e-cri: build
+	@test -x "$(CRICTL)" || { echo "set CRICTL to a crictl v1.34.0 binary (see the Makefile)"; exit 1; }
+	@./scripts/deps.sh containerd containernetworking-plugins iproute2 busybox-static gcc
+	BULWARK_CRI_E2E=1 CRICTL=$(CRICTL) BULWARK_BIN=$(CURDIR)/$(BIN) tests/cri/e2e.sh

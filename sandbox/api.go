@@ -44,6 +44,9 @@ type State struct {
 	UIDBase uint32 `json:"uidBase"`
 	GIDBase uint32 `json:"gidBase"`
 	Size    uint32 `json:"idRangeSize"`
+	// Pod is the Kubernetes pod (its sandbox container's id) the floor proved the container
+	// belongs to at create (FloorResult.Pod); an exec is decided in it.
+	Pod string `json:"pod,omitempty"`
 }
 
 // Options configure a Runtime.

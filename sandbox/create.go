@@ -130,6 +130,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		st.Cgroup = strings.TrimPrefix(eff.Linux.CgroupsPath, "/")
 	}
 	st.Raises = raises
+	st.Pod = res.Pod(id)
 	st.Created = time.Now().UTC()
 	if err := writeState(dir, st); err != nil {
 		return nil, err

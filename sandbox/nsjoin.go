@@ -182,26 +182,34 @@ func openInitNS(st *stateFile, file string) (int, error) {
 	return fd, nil
 }
 
-// nsOwner returns the container (of any tenant) under the state root whose live init holds
-// the namespace id of type file, or nil.
+// nsHolder returns the state of container id (of any tenant) if its live init holds the
+// namespace id of type file, or nil.
+func (r *Runtime) nsHolder(cid, file string, id nsID) *stateFile {
+	if checkID(cid) != nil {
+		return nil
+	}
+	st, err := readState(r.containerDir(cid))
+	if err != nil || !st.initAlive() {
+		return nil
+	}
+	fd, err := openInitNS(st, file)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var s unix.Stat_t
+	if unix.Fstat(fd, &s) != nil || s.Dev != id.dev || s.Ino != id.ino {
+		return nil
+	}
+	return st
+}
+
+// nsOwner returns a container (of any tenant) under the state root whose live init holds the
+// namespace id of type file, or nil.
 func (r *Runtime) nsOwner(file string, id nsID) *stateFile {
 	ents, _ := os.ReadDir(filepath.Join(r.opts.Root, "containers"))
 	for _, e := range ents {
-		if checkID(e.Name()) != nil {
-			continue
-		}
-		st, err := readState(r.containerDir(e.Name()))
-		if err != nil || !st.initAlive() {
-			continue
-		}
-		fd, err := openInitNS(st, file)
-		if err != nil {
-			continue
-		}
-		var s unix.Stat_t
-		same := unix.Fstat(fd, &s) == nil && s.Dev == id.dev && s.Ino == id.ino
-		unix.Close(fd)
-		if same {
+		if st := r.nsHolder(e.Name(), file, id); st != nil {
 			return st
 		}
 	}
@@ -239,7 +247,12 @@ func (r *Runtime) identify(typ specs.LinuxNamespaceType, src *nsSource, ann map[
 	if isHostNS(file, id) {
 		return Join{}, what + " is refused: it is the host's"
 	}
-	if owner := r.nsOwner(file, id); owner != nil {
+	// The pod's sandbox first: the pod's other containers hold its namespaces too.
+	owner := r.nsHolder(ann[AnnotationSandboxID], file, id)
+	if owner == nil {
+		owner = r.nsOwner(file, id)
+	}
+	if owner != nil {
 		sandbox := ann[AnnotationSandboxID]
 		switch {
 		case owner.owner() != r.opts.Tenant || sandbox == "" || owner.ID != sandbox ||
@@ -351,4 +364,20 @@ func (s *nsSource) close() {
 	if s.fd >= 0 {
 		unix.Close(s.fd)
 	}
+}
+
+// Pod is the pod the container id belongs to, as the floor proved it: the pod whose sandbox's
+// namespaces it joins, or its own when it is a pod's sandbox (the CRI annotations name it as its
+// own pod); "" outside a pod.
+func (r *FloorResult) Pod(id string) string {
+	for _, j := range r.Joins {
+		if j.Kind == JoinPod {
+			return j.Pod
+		}
+	}
+	ann := r.Spec.Annotations
+	if id != "" && ann[AnnotationContainerType] == "sandbox" && ann[AnnotationSandboxID] == id {
+		return id
+	}
+	return ""
 }

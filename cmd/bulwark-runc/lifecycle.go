@@ -60,7 +60,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 		return nil, nil, err
 	}
 	// Policy decides before anything is created; Create gets the spec it decided on.
-	d, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil)
+	d, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil, "")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -46,7 +46,7 @@ func (o *policyOpts) register(pf *pflag.FlagSet) {
 // resolved and constraints applied, and the hooks policy allowed) and durable, which waits until the decision's audit record is durable: call it after Create and
 // before anything runs. A denial is an error listing every reason (code, message, path), which
 // finish prints on stderr and in the --log log.
-func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process) (*runcgate.Decision, func() error, error) {
+func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process, pod string) (*runcgate.Decision, func() error, error) {
 	// The policy's cold path (parse, compile, prepare: ≈ 30 MB that are garbage once it has
 	// decided) spends about a third of its time collecting when the GC runs, and a collection
 	// right after it delays the container's start (measured: run of /bin/true ≈ 4 ms slower at
@@ -58,7 +58,7 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 	if p != nil {
 		op = policy.OpExec
 	}
-	d, err := runcgate.Decide(context.Background(), c.gateConfig(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p})
+	d, err := runcgate.Decide(context.Background(), c.gateConfig(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p, Pod: pod})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -97,7 +97,7 @@ func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) e
 	if err != nil {
 		return err
 	}
-	_, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, p)
+	_, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, p, st.Pod)
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,8 @@ type Request struct {
 	Spec *specs.Spec
 	// Process, for exec, is the process to start in the container.
 	Process *specs.Process
+	// Pod, for exec, is the pod the container's record names (sandbox.State.Pod).
+	Pod string
 }
 
 // Decision is a decided request: Decide returns it for an allowed request, and with the
@@ -246,7 +248,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	}
 	memUnset, pidsUnset := unsetLimits(req.Spec)
 	o, err := gate.Decide(ctx, gate.Request{
-		Runtime: rt, Spec: floorSpec, Binds: out.Binds, ContainerID: req.ContainerID, Trail: t,
+		Runtime: rt, Spec: floorSpec, Binds: out.Binds, ContainerID: req.ContainerID, Pod: req.Pod, Trail: t,
 		Context: policy.Context{
 			Tenant:    req.Tenant,
 			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},

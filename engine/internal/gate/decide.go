@@ -37,6 +37,8 @@ type Request struct {
 	Binds *sandbox.BindSources
 	// ContainerID is the id of the container to create (a pod's sandbox is named by it).
 	ContainerID string
+	// Pod, for exec, is the pod the container's record says the floor proved at create.
+	Pod string
 	// Context says who asks what; Decide adds the floor's raises, seccomp and MAC layer.
 	// SeccompProfile "unconfined" (an explicit request) is shown to policy as such.
 	Context policy.Context
@@ -84,7 +86,7 @@ func Decide(ctx context.Context, in Request) (*Outcome, error) {
 	for _, j := range res.Joins {
 		pctx.Joins = append(pctx.Joins, policy.Join{Type: j.Type, Path: j.Path, Kind: j.Kind, Pod: j.Pod})
 	}
-	pctx.Pod = podOf(res, in.ContainerID)
+	pctx.Pod = podOf(res, in.ContainerID, in.Pod)
 	pctx.MACLayer = "none"
 	if len(res.MAC) > 0 {
 		pctx.MACLayer = res.MAC[0]
@@ -198,26 +200,19 @@ func asked(res *sandbox.FloorResult) *specs.Spec {
 	return &s
 }
 
-// podOf is the pod a request's container belongs to, as the floor proved it: the pod whose
-// sandbox's namespaces it joins, or its own when it is a pod's sandbox (the CRI annotations name
-// it as its own pod). The pod's uid is the CRI caller's annotation, kept only when it is a plain
-// uid (policy's path patterns substitute it).
-func podOf(res *sandbox.FloorResult, id string) *policy.Pod {
-	ann := res.Spec.Annotations
-	pod := ""
-	for _, j := range res.Joins {
-		if j.Kind == sandbox.JoinPod {
-			pod = j.Pod
-		}
-	}
-	if pod == "" && id != "" && ann[sandbox.AnnotationContainerType] == "sandbox" && ann[sandbox.AnnotationSandboxID] == id {
-		pod = id
+// podOf is the pod a request's container belongs to: the floor's proof (FloorResult.Pod), or
+// for an exec the container's record of it (recorded). The pod's uid is the CRI caller's
+// annotation, kept only when it is a plain uid (policy's path patterns substitute it).
+func podOf(res *sandbox.FloorResult, id, recorded string) *policy.Pod {
+	pod := res.Pod(id)
+	if pod == "" {
+		pod = recorded
 	}
 	if pod == "" {
 		return nil
 	}
 	p := &policy.Pod{Sandbox: pod}
-	if uid := ann[sandbox.AnnotationSandboxUID]; podUID.MatchString(uid) {
+	if uid := res.Spec.Annotations[sandbox.AnnotationSandboxUID]; podUID.MatchString(uid) {
 		p.UID = uid
 	}
 	return p

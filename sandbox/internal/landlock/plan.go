@@ -61,7 +61,7 @@ func Plan(r Rules) ([]Grant, error) {
 		if err := checkReal(root, p); err != nil {
 			return nil, fmt.Errorf("writable mount: %w", err)
 		}
-		grants = append(grants, Grant{Path: p, Access: fsRead | fsWrite})
+		grants = append(grants, Grant{Path: p, Access: onFile(p, fsRead|fsWrite)})
 		noExec = append(noExec, p)
 	}
 	for _, n := range neverExec {
@@ -111,6 +111,16 @@ func Plan(r Rules) ([]Grant, error) {
 		grants = append(grants, Grant{Path: p, Access: fsExec})
 	}
 	return grants, nil
+}
+
+// onFile narrows a to the rights a regular file can carry when p is one (a writable bind of a
+// file: CRI's /etc/hostname, kubelet's termination log): Landlock refuses directory rights on a
+// file (EINVAL), which failed the container's start.
+func onFile(p string, a ll.AccessFSSet) ll.AccessFSSet {
+	if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		return a & (fsRead | fsWrite | fsExec) & (llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate | llsys.AccessFSExecute)
+	}
+	return a
 }
 
 // join resolves container path p under root lexically ("../" cannot climb above root).

@@ -50,14 +50,16 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 	// CVE-2019-5736: this process is about to sit inside the container's namespaces.
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail(1);
-	// User first: it grants the capabilities the other joins need. Mount last: it changes how
-	// /proc paths resolve, so every descriptor is opened before any join.
+	// Network first, as host root: a pod's network namespace may be the CNI caller's, owned by
+	// the host's user namespace, which the container's user namespace grants nothing over. Then
+	// user: it grants the capabilities the other joins need. Mount last: it changes how /proc
+	// paths resolve, so every descriptor is opened before any join.
 	static const struct {
 		const char *name;
 		int type;
 	} ns[] = {
-		{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
-		{"pid", CLONE_NEWPID},   {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
+		{"net", CLONE_NEWNET}, {"user", CLONE_NEWUSER},     {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+		{"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
 	};
 	enum { N = sizeof ns / sizeof ns[0] };
 	// cgroup v1 "tasks" files of the container's cgroup (and a hybrid host's unified

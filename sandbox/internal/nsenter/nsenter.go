@@ -32,7 +32,7 @@ var steps = map[int32]string{
 	31: "fork", 32: "join cgroup", 40: "setns user (the pod's)", 41: "unshare the container's namespaces",
 }
 
-var nsNames = []string{"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"}
+var nsNames = []string{"net", "user", "ipc", "uts", "pid", "cgroup", "mnt"}
 
 // ReadReport reads the constructor's report from the sync pipe: the host pid of the process that
 // continues into Go inside the container's namespaces, or the step that failed.
