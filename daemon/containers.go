@@ -91,6 +91,10 @@ func (s *Server) containerStart(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	rec := c.target
 	if rec.Started {
+		if st := s.stateOf(rec, engineCaller(c, rec)); st.status != container.StateRunning && st.status != container.StatePaused {
+			// Not a silent no-op: the engine cannot start a container that has run yet.
+			return notImplemented("starting a container that has already run (docker start of an exited container)")
+		}
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}

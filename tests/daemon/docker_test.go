@@ -73,6 +73,10 @@ func TestDockerCLI(t *testing.T) {
 	if out := e.mustDocker(t, a, "wait", "done"); out != "0\n" {
 		t.Errorf("wait: %q", out)
 	}
+	// Starting it again is not served yet: said, not silently ignored.
+	if _, err := e.docker(t, a, "start", "done"); err == nil || !strings.Contains(err.Error(), "does not implement") {
+		t.Errorf("start of an exited container: %v", err)
+	}
 	e.mustDocker(t, a, "rm", "done")
 	if out := e.mustDocker(t, a, "images", "--format", "{{.Repository}}:{{.Tag}}"); out != "busybox:1\n" {
 		t.Errorf("images: %q", out)
