@@ -262,7 +262,7 @@ func (s *Store) GC() error {
 				}
 			}
 		}
-		return nil
+		return s.removeStamps(live)
 	})
 }
 

@@ -1,0 +1,111 @@
+package image
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
+)
+
+// Every run reads every blob of its image against its digest (Verify), so a blob changed on disk
+// since import is caught before it is used. With a 561 MB layer that was ≈1.1 s of every
+// `bulwark run`, growing with the image. A blob that hashed right is stamped with its file's
+// identity (device, inode, size, modification and change times) in <images>/verified/<hex>; a
+// later Verify whose blob still has exactly that identity has nothing new to read. Any write,
+// truncation, chmod, chown or replacement of the blob changes its change time (which no caller
+// can set), so the next Verify reads it all again. A stamp is used only if it is a regular 0600
+// file owned by this user; GC removes the stamps of the blobs it removes.
+
+func (s *Store) verifiedDir() string { return filepath.Join(s.dir, "verified") }
+
+// verifyBlob reads blob d against its digest unless its stamp says it was, unchanged since.
+func (s *Store) verifyBlob(d digest.Digest) error {
+	p, err := s.BlobPath(d)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: blob %s", ErrNotFound, d)
+	}
+	if err != nil {
+		return fmt.Errorf("open blob %s: %w", d, err)
+	}
+	defer f.Close()
+	before, err := fileIdentity(f)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	stamp := filepath.Join(s.verifiedDir(), d.Encoded())
+	if bytes.Equal(readStamp(stamp), before) {
+		return nil
+	}
+	if _, err := io.Copy(io.Discard, &verifyReader{f: f, h: sha256.New(), want: d}); err != nil {
+		return err
+	}
+	if after, err := fileIdentity(f); err != nil || !bytes.Equal(after, before) {
+		return nil // verified as read; changed meanwhile, so not stamped
+	}
+	if err := os.MkdirAll(s.verifiedDir(), 0o700); err != nil {
+		return nil // a stamp only saves the next run the read
+	}
+	_ = atomicfile.Write(stamp, before, atomicfile.Options{Perm: 0o600})
+	return nil
+}
+
+// fileIdentity is what changes whenever f's content or metadata is changed.
+func fileIdentity(f *os.File) ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, err
+	}
+	return fmt.Appendf(nil, "%d %d %d %d.%d %d.%d\n", st.Dev, st.Ino, st.Size,
+		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec), nil
+}
+
+// readStamp returns the stamp's content, or nil if it is missing or not this user's own 0600
+// regular file.
+func readStamp(path string) []byte {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
+		st.Uid != uint32(os.Geteuid()) || st.Mode&0o077 != 0 {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 256))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// removeStamps removes the stamps of blobs not in live.
+func (s *Store) removeStamps(live map[digest.Digest]bool) error {
+	ents, err := os.ReadDir(s.verifiedDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list verified stamps: %w", err)
+	}
+	for _, e := range ents {
+		if !live[digest.NewDigestFromEncoded(digest.SHA256, e.Name())] {
+			if err := os.Remove(filepath.Join(s.verifiedDir(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove verified stamp %s: %w", e.Name(), err)
+			}
+		}
+	}
+	return nil
+}
