@@ -33,6 +33,10 @@ type Options struct {
 	// UserlandProxy keeps Docker's default docker-proxy for published ports; false makes
 	// loopback traffic to them go through NAT (hairpin), as CNI's portmap does.
 	UserlandProxy bool
+	// StorageDriver is dockerd's storage driver; empty is its default, overlay2 (the data root is
+	// in the test's temp dir, which must be on a filesystem overlay2 supports: ext4 or xfs with
+	// d_type; Start skips the test otherwise).
+	StorageDriver string
 }
 
 // Host is a running dockerd.
@@ -73,17 +77,23 @@ func Start(tb testing.TB, o Options) *Host {
 	var b [4]byte
 	rand.Read(b[:])
 	h := &Host{Dir: tb.TempDir(), cli: cli, cgroupParent: "bwtest-docker-" + hex.EncodeToString(b[:])}
-	conf, err := json.Marshal(map[string]any{
+	conf := map[string]any{
 		"runtimes": o.Runtimes, "exec-opts": []string{"native.cgroupdriver=cgroupfs"},
-		"cgroup-parent": h.cgroupParent, "storage-driver": "vfs", "userland-proxy": o.UserlandProxy,
-		"data-root": filepath.Join(h.Dir, "data"), "exec-root": filepath.Join(h.Dir, "exec"),
+		"cgroup-parent": h.cgroupParent, "userland-proxy": o.UserlandProxy,
+		"data-root": h.DataRoot(), "exec-root": filepath.Join(h.Dir, "exec"),
 		"pidfile": filepath.Join(h.Dir, "docker.pid"), "hosts": []string{"unix://" + h.sock()},
-	})
+	}
+	if o.StorageDriver != "" {
+		conf["storage-driver"] = o.StorageDriver
+	} else {
+		requireOverlayFS(tb, h.Dir)
+	}
+	confJSON, err := json.Marshal(conf)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	confFile := filepath.Join(h.Dir, "daemon.json")
-	if err := os.WriteFile(confFile, conf, 0o644); err != nil {
+	if err := os.WriteFile(confFile, confJSON, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	logf, err := os.Create(filepath.Join(h.Dir, "dockerd.log"))
@@ -117,6 +127,23 @@ func Start(tb testing.TB, o Options) *Host {
 }
 
 func (h *Host) sock() string { return filepath.Join(h.Dir, "docker.sock") }
+
+// DataRoot is dockerd's data root (images, containers, volumes/).
+func (h *Host) DataRoot() string { return filepath.Join(h.Dir, "data") }
+
+// requireOverlayFS skips tb unless dir is on a filesystem overlay2 takes as its backing
+// filesystem (ext4 and xfs here; dockerd also checks d_type itself and says so in its log).
+func requireOverlayFS(tb testing.TB, dir string) {
+	tb.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		tb.Fatal(err)
+	}
+	const ext4, xfs = 0xef53, 0x58465342
+	if st.Type != ext4 && st.Type != xfs {
+		tb.Skipf("%s is on filesystem type %#x, which dockerd's overlay2 does not take as its data root's (ext4 or xfs)", dir, st.Type)
+	}
+}
 
 // Log is dockerd's output so far.
 func (h *Host) Log() string {
