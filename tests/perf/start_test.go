@@ -2,7 +2,9 @@ package perf
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,6 +60,38 @@ func BenchmarkStartToExit(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // the per-op time mixes five runtimes; the medians above are the result
 	// The testing package runs b.N=1 first; log only the real run (its log is cut at 10 lines).
 	if b.N > 1 {
+		// Where bulwark's policy step goes, as bulwark-runc --debug reports it: with the state
+		// root the runs above used (the decision cached), and with a fresh one (cold).
+		cold := cases[0]
+		cold.env = bulwarkEnv(b)
+		for _, c := range []runtimeCase{cases[0], cold} {
+			step, err := policyStep(b, c, fmt.Sprintf("bench-step-%d", len(lines)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			lines = append(lines, "bulwark "+step)
+		}
 		b.Logf("start-to-exit of /bin/true, %d interleaved runs each:\n%s", b.N, strings.Join(lines, "\n"))
 	}
+}
+
+// policyStep runs c (bulwark-runc) once more with --debug and returns its policy step's timing
+// (decide, cached, load, prepare, audit) from the log.
+func policyStep(b *testing.B, c runtimeCase, id string) (string, error) {
+	log := filepath.Join(b.TempDir(), "debug.log")
+	c.args = append(slices.Clone(c.args), "--debug", "--log", log)
+	if _, err := c.run(id); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		return "", err
+	}
+	_, step, ok := strings.Cut(string(data), "policy: allow (")
+	if !ok {
+		return "", fmt.Errorf("no policy step in bulwark-runc's debug log:\n%s", data)
+	}
+	step, _, _ = strings.Cut(step, ")")
+	_, step, _ = strings.Cut(step, "decide ") // revision and input digest are noise here
+	return "decide " + step, nil
 }
