@@ -198,7 +198,10 @@ func execGrants(dir string, noExec []string) ([]string, error) {
 			}
 			out = append(out, sub...)
 		case t.IsRegular():
-			out = append(out, p)
+			// A writable file (a bind of one) is never executable (W^X).
+			if !slices.Contains(noExec, p) {
+				out = append(out, p)
+			}
 		default:
 			// Symlinks are skipped: their target gets its own rule where it really lives, and
 			// opening them here would follow them (an absolute target resolves outside a root

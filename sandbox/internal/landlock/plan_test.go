@@ -167,3 +167,29 @@ func TestPlanWritableRoot(t *testing.T) {
 		t.Errorf("execute granted on %v", got)
 	}
 }
+
+// A writable bind of a regular file (CRI's /etc/hostname, kubelet's termination log) gets only
+// file rights: Landlock refuses directory rights on a file with EINVAL, which failed the start of
+// every Kubernetes pod container (issue 15). Nor is it executable (W^X): the file itself was
+// granted execute as a file of a directory holding a writable mount.
+func TestPlanWritableFile(t *testing.T) {
+	root := tree(t, "etc/hostname", "tmp/")
+	gs, err := Plan(Rules{Root: root, Writable: []string{"/etc/hostname", "/tmp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirRights := uint64(llsys.AccessFSReadDir | llsys.AccessFSMakeReg | llsys.AccessFSRemoveFile | llsys.AccessFSMakeDir | llsys.AccessFSRefer)
+	fileRights := uint64(llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate)
+	for _, g := range gs {
+		switch strings.TrimPrefix(g.Path, root) {
+		case "/etc/hostname":
+			if uint64(g.Access)&dirRights != 0 || uint64(g.Access)&fileRights != fileRights || uint64(g.Access)&uint64(llsys.AccessFSExecute) != 0 {
+				t.Errorf("writable file granted %b", g.Access)
+			}
+		case "/tmp":
+			if uint64(g.Access)&dirRights == 0 {
+				t.Errorf("writable directory lost its directory rights: %b", g.Access)
+			}
+		}
+	}
+}
