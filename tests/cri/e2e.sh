@@ -16,7 +16,14 @@ fi
 T=$2
 : "${CRICTL:?path to crictl}" "${BULWARK_BIN:?path to the built bin/}"
 step() { echo "--- $*"; }
-fail() { echo "FAIL: $*"; [ -f "$T/containerd.log" ] && tail -30 "$T/containerd.log"; exit 1; }
+fail() {
+	echo "FAIL: $*"
+	[ -f "$T/containerd.log" ] && tail -30 "$T/containerd.log"
+	# Whatever the failure left: pods (their shims and containers) and the task, then cgroups.
+	${CRI:+$CRI rmp -fa} >/dev/null 2>&1 || true
+	${CTR:+$CTR task rm -f t1} >/dev/null 2>&1 || true
+	exit 1
+}
 
 mount -t tmpfs tmpfs /run
 mkdir -p /run/netns "$T/cni" "$T/pol" "$T/sr" "$T/logs" "$T/img/pause" "$T/img/bb/bin"
@@ -76,7 +83,8 @@ TOML
 step "containerd"
 containerd --config "$T/config.toml" > "$T/containerd.log" 2>&1 &
 CPID=$!
-trap 'kill $CPID 2>/dev/null; wait $CPID 2>/dev/null' EXIT
+# The pods' cgroups (cgroupsPath /k8s.io/<id>) go with them; their parent, empty, goes here.
+trap 'kill $CPID 2>/dev/null; wait $CPID 2>/dev/null; for d in /sys/fs/cgroup/*/k8s.io; do rmdir "$d" 2>/dev/null; done' EXIT
 for i in $(seq 100); do [ -S "$T/containerd.sock" ] && break; sleep 0.1; done
 CTR="ctr -a $T/containerd.sock -n k8s.io"
 CRI="$CRICTL --runtime-endpoint unix://$T/containerd.sock --image-endpoint unix://$T/containerd.sock --timeout 60s"
@@ -118,6 +126,7 @@ $CRI rmp "$POD" >/dev/null || fail "rmp"
 [ -z "$($CTR tasks ls -q)" ] || fail "tasks left"
 [ -z "$($BULWARK_BIN/bulwark-runc --tenant k8s --root "$T/runc/k8s.io" list -q 2>/dev/null)" ] || fail "bulwark-runc containers left"
 [ -z "$(ls /run/netns)" ] || fail "network namespaces left: $(ls /run/netns)"
+[ -z "$(ls -d /sys/fs/cgroup/*/k8s.io/*/ 2>/dev/null)" ] || fail "cgroups left: $(ls -d /sys/fs/cgroup/*/k8s.io/*/)"
 
 step "ctr task rm -f of a stopped task"
 $CTR run -d --runtime io.containerd.runc.v2 --runc-binary "$T/bulwark-runc-k8s" localhost/bulwark-busybox:1 t1 /bin/true >/dev/null || fail "ctr run"
