@@ -11,6 +11,7 @@ import (
 
 	"bulwark.dev/bulwark/bench"
 	"bulwark.dev/bulwark/bench/format"
+	"bulwark.dev/bulwark/daemon/config"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -53,7 +54,7 @@ func newBenchCmd() *cobra.Command {
 	f.StringSliceVar(&o.Targets, "target", []string{bench.TargetBulwark}, "container sources to scan: bulwark (the state root), docker (--docker-socket), runc (--runc-root); repeatable")
 	f.StringVar(&o.DockerSocket, "docker-socket", "/var/run/docker.sock", "Docker Engine API socket (--target docker)")
 	f.StringVar(&o.RuncRoot, "runc-root", "", "runc's --root state directory (--target runc)")
-	f.StringVar(&o.DaemonSocket, "daemon-socket", "/run/bulwark/bulwarkd.sock", "bulwarkd's socket (its control is skipped when absent)")
+	f.StringVar(&o.DaemonSocket, "daemon-socket", config.DefaultSocket, "bulwarkd's socket (its control is skipped when absent)")
 	f.StringVar(&o.Policy.Dir, "policy-dir", "", "the policy directory the engine runs with")
 	f.StringVar(&o.Policy.Bundle, "policy-bundle", "", "the signed OPA bundle the engine runs with")
 	f.StringVar(&o.Policy.KeyFile, "policy-key", "", "PEM public key the bundle must be signed with")

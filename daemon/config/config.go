@@ -81,10 +81,13 @@ type Config struct {
 	LogLevel string `json:"log_level"`
 }
 
+// DefaultSocket is where bulwarkd serves unless configured otherwise.
+const DefaultSocket = "/run/bulwark/bulwark.sock"
+
 // Default is the configuration without a file.
 func Default() Config {
 	return Config{
-		Socket:         "/run/bulwark/bulwark.sock",
+		Socket:         DefaultSocket,
 		StateRoot:      "/var/lib/bulwark",
 		OperatorTenant: "default",
 		LogLevel:       "info",
