@@ -128,6 +128,9 @@ func Start(tb testing.TB, o Options) *Host {
 
 func (h *Host) sock() string { return filepath.Join(h.Dir, "docker.sock") }
 
+// CgroupParent is the cgroup (in every hierarchy) the containers' cgroups are made below.
+func (h *Host) CgroupParent() string { return h.cgroupParent }
+
 // DataRoot is dockerd's data root (images, containers, volumes/).
 func (h *Host) DataRoot() string { return filepath.Join(h.Dir, "data") }
 
