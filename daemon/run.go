@@ -16,6 +16,10 @@ import (
 // MonitorCommand is the hidden command of bulwarkd that runs a detached container's monitor.
 const MonitorCommand = "__monitor"
 
+// ResolverCommand is the hidden command of bulwarkd that serves a network's resolver
+// (engine.Config.Resolver: the tenant and the network follow as arguments).
+const ResolverCommand = "__resolver"
+
 // EngineConfig is the engine configuration cfg names (the daemon's and its monitors').
 func EngineConfig(cfg config.Config) (engine.Config, error) {
 	ec := engine.Config{Root: cfg.StateRoot, PolicyDir: cfg.PolicyDir, PolicyBundle: cfg.PolicyBundle}
@@ -26,12 +30,21 @@ func EngineConfig(cfg config.Config) (engine.Config, error) {
 		}
 		ec.PolicyKey = k
 	}
+	// The state root's supervisor and a network's resolver are this binary's hidden commands:
+	// with them, containers whose supervisor died are adopted again when read, and containers
+	// of a network resolve each other by name.
+	ec.Monitor = MonitorArgv(cfg)
+	ec.Resolver = hiddenArgv(cfg, ResolverCommand)
 	return ec, nil
 }
 
 // MonitorArgv is the command line of a monitor for cfg: this executable, re-executed.
-func MonitorArgv(cfg config.Config) []string {
-	argv := []string{"/proc/self/exe", MonitorCommand, "--state-root", cfg.StateRoot}
+func MonitorArgv(cfg config.Config) []string { return hiddenArgv(cfg, MonitorCommand) }
+
+// hiddenArgv re-executes this binary as one of its hidden commands, with cfg's state root and
+// run policy.
+func hiddenArgv(cfg config.Config, command string) []string {
+	argv := []string{"/proc/self/exe", command, "--state-root", cfg.StateRoot}
 	if cfg.PolicyDir != "" {
 		argv = append(argv, "--policy-dir", cfg.PolicyDir)
 	}

@@ -91,24 +91,45 @@ func newRootCmd() *cobra.Command {
 	fl.StringVar(&over.PolicyKey, "policy-key", "", "PEM public key the bundle must be signed with")
 	fl.StringVar(&over.APIPolicyDir, "api-policy-dir", "", "API policy directory (rules, or data.json for the embedded rules)")
 	fl.StringVar(&over.LogLevel, "log-level", "", "debug, info, warn or error")
-	c.AddCommand(newMonitorCmd())
+	c.AddCommand(newMonitorCmd(), newResolverCmd())
 	return c
 }
 
 // newMonitorCmd is the hidden command a detached container's monitor runs as
 // (daemon.MonitorArgv).
 func newMonitorCmd() *cobra.Command {
+	return newHiddenCmd(daemon.MonitorCommand, cobra.NoArgs, func(cmd *cobra.Command, ec engine.Config, _ []string) error {
+		return engine.ServeMonitor(func() (*engine.Engine, error) { return engine.Open(ec) }, os.Stdin)
+	})
+}
+
+// newResolverCmd is the hidden command a network's resolver runs as (engine.Config.Resolver);
+// it reports readiness on descriptor 3.
+func newResolverCmd() *cobra.Command {
+	return newHiddenCmd(daemon.ResolverCommand+" TENANT NETWORK", cobra.ExactArgs(2), func(cmd *cobra.Command, ec engine.Config, args []string) error {
+		e, err := engine.Open(ec)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		return e.ServeResolver(cmd.Context(), args[0], args[1], os.NewFile(3, "ready"))
+	})
+}
+
+// newHiddenCmd is one of the hidden commands bulwarkd re-executes itself as, with the state
+// root and run policy flags of daemon.MonitorArgv.
+func newHiddenCmd(use string, args cobra.PositionalArgs, run func(*cobra.Command, engine.Config, []string) error) *cobra.Command {
 	cfg := config.Default()
 	c := &cobra.Command{
-		Use:    daemon.MonitorCommand,
+		Use:    use,
 		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:   args,
+		RunE: func(cmd *cobra.Command, a []string) error {
 			ec, err := daemon.EngineConfig(cfg)
 			if err != nil {
 				return err
 			}
-			return engine.ServeMonitor(func() (*engine.Engine, error) { return engine.Open(ec) }, os.Stdin)
+			return run(cmd, ec, a)
 		},
 	}
 	c.Flags().StringVar(&cfg.StateRoot, "state-root", cfg.StateRoot, "state root")
