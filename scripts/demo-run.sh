@@ -2,8 +2,9 @@
 # Bulwark `run` demo (issue 5; `make demo` after `make build`): on a fresh state root, import a
 # busybox-static image (a rootfs tar), create a TUF repository and sign the image, show the policy
 # decision and the floor's raises for a run, run it, then show a run the policy denies
-# (--cap-add SYS_ADMIN), an unsigned image refused, the audit trail of it all, and `audit verify`
-# — then one edited byte of the trail and a truncated tail caught. Everything lives in one temp
+# (--cap-add SYS_ADMIN), an unsigned image refused, a sized named volume kept across containers,
+# a published port (in a private network namespace), the compliance scanner, the audit trail of it
+# all, and `audit verify` — then one edited byte of the trail and a truncated tail caught. Everything lives in one temp
 # dir that the EXIT trap removes (containers included), so the demo is idempotent and leaves
 # nothing behind.
 set -euo pipefail
@@ -27,6 +28,7 @@ cleanup() {
 			b rm --force "$id" >/dev/null 2>&1 || true
 		done
 	fi
+	b volume prune >/dev/null 2>&1 || true # a sized volume is a mounted filesystem
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -111,6 +113,38 @@ expect 0 logs ticker
 expect 0 exec ticker sh -c 'echo exec in $(hostname) as uid $(id -u)'
 expect 0 stop -t 1 ticker
 expect 0 rm ticker
+
+section "A named volume: kept across containers, its size enforced by the kernel"
+expect 0 volume create --opt size=8m data
+expect 0 run --rm -v data:/data demo/busybox:1 sh -c 'echo "written by $(hostname)" >/data/note; dd if=/dev/zero of=/data/fill bs=1M count=16 2>&1 | grep -o "No space left on device"; rm /data/fill'
+expect 0 run --rm -v data:/data:ro demo/busybox:1 cat /data/note
+expect 0 volume rm data
+
+section "A published port: busybox httpd behind -p (in a private network namespace: the demo's own host network)"
+# unshare -n gives the demo a network namespace of its own: the bridge, veth and port mapping
+# live there and vanish with it. The run is a foreground one, made by the client in that
+# namespace (a detached run is set up by the state root's supervisor, which runs in the host's).
+show run --rm --name web -p 8080:8000 demo/busybox:1 httpd -f -p 8000 -h /tmp/www
+unshare -n sh -c '
+	ip link set lo up
+	"$1" --root "$2" run --rm --name web -p 8080:8000 demo/busybox:1 sh -c "mkdir -p /tmp/www && echo served from a sandbox >/tmp/www/index.html && exec httpd -f -p 8000 -h /tmp/www" &
+	i=0
+	until "$3" wget -qO- http://127.0.0.1:8080/ 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt 50 ] || { echo "demo-run: nothing served on 127.0.0.1:8080" >&2; "$1" --root "$2" rm --force web; exit 1; }
+		sleep 0.2
+	done
+	"$1" --root "$2" rm --force web >/dev/null
+	wait
+	"$1" --root "$2" network prune >/dev/null
+' demo "$BULWARK" "$STATE" "$BUSYBOX"
+
+section "The compliance scanner: the host, the state root and every running sandbox, read from the kernel"
+expect 0 run -d --name scanned demo/busybox:1 sleep 30
+show bench
+b bench | grep -E "FAIL|Summary" || true
+echo "(here BW-1.1 fails as the demo's state root is a temp dir on /, and BW-4.1 for demo/unsigned:1, imported unsigned above; the full report: bulwark bench; --format json|junit|sarif; docs/bench.md)"
+expect 0 rm --force scanned
 
 section "The audit trail of the denied run, and the whole chain verified"
 show audit query --container denied
