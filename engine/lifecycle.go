@@ -16,6 +16,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/internal/flock"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/supervisor"
 )
@@ -107,13 +108,7 @@ func (e *Engine) lockRecord(id string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock the record of %s: %w", id, err)
 	}
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Lock(fd, unix.LOCK_EX); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("lock the record of %s: %w", id, err)
 	}

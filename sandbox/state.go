@@ -15,6 +15,7 @@ import (
 
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/flock"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
@@ -210,13 +211,7 @@ func lockHeld(dir string) bool {
 		return false
 	}
 	defer unix.Close(fd)
-	for {
-		err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	return errors.Is(err, unix.EWOULDBLOCK)
+	return errors.Is(flock.Lock(fd, unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK)
 }
 
 // signalInit sends sig to the recorded init process through a pidfd, so a recycled pid is never
@@ -249,13 +244,7 @@ func lockDir(dir string) (unlock func(), err error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Lock(fd, unix.LOCK_EX); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}

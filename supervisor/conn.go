@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/flock"
 )
 
 // startTimeout bounds how long Dial waits for a reaper it started to have a worker listening
@@ -139,13 +141,7 @@ func lock(p string, how int) (func(), bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("supervisor: open lock %s: %w", p, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Lock(int(f.Fd()), how); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, false, nil

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/internal/flock"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -76,19 +77,11 @@ func (s *Store) lockTenant(tenant string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock volumes of %s: %w", tenant, err)
 	}
-	if err := flockRetry(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock.Lock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock volumes of %s: %w", tenant, err)
 	}
 	return func() { f.Close() }, nil
-}
-
-func flockRetry(fd, how int) error {
-	for {
-		if err := unix.Flock(fd, how); !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
 }
 
 // collectLeftovers removes what a dead process left in the tenant's directory: hidden creation

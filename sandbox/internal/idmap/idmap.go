@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/flock"
 )
 
 const (
@@ -195,7 +196,7 @@ func (a *Allocator) locked(fn func(*state) (changed bool, err error)) error {
 		return fmt.Errorf("open idmap lock: %w", err)
 	}
 	defer lf.Close() // closing releases the flock
-	if err := flock(lf); err != nil {
+	if err := lockExclusive(lf); err != nil {
 		return err
 	}
 	// A writer killed between CreateTemp and Rename in save leaves its temporary file behind;
@@ -216,16 +217,11 @@ func (a *Allocator) locked(fn func(*state) (changed bool, err error)) error {
 	return a.save(st)
 }
 
-func flock(f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			if err != nil {
-				return fmt.Errorf("lock %s: %w", f.Name(), err)
-			}
-			return nil
-		}
+func lockExclusive(f *os.File) error {
+	if err := flock.Lock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
+	return nil
 }
 
 func (a *Allocator) load() (*state, error) {
