@@ -73,6 +73,9 @@ type Options struct {
 	WritableRoot bool
 	// Events receives lifecycle events and raises; nil discards them.
 	Events EventSink
+	// Steps receives how long each step of a container's create, start, run and delete took
+	// (see steps.go); nil discards them.
+	Steps StepSink
 }
 
 // EventAccessRefused is the event of an operation refused because another tenant owns the

@@ -29,7 +29,7 @@ func oomScoreAdjIs(v int) bool {
 // console, rlimits, user + capabilities, cwd, no_new_privs, Landlock, descriptor hygiene, seccomp
 // (last: it may forbid what the earlier steps need). Only then is "ready" sent. Init then waits on
 // the exec fifo for Start; an exec'd process goes on at once. Returns only on failure.
-func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
+func finishProcess(ch *channel, p *processPlan, fifo int, clk *stepClock) *InitError {
 	if p.Terminal {
 		if err := setupConsole(ch, p); err != nil {
 			return stepError("console", "allocate pty", "/dev/ptmx", err)
@@ -75,6 +75,7 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 	if err != nil {
 		return stepError("process", stepFindExecutable, p.Args[0], err)
 	}
+	clk.lap("child:user+caps")
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return stepError("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "", err)
 	}
@@ -82,6 +83,7 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 	if err := p.MAC.ApplyExec(); err != nil {
 		return stepError("mac", "apply on exec", "", err)
 	}
+	clk.lap("child:nnp+mac")
 	// A writable mount reached through an image symlink was mounted at the link's target (inside
 	// the root): grant that real path, which Landlock insists on.
 	for _, list := range [][]string{p.Landlock.Writable, p.Landlock.WritableExec} {
@@ -94,13 +96,16 @@ func finishProcess(ch *channel, p *processPlan, fifo int) *InitError {
 	if err := landlock.Restrict(p.Landlock); err != nil {
 		return stepError("landlock", "restrict", "", err)
 	}
+	clk.lap("child:landlock")
 	if err := fdHygiene(); err != nil {
 		return stepError("fds", "close host descriptors", "/proc/self/fd", err)
 	}
+	clk.lap("child:fds")
 	if err := loadSeccomp(p.Seccomp); err != nil {
 		return stepError("seccomp", "load", "", err)
 	}
-	if err := ch.send(&message{Kind: kindReady}); err != nil {
+	clk.lap("child:seccomp")
+	if err := ch.send(&message{Kind: kindReady, Steps: clk.steps, Started: clk.started.UnixNano()}); err != nil {
 		os.Exit(1) // the runtime is gone: nobody would start or hear us
 	}
 	ch.close()

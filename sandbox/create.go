@@ -76,6 +76,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if bundle, err = filepath.Abs(bundle); err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
+	clk := newStepClock()
 	if binds == nil {
 		if spec, binds, err = ResolveBinds(spec, bundle); err != nil {
 			return nil, err
@@ -103,6 +104,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 	defer root.Close()
+	clk.lap("floor")
 
 	var undo cleanup
 	defer func() {
@@ -135,6 +137,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}
+	clk.lap("state")
 
 	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
 		return nil, errors.New("process.terminal is set but no console socket was given")
@@ -179,6 +182,8 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
+	clk.lap("cgroups+idrange")
+	spawned := clk.last
 
 	ch, init, sysfs, err := r.startInit(stdio, eff.Process.Terminal, rng, cg, join)
 	if err != nil {
@@ -194,12 +199,14 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	// Before the container runs anything of its own (it waits for the config below).
 	memfdErr := make(chan error, 1)
 	go func() { memfdErr <- raiseMemfdNoexec(pid) }()
+	clk.lap("spawn")
 
 	// While the child boots: the rest of the plan.
 	sc, err := r.compileSeccomp(eff.Linux.Seccomp)
 	if err != nil {
 		return nil, err
 	}
+	clk.lap("seccomp")
 	proc, err := processPlanFor(eff.Process, eff.Mounts, sc, !eff.Root.Readonly)
 	if err != nil {
 		return nil, err
@@ -228,22 +235,27 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		Sysctl: eff.Linux.Sysctl, Files: unbound(generatedFiles(eff.Hostname, dns), eff.Mounts), Process: proc,
 		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace), WritableRoot: !eff.Root.Readonly,
 	}
+	clk.lap("plan")
 	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC, sysfs)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
 	}
+	clk.lap("idmap+binds")
 	if err := <-memfdErr; err != nil {
 		return nil, err
 	}
+	clk.lap("memfd")
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
 		return nil, err
 	}
+	clk.lap("config")
 	// Exec gives new processes exactly this confinement, so the effective spec is kept; it is
 	// written while the child sets itself up.
 	specErr := make(chan error, 1)
 	go func() { specErr <- writeSpec(dir, eff) }()
-	if err := awaitReady(ch, stdio.ConsoleSocket); err != nil {
+	ready, err := awaitReady(ch, stdio.ConsoleSocket)
+	if err != nil {
 		<-specErr
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("create %s: %w", id, cerr)
@@ -257,6 +269,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := <-specErr; err != nil {
 		return nil, err
 	}
+	clk.lap("await-ready")
 
 	st.Pid = pid
 	st.InitStartTime = procStartTime(pid)
@@ -264,7 +277,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}
+	clk.lap("created")
 	undo.release()
+	r.steps(id, clk.steps, childSteps(ready, spawned))
 	for _, rs := range raises {
 		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
 	}
@@ -497,26 +512,26 @@ func openRootfs(rootfs string) (int, string, error) {
 	return fd, real, nil
 }
 
-// awaitReady reads the child's answers until ready or error.
-func awaitReady(ch *channel, consoleSocket string) error {
+// awaitReady reads the child's answers until ready or error, and returns the ready message.
+func awaitReady(ch *channel, consoleSocket string) (*message, error) {
 	for {
 		m, err := ch.recv()
 		if err != nil {
 			// The child died without a word (killed, or crashed before it could report).
-			return fmt.Errorf("setup child exited without reporting: %w", err)
+			return nil, fmt.Errorf("setup child exited without reporting: %w", err)
 		}
 		switch m.Kind {
 		case kindError:
-			return m.Error
+			return nil, m.Error
 		case kindConsole:
 			err := sendConsole(consoleSocket, m.Console, m.fds)
 			closeAll(m.fds)
 			if err != nil {
-				return err
+				return nil, err
 			}
 		case kindReady:
 			closeAll(m.fds)
-			return nil
+			return m, nil
 		}
 	}
 }

@@ -82,6 +82,7 @@ func readSpec(dir string) (*specs.Spec, error) {
 // namespaces (joined by internal/nsenter before the Go runtime starts), its cgroup, and the same
 // floor for capabilities, no_new_privs, Landlock and seccomp as init got.
 func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
+	clk := newStepClock()
 	st, err := c.load()
 	if err != nil {
 		return nil, err
@@ -113,10 +114,12 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err := checkUser(eff.Process, st.Size); err != nil {
 		return nil, err
 	}
+	clk.lap("floor")
 	sc, err := c.rt.compileSeccomp(eff.Linux.Seccomp)
 	if err != nil {
 		return nil, err
 	}
+	clk.lap("seccomp")
 	proc, err := processPlanFor(eff.Process, eff.Mounts, sc, !eff.Root.Readonly)
 	if err != nil {
 		return nil, err
@@ -137,6 +140,8 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	// On cgroup v1 (and hybrid) the joined process moves itself into the cgroup (see
 	// nsenter.EnvCgroup); on v2 the runtime moves it below.
 	tasks := joinFiles(cg)
+	clk.lap("plan")
+	spawned := clk.last
 	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, nil, nil,
 		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid), nsenter.EnvCgroup + "=" + strings.Join(tasks, ":")}, syncW)
 	syncW.Close()
@@ -169,13 +174,18 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 			return fail(fmt.Errorf("exec in %s: oom_score_adj: %w", c.id, err))
 		}
 	}
+	clk.lap("spawn")
 	cfg := &initConfig{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1}
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg}); err != nil {
 		return fail(err)
 	}
-	if err := awaitReady(ch, stdio.ConsoleSocket); err != nil {
+	clk.lap("config")
+	ready, err := awaitReady(ch, stdio.ConsoleSocket)
+	if err != nil {
 		return fail(err)
 	}
+	clk.lap("await-ready")
+	c.rt.steps(c.id, clk.steps, childSteps(ready, spawned))
 	c.rt.event(c.id, "exec", map[string]string{"pid": strconv.Itoa(pid)})
 	return &Process{Pid: pid}, nil
 }

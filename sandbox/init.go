@@ -36,18 +36,20 @@ func Init() {
 	if mode == "" {
 		return
 	}
+	clk := newStepClock()
 	// CVE-2019-5736: nothing inside the container may open this process's memory or exe link.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	closeInherited(fdSelf)
 	ch := newChannel(os.NewFile(fdChannel, "bulwark-channel"))
-	ierr := childSetup(mode, ch)
+	ierr := childSetup(mode, ch, clk)
 	ch.send(&message{Kind: kindError, Error: ierr})
 	os.Exit(1)
 }
 
 // childSetup only returns on failure.
-func childSetup(mode string, ch *channel) *InitError {
+func childSetup(mode string, ch *channel, clk *stepClock) *InitError {
 	m, err := ch.recv()
+	clk.lap("child:config")
 	if err != nil {
 		return stepError("protocol", "receive config", "", err)
 	}
@@ -58,7 +60,7 @@ func childSetup(mode string, ch *channel) *InitError {
 	unix.Close(fdSelf)
 	fifo := -1
 	if mode == "init" {
-		if ierr := setupContainer(cfg, m.fds); ierr != nil {
+		if ierr := setupContainer(cfg, m.fds, clk); ierr != nil {
 			return ierr
 		}
 		if cfg.FifoFD >= 0 && cfg.FifoFD < len(m.fds) {
@@ -72,7 +74,7 @@ func childSetup(mode string, ch *channel) *InitError {
 			unix.Close(fd)
 		}
 	}
-	return finishProcess(ch, &cfg.Process, fifo)
+	return finishProcess(ch, &cfg.Process, fifo, clk)
 }
 
 type errString string
@@ -80,7 +82,7 @@ type errString string
 func (e errString) Error() string { return string(e) }
 
 // setupContainer builds the container around init: cgroup namespace, filesystem, identity, network.
-func setupContainer(cfg *initConfig, fds []int) *InitError {
+func setupContainer(cfg *initConfig, fds []int, clk *stepClock) *InitError {
 	// The parent put us in the container's cgroup before sending the config; unsharing now makes
 	// that cgroup the root of the container's view.
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
@@ -89,6 +91,7 @@ func setupContainer(cfg *initConfig, fds []int) *InitError {
 	if ierr := setupRootfs(cfg, fds); ierr != nil {
 		return ierr
 	}
+	clk.lap("child:mounts")
 	if cfg.Hostname != "" {
 		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 			return stepError("uts", "sethostname", "", err)
@@ -105,6 +108,7 @@ func setupContainer(cfg *initConfig, fds []int) *InitError {
 			return stepError("network", "bring up lo", "", err)
 		}
 	}
+	clk.lap("child:uts+net")
 
 	return nil
 }

@@ -34,6 +34,7 @@ func (c *Container) setStatus(st *stateFile, to Status) error {
 // Start lets the waiting init execute the workload: one byte on the exec fifo, which init has
 // been blocking on since Create finished every confinement step.
 func (c *Container) Start() error {
+	begun := time.Now()
 	unlock, err := lockDir(c.dir)
 	if err != nil {
 		return err
@@ -63,6 +64,8 @@ func (c *Container) Start() error {
 		return err
 	}
 	c.rt.event(c.id, "start", nil)
+	c.started = time.Now()
+	c.rt.step(c.id, "start", c.started.Sub(begun))
 	return nil
 }
 
@@ -104,6 +107,9 @@ func (c *Container) WaitContext(ctx context.Context) (int, error) {
 // reapInit collects init's exit status, once.
 func (c *Container) reapInit() (int, error) {
 	c.waitOnce.Do(func() {
+		if !c.started.IsZero() {
+			defer func() { c.rt.step(c.id, "workload", time.Since(c.started)) }()
+		}
 		if c.cmd == nil {
 			c.exitCode, c.waitErr = reap(c.initPid)
 			c.rt.event(c.id, "exit", map[string]string{"status": strconv.Itoa(c.exitCode)})
@@ -239,6 +245,7 @@ func (c *Container) Delete(force bool) error { return c.DeleteContext(context.Ba
 // DeleteContext is Delete that stops waiting for killed processes to go when ctx is done (or
 // after 5 seconds), with an error and the container left to delete again.
 func (c *Container) DeleteContext(ctx context.Context, force bool) error {
+	begun := time.Now()
 	unlock, err := lockDir(c.dir)
 	if err != nil {
 		return err
@@ -296,6 +303,7 @@ func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 		return fmt.Errorf("remove state: %w", err)
 	}
 	c.rt.event(c.id, "delete", nil)
+	c.rt.step(c.id, "teardown", time.Since(begun))
 	return nil
 }
 

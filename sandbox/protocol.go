@@ -26,7 +26,7 @@ import (
 //	                                                   hostname; rlimits; user; caps; no_new_privs;
 //	                                                   Landlock; seccomp (last)
 //	  ◀──────────────────── console + pty master fd ─  only when process.terminal
-//	  ◀────────────────────────────── ready | error ─  error = {layer, step, errno, path, message}
+//	  ◀────────────────────────────── ready | error ─  ready = {step times}; error = {layer, step, errno, path, message}
 //	  persist state "created"; close the channel       init: block on the exec fifo, then execve
 //	                                                   exec: execve at once
 //
@@ -48,7 +48,11 @@ type message struct {
 	Config  *initConfig `json:"config,omitempty"`
 	Console string      `json:"console,omitempty"` // pty slave name, with kindConsole
 	Error   *InitError  `json:"error,omitempty"`
-	fds     []int       // SCM_RIGHTS payload, not serialised
+	// Steps and Started come with kindReady: the child's step times and when (Unix ns) its
+	// setup began, for Options.Steps.
+	Steps   []stepTime `json:"steps,omitempty"`
+	Started int64      `json:"started,omitempty"`
+	fds     []int      // SCM_RIGHTS payload, not serialised
 }
 
 // protocolOrder lists, for the last message seen, which kinds may come next.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Runtime creates and manages containers under one state root.
@@ -26,7 +27,9 @@ type Container struct {
 	cmd *exec.Cmd
 	// initPid is init's pid in the process that created the container; with cmd nil, init is
 	// a child forked by the setup child (a pod container), reaped by pid.
-	initPid  int
+	initPid int
+	// started is when Start returned in this process (for the "workload" step), or zero.
+	started  time.Time
 	waitOnce sync.Once
 	exitCode int
 	waitErr  error

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ type logger struct {
 	json     bool
 	debug    bool
 	toStderr bool
+	steps    []string // guarded by mu: "name=ns" of every timed step, with debug
 }
 
 func newLogger(path, format string, debug bool) (*logger, error) {
@@ -85,4 +87,29 @@ func (l *logger) write(level, msg string) {
 // `state`), so events only go to the debug log; stderr of `run` belongs to the container.
 func (l *logger) Event(containerID, action string, attrs map[string]string) {
 	l.Debugf("container %s: %s %v", containerID, action, attrs)
+}
+
+// Step implements sandbox.StepSink. With --debug, step times are kept and written as one line by
+// flushSteps when the command ends: a line per step (each an O_SYNC write) would slow what it
+// measures.
+func (l *logger) Step(_, step string, d time.Duration) {
+	if !l.debug {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.steps = append(l.steps, step+"="+strconv.FormatInt(d.Nanoseconds(), 10))
+}
+
+// flushSteps writes the steps timed so far, in ns, between main-at (when main began) and end-at
+// (now), both Unix ns: a caller that knows when it started the runtime and when it ended reads
+// its start-up and exit from them.
+func (l *logger) flushSteps(mainAt time.Time) {
+	l.mu.Lock()
+	steps := l.steps
+	l.steps = nil
+	l.mu.Unlock()
+	if len(steps) > 0 {
+		l.Debugf("steps: main-at=%d %s end-at=%d", mainAt.UnixNano(), strings.Join(steps, " "), time.Now().UnixNano())
+	}
 }

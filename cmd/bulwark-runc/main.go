@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,6 +43,7 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 func main() {
 	// The runtime re-executes this binary as the container's init; that path never returns.
 	sandbox.Init()
+	mainAt := time.Now()
 
 	g := &globalOpts{}
 	var log *logger
@@ -92,6 +94,9 @@ func main() {
 		newExecCmd(ctx), newPsCmd(ctx), newListCmd(ctx), newFeaturesCmd(), newSpecCmd(),
 	)
 	err := root.Execute()
+	if log != nil {
+		log.flushSteps(mainAt)
+	}
 	os.Exit(finish(err, log))
 }
 

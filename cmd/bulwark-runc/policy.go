@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/pflag"
@@ -58,7 +59,9 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 	if p != nil {
 		op = policy.OpExec
 	}
+	begun := time.Now()
 	d, err := runcgate.Decide(context.Background(), c.gateConfig(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p, Pod: pod})
+	c.log().Step(id, "policy", time.Since(begun))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -70,6 +73,9 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 		if !logged {
 			logged = true
 			c.log().Debugf("%s %s: %s", op, id, d.Summary())
+			for step, took := range map[string]time.Duration{"policy:load": d.Load, "policy:prepare": d.Prepare, "policy:decide": d.Decision.Duration, "audit-wait": d.Audit} {
+				c.log().Step(id, step, took)
+			}
 		}
 		return nil
 	}

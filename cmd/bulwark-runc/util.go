@@ -39,6 +39,7 @@ func (c *cliContext) runtime() (*sandbox.Runtime, error) {
 		AllowNoMAC: c.g.allowNoMAC,
 		Events: runcgate.AuditRefusals(c.gateConfig(), c.command, c.log(),
 			func(err error) { c.log().Error(err.Error()) }),
+		Steps: c.log(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open state root %s: %w", c.g.root, err)

@@ -1,0 +1,100 @@
+package sandbox
+
+import "time"
+
+// Step timing: where a container's start goes, for benchmarks and an operator's --debug log.
+// Create times its own steps in order (they add up to its wall time) and the setup child times
+// its confinement steps the same way, sending them with "ready"; Start, Wait and Delete each time
+// themselves. Steps are reported through Options.Steps; the clocks cost nanoseconds and never
+// change what is done.
+//
+// Create's steps (the runtime, in order):
+//
+//	floor            the floor applied to the spec, the rootfs opened
+//	state            the container directory, its lock, the first state write
+//	cgroups+idrange  the cgroup made (limits written) and the id range allocated, at the same time
+//	spawn            clone into the new namespaces, id maps written, execve of the runtime binary
+//	seccomp          the seccomp programs compiled (or taken from the cache)
+//	plan             the process plan, MAC labels, generated files
+//	idmap+binds      the idmapped rootfs mount and the detached bind mounts (donated descriptors)
+//	memfd            the child's vm.memfd_noexec raised (begun at spawn)
+//	config           the plan sent
+//	await-ready      until the child reports ready: its own steps below
+//	created          the "created" state persisted
+//
+// The setup child's steps (inside await-ready, except exec, which overlaps the runtime's steps from
+// seccomp to config):
+//
+//	child:exec        from spawn until the child runs its setup (the runtime's start-up, Go's and
+//	                  every package's initialisation)
+//	child:config      waiting for the plan
+//	child:mounts      cgroup namespace, rootfs, mounts, masked paths, pivot_root
+//	child:uts+net     hostname, loopback
+//	child:user+caps   rlimits, user, groups, capabilities, cwd, the executable found
+//	child:nnp+mac     no_new_privs, SELinux/AppArmor
+//	child:landlock    the Landlock domain
+//	child:fds         descriptor hygiene
+//	child:seccomp     the filters loaded
+//
+// Then: start (the exec fifo written), workload (from start until init is reaped: the workload's
+// execve, its run, its exit) and teardown (Delete). Exec times floor, seccomp, plan, spawn (nsenter
+// joining the namespaces included), config and await-ready, and the child's steps as above.
+
+// StepSink receives how long each timed step of a container's life took.
+type StepSink interface {
+	Step(containerID, step string, d time.Duration)
+}
+
+// stepTime is one timed step; the setup child sends its own with "ready".
+type stepTime struct {
+	Step string `json:"step"`
+	NS   int64  `json:"ns"`
+}
+
+// stepClock times consecutive steps: each lap is the time since the previous one.
+type stepClock struct {
+	started, last time.Time
+	steps         []stepTime
+}
+
+func newStepClock() *stepClock {
+	now := time.Now()
+	return &stepClock{started: now, last: now}
+}
+
+// lap records the time since the previous lap (or the clock's start) as step.
+func (c *stepClock) lap(step string) {
+	now := time.Now()
+	c.add(step, now.Sub(c.last))
+	c.last = now
+}
+
+func (c *stepClock) add(step string, d time.Duration) {
+	c.steps = append(c.steps, stepTime{Step: step, NS: d.Nanoseconds()})
+}
+
+// steps reports every recorded step of container id, in order, when the Runtime has a sink.
+func (r *Runtime) steps(id string, steps ...[]stepTime) {
+	if r.opts.Steps == nil {
+		return
+	}
+	for _, list := range steps {
+		for _, s := range list {
+			r.opts.Steps.Step(id, s.Step, time.Duration(s.NS))
+		}
+	}
+}
+
+// step reports one step of container id, when the Runtime has a sink.
+func (r *Runtime) step(id, step string, d time.Duration) {
+	if r.opts.Steps != nil {
+		r.opts.Steps.Step(id, step, d)
+	}
+}
+
+// childSteps are the setup child's steps from its ready message, led by child:exec, the time from
+// spawned (when the runtime began to start it) until the child began its setup.
+func childSteps(ready *message, spawned time.Time) []stepTime {
+	exec := time.Unix(0, ready.Started).Sub(spawned)
+	return append([]stepTime{{Step: "child:exec", NS: exec.Nanoseconds()}}, ready.Steps...)
+}
