@@ -27,9 +27,11 @@ type Leaks struct {
 	dirs []string // guarded by mu
 }
 
-// leakGrace is how long teardown may take to settle (a SIGKILLed process leaves its cgroup a
-// moment after the kill returns).
-const leakGrace = 3 * time.Second
+// leakGrace is how long teardown may take to settle: a SIGKILLed process leaves its cgroup a
+// moment after the kill returns, and a state root's supervisor and network resolvers exit a
+// few seconds after the last container (longer on a loaded machine). The wait costs nothing
+// when nothing is left.
+const leakGrace = 15 * time.Second
 
 // NewLeaks registers the check for a runtime state root (may be empty) and directories the test
 // owns (bundles, rootfs).
@@ -55,7 +57,13 @@ func (l *Leaks) Dir(d string) {
 }
 
 // Find returns every leak found now, one line each.
-func (l *Leaks) Find() []string {
+func (l *Leaks) Find() []string { return l.find(false) }
+
+// find is Find; at the test's end (final) it also counts processes still running with a path
+// under the test's directories on their command line: a state root's supervisor or network
+// resolver, which exit a few seconds after the last container and would otherwise still write
+// there while the test's temporary directory is removed. Mid-test they may rightly run.
+func (l *Leaks) find(final bool) []string {
 	l.mu.Lock()
 	ids := append([]string(nil), l.ids...)
 	dirs := append([]string(nil), l.dirs...)
@@ -68,6 +76,9 @@ func (l *Leaks) Find() []string {
 	out = append(out, loopLeaks(dirs)...)
 	out = append(out, cgroupLeaks(ids)...)
 	out = append(out, processLeaks(dirs, ids)...)
+	if final {
+		out = append(out, argvLeaks(dirs)...)
+	}
 	out = append(out, l.stateLeaks(ids)...)
 	out = append(out, hostStateLeaks(ids)...)
 	return out
@@ -121,7 +132,7 @@ func hostStateLeaks(ids []string) []string {
 
 func (l *Leaks) check() {
 	l.t.Helper()
-	if found := l.settle(); len(found) != 0 {
+	if found := l.settle(true); len(found) != 0 {
 		l.t.Errorf("leaked after the test:\n  %s", strings.Join(found, "\n  "))
 	}
 }
@@ -129,16 +140,16 @@ func (l *Leaks) check() {
 // AssertNone fails the test now unless every leak clears within the grace period.
 func (l *Leaks) AssertNone(t testing.TB) {
 	t.Helper()
-	if found := l.settle(); len(found) != 0 {
+	if found := l.settle(false); len(found) != 0 {
 		t.Fatalf("left behind:\n  %s", strings.Join(found, "\n  "))
 	}
 }
 
-// settle polls Find until it is empty or the grace period is over, and returns the last result.
-func (l *Leaks) settle() []string {
+// settle polls find until it is empty or the grace period is over, and returns the last result.
+func (l *Leaks) settle(final bool) []string {
 	deadline := time.Now().Add(leakGrace)
 	for {
-		found := l.Find()
+		found := l.find(final)
 		if len(found) == 0 || time.Now().After(deadline) {
 			return found
 		}
@@ -279,6 +290,43 @@ func (l *Leaks) stateLeaks(ids []string) []string {
 
 func under(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// argvLeaks lists processes with a command-line argument naming a path under one of dirs.
+func argvLeaks(dirs []string) []string {
+	ents, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if arg := argUnder(pid, dirs); arg != "" {
+			out = append(out, fmt.Sprintf("process %d (%s) still running with %s", pid, comm(pid), arg))
+		}
+	}
+	return out
+}
+
+// argUnder returns the first command-line argument of pid that is a path under one of dirs
+// (alone or as a --flag=value), or "".
+func argUnder(pid int, dirs []string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	for _, arg := range strings.Split(string(b), "\x00") {
+		if _, v, ok := strings.Cut(arg, "="); ok && strings.HasPrefix(arg, "-") {
+			arg = v
+		}
+		for _, d := range dirs {
+			if under(arg, d) {
+				return arg
+			}
+		}
+	}
+	return ""
 }
 
 func comm(pid int) string {
