@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/daemon/activation"
 	"bulwark.dev/bulwark/daemon/config"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/policy/api"
@@ -93,10 +94,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer s.Close()
-	ln, err := s.Listen()
+	s.notify = activation.NewNotifier()
+	l, err := s.listen()
 	if err != nil {
 		return err
 	}
-	defer os.Remove(cfg.Socket)
-	return s.Serve(ctx, ln)
+	defer l.close()
+	return s.serve(ctx, l)
 }

@@ -9,14 +9,13 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/daemon/activation"
 	"bulwark.dev/bulwark/daemon/config"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/policy/api"
@@ -55,6 +55,8 @@ type Server struct {
 	events  eventHub
 	watch   *watchers
 	started time.Time
+	// notify tells a service manager the daemon is ready, reloading or stopping.
+	notify activation.Notifier
 
 	// spawnMu serialises monitor spawns (spawnMonitor tells its monitor by the new child).
 	spawnMu sync.Mutex
@@ -79,59 +81,9 @@ func New(o Options) (*Server, error) {
 // Close releases the state root's daemon lock.
 func (s *Server) Close() error { return s.recs.close() }
 
-// Listen makes the socket: stale socket removed, mode 0660, group SocketGroup. The directory
-// is made 0755 if missing.
-func (s *Server) Listen() (net.Listener, error) {
-	path := s.cfg.Socket
-	gid := 0
-	if s.cfg.SocketGroup != "" {
-		g, err := lookupGroup(s.cfg.SocketGroup)
-		if err != nil {
-			return nil, err
-		}
-		gid = g
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("socket %s: exists and is not a socket", path)
-		}
-		os.Remove(path)
-	}
-	// The socket is born without group or other access (no window in which anyone may connect).
-	old := unix.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	unix.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chown(path, 0, gid); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("socket %s: %w", path, err)
-	}
-	return ln, nil
-}
-
-func lookupGroup(g string) (int, error) {
-	if n, err := strconv.Atoi(g); err == nil {
-		return n, nil
-	}
-	grp, err := user.LookupGroup(g)
-	if err != nil {
-		return 0, fmt.Errorf("socket group %q: %w", g, err)
-	}
-	return strconv.Atoi(grp.Gid)
-}
-
-// Serve answers on ln until ctx ends, then shuts down gracefully: no new connection, requests
-// in flight get ShutdownTimeout, streams are cut. Containers keep running.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// serve answers on every API listener until ctx ends, then shuts down gracefully: no new
+// connection, requests in flight get ShutdownTimeout, streams are cut. Containers keep running.
+func (s *Server) serve(ctx context.Context, l *listeners) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ConnContext:       s.connContext,
@@ -143,16 +95,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	s.watch.resume()
-	s.event("start", map[string]string{"socket": s.cfg.Socket, "api_policy": s.authz.Source})
-	s.log.Info("serving", "socket", s.cfg.Socket, "state_root", s.eng.Root(), "api", APIVersion)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	addrs := make([]string, 0, len(l.api))
+	for _, ln := range l.api {
+		addrs = append(addrs, ln.Addr().String())
+	}
+	s.event("start", map[string]string{"socket": strings.Join(addrs, ","), "api_policy": s.authz.Source})
+	s.log.Info("serving", "sockets", addrs, "state_root", s.eng.Root(), "api", APIVersion)
+	s.notifyManager("READY=1")
+	errc := make(chan error, len(l.api))
+	for _, ln := range l.api {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
+		hs.Close()
 		return err
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "timeout", s.cfg.Limits.ShutdownTimeout.Duration)
+	s.notifyManager("STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.Duration)
 	defer cancel()
 	err := hs.Shutdown(sctx)
@@ -165,6 +126,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+func (s *Server) notifyManager(state string) {
+	if err := s.notify.Notify(state); err != nil {
+		s.log.Warn("service manager not notified", "state", state, "error", err)
+	}
 }
 
 // event appends a daemon record to the audit log; a failure is logged (the daemon's own start
