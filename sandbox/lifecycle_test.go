@@ -88,6 +88,21 @@ func startSleeper(t *testing.T, r *Runtime, id, bundle string, spec *specs.Spec)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Start returns once init is told to exec, as runc's does; wait for the exec itself so that
+	// what the test then sees inside is the workload.
+	st, err := c.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
+		if strings.HasPrefix(string(cmdline), "/bin/sleep\x00") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("init %d did not exec the workload: cmdline %q", st.Pid, cmdline)
+		}
+	}
 	return c
 }
 
