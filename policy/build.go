@@ -53,6 +53,9 @@ type Context struct {
 	Publish []Publish
 	// Hooks are the OCI hooks the runtime would run on the host for this container.
 	Hooks []Hook
+	// DockerVolumes are the binds of Docker named volumes (bulwark-runc --docker-root), their
+	// sources resolved as the spec's bind sources are.
+	DockerVolumes []DockerVolume
 	// Egress is what the sandbox asks to reach through Network (nil without a network).
 	Egress *Egress
 	// Bandwidth is the rate limit asked for on Network (nil: none).
@@ -116,6 +119,7 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 	r.Mounts = mounts
 	r.Namespaces, r.Network = buildNamespaces(spec.Linux.Namespaces, c.Joins)
 	r.Network.Name, r.Publish, r.Hooks, r.Egress, r.Bandwidth, r.Pod = c.Network, c.Publish, c.Hooks, c.Egress, c.Bandwidth, c.Pod
+	r.DockerVolumes = c.DockerVolumes
 	for _, d := range spec.Linux.Devices {
 		r.Devices = append(r.Devices, Device{Type: d.Type, Path: d.Path, Major: d.Major, Minor: d.Minor})
 	}

@@ -41,6 +41,11 @@ func (r *Request) toValue() ast.Value {
 	if len(r.Hooks) > 0 {
 		items = append(items, item("hooks", hooksTerm(r.Hooks)))
 	}
+	if len(r.DockerVolumes) > 0 {
+		items = append(items, item("dockerVolumes", arrayTerm(r.DockerVolumes, func(v DockerVolume) *ast.Term {
+			return ast.ObjectTerm(item("source", str(v.Source)), item("name", str(v.Name)), item("state", str(v.State)))
+		})))
+	}
 	if r.Egress != nil {
 		items = append(items, item("egress", egressTerm(r.Egress)))
 	}

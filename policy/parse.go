@@ -71,6 +71,13 @@ func ParseRequest(data []byte) (*Request, error) {
 		}
 		m.Source = src
 	}
+	for i := range r.DockerVolumes {
+		src, err := ResolveHostPath(r.DockerVolumes[i].Source)
+		if err != nil {
+			return nil, &InvalidRequestError{Path: fmt.Sprintf("dockerVolumes[%d].source", i), Err: err}
+		}
+		r.DockerVolumes[i].Source = src
+	}
 	if r.Sysctls == nil {
 		r.Sysctls = map[string]string{}
 	}

@@ -48,17 +48,20 @@ type Request struct {
 	Bandwidth *Bandwidth `json:"bandwidth,omitempty"`
 	// Pod is the Kubernetes pod the sandbox belongs to, as the runtime proved it; nil outside
 	// a pod.
-	Pod         *Pod              `json:"pod,omitempty"`
-	Seccomp     Seccomp           `json:"seccomp"`
-	MAC         MAC               `json:"mac"`
-	Rootfs      Rootfs            `json:"rootfs"`
-	Resources   Resources         `json:"resources"`
-	Devices     []Device          `json:"devices"`
-	DeviceRules []DeviceRule      `json:"deviceRules"`
-	Sysctls     map[string]string `json:"sysctls"`
-	Rlimits     []Rlimit          `json:"rlimits"`
-	Annotations map[string]string `json:"annotations"`
-	Raises      []Raise           `json:"raises"`
+	Pod *Pod `json:"pod,omitempty"`
+	// DockerVolumes are the binds whose source is a Docker named volume of the data root the
+	// runtime was told dockerd keeps (bulwark-runc --docker-root), and what each holds.
+	DockerVolumes []DockerVolume    `json:"dockerVolumes,omitempty"`
+	Seccomp       Seccomp           `json:"seccomp"`
+	MAC           MAC               `json:"mac"`
+	Rootfs        Rootfs            `json:"rootfs"`
+	Resources     Resources         `json:"resources"`
+	Devices       []Device          `json:"devices"`
+	DeviceRules   []DeviceRule      `json:"deviceRules"`
+	Sysctls       map[string]string `json:"sysctls"`
+	Rlimits       []Rlimit          `json:"rlimits"`
+	Annotations   map[string]string `json:"annotations"`
+	Raises        []Raise           `json:"raises"`
 }
 
 // Pod names a sandbox's pod: Sandbox is the id of its sandbox container (the runtime proved it:
@@ -67,6 +70,16 @@ type Request struct {
 type Pod struct {
 	Sandbox string `json:"sandbox"`
 	UID     string `json:"uid,omitempty"`
+}
+
+// DockerVolume is a bind source that is exactly <docker data root>/volumes/NAME/_data. State is
+// "empty" (no entries, not yet the storage range's), "filled" (entries dockerd or another
+// runtime put there) or "adopted" (already owned by the storage range); the runtime moves an
+// allowed writable one into the storage range before the container is created.
+type DockerVolume struct {
+	Source string `json:"source"`
+	Name   string `json:"name"`
+	State  string `json:"state"`
 }
 
 // Identity is who asks: a host uid/gid now, the daemon's authenticated principal later.

@@ -222,3 +222,11 @@ func ImportBinds(paths []string, files []*os.File) (*BindSources, error) {
 // idmapped mount shifts it to the running container's root): a writable host bind's directory
 // must belong to StorageIDBase+N for container user N to write it.
 const StorageIDBase = idmap.StorageBase
+
+// StorageIDRange is how many ids the storage range has (one container range's worth): host ids
+// StorageIDBase to StorageIDBase+StorageIDRange-1.
+const StorageIDRange = idmap.RangeSize
+
+// Descriptor is the O_PATH descriptor the bind whose resolved source is real mounts from (owned
+// by b: the caller must not close it).
+func (b *BindSources) Descriptor(real string) (int, error) { return b.fd(real) }

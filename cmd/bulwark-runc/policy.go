@@ -24,10 +24,11 @@ const gcMemoryLimit = 128 << 20
 
 // policyOpts are Bulwark's policy flags. There is deliberately no flag that skips the decision.
 type policyOpts struct {
-	dir       string
-	bundle    string
-	key       string
-	stateRoot string
+	dir        string
+	bundle     string
+	key        string
+	stateRoot  string
+	dockerRoot string
 }
 
 func (o *policyOpts) register(pf *pflag.FlagSet) {
@@ -40,6 +41,8 @@ func (o *policyOpts) register(pf *pflag.FlagSet) {
 	pf.StringVar(&o.key, "policy-key", "", "PEM public key that verifies --policy-bundle")
 	pf.StringVar(&o.stateRoot, "state-root", def, "persistent state root (the accepted policy bundle revision, "+
 		"the audit log, the host's one id-range allocator and SELinux label store); unlike --root it must survive a reboot (env "+stateRootEnv+")")
+	pf.StringVar(&o.dockerRoot, "docker-root", "", "dockerd's data root when dockerd runs this runtime (e.g. /var/lib/docker): "+
+		"its named volumes (<root>/volumes/NAME/_data) are decided on as Docker volumes and, writable, adopted into the storage range")
 }
 
 // decide asks the policy engine about a create (p nil) or an exec of p, on the effective spec rt's
@@ -86,7 +89,7 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 func (c *cliContext) gateConfig() runcgate.Config {
 	o := c.g.policy
 	return runcgate.Config{
-		StateRoot: o.stateRoot, PolicyDir: o.dir, PolicyBundle: o.bundle, PolicyKeyFile: o.key,
+		StateRoot: o.stateRoot, DockerRoot: o.dockerRoot, PolicyDir: o.dir, PolicyBundle: o.bundle, PolicyKeyFile: o.key,
 		UID: os.Getuid(), GID: os.Getgid(),
 	}
 }

@@ -43,6 +43,11 @@ type Config struct {
 	PolicyDir     string
 	PolicyBundle  string
 	PolicyKeyFile string
+	// DockerRoot is dockerd's data root (its --data-root) when bulwark-runc serves dockerd: a
+	// bind of one of its named volumes (<DockerRoot>/volumes/NAME/_data) is then shown to
+	// policy as a Docker volume and, allowed writable, adopted into the storage range. Empty:
+	// such a bind is a host path like any other.
+	DockerRoot string
 	// UID and GID are the caller's: policy sees them and the audit records the uid.
 	UID, GID int
 }
@@ -220,6 +225,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	// sources as the bundle names them, and one removed since the create does not refuse it.
 	spec = withLinux(spec)
 	floorSpec := spec
+	var dockerVols []dockerVolume
 	if req.Operation == policy.OpExec {
 		// An exec enters the container's own namespaces (a pod container's too): none of
 		// the bundle's namespace paths is joined anew.
@@ -245,6 +251,9 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			}
 		}()
 		floorSpec = spec
+		if dockerVols, err = findDockerVolumes(cfg.DockerRoot, spec, binds); err != nil {
+			return nil, t.Refuse("mounts", err)
+		}
 	}
 	memUnset, pidsUnset := unsetLimits(req.Spec)
 	o, err := gate.Decide(ctx, gate.Request{
@@ -253,7 +262,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			Tenant:    req.Tenant,
 			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != policy.OpExec,
-			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(),
+			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
 		Decide: decidePolicy,
@@ -264,6 +273,9 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	out.Decision, out.InputDigest, out.Constraints = o.Decision, o.InputDigest, o.Constraints
 	if err != nil || req.Operation == policy.OpExec {
 		return out, err
+	}
+	if err := adoptDockerVolumes(dockerVols, t); err != nil {
+		return out, t.Refuse("mounts", err)
 	}
 	if len(out.Constraints) > 0 {
 		// Create floors the spec again; explicit limits are kept as they are.

@@ -311,6 +311,7 @@ deny contains {"code": "MOUNT_HOST_PATH_FORBIDDEN", "message": forbidden_message
 	m := input.mounts[i]
 	overlaps_forbidden(m.source)
 	not tenant_volume(m.source) # the default state root is a forbidden tree
+	not docker_volume(m.source) # so is dockerd's default data root
 	not pod_bind(m)
 }
 
@@ -364,14 +365,15 @@ pod_uid_missing(pattern) if {
 	pod_uid == ""
 }
 
-# A Docker named volume (docker run -v NAME:/dst) is a directory of dockerd's default data root,
-# made by dockerd and owned by host root: the refusal says why and what works instead.
+# A Docker named volume (docker run -v NAME:/dst) is a directory of dockerd's default data root:
+# when the runtime was not told that data root (or the tenant may not use Docker volumes), the
+# refusal says why and what works instead.
 forbidden_message(src) := msg if {
 	parts := split(trim_prefix(src, "/var/lib/docker/volumes/"), "/")
 	startswith(src, "/var/lib/docker/volumes/")
 	count(parts) == 2
 	parts[1] == "_data"
-	msg := sprintf("host path %s, Docker named volume %s, may not be bind-mounted: /var/lib/docker holds every container's layers, and the volume belongs to host root while the floor maps writable binds to the storage range (container root is host uid 983040); bind a directory the operator names in writable_bind_sources and chowns to 983040:983040 instead (docker run -v /srv/volumes/%s:/dst), or use bulwark run -v %s:/dst (docs/runtime.md, Docker volumes)", [src, parts[0], parts[0], parts[0]])
+	msg := sprintf("host path %s, Docker named volume %s, may not be bind-mounted: /var/lib/docker holds every container's layers, and bulwark-runc binds a Docker volume from it only when it is told dockerd's data root (--docker-root /var/lib/docker) and the tenant's data does not say docker_volumes: false (docs/runtime.md, Docker volumes)", [src, parts[0]])
 } else := sprintf("host path %s may not be bind-mounted", [src])
 
 # The source is /, a forbidden tree, below one, or above one (a directory that
@@ -427,6 +429,54 @@ tenant_volume(src) if {
 	parts[1] == "_data"
 }
 
+# ---- Docker named volumes (bulwark-runc under dockerd) ----
+#
+# The runtime names the binds whose source is exactly <docker data root>/volumes/NAME/_data of
+# the data root its operator gave it (bulwark-runc --docker-root), with what each holds
+# (input.dockerVolumes). They are allowed, writable too, unless the tenant's data says
+# docker_volumes: false; the runtime then moves a writable one into the storage range (once,
+# audited as volume.adopt) so container root owns it and the host sees nothing of host root's.
+# A volume that holds files not yet adopted (dockerd copied the image's content there) is
+# adopted only where the data says adopt_docker_volume_contents: true: the whole tree changes
+# owner, which another runtime sharing the volume would notice.
+default docker_volumes_allowed := true
+
+docker_volumes_allowed := v if {
+	v := tenant_config.docker_volumes
+} else := v if {
+	v := defaults.docker_volumes
+}
+
+default adopt_docker_contents := false
+
+adopt_docker_contents := v if {
+	v := tenant_config.adopt_docker_volume_contents
+} else := v if {
+	v := defaults.adopt_docker_volume_contents
+}
+
+docker_volume_entry(src) := v if {
+	some v in object.get(input, "dockerVolumes", [])
+	v.source == src
+	regex.match(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`, v.name)
+	endswith(src, concat("", ["/volumes/", v.name, "/_data"]))
+}
+
+docker_volume(src) if {
+	docker_volumes_allowed == true
+	docker_volume_entry(src)
+}
+
+deny contains {"code": "DOCKER_VOLUME_NOT_EMPTY", "message": sprintf("Docker volume %s holds files owned by host ids (dockerd copied the image's content into it): adopting it would change the owner of all of them to the storage range, which tenant %s's data does not grant (adopt_docker_volume_contents: true); mount it read-only, or start from an empty volume (docker volume create, then -v NAME:/dst with an image that has nothing at /dst, or --mount type=volume,src=NAME,dst=/dst,volume-nocopy)", [v.name, tenant_name]), "path": sprintf("mounts[%d].source", [i])} if {
+	some i in binds
+	m := input.mounts[i]
+	not m.readOnly == true
+	docker_volume(m.source)
+	v := docker_volume_entry(m.source)
+	v.state == "filled"
+	not adopt_docker_contents == true
+}
+
 # Exec on a volume: the floor keeps a writable bind executable only when its options ask for
 # exec (and not noexec); that is granted on the tenant's own named volumes only, read-only or
 # not, and only where its data says exec_volumes: true (default false). A writable host bind
@@ -477,6 +527,8 @@ deny contains {"code": "MOUNT_HOST_PATH_NOT_ALLOWED", "message": sprintf("host p
 
 bind_allowed(src) if tenant_volume(src)
 
+bind_allowed(src) if docker_volume(src)
+
 bind_allowed(src) if bind_allowlist[src]
 
 bind_allowed(src) if strings.any_prefix_match(src, bind_allowlist_prefixes)
@@ -498,6 +550,8 @@ deny contains {"code": "MOUNT_WRITABLE_NOT_ALLOWED", "message": sprintf("writabl
 writable_allowed(src) if src in writable_sources
 
 writable_allowed(src) if tenant_volume(src)
+
+writable_allowed(src) if docker_volume(src)
 
 writable_allowed(src) if strings.any_prefix_match(src, writable_source_prefixes)
 

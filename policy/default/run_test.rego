@@ -136,15 +136,44 @@ test_forbidden_host_paths if {
 	}
 }
 
-# A Docker named volume is refused (dockerd's data root is a forbidden tree) naming the remedy.
+# A Docker named volume the runtime did not name (no --docker-root) is refused (dockerd's data
+# root is a forbidden tree) naming the remedy.
 test_docker_named_volume_refusal_names_remedy if {
 	d := run.decision with input as json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/var/lib/docker/volumes/pgdata/_data", ["rbind", "rw"])}]) with data.bulwark.tenants as tenants
 	some r in d.reasons
 	r.code == "MOUNT_HOST_PATH_FORBIDDEN"
 	contains(r.message, "Docker named volume pgdata, may not be bind-mounted")
-	contains(r.message, "chowns to 983040:983040")
+	contains(r.message, "--docker-root /var/lib/docker")
 	d2 := run.decision with input as json.patch(base, [{"op": "add", "path": "/mounts/-", "value": bind("/var/lib/docker/volumes/pgdata", ["rbind", "ro"])}]) with data.bulwark.tenants as tenants
 	d2.reasons[0].message == "host path /var/lib/docker/volumes/pgdata may not be bind-mounted"
+}
+
+# A Docker named volume the runtime names (input.dockerVolumes) is allowed writable, empty or
+# adopted; a filled one only read-only unless adopt_docker_volume_contents; docker_volumes:
+# false refuses it; an entry whose source is not <root>/volumes/NAME/_data is no volume.
+docker_vol(src, name, state, ro) := json.patch(base, [
+	{"op": "add", "path": "/mounts/-", "value": json.patch(bind(src, ["rbind"]), [{"op": "replace", "path": "/readOnly", "value": ro}])},
+	{"op": "add", "path": "/dockerVolumes", "value": [{"source": src, "name": name, "state": state}]},
+])
+
+test_docker_volumes if {
+	src := "/var/lib/docker/volumes/pgdata/_data"
+	every state in ["empty", "adopted"] {
+		d := run.decision with input as docker_vol(src, "pgdata", state, false) with data.bulwark.tenants as tenants
+		d.allow
+	}
+	other := "/srv/docker/volumes/pg/_data"
+	d1 := run.decision with input as docker_vol(other, "pg", "empty", false) with data.bulwark.tenants as tenants
+	d1.allow
+	codes(docker_vol(src, "pgdata", "filled", false)) == {"DOCKER_VOLUME_NOT_EMPTY"}
+	d2 := run.decision with input as docker_vol(src, "pgdata", "filled", true) with data.bulwark.tenants as tenants
+	d2.allow
+	d3 := run.decision with input as docker_vol(src, "pgdata", "filled", false) with data.bulwark.tenants as {"acme": object.union(tenants.acme, {"adopt_docker_volume_contents": true})}
+	d3.allow
+	d4 := run.decision with input as docker_vol(src, "pgdata", "empty", false) with data.bulwark.tenants as {"acme": object.union(tenants.acme, {"docker_volumes": false})}
+	{r.code | some r in d4.reasons} == {"MOUNT_HOST_PATH_FORBIDDEN", "MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(docker_vol("/var/lib/docker/volumes/pgdata/_data/x", "pgdata", "empty", false)) == {"MOUNT_HOST_PATH_FORBIDDEN", "MOUNT_WRITABLE_NOT_ALLOWED"}
+	codes(docker_vol("/srv/docker/volumes/pg/_data", "other", "empty", false)) == {"MOUNT_HOST_PATH_NOT_ALLOWED", "MOUNT_WRITABLE_NOT_ALLOWED"}
 }
 
 test_runtime_socket_denied if {

@@ -28,7 +28,7 @@ func dockerHost(t *testing.T, tenants string) (*dockerhost.Host, string) {
 	stateRoot := t.TempDir()
 	policy := dockerhost.HookPolicy(t, tenants)
 	h := dockerhost.Start(t, dockerhost.Options{Runtimes: map[string]dockerhost.Runtime{
-		"bulwark": {Path: runc, Args: []string{"--policy", policy, "--state-root", stateRoot}},
+		"bulwark": {Path: runc, Args: []string{"--policy", policy, "--state-root", stateRoot, "--docker-root", dockerhost.DataRootArg}},
 	}})
 	img := testenv.BusyboxTar(t, filepath.Join(t.TempDir(), "bb.tar"), []string{"sh", "echo", "cat", "ls", "id", "true"}, nil)
 	h.Must(t, "import", img, "bb:1")
@@ -40,9 +40,11 @@ func dockerHost(t *testing.T, tenants string) (*dockerhost.Host, string) {
 // (the sandbox follows each only beneath that overlay2 directory before idmapping it). Before,
 // create failed with "idmapped mount of overlay rootfs layer …/overlay2/l/…: not a directory".
 // The only policy data it needs is the hook allowlist entry for dockerd's libnetwork-setkey.
-// Docker's named volumes stay refused (host root's directories in dockerd's data root); the
-// documented remedy, a writable_bind_sources directory chowned to the storage range, is written
-// by the container's root as host uid 983040.
+// A Docker named volume (bulwark-runc --docker-root names dockerd's data root) is adopted into
+// the storage range on first use: container root writes it, the host sees uid 983040, a second
+// container reads it back, `docker volume rm` removes it; one dockerd filled from the image is
+// refused saying why. A writable_bind_sources directory chowned to the storage range is written
+// by the container's root as host uid 983040 too.
 func TestDockerOverlay2(t *testing.T) {
 	vols := t.TempDir()
 	pg := filepath.Join(vols, "pgdata")
@@ -78,9 +80,23 @@ func TestDockerOverlay2(t *testing.T) {
 		}
 	}
 
-	out, err = h.Docker("run", "--runtime", "bulwark", "--rm", "-v", "named:/data", "bb:1", "sh", "-c", "echo x > /data/f")
-	if err == nil || !strings.Contains(out, "MOUNT_HOST_PATH_NOT_ALLOWED") || !strings.Contains(out, "/volumes/named/_data") {
-		t.Errorf("a Docker named volume: %v\n%s", err, out)
+	if out := h.Must(t, "run", "--runtime", "bulwark", "--rm", "-v", "named:/data", "bb:1", "sh", "-c", "echo x > /data/f && id -u"); out != "0" {
+		t.Errorf("write to a Docker named volume printed %q", out)
+	}
+	data := filepath.Join(h.DataRoot(), "volumes", "named", "_data")
+	for _, p := range []string{data, filepath.Join(data, "f")} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil || st.Uid != 983040 || st.Gid != 983040 {
+			t.Errorf("%s: %v, owner %d:%d, want 983040:983040", p, err, st.Uid, st.Gid)
+		}
+	}
+	if out := h.Must(t, "run", "--runtime", "bulwark", "--rm", "-v", "named:/data", "bb:1", "cat", "/data/f"); out != "x" {
+		t.Errorf("a second container read %q from the volume", out)
+	}
+	h.Must(t, "volume", "rm", "named")
+	out, err = h.Docker("run", "--runtime", "bulwark", "--rm", "-v", "filled:/etc", "bb:1", "true")
+	if err == nil || !strings.Contains(out, "DOCKER_VOLUME_NOT_EMPTY") {
+		t.Errorf("a Docker volume filled from the image: %v\n%s", err, out)
 	}
 	if out := h.Must(t, "run", "--runtime", "bulwark", "--rm", "-v", pg+":/data", "bb:1", "sh", "-c", "echo x > /data/f && cat /data/f"); out != "x" {
 		t.Errorf("write to the allowlisted bind printed %q", out)

@@ -23,9 +23,14 @@ import (
 
 // Runtime is one OCI runtime registered with dockerd (daemon.json's runtimes).
 type Runtime struct {
-	Path string   `json:"path"`
+	Path string `json:"path"`
+	// Args are passed before the subcommand; DataRootArg in one stands for the daemon's data
+	// root (not known before Start).
 	Args []string `json:"runtimeArgs,omitempty"`
 }
+
+// DataRootArg in a runtime's Args is replaced by the daemon's data root.
+const DataRootArg = "{data-root}"
 
 // Options configure the daemon.
 type Options struct {
@@ -77,8 +82,16 @@ func Start(tb testing.TB, o Options) *Host {
 	var b [4]byte
 	rand.Read(b[:])
 	h := &Host{Dir: tb.TempDir(), cli: cli, cgroupParent: "bwtest-docker-" + hex.EncodeToString(b[:])}
+	runtimes := map[string]Runtime{}
+	for name, r := range o.Runtimes {
+		args := make([]string, len(r.Args))
+		for i, a := range r.Args {
+			args[i] = strings.ReplaceAll(a, DataRootArg, h.DataRoot())
+		}
+		runtimes[name] = Runtime{Path: r.Path, Args: args}
+	}
 	conf := map[string]any{
-		"runtimes": o.Runtimes, "exec-opts": []string{"native.cgroupdriver=cgroupfs"},
+		"runtimes": runtimes, "exec-opts": []string{"native.cgroupdriver=cgroupfs"},
 		"cgroup-parent": h.cgroupParent, "userland-proxy": o.UserlandProxy,
 		"data-root": h.DataRoot(), "exec-root": filepath.Join(h.Dir, "exec"),
 		"pidfile": filepath.Join(h.Dir, "docker.pid"), "hosts": []string{"unix://" + h.sock()},
