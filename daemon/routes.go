@@ -63,6 +63,8 @@ func (s *Server) Handler() http.Handler {
 	r("GET /images/json", "image.list", noTarget, s.imageList)
 	r("GET /images/{name...}", "image.inspect", noTarget, s.imageInspect)
 
+	s.bulwarkRoutes(r)
+
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("API-Version", APIVersion)
 		w.Header().Set("Server", "bulwarkd")

@@ -29,6 +29,7 @@ operations := {
 	"container.kill", "container.remove", "container.exec", "container.top",
 	"container.stats", "container.resize", "container.exec.inspect",
 	"image.list", "image.inspect",
+	"bulwark.decide", "bulwark.trust", "bulwark.audit", "bulwark.audit.verify",
 }
 
 # Reads every caller may make whatever its tenant: negotiating the protocol.
@@ -59,7 +60,7 @@ deny contains {"code": "TENANT_UNKNOWN", "message": "the connection's uid and gi
 }
 
 # Another tenant's object: only an operator reaches it (and the daemon audits that it did).
-deny contains {"code": "CROSS_TENANT", "message": sprintf("%s %s belongs to another tenant", [object.get(target, "kind", "object"), object.get(target, "id", "")]), "path": "target.owner"} if {
+deny contains {"code": "CROSS_TENANT", "message": sprintf("%s belongs to another tenant", [concat(" ", [x | some x in [object.get(target, "kind", "object"), object.get(target, "id", "")]; x != ""])]), "path": "target.owner"} if {
 	owner != ""
 	owner != tenant
 	not operator

@@ -35,3 +35,22 @@ test_denied_operation if {
 	not d.allow
 	d.reasons[_].code == "OPERATION_NOT_GRANTED"
 }
+
+test_bulwark_endpoints_known if {
+	every op in ["bulwark.decide", "bulwark.trust", "bulwark.audit", "bulwark.audit.verify"] {
+		api.decision.allow with input as {"tenant": "a", "operation": op}
+	}
+}
+
+test_bulwark_endpoints_need_a_tenant if {
+	d := api.decision with input as {"operation": "bulwark.audit"}
+	not d.allow
+	d.reasons[_].code == "TENANT_UNKNOWN"
+}
+
+test_bulwark_audit_withheld if {
+	d := api.decision with input as {"tenant": "a", "operation": "bulwark.audit"}
+		with data.bulwark.api_tenants as {"a": {"denied_operations": ["bulwark.audit", "bulwark.audit.verify"]}}
+	not d.allow
+	d.reasons[_].code == "OPERATION_NOT_GRANTED"
+}
