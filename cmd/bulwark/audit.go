@@ -27,10 +27,17 @@ func newAuditCmd() *cobra.Command {
 func newAuditVerifyCmd() *cobra.Command {
 	var anchorPath string
 	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Check the whole chain and every checkpoint; name the first bad record; repair a torn tail",
-		Args:  cobra.NoArgs,
+		Use:         "verify",
+		Short:       "Check the whole chain and every checkpoint; name the first bad record; repair a torn tail",
+		Args:        cobra.NoArgs,
+		Annotations: remote(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c := remoteOf(cmd); c != nil {
+				if err := c.PrintAuditVerify(cmd.Context(), cmd.OutOrStdout()); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				return nil
+			}
 			var anchor *audit.Checkpoint
 			if anchorPath != "" {
 				b, err := os.ReadFile(anchorPath)
@@ -65,10 +72,14 @@ func newAuditTailCmd() *cobra.Command {
 	var n int
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "tail",
-		Short: "Print the last records as JSON lines",
-		Args:  cobra.NoArgs,
+		Use:         "tail",
+		Short:       "Print the last records as JSON lines (through bulwarkd: the caller's tenant's)",
+		Args:        cobra.NoArgs,
+		Annotations: remote("lines"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c := remoteOf(cmd); c != nil {
+				return c.AuditTail(cmd.Context(), cmd.OutOrStdout(), n)
+			}
 			recs, err := audit.Query(auditDir(cmd), audit.Filter{})
 			if err != nil {
 				return err

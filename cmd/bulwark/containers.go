@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/client"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -39,10 +41,14 @@ func newPsCmd() *cobra.Command {
 	var all, quiet bool
 	var tenant string
 	c := &cobra.Command{
-		Use:   "ps",
-		Short: "List containers (running ones; -a for all)",
-		Args:  cobra.NoArgs,
+		Use:         "ps",
+		Short:       "List containers (running ones; -a for all)",
+		Args:        cobra.NoArgs,
+		Annotations: remote("all", "quiet"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c := remoteOf(cmd); c != nil {
+				return c.PS(cmd.Context(), cmd.OutOrStdout(), all, quiet)
+			}
 			return withEngine(cmd, func(e *engine.Engine) error {
 				list, err := e.List(as(tenant))
 				if err != nil {
@@ -83,10 +89,14 @@ func newPsCmd() *cobra.Command {
 func newInspectCmd() *cobra.Command {
 	var tenant string
 	c := &cobra.Command{
-		Use:   "inspect CONTAINER...",
-		Short: "Show containers' records and live state as JSON",
-		Args:  cobra.MinimumNArgs(1),
+		Use:         "inspect CONTAINER...",
+		Short:       "Show containers' records and live state as JSON",
+		Args:        cobra.MinimumNArgs(1),
+		Annotations: remote(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := remoteOf(cmd); c != nil {
+				return c.InspectAll(cmd.Context(), cmd.OutOrStdout(), args)
+			}
 			return withEngine(cmd, func(e *engine.Engine) error {
 				var out []*engine.Container
 				for _, id := range args {
@@ -108,10 +118,14 @@ func newLogsCmd() *cobra.Command {
 	var follow, timestamps bool
 	var tenant string
 	c := &cobra.Command{
-		Use:   "logs CONTAINER",
-		Short: "Print a detached container's output (rotated files included)",
-		Args:  cobra.ExactArgs(1),
+		Use:         "logs CONTAINER",
+		Short:       "Print a detached container's output (rotated files included)",
+		Args:        cobra.ExactArgs(1),
+		Annotations: remote("follow", "timestamps"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := remoteOf(cmd); c != nil {
+				return c.PrintLogs(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], follow, timestamps)
+			}
 			return withEngine(cmd, func(e *engine.Engine) error {
 				seen := 0
 				print := func() error {
@@ -170,12 +184,24 @@ func newExecCmd() *cobra.Command {
 		flags       engineFlags
 	)
 	c := &cobra.Command{
-		Use:   "exec [flags] CONTAINER CMD [ARG...]",
-		Short: "Run a process in a running container (decided by policy, same confinement)",
-		Args:  cobra.MinimumNArgs(2),
+		Use:         "exec [flags] CONTAINER CMD [ARG...]",
+		Short:       "Run a process in a running container (decided by policy, same confinement)",
+		Args:        cobra.MinimumNArgs(2),
+		Annotations: remote(client.ExecFlags...),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Identity = caller()
 			req.Args = args[1:]
+			if c := remoteOf(cmd); c != nil {
+				var stdin io.Reader
+				if interactive {
+					stdin = os.Stdin
+				}
+				code, err := c.Exec(cmd.Context(), args[0], req, stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				if err != nil {
+					return &exitError{code: code, err: err}
+				}
+				return &exitError{code: code, err: errSilent}
+			}
 			e, err := openEngine(cmd, &flags)
 			if err != nil {
 				return err
@@ -225,10 +251,15 @@ func newStopCmd() *cobra.Command {
 	var timeout int
 	var tenant string
 	c := &cobra.Command{
-		Use:   "stop CONTAINER...",
-		Short: "SIGTERM, then SIGKILL after the timeout",
-		Args:  cobra.MinimumNArgs(1),
+		Use:         "stop CONTAINER...",
+		Short:       "SIGTERM, then SIGKILL after the timeout",
+		Args:        cobra.MinimumNArgs(1),
+		Annotations: remote("time"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := remoteOf(cmd); c != nil {
+				d := time.Duration(timeout) * time.Second
+				return eachRemote(cmd, args, func(id string) error { return c.Stop(cmd.Context(), id, &d) })
+			}
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
 				return e.Stop(id, as(tenant), time.Duration(timeout)*time.Second)
 			})
@@ -243,13 +274,17 @@ func newKillCmd() *cobra.Command {
 	var sig string
 	var tenant string
 	c := &cobra.Command{
-		Use:   "kill CONTAINER...",
-		Short: "Send a signal (default SIGKILL) to every process of a container",
-		Args:  cobra.MinimumNArgs(1),
+		Use:         "kill CONTAINER...",
+		Short:       "Send a signal (default SIGKILL) to every process of a container",
+		Args:        cobra.MinimumNArgs(1),
+		Annotations: remote("signal"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := parseSignal(sig)
 			if err != nil {
 				return err
+			}
+			if c := remoteOf(cmd); c != nil {
+				return eachRemote(cmd, args, func(id string) error { return c.Kill(cmd.Context(), id, fmt.Sprint(int(s))) })
 			}
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
 				return e.Kill(id, as(tenant), s, s == syscall.SIGKILL)
@@ -280,10 +315,14 @@ func newRmCmd() *cobra.Command {
 	var opts engine.RemoveOptions
 	var tenant string
 	c := &cobra.Command{
-		Use:   "rm CONTAINER...",
-		Short: "Remove containers (running ones with --force)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:         "rm CONTAINER...",
+		Short:       "Remove containers (running ones with --force)",
+		Args:        cobra.MinimumNArgs(1),
+		Annotations: remote("force", "volumes"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := remoteOf(cmd); c != nil {
+				return eachRemote(cmd, args, func(id string) error { return c.Remove(cmd.Context(), id, opts.Force, opts.Volumes) })
+			}
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
 				return e.Remove(id, as(tenant), opts)
 			})

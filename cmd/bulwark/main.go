@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/client"
+
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -40,16 +42,25 @@ func newRootCmd() *cobra.Command {
 		Short:         "A security-hardened sandbox runtime",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		// First: a non-root caller gets one clear error before anything is decided or written
-		// (help aside, and bench, which only reads and skips what needs root).
+		// First: with --host, the command goes to bulwarkd (or is refused); otherwise a non-root
+		// caller gets one clear error before anything is decided or written (help aside, and
+		// bench, which only reads and skips what needs root). The hidden commands the engine
+		// runs (supervisor, resolver) are always local.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Name() == "help" || cmd.Name() == "bench" {
+			if cmd.Name() == "help" {
+				return nil
+			}
+			if host, _ := cmd.Flags().GetString("host"); host != "" && !cmd.Hidden {
+				return useHost(cmd, host)
+			}
+			if cmd.Name() == "bench" {
 				return nil
 			}
 			return privilege.Require()
 		},
 	}
 	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
+	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+client.HostEnv+")")
 	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
 	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
 		newStartCmd(), newRestartCmd(), newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd(), newNetworkCmd(), newResolverCmd(), newVolumeCmd(), newSystemCmd())

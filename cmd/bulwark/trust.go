@@ -211,10 +211,14 @@ func newTrustRotateCmd() *cobra.Command {
 
 func newTrustStatusCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "status",
-		Short: "Show version, expiry and keys of every role",
-		Args:  cobra.NoArgs,
+		Use:         "status",
+		Short:       "Show version, expiry and keys of every role (through bulwarkd: as verified, and the signed tags the caller may use)",
+		Args:        cobra.NoArgs,
+		Annotations: remote(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := remoteOf(cmd); c != nil {
+				return c.TrustStatus(cmd.Context(), cmd.OutOrStdout())
+			}
 			r, err := openRepo(cmd, "")
 			if err != nil {
 				return err
