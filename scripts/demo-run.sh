@@ -4,9 +4,10 @@
 # decision and the floor's raises for a run, run it, then show a run the policy denies
 # (--cap-add SYS_ADMIN), an unsigned image refused, a sized named volume kept across containers,
 # a published port (in a private network namespace), the compliance scanner, the audit trail of it
-# all, and `audit verify` — then one edited byte of the trail and a truncated tail caught. Everything lives in one temp
-# dir that the EXIT trap removes (containers included), so the demo is idempotent and leaves
-# nothing behind.
+# all, and `audit verify`; bulwarkd on the same state root for two tenants, one refused across the
+# boundary (scripts/demo-daemon.sh) — then one edited byte of the trail and a truncated tail
+# caught. Everything lives in one temp dir that the EXIT trap removes (containers included), so
+# the demo is idempotent and leaves nothing behind.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -154,6 +155,9 @@ for l in sys.stdin:
     print(r["seq"], r["type"]+"."+r["action"], {k: a[k] for k in ("result","reason_codes","revision","input_digest","step","error") if k in a})' 2>/dev/null || b audit query --container denied
 expect 0 audit verify
 echo "(nothing left behind: containers/ $(ls "$STATE/containers" | wc -l), engine/ $(ls "$STATE/engine" | wc -l))"
+
+# The daemon on this state root: two tenants, one refused across the boundary (its own script).
+"$PWD/scripts/demo-daemon.sh" "$STATE"
 
 section "Tamper evidence: one edited byte of the trail, and a truncated tail"
 SEG=$(ls "$STATE"/audit/audit-*.jsonl | tail -1)
