@@ -2,10 +2,12 @@ package runcgate
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
@@ -24,13 +26,16 @@ import (
 // dockerVolume is one bind of a Docker named volume.
 type dockerVolume struct {
 	policy.DockerVolume
-	fd       int // the bind's descriptor (owned by the BindSources)
+	fd       int // the bind's descriptor (owned by the BindSources); -1 for an exec
 	writable bool
 }
 
-// findDockerVolumes returns the binds of spec (sources already resolved into binds) that are
-// Docker named volumes of the data root root (resolved), with their state. root empty: none.
-func findDockerVolumes(root string, spec *specs.Spec, binds *sandbox.BindSources) ([]dockerVolume, error) {
+// findDockerVolumes returns the binds of spec that are Docker named volumes of the data root
+// root, with their state. root empty: none. For a create, binds holds the descriptors the
+// spec's (resolved) sources mount from, and each state is read from its descriptor; for an exec
+// (binds nil) nothing is mounted: each source is resolved as policy resolves it (relative to
+// bundle) and a volume that is gone since the create is left out, as policy leaves it.
+func findDockerVolumes(root, bundle string, spec *specs.Spec, binds *sandbox.BindSources) ([]dockerVolume, error) {
 	if root == "" {
 		return nil, nil
 	}
@@ -40,24 +45,50 @@ func findDockerVolumes(root string, spec *specs.Spec, binds *sandbox.BindSources
 	}
 	var out []dockerVolume
 	for _, m := range spec.Mounts {
-		name, ok := volume.DockerVolumeName(real, m.Source)
-		if !ok || !policy.IsBind(m.Type, m.Options) {
+		if !policy.IsBind(m.Type, m.Options) {
 			continue
 		}
-		fd, err := binds.Descriptor(m.Source)
-		if err != nil {
-			return nil, err
+		src, fd := m.Source, -1
+		if binds == nil {
+			if !filepath.IsAbs(src) {
+				src = filepath.Join(bundle, src)
+			}
+			if src, err = policy.ResolveHostPath(src); err != nil {
+				continue
+			}
 		}
-		st, err := volume.InspectDocker(fd)
+		name, ok := volume.DockerVolumeName(real, src)
+		if !ok {
+			continue
+		}
+		var st volume.DockerState
+		if binds != nil {
+			if fd, err = binds.Descriptor(src); err != nil {
+				return nil, err
+			}
+			st, err = volume.InspectDocker(fd)
+		} else {
+			st, err = inspectPath(src)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("docker volume %s: %w", name, err)
 		}
 		out = append(out, dockerVolume{
-			DockerVolume: policy.DockerVolume{Source: m.Source, Name: name, State: string(st)},
+			DockerVolume: policy.DockerVolume{Source: src, Name: name, State: string(st)},
 			fd:           fd, writable: !slices.Contains(m.Options, "ro"), // as policy reads it
 		})
 	}
 	return out, nil
+}
+
+// inspectPath is volume.InspectDocker of the directory at the real path src.
+func inspectPath(src string) (volume.DockerState, error) {
+	fd, err := unix.Open(src, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	return volume.InspectDocker(fd)
 }
 
 // adoptDockerVolumes moves the allowed writable Docker volumes into the storage range, each once

@@ -251,9 +251,11 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			}
 		}()
 		floorSpec = spec
-		if dockerVols, err = findDockerVolumes(cfg.DockerRoot, spec, binds); err != nil {
-			return nil, t.Refuse("mounts", err)
-		}
+	}
+	// Docker volumes are shown to policy for an exec too (it decides on the same mounts).
+	var err error
+	if dockerVols, err = findDockerVolumes(cfg.DockerRoot, req.Bundle, spec, out.Binds); err != nil {
+		return nil, t.Refuse("mounts", err)
 	}
 	memUnset, pidsUnset := unsetLimits(req.Spec)
 	o, err := gate.Decide(ctx, gate.Request{

@@ -79,6 +79,17 @@ func TestDockerVolumeAdoption(t *testing.T) {
 	if out := c.ok("--state-root", sr, "--docker-root", dockerRoot, "run", "--bundle", reader, id); out != "0\n" {
 		t.Errorf("second container read %q, want container root's uid 0", out)
 	}
+	// An exec is decided on the same mounts: the volume is a Docker volume there too (docker
+	// exec was refused with MOUNT_HOST_PATH_NOT_ALLOWED).
+	sleeper := volumeBundle(t, leaks, vol, "sleep 60")
+	sid := leaks.Track(testenv.UniqueID(t) + "-x")
+	c.ok("--state-root", sr, "--docker-root", dockerRoot, "create", "--bundle", sleeper, sid)
+	t.Cleanup(func() { c.run("delete", "--force", sid) })
+	c.ok("start", sid)
+	if out := c.ok("--state-root", sr, "--docker-root", dockerRoot, "exec", sid, "cat", "/data/who"); out != "0\n" {
+		t.Errorf("exec read %q", out)
+	}
+	c.ok("delete", "--force", sid)
 	adopts := auditRecords(t, sr, func(r auditRecord) bool { return r.Action == "volume.adopt" })
 	if len(adopts) != 1 || adopts[0].Attrs["volume"] != "pgdata" || adopts[0].Attrs["from"] != "empty" {
 		t.Errorf("volume.adopt records: %+v, want one for pgdata from empty", adopts)
