@@ -91,6 +91,7 @@ func Open(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, store: store, volumes: vols, audit: cfg.Audit, closer: func() error { return nil }}
+	vols.CountAlso(e.writableRootsSize) // writable roots count toward max_volumes_size
 	if e.audit == nil {
 		l, err := audit.Open(filepath.Join(root, "audit"), audit.Options{})
 		if err != nil {

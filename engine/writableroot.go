@@ -24,21 +24,63 @@ import (
 // binds as before); what the grant gives up is that the workload can execute files it wrote into
 // its root.
 
+// A writable root's filesystem counts toward the tenant's max_volumes_size as a volume does: it
+// is decided with the tenant's total (volumes and writable roots) and made under the volume
+// store's tenant lock (volume.Store.WithTotal), so volumes and roots made at once never
+// together pass the maximum.
+
 // upperImage is a writable-root container's upper filesystem, in its directory.
 const upperImage = "upper.img"
 
 // writableRootSize is the size policy grants the tenant's writable roots, or the refusal with
-// its reason (ROOTFS_WRITABLE when the tenant has none).
+// its reason (ROOTFS_WRITABLE when the tenant has none; VOLUMES_TOTAL_NOT_GRANTED when one more
+// would bring the tenant's storage over max_volumes_size). Nothing is made (a dry run asks it
+// too): createWritable decides again under the lock before it makes the filesystem.
 func (e *Engine) writableRootSize(ctx context.Context, tenant string, t *trail) (int64, error) {
+	used, err := e.volumes.Total(tenant)
+	if err != nil {
+		return 0, err
+	}
+	return e.decideWritableRoot(ctx, tenant, used, t)
+}
+
+func (e *Engine) decideWritableRoot(ctx context.Context, tenant string, used int64, t *trail) (int64, error) {
 	pe, err := e.preparedPolicy(ctx, t)
 	if err != nil {
 		return 0, err
 	}
-	d := pe.DecideStorage(ctx, policy.StorageRequest{Tenant: tenant, WritableRoot: true})
+	d := pe.DecideStorage(ctx, policy.StorageRequest{Tenant: tenant, WritableRoot: true, VolumesSize: used})
 	if err := d.Err(); err != nil {
 		return 0, fmt.Errorf("--read-only=false: %w", err)
 	}
 	return d.WritableRootSize, nil
+}
+
+// writableRootsSize is the sum of the sizes of the tenant's writable roots: the upper
+// filesystem images of its containers (their blocks are reserved when made).
+func (e *Engine) writableRootsSize(tenant string) (int64, error) {
+	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+	if err != nil {
+		return 0, fmt.Errorf("writable roots: %w", err)
+	}
+	var n int64
+	for _, ent := range ents {
+		st, err := os.Lstat(filepath.Join(e.metaDir(ent.Name()), upperImage))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("writable roots: %w", err)
+		}
+		m, err := e.readMeta(ent.Name())
+		if err != nil {
+			continue // a record being created or removed right now
+		}
+		if m.owner() == tenant {
+			n += st.Size()
+		}
+	}
+	return n, nil
 }
 
 // createWritable creates the container of plan over its writable upper filesystem (made on its
@@ -46,7 +88,14 @@ func (e *Engine) writableRootSize(ctx context.Context, tenant string, t *trail) 
 func (e *Engine) createWritable(ctx context.Context, rt *sandbox.Runtime, plan *Plan, dir string, layers []string, stdio sandbox.IO) (*sandbox.Container, error) {
 	img := filepath.Join(dir, upperImage)
 	if _, err := os.Stat(img); errors.Is(err, os.ErrNotExist) {
-		if err := volume.MakeFilesystem(img, plan.WritableRootSize); err != nil {
+		// Decided again under the lock, with what was made since the run was decided.
+		err := e.volumes.WithTotal(plan.Request.Tenant, func(used int64) error {
+			if _, err := e.decideWritableRoot(ctx, plan.Request.Tenant, used, plan.trail); err != nil {
+				return err
+			}
+			return volume.MakeFilesystem(img, plan.WritableRootSize)
+		})
+		if err != nil {
 			return nil, fmt.Errorf("writable root: %w", err)
 		}
 		plan.trail.Add(audit.TypeContainer, "rootfs.writable", map[string]string{"size": strconv.FormatInt(plan.WritableRootSize, 10)})

@@ -25,7 +25,7 @@ type StorageRequest struct {
 	Tenant     string `json:"tenant"`
 	// Volume is the volume to make, if one is asked for.
 	Volume *StorageVolume `json:"volume,omitempty"`
-	// VolumesSize is the sum of the sizes of the tenant's volumes.
+	// VolumesSize is the sum of the sizes of the tenant's volumes and writable roots.
 	VolumesSize int64 `json:"volumesSize"`
 	// WritableRoot asks for the size of a writable root.
 	WritableRoot bool `json:"writableRoot"`

@@ -279,7 +279,8 @@ func (s *Store) activateNew(v *Volume) error {
 	return nil
 }
 
-// usedSize is the sum of the sizes of the tenant's volumes (those without a size count 0).
+// usedSize is the sum of the sizes of the tenant's volumes (those without a size count 0) and
+// of what CountAlso counts for it.
 func (s *Store) usedSize(tenant string) (int64, error) {
 	vs, err := s.List(tenant)
 	if err != nil {
@@ -288,6 +289,13 @@ func (s *Store) usedSize(tenant string) (int64, error) {
 	var n int64
 	for _, v := range vs {
 		n += v.Size
+	}
+	if s.counted != nil {
+		more, err := s.counted(tenant)
+		if err != nil {
+			return 0, fmt.Errorf("size of tenant %s's storage: %w", tenant, err)
+		}
+		n += more
 	}
 	return n, nil
 }

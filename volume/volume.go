@@ -62,6 +62,36 @@ type Options struct {
 // Store holds every tenant's volumes below one directory (<state-root>/volumes).
 type Store struct {
 	dir string
+	// counted, if set, is what else counts toward a tenant's total besides its volumes (the
+	// engine's writable roots); read under the tenant's lock.
+	counted func(tenant string) (int64, error)
+}
+
+// CountAlso makes f's size count toward each tenant's total (policy's max_volumes_size) beside
+// its volumes. Set it once, before the store is used.
+func (s *Store) CountAlso(f func(tenant string) (int64, error)) { s.counted = f }
+
+// Total is the tenant's total as WithTotal sees it, read without the lock (for a decision that
+// makes nothing; WithTotal decides again before anything is made).
+func (s *Store) Total(tenant string) (int64, error) { return s.usedSize(tenant) }
+
+// WithTotal runs fn under the tenant's lock with the tenant's total (its volumes and what
+// CountAlso adds): whatever fn makes that CountAlso counts is seen by the next volume or fn,
+// so concurrent requests never together pass the tenant's maximum.
+func (s *Store) WithTotal(tenant string, fn func(used int64) error) error {
+	if !tenantRE.MatchString(tenant) {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid tenant name %q", tenant)
+	}
+	unlock, err := s.lockTenant(tenant)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	used, err := s.usedSize(tenant)
+	if err != nil {
+		return err
+	}
+	return fn(used)
 }
 
 // Open returns the store under root/volumes, creating it (0700) if missing.

@@ -1,17 +1,22 @@
 # Storage (issue 12), part of the run policy: how large a tenant's volumes may be, and whether
 # it may have a writable root filesystem and how large. Decided apart from runs
 # (data.bulwark.run.storage_decision, input bulwark.dev/storage/v1: tenant, volume {name, size},
-# volumesSize, writableRoot), because `volume create` makes volumes without a container. The
+# volumesSize: the tenant's volumes and writable roots so far, writableRoot), because `volume create` makes volumes without a container. The
 # engine enforces the sizes with the kernel (a filesystem of that size per volume or per
 # writable root: a write past it fails with ENOSPC). Tenant data, else data.bulwark.defaults:
 #
 #   "max_volume_size": 1073741824       largest volume (bytes); absent: no maximum
-#   "max_volumes_size": 10737418240     sum of the tenant's volumes (bytes); absent: no maximum
+#   "max_volumes_size": 10737418240     sum of the tenant's volumes and writable roots (bytes);
+#                                       absent: no maximum
 #   "default_volume_size": 104857600    size of a volume made without one (bytes); absent or 0:
 #                                       no limit, refused (VOLUME_SIZE_REQUIRED) under a maximum
 #   "writable_root_size": 268435456     grants --read-only=false: each container's writable
 #                                       layer is a filesystem of this size (bytes); absent or 0:
 #                                       the root stays read-only (ROOTFS_WRITABLE)
+#
+# The shipped data.json gives every tenant default_volume_size 1 GiB and max_volumes_size 32 GiB
+# (defaults): a tenant's data overrides them ("max_volumes_size": null and
+# "default_volume_size": 0 for unlimited directory volumes).
 package bulwark.run
 
 storage_api_version := "bulwark.dev/storage/v1"
@@ -108,7 +113,7 @@ storage_deny contains {"code": "VOLUME_SIZE_NOT_GRANTED", "message": sprintf("vo
 	storage_volume_size > max_volume_size
 }
 
-storage_deny contains {"code": "VOLUMES_TOTAL_NOT_GRANTED", "message": sprintf("volume %s of %d bytes would bring tenant %q's volumes to %d bytes, over its max_volumes_size of %d", [input.volume.name, storage_volume_size, tenant_name, input.volumesSize + storage_volume_size, max_volumes_size]), "path": "volume.size"} if {
+storage_deny contains {"code": "VOLUMES_TOTAL_NOT_GRANTED", "message": sprintf("volume %s of %d bytes would bring tenant %q's volumes and writable roots to %d bytes, over its max_volumes_size of %d", [input.volume.name, storage_volume_size, tenant_name, input.volumesSize + storage_volume_size, max_volumes_size]), "path": "volume.size"} if {
 	input.volume
 	is_number(max_volumes_size)
 	input.volumesSize + storage_volume_size > max_volumes_size
@@ -117,6 +122,13 @@ storage_deny contains {"code": "VOLUMES_TOTAL_NOT_GRANTED", "message": sprintf("
 storage_deny contains {"code": "ROOTFS_WRITABLE", "message": sprintf("tenant %q has no writable root (writable_root_size): write to a volume, a writable bind or a tmpfs", [tenant_name]), "path": "writableRoot"} if {
 	input.writableRoot == true
 	not writable_root_granted
+}
+
+storage_deny contains {"code": "VOLUMES_TOTAL_NOT_GRANTED", "message": sprintf("a writable root of %d bytes would bring tenant %q's volumes and writable roots to %d bytes, over its max_volumes_size of %d", [writable_root_size, tenant_name, input.volumesSize + writable_root_size, max_volumes_size]), "path": "writableRoot"} if {
+	input.writableRoot == true
+	writable_root_granted
+	is_number(max_volumes_size)
+	input.volumesSize + writable_root_size > max_volumes_size
 }
 
 writable_root_granted if {

@@ -8,6 +8,7 @@ tenants := {
 	"limited": {"max_volume_size": 16, "max_volumes_size": 24, "writable_root_size": 100},
 	"defaulted": {"max_volume_size": 16, "default_volume_size": 8},
 	"novols": {"named_volumes": false},
+	"rooted": {"max_volumes_size": 150, "writable_root_size": 100},
 }
 
 req(tenant, size, used) := {"api_version": "bulwark.dev/storage/v1", "tenant": tenant, "volume": {"name": "v", "size": size}, "volumesSize": used, "writableRoot": false}
@@ -47,10 +48,13 @@ test_refusals if {
 	"STORAGE_CONFIG_INVALID" in {r.code | some r in bad.reasons}
 }
 
+# A writable root counts toward max_volumes_size with the tenant's volumes and other roots.
 test_writable_root if {
-	w := {"api_version": "bulwark.dev/storage/v1", "tenant": "limited", "volumesSize": 0, "writableRoot": true}
+	w := {"api_version": "bulwark.dev/storage/v1", "tenant": "rooted", "volumesSize": 50, "writableRoot": true}
 	d := decision(w)
 	d.allow
 	d.writableRootSize == 100
 	codes(json.patch(w, [{"op": "replace", "path": "/tenant", "value": "open"}])) == {"ROOTFS_WRITABLE"}
+	codes(json.patch(w, [{"op": "replace", "path": "/volumesSize", "value": 51}])) == {"VOLUMES_TOTAL_NOT_GRANTED"}
+	codes(json.patch(w, [{"op": "replace", "path": "/tenant", "value": "limited"}])) == {"VOLUMES_TOTAL_NOT_GRANTED"}
 }

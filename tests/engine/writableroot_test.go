@@ -50,3 +50,33 @@ s=$(stat -c %s /big); echo $((s <= 16777216))`)
 	}
 	f.assertNothingLeft(t) // mounts and loop devices under the state root included
 }
+
+// TestWritableRootCounted (issue 12): a writable root counts toward the tenant's
+// max_volumes_size beside its volumes, both ways: a writable root that would bring the tenant
+// over it is refused with the reason while a volume holds the space, and a volume is refused
+// while a container's writable root holds it; removing the one lets the other be made.
+func TestWritableRootCounted(t *testing.T) {
+	f := newFixture(t)
+	pol := quotaPolicy(t, `"writable_root_size": 16777216, "max_volumes_size": 25165824`)
+	if r := clitest.Run(t, f.root, "volume", "create", "--policy-dir", pol, "--opt", "size=10m", "q"); r.Code != 0 {
+		t.Fatalf("volume create: exit %d, %s", r.Code, r.Stderr)
+	}
+	r := clitest.Run(t, f.root, "run", "--rm", "--policy-dir", pol, "--name", f.name(t, "wroot"), "--read-only=false", "busybox:1", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "VOLUMES_TOTAL_NOT_GRANTED") || !strings.Contains(r.Stderr, "writable root") {
+		t.Errorf("writable root over the total: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	clitest.Must(t, f.root, "volume", "rm", "q")
+
+	id := f.name(t, "wroot")
+	if r := clitest.Run(t, f.root, "run", "--policy-dir", pol, "--name", id, "--read-only=false", "busybox:1", "true"); r.Code != 0 {
+		t.Fatalf("writable root within the total: exit %d, %s", r.Code, r.Stderr)
+	}
+	r = clitest.Run(t, f.root, "volume", "create", "--policy-dir", pol, "--opt", "size=10m", "q")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "VOLUMES_TOTAL_NOT_GRANTED") {
+		t.Errorf("volume while a writable root holds the space: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	clitest.Must(t, f.root, "rm", id)
+	clitest.Must(t, f.root, "volume", "create", "--policy-dir", pol, "--opt", "size=10m", "q")
+	clitest.Must(t, f.root, "volume", "rm", "q")
+	f.assertNothingLeft(t)
+}
