@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
@@ -59,11 +60,15 @@ type Engine struct {
 	volumes *volume.Store
 	audit   Auditor
 	closer  func() error
-	pol     *policy.Policy
+	// cache answers a request decided before without loading the policy (nil: a bundle, whose
+	// rollback check runs on every load); see decide.
+	cache *policy.DecisionCache
 
-	polOnce sync.Once
-	polEng  *policy.Engine
-	polErr  error
+	polOnce  sync.Once
+	pol      *policy.Policy // set by polOnce (at Open without a cache)
+	polEng   *policy.Engine
+	polErr   error
+	polReady atomic.Bool // polOnce has run
 	// routes hands each decision to the trail of the request it was made for, keyed by the
 	// request document's digest (the recorder interface carries no context).
 	routes decisionRoutes
@@ -99,9 +104,13 @@ func Open(cfg Config) (*Engine, error) {
 		}
 		e.audit, e.closer = l, l.Close
 	}
-	if e.pol, err = e.loadPolicy(); err != nil {
-		e.closer()
-		return nil, err
+	src := policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle, StateRoot: root}
+	if e.cache = policy.OpenDecisionCache(src, AnnotationRequest); e.cache == nil {
+		// Without a cache every request prepares the policy: it must load, or nothing runs.
+		if e.pol, err = e.loadPolicy(); err != nil {
+			e.closer()
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -157,22 +166,44 @@ func (e *Engine) loadPolicy() (*policy.Policy, error) {
 	return policy.LoadEmbedded()
 }
 
-// decide prepares the policy once (prepare once, evaluate many) and decides req, recording the
-// decision in t.
+// decide decides req, recording the decision in t. Until this engine has prepared its policy (a
+// one-shot CLI process never needs to), a request decided before under the same policy is
+// answered from the decision cache, keyed without the request id annotation when the policy
+// provably never reads it (policy/decisionkey.go); otherwise the policy is prepared once
+// (prepare once, evaluate many) and decides, and a decision made right after preparing is
+// stored for the next process. A prepared engine (the daemon) decides in memory.
 func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (policy.Decision, error) {
+	store := e.cache != nil && !e.polReady.Load()
+	if store {
+		if d, ok := e.cache.Lookup(req); ok {
+			gate.Recorder(t.Add).RecordDecision(policy.CachedRecord(req, d))
+			return d, nil
+		}
+	}
 	if _, err := e.preparedPolicy(ctx, t); err != nil {
 		return policy.Decision{}, err
 	}
 	key := policy.InputDigest(req)
 	e.routes.add(key, t)
 	defer e.routes.remove(key, t)
-	return e.polEng.Decide(ctx, req), nil
+	d := e.polEng.Decide(ctx, req)
+	if store {
+		// Failing to store costs the next process a full decision, nothing else.
+		_ = e.cache.Store(e.pol, req, d)
+	}
+	return d, nil
 }
 
 // preparedPolicy prepares the policy on first use; t (if not nil) records the acceptance of a
 // new bundle revision.
 func (e *Engine) preparedPolicy(ctx context.Context, t *trail) (*policy.Engine, error) {
 	e.polOnce.Do(func() {
+		defer e.polReady.Store(true)
+		if e.pol == nil {
+			if e.pol, e.polErr = e.loadPolicy(); e.polErr != nil {
+				return
+			}
+		}
 		var accepted map[string]string
 		e.polEng, accepted, e.polErr = preparePolicy(ctx, e.cfg.Root, e.pol, policy.WithRecorder(&e.routes))
 		if accepted != nil && t != nil {

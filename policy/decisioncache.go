@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ import (
 // agree); a signed bundle is always loaded, so its rollback check runs on every request.
 
 // decisionCacheFormat changes whenever the stored record or what a key covers changes.
-const decisionCacheFormat = "bulwark-decision-cache/1"
+const decisionCacheFormat = "bulwark-decision-cache/2"
 
 // decisionCacheSlots bounds the cache: an entry lives in the slot its key's first byte names, a
 // newer entry replaces the older, so requests that never repeat (a bundle directory per
@@ -50,6 +51,9 @@ type DecisionCache struct {
 	dir    string
 	policy string // digest of the policy source's files
 	source SourceOptions
+	// auditOnly are annotation keys left out of the key where the policy never reads them
+	// (decisionkey.go).
+	auditOnly []string
 }
 
 type cacheEntry struct {
@@ -57,13 +61,15 @@ type cacheEntry struct {
 	Build    string   `json:"build"`
 	Policy   string   `json:"policy"`
 	Input    string   `json:"input"`
+	Without  []string `json:"without,omitempty"` // annotations left out of Input (decisionkey.go)
 	Decision Decision `json:"decision"`
 }
 
 // OpenDecisionCache returns the cache for the policy o selects, or nil when its decisions are not
 // cached (a bundle, no state root, or a source that cannot be digested): the caller then loads
-// and prepares the policy as before.
-func OpenDecisionCache(o SourceOptions) *DecisionCache {
+// and prepares the policy as before. auditOnly names annotations that only identify a request
+// (see decisionkey.go).
+func OpenDecisionCache(o SourceOptions, auditOnly ...string) *DecisionCache {
 	if o.StateRoot == "" || o.Bundle != "" || o.VerificationKeyFile != "" || buildDigest() == "" {
 		return nil
 	}
@@ -71,20 +77,20 @@ func OpenDecisionCache(o SourceOptions) *DecisionCache {
 	if err != nil {
 		return nil
 	}
-	return &DecisionCache{dir: filepath.Join(o.StateRoot, "policy", "decisions"), policy: sum, source: o}
+	return &DecisionCache{dir: filepath.Join(o.StateRoot, "policy", "decisions"), policy: sum, source: o, auditOnly: auditOnly}
 }
 
 // Lookup returns the cached decision of req, with its duration set to the lookup's; ok is false
 // on any miss or doubt.
 func (c *DecisionCache) Lookup(req *Request) (d Decision, ok bool) {
 	start := time.Now()
-	input := InputDigest(req)
+	input, without := decisionKey(req, c.auditOnly)
 	if input == "" {
 		return Decision{}, false
 	}
 	e, err := c.read(input)
 	if err != nil || e.Format != decisionCacheFormat || e.Build != buildDigest() || e.Policy != c.policy ||
-		e.Input != input || !wellFormed(e.Decision) {
+		e.Input != input || !slices.Equal(e.Without, without) || !wellFormed(e.Decision) {
 		return Decision{}, false
 	}
 	d = e.Decision
@@ -94,7 +100,8 @@ func (c *DecisionCache) Lookup(req *Request) (d Decision, ok bool) {
 
 // Store records d, the decision the loaded policy p made on req, unless p may decide differently
 // on the same input (a non-deterministic builtin) or its source changed since the cache was
-// opened. Failing to store only costs the next request a full decision.
+// opened. It is keyed without the request's audit-only annotations only if p never reads them;
+// otherwise by the whole document. Failing to store only costs the next request a full decision.
 func (c *DecisionCache) Store(p *Policy, req *Request, d Decision) error {
 	if !deterministic(p) || !wellFormed(d) {
 		return nil
@@ -104,7 +111,10 @@ func (c *DecisionCache) Store(p *Policy, req *Request, d Decision) error {
 			return nil // an evaluation that failed (perhaps cancelled) is not the policy's answer
 		}
 	}
-	input := InputDigest(req)
+	input, without := decisionKey(req, c.auditOnly)
+	if len(without) > 0 && !annotationsUnread(p, without) {
+		input, without = InputDigest(req), nil
+	}
 	if input == "" {
 		return nil
 	}
@@ -114,7 +124,7 @@ func (c *DecisionCache) Store(p *Policy, req *Request, d Decision) error {
 		}
 	}
 	d.Duration = 0
-	data, err := json.Marshal(cacheEntry{Format: decisionCacheFormat, Build: buildDigest(), Policy: c.policy, Input: input, Decision: d})
+	data, err := json.Marshal(cacheEntry{Format: decisionCacheFormat, Build: buildDigest(), Policy: c.policy, Input: input, Without: without, Decision: d})
 	if err != nil {
 		return err
 	}
