@@ -37,9 +37,21 @@ type breakdown struct {
 	wall  []float64
 }
 
-// stepBreakdown runs c (bulwark-runc) n times with --debug and collects its step times. The log
-// goes to a tmpfs: bulwark-runc writes it with O_SYNC, which on a disk would add its own time.
+// stepBreakdown runs c (bulwark-runc) n times with --debug and collects its step times.
 func stepBreakdown(c runtimeCase, idPrefix string, n int) (*breakdown, error) {
+	i := 0
+	return collectSteps(n, func(log string) (time.Duration, error) {
+		dc := c
+		dc.args = append(slices.Clone(c.args), "--debug", "--log", log)
+		i++
+		return dc.run(fmt.Sprintf("%s-%d", idPrefix, i))
+	})
+}
+
+// collectSteps calls run n times with a fresh --debug log path and collects the step times it
+// logs. The log goes to a tmpfs: bulwark-runc writes it with O_SYNC, which on a disk would add
+// its own time.
+func collectSteps(n int, run func(log string) (time.Duration, error)) (*breakdown, error) {
 	dir, err := os.MkdirTemp("/dev/shm", "bulwark-perf-")
 	if err != nil {
 		return nil, err
@@ -48,10 +60,8 @@ func stepBreakdown(c runtimeCase, idPrefix string, n int) (*breakdown, error) {
 	bd := &breakdown{steps: make(map[string][]float64)}
 	for i := 0; i < n; i++ {
 		log := filepath.Join(dir, fmt.Sprintf("debug-%d.log", i))
-		dc := c
-		dc.args = append(slices.Clone(c.args), "--debug", "--log", log)
 		t0 := time.Now()
-		wall, err := dc.run(fmt.Sprintf("%s-%d", idPrefix, i))
+		wall, err := run(log)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +129,7 @@ func parseSteps(log string, t0, t1 time.Time) ([]stepMS, error) {
 // (crun's) for scale.
 func (bd *breakdown) lines(refName string, ref float64) []string {
 	wall := median(slices.Clone(bd.wall))
-	out := []string{fmt.Sprintf("bulwark-runc per step, %d --debug runs: median start-to-exit %.1f ms (%s %.1f ms, %.2fx)",
+	out := []string{fmt.Sprintf("bulwark-runc per step, %d --debug runs: median %.1f ms (%s %.1f ms, %.2fx)",
 		len(bd.wall), wall, refName, ref, wall/ref)}
 	line := func(name, indent string) string {
 		m := median(slices.Clone(bd.steps[name]))
