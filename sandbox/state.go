@@ -50,14 +50,17 @@ func transition(from, to Status) error {
 	return fmt.Errorf("%w: %s → %s", ErrInvalidState, from, to)
 }
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+// validID is the id's alphabet; its length (at most 128) is checked apart: a counted repetition
+// ({0,127}) compiles to a program of 127 copies, 0.2 ms of every process start (and every
+// container's setup child's).
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 func checkID(id string) error { return ValidateID(id) }
 
 // ValidateID refuses a container id the runtime cannot use: an id names a directory under the
 // state root, a cgroup and a hostname. Callers check it before deciding anything about it.
 func ValidateID(id string) error {
-	if !validID.MatchString(id) {
+	if len(id) > 128 || !validID.MatchString(id) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
 	}
 	return nil

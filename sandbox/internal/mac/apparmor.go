@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"text/template"
 
 	"bulwark.dev/bulwark/profiles"
@@ -17,18 +18,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var appArmorTmpl = template.Must(template.New("apparmor").Parse(profiles.AppArmorTemplate))
+// appArmorTmpl is parsed on first use, not at start-up: every runtime process and every
+// container's setup child starts this package.
+var appArmorTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("apparmor").Parse(profiles.AppArmorTemplate))
+})
 
 // profileName limits profile names to characters that cannot break out of the profile text
 // (no spaces, braces, commas, quotes or newlines): the name comes from the container id.
-var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}$`)
+// (Its length, at most 200, is checked apart: a counted repetition compiled to 199 copies took
+// ≈ 0.6 ms of every process start.)
+var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
 
 // AppArmorProfileName is the name of container id's profile.
 func AppArmorProfileName(id string) string { return "bulwark-" + id }
 
 // AppArmorProfile generates the profile text for a container's profile called name.
 func AppArmorProfile(name string) ([]byte, error) {
-	if !profileName.MatchString(name) {
+	if len(name) > 200 || !profileName.MatchString(name) {
 		return nil, fmt.Errorf("apparmor profile name %q: only letters, digits and _.+- allowed", name)
 	}
 	var deny []string
@@ -36,7 +43,7 @@ func AppArmorProfile(name string) ([]byte, error) {
 		deny = append(deny, strings.ToLower(strings.TrimPrefix(c.String(), "CAP_")))
 	}
 	var b bytes.Buffer
-	err := appArmorTmpl.Execute(&b, struct {
+	err := appArmorTmpl().Execute(&b, struct {
 		Name             string
 		DenyCapabilities []string
 	}{name, deny})
