@@ -26,8 +26,25 @@ import (
 // rounds, medians kept. A benchmark, not a test:
 //
 //	BULWARK_BIN=$PWD/bin go test -run '^$' -bench IdleMemory -benchtime 1x ./tests/perf/
+//
+// The testing package calls a benchmark again with a larger b.N (make perf: 20x); the rounds do
+// not depend on it, so the measurement is made once per process and reported by each call.
 func BenchmarkIdleMemory(b *testing.B) {
 	testenv.RequireRoot(b)
+	if idleMeasured == nil {
+		idleMeasured = measureIdle(b)
+	}
+	for name, v := range idleMeasured {
+		b.ReportMetric(v, name)
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// idleMeasured is BenchmarkIdleMemory's result (metric name → value), once made.
+var idleMeasured map[string]float64
+
+// measureIdle makes BenchmarkIdleMemory's measurement, prints it and returns its metrics.
+func measureIdle(b *testing.B) map[string]float64 {
 	n, rounds := envInt("BULWARK_IDLE_N", 100), envInt("BULWARK_IDLE_ROUNDS", 3)
 	rootfs := testenv.BusyboxRootfs(b)
 	sleeping := bundleFor(b, rootfs, testenv.RuncSpec([]string{"/bin/sleep", "3600"}))
@@ -68,7 +85,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 		head += fmt.Sprintf(" %9s", f)
 	}
 	lines = append(lines, head)
-	med := map[string]float64{}
+	med, metrics := map[string]float64{}, map[string]float64{}
 	for _, c := range cases {
 		med[c.name] = median(per[c.name]["charged"])
 		line := fmt.Sprintf("%-13s %9.0f %9.0f %9.0f", c.name, med[c.name], median(per[c.name]["MemAvailable"]), median(per[c.name]["PSS"]))
@@ -76,15 +93,15 @@ func BenchmarkIdleMemory(b *testing.B) {
 			line += fmt.Sprintf(" %9.0f", median(per[c.name][f]))
 		}
 		lines = append(lines, line)
-		b.ReportMetric(med[c.name], c.name+"-kB/container")
+		metrics[c.name+"-kB/container"] = med[c.name]
 	}
 	lines = append(lines, fmt.Sprintf("charged: bulwark-runc/runc = %.2f   bulwark-runc/crun = %.2f",
 		med["bulwark-runc"]/med["runc"], med["bulwark-runc"]/med["crun"]))
 	for _, c := range cases {
 		lines = append(lines, c.name+" slab caches that grew most (kB per container): "+topSlabs(per[c.name], 8))
 	}
-	b.ReportMetric(0, "ns/op")
 	fmt.Println(strings.Join(lines, "\n"))
+	return metrics
 }
 
 // memParts are the /proc/meminfo fields shown; charged sums the kernel's own (all but AnonPages)
