@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// decideAndStore decides req with the policy o selects and stores the decision.
-func decideAndStore(t *testing.T, o SourceOptions, req *Request) Decision {
+// decideAndStore decides req with the policy o selects and stores the decision in the cache
+// opened with auditOnly.
+func decideAndStore(t *testing.T, o SourceOptions, req *Request, auditOnly ...string) Decision {
 	t.Helper()
-	c := OpenDecisionCache(o)
+	c := OpenDecisionCache(o, auditOnly...)
 	if c == nil {
 		t.Fatal("no decision cache for", o)
 	}

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 )
@@ -19,29 +18,11 @@ func withRequestID(t *testing.T, id string) *Request {
 	return req
 }
 
-// decideAndStoreAuditOnly is decideAndStore with requestKey audit-only.
-func decideAndStoreAuditOnly(t *testing.T, o SourceOptions, req *Request) Decision {
-	t.Helper()
-	p, err := Load(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(context.Background(), p, WithRecorder(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := e.Decide(context.Background(), req)
-	if err := OpenDecisionCache(o, requestKey).Store(p, req, d); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // Under a policy that never reads the request id, a request that differs from a decided one only
 // there is answered from the cache; anything else that differs is not.
 func TestDecisionKeyLeavesOutAnUnreadRequestID(t *testing.T) {
 	o := SourceOptions{StateRoot: t.TempDir()}
-	want := decideAndStoreAuditOnly(t, o, withRequestID(t, "a"))
+	want := decideAndStore(t, o, withRequestID(t, "a"), requestKey)
 	got, ok := OpenDecisionCache(o, requestKey).Lookup(withRequestID(t, "b"))
 	if !ok {
 		t.Fatal("a request differing only in its id was not answered from the cache")
@@ -71,7 +52,7 @@ func TestDecisionKeyKeepsARequestIDThePolicyReads(t *testing.T) {
 		`default decision := {"allow": false, "reasons": [{"code": "ID", "message": "not a", "path": ""}]}` + "\n" +
 		`decision := {"allow": true, "reasons": []} if input.annotations["` + requestKey + `"] == "a"` + "\n"})
 	o := SourceOptions{StateRoot: t.TempDir(), Dir: dir}
-	if d := decideAndStoreAuditOnly(t, o, withRequestID(t, "a")); !d.Allow {
+	if d := decideAndStore(t, o, withRequestID(t, "a"), requestKey); !d.Allow {
 		t.Fatalf("policy denied a: %+v", d)
 	}
 	if d, ok := OpenDecisionCache(o, requestKey).Lookup(withRequestID(t, "b")); ok {
