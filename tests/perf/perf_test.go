@@ -1,6 +1,9 @@
-// Package perf compares Bulwark's hardened sandbox with the reference runtimes on this host:
-// start-to-exit latency of /bin/true against Debian's runc and crun on the same bundle, interleaved
-// in one run and reported as median ratios, and the per-syscall cost of Bulwark's seccomp floor against
+// Package perf compares Bulwark's hardened sandbox with the reference runtimes on this host, each
+// figure a median measured side by side in one run (runtimes interleaved) and reported as a ratio:
+// start-to-exit of /bin/true against Debian's runc and crun on the same bundle, with bulwark-runc's
+// per-step breakdown (steps_test.go); `bulwark run --rm IMAGE true` against bulwark-runc on the
+// image's rootfs (image_test.go); exec into a running container (exec_test.go); host memory per
+// idle container (memory_test.go); and the per-syscall cost of Bulwark's seccomp floor against
 // Docker's default profile on runc. `make perf` runs it; it needs root, runc and crun.
 //
 // crun 1.8 refuses this hybrid-cgroup host because the v2 mount lists a controller (hugetlb), so the
