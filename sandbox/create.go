@@ -441,7 +441,11 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 				// The floor idmaps every writable bind; a plan without it is not the floor's.
 				return fds, floorErr("writable bind mount %s → %s is not idmapped", m.Source, m.Destination)
 			}
-			bfd, err := detachedBind(binds, m.Source, flags, idmapped)
+			// exec on an idmapped bind is what policy granted (a tenant's volume under
+			// exec_volumes): it is cleared on the clone too, since the source may be a mount
+			// of its own that is noexec on the host (a sized volume's filesystem).
+			exec := idmapped >= 0 && flags&unix.MS_NOEXEC == 0 && hasOpt(m.Options, "exec")
+			bfd, err := detachedBind(binds, m.Source, flags, idmapped, exec)
 			if err != nil {
 				return fds, fmt.Errorf("bind mount %s → %s: %w", m.Source, m.Destination, err)
 			}
@@ -459,8 +463,9 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 // detachedBind clones the resolved source src (its descriptor in binds: the path is not walked
 // again) into a detached mount tree carrying the floor's flags (read-only unless writable was
 // allowed, nosuid, nodev, and noexec when asked), idmapped through the user namespace userns
-// unless it is -1, ready for the child to attach with move_mount.
-func detachedBind(binds *BindSources, src string, flags uintptr, userns int) (int, error) {
+// unless it is -1, ready for the child to attach with move_mount. exec clears a noexec the
+// source mount carries.
+func detachedBind(binds *BindSources, src string, flags uintptr, userns int, exec bool) (int, error) {
 	sfd, err := binds.fd(src)
 	if err != nil {
 		return -1, err
@@ -481,6 +486,8 @@ func detachedBind(binds *BindSources, src string, flags uintptr, userns int) (in
 	}
 	if flags&unix.MS_NOEXEC != 0 {
 		attr.Attr_set |= unix.MOUNT_ATTR_NOEXEC
+	} else if exec {
+		attr.Attr_clr |= unix.MOUNT_ATTR_NOEXEC
 	}
 	if userns >= 0 {
 		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
