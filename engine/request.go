@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -288,6 +289,11 @@ func capSet(add, drop []string) (*specs.LinuxCapabilities, error) {
 		}
 		if !sandbox.KnownCapability(n) {
 			return nil, fmt.Errorf("--cap-add %q: unknown capability", c)
+		}
+		if sandbox.FloorDrops(n) {
+			// Asked for by name, so refused rather than dropped: the workload must not run
+			// believing it has it.
+			return nil, errdefs.Errorf(errdefs.ErrRefusedByFloor, "--cap-add %s: the floor never grants %s (a sandbox keeps only capabilities whose reach ends at its own user namespace)", c, n)
 		}
 		if !slices.Contains(names, n) {
 			names = append(names, n)
