@@ -442,6 +442,11 @@ type ExecRequest struct {
 	Env     []string
 	Workdir string
 	User    string
+	// TTY runs the process on a terminal of its own, whose master goes to the console socket
+	// of the stdio Exec is given (whatever the container's own process has).
+	TTY bool
+	// TTYRows and TTYCols are the terminal's first size (0: the kernel's default).
+	TTYRows, TTYCols uint16
 }
 
 // Exec decides (operation "exec") and starts a process in a running container, with the
@@ -468,6 +473,10 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		p := *spec.Process
 		p.Args = req.Args
 		p.Env = mergeEnv(spec.Process.Env, req.Env)
+		p.Terminal, p.ConsoleSize = req.TTY, nil
+		if req.TTY && req.TTYRows > 0 && req.TTYCols > 0 {
+			p.ConsoleSize = &specs.Box{Height: uint(req.TTYRows), Width: uint(req.TTYCols)}
+		}
 		if req.Workdir != "" {
 			p.Cwd = req.Workdir
 		}

@@ -28,7 +28,7 @@ const (
 	helperStatusFD = 3 // the helper reports its outcome here (monitorStatus, JSON)
 	helperStdoutFD = 4 // the container's stdout: its log FIFO, opened read-write
 	helperStderrFD = 5 // the container's stderr, likewise
-	helperBindFD   = 6 // the plan's bind sources, in order, from here on
+	helperBindFD   = 6 // the plan's bind sources, in order, from here on; then its stdin (envStdin)
 )
 
 // Helper environment: a restart names the container (no plan on stdin); a terminal's master
@@ -36,6 +36,8 @@ const (
 const (
 	envRestartID = "_BULWARK_RESTART_ID"
 	envConsole   = "_BULWARK_CONSOLE"
+	// envStdin: the descriptor after the bind sources is the container's stdin (Plan.Stdin).
+	envStdin = "_BULWARK_STDIN"
 )
 
 // monitorStatus is what a helper reports to the worker, and the worker to its client.
@@ -63,6 +65,8 @@ type supRequest struct {
 	Op   string          `json:"op"` // opRun, opStart, opWatch
 	Plan json.RawMessage `json:"plan,omitempty"`
 	ID   string          `json:"id,omitempty"`
+	// Stdin: the last descriptor sent with an opRun is the container's stdin.
+	Stdin bool `json:"stdin,omitempty"`
 }
 
 const (
@@ -108,7 +112,12 @@ func SpawnMonitor(plan *Plan, argv []string) (string, error) {
 			f.Close()
 		}
 	}()
-	st, err := ask(plan.root, argv, supRequest{Op: opRun, Plan: b}, binds...)
+	req := supRequest{Op: opRun, Plan: b}
+	files := binds
+	if plan.Stdin != nil {
+		req.Stdin, files = true, append(append([]*os.File{}, binds...), plan.Stdin)
+	}
+	st, err := ask(plan.root, argv, req, files...)
 	if err != nil {
 		return "", err
 	}
@@ -177,6 +186,9 @@ func serveHelper(open func() (*Engine, error), planIn io.Reader) error {
 			return os.NewFile(uintptr(helperBindFD+i), "bind source")
 		}); err != nil {
 			return fail(err)
+		}
+		if os.Getenv(envStdin) != "" {
+			stdio.Stdin = os.NewFile(uintptr(helperBindFD+len(plan.BindSources)), "stdin")
 		}
 		r, err = e.Start(context.Background(), plan, stdio)
 	}

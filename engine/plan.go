@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -47,6 +48,10 @@ type Plan struct {
 	// BindSources name, for a detached run's monitor, the bind-source descriptors EncodePlan
 	// hands it, in order.
 	BindSources []string `json:"bindSources,omitempty"`
+
+	// Stdin is a detached container's standard input, handed to its supervisor with the plan
+	// (the caller keeps the other end of the pipe); nil: none.
+	Stdin *os.File `json:"-"`
 
 	trail *trail
 	// root is the state root of the engine that prepared the plan (its supervisor's).

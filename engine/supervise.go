@@ -157,7 +157,12 @@ func (w *worker) serve(c *net.UnixConn) {
 	var st *monitorStatus
 	switch req.Op {
 	case opRun:
-		st, err = w.run(req.Plan, files)
+		var stdin *os.File
+		if req.Stdin && len(files) > 0 {
+			stdin = files[len(files)-1]
+			files = files[:len(files)-1]
+		}
+		st, err = w.run(req.Plan, files, stdin)
 	case opStart:
 		st, err = w.startRecorded(req.ID)
 	case opWatch:
@@ -176,8 +181,8 @@ func (w *worker) serve(c *net.UnixConn) {
 	supervisor.Send(c, st)
 }
 
-// run starts a decided plan (its bind sources are files).
-func (w *worker) run(plan []byte, binds []*os.File) (*monitorStatus, error) {
+// run starts a decided plan (its bind sources are files; stdin, when not nil, its stdin).
+func (w *worker) run(plan []byte, binds []*os.File, stdin *os.File) (*monitorStatus, error) {
 	var p struct {
 		ID      string `json:"id"`
 		Request struct {
@@ -187,7 +192,7 @@ func (w *worker) run(plan []byte, binds []*os.File) (*monitorStatus, error) {
 	if err := json.Unmarshal(plan, &p); err != nil || !validName(p.ID) {
 		return nil, fmt.Errorf("supervisor: not a plan (%v)", err)
 	}
-	return w.launch(p.ID, p.Request.TTY, plan, binds)
+	return w.launch(p.ID, p.Request.TTY, plan, binds, stdin)
 }
 
 // startRecorded starts a stopped container again from its record.
@@ -206,7 +211,7 @@ func (w *worker) startRecorded(id string) (*monitorStatus, error) {
 	if running || (m.Exit == nil && !m.Started.IsZero() && supervisor.Alive(m.Pid, m.PidStart)) {
 		return nil, fmt.Errorf("container %s is running", id)
 	}
-	return w.launch(id, plan.Request.TTY, nil, nil)
+	return w.launch(id, plan.Request.TTY, nil, nil, nil)
 }
 
 // fifo makes the container's log FIFO for stream and opens it twice: the worker's read end, and
@@ -240,10 +245,10 @@ func (w *worker) removeFifos(id string) {
 	os.Remove(w.fifoPath(id, "stderr"))
 }
 
-// launch starts a container through a helper: a plan (with its bind sources), or (plan nil) the
-// recorded container id again. The helper exits once the workload runs; its init is then the
-// reaper's child.
-func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File) (*monitorStatus, error) {
+// launch starts a container through a helper: a plan (with its bind sources and, when not nil,
+// its stdin), or (plan nil) the recorded container id again. The helper exits once the workload
+// runs; its init is then the reaper's child.
+func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File, stdin *os.File) (*monitorStatus, error) {
 	w.hold(1)
 	defer w.hold(-1)
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
@@ -292,6 +297,10 @@ func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File) (*mo
 		}
 	}
 	cmd.ExtraFiles = append([]*os.File{statusW, outW, errW}, binds...)
+	if stdin != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, stdin)
+		cmd.Env = append(cmd.Env, envStdin+"=1")
+	}
 	err = cmd.Start()
 	statusW.Close()
 	for _, f := range []*os.File{outW, errW} {
