@@ -7,17 +7,14 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"bulwark.dev/bulwark/tests/internal/clitest"
+	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
 func TestMain(m *testing.M) { clitest.Main(m) }
@@ -82,47 +79,6 @@ func rootfs(t *testing.T, dir, name, content string) string {
 		tar.Header{Name: "bin/app", Typeflag: tar.TypeReg, Linkname: content})
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func startRegistry(t *testing.T) (addr, storage string) {
-	t.Helper()
-	rb, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry not installed")
-	}
-	addr = freePort(t)
-	dir := t.TempDir()
-	storage = filepath.Join(dir, "storage")
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", storage, addr)), 0o600)
-	cmd := exec.Command(rb, "serve", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitHTTP(t, "http://"+addr+"/v2/")
-	return addr, storage
-}
-
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not come up", url)
-}
-
 // serveTrust runs `bulwark trust serve` on a random loopback port and returns its URL.
 func serveTrust(t *testing.T, root string) string {
 	t.Helper()
@@ -141,14 +97,14 @@ func serveTrust(t *testing.T, root string) string {
 	}
 	i := strings.Index(line, "http://")
 	url := strings.TrimSpace(line[i:])
-	waitHTTP(t, url+"root.json")
+	testenv.WaitHTTP(t, url+"root.json")
 	return url
 }
 
 // TestEndToEnd: import, sign, push, pull into a fresh state root, verify over HTTP, unpack;
 // then the attacks.
 func TestEndToEnd(t *testing.T) {
-	regAddr, storage := startRegistry(t)
+	regAddr, storage := testenv.StartRegistry(t)
 	src := t.TempDir()
 	pub := t.TempDir() // the publisher's state root (store + TUF repository)
 	run(t, pub, false, "image", "import", rootfs(t, src, "app.tar", "v1"), "--tag", regAddr+"/demo/app:1")
