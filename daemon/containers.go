@@ -91,11 +91,14 @@ func (s *Server) containerStart(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	rec := c.target
 	if rec.Started {
-		if st := s.stateOf(rec, engineCaller(c, rec)); st.status != container.StateRunning && st.status != container.StatePaused {
-			// Not a silent no-op: the engine cannot start a container that has run yet.
-			return notImplemented("starting a container that has already run (docker start of an exited container)")
+		if st := s.stateOf(rec, engineCaller(c, rec)); st.status == container.StateRunning || st.status == container.StatePaused {
+			w.WriteHeader(http.StatusNotModified)
+			return nil
 		}
-		w.WriteHeader(http.StatusNotModified)
+		if err := s.startAgain(r.Context(), c, nil); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 	req := rec.Request
@@ -105,7 +108,17 @@ func (s *Server) containerStart(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return s.startFailed(rec, engine.ExitStatus(err), err)
 	}
-	if _, err := s.spawnMonitor(plan); err != nil {
+	if rec.Config.OpenStdin && !rec.Config.Tty {
+		if plan.Stdin, err = s.stdins.take(rec.ID); err != nil {
+			plan.Close()
+			return s.startFailed(rec, 125, err)
+		}
+	}
+	_, err = s.spawnMonitor(plan)
+	if plan.Stdin != nil {
+		plan.Stdin.Close() // the supervisor has its own
+	}
+	if err != nil {
 		code := engine.ExitStatus(err)
 		var me *engine.MonitorError
 		if errors.As(err, &me) {
@@ -276,8 +289,9 @@ func zeroTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func (s *Server) containerStop(w http.ResponseWriter, r *http.Request, c *call) error {
-	rec := c.target
+// stopTimeout is how long stop and restart wait after SIGTERM before SIGKILL: the request's t,
+// else the container's StopTimeout, else 10 s. Only SIGTERM stops a container.
+func stopTimeout(r *http.Request, rec *record) (time.Duration, error) {
 	timeout := 10 * time.Second
 	if rec.Config.StopTimeout != nil {
 		timeout = time.Duration(*rec.Config.StopTimeout) * time.Second
@@ -285,12 +299,21 @@ func (s *Server) containerStop(w http.ResponseWriter, r *http.Request, c *call) 
 	if t := r.URL.Query().Get("t"); t != "" {
 		n, err := strconv.Atoi(t)
 		if err != nil {
-			return statusError(http.StatusBadRequest, "t %q: want seconds", t)
+			return 0, statusError(http.StatusBadRequest, "t %q: want seconds", t)
 		}
 		timeout = time.Duration(n) * time.Second
 	}
 	if sig := r.URL.Query().Get("signal"); sig != "" && sig != "SIGTERM" && sig != "TERM" && sig != "15" {
-		return statusError(http.StatusBadRequest, "signal %q: bulwarkd stops with SIGTERM, then SIGKILL", sig)
+		return 0, statusError(http.StatusBadRequest, "signal %q: bulwarkd stops with SIGTERM, then SIGKILL", sig)
+	}
+	return timeout, nil
+}
+
+func (s *Server) containerStop(w http.ResponseWriter, r *http.Request, c *call) error {
+	rec := c.target
+	timeout, err := stopTimeout(r, rec)
+	if err != nil {
+		return err
 	}
 	if st := s.stateOf(rec, engineCaller(c, rec)); st.status != container.StateRunning && st.status != container.StatePaused {
 		w.WriteHeader(http.StatusNotModified)
@@ -380,15 +403,6 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	resp := container.WaitResponse{StatusCode: int64(wt.code())}
 	return json.NewEncoder(w).Encode(resp)
-}
-
-func (s *Server) containerResize(w http.ResponseWriter, r *http.Request, c *call) error {
-	// A terminal is resized through its attach; docker run -t asks once at start.
-	if !c.target.Config.Tty {
-		return errdefs.Errorf(errdefs.ErrConflict, "container %s has no terminal", c.target.Name)
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
 }
 
 // readBody reads a request body within the size limit.

@@ -91,9 +91,6 @@ func mapCreate(raw []byte, req *container.CreateRequest, who config.Principal, i
 	if cfg == nil || cfg.Image == "" {
 		return nil, nil, statusError(http.StatusBadRequest, "config: Image is required")
 	}
-	if cfg.OpenStdin || cfg.AttachStdin {
-		return nil, nil, notImplemented("standard input for containers (docker run -i); use docker exec or -d")
-	}
 	if cfg.StopSignal != "" && cfg.StopSignal != "SIGTERM" && cfg.StopSignal != "TERM" && cfg.StopSignal != "15" {
 		return nil, nil, statusError(http.StatusBadRequest, "StopSignal %q: bulwarkd stops with SIGTERM, then SIGKILL", cfg.StopSignal)
 	}

@@ -68,7 +68,6 @@ func TestMapCreateRefuses(t *testing.T) {
 		"devices":         {`{"Image": "b", "HostConfig": {"Devices": [{"PathOnHost": "/dev/kmsg"}]}}`, 400, "HostConfig.Devices"},
 		"pid host":        {`{"Image": "b", "HostConfig": {"PidMode": "host"}}`, 400, "PidMode"},
 		"restart":         {`{"Image": "b", "HostConfig": {"RestartPolicy": {"Name": "always"}}}`, 501, "restart policy"},
-		"stdin":           {`{"Image": "b", "OpenStdin": true}`, 501, "standard input"},
 		"seccomp file":    {`{"Image": "b", "HostConfig": {"SecurityOpt": ["seccomp=/etc/x.json"]}}`, 400, "SecurityOpt"},
 		"env from daemon": {`{"Image": "b", "Env": ["HOME"]}`, 400, "NAME=VALUE"},
 		"annotations":     {`{"Image": "b", "HostConfig": {"Annotations": {"dev.bulwark.x": "y"}}}`, 400, "HostConfig.Annotations"},

@@ -35,6 +35,10 @@ type execRecord struct {
 	started bool
 	running bool
 	code    *int
+	// pty is the master of the exec's terminal while it runs (exec -t); size is the last size
+	// asked for (rows, cols), applied when the master arrives.
+	pty  *os.File
+	size [2]uint16
 }
 
 type execs struct {
@@ -73,13 +77,18 @@ func (x *execs) forget(containerID string) {
 func (s *Server) resolveExec(id string) (*execRecord, *record, error) {
 	ex, ok := s.execs.get(id)
 	if !ok {
-		return nil, nil, errdefs.Errorf(errdefs.ErrNotFound, "No such exec instance: %s", id)
+		return nil, nil, errNoSuchExec(id)
 	}
 	rec, ok := s.recs.get(ex.containerID)
 	if !ok {
-		return nil, nil, errdefs.Errorf(errdefs.ErrNotFound, "No such container: %s", ex.containerID)
+		return nil, nil, errNoSuchExec(id)
 	}
 	return ex, rec, nil
+}
+
+// errNoSuchExec is Docker's answer for an id that names no exec.
+func errNoSuchExec(id string) error {
+	return errdefs.Errorf(errdefs.ErrNotFound, "No such exec instance: %s", id)
 }
 
 func (s *Server) execCreate(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -87,22 +96,24 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request, c *call) err
 	if err != nil {
 		return err
 	}
-	// Clients up to API 1.50 still send Detach here (exec start is where it applies).
+	// Clients up to API 1.50 still send Detach here (exec start is where it applies); the
+	// Python SDK sends the container again (Container).
 	var body struct {
 		container.ExecCreateRequest
-		Detach bool
+		Detach    bool
+		Container string
 	}
 	if err := strictDecode(raw, &body); err != nil {
 		return err
 	}
 	req := body.ExecCreateRequest
-	switch {
+	switch ref := strings.TrimPrefix(body.Container, "/"); {
+	case ref != "" && ref != c.target.Name && !strings.HasPrefix(c.target.ID, ref):
+		return statusError(http.StatusBadRequest, "exec: Container %q is not the container of the path", body.Container)
 	case len(req.Cmd) == 0:
 		return statusError(http.StatusBadRequest, "No exec command specified")
 	case req.Privileged:
 		return statusError(http.StatusForbidden, "privileged exec: the floor has no privileged mode")
-	case req.Tty:
-		return notImplemented("exec with a terminal (exec -t)")
 	case req.DetachKeys != "":
 		return notImplemented("detach keys")
 	}
@@ -115,6 +126,9 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request, c *call) err
 		return errdefs.Errorf(errdefs.ErrConflict, "container %s is not running", c.target.ID)
 	}
 	ex := &execRecord{id: newContainerID(), containerID: c.target.ID, cfg: req}
+	if cs := req.ConsoleSize; cs != nil {
+		ex.size = [2]uint16{uint16(cs[0]), uint16(cs[1])}
+	}
 	s.execs.add(ex)
 	writeJSON(w, http.StatusCreated, container.ExecCreateResponse(common.IDResponse{ID: ex.id}))
 	return nil
@@ -135,8 +149,8 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request, c *call) erro
 			return err
 		}
 	}
-	if req.Tty {
-		return notImplemented("exec with a terminal (exec -t)")
+	if req.Tty != ex.cfg.Tty {
+		return statusError(http.StatusBadRequest, "exec start: Tty must be what the exec was created with")
 	}
 	ex.mu.Lock()
 	if ex.started {
@@ -146,10 +160,25 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request, c *call) erro
 	ex.started, ex.running = true, true
 	ex.mu.Unlock()
 	ereq := engine.ExecRequest{Identity: engine.Identity{UID: c.who.UID, GID: c.who.GID, Principal: "bulwarkd"},
-		Tenant: c.target.Tenant, Args: ex.cfg.Cmd, Env: ex.cfg.Env, Workdir: ex.cfg.WorkingDir, User: ex.cfg.User}
+		Tenant: c.target.Tenant, Args: ex.cfg.Cmd, Env: ex.cfg.Env, Workdir: ex.cfg.WorkingDir, User: ex.cfg.User, TTY: ex.cfg.Tty}
+	ex.mu.Lock()
+	ereq.TTYRows, ereq.TTYCols = ex.size[0], ex.size[1]
+	ex.mu.Unlock()
 	if req.Detach {
+		if ex.cfg.Tty {
+			return notImplemented("a detached exec with a terminal (exec -d -t)")
+		}
 		go s.runExec(context.WithoutCancel(r.Context()), ex, ereq, sandbox.IO{}, nil, nil)
 		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if ex.cfg.Tty {
+		conn, brw, err := hijack(w, r, types.MediaTypeRawStream)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		s.execTerminal(r.Context(), ex, ereq, conn, brw)
 		return nil
 	}
 	conn, brw, err := hijack(w, r, types.MediaTypeMultiplexedStream)

@@ -7,6 +7,7 @@ import (
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/storage"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"bulwark.dev/bulwark/errdefs"
@@ -14,7 +15,8 @@ import (
 )
 
 // Images are the state root's store: every tenant may run any of them (trust and the run policy
-// decide each run), so every tenant sees the same list.
+// decide each run), so every tenant sees the same list. Which tenant may remove which reference:
+// imagehold.go.
 
 // imageView is one stored image as Docker shows it: its id is its configuration's digest.
 type imageView struct {
@@ -84,14 +86,13 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request, c *call) erro
 	return nil
 }
 
-func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, c *call) error {
-	name, ok := strings.CutSuffix(r.PathValue("name"), "/json")
-	if !ok {
-		return notImplemented(r.Method + " /images/" + r.PathValue("name"))
-	}
+// findImage finds the stored image name names (a reference, NAME defaulting to :latest, or an
+// image id, whole or without its sha256: prefix, or a manifest digest), and every reference of
+// the same image.
+func (s *Server) findImage(name string) (*imageView, []string, error) {
 	views, err := s.images()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	want := name
 	if !strings.Contains(name, ":") && !strings.Contains(name, "@") {
@@ -107,12 +108,24 @@ func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, c *call) e
 		}
 	}
 	if found == nil {
-		return errdefs.Errorf(errdefs.ErrNotFound, "No such image: %s", name)
+		return nil, nil, errdefs.Errorf(errdefs.ErrNotFound, "No such image: %s", name)
 	}
 	for _, v := range views {
 		if v.manifest.Config.Digest == found.manifest.Config.Digest {
 			tags = append(tags, v.ref)
 		}
+	}
+	return found, tags, nil
+}
+
+func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, c *call) error {
+	name, ok := strings.CutSuffix(r.PathValue("name"), "/json")
+	if !ok {
+		return notImplemented(r.Method + " /images/" + r.PathValue("name"))
+	}
+	found, tags, err := s.findImage(name)
+	if err != nil {
+		return err
 	}
 	diffIDs := make([]string, 0, len(found.config.RootFS.DiffIDs))
 	for _, d := range found.config.RootFS.DiffIDs {
@@ -122,9 +135,14 @@ func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, c *call) e
 	resp := image.InspectResponse{
 		ID: found.manifest.Config.Digest.String(), RepoTags: tags, RepoDigests: []string{},
 		Config:       &dockerspec.DockerOCIImageConfig{ImageConfig: found.config.Config},
-		Architecture: found.config.Architecture, Os: found.config.OS, Size: found.size(),
-		RootFS:     image.RootFS{Type: "layers", Layers: diffIDs},
-		Descriptor: &desc,
+		Architecture: found.config.Architecture, Variant: found.config.Variant, Os: found.config.OS,
+		OsVersion: found.config.OSVersion, Author: found.config.Author, Size: found.size(),
+		GraphDriver: &storage.DriverData{Name: "bulwark", Data: map[string]string{}},
+		RootFS:      image.RootFS{Type: "layers", Layers: diffIDs},
+		Descriptor:  &desc,
+	}
+	if n := len(found.config.History); n > 0 {
+		resp.Comment = found.config.History[n-1].Comment
 	}
 	if t := found.created(); !t.IsZero() {
 		resp.Created = t.Format(time.RFC3339Nano)

@@ -133,7 +133,7 @@ func (rs *records) update(id string, fn func(*record)) (*record, error) {
 	defer rs.mu.Unlock()
 	rec, ok := rs.byID[id]
 	if !ok {
-		return nil, errdefs.Errorf(errdefs.ErrNotFound, "No such container: %s", id)
+		return nil, errNoSuchContainer(id)
 	}
 	cp := *rec
 	fn(&cp)
@@ -195,7 +195,7 @@ func (rs *records) resolve(ref string, who config.Principal) (*record, error) {
 		}
 	}
 	if found == nil {
-		return nil, errdefs.Errorf(errdefs.ErrNotFound, "No such container: %s", ref)
+		return nil, errNoSuchContainer(ref)
 	}
 	return found, nil
 }
@@ -223,6 +223,11 @@ func (rs *records) all() []*record {
 		out = append(out, rec)
 	}
 	return out
+}
+
+// errNoSuchContainer is Docker's answer for a reference that names no container.
+func errNoSuchContainer(ref string) error {
+	return errdefs.Errorf(errdefs.ErrNotFound, "No such container: %s", strings.TrimPrefix(ref, "/"))
 }
 
 func isHex(s string) bool {

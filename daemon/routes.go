@@ -17,6 +17,8 @@ type call struct {
 	who     config.Principal
 	version string
 	target  *record
+	// image is the image reference an image route acts on (normalized).
+	image string
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call) error
@@ -29,6 +31,8 @@ const (
 	containerTarget
 	// execTarget: the container of the exec named by {id}.
 	execTarget
+	// imageTarget: the image reference named by {name} (imagehold.go says who owns it).
+	imageTarget
 )
 
 // Handler is the API: versioned paths (/v1.xx/...) and unversioned ones, every route decided by
@@ -50,6 +54,7 @@ func (s *Server) Handler() http.Handler {
 	r("GET /containers/{id}/logs", "container.logs", containerTarget, s.containerLogs)
 	r("POST /containers/{id}/stop", "container.stop", containerTarget, s.containerStop)
 	r("POST /containers/{id}/kill", "container.kill", containerTarget, s.containerKill)
+	r("POST /containers/{id}/restart", "container.restart", containerTarget, s.containerRestart)
 	r("DELETE /containers/{id}", "container.remove", containerTarget, s.containerRemove)
 	r("POST /containers/{id}/resize", "container.resize", containerTarget, s.containerResize)
 
@@ -59,9 +64,12 @@ func (s *Server) Handler() http.Handler {
 	r("POST /containers/{id}/exec", "container.exec", containerTarget, s.execCreate)
 	r("POST /exec/{id}/start", "container.exec", execTarget, s.execStart)
 	r("GET /exec/{id}/json", "container.exec.inspect", execTarget, s.execInspect)
+	r("POST /exec/{id}/resize", "container.resize", execTarget, s.execResize)
 
 	r("GET /images/json", "image.list", noTarget, s.imageList)
 	r("GET /images/{name...}", "image.inspect", noTarget, s.imageInspect)
+	r("DELETE /images/{name...}", "image.remove", imageTarget, s.imageRemove)
+	r("POST /images/create", "image.pull", noTarget, s.imagePull)
 
 	s.bulwarkRoutes(r)
 
@@ -86,6 +94,15 @@ func (s *Server) Handler() http.Handler {
 
 type versionKey struct{}
 
+// unknownTarget is the answer for a target that names nothing in the caller's view: the same
+// whether nothing has that name or another tenant's object has it.
+func unknownTarget(t target, ref string) error {
+	if t == execTarget {
+		return errNoSuchExec(ref)
+	}
+	return errNoSuchContainer(ref)
+}
+
 // authorized wraps a route: the caller from the connection, the target resolved within the
 // caller's view, the API policy's decision (refusals audited and answered 403 with their
 // codes), then the handler.
@@ -100,7 +117,15 @@ func (s *Server) authorized(op string, t target, h handler) http.Handler {
 		c := &call{who: who}
 		c.version, _ = r.Context().Value(versionKey{}).(string)
 		in := api.Input{Tenant: who.Tenant, Operator: who.Operator, UID: who.UID, GID: who.GID, Operation: op}
-		if t != noTarget {
+		if t == imageTarget {
+			ref, owner, err := s.imageOwner(r.PathValue("name"), who)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			c.image = ref
+			in.Target = &api.Target{Kind: "image", ID: ref, Owner: owner}
+		} else if t != noTarget {
 			var rec *record
 			var err error
 			if t == containerTarget {
@@ -118,6 +143,13 @@ func (s *Server) authorized(op string, t target, h handler) http.Handler {
 		d := s.authz.Decide(r.Context(), in)
 		if !d.Allow {
 			s.refused(in, d)
+			if (t == containerTarget || t == execTarget) && in.Target.Owner != who.Tenant {
+				// Another tenant's container is answered exactly as one that does not exist: a
+				// 403 would tell the caller it exists (the refusal is on the record). Images
+				// are seen by every tenant: their refusals say why.
+				writeError(w, unknownTarget(t, r.PathValue("id")))
+				return
+			}
 			writeError(w, statusError(http.StatusForbidden, "bulwarkd: %s refused by the API policy: %s", op, d.Message()))
 			return
 		}

@@ -52,6 +52,8 @@ type Server struct {
 	monitor []string
 	recs    *records
 	execs   execs
+	stdins  stdins
+	holds   *holds
 	events  eventHub
 	watch   *watchers
 	started time.Time
@@ -73,7 +75,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: o.Config, eng: o.Engine, audit: o.Audit, authz: o.Authz, log: o.Log, monitor: o.MonitorArgv,
-		recs: recs, started: time.Now()}
+		recs: recs, started: time.Now(), holds: openHolds(filepath.Join(o.Engine.Root(), "daemon"))}
 	s.watch = newWatchers(s)
 	return s, nil
 }

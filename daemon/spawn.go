@@ -11,16 +11,26 @@ import (
 	"bulwark.dev/bulwark/engine"
 )
 
-// spawnMonitor starts a decided plan's monitor (engine.SpawnMonitor) and reaps it when it ends.
-// SpawnMonitor releases the monitor without waiting for it (the CLI exits and the monitor is
-// re-parented to init), but the daemon lives on: its monitors are its children and would stay
-// zombies. The monitor is the new child of this process whose command is the monitor's:
-// spawns are serialised, so exactly one such child appears during one.
+// spawnMonitor starts a decided plan's monitor (engine.SpawnMonitor): see reaped.
 func (s *Server) spawnMonitor(plan *engine.Plan) (string, error) {
+	var id string
+	err := s.reaped(func() (err error) {
+		id, err = engine.SpawnMonitor(plan, s.monitor)
+		return err
+	})
+	return id, err
+}
+
+// reaped runs fn, which may start the state root's supervisor (a monitor), and reaps that
+// monitor when it ends. The engine releases the monitors it starts without waiting for them (the
+// CLI exits and the monitor is re-parented to init), but the daemon lives on: its monitors are
+// its children and would stay zombies. The monitor is the new child of this process whose
+// command is the monitor's: spawns are serialised, so exactly one such child appears during one.
+func (s *Server) reaped(fn func() error) error {
 	s.spawnMu.Lock()
 	defer s.spawnMu.Unlock()
 	before := children()
-	id, err := engine.SpawnMonitor(plan, s.monitor)
+	err := fn()
 	for pid := range children() {
 		if before[pid] || !s.isMonitor(pid) {
 			continue
@@ -34,7 +44,7 @@ func (s *Server) spawnMonitor(plan *engine.Plan) (string, error) {
 			}
 		}()
 	}
-	return id, err
+	return err
 }
 
 // isMonitor says whether child pid runs this binary's monitor command: its command line says so,

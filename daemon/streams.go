@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types"
 
 	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/errdefs"
 )
 
 // Output reaches clients in Docker's formats: for a container without a terminal, the
@@ -63,11 +64,14 @@ func (sw *streamWriter) write(e engine.LogEntry) error {
 	return nil
 }
 
-// follow reads container id's log and hands every entry to fn: the rotated files first (when
-// fromStart), then container.log as it grows, until done is closed and the log is drained, or
-// ctx ends. With fromStart false it starts at the current end. A log not made yet (the
-// container not started) is waited for.
-func (s *Server) follow(ctx context.Context, id string, fromStart bool, done <-chan struct{}, fn func(engine.LogEntry) error) error {
+// fromEnd is follow's offset for "what is written from now on".
+const fromEnd = -1
+
+// follow reads container id's log and hands every entry to fn: container.log from offset from
+// (fromEnd: its current end) as it grows, then the files after each rotation whole, until done is
+// closed and the log is drained, or ctx ends. A log not made yet (the container not started) is
+// waited for.
+func (s *Server) follow(ctx context.Context, id string, from int64, done <-chan struct{}, fn func(engine.LogEntry) error) error {
 	path := s.eng.LogPath(id)
 	var f *os.File
 	defer func() {
@@ -82,12 +86,14 @@ func (s *Server) follow(ctx context.Context, id string, fromStart bool, done <-c
 			var err error
 			if f, err = os.Open(path); err == nil {
 				lr = &lineReader{rd: bufio.NewReaderSize(f, 64<<10)}
-				if !fromStart {
-					if _, err := f.Seek(0, io.SeekEnd); err != nil {
-						return err
-					}
+				whence := io.SeekStart
+				if from == fromEnd {
+					from, whence = 0, io.SeekEnd
 				}
-				fromStart = true // a file after a rotation is read whole
+				if _, err := f.Seek(from, whence); err != nil {
+					return err
+				}
+				from = 0 // a file after a rotation is read whole
 			} else if !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
@@ -206,19 +212,38 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, c *call) 
 		return nil
 	}
 	wt := s.watch.get(rec.ID)
-	s.follow(r.Context(), rec.ID, false, wt.exited, sw.write)
+	s.follow(r.Context(), rec.ID, fromEnd, wt.exited, sw.write)
 	return nil
 }
 
-// containerAttach hijacks the connection and streams the container's output (from its log) until
-// it exits. Standard input is not served (create refuses OpenStdin).
+// containerAttach hijacks the connection and streams the container's output (from its log, or
+// with stdin attached to a terminal, from the terminal) until it exits; stdin goes to the
+// container (stdin.go).
 func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, c *call) error {
 	rec := c.target
-	if boolParam(r, "stdin") {
-		return notImplemented("attaching standard input")
-	}
 	if dk := r.URL.Query().Get("detachKeys"); dk != "" {
 		return notImplemented("detach keys")
+	}
+	var stdin *os.File
+	if boolParam(r, "stdin") && !rec.Config.Tty {
+		var err error
+		if stdin, err = s.stdinOf(rec); err != nil {
+			return err
+		}
+	}
+	if boolParam(r, "stdin") && rec.Config.Tty {
+		if !rec.Config.OpenStdin {
+			return errdefs.Errorf(errdefs.ErrConflict, "container %s was not created with an open stdin (-i)", rec.Name)
+		}
+		conn, brw, err := hijack(w, r, types.MediaTypeRawStream)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if err := s.attachTerminal(r.Context(), rec, conn, brw); err != nil {
+			s.log.Debug("attach ended", "container", rec.ID, "error", err)
+		}
+		return nil
 	}
 	sw := &streamWriter{raw: rec.Config.Tty, stdout: boolParam(r, "stdout"), stderr: boolParam(r, "stderr")}
 	if !boolParam(r, "stream") && !boolParam(r, "logs") {
@@ -238,18 +263,38 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, c *call
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
+		if stdin != nil {
+			s.pumpStdin(rec, brw, stdin)
+			return
+		}
 		_, err := io.Copy(io.Discard, brw)
 		if err != nil && !errors.Is(err, io.EOF) {
 			cancel()
 		}
 	}()
 	wt := s.watch.get(rec.ID)
-	fromStart := boolParam(r, "logs") || !rec.Started
+	var from int64 = fromEnd
+	if boolParam(r, "logs") || !rec.Started {
+		from = 0
+	}
 	if !boolParam(r, "stream") {
 		s.eng.ReadLogs(rec.ID, engineCaller(c, rec), sw.write)
 		return nil
 	}
-	if err := s.follow(ctx, rec.ID, fromStart, wt.exited, sw.write); err != nil && !errors.Is(err, syscall.EPIPE) {
+	select {
+	case <-wt.exited:
+		// Ended: the stream is its next run's (docker start -a attaches, then starts), from
+		// what the log holds now.
+		if fi, err := os.Stat(s.eng.LogPath(rec.ID)); err == nil && from == fromEnd {
+			from = fi.Size()
+		}
+		var ok bool
+		if wt, ok = s.watch.next(ctx, rec.ID, wt); !ok {
+			return nil
+		}
+	default:
+	}
+	if err := s.follow(ctx, rec.ID, from, wt.exited, sw.write); err != nil && !errors.Is(err, syscall.EPIPE) {
 		s.log.Debug("attach ended", "container", rec.ID, "error", err)
 	}
 	return nil

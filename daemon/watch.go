@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -23,11 +24,29 @@ const pollInterval = 100 * time.Millisecond
 const orphanGrace = 5 * time.Second
 
 type watch struct {
-	exited chan struct{} // closed once the exit is known
-	gone   chan struct{} // closed once the record is removed
+	exited   chan struct{} // closed once the exit is known
+	gone     chan struct{} // closed once the record is removed
+	followed chan struct{} // closed once the watcher of this run is done with it
 
-	mu   sync.Mutex // guards exit
-	exit int
+	mu         sync.Mutex // guards exit and restarting
+	exit       int
+	restarting bool // started again once it has exited: not removed on exit (--rm)
+}
+
+func newWatch() *watch {
+	return &watch{exited: make(chan struct{}), gone: make(chan struct{}), followed: make(chan struct{})}
+}
+
+func (w *watch) setRestarting(on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.restarting = on
+}
+
+func (w *watch) isRestarting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.restarting
 }
 
 func (w *watch) code() int {
@@ -56,7 +75,7 @@ func (ws *watchers) get(id string) *watch {
 	defer ws.mu.Unlock()
 	w, ok := ws.m[id]
 	if !ok {
-		w = &watch{exited: make(chan struct{}), gone: make(chan struct{})}
+		w = newWatch()
 		ws.m[id] = w
 	}
 	return w
@@ -84,14 +103,50 @@ func (ws *watchers) start(rec *record) {
 	}
 	ws.polling[rec.ID] = true
 	ws.mu.Unlock()
+	w := ws.get(rec.ID)
 	ws.wg.Add(1)
 	go func() {
 		defer ws.wg.Done()
-		ws.follow(rec)
+		defer close(w.followed)
+		ws.follow(rec, w)
 	}()
 }
 
-func (ws *watchers) follow(rec *record) {
+// again starts a container that has run once more: stop (when not nil) ends the current run,
+// start runs once the watcher of the last run has recorded its exit (clients waiting for it get
+// it; --rm does not remove it meanwhile); then the new run has a watch of its own, followed once
+// the caller has updated the container's record.
+func (ws *watchers) again(ctx context.Context, id string, stop, start func() error) error {
+	w := ws.get(id)
+	w.setRestarting(true)
+	if stop != nil {
+		if err := stop(); err != nil {
+			w.setRestarting(false)
+			return err
+		}
+	}
+	ws.mu.Lock()
+	following := ws.polling[id]
+	ws.mu.Unlock()
+	if following {
+		select {
+		case <-w.followed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := start(); err != nil {
+		w.setRestarting(false)
+		return err
+	}
+	ws.mu.Lock()
+	ws.m[id] = newWatch()
+	delete(ws.polling, id)
+	ws.mu.Unlock()
+	return nil
+}
+
+func (ws *watchers) follow(rec *record, w *watch) {
 	s := ws.s
 	caller := engine.Caller{Identity: engine.Identity{UID: rec.UID, Principal: "bulwarkd"}, Tenant: rec.Tenant}
 	var stoppedSince time.Time
@@ -125,9 +180,13 @@ func (ws *watchers) follow(rec *record) {
 	if _, err := s.recs.update(rec.ID, func(r *record) { r.Exit = info }); err != nil {
 		s.log.Warn("watch: record exit", "container", rec.ID, "error", err)
 	}
-	ws.exit(rec.ID, info.Code)
+	w.mu.Lock()
+	w.exit = info.Code
+	w.mu.Unlock()
+	closeOnce(w.exited)
+	s.stdins.forget(rec.ID)
 	s.events.publish(rec, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(info.Code)})
-	if !rec.AutoRemove {
+	if !rec.AutoRemove || w.isRestarting() {
 		return
 	}
 	// --rm takes the container's anonymous volumes with it, as docker's does.
@@ -141,6 +200,26 @@ func (ws *watchers) follow(rec *record) {
 	}
 	ws.removed(rec.ID)
 	s.events.publish(rec, events.ActionDestroy, nil)
+}
+
+// next waits until container id, whose run watched by old has ended, runs again, and returns the
+// watch of its new run; false when ctx ends or the container is removed first.
+func (ws *watchers) next(ctx context.Context, id string, old *watch) (*watch, bool) {
+	for {
+		ws.mu.Lock()
+		w := ws.m[id]
+		ws.mu.Unlock()
+		if w != nil && w != old {
+			return w, true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-old.gone:
+			return nil, false
+		case <-time.After(pollInterval / 2):
+		}
+	}
 }
 
 // exit records a container's exit status and wakes the clients waiting for it.
@@ -162,6 +241,7 @@ func (ws *watchers) removed(id string) {
 	delete(ws.polling, id)
 	ws.mu.Unlock()
 	ws.s.execs.forget(id)
+	ws.s.stdins.forget(id)
 }
 
 func closeOnce(c chan struct{}) {

@@ -26,9 +26,9 @@ operations := {
 	"system.ping", "system.version", "system.info", "system.events",
 	"container.create", "container.start", "container.list", "container.inspect",
 	"container.logs", "container.wait", "container.attach", "container.stop",
-	"container.kill", "container.remove", "container.exec", "container.top",
+	"container.kill", "container.remove", "container.restart", "container.exec", "container.top",
 	"container.stats", "container.resize", "container.exec.inspect",
-	"image.list", "image.inspect",
+	"image.list", "image.inspect", "image.pull", "image.remove",
 	"bulwark.decide", "bulwark.trust", "bulwark.audit", "bulwark.audit.verify",
 }
 

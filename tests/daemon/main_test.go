@@ -282,8 +282,15 @@ func (e *daemonEnv) mustDocker(t *testing.T, tn tenant, args ...string) string {
 // raw sends one request on a fresh connection as root and returns the status and body.
 func (e *daemonEnv) raw(t *testing.T, method, path string, body io.Reader) (int, string) {
 	t.Helper()
+	return rawOn(t, e.sock, method, path, body)
+}
+
+// rawOn sends one request on a fresh connection to sock (the daemon's, or a tenant's proxy to
+// it) and returns the status and body.
+func rawOn(t *testing.T, sock, method, path string, body io.Reader) (int, string) {
+	t.Helper()
 	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", e.sock)
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}, Timeout: 2 * time.Minute}
 	req, err := http.NewRequest(method, "http://bulwarkd"+path, body)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 )
 
 // The Python docker SDK, as a tenant: ping, version, a foreground run's output, a detached
-// container's logs, wait and removal.
+// container's logs, wait and removal, an exec on a terminal, a restart.
 const sdkScript = `
 import sys, docker
 c = docker.DockerClient(base_url="unix://" + sys.argv[1], version="auto")
@@ -24,6 +24,14 @@ assert ctr.status == "exited", ctr.status
 assert [x.name for x in c.containers.list(all=True)] == ["sdk"]
 ctr.remove()
 assert c.containers.list(all=True) == []
+ctr = c.containers.run("busybox:1", ["sleep", "300"], detach=True, name="sdk-tty")
+code, out = ctr.exec_run(["sh", "-c", "tty; exit 3"], tty=True)
+assert code == 3 and out.startswith(b"/dev/pts/"), (code, out)
+pid = ctr.attrs["State"]["Pid"]
+ctr.restart(timeout=1)
+ctr.reload()
+assert ctr.status == "running" and ctr.attrs["State"]["Pid"] != pid, ctr.attrs["State"]
+ctr.remove(force=True)
 try:
     c.containers.run("busybox:1", ["true"], cap_add=["SYS_ADMIN"], remove=True)
     raise SystemExit("SYS_ADMIN was granted")

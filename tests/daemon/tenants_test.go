@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -32,14 +33,35 @@ func TestTenantIsolation(t *testing.T) {
 		{"inspect", aid}, {"logs", aid}, {"kill", aid}, {"stop", aid}, {"rm", "-f", aid}, {"wait", aid},
 		{"start", aid},
 	}
-	for _, args := range cross {
+	// Alice's full id is answered to bob exactly as an id that names nothing: a refusal (403)
+	// would tell him it exists.
+	unknown := randHex(32)
+	answer := func(args ...string) string {
 		out, err := e.docker(t, b, args...)
 		var ce *cliError
-		if !errors.As(err, &ce) || !strings.Contains(ce.stderr, "CROSS_TENANT") {
-			t.Errorf("bob: docker %v: want refused with CROSS_TENANT, got %v (stdout %q)", args[0], err, out)
+		if errors.As(err, &ce) {
+			return fmt.Sprintf("exit %d, stdout %q, stderr %q", ce.code(), out, ce.stderr)
 		}
-		if strings.Contains(out, "alice-secret") {
-			t.Errorf("bob: docker %v showed alice's output", args[0])
+		return fmt.Sprintf("%v, stdout %q", err, out)
+	}
+	for _, args := range cross {
+		got := answer(args...)
+		uargs := append([]string{}, args...)
+		uargs[len(uargs)-1] = unknown
+		if want := strings.ReplaceAll(answer(uargs...), unknown, aid); got != want || strings.Contains(got, "alice-secret") {
+			t.Errorf("bob: docker %v on alice's id: %s; on an unknown id: %s", args[0], got, want)
+		}
+	}
+	if _, err := e.docker(t, b, "container", "inspect", aid); err == nil || !strings.Contains(err.Error(), "No such container: "+aid) {
+		t.Errorf("bob: container inspect of alice's id: %v", err)
+	}
+	// The same over the raw API: 404 and the same message shape.
+	bsock := e.proxyAs(t, b)
+	for _, p := range []string{"/containers/%s/json", "/containers/%s/top"} {
+		st, body := rawOn(t, bsock, "GET", fmt.Sprintf(p, aid), nil)
+		ust, ubody := rawOn(t, bsock, "GET", fmt.Sprintf(p, unknown), nil)
+		if st != 404 || ust != 404 || strings.ReplaceAll(ubody, unknown, aid) != body {
+			t.Errorf("bob: GET %s: %d %q; unknown id: %d %q", p, st, body, ust, ubody)
 		}
 	}
 	// A prefix of another tenant's id names nothing.
