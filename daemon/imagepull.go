@@ -118,14 +118,21 @@ func noCredentials(header string) error {
 // store when no tenant holds it and no container uses it. A container of the caller's that uses
 // the image refuses it (409), as with Docker; force does not override that.
 func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request, c *call) error {
+	if boolParam(r, "noprune") {
+		return notImplemented("rmi --no-prune (the store keeps no untagged image)")
+	}
 	found, _, err := s.findImage(c.image)
 	if err != nil {
 		return err
 	}
 	for _, rec := range s.recs.list(c.who.Tenant) {
 		if s.usesImage(rec, found) {
-			return errdefs.Errorf(errdefs.ErrConflict, "conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s",
-				c.image, rec.ID[:12], found.manifest.Config.Digest.Encoded()[:12])
+			why := "(must force)"
+			if boolParam(r, "force") {
+				why = "(bulwarkd does not force it)"
+			}
+			return errdefs.Errorf(errdefs.ErrConflict, "conflict: unable to remove repository reference %q %s - container %s is using its referenced image %s",
+				c.image, why, rec.ID[:12], found.manifest.Config.Digest.Encoded()[:12])
 		}
 	}
 	left := []string(nil)
