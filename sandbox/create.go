@@ -27,7 +27,7 @@ import (
 // setup channel, named by index in the config message.
 const (
 	fdChannel = 3 // the child's end of the setup channel
-	fdSelf    = 4 // the sealed runtime memfd the child was executed from (CVE-2019-5736)
+	fdSelf    = 4 // the read-only setup binary the child was executed from (CVE-2019-5736; selfexe.go)
 	fdNsenter = 5 // Exec, and Create of a pod container: nsenter reports the joined process's pid here (internal/nsenter)
 	fdUserns  = 6 // Create of a pod container: its pod sandbox's user namespace (internal/nsenter)
 )
@@ -329,7 +329,7 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 	cmd := &exec.Cmd{
 		Path:        fmt.Sprintf("/proc/self/fd/%d", fdSelf),
 		Args:        []string{"bulwark", mode},
-		Env:         append([]string{envSetup + "=" + mode}, env...),
+		Env:         append([]string{envSetup + "=" + mode, envBuild + "=" + buildID}, env...),
 		ExtraFiles:  append([]*os.File{child, self}, extra...),
 		SysProcAttr: attr,
 	}

@@ -41,7 +41,10 @@ func Init() {
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	closeInherited(fdSelf)
 	ch := newChannel(os.NewFile(fdChannel, "bulwark-channel"))
-	ierr := childSetup(mode, ch, clk)
+	ierr := checkBuild()
+	if ierr == nil {
+		ierr = childSetup(mode, ch, clk)
+	}
 	ch.send(&message{Kind: kindError, Error: ierr})
 	os.Exit(1)
 }

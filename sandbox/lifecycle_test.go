@@ -424,7 +424,12 @@ func TestRuntimeBinaryNotWritable(t *testing.T) {
 
 // TestMemfdSelfSealed: the fallback copy refuses every change.
 func TestMemfdSelfSealed(t *testing.T) {
-	f, err := memfdSelf()
+	src, err := setupHelper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(src)
+	f, err := memfdBinary(src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,69 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// buildID identifies this binary's build: `make build` stamps every binary with a digest of the
+// sources (-ldflags -X bulwark.dev/bulwark/sandbox.buildID=...). Unstamped (go build, go test),
+// setup children are the runtime binary itself.
+var buildID string
+
+// HelperName is the setup helper's file name: the runtime looks for it beside its own binary.
+const HelperName = "bulwark-init"
+
+// envBuild carries the runtime's buildID to its setup child, which sets up nothing for another
+// build: the setup protocol is one build's.
+const envBuild = "_BULWARK_BUILD"
+
+// setupHelper opens (O_PATH) the binary setup children are executed from: bulwark-init beside
+// the runtime's own binary when this build is stamped and the file is there, else the runtime
+// binary itself. A helper that is there but is not a regular executable file owned by the
+// runtime binary's owner and writable by no one else is refused: whoever could replace it would
+// run code as the runtime, in every container's setup.
+func setupHelper() (int, error) {
+	self, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open own binary: %w", err)
+	}
+	exe, err := os.Readlink("/proc/self/exe")
+	if buildID == "" || err != nil || !filepath.IsAbs(exe) {
+		return self, nil
+	}
+	path := filepath.Join(filepath.Dir(exe), HelperName)
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return self, nil
+	}
+	defer unix.Close(self)
+	if err != nil {
+		return -1, fmt.Errorf("open setup helper %s: %w", path, err)
+	}
+	var own, st unix.Stat_t
+	if err := unix.Fstat(self, &own); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("stat own binary: %w", err)
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("stat setup helper %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != own.Uid || st.Mode&0o022 != 0 || st.Mode&0o100 == 0 {
+		unix.Close(fd)
+		return -1, floorErr("setup helper %s is not a regular executable file of the runtime binary's owner that no one else may write", path)
+	}
+	return fd, nil
+}
+
+// checkBuild is the setup child's refusal of a runtime of another build.
+func checkBuild() *InitError {
+	if got := os.Getenv(envBuild); got != buildID {
+		return stepError("protocol", "build", "", fmt.Errorf("%s of build %q cannot set up a container for a runtime of build %q: install the binaries of one build together", HelperName, buildID, got))
+	}
+	return nil
+}
