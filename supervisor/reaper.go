@@ -62,6 +62,9 @@ const (
 // status of every other child it collects (the containers' inits). It returns once the worker
 // exits with status 0 (idle: it supervises nothing) and no other child is left.
 func RunReaper(dir string, argv []string) error {
+	if err := closeInherited(); err != nil {
+		return err
+	}
 	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
 	if err != nil || !ok {
 		return err
@@ -195,4 +198,26 @@ func shellStatus(ws unix.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
+}
+
+// closeInherited closes every descriptor above stderr that the reaper inherited from the client
+// that spawned it: the reaper outlives that client by design, and must not keep the client's
+// files, pipes, terminals or locks open for as long as it supervises anything (nor hand them
+// on to its worker). Go opens its own descriptors close-on-exec, so the inherited ones are
+// exactly those without the flag.
+func closeInherited() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("supervisor: list inherited descriptors: %w", err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
+	return nil
 }
