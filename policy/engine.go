@@ -32,10 +32,9 @@ type Engine struct {
 	recorder    DecisionRecorder
 	prepareTime time.Duration
 
-	// The storage decision (storage.go), prepared on first use.
-	storageOnce sync.Once
-	storagePQ   rego.PreparedEvalQuery // set once by storageOnce
-	storageErr  error                  // set once by storageOnce
+	// The storage and quota decisions (storage.go, quota.go), prepared on first use.
+	storage sideQuery
+	quota   sideQuery
 }
 
 // Option configures an Engine.

@@ -2,12 +2,7 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 )
 
 // StorageQuery is the storage decision of the same policy: how large a tenant's volume or
@@ -59,47 +54,23 @@ func (d StorageDecision) Err() error {
 // DecideStorage evaluates req against the storage decision, prepared on first use from the
 // already compiled policy. Like Decide it never errors: an undefined or malformed result denies.
 func (e *Engine) DecideStorage(ctx context.Context, req StorageRequest) StorageDecision {
-	e.storageOnce.Do(func() {
-		e.storagePQ, e.storageErr = rego.New(append([]func(*rego.Rego){
-			rego.Query(StorageQuery), rego.Compiler(e.compiler),
-		}, e.common...)...).PrepareForEval(ctx)
-	})
-	fail := func(code string, err error) StorageDecision {
-		return StorageDecision{Reasons: []Reason{{Code: code, Message: err.Error()}}}
-	}
-	if e.storageErr != nil {
-		return fail(CodePolicyError, fmt.Errorf("prepare %s: %w", StorageQuery, e.storageErr))
-	}
 	req.APIVersion = StorageAPIVersion
-	b, err := json.Marshal(req)
-	if err != nil {
-		return fail(CodeRequestInvalid, err)
+	d, obj := e.evalSide(ctx, &e.storage, StorageQuery, req)
+	if obj == nil {
+		return StorageDecision{Reasons: d.Reasons}
 	}
-	var input map[string]any
-	if err := json.Unmarshal(b, &input); err != nil {
-		return fail(CodeRequestInvalid, err)
+	fail := func(err error) StorageDecision {
+		return StorageDecision{Reasons: []Reason{{Code: CodePolicyError, Message: "storage decision: " + err.Error()}}}
 	}
-	rs, err := e.storagePQ.Eval(ctx, rego.EvalInput(input), rego.EvalGenerateJSON(keepTerm))
-	if err != nil {
-		return fail(CodePolicyError, fmt.Errorf("policy evaluation failed: %w", err))
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return fail(CodePolicyUndefined, fmt.Errorf("policy left %s undefined", StorageQuery))
-	}
-	d, err := parseDecision(rs[0].Expressions[0].Value)
-	if err != nil {
-		return fail(CodePolicyError, fmt.Errorf("storage decision: %w", err))
-	}
-	obj := rs[0].Expressions[0].Value.(*ast.Term).Value.(ast.Object)
 	out := StorageDecision{Allow: d.Allow, Reasons: d.Reasons}
 	for k, dst := range map[string]*int64{"volumeSize": &out.VolumeSize, "writableRootSize": &out.WritableRootSize} {
 		n, err := optInt(obj, k)
 		if err != nil {
-			return fail(CodePolicyError, fmt.Errorf("storage decision: %w", err))
+			return fail(err)
 		}
 		if n != nil {
 			if *n < 0 {
-				return fail(CodePolicyError, errors.New("storage decision: a negative size"))
+				return fail(errors.New("a negative size"))
 			}
 			*dst = *n
 		}

@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// QuotaQuery is the quota decision of the same policy (default/quota.rego): the tenant's limits
+// on what its containers and images hold together, and whether one more fits. The policy decides
+// the limits; the engine counts what the tenant holds (from the state root's records, under the
+// tenant's quota lock) and hands the count in.
+const QuotaQuery = "data.bulwark.run.quota_decision"
+
+// QuotaAPIVersion is the api_version of a quota request document.
+const QuotaAPIVersion = "bulwark.dev/quota/v1"
+
+// Reason codes of quota refusals (default/quota.rego).
+const (
+	CodeQuotaContainers = "QUOTA_CONTAINERS_EXCEEDED"
+	CodeQuotaMemory     = "QUOTA_MEMORY_EXCEEDED"
+	CodeQuotaPids       = "QUOTA_PIDS_EXCEEDED"
+	CodeQuotaCPUs       = "QUOTA_CPUS_EXCEEDED"
+	CodeQuotaImages     = "QUOTA_IMAGES_EXCEEDED"
+)
+
+// QuotaUsage is what a tenant holds, or what a request adds to it.
+type QuotaUsage struct {
+	// Containers that exist: created, running or stopped, until removed.
+	Containers int64 `json:"containers"`
+	// Memory is the sum of their memory limits (bytes), Pids of their pids limits, NanoCPUs of
+	// their CPU limits (--cpus × 10⁹).
+	Memory   int64 `json:"memory"`
+	Pids     int64 `json:"pids"`
+	NanoCPUs int64 `json:"nanoCPUs"`
+	// ImagesSize is the bytes of the images charged to the tenant (those it pulled).
+	ImagesSize int64 `json:"imagesSize"`
+}
+
+// QuotaRequest asks whether Request fits in the tenant's quotas given Usage; without Request it
+// asks for the limits only.
+type QuotaRequest struct {
+	APIVersion string      `json:"api_version"`
+	Tenant     string      `json:"tenant"`
+	Usage      QuotaUsage  `json:"usage"`
+	Request    *QuotaUsage `json:"request,omitempty"`
+}
+
+// QuotaLimits are a tenant's quotas; nil: no limit.
+type QuotaLimits struct {
+	Containers *int64 `json:"containers"`
+	Memory     *int64 `json:"memory"`
+	Pids       *int64 `json:"pids"`
+	NanoCPUs   *int64 `json:"nanoCPUs"`
+	ImagesSize *int64 `json:"imagesSize"`
+}
+
+// Any says whether any limit is set.
+func (l QuotaLimits) Any() bool {
+	return l.Containers != nil || l.Memory != nil || l.Pids != nil || l.NanoCPUs != nil || l.ImagesSize != nil
+}
+
+// QuotaDecision is the policy's answer; the zero value denies.
+type QuotaDecision struct {
+	Allow   bool        `json:"allow"`
+	Reasons []Reason    `json:"reasons"`
+	Limits  QuotaLimits `json:"limits"`
+}
+
+// Err is nil when d allows, else a DeniedError carrying d's reasons.
+func (d QuotaDecision) Err() error {
+	if d.Allow {
+		return nil
+	}
+	return Decision{Reasons: d.Reasons}.Err()
+}
+
+// DecideQuota evaluates req against the quota decision, prepared on first use from the already
+// compiled policy. Like Decide it never errors: an undefined or malformed result denies.
+func (e *Engine) DecideQuota(ctx context.Context, req QuotaRequest) QuotaDecision {
+	req.APIVersion = QuotaAPIVersion
+	d, obj := e.evalSide(ctx, &e.quota, QuotaQuery, req)
+	if obj == nil {
+		return QuotaDecision{Reasons: d.Reasons}
+	}
+	out := QuotaDecision{Allow: d.Allow, Reasons: d.Reasons}
+	var err error
+	if out.Limits, err = parseQuotaLimits(field(obj, "limits")); err != nil {
+		return QuotaDecision{Reasons: []Reason{{Code: CodePolicyError, Message: "quota decision: " + err.Error()}}}
+	}
+	return out
+}
+
+// parseQuotaLimits reads {"containers": n|null, ...}: each limit a non-negative integer, or
+// null (or absent) for none.
+func parseQuotaLimits(v ast.Value) (QuotaLimits, error) {
+	var l QuotaLimits
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return l, errors.New("limits is not an object")
+	}
+	for k, dst := range map[string]**int64{"containers": &l.Containers, "memory": &l.Memory, "pids": &l.Pids,
+		"nanoCPUs": &l.NanoCPUs, "imagesSize": &l.ImagesSize} {
+		if _, null := field(obj, k).(ast.Null); null {
+			continue
+		}
+		n, err := optInt(obj, k)
+		if err != nil {
+			return l, err
+		}
+		if n != nil && *n < 0 {
+			return l, fmt.Errorf("limits.%s is negative", k)
+		}
+		*dst = n
+	}
+	return l, nil
+}
