@@ -50,7 +50,9 @@ type Meta struct {
 	RestartCount int           `json:"restartCount,omitempty"`
 	// Policy is where the run's decision came from; an exec is decided under the same one.
 	Policy PolicySource `json:"policy,omitzero"`
-	Exit   *ExitInfo    `json:"exit,omitempty"`
+	// Resources are what the container holds against its tenant's quotas (quota.go).
+	Resources *Resources `json:"resources,omitempty"`
+	Exit      *ExitInfo  `json:"exit,omitempty"`
 }
 
 // Container is what ps and inspect show: the engine's record and the sandbox's live state.

@@ -72,6 +72,8 @@ type Engine struct {
 	// routes hands each decision to the trail of the request it was made for, keyed by the
 	// request document's digest (the recorder interface carries no context).
 	routes decisionRoutes
+	// limits are the tenants' quotas as the prepared policy gives them (quota.go).
+	limits limitsCache
 }
 
 // Open prepares the state root, the image store, the audit log and the policy.

@@ -103,6 +103,8 @@ func SpawnMonitor(plan *Plan, argv []string) (string, error) {
 	if plan.root == "" {
 		return "", errors.New("spawn monitor: the plan was not prepared by an engine")
 	}
+	// The plan's quota reservation holds until the supervisor has made the container's record.
+	defer plan.endReservation()
 	b, binds, err := EncodePlan(plan)
 	if err != nil {
 		return "", err

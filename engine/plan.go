@@ -59,11 +59,25 @@ type Plan struct {
 	// binds are the bind sources resolved before the decision; Start mounts from them and
 	// closes them (Close, for a plan that is not started).
 	binds *sandbox.BindSources
+	// releaseQuota ends the plan's quota reservation (quota.go): once its container's record
+	// exists, or it will not be started. Nil: it holds none.
+	releaseQuota func()
 }
 
-// Close releases what an allowed plan holds for Start (its bind-source descriptors); Start
-// does it itself.
-func (p *Plan) Close() error { return p.binds.Close() }
+// Close releases what an allowed plan holds for Start (its bind-source descriptors and its
+// quota reservation); Start does it itself.
+func (p *Plan) Close() error {
+	p.endReservation()
+	return p.binds.Close()
+}
+
+// endReservation ends the plan's quota reservation, if it holds one.
+func (p *Plan) endReservation() {
+	if p.releaseQuota != nil {
+		p.releaseQuota()
+		p.releaseQuota = nil
+	}
+}
 
 // ImageRef names the verified image a plan runs.
 type ImageRef struct {

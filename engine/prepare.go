@@ -169,6 +169,12 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if plan.Bandwidth, err = decidedBandwidth(netName, bandwidth, out.Decision.Constraints); err != nil {
 		return refuse("policy", err)
 	}
+	// The container counts against its tenant's quotas from here (a dry run: is decided only)
+	// until its record does.
+	res := reservation{ID: id, Resources: plan.Resources(), Process: self()}
+	if plan.releaseQuota, err = e.reserveQuota(ctx, req.Tenant, res, req.DryRun, t); err != nil {
+		return refuse("quota", err)
+	}
 	t.Add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))
 	keep = !req.DryRun // a dry run is never started: its descriptors are released now
 	return plan, nil

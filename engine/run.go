@@ -83,6 +83,7 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 		Image: plan.Image, Args: plan.Spec.Process.Args, Created: time.Now().UTC(),
 		Detached: plan.Request.Detach, Remove: plan.Request.Remove, UID: plan.Request.Identity.UID,
 		LogMaxSize: plan.Request.LogMaxSize, LogMaxFiles: plan.Request.LogMaxFiles, Policy: plan.Policy, Restart: restart,
+		Resources: new(plan.Resources()),
 	}
 	watched := !meta.Detached && len(e.cfg.Monitor) > 0
 	if watched {
