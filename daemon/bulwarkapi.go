@@ -209,13 +209,7 @@ func (s *Server) crossTenantAudit(r *http.Request, c *call, tenant string) error
 	if owner == "" {
 		owner = "*"
 	}
-	in := api.Input{Tenant: c.who.Tenant, Operator: c.who.Operator, UID: c.who.UID, GID: c.who.GID, Operation: "bulwark.audit",
-		Target: &api.Target{Kind: "audit records of tenant " + owner, Owner: owner}}
-	if d := s.authz.Decide(r.Context(), in); !d.Allow {
-		s.refused(in, d)
-		return statusError(http.StatusForbidden, "bulwarkd: bulwark.audit refused by the API policy: %s", d.Message())
-	}
-	return s.crossTenant(in)
+	return s.decideOn(r, c, "bulwark.audit", &api.Target{Kind: "audit records of tenant " + owner, Owner: owner})
 }
 
 func parseSince(v string) (time.Time, error) {

@@ -64,17 +64,20 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request, c *call
 	// again at start, on what holds then.
 	dry := *er
 	dry.DryRun = true
-	if plan, err := s.eng.Prepare(r.Context(), &dry); err != nil {
+	plan, err := s.eng.Prepare(r.Context(), &dry)
+	if err != nil {
 		return err
-	} else if plan != nil {
-		plan.Close()
 	}
+	plan.Close()
 	rec := &record{ID: id, Name: name, Tenant: c.who.Tenant, UID: c.who.UID, Created: time.Now().UTC(),
 		Request: *er, Config: req.Config, HostConfig: req.HostConfig}
 	if req.HostConfig != nil {
 		rec.AutoRemove = req.HostConfig.AutoRemove
 	}
 	if err := s.recs.add(rec); err != nil {
+		return err
+	}
+	if err := s.holdQuota(r.Context(), c, rec, plan.Resources()); err != nil {
 		return err
 	}
 	s.events.publish(rec, events.ActionCreate, nil)

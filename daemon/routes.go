@@ -72,6 +72,7 @@ func (s *Server) Handler() http.Handler {
 	r("POST /images/create", "image.pull", noTarget, s.imagePull)
 
 	s.bulwarkRoutes(r)
+	r("GET /bulwark/v1/quotas", "bulwark.quotas", noTarget, s.quotas)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("API-Version", APIVersion)
@@ -160,7 +161,7 @@ func (s *Server) authorized(op string, t target, h handler) http.Handler {
 				return
 			}
 		}
-		s.log.Debug("call", "op", op, "tenant", who.Tenant, "uid", who.UID, "path", r.URL.Path)
+		s.log.Debug("call", "op", op, "tenant", who.Tenant, "uid", who.UID, "path", r.URL.Path, "decision", d.Duration)
 		if err := h(w, r, c); err != nil {
 			if status := statusOf(err); status >= 500 {
 				s.log.Error("call failed", "op", op, "tenant", who.Tenant, "error", err)
@@ -197,4 +198,16 @@ func (s *Server) crossTenant(in api.Input) error {
 		return fmt.Errorf("cross-tenant access not audited, so not done: %w", err)
 	}
 	return nil
+}
+
+// decideOn decides op on a target a route names in its query (another tenant's quotas or audit
+// records) as its own call of the API policy: a refusal is audited and answered 403; an
+// operator's access to another tenant's is recorded before it is done.
+func (s *Server) decideOn(r *http.Request, c *call, op string, target *api.Target) error {
+	in := api.Input{Tenant: c.who.Tenant, Operator: c.who.Operator, UID: c.who.UID, GID: c.who.GID, Operation: op, Target: target}
+	if d := s.authz.Decide(r.Context(), in); !d.Allow {
+		s.refused(in, d)
+		return statusError(http.StatusForbidden, "bulwarkd: %s refused by the API policy: %s", op, d.Message())
+	}
+	return s.crossTenant(in)
 }

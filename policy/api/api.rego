@@ -30,6 +30,7 @@ operations := {
 	"container.stats", "container.resize", "container.exec.inspect",
 	"image.list", "image.inspect", "image.pull", "image.remove",
 	"bulwark.decide", "bulwark.trust", "bulwark.audit", "bulwark.audit.verify",
+	"bulwark.quotas",
 }
 
 # Reads every caller may make whatever its tenant: negotiating the protocol.
