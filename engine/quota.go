@@ -205,9 +205,9 @@ func (e *Engine) quotaLimits(ctx context.Context, pe *policy.Engine, tenant stri
 
 // reserveQuota decides whether container r.ID of tenant fits in its quotas and, unless dryRun,
 // records r (its holder set) under the tenant's quota lock; release removes the reservation. A
-// tenant without quotas is not counted and a process's reservation not written (a file holder's
-// is: the created container counts if a quota comes with the next policy). The decision's
-// refusal is recorded in t with its codes.
+// tenant without quotas is neither counted nor reserved for (its containers count from their
+// records once a policy gives it quotas; a container bulwarkd created before that, not yet
+// started, counts from its start). The decision's refusal is recorded in t with its codes.
 func (e *Engine) reserveQuota(ctx context.Context, tenant string, r reservation, dryRun bool, t *trail) (release func(), err error) {
 	release = func() {}
 	pe, err := e.preparedPolicy(ctx, t)
@@ -218,7 +218,7 @@ func (e *Engine) reserveQuota(ctx context.Context, tenant string, r reservation,
 	if err != nil {
 		return release, err
 	}
-	if !limits.Any() && (dryRun || r.File == "") {
+	if !limits.Any() {
 		return release, nil
 	}
 	unlock, err := e.lockQuota(tenant)
@@ -226,22 +226,20 @@ func (e *Engine) reserveQuota(ctx context.Context, tenant string, r reservation,
 		return release, err
 	}
 	defer unlock()
-	if limits.Any() {
-		usage, err := e.quotaUsage(tenant, r.ID)
-		if err != nil {
-			return release, err
-		}
-		var asked policy.QuotaUsage
-		r.Resources.add(&asked)
-		d := pe.DecideQuota(ctx, policy.QuotaRequest{Tenant: tenant, Usage: usage, Request: &asked})
-		attrs := map[string]string{"usage": jsonString(usage), "request": jsonString(asked), "limits": jsonString(d.Limits)}
-		if err := d.Err(); err != nil {
-			attrs["reasons"] = err.Error()
-			t.Add(audit.TypePolicy, "quota.refused", attrs)
-			return release, err
-		}
-		t.Add(audit.TypePolicy, "quota", attrs)
+	usage, err := e.quotaUsage(tenant, r.ID)
+	if err != nil {
+		return release, err
 	}
+	var asked policy.QuotaUsage
+	r.Resources.add(&asked)
+	d := pe.DecideQuota(ctx, policy.QuotaRequest{Tenant: tenant, Usage: usage, Request: &asked})
+	attrs := map[string]string{"usage": jsonString(usage), "request": jsonString(asked), "limits": jsonString(d.Limits)}
+	if err := d.Err(); err != nil {
+		attrs["reasons"] = err.Error()
+		t.Add(audit.TypePolicy, "quota.refused", attrs)
+		return release, err
+	}
+	t.Add(audit.TypePolicy, "quota", attrs)
 	if dryRun {
 		return release, nil
 	}

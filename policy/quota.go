@@ -78,8 +78,13 @@ func (d QuotaDecision) Err() error {
 }
 
 // DecideQuota evaluates req against the quota decision, prepared on first use from the already
-// compiled policy. Like Decide it never errors: an undefined or malformed result denies.
+// compiled policy. Like Decide it never errors: an undefined or malformed result denies. A policy
+// with no rule for the quota decision at all (an operator's own rules written before quotas) sets
+// no quota: it allows, with no limits.
 func (e *Engine) DecideQuota(ctx context.Context, req QuotaRequest) QuotaDecision {
+	if len(e.compiler.GetRules(ast.MustParseRef(QuotaQuery))) == 0 {
+		return QuotaDecision{Allow: true}
+	}
 	req.APIVersion = QuotaAPIVersion
 	d, obj := e.evalSide(ctx, &e.quota, QuotaQuery, req)
 	if obj == nil {

@@ -49,3 +49,27 @@ func hasCode(d Decision, code string) bool {
 	}
 	return false
 }
+
+// A policy of its own with no quota rules sets no quota; one whose rule is there but undefined
+// for a request denies.
+func TestDecideQuotaWithoutQuotaRules(t *testing.T) {
+	for _, c := range []struct {
+		rules string
+		allow bool
+	}{
+		{"package bulwark.run\n\ndecision := {\"allow\": true, \"reasons\": []}\n", true},
+		{"package bulwark.run\n\ndecision := {\"allow\": true, \"reasons\": []}\n\nquota_decision := {\"allow\": true, \"reasons\": [], \"limits\": {}} if input.tenant == \"x\"\n", false},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "run.rego"), []byte(c.rules), 0o600)
+		os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"bulwark": {"tenants": {"q": {}}}}`), 0o600)
+		p, err := LoadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := mustPrepare(t, p).DecideQuota(context.Background(), QuotaRequest{Tenant: "q", Request: &QuotaUsage{Containers: 1}})
+		if d.Allow != c.allow || d.Limits.Any() {
+			t.Errorf("%s: %+v", c.rules, d)
+		}
+	}
+}

@@ -23,13 +23,15 @@ func (e *daemonEnv) withQuotas(t *testing.T, tenants map[string]map[string]any) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var data map[string]map[string]map[string]map[string]any
+	var data map[string]map[string]any
 	if err := json.Unmarshal(b, &data); err != nil {
 		t.Fatal(err)
 	}
+	all := data["bulwark"]["tenants"].(map[string]any)
 	for tn, kv := range tenants {
+		entry := all[tn].(map[string]any)
 		for k, v := range kv {
-			data["bulwark"]["tenants"][tn][k] = v
+			entry[k] = v
 		}
 	}
 	writeJSON(t, p, data)

@@ -29,7 +29,8 @@ var (
 // CLI, as a tenant) and sets what its decisions cost against the whole run: the run policy's
 // decisions (each policy.decision record of the audit log, with its duration) and the API
 // policy's (one per API call, timed by the daemon and logged with the call), both prepared once
-// per load. It prints the medians and the ratio against the 2% target; it runs once whatever b.N.
+// per load. It prints the medians, one decision's share of a run against the 2% target, and all
+// of a run's decisions together; it runs once whatever b.N.
 func BenchmarkDecisionCost(b *testing.B) {
 	if !decisionOnce {
 		decisionOnce = true
@@ -149,15 +150,20 @@ func decisionCost(b *testing.B) ([]string, map[string]float64) {
 		return med(f)
 	}
 	share := med(shares)
-	verdict := "under"
-	if share >= 2 {
-		verdict = "OVER"
+	run := med(runs)
+	perRun, perAPI := ms(runPolicy)/ints(runDecisions), ms(apiPolicy)/ints(apiCalls)
+	// The target is the issue's: a decision through the daemon well under 2% of a run.
+	verdict := "met"
+	if 100*max(perRun, perAPI)/run >= 2 {
+		verdict = "NOT met"
 	}
 	report := []string{
 		fmt.Sprintf("decisions of docker run --rm busybox:1 true through bulwarkd, %d runs (medians):", len(wins)),
 		fmt.Sprintf("  whole run %.1f ms; run policy %.2f ms (%.0f decisions); API policy %.2f ms (%.0f calls)",
-			med(runs), ms(runPolicy), ints(runDecisions), ms(apiPolicy), ints(apiCalls)),
-		fmt.Sprintf("  decisions / run = %.2f%% (target: under 2%%: %s)", share, verdict),
+			run, ms(runPolicy), ints(runDecisions), ms(apiPolicy), ints(apiCalls)),
+		fmt.Sprintf("  one run decision %.2f ms = %.2f%% of the run; one API decision %.3f ms = %.2f%% (target, one decision under 2%% of a run: %s)",
+			perRun, 100*perRun/run, perAPI, 100*perAPI/run, verdict),
+		fmt.Sprintf("  all of a run's decisions together = %.2f%% of the run", share),
 	}
 	return report, map[string]float64{"run-ms": med(runs), "run-policy-ms": ms(runPolicy), "api-policy-ms": ms(apiPolicy), "decisions-%": share}
 }

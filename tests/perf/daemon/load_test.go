@@ -117,10 +117,11 @@ func daemonLoad(b *testing.B) ([]string, map[string]float64) {
 	st := &loadStats{lat: map[string][]time.Duration{}}
 	deadline := time.Now().Add(loadSeconds())
 	var wg sync.WaitGroup
+	loaders := make([]*http.Client, loadClients)
 	for i := range loadClients {
 		t := i % loadTenants
-		c := e.tenants[t]
-		cl := e.client(c) // each client its own connections
+		cl := e.client(e.tenants[t]) // each client its own connections
+		loaders[i] = cl
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -161,6 +162,10 @@ func daemonLoad(b *testing.B) ([]string, map[string]float64) {
 
 	for i, id := range sleepers {
 		do(clients[i], "DELETE", "/v1.41/containers/"+id+"?force=1", "")
+	}
+	// The clients hang up: what the daemon still holds then is its own.
+	for _, c := range append(loaders, clients...) {
+		c.CloseIdleConnections()
 	}
 	time.Sleep(2 * time.Second)
 	after := procStatus(pid, "VmRSS", "Threads")
