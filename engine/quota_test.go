@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/policy"
@@ -192,5 +193,50 @@ func TestSpecResources(t *testing.T) {
 	}
 	if r := specResources(&specs.Spec{}); r != (Resources{}) {
 		t.Errorf("no limits: %+v", r)
+	}
+}
+
+// Images charged to a tenant count while the store has them, each once, against its
+// max_images_size.
+func TestChargeImage(t *testing.T) {
+	root := signedRoot(t)
+	pol := t.TempDir()
+	os.WriteFile(filepath.Join(pol, "data.json"), []byte(`{"bulwark": {"tenants": {"q": {"max_images_size": 150}}}}`), 0o600)
+	e, err := Open(Config{Root: root, PolicyDir: pol, Audit: discard{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	who := Caller{Tenant: "q"}
+	desc, err := e.Store().Resolve("busybox:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := digest.FromString("an image not stored")
+	for _, c := range []struct {
+		d    digest.Digest
+		size int64
+		want string
+	}{
+		{desc.Digest, 100, ""},
+		{desc.Digest, 100, ""}, // charged once
+		{other, 60, policy.CodeQuotaImages},
+	} {
+		err := e.ChargeImage(ctx, who, "ref", c.d, c.size)
+		var de *policy.DeniedError
+		if (c.want == "") != (err == nil) || c.want != "" && (!errors.As(err, &de) || de.Decision.Reasons[0].Code != c.want) {
+			t.Fatalf("charge %s of %d: %v, want %q", c.d, c.size, err, c.want)
+		}
+	}
+	// Removed from the store, an image counts no more.
+	if err := e.Store().Remove("busybox:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ChargeImage(ctx, who, "ref", other, 60); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.Quota(ctx, "q"); err != nil || st.Usage.ImagesSize != 0 {
+		t.Errorf("usage %+v %v (the charged image is not stored)", st, err)
 	}
 }
