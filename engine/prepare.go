@@ -172,7 +172,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	// The container counts against its tenant's quotas from here (a dry run: is decided only)
 	// until its record does.
 	res := reservation{ID: id, Resources: plan.Resources(), Process: self()}
-	if plan.releaseQuota, err = e.reserveQuota(ctx, req.Tenant, res, req.DryRun, t); err != nil {
+	if plan.releaseQuota, err = e.reserveQuota(ctx, req.Tenant, out.Decision.Constraints.Quotas, res, req.DryRun, t); err != nil {
 		return refuse("quota", err)
 	}
 	t.Add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))

@@ -203,23 +203,20 @@ func (e *Engine) quotaLimits(ctx context.Context, pe *policy.Engine, tenant stri
 	return d.Limits, nil
 }
 
-// reserveQuota decides whether container r.ID of tenant fits in its quotas and, unless dryRun,
-// records r (its holder set) under the tenant's quota lock; release removes the reservation. A
-// tenant without quotas is neither counted nor reserved for (its containers count from their
-// records once a policy gives it quotas; a container bulwarkd created before that, not yet
-// started, counts from its start). The decision's refusal is recorded in t with its codes.
-func (e *Engine) reserveQuota(ctx context.Context, tenant string, r reservation, dryRun bool, t *trail) (release func(), err error) {
+// reserveQuota decides whether container r.ID of tenant fits in its quotas (limits, as the
+// policy named them) and, unless dryRun, records r (its holder set) under the tenant's quota
+// lock; release removes the reservation. A tenant without quotas (limits nil) is neither counted
+// nor reserved for, and its run needs no prepared policy (its decision may come from the cache);
+// its containers count from their records once a policy gives it quotas. The decision's refusal
+// is recorded in t with its codes.
+func (e *Engine) reserveQuota(ctx context.Context, tenant string, limits *policy.QuotaLimits, r reservation, dryRun bool, t *trail) (release func(), err error) {
 	release = func() {}
+	if limits == nil {
+		return release, nil
+	}
 	pe, err := e.preparedPolicy(ctx, t)
 	if err != nil {
 		return release, err
-	}
-	limits, err := e.quotaLimits(ctx, pe, tenant)
-	if err != nil {
-		return release, err
-	}
-	if !limits.Any() {
-		return release, nil
 	}
 	unlock, err := e.lockQuota(tenant)
 	if err != nil {
@@ -270,7 +267,14 @@ func (e *Engine) HoldQuota(ctx context.Context, who Caller, id string, res Resou
 	}
 	t := newTrail(e.audit, who.Identity, who.tenant(), NewID())
 	t.SetContainer(id)
-	_, err := e.reserveQuota(ctx, who.tenant(), reservation{ID: id, Resources: res, File: file}, false, t)
+	pe, err := e.preparedPolicy(ctx, t)
+	if err != nil {
+		return errors.Join(err, t.Flush())
+	}
+	limits, err := e.quotaLimits(ctx, pe, who.tenant())
+	if err == nil && limits.Any() {
+		_, err = e.reserveQuota(ctx, who.tenant(), &limits, reservation{ID: id, Resources: res, File: file}, false, t)
+	}
 	return errors.Join(err, t.Flush())
 }
 

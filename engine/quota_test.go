@@ -43,6 +43,23 @@ func record(t *testing.T, e *Engine, id, tenant string, res *Resources) {
 	}
 }
 
+// limitsOf is tenant's quotas as a run's decision names them (nil: none).
+func limitsOf(t *testing.T, e *Engine, tenant string) *policy.QuotaLimits {
+	t.Helper()
+	pe, err := e.preparedPolicy(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.quotaLimits(context.Background(), pe, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Any() {
+		return nil
+	}
+	return &l
+}
+
 func usage(t *testing.T, e *Engine, except string) policy.QuotaUsage {
 	t.Helper()
 	unlock, err := e.lockQuota("q")
@@ -79,7 +96,7 @@ func TestQuotaUsageCountsRecordsAndHeldReservations(t *testing.T) {
 	record(t, e, "c", "other", &Resources{Memory: 1 << 40})
 	reserve := func(r reservation) func() {
 		t.Helper()
-		release, err := e.reserveQuota(ctx, "q", r, false, newTrail(discard{}, Identity{}, "q", "r"))
+		release, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), r, false, newTrail(discard{}, Identity{}, "q", "r"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +143,7 @@ func TestReserveQuotaIsAtomic(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := reservation{ID: fmt.Sprintf("c%d", i), Resources: Resources{Memory: 1000}, Process: self()}
-			_, err := e.reserveQuota(ctx, "q", r, false, newTrail(discard{}, Identity{}, "q", "r"))
+			_, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), r, false, newTrail(discard{}, Identity{}, "q", "r"))
 			var de *policy.DeniedError
 			mu.Lock()
 			defer mu.Unlock()
@@ -147,7 +164,7 @@ func TestReserveQuotaIsAtomic(t *testing.T) {
 	if u := usage(t, e, ""); u.Containers != 10 || u.Memory != 10000 {
 		t.Errorf("usage %+v", u)
 	}
-	if _, err := e.reserveQuota(ctx, "other", reservation{ID: "x", Process: self()}, false, newTrail(discard{}, Identity{}, "other", "r")); err != nil {
+	if _, err := e.reserveQuota(ctx, "other", limitsOf(t, e, "other"), reservation{ID: "x", Process: self()}, false, newTrail(discard{}, Identity{}, "other", "r")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(e.quotaDir("other")); !os.IsNotExist(err) {
@@ -166,16 +183,16 @@ func TestReserveQuotaMemory(t *testing.T) {
 	ctx := context.Background()
 	record(t, e, "a", "q", &Resources{Memory: 600})
 	tr := newTrail(discard{}, Identity{}, "q", "r")
-	if _, err := e.reserveQuota(ctx, "q", reservation{ID: "b", Resources: Resources{Memory: 400}, Process: self()}, false, tr); err != nil {
+	if _, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), reservation{ID: "b", Resources: Resources{Memory: 400}, Process: self()}, false, tr); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.reserveQuota(ctx, "q", reservation{ID: "c", Resources: Resources{Memory: 1}, Process: self()}, false, tr)
+	_, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), reservation{ID: "c", Resources: Resources{Memory: 1}, Process: self()}, false, tr)
 	var de *policy.DeniedError
 	if !errors.As(err, &de) || de.Decision.Reasons[0].Code != policy.CodeQuotaMemory {
 		t.Fatalf("over the memory quota: %v", err)
 	}
 	// A dry run is decided, never recorded.
-	if _, err := e.reserveQuota(ctx, "q", reservation{ID: "d", Process: self()}, true, tr); err != nil {
+	if _, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), reservation{ID: "d", Process: self()}, true, tr); err != nil {
 		t.Fatal(err)
 	}
 	if u := usage(t, e, ""); u.Containers != 2 {

@@ -38,6 +38,9 @@ type Constraints struct {
 	// per second: the engine gives it to each direction a request leaves unlimited (policy
 	// denies a request above it). Apply does not use it.
 	MaxNetworkRate *int64 `json:"maxNetworkRate,omitempty"`
+	// Quotas, when the policy says (non-nil), are the tenant's quotas (quota.go): a run of it is
+	// counted against them. Apply does not use it.
+	Quotas *QuotaLimits `json:"quotas,omitempty"`
 }
 
 // Decision is the policy's answer. The zero value denies.

@@ -243,6 +243,13 @@ func parseDecision(v any) (Decision, error) {
 		if d.Constraints.MaxNetworkRate, err = optInt(c, "maxNetworkRate"); err != nil {
 			return Decision{}, err
 		}
+		if q := field(c, "quotas"); q != nil {
+			l, err := parseQuotaLimits(q)
+			if err != nil {
+				return Decision{}, fmt.Errorf("constraints.quotas: %w", err)
+			}
+			d.Constraints.Quotas = &l
+		}
 	}
 	// A policy that says allow while giving deny reasons contradicts itself: deny.
 	d.Allow = bool(allow) && len(d.Reasons) == 0

@@ -45,6 +45,16 @@ nano_cpus(v) := null if v == null
 
 nano_cpus(v) := round(v * 1000000000) if is_number(v)
 
+# The run decision names the tenant's quotas in its constraints ("quotas": the limits), so that a
+# run decided from the decision cache knows whether it must be counted without preparing the
+# policy; present whenever a quota is set, valid or not (the quota decision refuses an invalid one).
+default quota_constraint := {}
+
+quota_constraint := {"quotas": quota_limits} if {
+	some k in quota_keys
+	quota_setting(k) != null
+}
+
 quota_keys := ["max_containers", "max_containers_memory", "max_containers_pids", "max_containers_cpus", "max_images_size"]
 
 quota_config_valid if {

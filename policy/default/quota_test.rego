@@ -62,3 +62,13 @@ test_fail_closed if {
 	codes(req("nobody", {}, one(0, 0, 0))) == {"TENANT_UNKNOWN"}
 	codes({"tenant": "open", "request": one(0, 0, 0)}) == {"REQUEST_VERSION"}
 }
+
+# The run decision names the tenant's quotas (so a cached decision says whether to count),
+# an invalid one too (the quota decision then refuses it).
+test_run_constraint_names_quotas if {
+	c := run.quota_constraint with input as {"tenant": "ten"} with data.bulwark.tenants as tenants with data.bulwark.defaults as {}
+	c.quotas.containers == 10
+	run.quota_constraint == {} with input as {"tenant": "open"} with data.bulwark.tenants as tenants with data.bulwark.defaults as {}
+	b := run.quota_constraint with input as {"tenant": "broken"} with data.bulwark.tenants as tenants with data.bulwark.defaults as {}
+	b.quotas.containers == null
+}

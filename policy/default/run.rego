@@ -106,7 +106,7 @@ limit_constraints := {"maxMemory": max_memory, "maxPids": max_pids} if tenant_li
 # "capabilities" is what the tenant is granted: the engine keeps only these of the default
 # set it asks for on the caller's behalf (Docker's), dropping the rest instead of asking for
 # them; a capability the caller names itself is still denied when it is not granted.
-constraints := object.union(object.union(limit_constraints, network_rate_constraint), {"capabilities": sort(granted), "egress": egress_constraint})
+constraints := object.union(object.union(object.union(limit_constraints, network_rate_constraint), quota_constraint), {"capabilities": sort(granted), "egress": egress_constraint})
 
 # ---- floor tables ----
 
