@@ -28,12 +28,13 @@ type Constraints struct {
 	MaxPids   *int64 `json:"maxPids,omitempty"`
 	// Capabilities, when the policy says (non-nil), are the capabilities the tenant is granted:
 	// the engine keeps only these of the defaults it asks for on the caller's behalf. Apply does
-	// not use it.
-	Capabilities []string `json:"capabilities,omitempty"`
+	// not use it. Encoded (the decision cache) an empty list stays one: none granted is not
+	// "the policy does not say" (omitzero omits nil only).
+	Capabilities []string `json:"capabilities,omitzero"`
 	// Egress, when the policy says (non-nil), is the egress of a request that names none (its
 	// egress mode "default"): one mode, or allowlist entries PROTO:CIDR[:PORT[-PORT]]. Apply
 	// does not use it.
-	Egress []string `json:"egress,omitempty"`
+	Egress []string `json:"egress,omitzero"`
 	// MaxNetworkRate is the most a container may send or receive through its network, in bits
 	// per second: the engine gives it to each direction a request leaves unlimited (policy
 	// denies a request above it). Apply does not use it.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -179,5 +180,25 @@ func edit(t *testing.T, file string, change func(*cacheEntry)) {
 	}
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A tenant granted no capability is told so by an empty list, which must survive the decision
+// cache's encoding: decoded as nil ("the policy does not say"), the engine kept Docker's default
+// capabilities and a cached run was denied CAP_NOT_GRANTED where a decided one was allowed.
+func TestConstraintsKeepAnEmptyGrant(t *testing.T) {
+	b, err := json.Marshal(Decision{Constraints: Constraints{Capabilities: []string{}, Egress: []string{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Decision
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Constraints.Capabilities == nil || d.Constraints.Egress == nil {
+		t.Errorf("an empty grant came back as none said: %s", b)
+	}
+	if b, _ := json.Marshal(Decision{}); strings.Contains(string(b), "capabilities") {
+		t.Errorf("a constraint the policy did not give is encoded: %s", b)
 	}
 }
