@@ -132,12 +132,20 @@ func resultWithin(w *waiter, d time.Duration) (int, error) {
 	return w.result()
 }
 
-// forward sends the signals the CLI receives to the container, as docker run's sig-proxy.
+// forward sends the signals the CLI receives to the container, as docker run's sig-proxy and
+// as the local run: the third interrupt kills it (a PID 1 without a handler ignores SIGINT and
+// SIGTERM).
 func (c *Client) forward(ctx context.Context, id string, sigs <-chan os.Signal) {
+	interrupts := 0
 	for s := range sigs {
 		sig, ok := s.(syscall.Signal)
 		if !ok {
 			continue
+		}
+		if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+			if interrupts++; interrupts >= 3 {
+				sig = syscall.SIGKILL
+			}
 		}
 		c.Kill(ctx, id, strconv.Itoa(int(sig)))
 	}
