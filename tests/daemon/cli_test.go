@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,9 +165,35 @@ func TestCLIThroughDaemon(t *testing.T) {
 	}
 	e.mustHost(t, a, "stop", "-t", "1", "web")
 	e.mustHost(t, a, "rm", "web")
-	if out := e.mustHost(t, a, "ps", "-a", "-q"); strings.TrimSpace(out) != "" {
-		t.Errorf("after rm alice has %q", out)
+
+	// A foreground run's signals reach its container; the third interrupt kills it (sh as PID 1
+	// ignores SIGTERM).
+	fg := e.command(a, clitest.Bin, "run", "--rm", "--name", "fg", "busybox:1", "sleep", "300")
+	fg.Env = append(fg.Env, client.HostEnv+"=unix://"+e.sock)
+	var fgErr bytes.Buffer
+	fg.Stderr = &fgErr
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
 	}
+	done := make(chan int, 1)
+	go func() {
+		fg.Wait()
+		done <- fg.ProcessState.ExitCode()
+	}()
+	waitFor(t, "the foreground container running", func() bool { return strings.Contains(e.mustHost(t, a, "ps"), "fg") })
+	for range 3 {
+		fg.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case code := <-done:
+		if code != 137 {
+			t.Errorf("foreground run after three SIGTERMs: exit %d, stderr %q", code, fgErr.String())
+		}
+	case <-time.After(2 * time.Minute):
+		fg.Process.Kill()
+		t.Fatal("three SIGTERMs did not end the foreground run")
+	}
+	waitFor(t, "fg removed", func() bool { return strings.TrimSpace(e.mustHost(t, a, "ps", "-a", "-q")) == "" })
 }
 
 // asTenant sends one request as tn through a proxy running with tn's credentials.
