@@ -253,6 +253,9 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, c *call
 	if !sw.raw && compareVersions(c.version, "1.42") >= 0 {
 		ct = types.MediaTypeMultiplexedStream
 	}
+	// Registered before the client is answered (it starts the container then): an auto-remove
+	// waits for it to read the log to its end (watch.go, streamGrace).
+	defer s.watch.attached(rec.ID)()
 	conn, brw, err := hijack(w, r, ct)
 	if err != nil {
 		return err

@@ -28,9 +28,11 @@ type watch struct {
 	gone     chan struct{} // closed once the record is removed
 	followed chan struct{} // closed once the watcher of this run is done with it
 
-	mu         sync.Mutex // guards exit and restarting
+	mu         sync.Mutex // guards exit, restarting, streams and drained
 	exit       int
-	restarting bool // started again once it has exited: not removed on exit (--rm)
+	restarting bool          // started again once it has exited: not removed on exit (--rm)
+	streams    int           // attached clients reading the container's log
+	drained    chan struct{} // closed when streams drops to 0 (made by idle)
 }
 
 func newWatch() *watch {
@@ -47,6 +49,43 @@ func (w *watch) isRestarting() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.restarting
+}
+
+// streamGrace is how long an auto-remove waits for the attached clients to read the log to its
+// end: a client that attached before the start has not opened the log when a short-lived
+// container exits, and the removal would take it away unread.
+const streamGrace = 30 * time.Second
+
+// attached registers a client reading the container's log to its end; the function returned
+// says it is done.
+func (ws *watchers) attached(id string) func() {
+	w := ws.get(id)
+	w.mu.Lock()
+	w.streams++
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.streams--; w.streams == 0 && w.drained != nil {
+			close(w.drained)
+			w.drained = nil
+		}
+	}
+}
+
+// idle is closed once no client is attached.
+func (w *watch) idle() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.streams == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if w.drained == nil {
+		w.drained = make(chan struct{})
+	}
+	return w.drained
 }
 
 func (w *watch) code() int {
@@ -188,6 +227,14 @@ func (ws *watchers) follow(rec *record, w *watch) {
 	s.events.publish(rec, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(info.Code)})
 	if !rec.AutoRemove || w.isRestarting() {
 		return
+	}
+	// The attached clients read the whole log first (docker run --rm prints every line).
+	select {
+	case <-w.idle():
+	case <-time.After(streamGrace):
+		s.log.Warn("auto-remove: an attached client did not finish reading the log", "container", rec.ID)
+	case <-ws.quit:
+		return // the next daemon removes it (resume)
 	}
 	// --rm takes the container's anonymous volumes with it, as docker's does.
 	if err := s.eng.Remove(rec.ID, caller, engine.RemoveOptions{Force: true, Volumes: true}); err != nil && errdefs.Class(err) != errdefs.ErrNotFound {
