@@ -117,6 +117,7 @@ grep -E "^policy decision|^  reason" "$DIR/decide.err"
 echo "(exit status $rc; the plan: $(wc -c <"$DIR/plan.json") bytes of JSON)"
 
 section "Tenant B: nothing of A's is visible, and every reach across is refused"
+echo "(A's name and A's full id answer as if nothing had that name: another tenant's id reveals nothing)"
 tenant B 0 "$BULWARK" ps -a
 tenant B refused "$BULWARK" inspect web
 tenant B refused "$BULWARK" inspect "$WEB"
@@ -124,7 +125,7 @@ tenant B refused "$BULWARK" stop "$WEB"
 tenant B refused "$BULWARK" logs "$WEB"
 if [[ $HAVE_DOCKER == 1 ]]; then
 	tenant B refused docker exec "$WEB" id
-	tenant B refused docker rm -f "$WEB"
+	tenant B refused docker kill "$WEB"
 fi
 tenant A 0 "$BULWARK" ps
 echo "(the operator's view of the refusals, from the audit log:)"
