@@ -148,8 +148,6 @@ func (e *Engine) readMeta(id string) (*Meta, error) {
 	return m, nil
 }
 
-func validName(id string) bool { return nameRE.MatchString(id) }
-
 // owner is the tenant that owns the container.
 func (m *Meta) owner() string {
 	if m.Tenant == "" {

@@ -137,7 +137,7 @@ func (e *Engine) containerLive(tenant, id string) bool {
 
 // checkTenant refuses a tenant name that could not be a directory name.
 func checkTenant(who Caller) error {
-	if !tenantRE.MatchString(who.tenant()) {
+	if !validTenant(who.tenant()) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", who.tenant())
 	}
 	return nil

@@ -51,14 +51,14 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		t.Add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
 		return nil, err
 	}
-	if !nameRE.MatchString(id) {
+	if !validName(id) {
 		// The name becomes a directory name under the state root: no separators, no "..".
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "container name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id))
 	}
 	if err := checkRestart(req); err != nil {
 		return refuse("request", err)
 	}
-	if !tenantRE.MatchString(req.Tenant) {
+	if !validTenant(req.Tenant) {
 		return refuse("identity", errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", req.Tenant))
 	}
 	t.Add(audit.TypeEngine, "identity", map[string]string{

@@ -28,9 +28,12 @@ import (
 const Driver = "local"
 
 var (
-	// nameRE is Docker's volume name syntax: no separators, no "..".
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	// nameRE is Docker's volume name syntax: no separators, no "..". Its length (at most 128)
+	// and tenantRE's (at most 63) are checked apart, in ValidName and validTenant: a counted
+	// repetition ({0,127}) compiles to a program of as many copies, ≈ 0.7 ms of every process
+	// start.
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 	// ErrNotFound is a volume the tenant does not have (another tenant's included).
 	ErrNotFound = errdefs.Errorf(errdefs.ErrNotFound, "no such volume")
@@ -79,7 +82,7 @@ func (s *Store) Total(tenant string) (int64, error) { return s.usedSize(tenant) 
 // CountAlso adds): whatever fn makes that CountAlso counts is seen by the next volume or fn,
 // so concurrent requests never together pass the tenant's maximum.
 func (s *Store) WithTotal(tenant string, fn func(used int64) error) error {
-	if !tenantRE.MatchString(tenant) {
+	if !validTenant(tenant) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid tenant name %q", tenant)
 	}
 	unlock, err := s.lockTenant(tenant)
@@ -107,17 +110,20 @@ func Open(root string) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 func checkNames(tenant, name string) error {
-	if !tenantRE.MatchString(tenant) {
+	if !validTenant(tenant) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", tenant)
 	}
-	if !nameRE.MatchString(name) {
+	if !ValidName(name) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "volume name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name)
 	}
 	return nil
 }
 
 // ValidName reports whether name is a volume name (not a host path).
-func ValidName(name string) bool { return nameRE.MatchString(name) }
+func ValidName(name string) bool { return len(name) <= 128 && nameRE.MatchString(name) }
+
+// validTenant reports whether tenant is a tenant name: [a-z0-9][a-z0-9-]{0,62}.
+func validTenant(tenant string) bool { return len(tenant) <= 63 && tenantRE.MatchString(tenant) }
 
 func (s *Store) tenantDir(tenant string) string { return filepath.Join(s.dir, tenant) }
 
@@ -325,7 +331,7 @@ func (s *Store) Tenants() ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() && tenantRE.MatchString(e.Name()) {
+		if e.IsDir() && validTenant(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}

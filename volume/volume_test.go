@@ -4,12 +4,38 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"bulwark.dev/bulwark/errdefs"
 )
 
 func never(*Volume) (bool, error) { return false, nil }
+
+// TestNameSyntax: a volume name is [A-Za-z0-9][A-Za-z0-9_.-]{0,127} and a tenant
+// [a-z0-9][a-z0-9-]{0,62}, their lengths included (checked apart from the patterns).
+func TestNameSyntax(t *testing.T) {
+	for name, want := range map[string]bool{
+		"db": true, "a.b_c-1": true, "A": true, strings.Repeat("v", 128): true,
+		strings.Repeat("v", 129): false, "": false, ".db": false, "-db": false, "a/b": false,
+		"..": false, "a b": false, "db\n": false,
+	} {
+		if got := ValidName(name); got != want {
+			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)
+		}
+	}
+	for tenant, want := range map[string]bool{
+		"acme": true, "a-1": true, strings.Repeat("t", 63): true,
+		strings.Repeat("t", 64): false, "": false, "Acme": false, "-a": false, "a_b": false, "a.b": false,
+	} {
+		if got := validTenant(tenant); got != want {
+			t.Errorf("validTenant(%q) = %v, want %v", tenant, got, want)
+		}
+		if err := checkNames(tenant, "db"); (err == nil) != want {
+			t.Errorf("checkNames(%q, db) = %v, want ok %v", tenant, err, want)
+		}
+	}
+}
 
 // TestStore: names per tenant, idempotent create, refusal of bad names and of removing a
 // volume in use, and prune of leftovers from a killed creation.
