@@ -23,17 +23,48 @@ var defaultSeccompJSON []byte
 // It panics if the embedded file does not parse: that is a build defect caught by the tests, and
 // starting without the floor is never an option.
 func DefaultSeccomp() *specs.LinuxSeccomp {
-	p, err := parsedDefault()
-	if err != nil {
-		panic(fmt.Sprintf("embedded default seccomp profile: %v", err))
-	}
-	return cloneSeccomp(p)
+	return cloneSeccomp(parsedDefault().spec)
 }
 
-// parsedDefault parses the embedded profile once; every start needs it and parsing costs ≈0.4 ms.
-var parsedDefault = sync.OnceValues(func() (*specs.LinuxSeccomp, error) {
-	return ParseDockerSeccomp(defaultSeccompJSON)
+// SeccompRuleNote is a rule of the default profile as shipped, with its comment.
+type SeccompRuleNote struct {
+	Names    []string
+	Action   specs.LinuxSeccompAction
+	ErrnoRet *uint // as the rule writes it: nil when it gives none, or only an errno name
+	Comment  string
+}
+
+// DefaultSeccompNotes returns every rule of the embedded default profile as shipped (whatever
+// architecture it applies to), with its comment, from the one parse DefaultSeccomp uses. It
+// panics where DefaultSeccomp does.
+func DefaultSeccompNotes() []SeccompRuleNote {
+	rules := parsedDefault().rules
+	out := make([]SeccompRuleNote, len(rules))
+	for i, r := range rules {
+		out[i] = SeccompRuleNote{Names: slices.Clone(r.Names), Action: r.Action, ErrnoRet: cloneUint(r.ErrnoRet), Comment: r.Comment}
+	}
+	return out
+}
+
+// parsedDefault decodes and resolves the embedded profile once per process: every start needs
+// it (the floor's description for policy, its network notes, the compiled program), and the
+// first JSON decoding in a process costs ≈ 1 ms.
+var parsedDefault = sync.OnceValue(func() defaultProfile {
+	dp, err := decodeDocker(defaultSeccompJSON)
+	if err == nil {
+		var spec *specs.LinuxSeccomp
+		if spec, err = resolveDocker(dp, ParseOptions{}); err == nil {
+			return defaultProfile{spec: spec, rules: dp.Syscalls}
+		}
+	}
+	panic(fmt.Sprintf("embedded default seccomp profile: %v", err))
 })
+
+// defaultProfile is the embedded profile resolved (spec) and as shipped (rules).
+type defaultProfile struct {
+	spec  *specs.LinuxSeccomp
+	rules []dockerSyscall
+}
 
 // cloneSeccomp deep-copies a profile so callers may change theirs freely.
 func cloneSeccomp(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {

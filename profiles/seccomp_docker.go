@@ -79,6 +79,15 @@ func ParseDockerSeccomp(data []byte) (*specs.LinuxSeccomp, error) {
 // not checked here (that needs libseccomp's table); the compiler skips unknown names with a note,
 // as Docker does.
 func ParseDockerSeccompWith(data []byte, opts ParseOptions) (*specs.LinuxSeccomp, error) {
+	dp, err := decodeDocker(data)
+	if err != nil {
+		return nil, err
+	}
+	return resolveDocker(dp, opts)
+}
+
+// decodeDocker decodes a profile in Docker's JSON format, refusing unknown fields.
+func decodeDocker(data []byte) (*dockerProfile, error) {
 	var dp dockerProfile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -88,6 +97,11 @@ func ParseDockerSeccompWith(data []byte, opts ParseOptions) (*specs.LinuxSeccomp
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the profile object", ErrBadProfile)
 	}
+	return &dp, nil
+}
+
+// resolveDocker checks a decoded Docker profile and resolves it for opts.
+func resolveDocker(dp *dockerProfile, opts ParseOptions) (*specs.LinuxSeccomp, error) {
 	goarch := opts.GOARCH
 	if goarch == "" {
 		goarch = runtime.GOARCH
@@ -111,7 +125,7 @@ func ParseDockerSeccompWith(data []byte, opts ParseOptions) (*specs.LinuxSeccomp
 	if err := checkAction("defaultAction", dp.DefaultAction, defErrno); err != nil {
 		return nil, err
 	}
-	arches, err := resolveArches(dp, goarch)
+	arches, err := resolveArches(*dp, goarch)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"encoding/json"
 	"errors"
 	"math/bits"
 	"os"
@@ -432,5 +433,39 @@ func TestKernelAtLeast(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("kernelAtLeast(%q, %q) = %v, %v", c.rel, c.min, got, err)
 		}
+	}
+}
+
+// TestDefaultSeccompNotes: the notes are every rule of the profile as shipped, comments included,
+// from the same parse as DefaultSeccomp.
+func TestDefaultSeccompNotes(t *testing.T) {
+	var shipped struct {
+		Syscalls []struct {
+			Names    []string                 `json:"names"`
+			Action   specs.LinuxSeccompAction `json:"action"`
+			ErrnoRet *uint                    `json:"errnoRet"`
+			Comment  string                   `json:"comment"`
+		} `json:"syscalls"`
+	}
+	if err := json.Unmarshal(DefaultSeccompJSON(), &shipped); err != nil {
+		t.Fatal(err)
+	}
+	notes := DefaultSeccompNotes()
+	if len(notes) != len(shipped.Syscalls) {
+		t.Fatalf("%d notes, want %d", len(notes), len(shipped.Syscalls))
+	}
+	comments := 0
+	for i, r := range shipped.Syscalls {
+		n := notes[i]
+		if !slices.Equal(n.Names, r.Names) || n.Action != r.Action || n.Comment != r.Comment ||
+			(n.ErrnoRet == nil) != (r.ErrnoRet == nil) || n.ErrnoRet != nil && *n.ErrnoRet != *r.ErrnoRet {
+			t.Errorf("note %d = %+v, want %+v", i, n, r)
+		}
+		if r.Comment != "" {
+			comments++
+		}
+	}
+	if comments == 0 {
+		t.Error("no rule's comment kept")
 	}
 }

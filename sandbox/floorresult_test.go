@@ -1,6 +1,9 @@
 package sandbox
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"testing"
 
@@ -83,5 +86,31 @@ func TestFloorExpectedIsACopy(t *testing.T) {
 	}
 	if len(f.Rlimits) != 3 || f.RlimitsMax["RLIMIT_NOFILE"] != maxNofile || !slices.Contains(f.Forbidden, "CAP_SYS_ADMIN") {
 		t.Errorf("expected values %+v", f)
+	}
+}
+
+// TestDefaultSeccompDigests: the default allowlist's digests kept in the source are what
+// SeccompDigest computes from the embedded profile, for every architecture they name; when the
+// profile changes, this test says what to write.
+func TestDefaultSeccompDigests(t *testing.T) {
+	raw := profiles.DefaultSeccompJSON()
+	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != defaultProfileSum {
+		t.Errorf("the embedded profile's SHA-256 is %x: set defaultProfileSum to it and update defaultDigests", sum)
+	}
+	// The digests depend on the architecture only: no rule may depend on the kernel.
+	if bytes.Contains(raw, []byte("minKernel")) {
+		t.Error("the default profile has a minKernel rule: its digest depends on the kernel; drop defaultDigests")
+	}
+	for arch, want := range defaultDigests {
+		p, err := profiles.ParseDockerSeccompWith(raw, profiles.ParseOptions{GOARCH: arch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SeccompDigest(p); got != want {
+			t.Errorf("defaultDigests[%q] = %s, want %s", arch, want, got)
+		}
+	}
+	if got, want := defaultProgram().Digest, SeccompDigest(profiles.DefaultSeccomp()); got != want {
+		t.Errorf("default program digest %s, want %s", got, want)
 	}
 }

@@ -1,8 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -59,26 +57,14 @@ func (f *floor) network() error {
 
 // networkFloor describes the floor's networking: the private namespace, no port rule, and the
 // socket(2) refusals of the default seccomp allowlist, read (with their comments) from the
-// profile as shipped, once per process.
+// profile as shipped (the process's one parse of it), once per process.
 var networkFloor = sync.OnceValue(func() NetworkFloor {
 	n := NetworkFloor{
 		Namespace: "private",
 		TCP:       "no port rule: bind and connect are free inside the container's own network namespace",
 	}
-	var prof struct {
-		Syscalls []struct {
-			Names    []string `json:"names"`
-			Action   string   `json:"action"`
-			ErrnoRet *uint    `json:"errnoRet"`
-			Comment  string   `json:"comment"`
-		} `json:"syscalls"`
-	}
-	if err := json.Unmarshal(profiles.DefaultSeccompJSON(), &prof); err != nil {
-		// DefaultSeccomp panics on the same defect first: the floor never starts without it.
-		panic(fmt.Sprintf("embedded default seccomp profile: %v", err))
-	}
-	for _, r := range prof.Syscalls {
-		if !slices.Contains(r.Names, "socket") || r.Action != string(specs.ActErrno) || r.Comment == "" {
+	for _, r := range profiles.DefaultSeccompNotes() {
+		if !slices.Contains(r.Names, "socket") || r.Action != specs.ActErrno || r.Comment == "" {
 			continue
 		}
 		errno := "EPERM"
