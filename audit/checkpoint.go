@@ -48,8 +48,9 @@ func (c Checkpoint) verifySignature(pub ed25519.PublicKey) error {
 	return nil
 }
 
-// loadOrCreateKey returns the log's ed25519 signing key, creating it (0600) on first use.
-func loadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
+// loadOrCreateKey returns the seed of the log's ed25519 signing key, creating the key (0600) on
+// first use.
+func loadOrCreateKey(dir string) ([]byte, error) {
 	path := filepath.Join(dir, keyFile)
 	seed, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -61,10 +62,10 @@ func loadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("audit key %s: want %d bytes, have %d", path, ed25519.SeedSize, len(seed))
 	}
-	return ed25519.NewKeyFromSeed(seed), nil
+	return seed, nil
 }
 
-func createKey(dir string) (ed25519.PrivateKey, error) {
+func createKey(dir string) ([]byte, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate audit key: %w", err)
@@ -95,7 +96,7 @@ func createKey(dir string) (ed25519.PrivateKey, error) {
 	if err := os.Rename(pubTmp, filepath.Join(dir, publicKeyFile)); err != nil {
 		return nil, fmt.Errorf("publish audit public key: %w", err)
 	}
-	return priv, nil
+	return priv.Seed(), nil
 }
 
 // PublicKey reads the public key of the log in dir.
@@ -148,6 +149,9 @@ func (l *Log) Checkpoint() (Checkpoint, error) {
 }
 
 func (l *Log) writeCheckpoint(now time.Time) error {
+	if l.key == nil {
+		l.key = ed25519.NewKeyFromSeed(l.seed)
+	}
 	c := Checkpoint{
 		Version: SchemaVersion, Seq: l.tail.seq, Hash: l.tail.hash, Time: now.UTC(),
 		PublicKey: base64.StdEncoding.EncodeToString(l.key.Public().(ed25519.PublicKey)),
