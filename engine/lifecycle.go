@@ -17,6 +17,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/flock"
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/supervisor"
 )
@@ -347,7 +348,7 @@ type Process struct {
 
 // self is the calling process.
 func self() *Process {
-	return &Process{Pid: os.Getpid(), Start: supervisor.ProcStartTime(os.Getpid())}
+	return &Process{Pid: os.Getpid(), Start: procstat.StartTime(os.Getpid())}
 }
 
 // superviseForeground asks the supervisor to watch this process, the client of a foreground

@@ -16,8 +16,8 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/policy"
-	"bulwark.dev/bulwark/supervisor"
 )
 
 // Per-tenant quotas (issue 10): the policy decides the limits (policy.QuotaQuery), the engine
@@ -86,7 +86,7 @@ type reservation struct {
 
 func (r *reservation) held() bool {
 	if r.Process != nil {
-		return supervisor.Alive(r.Process.Pid, r.Process.Start)
+		return procstat.Alive(r.Process.Pid, r.Process.Start)
 	}
 	if r.File == "" {
 		return false

@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox"
-	"bulwark.dev/bulwark/supervisor"
 )
 
 // runtime opens the sandbox runtime for a tenant; with a trail, the sandbox's events join it.
@@ -182,7 +182,7 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	}
 	meta.Started = time.Now().UTC()
 	meta.Pid = st.Pid
-	meta.PidStart = supervisor.ProcStartTime(st.Pid)
+	meta.PidStart = procstat.StartTime(st.Pid)
 	if err := e.writeMeta(meta); err != nil {
 		return fail(err)
 	}

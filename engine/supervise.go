@@ -21,6 +21,7 @@ import (
 	"bulwark.dev/bulwark/errdefs"
 
 	"bulwark.dev/bulwark/internal/console"
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/supervisor"
 )
 
@@ -208,7 +209,7 @@ func (w *worker) startRecorded(id string) (*monitorStatus, error) {
 	w.mu.Lock()
 	_, running := w.ctrs[id]
 	w.mu.Unlock()
-	if running || (m.Exit == nil && !m.Started.IsZero() && supervisor.Alive(m.Pid, m.PidStart)) {
+	if running || (m.Exit == nil && !m.Started.IsZero() && procstat.Alive(m.Pid, m.PidStart)) {
 		return nil, fmt.Errorf("container %s is running", id)
 	}
 	return w.launch(id, plan.Request.TTY, nil, nil, nil)
@@ -395,7 +396,7 @@ func (w *worker) supervise(s *supervised, outR, errR, pty *os.File) error {
 // await waits for a supervised container's init to exit, then records it.
 func (w *worker) await(s *supervised) {
 	if pfd, err := unix.PidfdOpen(s.pid, 0); err == nil {
-		if supervisor.ProcStartTime(s.pid) == s.start {
+		if procstat.StartTime(s.pid) == s.start {
 			waitPidfd(pfd)
 		} else {
 			unix.Close(pfd)
@@ -495,13 +496,13 @@ func (w *worker) adopt() {
 			go w.finish(s, st, "")
 			continue
 		}
-		if !supervisor.Alive(m.Pid, m.PidStart) {
+		if !procstat.Alive(m.Pid, m.PidStart) {
 			w.track(s)
 			go w.finish(s, -1, "exit status unknown: the container ended while no supervisor ran")
 			continue
 		}
 		keep[proc{m.Pid, m.PidStart}] = true
-		s.orphan = supervisor.Parent(m.Pid) != w.reaper
+		s.orphan = procstat.Parent(m.Pid) != w.reaper
 		var rds [2]*os.File
 		for i, stream := range []string{"stdout", "stderr"} {
 			if f, err := os.OpenFile(w.fifoPath(m.ID, stream), os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
@@ -550,7 +551,7 @@ func (w *worker) watch(id string) error {
 	w.watches[id] = true
 	w.mu.Unlock()
 	pfd, err := unix.PidfdOpen(m.Client.Pid, 0)
-	if err == nil && supervisor.ProcStartTime(m.Client.Pid) != m.Client.Start {
+	if err == nil && procstat.StartTime(m.Client.Pid) != m.Client.Start {
 		unix.Close(pfd)
 		err = unix.ESRCH
 	}

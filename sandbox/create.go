@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/openat2"
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
@@ -272,7 +273,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	clk.lap("await-ready")
 
 	st.Pid = pid
-	st.InitStartTime = procStartTime(pid)
+	st.InitStartTime = procstat.StartTime(pid)
 	st.Status = specs.ContainerState(StatusCreated)
 	if err := writeState(dir, st); err != nil {
 		return nil, err

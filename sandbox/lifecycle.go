@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
@@ -136,7 +137,7 @@ func waitGone(ctx context.Context, st *stateFile) error {
 		return nil
 	}
 	defer unix.Close(pfd)
-	if procStartTime(st.Pid) != st.InitStartTime {
+	if procstat.StartTime(st.Pid) != st.InitStartTime {
 		return nil
 	}
 	for {

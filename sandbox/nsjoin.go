@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/openat2"
+	"bulwark.dev/bulwark/internal/procstat"
 )
 
 // The pod model. Every container gets new namespaces, with two exceptions, both proved by the
@@ -168,7 +169,7 @@ func openInitNS(st *stateFile, file string) (int, error) {
 		return -1, fmt.Errorf("pidfd_open %d: %w", st.Pid, err)
 	}
 	defer unix.Close(pfd)
-	if procStartTime(st.Pid) != st.InitStartTime {
+	if procstat.StartTime(st.Pid) != st.InitStartTime {
 		return -1, errors.New("init is gone")
 	}
 	fd, err := unix.Open("/proc/"+strconv.Itoa(st.Pid)+"/ns/"+file, unix.O_RDONLY|unix.O_CLOEXEC, 0)

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -16,6 +14,7 @@ import (
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/internal/flock"
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
@@ -120,52 +119,15 @@ func (st *stateFile) owner() string {
 	return st.Tenant
 }
 
-// procStartTime returns field 22 (starttime) of /proc/<pid>/stat, or 0 if the process is gone.
-func procStartTime(pid int) uint64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// comm (field 2) may contain spaces and parentheses: split after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
-}
-
-// procState returns the one-letter state of /proc/<pid>/stat ("Z" for a zombie), or "".
-func procState(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return string(s[i+2])
-}
-
 // initAlive reports whether the recorded init process still exists (and is not a zombie).
 func (st *stateFile) initAlive() bool {
 	if st.Pid <= 0 || st.InitStartTime == 0 {
 		return false
 	}
-	if procStartTime(st.Pid) != st.InitStartTime {
+	if procstat.StartTime(st.Pid) != st.InitStartTime {
 		return false
 	}
-	return procState(st.Pid) != "Z"
+	return procstat.State(st.Pid) != "Z"
 }
 
 // refresh derives the live status from the stored one and the kernel's view: as runc says, a
@@ -228,7 +190,7 @@ func (st *stateFile) signalInit(sig unix.Signal) error {
 		return fmt.Errorf("pidfd_open %d: %w", st.Pid, err)
 	}
 	defer unix.Close(pfd)
-	if procStartTime(st.Pid) != st.InitStartTime {
+	if procstat.StartTime(st.Pid) != st.InitStartTime {
 		return fmt.Errorf("%w: init process is gone", ErrInvalidState)
 	}
 	if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil {

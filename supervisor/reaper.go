@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/procstat"
 )
 
 // The environment tells a re-executed binary which part of the supervisor it is.
@@ -141,7 +142,7 @@ func reapUntil(dir string, worker int, notify *os.File) int {
 			return -1 // ECHILD: the worker is gone too
 		}
 		pid := siginfoPid(&info)
-		start := ProcStartTime(pid)
+		start := procstat.StartTime(pid)
 		var ws unix.WaitStatus
 		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
 			continue

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/procstat"
 )
 
 // TestReaperRecordsOrphans: a process the worker leaves behind becomes the reaper's child; its
@@ -30,8 +32,8 @@ echo $! > ` + pidFile + `.tmp && mv ` + pidFile + `.tmp ` + pidFile
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		time.Sleep(10 * time.Millisecond)
 	}
-	start := ProcStartTime(pid)
-	if start == 0 || !Alive(pid, start) {
+	start := procstat.StartTime(pid)
+	if start == 0 || !procstat.Alive(pid, start) {
 		t.Fatalf("orphan %d not alive", pid)
 	}
 	if unlock, ok, _ := TryLock(filepath.Join(dir, "reaper.lock")); ok {
