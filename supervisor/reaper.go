@@ -16,6 +16,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -60,12 +61,19 @@ const (
 // RunReaper is the reaper's body: it takes the state root's reaper lock (another reaper
 // holding it: it returns at once), becomes a child subreaper and runs the worker (argv, with
 // EnvMode=ModeWorker), restarting it with back-off whenever it dies; it records the exit
-// status of every other child it collects (the containers' inits). It returns once the worker
-// exits with status 0 (idle: it supervises nothing) and no other child is left.
+// status of every other child it collects (the containers' inits) and keeps the worker's
+// descriptors (store.go). It returns once the worker exits with status 0 (idle: it supervises
+// nothing) and no other child is left, or once dir is removed (its state root is gone: it
+// writes nothing more and starts no worker that would make the state root again).
 func RunReaper(dir string, argv []string) error {
 	if err := closeInherited(); err != nil {
 		return err
 	}
+	d, err := openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
 	if err != nil || !ok {
 		return err
@@ -77,19 +85,24 @@ func RunReaper(dir string, argv []string) error {
 	// Outlives the terminal and the client that started it; a container's exit status is never
 	// lost to a SIGPIPE.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	if err := os.MkdirAll(filepath.Join(dir, "exits"), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, "exits"), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("supervisor: %w", err)
 	}
+	store := &fdStore{fds: map[string]int{}}
 	backoff := backoffFirst
 	for {
-		notify, pid, err := startWorker(dir, argv)
+		notify, pid, err := startWorker(dir, argv, store)
 		if err != nil {
 			return err
 		}
 		started := time.Now()
-		code := reapUntil(dir, pid, notify)
+		code := reapUntil(d, dir, pid, notify)
 		notify.Close()
 		if code == 0 && !haveChildren() {
+			return nil
+		}
+		if removed(d) {
+			fmt.Fprintf(os.Stderr, "supervisor: %s was removed: leaving\n", dir)
 			return nil
 		}
 		if time.Since(started) > backoffReset {
@@ -101,8 +114,25 @@ func RunReaper(dir string, argv []string) error {
 	}
 }
 
-// startWorker starts the worker with the notification pipe as NotifyFD.
-func startWorker(dir string, argv []string) (*os.File, int, error) {
+// openDir holds dir, to notice its removal (removed).
+func openDir(dir string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: open %s: %w", dir, err)
+	}
+	return os.NewFile(uintptr(fd), dir), nil
+}
+
+// removed reports whether the directory d holds was removed (a removed directory has no link
+// left; one only renamed still has its links).
+func removed(d *os.File) bool {
+	var st unix.Stat_t
+	return unix.Fstat(int(d.Fd()), &st) != nil || st.Nlink == 0
+}
+
+// startWorker starts the worker with the notification pipe as NotifyFD and its end of the
+// descriptor store as StoreFD.
+func startWorker(dir string, argv []string, store *fdStore) (*os.File, int, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, 0, fmt.Errorf("supervisor: notification pipe: %w", err)
@@ -114,10 +144,16 @@ func startWorker(dir string, argv []string) (*os.File, int, error) {
 		w.Close()
 		return nil, 0, err
 	}
+	st, err := store.storePair()
+	if err != nil {
+		w.Close()
+		return nil, 0, err
+	}
+	defer st.Close()
 	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
 		Dir:   "/",
 		Env:   append(environWithout(EnvMode, EnvDir), EnvMode+"="+ModeWorker, EnvDir+"="+dir),
-		Files: []*os.File{nil, os.Stderr, os.Stderr, r},
+		Files: []*os.File{nil, os.Stderr, os.Stderr, r, st},
 	})
 	if err != nil {
 		w.Close()
@@ -130,8 +166,8 @@ func startWorker(dir string, argv []string) (*os.File, int, error) {
 
 // reapUntil collects children until the worker exits and returns its status. Every other
 // child's status is recorded (its start time read while it is still a zombie, so that a
-// recycled pid is never taken for it).
-func reapUntil(dir string, worker int, notify *os.File) int {
+// recycled pid is never taken for it) while dir (held by d) is there.
+func reapUntil(d *os.File, dir string, worker int, notify *os.File) int {
 	for {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
@@ -151,7 +187,7 @@ func reapUntil(dir string, worker int, notify *os.File) int {
 		if pid == worker {
 			return status
 		}
-		if start == 0 {
+		if start == 0 || removed(d) {
 			continue
 		}
 		name := filepath.Join(dir, "exits", strconv.Itoa(pid)+"-"+strconv.FormatUint(start, 10))

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,5 +103,147 @@ func TestPruneExits(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(dir, "exits"))
 	if len(ents) != 1 || ents[0].Name() != "10-5" {
 		t.Errorf("left %v", ents)
+	}
+}
+
+// TestMain runs the test binary as the store test's worker when the reaper starts it.
+func TestMain(m *testing.M) {
+	if os.Getenv(EnvMode) == ModeWorker && os.Getenv("SUPERVISOR_TEST_STORE") != "" {
+		os.Exit(storeWorker(os.Getenv("SUPERVISOR_TEST_STORE")))
+	}
+	os.Exit(m.Run())
+}
+
+// storeWorker is the store test's worker: the first one stores an open file and dies; the next
+// one finds it, writes what it reads to out and exits idle.
+func storeWorker(out string) int {
+	s, kept, err := OpenStore()
+	if err != nil {
+		return 2
+	}
+	if f, ok := kept["kept"]; ok {
+		b := make([]byte, 16)
+		n, _ := f.ReadAt(b, 0)
+		s.Drop("kept")
+		if err := os.WriteFile(out, b[:n], 0o600); err != nil {
+			return 2
+		}
+		return 0
+	}
+	f, err := os.Open(out + ".src")
+	if err != nil {
+		return 2
+	}
+	if err := s.Put("kept", f); err != nil {
+		return 2
+	}
+	os.Remove(out + ".src") // only the stored descriptor names it now
+	return 1
+}
+
+// TestStoreOutlivesWorker: a descriptor the worker stored is handed to the next worker after the
+// first one died.
+func TestStoreOutlivesWorker(t *testing.T) {
+	dir, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	os.WriteFile(out+".src", []byte("stored"), 0o600)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SUPERVISOR_TEST_STORE", out)
+	if err := RunReaper(dir, []string{exe}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "stored" {
+		t.Errorf("the second worker read %q (%v), want the stored file's content", b, err)
+	}
+}
+
+// TestExitStatusOfAnotherParentsChild: the exit status of a process this one did not start
+// reads from the pidfd opened while it ran, after its parent collected it, and from its zombie
+// before.
+func TestExitStatusOfAnotherParentsChild(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, reap := range []bool{false, true} {
+		gate := filepath.Join(t.TempDir(), "gate")
+		out, err := exec.Command("/bin/sh", "-c", `(while [ ! -e `+gate+` ]; do sleep 0.01; done; exit 5) >/dev/null 2>&1 & echo $!`).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		start := procstat.StartTime(pid)
+		pfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil || start == 0 {
+			t.Fatalf("pidfd of %d: %v", pid, err)
+		}
+		if _, ok := ExitStatus(pfd, pid, start); ok {
+			t.Error("a running process has an exit status")
+		}
+		os.WriteFile(gate, nil, 0o600)
+		unix.Poll([]unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}, -1)
+		if reap {
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := pidfdExit(pfd); !ok {
+				unix.Close(pfd)
+				t.Skip("this kernel keeps no exit status in pidfds (PIDFD_INFO_EXIT, Linux 6.15)")
+			}
+		}
+		if st, ok := ExitStatus(pfd, pid, start); !ok || st != 5 {
+			t.Errorf("reaped %v: exit status %d %v, want 5", reap, st, ok)
+		}
+		if !reap {
+			unix.Wait4(pid, nil, 0, nil)
+		}
+		unix.Close(pfd)
+	}
+}
+
+// TestReaperLeavesRemovedDir: once its directory is removed, the reaper starts no worker again
+// (one would make the state root anew) even though a child of its is left, and returns.
+func TestReaperLeavesRemovedDir(t *testing.T) {
+	base, aside := t.TempDir(), t.TempDir()
+	dir := filepath.Join(base, "supervisor")
+	os.Mkdir(dir, 0o700)
+	count, gate, pidFile := filepath.Join(aside, "count"), filepath.Join(aside, "gate"), filepath.Join(aside, "pid")
+	script := `echo >> ` + count + `; mkdir -p ` + dir + `/engine || exit 1
+while [ ! -e ` + gate + ` ]; do sleep 0.01; done
+sleep 60 & echo $! > ` + pidFile + `; exit 0`
+	done := make(chan error, 1)
+	go func() { done <- RunReaper(dir, []string{"/bin/sh", "-c", script}) }()
+	for {
+		if b, _ := os.ReadFile(count); len(b) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(gate, nil, 0o600)
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pidFile)
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+			unix.Kill(pid, unix.SIGKILL)
+			unix.Wait4(pid, nil, 0, nil)
+		}
+	})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the reaper still runs 30 s after its directory was removed")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the removed directory is back: %v", err)
+	}
+	if b, _ := os.ReadFile(count); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("worker started %d times, want once", strings.Count(string(b), "\n"))
 	}
 }
