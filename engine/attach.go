@@ -17,8 +17,10 @@ import (
 )
 
 // A detached container with a terminal (run -d -t) keeps its pty master in the supervisor's
-// worker, which serves <root>/engine/<id>/attach.sock: `bulwark attach` connects there. Both directions carry
-// frames — kind (1 byte), length (4 bytes, big endian), payload:
+// worker (and a copy in its reaper's store, so that the terminal outlives a worker that dies and
+// the next one serves it), which serves <root>/engine/<id>/attach.sock: `bulwark attach`
+// connects there. Both directions carry frames — kind (1 byte), length (4 bytes, big endian),
+// payload:
 //
 //	client → monitor: frameInput (bytes for the pty), frameResize (rows, cols: 2+2 bytes)
 //	monitor → client: frameOutput (bytes from the pty), frameExit (the exit status: 4 bytes),
@@ -74,6 +76,10 @@ func (e *Engine) serveAttach(id string, pty *os.File) (*attachServer, error) {
 		return nil, err
 	}
 	defer done()
+	// A worker that died left its socket: this worker serves the terminal now.
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listen on attach socket: %w", err)
+	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on attach socket: %w", err)

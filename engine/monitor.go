@@ -60,7 +60,8 @@ func (e *MonitorError) Error() string { return e.Msg }
 // supervisorDir is the state root's supervisor directory.
 func supervisorDir(root string) string { return filepath.Join(root, "supervisor") }
 
-// supRequest is a client's request to the worker.
+// supRequest is a client's request to the worker. Its message carries the client's network
+// namespace as its first descriptor (monitor_netns.go), then a run's bind sources.
 type supRequest struct {
 	Op   string          `json:"op"` // opRun, opStart, opWatch
 	Plan json.RawMessage `json:"plan,omitempty"`
@@ -75,15 +76,20 @@ const (
 	opWatch = "watch" // watch a foreground run's client; collect the container if it dies
 )
 
-// ask sends one request to the state root's supervisor (started through argv when none runs)
-// and returns its answer.
+// ask sends one request to the state root's supervisor (started through argv when none runs),
+// with this thread's network namespace first and then files, and returns its answer.
 func ask(root string, argv []string, req supRequest, files ...*os.File) (*monitorStatus, error) {
+	netns, err := clientNetns()
+	if err != nil {
+		return nil, err
+	}
+	defer netns.Close()
 	c, err := supervisor.Dial(supervisorDir(root), argv)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	if err := supervisor.Send(c, req, files...); err != nil {
+	if err := supervisor.Send(c, req, append([]*os.File{netns}, files...)...); err != nil {
 		return nil, err
 	}
 	var st monitorStatus
@@ -138,6 +144,10 @@ func ServeMonitor(open func() (*Engine, error), planIn io.Reader) error {
 	case supervisor.ModeReaper:
 		return supervisor.RunReaper(dir, append([]string{"/proc/self/exe"}, os.Args[1:]...))
 	case supervisor.ModeWorker:
+		if _, err := os.Stat(dir); err != nil {
+			// Its state root was removed: nothing to serve, and nothing to make again.
+			return nil
+		}
 		e, err := open()
 		if err != nil {
 			return err

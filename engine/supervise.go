@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -33,7 +32,8 @@ const idleGrace = 2 * time.Second
 type worker struct {
 	e      *Engine
 	dir    string
-	reaper int // the worker's parent; once it is gone, no exit is recorded any more
+	reaper int               // the worker's parent; once it is gone, no exit is recorded any more
+	store  *supervisor.Store // the reaper's store of what outlives the worker (nil: none)
 
 	mu      sync.Mutex // guards everything below
 	ctrs    map[string]*supervised
@@ -48,22 +48,33 @@ type supervised struct {
 	pid   int
 	start uint64
 	// orphan: init is not the reaper's child (adopted after the reaper died): its exit
-	// status cannot be known.
+	// status is read from its pidfd.
 	orphan bool
+	pidfd  *os.File       // init's, opened while it ran (nil: it was gone)
+	netns  *os.File       // the client's network namespace, where its network is (nil: ours)
 	logs   sync.WaitGroup // the log pumps, done when the container's output has ended
 	attach *attachServer
 }
+
+// close releases the container's descriptors, once nothing more is done for it.
+func (s *supervised) close() { closeFiles(s.pidfd, s.netns) }
 
 // serveWorker adopts the state root's containers, then serves the supervisor socket until it
 // has had nothing to supervise for idleGrace (or its reaper died: a new one adopts the rest).
 func (e *Engine) serveWorker(dir string) error {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	if err := os.MkdirAll(filepath.Join(dir, "io"), 0o700); err != nil {
+	// Mkdir, not MkdirAll: a state root removed meanwhile is not made again.
+	if err := os.Mkdir(filepath.Join(dir, "io"), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("supervisor: %w", err)
 	}
 	w := &worker{e: e, dir: dir, reaper: os.Getppid(), ctrs: map[string]*supervised{}, watches: map[string]bool{}, wake: make(chan struct{})}
+	store, kept, err := supervisor.OpenStore()
+	if err != nil {
+		return err
+	}
+	w.store = store
 	go w.notifications()
-	w.adopt()
+	w.adopt(kept)
 	ln, err := supervisor.Listen(dir)
 	if err != nil {
 		return err
@@ -156,18 +167,26 @@ func (w *worker) serve(c *net.UnixConn) {
 		return
 	}
 	var st *monitorStatus
+	var netns *os.File
+	if len(files) > 0 {
+		netns = files[0]
+	}
+	if err = checkNetns(netns); err != nil {
+		supervisor.Send(c, &monitorStatus{Error: err.Error(), Code: 125})
+		return
+	}
 	switch req.Op {
 	case opRun:
 		var stdin *os.File
-		if req.Stdin && len(files) > 0 {
-			stdin = files[len(files)-1]
-			files = files[:len(files)-1]
+		binds := files[1:]
+		if req.Stdin && len(binds) > 0 {
+			stdin, binds = binds[len(binds)-1], binds[:len(binds)-1]
 		}
-		st, err = w.run(req.Plan, files, stdin)
+		st, err = w.run(req.Plan, netns, binds, stdin)
 	case opStart:
-		st, err = w.startRecorded(req.ID)
+		st, err = w.startRecorded(req.ID, netns)
 	case opWatch:
-		st, err = &monitorStatus{ID: req.ID}, w.watch(req.ID)
+		st, err = &monitorStatus{ID: req.ID}, w.watch(req.ID, netns)
 	default:
 		err = fmt.Errorf("supervisor: unknown request %q", req.Op)
 	}
@@ -182,8 +201,9 @@ func (w *worker) serve(c *net.UnixConn) {
 	supervisor.Send(c, st)
 }
 
-// run starts a decided plan (its bind sources are files; stdin, when not nil, its stdin).
-func (w *worker) run(plan []byte, binds []*os.File, stdin *os.File) (*monitorStatus, error) {
+// run starts a decided plan (its bind sources are files; stdin, when not nil, its stdin) with
+// its network in netns.
+func (w *worker) run(plan []byte, netns *os.File, binds []*os.File, stdin *os.File) (*monitorStatus, error) {
 	var p struct {
 		ID      string `json:"id"`
 		Request struct {
@@ -193,11 +213,11 @@ func (w *worker) run(plan []byte, binds []*os.File, stdin *os.File) (*monitorSta
 	if err := json.Unmarshal(plan, &p); err != nil || !validName(p.ID) {
 		return nil, fmt.Errorf("supervisor: not a plan (%v)", err)
 	}
-	return w.launch(p.ID, p.Request.TTY, plan, binds, stdin)
+	return w.launch(p.ID, p.Request.TTY, plan, binds, stdin, netns)
 }
 
-// startRecorded starts a stopped container again from its record.
-func (w *worker) startRecorded(id string) (*monitorStatus, error) {
+// startRecorded starts a stopped container again from its record, its network in netns.
+func (w *worker) startRecorded(id string, netns *os.File) (*monitorStatus, error) {
 	m, err := w.e.readMeta(id)
 	if err != nil {
 		return nil, err
@@ -212,7 +232,7 @@ func (w *worker) startRecorded(id string) (*monitorStatus, error) {
 	if running || (m.Exit == nil && !m.Started.IsZero() && procstat.Alive(m.Pid, m.PidStart)) {
 		return nil, fmt.Errorf("container %s is running", id)
 	}
-	return w.launch(id, plan.Request.TTY, nil, nil, nil)
+	return w.launch(id, plan.Request.TTY, nil, nil, nil, netns)
 }
 
 // fifo makes the container's log FIFO for stream and opens it twice: the worker's read end, and
@@ -246,10 +266,11 @@ func (w *worker) removeFifos(id string) {
 	os.Remove(w.fifoPath(id, "stderr"))
 }
 
-// launch starts a container through a helper: a plan (with its bind sources and, when not nil,
-// its stdin), or (plan nil) the recorded container id again. The helper exits once the workload
-// runs; its init is then the reaper's child.
-func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File, stdin *os.File) (*monitorStatus, error) {
+// launch starts a container through a helper, in the network namespace netns (nil: the
+// worker's): a plan (with its bind sources and, when not nil, its stdin), or (plan nil) the
+// recorded container id again. The helper exits once the workload runs; its init is then the
+// reaper's child.
+func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File, stdin, netns *os.File) (*monitorStatus, error) {
 	w.hold(1)
 	defer w.hold(-1)
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
@@ -302,7 +323,7 @@ func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File, stdi
 		cmd.ExtraFiles = append(cmd.ExtraFiles, stdin)
 		cmd.Env = append(cmd.Env, envStdin+"=1")
 	}
-	err = cmd.Start()
+	err = inNetns(netns, cmd.Start)
 	statusW.Close()
 	for _, f := range []*os.File{outW, errW} {
 		if f != nil {
@@ -325,28 +346,42 @@ func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File, stdi
 	}
 	s := &supervised{id: st.ID, pid: st.Pid, start: st.Start}
 	var pty *os.File
-	if tty {
-		if pty, err = sock.Master(); err != nil {
-			w.e.killUnsupervised(st.ID, err)
-			return nil, err
-		}
+	if s.netns, err = dupFile(netns); err == nil && tty {
+		pty, err = sock.Master()
 	}
-	if err := w.supervise(s, outR, errR, pty); err != nil {
-		w.e.killUnsupervised(st.ID, err)
+	if err == nil {
+		err = w.supervise(s, outR, errR, pty)
+	}
+	if err != nil {
+		inNetns(s.netns, func() error { w.e.killUnsupervised(st.ID, err); return nil })
+		s.close()
 		return nil, err
 	}
 	return &st, nil
 }
 
 // supervise pumps a container's output into its log (and, with a terminal, serves attach) and
-// waits for its exit in the background.
+// waits for its exit in the background. Its init's pidfd, network namespace and terminal go to
+// the reaper's store, so that they outlive this worker.
 func (w *worker) supervise(s *supervised, outR, errR, pty *os.File) error {
 	m, err := w.e.readMeta(s.id)
 	if err != nil {
+		closeFiles(outR, errR, pty)
 		return err
+	}
+	if s.pidfd == nil {
+		s.pidfd, _ = pidfdOf(s.pid, s.start)
+	}
+	for kind, f := range map[string]*os.File{keptPidfd: s.pidfd, keptNetns: s.netns, keptPty: pty} {
+		if f != nil && w.store != nil {
+			if err := w.store.Put(keptName(s.id, kind), f); err != nil {
+				fmt.Fprintf(os.Stderr, "supervisor: %s: %v\n", s.id, err)
+			}
+		}
 	}
 	lw, err := OpenLog(w.e.LogPath(s.id), m.LogMaxSize, m.LogMaxFiles)
 	if err != nil {
+		closeFiles(outR, errR, pty)
 		return err
 	}
 	if pty != nil {
@@ -395,33 +430,40 @@ func (w *worker) supervise(s *supervised, outR, errR, pty *os.File) error {
 
 // await waits for a supervised container's init to exit, then records it.
 func (w *worker) await(s *supervised) {
-	if pfd, err := unix.PidfdOpen(s.pid, 0); err == nil {
-		if procstat.StartTime(s.pid) == s.start {
-			waitPidfd(pfd)
-		} else {
-			unix.Close(pfd)
-		}
+	if s.pidfd != nil {
+		waitExit(s.pidfd)
 	}
 	code, why := w.exitStatus(s)
 	w.finish(s, code, why)
 }
 
-// exitStatus returns the status the reaper recorded for s's init, or -1 and why it cannot be
-// known.
+// exitStatus returns the status of s's init, which has exited: the reaper's record of its child,
+// or else (it is not the reaper's child, or the reaper does not record it) what its pidfd or
+// its zombie says; or -1 and why it was lost.
 func (w *worker) exitStatus(s *supervised) (int, string) {
-	for {
+	for tries := 0; ; tries++ {
 		w.mu.Lock()
 		wake := w.wake
 		w.mu.Unlock()
 		if st, ok := supervisor.TakeExit(w.dir, s.pid, s.start); ok {
 			return st, ""
 		}
-		if s.orphan || os.Getppid() != w.reaper {
-			return -1, "exit status unknown: the container's supervisor died before it exited"
+		unrecorded := s.orphan || os.Getppid() != w.reaper || tries >= 3
+		if unrecorded {
+			if st, ok := supervisor.ExitStatus(fileFD(s.pidfd), s.pid, s.start); ok {
+				return st, ""
+			}
+			if s.pidfd == nil || tries >= 50 {
+				return -1, exitLost
+			}
+		}
+		wait := time.Second
+		if unrecorded {
+			wait = 20 * time.Millisecond
 		}
 		select {
 		case <-wake:
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -441,7 +483,15 @@ func (w *worker) finish(s *supervised, code int, why string) {
 		os.Remove(w.e.attachSocket(s.id))
 	}
 	w.removeFifos(s.id)
-	m, err := w.e.recordExit(s.id, code, why)
+	if w.store != nil {
+		w.store.Drop(keptName(s.id, keptPidfd), keptName(s.id, keptNetns), keptName(s.id, keptPty))
+	}
+	// --rm detaches its network where it was set up.
+	var m *Meta
+	err := inNetns(s.netns, func() (err error) {
+		m, err = w.e.recordExit(s.id, code, why)
+		return err
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		fmt.Fprintf(os.Stderr, "supervisor: record exit of %s: %v\n", s.id, err)
 	}
@@ -449,122 +499,28 @@ func (w *worker) finish(s *supervised, code int, why string) {
 	delete(w.ctrs, s.id)
 	w.mu.Unlock()
 	if m == nil || err != nil {
+		s.close()
 		return
 	}
-	if delay, ok := w.e.restartDue(m); ok {
-		w.hold(1)
-		time.AfterFunc(delay, func() {
-			defer w.hold(-1)
-			if w.e.stoppedByUser(m.ID) {
-				return // stopped while the restart waited
-			}
-			if _, err := w.startRecorded(m.ID); err != nil {
-				fmt.Fprintf(os.Stderr, "supervisor: restart %s: %v\n", m.ID, err)
-				w.e.recordRestartFailure(m.ID, err)
-			} else if w.e.stoppedByUser(m.ID) {
-				w.e.killAll(m.ID) // stop came while it was being created
-			}
-		})
+	delay, ok := w.e.restartDue(m)
+	if !ok {
+		s.close()
+		return
 	}
-}
-
-// adopt takes over the state root's containers after a supervisor died (or at the first start):
-// detached ones still running are supervised again (their log FIFOs reopened by path: the pipes
-// kept what the workload wrote meanwhile), those that ended meanwhile get the status the reaper
-// recorded (or "unknown"), and foreground runs' clients are watched again.
-func (w *worker) adopt() {
-	type proc struct {
-		pid   int
-		start uint64
-	}
-	keep := map[proc]bool{}
-	ents, _ := os.ReadDir(filepath.Join(w.e.cfg.Root, "engine"))
-	for _, ent := range ents {
-		m, err := w.e.readMeta(ent.Name())
-		if err != nil || m.Exit != nil || m.Started.IsZero() {
-			continue
+	w.hold(1)
+	time.AfterFunc(delay, func() {
+		defer w.hold(-1)
+		defer s.close()
+		if w.e.stoppedByUser(m.ID) {
+			return // stopped while the restart waited
 		}
-		if !m.Detached {
-			if err := w.watch(m.ID); err != nil {
-				fmt.Fprintf(os.Stderr, "supervisor: watch %s: %v\n", m.ID, err)
-			}
-			continue
+		if _, err := w.startRecorded(m.ID, s.netns); err != nil {
+			fmt.Fprintf(os.Stderr, "supervisor: restart %s: %v\n", m.ID, err)
+			w.e.recordRestartFailure(m.ID, err)
+		} else if w.e.stoppedByUser(m.ID) {
+			w.e.killAll(m.ID) // stop came while it was being created
 		}
-		s := &supervised{id: m.ID, pid: m.Pid, start: m.PidStart}
-		if st, ok := supervisor.TakeExit(w.dir, m.Pid, m.PidStart); ok {
-			w.track(s)
-			go w.finish(s, st, "")
-			continue
-		}
-		if !procstat.Alive(m.Pid, m.PidStart) {
-			w.track(s)
-			go w.finish(s, -1, "exit status unknown: the container ended while no supervisor ran")
-			continue
-		}
-		keep[proc{m.Pid, m.PidStart}] = true
-		s.orphan = procstat.Parent(m.Pid) != w.reaper
-		var rds [2]*os.File
-		for i, stream := range []string{"stdout", "stderr"} {
-			if f, err := os.OpenFile(w.fifoPath(m.ID, stream), os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
-				rds[i] = f
-			}
-		}
-		if err := w.supervise(s, rds[0], rds[1], nil); err != nil {
-			fmt.Fprintf(os.Stderr, "supervisor: adopt %s: %v\n", m.ID, err)
-		}
-	}
-	supervisor.PruneExits(w.dir, func(pid int, start uint64) bool { return keep[proc{pid, start}] })
-	// The FIFOs of containers removed while no supervisor ran.
-	fifos, _ := os.ReadDir(filepath.Join(w.dir, "io"))
-	for _, f := range fifos {
-		id := strings.TrimSuffix(strings.TrimSuffix(f.Name(), ".stdout"), ".stderr")
-		w.mu.Lock()
-		_, ok := w.ctrs[id]
-		w.mu.Unlock()
-		if !ok {
-			os.Remove(filepath.Join(w.dir, "io", f.Name()))
-		}
-	}
-}
-
-func (w *worker) track(s *supervised) {
-	w.mu.Lock()
-	w.ctrs[s.id] = s
-	w.mu.Unlock()
-}
-
-// watch watches the client of a foreground container: when it dies without having recorded the
-// container's exit (SIGKILLed), the container is killed and collected (removed with --rm).
-func (w *worker) watch(id string) error {
-	m, err := w.e.readMeta(id)
-	if err != nil {
-		return err
-	}
-	if m.Detached || m.Client == nil {
-		return fmt.Errorf("container %s has no client to watch", id)
-	}
-	w.mu.Lock()
-	if w.watches[id] {
-		w.mu.Unlock()
-		return nil
-	}
-	w.watches[id] = true
-	w.mu.Unlock()
-	pfd, err := unix.PidfdOpen(m.Client.Pid, 0)
-	if err == nil && procstat.StartTime(m.Client.Pid) != m.Client.Start {
-		unix.Close(pfd)
-		err = unix.ESRCH
-	}
-	go func() {
-		if err == nil {
-			waitPidfd(pfd)
-		}
-		w.e.collectForeground(id)
-		w.mu.Lock()
-		delete(w.watches, id)
-		w.mu.Unlock()
-	}()
-	return nil
+	})
 }
 
 // peerUID is the uid of the process at the other end of c (SO_PEERCRED).
@@ -584,20 +540,4 @@ func peerUID(c *net.UnixConn) (int, error) {
 		return -1, cerr
 	}
 	return int(cred.Uid), nil
-}
-
-// waitPidfd waits (in the runtime's poller, not on a thread) until the process exits, and
-// closes the descriptor.
-func waitPidfd(pfd int) {
-	unix.SetNonblock(pfd, true)
-	f := os.NewFile(uintptr(pfd), "pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Read(func(fd uintptr) bool {
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-		return err != nil || n > 0
-	})
 }

@@ -123,12 +123,14 @@ expect 0 volume rm data
 
 section "A published port: busybox httpd behind -p (in a private network namespace: the demo's own host network)"
 # unshare -n gives the demo a network namespace of its own: the bridge, veth and port mapping
-# live there and vanish with it. The run is a foreground one, made by the client in that
-# namespace (a detached run is set up by the state root's supervisor, which runs in the host's).
-show run --rm --name web -p 8080:8000 demo/busybox:1 httpd -f -p 8000 -h /tmp/www
+# live there and vanish with it. The run is detached: the state root's supervisor (kept running
+# in the host's namespace by the container "outside") sets its network up in the namespace of
+# the client that ran it.
+b run -d --name outside demo/busybox:1 sleep 60 >/dev/null
+show run -d --name web -p 8080:8000 demo/busybox:1 httpd -f -p 8000 -h /tmp/www
 unshare -n sh -c '
 	ip link set lo up
-	"$1" --root "$2" run --rm --name web -p 8080:8000 demo/busybox:1 sh -c "mkdir -p /tmp/www && echo served from a sandbox >/tmp/www/index.html && exec httpd -f -p 8000 -h /tmp/www" &
+	"$1" --root "$2" run -d --name web -p 8080:8000 demo/busybox:1 sh -c "mkdir -p /tmp/www && echo served from a sandbox >/tmp/www/index.html && exec httpd -f -p 8000 -h /tmp/www" >/dev/null || exit 1
 	i=0
 	until "$3" wget -qO- http://127.0.0.1:8080/ 2>/dev/null; do
 		i=$((i + 1))
@@ -136,9 +138,9 @@ unshare -n sh -c '
 		sleep 0.2
 	done
 	"$1" --root "$2" rm --force web >/dev/null
-	wait
 	"$1" --root "$2" network prune >/dev/null
 ' demo "$BULWARK" "$STATE" "$BUSYBOX"
+b rm --force outside >/dev/null
 
 section "The compliance scanner: the host, the state root and every running sandbox, read from the kernel"
 expect 0 run -d --name scanned demo/busybox:1 sleep 30
