@@ -525,6 +525,19 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 	return code, err
 }
 
+// Mounts are the mounts of who's container id as it was created (its effective spec): volumes by
+// the path of their data, binds by their resolved source.
+func (e *Engine) Mounts(id string, who Caller) ([]specs.Mount, error) {
+	if _, err := e.lookup(id, who, "inspect"); err != nil {
+		return nil, err
+	}
+	s, err := e.readEffectiveSpec(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Mounts, nil
+}
+
 // readEffectiveSpec reads the effective spec recorded when the container was created.
 func (e *Engine) readEffectiveSpec(id string) (*specs.Spec, error) {
 	b, err := os.ReadFile(filepath.Join(e.metaDir(id), "spec.json"))

@@ -33,12 +33,13 @@ func (e *Engine) ServeResolver(ctx context.Context, tenant, name string, ready i
 	return e.networks().ServeResolver(ctx, tenant, name, ready)
 }
 
-// NetworkCreate defines a network for who's tenant; it is audited.
-func (e *Engine) NetworkCreate(who Caller, name string) (*network.Network, error) {
+// NetworkCreate defines a network for who's tenant, on subnet (a free /24 of the pool) or, when
+// subnet is the zero prefix, the next free one; it is audited.
+func (e *Engine) NetworkCreate(who Caller, name string, subnet netip.Prefix) (*network.Network, error) {
 	if err := checkTenant(who); err != nil {
 		return nil, err
 	}
-	n, err := e.networks().Create(who.tenant(), name)
+	n, err := e.networks().Create(who.tenant(), name, subnet)
 	return n, e.networkAudit(who, "create", name, n, err)
 }
 
@@ -76,6 +77,15 @@ func (e *Engine) NetworkInspect(who Caller, name string) (*network.Network, erro
 		return nil, err
 	}
 	return e.networks().Inspect(who.tenant(), name)
+}
+
+// NetworkAttachment is who's container id's membership of its network: nil when it has none
+// (no network, or released since it stopped).
+func (e *Engine) NetworkAttachment(id string, who Caller) (*network.Attachment, error) {
+	if _, err := e.lookup(id, who, "inspect"); err != nil {
+		return nil, err
+	}
+	return e.networks().Attached(who.tenant(), id)
 }
 
 // NetworkPrune releases what containers that are gone or stopped still held on the host (of
@@ -200,7 +210,7 @@ func (e *Engine) attachNetwork(ctx context.Context, plan *Plan, pid int, t *trai
 	if _, err := e.collectNetworks(Caller{Identity: plan.Request.Identity, Tenant: plan.Request.Tenant}, false); err != nil {
 		return err
 	}
-	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports, *plan.Egress, plan.Bandwidth)
+	a, err := e.networks().Attach(ctx, plan.Request.Tenant, name, plan.ID, fmt.Sprintf("/proc/%d/ns/net", pid), ports, *plan.Egress, plan.Bandwidth, plan.Request.NetworkAliases)
 	if err != nil {
 		return err
 	}
@@ -387,7 +397,7 @@ func (e *Engine) checkNetwork(req *Request) (*network.Network, error) {
 		if req.DryRun {
 			return nil, nil
 		}
-		if n, err = m.Create(req.Tenant, name); errors.Is(err, network.ErrExist) {
+		if n, err = m.Create(req.Tenant, name, netip.Prefix{}); errors.Is(err, network.ErrExist) {
 			n, err = m.Inspect(req.Tenant, name)
 		}
 	}

@@ -76,8 +76,12 @@ type Request struct {
 	// NetworkRate is --network-rate: RATE for both directions, or ingress=RATE and/or
 	// egress=RATE, in bits per second with an optional unit (network.ParseNetworkRate); policy
 	// refuses a rate above the tenant's maximum, which an unlimited direction gets.
-	NetworkRate string            `json:"networkRate,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
+	NetworkRate string `json:"networkRate,omitempty"`
+	// NetworkAliases are names the network's resolver answers with the container's address
+	// besides its name (bulwarkd's per-tenant container names, docker's --network-alias);
+	// without a network there is nothing to answer them.
+	NetworkAliases []string          `json:"networkAliases,omitempty"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
 	// WritableRoot asks for a writable root filesystem (docker's --read-only=false), which
 	// policy grants or refuses (writableroot.go).
 	WritableRoot bool `json:"writableRoot,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -44,10 +45,16 @@ type Attachment struct {
 	HostVeth string `json:"hostVeth,omitempty"`
 	// Bandwidth are the container's rate limits (bandwidth.go); nil: none.
 	Bandwidth *Bandwidth `json:"bandwidth,omitempty"`
+	// Aliases are names the network's resolver answers with the container's address besides
+	// its id (a daemon's container name, docker's --network-alias).
+	Aliases []string `json:"aliases,omitempty"`
 	// ConfList is the CNI configuration the container was attached with (detach uses it even if
 	// the definition changed since).
 	ConfList json.RawMessage `json:"confList"`
 }
+
+// aliasRE is what a network alias may be: a container name's syntax.
+var aliasRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 // ifName is the container's interface.
 const ifName = "eth0"
@@ -88,11 +95,16 @@ func (m *Manager) cni(tenant string) *libcni.CNIConfig {
 
 // Attach connects the network namespace at netns (the container's, e.g. /proc/PID/ns/net of its
 // init, held by the caller) to tenant's network, publishing ports, its egress restricted to
-// egress before it returns, its traffic shaped to bw (nil: unlimited). The default network is
-// created on first use. On failure nothing is left attached.
-func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns string, ports []PortMapping, egress Egress, bw *Bandwidth) (*Attachment, error) {
+// egress before it returns, its traffic shaped to bw (nil: unlimited), its resolver answering
+// aliases too. The default network is created on first use. On failure nothing is left attached.
+func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns string, ports []PortMapping, egress Egress, bw *Bandwidth, aliases []string) (*Attachment, error) {
 	if !slices.Contains(EgressModes, egress.Mode) {
 		return nil, fmt.Errorf("egress mode %q: want one of %v", egress.Mode, EgressModes)
+	}
+	for _, al := range aliases {
+		if !aliasRE.MatchString(al) {
+			return nil, fmt.Errorf("network alias %q: want a DNS name, [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", al)
+		}
 	}
 	unlock, err := m.lock()
 	if err != nil {
@@ -104,7 +116,7 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 	}
 	n, err := m.Inspect(tenant, network)
 	if errors.Is(err, ErrNotFound) && network == DefaultName {
-		n, err = m.create(tenant, network)
+		n, err = m.create(tenant, network, netip.Prefix{})
 	}
 	if err != nil {
 		return nil, err
@@ -133,7 +145,7 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 		}
 		rt.CapabilityArgs["bandwidth"] = bw
 	}
-	a := &Attachment{Container: container, Network: network, Ports: ports, Egress: egress, Bandwidth: bw, ConfList: raw}
+	a := &Attachment{Container: container, Network: network, Ports: ports, Egress: egress, Bandwidth: bw, Aliases: aliases, ConfList: raw}
 	// The record goes first: a runtime killed during ADD leaves something Detach can undo.
 	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
 		return nil, err

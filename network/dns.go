@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -293,7 +294,10 @@ func (r *resolver) lookup(qname string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	for _, a := range atts {
-		if a.Network == r.n.Name && a.IP.IsValid() && strings.ToLower(a.Container) == name {
+		if a.Network != r.n.Name || !a.IP.IsValid() {
+			continue
+		}
+		if strings.ToLower(a.Container) == name || slices.ContainsFunc(a.Aliases, func(al string) bool { return strings.ToLower(al) == name }) {
 			return a.IP, true
 		}
 	}

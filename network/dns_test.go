@@ -7,18 +7,20 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// The resolver answers A for its own network's containers (NAME, NAME.NETWORK, any case), an
+// The resolver answers A for its own network's containers (NAME, NAME.NETWORK, any case, and
+// their aliases), an
 // empty answer for their other record types, and REFUSED for every other name, a container of
 // another network of the tenant included.
 func TestResolverAnswers(t *testing.T) {
 	m := New(t.TempDir())
-	web, err := m.Create("a", "web")
+	web, err := m.Create("a", "web", netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []*Attachment{
 		{Container: "srv", Network: "web", IP: netip.MustParseAddr("10.209.0.2")},
-		{Container: "elsewhere", Network: "other", IP: netip.MustParseAddr("10.209.1.2")},
+		{Container: "0123abcd", Network: "web", IP: netip.MustParseAddr("10.209.0.3"), Aliases: []string{"db", "Cache"}},
+		{Container: "elsewhere", Network: "other", IP: netip.MustParseAddr("10.209.1.2"), Aliases: []string{"far"}},
 	} {
 		if err := writeJSON(m.attachPath("a", a.Container), a); err != nil {
 			t.Fatal(err)
@@ -34,7 +36,11 @@ func TestResolverAnswers(t *testing.T) {
 		{"srv.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, "10.209.0.2"},
 		{"SRV.web.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, "10.209.0.2"},
 		{"srv.", dnsmessage.TypeAAAA, dnsmessage.RCodeSuccess, ""},
+		{"db.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, "10.209.0.3"},
+		{"cache.web.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, "10.209.0.3"},
+		{"0123abcd.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, "10.209.0.3"},
 		{"elsewhere.", dnsmessage.TypeA, dnsmessage.RCodeRefused, ""},
+		{"far.", dnsmessage.TypeA, dnsmessage.RCodeRefused, ""},
 		{"example.com.", dnsmessage.TypeA, dnsmessage.RCodeRefused, ""},
 	} {
 		q := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true}, Questions: []dnsmessage.Question{

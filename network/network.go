@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/errdefs"
 )
 
 // DefaultName is the network `bulwark run -p` attaches to when none is named (created on first
@@ -35,9 +36,9 @@ var Pool = netip.MustParsePrefix("10.209.0.0/16")
 
 // ErrNotFound, ErrExist and ErrInUse classify failures for callers that map them to statuses.
 var (
-	ErrNotFound = errors.New("no such network")
-	ErrExist    = errors.New("network already exists")
-	ErrInUse    = errors.New("network has attached containers")
+	ErrNotFound = errdefs.New(errdefs.ErrNotFound, "no such network")
+	ErrExist    = errdefs.New(errdefs.ErrAlreadyExists, "network already exists")
+	ErrInUse    = errdefs.New(errdefs.ErrConflict, "network has attached containers")
 )
 
 // Network is one tenant's network definition.
@@ -85,7 +86,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
 func checkName(name string) error {
 	if !nameRE.MatchString(name) || slices.Contains(reserved, name) {
-		return fmt.Errorf("network name %q: want [a-z0-9][a-z0-9_.-]{0,62}, not one of %v", name, reserved)
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "network name %q: want [a-z0-9][a-z0-9_.-]{0,62}, not one of %v", name, reserved)
 	}
 	return nil
 }
@@ -112,8 +113,11 @@ func (m *Manager) lock() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// Create defines a network for tenant with the next free /24 of the pool.
-func (m *Manager) Create(tenant, name string) (*Network, error) {
+// Create defines a network for tenant with subnet, or with the next free /24 of the pool when
+// subnet is the zero prefix. A subnet asked for must be a free /24 of the pool: a network's
+// bridge routes its subnet on the host, so one outside the pool could take over addresses the
+// host reaches elsewhere.
+func (m *Manager) Create(tenant, name string, subnet netip.Prefix) (*Network, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -122,16 +126,24 @@ func (m *Manager) Create(tenant, name string) (*Network, error) {
 		return nil, err
 	}
 	defer unlock()
-	return m.create(tenant, name)
+	return m.create(tenant, name, subnet)
 }
 
-func (m *Manager) create(tenant, name string) (*Network, error) {
+func (m *Manager) create(tenant, name string, subnet netip.Prefix) (*Network, error) {
 	if _, err := os.Stat(m.defPath(tenant, name)); err == nil {
 		return nil, fmt.Errorf("%w: %s (tenant %s)", ErrExist, name, tenant)
 	}
-	subnet, err := m.freeSubnet()
+	free, err := m.freeSubnets()
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case !subnet.IsValid() && len(free) == 0:
+		return nil, fmt.Errorf("no free /24 left in %s", m.pool())
+	case !subnet.IsValid():
+		subnet = free[0]
+	case !slices.Contains(free, subnet):
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "subnet %s: want a free /24 of %s (x.y.z.0/24, one no network has)", subnet, m.pool())
 	}
 	sum := sha256.Sum256([]byte(tenant + "/" + name))
 	n := &Network{
@@ -144,24 +156,28 @@ func (m *Manager) create(tenant, name string) (*Network, error) {
 	return n, nil
 }
 
-// freeSubnet is the first /24 of the pool no network of any tenant has.
-func (m *Manager) freeSubnet() (netip.Prefix, error) {
-	pool := Pool
+func (m *Manager) pool() netip.Prefix {
 	if m.Pool.IsValid() {
-		pool = m.Pool
+		return m.Pool
 	}
+	return Pool
+}
+
+// freeSubnets are the /24s of the pool no network of any tenant has, in order.
+func (m *Manager) freeSubnets() ([]netip.Prefix, error) {
+	pool := m.pool()
 	used := map[netip.Prefix]bool{}
 	all, err := m.all()
 	if err != nil {
-		return netip.Prefix{}, err
+		return nil, err
 	}
 	for _, n := range all {
 		used[n.Subnet] = true
 	}
+	var out []netip.Prefix
 	for a := pool.Masked().Addr(); pool.Contains(a); {
-		p := netip.PrefixFrom(a, 24)
-		if !used[p] {
-			return p, nil
+		if p := netip.PrefixFrom(a, 24); !used[p] {
+			out = append(out, p)
 		}
 		b := a.As4()
 		if b[2] == 255 {
@@ -170,7 +186,7 @@ func (m *Manager) freeSubnet() (netip.Prefix, error) {
 		b[2]++
 		a = netip.AddrFrom4(b)
 	}
-	return netip.Prefix{}, fmt.Errorf("no free /24 left in %s", pool)
+	return out, nil
 }
 
 // all reads every tenant's definitions.

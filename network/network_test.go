@@ -5,28 +5,30 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"bulwark.dev/bulwark/errdefs"
 )
 
 // Networks are per tenant: each gets its own /24 and bridge, names are checked, and another
 // tenant's network is answered as missing.
 func TestDefinitions(t *testing.T) {
 	m := New(t.TempDir())
-	a, err := m.Create("a", "web")
+	a, err := m.Create("a", "web", netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := m.Create("b", "web")
+	b, err := m.Create("b", "web", netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.Subnet == b.Subnet || a.Bridge == b.Bridge || !Pool.Contains(a.Subnet.Addr()) || a.Gateway != netip.MustParseAddr("10.209.0.1") {
 		t.Errorf("a %+v b %+v", a, b)
 	}
-	if _, err := m.Create("a", "web"); !errors.Is(err, ErrExist) {
+	if _, err := m.Create("a", "web", netip.Prefix{}); !errors.Is(err, ErrExist) {
 		t.Errorf("second create: %v", err)
 	}
 	for _, bad := range []string{"none", "host", "../x", "UPPER", ""} {
-		if _, err := m.Create("a", bad); err == nil {
+		if _, err := m.Create("a", bad, netip.Prefix{}); err == nil {
 			t.Errorf("name %q accepted", bad)
 		}
 	}
@@ -40,9 +42,28 @@ func TestDefinitions(t *testing.T) {
 	if err := m.Remove("a", "web"); err != nil {
 		t.Fatal(err)
 	}
-	c, err := m.Create("c", "x")
+	c, err := m.Create("c", "x", netip.Prefix{})
 	if err != nil || c.Subnet != a.Subnet {
 		t.Errorf("the freed /24 is not reused: %+v %v", c, err)
+	}
+}
+
+// A subnet asked for is a free /24 of the pool, else refused as an invalid argument: a network
+// outside the pool would route addresses the host reaches elsewhere.
+func TestCreateSubnet(t *testing.T) {
+	m := New(t.TempDir())
+	want := netip.MustParsePrefix("10.209.7.0/24")
+	n, err := m.Create("a", "web", want)
+	if err != nil || n.Subnet != want || n.Gateway != netip.MustParseAddr("10.209.7.1") {
+		t.Fatalf("create on %s: %+v %v", want, n, err)
+	}
+	for _, bad := range []string{"10.209.7.0/24", "192.168.1.0/24", "10.209.8.0/25", "10.209.0.0/16", "10.209.9.128/24"} {
+		if _, err := m.Create("b", "x", netip.MustParsePrefix(bad)); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("subnet %s: %v", bad, err)
+		}
+	}
+	if n, err := m.Create("b", "y", netip.Prefix{}); err != nil || n.Subnet != netip.MustParsePrefix("10.209.0.0/24") {
+		t.Errorf("next free after an asked one: %+v %v", n, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"text/tabwriter"
 
@@ -24,7 +25,7 @@ func newNetworkCreateCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, func(e *engine.Engine) error {
-				n, err := e.NetworkCreate(as(tenant), args[0])
+				n, err := e.NetworkCreate(as(tenant), args[0], netip.Prefix{})
 				if err != nil {
 					return err
 				}
