@@ -48,6 +48,7 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request, c *call
 	if err != nil {
 		return err
 	}
+	raw = dropEmptyEndpoints(raw)
 	var req container.CreateRequest
 	if err := strictDecode(raw, &req); err != nil {
 		return err
@@ -60,6 +61,8 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request, c *call
 	if err != nil {
 		return err
 	}
+	// On its network, the container answers to its per-tenant name and short id, as in Docker.
+	er.NetworkAliases = append([]string{name, id[:12]}, er.NetworkAliases...)
 	// Decided now, so a refusal comes with the create (docker run shows it at once); decided
 	// again at start, on what holds then.
 	dry := *er
@@ -246,7 +249,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request, c *call) 
 		sum := container.Summary{ID: rec.ID, Names: []string{"/" + rec.Name}, Image: rec.Request.Image,
 			Command: strings.Join(append(append([]string{}, rec.Config.Entrypoint...), rec.Config.Cmd...), " "),
 			Created: rec.Created.Unix(), Labels: rec.Config.Labels, State: st.status, Status: st.describe(now),
-			Ports: []container.PortSummary{}, Mounts: []container.MountPoint{}}
+			Ports: s.portSummaries(rec, engineCaller(c, rec), st.status == container.StateRunning), Mounts: []container.MountPoint{}}
 		if sum.Labels == nil {
 			sum.Labels = map[string]string{}
 		}
@@ -262,7 +265,8 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request, c *cal
 	resp := container.InspectResponse{
 		ID: rec.ID, Created: rec.Created.Format(time.RFC3339Nano), Name: "/" + rec.Name, Image: rec.Request.Image,
 		Driver: "bulwark", Platform: "linux", Config: rec.Config,
-		LogPath: s.eng.LogPath(rec.ID), Mounts: []container.MountPoint{}, ExecIDs: []string{},
+		LogPath: s.eng.LogPath(rec.ID), Mounts: s.mountPoints(rec, engineCaller(c, rec)), ExecIDs: []string{},
+		NetworkSettings: s.networkSettings(rec, engineCaller(c, rec), st.status == container.StateRunning),
 		State: &container.State{Status: st.status, Running: st.status == container.StateRunning,
 			Paused: st.status == container.StatePaused, Pid: st.pid, ExitCode: st.exitCode(),
 			StartedAt: zeroTime(st.started), FinishedAt: zeroTime(st.finished)},

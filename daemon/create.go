@@ -25,7 +25,7 @@ var configFields = []string{
 	"Hostname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
 	"StdinOnce", "Env", "Cmd", "Image", "WorkingDir", "Entrypoint", "Labels", "StopTimeout",
 	"StopSignal", "NetworkDisabled", "ExposedPorts", "ArgsEscaped", "HostConfig",
-	"NetworkingConfig",
+	"NetworkingConfig", "Volumes",
 }
 
 // hostConfigFields are the HostConfig fields mapped or checked below.
@@ -34,6 +34,7 @@ var hostConfigFields = []string{
 	"AutoRemove", "ConsoleSize", "CapAdd", "CapDrop", "CgroupnsMode", "IpcMode", "PidMode",
 	"UTSMode", "UsernsMode", "Privileged", "ReadonlyRootfs", "SecurityOpt", "Tmpfs", "Memory",
 	"NanoCpus", "PidsLimit", "Ulimits", "MemorySwap", "MemorySwappiness", "Runtime", "Isolation",
+	"Mounts", "PublishAllPorts",
 }
 
 // unasked lists the keys of doc outside known whose values ask for something.
@@ -118,6 +119,17 @@ func mapCreate(raw []byte, req *container.CreateRequest, who config.Principal, i
 		}
 		warnings = append(warnings, w...)
 	}
+	// Networks, published ports, binds and volumes: networks.go and volumes.go.
+	hc := req.HostConfig
+	if hc == nil {
+		hc = &container.HostConfig{}
+	}
+	if err := mapNetworking(cfg, hc, req.NetworkingConfig, er); err != nil {
+		return nil, nil, err
+	}
+	if err := mapStorage(cfg, hc, er); err != nil {
+		return nil, nil, err
+	}
 	return er, warnings, nil
 }
 
@@ -125,18 +137,6 @@ func mapHostConfig(hc *container.HostConfig, er *engine.Request) ([]string, erro
 	var warnings []string
 	refuse := func(field, why string) ([]string, error) {
 		return nil, statusError(http.StatusBadRequest, "HostConfig.%s: %s", field, why)
-	}
-	for _, b := range hc.Binds {
-		parts := strings.Split(b, ":")
-		switch {
-		case len(parts) == 2:
-			// Docker's default is read-write; policy decides whether the source may be written.
-			er.Volumes = append(er.Volumes, b+":rw")
-		case len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw"):
-			er.Volumes = append(er.Volumes, b)
-		default:
-			return refuse("Binds", fmt.Sprintf("%q: want SRC:DST[:ro|rw]", b))
-		}
 	}
 	if t := hc.LogConfig.Type; t != "" && t != "json-file" {
 		return refuse("LogConfig", fmt.Sprintf("log driver %q: bulwarkd keeps json-file logs", t))
@@ -160,23 +160,6 @@ func mapHostConfig(hc *container.HostConfig, er *engine.Request) ([]string, erro
 			er.LogMaxFiles = n
 		default:
 			return refuse("LogConfig", fmt.Sprintf("log option %q (max-size, max-file)", k))
-		}
-	}
-	switch m := string(hc.NetworkMode); m {
-	case "", "default", "none":
-		// Docker's "default" is the daemon's default network; bulwarkd's is none (loopback only).
-	case "bridge":
-		er.Network = "bridge"
-	default:
-		er.Network = m // "host" and container:… are refused by the engine, with why
-	}
-	for port, bindings := range hc.PortBindings {
-		for _, b := range bindings {
-			p := b.HostPort + ":" + strconv.Itoa(int(port.Num())) + "/" + string(port.Proto())
-			if b.HostIP.IsValid() {
-				p = b.HostIP.String() + ":" + p
-			}
-			er.Publish = append(er.Publish, p)
 		}
 	}
 	if n := hc.RestartPolicy.Name; n != "" && n != container.RestartPolicyDisabled {

@@ -19,6 +19,9 @@ type call struct {
 	target  *record
 	// image is the image reference an image route acts on (normalized).
 	image string
+	// object is the name of the network or volume a route targets, resolved in the caller's
+	// tenant.
+	object string
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call) error
@@ -33,6 +36,10 @@ const (
 	execTarget
 	// imageTarget: the image reference named by {name} (imagehold.go says who owns it).
 	imageTarget
+	// networkTarget and volumeTarget: the caller's network or volume named by {id}
+	// (networks.go, volumes.go).
+	networkTarget
+	volumeTarget
 )
 
 // Handler is the API: versioned paths (/v1.xx/...) and unversioned ones, every route decided by
@@ -73,6 +80,20 @@ func (s *Server) Handler() http.Handler {
 
 	s.bulwarkRoutes(r)
 	r("GET /bulwark/v1/quotas", "bulwark.quotas", noTarget, s.quotas)
+
+	r("POST /networks/create", "network.create", noTarget, s.networkCreate)
+	r("GET /networks", "network.list", noTarget, s.networkList)
+	r("GET /networks/{id}", "network.inspect", networkTarget, s.networkInspect)
+	r("DELETE /networks/{id}", "network.remove", networkTarget, s.networkRemove)
+	r("POST /networks/prune", "network.prune", noTarget, s.networkPrune)
+	r("POST /networks/{id}/connect", "network.connect", networkTarget, s.networkConnect)
+	r("POST /networks/{id}/disconnect", "network.disconnect", networkTarget, s.networkConnect)
+
+	r("POST /volumes/create", "volume.create", noTarget, s.volumeCreate)
+	r("GET /volumes", "volume.list", noTarget, s.volumeList)
+	r("GET /volumes/{id}", "volume.inspect", volumeTarget, s.volumeInspect)
+	r("DELETE /volumes/{id}", "volume.remove", volumeTarget, s.volumeRemove)
+	r("POST /volumes/prune", "volume.prune", noTarget, s.volumePrune)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("API-Version", APIVersion)
@@ -126,6 +147,15 @@ func (s *Server) authorized(op string, t target, h handler) http.Handler {
 			}
 			c.image = ref
 			in.Target = &api.Target{Kind: "image", ID: ref, Owner: owner}
+		} else if t == networkTarget || t == volumeTarget {
+			resolve := s.networkTarget
+			if t == volumeTarget {
+				resolve = s.volumeTarget
+			}
+			if in.Target, err = resolve(r, c); err != nil {
+				writeError(w, err)
+				return
+			}
 		} else if t != noTarget {
 			var rec *record
 			var err error

@@ -31,6 +31,11 @@ operations := {
 	"image.list", "image.inspect", "image.pull", "image.remove",
 	"bulwark.decide", "bulwark.trust", "bulwark.audit", "bulwark.audit.verify",
 	"bulwark.quotas",
+	# Networks and volumes: names are per tenant; the daemon resolves them in the caller's
+	# tenant only, so a target's owner is the caller's tenant or the call answers 404 first.
+	"network.create", "network.list", "network.inspect", "network.remove", "network.prune",
+	"network.connect", "network.disconnect",
+	"volume.create", "volume.list", "volume.inspect", "volume.remove", "volume.prune",
 }
 
 # Reads every caller may make whatever its tenant: negotiating the protocol.

@@ -54,3 +54,21 @@ test_bulwark_audit_withheld if {
 	not d.allow
 	d.reasons[_].code == "OPERATION_NOT_GRANTED"
 }
+
+test_own_network_and_volume_allowed if {
+	api.decision.allow with input as {"tenant": "a", "operation": "network.remove", "target": {"kind": "network", "id": "n", "owner": "a"}}
+	api.decision.allow with input as {"tenant": "a", "operation": "volume.create"}
+}
+
+test_other_tenants_volume_refused if {
+	d := api.decision with input as {"tenant": "a", "operation": "volume.remove", "target": {"kind": "volume", "id": "v", "owner": "b"}}
+	not d.allow
+	d.reasons[_].code == "CROSS_TENANT"
+}
+
+test_network_create_withheld if {
+	d := api.decision with input as {"tenant": "a", "operation": "network.create"}
+		with data.bulwark.api_tenants as {"a": {"denied_operations": ["network.create"]}}
+	not d.allow
+	d.reasons[_].code == "OPERATION_NOT_GRANTED"
+}

@@ -79,6 +79,7 @@ type daemonEnv struct {
 	group           int // the socket's group: the tenants' processes have it
 	alice, bob      tenant
 	stranger        tenant // a uid in no tenant
+	netns           string // the network namespace the daemon runs in (/run/netns/NAME); "": the test's
 	cmd             *exec.Cmd
 	log             *bytes.Buffer
 	leaks           *testenv.Leaks
@@ -93,6 +94,21 @@ func randHex(n int) string {
 // startDaemon imports and signs busybox:1 on a fresh state root, writes a configuration (extra
 // merged into it) and starts bulwarkd; it is stopped, and its containers removed, at cleanup.
 func startDaemon(t *testing.T, extra map[string]any) *daemonEnv {
+	t.Helper()
+	return startDaemonWith(t, daemonOptions{config: extra})
+}
+
+// daemonOptions are what a test asks of its daemon beyond the defaults.
+type daemonOptions struct {
+	config map[string]any // merged into the configuration
+	// netns is a network namespace (/run/netns/NAME) the daemon, and so the state root's
+	// supervisor and networks' resolvers it starts, run in.
+	netns string
+	// tenantData gives alice's and bob's run-policy data (default: none).
+	tenantData func(e *daemonEnv) (alice, bob map[string]any)
+}
+
+func startDaemonWith(t *testing.T, opts daemonOptions) *daemonEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	if _, err := exec.LookPath("docker"); err != nil {
@@ -138,6 +154,9 @@ func startDaemon(t *testing.T, extra map[string]any) *daemonEnv {
 	}
 	data["bulwark"]["tenants"][e.alice.name] = map[string]any{}
 	data["bulwark"]["tenants"][e.bob.name] = map[string]any{}
+	if opts.tenantData != nil {
+		data["bulwark"]["tenants"][e.alice.name], data["bulwark"]["tenants"][e.bob.name] = opts.tenantData(e)
+	}
 	writeJSON(t, filepath.Join(polDir, "data.json"), data)
 	cfg := map[string]any{
 		"socket": e.sock, "socket_group": fmt.Sprint(e.group), "state_root": e.root, "policy_dir": polDir,
@@ -147,9 +166,10 @@ func startDaemon(t *testing.T, extra map[string]any) *daemonEnv {
 		},
 		"log_level": "debug",
 	}
-	for k, v := range extra {
+	for k, v := range opts.config {
 		cfg[k] = v
 	}
+	e.netns = opts.netns
 	e.cfgPath = filepath.Join(dir, "bulwarkd.json")
 	writeJSON(t, e.cfgPath, cfg)
 	e.start(t)
@@ -161,6 +181,10 @@ func startDaemon(t *testing.T, extra map[string]any) *daemonEnv {
 func (e *daemonEnv) start(t *testing.T) {
 	t.Helper()
 	e.cmd = exec.Command(bulwarkd, "--config", e.cfgPath)
+	if e.netns != "" {
+		// nsenter execs the daemon: e.cmd's process is the daemon itself.
+		e.cmd = exec.Command("nsenter", "--net="+e.netns, bulwarkd, "--config", e.cfgPath)
+	}
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
