@@ -346,14 +346,11 @@ func dropEmptyEndpoints(raw []byte) []byte {
 // published ports, while it runs (a stopped container holds neither).
 func (s *Server) networkSettings(rec *record, c engine.Caller, running bool) *container.NetworkSettings {
 	ns := &container.NetworkSettings{Ports: mnetwork.PortMap{}, Networks: map[string]*mnetwork.EndpointSettings{}}
-	if !running {
+	a := s.attachment(rec, c, running)
+	if a == nil {
 		return ns
 	}
-	a, err := s.eng.NetworkAttachment(rec.ID, c)
-	if err != nil || a == nil {
-		return ns
-	}
-	ep := &mnetwork.EndpointSettings{EndpointID: a.Container, IPAddress: a.IP, DNSNames: []string{rec.Name}}
+	ep := &mnetwork.EndpointSettings{EndpointID: a.Container, IPAddress: a.IP, DNSNames: append([]string{}, a.Aliases...)}
 	if n, err := s.eng.NetworkInspect(c, a.Network); err == nil {
 		ep.NetworkID, ep.Gateway, ep.IPPrefixLen = networkID(n), n.Gateway, n.Subnet.Bits()
 	}
@@ -370,15 +367,26 @@ func (s *Server) networkSettings(rec *record, c engine.Caller, running bool) *co
 	return ns
 }
 
+// attachment is rec's membership of its network while it runs, else nil.
+func (s *Server) attachment(rec *record, c engine.Caller, running bool) *network.Attachment {
+	if !running {
+		return nil
+	}
+	a, err := s.eng.NetworkAttachment(rec.ID, c)
+	if err != nil {
+		return nil
+	}
+	return a
+}
+
 // portSummaries is ps's PORTS column for a running container.
 func (s *Server) portSummaries(rec *record, c engine.Caller, running bool) []container.PortSummary {
 	out := []container.PortSummary{}
-	for port, bs := range s.networkSettings(rec, c, running).Ports {
-		for _, b := range bs {
-			pub, _ := strconv.Atoi(b.HostPort)
-			out = append(out, container.PortSummary{IP: b.HostIP, PrivatePort: port.Num(), PublicPort: uint16(pub), Type: string(port.Proto())})
+	if a := s.attachment(rec, c, running); a != nil {
+		for _, p := range a.Ports {
+			ip, _ := netip.ParseAddr(p.HostIP)
+			out = append(out, container.PortSummary{IP: ip, PrivatePort: uint16(p.ContainerPort), PublicPort: uint16(p.HostPort), Type: p.Protocol})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].PrivatePort < out[j].PrivatePort })
 	return out
 }
