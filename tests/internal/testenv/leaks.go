@@ -219,14 +219,8 @@ func cgroupLeaks(ids []string) []string {
 // processLeaks lists processes whose cwd or root lies under one of dirs, or whose cgroup names
 // one of the ids.
 func processLeaks(dirs, ids []string) []string {
-	ents, _ := os.ReadDir("/proc")
-	self := os.Getpid()
 	var out []string
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
+	for _, pid := range otherPids() {
 		for _, link := range []string{"cwd", "root"} {
 			l, err := os.Readlink(fmt.Sprintf("/proc/%d/%s", pid, link))
 			if err != nil {
@@ -294,19 +288,25 @@ func under(p, dir string) bool {
 
 // argvLeaks lists processes with a command-line argument naming a path under one of dirs.
 func argvLeaks(dirs []string) []string {
-	ents, _ := os.ReadDir("/proc")
-	self := os.Getpid()
 	var out []string
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
+	for _, pid := range otherPids() {
 		if arg := argUnder(pid, dirs); arg != "" {
 			out = append(out, fmt.Sprintf("process %d (%s) still running with %s", pid, comm(pid), arg))
 		}
 	}
 	return out
+}
+
+// otherPids lists the pids of every process but this one.
+func otherPids() []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // argUnder returns the first command-line argument of pid that is a path under one of dirs
