@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -12,21 +14,26 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/daemon/activation"
+	"bulwark.dev/bulwark/daemon/config"
 )
 
 // Where the daemon listens: the API's unix socket (made here, or passed by the service manager),
-// and the metrics socket when configured.
+// the metrics socket and the mutual-TLS TCP listener when configured.
 
 // Names a service manager gives passed sockets (FileDescriptorName= in the .socket unit); any
 // other name is an API unix socket.
 const (
 	FDNameMetrics = "metrics"
+	// FDNameTLS is a TCP socket served with the configuration's mutual TLS (tcp.cert, key and
+	// client_ca; its address is the socket's).
+	FDNameTLS = "tls"
 )
 
 // listeners are the sockets the daemon serves on.
 type listeners struct {
 	api     []net.Listener
 	metrics net.Listener // nil: metrics are not served
+	tls     bool         // l.api holds the mutual-TLS TCP listener
 }
 
 // close closes every listener: a socket this daemon made is removed with it (net.Listen's
@@ -46,7 +53,7 @@ func (l *listeners) all() []net.Listener {
 }
 
 // listen takes the sockets passed by a service manager (socket activation), or makes the
-// configured ones. Passed sockets replace the configured paths: their mode and group are the
+// configured ones; the metrics socket, when configured and not passed, is made either way. Passed sockets replace the configured paths: their mode and group are the
 // .socket unit's. An API socket must be a unix socket (identity is SO_PEERCRED).
 func (s *Server) listen() (*listeners, error) {
 	passed, err := activation.Listeners()
@@ -55,13 +62,23 @@ func (s *Server) listen() (*listeners, error) {
 	}
 	l := &listeners{}
 	if len(passed) > 0 {
-		if err := s.takePassed(l, passed); err != nil {
-			l.close()
-			return nil, err
-		}
-		return l, nil
+		err = s.takePassed(l, passed)
+	} else {
+		err = s.makeSockets(l)
 	}
-	if err := s.makeSockets(l); err != nil {
+	// A configured metrics socket or TCP listener the service manager did not pass is made here.
+	if err == nil && l.metrics == nil && s.cfg.MetricsSocket != "" {
+		l.metrics, err = makeSocket(s.cfg.MetricsSocket, s.cfg.MetricsSocketGroup, 0o660)
+	}
+	if err == nil && !l.tls && s.cfg.TCP != nil {
+		var tcp net.Listener
+		if tcp, err = net.Listen("tcp", s.cfg.TCP.Address); err == nil {
+			err = s.addTLS(l, tcp)
+		} else {
+			err = fmt.Errorf("TCP listener: %w", err)
+		}
+	}
+	if err != nil {
 		l.close()
 		return nil, err
 	}
@@ -73,8 +90,17 @@ func (s *Server) takePassed(l *listeners, passed []activation.Listener) error {
 	for _, p := range passed {
 		switch p.Name {
 		case FDNameMetrics:
-			errs = append(errs, fmt.Errorf("socket activation: %q: metrics are not served yet", FDNameMetrics))
+			if l.metrics != nil {
+				errs = append(errs, fmt.Errorf("socket activation: two %q sockets", FDNameMetrics))
+			}
 			l.metrics = p.Listener
+		case FDNameTLS:
+			if l.tls {
+				errs = append(errs, fmt.Errorf("socket activation: two %q sockets", FDNameTLS))
+			}
+			if err := s.addTLS(l, p.Listener); err != nil {
+				errs = append(errs, fmt.Errorf("socket activation: %w", err))
+			}
 		default:
 			if p.Addr().Network() != "unix" {
 				errs = append(errs, fmt.Errorf("socket activation: API socket %q is %s, not a unix socket (callers are identified by SO_PEERCRED)", p.Name, p.Addr().Network()))
@@ -89,6 +115,50 @@ func (s *Server) takePassed(l *listeners, passed []activation.Listener) error {
 		s.log.Info("socket activated", "name", p.Name, "address", p.Addr().String())
 	}
 	return errors.Join(errs...)
+}
+
+// addTLS serves the API on the TCP listener ln with mutual TLS: the server's certificate, and a
+// client certificate required and verified against the client CA in the handshake (a client
+// without one never sends a request). HTTP/1.1 only: Docker's attach and exec streams hijack
+// the connection.
+func (s *Server) addTLS(l *listeners, ln net.Listener) error {
+	if s.cfg.TCP == nil {
+		ln.Close()
+		return errors.New("a TCP listener needs the tcp configuration (cert, key, client_ca): TCP is served with mutual TLS only")
+	}
+	if ln.Addr().Network() != "tcp" {
+		ln.Close()
+		return fmt.Errorf("the TLS listener is %s, not TCP", ln.Addr().Network())
+	}
+	tc, err := serverTLS(s.cfg.TCP)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	l.api, l.tls = append(l.api, tls.NewListener(ln, tc)), true
+	return nil
+}
+
+func serverTLS(c *config.TCP) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("TCP listener: server certificate: %w", err)
+	}
+	pem, err := os.ReadFile(c.ClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("TCP listener: client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("TCP listener: client CA %s: no PEM certificate", c.ClientCA)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"},
+	}, nil
 }
 
 func (s *Server) makeSockets(l *listeners) error {

@@ -106,10 +106,13 @@ func (s *Server) Handler() http.Handler {
 		req.URL.Path = rest
 		req.URL.RawPath = ""
 		req = req.WithContext(context.WithValue(req.Context(), versionKey{}, version))
-		if _, pattern := mux.Handler(req); pattern == "" {
+		_, pattern := mux.Handler(req)
+		if pattern == "" {
+			setRoute(req.Context(), "unimplemented")
 			writeError(w, notImplemented(req.Method+" "+rest))
 			return
 		}
+		setRoute(req.Context(), pattern)
 		mux.ServeHTTP(w, req)
 	})
 }
@@ -172,6 +175,7 @@ func (s *Server) authorized(op string, t target, h handler) http.Handler {
 			in.Target = &api.Target{Kind: "container", ID: rec.ID, Owner: rec.Tenant}
 		}
 		d := s.authz.Decide(r.Context(), in)
+		s.metrics.Decision(d.Allow, d.Codes())
 		if !d.Allow {
 			s.refused(in, d)
 			if (t == containerTarget || t == execTarget) && in.Target.Owner != who.Tenant {

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/daemon/activation"
 	"bulwark.dev/bulwark/daemon/config"
+	"bulwark.dev/bulwark/daemon/metrics"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/policy/api"
 )
@@ -62,11 +65,16 @@ func Logger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 }
 
-// Run opens the state root (audit log, engine, API policy), listens and serves until ctx ends.
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+// Run opens the state root (audit log, engine, API policy), listens and serves until ctx ends;
+// SIGHUP reloads (Server.Reload), with load (nil: no configuration file) reading the
+// configuration again.
+func Run(ctx context.Context, cfg config.Config, load func() (config.Config, error), log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ec, err := EngineConfig(cfg)
 	if err != nil {
 		return err
@@ -79,7 +87,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	defer alog.Close()
-	ec.Audit = alog
+	m := metrics.New()
+	ec.Audit = m.Auditor(alog)
 	eng, err := engine.Open(ec)
 	if err != nil {
 		return err
@@ -89,12 +98,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s, err := New(Options{Config: cfg, Engine: eng, Audit: alog, Authz: authz, Log: log, MonitorArgv: MonitorArgv(cfg)})
+	s, err := New(Options{Config: cfg, Engine: eng, Audit: ec.Audit, Authz: authz, Log: log, Metrics: m, LoadConfig: load, MonitorArgv: MonitorArgv(cfg)})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	s.notify = activation.NewNotifier()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				s.Reload(ctx)
+			}
+		}
+	}()
 	l, err := s.listen()
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/daemon/activation"
 	"bulwark.dev/bulwark/daemon/config"
+	"bulwark.dev/bulwark/daemon/metrics"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/policy/api"
 )
@@ -37,6 +39,11 @@ type Options struct {
 	Audit engine.Auditor
 	Authz *api.Authorizer
 	Log   *slog.Logger
+	// Metrics count what the daemon does (Audit should be Metrics.Auditor of the log).
+	Metrics *metrics.Metrics
+	// LoadConfig reads the configuration again (file and flags) for a reload; nil: the
+	// configuration has no file, a reload keeps the tenant map.
+	LoadConfig func() (config.Config, error)
 	// MonitorArgv runs a detached container's monitor (engine.SpawnMonitor): this binary's
 	// hidden monitor command with the same state root and policy.
 	MonitorArgv []string
@@ -49,6 +56,7 @@ type Server struct {
 	audit   engine.Auditor
 	authz   *api.Authorizer
 	log     *slog.Logger
+	metrics *metrics.Metrics
 	monitor []string
 	recs    *records
 	execs   execs
@@ -57,6 +65,11 @@ type Server struct {
 	events  eventHub
 	watch   *watchers
 	started time.Time
+	// ident is the configuration connections are identified by (a reload replaces it).
+	ident      atomic.Pointer[config.Config]
+	loadConfig func() (config.Config, error)
+	reloadMu   sync.Mutex // one reload at a time
+	streams    streams    // requests that stream (cut at shutdown)
 	// notify tells a service manager the daemon is ready, reloading or stopping.
 	notify activation.Notifier
 
@@ -67,16 +80,19 @@ type Server struct {
 // New prepares a server over an open engine: it takes the daemon's lock on the state root (one
 // daemon per state root) and loads its container records.
 func New(o Options) (*Server, error) {
-	if o.Engine == nil || o.Authz == nil || o.Audit == nil || o.Log == nil || len(o.MonitorArgv) == 0 {
-		return nil, errors.New("daemon: engine, audit log, API policy, logger and monitor command are required")
+	if o.Engine == nil || o.Authz == nil || o.Audit == nil || o.Log == nil || o.Metrics == nil || len(o.MonitorArgv) == 0 {
+		return nil, errors.New("daemon: engine, audit log, API policy, logger, metrics and monitor command are required")
 	}
 	recs, err := openRecords(filepath.Join(o.Engine.Root(), "daemon"))
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: o.Config, eng: o.Engine, audit: o.Audit, authz: o.Authz, log: o.Log, monitor: o.MonitorArgv,
-		recs: recs, started: time.Now(), holds: openHolds(filepath.Join(o.Engine.Root(), "daemon"))}
+		recs: recs, started: time.Now(), holds: openHolds(filepath.Join(o.Engine.Root(), "daemon")),
+		metrics: o.Metrics, loadConfig: o.LoadConfig}
+	s.ident.Store(&o.Config)
 	s.watch = newWatchers(s)
+	o.Metrics.Containers(s.containerCounts)
 	return s, nil
 }
 
@@ -84,42 +100,59 @@ func New(o Options) (*Server, error) {
 func (s *Server) Close() error { return s.recs.close() }
 
 // serve answers on every API listener until ctx ends, then shuts down gracefully: no new
-// connection, requests in flight get ShutdownTimeout, streams are cut. Containers keep running.
+// connection, streams (attach, exec, logs -f, events, wait) cut at once, requests in flight
+// given ShutdownTimeout to finish (their contexts are cancelled only then). Containers keep
+// running: they are supervised apart from the daemon.
 func (s *Server) serve(ctx context.Context, l *listeners) error {
+	// Requests do not see ctx end: a shutdown lets them finish, up to its timeout.
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
 	hs := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           s.instrument(s.Handler()),
 		ConnContext:       s.connContext,
 		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.Duration,
 		ReadTimeout:       s.cfg.Limits.ReadTimeout.Duration,
 		IdleTimeout:       s.cfg.Limits.IdleTimeout.Duration,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
 	s.watch.resume()
+	go s.refreshTrust(ctx)
 	addrs := make([]string, 0, len(l.api))
 	for _, ln := range l.api {
 		addrs = append(addrs, ln.Addr().String())
 	}
 	s.event("start", map[string]string{"socket": strings.Join(addrs, ","), "api_policy": s.authz.Source})
 	s.log.Info("serving", "sockets", addrs, "state_root", s.eng.Root(), "api", APIVersion)
-	s.notifyManager("READY=1")
-	errc := make(chan error, len(l.api))
+	errc := make(chan error, len(l.api)+1)
 	for _, ln := range l.api {
 		go func() { errc <- hs.Serve(ln) }()
 	}
+	if l.metrics != nil {
+		ms := &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.Duration,
+			ReadTimeout: s.cfg.Limits.ReadTimeout.Duration, ErrorLog: hs.ErrorLog}
+		defer ms.Close()
+		go func() { errc <- ms.Serve(l.metrics) }()
+		s.log.Info("serving metrics", "socket", l.metrics.Addr().String())
+	}
+	s.notifyManager("READY=1")
 	select {
 	case err := <-errc:
 		hs.Close()
 		return err
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down", "timeout", s.cfg.Limits.ShutdownTimeout.Duration)
 	s.notifyManager("STOPPING=1")
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.Duration)
+	timeout := s.cfg.Limits.ShutdownTimeout.Duration
+	cut := s.streams.closeAll()
+	s.log.Info("shutting down", "timeout", timeout, "streams_cut", cut)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("requests still in flight at the shutdown timeout are cut", "timeout", timeout)
+		cancelReqs()
 		err = hs.Close()
 	}
 	s.watch.stop()

@@ -64,11 +64,11 @@ type Engine struct {
 	// rollback check runs on every load); see decide.
 	cache *policy.DecisionCache
 
-	polOnce  sync.Once
-	pol      *policy.Policy // set by polOnce (at Open without a cache)
-	polEng   *policy.Engine
+	polMu    sync.Mutex     // guards pol, polEng and polErr
+	pol      *policy.Policy // loaded at Open without a cache, else when first prepared
+	polEng   *policy.Engine // prepared on first use; replaced by ReloadPolicy
 	polErr   error
-	polReady atomic.Bool // polOnce has run
+	polReady atomic.Bool // the policy was prepared (or failed to): decisions come from memory
 	// routes hands each decision to the trail of the request it was made for, keyed by the
 	// request document's digest (the recorder interface carries no context).
 	routes decisionRoutes
@@ -182,16 +182,17 @@ func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (pol
 			return d, nil
 		}
 	}
-	if _, err := e.preparedPolicy(ctx, t); err != nil {
+	pe, pol, err := e.preparedPolicyOf(ctx, t)
+	if err != nil {
 		return policy.Decision{}, err
 	}
 	key := policy.InputDigest(req)
 	e.routes.add(key, t)
 	defer e.routes.remove(key, t)
-	d := e.polEng.Decide(ctx, req)
+	d := pe.Decide(ctx, req)
 	if store {
 		// Failing to store costs the next process a full decision, nothing else.
-		_ = e.cache.Store(e.pol, req, d)
+		_ = e.cache.Store(pol, req, d)
 	}
 	return d, nil
 }
@@ -199,11 +200,19 @@ func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (pol
 // preparedPolicy prepares the policy on first use; t (if not nil) records the acceptance of a
 // new bundle revision.
 func (e *Engine) preparedPolicy(ctx context.Context, t *trail) (*policy.Engine, error) {
-	e.polOnce.Do(func() {
+	pe, _, err := e.preparedPolicyOf(ctx, t)
+	return pe, err
+}
+
+// preparedPolicyOf is preparedPolicy with the policy it was prepared from.
+func (e *Engine) preparedPolicyOf(ctx context.Context, t *trail) (*policy.Engine, *policy.Policy, error) {
+	e.polMu.Lock()
+	defer e.polMu.Unlock()
+	if e.polEng == nil && e.polErr == nil {
 		defer e.polReady.Store(true)
 		if e.pol == nil {
 			if e.pol, e.polErr = e.loadPolicy(); e.polErr != nil {
-				return
+				return nil, nil, fmt.Errorf("policy: %w", e.polErr)
 			}
 		}
 		var accepted map[string]string
@@ -212,11 +221,31 @@ func (e *Engine) preparedPolicy(ctx context.Context, t *trail) (*policy.Engine, 
 			// The request that activated a new bundle revision carries its acceptance.
 			t.Add(audit.TypePolicy, "bundle-accepted", accepted)
 		}
-	})
-	if e.polErr != nil {
-		return nil, fmt.Errorf("policy: %w", e.polErr)
 	}
-	return e.polEng, nil
+	if e.polErr != nil {
+		return nil, nil, fmt.Errorf("policy: %w", e.polErr)
+	}
+	return e.polEng, e.pol, nil
+}
+
+// ReloadPolicy loads the policy again from its source and prepares it (a daemon's SIGHUP).
+// Decisions go on with the old policy until the new one is prepared; a source that fails to load
+// or prepare leaves the old one in place and is the error. accepted holds the attributes of a
+// policy.bundle-accepted event when the reload raised the root's accepted bundle revision.
+func (e *Engine) ReloadPolicy(ctx context.Context) (info policy.Info, accepted map[string]string, err error) {
+	p, err := e.loadPolicy()
+	if err != nil {
+		return info, nil, fmt.Errorf("load policy: %w", err)
+	}
+	pe, accepted, err := preparePolicy(ctx, e.cfg.Root, p, policy.WithRecorder(&e.routes))
+	if err != nil {
+		return info, nil, fmt.Errorf("prepare policy: %w", err)
+	}
+	e.polMu.Lock()
+	e.pol, e.polEng, e.polErr = p, pe, nil
+	e.polMu.Unlock()
+	e.polReady.Store(true)
+	return p.Info, accepted, nil
 }
 
 type decisionRoutes struct {

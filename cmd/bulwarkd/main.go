@@ -40,28 +40,35 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := config.Default()
-			if cfgFile != "" {
-				var err error
-				if cfg, err = config.Load(cfgFile); err != nil {
-					return err
+			// load is the configuration: the file (if any) over the defaults, the flags over
+			// both; a reload (SIGHUP) calls it again.
+			load := func() (config.Config, error) {
+				cfg := config.Default()
+				if cfgFile != "" {
+					var err error
+					if cfg, err = config.Load(cfgFile); err != nil {
+						return cfg, err
+					}
 				}
-			}
-			fl := cmd.Flags()
-			set := func(name string, dst *string, v string) {
-				if fl.Changed(name) {
-					*dst = v
+				fl := cmd.Flags()
+				set := func(name string, dst *string, v string) {
+					if fl.Changed(name) {
+						*dst = v
+					}
 				}
+				set("socket", &cfg.Socket, over.Socket)
+				set("socket-group", &cfg.SocketGroup, over.SocketGroup)
+				set("metrics-socket", &cfg.MetricsSocket, over.MetricsSocket)
+				set("state-root", &cfg.StateRoot, over.StateRoot)
+				set("policy-dir", &cfg.PolicyDir, over.PolicyDir)
+				set("policy-bundle", &cfg.PolicyBundle, over.PolicyBundle)
+				set("policy-key", &cfg.PolicyKey, over.PolicyKey)
+				set("api-policy-dir", &cfg.APIPolicyDir, over.APIPolicyDir)
+				set("log-level", &cfg.LogLevel, over.LogLevel)
+				return cfg, cfg.Validate()
 			}
-			set("socket", &cfg.Socket, over.Socket)
-			set("socket-group", &cfg.SocketGroup, over.SocketGroup)
-			set("state-root", &cfg.StateRoot, over.StateRoot)
-			set("policy-dir", &cfg.PolicyDir, over.PolicyDir)
-			set("policy-bundle", &cfg.PolicyBundle, over.PolicyBundle)
-			set("policy-key", &cfg.PolicyKey, over.PolicyKey)
-			set("api-policy-dir", &cfg.APIPolicyDir, over.APIPolicyDir)
-			set("log-level", &cfg.LogLevel, over.LogLevel)
-			if err := cfg.Validate(); err != nil {
+			cfg, err := load()
+			if err != nil {
 				return err
 			}
 			if printConfig {
@@ -77,7 +84,10 @@ func newRootCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return daemon.Run(ctx, cfg, daemon.Logger(cfg))
+			if cfgFile == "" {
+				load = nil
+			}
+			return daemon.Run(ctx, cfg, load, daemon.Logger(cfg))
 		},
 	}
 	fl := c.Flags()
@@ -85,6 +95,7 @@ func newRootCmd() *cobra.Command {
 	fl.BoolVar(&printConfig, "print-config", false, "print the effective configuration and exit")
 	fl.StringVar(&over.Socket, "socket", "", "unix socket to serve on (default /run/bulwark/bulwark.sock)")
 	fl.StringVar(&over.SocketGroup, "socket-group", "", "group owning the socket (mode 0660)")
+	fl.StringVar(&over.MetricsSocket, "metrics-socket", "", "unix socket to serve Prometheus metrics on (default: none)")
 	fl.StringVar(&over.StateRoot, "state-root", "", "state root (default /var/lib/bulwark)")
 	fl.StringVar(&over.PolicyDir, "policy-dir", "", "run policy (or tenant data) directory")
 	fl.StringVar(&over.PolicyBundle, "policy-bundle", "", "signed run policy bundle")

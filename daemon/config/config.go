@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,10 +38,22 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // Tenant says which connections act for a tenant: a peer whose uid is in UIDs, or (failing
-// that) whose primary gid is in GIDs.
+// that) whose primary gid is in GIDs; on the TCP listener, a client whose verified certificate
+// names one of CertNames (its subject CN, or a DNS, email or URI SAN).
 type Tenant struct {
-	UIDs []int `json:"uids,omitempty"`
-	GIDs []int `json:"gids,omitempty"`
+	UIDs      []int    `json:"uids,omitempty"`
+	GIDs      []int    `json:"gids,omitempty"`
+	CertNames []string `json:"cert_names,omitempty"`
+}
+
+// TCP is the optional TCP listener: mutual TLS only. A client must present a certificate
+// issued by ClientCA, or the TLS handshake fails; its certificate's names map it to a tenant (or
+// to an operator) as Tenant.CertNames and Config.OperatorCertNames say.
+type TCP struct {
+	Address  string `json:"address"`
+	Cert     string `json:"cert"`
+	Key      string `json:"key"`
+	ClientCA string `json:"client_ca"`
 }
 
 // Limits bound what one client can make the daemon hold.
@@ -61,6 +75,11 @@ type Config struct {
 	// SocketGroup (a group name or number; empty: root's group).
 	Socket      string `json:"socket"`
 	SocketGroup string `json:"socket_group,omitempty"`
+	// MetricsSocket, if set, serves Prometheus metrics on their own unix socket (mode 0660,
+	// root and MetricsSocketGroup; "": root's group only). Off by default: the counts name
+	// tenants, and a socket nobody asked for is surface nobody watches.
+	MetricsSocket      string `json:"metrics_socket,omitempty"`
+	MetricsSocketGroup string `json:"metrics_socket_group,omitempty"`
 	// StateRoot is the engine's state root; the daemon keeps its own records below it.
 	StateRoot string `json:"state_root"`
 	// Run policy (as bulwark run's --policy-dir, --policy-bundle, --policy-key) and the API
@@ -74,6 +93,10 @@ type Config struct {
 	// OperatorUIDs and OperatorGIDs are operators besides root (uid 0, always one).
 	OperatorUIDs []int `json:"operator_uids,omitempty"`
 	OperatorGIDs []int `json:"operator_gids,omitempty"`
+	// OperatorCertNames are certificate names (TCP listener) that are operators.
+	OperatorCertNames []string `json:"operator_cert_names,omitempty"`
+	// TCP, if set, serves the API on TCP too, with mutual TLS only.
+	TCP *TCP `json:"tcp,omitempty"`
 	// OperatorTenant is the tenant an operator's own containers run for.
 	OperatorTenant string `json:"operator_tenant"`
 	Limits         Limits `json:"limits"`
@@ -193,6 +216,14 @@ func (c *Config) validate() *fieldError {
 		return &fieldError{"socket", fmt.Sprintf("socket %q: want an absolute path", c.Socket)}
 	case len(c.Socket) > 107:
 		return &fieldError{"socket", fmt.Sprintf("socket %q: longer than a unix socket address (107 bytes)", c.Socket)}
+	case c.MetricsSocket != "" && !strings.HasPrefix(c.MetricsSocket, "/"):
+		return &fieldError{"metrics_socket", fmt.Sprintf("metrics_socket %q: want an absolute path", c.MetricsSocket)}
+	case len(c.MetricsSocket) > 107:
+		return &fieldError{"metrics_socket", fmt.Sprintf("metrics_socket %q: longer than a unix socket address (107 bytes)", c.MetricsSocket)}
+	case c.MetricsSocket != "" && c.MetricsSocket == c.Socket:
+		return &fieldError{"metrics_socket", "metrics_socket is the API socket: metrics are served apart"}
+	case c.MetricsSocketGroup != "" && c.MetricsSocket == "":
+		return &fieldError{"metrics_socket_group", "metrics_socket_group without metrics_socket"}
 	case c.StateRoot == "" || !strings.HasPrefix(c.StateRoot, "/"):
 		return &fieldError{"state_root", fmt.Sprintf("state_root %q: want an absolute path", c.StateRoot)}
 	case c.PolicyDir != "" && c.PolicyBundle != "":
@@ -209,14 +240,32 @@ func (c *Config) validate() *fieldError {
 	default:
 		return &fieldError{"log_level", fmt.Sprintf("log_level %q: want debug, info, warn or error", c.LogLevel)}
 	}
-	uids, gids := map[int]string{}, map[int]string{}
+	if err := c.TCP.validate(); err != nil {
+		return err
+	}
+	uids, gids, certs := map[int]string{}, map[int]string{}, map[string]string{}
+	for _, n := range c.OperatorCertNames {
+		if n == "" {
+			return &fieldError{"operator_cert_names", "operator_cert_names: an empty name"}
+		}
+		certs[n] = "the operators"
+	}
 	for _, name := range c.tenantNames() {
 		t := c.Tenants[name]
 		if !tenantRE.MatchString(name) {
 			return &fieldError{name, fmt.Sprintf("tenant %q: want [a-z0-9][a-z0-9-]{0,62}", name)}
 		}
-		if len(t.UIDs) == 0 && len(t.GIDs) == 0 {
-			return &fieldError{name, fmt.Sprintf("tenant %q: no uids or gids act for it", name)}
+		if len(t.UIDs) == 0 && len(t.GIDs) == 0 && len(t.CertNames) == 0 {
+			return &fieldError{name, fmt.Sprintf("tenant %q: no uids, gids or certificate names act for it", name)}
+		}
+		for _, n := range t.CertNames {
+			if n == "" {
+				return &fieldError{name, fmt.Sprintf("tenant %q: an empty certificate name", name)}
+			}
+			if o, dup := certs[n]; dup {
+				return &fieldError{name, fmt.Sprintf("certificate name %q is in %q and %q", n, o, name)}
+			}
+			certs[n] = name
 		}
 		for _, u := range t.UIDs {
 			if u == 0 {
@@ -237,6 +286,26 @@ func (c *Config) validate() *fieldError {
 	return nil
 }
 
+func (t *TCP) validate() *fieldError {
+	if t == nil {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(t.Address); err != nil {
+		return &fieldError{"address", fmt.Sprintf("tcp address %q: want host:port (%v)", t.Address, err)}
+	}
+	// No TCP without mutual TLS: a TCP peer has no credentials but its certificate.
+	for _, f := range []struct{ key, v string }{{"cert", t.Cert}, {"key", t.Key}, {"client_ca", t.ClientCA}} {
+		if !strings.HasPrefix(f.v, "/") {
+			key := f.key
+			if f.v == "" {
+				key = "tcp" // a missing key has no line of its own
+			}
+			return &fieldError{key, fmt.Sprintf("tcp %s %q: want an absolute path (the TCP listener is mutual TLS only: cert, key and client_ca are required)", f.key, f.v)}
+		}
+	}
+	return nil
+}
+
 func (c *Config) tenantNames() []string {
 	names := make([]string, 0, len(c.Tenants))
 	for n := range c.Tenants {
@@ -252,6 +321,8 @@ type Principal struct {
 	// Tenant is the tenant the caller acts for ("" : none; an operator acts for OperatorTenant).
 	Tenant   string
 	Operator bool
+	// Cert is the certificate name that identified a TCP client ("" on the unix socket).
+	Cert string
 }
 
 // Resolve maps peer credentials to a principal: root and the operator uids and gids are
@@ -272,6 +343,31 @@ func (c *Config) Resolve(uid, gid int) Principal {
 		if contains(c.Tenants[name].GIDs, gid) {
 			p.Tenant = name
 			return p
+		}
+	}
+	return p
+}
+
+// ResolveCert maps a verified client certificate's names to a principal: an operator if any
+// name is an operator's; else the tenant whose CertNames hold one of them; none when no tenant
+// does, or when the names point at two tenants (never guess). Such a caller has no uid or gid
+// (-1).
+func (c *Config) ResolveCert(names []string) Principal {
+	p := Principal{UID: -1, GID: -1}
+	for _, n := range names {
+		if slices.Contains(c.OperatorCertNames, n) {
+			p.Operator, p.Tenant, p.Cert = true, c.OperatorTenant, n
+			return p
+		}
+	}
+	for _, name := range c.tenantNames() {
+		for _, n := range names {
+			if slices.Contains(c.Tenants[name].CertNames, n) {
+				if p.Tenant != "" && p.Tenant != name {
+					return Principal{UID: -1, GID: -1}
+				}
+				p.Tenant, p.Cert = name, n
+			}
 		}
 	}
 	return p

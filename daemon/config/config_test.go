@@ -25,8 +25,15 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 		"relative root": {"{\n \"state_root\": \"var/lib\"\n}", ":2: state_root \"var/lib\": want an absolute path"},
 		"uid 0 tenant":  {"{\"tenants\": {\n \"alice\": {\"uids\": [0]}\n}}", ":2: tenant \"alice\": uid 0 is the operator"},
 		"dup uid":       {"{\"tenants\": {\n \"alice\": {\"uids\": [5]},\n \"bob\": {\"uids\": [5]}\n}}", ":3: uid 5 is in tenants \"alice\" and \"bob\""},
-		"empty tenant":  {"{\"tenants\": {\n \"alice\": {}\n}}", ":2: tenant \"alice\": no uids or gids"},
-		"bad level":     {"{\n \"log_level\": \"loud\"\n}", ":2: log_level"},
+		"empty tenant":  {"{\"tenants\": {\n \"alice\": {}\n}}", ":2: tenant \"alice\": no uids, gids or certificate names"},
+		"tcp without client CA": {"{\"tcp\": {\"address\": \"127.0.0.1:2376\",\n \"cert\": \"/c.pem\", \"key\": \"/k.pem\"}}",
+			":1: tcp client_ca \"\": want an absolute path (the TCP listener is mutual TLS only"},
+		"tcp without cert": {"{\"tcp\": {\"address\": \"127.0.0.1:2376\", \"client_ca\": \"/ca.pem\"}}", "mutual TLS only"},
+		"tcp bad address":  {"{\"tcp\": {\n\"address\": \"2376\"}}", ":2: tcp address \"2376\": want host:port"},
+		"dup cert name": {"{\"operator_cert_names\": [\"ops\"], \"tenants\": {\n \"alice\": {\"cert_names\": [\"ops\"]}\n}}",
+			":2: certificate name \"ops\" is in \"the operators\" and \"alice\""},
+		"metrics is the API socket": {"{\"socket\": \"/run/b.sock\",\n \"metrics_socket\": \"/run/b.sock\"}", ":2: metrics_socket is the API socket"},
+		"bad level":                 {"{\n \"log_level\": \"loud\"\n}", ":2: log_level"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := write(t, tc.file)
@@ -72,5 +79,31 @@ func TestLoadAndResolve(t *testing.T) {
 	// What --print-config prints loads back to the same configuration.
 	if _, err := Load(write(t, string(b))); err != nil {
 		t.Fatalf("printed config does not load: %v", err)
+	}
+}
+
+func TestResolveCert(t *testing.T) {
+	c := Default()
+	c.OperatorCertNames = []string{"ops.example"}
+	c.Tenants = map[string]Tenant{"alice": {CertNames: []string{"alice"}}, "bob": {UIDs: []int{7}, CertNames: []string{"bob.example"}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		names  []string
+		tenant string
+		op     bool
+	}{
+		{[]string{"alice"}, "alice", false},
+		{[]string{"x", "bob.example"}, "bob", false},
+		{[]string{"bob.example", "ops.example"}, "default", true},
+		{[]string{"alice", "bob.example"}, "", false}, // two tenants: none
+		{[]string{"carol"}, "", false},
+		{nil, "", false},
+	} {
+		got := c.ResolveCert(tc.names)
+		if got.Tenant != tc.tenant || got.Operator != tc.op || got.UID != -1 {
+			t.Errorf("ResolveCert(%q) = %+v", tc.names, got)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -77,9 +78,10 @@ func (d Decision) Message() string {
 	return strings.Join(parts, "; ")
 }
 
-// Authorizer holds the prepared API policy; it is safe for concurrent use.
+// Authorizer holds the prepared API policy; it is safe for concurrent use, and Replace swaps in
+// a newly prepared policy (a reload) without stopping decisions.
 type Authorizer struct {
-	pq rego.PreparedEvalQuery
+	pq atomic.Pointer[rego.PreparedEvalQuery]
 	// Source says where the rules came from ("embedded" or the directory).
 	Source string
 }
@@ -104,8 +106,14 @@ func New(ctx context.Context, dir string) (*Authorizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare API policy (%s): %w", src, err)
 	}
-	return &Authorizer{pq: pq, Source: src}, nil
+	a := &Authorizer{Source: src}
+	a.pq.Store(&pq)
+	return a, nil
 }
+
+// Replace makes a decide with b's policy from now on (b is prepared from the same source: the
+// daemon's reload).
+func (a *Authorizer) Replace(b *Authorizer) { a.pq.Store(b.pq.Load()) }
 
 // Load reads the API policy's modules and data (tests included, for policy.RunTests).
 func Load(dir string, withTests bool) (*policy.Policy, error) {
@@ -173,7 +181,7 @@ func (a *Authorizer) decide(ctx context.Context, in Input) Decision {
 	if in.Target != nil {
 		doc["target"] = map[string]any{"kind": in.Target.Kind, "id": in.Target.ID, "owner": in.Target.Owner}
 	}
-	rs, err := a.pq.Eval(ctx, rego.EvalInput(doc))
+	rs, err := a.pq.Load().Eval(ctx, rego.EvalInput(doc))
 	if err != nil {
 		return refuse(CodePolicyError, err)
 	}
