@@ -72,7 +72,7 @@ func TestMetrics(t *testing.T) {
 	e.mustDocker(t, a, "ps")
 	before := scrape(t, msock)
 	denyCross := `bulwarkd_api_decisions_total{code="CROSS_TENANT",result="deny"}`
-	if _, err := e.docker(t, b, "inspect", id); err == nil {
+	if _, err := e.docker(t, b, "container", "inspect", id); err == nil {
 		t.Fatal("bob inspected alice's container")
 	}
 	text := scrape(t, msock)
@@ -81,7 +81,8 @@ func TestMetrics(t *testing.T) {
 	}
 	for _, series := range []string{
 		`bulwarkd_http_requests_total{code="200",endpoint="GET /containers/json"}`,
-		`bulwarkd_http_requests_total{code="403",endpoint="GET /containers/{id}/json"}`,
+		// Another tenant's container answers as an unknown one (its existence is not revealed).
+		`bulwarkd_http_requests_total{code="404",endpoint="GET /containers/{id}/json"}`,
 		`bulwarkd_http_requests_total{code="201",endpoint="POST /containers/create"}`,
 		`bulwarkd_http_request_duration_seconds_count{endpoint="GET /containers/json"}`,
 		`bulwarkd_api_decisions_total{code="",result="allow"}`,

@@ -142,7 +142,7 @@ func TestTCPMutualTLS(t *testing.T) {
 	if out, err := e.dockerTLS(t, addr, bob, "ps", "-a", "--format", "{{.Names}}"); err != nil || out != "" {
 		t.Errorf("bob's ps over TLS: %q %v", out, err)
 	}
-	if _, err := e.dockerTLS(t, addr, bob, "inspect", id); err == nil || !strings.Contains(err.Error(), "CROSS_TENANT") {
+	if _, err := e.dockerTLS(t, addr, bob, "container", "inspect", id); err == nil || !strings.Contains(err.Error(), "No such container") {
 		t.Errorf("bob inspecting alice's container over TLS: %v", err)
 	}
 	if _, err := e.dockerTLS(t, addr, filepath.Join(dir, "nobody"), "ps"); err == nil || !strings.Contains(err.Error(), "TENANT_UNKNOWN") {
