@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/errdefs"
@@ -20,7 +24,8 @@ import (
 // --verify` and a run resolve it: the tag must be a signed target, and the registry is asked for
 // the signed manifest digest, never the tag, so it cannot serve anything else. A refusal is
 // reported in Docker's progress stream (errorDetail), which docker pull prints before exiting
-// non-zero. The pulling tenant then holds the reference (imagehold.go).
+// non-zero. The pulling tenant is charged for the image against its max_images_size
+// (engine.ChargeImage) and then holds the reference (imagehold.go).
 
 // progress is one line of Docker's JSON progress stream; error is the field older clients and
 // the SDKs read.
@@ -80,8 +85,12 @@ func (s *Server) imagePull(w http.ResponseWriter, r *http.Request, c *call) erro
 		return fail(err)
 	}
 	send(progress{Message: jsonstream.Message{Status: "Signed target " + target.Name + ": " + target.Digest.String()}})
+	_, errBefore := s.eng.Store().Resolve(parsed.String())
 	desc, err := s.eng.Store().Pull(parsed.Name+"@"+target.Digest.String(), ref, bimage.RegistryOptions{Context: r.Context()})
 	if err != nil {
+		return fail(err)
+	}
+	if err := s.chargePull(r.Context(), c, parsed.String(), desc, errBefore == nil); err != nil {
 		return fail(err)
 	}
 	if err := s.holds.add(parsed.String(), c.who.Tenant); err != nil {
@@ -90,6 +99,33 @@ func (s *Server) imagePull(w http.ResponseWriter, r *http.Request, c *call) erro
 	send(progress{Message: jsonstream.Message{Status: "Digest: " + desc.Digest.String()}})
 	send(progress{Message: jsonstream.Message{Status: "Status: Downloaded newer image for " + ref}})
 	return nil
+}
+
+// chargePull charges the pulled image to the caller's tenant against its max_images_size. A
+// refused charge takes back the tag the pull made, unless the tag was there before or some
+// tenant holds it, so a refused pull leaves the store as it was.
+func (s *Server) chargePull(ctx context.Context, c *call, ref string, desc ocispec.Descriptor, existed bool) error {
+	st := s.eng.Store()
+	m, err := st.Manifest(desc)
+	if err != nil {
+		return err
+	}
+	size := desc.Size + m.Config.Size
+	for _, l := range m.Layers {
+		size += l.Size
+	}
+	who := engine.Caller{Identity: engine.Identity{UID: c.who.UID, GID: c.who.GID, Principal: "bulwarkd"}, Tenant: c.who.Tenant}
+	charged := s.eng.ChargeImage(ctx, who, ref, desc.Digest, size)
+	if charged == nil || existed {
+		return charged
+	}
+	if holders, err := s.holds.holders(ref); err != nil || len(holders) != 0 {
+		return errors.Join(charged, err)
+	}
+	if err := st.Remove(ref); err != nil {
+		return errors.Join(charged, fmt.Errorf("take back the refused pull's tag %s: %w", ref, err))
+	}
+	return charged
 }
 
 // noCredentials refuses registry credentials: the daemon pulls with none (a tenant's secret is

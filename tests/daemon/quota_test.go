@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"bulwark.dev/bulwark/tests/internal/clitest"
+	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
 // withQuotas gives tenants run-policy data (merged into their entries) and restarts the daemon,
@@ -161,4 +165,30 @@ func TestQuotas(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); status != http.StatusOK || err != nil || st.Usage.Memory != 100<<20 || st.Usage.Containers != 2 {
 		t.Fatalf("bob's quotas: %d %s", status, body)
 	}
+}
+
+// TestImageQuota: a pull through bulwarkd is charged to the tenant's max_images_size; the pull
+// that would pass it is refused with the reason (docker pull exits non-zero) and leaves no image,
+// while a tenant without the limit pulls the same signed tag.
+func TestImageQuota(t *testing.T) {
+	e := startDaemon(t, nil)
+	e.withQuotas(t, map[string]map[string]any{e.bob.name: {"max_images_size": 1024}})
+	reg, _ := testenv.StartRegistry(t)
+	ref := reg + "/bb:signed"
+	tar := testenv.BusyboxTar(t, filepath.Join(e.dir, "bb.tar"), []string{"sh", "true"}, nil)
+	clitest.Must(t, e.root, "image", "import", tar, "--tag", ref)
+	clitest.Must(t, e.root, "trust", "sign", ref)
+	clitest.Must(t, e.root, "image", "push", ref)
+	clitest.Must(t, e.root, "image", "rm", ref)
+
+	_, err := e.docker(t, e.bob, "pull", ref)
+	var ce *cliError
+	if !errors.As(err, &ce) || ce.code() == 0 || !strings.Contains(ce.stderr, "QUOTA_IMAGES_EXCEEDED") {
+		t.Fatalf("bob's pull past max_images_size: want refused with QUOTA_IMAGES_EXCEEDED, got %v", err)
+	}
+	if out := e.mustDocker(t, e.bob, "images", "--format", "{{.Repository}}:{{.Tag}}"); strings.Contains(out, "bb:signed") {
+		t.Errorf("the refused pull left the image: %q", out)
+	}
+	e.mustDocker(t, e.alice, "pull", ref)
+	e.mustDocker(t, e.alice, "image", "inspect", ref)
 }
