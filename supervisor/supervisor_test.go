@@ -210,7 +210,9 @@ func TestReaperLeavesRemovedDir(t *testing.T) {
 	dir := filepath.Join(base, "supervisor")
 	os.Mkdir(dir, 0o700)
 	count, gate, pidFile := filepath.Join(aside, "count"), filepath.Join(aside, "gate"), filepath.Join(aside, "pid")
-	script := `echo >> ` + count + `; mkdir -p ` + dir + `/engine || exit 1
+	// The count is written once the worker has made its directory, so the test's removal
+	// comes after it.
+	script := `mkdir -p ` + dir + `/engine || exit 1; echo >> ` + count + `
 while [ ! -e ` + gate + ` ]; do sleep 0.01; done
 sleep 60 & echo $! > ` + pidFile + `; exit 0`
 	done := make(chan error, 1)
