@@ -406,8 +406,8 @@ func (e *Engine) Remove(id string, who Caller, opts RemoveOptions) error {
 			return nil, err
 		}
 		spec, specErr := e.readEffectiveSpec(id)
-		if err := os.RemoveAll(e.metaDir(id)); err != nil {
-			return nil, fmt.Errorf("remove %s state: %w", id, err)
+		if err := e.removeStateDir(id); err != nil {
+			return nil, err
 		}
 		if opts.Volumes && specErr == nil {
 			return nil, e.removeAnonymousVolumes(m, spec)
@@ -552,4 +552,22 @@ func (e *Engine) readEffectiveSpec(id string) (*specs.Spec, error) {
 		s.Annotations = map[string]string{}
 	}
 	return s, nil
+}
+
+// removeStateDir removes a container's state directory. The supervisor's worker may still be
+// writing its last record there (the exit status, the attach socket going away) when a removal
+// starts; RemoveAll then finds a new entry and fails with ENOTEMPTY, so it is tried again for a
+// while. Every such writer writes only into an existing directory, so none recreates it.
+func (e *Engine) removeStateDir(id string) error {
+	var err error
+	for range 50 {
+		if err = os.RemoveAll(e.metaDir(id)); !errors.Is(err, unix.ENOTEMPTY) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s state: %w", id, err)
+	}
+	return nil
 }

@@ -239,8 +239,8 @@ func (e *Engine) remove(c *sandbox.Container, m *Meta) error {
 		return err
 	}
 	spec, specErr := e.readEffectiveSpec(m.ID)
-	if err := os.RemoveAll(e.metaDir(m.ID)); err != nil {
-		return fmt.Errorf("remove %s state: %w", m.ID, err)
+	if err := e.removeStateDir(m.ID); err != nil {
+		return err
 	}
 	if m.Remove && specErr == nil {
 		// --rm takes the anonymous volumes (the image's VOLUME paths) with the container.
