@@ -113,7 +113,8 @@ func TestSizedVolume(t *testing.T) {
 	}
 	// The image's blocks were reserved at creation: filling it takes nothing more from the host.
 	var after unix.Stat_t
-	if err := unix.Stat(img, &after); err != nil || after.Blocks != before.Blocks || after.Size != 8<<20 {
+	// (Fewer is possible: the filesystem inside may discard blocks it freed, punching holes.)
+	if err := unix.Stat(img, &after); err != nil || after.Blocks > before.Blocks || after.Size != 8<<20 {
 		t.Errorf("the image grew on the host: %d → %d blocks, size %d (%v)", before.Blocks, after.Blocks, after.Size, err)
 	}
 
