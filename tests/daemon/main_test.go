@@ -157,7 +157,7 @@ func startDaemonWith(t *testing.T, opts daemonOptions) *daemonEnv {
 	if opts.tenantData != nil {
 		data["bulwark"]["tenants"][e.alice.name], data["bulwark"]["tenants"][e.bob.name] = opts.tenantData(e)
 	}
-	writeJSON(t, filepath.Join(polDir, "data.json"), data)
+	testenv.WriteJSON(t, filepath.Join(polDir, "data.json"), data)
 	cfg := map[string]any{
 		"socket": e.sock, "socket_group": fmt.Sprint(e.group), "state_root": e.root, "policy_dir": polDir,
 		"tenants": map[string]any{
@@ -171,7 +171,7 @@ func startDaemonWith(t *testing.T, opts daemonOptions) *daemonEnv {
 	}
 	e.netns = opts.netns
 	e.cfgPath = filepath.Join(dir, "bulwarkd.json")
-	writeJSON(t, e.cfgPath, cfg)
+	testenv.WriteJSON(t, e.cfgPath, cfg)
 	e.start(t)
 	t.Cleanup(func() { e.stop(t) })
 	return e
@@ -348,17 +348,6 @@ func (e *daemonEnv) auditRecords(t *testing.T, typ, action string) []map[string]
 		}
 	}
 	return recs
-}
-
-func writeJSON(t *testing.T, p string, v any) {
-	t.Helper()
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // proxyEnv makes the test binary a proxy: LISTEN=TARGET (unix socket paths).

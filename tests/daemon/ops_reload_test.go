@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
 // hupAndWait sends SIGHUP and waits until the audit log holds n daemon records of action.
@@ -51,7 +53,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiData := filepath.Join(apiDir, "data.json")
-	writeJSON(t, apiData, map[string]any{"bulwark": map[string]any{"api_tenants": map[string]any{}}})
+	testenv.WriteJSON(t, apiData, map[string]any{"bulwark": map[string]any{"api_tenants": map[string]any{}}})
 	e.term(t)
 	editJSON(t, e.cfgPath, func(cfg map[string]any) { cfg["api_policy_dir"] = apiDir })
 	e.start(t)
@@ -71,7 +73,7 @@ func TestReload(t *testing.T) {
 
 	// The API policy's data: alice may no longer list. The run policy's data: bob's tenant is
 	// gone. The tenant map: carol's uid becomes a tenant.
-	writeJSON(t, apiData, map[string]any{"bulwark": map[string]any{"api_tenants": map[string]any{
+	testenv.WriteJSON(t, apiData, map[string]any{"bulwark": map[string]any{"api_tenants": map[string]any{
 		a.name: map[string]any{"denied_operations": []string{"container.list"}}}}})
 	runData := filepath.Join(e.dir, "policy", "data.json")
 	editJSON(t, runData, func(d map[string]any) {
@@ -123,5 +125,5 @@ func editJSON(t *testing.T, p string, change func(map[string]any)) {
 		t.Fatal(err)
 	}
 	change(v)
-	writeJSON(t, p, v)
+	testenv.WriteJSON(t, p, v)
 }

@@ -38,7 +38,7 @@ func (e *daemonEnv) withQuotas(t *testing.T, tenants map[string]map[string]any) 
 			entry[k] = v
 		}
 	}
-	writeJSON(t, p, data)
+	testenv.WriteJSON(t, p, data)
 	e.kill(t)
 	e.start(t)
 }

@@ -38,3 +38,15 @@ func bindPolicy(t testing.TB, key string, dirs []string) string {
 	}
 	return dir
 }
+
+// WriteJSON writes v, indented, to the file p (mode 0600), failing the test on error.
+func WriteJSON(tb testing.TB, p string, v any) {
+	tb.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -94,9 +94,9 @@ func startDaemon(b *testing.B, n int, logLevel string) *env {
 		b.Fatal(err)
 	}
 	data["bulwark"]["tenants"] = runTenants
-	writeJSON(b, filepath.Join(polDir, "data.json"), data)
+	testenv.WriteJSON(b, filepath.Join(polDir, "data.json"), data)
 	cfgPath := filepath.Join(dir, "bulwarkd.json")
-	writeJSON(b, cfgPath, map[string]any{
+	testenv.WriteJSON(b, cfgPath, map[string]any{
 		"socket": e.sock, "socket_group": strconv.Itoa(e.group), "state_root": e.root, "policy_dir": polDir,
 		"tenants": tenants, "log_level": logLevel,
 	})
@@ -131,17 +131,6 @@ func startDaemon(b *testing.B, n int, logLevel string) *env {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return e
-}
-
-func writeJSON(b *testing.B, p string, v any) {
-	b.Helper()
-	raw, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(p, raw, 0o600); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // dialAs connects to sock as tn: the connecting thread alone takes tn's effective uid and gid and
