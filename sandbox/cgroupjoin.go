@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -96,28 +95,6 @@ func writeTasks(dir string) error {
 		return fmt.Errorf("join cgroup %s: %w", dir, err)
 	}
 	return nil
-}
-
-// joinFiles returns the files an exec'd process writes "0" into to join cg in every hierarchy
-// ("tasks" on v1, "cgroup.procs" in a hybrid host's unified hierarchy), or nil for a pure cgroup v2
-// host (the runtime moves it) or a path that cannot travel in nsenter's colon-separated list.
-func joinFiles(cg cgroups.Manager) []string {
-	hs := cg.Hierarchies()
-	if len(hs) == 1 && hs[0].Unified {
-		return nil
-	}
-	var out []string
-	for _, h := range hs {
-		if strings.Contains(h.Dir, ":") {
-			return nil
-		}
-		if h.Unified {
-			out = append(out, filepath.Join(h.Dir, "cgroup.procs"))
-		} else {
-			out = append(out, filepath.Join(h.Dir, "tasks"))
-		}
-	}
-	return out
 }
 
 // cgroupExists reports whether any of cg's directories is already there.

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -137,13 +136,13 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, fmt.Errorf("nsenter pipe: %w", err)
 	}
 	defer syncR.Close()
-	// On cgroup v1 (and hybrid) the joined process moves itself into the cgroup (see
-	// nsenter.EnvCgroup); on v2 the runtime moves it below.
-	tasks := joinFiles(cg)
 	clk.lap("plan")
 	spawned := clk.last
-	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, nil, nil,
-		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid), nsenter.EnvCgroup + "=" + strings.Join(tasks, ":")}, syncW)
+	// The nsenter process is born in the container's cgroups (see startInCgroup) and its fork,
+	// the exec'd process, inherits them: nothing is migrated afterwards. A cgroup.procs write in
+	// the unified hierarchy would wait ~10-15 ms for an RCU grace period.
+	ch, cmd, err := c.rt.startChild("exec", stdio, proc.Terminal, &syscall.SysProcAttr{}, cg, nil,
+		[]string{nsenter.Env + "=" + strconv.Itoa(st.Pid)}, syncW)
 	syncW.Close()
 	if err != nil {
 		return nil, err
@@ -161,11 +160,6 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		reap(pid)
 		return nil, err
-	}
-	if len(tasks) == 0 {
-		if err := cg.AddProc(pid); err != nil {
-			return fail(fmt.Errorf("exec in %s: join cgroup: %w", c.id, err))
-		}
 	}
 	// The exec'd process cannot open its own oom_score_adj (see oomScoreAdjIs): the runtime sets
 	// it from outside, on its unreaped child, and the process finds it already done.

@@ -17,8 +17,6 @@ type Manager interface {
 	// Create makes the cgroup and applies res (normally the output of WithDefaults) including the
 	// device allowlist: deny all, then allow only the minimal /dev set.
 	Create(res *specs.LinuxResources) error
-	// AddProc moves pid into the cgroup (every hierarchy on v1).
-	AddProc(pid int) error
 	// Freeze stops every process in the cgroup and returns once the kernel reports it frozen.
 	Freeze() error
 	// Thaw resumes a frozen cgroup.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,5 +110,16 @@ func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create cgroups")
+	}
+}
+
+// addProc moves pid into every hierarchy of m: the tests' stand-in for a process the runtime
+// starts there (see sandbox.startInCgroup).
+func addProc(t *testing.T, m Manager, pid int) {
+	t.Helper()
+	for _, h := range m.Hierarchies() {
+		if err := os.WriteFile(filepath.Join(h.Dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			t.Fatalf("add pid %d: %v", pid, err)
+		}
 	}
 }

@@ -478,15 +478,6 @@ func rdmaValue(dev string, r specs.LinuxRdma) string {
 	return v
 }
 
-func (m *v1Manager) AddProc(pid int) error {
-	for _, d := range m.allDirs() {
-		if err := writeFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
-			return fmt.Errorf("add pid %d: %w", pid, err)
-		}
-	}
-	return nil
-}
-
 // freezeTimeout bounds the wait for FREEZING to turn FROZEN (a task in an uninterruptible sleep
 // delays it).
 const freezeTimeout = 5 * time.Second

@@ -119,9 +119,7 @@ func TestV1Lifecycle(t *testing.T) {
 	}
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 	pid := sleep.Process.Pid
-	if err := m.AddProc(pid); err != nil {
-		t.Fatal(err)
-	}
+	addProc(t, m, pid)
 	if pids, err := m.Pids(); err != nil || !slices.Equal(pids, []int{pid}) {
 		t.Fatalf("Pids() = %v, %v; want [%d]", pids, err, pid)
 	}
@@ -182,9 +180,7 @@ func TestV1DevicesEnforced(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHelper(t, "open", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/kmsg", "/dev/loop0")
-	if err := m.AddProc(h.cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	addProc(t, m, h.cmd.Process.Pid)
 	out, err := h.run()
 	if err != nil {
 		t.Fatalf("helper: %v (%s)", err, out)
@@ -205,9 +201,7 @@ func TestV1MemoryLimitEnforced(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHelper(t, "alloc")
-	if err := m.AddProc(h.cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	addProc(t, m, h.cmd.Process.Pid)
 	out, err := h.run()
 	ws, _ := h.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
@@ -256,9 +250,7 @@ func TestV1DestroyFrozen(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
-	if err := m.AddProc(sleep.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	addProc(t, m, sleep.Process.Pid)
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}

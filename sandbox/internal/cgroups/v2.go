@@ -364,13 +364,6 @@ func (m *v2Manager) applyUnified(res *specs.LinuxResources) error {
 	return nil
 }
 
-func (m *v2Manager) AddProc(pid int) error {
-	if err := m.write(m.dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
-		return fmt.Errorf("add pid %d: %w", pid, err)
-	}
-	return nil
-}
-
 func (m *v2Manager) setFrozen(v string) error {
 	if err := m.write(m.dir, "cgroup.freeze", v); err != nil {
 		return err

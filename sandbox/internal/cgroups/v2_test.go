@@ -120,16 +120,13 @@ func TestV2ExactWrites(t *testing.T) {
 	}
 
 	f.writes = nil
-	if err := m.AddProc(4242); err != nil {
-		t.Fatal(err)
-	}
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"bulwark/c1/cgroup.procs=4242", "bulwark/c1/cgroup.freeze=1", "bulwark/c1/cgroup.freeze=0"}
+	want = []string{"bulwark/c1/cgroup.freeze=1", "bulwark/c1/cgroup.freeze=0"}
 	if !slices.Equal(f.writes, want) {
 		t.Errorf("writes = %q, want %q", f.writes, want)
 	}
@@ -256,9 +253,7 @@ func TestV2DevicesAndFreezeReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHelper(t, "open", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/kmsg", "/dev/loop0")
-	if err := m.AddProc(h.cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	addProc(t, m, h.cmd.Process.Pid)
 	if pids, err := m.Pids(); err != nil || !slices.Equal(pids, []int{h.cmd.Process.Pid}) {
 		t.Fatalf("Pids() = %v, %v", pids, err)
 	}
@@ -325,9 +320,7 @@ func TestV2Integration(t *testing.T) {
 		}
 	}
 	helper := startHelper(t, "alloc")
-	if err := m.AddProc(helper.cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	addProc(t, m, helper.cmd.Process.Pid)
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,6 @@
 // Descriptor 5 in the joined process's table (see fdNsenter in sandbox/create.go).
 #define SYNC_FD 5
 
-// Upper bound on cgroup v1 hierarchies the child joins.
-#define MAX_CGROUPS 16
-
 // report is what the runtime reads from SYNC_FD: pid > 0 on success, else the failed step and
 // errno.
 struct report {
@@ -62,30 +59,6 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 		{"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
 	};
 	enum { N = sizeof ns / sizeof ns[0] };
-	// cgroup v1 "tasks" files of the container's cgroup (and a hybrid host's unified
-	// cgroup.procs), opened now (in the host's mount namespace, with the runtime's credentials)
-	// and written by the child after the fork: moving only the calling thread ("0") of a
-	// single-threaded process skips the kernel's global cgroup_threadgroup_rwsem and its RCU
-	// grace period, which a later cgroup.procs write pays (the unified one still does).
-	int cgfds[MAX_CGROUPS];
-	int ncg = 0;
-	const char *cg = getenv("_BULWARK_NSENTER_CGROUP");
-	if (cg != NULL && *cg != '\0') {
-		char *list = strdup(cg);
-		if (list == NULL)
-			fail(2);
-		for (char *save = NULL, *tok = strtok_r(list, ":", &save); tok != NULL; tok = strtok_r(NULL, ":", &save)) {
-			if (ncg == MAX_CGROUPS) {
-				errno = E2BIG;
-				fail(2);
-			}
-			cgfds[ncg] = open(tok, O_WRONLY | O_CLOEXEC);
-			if (cgfds[ncg] < 0)
-				fail(2);
-			ncg++;
-		}
-		free(list);
-	}
 	int fds[N];
 	for (int i = 0; i < N; i++) {
 		char path[64];
@@ -103,38 +76,15 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 	// then switches to the workload's user.
 	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		fail(30);
-	int joined[2];
-	if (pipe2(joined, O_CLOEXEC) < 0)
-		fail(31);
 	// Raw clone without a new stack behaves like fork; glibc keeps no pid cache to invalidate.
+	// The child inherits this process's cgroups, which the runtime chose at its birth.
 	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
 	if (child < 0)
 		fail(31);
 	if (child == 0) {
-		int32_t err = 0;
-		for (int i = 0; i < ncg && err == 0; i++) {
-			if (write(cgfds[i], "0", 1) != 1)
-				err = errno;
-			close(cgfds[i]);
-		}
-		if (write(joined[1], &err, sizeof err) != sizeof err || err != 0)
-			_exit(1);
-		close(joined[0]);
-		close(joined[1]);
 		close(SYNC_FD);
 		return;
 	}
-	close(joined[1]);
-	int32_t cgerr = 0;
-	if (read(joined[0], &cgerr, sizeof cgerr) != sizeof cgerr)
-		cgerr = EPIPE;
-	if (cgerr != 0) {
-		kill(child, SIGKILL);
-		errno = cgerr;
-		fail(32);
-	}
-	for (int i = 0; i < ncg; i++)
-		close(cgfds[i]);
 	struct report r = {child, 0, 0};
 	if (write(SYNC_FD, &r, sizeof r) != sizeof r) {
 		kill(child, SIGKILL);

@@ -17,19 +17,13 @@ import (
 // Env names the variable holding the pid whose namespaces the re-executed runtime joins.
 const Env = "_BULWARK_NSENTER"
 
-// EnvCgroup names the variable listing, colon-separated, the cgroup files ("tasks" on v1,
-// cgroup.procs in a hybrid host's unified hierarchy) the joined process moves itself into right
-// after the fork (empty: the caller moves it).
-const EnvCgroup = "_BULWARK_NSENTER_CGROUP"
-
 // EnvJoin names the variable that starts a pod container's init in its pod's user namespace
 // (descriptor 6) instead: its value is the clone flags of the namespaces to create there.
 const EnvJoin = "_BULWARK_NSJOIN"
 
 // steps names the constructor's steps by the numbers it reports.
 var steps = map[int32]string{
-	1: "prctl(PR_SET_DUMPABLE)", 2: "open cgroup tasks files", 30: "become container root",
-	31: "fork", 32: "join cgroup", 40: "setns user (the pod's)", 41: "unshare the container's namespaces",
+	1: "prctl(PR_SET_DUMPABLE)", 30: "become container root", 31: "fork", 40: "setns user (the pod's)", 41: "unshare the container's namespaces",
 }
 
 var nsNames = []string{"net", "user", "ipc", "uts", "pid", "cgroup", "mnt"}

@@ -18,7 +18,7 @@ func TestReadReport(t *testing.T) {
 	if pid, err := ReadReport(report(4242, 0, 0)); err != nil || pid != 4242 {
 		t.Fatalf("pid %d, %v", pid, err)
 	}
-	cases := map[int32]string{21: "setns user", 26: "setns mnt", 13: "open namespace uts", 20: "setns net", 32: "join cgroup", 31: "fork"}
+	cases := map[int32]string{21: "setns user", 26: "setns mnt", 13: "open namespace uts", 20: "setns net", 31: "fork", 40: "setns user (the pod's)"}
 	for step, want := range cases {
 		_, err := ReadReport(report(0, step, 1))
 		var ne *Error
