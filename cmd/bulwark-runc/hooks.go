@@ -64,6 +64,7 @@ func (c *cliContext) start(ct *sandbox.Container) error {
 func (c *cliContext) deleteContainer(ct *sandbox.Container, force bool) error {
 	hs, herr := runcgate.LoadHooks(c.hookRecord(ct.ID()))
 	st, serr := ct.State()
+	c.log().lap("cli:predelete")
 	if err := ct.Delete(force); err != nil {
 		return err
 	}
@@ -79,5 +80,6 @@ func (c *cliContext) deleteContainer(ct *sandbox.Container, force bool) error {
 	if herr != nil {
 		c.log().Warn(fmt.Sprintf("container %s: poststop hooks: %v", ct.ID(), herr))
 	}
+	c.log().lap("cli:poststop")
 	return nil
 }

@@ -55,10 +55,12 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	if err != nil {
 		return nil, nil, err
 	}
+	c.log().lap("cli:bundle")
 	rt, err := c.runtime()
 	if err != nil {
 		return nil, nil, err
 	}
+	c.log().lap("cli:runtime")
 	// Policy decides before anything is created; Create gets the spec it decided on.
 	d, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil, "")
 	if err != nil {
@@ -91,6 +93,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	if err := runcgate.SaveHooks(c.hookRecord(id), d.Hooks); err != nil {
 		return nil, nil, closeProxy(proxy, errors.Join(fmt.Errorf("create %s: %w", id, err), ct.Delete(true), durable()))
 	}
+	c.log().lap("cli:hook-record")
 	if err := durable(); err != nil {
 		return nil, nil, c.abandon(ct, closeProxy(proxy, err))
 	}
@@ -110,6 +113,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool) (*sandbox.Con
 	if err != nil {
 		return nil, nil, c.abandon(ct, closeProxy(proxy, err))
 	}
+	c.log().lap("cli:hooks+pid")
 	return ct, proxy, nil
 }
 
@@ -181,7 +185,11 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 	sigc := make(chan os.Signal, 64)
 	if !detach {
 		signal.Notify(sigc)
-		defer signal.Stop(sigc)
+		defer func() {
+			signal.Stop(sigc)
+			c.log().lap("cli:unsignal")
+		}()
+		c.log().lap("cli:signal")
 	}
 	ct, proxy, err := c.create(id, o, detach)
 	if err != nil {

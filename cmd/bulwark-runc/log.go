@@ -21,11 +21,14 @@ type logger struct {
 	json     bool
 	debug    bool
 	toStderr bool
-	steps    []string // guarded by mu: "name=ns" of every timed step, with debug
+	mainAt   time.Time // when main began
+	steps    []string  // guarded by mu: "name=ns" of every timed step, with debug
+	last     time.Time // guarded by mu: when the last timed step ended (mainAt before the first)
 }
 
-func newLogger(path, format string, debug bool) (*logger, error) {
-	l := &logger{debug: debug}
+// newLogger opens the log; its step clock (see lap) starts at mainAt, when main began.
+func newLogger(path, format string, debug bool, mainAt time.Time) (*logger, error) {
+	l := &logger{debug: debug, mainAt: mainAt, last: mainAt}
 	switch format {
 	case "text", "":
 	case "json":
@@ -91,25 +94,47 @@ func (l *logger) Event(containerID, action string, attrs map[string]string) {
 
 // Step implements sandbox.StepSink. With --debug, step times are kept and written as one line by
 // flushSteps when the command ends: a line per step (each an O_SYNC write) would slow what it
-// measures.
+// measures. A step reported ends now: the CLI's next own step (lap) is timed from here.
 func (l *logger) Step(_, step string, d time.Duration) {
+	if !l.debug {
+		return
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.record(step, d, now)
+}
+
+// lap times one of the CLI's own steps (named cli:*), between the parts the sandbox and the
+// policy gate time themselves: with --debug, it records the time since the last step reported
+// ended (or main began) as step, so that the steps of a run add up to its wall time.
+func (l *logger) lap(step string) { l.lapAt(step, time.Now()) }
+
+// lapAt is lap for a step that ended at end.
+func (l *logger) lapAt(step string, end time.Time) {
 	if !l.debug {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.record(step, end.Sub(l.last), end)
+}
+
+// record keeps step's time d, ended at end; l.mu is held.
+func (l *logger) record(step string, d time.Duration, end time.Time) {
 	l.steps = append(l.steps, step+"="+strconv.FormatInt(d.Nanoseconds(), 10))
+	l.last = end
 }
 
 // flushSteps writes the steps timed so far, in ns, between main-at (when main began) and end-at
 // (now), both Unix ns: a caller that knows when it started the runtime and when it ended reads
 // its start-up and exit from them.
-func (l *logger) flushSteps(mainAt time.Time) {
+func (l *logger) flushSteps() {
 	l.mu.Lock()
 	steps := l.steps
 	l.steps = nil
 	l.mu.Unlock()
 	if len(steps) > 0 {
-		l.Debugf("steps: main-at=%d %s end-at=%d", mainAt.UnixNano(), strings.Join(steps, " "), time.Now().UnixNano())
+		l.Debugf("steps: main-at=%d %s end-at=%d", l.mainAt.UnixNano(), strings.Join(steps, " "), time.Now().UnixNano())
 	}
 }

@@ -55,6 +55,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			parsed := time.Now()
 			// First: a non-root caller gets one clear error before anything (even the log
 			// file) is written.
 			if _, ok := cmd.Annotations[rootlessOK]; !ok && cmd.Name() != "help" {
@@ -63,11 +64,13 @@ func main() {
 				}
 			}
 			ctx.command = cmd.Name()
-			l, err := newLogger(g.logPath, g.logFormat, g.debug)
+			l, err := newLogger(g.logPath, g.logFormat, g.debug, mainAt)
 			if err != nil {
 				return err
 			}
 			log = l
+			log.lapAt("cli:flags", parsed)
+			log.lap("cli:log")
 			if g.systemdCgroup {
 				return errors.New("--systemd-cgroup is not supported: bulwark-runc manages cgroupfs " +
 					"directly so that the cgroup floor (limits, device allowlist) cannot be delegated away")
@@ -95,7 +98,7 @@ func main() {
 	)
 	err := root.Execute()
 	if log != nil {
-		log.flushSteps(mainAt)
+		log.flushSteps()
 	}
 	os.Exit(finish(err, log))
 }

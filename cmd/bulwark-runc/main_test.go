@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -47,7 +48,7 @@ func TestValidateID(t *testing.T) {
 // msg of the last "error" line.
 func TestLogJSON(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "log.json")
-	l, err := newLogger(p, "json", false)
+	l, err := newLogger(p, "json", false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestLogJSON(t *testing.T) {
 
 func TestLogText(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "log")
-	l, err := newLogger(p, "text", true)
+	l, err := newLogger(p, "text", true, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,13 +85,13 @@ func TestLogText(t *testing.T) {
 	if !strings.Contains(string(b), `level=debug msg="x=1"`) || !strings.HasPrefix(string(b), "time=") {
 		t.Errorf("text log %q", b)
 	}
-	if _, err := newLogger(p, "xml", false); err == nil {
+	if _, err := newLogger(p, "xml", false, time.Now()); err == nil {
 		t.Error("unknown log format accepted")
 	}
 }
 
 func TestFinishExitCodes(t *testing.T) {
-	l, _ := newLogger(filepath.Join(t.TempDir(), "log"), "json", false)
+	l, _ := newLogger(filepath.Join(t.TempDir(), "log"), "json", false, time.Now())
 	if c := finish(nil, l); c != 0 {
 		t.Errorf("nil error: %d", c)
 	}
@@ -232,5 +233,39 @@ func TestFeaturesDocument(t *testing.T) {
 	}
 	if !strings.HasPrefix(f.Annotations["io.github.seccomp.libseccomp.version"], "2.") {
 		t.Errorf("libseccomp version annotation %q", f.Annotations["io.github.seccomp.libseccomp.version"])
+	}
+}
+
+// TestStepLaps: the CLI's own steps are timed from the end of the last step reported by anyone
+// (or from main), so that with the sandbox's steps they add up to the command's wall time; without
+// --debug nothing is kept.
+func TestStepLaps(t *testing.T) {
+	mainAt := time.Now()
+	l, err := newLogger(filepath.Join(t.TempDir(), "log"), "text", true, mainAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.lapAt("cli:flags", mainAt.Add(2*time.Millisecond))
+	l.lapAt("cli:log", mainAt.Add(5*time.Millisecond))
+	before := time.Now()
+	l.Step("c", "policy", time.Hour) // ends now: the next lap starts here, not at cli:log's end
+	l.lap("cli:bundle")
+	took := time.Since(before)
+	if len(l.steps) != 4 || l.steps[0] != "cli:flags=2000000" || l.steps[1] != "cli:log=3000000" || l.steps[2] != "policy=3600000000000" {
+		t.Fatalf("steps %q", l.steps)
+	}
+	name, ns, _ := strings.Cut(l.steps[3], "=")
+	if d, err := time.ParseDuration(ns + "ns"); name != "cli:bundle" || err != nil || d > took {
+		t.Errorf("lap after a reported step: %q (at most %v)", l.steps[3], took)
+	}
+
+	quiet, err := newLogger(filepath.Join(t.TempDir(), "log"), "text", false, mainAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet.lap("cli:flags")
+	quiet.Step("c", "policy", time.Second)
+	if len(quiet.steps) != 0 {
+		t.Errorf("steps kept without --debug: %q", quiet.steps)
 	}
 }

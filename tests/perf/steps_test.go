@@ -11,8 +11,10 @@ import (
 )
 
 // The per-step breakdown: where bulwark-runc's start-to-exit goes, from the step times
-// `bulwark-runc --debug` logs (sandbox/steps.go names them) and, for the runtime's own start-up,
-// the time from the benchmark starting the process until its main began.
+// `bulwark-runc --debug` logs (sandbox/steps.go names them, the CLI's own cli:* between them) and,
+// for the runtime's own start-up, the time from the benchmark starting the process until its main
+// began (runtime:exec), and for its end the time from its last step until it was reaped
+// (runtime:exit). "other" is the rest of the wall time: what no step covers.
 
 // breakdownRuns is how many extra --debug runs the breakdown takes its medians from.
 const breakdownRuns = 10
