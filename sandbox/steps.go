@@ -42,10 +42,10 @@ import "time"
 //
 // A caller times its own work between these steps so that together they cover its wall time;
 // bulwark-runc's (cmd/bulwark-runc) are named cli:*: for a run, cli:flags (from main until the
-// command line is parsed), cli:log (privilege check, log opened), cli:signal (signals caught),
-// cli:bundle (config.json read and parsed), cli:runtime (the Runtime opened), then policy, Create's
-// steps, cli:hook-record, audit-wait, cli:hooks+pid, start, workload, cli:predelete (the hook
-// record and state read for poststop), teardown, cli:poststop and cli:unsignal (signals released).
+// command line is parsed), cli:log (privilege check, log opened), cli:bundle (config.json read and
+// parsed), cli:runtime (the Runtime opened), policy, cli:signal (waiting until signals are caught,
+// which began beside cli:bundle), Create's steps, cli:hook-record, audit-wait, cli:hooks+pid, start,
+// workload, cli:predelete (the hook record and state read for poststop), teardown and cli:poststop.
 
 // StepSink receives how long each timed step of a container's life took.
 type StepSink interface {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,6 +74,12 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 		// An exec'd process gets exactly the container's confinement; a caller cannot pick another.
 		return errors.New("--apparmor/--process-label are refused: exec uses the container's MAC confinement")
 	}
+	// Signals are caught before the process exists (beside the decision: see catchSignals).
+	sigc := make(chan os.Signal, 64)
+	var caught <-chan struct{}
+	if !o.detach {
+		caught = catchSignals(sigc)
+	}
 	ct, err := c.load(id)
 	if err != nil {
 		return err
@@ -120,10 +125,8 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 		stdio = sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	}
 
-	sigc := make(chan os.Signal, 64)
-	if !o.detach {
-		signal.Notify(sigc)
-		defer signal.Stop(sigc)
+	if caught != nil {
+		<-caught
 	}
 	proc, err := ct.Exec(p, stdio)
 	if err != nil {
