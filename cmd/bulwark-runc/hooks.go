@@ -63,18 +63,18 @@ func (c *cliContext) start(ct *sandbox.Container) error {
 // hook is logged (the runtime spec: the lifecycle goes on).
 func (c *cliContext) deleteContainer(ct *sandbox.Container, force bool) error {
 	hs, herr := runcgate.LoadHooks(c.hookRecord(ct.ID()))
-	st, serr := ct.State()
+	var st sandbox.State
+	if herr == nil && len(hs) > 0 {
+		st, herr = ct.State() // the poststop hooks get the state from before the delete
+	}
 	c.log().lap("cli:predelete")
 	if err := ct.Delete(force); err != nil {
 		return err
 	}
 	if herr == nil && len(hs) > 0 {
-		herr = serr
-		if serr == nil {
-			state := st.State
-			state.Status = specs.StateStopped
-			herr = runcgate.RunHooks(context.Background(), c.gateConfig(), c.g.tenant, runcgate.PhasePoststop, hs, state)
-		}
+		state := st.State
+		state.Status = specs.StateStopped
+		herr = runcgate.RunHooks(context.Background(), c.gateConfig(), c.g.tenant, runcgate.PhasePoststop, hs, state)
 	}
 	herr = errors.Join(herr, runcgate.SaveHooks(c.hookRecord(ct.ID()), nil))
 	if herr != nil {

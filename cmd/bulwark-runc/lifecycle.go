@@ -111,12 +111,14 @@ func (c *cliContext) create(id string, o *createOpts, detach bool, caught <-chan
 			return nil, nil, c.abandon(ct, closeProxy(proxy, err))
 		}
 	}
-	st, err := ct.State()
-	if err == nil {
-		err = writePidFile(o.pidFile, st.Pid)
-	}
-	if err != nil {
-		return nil, nil, c.abandon(ct, closeProxy(proxy, err))
+	if o.pidFile != "" {
+		st, err := ct.State()
+		if err == nil {
+			err = writePidFile(o.pidFile, st.Pid)
+		}
+		if err != nil {
+			return nil, nil, c.abandon(ct, closeProxy(proxy, err))
+		}
 	}
 	c.log().lap("cli:hooks+pid")
 	return ct, proxy, nil
