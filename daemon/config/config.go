@@ -200,7 +200,12 @@ func keyLine(b []byte, key string) int {
 
 type fieldError struct{ key, msg string }
 
-var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+// tenantRE is a tenant name's alphabet; validTenant checks its length apart, as the engine does
+// (a counted repetition compiles to a large program at every bulwark start).
+var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// validTenant reports whether name is [a-z0-9][a-z0-9-]{0,62}.
+func validTenant(name string) bool { return len(name) <= 63 && tenantRE.MatchString(name) }
 
 // Validate checks a configuration built without a file (flags over the defaults).
 func (c *Config) Validate() error {
@@ -230,7 +235,7 @@ func (c *Config) validate() *fieldError {
 		return &fieldError{"policy_bundle", "policy_dir and policy_bundle: name one"}
 	case c.PolicyBundle != "" && c.PolicyKey == "":
 		return &fieldError{"policy_bundle", "policy_bundle needs policy_key (the bundle's signing key)"}
-	case !tenantRE.MatchString(c.OperatorTenant):
+	case !validTenant(c.OperatorTenant):
 		return &fieldError{"operator_tenant", fmt.Sprintf("operator_tenant %q: want [a-z0-9][a-z0-9-]{0,62}", c.OperatorTenant)}
 	case c.Limits.MaxBodyBytes <= 0:
 		return &fieldError{"max_body_bytes", "max_body_bytes: want a positive number of bytes"}
@@ -252,7 +257,7 @@ func (c *Config) validate() *fieldError {
 	}
 	for _, name := range c.tenantNames() {
 		t := c.Tenants[name]
-		if !tenantRE.MatchString(name) {
+		if !validTenant(name) {
 			return &fieldError{name, fmt.Sprintf("tenant %q: want [a-z0-9][a-z0-9-]{0,62}", name)}
 		}
 		if len(t.UIDs) == 0 && len(t.GIDs) == 0 && len(t.CertNames) == 0 {

@@ -107,3 +107,16 @@ func TestResolveCert(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantSyntax: a tenant name is [a-z0-9][a-z0-9-]{0,62}, its length checked apart from the
+// alphabet.
+func TestTenantSyntax(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a": true, "a-1": true, strings.Repeat("a", 63): true,
+		"": false, strings.Repeat("a", 64): false, "-a": false, "A": false, "a_b": false, "a.b": false,
+	} {
+		if got := validTenant(name); got != want {
+			t.Errorf("validTenant(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
