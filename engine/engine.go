@@ -20,6 +20,7 @@ import (
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/volume"
 )
 
@@ -50,6 +51,8 @@ type Config struct {
 	// (it adopts the containers again), foreground runs are watched by it (their container dies
 	// with them), and stopped containers can be started again.
 	Monitor []string
+	// Steps, if set, receives how long each step of a run took (steps.go).
+	Steps sandbox.StepSink
 }
 
 // Engine runs requests against one state root. It is safe for concurrent use.

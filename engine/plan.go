@@ -54,6 +54,7 @@ type Plan struct {
 	Stdin *os.File `json:"-"`
 
 	trail *trail
+	clock *stepClock // nil: not timed
 	// root is the state root of the engine that prepared the plan (its supervisor's).
 	root string
 	// binds are the bind sources resolved before the decision; Start mounts from them and

@@ -31,7 +31,8 @@ func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
 	}
 	t := newTrail(e.audit, req.Identity, req.Tenant, req.ID)
 	t.SetContainer(id)
-	plan, err := e.prepare(ctx, req, id, t)
+	clk := e.newStepClock(id)
+	plan, err := e.prepare(ctx, req, id, t, clk)
 	// An allowed plan's records go out with the create record (Start); a refusal or a dry run
 	// ends here, so its records must be durable now.
 	if err != nil || req.DryRun {
@@ -42,7 +43,7 @@ func (e *Engine) Prepare(ctx context.Context, req *Request) (*Plan, error) {
 	return plan, err
 }
 
-func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail) (*Plan, error) {
+func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail, clk *stepClock) (*Plan, error) {
 	t.Add(audit.TypeEngine, "request", map[string]string{
 		"image": req.Image, "args": gate.JSONString(req.Args), "detach": strconv.FormatBool(req.Detach),
 		"remove": strconv.FormatBool(req.Remove), "dry_run": strconv.FormatBool(req.DryRun),
@@ -68,7 +69,8 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "%v", err))
 	}
-	img, err := e.verifyImage(req.Image, t)
+	clk.lap("request")
+	img, err := e.verify(req.Image, false, true, t, clk)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +82,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 		return refuse("rootfs", err)
 	}
 	defer rootfs.Close()
+	clk.lap("rootfs")
 	spec, profile, err := buildSpec(req, img.Config.Config, rootfs, id)
 	if err != nil {
 		return refuse("spec", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
@@ -117,6 +120,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	if err != nil {
 		return refuse("sandbox", err)
 	}
+	clk.lap("spec")
 	netName, publish, egress, err := policyNetwork(req)
 	var bandwidth *policy.Bandwidth
 	if err == nil {
@@ -159,7 +163,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	}
 	plan := &Plan{Request: req, ID: id, Policy: e.policySource(), Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
-		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, binds: binds, root: e.cfg.Root}
+		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, clock: clk, binds: binds, root: e.cfg.Root}
 	if err != nil {
 		return plan, err
 	}
@@ -177,5 +181,6 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail)
 	}
 	t.Add(audit.TypeContainer, "floor.raises", gate.RaisesAttrs(plan.Raises))
 	keep = !req.DryRun // a dry run is never started: its descriptors are released now
+	clk.lap("policy")
 	return plan, nil
 }

@@ -48,6 +48,7 @@ type Running struct {
 	meta  *Meta
 	Pid   int
 	trail *trail
+	clock *stepClock
 }
 
 // ID is the container id.
@@ -148,6 +149,8 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	// The decision's records are appended while the sandbox is being created (which takes far
 	// longer than an fsync); the workload is released only once they are durable.
 	t.FlushAsync()
+	clk := plan.clock
+	clk.lap("records")
 	var c *sandbox.Container
 	if plan.WritableRootSize > 0 {
 		c, err = e.createWritable(ctx, rt, plan, dir, root.rfs.Lower, stdio)
@@ -164,6 +167,7 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	t.mu.Lock()
 	t.pid = st.Pid
 	t.mu.Unlock()
+	clk.lap("create")
 	if err := e.attachNetwork(ctx, plan, st.Pid, t); err != nil {
 		return fail(err)
 	}
@@ -177,6 +181,7 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 			return fail(fmt.Errorf("the supervisor cannot watch this run: %w", err))
 		}
 	}
+	clk.lap("ready")
 	if err := c.Start(); err != nil {
 		return fail(err)
 	}
@@ -189,7 +194,8 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	// The create and start records are written while the workload runs; Wait reports a
 	// failure to.
 	t.FlushAsync()
-	return &Running{e: e, plan: plan, c: c, meta: meta, Pid: st.Pid, trail: t}, nil
+	clk.lap("start")
+	return &Running{e: e, plan: plan, c: c, meta: meta, Pid: st.Pid, trail: t, clock: clk}, nil
 }
 
 // AuditWait is how long the request has been blocked on audit appends so far.
@@ -216,14 +222,17 @@ func (r *Running) Wait() (*ExitInfo, error) {
 	}
 	r.meta.Exit = info
 	werr := r.e.writeMeta(r.meta)
+	r.clock.lap("wait")
 	if r.plan.Request.Remove {
 		if derr := r.e.remove(r.c, r.meta); derr != nil {
 			werr = errors.Join(werr, derr)
 		}
+		r.clock.lap("remove")
 	}
 	if ferr := r.trail.Flush(); ferr != nil {
 		werr = errors.Join(werr, ferr)
 	}
+	r.clock.lap("flush")
 	return info, errors.Join(err, werr)
 }
 

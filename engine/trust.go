@@ -28,12 +28,6 @@ type verifiedImage struct {
 	Config *ocispec.Image
 }
 
-// verifyImage resolves ref through TUF, checks that the local tag points at exactly the signed
-// manifest, and reads every blob of it against its digest. Each step is audited.
-func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
-	return e.verify(ref, false, true, t)
-}
-
 // VerifyImage is `bulwark trust verify`: ref is resolved through TUF (refreshing the metadata
 // unless offline) and, when the store holds an image under ref, that image is checked exactly
 // as a run checks it — the tag against the signed digest, the manifest, and every config and
@@ -41,7 +35,7 @@ func (e *Engine) verifyImage(ref string, t *trail) (*verifiedImage, error) {
 // steps are audited like a run's.
 func (e *Engine) VerifyImage(ref string, who Identity, offline bool) (*signing.Target, error) {
 	t := newTrail(e.audit, who, "", NewID())
-	img, err := e.verify(ref, offline, false, t)
+	img, err := e.verify(ref, offline, false, t, nil)
 	if ferr := t.Flush(); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
@@ -52,8 +46,9 @@ func (e *Engine) VerifyImage(ref string, who Identity, offline bool) (*signing.T
 }
 
 // verify is the one verification path. needLocal: the store must hold an image under ref (a
-// run); otherwise a missing local image ends the check after the TUF resolution.
-func (e *Engine) verify(ref string, offline, needLocal bool, t *trail) (*verifiedImage, error) {
+// run); otherwise a missing local image ends the check after the TUF resolution. clk times the
+// resolution and the verification apart.
+func (e *Engine) verify(ref string, offline, needLocal bool, t *trail, clk *stepClock) (*verifiedImage, error) {
 	fail := func(step string, err error) (*verifiedImage, error) {
 		t.Add(audit.TypeTrust, "verify.failed", map[string]string{"reference": ref, "step": step, "error": err.Error()})
 		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, ref, err)
@@ -62,6 +57,7 @@ func (e *Engine) verify(ref string, offline, needLocal bool, t *trail) (*verifie
 	if err != nil {
 		return fail(step, err)
 	}
+	clk.lap("tuf")
 	desc, err := e.store.Resolve(ref)
 	if !needLocal && errors.Is(err, image.ErrNotFound) {
 		return &verifiedImage{Ref: ref, Target: target}, nil
@@ -94,6 +90,7 @@ func (e *Engine) verify(ref string, offline, needLocal bool, t *trail) (*verifie
 	t.Add(audit.TypeImage, "verify", map[string]string{
 		"reference": ref, "digest": desc.Digest.String(), "layers": strconv.Itoa(len(m.Layers)),
 	})
+	clk.lap("verify")
 	return &verifiedImage{Ref: ref, Target: target, Desc: desc, Config: cfg}, nil
 }
 

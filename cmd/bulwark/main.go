@@ -4,6 +4,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,7 +26,11 @@ func defaultRoot() string {
 	return "/var/lib/bulwark"
 }
 
+// mainAt is when main began, for run --steps-log.
+var mainAt time.Time
+
 func main() {
+	mainAt = time.Now()
 	// A re-executed sandbox setup child never returns from here.
 	sandbox.Init()
 	if err := newRootCmd().Execute(); err != nil {

@@ -27,6 +27,7 @@ type engineFlags struct {
 	policyDir, policyBundle, policyKey string
 	allowNoMAC                         bool
 	unpack                             image.UnpackOptions // run only: unpackLimits
+	steps                              *engine.StepLog     // run only: --steps-log
 }
 
 func (f *engineFlags) add(c *cobra.Command) {
@@ -54,6 +55,9 @@ func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
 		Monitor: []string{"/proc/self/exe", "--root", root, monitorCmdName}}
 	if f != nil {
 		cfg.PolicyDir, cfg.PolicyBundle, cfg.AllowNoMAC, cfg.Unpack = f.policyDir, f.policyBundle, f.allowNoMAC, f.unpack
+		if f.steps != nil {
+			cfg.Steps = f.steps
+		}
 		if f.policyKey != "" {
 			if cfg.PolicyKey, err = os.ReadFile(f.policyKey); err != nil {
 				return nil, fmt.Errorf("policy key: %w", err)
@@ -79,6 +83,7 @@ func newRunCmd() *cobra.Command {
 		readOnly    bool
 		interactive bool
 		dryRun      bool
+		stepsLog    string
 	)
 	c := &cobra.Command{
 		Use:   "run [flags] IMAGE [CMD...]",
@@ -126,12 +131,21 @@ invoked; 127 when it is not found.`,
 				return err
 			}
 			ef.unpack = unpack
+			if stepsLog != "" {
+				ef.steps = engine.NewStepLog(mainAt)
+			}
 			e, err := openEngine(cmd, &ef)
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			return runRequest(cmd, e, &req, interactive, dryRun)
+			err = runRequest(cmd, e, &req, interactive, dryRun)
+			if ef.steps != nil {
+				if werr := ef.steps.WriteFile(stepsLog); werr != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "bulwark:", werr)
+				}
+			}
+			return err
 		},
 	}
 	c.Flags().SetInterspersed(false) // flags after IMAGE belong to the command
@@ -167,6 +181,7 @@ invoked; 127 when it is not found.`,
 	fl.StringVar(&entrypoint, "entrypoint", "", "override the image's entrypoint")
 	fl.StringArrayVar(&logOpts, "log-opt", nil, "detached log rotation: max-size=SIZE (default 10m), max-file=N (rotated files kept, default 3)")
 	fl.BoolVar(&dryRun, "dry-run", false, "print the decision and the effective, floor-raised config; run nothing")
+	fl.StringVar(&stepsLog, "steps-log", "", "write how long each step of the run took to FILE (engine/steps.go names them; for benchmarks)")
 	ef.add(c)
 	limits.add(c)
 	return c

@@ -72,6 +72,8 @@ func BenchmarkExec(b *testing.B) {
 		b.ReportMetric(med[n], strings.ReplaceAll(n, " ", "-")+"-ms")
 	}
 	b.ReportMetric(med["bulwark-runc"]/med["runc"], "bulwark-runc/runc")
+	record("exec/runc", med["bulwark exec"]/med["runc"])
+	record("runc-exec/runc", med["bulwark-runc"]/med["runc"])
 	b.ReportMetric(0, "ns/op")
 	if b.N > 1 {
 		lines := []string{fmt.Sprintf("exec of /bin/true in a running container, %d interleaved runs each:", b.N)}

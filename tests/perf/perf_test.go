@@ -48,7 +48,11 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	os.Exit(testenv.Main(m))
+	code := testenv.Main(m)
+	if benchmarking {
+		printTargets()
+	}
+	os.Exit(code)
 }
 
 // coverControllers bind-mounts an empty file over the v2 controller list, in this private mount

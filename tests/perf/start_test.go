@@ -56,6 +56,7 @@ func BenchmarkStartToExit(b *testing.B) {
 		lines = append(lines, line)
 	}
 	b.ReportMetric(med["bulwark"]/med["crun"], "bulwark/crun")
+	record("start/crun", med["bulwark"]/med["crun"])
 	b.ReportMetric(med["bulwark"]/med["runc"], "bulwark/runc")
 	b.ReportMetric(0, "ns/op") // the per-op time mixes five runtimes; the medians above are the result
 	// The testing package runs b.N=1 first; print only the real run's (on stdout: a benchmark's
@@ -66,6 +67,8 @@ func BenchmarkStartToExit(b *testing.B) {
 			b.Fatal(err)
 		}
 		lines = append(lines, bd.lines("crun", med["crun"])...)
+		recordShare("policy%", bd, "policy")
+		recordShare("audit%", bd, "audit-wait")
 		// The policy step with a fresh state root (no decision cached).
 		cold := cases[0]
 		cold.env = bulwarkEnv(b)
