@@ -110,23 +110,24 @@ func (c *Client) unchanged() bool {
 	return true
 }
 
-// refreshed returns an updater that has completed the TUF refresh for this call. Callers hold mu.
-func (c *Client) refreshed() (*updater.Updater, error) {
+// refreshed returns an updater that has completed the TUF refresh for this call, and whether
+// that was a full refresh. Callers hold mu.
+func (c *Client) refreshed() (*updater.Updater, bool, error) {
 	if c.last != nil && !c.o.Offline && c.unchanged() {
-		return c.last, nil
+		return c.last, false, nil
 	}
 	c.last, c.lastTS = nil, nil
 	up, err := c.updater()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := up.Refresh(); err != nil {
-		return nil, fmt.Errorf("trust refresh: %w", classify(err))
+		return nil, false, fmt.Errorf("trust refresh: %w", classify(err))
 	}
 	if ts, err := os.ReadFile(filepath.Join(c.o.CacheDir, "timestamp.json")); err == nil && !c.o.Offline {
 		c.last, c.lastTS = up, ts
 	}
-	return up, nil
+	return up, true, nil
 }
 
 // TargetPath is the target name a reference is looked up under: NAME:TAG (":latest" when no
@@ -162,15 +163,21 @@ func (c *Client) updater() (*updater.Updater, error) {
 }
 
 // Resolve refreshes metadata and returns the signed target for ref, with the role that signed
-// it. For NAME@DIGEST it also checks that the signed target is that digest.
+// it. For NAME@DIGEST it also checks that the signed target is that digest. A new Client answers
+// from the record of the last full refresh while nothing changed since (verified.go).
 func (c *Client) Resolve(ref string) (*Target, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	up, err := c.refreshed()
+	path := TargetPath(ref)
+	if c.last == nil {
+		if t := c.fromRecord(path); t != nil && checkPinned(path, t) == nil {
+			return t, nil
+		}
+	}
+	up, full, err := c.refreshed()
 	if err != nil {
 		return nil, err
 	}
-	path := TargetPath(ref)
 	ti, err := up.GetTargetInfo(path)
 	if err != nil {
 		// go-tuf reports an unknown target, and a delegated role that never signed anything, as
@@ -190,10 +197,21 @@ func (c *Client) Resolve(ref string) (*Target, error) {
 	if t.Role, err = signerRole(up.GetTrustedMetadataSet(), path, ti); err != nil {
 		return nil, err
 	}
-	if i := strings.IndexByte(path, '@'); i >= 0 && string(t.Digest) != path[i+1:] {
-		return nil, fmt.Errorf("%w: %s is signed as %s", ErrDigestMismatch, path, t.Digest)
+	if err := checkPinned(path, t); err != nil {
+		return nil, err
+	}
+	if full {
+		c.record(up.GetTrustedMetadataSet(), path, t)
 	}
 	return t, nil
+}
+
+// checkPinned checks that the target of a NAME@DIGEST path is signed as that digest.
+func checkPinned(path string, t *Target) error {
+	if i := strings.IndexByte(path, '@'); i >= 0 && string(t.Digest) != path[i+1:] {
+		return fmt.Errorf("%w: %s is signed as %s", ErrDigestMismatch, path, t.Digest)
+	}
+	return nil
 }
 
 func targetOf(path string, ti *metadata.TargetFiles) (*Target, error) {

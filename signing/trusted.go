@@ -45,7 +45,7 @@ type TrustedView struct {
 func (c *Client) Trusted() (*TrustedView, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	up, err := c.refreshed()
+	up, _, err := c.refreshed()
 	if err != nil {
 		return nil, err
 	}
