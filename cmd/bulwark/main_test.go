@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -71,5 +73,24 @@ func TestExitCodeClasses(t *testing.T) {
 	if !errors.Is(&policy.DeniedError{}, errdefs.ErrRefusedByPolicy) || !errors.Is(sandbox.ErrFloor, errdefs.ErrRefusedByFloor) ||
 		!errors.Is(engine.ErrVerification, errdefs.ErrUntrusted) || !errors.Is(sandbox.ErrExist, errdefs.ErrAlreadyExists) {
 		t.Error("a sentinel lost its class")
+	}
+}
+
+// TestSignalledEarly: a signal caught before the container exists ends the run as its default
+// action would have (128+n); a window resize does not.
+func TestSignalledEarly(t *testing.T) {
+	sigs := make(chan os.Signal, 8)
+	if err := signalledEarly(sigs); err != nil {
+		t.Fatalf("no signal: %v", err)
+	}
+	sigs <- syscall.SIGWINCH
+	if err := signalledEarly(sigs); err != nil {
+		t.Fatalf("SIGWINCH: %v", err)
+	}
+	sigs <- syscall.SIGWINCH
+	sigs <- syscall.SIGTERM
+	var ee *exitError
+	if err := signalledEarly(sigs); !errors.As(err, &ee) || ee.code != 143 {
+		t.Fatalf("SIGTERM: %v, want exit 143", err)
 	}
 }
