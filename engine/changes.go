@@ -168,7 +168,7 @@ func PreparePolicy(ctx context.Context, root string, id Identity, p *policy.Poli
 // policy.bundle-accepted event when preparing p raised root's accepted bundle revision to p's
 // (nil otherwise).
 func preparePolicy(ctx context.Context, root string, p *policy.Policy, opts ...policy.Option) (*policy.Engine, map[string]string, error) {
-	watch, err := gate.WatchBundle(root, p)
+	watch, err := gate.WatchBundle(root, p.Info)
 	if err != nil {
 		return nil, nil, err
 	}

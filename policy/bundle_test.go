@@ -13,6 +13,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/policy/policytest"
 )
 
@@ -147,7 +148,7 @@ func TestCorruptRevisionRecordFailsClosed(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "policy"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "policy", revisionFile), []byte("{garbage"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "policy", document.RevisionFile), []byte("{garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	path := writeBundle(t, t.TempDir(), "b.tar.gz", "1", map[string]any{}, &key)

@@ -206,7 +206,7 @@ func TestToValueMatchesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := req.toValue(); got.Compare(want) != 0 {
+		if got := toValue(req); got.Compare(want) != 0 {
 			t.Errorf("%s:\n got %v\nwant %v", file, got, want)
 		}
 	}

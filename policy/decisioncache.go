@@ -1,223 +1,51 @@
 package policy
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime/debug"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"golang.org/x/sys/unix"
 
-	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/policy/document"
 )
 
-// A one-shot runtime process (bulwark-runc create/run) spent most of its policy step parsing,
-// compiling and preparing the policy before its single decision (under load, load ≈ 7–14 ms and
-// prepare ≈ 27–64 ms against ≈ 3 ms for the decision itself). A decision is a pure function of
-// the policy's modules and data and of the request document, as long as the policy calls no
-// non-deterministic builtin (time, random, http…): the DecisionCache keeps decisions under the
-// state root, keyed by all three and by the binary that made them, so that the same request under
-// the same policy is answered without compiling it.
-//
-// Fail closed: an entry is used only if it is a regular file owned by this user, not readable or
-// writable by anyone else, in a directory likewise owned and closed, and records exactly the key
-// asked for (format, binary, policy source digest, input digest) and a well-formed decision;
-// anything else is a miss, and a miss is decided by the loaded policy as before. Only the
-// embedded policy and policy directories are cached (their content is digested without parsing;
-// a directory is digested again after its decision, and a decision is stored only if the two
-// agree); a signed bundle is always loaded, so its rollback check runs on every request.
-
-// decisionCacheFormat changes whenever the stored record or what a key covers changes.
-const decisionCacheFormat = "bulwark-decision-cache/2"
-
-// decisionCacheSlots bounds the cache: an entry lives in the slot its key's first byte names, a
-// newer entry replaces the older, so requests that never repeat (a bundle directory per
-// container) cost at most this many small files.
-const decisionCacheSlots = 256
-
-// DecisionCache is the decision cache of one policy source under one state root.
+// DecisionCache is the decision cache (document.Cache) of a process that evaluates the policy
+// itself: its build, which embeds the default policy, is the one that decides, and what may be
+// stored is read from the policy that decided.
 type DecisionCache struct {
-	dir    string
-	policy string // digest of the policy source's files
-	source SourceOptions
-	// auditOnly are annotation keys left out of the key where the policy never reads them
-	// (decisionkey.go).
-	auditOnly []string
-}
-
-type cacheEntry struct {
-	Format   string   `json:"format"`
-	Build    string   `json:"build"`
-	Policy   string   `json:"policy"`
-	Input    string   `json:"input"`
-	Without  []string `json:"without,omitempty"` // annotations left out of Input (decisionkey.go)
-	Decision Decision `json:"decision"`
+	*document.Cache
 }
 
 // OpenDecisionCache returns the cache for the policy o selects, or nil when its decisions are not
-// cached (a bundle, no state root, or a source that cannot be digested): the caller then loads
-// and prepares the policy as before. auditOnly names annotations that only identify a request
-// (see decisionkey.go).
+// cached (document.OpenCache): the caller then loads and prepares the policy as before.
+// auditOnly names annotations that only identify a request (document key.go).
 func OpenDecisionCache(o SourceOptions, auditOnly ...string) *DecisionCache {
-	if o.StateRoot == "" || o.Bundle != "" || o.VerificationKeyFile != "" || buildDigest() == "" {
+	emb, err := embeddedDigest()
+	build := document.BuildDigest()
+	if err != nil || build == "" {
 		return nil
 	}
-	sum, err := sourceDigest(o)
-	if err != nil {
+	c := document.OpenCache(o, build+"\x00"+emb, auditOnly...)
+	if c == nil {
 		return nil
 	}
-	return &DecisionCache{dir: filepath.Join(o.StateRoot, "policy", "decisions"), policy: sum, source: o, auditOnly: auditOnly}
+	return &DecisionCache{c}
 }
 
-// Lookup returns the cached decision of req, with its duration set to the lookup's; ok is false
-// on any miss or doubt.
-func (c *DecisionCache) Lookup(req *Request) (d Decision, ok bool) {
-	start := time.Now()
-	input, without := decisionKey(req, c.auditOnly)
-	if input == "" {
-		return Decision{}, false
-	}
-	e, err := c.read(input)
-	if err != nil || e.Format != decisionCacheFormat || e.Build != buildDigest() || e.Policy != c.policy ||
-		e.Input != input || !slices.Equal(e.Without, without) || !wellFormed(e.Decision) {
-		return Decision{}, false
-	}
-	d = e.Decision
-	d.Duration = time.Since(start)
-	return d, true
-}
-
-// Store records d, the decision the loaded policy p made on req, unless p may decide differently
-// on the same input (a non-deterministic builtin) or its source changed since the cache was
-// opened. It is keyed without the request's audit-only annotations only if p never reads them;
-// otherwise by the whole document. Failing to store only costs the next request a full decision.
+// Store records d, the decision the loaded policy p made on req, as far as p allows
+// (document.Cache.Store with p's Storable).
 func (c *DecisionCache) Store(p *Policy, req *Request, d Decision) error {
-	if !deterministic(p) || !wellFormed(d) {
-		return nil
-	}
-	for _, r := range d.Reasons {
-		if r.Code == CodePolicyError || r.Code == CodePolicyUndefined {
-			return nil // an evaluation that failed (perhaps cancelled) is not the policy's answer
-		}
-	}
-	input, without := decisionKey(req, c.auditOnly)
-	if len(without) > 0 && !annotationsUnread(p, without) {
-		input, without = InputDigest(req), nil
-	}
-	if input == "" {
-		return nil
-	}
-	if c.source.Dir != "" {
-		if sum, err := sourceDigest(c.source); err != nil || sum != c.policy {
-			return nil
-		}
-	}
-	d.Duration = 0
-	data, err := json.Marshal(cacheEntry{Format: decisionCacheFormat, Build: buildDigest(), Policy: c.policy, Input: input, Without: without, Decision: d})
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return fmt.Errorf("decision cache: %w", err)
-	}
-	if err := ownedAndClosed(c.dir, true); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(c.slot(input), data, atomicfile.Options{Perm: 0o600}); err != nil {
-		return fmt.Errorf("decision cache: %w", err)
-	}
-	return nil
+	return c.Cache.Store(req, d, StorableOf(p))
 }
 
-func (c *DecisionCache) slot(input string) string {
-	sum := sha256.Sum256([]byte(c.policy + "\x00" + input))
-	return filepath.Join(c.dir, fmt.Sprintf("%02x.json", int(sum[0])%decisionCacheSlots))
-}
-
-func (c *DecisionCache) read(input string) (cacheEntry, error) {
-	if err := ownedAndClosed(c.dir, true); err != nil {
-		return cacheEntry{}, err
-	}
-	f, err := os.OpenFile(c.slot(input), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return cacheEntry{}, err
-	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return cacheEntry{}, err
-	}
-	if err := checkOwned(&st, false); err != nil {
-		return cacheEntry{}, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
-		return cacheEntry{}, err
-	}
-	var e cacheEntry
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		return cacheEntry{}, err
-	}
-	return e, nil
+// StorableOf says what the decision cache may keep of p's decisions: whether p calls a
+// non-deterministic builtin, and whether it can read given annotations (annotationsUnread).
+func StorableOf(p *Policy) document.Storable {
+	return document.Storable{Deterministic: deterministic(p), Unread: func(keys []string) bool { return annotationsUnread(p, keys) }}
 }
 
 // CachedRecord is the audit record of a decision Lookup returned for req.
-func CachedRecord(req *Request, d Decision) DecisionRecord {
-	return DecisionRecord{InputDigest: InputDigest(req), Tenant: req.Tenant, Operation: req.Operation,
-		Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration, Cached: true}
-}
-
-// ownedAndClosed checks path (not following a final symlink) is a directory (dir) or a regular
-// file owned by this user that nobody else may write (a file: nor read).
-func ownedAndClosed(path string, dir bool) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return err
-	}
-	return checkOwned(&st, dir)
-}
-
-func checkOwned(st *unix.Stat_t, dir bool) error {
-	want, mask := uint32(unix.S_IFREG), uint32(0o077)
-	if dir {
-		want, mask = unix.S_IFDIR, 0o022
-	}
-	switch {
-	case st.Mode&unix.S_IFMT != want:
-		return errors.New("decision cache: unexpected file type")
-	case st.Uid != uint32(os.Geteuid()):
-		return errors.New("decision cache: not owned by this user")
-	case st.Mode&mask != 0:
-		return errors.New("decision cache: open to other users")
-	}
-	return nil
-}
-
-// wellFormed is what parseDecision guarantees of a decision the policy made.
-func wellFormed(d Decision) bool {
-	if d.Reasons == nil || d.Allow && len(d.Reasons) > 0 || d.Revision == "" {
-		return false
-	}
-	for _, r := range d.Reasons {
-		if r.Code == "" {
-			return false
-		}
-	}
-	return true
-}
+func CachedRecord(req *Request, d Decision) DecisionRecord { return document.CachedRecord(req, d) }
 
 // deterministic reports whether p calls no non-deterministic builtin anywhere.
 func deterministic(p *Policy) bool {
@@ -250,79 +78,10 @@ func deterministic(p *Policy) bool {
 	return ok
 }
 
-// sourceDigest digests every file of the policy source o selects, without parsing any: for a
-// directory, its tree (names, types, link targets, contents) and the embedded default (which
-// supplies the modules of a data-only directory).
-func sourceDigest(o SourceOptions) (string, error) {
-	emb, err := embeddedDigest()
-	if err != nil {
-		return "", err
-	}
-	if o.Dir == "" {
-		return emb, nil
-	}
-	sum, err := treeDigest(os.DirFS(o.Dir))
-	if err != nil {
-		return "", err
-	}
-	both := sha256.Sum256([]byte(emb + "\x00" + sum))
-	return "sha256:" + hex.EncodeToString(both[:]), nil
-}
-
 var embeddedDigest = sync.OnceValues(func() (string, error) {
 	sub, err := fs.Sub(defaultFS, "default")
 	if err != nil {
 		return "", err
 	}
-	return treeDigest(sub)
-})
-
-func treeDigest(fsys fs.FS) (string, error) {
-	h := sha256.New()
-	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%q %v\x00", path, d.Type())
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := fs.ReadLink(fsys, path)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "%q\x00", target)
-		case d.Type().IsRegular():
-			data, err := fs.ReadFile(fsys, path)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "%d\x00", len(data))
-			h.Write(data)
-		case !d.IsDir():
-			return fmt.Errorf("%s: not a regular file, directory or symlink", path)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// buildDigest identifies the binary that decides: its build (module versions, VCS revision) and
-// its executable file (device, inode, size, change time), so a decision is reused only by the
-// build that made it, even one from an uncommitted tree. Empty (nothing cached) when either is
-// unknown.
-var buildDigest = sync.OnceValue(func() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d %d %d %d.%d %d.%d", bi.String(), st.Dev, st.Ino, st.Size,
-		st.Ctim.Sec, st.Ctim.Nsec, st.Mtim.Sec, st.Mtim.Nsec))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return document.TreeDigest(sub)
 })

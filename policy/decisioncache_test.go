@@ -164,6 +164,16 @@ func chmod(t *testing.T, path string, mode os.FileMode) {
 	}
 }
 
+// cacheEntry is the stored record's shape (document/cache.go).
+type cacheEntry struct {
+	Format   string   `json:"format"`
+	Build    string   `json:"build"`
+	Policy   string   `json:"policy"`
+	Input    string   `json:"input"`
+	Without  []string `json:"without,omitempty"`
+	Decision Decision `json:"decision"`
+}
+
 func edit(t *testing.T, file string, change func(*cacheEntry)) {
 	t.Helper()
 	data, err := os.ReadFile(file)

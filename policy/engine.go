@@ -1,10 +1,13 @@
+// Package policy decides every run request with an embedded OPA (Rego v1) engine: it evaluates a
+// prepared policy (the embedded default, an operator directory, or a signed bundle) on the request
+// document (bulwark.dev/run/v1, package policy/document, whose types it names as its own) and
+// returns a decision with reasons and constraints. Undefined or failing policy means deny.
 package policy
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -162,7 +165,7 @@ func (e *Engine) decide(ctx context.Context, req *Request) Decision {
 	if req == nil {
 		return deny(CodeRequestInvalid, "", errors.New("no request"))
 	}
-	if err := req.check(); err != nil {
+	if err := checkRequest(req); err != nil {
 		var ie *InvalidRequestError
 		errors.As(err, &ie)
 		return deny(CodeRequestInvalid, ie.Path, err)
@@ -171,7 +174,7 @@ func (e *Engine) decide(ctx context.Context, req *Request) Decision {
 	if seed := e.seedFor(ctx, req.Tenant); seed != nil {
 		opts = append(opts, rego.EvalVirtualCache(newSeededCache(seed)))
 	}
-	rs, err := e.pq.Eval(ctx, append(opts, rego.EvalParsedInput(req.toValue()),
+	rs, err := e.pq.Eval(ctx, append(opts, rego.EvalParsedInput(toValue(req)),
 		// The result is read from the AST directly (parseDecision): converting it to
 		// map[string]any first cost allocations on every decision.
 		rego.EvalGenerateJSON(keepTerm),
@@ -300,15 +303,4 @@ func optInt(obj ast.Object, k string) (*int64, error) {
 		return nil, fmt.Errorf("constraints.%s: %s is not an integer", k, n)
 	}
 	return &i, nil
-}
-
-// InputDigest is the sha256 of the request's JSON encoding (deterministic: struct order,
-// sorted map keys), the identity of the request in audit records.
-func InputDigest(req *Request) string {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(data)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -11,7 +11,7 @@ import (
 // toValue converts a Request to the AST value OPA evaluates, directly and without a JSON round
 // trip (a round trip costs more than the whole default policy). The shape must equal the JSON
 // encoding: TestToValueMatchesJSON compares both on the test corpus.
-func (r *Request) toValue() ast.Value {
+func toValue(r *Request) ast.Value {
 	items := [][2]*ast.Term{
 		item("apiVersion", str(r.APIVersion)),
 		item("tenant", str(r.Tenant)),

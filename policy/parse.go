@@ -102,9 +102,9 @@ func Validate(data []byte) error {
 	return nil
 }
 
-// check is the cheap structural check for a Request built in Go (ParseRequest already
+// checkRequest is the cheap structural check for a Request built in Go (ParseRequest already
 // validated raw documents against the schema): the fields policy keys on must be set.
-func (r *Request) check() error {
+func checkRequest(r *Request) error {
 	switch {
 	case r.APIVersion != APIVersion:
 		return &InvalidRequestError{Path: "apiVersion", Err: fmt.Errorf("must be %s, not %q", APIVersion, r.APIVersion)}

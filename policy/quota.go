@@ -48,20 +48,6 @@ type QuotaRequest struct {
 	Request    *QuotaUsage `json:"request,omitempty"`
 }
 
-// QuotaLimits are a tenant's quotas; nil: no limit.
-type QuotaLimits struct {
-	Containers *int64 `json:"containers"`
-	Memory     *int64 `json:"memory"`
-	Pids       *int64 `json:"pids"`
-	NanoCPUs   *int64 `json:"nanoCPUs"`
-	ImagesSize *int64 `json:"imagesSize"`
-}
-
-// Any says whether any limit is set.
-func (l QuotaLimits) Any() bool {
-	return l.Containers != nil || l.Memory != nil || l.Pids != nil || l.NanoCPUs != nil || l.ImagesSize != nil
-}
-
 // QuotaDecision is the policy's answer; the zero value denies.
 type QuotaDecision struct {
 	Allow   bool        `json:"allow"`

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,21 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/policy/document"
 )
 
 // ErrRollback is returned for a bundle older than (or conflicting with) the newest one this
 // state root has accepted. OPA bundle signatures say nothing about freshness: an old bundle
 // stays validly signed forever, so replaying one would silently restore an old, looser policy.
 var ErrRollback = errors.New("policy bundle rollback refused")
-
-// revisionFile, under <root>/policy/, records the highest accepted bundle revision.
-const revisionFile = "bundle-revision.json"
-
-// AcceptedRevision is the highest bundle revision a state root has accepted.
-type AcceptedRevision struct {
-	Revision uint64 `json:"revision"`
-	Digest   string `json:"digest"`
-}
 
 // parseRevision reads a manifest revision as the monotonic counter Bulwark requires.
 func parseRevision(s string) (uint64, error) {
@@ -37,26 +28,9 @@ func parseRevision(s string) (uint64, error) {
 	return n, nil
 }
 
-// ReadAcceptedRevision returns the highest accepted revision under root; ok is false when no
-// bundle was ever accepted.
-func ReadAcceptedRevision(root string) (rev AcceptedRevision, ok bool, err error) {
-	data, err := os.ReadFile(filepath.Join(root, "policy", revisionFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return AcceptedRevision{}, false, nil
-	}
-	if err != nil {
-		return AcceptedRevision{}, false, fmt.Errorf("read accepted bundle revision: %w", err)
-	}
-	if err := json.Unmarshal(data, &rev); err != nil {
-		// A corrupt record must not reset the floor to zero: refuse until an operator looks.
-		return AcceptedRevision{}, false, fmt.Errorf("parse %s: %w", revisionFile, err)
-	}
-	return rev, true, nil
-}
-
 // checkRevision refuses rev if it is older than the accepted one, or equal with other content.
 func checkRevision(root string, rev uint64, digest string) error {
-	cur, ok, err := ReadAcceptedRevision(root)
+	cur, ok, err := document.ReadAcceptedRevision(root)
 	if err != nil || !ok {
 		return err
 	}
@@ -91,7 +65,7 @@ func commitRevision(root string, rev uint64, digest string) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(dir, revisionFile), data, atomicfile.Options{Sync: true}); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, document.RevisionFile), data, atomicfile.Options{Sync: true}); err != nil {
 		return fmt.Errorf("install accepted revision: %w", err)
 	}
 	return nil

@@ -20,24 +20,8 @@ import (
 // Query is the document every Bulwark policy must define.
 const Query = "data.bulwark.run.decision"
 
-// Source kinds reported by Info.
-const (
-	SourceEmbedded  = "embedded"
-	SourceDirectory = "directory"
-	SourceBundle    = "bundle"
-)
-
 //go:embed default
 var defaultFS embed.FS
-
-// Info says which policy is active.
-type Info struct {
-	Source   string `json:"source"`
-	Location string `json:"location,omitempty"`
-	// Revision is the bundle's manifest revision, or a content digest for the embedded and
-	// directory sources.
-	Revision string `json:"revision"`
-}
 
 // Policy is a loaded, not yet prepared, policy: modules and data. Rego unit test modules
 // (*_test.rego) are loaded only by LoadForTests.
@@ -140,16 +124,6 @@ func contentRevision(p *Policy) string {
 	data, _ := json.Marshal(p.Data) // maps marshal with sorted keys
 	h.Write(data)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// SourceOptions select the policy source: a directory, a signed bundle, or (neither set) the
-// embedded default.
-type SourceOptions struct {
-	Dir                 string
-	Bundle              string
-	VerificationKeyFile string
-	// StateRoot is the --root state directory (its policy/ holds the bundle revision record).
-	StateRoot string
 }
 
 // Load loads the policy the options select.

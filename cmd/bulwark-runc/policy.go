@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"bulwark.dev/bulwark/engine/runcgate"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -58,9 +58,9 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 	// memory reaches the limit.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(gcMemoryLimit)
-	op := policy.OpCreate
+	op := document.OpCreate
 	if p != nil {
-		op = policy.OpExec
+		op = document.OpExec
 	}
 	begun := time.Now()
 	d, err := runcgate.Decide(context.Background(), c.gateConfig(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p, Pod: pod})

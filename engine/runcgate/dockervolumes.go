@@ -11,7 +11,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/volume"
 )
@@ -25,7 +25,7 @@ import (
 
 // dockerVolume is one bind of a Docker named volume.
 type dockerVolume struct {
-	policy.DockerVolume
+	document.DockerVolume
 	fd       int // the bind's descriptor (owned by the BindSources); -1 for an exec
 	writable bool
 }
@@ -39,13 +39,13 @@ func findDockerVolumes(root, bundle string, spec *specs.Spec, binds *sandbox.Bin
 	if root == "" {
 		return nil, nil
 	}
-	real, err := policy.ResolveHostPath(root)
+	real, err := document.ResolveHostPath(root)
 	if err != nil {
 		return nil, fmt.Errorf("docker data root %s: %w", root, err)
 	}
 	var out []dockerVolume
 	for _, m := range spec.Mounts {
-		if !policy.IsBind(m.Type, m.Options) {
+		if !document.IsBind(m.Type, m.Options) {
 			continue
 		}
 		src, fd := m.Source, -1
@@ -53,7 +53,7 @@ func findDockerVolumes(root, bundle string, spec *specs.Spec, binds *sandbox.Bin
 			if !filepath.IsAbs(src) {
 				src = filepath.Join(bundle, src)
 			}
-			if src, err = policy.ResolveHostPath(src); err != nil {
+			if src, err = document.ResolveHostPath(src); err != nil {
 				continue
 			}
 		}
@@ -74,7 +74,7 @@ func findDockerVolumes(root, bundle string, spec *specs.Spec, binds *sandbox.Bin
 			return nil, fmt.Errorf("docker volume %s: %w", name, err)
 		}
 		out = append(out, dockerVolume{
-			DockerVolume: policy.DockerVolume{Source: src, Name: name, State: string(st)},
+			DockerVolume: document.DockerVolume{Source: src, Name: name, State: string(st)},
 			fd:           fd, writable: !slices.Contains(m.Options, "ro"), // as policy reads it
 		})
 	}
@@ -114,8 +114,8 @@ func adoptDockerVolumes(vols []dockerVolume, t *gate.Trail) error {
 }
 
 // policyVolumes is what the request document shows of vols.
-func policyVolumes(vols []dockerVolume) []policy.DockerVolume {
-	out := make([]policy.DockerVolume, len(vols))
+func policyVolumes(vols []dockerVolume) []document.DockerVolume {
+	out := make([]document.DockerVolume, len(vols))
 	for i, v := range vols {
 		out[i] = v.DockerVolume
 	}

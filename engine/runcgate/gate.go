@@ -23,14 +23,19 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/engine/runcgate/internal/evalproto"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
 // containerd, Docker and the OCI tools drive the runtime binary directly, one process per
-// operation, so each create, run and exec loads and prepares the policy, decides once and exits:
-// the cold path (≈ 6–10 ms) is the price of no daemon. Decisions go to the audit log under the
-// persistent state root, in the same events as `bulwark run`'s.
+// operation. A request the decision cache (policy/document) answers is decided without the
+// policy; any other is decided by the policy evaluator, bulwark-policy (engine/runcgate/evaluator),
+// executed for that request only: it loads and prepares the policy (the cold path, ≈ 6–10 ms, the
+// price of no daemon) and answers each decision the request needs. The runtime binary links no
+// OPA, whose package initialisation and size cost every start of it, cached or not. Decisions go
+// to the audit log under the persistent state root, in the same events as `bulwark run`'s; any
+// failure of the evaluator refuses the request.
 
 // Config says where bulwark-runc's policy comes from and where its decisions are kept.
 type Config struct {
@@ -50,12 +55,15 @@ type Config struct {
 	DockerRoot string
 	// UID and GID are the caller's: policy sees them and the audit records the uid.
 	UID, GID int
+	// Evaluator decides what the decision cache cannot answer; nil: bulwark-policy beside the
+	// running binary (tests: evaluator.InProcess).
+	Evaluator *evalproto.Evaluator
 }
 
 // Request is one bulwark-runc create (or run) or exec.
 type Request struct {
-	// Operation is policy.OpCreate or policy.OpExec.
-	Operation   policy.Operation
+	// Operation is document.OpCreate or document.OpExec.
+	Operation   document.Operation
 	Tenant      string
 	ContainerID string
 	// Bundle is the absolute bundle directory; relative bind sources resolve against it.
@@ -69,7 +77,7 @@ type Request struct {
 }
 
 // Decision is a decided request: Decide returns it for an allowed request, and with the
-// *policy.DeniedError of a denied one.
+// *document.DeniedError of a denied one.
 type Decision struct {
 	// Spec is what to hand to sandbox CreateResolved with Binds: the request with bind sources
 	// replaced by the real paths of the descriptors policy judged (so nothing swapped after the
@@ -79,7 +87,7 @@ type Decision struct {
 	// Binds are the descriptors the bind sources were resolved to; the caller closes them
 	// (Close) once the container is created. Nil for exec.
 	Binds       *sandbox.BindSources
-	Decision    policy.Decision
+	Decision    document.Decision
 	InputDigest string
 	// Constraints are the limits policy made stricter than the effective spec's.
 	Constraints []sandbox.Raise
@@ -89,7 +97,7 @@ type Decision struct {
 	// Timing of the gate's steps (the runtime's debug log shows them); Audit, how long Durable
 	// waited for the append that overlapped Create, is known after it.
 	Load, Prepare, Audit time.Duration
-	// Cached says the decision came from the decision cache (policy.DecisionCache): the policy
+	// Cached says the decision came from the decision cache (document.Cache): the policy
 	// was neither loaded nor prepared.
 	Cached bool
 
@@ -101,7 +109,7 @@ type Decision struct {
 // Decide decides req with the policy cfg selects, on the effective spec rt's floor makes of
 // it, and records the decision in <StateRoot>/audit (durable before a refusal returns; for an
 // allowed request, once Durable returns). A denial is a
-// *policy.DeniedError carrying every reason; a policy that cannot be loaded or prepared refuses too
+// *document.DeniedError carrying every reason; a policy that cannot be loaded or prepared refuses too
 // (fail closed). Nothing is created here: rt is used only for its floor (a dry run).
 func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (*Decision, error) {
 	if !filepath.IsAbs(cfg.StateRoot) {
@@ -157,7 +165,7 @@ func (d *Decision) Durable() error {
 
 func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t *gate.Trail) (*Decision, error) {
 	proc := req.Spec.Process
-	if req.Operation == policy.OpExec {
+	if req.Operation == document.OpExec {
 		if req.Process == nil {
 			return nil, errors.New("policy: exec without a process")
 		}
@@ -176,7 +184,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		cp.Hooks = nil
 		spec = &cp
 	}
-	if req.Operation != policy.OpExec {
+	if req.Operation != document.OpExec {
 		hooks, err := inspectHooks(req.Spec.Hooks)
 		if err != nil {
 			return nil, t.Refuse("hooks", err)
@@ -189,33 +197,55 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			}
 		}()
 	}
-	src := policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
+	src := document.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
 		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot}
-	// The policy is loaded and prepared only for a request the decision cache cannot answer.
-	cache := policy.OpenDecisionCache(src)
+	ev, everr := cfg.Evaluator, error(nil)
+	if ev == nil {
+		ev, everr = helperEvaluator()
+	}
+	// Only a request the decision cache cannot answer starts the evaluator. The cache's key
+	// names both binaries: the evaluator's embeds the default policy.
+	var cache *document.Cache
+	if everr == nil {
+		cache = document.OpenCache(src, document.BuildDigest(&ev.Identity))
+	}
 	recorder := gate.Recorder(t.Add)
-	var (
-		p  *policy.Policy
-		pe *policy.Engine
-	)
-	decidePolicy := func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
+	var eval *evaluation
+	defer func() { eval.close() }()
+	decidePolicy := func(ctx context.Context, preq *document.Request) (document.Decision, error) {
 		if cache != nil {
 			if d, ok := cache.Lookup(preq); ok {
 				out.Cached = true
-				recorder.RecordDecision(policy.CachedRecord(preq, d))
+				recorder.RecordDecision(document.CachedRecord(preq, d))
 				return d, nil
 			}
 		}
-		if pe == nil {
-			var err error
-			if p, pe, err = preparePolicy(ctx, src, out, t, recorder); err != nil {
-				return policy.Decision{}, fmt.Errorf("policy: %w", err)
+		if everr != nil {
+			return document.Decision{}, fmt.Errorf("policy: %w", everr)
+		}
+		if eval == nil {
+			var (
+				prepared evalproto.Prepared
+				err      error
+			)
+			if eval, prepared, err = startEvaluation(ctx, ev, src); err != nil {
+				return document.Decision{}, fmt.Errorf("policy: %w", err)
+			}
+			out.Load, out.Prepare = prepared.Load, prepared.Prepare
+			if prepared.Accepted != nil {
+				t.Add(audit.TypePolicy, "bundle-accepted", prepared.Accepted)
 			}
 		}
-		d := pe.Decide(ctx, preq)
+		input := document.InputDigest(preq)
+		d, deterministic, err := eval.decide(preq, input)
+		if err != nil {
+			return document.Decision{}, fmt.Errorf("policy: %w", err)
+		}
+		recorder.RecordDecision(document.DecisionRecord{InputDigest: input, Tenant: preq.Tenant, Operation: preq.Operation,
+			Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration})
 		if cache != nil {
 			// Failing to store costs the next request the full decision, nothing else.
-			_ = cache.Store(p, preq, d)
+			_ = cache.Store(preq, d, document.Storable{Deterministic: deterministic})
 		}
 		return d, nil
 	}
@@ -226,7 +256,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	spec = withLinux(spec)
 	floorSpec := spec
 	var dockerVols []dockerVolume
-	if req.Operation == policy.OpExec {
+	if req.Operation == document.OpExec {
 		// An exec enters the container's own namespaces (a pod container's too): none of
 		// the bundle's namespace paths is joined anew.
 		cp, linux := *spec, *spec.Linux
@@ -260,10 +290,10 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	memUnset, pidsUnset := unsetLimits(req.Spec)
 	o, err := gate.Decide(ctx, gate.Request{
 		Runtime: rt, Spec: floorSpec, Binds: out.Binds, ContainerID: req.ContainerID, Pod: req.Pod, Trail: t,
-		Context: policy.Context{
+		Context: document.Context{
 			Tenant:    req.Tenant,
-			Identity:  policy.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
-			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != policy.OpExec,
+			Identity:  document.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
+			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != document.OpExec,
 			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
@@ -273,7 +303,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		return nil, err
 	}
 	out.Decision, out.InputDigest, out.Constraints = o.Decision, o.InputDigest, o.Constraints
-	if err != nil || req.Operation == policy.OpExec {
+	if err != nil || req.Operation == document.OpExec {
 		return out, err
 	}
 	if err := adoptDockerVolumes(dockerVols, t); err != nil {
@@ -330,33 +360,4 @@ func (d *Decision) Summary() string {
 		", decide " + d.Decision.Duration.String() + ", cached " + strconv.FormatBool(d.Cached) + ", load " + d.Load.String() +
 		", prepare " + d.Prepare.String() + ", audit " + d.Audit.String() +
 		", constraints " + strconv.Itoa(len(d.Constraints)) + ")"
-}
-
-// preparePolicy loads and prepares the policy src selects, recording the step times in out and
-// a newly accepted bundle revision in t.
-func preparePolicy(ctx context.Context, src policy.SourceOptions, out *Decision, t *gate.Trail, rec policy.DecisionRecorder) (*policy.Policy, *policy.Engine, error) {
-	start := time.Now()
-	p, err := policy.Load(src)
-	if err != nil {
-		return nil, nil, err
-	}
-	out.Load = time.Since(start)
-	start = time.Now()
-	watch, err := gate.WatchBundle(src.StateRoot, p)
-	var pe *policy.Engine
-	if err == nil {
-		pe, err = policy.NewEngine(ctx, p, policy.WithRecorder(rec))
-	}
-	var accepted map[string]string
-	if err == nil {
-		accepted, err = watch.Accepted()
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if accepted != nil {
-		t.Add(audit.TypePolicy, "bundle-accepted", accepted)
-	}
-	out.Prepare = time.Since(start)
-	return p, pe, nil
 }

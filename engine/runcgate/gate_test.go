@@ -67,7 +67,7 @@ func TestDecideEveryReason(t *testing.T) {
 	spec.Linux.Namespaces[0].Path = "/proc/1/ns/pid"
 	spec.Linux.Sysctl = map[string]string{"kernel.hostname": "x"}
 	spec.Mounts = []specs.Mount{{Destination: "/c", Type: "bind", Source: link, Options: []string{"rbind"}}}
-	_, err := Decide(context.Background(), Config{StateRoot: sr, UID: 1234}, rt,
+	_, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr, UID: 1234}, rt,
 		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c1", Bundle: t.TempDir(), Spec: spec})
 	var denied *policy.DeniedError
 	if !errors.As(err, &denied) {
@@ -118,7 +118,7 @@ func TestDecideAllowResolvesAndConstrains(t *testing.T) {
 	}
 	spec := runcSpec()
 	spec.Mounts = []specs.Mount{{Destination: "/data", Type: "bind", Source: "data", Options: []string{"rbind", "ro"}}}
-	d, err := Decide(context.Background(), Config{StateRoot: sr, PolicyDir: pol}, rt,
+	d, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr, PolicyDir: pol}, rt,
 		Request{Operation: policy.OpCreate, Tenant: "small", ContainerID: "c2", Bundle: bundle, Spec: spec})
 	if err != nil {
 		t.Fatal(err)
@@ -155,14 +155,14 @@ func TestDecideExec(t *testing.T) {
 	rt, _, sr := runcGate(t)
 	proc := &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/",
 		Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_PTRACE"}}}
-	_, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+	_, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr}, rt,
 		Request{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
 	var denied *policy.DeniedError
 	if !errors.As(err, &denied) || len(denied.Decision.Reasons) != 1 || denied.Decision.Reasons[0].Code != "CAP_FORBIDDEN" {
 		t.Fatalf("exec with SYS_PTRACE: %v", err)
 	}
 	proc.Capabilities = nil
-	d, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+	d, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr}, rt,
 		Request{Operation: policy.OpExec, Tenant: "default", ContainerID: "c3", Bundle: t.TempDir(), Spec: runcSpec(), Process: proc})
 	if err != nil {
 		t.Fatalf("plain exec: %v", err)
@@ -188,7 +188,7 @@ func TestDecideBrokenPolicy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pol, "x.rego"), []byte("package bulwark.run\ndecision := {\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Decide(context.Background(), Config{StateRoot: sr, PolicyDir: pol}, rt,
+	_, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr, PolicyDir: pol}, rt,
 		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c4", Spec: runcSpec()})
 	if err == nil || !strings.Contains(err.Error(), "x.rego") {
 		t.Fatalf("err = %v, want a policy error naming the file", err)
@@ -197,7 +197,7 @@ func TestDecideBrokenPolicy(t *testing.T) {
 	if last := recs[len(recs)-1]; last.Action != "refused" || last.Attrs["step"] != "policy" {
 		t.Errorf("last record %+v, want engine.refused at step policy", last)
 	}
-	if _, err := Decide(context.Background(), Config{StateRoot: "relative"}, rt, Request{Spec: runcSpec()}); err == nil {
+	if _, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: "relative"}, rt, Request{Spec: runcSpec()}); err == nil {
 		t.Error("a relative state root was accepted")
 	}
 }
@@ -215,7 +215,7 @@ func TestDecideDockerCapAdd(t *testing.T) {
 	spec := runcSpec()
 	set := append(slices.Clone(dockerDefaultCaps), "CAP_NET_ADMIN")
 	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set}
-	_, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+	_, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr}, rt,
 		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "c5", Bundle: t.TempDir(), Spec: spec})
 	var denied *policy.DeniedError
 	if !errors.As(err, &denied) || !errors.Is(err, sandbox.ErrFloor) {
@@ -234,7 +234,7 @@ func TestDecideDockerCapAdd(t *testing.T) {
 // An id the runtime could never create is refused before anything is decided or audited.
 func TestDecideInvalidID(t *testing.T) {
 	rt, _, sr := runcGate(t)
-	_, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+	_, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr}, rt,
 		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "a+b", Bundle: t.TempDir(), Spec: runcSpec()})
 	if err == nil || !strings.Contains(err.Error(), "[A-Za-z0-9][A-Za-z0-9_.-]") {
 		t.Fatalf("err = %v, want the id rule", err)
@@ -264,7 +264,7 @@ func TestDockerDefaultBindsNeedNoAllowlist(t *testing.T) {
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind",
 			Source: filepath.Join(ctrDir, f), Options: []string{"rbind", "rprivate"}})
 	}
-	d, err := Decide(context.Background(), Config{StateRoot: sr}, rt,
+	d, err := Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr}, rt,
 		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "docker1", Bundle: t.TempDir(), Spec: spec})
 	if err != nil {
 		t.Fatalf("Docker's default bundle under the default policy: %v", err)
@@ -279,7 +279,7 @@ func TestDockerDefaultBindsNeedNoAllowlist(t *testing.T) {
 	}
 	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/sbin/docker-init", Type: "bind",
 		Source: initBin, Options: []string{"rbind", "ro"}})
-	_, err = Decide(context.Background(), Config{StateRoot: sr}, rt,
+	_, err = Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr}, rt,
 		Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "docker2", Bundle: t.TempDir(), Spec: spec})
 	if err == nil || !strings.Contains(err.Error(), "MOUNT_HOST_PATH_NOT_ALLOWED") || !strings.Contains(err.Error(), initBin) {
 		t.Fatalf("--init's bind without an allowlist: %v", err)
@@ -297,7 +297,7 @@ func TestDecideExecRemovedBindSource(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{StateRoot: sr, PolicyDir: pol}
+	cfg := Config{Evaluator: inProcess(t), StateRoot: sr, PolicyDir: pol}
 	spec := runcSpec()
 	spec.Mounts = []specs.Mount{{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}
 	proc := &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/"}
@@ -325,7 +325,7 @@ func TestDecideCached(t *testing.T) {
 		if caps != nil {
 			proc.Capabilities = &specs.LinuxCapabilities{Bounding: caps}
 		}
-		return Decide(context.Background(), Config{StateRoot: sr}, rt,
+		return Decide(context.Background(), Config{Evaluator: inProcess(t), StateRoot: sr}, rt,
 			Request{Operation: policy.OpExec, Tenant: "default", ContainerID: "c5", Bundle: bundle, Spec: runcSpec(), Process: proc})
 	}
 	for i, want := range []bool{false, false, true, true} {

@@ -15,7 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 )
 
 // OCI hooks are host programs the caller (containerd, Docker: root) asks the runtime to run
@@ -155,14 +155,14 @@ func (hs Hooks) Phase(phase string) Hooks {
 }
 
 // policyHooks is how the request document shows the hooks.
-func (hs Hooks) policyHooks() []policy.Hook {
-	out := make([]policy.Hook, len(hs))
+func (hs Hooks) policyHooks() []document.Hook {
+	out := make([]document.Hook, len(hs))
 	for i, h := range hs {
 		args := slices.Clone(h.Args)
 		if args == nil {
 			args = []string{}
 		}
-		out[i] = policy.Hook{Phase: h.Phase, Path: h.Path, Resolved: h.Resolved, SHA256: h.SHA256, Args: args}
+		out[i] = document.Hook{Phase: h.Phase, Path: h.Path, Resolved: h.Resolved, SHA256: h.SHA256, Args: args}
 	}
 	return out
 }

@@ -11,7 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -24,7 +24,7 @@ import (
 //	→ floor refusal (stands whatever policy says) → constraints → audit trail
 
 // Decider decides one request document, recording the decision in the request's trail.
-type Decider func(ctx context.Context, req *policy.Request) (policy.Decision, error)
+type Decider func(ctx context.Context, req *document.Request) (document.Decision, error)
 
 // Request is one request to decide.
 type Request struct {
@@ -41,7 +41,7 @@ type Request struct {
 	Pod string
 	// Context says who asks what; Decide adds the floor's raises, seccomp and MAC layer.
 	// SeccompProfile "unconfined" (an explicit request) is shown to policy as such.
-	Context policy.Context
+	Context document.Context
 	// MemoryUnset and PidsUnset say the caller set no such limit: where the floor's default is
 	// above the tenant's maximum, the maximum is the stricter limit and is applied instead.
 	MemoryUnset, PidsUnset bool
@@ -49,7 +49,7 @@ type Request struct {
 	// caller asked for on the requester's behalf and policy's constraints do not grant (engine:
 	// Docker's default capabilities beyond the tenant's); what it returns is recorded as
 	// constraints and the request decided again.
-	Withdraw func(eff *specs.Spec, c policy.Constraints) []sandbox.Raise
+	Withdraw func(eff *specs.Spec, c document.Constraints) []sandbox.Raise
 	Decide   Decider
 	Trail    *Trail
 }
@@ -58,7 +58,7 @@ type Request struct {
 type Outcome struct {
 	// Floor is the floor's result; Floor.Spec has the policy's constraints applied.
 	Floor       *sandbox.FloorResult
-	Decision    policy.Decision
+	Decision    document.Decision
 	InputDigest string
 	// Constraints are the limits policy made stricter than the effective spec's.
 	Constraints []sandbox.Raise
@@ -69,7 +69,7 @@ func (o *Outcome) Raises() []sandbox.Raise {
 	return append(slices.Clone(o.Floor.Raises), o.Constraints...)
 }
 
-// Decide runs the decision sequence. A denial returns the outcome with a *policy.DeniedError
+// Decide runs the decision sequence. A denial returns the outcome with a *document.DeniedError
 // (joined with the floor's refusal, if any); a request the floor refuses is refused whatever
 // policy says. Every step is recorded in the trail; nothing is created.
 func Decide(ctx context.Context, in Request) (*Outcome, error) {
@@ -84,7 +84,7 @@ func Decide(ctx context.Context, in Request) (*Outcome, error) {
 	pctx := in.Context
 	pctx.Raises = PolicyRaises(res.Raises)
 	for _, j := range res.Joins {
-		pctx.Joins = append(pctx.Joins, policy.Join{Type: j.Type, Path: j.Path, Kind: j.Kind, Pod: j.Pod})
+		pctx.Joins = append(pctx.Joins, document.Join{Type: j.Type, Path: j.Path, Kind: j.Kind, Pod: j.Pod})
 	}
 	pctx.Pod = podOf(res, in.ContainerID, in.Pod)
 	pctx.MACLayer = "none"
@@ -111,26 +111,26 @@ func Decide(ctx context.Context, in Request) (*Outcome, error) {
 			}
 		}
 	}
-	if in.Context.Operation != policy.OpExec && !d.Allow && OnlyUnsetLimitsAboveMax(d, in.MemoryUnset, in.PidsUnset) {
+	if in.Context.Operation != document.OpExec && !d.Allow && OnlyUnsetLimitsAboveMax(d, in.MemoryUnset, in.PidsUnset) {
 		if err := retry(ApplyConstraints(res.Spec, d.Constraints)); err != nil {
 			return nil, t.Refuse("policy", err)
 		}
 	}
-	out.Decision, out.InputDigest = d, policy.InputDigest(preq)
+	out.Decision, out.InputDigest = d, document.InputDigest(preq)
 	refusal := res.Err()
 	if refusal == nil && in.Context.Privileged {
 		refusal = fmt.Errorf("%w: privileged sandboxes do not exist (there is no way below the floor)", sandbox.ErrFloor)
 	}
 	if !d.Allow {
 		// Both may refuse: the floor's own words follow policy's reasons.
-		return out, errors.Join(&policy.DeniedError{Decision: d}, refusal)
+		return out, errors.Join(&document.DeniedError{Decision: d}, refusal)
 	}
 	if refusal != nil {
 		// A policy that allows what the floor never grants changes nothing.
 		t.Add(audit.TypeContainer, "floor.refused", map[string]string{"error": refusal.Error()})
 		return nil, refusal
 	}
-	if in.Context.Operation == policy.OpExec {
+	if in.Context.Operation == document.OpExec {
 		return out, nil
 	}
 	out.Constraints = append(out.Constraints, ApplyConstraints(res.Spec, d.Constraints)...)
@@ -141,16 +141,16 @@ func Decide(ctx context.Context, in Request) (*Outcome, error) {
 }
 
 // decideOnce builds the request document of the floor's result and decides it.
-func decideOnce(ctx context.Context, in Request, res *sandbox.FloorResult, pctx policy.Context) (*policy.Request, policy.Decision, error) {
-	preq, err := policy.Build(asked(res), pctx)
+func decideOnce(ctx context.Context, in Request, res *sandbox.FloorResult, pctx document.Context) (*document.Request, document.Decision, error) {
+	preq, err := document.Build(asked(res), pctx)
 	if err != nil {
-		return nil, policy.Decision{}, fmt.Errorf("policy input: %w", err)
+		return nil, document.Decision{}, fmt.Errorf("policy input: %w", err)
 	}
 	if res.Spec.Linux.Seccomp == nil && pctx.SeccompProfile != "unconfined" {
 		// The floor's default allowlist is always loaded: a spec without a profile is not
 		// unconfined (only an explicit request for unconfined is shown as such).
 		def := res.Seccomp[0]
-		preq.Seccomp = policy.Seccomp{Profile: "default", Digest: def.Digest, DefaultAction: def.DefaultAction}
+		preq.Seccomp = document.Seccomp{Profile: "default", Digest: def.Digest, DefaultAction: def.DefaultAction}
 	}
 	d, err := in.Decide(ctx, preq)
 	return preq, d, err
@@ -203,7 +203,7 @@ func asked(res *sandbox.FloorResult) *specs.Spec {
 // podOf is the pod a request's container belongs to: the floor's proof (FloorResult.Pod), or
 // for an exec the container's record of it (recorded). The pod's uid is the CRI caller's
 // annotation, kept only when it is a plain uid (policy's path patterns substitute it).
-func podOf(res *sandbox.FloorResult, id, recorded string) *policy.Pod {
+func podOf(res *sandbox.FloorResult, id, recorded string) *document.Pod {
 	pod := res.Pod(id)
 	if pod == "" {
 		pod = recorded
@@ -211,7 +211,7 @@ func podOf(res *sandbox.FloorResult, id, recorded string) *policy.Pod {
 	if pod == "" {
 		return nil
 	}
-	p := &policy.Pod{Sandbox: pod}
+	p := &document.Pod{Sandbox: pod}
 	if uid := res.Spec.Annotations[sandbox.AnnotationSandboxUID]; podUID.MatchString(uid) {
 		p.UID = uid
 	}

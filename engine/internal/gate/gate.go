@@ -2,9 +2,10 @@
 // bulwark-runc's create, run and exec through engine/runcgate): the one sequence floor →
 // request document → decision → constraints (Decide), the request-scoped audit trail (Trail),
 // noticing a newly accepted policy bundle, and the audit events of decisions, raises and
-// constraints. It depends on policy, audit and sandbox only, so that runcgate can use it without
-// linking the rest of engine (the image store, TUF and registry clients) into the runtime binary,
-// which the sandbox re-executes as every container's init.
+// constraints. It depends on policy's request document (policy/document), audit and sandbox only,
+// so that runcgate can use it without linking the rest of engine (the image store, TUF and
+// registry clients) nor OPA into the runtime binary: the policy is evaluated by whoever supplies
+// Request.Decide.
 package gate
 
 import (
@@ -15,7 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/audit"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -25,43 +26,41 @@ import (
 // processes loading the same new bundle at once may both report it; a newer revision accepted
 // meanwhile by another process is left to that one to report.
 //
-// The caller prepares the policy between the two: a package that names policy.Engine compiles
-// its own instances of OPA's generic types, and bulwark-runc's binary (re-executed as every
-// container's init) would carry their file tables once more.
+// The caller prepares the policy between the two (this package links no OPA).
 type BundleWatch struct {
 	root   string
-	p      *policy.Policy
-	before policy.AcceptedRevision
+	info   document.Info
+	before document.AcceptedRevision
 	had    bool
 }
 
-// WatchBundle reads root's accepted revision before p is prepared (nothing for a policy that
-// is not a signed bundle).
-func WatchBundle(root string, p *policy.Policy) (BundleWatch, error) {
-	w := BundleWatch{root: root, p: p}
-	if p.Info.Source != policy.SourceBundle {
+// WatchBundle reads root's accepted revision before the policy info describes is prepared
+// (nothing for a policy that is not a signed bundle).
+func WatchBundle(root string, info document.Info) (BundleWatch, error) {
+	w := BundleWatch{root: root, info: info}
+	if info.Source != document.SourceBundle {
 		return w, nil
 	}
 	var err error
-	w.before, w.had, err = policy.ReadAcceptedRevision(root)
+	w.before, w.had, err = document.ReadAcceptedRevision(root)
 	return w, err
 }
 
 // Accepted returns, once the policy is prepared, the attributes of a policy.bundle-accepted
 // event if preparing it raised the accepted revision to the policy's; nil otherwise.
 func (w BundleWatch) Accepted() (map[string]string, error) {
-	if w.p.Info.Source != policy.SourceBundle {
+	if w.info.Source != document.SourceBundle {
 		return nil, nil
 	}
-	after, ok, err := policy.ReadAcceptedRevision(w.root)
+	after, ok, err := document.ReadAcceptedRevision(w.root)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || strconv.FormatUint(after.Revision, 10) != w.p.Info.Revision || w.had && after == w.before {
+	if !ok || strconv.FormatUint(after.Revision, 10) != w.info.Revision || w.had && after == w.before {
 		return nil, nil
 	}
 	attrs := map[string]string{
-		"revision": strconv.FormatUint(after.Revision, 10), "digest": after.Digest, "location": w.p.Info.Location,
+		"revision": strconv.FormatUint(after.Revision, 10), "digest": after.Digest, "location": w.info.Location,
 	}
 	if w.had {
 		attrs["previous_revision"] = strconv.FormatUint(w.before.Revision, 10)
@@ -72,7 +71,7 @@ func (w BundleWatch) Accepted() (map[string]string, error) {
 
 // ApplyConstraints makes each limit the stricter of the effective spec's and the policy's
 // constraint and returns what changed.
-func ApplyConstraints(eff *specs.Spec, c policy.Constraints) []sandbox.Raise {
+func ApplyConstraints(eff *specs.Spec, c document.Constraints) []sandbox.Raise {
 	before := eff.Linux.Resources
 	after := c.Apply(before)
 	var changes []sandbox.Raise
@@ -109,7 +108,7 @@ func limitString(r *specs.LinuxResources, memory bool) string {
 // OnlyUnsetLimitsAboveMax reports whether every reason of a denial is a memory or pids limit
 // above the tenant's maximum that the caller did not set (memUnset, pidsUnset), so the floor's
 // default is what is above: the tenant's maximum is then the stricter limit to apply.
-func OnlyUnsetLimitsAboveMax(d policy.Decision, memUnset, pidsUnset bool) bool {
+func OnlyUnsetLimitsAboveMax(d document.Decision, memUnset, pidsUnset bool) bool {
 	if len(d.Reasons) == 0 {
 		return false
 	}
@@ -125,10 +124,10 @@ func OnlyUnsetLimitsAboveMax(d policy.Decision, memUnset, pidsUnset bool) bool {
 }
 
 // PolicyRaises is the floor's raises as policy's request document shows them.
-func PolicyRaises(rs []sandbox.Raise) []policy.Raise {
-	out := make([]policy.Raise, len(rs))
+func PolicyRaises(rs []sandbox.Raise) []document.Raise {
+	out := make([]document.Raise, len(rs))
 	for i, r := range rs {
-		out[i] = policy.Raise{Field: r.Field, From: r.From, To: r.To}
+		out[i] = document.Raise{Field: r.Field, From: r.From, To: r.To}
 	}
 	return out
 }
@@ -136,13 +135,13 @@ func PolicyRaises(rs []sandbox.Raise) []policy.Raise {
 // The attributes below are what `bulwark audit` shows, the same for a `bulwark run` and a
 // bulwark-runc request.
 
-// Recorder implements policy.DecisionRecorder by queueing every decision, allow or deny, as a
+// Recorder implements document.DecisionRecorder by queueing every decision, allow or deny, as a
 // policy.decision event (with the digest of the input it was made on) through the request's
 // trail.
 type Recorder func(typ, action string, attrs map[string]string)
 
-// RecordDecision implements policy.DecisionRecorder.
-func (add Recorder) RecordDecision(r policy.DecisionRecord) {
+// RecordDecision implements document.DecisionRecorder.
+func (add Recorder) RecordDecision(r document.DecisionRecord) {
 	codes := make([]string, len(r.Reasons))
 	for i, reason := range r.Reasons {
 		codes[i] = reason.Code

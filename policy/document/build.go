@@ -1,4 +1,4 @@
-package policy
+package document
 
 import (
 	"crypto/sha256"

@@ -1,8 +1,9 @@
-// Package policy decides every run request with an embedded OPA (Rego v1) engine: it builds the
-// request document (bulwark.dev/run/v1) from an effective spec, evaluates a prepared policy (the
-// embedded default, an operator directory, or a signed bundle) and returns a decision with
-// reasons and constraints. Undefined or failing policy means deny.
-package policy
+// Package document is the part of the policy that evaluates nothing: the request document
+// (bulwark.dev/run/v1) built from an effective spec, the decision returned on it, its digest, the
+// accepted bundle revision and the decision cache's lookup. Package policy evaluates Rego (OPA) on
+// these types and re-exports them; a caller that only builds requests and serves cached decisions
+// (bulwark-runc's start path) imports this package alone and does not link OPA.
+package document
 
 // APIVersion is the version of the request document the policy receives as input.
 const APIVersion = "bulwark.dev/run/v1"

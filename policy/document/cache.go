@@ -1,0 +1,312 @@
+package document
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/atomicfile"
+)
+
+// A one-shot runtime process (bulwark-runc create/run) spent most of its policy step parsing,
+// compiling and preparing the policy before its single decision (under load, load ≈ 7–14 ms and
+// prepare ≈ 27–64 ms against ≈ 3 ms for the decision itself). A decision is a pure function of
+// the policy's modules and data and of the request document, as long as the policy calls no
+// non-deterministic builtin (time, random, http…): the Cache keeps decisions under the state
+// root, keyed by all three and by the binaries that made them, so that the same request under the
+// same policy is answered without compiling it — and, in bulwark-runc, without linking OPA.
+//
+// Fail closed: an entry is used only if it is a regular file owned by this user, not readable or
+// writable by anyone else, in a directory likewise owned and closed, and records exactly the key
+// asked for (format, build, policy source digest, input digest) and a well-formed decision;
+// anything else is a miss, and a miss is decided by the policy as before. Only the embedded
+// policy and policy directories are cached (a directory's content is digested without parsing,
+// again after its decision, and a decision is stored only if the two agree; the embedded policy
+// is part of the build); a signed bundle is always loaded, so its rollback check runs on every
+// request. Whether a decision may be stored at all (the policy is deterministic, it never reads
+// the audit-only annotations left out of the key) is for the evaluator to say: it alone has
+// parsed the policy.
+
+// cacheFormat changes whenever the stored record or what a key covers changes.
+const cacheFormat = "bulwark-decision-cache/3"
+
+// cacheSlots bounds the cache: an entry lives in the slot its key's first byte names, a newer
+// entry replaces the older, so requests that never repeat (a bundle directory per container) cost
+// at most this many small files.
+const cacheSlots = 256
+
+// Cache is the decision cache of one policy source, under one state root, for one build.
+type Cache struct {
+	dir    string
+	build  string
+	policy string // digest of the policy source's files
+	source SourceOptions
+	// auditOnly are annotation keys left out of the key where the policy never reads them
+	// (key.go).
+	auditOnly []string
+}
+
+type cacheEntry struct {
+	Format   string   `json:"format"`
+	Build    string   `json:"build"`
+	Policy   string   `json:"policy"`
+	Input    string   `json:"input"`
+	Without  []string `json:"without,omitempty"` // annotations left out of Input (key.go)
+	Decision Decision `json:"decision"`
+}
+
+// OpenCache returns the cache for the policy o selects as decided by build (BuildDigest: the
+// binaries that evaluate, and whatever else they embed of the policy), or nil when its decisions
+// are not cached (a bundle, no state root, no build, or a source that cannot be digested): the
+// caller then has every request decided. auditOnly names annotations that only identify a
+// request (key.go).
+func OpenCache(o SourceOptions, build string, auditOnly ...string) *Cache {
+	if o.StateRoot == "" || o.Bundle != "" || o.VerificationKeyFile != "" || build == "" {
+		return nil
+	}
+	sum, err := sourceDigest(o)
+	if err != nil {
+		return nil
+	}
+	return &Cache{dir: filepath.Join(o.StateRoot, "policy", "decisions"), build: build, policy: sum, source: o, auditOnly: auditOnly}
+}
+
+// Lookup returns the cached decision of req, with its duration set to the lookup's; ok is false
+// on any miss or doubt.
+func (c *Cache) Lookup(req *Request) (d Decision, ok bool) {
+	start := time.Now()
+	input, without := decisionKey(req, c.auditOnly)
+	if input == "" {
+		return Decision{}, false
+	}
+	e, err := c.read(input)
+	if err != nil || e.Format != cacheFormat || e.Build != c.build || e.Policy != c.policy ||
+		e.Input != input || !slices.Equal(e.Without, without) || !wellFormed(e.Decision) {
+		return Decision{}, false
+	}
+	d = e.Decision
+	d.Duration = time.Since(start)
+	return d, true
+}
+
+// Storable is what the evaluator that made a decision knows of its policy and the cache cannot:
+// whether the policy calls a non-deterministic builtin anywhere, and whether it can read any of
+// the given annotation keys (nil: assume it can).
+type Storable struct {
+	Deterministic bool
+	Unread        func(keys []string) bool
+}
+
+// Store records d, the decision made on req, unless s says the policy may decide differently on
+// the same input or its source changed since the cache was opened. It is keyed without the
+// request's audit-only annotations only if s says the policy never reads them; otherwise by the
+// whole document. Failing to store only costs the next request a full decision.
+func (c *Cache) Store(req *Request, d Decision, s Storable) error {
+	if !s.Deterministic || !wellFormed(d) {
+		return nil
+	}
+	for _, r := range d.Reasons {
+		if r.Code == CodePolicyError || r.Code == CodePolicyUndefined {
+			return nil // an evaluation that failed (perhaps cancelled) is not the policy's answer
+		}
+	}
+	input, without := decisionKey(req, c.auditOnly)
+	if len(without) > 0 && (s.Unread == nil || !s.Unread(without)) {
+		input, without = InputDigest(req), nil
+	}
+	if input == "" {
+		return nil
+	}
+	if c.source.Dir != "" {
+		if sum, err := sourceDigest(c.source); err != nil || sum != c.policy {
+			return nil
+		}
+	}
+	d.Duration = 0
+	data, err := json.Marshal(cacheEntry{Format: cacheFormat, Build: c.build, Policy: c.policy, Input: input, Without: without, Decision: d})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return fmt.Errorf("decision cache: %w", err)
+	}
+	if err := ownedAndClosed(c.dir, true); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(c.slot(input), data, atomicfile.Options{Perm: 0o600}); err != nil {
+		return fmt.Errorf("decision cache: %w", err)
+	}
+	return nil
+}
+
+func (c *Cache) slot(input string) string {
+	sum := sha256.Sum256([]byte(c.policy + "\x00" + input))
+	return filepath.Join(c.dir, fmt.Sprintf("%02x.json", int(sum[0])%cacheSlots))
+}
+
+func (c *Cache) read(input string) (cacheEntry, error) {
+	if err := ownedAndClosed(c.dir, true); err != nil {
+		return cacheEntry{}, err
+	}
+	f, err := os.OpenFile(c.slot(input), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return cacheEntry{}, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return cacheEntry{}, err
+	}
+	if err := checkOwned(&st, false); err != nil {
+		return cacheEntry{}, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return cacheEntry{}, err
+	}
+	var e cacheEntry
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return cacheEntry{}, err
+	}
+	return e, nil
+}
+
+// CachedRecord is the audit record of a decision Lookup returned for req.
+func CachedRecord(req *Request, d Decision) DecisionRecord {
+	return DecisionRecord{InputDigest: InputDigest(req), Tenant: req.Tenant, Operation: req.Operation,
+		Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration, Cached: true}
+}
+
+// ownedAndClosed checks path (not following a final symlink) is a directory (dir) or a regular
+// file owned by this user that nobody else may write (a file: nor read).
+func ownedAndClosed(path string, dir bool) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return err
+	}
+	return checkOwned(&st, dir)
+}
+
+func checkOwned(st *unix.Stat_t, dir bool) error {
+	want, mask := uint32(unix.S_IFREG), uint32(0o077)
+	if dir {
+		want, mask = unix.S_IFDIR, 0o022
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != want:
+		return errors.New("decision cache: unexpected file type")
+	case st.Uid != uint32(os.Geteuid()):
+		return errors.New("decision cache: not owned by this user")
+	case st.Mode&mask != 0:
+		return errors.New("decision cache: open to other users")
+	}
+	return nil
+}
+
+// wellFormed is what the evaluator guarantees of a decision the policy made.
+func wellFormed(d Decision) bool {
+	if d.Reasons == nil || d.Allow && len(d.Reasons) > 0 || d.Revision == "" {
+		return false
+	}
+	for _, r := range d.Reasons {
+		if r.Code == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// sourceDigest digests the files of the policy source o selects, without parsing any: a
+// directory's tree (names, types, link targets, contents). The embedded default (which also
+// supplies the modules of a data-only directory) is part of the build the cache is opened for.
+func sourceDigest(o SourceOptions) (string, error) {
+	if o.Dir == "" {
+		return SourceEmbedded, nil
+	}
+	return TreeDigest(os.DirFS(o.Dir))
+}
+
+// TreeDigest digests every file of fsys: names, types, symlink targets and contents.
+func TreeDigest(fsys fs.FS) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%q %v\x00", path, d.Type())
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := fs.ReadLink(fsys, path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%q\x00", target)
+		case d.Type().IsRegular():
+			data, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%d\x00", len(data))
+			h.Write(data)
+		case !d.IsDir():
+			return fmt.Errorf("%s: not a regular file, directory or symlink", path)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// BuildDigest identifies the binaries that decide: this process's build (module versions, VCS
+// revision) and executable file, and each file in others (an evaluator it executes), by device,
+// inode, size, change and modification time — so a decision is reused only by the build that
+// made it, even one from an uncommitted tree. Empty (nothing cached) when any is unknown.
+func BuildDigest(others ...*unix.Stat_t) string {
+	self := selfDigest()
+	if self == "" {
+		return ""
+	}
+	if len(others) == 0 {
+		return self
+	}
+	b := []byte(self)
+	for _, st := range others {
+		b = fmt.Appendf(b, "\x00%s", statIdentity(st))
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+var selfDigest = sync.OnceValue(func() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s", bi.String(), statIdentity(&st)))
+	return "sha256:" + hex.EncodeToString(sum[:])
+})
+
+func statIdentity(st *unix.Stat_t) string {
+	return fmt.Sprintf("%d %d %d %d.%d %d.%d", st.Dev, st.Ino, st.Size, st.Ctim.Sec, st.Ctim.Nsec, st.Mtim.Sec, st.Mtim.Nsec)
+}
