@@ -17,7 +17,7 @@ import (
 )
 
 // bigTarEnv names the rootfs tarball of a realistic Debian 12 image (about 460 MB: python3,
-// nginx, redis, postgresql) for BenchmarkBigImageFirstOutput. The benchmark is opt-in: it needs
+// nginx, redis, postgresql) for BenchmarkBigImageFirstOutput and BenchmarkBigImageRun. They are opt-in: they need
 // the tarball, which mmdebstrap builds from the Debian mirror in about 40 s when the named file
 // does not exist yet (and keeps there for the next run):
 //

@@ -76,6 +76,15 @@ func BenchmarkRunImage(b *testing.B) {
 // imageHost makes a state root holding the image bench:1 of rootfs, imported and signed, and
 // returns a function that runs the bulwark CLI on it and the state root.
 func imageHost(b *testing.B, runcBin, rootfs string) (func(args ...string) (time.Duration, error), string) {
+	tar := filepath.Join(b.TempDir(), "rootfs.tar")
+	if out, err := exec.Command("tar", "-C", rootfs, "-cf", tar, ".").CombinedOutput(); err != nil {
+		b.Fatalf("tar the rootfs: %v\n%s", err, out)
+	}
+	return imageHostTar(b, runcBin, tar, "bench:1")
+}
+
+// imageHostTar is imageHost for the image tag of a rootfs tarball.
+func imageHostTar(b *testing.B, runcBin, tar, tag string) (func(args ...string) (time.Duration, error), string) {
 	bulwark := filepath.Join(filepath.Dir(runcBin), "bulwark")
 	state := filepath.Join(b.TempDir(), "state")
 	cli := func(args ...string) (time.Duration, error) {
@@ -88,11 +97,7 @@ func imageHost(b *testing.B, runcBin, rootfs string) (func(args ...string) (time
 		}
 		return d, nil
 	}
-	tar := filepath.Join(b.TempDir(), "rootfs.tar")
-	if out, err := exec.Command("tar", "-C", rootfs, "-cf", tar, ".").CombinedOutput(); err != nil {
-		b.Fatalf("tar the rootfs: %v\n%s", err, out)
-	}
-	for _, args := range [][]string{{"image", "import", tar, "--tag", "bench:1"}, {"trust", "init"}, {"trust", "sign", "bench:1"}} {
+	for _, args := range [][]string{{"image", "import", tar, "--tag", tag}, {"trust", "init"}, {"trust", "sign", tag}} {
 		if _, err := cli(args...); err != nil {
 			b.Fatal(err)
 		}

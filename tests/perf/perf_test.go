@@ -4,8 +4,11 @@
 // per-step breakdown (steps_test.go); `bulwark run --rm IMAGE true` against bulwark-runc on the
 // image's rootfs (image_test.go); exec into a running container (exec_test.go); host memory per
 // idle container (memory_test.go); time to first output from a 536 MB Debian image on an
-// overlay rootfs against runc (bigimage_test.go, opt-in: BULWARK_PERF_BIG_TAR); and the
-// per-syscall cost of Bulwark's seccomp floor against Docker's default profile on runc. `make perf` runs it; it needs root, runc and crun.
+// overlay rootfs against runc (bigimage_test.go) and `bulwark run` of that image against Docker
+// with runc on overlay2 (docker_test.go: a private dockerd), both opt-in: BULWARK_PERF_BIG_TAR; and
+// the per-syscall cost of Bulwark's seccomp floor against Docker's default profile on runc. The
+// last thing printed is the table of issue 14's targets, each ratio measured and met or not
+// (targets_test.go). `make perf` runs it; it needs root, runc and crun.
 //
 // crun 1.8 refuses this hybrid-cgroup host because the v2 mount lists a controller (hugetlb), so the
 // whole benchmark re-executes itself in a private mount namespace where
