@@ -13,7 +13,7 @@ import (
 // Delegate makes tenant a delegated targets role trusted for paths (each must lie below
 // "tenant/"), with pub as its single key. Re-delegating replaces key and paths.
 func (r *Repo) Delegate(tenant string, pub *metadata.Key, paths []string) error {
-	if !tenantRE.MatchString(tenant) || contains(topRoles, tenant) {
+	if !validTenant(tenant) || contains(topRoles, tenant) {
 		return fmt.Errorf("delegate: invalid tenant name %q", tenant)
 	}
 	if len(paths) == 0 {

@@ -38,7 +38,12 @@ var DefaultExpiry = map[string]time.Duration{
 
 var topRoles = []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP}
 
-var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+// tenantRE is a tenant name's alphabet; validTenant checks its length apart (a counted repetition
+// compiles to a large program at every start of a binary linking this package).
+var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// validTenant reports whether name is [a-z0-9][a-z0-9-]{0,62}.
+func validTenant(name string) bool { return len(name) <= 63 && tenantRE.MatchString(name) }
 
 // Repo is a TUF repository on disk: Dir holds the published metadata (consistent snapshots:
 // N.root.json, N.targets.json, N.<tenant>.json, N.snapshot.json, timestamp.json) and Keys the

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,18 @@ func TestSignerRoleRefusesWhatItCannotTell(t *testing.T) {
 	tm := trustedmetadata.TrustedMetadata{Targets: map[string]*metadata.Metadata[metadata.TargetsType]{metadata.TARGETS: top}}
 	if _, err := signerRole(tm, "demo/app:1", tf); err == nil {
 		t.Fatal("a different target was attributed to the top-level role")
+	}
+}
+
+// TestTenantSyntax: a delegated tenant's name is [a-z0-9][a-z0-9-]{0,62}, its length checked apart
+// from the alphabet.
+func TestTenantSyntax(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a": true, "a-1": true, strings.Repeat("a", 63): true,
+		"": false, strings.Repeat("a", 64): false, "-a": false, "A": false, "a_b": false,
+	} {
+		if got := validTenant(name); got != want {
+			t.Errorf("validTenant(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
