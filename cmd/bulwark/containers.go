@@ -202,6 +202,7 @@ func newExecCmd() *cobra.Command {
 				}
 				return &exitError{code: code, err: errSilent}
 			}
+			collectAtLimit()
 			e, err := openEngine(cmd, &flags)
 			if err != nil {
 				return err
