@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/ownfile"
 )
 
 // Every run reads every blob of its image against its digest (Verify), so a blob changed on disk
@@ -45,7 +46,7 @@ func (s *Store) verifyBlob(d digest.Digest) error {
 		return fmt.Errorf("blob %s: %w", d, err)
 	}
 	stamp := filepath.Join(s.verifiedDir(), d.Encoded())
-	if bytes.Equal(readStamp(stamp), before) {
+	if bytes.Equal(ownfile.Read(stamp, 256), before) {
 		return nil
 	}
 	if _, err := io.Copy(io.Discard, &verifyReader{f: f, h: sha256.New(), want: d}); err != nil {
@@ -69,26 +70,6 @@ func fileIdentity(f *os.File) ([]byte, error) {
 	}
 	return fmt.Appendf(nil, "%d %d %d %d.%d %d.%d\n", st.Dev, st.Ino, st.Size,
 		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec), nil
-}
-
-// readStamp returns the stamp's content, or nil if it is missing or not this user's own 0600
-// regular file.
-func readStamp(path string) []byte {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
-		st.Uid != uint32(os.Geteuid()) || st.Mode&0o077 != 0 {
-		return nil
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 256))
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // removeStamps removes the stamps of blobs not in live.

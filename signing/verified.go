@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
-	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/ownfile"
 )
 
 // A new Client (every CLI process) had go-tuf re-read and re-verify the whole cached chain (root,
@@ -53,7 +52,7 @@ func (c *Client) fromRecord(path string) *Target {
 		return nil
 	}
 	var st verifiedState
-	b := readOwn(filepath.Join(c.o.CacheDir, verifiedName), 1<<20)
+	b := ownfile.Read(filepath.Join(c.o.CacheDir, verifiedName), 1<<20)
 	if b == nil || json.Unmarshal(b, &st) != nil || !time.Now().Before(st.Expires) {
 		return nil
 	}
@@ -101,7 +100,7 @@ func (c *Client) record(tm trustedmetadata.TrustedMetadata, path string, t *Targ
 	}
 	p := filepath.Join(c.o.CacheDir, verifiedName)
 	var st verifiedState
-	if b := readOwn(p, 1<<20); b == nil || json.Unmarshal(b, &st) != nil || st.Root != sum(root) || st.Timestamp != sum(ts) {
+	if b := ownfile.Read(p, 1<<20); b == nil || json.Unmarshal(b, &st) != nil || st.Root != sum(root) || st.Timestamp != sum(ts) {
 		st = verifiedState{Root: sum(root), Timestamp: sum(ts), RootVersion: tm.Root.Signed.Version}
 	}
 	if st.Targets == nil {
@@ -119,24 +118,4 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// readOwn returns the content of path if it is a regular 0600 file of this user of at most max
-// bytes, else nil.
-func readOwn(path string, max int64) []byte {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
-		st.Uid != uint32(os.Geteuid()) || st.Mode&0o077 != 0 || st.Size > max {
-		return nil
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max))
-	if err != nil {
-		return nil
-	}
-	return b
 }
