@@ -46,18 +46,17 @@ func DefaultSeccompNotes() []SeccompRuleNote {
 	return out
 }
 
-// parsedDefault decodes and resolves the embedded profile once per process: every start needs
-// it (the floor's description for policy, its network notes, the compiled program), and the
-// first JSON decoding in a process costs ≈ 1 ms.
+// parsedDefault resolves the embedded profile once per process: every start needs it (the floor's
+// description for policy, its network notes, the compiled program's cache key). It is read from
+// its Go form (defaultDocker, generated from and checked against seccomp/default.json): decoding
+// the JSON, the first decoding in a process, cost ≈ 1 ms of every start.
 var parsedDefault = sync.OnceValue(func() defaultProfile {
-	dp, err := decodeDocker(defaultSeccompJSON)
-	if err == nil {
-		var spec *specs.LinuxSeccomp
-		if spec, err = resolveDocker(dp, ParseOptions{}); err == nil {
-			return defaultProfile{spec: spec, rules: dp.Syscalls}
-		}
+	dp := defaultDocker() // seccomp/default.json, decoded at build time (TestDefaultProfileGenerated)
+	spec, err := resolveDocker(dp, ParseOptions{})
+	if err != nil {
+		panic(fmt.Sprintf("embedded default seccomp profile: %v", err))
 	}
-	panic(fmt.Sprintf("embedded default seccomp profile: %v", err))
+	return defaultProfile{spec: spec, rules: dp.Syscalls}
 })
 
 // defaultProfile is the embedded profile resolved (spec) and as shipped (rules).
@@ -83,6 +82,9 @@ func cloneSeccomp(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {
 	}
 	return &out
 }
+
+// uintPtr is a pointer to a copy of v.
+func uintPtr(v uint) *uint { return &v }
 
 func cloneUint(u *uint) *uint {
 	if u == nil {
