@@ -1,9 +1,6 @@
 package document
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -128,17 +125,6 @@ func (d Decision) Err() error {
 		return nil
 	}
 	return &DeniedError{Decision: d}
-}
-
-// InputDigest is the sha256 of the request's JSON encoding (deterministic: struct order,
-// sorted map keys), the identity of the request in audit records.
-func InputDigest(req *Request) string {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(data)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // QuotaLimits are a tenant's quotas; nil: no limit.

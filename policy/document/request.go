@@ -20,7 +20,8 @@ const (
 
 // Request is the policy input document. It describes what will really run: the effective spec
 // after the floor, plus who asks, for which tenant and with which image. The JSON Schema is
-// schema/run-v1.schema.json; keep both in step (TestSchemaMatchesTypes checks they agree).
+// policy/schema/run-v1.schema.json; keep both in step (TestSchemaMatchesTypes checks they agree), and
+// regenerate its encoder after a change (TestEncoderGenerated: digest_gen.go).
 type Request struct {
 	APIVersion string    `json:"apiVersion"`
 	Tenant     string    `json:"tenant"`
