@@ -1,7 +1,6 @@
 package document
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,9 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
-	"sync"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,7 +39,7 @@ import (
 // parsed the policy.
 
 // cacheFormat changes whenever the stored record or what a key covers changes.
-const cacheFormat = "bulwark-decision-cache/3"
+const cacheFormat = "bulwark-decision-cache/4"
 
 // cacheSlots bounds the cache: an entry lives in the slot its key's first byte names, a newer
 // entry replaces the older, so requests that never repeat (a bundle directory per container) cost
@@ -177,13 +175,7 @@ func (c *Cache) read(input string) (cacheEntry, error) {
 	if err != nil {
 		return cacheEntry{}, err
 	}
-	var e cacheEntry
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		return cacheEntry{}, err
-	}
-	return e, nil
+	return decodeEntry(data)
 }
 
 // CachedRecord is the audit record of a decision Lookup returned for req.
@@ -274,39 +266,30 @@ func TreeDigest(fsys fs.FS) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// BuildDigest identifies the binaries that decide: this process's build (module versions, VCS
-// revision) and executable file, and each file in others (an evaluator it executes), by device,
-// inode, size, change and modification time — so a decision is reused only by the build that
-// made it, even one from an uncommitted tree. Empty (nothing cached) when any is unknown.
+// BuildDigest identifies the binaries that decide: this process's executable file and each file
+// in others (an evaluator it executes), by device, inode, size, change and modification time — so
+// a decision is reused only by the builds that made it, even ones from an uncommitted tree (a
+// rebuilt binary is another file, or the same one changed). Empty (nothing cached) when this
+// process's file is unknown. The build's module versions were digested too once: reading them
+// (debug.ReadBuildInfo) cost more than the rest of the key, and they name no build the file does not.
 func BuildDigest(others ...*unix.Stat_t) string {
-	self := selfDigest()
-	if self == "" {
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &self); err != nil {
 		return ""
 	}
-	if len(others) == 0 {
-		return self
-	}
-	b := []byte(self)
+	b := statIdentity(nil, &self)
 	for _, st := range others {
-		b = fmt.Appendf(b, "\x00%s", statIdentity(st))
+		b = statIdentity(append(b, 0), st)
 	}
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-var selfDigest = sync.OnceValue(func() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
+// statIdentity appends what identifies a file's content: device, inode, size, change and
+// modification time.
+func statIdentity(b []byte, st *unix.Stat_t) []byte {
+	for _, n := range []int64{int64(st.Dev), int64(st.Ino), st.Size, st.Ctim.Sec, st.Ctim.Nsec, st.Mtim.Sec, st.Mtim.Nsec} {
+		b = append(strconv.AppendInt(b, n, 10), ' ')
 	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s", bi.String(), statIdentity(&st)))
-	return "sha256:" + hex.EncodeToString(sum[:])
-})
-
-func statIdentity(st *unix.Stat_t) string {
-	return fmt.Sprintf("%d %d %d %d.%d %d.%d", st.Dev, st.Ino, st.Size, st.Ctim.Sec, st.Ctim.Nsec, st.Mtim.Sec, st.Mtim.Nsec)
+	return b
 }
