@@ -1,7 +1,9 @@
 package gate
 
 import (
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -41,5 +43,17 @@ func TestAskedPutsRefusalsBack(t *testing.T) {
 	}
 	if asked(&sandbox.FloorResult{Spec: eff}) != eff {
 		t.Error("without refusals the effective spec itself is judged")
+	}
+}
+
+// A pod's uid is kept only when it is 1 to 64 letters, digits and dashes, as the expression
+// `^[A-Za-z0-9-]{1,64}$` it replaces said.
+func TestPlainPodUID(t *testing.T) {
+	want := regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	for _, uid := range []string{"", "a", "0f-A9", strings.Repeat("a", 64), strings.Repeat("a", 65), "a_b", "a/b",
+		"../x", "é", "a\n", " a", "a b", "-", strings.Repeat("-", 64)} {
+		if got := plainPodUID(uid); got != want.MatchString(uid) {
+			t.Errorf("%q: %v, want %v", uid, got, !got)
+		}
 	}
 }
