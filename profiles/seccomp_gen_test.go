@@ -1,17 +1,14 @@
 package profiles
 
 import (
-	"bytes"
-	"flag"
 	"fmt"
 	"go/format"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite "+defaultGoFile+" from seccomp/default.json")
+	"bulwark.dev/bulwark/internal/gencheck"
+)
 
 // defaultGoFile is the Go form of the embedded default profile (see defaultDocker).
 const defaultGoFile = "seccomp_default_gen.go"
@@ -27,16 +24,7 @@ func TestDefaultProfileGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile(defaultGoFile, src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	cur, err := os.ReadFile(defaultGoFile)
-	if err != nil || !bytes.Equal(cur, src) {
-		t.Fatalf("%s is not seccomp/default.json's (%v): go test ./profiles -run TestDefaultProfileGenerated -update", defaultGoFile, err)
-	}
+	gencheck.Check(t, defaultGoFile, src)
 	if !reflect.DeepEqual(defaultDocker(), dp) {
 		t.Fatalf("defaultDocker() differs from the JSON's decoding")
 	}

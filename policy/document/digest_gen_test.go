@@ -1,17 +1,14 @@
 package document
 
 import (
-	"bytes"
-	"flag"
 	"fmt"
 	"go/format"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite "+encoderFile+" from the request document's types")
+	"bulwark.dev/bulwark/internal/gencheck"
+)
 
 // encoderFile is the request document's JSON encoder (appendRequest), generated from its types.
 const encoderFile = "digest_gen.go"
@@ -23,15 +20,7 @@ func TestEncoderGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile(encoderFile, src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	if cur, err := os.ReadFile(encoderFile); err != nil || !bytes.Equal(cur, src) {
-		t.Fatalf("%s is not what the request document's types make (%v): go test ./policy/document -run TestEncoderGenerated -update", encoderFile, err)
-	}
+	gencheck.Check(t, encoderFile, src)
 }
 
 // encoder writes one append<Type> function per struct type reachable from Request.
