@@ -129,11 +129,7 @@ func raiseMemfdNoexec(pid int) error {
 	if !memfdNoexecSupported() {
 		return nil
 	}
-	self, err := runtimeBinary()
-	if err != nil {
-		return err
-	}
-	return memfdnoexec.Raise(self, pid)
+	return memfdnoexec.Raise(pid)
 }
 
 // loadSeccomp installs the programs on the calling process (child side, last step before execve).

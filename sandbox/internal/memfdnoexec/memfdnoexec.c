@@ -1,56 +1,74 @@
 // Raises vm.memfd_noexec to 2 in a container's pid namespace. The sysctl is per pid namespace and
 // only takes effect for the writer's own (active) pid namespace; the write needs CAP_SYS_ADMIN in
 // the namespace's owning user namespace and, since the /proc/sys file is owned by the host's
-// root, a writer whose euid is host root. Container root (an unprivileged host uid) can therefore
-// never set it; the runtime can, from a child it forks into the container's pid namespace. That
-// child is host root inside the container's pid namespace for the length of one write, before the
-// container runs anything of its own, and is not dumpable. This runs as an ELF constructor of the
-// re-executed runtime, only when the marker variable is set, and exits with 0 or the errno.
+// root, a writer whose euid is host root (checked again at the write). Container root (an
+// unprivileged host uid) can therefore never set it; the runtime can, from a child it creates
+// in the container's pid namespace. That child is host root inside the container's pid namespace
+// for the length of one write, before the container runs anything of its own.
+//
+// The child is a CLONE_VM|CLONE_VFORK clone of the calling thread on a small stack of its own:
+// it shares the runtime's memory (so it costs no page table copy and no exec of any binary), the
+// calling thread is suspended until it exits, every signal is blocked in it, and it only calls
+// write(2) and exits. The calling thread joins the pid namespace for its children (setns with
+// CLONE_NEWPID changes only that) and goes back to its own one after; the caller discards the
+// thread if going back fails.
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void fail(void) { _exit(errno > 0 && errno < 126 ? errno : 125); }
+#include "memfdnoexec.h"
 
-__attribute__((constructor)) static void bulwark_memfd_noexec(void) {
-	const char *pid = getenv("_BULWARK_MEMFD_NOEXEC");
-	if (pid == NULL || *pid == '\0')
-		return;
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-		fail();
-	// Descriptor 3 is the runtime binary this process was executed from: nothing goes along.
-	if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
-		fail();
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%s/ns/pid", pid);
-	int ns = open(path, O_RDONLY | O_CLOEXEC);
-	if (ns < 0)
-		fail();
-	// Opened before the join: the host's /proc, the file the value is written through. The
-	// kernel applies the write to the writer's pid namespace, not the one /proc belongs to.
-	int sysctl = open("/proc/sys/vm/memfd_noexec", O_WRONLY | O_CLOEXEC);
-	if (sysctl < 0)
-		fail();
-	if (setns(ns, CLONE_NEWPID) < 0)
-		fail();
-	pid_t child = fork();
-	if (child < 0)
-		fail();
-	if (child == 0) {
-		if (write(sysctl, "2", 1) != 1)
-			fail();
-		_exit(0);
+struct raise_arg {
+	int sysctl;
+	int err;
+};
+
+static int raise_child(void *p) {
+	volatile struct raise_arg *a = p;
+	a->err = syscall(SYS_write, a->sysctl, "2", 1) == 1 ? 0 : (errno ? errno : EIO);
+	return 0;
+}
+
+int bulwark_raise_memfd_noexec(int pidns, int ownns, int sysctl, int *restored) {
+	// The child's stack, in the caller's frame: the calling thread is suspended while the
+	// child runs (CLONE_VFORK).
+	char stack[16384] __attribute__((aligned(16)));
+	volatile struct raise_arg a = {.sysctl = sysctl, .err = 0};
+	sigset_t all, old;
+	int err = 0;
+	*restored = 1;
+	sigfillset(&all);
+	if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
+		return EINVAL;
+	if (setns(pidns, CLONE_NEWPID) < 0) {
+		err = errno;
+		goto out;
 	}
-	int status;
-	while (waitpid(child, &status, 0) < 0)
-		if (errno != EINTR)
-			fail();
-	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 125);
+	// Exit signal 0: no SIGCHLD reaches the runtime; the child is collected with __WALL.
+	pid_t child = clone(raise_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK, (void *)&a);
+	if (child < 0)
+		err = errno;
+	if (setns(ownns, CLONE_NEWPID) < 0)
+		*restored = 0;
+	if (child > 0) {
+		int status;
+		while (waitpid(child, &status, __WALL) < 0) {
+			if (errno != EINTR) {
+				err = errno;
+				goto out;
+			}
+		}
+		err = a.err;
+		if (err == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			err = EIO;
+	}
+out:
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
 }

@@ -1,23 +1,21 @@
 // Package memfdnoexec makes every memfd in a container's pid namespace non-executable
 // (vm.memfd_noexec = 2: memfd_create seals new memfds against execution and refuses MFD_EXEC).
-// The write must come from host root inside that pid namespace, so the runtime re-executes
-// itself with a marker variable and a C constructor does it before the Go runtime starts.
+// The write must come from host root inside that pid namespace: the runtime makes a short-lived
+// clone of one of its threads there (memfdnoexec.c), with no exec of any binary.
 package memfdnoexec
 
 // #cgo CFLAGS: -Wall -Werror -std=gnu11
+// #include "memfdnoexec.h"
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
+	"runtime"
 	"syscall"
-)
 
-// Env names the variable holding the pid whose pid namespace the re-executed runtime raises.
-const Env = "_BULWARK_MEMFD_NOEXEC"
+	"golang.org/x/sys/unix"
+)
 
 // Sysctl is the per pid namespace knob (Linux 6.3 and later).
 const Sysctl = "/proc/sys/vm/memfd_noexec"
@@ -28,23 +26,40 @@ func Supported() bool {
 	return err == nil
 }
 
-// Raise sets vm.memfd_noexec to 2 in the pid namespace of pid by running self (an executable
-// handle on the running binary, which links this package) with Env set. The value can only be
-// raised afterwards, and only by host root: the container can never lower it.
-func Raise(self *os.File, pid int) error {
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/3",
-		Args:       []string{"bulwark-memfd-noexec"},
-		Env:        []string{Env + "=" + strconv.Itoa(pid)},
-		ExtraFiles: []*os.File{self},
+// Raise sets vm.memfd_noexec to 2 in the pid namespace of pid. The value can only be raised
+// afterwards, and only by host root: the container can never lower it.
+func Raise(pid int) error {
+	fail := func(what string, err error) error {
+		return fmt.Errorf("raise vm.memfd_noexec in pid %d's pid namespace: %s: %w", pid, what, err)
 	}
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() > 0 && exit.ExitCode() < 125 {
-		return fmt.Errorf("raise vm.memfd_noexec in pid %d's pid namespace: %w", pid, syscall.Errno(exit.ExitCode()))
-	}
+	pidns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("raise vm.memfd_noexec in pid %d's pid namespace: %w", pid, err)
+		return fail("open its pid namespace", err)
+	}
+	defer unix.Close(pidns)
+	ownns, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail("open own pid namespace", err)
+	}
+	defer unix.Close(ownns)
+	// Opened by the runtime, in its own pid namespace: the file the value is written through.
+	// The kernel applies the write to the writer's pid namespace, not the one /proc belongs to.
+	sysctl, err := unix.Open(Sysctl, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail("open "+Sysctl, err)
+	}
+	defer unix.Close(sysctl)
+
+	// The thread joins the pid namespace for its children: no other goroutine may run on it
+	// until it is back in its own, and it is discarded (never unlocked) if it could not go back.
+	runtime.LockOSThread()
+	var restored C.int
+	errno := C.bulwark_raise_memfd_noexec(C.int(pidns), C.int(ownns), C.int(sysctl), &restored)
+	if restored != 0 {
+		runtime.UnlockOSThread()
+	}
+	if errno != 0 {
+		return fail("write", syscall.Errno(errno))
 	}
 	return nil
 }
