@@ -29,8 +29,8 @@ import (
 const (
 	fdChannel = 3 // the child's end of the setup channel
 	fdSelf    = 4 // the read-only setup binary the child was executed from (CVE-2019-5736; selfexe.go)
-	fdNsenter = 5 // Exec, and Create of a pod container: nsenter reports the joined process's pid here (internal/nsenter)
-	fdUserns  = 6 // Create of a pod container: its pod sandbox's user namespace (internal/nsenter)
+	fdNsenter = 5 // Exec and Create: nsenter reports the joined or forked process's pid here (internal/nsenter)
+	fdUserns  = 6 // Create: the user namespace init starts in, its pod sandbox's or its own (internal/nsenter)
 )
 
 // envSetup marks a re-executed runtime as a setup child; its value is the mode ("init", "exec").
@@ -285,7 +285,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
 	}
 	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})
-	return &Container{rt: r, id: id, dir: dir, cmd: init.cmd, initPid: pid}, nil
+	return &Container{rt: r, id: id, dir: dir, initPid: pid}, nil
 }
 
 // labelStore opens the SELinux label reservations, only on hosts with SELinux.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -111,17 +110,7 @@ func (c *Container) reapInit() (int, error) {
 		if !c.started.IsZero() {
 			defer func() { c.rt.step(c.id, "workload", time.Since(c.started)) }()
 		}
-		if c.cmd == nil {
-			c.exitCode, c.waitErr = reap(c.initPid)
-			c.rt.event(c.id, "exit", map[string]string{"status": strconv.Itoa(c.exitCode)})
-			return
-		}
-		err := c.cmd.Wait()
-		c.exitCode = exitStatus(c.cmd.ProcessState)
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			c.waitErr = fmt.Errorf("wait for init: %w", err)
-		}
+		c.exitCode, c.waitErr = reap(c.initPid)
 		c.rt.event(c.id, "exit", map[string]string{"status": strconv.Itoa(c.exitCode)})
 	})
 	return c.exitCode, c.waitErr
@@ -379,17 +368,6 @@ func (c *Container) kill(ctx context.Context, st *stateFile) error {
 		return fmt.Errorf("destroy cgroup %s: %w", name, err)
 	}
 	return nil
-}
-
-// exitStatus maps a process state to a shell-style status: the exit code, or 128+signal.
-func exitStatus(ps *os.ProcessState) int {
-	if ps == nil {
-		return -1
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
 }
 
 // cgroup opens the cgroup recorded in state.json.

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 
@@ -13,22 +12,18 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
+	"bulwark.dev/bulwark/sandbox/internal/userns"
 )
 
-// initProc is a container's init as its creator holds it.
+// initProc is a container's init as its creator holds it: a child the setup child forked (see
+// startInit), reaped by pid.
 type initProc struct {
 	pid int
-	// cmd is init itself; nil when the setup child forked init (a pod container, see startInit).
-	cmd *exec.Cmd
 }
 
 // kill kills and reaps init.
 func (p initProc) kill() {
 	unix.Kill(p.pid, unix.SIGKILL)
-	if p.cmd != nil {
-		p.cmd.Wait()
-		return
-	}
 	reap(p.pid)
 }
 
@@ -53,7 +48,8 @@ func (j *joined) podOf() *stateFile {
 // the ones the floor let it join (join): the network, ipc and uts namespaces are joined on the
 // thread that forks it (setns as host root: a CNI caller's network namespace belongs to the
 // host's user namespace, which the container's user namespace cannot enter), the user namespace
-// of a pod's sandbox by nsenter's constructor, which then creates the rest inside it. With a
+// (a pod's sandbox's, or one made here for the container, mapped to rng) by nsenter's
+// constructor, which then creates the rest inside it and forks init. With a
 // joined network namespace, sysfs is made in it here too (a user namespace that does not own
 // the network namespace cannot mount sysfs): the returned descriptor, or -1.
 func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups.Manager, join *joined) (*channel, initProc, int, error) {
@@ -90,35 +86,28 @@ func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups
 			create |= nsFlags[t]
 		}
 	}
-	userns, podUser := fds[specs.UserNamespace]
+	// The container's own user namespace is made (and mapped) apart, then joined like a pod's:
+	// os/exec would otherwise fork the whole runtime to clone one (see internal/userns).
+	usernsFD, podUser := fds[specs.UserNamespace]
 	if !podUser {
-		ch, cmd, err := r.startChild("init", stdio, terminal, &syscall.SysProcAttr{
-			Cloneflags:                 uintptr(create | unix.CLONE_NEWUSER),
-			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(rng.UIDBase), Size: int(rng.Size)}},
-			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(rng.GIDBase), Size: int(rng.Size)}},
-			GidMappingsEnableSetgroups: true,
-			// The runtime's host uid 0 is unmapped in the new namespace: become its root (host id
-			// UIDBase) before the exec, or init would run as the overflow uid without capabilities.
-			Credential: &syscall.Credential{Uid: 0, Gid: 0},
-			Setsid:     true,
-		}, cg, onThread, nil)
+		fd, err := userns.New(rng.UIDBase, rng.GIDBase, rng.Size)
 		if err != nil {
-			closeAll([]int{sysfs})
 			return nil, initProc{}, -1, err
 		}
-		return ch, initProc{pid: cmd.Process.Pid, cmd: cmd}, sysfs, nil
+		defer unix.Close(fd)
+		usernsFD = fd
 	}
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return nil, initProc{}, -1, fmt.Errorf("nsenter pipe: %w", err)
 	}
 	defer syncR.Close()
-	ufd, err := unix.FcntlInt(uintptr(userns), unix.F_DUPFD_CLOEXEC, 0)
+	ufd, err := unix.FcntlInt(uintptr(usernsFD), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		syncW.Close()
-		return nil, initProc{}, -1, fmt.Errorf("pod user namespace: %w", err)
+		return nil, initProc{}, -1, fmt.Errorf("user namespace: %w", err)
 	}
-	user := os.NewFile(uintptr(ufd), "pod-userns")
+	user := os.NewFile(uintptr(ufd), "userns")
 	defer user.Close()
 	ch, cmd, err := r.startChild("init", stdio, terminal, &syscall.SysProcAttr{Setsid: true}, cg, onThread,
 		[]string{nsenter.EnvJoin + "=" + strconv.Itoa(create&^unix.CLONE_NEWUSER)}, syncW, user)
@@ -132,7 +121,10 @@ func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups
 	if err != nil {
 		ch.close()
 		closeAll([]int{sysfs})
-		return nil, initProc{}, -1, fmt.Errorf("start init in pod sandbox %s's user namespace: %w", join.pod.ID, err)
+		if podUser {
+			return nil, initProc{}, -1, fmt.Errorf("start init in pod sandbox %s's user namespace: %w", join.pod.ID, err)
+		}
+		return nil, initProc{}, -1, fmt.Errorf("start init in its user namespace: %w", err)
 	}
 	return ch, initProc{pid: pid}, sysfs, nil
 }

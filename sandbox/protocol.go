@@ -17,10 +17,11 @@ import (
 // descriptors travel as SCM_RIGHTS on the message they belong to.
 //
 //	parent (runtime)                                  child (init / exec)
-//	  clone child, born in its cgroup, into new
-//	  user/mnt/pid/ipc/uts/net namespaces (uid/gid
-//	  maps written before the child execs); exec: the
-//	  nsenter constructor joins the namespaces instead;
+//	  user namespace made and mapped; child born in
+//	  its cgroup, whose nsenter constructor joins it,
+//	  creates the mnt/pid/ipc/uts/net namespaces and
+//	  forks init; exec: the constructor joins the
+//	  container's namespaces instead;
 //	  idmapped rootfs mount made for the child's userns
 //	  ── config {spec-derived plan} + fds ──────────▶  unshare(cgroup ns); mounts; pivot_root;
 //	                                                   hostname; rlimits; user; caps; no_new_privs;

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -22,11 +21,9 @@ type Container struct {
 	id  string
 	dir string
 
-	// cmd is the init process, set only in the process that created the container; it lets Wait
-	// reap init and return its real exit status.
-	cmd *exec.Cmd
-	// initPid is init's pid in the process that created the container; with cmd nil, init is
-	// a child forked by the setup child (a pod container), reaped by pid.
+	// initPid is init's pid, set only in the process that created the container (init is its
+	// child: the setup child forked it as a sibling); it lets Wait reap init and return its real
+	// exit status.
 	initPid int
 	// started is when Start returned in this process (for the "workload" step), or zero.
 	started  time.Time

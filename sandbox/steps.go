@@ -13,7 +13,8 @@ import "time"
 //	floor            the floor applied to the spec, the rootfs opened
 //	state            the container directory, its lock, the first state write
 //	cgroups+idrange  the cgroup made (limits written) and the id range allocated, at the same time
-//	spawn            clone into the new namespaces, id maps written, execve of the runtime binary
+//	spawn            the user namespace made and mapped, the setup binary executed (it joins that
+//	                 namespace, creates the others and forks init)
 //	seccomp          the seccomp programs compiled (or taken from the cache)
 //	plan             the process plan, MAC labels, generated files
 //	idmap+binds      the idmapped rootfs mount and the detached bind mounts (donated descriptors)

@@ -93,22 +93,22 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 	_exit(0);
 }
 
-// Descriptor 6 of a pod container's setup child: the user namespace of its pod's sandbox.
+// Descriptor 6 of a container's setup child: the user namespace its init starts in.
 #define USERNS_FD 6
 
-// Starts a pod container's init in its pod's user namespace, before the Go runtime starts (only
-// when the runtime set _BULWARK_NSJOIN, to the clone flags of the namespaces to create). The
-// runtime started this process already in the pod's network, ipc and uts namespaces it joins
-// (set on the thread that forked it) and in the container's cgroup; here it joins the sandbox's
-// user namespace, becomes its root, creates the container's own namespaces in it (so the user
-// namespace owns them and the setup can mount) and forks the init, which returns into the Go
-// runtime as the setup child. The fork is a sibling of this process (CLONE_PARENT): the runtime
+// Starts a container's init in its user namespace (its pod sandbox's, or one the runtime made and
+// mapped for it), before the Go runtime starts (only when the runtime set _BULWARK_NSJOIN, to
+// the clone flags of the namespaces to create). The runtime started this process already in the
+// pod's network, ipc and uts namespaces it joins, if any (set on the thread that forked it), and
+// in the container's cgroup; here it joins the user namespace, becomes its root, creates the
+// container's own namespaces in it (so the user namespace owns them and the setup can mount)
+// and forks the init, which returns into the Go runtime as the setup child. The fork is a sibling of this process (CLONE_PARENT): the runtime
 // reaps it. This process reports its host pid on SYNC_FD and exits.
 __attribute__((constructor)) static void bulwark_nsjoin(void) {
 	const char *flags = getenv("_BULWARK_NSJOIN");
 	if (flags == NULL || *flags == '\0')
 		return;
-	// CVE-2019-5736: this process is about to sit inside the pod's namespaces.
+	// CVE-2019-5736: this process is about to sit inside the container's namespaces.
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail(1);
 	if (setns(USERNS_FD, CLONE_NEWUSER) < 0)

@@ -1,8 +1,8 @@
 // Package nsenter joins a running container's namespaces from a C constructor, before the Go
 // runtime starts threads (setns into a user namespace requires a single-threaded caller): every
-// namespace of a container for an exec (Env), or a pod sandbox's user namespace for a new
-// container of the pod (EnvJoin). It acts only when one of them is set; linking it in is
-// otherwise inert.
+// namespace of a container for an exec (Env), or the user namespace a new container's init
+// starts in — its pod sandbox's, or one made for it (EnvJoin). It acts only when one of them is
+// set; linking it in is otherwise inert.
 package nsenter
 
 // #cgo CFLAGS: -Wall -Werror -std=gnu11
@@ -17,8 +17,9 @@ import (
 // Env names the variable holding the pid whose namespaces the re-executed runtime joins.
 const Env = "_BULWARK_NSENTER"
 
-// EnvJoin names the variable that starts a pod container's init in its pod's user namespace
-// (descriptor 6) instead: its value is the clone flags of the namespaces to create there.
+// EnvJoin names the variable that starts a container's init in a user namespace (descriptor 6:
+// its pod's, or one made for it) instead: its value is the clone flags of the namespaces to
+// create there.
 const EnvJoin = "_BULWARK_NSJOIN"
 
 // steps names the constructor's steps by the numbers it reports.
