@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/selinux/go-selinux"
 	"github.com/opencontainers/selinux/go-selinux/label"
@@ -188,13 +189,17 @@ func cmpOr(vals ...string) string {
 	return ""
 }
 
-var pairLevel = regexp.MustCompile(`^s0:c([0-9]{1,4}),c([0-9]{1,4})$`)
+// pairLevel is compiled on first use: every runtime process and every setup child starts this
+// package, and few ever check a level.
+var pairLevel = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^s0:c([0-9]{1,4}),c([0-9]{1,4})$`)
+})
 
 // checkPair accepts only a level of exactly two categories, "s0:cA,cB" with A < B < 1024. A range
 // or a category set ("s0-s0:c0.c1023") requested by a spec would dominate other containers'
 // levels and undo the MCS separation.
 func checkPair(level string) error {
-	m := pairLevel.FindStringSubmatch(level)
+	m := pairLevel().FindStringSubmatch(level)
 	if m == nil {
 		return fmt.Errorf("level %q: only a category pair s0:cA,cB is allowed", level)
 	}
