@@ -117,8 +117,11 @@ func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups
 		return nil, initProc{}, -1, err
 	}
 	pid, err := nsenter.ReadReport(syncR)
-	cmd.Wait()
-	if err != nil {
+	if err == nil {
+		// It exits right after its report: collect it without waiting here.
+		go cmd.Wait()
+	} else {
+		cmd.Wait()
 		ch.close()
 		closeAll([]int{sysfs})
 		if podUser {
