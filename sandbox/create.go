@@ -330,7 +330,7 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 	cmd := &exec.Cmd{
 		Path:        fmt.Sprintf("/proc/self/fd/%d", fdSelf),
 		Args:        []string{"bulwark", mode},
-		Env:         append([]string{envSetup + "=" + mode, envBuild + "=" + buildID, setupMaxProcs}, env...),
+		Env:         append([]string{envSetup + "=" + mode, envBuild + "=" + buildID}, env...),
 		ExtraFiles:  append([]*os.File{child, self}, extra...),
 		SysProcAttr: attr,
 	}
@@ -375,12 +375,6 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 	}
 	return newChannel(parent), cmd, nil
 }
-
-// setupMaxProcs runs a setup child's Go runtime on one P: its work is one locked thread's, and
-// every thread it would start besides costs a stack's page faults and a turn in each all-thread
-// broadcast (setgroups and setres[ug]id through libc, Landlock's through psx). The workload is
-// executed with its own environment, not this one.
-const setupMaxProcs = "GOMAXPROCS=1"
 
 // setupTimeout bounds the wait for each message from a setup child.
 const setupTimeout = 60 * time.Second
