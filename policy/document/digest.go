@@ -43,6 +43,11 @@ func sortedKeys[V any](m map[string]V) []string {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s as a JSON string, escaped as encoding/json escapes it by default
+// (byte for byte the same): for callers on a one-shot process's start path that render a few
+// strings as JSON, where encoding/json's first use of a type costs tens of microseconds.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString appends s as a JSON string escaped as encoding/json does by default: quote,
 // backslash and control characters, <, > and & (HTML-safe), U+2028 and U+2029, and invalid UTF-8
 // as U+FFFD.

@@ -146,7 +146,7 @@ func (add Recorder) RecordDecision(r document.DecisionRecord) {
 	for i, reason := range r.Reasons {
 		codes[i] = reason.Code
 	}
-	reasons, _ := json.Marshal(r.Reasons)
+	reasons := reasonsJSON(r.Reasons)
 	result := "deny"
 	if r.Allow {
 		result = "allow"
@@ -156,7 +156,7 @@ func (add Recorder) RecordDecision(r document.DecisionRecord) {
 		"input_digest": r.InputDigest,
 		"result":       result,
 		"reason_codes": fmt.Sprint(codes),
-		"reasons":      string(reasons),
+		"reasons":      reasons,
 		"revision":     r.Revision,
 		"duration_ns":  strconv.FormatInt(r.Duration.Nanoseconds(), 10),
 	}
@@ -164,6 +164,27 @@ func (add Recorder) RecordDecision(r document.DecisionRecord) {
 		attrs["cached"] = "true"
 	}
 	add(audit.TypePolicy, "decision", attrs)
+}
+
+// reasonsJSON is json.Marshal(rs), written without encoding/json (see JSONString).
+func reasonsJSON(rs []document.Reason) string {
+	if rs == nil {
+		return "null"
+	}
+	b := []byte{'['}
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"code":`...)
+		b = document.AppendJSONString(b, r.Code)
+		b = append(b, `,"message":`...)
+		b = document.AppendJSONString(b, r.Message)
+		b = append(b, `,"path":`...)
+		b = document.AppendJSONString(b, r.Path)
+		b = append(b, '}')
+	}
+	return string(append(b, ']'))
 }
 
 // RaisesAttrs renders raises (the floor's, or the policy's constraints) as one event's attributes.
@@ -178,8 +199,23 @@ func NetworkAttrs(n sandbox.NetworkFloor) map[string]string {
 	return map[string]string{"namespace": n.Namespace, "tcp": n.TCP, "refused_sockets": JSONString(n.RefusedSockets)}
 }
 
-// JSONString renders v as JSON for an audit attribute (argument lists keep their boundaries).
+// JSONString renders v as JSON for an audit attribute (argument lists keep their boundaries). A
+// []string, the common case (argument lists), is written without encoding/json, whose first use
+// of a type costs bulwark-runc's start path tens of microseconds; the text is the same.
 func JSONString(v any) string {
+	if ss, ok := v.([]string); ok {
+		if ss == nil {
+			return "null"
+		}
+		b := []byte{'['}
+		for i, s := range ss {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = document.AppendJSONString(b, s)
+		}
+		return string(append(b, ']'))
+	}
 	b, _ := json.Marshal(v)
 	return string(b)
 }

@@ -1,11 +1,13 @@
 package gate
 
 import (
+	"encoding/json"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 )
 
 func TestApplyConstraints(t *testing.T) {
@@ -20,5 +22,26 @@ func TestApplyConstraints(t *testing.T) {
 	}
 	if len(changes) != 1 || changes[0].Field != "linux.resources.memory.limit" {
 		t.Errorf("changes %+v", changes)
+	}
+}
+
+// The audit attributes written without encoding/json are its text, byte for byte.
+func TestJSONWithoutEncodingJSON(t *testing.T) {
+	strs := []string{"", "/bin/sh", `<a href="x">&</a>`, "\\\b\f\n\r\t\x00\x1f\x7f", "\xff bad", "\u2028\u2029", "é中😀"}
+	for _, ss := range [][]string{nil, {}, strs} {
+		want, _ := json.Marshal(ss)
+		if got := JSONString(ss); got != string(want) {
+			t.Errorf("JSONString(%q) = %s, want %s", ss, got, want)
+		}
+	}
+	var rs []document.Reason
+	for i, s := range strs {
+		rs = append(rs, document.Reason{Code: s, Message: strs[(i+1)%len(strs)], Path: strs[(i+2)%len(strs)]})
+	}
+	for _, r := range [][]document.Reason{nil, {}, rs} {
+		want, _ := json.Marshal(r)
+		if got := reasonsJSON(r); got != string(want) {
+			t.Errorf("reasonsJSON(%q) = %s, want %s", r, got, want)
+		}
 	}
 }
