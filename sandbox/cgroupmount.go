@@ -14,29 +14,42 @@ import (
 // the host's counters or cgroup.procs. Only hierarchies the container is placed in are mounted
 // (issue 8 §6): the cgroup namespace root of any other would be the host's root cgroup.
 
-// roCgroupFlags are the flags of every cgroup mount and of the tmpfs that holds them.
+// roCgroupFlags are the flags of every cgroup mount.
 const roCgroupFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 
 // mountCgroups mounts views at dest inside root. A pure v2 host has one hierarchy, mounted at
-// dest itself; otherwise a tmpfs at dest holds one directory per hierarchy, named as on the host
-// (memory, cpu, systemd, unified), which is where cgroup-aware software looks (it finds them
-// through /proc/self/mountinfo). The tmpfs is made read-only once they are mounted.
-func mountCgroups(root int, dest string, views []cgroupView) error {
-	target, err := mkdirInRoot(root, dest)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(target)
+// dest itself; otherwise a read-only directory of the staging tmpfs at dest holds one directory
+// per hierarchy, named as on the host (memory, cpu, systemd, unified), which is where
+// cgroup-aware software looks (it finds them through /proc/self/mountinfo).
+func mountCgroups(root int, st *staging, dest string, views []cgroupView) error {
 	if len(views) == 1 && views[0].Unified && views[0].Name == "" {
+		target, err := mkdirInRoot(root, dest)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(target)
 		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", roCgroupFlags, ""); err != nil {
 			return fmt.Errorf("mount cgroup2: %w", err)
 		}
 		return nil
 	}
-	if err := unix.Mount("tmpfs", fdPath(target), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=16k,mode=755"); err != nil {
-		return fmt.Errorf("mount tmpfs: %w", err)
+	names := make([]string, len(views))
+	for i, v := range views {
+		if v.Name == "" || v.Name == "." || v.Name == ".." || strings.Contains(v.Name, "/") {
+			return fmt.Errorf("cgroup hierarchy name %q", v.Name)
+		}
+		names[i] = v.Name
 	}
-	// The descriptor above names the directory beneath the new tmpfs: resolve dest again.
+	skel, err := st.dir(0o755, names...)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(skel)
+	// Read-only before it is attached: the views are mounted on its directories all the same.
+	if err := attachReadonly(root, skel, dest); err != nil {
+		return err
+	}
+	// Resolve dest again: it is the skeleton now.
 	dir, err := openInRoot(root, dest, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return err
@@ -47,21 +60,11 @@ func mountCgroups(root int, dest string, views []cgroupView) error {
 			return err
 		}
 	}
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-	if err := unix.MountSetattr(dir, "", unix.AT_EMPTY_PATH, attr); err != nil {
-		return fmt.Errorf("make the cgroup tmpfs read-only: %w", err)
-	}
 	return nil
 }
 
-// mountCgroupView mounts one hierarchy on a new directory v.Name of dir.
+// mountCgroupView mounts one hierarchy on the directory v.Name of dir.
 func mountCgroupView(dir int, v cgroupView) error {
-	if v.Name == "" || v.Name == "." || v.Name == ".." || strings.Contains(v.Name, "/") {
-		return fmt.Errorf("cgroup hierarchy name %q", v.Name)
-	}
-	if err := unix.Mkdirat(dir, v.Name, 0o755); err != nil {
-		return fmt.Errorf("mkdir %s: %w", v.Name, err)
-	}
 	sub, err := unix.Openat(dir, v.Name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", v.Name, err)

@@ -237,7 +237,8 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace), WritableRoot: !eff.Root.Readonly,
 	}
 	clk.lap("plan")
-	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC, sysfs)
+	undo.add(func() { r.releaseGenerated(dir) })
+	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC, sysfs, dir)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
@@ -385,7 +386,7 @@ const setupTimeout = 60 * time.Second
 //
 // sysfs, unless -1, is a detached sysfs mount made in the network namespace the container
 // joins (see startInit): it is attached where the spec mounts sysfs.
-func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfsSource, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int) ([]int, error) {
+func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfsSource, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int, dir string) ([]int, error) {
 	var fds []int
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -455,10 +456,7 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 		}
 		cfg.Mounts = append(cfg.Mounts, mp)
 	}
-	if len(fds) > maxFDs {
-		return fds, fmt.Errorf("too many mounts: %d descriptors exceed %d", len(fds), maxFDs)
-	}
-	return fds, nil
+	return r.donateGenerated(cfg, dir, owner[0], fds)
 }
 
 // detachedBind clones the resolved source src (its descriptor in binds: the path is not walked

@@ -289,6 +289,9 @@ func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 	if err := alloc.Release(tenant, c.id); err != nil {
 		return fmt.Errorf("release id range: %w", err)
 	}
+	if err := c.rt.releaseGenerated(c.dir); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("remove state: %w", err)
 	}

@@ -145,9 +145,11 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 	if err := makePrivate(root); err != nil {
 		return stepError("mounts", "make rootfs rprivate", "/", err)
 	}
+	st := newStaging()
+	defer st.close() // on errors before pivot_root; finish closes it otherwise
 	for _, m := range cfg.Mounts {
 		if m.Type == "cgroup2" {
-			if err := mountCgroups(root, m.Dest, cfg.Cgroups); err != nil {
+			if err := mountCgroups(root, st, m.Dest, cfg.Cgroups); err != nil {
 				return stepError("mounts", "mount the container's cgroups", m.Dest, err)
 			}
 			continue
@@ -156,7 +158,7 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 			return stepError("mounts", "mount "+m.Type, m.Dest, err)
 		}
 	}
-	if err := generatedMounts(root, cfg.Files); err != nil {
+	if err := generatedMounts(root, cfg.Files, fds); err != nil {
 		return stepError("mounts", "generated /etc files", "", err)
 	}
 	// A working directory the image lacks is created, as runc does (on a layered root it goes to
@@ -173,7 +175,7 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 		}
 	}
 	for _, p := range cfg.MaskedPaths {
-		if err := maskPath(root, p); err != nil {
+		if err := maskPath(root, st, p); err != nil {
 			return stepError("mounts", "mask path", p, err)
 		}
 	}
@@ -181,6 +183,9 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 		if err := readonlyPath(root, p); err != nil {
 			return stepError("mounts", "read-only path", p, err)
 		}
+	}
+	if err := st.finish(); err != nil {
+		return stepError("mounts", "seal the staging tmpfs", "", err)
 	}
 	if err := pivot(root); err != nil {
 		return stepError("mounts", "pivot_root", "/", err)
@@ -319,96 +324,22 @@ func bindDevice(root int, name string) error {
 	return nil
 }
 
-// generatedMounts writes the generated files into a private tmpfs and mounts each, read-only,
-// over its destination. The tmpfs is made detached (fsopen/fsmount) and never appears in any
-// tree; a kernel that cannot clone from a detached mount gets it attached on the host's /tmp of
-// this private mount namespace instead, which pivot_root leaves behind.
-func generatedMounts(root int, files []filePlan) error {
-	if len(files) == 0 {
-		return nil
-	}
-	staging, err := detachedTmpfs()
-	if err != nil {
-		return err
-	}
-	defer unix.Close(staging)
-	attached := false
-	for i, f := range files {
-		name := strconv.Itoa(i)
-		if err := writeNew(staging, name, f.Content); err != nil {
-			return err
+// generatedMounts attaches each generated file the runtime donated (read-only already, see
+// donateGenerated) over its destination.
+func generatedMounts(root int, files []filePlan, fds []int) error {
+	for _, f := range files {
+		if f.SrcFD < 0 || f.SrcFD >= len(fds) {
+			return fmt.Errorf("%s: no file was donated", f.Dest)
 		}
-		clone, err := unix.OpenTree(staging, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-		if err == unix.EINVAL && !attached {
-			if err := unix.MoveMount(staging, "", unix.AT_FDCWD, "/tmp", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-				return fmt.Errorf("attach staging tmpfs: %w", err)
-			}
-			attached = true
-			defer unix.Unmount("/tmp", unix.MNT_DETACH)
-			clone, err = unix.OpenTree(staging, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-		}
-		if err != nil {
-			return fmt.Errorf("clone %s: %w", f.Dest, err)
-		}
-		err = attachReadonly(root, clone, f.Dest)
-		unix.Close(clone)
+		target, err := fileInRoot(root, f.Dest)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func detachedTmpfs() (int, error) {
-	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
-	}
-	defer unix.Close(fs)
-	if err := unix.FsconfigSetString(fs, "source", "tmpfs"); err != nil {
-		return -1, fmt.Errorf("staging tmpfs source: %w", err)
-	}
-	if err := unix.FsconfigSetString(fs, "size", "64k"); err != nil {
-		return -1, fmt.Errorf("staging tmpfs size: %w", err)
-	}
-	if err := unix.FsconfigCreate(fs); err != nil {
-		return -1, fmt.Errorf("create staging tmpfs: %w", err)
-	}
-	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("fsmount staging tmpfs: %w", err)
-	}
-	return mfd, nil
-}
-
-func writeNew(dir int, name, content string) error {
-	fd, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	defer unix.Close(fd)
-	if _, err := unix.Write(fd, []byte(content)); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-func attachReadonly(root, clone int, dest string) error {
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-		return fmt.Errorf("mount_setattr %s: %w", dest, err)
-	}
-	dir, err := isDirFD(clone)
-	if err != nil {
-		return err
-	}
-	target, err := targetInRoot(root, dest, dir)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(target)
-	if err := unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
-		return fmt.Errorf("move_mount %s: %w", dest, err)
+		err = moveOnto(fds[f.SrcFD], target)
+		unix.Close(target)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Dest, err)
+		}
 	}
 	return nil
 }
@@ -424,9 +355,10 @@ func writeSysctl(root int, key, value string) error {
 	return err
 }
 
-// maskPath hides p: a read-only empty tmpfs over a directory, /dev/null over anything else.
-// A path the kernel does not have is already hidden.
-func maskPath(root int, p string) error {
+// maskPath hides p: the staging tmpfs's empty directory, read-only, over a directory (the
+// same one for every masked directory), /dev/null over anything else. A path the kernel does
+// not have is already hidden.
+func maskPath(root int, st *staging, p string) error {
 	target, err := openInRoot(root, p, unix.O_PATH)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
@@ -440,7 +372,15 @@ func maskPath(root int, p string) error {
 		return err
 	}
 	if dir {
-		return unix.Mount("tmpfs", fdPath(target), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=555")
+		clone, err := st.emptyDir()
+		if err != nil {
+			return err
+		}
+		defer unix.Close(clone)
+		if err := readonlyMount(clone); err != nil {
+			return err
+		}
+		return moveOnto(clone, target)
 	}
 	null, err := openInRoot(root, "/dev/null", unix.O_PATH)
 	if err != nil {
@@ -465,11 +405,10 @@ func readonlyPath(root int, p string) error {
 		return fmt.Errorf("clone: %w", err)
 	}
 	defer unix.Close(clone)
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-		return fmt.Errorf("mount_setattr: %w", err)
+	if err := readonlyMount(clone); err != nil {
+		return err
 	}
-	return unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	return moveOnto(clone, target)
 }
 
 // pivot makes the rootfs the root with pivot_root (never chroot: a chroot leaves the host tree

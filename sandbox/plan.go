@@ -69,10 +69,13 @@ func cgroupViews(cg cgroups.Manager) []cgroupView {
 }
 
 // filePlan is a generated file (/etc/hosts, /etc/hostname, /etc/resolv.conf) mounted read-only
-// from a private tmpfs; host files are never bind-mounted for these.
+// from the runtime's shared copy (donateGenerated); host files are never bind-mounted for these.
 type filePlan struct {
 	Dest    string `json:"dest"`
-	Content string `json:"content"`
+	Content string `json:"-"` // the runtime's to write; the child mounts SrcFD
+	// SrcFD is the donated read-only clone of the file: an index into the config message's
+	// descriptors.
+	SrcFD int `json:"srcFD"`
 }
 
 // processPlan is the confinement and identity of the process the child finally executes.
