@@ -27,6 +27,9 @@ import (
 //
 //	BULWARK_BIN=$PWD/bin go test -run '^$' -bench IdleMemory -benchtime 1x ./tests/perf/
 //
+// BULWARK_IDLE_BASE=/path/to/other/bulwark-runc adds that build as "bulwark-base", measured in
+// the same rounds: an A/B of a change, since the figures move with whatever else the host does.
+//
 // The testing package calls a benchmark again with a larger b.N (make perf: 20x); the rounds do
 // not depend on it, so the measurement is made once per process and reported by each call.
 func BenchmarkIdleMemory(b *testing.B) {
@@ -60,6 +63,9 @@ func measureIdle(b *testing.B) map[string]float64 {
 		{"bulwark-runc", testenv.RuntimeBin(b), []string{"--root", shm()}, sleeping, bulwarkEnv(b)},
 		{"runc", lookPath(b, "runc"), []string{"--root", shm()}, sleeping, nil},
 		{"crun", lookPath(b, "crun"), []string{"--root", shm()}, sleeping, nil},
+	}
+	if base := os.Getenv("BULWARK_IDLE_BASE"); base != "" {
+		cases = append(cases, runtimeCase{"bulwark-base", base, []string{"--root", shm()}, sleeping, bulwarkEnv(b)})
 	}
 	per := map[string]map[string][]float64{} // runtime → field → kB per container, each round
 	b.ResetTimer()
@@ -95,10 +101,14 @@ func measureIdle(b *testing.B) map[string]float64 {
 		lines = append(lines, line)
 		metrics[c.name+"-kB/container"] = med[c.name]
 	}
-	lines = append(lines, fmt.Sprintf("charged: bulwark-runc/runc = %.2f   bulwark-runc/crun = %.2f",
-		med["bulwark-runc"]/med["runc"], med["bulwark-runc"]/med["crun"]))
+	ratios := fmt.Sprintf("charged: bulwark-runc/runc = %.2f   bulwark-runc/crun = %.2f",
+		med["bulwark-runc"]/med["runc"], med["bulwark-runc"]/med["crun"])
+	if base, ok := med["bulwark-base"]; ok {
+		ratios += fmt.Sprintf("   bulwark-base/runc = %.2f   bulwark-runc - bulwark-base = %+.0f kB", base/med["runc"], med["bulwark-runc"]-base)
+	}
+	lines = append(lines, ratios)
 	for _, c := range cases {
-		lines = append(lines, c.name+" slab caches that grew most (kB per container): "+topSlabs(per[c.name], 8))
+		lines = append(lines, c.name+" slab caches that grew most (kB per container): "+topSlabs(per[c.name], 14))
 	}
 	fmt.Println(strings.Join(lines, "\n"))
 	return metrics
