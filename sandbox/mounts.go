@@ -279,16 +279,16 @@ func targetInRoot(root int, p string, dir bool) (int, error) {
 // populateDev fills the fresh /dev tmpfs: mknod is impossible in a user namespace, so the minimal
 // device set is bind-mounted from the host, and the rest are symlinks.
 func populateDev(root int) error {
-	for _, d := range minimalDevices {
-		if err := bindDevice(root, d); err != nil {
-			return err
-		}
-	}
 	dev, err := openInRoot(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dev)
+	for _, d := range minimalDevices {
+		if err := bindDevice(root, dev, d); err != nil {
+			return err
+		}
+	}
 	links := [][2]string{
 		{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
 		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"},
@@ -302,8 +302,9 @@ func populateDev(root int) error {
 }
 
 // bindDevice clones the host's /dev/<name> and attaches it, nosuid and noexec, over an empty file
-// in the container's /dev.
-func bindDevice(root int, name string) error {
+// made in the container's /dev (dev). The tmpfs there was just mounted, so the name is created
+// directly in it; only a name already there is resolved again inside the root.
+func bindDevice(root, dev int, name string) error {
 	clone, err := unix.OpenTree(unix.AT_FDCWD, "/dev/"+name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("clone /dev/%s: %w", name, err)
@@ -313,9 +314,12 @@ func bindDevice(root int, name string) error {
 	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH, attr); err != nil {
 		return fmt.Errorf("mount_setattr /dev/%s: %w", name, err)
 	}
-	target, err := fileInRoot(root, "/dev/"+name)
+	target, err := unix.Openat(dev, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+	if err == unix.EEXIST {
+		target, err = fileInRoot(root, "/dev/"+name)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("/dev/%s: %w", name, err)
 	}
 	defer unix.Close(target)
 	if err := unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
