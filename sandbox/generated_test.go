@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestGeneratedFilesShared: containers of one id range with the same content share one
@@ -80,5 +82,32 @@ func TestGeneratedFilesShared(t *testing.T) {
 		if e.Name()[0] == '.' {
 			t.Errorf("temporary file left: %s", e.Name())
 		}
+	}
+}
+
+// TestGeneratedFilesOnDiskRootNotShared: on a state root that is not a tmpfs, the runtime
+// donates nothing and leaves the files to the child (no journalled metadata on the start path).
+func TestGeneratedFilesOnDiskRootNotShared(t *testing.T) {
+	root := t.TempDir()
+	var fs unix.Statfs_t
+	if err := unix.Statfs(root, &fs); err != nil || fs.Type == unix.TMPFS_MAGIC {
+		t.Skipf("the temp dir %s is a tmpfs (or statfs failed: %v)", root, err)
+	}
+	r, err := New(Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &initConfig{Files: generatedFiles("h", nil)}
+	fds, err := r.donateGenerated(cfg, t.TempDir(), 100000, []int{7})
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("donated %v, %v; want nothing more", fds, err)
+	}
+	for _, f := range cfg.Files {
+		if f.SrcFD != -1 || f.Content == "" {
+			t.Errorf("%s: SrcFD %d, content %q; want the child to write it", f.Dest, f.SrcFD, f.Content)
+		}
+	}
+	if _, err := os.Stat(r.generatedDir()); !os.IsNotExist(err) {
+		t.Errorf("shared files dir made on a disk root: %v", err)
 	}
 }

@@ -158,7 +158,7 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 			return stepError("mounts", "mount "+m.Type, m.Dest, err)
 		}
 	}
-	if err := generatedMounts(root, cfg.Files, fds); err != nil {
+	if err := generatedMounts(root, st, cfg.Files, fds); err != nil {
 		return stepError("mounts", "generated /etc files", "", err)
 	}
 	// A working directory the image lacks is created, as runc does (on a layered root it goes to
@@ -328,11 +328,24 @@ func bindDevice(root, dev int, name string) error {
 	return nil
 }
 
-// generatedMounts attaches each generated file the runtime donated (read-only already, see
-// donateGenerated) over its destination.
-func generatedMounts(root int, files []filePlan, fds []int) error {
+// generatedMounts attaches each generated file over its destination, read-only: the runtime's
+// shared copy it donated (read-only already, see donateGenerated), or one written into the
+// staging tmpfs.
+func generatedMounts(root int, st *staging, files []filePlan, fds []int) error {
 	for _, f := range files {
-		if f.SrcFD < 0 || f.SrcFD >= len(fds) {
+		if f.SrcFD < 0 {
+			clone, err := st.file(f.Content)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.Dest, err)
+			}
+			err = attachReadonly(root, clone, f.Dest)
+			unix.Close(clone)
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if f.SrcFD >= len(fds) {
 			return fmt.Errorf("%s: no file was donated", f.Dest)
 		}
 		target, err := fileInRoot(root, f.Dest)

@@ -69,12 +69,14 @@ func cgroupViews(cg cgroups.Manager) []cgroupView {
 }
 
 // filePlan is a generated file (/etc/hosts, /etc/hostname, /etc/resolv.conf) mounted read-only
-// from the runtime's shared copy (donateGenerated); host files are never bind-mounted for these.
+// from the runtime's shared copy (donateGenerated) or from the child's staging tmpfs; host files
+// are never bind-mounted for these.
 type filePlan struct {
 	Dest    string `json:"dest"`
-	Content string `json:"-"` // the runtime's to write; the child mounts SrcFD
-	// SrcFD is the donated read-only clone of the file: an index into the config message's
-	// descriptors.
+	Content string `json:"content,omitempty"`
+	// SrcFD is the donated read-only clone of the runtime's shared copy (an index into the
+	// config message's descriptors, Content then left out), or -1: the child writes Content
+	// into its staging tmpfs.
 	SrcFD int `json:"srcFD"`
 }
 
@@ -241,8 +243,8 @@ func generatedFiles(hostname string, dns []netip.Addr) []filePlan {
 		resolv += "options ndots:0\n"
 	}
 	return []filePlan{
-		{Dest: "/etc/hostname", Content: hostname + "\n"},
-		{Dest: "/etc/hosts", Content: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"},
-		{Dest: "/etc/resolv.conf", Content: resolv},
+		{Dest: "/etc/hostname", Content: hostname + "\n", SrcFD: -1},
+		{Dest: "/etc/hosts", Content: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n", SrcFD: -1},
+		{Dest: "/etc/resolv.conf", Content: resolv, SrcFD: -1},
 	}
 }

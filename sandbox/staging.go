@@ -7,11 +7,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Child side: the container's one private tmpfs for the directories the floor mounts read-only
-// (issue 14): the empty directory every masked directory is covered with, and the skeleton of
-// directories a v1 or hybrid host's cgroup views are mounted on. Each is a read-only clone of a
-// piece of it, so a container has one superblock for all of them instead of one per masked
-// directory and one for its cgroup views: every superblock costs host memory (its struct, root
+// Child side: the container's one private tmpfs for what the floor mounts read-only from memory
+// (issue 14): the empty directory every masked directory is covered with, the skeleton of
+// directories a v1 or hybrid host's cgroup views are mounted on, and the generated /etc files
+// the runtime does not share (donateGenerated). Each is a read-only clone of a piece of it, so a
+// container has one superblock for all of them instead of one per masked directory, one for its
+// cgroup views and one for its files: every superblock costs host memory (its struct, root
 // inode, shrinker and per-memory-cgroup lists, and a shrinker slot in every memory cgroup of
 // the host) for as long as the container lives.
 //
@@ -20,8 +21,8 @@ import (
 // mount gets it attached on the host's /tmp of this private mount namespace instead, which
 // pivot_root leaves behind.
 
-// stagingSize bounds the staging tmpfs: it holds only directories.
-const stagingSize = "16k"
+// stagingSize bounds the staging tmpfs: a few directories and three short files.
+const stagingSize = "64k"
 
 // staging is the container's staging tmpfs; the zero value has none yet (made on first use).
 type staging struct {
@@ -115,6 +116,25 @@ func (s *staging) clone(name string) (int, error) {
 		return -1, fmt.Errorf("clone staging piece %s: %w", name, err)
 	}
 	return clone, nil
+}
+
+// file returns a detached clone of a new file holding content.
+func (s *staging) file(content string) (int, error) {
+	dir, err := s.mount()
+	if err != nil {
+		return -1, err
+	}
+	name := s.name()
+	fd, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return -1, fmt.Errorf("create staging %s: %w", name, err)
+	}
+	_, err = unix.Write(fd, []byte(content))
+	unix.Close(fd)
+	if err != nil {
+		return -1, fmt.Errorf("write staging %s: %w", name, err)
+	}
+	return s.clone(name)
 }
 
 // dir returns a detached clone of a new directory (mode) holding the empty directories subdirs.
