@@ -385,3 +385,51 @@ func withoutNamespaces(types ...specs.LinuxNamespaceType) testenv.SpecOpt {
 		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return slices.Contains(types, n.Type) })
 	}
 }
+
+// TestPolicyEvaluatorFailsClosed: bulwark-runc links no OPA and has bulwark-policy, beside it,
+// decide what its decision cache cannot answer. Without it, or with one that anyone may write,
+// every create is refused with the reason and nothing is created.
+func TestPolicyEvaluatorFailsClosed(t *testing.T) {
+	c, leaks, sr := policyCLI(t)
+	bundle := testenv.Bundle(t, testenv.Spec([]string{"/bin/true"}))
+	leaks.Dir(bundle)
+	c.ok("--state-root", sr, "run", "--bundle", bundle, leaks.Track(testenv.UniqueID(t)))
+
+	dir := t.TempDir()
+	for _, name := range []string{"bulwark-runc", "bulwark-init"} {
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(c.bin), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.bin = filepath.Join(dir, "bulwark-runc")
+	id := leaks.Track(testenv.UniqueID(t))
+	r := c.run("--state-root", sr, "run", "--bundle", bundle, id)
+	if r.code != 1 || !strings.Contains(r.stderr, "policy evaluator") || !strings.Contains(r.stderr, "bulwark-policy") {
+		t.Errorf("no evaluator: exit %d, stderr %q; want a refusal naming bulwark-policy", r.code, r.stderr)
+	}
+	assertNothingCreated(t, c, leaks)
+
+	evaluator := filepath.Join(dir, "bulwark-policy")
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(testenv.RuntimeBin(t)), "bulwark-policy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(evaluator, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(evaluator, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r = c.run("--state-root", sr, "run", "--bundle", bundle, id)
+	if r.code != 1 || !strings.Contains(r.stderr, "no one else may write") {
+		t.Errorf("evaluator writable by anyone: exit %d, stderr %q; want a refusal", r.code, r.stderr)
+	}
+	assertNothingCreated(t, c, leaks)
+	if ds := decisions(t, sr, id); len(ds) != 0 {
+		t.Errorf("decisions recorded without an evaluator: %+v", ds)
+	}
+}
