@@ -149,6 +149,13 @@ func MakeFilesystem(img string, size int64) error {
 	return nil
 }
 
+// noInitItable is the ext4 mount option that keeps the kernel from zeroing the inode tables mke2fs
+// left uninitialised (ext4lazyinit): through a loop device the zeroing punches holes in the image
+// file, handing part of the volume's up-front reservation back to the host (a 64 MiB image lost
+// 4 MiB of its blocks within 3 s of its first mount). The tables' uninitialised state is checksummed
+// in the group descriptors, so ext4 never needs them zeroed.
+const noInitItable = "noinit_itable"
+
 // mountImage mounts dir/disk.img on dir/_data unless it is mounted there already. The caller
 // holds the tenant's lock, so two processes never attach the same image twice (two loop
 // devices over one image would be two filesystems writing the same blocks).
@@ -164,7 +171,7 @@ func mountImage(dir string) error {
 		return err
 	}
 	defer loop.Close() // from here the mount holds the device; autoclear detaches it on unmount
-	if err := unix.Mount(loop.Name(), data, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+	if err := unix.Mount(loop.Name(), data, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, noInitItable); err != nil {
 		return fmt.Errorf("mount volume image %s on %s: %w", img, data, err)
 	}
 	return nil
@@ -321,6 +328,9 @@ func MountDetached(img string) (*os.File, error) {
 	}
 	defer unix.Close(fsfd)
 	if err := unix.FsconfigSetString(fsfd, "source", loop.Name()); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", img, err)
+	}
+	if err := unix.FsconfigSetFlag(fsfd, noInitItable); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", img, err)
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {

@@ -74,7 +74,7 @@ func TestVolumeQuota(t *testing.T) {
 	}
 	var after syscall.Stat_t
 	if err := syscall.Stat(img, &after); err != nil || after.Blocks != before.Blocks || after.Size != 10<<20 {
-		t.Errorf("the volume's image grew on the host: %d → %d blocks, size %d (%v)", before.Blocks, after.Blocks, after.Size, err)
+		t.Errorf("the volume image's blocks on the host changed: %d → %d blocks, size %d (%v)", before.Blocks, after.Blocks, after.Size, err)
 	}
 
 	// A volume that -v creates gets the tenant's default size (and is filled from the image like
