@@ -75,7 +75,10 @@ func enforcedBy(l mac.Layers) string {
 type seccompBlob struct {
 	Digest string `json:"digest"`
 	Flags  uint   `json:"flags"`
-	BPF    []byte `json:"bpf"`
+	// BPF crosses the channel raw, after the message's JSON (Size bytes, see channel.send): as
+	// base64 inside the JSON it was most of a config and most of the child's time decoding it.
+	BPF  []byte `json:"-"`
+	Size int    `json:"size"`
 }
 
 // compileSeccomp returns the programs the child loads, in order: the floor's default allowlist

@@ -13,7 +13,8 @@ import (
 
 // The setup protocol between the runtime (parent) and the container-side process (child: init for
 // Create, the joining process for Exec) is ONE channel — a unix stream socketpair — carrying a closed
-// set of typed messages. Each message is a 4-byte big-endian length and a JSON body; file
+// set of typed messages. Each message is a 4-byte big-endian length and a JSON body, and a config
+// is followed by its seccomp programs, raw, in order (their sizes are in the JSON); file
 // descriptors travel as SCM_RIGHTS on the message they belong to.
 //
 //	parent (runtime)                                  child (init / exec)
@@ -95,13 +96,22 @@ func (c *channel) send(m *message) error {
 	if err := c.seq.next(m.Kind); err != nil {
 		return err
 	}
+	raw := 0
+	for i := range m.seccomp() {
+		b := &m.Config.Process.Seccomp[i]
+		b.Size = len(b.BPF)
+		raw += b.Size
+	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s message: %w", m.Kind, err)
 	}
-	frame := make([]byte, 4+len(body))
+	frame := make([]byte, 4, 4+len(body)+raw)
 	binary.BigEndian.PutUint32(frame, uint32(len(body)))
-	copy(frame[4:], body)
+	frame = append(frame, body...)
+	for _, b := range m.seccomp() {
+		frame = append(frame, b.BPF...)
+	}
 	var oob []byte
 	if len(m.fds) > 0 {
 		oob = unix.UnixRights(m.fds...)
@@ -165,11 +175,40 @@ func (c *channel) recv() (*message, error) {
 		return nil, fmt.Errorf("decode message: %w", err)
 	}
 	m.fds = fds
+	if err := c.readSeccomp(m); err != nil {
+		closeAll(fds)
+		return nil, err
+	}
 	if err := c.seq.next(m.Kind); err != nil {
 		closeAll(fds)
 		return nil, err
 	}
 	return m, nil
+}
+
+// seccomp is the config's seccomp programs, which travel raw after the JSON.
+func (m *message) seccomp() []seccompBlob {
+	if m.Config == nil {
+		return nil
+	}
+	return m.Config.Process.Seccomp
+}
+
+// readSeccomp reads the programs of a config that follow its JSON.
+func (c *channel) readSeccomp(m *message) error {
+	total := 0
+	for i := range m.seccomp() {
+		b := &m.Config.Process.Seccomp[i]
+		total += b.Size
+		if b.Size < 0 || total > maxMessage {
+			return fmt.Errorf("receive message: seccomp program of %d bytes exceeds the %d bytes a frame may carry", b.Size, maxMessage)
+		}
+		b.BPF = make([]byte, b.Size)
+		if _, err := io.ReadFull(c.f, b.BPF); err != nil {
+			return fmt.Errorf("receive seccomp program: %w", err)
+		}
+	}
+	return nil
 }
 
 func parseRights(oob []byte) ([]int, error) {

@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"bytes"
+	"encoding/binary"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,15 +61,29 @@ func TestChannelRoundTrip(t *testing.T) {
 	}
 	defer f.Close()
 	big := strings.Repeat("x", 1<<20) // larger than a socket buffer: must arrive whole
+	// The seccomp programs follow the JSON raw, in order; one is larger than a socket buffer too.
+	progs := []seccompBlob{{Digest: "a", BPF: []byte{1, 2, 3}}, {Digest: "e", BPF: nil}, {Digest: "b", BPF: bytes.Repeat([]byte{7}, 300<<10)}}
+	sent := make(chan error, 1)
 	go func() {
-		parent.send(&message{Kind: kindConfig, Config: &initConfig{ID: big, RootfsFD: 0, FifoFD: -1}, fds: []int{int(f.Fd())}})
+		sent <- parent.send(&message{Kind: kindConfig, Config: &initConfig{ID: big, RootfsFD: 0, FifoFD: -1, Process: processPlan{Seccomp: progs}}, fds: []int{int(f.Fd())}})
 	}()
 	m, err := child.recv()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
 	if m.Kind != kindConfig || m.Config.ID != big || len(m.fds) != 1 {
 		t.Fatalf("got kind %s, id len %d, %d fds", m.Kind, len(m.Config.ID), len(m.fds))
+	}
+	if got := m.Config.Process.Seccomp; len(got) != len(progs) {
+		t.Fatalf("got %d seccomp programs, want %d", len(got), len(progs))
+	}
+	for i, p := range m.Config.Process.Seccomp {
+		if p.Digest != progs[i].Digest || !bytes.Equal(p.BPF, progs[i].BPF) {
+			t.Errorf("seccomp program %d: digest %s, %d bytes; want %s, %d bytes", i, p.Digest, len(p.BPF), progs[i].Digest, len(progs[i].BPF))
+		}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(m.fds[0], &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
@@ -96,5 +113,25 @@ func TestInitErrorUnwrap(t *testing.T) {
 		if !strings.Contains(e.Error(), want) {
 			t.Errorf("%q lacks %q", e.Error(), want)
 		}
+	}
+}
+
+// A config whose JSON announces seccomp programs larger than a frame may carry is refused before
+// anything is allocated for them.
+func TestChannelRefusesOversizeSeccomp(t *testing.T) {
+	pf, cf, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := newChannel(cf)
+	defer pf.Close()
+	defer child.close()
+	body := []byte(`{"kind":"config","config":{"id":"x","process":{"seccomp":[{"digest":"a","size":` + strconv.Itoa(maxMessage+1) + `}]}}}`)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	if _, err := pf.Write(append(frame, body...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := child.recv(); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("recv = %v, want the oversize program refused", err)
 	}
 }
