@@ -126,7 +126,14 @@ func (e *Env) bulwarkContainers() ([]Container, error) {
 			Status        string `json:"status"`
 			InitStartTime uint64 `json:"initStartTime"`
 		}
-		if json.Unmarshal(b, &st) != nil || (st.Status != "running" && st.Status != "paused") {
+		if json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		// A started container's state still says "created": its exec fifo gone is what says it
+		// runs (sandbox: state.go, refresh).
+		_, ferr := os.Lstat(filepath.Join(dir, ent.Name(), "exec.fifo"))
+		started := st.Status == "created" && errors.Is(ferr, os.ErrNotExist)
+		if st.Status != "running" && st.Status != "paused" && !started {
 			continue
 		}
 		if e.alive(st.Pid, st.InitStartTime) {

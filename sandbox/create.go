@@ -179,7 +179,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 
-	fifo := filepath.Join(dir, "exec.fifo")
+	fifo := filepath.Join(dir, execFifo)
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}

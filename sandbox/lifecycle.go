@@ -47,7 +47,7 @@ func (c *Container) Start() error {
 	if err := transition(Status(st.Status), StatusRunning); err != nil || Status(st.Status) != StatusCreated {
 		return fmt.Errorf("%w: start needs a created container, %s is %s", ErrInvalidState, c.id, st.Status)
 	}
-	fifo := filepath.Join(c.dir, "exec.fifo")
+	fifo := filepath.Join(c.dir, execFifo)
 	// O_NONBLOCK: if init is gone there is no reader and open fails at once (ENXIO) instead of
 	// hanging forever.
 	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -59,9 +59,9 @@ func (c *Container) Start() error {
 	if werr != nil {
 		return fmt.Errorf("start %s: write exec fifo: %w", c.id, werr)
 	}
-	os.Remove(fifo)
-	if err := c.setStatus(st, StatusRunning); err != nil {
-		return err
+	// The fifo gone is the container's "running" (see refresh): no state is written.
+	if err := os.Remove(fifo); err != nil {
+		return fmt.Errorf("start %s: remove exec fifo: %w", c.id, err)
 	}
 	c.rt.event(c.id, "start", nil)
 	c.started = time.Now()
