@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -49,17 +48,25 @@ func transition(from, to Status) error {
 	return fmt.Errorf("%w: %s → %s", ErrInvalidState, from, to)
 }
 
-// validID is the id's alphabet; its length (at most 128) is checked apart: a counted repetition
-// ({0,127}) compiles to a program of 127 copies, 0.2 ms of every process start (and every
-// container's setup child's).
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// validID reports whether id is [A-Za-z0-9][A-Za-z0-9_.-]*, checked by hand: a regexp compiled
+// at every process start (and every container's setup child's) cost 0.03-0.05 ms.
+func validID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return id != ""
+}
 
 func checkID(id string) error { return ValidateID(id) }
 
 // ValidateID refuses a container id the runtime cannot use: an id names a directory under the
 // state root, a cgroup and a hostname. Callers check it before deciding anything about it.
 func ValidateID(id string) error {
-	if len(id) > 128 || !validID.MatchString(id) {
+	if len(id) > 128 || !validID(id) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
 	}
 	return nil

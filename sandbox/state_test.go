@@ -3,6 +3,8 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -40,5 +42,21 @@ func TestStartedFromFifo(t *testing.T) {
 	stored.InitStartTime++ // another process than the init recorded
 	if s := status(); s != StatusStopped {
 		t.Errorf("its init gone: %s, want stopped", s)
+	}
+}
+
+// TestValidateID: the hand-written check accepts exactly what the id pattern
+// [A-Za-z0-9][A-Za-z0-9_.-]{0,127} does.
+func TestValidateID(t *testing.T) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	ids := []string{"", "a", "Z9", "a_b.c-d", "_a", ".a", "-a", "a/b", "a b", "a\n", "a\x00", "é", "aé",
+		"..", "a..", strings.Repeat("a", 128), strings.Repeat("a", 129), "0" + strings.Repeat("-", 127)}
+	for c := 0; c < 256; c++ { // every byte first and second
+		ids = append(ids, string([]byte{byte(c)}), "a"+string([]byte{byte(c)}))
+	}
+	for _, id := range ids {
+		if got, want := ValidateID(id) == nil, pattern.MatchString(id); got != want {
+			t.Errorf("ValidateID(%q) accepted %v, the pattern %v", id, got, want)
+		}
 	}
 }
