@@ -265,7 +265,7 @@ func (e *Engine) recordExit(id string, code int, why string) (*Meta, error) {
 		if lerr != nil {
 			c = nil
 		}
-		werr = errors.Join(werr, e.remove(c, m))
+		werr = errors.Join(werr, e.remove(c, m, nil))
 	}
 	return m, errors.Join(werr, t.Flush())
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
@@ -221,13 +222,20 @@ func (r *Running) Wait() (*ExitInfo, error) {
 		info = &ExitInfo{Code: code, Finished: time.Now().UTC()}
 	}
 	r.meta.Exit = info
-	werr := r.e.writeMeta(r.meta)
-	r.clock.lap("wait")
+	var werr error
 	if r.plan.Request.Remove {
-		if derr := r.e.remove(r.c, r.meta); derr != nil {
-			werr = errors.Join(werr, derr)
+		// --rm: the record goes with the container, so how the workload ended is written to it
+		// only if the removal fails and leaves it. (A client killed before the removal is done
+		// leaves a record without an exit: its supervisor's watch then collects the container
+		// and removes it.) The effective spec, for the anonymous volumes, is the plan's.
+		r.clock.lap("wait")
+		if derr := r.e.remove(r.c, r.meta, r.plan.Spec); derr != nil {
+			werr = errors.Join(derr, r.e.writeMeta(r.meta))
 		}
 		r.clock.lap("remove")
+	} else {
+		werr = r.e.writeMeta(r.meta)
+		r.clock.lap("wait")
 	}
 	if ferr := r.trail.Flush(); ferr != nil {
 		werr = errors.Join(werr, ferr)
@@ -237,8 +245,8 @@ func (r *Running) Wait() (*ExitInfo, error) {
 }
 
 // remove deletes the sandbox (cgroup, id range, state; c nil: none is left) and the engine's own
-// state.
-func (e *Engine) remove(c *sandbox.Container, m *Meta) error {
+// state. spec is the container's effective spec as recorded (nil: read from its record).
+func (e *Engine) remove(c *sandbox.Container, m *Meta, spec *specs.Spec) error {
 	if c != nil {
 		if err := c.Delete(true); err != nil {
 			return fmt.Errorf("delete %s: %w", m.ID, err)
@@ -247,7 +255,10 @@ func (e *Engine) remove(c *sandbox.Container, m *Meta) error {
 	if err := e.detachNetwork(m.Tenant, m.ID); err != nil {
 		return err
 	}
-	spec, specErr := e.readEffectiveSpec(m.ID)
+	var specErr error
+	if spec == nil {
+		spec, specErr = e.readEffectiveSpec(m.ID)
+	}
 	if err := e.removeStateDir(m.ID); err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ import (
 //	create     the sandbox created (bulwark-runc's create, in process)
 //	ready      the network attached, the supervisor's watch and the decision's records awaited
 //	start      the workload released, its record written
-//	wait       until the workload exited, its exit recorded
+//	wait       until the workload exited, its exit recorded (with --rm, only if the removal fails)
 //	remove     --rm: the sandbox deleted, the container's state removed
 //	flush      the last audit records made durable
 
