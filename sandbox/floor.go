@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -192,18 +191,6 @@ func (f *floor) refuse(field, name, value, reason string) {
 
 func (f *floor) raise(field, from, to string) {
 	f.raises = append(f.raises, Raise{Field: field, From: from, To: to})
-}
-
-func copySpec(s *specs.Spec) (*specs.Spec, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("copy spec: %w", err)
-	}
-	out := &specs.Spec{}
-	if err := json.Unmarshal(b, out); err != nil {
-		return nil, fmt.Errorf("copy spec: %w", err)
-	}
-	return out, nil
 }
 
 func (f *floor) namespaces() error {
