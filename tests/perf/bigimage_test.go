@@ -132,8 +132,8 @@ func BenchmarkBigImageFirstOutput(b *testing.B) {
 	size, _ := exec.Command("du", "-sm", lower).Output()
 	args := []string{"/usr/bin/python3", "-c", "print('ready')"}
 	cases := []runtimeCase{
-		{"bulwark", bulwark, []string{"--root", filepath.Join(b.TempDir(), "state")}, bundleFor(b, overlayRootfs(b, lower), testenv.RuncSpec(args)), bulwarkEnv(b)},
-		{"runc", runc, []string{"--root", b.TempDir()}, bundleFor(b, overlayRootfs(b, lower), testenv.RuncSpec(args)), nil},
+		{"bulwark", bulwark, []string{"--root", runRoot(b)}, bundleFor(b, overlayRootfs(b, lower), testenv.RuncSpec(args)), bulwarkEnv(b)},
+		{"runc", runc, []string{"--root", runRoot(b)}, bundleFor(b, overlayRootfs(b, lower), testenv.RuncSpec(args)), nil},
 	}
 	times := map[string][]float64{}
 	b.ResetTimer()

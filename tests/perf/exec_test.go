@@ -3,7 +3,6 @@ package perf
 import (
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,9 +21,9 @@ func BenchmarkExec(b *testing.B) {
 	rootfs := testenv.BusyboxRootfs(b)
 	sleeping := bundleFor(b, rootfs, testenv.RuncSpec([]string{"/bin/sleep", "3600"}))
 	cases := []runtimeCase{
-		{"bulwark-runc", runcBin, []string{"--root", filepath.Join(b.TempDir(), "state")}, sleeping, bulwarkEnv(b)},
-		{"runc", lookPath(b, "runc"), []string{"--root", b.TempDir()}, sleeping, nil},
-		{"crun", lookPath(b, "crun"), []string{"--root", b.TempDir()}, sleeping, nil},
+		{"bulwark-runc", runcBin, []string{"--root", runRoot(b)}, sleeping, bulwarkEnv(b)},
+		{"runc", lookPath(b, "runc"), []string{"--root", runRoot(b)}, sleeping, nil},
+		{"crun", lookPath(b, "crun"), []string{"--root", runRoot(b)}, sleeping, nil},
 	}
 	for _, c := range cases {
 		if err := c.detached("create", "--bundle", c.bundle, "bench-exec"); err != nil {

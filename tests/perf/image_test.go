@@ -22,7 +22,7 @@ func BenchmarkRunImage(b *testing.B) {
 	runcBin := testenv.RuntimeBin(b)
 	rootfs := testenv.BusyboxRootfs(b)
 	cli, state := imageHost(b, runcBin, rootfs)
-	runc := runtimeCase{"bulwark-runc", runcBin, []string{"--root", filepath.Join(b.TempDir(), "run")},
+	runc := runtimeCase{"bulwark-runc", runcBin, []string{"--root", runRoot(b)},
 		bundleFor(b, rootfs, testenv.RuncSpec([]string{"/bin/true"})), bulwarkEnv(b)}
 	var run, rc []float64
 	b.ResetTimer()

@@ -51,21 +51,13 @@ func measureIdle(b *testing.B) map[string]float64 {
 	n, rounds := envInt("BULWARK_IDLE_N", 100), envInt("BULWARK_IDLE_ROUNDS", 3)
 	rootfs := testenv.BusyboxRootfs(b)
 	sleeping := bundleFor(b, rootfs, testenv.RuncSpec([]string{"/bin/sleep", "3600"}))
-	shm := func() string {
-		d, err := os.MkdirTemp("/dev/shm", "bulwark-perf-")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.RemoveAll(d) })
-		return d
-	}
 	cases := []runtimeCase{
-		{"bulwark-runc", testenv.RuntimeBin(b), []string{"--root", shm()}, sleeping, bulwarkEnv(b)},
-		{"runc", lookPath(b, "runc"), []string{"--root", shm()}, sleeping, nil},
-		{"crun", lookPath(b, "crun"), []string{"--root", shm()}, sleeping, nil},
+		{"bulwark-runc", testenv.RuntimeBin(b), []string{"--root", runRoot(b)}, sleeping, bulwarkEnv(b)},
+		{"runc", lookPath(b, "runc"), []string{"--root", runRoot(b)}, sleeping, nil},
+		{"crun", lookPath(b, "crun"), []string{"--root", runRoot(b)}, sleeping, nil},
 	}
 	if base := os.Getenv("BULWARK_IDLE_BASE"); base != "" {
-		cases = append(cases, runtimeCase{"bulwark-base", base, []string{"--root", shm()}, sleeping, bulwarkEnv(b)})
+		cases = append(cases, runtimeCase{"bulwark-base", base, []string{"--root", runRoot(b)}, sleeping, bulwarkEnv(b)})
 	}
 	per := map[string]map[string][]float64{} // runtime → field → kB per container, each round
 	b.ResetTimer()

@@ -24,11 +24,11 @@ func BenchmarkStartToExit(b *testing.B) {
 	plain := bundleFor(b, rootfs, testenv.RuncSpec([]string{"/bin/true"}))
 	hard := bundleFor(b, rootfs, hardened(b, testenv.RuncSpec([]string{"/bin/true"})))
 	cases := []runtimeCase{
-		{"bulwark", bulwark, []string{"--root", filepath.Join(b.TempDir(), "state")}, plain, bulwarkEnv(b)},
-		{"crun", crun, []string{"--root", b.TempDir()}, plain, nil},
-		{"runc", runc, []string{"--root", b.TempDir()}, plain, nil},
-		{"crun-hardened", crun, []string{"--root", b.TempDir()}, hard, nil},
-		{"runc-hardened", runc, []string{"--root", b.TempDir()}, hard, nil},
+		{"bulwark", bulwark, []string{"--root", runRoot(b)}, plain, bulwarkEnv(b)},
+		{"crun", crun, []string{"--root", runRoot(b)}, plain, nil},
+		{"runc", runc, []string{"--root", runRoot(b)}, plain, nil},
+		{"crun-hardened", crun, []string{"--root", runRoot(b)}, hard, nil},
+		{"runc-hardened", runc, []string{"--root", runRoot(b)}, hard, nil},
 	}
 	times := make(map[string][]float64)
 	b.ResetTimer()

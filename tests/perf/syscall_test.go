@@ -29,9 +29,9 @@ func BenchmarkGetppid(b *testing.B) {
 	plain := bundleFor(b, rootfs, testenv.RuncSpec(args))
 	docker := bundleFor(b, rootfs, hardened(b, testenv.RuncSpec(args)))
 	cases := []runtimeCase{
-		{"bulwark", bulwark, []string{"--root", filepath.Join(b.TempDir(), "state")}, plain, bulwarkEnv(b)},
-		{"runc-docker-seccomp", runc, []string{"--root", b.TempDir()}, docker, nil},
-		{"runc-no-seccomp", runc, []string{"--root", b.TempDir()}, plain, nil},
+		{"bulwark", bulwark, []string{"--root", runRoot(b)}, plain, bulwarkEnv(b)},
+		{"runc-docker-seccomp", runc, []string{"--root", runRoot(b)}, docker, nil},
+		{"runc-no-seccomp", runc, []string{"--root", runRoot(b)}, plain, nil},
 	}
 	ns := make(map[string][]float64)
 	b.ResetTimer()
