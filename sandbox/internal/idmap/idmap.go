@@ -4,13 +4,16 @@ package idmap
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -29,6 +32,11 @@ const (
 
 	stateFile = "ranges.json"
 	lockFile  = "lock"
+	// holdersDir has a directory per tenant (its name hex-encoded) holding an empty file per
+	// container that holds the tenant's range.
+	holdersDir = "holders"
+	// stateVersion 2 keeps holders as files; version 1 listed them in the state file.
+	stateVersion = 2
 )
 
 // ErrCorrupt is wrapped by errors for a state file that cannot be trusted. The allocator never
@@ -43,10 +51,11 @@ type Range struct {
 	Size    uint32 `json:"size"`
 }
 
-// entry is a Range with the containers holding it (the refcount).
+// entry is a tenant's binding to its range. Holders are listed only by a version 1 state, which
+// the allocator converts on first use.
 type entry struct {
 	Range
-	Holders []string `json:"holders"`
+	Holders []string `json:"holders,omitempty"`
 }
 
 type state struct {
@@ -56,6 +65,17 @@ type state struct {
 
 // Allocator persists range allocations in one directory. Every operation takes an exclusive flock
 // on <dir>/lock, so goroutines and separate runtime processes see one consistent allocation.
+//
+// A tenant's binding to its range (ranges.json) is written, and flushed to disk, only when the
+// tenant gets a range; it stays after the tenant's last container goes, until another tenant needs
+// those ids. The containers holding a range are empty files (holders/<tenant>/<container>),
+// created and removed without a flush: a container's create and delete rewrite nothing and wait on
+// no disk flush — the two flushes per create and per delete were most of the runtime's
+// cgroups+idrange and teardown steps (issue 14). A holder file lost in a crash (power cut) belonged
+// to a container the crash killed; one left behind keeps the range with its own tenant. A range
+// goes to another tenant only once its binding has no holder file, which the data a container
+// wrote does not depend on: volumes and writable binds keep their files in the storage range
+// (StorageBase), never in a tenant's.
 type Allocator struct {
 	dir string
 	// subUID and subGID are the host's subordinate id files; their ranges belong to host users
@@ -63,8 +83,9 @@ type Allocator struct {
 	subUID, subGID string
 }
 
-// Open returns the allocator whose state lives in dir, creating dir if missing. A corrupt state
-// file is reported (wrapping ErrCorrupt) rather than reset.
+// Open returns the allocator whose state lives in dir, creating dir if missing. The state is
+// read and checked by each operation, under its lock: a corrupt state file is reported then
+// (wrapping ErrCorrupt), never reset.
 func Open(dir string) (*Allocator, error) {
 	return open(dir, "/etc/subuid", "/etc/subgid")
 }
@@ -73,40 +94,35 @@ func open(dir, subUID, subGID string) (*Allocator, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create idmap dir: %w", err)
 	}
-	a := &Allocator{dir: dir, subUID: subUID, subGID: subGID}
-	if err := a.locked(func(*state) (bool, error) { return false, nil }); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return &Allocator{dir: dir, subUID: subUID, subGID: subGID}, nil
 }
 
-// Acquire returns tenant's range, allocating the lowest free one if the tenant holds none, and
+// Acquire returns tenant's range, binding the lowest free one if the tenant has none, and
 // records containerID as a holder. Acquiring twice for the same container is a no-op.
 func (a *Allocator) Acquire(tenant, containerID string) (Range, error) {
-	if tenant == "" || containerID == "" {
-		return Range{}, errors.New("idmap acquire: tenant and container id must not be empty")
-	}
 	var out Range
-	err := a.locked(func(st *state) (bool, error) {
-		for i := range st.Ranges {
-			e := &st.Ranges[i]
-			if e.Tenant != tenant {
-				continue
-			}
+	err := a.locked(tenant, containerID, func(st *state) error {
+		if e := st.find(tenant); e != nil {
 			out = e.Range
-			if slices.Contains(e.Holders, containerID) {
-				return false, nil
-			}
-			e.Holders = append(e.Holders, containerID)
-			return true, nil
+			return a.hold(tenant, containerID)
 		}
-		base, err := a.freeBase(st)
+		held, err := a.held(st)
 		if err != nil {
-			return false, err
+			return err
+		}
+		base, err := a.freeBase(held)
+		if err != nil {
+			return err
 		}
 		out = Range{Tenant: tenant, UIDBase: base, GIDBase: base, Size: RangeSize}
-		st.Ranges = append(st.Ranges, entry{Range: out, Holders: []string{containerID}})
-		return true, nil
+		// The ids may have been another tenant's, kept after its last holder went: take them over.
+		st.Ranges = slices.DeleteFunc(st.Ranges, func(e entry) bool { return e.overlaps(out) })
+		st.Ranges = append(st.Ranges, entry{Range: out})
+		// The binding is on disk before anything holds it.
+		if err := a.save(st); err != nil {
+			return err
+		}
+		return a.hold(tenant, containerID)
 	})
 	if err != nil {
 		return Range{}, fmt.Errorf("idmap acquire for tenant %q: %w", tenant, err)
@@ -114,26 +130,18 @@ func (a *Allocator) Acquire(tenant, containerID string) (Range, error) {
 	return out, nil
 }
 
-// Release drops containerID as a holder of tenant's range; the range is freed when its last
-// holder goes. Releasing what is not held is not an error, so Delete stays idempotent.
+// Release drops containerID as a holder of tenant's range; once it has no holder left the range
+// may go to another tenant. Releasing what is not held is not an error, so Delete stays
+// idempotent.
 func (a *Allocator) Release(tenant, containerID string) error {
-	err := a.locked(func(st *state) (bool, error) {
-		for i := range st.Ranges {
-			e := &st.Ranges[i]
-			if e.Tenant != tenant {
-				continue
-			}
-			j := slices.Index(e.Holders, containerID)
-			if j < 0 {
-				return false, nil
-			}
-			e.Holders = slices.Delete(e.Holders, j, j+1)
-			if len(e.Holders) == 0 {
-				st.Ranges = slices.Delete(st.Ranges, i, i+1)
-			}
-			return true, nil
+	err := a.locked(tenant, containerID, func(*state) error {
+		dir := a.holders(tenant)
+		if err := os.Remove(filepath.Join(dir, containerID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove holder: %w", err)
 		}
-		return false, nil
+		// Gone with its last holder; another still there keeps it (ENOTEMPTY).
+		unix.Rmdir(dir)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("idmap release for tenant %q: %w", tenant, err)
@@ -141,27 +149,89 @@ func (a *Allocator) Release(tenant, containerID string) error {
 	return nil
 }
 
-// List returns every allocated range, ordered by UIDBase.
+// List returns every range some container holds, ordered by UIDBase.
 func (a *Allocator) List() ([]Range, error) {
 	var out []Range
-	err := a.locked(func(st *state) (bool, error) {
-		for _, e := range st.Ranges {
-			out = append(out, e.Range)
-		}
-		return false, nil
+	err := a.locked("", "", func(st *state) error {
+		var err error
+		out, err = a.held(st)
+		return err
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].UIDBase < out[j].UIDBase })
 	return out, err
 }
 
-// freeBase finds the lowest RangeSize-aligned base at or above firstBase whose range overlaps
-// neither an allocated range nor a host subordinate id range, for uids and gids alike (one base
-// serves both, which keeps ownership arithmetic simple for image layers).
-func (a *Allocator) freeBase(st *state) (uint32, error) {
-	var taken []interval
+func (st *state) find(tenant string) *entry {
+	for i := range st.Ranges {
+		if st.Ranges[i].Tenant == tenant {
+			return &st.Ranges[i]
+		}
+	}
+	return nil
+}
+
+func (e entry) overlaps(r Range) bool {
+	return span(e.UIDBase, e.Size).overlaps(span(r.UIDBase, r.Size)) ||
+		span(e.GIDBase, e.Size).overlaps(span(r.GIDBase, r.Size))
+}
+
+// holders is the directory of tenant's holder files.
+func (a *Allocator) holders(tenant string) string {
+	return filepath.Join(a.dir, holdersDir, hex.EncodeToString([]byte(tenant)))
+}
+
+// hold records containerID as a holder of tenant's range.
+func (a *Allocator) hold(tenant, containerID string) error {
+	dir := a.holders(tenant)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("record holder: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, containerID), os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("record holder: %w", err)
+	}
+	return f.Close()
+}
+
+// held returns the bound ranges that have a holder.
+func (a *Allocator) held(st *state) ([]Range, error) {
+	var out []Range
 	for _, e := range st.Ranges {
-		taken = append(taken, interval{uint64(e.UIDBase), uint64(e.UIDBase) + uint64(e.Size)},
-			interval{uint64(e.GIDBase), uint64(e.GIDBase) + uint64(e.Size)})
+		names, err := readNames(a.holders(e.Tenant), 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) > 0 {
+			out = append(out, e.Range)
+		}
+	}
+	return out, nil
+}
+
+// readNames returns up to n names in dir (all if n <= 0); none if dir does not exist.
+func readNames(dir string, n int) ([]string, error) {
+	d, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read holders: %w", err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read holders: %w", err)
+	}
+	return names, nil
+}
+
+// freeBase finds the lowest RangeSize-aligned base at or above firstBase whose range overlaps
+// neither a held range nor a host subordinate id range, for uids and gids alike (one base
+// serves both, which keeps ownership arithmetic simple for image layers).
+func (a *Allocator) freeBase(held []Range) (uint32, error) {
+	var taken []interval
+	for _, r := range held {
+		taken = append(taken, span(r.UIDBase, r.Size), span(r.GIDBase, r.Size))
 	}
 	for _, f := range []string{a.subUID, a.subGID} {
 		sub, err := readSubIDs(f)
@@ -188,9 +258,27 @@ func (a *Allocator) freeBase(st *state) (uint32, error) {
 	return 0, errors.New("no free id range left")
 }
 
-// locked runs fn on the current state under the exclusive lock, and saves the state if fn
-// reports a change.
-func (a *Allocator) locked(fn func(*state) (changed bool, err error)) error {
+// checkNames refuses a tenant or container id that cannot name a holder file.
+func checkNames(tenant, containerID string) error {
+	switch {
+	case tenant == "" || containerID == "":
+		return errors.New("tenant and container id must not be empty")
+	case len(tenant) > 127:
+		return fmt.Errorf("tenant %q: longer than 127 bytes", tenant)
+	case len(containerID) > 255 || strings.Contains(containerID, "/") || containerID == "." || containerID == "..":
+		return fmt.Errorf("container id %q cannot name a file", containerID)
+	}
+	return nil
+}
+
+// locked runs fn on the current state under the exclusive lock, after checking tenant and
+// containerID (unless both are empty). A version 1 state is converted first.
+func (a *Allocator) locked(tenant, containerID string, fn func(*state) error) error {
+	if tenant != "" || containerID != "" {
+		if err := checkNames(tenant, containerID); err != nil {
+			return err
+		}
+	}
 	lf, err := os.OpenFile(filepath.Join(a.dir, lockFile), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("open idmap lock: %w", err)
@@ -210,10 +298,30 @@ func (a *Allocator) locked(fn func(*state) (changed bool, err error)) error {
 	if err != nil {
 		return err
 	}
-	changed, err := fn(st)
-	if err != nil || !changed {
-		return err
+	if st.Version == 1 {
+		if err := a.convert(st); err != nil {
+			return err
+		}
 	}
+	return fn(st)
+}
+
+// convert turns a version 1 state's holder lists into holder files, then saves it as version 2.
+// Interrupted, it is done again: the holder files are made before the lists go.
+func (a *Allocator) convert(st *state) error {
+	for i := range st.Ranges {
+		e := &st.Ranges[i]
+		for _, h := range e.Holders {
+			if err := checkNames(e.Tenant, h); err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			if err := a.hold(e.Tenant, h); err != nil {
+				return err
+			}
+		}
+		e.Holders = nil
+	}
+	st.Version = stateVersion
 	return a.save(st)
 }
 
@@ -228,7 +336,7 @@ func (a *Allocator) load() (*state, error) {
 	p := filepath.Join(a.dir, stateFile)
 	data, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return &state{Version: 1}, nil
+		return &state{Version: stateVersion}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
@@ -248,7 +356,7 @@ func (a *Allocator) load() (*state, error) {
 // validate rejects a state that breaks the allocator's invariants (hand-edited, or written by a
 // buggy version): using it could give two tenants overlapping ids.
 func (st *state) validate() error {
-	if st.Version != 1 {
+	if st.Version != 1 && st.Version != stateVersion {
 		return fmt.Errorf("unknown version %d", st.Version)
 	}
 	tenants := map[string]bool{}
@@ -259,8 +367,10 @@ func (st *state) validate() error {
 		case e.Size != RangeSize || e.UIDBase < firstBase || e.GIDBase < firstBase ||
 			uint64(e.UIDBase)+uint64(e.Size)-1 > lastID || uint64(e.GIDBase)+uint64(e.Size)-1 > lastID:
 			return fmt.Errorf("range %d (tenant %q): invalid bounds", i, e.Tenant)
-		case len(e.Holders) == 0:
+		case st.Version == 1 && len(e.Holders) == 0:
 			return fmt.Errorf("range %d (tenant %q): no holders", i, e.Tenant)
+		case st.Version == stateVersion && e.Holders != nil:
+			return fmt.Errorf("range %d (tenant %q): holders listed in a version %d state", i, e.Tenant, st.Version)
 		}
 		tenants[e.Tenant] = true
 		for _, o := range st.Ranges[:i] {
@@ -273,8 +383,8 @@ func (st *state) validate() error {
 	return nil
 }
 
-// save replaces the state file atomically (write, fsync, rename, fsync dir): a crash leaves
-// either the old or the new state, never a torn file that would then read as corrupt.
+// save replaces the state file atomically and durably (write, fsync, rename, fsync dir): a crash
+// leaves either the old or the new state, never a torn file that would then read as corrupt.
 func (a *Allocator) save(st *state) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {

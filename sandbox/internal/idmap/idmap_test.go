@@ -141,18 +141,121 @@ func TestCorruptStateIsAnError(t *testing.T) {
 		"below base":    `{"version":1,"ranges":[{"tenant":"a","uidBase":0,"gidBase":0,"size":65536,"holders":["x"]}]}`,
 		"dup tenant":    `{"version":1,"ranges":[{"tenant":"a","uidBase":1048576,"gidBase":1048576,"size":65536,"holders":["x"]},{"tenant":"a","uidBase":2097152,"gidBase":2097152,"size":65536,"holders":["y"]}]}`,
 		"wraps id 2^32": `{"version":1,"ranges":[{"tenant":"a","uidBase":4294901760,"gidBase":1048576,"size":65536,"holders":["x"]}]}`,
+		"v2 overlap":    `{"version":2,"ranges":[{"tenant":"a","uidBase":1048576,"gidBase":1048576,"size":65536},{"tenant":"b","uidBase":1048577,"gidBase":2000000,"size":65536}]}`,
+		"v2 holders":    `{"version":2,"ranges":[{"tenant":"a","uidBase":1048576,"gidBase":1048576,"size":65536,"holders":["x"]}]}`,
+		"v1 bad holder": `{"version":1,"ranges":[{"tenant":"a","uidBase":1048576,"gidBase":1048576,"size":65536,"holders":["../x"]}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, stateFile)
 			os.WriteFile(p, []byte(content), 0o600)
-			if _, err := open(dir, "/nonexistent", "/nonexistent"); !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("Open: %v, want ErrCorrupt", err)
+			a, err := open(dir, "/nonexistent", "/nonexistent")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Acquire("a", "c"); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Acquire: %v, want ErrCorrupt", err)
+			}
+			if err := a.Release("a", "x"); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Release: %v, want ErrCorrupt", err)
+			}
+			if _, err := a.List(); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("List: %v, want ErrCorrupt", err)
 			}
 			if got, _ := os.ReadFile(p); string(got) != content {
 				t.Error("corrupt state file was rewritten")
 			}
 		})
+	}
+}
+
+// TestHolderChangesWriteNoState: once a tenant has its range, creating and deleting its
+// containers neither rewrites nor flushes the state file (issue 14: the flushes were most of a
+// container's cgroups+idrange and teardown steps); the range stays the tenant's until another
+// tenant needs those ids.
+func TestHolderChangesWriteNoState(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idmap")
+	a := openT(t, dir)
+	ra := acquire(t, a, "alice", "c1")
+	before, err := os.Stat(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := a.Release("alice", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if list, err := a.List(); err != nil || len(list) != 0 {
+			t.Fatalf("List() after the last release = %+v, %v", list, err)
+		}
+		if again := acquire(t, a, "alice", "c1"); again != ra {
+			t.Fatalf("alice's range moved: %+v, was %+v", again, ra)
+		}
+	}
+	after, err := os.Stat(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Error("the state file was rewritten for a holder change")
+	}
+	// Released, alice's range is bob's for the taking; alice then gets another.
+	if err := a.Release("alice", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if rb := acquire(t, a, "bob", "c2"); rb.UIDBase != ra.UIDBase {
+		t.Fatalf("bob got %+v, want alice's released base %d", rb, ra.UIDBase)
+	}
+	if ra2 := acquire(t, a, "alice", "c3"); ra2.UIDBase == ra.UIDBase {
+		t.Fatalf("alice got bob's range %+v", ra2)
+	}
+	list, err := a.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisjoint(t, list)
+	if len(list) != 2 {
+		t.Errorf("List() = %+v, want bob's and alice's", list)
+	}
+	if _, err := a.Acquire("alice", "../c"); err == nil {
+		t.Error("a container id naming another directory was accepted")
+	}
+}
+
+// TestConvertsVersion1: a state written by the previous version (holders listed in the file)
+// keeps every holder, so no range held there can go to another tenant.
+func TestConvertsVersion1(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idmap")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"version":1,"ranges":[{"tenant":"alice","uidBase":1048576,"gidBase":1048576,"size":65536,"holders":["c1","c2"]}]}`
+	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := openT(t, dir)
+	alice := Range{"alice", firstBase, firstBase, RangeSize}
+	if list, err := a.List(); err != nil || fmt.Sprint(list) != fmt.Sprint([]Range{alice}) {
+		t.Fatalf("List() = %+v, %v", list, err)
+	}
+	if err := a.Release("alice", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if rb := acquire(t, a, "bob", "c3"); rb.UIDBase == firstBase {
+		t.Fatalf("bob got alice's range while c2 holds it: %+v", rb)
+	}
+	if err := a.Release("alice", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if rc := acquire(t, a, "carol", "c4"); rc.UIDBase != firstBase {
+		t.Fatalf("carol got %+v, want alice's released base", rc)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "holders") || !strings.Contains(string(data), `"version": 2`) {
+		t.Errorf("state not converted:\n%s", data)
 	}
 }
 
