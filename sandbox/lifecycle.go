@@ -261,9 +261,35 @@ func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 	if s := Status(st.Status); (s == StatusRunning || s == StatusPaused) && !force {
 		return fmt.Errorf("%w: %s is %s; stop it first or delete with force", ErrInvalidState, c.id, s)
 	}
-	if err := c.kill(ctx, st); err != nil {
+	cg, err := c.kill(ctx, st)
+	if err != nil {
 		return err
 	}
+	// Every process is gone: the cgroup's directories go while the labels and the id range are
+	// given back (both wait on the kernel). The state stays until all three are done, so a
+	// failure leaves the container to delete again.
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- cg.Destroy() }()
+	if err := c.release(st); err != nil {
+		return errors.Join(err, <-destroyed)
+	}
+	if err := <-destroyed; err != nil {
+		return fmt.Errorf("destroy cgroup: %w", err)
+	}
+	if err := c.rt.releaseGenerated(c.dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	c.rt.event(c.id, "delete", nil)
+	c.rt.step(c.id, "teardown", time.Since(begun))
+	return nil
+}
+
+// release gives back what a deleted container held besides its cgroup, once its init is reaped:
+// its MAC labels and its tenant's id range.
+func (c *Container) release(st *stateFile) error {
 	if c.initPid != 0 {
 		c.Wait()
 	}
@@ -289,27 +315,20 @@ func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 	if err := alloc.Release(tenant, c.id); err != nil {
 		return fmt.Errorf("release id range: %w", err)
 	}
-	if err := c.rt.releaseGenerated(c.dir); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		return fmt.Errorf("remove state: %w", err)
-	}
-	c.rt.event(c.id, "delete", nil)
-	c.rt.step(c.id, "teardown", time.Since(begun))
 	return nil
 }
 
 // kill SIGKILLs every process in the container's cgroup (and init by pidfd), thaws a frozen
-// cgroup so the kill lands, waits until the cgroup is empty, then removes it.
-func (c *Container) kill(ctx context.Context, st *stateFile) error {
+// cgroup so the kill lands, and waits until the cgroup is empty. It returns the cgroup, for the
+// caller to remove.
+func (c *Container) kill(ctx context.Context, st *stateFile) (cgroups.Manager, error) {
 	name := st.Cgroup
 	if name == "" {
 		name = "bulwark/" + c.id
 	}
 	cg, err := cgroups.New(name)
 	if err != nil {
-		return fmt.Errorf("cgroup %s: %w", name, err)
+		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	seen := map[int]bool{}
@@ -360,17 +379,14 @@ func (c *Container) kill(ctx context.Context, st *stateFile) error {
 			thawed = true
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("delete %s: processes %v survive SIGKILL", c.id, pids)
+			return nil, fmt.Errorf("delete %s: processes %v survive SIGKILL", c.id, pids)
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("delete %s: processes %v not gone yet: %w", c.id, pids, err)
+			return nil, fmt.Errorf("delete %s: processes %v not gone yet: %w", c.id, pids, err)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := cg.Destroy(); err != nil {
-		return fmt.Errorf("destroy cgroup %s: %w", name, err)
-	}
-	return nil
+	return cg, nil
 }
 
 // cgroup opens the cgroup recorded in state.json.
