@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +115,11 @@ func hostStateLeaks(ids []string) []string {
 	var out []string
 	filepath.WalkDir(hostStateRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
+			return nil
+		}
+		// A holder is an empty file named by its container (holders/<tenant>/<id>).
+		if slices.Contains(ids, d.Name()) {
+			out = append(out, fmt.Sprintf("id range still held for %s: %s", d.Name(), p))
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -261,6 +267,11 @@ func (l *Leaks) stateLeaks(ids []string) []string {
 	}
 	filepath.WalkDir(filepath.Join(l.stateRoot, "idmap"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
+			return nil
+		}
+		// A holder is an empty file named by its container (holders/<tenant>/<id>).
+		if slices.Contains(ids, d.Name()) {
+			out = append(out, fmt.Sprintf("id range still held for %s: %s", d.Name(), p))
 			return nil
 		}
 		b, err := os.ReadFile(p)

@@ -71,6 +71,12 @@ func TestLeaksFindsMountAndState(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("want a state dir and an id range leak, got %v", got)
 	}
+	os.Remove(filepath.Join(root, "idmap", "ranges.json"))
+	os.MkdirAll(filepath.Join(root, "idmap", "holders", "74"), 0o700)
+	os.WriteFile(filepath.Join(root, "idmap", "holders", "74", id), nil, 0o600)
+	if got = l.Find(); len(got) != 2 {
+		t.Errorf("want a state dir and an id range holder leak, got %v", got)
+	}
 }
 
 func TestLeaksFindsCgroupAndProcess(t *testing.T) {
