@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +17,11 @@ import (
 
 // writeFile writes one value to a cgroup interface file. It never creates the file: a missing
 // interface file means the kernel lacks the feature, which is reported as ErrUnsupported.
-func writeFile(dir, name, value string) error {
+func writeFile(dir, name, value string) error { return writeValues(dir, name, value) }
+
+// writeValues is writeFile for several values, one write(2) each (cgroup files parse each write
+// as a whole record) through one open.
+func writeValues(dir, name string, values ...string) error {
 	p := filepath.Join(dir, name)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC|unix.O_CLOEXEC, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -26,11 +31,27 @@ func writeFile(dir, name, value string) error {
 		return fmt.Errorf("open %s: %w", p, err)
 	}
 	defer f.Close()
-	// One write per value: cgroup files parse each write(2) as a whole record.
-	if _, err := f.WriteString(value); err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, p, err)
+	for _, v := range values {
+		if _, err := f.WriteString(v); err != nil {
+			return fmt.Errorf("write %q to %s: %w", v, p, err)
+		}
 	}
 	return nil
+}
+
+// parallel runs every fn on a goroutine of its own and returns their errors joined.
+func parallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func readFile(dir, name string) (string, error) {

@@ -124,44 +124,80 @@ func (m *v1Manager) create(res *specs.LinuxResources) error {
 	if len(res.Unified) > 0 {
 		return fmt.Errorf("%w: linux.resources.unified needs cgroup v2", ErrUnsupported)
 	}
+	// Each step below touches files of its own, and each file operation waits on the kernel: the
+	// leaves are made at once, then every value is written at once.
+	var mkdirs []func() error
 	for ctrl, mnt := range m.mounts {
 		if ctrl == "cpuset" {
-			if err := mkdirCpuset(mnt, m.name); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := os.MkdirAll(m.paths[ctrl], 0o755); err != nil {
-			return fmt.Errorf("create cgroup: %w", err)
+			mkdirs = append(mkdirs, func() error { return mkdirCpuset(mnt, m.name) })
+		} else {
+			mkdirs = append(mkdirs, func() error { return mkdirLeaf(m.paths[ctrl]) })
 		}
 	}
 	for _, h := range m.placed {
-		if err := os.MkdirAll(h.Dir, 0o755); err != nil {
-			return fmt.Errorf("create cgroup: %w", err)
-		}
+		mkdirs = append(mkdirs, func() error { return mkdirLeaf(h.Dir) })
 	}
+	if err := parallel(mkdirs...); err != nil {
+		return err
+	}
+	var writes []func() error
 	// CVE-2022-0492: the v1 release agent runs as host root when a cgroup with notify_on_release
 	// empties. The flag is inherited from the parent at mkdir, so clear it explicitly: a container
 	// can never be the trigger of a host-side release_agent.
 	for _, d := range m.v1Dirs() {
-		if err := writeFile(d, "notify_on_release", "0"); err != nil {
-			return err
-		}
+		writes = append(writes, func() error { return writeFile(d, "notify_on_release", "0") })
 	}
 	for _, apply := range []func(*specs.LinuxResources) error{
 		m.applyDevices, m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio,
 		m.applyHugetlb, m.applyNetwork, m.applyRdma,
 	} {
-		if err := apply(res); err != nil {
+		writes = append(writes, func() error { return apply(res) })
+	}
+	return parallel(writes...)
+}
+
+// mkdirLeaf makes dir, and its missing parents only when there are some: on the common path only
+// the leaf is new, and MkdirAll's checks of every level cost more than the mkdir itself. An
+// existing dir is fine, as with MkdirAll.
+func mkdirLeaf(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, os.ErrNotExist) {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create cgroup: %w", err)
+	}
+	return nil
+}
+
+// mkdirCpuset makes the leaf below the cpuset mount with cpuset.cpus and cpuset.mems copied from
+// its parent: a v1 cpuset cgroup starts with both empty and refuses tasks until they are set.
+// Where the leaf's parent is missing or has none set itself (or the leaf exists), every level is
+// made and filled in from the top (fillCpuset).
+func mkdirCpuset(mnt, name string) error {
+	leaf := filepath.Join(mnt, name)
+	if err := os.Mkdir(leaf, 0o755); err != nil {
+		return fillCpuset(mnt, name)
+	}
+	parent := filepath.Dir(leaf)
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		val, err := readFile(parent, f)
+		if err != nil {
+			return err
+		}
+		if val == "" {
+			return fillCpuset(mnt, name)
+		}
+		if err := writeFile(leaf, f, val); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mkdirCpuset creates each level below the cpuset mount, copying cpuset.cpus and cpuset.mems from
-// the parent: a v1 cpuset cgroup starts with both empty and refuses tasks until they are set.
-func mkdirCpuset(mnt, name string) error {
+// fillCpuset creates each level below the cpuset mount, copying cpuset.cpus and cpuset.mems from
+// the parent into any level that has none.
+func fillCpuset(mnt, name string) error {
 	dir := mnt
 	for _, part := range strings.Split(name, "/") {
 		parent := dir
@@ -204,11 +240,13 @@ func (m *v1Manager) applyDevices(res *specs.LinuxResources) error {
 		return err
 	}
 	want := map[string]bool{}
+	var allow []string
 	for _, r := range rules {
-		if err := writeFile(dir, "devices.allow", r.String()); err != nil {
-			return err
-		}
+		allow = append(allow, r.String())
 		want[r.String()] = true
+	}
+	if err := writeValues(dir, "devices.allow", allow...); err != nil {
+		return err
 	}
 	list, err := readFile(dir, "devices.list")
 	if err != nil {
@@ -598,9 +636,9 @@ func (m *v1Manager) Destroy() error {
 			}
 		}
 	}
-	var errs []error
+	var rmdirs []func() error
 	for _, d := range m.allDirs() {
-		errs = append(errs, removeDir(d))
+		rmdirs = append(rmdirs, func() error { return removeDir(d) })
 	}
-	return errors.Join(errs...)
+	return parallel(rmdirs...)
 }

@@ -220,6 +220,39 @@ func TestV1MemoryLimitEnforced(t *testing.T) {
 	}
 }
 
+// TestV1CpusetBesideSibling: a leaf made under an existing parent (the common path: bulwark/<id>
+// beside other containers) gets its cpuset.cpus and cpuset.mems from the parent, and takes tasks.
+func TestV1CpusetBesideSibling(t *testing.T) {
+	m := newTestV1(t)
+	res, _ := WithDefaults(nil)
+	if err := m.Create(res); err != nil {
+		t.Fatal(err)
+	}
+	sib := newV1(m.mounts, filepath.Dir(m.name)+"/d")
+	t.Cleanup(func() {
+		if err := sib.Destroy(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	if err := sib.Create(res); err != nil {
+		t.Fatal(err)
+	}
+	mnt := m.mounts["cpuset"]
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		if got, want := readT(t, sib.paths["cpuset"], f), readT(t, mnt, f); got != want || got == "" {
+			t.Errorf("%s = %q, want the root's %q", f, got, want)
+		}
+	}
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	addProc(t, sib, sleep.Process.Pid)
+	sleep.Process.Kill()
+	sleep.Wait()
+}
+
 // TestV1CreateRollback asks for an impossible cpuset and expects an error and no directories.
 func TestV1CreateRollback(t *testing.T) {
 	m := newTestV1(t)
