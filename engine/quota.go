@@ -266,7 +266,14 @@ func (e *Engine) reserveQuota(ctx context.Context, tenant string, limits *policy
 	if err := atomicfile.Write(p, b, atomicfile.Options{}); err != nil {
 		return release, fmt.Errorf("quota reservation: %w", err)
 	}
-	return func() { os.Remove(p) }, nil
+	// Removed under the lock, as a count removes one: a count lists the reservation, or finds the
+	// container's record (made before the release), never a file gone between listing and reading.
+	return func() {
+		if unlock, err := e.lockQuota(tenant); err == nil {
+			defer unlock()
+		}
+		os.Remove(p)
+	}, nil
 }
 
 func jsonString(v any) string {
