@@ -91,11 +91,11 @@ func (t *trail) completeExit(id string, attrs map[string]string) {
 	}
 	if rt != nil {
 		if c, err := rt.Load(id); err == nil {
-			if st, err := c.Stats(); err == nil {
-				info.PeakMemory = st.MemoryPeak
-				info.OOMKilled = st.OOMKills > 0
-				attrs["peak_memory"] = strconv.FormatUint(st.MemoryPeak, 10)
-				attrs["oom_kills"] = strconv.FormatUint(st.OOMKills, 10)
+			if peak, kills, err := c.ExitCounters(); err == nil {
+				info.PeakMemory = peak
+				info.OOMKilled = kills > 0
+				attrs["peak_memory"] = strconv.FormatUint(peak, 10)
+				attrs["oom_kills"] = strconv.FormatUint(kills, 10)
 			}
 		}
 	}

@@ -184,6 +184,23 @@ func (c *Container) Stats() (*Stats, error) {
 	}, nil
 }
 
+// ExitCounters reports the container's peak memory and how many of its processes the OOM killer
+// killed: what the record of its exit carries, without the other counters Stats reads.
+func (c *Container) ExitCounters() (peak, oomKills uint64, err error) {
+	st, err := c.load()
+	if err != nil {
+		return 0, 0, err
+	}
+	cg, err := st.cgroup()
+	if err != nil {
+		return 0, 0, err
+	}
+	if peak, oomKills, err = cg.ExitCounters(); err != nil {
+		return 0, 0, fmt.Errorf("cgroup counters: %w", err)
+	}
+	return peak, oomKills, nil
+}
+
 // Processes lists the host pids of the container's processes.
 func (c *Container) Processes() ([]int, error) {
 	st, err := c.load()

@@ -25,8 +25,9 @@ type Manager interface {
 	Pids() ([]int, error)
 	// Stats reads current usage counters.
 	Stats() (*Stats, error)
-	// OOMKilled reports whether the kernel OOM killer has killed a process of this cgroup.
-	OOMKilled() (bool, error)
+	// ExitCounters reads only the two counters the record of a container's exit carries: its
+	// peak memory and how many of its processes the kernel OOM killer killed.
+	ExitCounters() (peak, oomKills uint64, err error)
 	// Destroy removes the cgroup directories. It is idempotent and tolerates directories already
 	// gone, so it also cleans up after a crash mid-create. It thaws a frozen cgroup; the caller
 	// must have killed every process first.

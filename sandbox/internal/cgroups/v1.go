@@ -598,7 +598,6 @@ func (m *v1Manager) Stats() (*Stats, error) {
 		dir, file string
 	}{
 		{&s.MemoryUsage, mem, "memory.usage_in_bytes"},
-		{&s.MemoryPeak, mem, "memory.max_usage_in_bytes"},
 		{&s.MemoryLimit, mem, "memory.limit_in_bytes"},
 		{&s.PidsCurrent, pids, "pids.current"},
 		{&s.PidsLimit, pids, "pids.max"},
@@ -611,19 +610,22 @@ func (m *v1Manager) Stats() (*Stats, error) {
 	if s.MemoryLimit >= v1Unlimited {
 		s.MemoryLimit = 0
 	}
-	if s.OOMKills, err = readKey(mem, "memory.oom_control", "oom_kill"); err != nil {
+	if s.MemoryPeak, s.OOMKills, err = m.ExitCounters(); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
-func (m *v1Manager) OOMKilled() (bool, error) {
+func (m *v1Manager) ExitCounters() (peak, oomKills uint64, err error) {
 	dir, err := m.dir("memory")
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
-	n, err := readKey(dir, "memory.oom_control", "oom_kill")
-	return n > 0, err
+	if peak, err = readUint(dir, "memory.max_usage_in_bytes"); err != nil {
+		return 0, 0, err
+	}
+	oomKills, err = readKey(dir, "memory.oom_control", "oom_kill")
+	return peak, oomKills, err
 }
 
 // Destroy removes the leaf in every hierarchy; the shared parent ("bulwark") stays for others.

@@ -150,8 +150,8 @@ func TestV1Lifecycle(t *testing.T) {
 	if st.PidsCurrent != 1 || st.PidsLimit != 64 || st.MemoryLimit != uint64(DefaultMemoryLimit) || st.OOMKills != 0 {
 		t.Errorf("Stats() = %+v", st)
 	}
-	if oom, err := m.OOMKilled(); err != nil || oom {
-		t.Errorf("OOMKilled() = %v, %v", oom, err)
+	if peak, oom, err := m.ExitCounters(); err != nil || peak != st.MemoryPeak || oom != 0 {
+		t.Errorf("ExitCounters() = %d, %d, %v; want %d, 0", peak, oom, err, st.MemoryPeak)
 	}
 
 	sleep.Process.Kill()
@@ -207,8 +207,8 @@ func TestV1MemoryLimitEnforced(t *testing.T) {
 	if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("allocating child: err=%v status=%v out=%q; want SIGKILL by the OOM killer", err, ws, out)
 	}
-	if oom, err := m.OOMKilled(); err != nil || !oom {
-		t.Errorf("OOMKilled() = %v, %v; want true", oom, err)
+	if peak, oom, err := m.ExitCounters(); err != nil || oom == 0 || peak == 0 {
+		t.Errorf("ExitCounters() = %d, %d, %v; want a peak and an OOM kill", peak, oom, err)
 	}
 	st, err := m.Stats()
 	if err != nil {

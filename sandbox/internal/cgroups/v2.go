@@ -405,14 +405,7 @@ func (m *v2Manager) Stats() (*Stats, error) {
 			return nil, err
 		}
 	}
-	// memory.peak appeared in Linux 5.19; older kernels report current usage as the peak.
-	s.MemoryPeak = s.MemoryUsage
-	if exists(m.dir, "memory.peak") {
-		if s.MemoryPeak, err = readUint(m.dir, "memory.peak"); err != nil {
-			return nil, err
-		}
-	}
-	if s.OOMKills, err = readKey(m.dir, "memory.events", "oom_kill"); err != nil {
+	if s.MemoryPeak, s.OOMKills, err = m.ExitCounters(); err != nil {
 		return nil, err
 	}
 	usec, err := readKey(m.dir, "cpu.stat", "usage_usec")
@@ -423,9 +416,17 @@ func (m *v2Manager) Stats() (*Stats, error) {
 	return &s, nil
 }
 
-func (m *v2Manager) OOMKilled() (bool, error) {
-	n, err := readKey(m.dir, "memory.events", "oom_kill")
-	return n > 0, err
+func (m *v2Manager) ExitCounters() (peak, oomKills uint64, err error) {
+	// memory.peak appeared in Linux 5.19; older kernels report current usage as the peak.
+	peakFile := "memory.peak"
+	if !exists(m.dir, peakFile) {
+		peakFile = "memory.current"
+	}
+	if peak, err = readUint(m.dir, peakFile); err != nil {
+		return 0, 0, err
+	}
+	oomKills, err = readKey(m.dir, "memory.events", "oom_kill")
+	return peak, oomKills, err
 }
 
 func (m *v2Manager) Destroy() error {

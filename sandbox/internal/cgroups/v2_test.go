@@ -158,8 +158,8 @@ func TestV2Stats(t *testing.T) {
 	if *st != want {
 		t.Errorf("Stats() = %+v, want %+v", *st, want)
 	}
-	if oom, err := m.OOMKilled(); err != nil || !oom {
-		t.Errorf("OOMKilled() = %v, %v", oom, err)
+	if peak, oom, err := m.ExitCounters(); err != nil || peak != 5000 || oom != 2 {
+		t.Errorf("ExitCounters() = %d, %d, %v; want 5000, 2", peak, oom, err)
 	}
 	if pids, err := m.Pids(); err != nil || !slices.Equal(pids, []int{12, 34}) {
 		t.Errorf("Pids() = %v, %v", pids, err)
