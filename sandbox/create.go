@@ -56,12 +56,24 @@ func (r *Runtime) CreateResolved(id, bundle string, spec *specs.Spec, binds *Bin
 // CreateContext is CreateResolved (binds may be nil) that gives up when ctx is done: the setup
 // child is killed, everything made so far undone, and the error wraps ctx's.
 func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *specs.Spec, binds *BindSources, stdio IO) (*Container, error) {
-	return r.create(ctx, id, bundle, spec, nil, -1, binds, stdio)
+	return r.create(ctx, id, bundle, spec, nil, -1, binds, nil, stdio)
+}
+
+// CreateFloored is CreateContext for a spec r's FloorResolved already floored over resolved bind
+// sources, as decided on (the policy gate's result, its constraints applied to res.Spec): the
+// container gets exactly res — the spec is not floored a second time. res's bind sources stay
+// the caller's to close.
+func (r *Runtime) CreateFloored(ctx context.Context, id, bundle string, res *FloorResult, stdio IO) (*Container, error) {
+	if res == nil || res.rt != r || res.binds == nil || res.binds.joined != res.joined {
+		return nil, floorErr("create %s: not the last floor result of this runtime over resolved bind sources", id)
+	}
+	return r.create(ctx, id, bundle, nil, nil, -1, res.binds, res, stdio)
 }
 
 // create is CreateContext with the root made of layers (topmost first) when they are given, over
-// the caller's writable upper filesystem when upper >= 0.
-func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spec, rootLayers []string, upper int, binds *BindSources, stdio IO) (c *Container, err error) {
+// the caller's writable upper filesystem when upper >= 0; floored, when not nil, is the floor's
+// result to create (CreateFloored), and spec is then unused.
+func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spec, rootLayers []string, upper int, binds *BindSources, floored *FloorResult, stdio IO) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -84,7 +96,10 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		}
 		defer binds.Close()
 	}
-	res, err := r.FloorResolved(spec, binds)
+	res := floored
+	if res == nil {
+		res, err = r.FloorResolved(spec, binds)
+	}
 	if err == nil {
 		err = res.Err()
 	}

@@ -153,6 +153,7 @@ func (r *Runtime) FloorResolved(spec *specs.Spec, srcs *BindSources) (*FloorResu
 	return &FloorResult{
 		Spec: eff, Raises: f.raises, Refusals: f.refusals, Joins: f.joined.list,
 		Seccomp: seccompStack(eff.Linux.Seccomp), MAC: macLayers(f.layers), Network: networkFloor(),
+		rt: r, binds: srcs, joined: f.joined,
 	}, nil
 }
 

@@ -36,6 +36,13 @@ type FloorResult struct {
 	// Network is what the floor does to networking: the private namespace, no TCP port rule, the
 	// socket kinds the seccomp allowlist refuses.
 	Network NetworkFloor `json:"network"`
+
+	// rt and binds are the runtime and the bind sources FloorResolved floored with, joined the
+	// join decision it left in binds: CreateFloored creates only from a result of its own
+	// runtime's floor over resolved sources that no later floor has replaced.
+	rt     *Runtime
+	binds  *BindSources
+	joined *joined
 }
 
 // Refusal is one thing the floor refuses outright, named as the request asked it.

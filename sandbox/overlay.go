@@ -44,7 +44,7 @@ func (r *Runtime) CreateFromLayers(ctx context.Context, id, bundle string, spec 
 	if len(layers) == 0 {
 		return nil, errors.New("rootfs of no layers")
 	}
-	return r.create(ctx, id, bundle, spec, layers, -1, binds, stdio)
+	return r.create(ctx, id, bundle, spec, layers, -1, binds, nil, stdio)
 }
 
 // CreateFromLayersWritable is CreateFromLayers for a writable root (Options.WritableRoot and
@@ -60,7 +60,7 @@ func (r *Runtime) CreateFromLayersWritable(ctx context.Context, id, bundle strin
 	if upper == nil {
 		return nil, errors.New("writable root without an upper layer")
 	}
-	return r.create(ctx, id, bundle, spec, layers, int(upper.Fd()), binds, stdio)
+	return r.create(ctx, id, bundle, spec, layers, int(upper.Fd()), binds, nil, stdio)
 }
 
 // rootfsSource is what a container's root is made from, each directory resolved once (O_PATH):

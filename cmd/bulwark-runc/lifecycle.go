@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -90,7 +91,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool, caught <-chan
 		<-caught
 		c.log().lap("cli:signal")
 	}
-	ct, err := rt.CreateResolved(id, bundle, spec, binds, stdio)
+	ct, err := rt.CreateFloored(context.Background(), id, bundle, d.Floor, stdio)
 	if err != nil {
 		return nil, nil, closeProxy(proxy, errors.Join(fmt.Errorf("create container %s: %w", id, err), durable()))
 	}

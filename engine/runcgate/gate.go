@@ -80,14 +80,17 @@ type Request struct {
 // Decision is a decided request: Decide returns it for an allowed request, and with the
 // *document.DeniedError of a denied one.
 type Decision struct {
-	// Spec is what to hand to sandbox CreateResolved with Binds: the request with bind sources
+	// Spec is the request as decided (CreateResolved with Binds floors it again): bind sources
 	// replaced by the real paths of the descriptors policy judged (so nothing swapped after the
 	// decision can redirect a mount) and the policy's constraints applied to its resources. Nil
 	// for exec.
 	Spec *specs.Spec
 	// Binds are the descriptors the bind sources were resolved to; the caller closes them
 	// (Close) once the container is created. Nil for exec.
-	Binds       *sandbox.BindSources
+	Binds *sandbox.BindSources
+	// Floor is the floor's result policy decided on, its constraints applied: what to hand to
+	// sandbox CreateFloored, which creates exactly it without flooring Spec again. Nil for exec.
+	Floor       *sandbox.FloorResult
 	Decision    document.Decision
 	InputDigest string
 	// Constraints are the limits policy made stricter than the effective spec's.
@@ -322,7 +325,7 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 		linux.Resources = &res
 		spec.Linux = &linux
 	}
-	out.Spec = spec
+	out.Spec, out.Floor = spec, o.Floor
 	return out, nil
 }
 
