@@ -119,27 +119,12 @@ func (e *Engine) lockQuota(tenant string) (func(), error) {
 
 // quotaUsage counts what tenant holds, leaving out container except (the one being decided,
 // which may hold a reservation already). Reservations nobody holds any more are removed; the
-// caller holds the tenant's quota lock. A reservation is released (removed) without that lock
-// once its container's record exists, so one that vanishes between the listing and its read may
-// belong to a container whose record the first pass listed too early: the count starts again.
+// caller holds the tenant's quota lock.
 func (e *Engine) quotaUsage(tenant, except string) (policy.QuotaUsage, error) {
-	const passes = 8
-	for i := 1; ; i++ {
-		u, vanished, err := e.countUsage(tenant, except)
-		if err != nil || !vanished {
-			return u, err
-		}
-		if i == passes {
-			return u, fmt.Errorf("count reservations: still released while counted after %d passes", passes)
-		}
-	}
-}
-
-// countUsage is one pass of quotaUsage; vanished says a reservation was released during it.
-func (e *Engine) countUsage(tenant, except string) (u policy.QuotaUsage, vanished bool, err error) {
+	var u policy.QuotaUsage
 	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return u, false, fmt.Errorf("count containers: %w", err)
+		return u, fmt.Errorf("count containers: %w", err)
 	}
 	counted := map[string]bool{except: true}
 	for _, ent := range ents {
@@ -161,7 +146,7 @@ func (e *Engine) countUsage(tenant, except string) (u policy.QuotaUsage, vanishe
 	}
 	files, err := os.ReadDir(e.quotaDir(tenant))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return u, false, fmt.Errorf("count reservations: %w", err)
+		return u, fmt.Errorf("count reservations: %w", err)
 	}
 	for _, f := range files {
 		if f.IsDir() || !strings.HasSuffix(f.Name(), ".json") {
@@ -170,14 +155,11 @@ func (e *Engine) countUsage(tenant, except string) (u policy.QuotaUsage, vanishe
 		p := filepath.Join(e.quotaDir(tenant), f.Name())
 		var r reservation
 		b, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			return u, true, nil
-		}
 		if err == nil {
 			err = json.Unmarshal(b, &r)
 		}
 		if err != nil || !validName(r.ID) {
-			return u, false, fmt.Errorf("quota reservation %s: unreadable (%v)", p, err)
+			return u, fmt.Errorf("quota reservation %s: unreadable (%v)", p, err)
 		}
 		if !r.held() {
 			os.Remove(p) // its run died before the record, or its holder's record is gone
@@ -190,7 +172,7 @@ func (e *Engine) countUsage(tenant, except string) (u policy.QuotaUsage, vanishe
 		r.Resources.add(&u)
 	}
 	u.ImagesSize, err = e.imagesCharged(tenant)
-	return u, false, err
+	return u, err
 }
 
 // limitsCache holds each tenant's limits: the policy is prepared once per engine, so they do not
