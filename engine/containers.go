@@ -511,6 +511,11 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		}); err != nil {
 			return nil, err
 		}
+		// The decision is durable before the process it allows runs, as a run's is before its
+		// workload starts: a failed append refuses the exec.
+		if err := t.Flush(); err != nil {
+			return nil, err
+		}
 		proc, err := c.Exec(&p, stdio)
 		if err != nil {
 			return nil, err
