@@ -16,7 +16,7 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
 )
 
-// oomScoreAdjIs reports whether the process already has score v. An exec'd process is
+// oomScoreAdjIs reports whether the process already has score v. A setup child is
 // non-dumpable (CVE-2019-5736) with a memory map made outside the user namespace, so its
 // /proc/self files are owned by an id the container cannot map and opening oom_score_adj for
 // writing fails with EACCES; Docker asks for the inherited value (0) on every exec, which needs
@@ -24,6 +24,19 @@ import (
 func oomScoreAdjIs(v int) bool {
 	b, err := os.ReadFile("/proc/self/oom_score_adj")
 	return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(v)
+}
+
+// setOOMScoreAdj gives the unreaped child pid (a setup child, before it sets itself up) the score
+// p asks for, from outside: the child cannot open its own oom_score_adj (see oomScoreAdjIs), and
+// finds it already done. The score is kept across the workload's execve.
+func setOOMScoreAdj(pid int, p *processPlan) error {
+	if p.OOMScoreAdj == nil {
+		return nil
+	}
+	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+		return fmt.Errorf("oom_score_adj: %w", err)
+	}
+	return nil
 }
 
 // finishProcess applies the process-level layers in their fixed order and executes the workload:

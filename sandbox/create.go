@@ -263,6 +263,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 	clk.lap("memfd")
+	if err := setOOMScoreAdj(pid, &proc); err != nil {
+		return nil, fmt.Errorf("create %s: %w", id, err)
+	}
 	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
 		return nil, err
 	}

@@ -161,12 +161,8 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		reap(pid)
 		return nil, err
 	}
-	// The exec'd process cannot open its own oom_score_adj (see oomScoreAdjIs): the runtime sets
-	// it from outside, on its unreaped child, and the process finds it already done.
-	if proc.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*proc.OOMScoreAdj)), 0); err != nil {
-			return fail(fmt.Errorf("exec in %s: oom_score_adj: %w", c.id, err))
-		}
+	if err := setOOMScoreAdj(pid, &proc); err != nil {
+		return fail(fmt.Errorf("exec in %s: %w", c.id, err))
 	}
 	clk.lap("spawn")
 	cfg := &initConfig{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1}
