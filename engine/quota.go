@@ -250,10 +250,14 @@ func (e *Engine) reserveQuota(ctx context.Context, tenant string, limits *policy
 	}
 	// Removed under the lock, as a count removes one: a count lists the reservation, or finds the
 	// container's record (made before the release), never a file gone between listing and reading.
+	// Without the lock it stays: counted once with its container's record (same id), it is
+	// collected by the first count after its holder is gone.
 	return func() {
-		if unlock, err := e.lockQuota(tenant); err == nil {
-			defer unlock()
+		unlock, err := e.lockQuota(tenant)
+		if err != nil {
+			return
 		}
+		defer unlock()
 		os.Remove(p)
 	}, nil
 }
