@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -157,13 +158,11 @@ func (m *Manager) ServeResolver(ctx context.Context, tenant, name string, ready 
 			return nil
 		case <-tick.C:
 		}
-		// Decided under the manager's lock: an Attach either sees this resolver's lock held
-		// (and the resolver answers its container) or free (and starts another).
-		unlock, err := m.lock()
+		needed, unlock, err := m.resolverNeeded(tenant, name)
 		if err != nil {
 			return err
 		}
-		if m.hasContainers(tenant, name) {
+		if needed {
 			unlock()
 			continue
 		}
@@ -175,10 +174,21 @@ func (m *Manager) ServeResolver(ctx context.Context, tenant, name string, ready 
 	}
 }
 
-// hasContainers reports whether tenant's network name still exists and has attachments.
-func (m *Manager) hasContainers(tenant, name string) bool {
+// resolverNeeded reports whether tenant's network name still exists and has attachments,
+// decided under the manager's lock, which the caller releases with unlock once it has acted: an
+// Attach either sees the resolver's lock held (and the resolver answers its container) or free
+// (and starts another). A state root removed under a running resolver (its network is gone
+// with it) is not needed and is not made anew.
+func (m *Manager) resolverNeeded(tenant, name string) (needed bool, unlock func(), err error) {
+	unlock, err = m.lockExisting()
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, func() {}, nil
+	}
+	if err != nil {
+		return false, nil, err
+	}
 	n, err := m.Inspect(tenant, name)
-	return err == nil && len(n.Containers) > 0
+	return err == nil && len(n.Containers) > 0, unlock, nil
 }
 
 // resolver answers one network's names.

@@ -1,7 +1,11 @@
 package network
 
 import (
+	"errors"
+	"io/fs"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -64,5 +68,36 @@ func TestResolverAnswers(t *testing.T) {
 	}
 	if r.answer([]byte("junk")) != nil {
 		t.Error("a malformed query was answered")
+	}
+}
+
+// TestResolverNotNeededOnceRootRemoved: a resolver still polling after its state root was removed
+// (a test's temporary root, a purged host) stops and does not make the networks directory anew,
+// as it once did on its last poll.
+func TestResolverNotNeededOnceRootRemoved(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "state")
+	m := New(root)
+	if _, err := m.Create("a", "web", netip.Prefix{}); err != nil {
+		t.Fatal(err)
+	}
+	a := &Attachment{Container: "srv", Network: "web", IP: netip.MustParseAddr("10.209.0.2")}
+	if err := writeJSON(m.attachPath("a", a.Container), a); err != nil {
+		t.Fatal(err)
+	}
+	needed, unlock, err := m.resolverNeeded("a", "web")
+	if err != nil || !needed {
+		t.Fatalf("with a container attached: needed %v, %v", needed, err)
+	}
+	unlock()
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	needed, unlock, err = m.resolverNeeded("a", "web")
+	if err != nil || needed {
+		t.Fatalf("with the state root gone: needed %v, %v", needed, err)
+	}
+	unlock()
+	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the resolver's poll made %s anew (%v)", root, err)
 	}
 }

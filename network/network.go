@@ -104,6 +104,13 @@ func (m *Manager) lock() (func(), error) {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("networks dir: %w", err)
 	}
+	return m.lockExisting()
+}
+
+// lockExisting is lock for a caller that must not make the manager's directory anew (a process
+// that outlives its state root, such as a resolver): a missing directory is an error satisfying
+// errors.Is(err, fs.ErrNotExist).
+func (m *Manager) lockExisting() (func(), error) {
 	f, err := os.OpenFile(filepath.Join(m.Dir, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("networks lock: %w", err)
