@@ -69,6 +69,7 @@ func coverControllers() error {
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(dir) // the bind keeps the empty file's inode; nothing else needs the directory
 	empty := filepath.Join(dir, "empty")
 	if err := os.WriteFile(empty, nil, 0o444); err != nil {
 		return err
