@@ -25,9 +25,10 @@ package landlock
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"unsafe"
 
-	ll "github.com/landlock-lsm/go-landlock/landlock"
-	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
 )
 
 // Rules describe what the sandboxed process may do. Paths in Writable are container paths ("/tmp")
@@ -57,36 +58,63 @@ var ErrUnsupported = errors.New("landlock cannot enforce the sandbox rules on th
 // ABI returns the running kernel's Landlock ABI version, 0 when Landlock is unavailable (not built
 // in, or not in the boot-time lsm= list).
 func ABI() int {
-	v, err := llsys.LandlockGetABIVersion()
-	if err != nil {
+	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if errno != 0 {
 		return 0
 	}
-	return v
+	return int(v)
 }
+
+// Access is a set of Landlock filesystem rights (LANDLOCK_ACCESS_FS_* in linux/landlock.h).
+type Access uint64
+
+// The rights up to ABI 5, by their UAPI names.
+const (
+	accessExecute    Access = unix.LANDLOCK_ACCESS_FS_EXECUTE
+	accessWriteFile  Access = unix.LANDLOCK_ACCESS_FS_WRITE_FILE
+	accessReadFile   Access = unix.LANDLOCK_ACCESS_FS_READ_FILE
+	accessReadDir    Access = unix.LANDLOCK_ACCESS_FS_READ_DIR
+	accessRemoveDir  Access = unix.LANDLOCK_ACCESS_FS_REMOVE_DIR
+	accessRemoveFile Access = unix.LANDLOCK_ACCESS_FS_REMOVE_FILE
+	accessMakeChar   Access = unix.LANDLOCK_ACCESS_FS_MAKE_CHAR
+	accessMakeDir    Access = unix.LANDLOCK_ACCESS_FS_MAKE_DIR
+	accessMakeReg    Access = unix.LANDLOCK_ACCESS_FS_MAKE_REG
+	accessMakeSock   Access = unix.LANDLOCK_ACCESS_FS_MAKE_SOCK
+	accessMakeFifo   Access = unix.LANDLOCK_ACCESS_FS_MAKE_FIFO
+	accessMakeBlock  Access = unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK
+	accessMakeSym    Access = unix.LANDLOCK_ACCESS_FS_MAKE_SYM
+	accessRefer      Access = unix.LANDLOCK_ACCESS_FS_REFER
+	accessTruncate   Access = unix.LANDLOCK_ACCESS_FS_TRUNCATE
+	accessIoctlDev   Access = unix.LANDLOCK_ACCESS_FS_IOCTL_DEV
+)
 
 // Filesystem access rights, named by intent.
 const (
-	fsRead  = llsys.AccessFSReadFile | llsys.AccessFSReadDir
-	fsExec  = llsys.AccessFSExecute
-	fsWrite = llsys.AccessFSWriteFile | llsys.AccessFSTruncate | llsys.AccessFSRemoveDir |
-		llsys.AccessFSRemoveFile | llsys.AccessFSMakeDir | llsys.AccessFSMakeReg |
-		llsys.AccessFSMakeSock | llsys.AccessFSMakeFifo | llsys.AccessFSMakeSym | llsys.AccessFSRefer
+	fsRead  = accessReadFile | accessReadDir
+	fsExec  = accessExecute
+	fsWrite = accessWriteFile | accessTruncate | accessRemoveDir | accessRemoveFile | accessMakeDir |
+		accessMakeReg | accessMakeSock | accessMakeFifo | accessMakeSym | accessRefer
 	// fsDevRW is for device files: read, write and O_TRUNC (shells open "> /dev/null" with it).
-	fsDevRW = llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate
+	fsDevRW = accessReadFile | accessWriteFile | accessTruncate
+	// fsFile are the rights a rule on a regular file (not a directory) may carry.
+	fsFile = accessReadFile | accessWriteFile | accessTruncate | accessExecute
 	// fsHandled is every filesystem right up to ABI 5; anything not granted below is denied,
 	// including MAKE_CHAR/MAKE_BLOCK everywhere and IOCTL_DEV outside the terminal devices.
-	fsHandled = llsys.AccessFSExecute | llsys.AccessFSWriteFile | llsys.AccessFSReadFile |
-		llsys.AccessFSReadDir | llsys.AccessFSRemoveDir | llsys.AccessFSRemoveFile |
-		llsys.AccessFSMakeChar | llsys.AccessFSMakeDir | llsys.AccessFSMakeReg |
-		llsys.AccessFSMakeSock | llsys.AccessFSMakeFifo | llsys.AccessFSMakeBlock |
-		llsys.AccessFSMakeSym | llsys.AccessFSRefer | llsys.AccessFSTruncate | llsys.AccessFSIoctlDev
+	fsHandled = accessExecute | accessWriteFile | accessReadFile | accessReadDir | accessRemoveDir |
+		accessRemoveFile | accessMakeChar | accessMakeDir | accessMakeReg | accessMakeSock |
+		accessMakeFifo | accessMakeBlock | accessMakeSym | accessRefer | accessTruncate | accessIoctlDev
 )
 
-// Restrict enforces r on every thread of the calling process (and everything it executes), setting
-// no_new_privs as Landlock requires. It fails closed: an ABI below MinABI, a missing root or writable
-// path, or any kernel error is returned and nothing is relaxed. Call it late in container init:
-// after the mounts are final and after every write to /proc (MAC exec attributes, oom_score_adj),
-// which the ruleset forbids; before the seccomp filter (which may block landlock_* syscalls).
+// Restrict enforces r on the calling thread and everything it executes, setting no_new_privs as
+// Landlock requires; it locks the calling goroutine to its OS thread for good (never unlocked, so
+// the Go runtime ends the thread rather than reuse it if the goroutine ends), and the caller
+// executes the workload from that thread. The process's other threads are left as they are: they
+// run only this runtime's code and the kernel ends them at execve, after which the workload's
+// first thread is this one (SECURITY.md, "Landlock, no_new_privs and capabilities on one
+// thread"). It fails closed: an ABI below MinABI, a missing root or writable path, or any kernel
+// error is returned and nothing is relaxed. Call it late in container init: after the mounts are
+// final and after every write to /proc (MAC exec attributes, oom_score_adj), which the ruleset
+// forbids; before the seccomp filter (which may block landlock_* syscalls).
 func Restrict(r Rules) error { return restrict(r, ABI()) }
 
 func restrict(r Rules, abi int) error {
@@ -97,26 +125,60 @@ func restrict(r Rules, abi int) error {
 	if err != nil {
 		return err
 	}
-	cfg := config()
+	var flags uintptr
 	if abi >= 7 {
 		// Log denials by the container's programs too (not only by the runtime before execve), so
 		// the audit trail shows what the workload tried. Only logging depends on ABI 7.
-		cfg = cfg.EnableLoggingForSubprocesses()
+		flags |= unix.LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
 	}
-	if err := cfg.Restrict(toRules(grants)...); err != nil {
-		return fmt.Errorf("landlock restrict: %w", err)
+	runtime.LockOSThread() // never unlocked, see above
+	ruleset, err := newRuleset(grants)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ruleset)
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("landlock restrict: prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), flags, 0); errno != 0 {
+		return fmt.Errorf("landlock restrict: landlock_restrict_self: %w", errno)
 	}
 	return nil
 }
 
-func config() ll.Config {
-	return ll.Config{HandledAccessFS: fsHandled}
+// newRuleset makes a ruleset handling fsHandled (and no network right or scope) that allows
+// exactly grants; the descriptor is close-on-exec.
+func newRuleset(grants []Grant) (int, error) {
+	attr := unix.LandlockRulesetAttr{Handled_access_fs: uint64(fsHandled)}
+	fd, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
+	if errno != 0 {
+		return -1, fmt.Errorf("landlock restrict: landlock_create_ruleset: %w", errno)
+	}
+	for _, g := range grants {
+		if err := addRule(int(fd), g); err != nil {
+			unix.Close(int(fd))
+			return -1, err
+		}
+	}
+	return int(fd), nil
 }
 
-func toRules(grants []Grant) []ll.Rule {
-	out := make([]ll.Rule, 0, len(grants))
-	for _, g := range grants {
-		out = append(out, ll.PathAccess(g.Access, g.Path))
+// addRule adds g as a path-beneath rule, through an O_PATH descriptor of g.Path.
+func addRule(ruleset int, g Grant) error {
+	if g.Access&^fsHandled != 0 || g.Access == 0 {
+		return fmt.Errorf("landlock rule for %s: access %#x is empty or not handled", g.Path, uint64(g.Access))
 	}
-	return out
+	fd, err := unix.Open(g.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("landlock rule for %s: %w", g.Path, err)
+	}
+	defer unix.Close(fd)
+	attr := unix.LandlockPathBeneathAttr{Allowed_access: uint64(g.Access), Parent_fd: int32(fd)}
+	_, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
+		uintptr(unsafe.Pointer(&attr)), 0, 0, 0)
+	runtime.KeepAlive(&attr)
+	if errno != 0 {
+		return fmt.Errorf("landlock rule for %s (access %#x): landlock_add_rule: %w", g.Path, uint64(g.Access), errno)
+	}
+	return nil
 }

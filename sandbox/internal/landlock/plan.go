@@ -8,15 +8,13 @@ import (
 	"slices"
 	"strings"
 
-	ll "github.com/landlock-lsm/go-landlock/landlock"
-	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
 
 // Grant is one path-beneath rule: Access to Path and everything below it.
 type Grant struct {
 	Path   string
-	Access ll.AccessFSSet
+	Access Access
 }
 
 // devices are the device files a container may read and write (the floor's minimal /dev); the
@@ -93,12 +91,12 @@ func Plan(r Rules) ([]Grant, error) {
 		if !ok {
 			continue
 		}
-		a := ll.AccessFSSet(fsDevRW)
+		a := fsDevRW
 		if d.terminal {
-			a |= llsys.AccessFSIoctlDev
+			a |= accessIoctlDev
 		}
 		if d.path == "/dev/pts" {
-			a |= llsys.AccessFSReadDir
+			a |= accessReadDir
 		}
 		grants = append(grants, Grant{Path: p, Access: a})
 	}
@@ -116,9 +114,9 @@ func Plan(r Rules) ([]Grant, error) {
 // onFile narrows a to the rights a regular file can carry when p is one (a writable bind of a
 // file: CRI's /etc/hostname, kubelet's termination log): Landlock refuses directory rights on a
 // file (EINVAL), which failed the container's start.
-func onFile(p string, a ll.AccessFSSet) ll.AccessFSSet {
+func onFile(p string, a Access) Access {
 	if st, err := os.Stat(p); err == nil && !st.IsDir() {
-		return a & (fsRead | fsWrite | fsExec) & (llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate | llsys.AccessFSExecute)
+		return a & fsFile
 	}
 	return a
 }

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 )
 
 // tree creates files (paths ending in "/" are directories; "a -> b" is a symlink) under a new root.
@@ -38,10 +36,10 @@ func tree(t *testing.T, entries ...string) string {
 	return root
 }
 
-func grantsWith(gs []Grant, root string, access uint64) []string {
+func grantsWith(gs []Grant, root string, access Access) []string {
 	var out []string
 	for _, g := range gs {
-		if uint64(g.Access)&access != 0 {
+		if g.Access&access != 0 {
 			out = append(out, strings.TrimPrefix(g.Path, root))
 		}
 	}
@@ -63,24 +61,24 @@ func TestPlanWX(t *testing.T) {
 	// Execute: every part of the root holding no writable mount, never a writable mount, never
 	// /proc, /sys, /dev, never through a symlink.
 	wantExec := []string{"/bin", "/etc", "/init", "/usr", "/var/lib", "/var/log"}
-	if got := grantsWith(gs, root, llsys.AccessFSExecute); !slices.Equal(got, wantExec) {
+	if got := grantsWith(gs, root, accessExecute); !slices.Equal(got, wantExec) {
 		t.Errorf("execute granted on %v, want %v", got, wantExec)
 	}
 	// Write: only the writable mounts and the device files.
 	wantWrite := []string{"/data", "/dev/full", "/dev/null", "/dev/pts", "/dev/pts/ptmx",
 		"/dev/random", "/dev/tty", "/dev/urandom", "/dev/zero", "/run", "/tmp", "/var/tmp"}
-	if got := grantsWith(gs, root, llsys.AccessFSWriteFile); !slices.Equal(got, wantWrite) {
+	if got := grantsWith(gs, root, accessWriteFile); !slices.Equal(got, wantWrite) {
 		t.Errorf("write granted on %v, want %v", got, wantWrite)
 	}
 	// No grant ever combines write and execute, and nothing may create device nodes.
 	for _, g := range gs {
-		if g.Access&llsys.AccessFSExecute != 0 && g.Access&(fsWrite) != 0 {
+		if g.Access&accessExecute != 0 && g.Access&(fsWrite) != 0 {
 			t.Errorf("%s gets both write and execute", g.Path)
 		}
-		if g.Access&(llsys.AccessFSMakeChar|llsys.AccessFSMakeBlock) != 0 {
+		if g.Access&(accessMakeChar|accessMakeBlock) != 0 {
 			t.Errorf("%s may create device nodes", g.Path)
 		}
-		if g.Access&llsys.AccessFSIoctlDev != 0 && !strings.Contains(g.Path, "/dev/") {
+		if g.Access&accessIoctlDev != 0 && !strings.Contains(g.Path, "/dev/") {
 			t.Errorf("%s gets IOCTL_DEV", g.Path)
 		}
 		if g.Access&^fsHandled != 0 {
@@ -98,7 +96,7 @@ func TestPlanNoWritable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := grantsWith(gs, root, llsys.AccessFSExecute); !slices.Equal(got, []string{"/bin"}) {
+	if got := grantsWith(gs, root, accessExecute); !slices.Equal(got, []string{"/bin"}) {
 		t.Errorf("execute granted on %v", got)
 	}
 }
@@ -121,7 +119,7 @@ func TestPlanRefusesBadPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := grantsWith(gs, root, llsys.AccessFSWriteFile); !slices.Contains(got, "/tmp") {
+	if got := grantsWith(gs, root, accessWriteFile); !slices.Contains(got, "/tmp") {
 		t.Errorf("../../tmp resolved to %v", got)
 	}
 }
@@ -135,10 +133,10 @@ func TestPlanWritableExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := grantsWith(gs, root, llsys.AccessFSExecute), []string{"/bin", "/srv/app", "/srv/other"}; !slices.Equal(got, want) {
+	if got, want := grantsWith(gs, root, accessExecute), []string{"/bin", "/srv/app", "/srv/other"}; !slices.Equal(got, want) {
 		t.Errorf("execute granted on %v, want %v", got, want)
 	}
-	if got, want := grantsWith(gs, root, llsys.AccessFSWriteFile), []string{"/srv/app", "/tmp"}; !slices.Equal(got, want) {
+	if got, want := grantsWith(gs, root, accessWriteFile), []string{"/srv/app", "/tmp"}; !slices.Equal(got, want) {
 		t.Errorf("write granted on %v, want %v", got, want)
 	}
 	for _, r := range []Rules{
@@ -160,10 +158,10 @@ func TestPlanWritableRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := grantsWith(gs, root, llsys.AccessFSWriteFile); !slices.Equal(got, []string{"", "/tmp"}) {
+	if got := grantsWith(gs, root, accessWriteFile); !slices.Equal(got, []string{"", "/tmp"}) {
 		t.Errorf("write granted on %v", got)
 	}
-	if got := grantsWith(gs, root, llsys.AccessFSExecute); !slices.Equal(got, []string{"/bin"}) {
+	if got := grantsWith(gs, root, accessExecute); !slices.Equal(got, []string{"/bin"}) {
 		t.Errorf("execute granted on %v", got)
 	}
 }
@@ -178,12 +176,12 @@ func TestPlanWritableFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirRights := uint64(llsys.AccessFSReadDir | llsys.AccessFSMakeReg | llsys.AccessFSRemoveFile | llsys.AccessFSMakeDir | llsys.AccessFSRefer)
-	fileRights := uint64(llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate)
+	dirRights := uint64(accessReadDir | accessMakeReg | accessRemoveFile | accessMakeDir | accessRefer)
+	fileRights := uint64(accessReadFile | accessWriteFile | accessTruncate)
 	for _, g := range gs {
 		switch strings.TrimPrefix(g.Path, root) {
 		case "/etc/hostname":
-			if uint64(g.Access)&dirRights != 0 || uint64(g.Access)&fileRights != fileRights || uint64(g.Access)&uint64(llsys.AccessFSExecute) != 0 {
+			if uint64(g.Access)&dirRights != 0 || uint64(g.Access)&fileRights != fileRights || uint64(g.Access)&uint64(accessExecute) != 0 {
 				t.Errorf("writable file granted %b", g.Access)
 			}
 		case "/tmp":
