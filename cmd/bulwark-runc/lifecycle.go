@@ -53,6 +53,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool, caught <-chan
 		// CVE-2024-21626 lesson: no host file descriptor may reach the container.
 		return nil, nil, errors.New("--preserve-fds is refused: no host file descriptor enters a container")
 	}
+	pol := c.beginPolicy()
 	bundle, spec, err := loadBundle(o.bundle)
 	if err != nil {
 		return nil, nil, err
@@ -64,7 +65,7 @@ func (c *cliContext) create(id string, o *createOpts, detach bool, caught <-chan
 	}
 	c.log().lap("cli:runtime")
 	// Policy decides before anything is created; Create gets the spec it decided on.
-	d, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, nil, "")
+	d, durable, err := c.decide(pol, rt, c.g.tenant, id, bundle, spec, nil, "")
 	if err != nil {
 		return nil, nil, err
 	}

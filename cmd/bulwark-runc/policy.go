@@ -45,12 +45,16 @@ func (o *policyOpts) register(pf *pflag.FlagSet) {
 		"its named volumes (<root>/volumes/NAME/_data) are decided on as Docker volumes and, writable, adopted into the storage range")
 }
 
-// decide asks the policy engine about a create (p nil) or an exec of p, on the effective spec rt's
+// beginPolicy starts what the policy step needs before it sees the request (runcgate.Begin), in
+// the background: call it before reading the bundle, and pass it to decide.
+func (c *cliContext) beginPolicy() *runcgate.Session { return runcgate.Begin(c.gateConfig()) }
+
+// decide asks the policy engine, through pol (beginPolicy), about a create (p nil) or an exec of p, on the effective spec rt's
 // floor makes of spec. It returns the decision (for a create: the spec to create, bind sources
 // resolved and constraints applied, and the hooks policy allowed) and durable, which waits until the decision's audit record is durable: call it after Create and
 // before anything runs. A denial is an error listing every reason (code, message, path), which
 // finish prints on stderr and in the --log log.
-func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process, pod string) (*runcgate.Decision, func() error, error) {
+func (c *cliContext) decide(pol *runcgate.Session, rt *sandbox.Runtime, tenant, id, bundle string, spec *specs.Spec, p *specs.Process, pod string) (*runcgate.Decision, func() error, error) {
 	// The policy's cold path (parse, compile, prepare: ≈ 30 MB that are garbage once it has
 	// decided) spends about a third of its time collecting when the GC runs, and a collection
 	// right after it delays the container's start (measured: run of /bin/true ≈ 4 ms slower at
@@ -63,7 +67,7 @@ func (c *cliContext) decide(rt *sandbox.Runtime, tenant, id, bundle string, spec
 		op = document.OpExec
 	}
 	begun := time.Now()
-	d, err := runcgate.Decide(context.Background(), c.gateConfig(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p, Pod: pod})
+	d, err := pol.Decide(context.Background(), rt, runcgate.Request{Operation: op, Tenant: tenant, ContainerID: id, Bundle: bundle, Spec: spec, Process: p, Pod: pod})
 	c.log().Step(id, "policy", time.Since(begun))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", op, id, err)
@@ -98,6 +102,7 @@ func (c *cliContext) gateConfig() runcgate.Config {
 // tenant (which owns it: Load finds no other tenant's container), on the container's bundle spec
 // with p as its process.
 func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) error {
+	pol := c.beginPolicy()
 	bundle, spec, err := loadBundle(st.Bundle)
 	if err != nil {
 		return fmt.Errorf("exec %s: container bundle: %w", id, err)
@@ -106,7 +111,7 @@ func (c *cliContext) decideExec(id string, st sandbox.State, p *specs.Process) e
 	if err != nil {
 		return err
 	}
-	_, durable, err := c.decide(rt, c.g.tenant, id, bundle, spec, p, st.Pod)
+	_, durable, err := c.decide(pol, rt, c.g.tenant, id, bundle, spec, p, st.Pod)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -110,30 +111,97 @@ type Decision struct {
 	durableErr error
 }
 
-// Decide decides req with the policy cfg selects, on the effective spec rt's floor makes of
-// it, and records the decision in <StateRoot>/audit (durable before a refusal returns; for an
-// allowed request, once Durable returns). A denial is a
-// *document.DeniedError carrying every reason; a policy that cannot be loaded or prepared refuses too
-// (fail closed). Nothing is created here: rt is used only for its floor (a dry run).
-func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (*Decision, error) {
+// A Session is what deciding a request needs before it sees the request: the audit log opened,
+// the request's id drawn, the evaluator's file checked and the decision cache opened for it and
+// the policy source (a directory's files digested), and the floor's per-process reading of the
+// host and of its embedded profiles (sandbox.WarmFloor). None of it depends on the request, so
+// Begin does it in the background while the caller reads its bundle (two of a runtime start's
+// policy step's three quarters were this), and the session's Decide waits for it. Each is done
+// exactly as Decide did it before, and what is checked again after the decision (the evaluator's
+// file before it is executed, a policy directory's digest before a decision is stored) still is.
+type Session struct {
+	cfg  Config
+	done chan struct{} // closed once the fields below are set
+	// err refuses the request (no audit log, a relative state root).
+	err       error
+	log       *audit.Log
+	requestID string
+	// ev decides what cache cannot (cache nil: nothing is cached); everr refuses any request
+	// the cache cannot answer.
+	ev    *evalproto.Evaluator
+	everr error
+	cache *document.Cache
+}
+
+// Begin starts the session of one request decided with the policy cfg selects. Its Decide must
+// be called once; until then it holds the audit log open.
+func Begin(cfg Config) *Session {
+	s := &Session{cfg: cfg, done: make(chan struct{})}
+	go sandbox.WarmFloor()
+	go func() {
+		defer close(s.done)
+		s.begin()
+	}()
+	return s
+}
+
+func (s *Session) begin() {
+	cfg := s.cfg
 	if !filepath.IsAbs(cfg.StateRoot) {
-		return nil, fmt.Errorf("policy state root %q: must be an absolute path", cfg.StateRoot)
+		s.err = fmt.Errorf("policy state root %q: must be an absolute path", cfg.StateRoot)
+		return
 	}
+	if s.log, s.err = audit.Open(filepath.Join(cfg.StateRoot, "audit"), audit.Options{}); s.err != nil {
+		s.err = fmt.Errorf("open audit log: %w", s.err)
+		return
+	}
+	s.requestID = newRequestID()
+	s.ev = cfg.Evaluator
+	if s.ev == nil {
+		s.ev, s.everr = helperEvaluator()
+	}
+	// Only a request the decision cache cannot answer starts the evaluator. The cache's key
+	// names both binaries: the evaluator's embeds the default policy.
+	if s.everr == nil {
+		s.cache = document.OpenCache(cfg.source(), document.BuildDigest(&s.ev.Identity))
+	}
+}
+
+// source is the policy source cfg selects.
+func (cfg Config) source() document.SourceOptions {
+	return document.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
+		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot}
+}
+
+// Decide decides req with the policy cfg selects (Begin(cfg).Decide).
+func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (*Decision, error) {
+	return Begin(cfg).Decide(ctx, rt, req)
+}
+
+// Decide decides req on the effective spec rt's floor makes of it, and records the decision in
+// <StateRoot>/audit (durable before a refusal returns; for an allowed request, once Durable
+// returns). A denial is a *document.DeniedError carrying every reason; a policy that cannot be
+// loaded or prepared refuses too (fail closed). Nothing is created here: rt is used only for its
+// floor (a dry run).
+func (s *Session) Decide(ctx context.Context, rt *sandbox.Runtime, req Request) (*Decision, error) {
 	if req.Spec == nil || req.Spec.Process == nil {
+		s.abandon()
 		return nil, errors.New("policy: the request has no spec process")
 	}
 	// Nothing is decided (or audited as allowed) about a container that could never exist.
 	if err := sandbox.ValidateID(req.ContainerID); err != nil {
+		s.abandon()
 		return nil, err
 	}
-	log, err := audit.Open(filepath.Join(cfg.StateRoot, "audit"), audit.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
+	<-s.done
+	if s.err != nil {
+		return nil, s.err
 	}
-	uid := cfg.UID
-	t := gate.NewTrail(log, audit.Actor{UID: &uid}, req.Tenant, newRequestID())
+	log := s.log
+	uid := s.cfg.UID
+	t := gate.NewTrail(log, audit.Actor{UID: &uid}, req.Tenant, s.requestID)
 	t.SetContainer(req.ContainerID)
-	out, err := decide(ctx, cfg, rt, req, t)
+	out, err := s.decide(ctx, rt, req, t)
 	if err != nil {
 		// A refusal is durable before it is reported.
 		ferr := t.Flush()
@@ -159,6 +227,15 @@ func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (
 	return out, nil
 }
 
+// abandon releases what the session holds once it has begun, for a request refused before
+// anything was decided (as before, such a request is not audited).
+func (s *Session) abandon() {
+	<-s.done
+	if s.log != nil {
+		s.log.Close()
+	}
+}
+
 // Durable waits until the decision's audit records are durable and releases the audit log. The
 // caller must call it once, after Create and before Start or Exec (an error means the request
 // must not go on: delete what was created).
@@ -167,7 +244,8 @@ func (d *Decision) Durable() error {
 	return d.durableErr
 }
 
-func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t *gate.Trail) (*Decision, error) {
+func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, t *gate.Trail) (*Decision, error) {
+	cfg := s.cfg
 	proc := req.Spec.Process
 	if req.Operation == document.OpExec {
 		if req.Process == nil {
@@ -201,26 +279,16 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 			}
 		}()
 	}
-	src := document.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle,
-		VerificationKeyFile: cfg.PolicyKeyFile, StateRoot: cfg.StateRoot}
-	ev, everr := cfg.Evaluator, error(nil)
-	if ev == nil {
-		ev, everr = helperEvaluator()
-	}
-	// Only a request the decision cache cannot answer starts the evaluator. The cache's key
-	// names both binaries: the evaluator's embeds the default policy.
-	var cache *document.Cache
-	if everr == nil {
-		cache = document.OpenCache(src, document.BuildDigest(&ev.Identity))
-	}
+	src, ev, everr, cache := cfg.source(), s.ev, s.everr, s.cache
 	recorder := gate.Recorder(t.Add)
 	var eval *evaluation
 	defer func() { eval.close() }()
 	decidePolicy := func(ctx context.Context, preq *document.Request) (document.Decision, error) {
+		input := document.InputDigest(preq)
 		if cache != nil {
-			if d, ok := cache.Lookup(preq); ok {
+			if d, ok := cache.LookupDigest(preq, input); ok {
 				out.Cached = true
-				recorder.RecordDecision(document.CachedRecord(preq, d))
+				recorder.RecordDecision(document.CachedRecordDigest(preq, input, d))
 				return d, nil
 			}
 		}
@@ -240,7 +308,6 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 				t.Add(audit.TypePolicy, "bundle-accepted", prepared.Accepted)
 			}
 		}
-		input := document.InputDigest(preq)
 		d, deterministic, err := eval.decide(preq, input)
 		if err != nil {
 			return document.Decision{}, fmt.Errorf("policy: %w", err)
@@ -330,10 +397,12 @@ func decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request, t
 }
 
 // newRequestID names one bulwark-runc request in the audit log. It is read from the kernel's
-// random source directly: crypto/rand's first read in a process cost ≈ 0.1 ms of every start.
+// random source by the getrandom system call itself: crypto/rand's first read in a process cost
+// ≈ 0.1 ms of every start, and so did x/sys/unix.Getrandom's, which sets up the vDSO's per-thread
+// state (a mapping) on its first call.
 func newRequestID() string {
 	var b [6]byte
-	if n, err := unix.Getrandom(b[:], 0); err != nil || n != len(b) {
+	if n, _, errno := unix.Syscall(unix.SYS_GETRANDOM, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0); errno != 0 || n != uintptr(len(b)) {
 		rand.Read(b[:])
 	}
 	return hex.EncodeToString(b[:])

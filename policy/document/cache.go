@@ -85,8 +85,14 @@ func OpenCache(o SourceOptions, build string, auditOnly ...string) *Cache {
 // Lookup returns the cached decision of req, with its duration set to the lookup's; ok is false
 // on any miss or doubt.
 func (c *Cache) Lookup(req *Request) (d Decision, ok bool) {
+	return c.LookupDigest(req, InputDigest(req))
+}
+
+// LookupDigest is Lookup for a caller that has req's digest (InputDigest) already: digesting the
+// document is most of a lookup's own work.
+func (c *Cache) LookupDigest(req *Request, digest string) (d Decision, ok bool) {
 	start := time.Now()
-	input, without := decisionKey(req, c.auditOnly)
+	input, without := decisionKey(req, digest, c.auditOnly)
 	if input == "" {
 		return Decision{}, false
 	}
@@ -121,9 +127,10 @@ func (c *Cache) Store(req *Request, d Decision, s Storable) error {
 			return nil // an evaluation that failed (perhaps cancelled) is not the policy's answer
 		}
 	}
-	input, without := decisionKey(req, c.auditOnly)
+	full := InputDigest(req)
+	input, without := decisionKey(req, full, c.auditOnly)
 	if len(without) > 0 && (s.Unread == nil || !s.Unread(without)) {
-		input, without = InputDigest(req), nil
+		input, without = full, nil
 	}
 	if input == "" {
 		return nil
@@ -180,7 +187,12 @@ func (c *Cache) read(input string) (cacheEntry, error) {
 
 // CachedRecord is the audit record of a decision Lookup returned for req.
 func CachedRecord(req *Request, d Decision) DecisionRecord {
-	return DecisionRecord{InputDigest: InputDigest(req), Tenant: req.Tenant, Operation: req.Operation,
+	return CachedRecordDigest(req, InputDigest(req), d)
+}
+
+// CachedRecordDigest is CachedRecord for a caller that has req's digest already.
+func CachedRecordDigest(req *Request, digest string, d Decision) DecisionRecord {
+	return DecisionRecord{InputDigest: digest, Tenant: req.Tenant, Operation: req.Operation,
 		Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration, Cached: true}
 }
 

@@ -16,8 +16,8 @@ import (
 // before. The audit record of a cached decision still names the whole document's digest.
 
 // decisionKey is the digest of req without the annotations among auditOnly, and the keys left
-// out (sorted; none when req carries none of them).
-func decisionKey(req *Request, auditOnly []string) (string, []string) {
+// out (sorted; none when req carries none of them: then it is digest, req's InputDigest).
+func decisionKey(req *Request, digest string, auditOnly []string) (string, []string) {
 	var left []string
 	for _, k := range auditOnly {
 		if _, ok := req.Annotations[k]; ok {
@@ -25,7 +25,7 @@ func decisionKey(req *Request, auditOnly []string) (string, []string) {
 		}
 	}
 	if len(left) == 0 {
-		return InputDigest(req), nil
+		return digest, nil
 	}
 	slices.Sort(left)
 	left = slices.Compact(left)

@@ -196,7 +196,27 @@ func RaisesAttrs(raises []sandbox.Raise) map[string]string {
 // NetworkAttrs renders what the floor does to networking as one event's attributes: a socket
 // call the floor refuses is traced to its reason in the audit log.
 func NetworkAttrs(n sandbox.NetworkFloor) map[string]string {
-	return map[string]string{"namespace": n.Namespace, "tcp": n.TCP, "refused_sockets": JSONString(n.RefusedSockets)}
+	return map[string]string{"namespace": n.Namespace, "tcp": n.TCP, "refused_sockets": refusedSocketsJSON(n.RefusedSockets)}
+}
+
+// refusedSocketsJSON is json.Marshal(rs), written without encoding/json (see JSONString): every
+// bulwark-runc start records it.
+func refusedSocketsJSON(rs []sandbox.RefusedSocket) string {
+	if rs == nil {
+		return "null"
+	}
+	b := []byte{'['}
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"errno":`...)
+		b = document.AppendJSONString(b, r.Errno)
+		b = append(b, `,"reason":`...)
+		b = document.AppendJSONString(b, r.Reason)
+		b = append(b, '}')
+	}
+	return string(append(b, ']'))
 }
 
 // JSONString renders v as JSON for an audit attribute (argument lists keep their boundaries). A

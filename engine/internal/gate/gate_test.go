@@ -8,6 +8,7 @@ import (
 
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/policy/document"
+	"bulwark.dev/bulwark/sandbox"
 )
 
 func TestApplyConstraints(t *testing.T) {
@@ -42,6 +43,16 @@ func TestJSONWithoutEncodingJSON(t *testing.T) {
 		want, _ := json.Marshal(r)
 		if got := reasonsJSON(r); got != string(want) {
 			t.Errorf("reasonsJSON(%q) = %s, want %s", r, got, want)
+		}
+	}
+	var ss []sandbox.RefusedSocket
+	for i, s := range strs {
+		ss = append(ss, sandbox.RefusedSocket{Errno: s, Reason: strs[(i+1)%len(strs)]})
+	}
+	for _, r := range [][]sandbox.RefusedSocket{nil, {}, ss} {
+		want, _ := json.Marshal(r)
+		if got := refusedSocketsJSON(r); got != string(want) {
+			t.Errorf("refusedSocketsJSON(%q) = %s, want %s", r, got, want)
 		}
 	}
 }
