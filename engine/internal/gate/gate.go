@@ -168,20 +168,29 @@ func (add Recorder) RecordDecision(r document.DecisionRecord) {
 
 // reasonsJSON is json.Marshal(rs), written without encoding/json (see JSONString).
 func reasonsJSON(rs []document.Reason) string {
-	if rs == nil {
+	return objectsJSON(rs == nil, len(rs), func(i int) []string {
+		return []string{"code", rs[i].Code, "message", rs[i].Message, "path", rs[i].Path}
+	})
+}
+
+// objectsJSON is json.Marshal of a slice (null if isNil) of n structs of string fields, written
+// without encoding/json: fields(i) are the i-th one's keys (plain, in order) and values, paired.
+func objectsJSON(isNil bool, n int, fields func(i int) []string) string {
+	if isNil {
 		return "null"
 	}
 	b := []byte{'['}
-	for i, r := range rs {
+	for i := range n {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"code":`...)
-		b = document.AppendJSONString(b, r.Code)
-		b = append(b, `,"message":`...)
-		b = document.AppendJSONString(b, r.Message)
-		b = append(b, `,"path":`...)
-		b = document.AppendJSONString(b, r.Path)
+		sep := byte('{')
+		kv := fields(i)
+		for j := 0; j < len(kv); j += 2 {
+			b = append(append(append(b, sep, '"'), kv[j]...), '"', ':')
+			b = document.AppendJSONString(b, kv[j+1])
+			sep = ','
+		}
 		b = append(b, '}')
 	}
 	return string(append(b, ']'))
@@ -202,21 +211,9 @@ func NetworkAttrs(n sandbox.NetworkFloor) map[string]string {
 // refusedSocketsJSON is json.Marshal(rs), written without encoding/json (see JSONString): every
 // bulwark-runc start records it.
 func refusedSocketsJSON(rs []sandbox.RefusedSocket) string {
-	if rs == nil {
-		return "null"
-	}
-	b := []byte{'['}
-	for i, r := range rs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"errno":`...)
-		b = document.AppendJSONString(b, r.Errno)
-		b = append(b, `,"reason":`...)
-		b = document.AppendJSONString(b, r.Reason)
-		b = append(b, '}')
-	}
-	return string(append(b, ']'))
+	return objectsJSON(rs == nil, len(rs), func(i int) []string {
+		return []string{"errno", rs[i].Errno, "reason", rs[i].Reason}
+	})
 }
 
 // JSONString renders v as JSON for an audit attribute (argument lists keep their boundaries). A
