@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/engine/runcgate"
+	"bulwark.dev/bulwark/internal/specjson"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -136,8 +136,9 @@ func loadBundle(bundle string) (string, *specs.Spec, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("read bundle config: %w", err)
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
+	// What encoding/json decodes, without its reflection in the common case (specjson).
+	spec, err := specjson.Decode(data)
+	if err != nil {
 		return "", nil, fmt.Errorf("parse %s: %w", filepath.Join(abs, "config.json"), err)
 	}
 	if spec.Process == nil {
@@ -157,5 +158,5 @@ func loadBundle(bundle string) (string, *specs.Spec, error) {
 	if !fi.IsDir() {
 		return "", nil, fmt.Errorf("rootfs %s is not a directory", rootfs)
 	}
-	return abs, &spec, nil
+	return abs, spec, nil
 }
