@@ -76,7 +76,7 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 	}
 	// Signals are caught before the process exists (beside the decision: see catchSignals).
 	sigc := make(chan os.Signal, 64)
-	var caught <-chan struct{}
+	var caught signalsCaught
 	if !o.detach {
 		caught = catchSignals(sigc)
 	}
@@ -125,8 +125,9 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 		stdio = sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	}
 
-	if caught != nil {
-		<-caught
+	if caught.all != nil {
+		// The process runs as soon as it exists: every signal is caught first.
+		<-caught.all
 	}
 	proc, err := ct.Exec(p, stdio)
 	if err != nil {

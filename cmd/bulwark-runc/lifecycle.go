@@ -39,9 +39,10 @@ func (o *createOpts) register(cmd *cobra.Command) {
 }
 
 // create builds the container whose init waits for start. detach says whether we return before the
-// process ends (create, run -d), which decides how a terminal may be served. caught, when not nil,
-// is closed once the caller catches signals (catchSignals): the container is created only then.
-func (c *cliContext) create(id string, o *createOpts, detach bool, caught <-chan struct{}) (*sandbox.Container, *console.Proxy, error) {
+// process ends (create, run -d), which decides how a terminal may be served. fatal, when not nil,
+// is closed once the caller catches the signals that would end it (catchSignals): the container
+// is created only then.
+func (c *cliContext) create(id string, o *createOpts, detach bool, fatal <-chan struct{}) (*sandbox.Container, *console.Proxy, error) {
 	if err := validateID(id); err != nil {
 		return nil, nil, err
 	}
@@ -88,8 +89,8 @@ func (c *cliContext) create(id string, o *createOpts, detach bool, caught <-chan
 	case o.consoleSocket != "":
 		return nil, nil, errors.New("cannot use console socket if bulwark-runc will not detach or allocate tty")
 	}
-	if caught != nil {
-		<-caught
+	if fatal != nil {
+		<-fatal
 		c.log().lap("cli:signal")
 	}
 	ct, err := rt.CreateFloored(context.Background(), id, bundle, d.Floor, stdio)
@@ -190,15 +191,19 @@ func newRunCmd(c *cliContext) *cobra.Command {
 }
 
 func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
-	// Catch signals before the container exists so none is lost between start and wait.
+	// Catch signals before the container starts so none is lost between start and wait.
 	sigc := make(chan os.Signal, 64)
-	var caught <-chan struct{}
+	var caught signalsCaught
 	if !detach {
 		caught = catchSignals(sigc)
 	}
-	ct, proxy, err := c.create(id, o, detach, caught)
+	ct, proxy, err := c.create(id, o, detach, caught.fatal)
 	if err != nil {
 		return err
+	}
+	if caught.all != nil {
+		<-caught.all
+		c.log().lap("cli:signal-all")
 	}
 	if err := c.start(ct); err != nil {
 		return c.abandon(ct, closeProxy(proxy, err))
@@ -225,20 +230,34 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 	return &exitError{code: status}
 }
 
-// catchSignals starts catching every signal into sigc and returns a channel closed once it does.
-// signal.Notify costs the Go runtime a round trip to its signal-mask thread for each of the 65
-// signals (1–5 ms, more under load), so it runs beside the bundle load and the policy decision,
-// before anything exists that a signal would have to reach. A signal that comes before it is
-// caught has its default effect, as it did before Notify: the command ends before its
-// container exists. It is never undone (signal.Stop costs as much again): the process ends once the
-// container is deleted.
-func catchSignals(sigc chan<- os.Signal) <-chan struct{} {
-	caught := make(chan struct{})
+// signalsCaught says how far catchSignals has got: fatal is closed once the signals that would
+// end or stop this process are caught, all once every signal is.
+type signalsCaught struct{ fatal, all <-chan struct{} }
+
+// endingSignals are the signals whose default effect on a Go program is to end it (SIGHUP, SIGINT,
+// SIGTERM; SIGQUIT and SIGABRT with a stack dump) or to stop it (SIGTSTP, SIGTTIN, SIGTTOU); the
+// runtime catches every other signal and drops it until the program asks for it (os/signal).
+var endingSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT, unix.SIGABRT,
+	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
+
+// catchSignals starts catching every signal into sigc. signal.Notify costs the Go runtime a
+// round trip to its signal-mask thread for each signal (65 of them: 0.6-1 ms, more under load),
+// so it runs beside the command's own work. It catches the ending signals first: the command
+// waits for those (fatal) before anything exists that a signal would have to reach, so a signal
+// that comes earlier has its default effect (the command ends before its container exists)
+// and none ends it once the container exists. The rest, which until then are dropped, as they
+// would be before any Notify, are caught while the container is created; run waits for them
+// (all) before its process starts, exec before it execs. It is never undone (signal.Stop costs
+// as much again): the process ends once the container is deleted.
+func catchSignals(sigc chan<- os.Signal) signalsCaught {
+	fatal, all := make(chan struct{}), make(chan struct{})
 	go func() {
+		signal.Notify(sigc, endingSignals...)
+		close(fatal)
 		signal.Notify(sigc)
-		close(caught)
+		close(all)
 	}()
-	return caught
+	return signalsCaught{fatal, all}
 }
 
 // forwardSignals relays what the CLI receives to the container's process, as runc's signal proxy does
