@@ -73,12 +73,9 @@ func enforcedBy(l mac.Layers) string {
 // seccompBlob is a compiled seccomp program as it crosses the setup channel: the child loads it
 // without cgo or libseccomp.
 type seccompBlob struct {
-	Digest string `json:"digest"`
-	Flags  uint   `json:"flags"`
-	// BPF crosses the channel raw, after the message's JSON (Size bytes, see channel.send): as
-	// base64 inside the JSON it was most of a config and most of the child's time decoding it.
-	BPF  []byte `json:"-"`
-	Size int    `json:"size"`
+	Digest string
+	Flags  uint
+	BPF    []byte // raw struct sock_filter, native byte order
 }
 
 // compileSeccomp returns the programs the child loads, in order: the floor's default allowlist

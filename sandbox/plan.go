@@ -18,34 +18,34 @@ import (
 // initConfig is the plan the parent sends the child in the config message: everything the child
 // needs, already decided. The child makes no policy choices of its own.
 type initConfig struct {
-	ID            string            `json:"id"`
-	Hostname      string            `json:"hostname,omitempty"`
-	Domainname    string            `json:"domainname,omitempty"`
-	Mounts        []mountPlan       `json:"mounts,omitempty"`
-	MaskedPaths   []string          `json:"maskedPaths,omitempty"`
-	ReadonlyPaths []string          `json:"readonlyPaths,omitempty"`
-	Sysctl        map[string]string `json:"sysctl,omitempty"`
-	Files         []filePlan        `json:"files,omitempty"`
-	Cgroups       []cgroupView      `json:"cgroups,omitempty"`
-	Process       processPlan       `json:"process"`
+	ID            string
+	Hostname      string
+	Domainname    string
+	Mounts        []mountPlan
+	MaskedPaths   []string
+	ReadonlyPaths []string
+	Sysctl        map[string]string
+	Files         []filePlan
+	Cgroups       []cgroupView
+	Process       processPlan
 	// NetJoined says the container joins an existing network namespace (the pod model).
-	NetJoined bool `json:"netJoined,omitempty"`
+	NetJoined bool
 	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
-	RootfsFD int `json:"rootfsFD"` // detached idmapped mount of the rootfs (Create only)
-	FifoFD   int `json:"fifoFD"`   // exec fifo opened O_RDWR; init blocks reading it (Create only)
+	RootfsFD int // detached idmapped mount of the rootfs (Create only)
+	FifoFD   int // exec fifo opened O_RDWR; init blocks reading it (Create only)
 	// WritableRoot leaves the root writable once pivoted (CreateFromLayersWritable).
-	WritableRoot bool `json:"writableRoot,omitempty"`
+	WritableRoot bool
 }
 
 // mountPlan is one mount in the container. Bind mounts arrive as detached trees made by the parent
 // (SrcFD), since the child, an unprivileged host uid, may not even be able to resolve the source.
 type mountPlan struct {
-	Dest   string  `json:"dest"`
-	Type   string  `json:"type"`
-	Source string  `json:"source,omitempty"`
-	Flags  uintptr `json:"flags"`
-	Data   string  `json:"data,omitempty"`
-	SrcFD  int     `json:"srcFD"`
+	Dest   string
+	Type   string
+	Source string
+	Flags  uintptr
+	Data   string
+	SrcFD  int
 }
 
 // cgroupView is one cgroup hierarchy the container is placed in, mounted read-only (its own
@@ -53,10 +53,10 @@ type mountPlan struct {
 type cgroupView struct {
 	// Name is the directory under that mount ("memory", "systemd", "unified"); "" for a pure v2
 	// host, whose single hierarchy is mounted at the destination itself.
-	Name    string `json:"name,omitempty"`
-	Unified bool   `json:"unified,omitempty"`
+	Name    string
+	Unified bool
 	// Options name a v1 hierarchy ("cpu,cpuacct", "name=systemd").
-	Options string `json:"options,omitempty"`
+	Options string
 }
 
 // cgroupViews lists the hierarchies cg places the container in, as the child mounts them.
@@ -72,37 +72,37 @@ func cgroupViews(cg cgroups.Manager) []cgroupView {
 // from the runtime's shared copy (donateGenerated) or from the child's staging tmpfs; host files
 // are never bind-mounted for these.
 type filePlan struct {
-	Dest    string `json:"dest"`
-	Content string `json:"content,omitempty"`
+	Dest    string
+	Content string
 	// SrcFD is the donated read-only clone of the runtime's shared copy (an index into the
 	// config message's descriptors, Content then left out), or -1: the child writes Content
 	// into its staging tmpfs.
-	SrcFD int `json:"srcFD"`
+	SrcFD int
 }
 
 // processPlan is the confinement and identity of the process the child finally executes.
 type processPlan struct {
-	Args        []string       `json:"args"`
-	Env         []string       `json:"env,omitempty"`
-	Cwd         string         `json:"cwd"`
-	UID         uint32         `json:"uid"`
-	GID         uint32         `json:"gid"`
-	Groups      []uint32       `json:"groups,omitempty"`
-	Caps        uint64         `json:"caps"`
-	Rlimits     []rlimitPlan   `json:"rlimits,omitempty"`
-	Terminal    bool           `json:"terminal,omitempty"`
-	Rows        uint16         `json:"rows,omitempty"`
-	Cols        uint16         `json:"cols,omitempty"`
-	OOMScoreAdj *int           `json:"oomScoreAdj,omitempty"`
-	MAC         mac.Container  `json:"mac"`
-	Landlock    landlock.Rules `json:"landlock"`
-	Seccomp     []seccompBlob  `json:"seccomp"`
+	Args        []string
+	Env         []string
+	Cwd         string
+	UID         uint32
+	GID         uint32
+	Groups      []uint32
+	Caps        uint64
+	Rlimits     []rlimitPlan
+	Terminal    bool
+	Rows        uint16
+	Cols        uint16
+	OOMScoreAdj *int
+	MAC         mac.Container
+	Landlock    landlock.Rules
+	Seccomp     []seccompBlob
 }
 
 type rlimitPlan struct {
-	Resource int    `json:"resource"`
-	Soft     uint64 `json:"soft"`
-	Hard     uint64 `json:"hard"`
+	Resource int
+	Soft     uint64
+	Hard     uint64
 }
 
 var mountFlags = map[string]struct {

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +12,9 @@ import (
 
 // The setup protocol between the runtime (parent) and the container-side process (child: init for
 // Create, the joining process for Exec) is ONE channel — a unix stream socketpair — carrying a closed
-// set of typed messages. Each message is a 4-byte big-endian length and a JSON body, and a config
-// is followed by its seccomp programs, raw, in order (their sizes are in the JSON); file
-// descriptors travel as SCM_RIGHTS on the message they belong to.
+// set of typed messages. Each message is a 4-byte big-endian length and a binary body (wire.go;
+// a config carries its seccomp programs raw); file descriptors travel as SCM_RIGHTS on the message
+// they belong to.
 //
 //	parent (runtime)                                  child (init / exec)
 //	  user namespace made and mapped; child born in
@@ -46,15 +45,15 @@ const (
 
 // message is the only thing that crosses the channel.
 type message struct {
-	Kind    msgKind     `json:"kind"`
-	Config  *initConfig `json:"config,omitempty"`
-	Console string      `json:"console,omitempty"` // pty slave name, with kindConsole
-	Error   *InitError  `json:"error,omitempty"`
+	Kind    msgKind
+	Config  *initConfig
+	Console string // pty slave name, with kindConsole
+	Error   *InitError
 	// Steps and Started come with kindReady: the child's step times and when (Unix ns) its
 	// setup began, for Options.Steps.
-	Steps   []stepTime `json:"steps,omitempty"`
-	Started int64      `json:"started,omitempty"`
-	fds     []int      // SCM_RIGHTS payload, not serialised
+	Steps   []stepTime
+	Started int64
+	fds     []int // SCM_RIGHTS payload, not serialised
 }
 
 // protocolOrder lists, for the last message seen, which kinds may come next.
@@ -96,22 +95,12 @@ func (c *channel) send(m *message) error {
 	if err := c.seq.next(m.Kind); err != nil {
 		return err
 	}
-	raw := 0
-	for i := range m.seccomp() {
-		b := &m.Config.Process.Seccomp[i]
-		b.Size = len(b.BPF)
-		raw += b.Size
+	body := encodeMessage(m)
+	if len(body) > maxMessage {
+		return fmt.Errorf("encode %s message: %d bytes exceed %d", m.Kind, len(body), maxMessage)
 	}
-	body, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode %s message: %w", m.Kind, err)
-	}
-	frame := make([]byte, 4, 4+len(body)+raw)
-	binary.BigEndian.PutUint32(frame, uint32(len(body)))
+	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
 	frame = append(frame, body...)
-	for _, b := range m.seccomp() {
-		frame = append(frame, b.BPF...)
-	}
 	var oob []byte
 	if len(m.fds) > 0 {
 		oob = unix.UnixRights(m.fds...)
@@ -169,46 +158,17 @@ func (c *channel) recv() (*message, error) {
 		closeAll(fds)
 		return nil, fmt.Errorf("receive message body: %w", err)
 	}
-	m := &message{}
-	if err := json.Unmarshal(body, m); err != nil {
-		closeAll(fds)
-		return nil, fmt.Errorf("decode message: %w", err)
-	}
-	m.fds = fds
-	if err := c.readSeccomp(m); err != nil {
+	m, err := decodeMessage(body)
+	if err != nil {
 		closeAll(fds)
 		return nil, err
 	}
+	m.fds = fds
 	if err := c.seq.next(m.Kind); err != nil {
 		closeAll(fds)
 		return nil, err
 	}
 	return m, nil
-}
-
-// seccomp is the config's seccomp programs, which travel raw after the JSON.
-func (m *message) seccomp() []seccompBlob {
-	if m.Config == nil {
-		return nil
-	}
-	return m.Config.Process.Seccomp
-}
-
-// readSeccomp reads the programs of a config that follow its JSON.
-func (c *channel) readSeccomp(m *message) error {
-	total := 0
-	for i := range m.seccomp() {
-		b := &m.Config.Process.Seccomp[i]
-		total += b.Size
-		if b.Size < 0 || total > maxMessage {
-			return fmt.Errorf("receive message: seccomp program of %d bytes exceeds the %d bytes a frame may carry", b.Size, maxMessage)
-		}
-		b.BPF = make([]byte, b.Size)
-		if _, err := io.ReadFull(c.f, b.BPF); err != nil {
-			return fmt.Errorf("receive seccomp program: %w", err)
-		}
-	}
-	return nil
 }
 
 func parseRights(oob []byte) ([]int, error) {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,7 +61,7 @@ func TestChannelRoundTrip(t *testing.T) {
 	}
 	defer f.Close()
 	big := strings.Repeat("x", 1<<20) // larger than a socket buffer: must arrive whole
-	// The seccomp programs follow the JSON raw, in order; one is larger than a socket buffer too.
+	// The seccomp programs travel raw, in order; one is larger than a socket buffer too.
 	progs := []seccompBlob{{Digest: "a", BPF: []byte{1, 2, 3}}, {Digest: "e", BPF: nil}, {Digest: "b", BPF: bytes.Repeat([]byte{7}, 300<<10)}}
 	sent := make(chan error, 1)
 	go func() {
@@ -116,22 +116,42 @@ func TestInitErrorUnwrap(t *testing.T) {
 	}
 }
 
-// A config whose JSON announces seccomp programs larger than a frame may carry is refused before
-// anything is allocated for them.
-func TestChannelRefusesOversizeSeccomp(t *testing.T) {
-	pf, cf, err := socketPair()
-	if err != nil {
-		t.Fatal(err)
+// A body announcing a string, a list or a seccomp program longer than the rest of its frame is
+// refused before anything is allocated for it, and so is one with bytes left over.
+func TestChannelRefusesOversizeLengths(t *testing.T) {
+	bpf := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	good := encodeMessage(&message{Kind: kindConfig, Config: &initConfig{ID: "x", Process: processPlan{
+		Seccomp: []seccompBlob{{Digest: "a", BPF: bpf}}}}})
+	if _, err := decodeMessage(good); err != nil {
+		t.Fatalf("control: %v", err)
 	}
-	child := newChannel(cf)
-	defer pf.Close()
-	defer child.close()
-	body := []byte(`{"kind":"config","config":{"id":"x","process":{"seccomp":[{"digest":"a","size":` + strconv.Itoa(maxMessage+1) + `}]}}}`)
-	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
-	if _, err := pf.Write(append(frame, body...)); err != nil {
-		t.Fatal(err)
+	var list encoder // a ready message whose step list claims 2^40 entries
+	list.str(string(kindReady))
+	list.str("")
+	list.uint(1 << 40)
+	at := bytes.Index(good, bpf) - 1 // the program's length byte
+	program := append(append(slices.Clip(good[:at]), binary.AppendUvarint(nil, maxMessage)...), good[at+1:]...)
+	cases := map[string][]byte{
+		"string":   binary.AppendUvarint(nil, maxMessage+1),
+		"list":     list.b,
+		"program":  program,
+		"trailing": append(slices.Clip(good), 0),
+		"short":    good[:len(good)-1],
 	}
-	if _, err := child.recv(); err == nil || !strings.Contains(err.Error(), "exceeds") {
-		t.Fatalf("recv = %v, want the oversize program refused", err)
+	for name, body := range cases {
+		pf, cf, err := socketPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		child := newChannel(cf)
+		frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+		if _, err := pf.Write(append(frame, body...)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := child.recv(); err == nil || !strings.Contains(err.Error(), "decode message") {
+			t.Errorf("%s: recv = %v, want the body refused", name, err)
+		}
+		pf.Close()
+		child.close()
 	}
 }

@@ -56,8 +56,8 @@ type StepSink interface {
 
 // stepTime is one timed step; the setup child sends its own with "ready".
 type stepTime struct {
-	Step string `json:"step"`
-	NS   int64  `json:"ns"`
+	Step string
+	NS   int64
 }
 
 // stepClock times consecutive steps: each lap is the time since the previous one.
