@@ -67,7 +67,7 @@ func finishProcess(ch *channel, p *processPlan, fifo int, clk *stepClock) *InitE
 	p.Env = withHome(p.Env, p.UID)
 	set := caps.Set(p.Caps)
 	if p.UID == 0 && p.GID == 0 && len(p.Groups) == 0 {
-		if err := syscall.Setgroups(nil); err != nil {
+		if err := caps.ClearGroups(); err != nil {
 			return stepError("user", "setgroups", "", err)
 		}
 		if err := caps.Apply(set); err != nil {

@@ -6,16 +6,19 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// Capabilities belong to a thread, not to a process: capset(2), PR_CAPBSET_DROP and the ambient set
-// act on the calling thread only. The functions below therefore lock the calling goroutine to its
-// OS thread for good (they never unlock): the thread that shed its capabilities must be the thread
-// that calls execve, and if the goroutine ends instead, the Go runtime kills that thread rather than
-// handing a half-configured thread to another goroutine.
+// Capabilities and ids belong to a thread, not to a process: capset(2), PR_CAPBSET_DROP, the ambient
+// set and the raw setgroups/setresgid/setresuid system calls act on the calling thread only. The
+// functions below therefore lock the calling goroutine to its OS thread for good (they never
+// unlock): the thread that shed its capabilities and switched its ids must be the thread that calls
+// execve, which keeps only that thread's credentials, and if the goroutine ends instead, the Go
+// runtime kills that thread rather than handing a half-configured thread to another goroutine. The
+// process's other threads are left alone (no signal broadcast to every thread, as Go's syscall
+// package and glibc do for the id calls): they run only the runtime's own code and are gone after
+// execve (SECURITY.md, "Landlock, no_new_privs and capabilities on one thread").
 
 // KernelLast returns the highest capability number the running kernel knows
 // (/proc/sys/kernel/cap_last_cap). Apply drops every capability up to it, including ones newer than
@@ -52,10 +55,14 @@ func probeLast() (Cap, error) {
 // closed.
 func Apply(s Set) error {
 	runtime.LockOSThread() // never unlocked, see above
-	if err := shed(s); err != nil {
+	last, err := KernelLast()
+	if err != nil {
 		return err
 	}
-	return setAndVerify(s)
+	if err := shed(s, last); err != nil {
+		return err
+	}
+	return setAndVerify(s, last)
 }
 
 // SwitchUser changes the calling thread's credentials to uid/gid/groups while keeping exactly s, and
@@ -64,36 +71,51 @@ func Apply(s Set) error {
 // always empty: only root in the container keeps s across execve (as with Docker's --user).
 func SwitchUser(uid, gid int, groups []int, s Set) error {
 	runtime.LockOSThread() // never unlocked, see above
-	if err := shed(s); err != nil {
+	last, err := KernelLast()
+	if err != nil {
+		return err
+	}
+	if err := shed(s, last); err != nil {
 		return err
 	}
 	// Without KEEPCAPS, leaving uid 0 clears the permitted set and capset could not restore s.
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_KEEPCAPS, 1): %w", err)
 	}
-	// The syscall package applies these to every thread of the process, so no thread stays root.
-	if err := syscall.Setgroups(groups); err != nil {
+	// This thread only (see above).
+	if err := unix.Setgroups(groups); err != nil {
 		return fmt.Errorf("setgroups %v: %w", groups, err)
 	}
-	if err := syscall.Setresgid(gid, gid, gid); err != nil {
+	if err := setres(sysSetresgid, gid); err != nil {
 		return fmt.Errorf("setresgid %d: %w", gid, err)
 	}
-	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+	if err := setres(sysSetresuid, uid); err != nil {
 		return fmt.Errorf("setresuid %d: %w", uid, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_KEEPCAPS, 0): %w", err)
 	}
-	return setAndVerify(s)
+	return setAndVerify(s, last)
+}
+
+// ClearGroups empties the calling thread's supplementary groups (this thread only, see above).
+func ClearGroups() error {
+	runtime.LockOSThread() // never unlocked, see above
+	return unix.Setgroups(nil)
+}
+
+// setres sets the calling thread's real, effective and saved id to id with the raw system call nr
+// (setresuid or setresgid).
+func setres(nr uintptr, id int) error {
+	if _, _, errno := unix.RawSyscall(nr, uintptr(id), uintptr(id), uintptr(id)); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // shed drops the bounding set down to s and clears the ambient set. Both need CAP_SETPCAP, so they
 // come before capset (which may remove it).
-func shed(s Set) error {
-	last, err := KernelLast()
-	if err != nil {
-		return err
-	}
+func shed(s Set, last Cap) error {
 	for c := Cap(0); c <= last; c++ {
 		if s.Has(c) {
 			continue
@@ -123,7 +145,7 @@ const (
 	secbitNoAmbientRaiseLocked = 1 << 7
 )
 
-func setAndVerify(s Set) error {
+func setAndVerify(s Set, last Cap) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
 		{Effective: uint32(s), Permitted: uint32(s)},
@@ -132,7 +154,7 @@ func setAndVerify(s Set) error {
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset permitted=effective=%v: %w", s, err)
 	}
-	got, err := Current()
+	got, err := current(last)
 	if err != nil {
 		return err
 	}
@@ -151,6 +173,15 @@ type State struct {
 // Current reads the calling thread's capability sets from the kernel (capget and prctl, not
 // /proc/self/status, which shows the main thread).
 func Current() (State, error) {
+	last, err := KernelLast()
+	if err != nil {
+		return State{}, err
+	}
+	return current(last)
+}
+
+// current is Current with the kernel's last capability already known.
+func current(last Cap) (State, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
@@ -160,10 +191,6 @@ func Current() (State, error) {
 		Inheritable: Set(data[0].Inheritable) | Set(data[1].Inheritable)<<32,
 		Permitted:   Set(data[0].Permitted) | Set(data[1].Permitted)<<32,
 		Effective:   Set(data[0].Effective) | Set(data[1].Effective)<<32,
-	}
-	last, err := KernelLast()
-	if err != nil {
-		return State{}, err
 	}
 	for c := Cap(0); c <= last; c++ {
 		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
