@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -28,13 +27,6 @@ import (
 const Driver = "local"
 
 var (
-	// nameRE is Docker's volume name syntax: no separators, no "..". Its length (at most 128)
-	// and tenantRE's (at most 63) are checked apart, in ValidName and validTenant: a counted
-	// repetition ({0,127}) compiles to a program of as many copies, ≈ 0.7 ms of every process
-	// start.
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-
 	// ErrNotFound is a volume the tenant does not have (another tenant's included).
 	ErrNotFound = errdefs.Errorf(errdefs.ErrNotFound, "no such volume")
 	// ErrInUse is a volume a container still mounts.
@@ -119,11 +111,37 @@ func checkNames(tenant, name string) error {
 	return nil
 }
 
-// ValidName reports whether name is a volume name (not a host path).
-func ValidName(name string) bool { return len(name) <= 128 && nameRE.MatchString(name) }
+// ValidName reports whether name is a volume name (not a host path): Docker's syntax
+// [A-Za-z0-9][A-Za-z0-9_.-]{0,127}, so no separators and no "..". It is checked by hand: a
+// regexp compiled at package initialisation cost every bulwark and bulwark-runc process
+// 0.07-0.09 ms.
+func ValidName(name string) bool {
+	return validSyntax(name, 128, func(c byte, first bool) bool {
+		return alnum(c) || !first && (c == '_' || c == '.' || c == '-')
+	})
+}
 
 // validTenant reports whether tenant is a tenant name: [a-z0-9][a-z0-9-]{0,62}.
-func validTenant(tenant string) bool { return len(tenant) <= 63 && tenantRE.MatchString(tenant) }
+func validTenant(tenant string) bool {
+	return validSyntax(tenant, 63, func(c byte, first bool) bool {
+		return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || !first && c == '-'
+	})
+}
+
+// validSyntax reports whether s has 1 to max bytes, each allowed where it stands.
+func validSyntax(s string, max int, allowed func(c byte, first bool) bool) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !allowed(s[i], i == 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func alnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
 
 func (s *Store) tenantDir(tenant string) string { return filepath.Join(s.dir, tenant) }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -15,6 +16,24 @@ func never(*Volume) (bool, error) { return false, nil }
 // TestNameSyntax: a volume name is [A-Za-z0-9][A-Za-z0-9_.-]{0,127} and a tenant
 // [a-z0-9][a-z0-9-]{0,62}, their lengths included (checked apart from the patterns).
 func TestNameSyntax(t *testing.T) {
+	// The hand-written checks accept what the patterns they replaced accepted: every one- and
+	// two-byte string, and each byte at the end of a long valid one.
+	nameRE := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	tenantRE := regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	for a := range 256 {
+		for b := -1; b < 256; b++ {
+			s := string([]byte{byte(a)})
+			if b >= 0 {
+				s += string([]byte{byte(b)})
+			}
+			for _, s := range []string{s, strings.Repeat("a", 62) + s, strings.Repeat("a", 127) + s} {
+				if ValidName(s) != nameRE.MatchString(s) || validTenant(s) != tenantRE.MatchString(s) {
+					t.Fatalf("%q: ValidName %v, validTenant %v; the patterns say %v, %v", s, ValidName(s), validTenant(s),
+						nameRE.MatchString(s), tenantRE.MatchString(s))
+				}
+			}
+		}
+	}
 	for name, want := range map[string]bool{
 		"db": true, "a.b_c-1": true, "A": true, strings.Repeat("v", 128): true,
 		strings.Repeat("v", 129): false, "": false, ".db": false, "-db": false, "a/b": false,
