@@ -78,6 +78,8 @@ func main() {
 			return nil
 		},
 	}
+	// runc has no completion command; cobra's would be built (four subcommands) at every start.
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetVersionTemplate("bulwark-runc version {{.Version}}\nspec: " + specVersion() + "\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.root, "root", "/run/bulwark-runc", "root directory for storage of container state (tmpfs recommended)")
