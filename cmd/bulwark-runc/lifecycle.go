@@ -235,9 +235,13 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 type signalsCaught struct{ fatal, all <-chan struct{} }
 
 // endingSignals are the signals whose default effect on a Go program is to end it (SIGHUP, SIGINT,
-// SIGTERM; SIGQUIT and SIGABRT with a stack dump) or to stop it (SIGTSTP, SIGTTIN, SIGTTOU); the
-// runtime catches every other signal and drops it until the program asks for it (os/signal).
+// SIGTERM; SIGQUIT, SIGABRT and, sent by kill, the synchronous ones with a stack dump) or to stop
+// it (SIGTSTP, SIGTTIN, SIGTTOU); the runtime catches every other signal and drops it until the
+// program asks for it (os/signal), except signals 32 and 34, which end a Go program whatever it
+// asks for (the runtime leaves them to the C library). TestEndingSignals holds this list to what
+// the runtime does.
 var endingSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT, unix.SIGABRT,
+	unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS,
 	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
 
 // catchSignals starts catching every signal into sigc. signal.Notify costs the Go runtime a

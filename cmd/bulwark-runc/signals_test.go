@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// signalChildEnv makes the test binary the child of TestEndingSignals.
+const signalChildEnv = "BULWARK_TEST_ENDING_SIGNALS_CHILD"
+
+// TestEndingSignals: once a Go program has caught endingSignals (as a foreground run has before
+// its container exists), no other signal ends or stops it — each is sent by kill to a child that
+// caught only those, which must exit 0 on its own. Signals 32 and 34 are left out: the Go runtime
+// never catches them, so they end any Go program, before this list as after.
+func TestEndingSignals(t *testing.T) {
+	if os.Getenv(signalChildEnv) != "" {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		if sig == unix.SIGKILL || sig == unix.SIGSTOP || sig == 32 || sig == 34 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status := sendToChild(t, exe, sig); status.Exited() && status.ExitStatus() == 0 {
+				return
+			} else if status.Stopped() {
+				t.Errorf("%v (%d) stopped a program that caught the ending signals", sig, int(sig))
+			} else {
+				t.Errorf("%v (%d) ended a program that caught the ending signals: %v", sig, int(sig), status)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestEndingSignalsChild is TestEndingSignals's child: it catches endingSignals, says so and
+// exits 0 after a while unless a signal ends or stops it.
+func TestEndingSignalsChild(t *testing.T) {
+	if os.Getenv(signalChildEnv) == "" {
+		t.Skip("the child of TestEndingSignals")
+	}
+	signal.Notify(make(chan os.Signal, 64), endingSignals...)
+	os.Stdout.WriteString("caught\n")
+	time.Sleep(300 * time.Millisecond)
+	os.Exit(0)
+}
+
+// sendToChild starts the child, sends it sig once it has caught the ending signals and returns
+// how it ended or stopped (a stopped child is killed).
+func sendToChild(t *testing.T, exe string, sig syscall.Signal) unix.WaitStatus {
+	cmd := exec.Command(exe, "-test.run=^TestEndingSignalsChild$")
+	cmd.Env = append(os.Environ(), signalChildEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "caught\n" {
+		unix.Kill(pid, unix.SIGKILL)
+		unix.Wait4(pid, nil, 0, nil)
+		t.Fatalf("child for %v: %q %v", sig, line, err)
+	}
+	if err := unix.Kill(pid, sig); err != nil {
+		t.Fatal(err)
+	}
+	var status unix.WaitStatus
+	if _, err := unix.Wait4(pid, &status, unix.WUNTRACED, nil); err != nil {
+		t.Fatal(err)
+	}
+	if status.Stopped() {
+		unix.Kill(pid, unix.SIGKILL)
+		unix.Wait4(pid, nil, 0, nil)
+	}
+	return status
+}
