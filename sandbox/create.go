@@ -120,6 +120,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 	defer root.Close()
+	// The container's own namespaces wait on the kernel (a network namespace's set-up): they are
+	// made beside the state, the cgroup and the id range (see ownNS).
+	own := makeOwnNS(join)
 	clk.lap("floor")
 
 	var undo cleanup
@@ -128,6 +131,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 			undo.run()
 		}
 	}()
+	undo.add(own.release)
 	dir := r.containerDir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -168,7 +172,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	undo.add(func() { cg.Destroy() })
 	// The cgroup and the id range are independent and both wait on the kernel (cgroupfs writes,
-	// the allocator's fsyncs): make them at the same time.
+	// the allocator's files): make them at the same time (and beside the namespaces).
 	cgErr := make(chan error, 1)
 	go func() { cgErr <- cg.Create(eff.Linux.Resources) }()
 	alloc, err := idmap.Open(r.opts.IDMapDir)
@@ -201,7 +205,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	clk.lap("cgroups+idrange")
 	spawned := clk.last
 
-	ch, init, sysfs, err := r.startInit(stdio, eff.Process.Terminal, rng, cg, join)
+	ch, init, sysfs, err := r.startInit(stdio, eff.Process.Terminal, rng, cg, join, own)
 	if err != nil {
 		return nil, err
 	}

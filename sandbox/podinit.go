@@ -12,7 +12,6 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
-	"bulwark.dev/bulwark/sandbox/internal/userns"
 )
 
 // initProc is a container's init as its creator holds it: a child the setup child forked (see
@@ -45,31 +44,55 @@ func (j *joined) podOf() *stateFile {
 }
 
 // startInit starts the setup child that becomes the container's init, in new namespaces, or in
-// the ones the floor let it join (join): the network, ipc and uts namespaces are joined on the
-// thread that forks it (setns as host root: a CNI caller's network namespace belongs to the
-// host's user namespace, which the container's user namespace cannot enter), the user namespace
-// (a pod's sandbox's, or one made here for the container, mapped to rng) by nsenter's
-// constructor, which then creates the rest inside it and forks init. With a
+// the ones the floor let it join (join): the network, ipc and uts namespaces — its pod's, or its
+// own made apart (own) — are joined on the thread that forks it (setns as host root: a CNI
+// caller's network namespace belongs to the host's user namespace, which the container's user
+// namespace cannot enter), the user namespace (a pod's sandbox's, or its own, mapped to rng
+// here) by nsenter's constructor, which then creates the rest inside it and forks init. With a
 // joined network namespace, sysfs is made in it here too (a user namespace that does not own
 // the network namespace cannot mount sysfs): the returned descriptor, or -1.
-func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups.Manager, join *joined) (*channel, initProc, int, error) {
+func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups.Manager, join *joined, own *ownNS) (*channel, initProc, int, error) {
 	var fds map[specs.LinuxNamespaceType]int
 	if join != nil {
 		fds = join.fds
 	}
+	// The container's own user namespace is made (and mapped) apart, then joined like a pod's:
+	// os/exec would otherwise fork the whole runtime to clone one (see internal/userns).
+	usernsFD, podUser := fds[specs.UserNamespace]
+	var made map[specs.LinuxNamespaceType]int
+	if !podUser {
+		var err error
+		if made, err = own.open(rng); err != nil {
+			return nil, initProc{}, -1, err
+		}
+		defer closeNS(made)
+		usernsFD = made[specs.UserNamespace]
+	}
 	sysfs := -1
+	create := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWCGROUP
+	type entry struct {
+		t      specs.LinuxNamespaceType
+		fd     int
+		joined bool // the pod's or the CNI caller's, not made for the container
+	}
+	var enter []entry
+	for _, t := range apartTypes {
+		if fd, ok := fds[t]; ok {
+			enter = append(enter, entry{t, fd, true})
+		} else if fd, ok := made[t]; ok {
+			enter = append(enter, entry{t, fd, false})
+		} else {
+			create |= nsFlags[t]
+		}
+	}
 	var onThread func() error
-	if len(fds) > 0 {
+	if len(enter) > 0 {
 		onThread = func() error {
-			for _, t := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace} {
-				fd, ok := fds[t]
-				if !ok {
-					continue
+			for _, e := range enter {
+				if err := unix.Setns(e.fd, nsFlags[e.t]); err != nil {
+					return fmt.Errorf("join the %s namespace: %w", e.t, err)
 				}
-				if err := unix.Setns(fd, nsFlags[t]); err != nil {
-					return fmt.Errorf("join the %s namespace: %w", t, err)
-				}
-				if t != specs.NetworkNamespace {
+				if e.t != specs.NetworkNamespace || !e.joined {
 					continue
 				}
 				var err error
@@ -79,23 +102,6 @@ func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups
 			}
 			return nil
 		}
-	}
-	create := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWCGROUP
-	for _, t := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace} {
-		if _, ok := fds[t]; !ok {
-			create |= nsFlags[t]
-		}
-	}
-	// The container's own user namespace is made (and mapped) apart, then joined like a pod's:
-	// os/exec would otherwise fork the whole runtime to clone one (see internal/userns).
-	usernsFD, podUser := fds[specs.UserNamespace]
-	if !podUser {
-		fd, err := userns.New(rng.UIDBase, rng.GIDBase, rng.Size)
-		if err != nil {
-			return nil, initProc{}, -1, err
-		}
-		defer unix.Close(fd)
-		usernsFD = fd
 	}
 	syncR, syncW, err := os.Pipe()
 	if err != nil {

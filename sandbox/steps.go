@@ -13,8 +13,9 @@ import "time"
 //	floor            the floor applied to the spec, the rootfs opened
 //	state            the container directory, its lock, the first state write
 //	cgroups+idrange  the cgroup made (limits written) and the id range allocated, at the same time
-//	spawn            the user namespace made and mapped, the setup binary executed (it joins that
-//	                 namespace, creates the others and forks init)
+//	spawn            the user namespace mapped (it and the network, ipc and uts namespaces are made
+//	                 in one clone begun after floor, beside state and cgroups+idrange), the setup
+//	                 binary executed (it joins them, creates the others and forks init)
 //	seccomp          the seccomp programs compiled (or taken from the cache)
 //	plan             the process plan, MAC labels, generated files
 //	idmap+binds      the idmapped rootfs mount and the detached bind mounts (donated descriptors)

@@ -99,8 +99,9 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 // Starts a container's init in its user namespace (its pod sandbox's, or one the runtime made and
 // mapped for it), before the Go runtime starts (only when the runtime set _BULWARK_NSJOIN, to
 // the clone flags of the namespaces to create). The runtime started this process already in the
-// pod's network, ipc and uts namespaces it joins, if any (set on the thread that forked it), and
-// in the container's cgroup; here it joins the user namespace, becomes its root, creates the
+// network, ipc and uts namespaces it joins — its pod's, or its own, made in its user namespace
+// beside the runtime's other work — (set on the thread that forked it), and in the container's
+// cgroup; here it joins the user namespace, becomes its root, creates the
 // container's own namespaces in it (so the user namespace owns them and the setup can mount)
 // and forks the init, which returns into the Go runtime as the setup child. The fork is a sibling of this process (CLONE_PARENT): the runtime
 // reaps it. This process reports its host pid on SYNC_FD and exits.

@@ -1,4 +1,5 @@
-// Makes a user namespace for a container without forking the runtime. A Go program cannot
+// Makes a user namespace for a container, and the namespaces it will own that the caller asks for,
+// without forking the runtime. A Go program cannot
 // unshare a user namespace (it is never single-threaded), and os/exec forks the whole runtime
 // (page tables of its heap copied, then torn down by the exec) whenever the clone flags ask for
 // one. Here a CLONE_VM clone on a small stack of its own creates the namespace and only waits:
@@ -31,7 +32,7 @@ static int holder_main(void *arg) {
 	return 0;
 }
 
-int bulwark_userns_start(struct bulwark_userns *h) {
+int bulwark_userns_start(struct bulwark_userns *h, int flags) {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return errno;
@@ -45,8 +46,9 @@ int bulwark_userns_start(struct bulwark_userns *h) {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	// Exit signal 0: no SIGCHLD reaches the runtime; the holder is collected with __WALL.
-	pid_t pid = clone(holder_main, (char *)stack + STACK_SIZE, CLONE_VM | CLONE_NEWUSER, (void *)(intptr_t)p[0]);
+	// Exit signal 0: no SIGCHLD reaches the runtime; the holder is collected with __WALL. The
+	// kernel makes the user namespace first and the others of flags in it, owned by it.
+	pid_t pid = clone(holder_main, (char *)stack + STACK_SIZE, CLONE_VM | CLONE_NEWUSER | flags, (void *)(intptr_t)p[0]);
 	int err = pid < 0 ? errno : 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(p[0]);
