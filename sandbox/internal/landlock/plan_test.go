@@ -1,11 +1,14 @@
 package landlock
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // tree creates files (paths ending in "/" are directories; "a -> b" is a symlink) under a new root.
@@ -188,6 +191,31 @@ func TestPlanWritableFile(t *testing.T) {
 			if uint64(g.Access)&dirRights == 0 {
 				t.Errorf("writable directory lost its directory rights: %b", g.Access)
 			}
+		}
+	}
+}
+
+// TestCheckRealMatchesKernelPath: the one-call walk without symlinks (openat2) accepts exactly the
+// paths whose kernel path (an O_PATH descriptor's /proc/self/fd link, what checkReal compared
+// before) is the path itself, for every kind of symlink on the way.
+func TestCheckRealMatchesKernelPath(t *testing.T) {
+	root := tree(t, "real/sub/f", "tmp/", "lnk -> real", "abs -> /tmp", "real/up -> ..", "real/self -> sub",
+		"dangling -> nowhere", "real/sub/back -> ../../tmp")
+	for _, rel := range []string{"", "/real", "/real/sub", "/real/sub/f", "/tmp", "/lnk", "/lnk/sub", "/abs",
+		"/real/up", "/real/up/tmp", "/real/self/f", "/dangling", "/missing", "/real/sub/back", "/real/sub/f/x"} {
+		p := root + rel
+		real, err := realPath(p)
+		want := err == nil && real == p
+		if got := checkReal(root, p) == nil; got != want {
+			t.Errorf("%s: checkReal accepts %v, kernel path %q (%v)", rel, got, real, err)
+		}
+		dev, ok, derr := resolveDevice(root, p)
+		if wantErr := err != nil && !errors.Is(err, unix.ENOENT); (derr != nil) != wantErr {
+			t.Errorf("%s: resolveDevice error %v; kernel path error %v", rel, derr, err)
+			continue
+		}
+		if wantDev := real != "" && within(root, real); ok != wantDev || (ok && dev != real) {
+			t.Errorf("%s: resolveDevice = %q, %v; kernel path %q", rel, dev, ok, real)
 		}
 	}
 }
