@@ -1,7 +1,6 @@
 package seccomp
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -29,17 +28,22 @@ type seccompData struct {
 	args [6]uint64
 }
 
-func (d seccompData) word(off uint32) (uint32, error) {
-	var b [64]byte
-	binary.LittleEndian.PutUint32(b[0:], uint32(d.nr))
-	binary.LittleEndian.PutUint32(b[4:], d.arch)
-	for i, a := range d.args {
-		binary.LittleEndian.PutUint64(b[16+8*i:], a)
-	}
-	if off%4 != 0 || off+4 > 64 {
+func (d *seccompData) word(off uint32) (uint32, error) {
+	switch {
+	case off%4 != 0 || off+4 > 64:
 		return 0, fmt.Errorf("load at %d", off)
+	case off == 0:
+		return uint32(d.nr), nil
+	case off == 4:
+		return d.arch, nil
+	case off < 16:
+		return 0, nil // instruction_pointer, not simulated
 	}
-	return binary.LittleEndian.Uint32(b[off:]), nil
+	a := d.args[(off-16)/8]
+	if off%8 == 4 {
+		return uint32(a >> 32), nil
+	}
+	return uint32(a), nil
 }
 
 // simulate runs p on d and returns the filter's return value and the instructions executed.
@@ -47,7 +51,7 @@ func simulate(p *Program, d seccompData) (uint32, int, error) {
 	var a, x uint32
 	var mem [16]uint32
 	for pc, steps := 0, 1; pc < len(p.insns); pc, steps = pc+1, steps+1 {
-		in := p.insns[pc]
+		in := &p.insns[pc]
 		jump := func(cond bool) {
 			if cond {
 				pc += int(in.Jt)

@@ -19,7 +19,7 @@ import (
 
 // cacheFormat changes whenever the entry layout or the compiler's choices change, so old entries
 // are simply never looked up again.
-const cacheFormat = "bulwark-seccomp-v1"
+const cacheFormat = "bulwark-seccomp-v2"
 
 // cacheEntry is one compiled program on disk. Sum guards against torn or corrupted files; the cache
 // directory lives under the runtime's state root, which is trusted like the runtime binary itself.

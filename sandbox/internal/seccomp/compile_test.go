@@ -132,6 +132,22 @@ func TestFromBytes(t *testing.T) {
 
 // realDockerDefault returns Docker's own default profile from the Go module cache
 // (github.com/moby/profiles/seccomp), or "" when it is not there. It is read in place, not copied.
+// realProfiles returns the profiles Docker and Podman ship, where present; it skips t if none is.
+func realProfiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	if f := realDockerDefault(); f != "" {
+		files = append(files, f)
+	}
+	if _, err := os.Stat("/usr/share/containers/seccomp.json"); err == nil {
+		files = append(files, "/usr/share/containers/seccomp.json")
+	}
+	if len(files) == 0 {
+		t.Skip("no Docker or containers/common profile on this machine")
+	}
+	return files
+}
+
 func realDockerDefault() string {
 	modcache := os.Getenv("GOMODCACHE")
 	if modcache == "" {
@@ -164,17 +180,7 @@ func parseFile(t testing.TB, path string) *specs.LinuxSeccomp {
 // TestCompileRealProfiles compiles the profiles Docker and Podman ship, where present: names this
 // libseccomp does not know are skipped with a note, exactly as Docker does.
 func TestCompileRealProfiles(t *testing.T) {
-	var files []string
-	if f := realDockerDefault(); f != "" {
-		files = append(files, f)
-	}
-	if _, err := os.Stat("/usr/share/containers/seccomp.json"); err == nil {
-		files = append(files, "/usr/share/containers/seccomp.json")
-	}
-	if len(files) == 0 {
-		t.Skip("no Docker or containers/common profile on this machine")
-	}
-	for _, f := range files {
+	for _, f := range realProfiles(t) {
 		prog, err := Compile(parseFile(t, f))
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
