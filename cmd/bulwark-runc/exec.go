@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/internal/console"
+	"bulwark.dev/bulwark/internal/specjson"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -165,14 +165,15 @@ func buildProcess(bundle string, args []string, o *execOpts) (*specs.Process, er
 		if err != nil {
 			return nil, fmt.Errorf("read process file: %w", err)
 		}
-		var p specs.Process
-		if err := json.Unmarshal(data, &p); err != nil {
+		// What encoding/json decodes, without its reflection in the common case (specjson).
+		p, err := specjson.DecodeProcess(data)
+		if err != nil {
 			return nil, fmt.Errorf("parse process file %s: %w", o.processFile, err)
 		}
 		if len(p.Args) == 0 {
 			return nil, fmt.Errorf("process file %s: args must not be empty", o.processFile)
 		}
-		return &p, nil
+		return p, nil
 	}
 	if len(args) == 0 {
 		return nil, errors.New("exec: a command is required (or --process)")

@@ -21,28 +21,33 @@ import (
 
 // Decode returns the spec data holds, as `var s specs.Spec; err := json.Unmarshal(data, &s)`
 // gives it; on error the spec is nil.
-func Decode(data []byte) (*specs.Spec, error) {
-	if s, ok := decodeFast(data); ok {
-		return s, nil
+func Decode(data []byte) (*specs.Spec, error) { return decode(data, decodeSpec) }
+
+// DecodeProcess is Decode for a process alone (runc exec's --process file).
+func DecodeProcess(data []byte) (*specs.Process, error) { return decode(data, decodeProcess) }
+
+func decode[T any](data []byte, dec func(*decoder, *T) bool) (*T, error) {
+	if v, ok := decodeFast(data, dec); ok {
+		return v, nil
 	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, err
 	}
-	return &s, nil
+	return &v, nil
 }
 
 // decodeFast is the generated decoder's answer: ok only if json.Unmarshal would give the same
-// spec without error.
-func decodeFast(data []byte) (*specs.Spec, bool) {
+// value without error.
+func decodeFast[T any](data []byte, dec func(*decoder, *T) bool) (*T, bool) {
 	d := &decoder{data: data}
-	s := new(specs.Spec)
-	if !decodeSpec(d, s) {
+	v := new(T)
+	if !dec(d, v) {
 		return nil, false
 	}
 	d.space()
 	if d.pos != len(d.data) {
 		return nil, false
 	}
-	return s, true
+	return v, true
 }

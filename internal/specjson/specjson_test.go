@@ -13,18 +13,25 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// check fails t unless data decodes as encoding/json decodes it: the generated decoder accepts
-// only what json.Unmarshal accepts, to the same spec, and Decode gives json.Unmarshal's spec or
-// error. It reports whether the generated decoder took the document.
+// check fails t unless data decodes as encoding/json decodes it, as a spec and as a process alone:
+// the generated decoder accepts only what json.Unmarshal accepts, to the same value, and Decode
+// gives json.Unmarshal's value or error. It reports whether the generated decoder took the
+// document as a spec.
 func check(t *testing.T, data []byte) bool {
 	t.Helper()
-	var want specs.Spec
+	checkAs(t, data, decodeProcess, DecodeProcess)
+	return checkAs(t, data, decodeSpec, Decode)
+}
+
+func checkAs[T any](t *testing.T, data []byte, dec func(*decoder, *T) bool, public func([]byte) (*T, error)) bool {
+	t.Helper()
+	var want T
 	wantErr := json.Unmarshal(data, &want)
-	fast, ok := decodeFast(data)
+	fast, ok := decodeFast(data, dec)
 	if ok && (wantErr != nil || !reflect.DeepEqual(fast, &want)) {
 		t.Fatalf("generated decoder took %q\nas   %+v\njson %+v (%v)", data, fast, &want, wantErr)
 	}
-	got, err := Decode(data)
+	got, err := public(data)
 	switch {
 	case wantErr != nil:
 		if err == nil || err.Error() != wantErr.Error() {
@@ -57,6 +64,15 @@ func TestPlainSpecsDecodedWithoutReflection(t *testing.T) {
 				t.Fatalf("seed %d: generated decoder took it: %v (credentialSpec set: %v)", seed, ok, withIface)
 			}
 		}
+		if s.Process != nil {
+			data, err := json.Marshal(s.Process)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !checkAs(t, data, decodeProcess, DecodeProcess) {
+				t.Fatalf("seed %d: process left to encoding/json", seed)
+			}
+		}
 	}
 }
 
@@ -83,7 +99,11 @@ func TestMutatedSpecsMatchJSON(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 2))
 		var s specs.Spec
 		fill(r, reflect.ValueOf(&s).Elem(), 0)
-		data, err := json.Marshal(&s)
+		var v any = &s
+		if seed%2 == 1 && s.Process != nil {
+			v = s.Process // run with --process: a process document alone
+		}
+		data, err := json.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
 		}
