@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/specjson"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
 )
 
@@ -54,8 +54,10 @@ func reap(pid int) (int, error) {
 	return ws.ExitStatus(), nil
 }
 
+// writeSpec keeps the effective spec as json.Marshal writes it (specjson: without its reflection,
+// whose first use in a process costs 1-4 ms).
 func writeSpec(dir string, s *specs.Spec) error {
-	b, err := json.Marshal(s)
+	b, err := specjson.Encode(s)
 	if err != nil {
 		return fmt.Errorf("encode effective spec: %w", err)
 	}
@@ -70,8 +72,8 @@ func readSpec(dir string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read effective spec: %w", err)
 	}
-	s := &specs.Spec{}
-	if err := json.Unmarshal(b, s); err != nil {
+	s, err := specjson.Decode(b)
+	if err != nil {
 		return nil, fmt.Errorf("parse effective spec: %w", err)
 	}
 	return s, nil

@@ -76,9 +76,10 @@ func TestPlainSpecsDecodedWithoutReflection(t *testing.T) {
 	}
 }
 
-// The bundles runc and bulwark-runc write, and a Docker-like one, are the generated decoder's.
+// The bundles runc writes and a Docker-like one, and an effective spec as the runtime keeps it
+// for exec (spec.json), are the generated decoder's.
 func TestKnownBundles(t *testing.T) {
-	for _, name := range []string{"runc.json", "docker.json"} {
+	for _, name := range []string{"runc.json", "docker.json", "effective.json"} {
 		data, err := os.ReadFile("testdata/" + name)
 		if err != nil {
 			t.Fatal(err)
@@ -216,7 +217,7 @@ func fill(r *rand.Rand, v reflect.Value, depth int) {
 }
 
 var pieces = []string{"", "a", "rootfs", "/bin/sh", "CAP_SYS_ADMIN", "é", "日本", "😀", "<&>", `"`, `\`,
-	"\t\n", "\x01", "\u2028", "\x7f", "K", "ſ"}
+	"\t\n", "\b\f\r", "\x01", "\x1f", "\u2028", "\u2029", "\x7f", "K", "ſ", "\xff", "\xc3(", "\xed\xa0\x80", "\ufffd"}
 
 func randString(r *rand.Rand) string {
 	var b strings.Builder
