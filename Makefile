@@ -35,6 +35,7 @@ build: deps-build
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-init ./cmd/bulwark-init
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-policy ./cmd/bulwark-policy
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark ./cmd/bulwark
+	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-admin ./cmd/bulwark-admin
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwarkd ./cmd/bulwarkd
 	CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $(BIN)/bulwark-probe ./tests/probe
 

@@ -14,6 +14,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/daemon/bulwarkapi"
 	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/engine/truststate"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/policy/api"
@@ -102,7 +103,7 @@ func decideResponse(plan *engine.Plan, err error) (*bulwarkapi.DecideResponse, e
 // bulwarkTrust is the trust status: the pinned root, the verified roles and the signed tags by
 // repository, a tenant's view holding the top-level roles and its own delegated role only.
 func (s *Server) bulwarkTrust(w http.ResponseWriter, r *http.Request, c *call) error {
-	st, err := s.eng.TrustStatus()
+	st, err := truststate.Status(s.eng.Root())
 	if err != nil {
 		return err
 	}
@@ -110,7 +111,7 @@ func (s *Server) bulwarkTrust(w http.ResponseWriter, r *http.Request, c *call) e
 	return nil
 }
 
-func trustResponse(st *engine.TrustStatus, tenant string, operator bool) *bulwarkapi.TrustResponse {
+func trustResponse(st *truststate.TrustStatus, tenant string, operator bool) *bulwarkapi.TrustResponse {
 	visible := func(role string, delegated bool) bool { return operator || !delegated || role == tenant }
 	resp := &bulwarkapi.TrustResponse{Remote: st.Pin.Remote, RootDigest: st.Pin.RootDigest, Roles: []bulwarkapi.Role{}, Repositories: []bulwarkapi.Repository{}}
 	delegated := map[string]bool{}

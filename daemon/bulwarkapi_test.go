@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/daemon/bulwarkapi"
-	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/engine/truststate"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/signing"
 )
 
 func TestTrustResponseTenantView(t *testing.T) {
-	st := &engine.TrustStatus{Verified: &signing.TrustedView{
+	st := &truststate.TrustStatus{Verified: &signing.TrustedView{
 		Roles: []signing.TrustedRole{{Role: "root", Version: 1}, {Role: "targets", Version: 2},
 			{Role: "alice", Version: 1, Delegated: true}, {Role: "bob", Version: 3, Delegated: true}},
 		Targets: []signing.TrustedTarget{{Name: "busybox:1", Digest: "sha256:a", Role: "targets"},

@@ -14,7 +14,9 @@ import (
 	"bulwark.dev/bulwark/daemon/config"
 	"bulwark.dev/bulwark/daemon/metrics"
 	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/engine/opapolicy"
 	"bulwark.dev/bulwark/policy/api"
+	"bulwark.dev/bulwark/signing"
 )
 
 // MonitorCommand is the hidden command of bulwarkd that runs a detached container's monitor.
@@ -26,13 +28,18 @@ const ResolverCommand = "__resolver"
 
 // EngineConfig is the engine configuration cfg names (the daemon's and its monitors').
 func EngineConfig(cfg config.Config) (engine.Config, error) {
-	ec := engine.Config{Root: cfg.StateRoot, PolicyDir: cfg.PolicyDir, PolicyBundle: cfg.PolicyBundle}
+	// The daemon links OPA anyway (its API policy): it prepares the run policy once and
+	// decides in memory.
+	ec := engine.Config{Root: cfg.StateRoot, PolicyDir: cfg.PolicyDir, PolicyBundle: cfg.PolicyBundle, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}}
 	if cfg.PolicyKey != "" {
-		k, err := os.ReadFile(cfg.PolicyKey)
+		if _, err := os.Stat(cfg.PolicyKey); err != nil {
+			return ec, fmt.Errorf("policy key: %w", err)
+		}
+		k, err := filepath.Abs(cfg.PolicyKey)
 		if err != nil {
 			return ec, fmt.Errorf("policy key: %w", err)
 		}
-		ec.PolicyKey = k
+		ec.PolicyKeyFile = k
 	}
 	// The state root's supervisor and a network's resolver are this binary's hidden commands:
 	// with them, containers whose supervisor died are adopted again when read, and containers

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/engine/truststate"
 	"bulwark.dev/bulwark/signing"
 )
 
@@ -54,7 +55,7 @@ func (s *Server) refreshOnce(repo *signing.Repo) time.Duration {
 		err = repo.Refresh()
 	}
 	if err == nil {
-		err = engine.RecordTrustChange(s.eng.Root(), engine.Identity{UID: 0, Principal: "bulwarkd"}, engine.TrustChange{Action: "refresh"})
+		err = truststate.RecordTrustChange(s.eng.Root(), engine.Identity{UID: 0, Principal: "bulwarkd"}, truststate.TrustChange{Action: "refresh"})
 	}
 	if err != nil {
 		s.log.Error("TUF metadata refresh failed", "error", err, "retry", refreshRetry)

@@ -19,7 +19,7 @@ import (
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -500,12 +500,12 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 		// The recorded spec's bind sources are the real paths its mounts were made from.
 		if _, err := gate.Decide(ctx, gate.Request{
 			Runtime: rt, Spec: spec, Trail: t.Trail,
-			Context: policy.Context{
-				Tenant: m.Tenant, Operation: policy.OpExec, BindsResolved: true, StateRoot: e.cfg.Root,
-				Identity: policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
-				Image:    &policy.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true},
+			Context: document.Context{
+				Tenant: m.Tenant, Operation: document.OpExec, BindsResolved: true, StateRoot: e.cfg.Root,
+				Identity: document.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
+				Image:    &document.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true},
 			},
-			Decide: func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
+			Decide: func(ctx context.Context, preq *document.Request) (document.Decision, error) {
 				return e.decide(ctx, preq, t)
 			},
 		}); err != nil {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"bulwark.dev/bulwark/signing"
 )
 
 // A dry run makes no volume (issue 12): one that does not exist yet is decided on by the path it
@@ -13,7 +15,7 @@ import (
 // source, so a dry run made the volume (and, with a size, its filesystem image).
 func TestDryRunMakesNoVolume(t *testing.T) {
 	root := signedRoot(t)
-	e, err := Open(Config{Root: root})
+	e, err := Open(Config{Root: root, Policies: inProcess(t), Trust: signing.Resolver{}})
 	if err != nil {
 		t.Fatal(err)
 	}

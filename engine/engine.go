@@ -3,8 +3,9 @@
 // config + request + the sandbox floor), the policy decision on that spec, sandbox create and
 // start, wait and cleanup — with an audit event for every step. The CLI uses it directly; a
 // daemon would use the same code. Lower packages (sandbox, policy, signing, image, audit) know
-// nothing of it: the engine implements their small interfaces (policy.DecisionRecorder,
-// sandbox.EventSink) on top of the audit log.
+// nothing of it: the engine implements their small interfaces (sandbox.EventSink) on top of the
+// audit log. It links no OPA: its policy is evaluated by the Policies its Config names
+// (policy.go).
 package engine
 
 import (
@@ -19,7 +20,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/image"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/volume"
 )
@@ -32,10 +33,18 @@ type Config struct {
 	// by 'bulwark trust init' or 'trust pin').
 	Root string
 	// PolicyDir, if set, loads the policy (or only tenant data) from a directory; PolicyBundle
-	// loads a signed OPA bundle verified with PolicyKey. Neither: the embedded default.
+	// loads a signed OPA bundle verified with the key in PolicyKeyFile. Neither: the embedded
+	// default.
 	PolicyDir    string
 	PolicyBundle string
-	PolicyKey    []byte
+	// PolicyKeyFile is the PEM file of the public key a bundle is verified with.
+	PolicyKeyFile string
+	// Policies loads, prepares and evaluates the policy; nil: HelperPolicies (bulwark-policy
+	// beside the running binary).
+	Policies Policies
+	// Trust resolves what the record of the last full TUF refresh cannot answer; nil:
+	// HelperTrust (bulwark-admin beside the running binary).
+	Trust TrustResolver
 	// AllowNoMAC passes the operator's audited exception down to the sandbox.
 	AllowNoMAC bool
 	// Unpack sets the limits against image bombs (per-image expanded size, per-layer
@@ -65,16 +74,13 @@ type Engine struct {
 	closer  func() error
 	// cache answers a request decided before without loading the policy (nil: a bundle, whose
 	// rollback check runs on every load); see decide.
-	cache *policy.DecisionCache
+	cache *document.Cache
 
-	polMu    sync.Mutex     // guards pol, polEng and polErr
-	pol      *policy.Policy // loaded at Open without a cache, else when first prepared
-	polEng   *policy.Engine // prepared on first use; replaced by ReloadPolicy
+	polMu    sync.Mutex // guards eval, prepared and polErr
+	eval     Evaluator  // prepared on first use; replaced by ReloadPolicy
+	prepared Prepared
 	polErr   error
 	polReady atomic.Bool // the policy was prepared (or failed to): decisions come from memory
-	// routes hands each decision to the trail of the request it was made for, keyed by the
-	// request document's digest (the recorder interface carries no context).
-	routes decisionRoutes
 	// limits are the tenants' quotas as the prepared policy gives them (quota.go).
 	limits limitsCache
 }
@@ -100,6 +106,12 @@ func Open(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Policies == nil {
+		cfg.Policies = HelperPolicies()
+	}
+	if cfg.Trust == nil {
+		cfg.Trust = HelperTrust{}
+	}
 	e := &Engine{cfg: cfg, store: store, volumes: vols, audit: cfg.Audit, closer: func() error { return nil }}
 	vols.CountAlso(e.writableRootsSize) // writable roots count toward max_volumes_size
 	if e.audit == nil {
@@ -109,19 +121,23 @@ func Open(cfg Config) (*Engine, error) {
 		}
 		e.audit, e.closer = l, l.Close
 	}
-	src := policy.SourceOptions{Dir: cfg.PolicyDir, Bundle: cfg.PolicyBundle, StateRoot: root}
-	if e.cache = policy.OpenDecisionCache(src, AnnotationRequest); e.cache == nil {
-		// Without a cache every request prepares the policy: it must load, or nothing runs.
-		if e.pol, err = e.loadPolicy(); err != nil {
-			e.closer()
-			return nil, err
-		}
-	}
+	// Without a cache (a bundle, whose rollback check runs on every load) every request
+	// prepares the policy.
+	e.cache = document.OpenCache(e.policySourceOptions(), cfg.Policies.CacheBuild(), AnnotationRequest)
 	return e, nil
 }
 
-// Close releases the audit log.
-func (e *Engine) Close() error { return e.closer() }
+// Close releases the policy evaluator and the audit log.
+func (e *Engine) Close() error {
+	e.polMu.Lock()
+	var err error
+	if e.eval != nil {
+		err = e.eval.Close()
+		e.eval = nil
+	}
+	e.polMu.Unlock()
+	return errors.Join(err, e.closer())
+}
 
 // Root is the state root.
 func (e *Engine) Root() string { return e.cfg.Root }
@@ -161,137 +177,84 @@ func (e *Engine) policySource() PolicySource {
 	return PolicySource{Dir: abs(e.cfg.PolicyDir), Bundle: abs(e.cfg.PolicyBundle)}
 }
 
-func (e *Engine) loadPolicy() (*policy.Policy, error) {
-	switch {
-	case e.cfg.PolicyBundle != "":
-		return policy.LoadBundle(e.cfg.PolicyBundle, policy.BundleOptions{VerificationKey: e.cfg.PolicyKey, StateRoot: e.cfg.Root})
-	case e.cfg.PolicyDir != "":
-		return policy.LoadDir(e.cfg.PolicyDir)
-	}
-	return policy.LoadEmbedded()
+// policySourceOptions selects this engine's policy for document.OpenCache and Policies.Prepare.
+func (e *Engine) policySourceOptions() document.SourceOptions {
+	return document.SourceOptions{Dir: e.cfg.PolicyDir, Bundle: e.cfg.PolicyBundle, VerificationKeyFile: e.cfg.PolicyKeyFile, StateRoot: e.cfg.Root}
 }
 
 // decide decides req, recording the decision in t. Until this engine has prepared its policy (a
 // one-shot CLI process never needs to), a request decided before under the same policy is
 // answered from the decision cache, keyed without the request id annotation when the policy
-// provably never reads it (policy/decisionkey.go); otherwise the policy is prepared once
+// provably never reads it (policy/document key.go); otherwise the policy is prepared once
 // (prepare once, evaluate many) and decides, and a decision made right after preparing is
 // stored for the next process. A prepared engine (the daemon) decides in memory.
-func (e *Engine) decide(ctx context.Context, req *policy.Request, t *trail) (policy.Decision, error) {
+func (e *Engine) decide(ctx context.Context, req *document.Request, t *trail) (document.Decision, error) {
+	rec := gate.Recorder(t.Add)
 	store := e.cache != nil && !e.polReady.Load()
 	if store {
 		if d, ok := e.cache.Lookup(req); ok {
-			gate.Recorder(t.Add).RecordDecision(policy.CachedRecord(req, d))
+			rec.RecordDecision(document.CachedRecord(req, d))
 			return d, nil
 		}
 	}
-	pe, pol, err := e.preparedPolicyOf(ctx, t)
+	ev, prepared, err := e.preparedPolicyOf(ctx, t)
 	if err != nil {
-		return policy.Decision{}, err
+		return document.Decision{}, err
 	}
-	key := policy.InputDigest(req)
-	e.routes.add(key, t)
-	defer e.routes.remove(key, t)
-	d := pe.Decide(ctx, req)
+	d, err := ev.Decide(ctx, req)
+	if err != nil {
+		return document.Decision{}, fmt.Errorf("policy: %w", err)
+	}
+	rec.RecordDecision(document.DecisionRecord{InputDigest: document.InputDigest(req), Tenant: req.Tenant, Operation: req.Operation,
+		Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration})
 	if store {
 		// Failing to store costs the next process a full decision, nothing else.
-		_ = e.cache.Store(pol, req, d)
+		_ = e.cache.Store(req, d, prepared.Storable)
 	}
 	return d, nil
 }
 
 // preparedPolicy prepares the policy on first use; t (if not nil) records the acceptance of a
 // new bundle revision.
-func (e *Engine) preparedPolicy(ctx context.Context, t *trail) (*policy.Engine, error) {
-	pe, _, err := e.preparedPolicyOf(ctx, t)
-	return pe, err
+func (e *Engine) preparedPolicy(ctx context.Context, t *trail) (Evaluator, error) {
+	ev, _, err := e.preparedPolicyOf(ctx, t)
+	return ev, err
 }
 
-// preparedPolicyOf is preparedPolicy with the policy it was prepared from.
-func (e *Engine) preparedPolicyOf(ctx context.Context, t *trail) (*policy.Engine, *policy.Policy, error) {
+// preparedPolicyOf is preparedPolicy with what the preparation said of the policy.
+func (e *Engine) preparedPolicyOf(ctx context.Context, t *trail) (Evaluator, Prepared, error) {
 	e.polMu.Lock()
 	defer e.polMu.Unlock()
-	if e.polEng == nil && e.polErr == nil {
+	if e.eval == nil && e.polErr == nil {
 		defer e.polReady.Store(true)
-		if e.pol == nil {
-			if e.pol, e.polErr = e.loadPolicy(); e.polErr != nil {
-				return nil, nil, fmt.Errorf("policy: %w", e.polErr)
-			}
-		}
-		var accepted map[string]string
-		e.polEng, accepted, e.polErr = preparePolicy(ctx, e.cfg.Root, e.pol, policy.WithRecorder(&e.routes))
-		if accepted != nil && t != nil {
+		e.eval, e.prepared, e.polErr = e.cfg.Policies.Prepare(ctx, e.policySourceOptions(), []string{AnnotationRequest})
+		if e.prepared.Accepted != nil && t != nil {
 			// The request that activated a new bundle revision carries its acceptance.
-			t.Add(audit.TypePolicy, "bundle-accepted", accepted)
+			t.Add(audit.TypePolicy, "bundle-accepted", e.prepared.Accepted)
 		}
 	}
 	if e.polErr != nil {
-		return nil, nil, fmt.Errorf("policy: %w", e.polErr)
+		return nil, Prepared{}, fmt.Errorf("policy: %w", e.polErr)
 	}
-	return e.polEng, e.pol, nil
+	return e.eval, e.prepared, nil
 }
 
 // ReloadPolicy loads the policy again from its source and prepares it (a daemon's SIGHUP).
 // Decisions go on with the old policy until the new one is prepared; a source that fails to load
 // or prepare leaves the old one in place and is the error. accepted holds the attributes of a
 // policy.bundle-accepted event when the reload raised the root's accepted bundle revision.
-func (e *Engine) ReloadPolicy(ctx context.Context) (info policy.Info, accepted map[string]string, err error) {
-	p, err := e.loadPolicy()
-	if err != nil {
-		return info, nil, fmt.Errorf("load policy: %w", err)
-	}
-	pe, accepted, err := preparePolicy(ctx, e.cfg.Root, p, policy.WithRecorder(&e.routes))
+func (e *Engine) ReloadPolicy(ctx context.Context) (info document.Info, accepted map[string]string, err error) {
+	ev, p, err := e.cfg.Policies.Prepare(ctx, e.policySourceOptions(), []string{AnnotationRequest})
 	if err != nil {
 		return info, nil, fmt.Errorf("prepare policy: %w", err)
 	}
 	e.polMu.Lock()
-	e.pol, e.polEng, e.polErr = p, pe, nil
+	old := e.eval
+	e.eval, e.prepared, e.polErr = ev, p, nil
 	e.polMu.Unlock()
 	e.polReady.Store(true)
-	return p.Info, accepted, nil
-}
-
-type decisionRoutes struct {
-	mu sync.Mutex          // guards m
-	m  map[string][]*trail // input digest → trails waiting for that decision
-}
-
-func (r *decisionRoutes) add(key string, t *trail) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.m == nil {
-		r.m = map[string][]*trail{}
+	if old != nil {
+		old.Close()
 	}
-	r.m[key] = append(r.m[key], t)
-}
-
-func (r *decisionRoutes) remove(key string, t *trail) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ts := r.m[key]
-	for i, x := range ts {
-		if x == t {
-			ts = append(ts[:i], ts[i+1:]...)
-			break
-		}
-	}
-	if len(ts) == 0 {
-		delete(r.m, key)
-	} else {
-		r.m[key] = ts
-	}
-}
-
-// RecordDecision implements policy.DecisionRecorder. Request documents carry the request id
-// (an annotation), so two requests never share a digest.
-func (r *decisionRoutes) RecordDecision(d policy.DecisionRecord) {
-	r.mu.Lock()
-	var t *trail
-	if ts := r.m[d.InputDigest]; len(ts) > 0 {
-		t = ts[0]
-	}
-	r.mu.Unlock()
-	if t != nil {
-		gate.Recorder(t.Add).RecordDecision(d)
-	}
+	return p.Info, p.Accepted, nil
 }

@@ -53,7 +53,7 @@ func signedRoot(tb testing.TB) string {
 	}
 	f.Close()
 	root := filepath.Join(dir, "state")
-	e, err := Open(Config{Root: root, Audit: discard{}})
+	e, err := Open(Config{Root: root, Policies: inProcess(tb), Trust: signing.Resolver{}, Audit: discard{}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func runOnce(tb testing.TB, e *Engine, name string) time.Duration {
 
 func TestRunInProcess(t *testing.T) {
 	root := signedRoot(t)
-	e, err := Open(Config{Root: root})
+	e, err := Open(Config{Root: root, Policies: inProcess(t), Trust: signing.Resolver{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +142,12 @@ func TestRunInProcess(t *testing.T) {
 // own work do not count) as a percentage of the audited run.
 func BenchmarkRun(b *testing.B) {
 	root := signedRoot(b)
-	audited, err := Open(Config{Root: root})
+	audited, err := Open(Config{Root: root, Policies: inProcess(b), Trust: signing.Resolver{}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer audited.Close()
-	plain, err := Open(Config{Root: root, Audit: discard{}})
+	plain, err := Open(Config{Root: root, Policies: inProcess(b), Trust: signing.Resolver{}, Audit: discard{}})
 	if err != nil {
 		b.Fatal(err)
 	}

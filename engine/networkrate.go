@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"bulwark.dev/bulwark/network"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 )
 
 // A container's network rate limits (`--network-rate`, seed 8.4.5): policy sees what the request
@@ -14,7 +14,7 @@ import (
 
 // requestBandwidth is the request document's bandwidth: what --network-rate asks for (nil when
 // it asks for nothing), refused without a network.
-func requestBandwidth(networkName, rate string) (*policy.Bandwidth, error) {
+func requestBandwidth(networkName, rate string) (*document.Bandwidth, error) {
 	bw, err := network.ParseNetworkRate(rate)
 	if err != nil || bw == nil {
 		return nil, err
@@ -22,13 +22,13 @@ func requestBandwidth(networkName, rate string) (*policy.Bandwidth, error) {
 	if networkName == "" {
 		return nil, fmt.Errorf("--network-rate limits traffic through a network: the request attaches to none")
 	}
-	return &policy.Bandwidth{IngressRate: bw.IngressRate, EgressRate: bw.EgressRate}, nil
+	return &document.Bandwidth{IngressRate: bw.IngressRate, EgressRate: bw.EgressRate}, nil
 }
 
 // decidedBandwidth is the limits an allowed request gets on its network: each direction as it
 // asked, or, left unlimited, the tenant's maximum from the decision's constraints. Nil without a
 // network or without any limit.
-func decidedBandwidth(networkName string, asked *policy.Bandwidth, c policy.Constraints) (*network.Bandwidth, error) {
+func decidedBandwidth(networkName string, asked *document.Bandwidth, c document.Constraints) (*network.Bandwidth, error) {
 	if networkName == "" {
 		return nil, nil
 	}

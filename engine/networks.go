@@ -15,7 +15,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/network"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -308,7 +308,7 @@ func parsePublish(specs []string) ([]network.PortMapping, error) {
 
 // policyNetwork is what policy is shown of the request's network: its name, what it publishes
 // (each host address explicit) and the egress it asks for (mode "default" when it names none).
-func policyNetwork(req *Request) (string, []policy.Publish, *policy.Egress, error) {
+func policyNetwork(req *Request) (string, []document.Publish, *document.Egress, error) {
 	name, err := networkMode(req)
 	if err != nil {
 		return "", nil, nil, err
@@ -317,16 +317,16 @@ func policyNetwork(req *Request) (string, []policy.Publish, *policy.Egress, erro
 	if err != nil {
 		return "", nil, nil, err
 	}
-	var out []policy.Publish
+	var out []document.Publish
 	for _, p := range ports {
-		out = append(out, policy.Publish{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
+		out = append(out, document.Publish{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
 	}
 	egress, err := requestEgress(name, req.Egress)
 	return name, out, egress, err
 }
 
 // requestEgress is the request document's egress: nil without a network.
-func requestEgress(networkName string, values []string) (*policy.Egress, error) {
+func requestEgress(networkName string, values []string) (*document.Egress, error) {
 	if networkName == "" {
 		if len(values) > 0 {
 			return nil, fmt.Errorf("--egress applies to a network: the request attaches to none")
@@ -334,15 +334,15 @@ func requestEgress(networkName string, values []string) (*policy.Egress, error) 
 		return nil, nil
 	}
 	if len(values) == 0 {
-		return &policy.Egress{Mode: "default"}, nil
+		return &document.Egress{Mode: "default"}, nil
 	}
 	e, err := network.ParseEgress(values)
 	if err != nil {
 		return nil, err
 	}
-	out := &policy.Egress{Mode: e.Mode}
+	out := &document.Egress{Mode: e.Mode}
 	for _, r := range e.Allow {
-		pr := policy.EgressRule{CIDR: r.CIDR.String(), Protocol: r.Protocol, FromPort: r.FromPort, ToPort: r.ToPort}
+		pr := document.EgressRule{CIDR: r.CIDR.String(), Protocol: r.Protocol, FromPort: r.FromPort, ToPort: r.ToPort}
 		if pr.Protocol == "" {
 			pr.Protocol = "any"
 		}
@@ -357,7 +357,7 @@ func requestEgress(networkName string, values []string) (*policy.Egress, error) 
 // decidedEgress is the egress an allowed request gets: what it asked for, or, naming none, the
 // tenant's from the decision's constraints (a policy that says nothing restricts nothing: any).
 // Nil without a network.
-func decidedEgress(req *Request, networkName string, c policy.Constraints) (*network.Egress, error) {
+func decidedEgress(req *Request, networkName string, c document.Constraints) (*network.Egress, error) {
 	if networkName == "" {
 		return nil, nil
 	}

@@ -9,22 +9,22 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/network"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
 // DeniedError is a policy denial; it carries the whole decision so every reason can be shown.
-type DeniedError = policy.DeniedError
+type DeniedError = document.DeniedError
 
 // Plan is a decided request: what will run (the effective spec after the floor and the policy's
 // constraints) and why it may.
 type Plan struct {
-	Request  *Request        `json:"request"`
-	ID       string          `json:"id"`
-	Image    ImageRef        `json:"image"`
-	Spec     *specs.Spec     `json:"effectiveSpec"`
-	Raises   []sandbox.Raise `json:"raises"`
-	Decision policy.Decision `json:"decision"`
+	Request  *Request          `json:"request"`
+	ID       string            `json:"id"`
+	Image    ImageRef          `json:"image"`
+	Spec     *specs.Spec       `json:"effectiveSpec"`
+	Raises   []sandbox.Raise   `json:"raises"`
+	Decision document.Decision `json:"decision"`
 	// InputDigest identifies the request document the decision was made on.
 	InputDigest string `json:"inputDigest"`
 	// SeccompProfile names the profile the spec carries ("default": the floor's own).

@@ -10,7 +10,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/errdefs"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -122,7 +122,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 	}
 	clk.lap("spec")
 	netName, publish, egress, err := policyNetwork(req)
-	var bandwidth *policy.Bandwidth
+	var bandwidth *document.Bandwidth
 	if err == nil {
 		bandwidth, err = requestBandwidth(netName, req.NetworkRate)
 	}
@@ -131,11 +131,11 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 	}
 	out, err := gate.Decide(context.WithoutCancel(ctx), gate.Request{
 		Runtime: rt, Spec: spec, Trail: t.Trail,
-		Context: policy.Context{
+		Context: document.Context{
 			Tenant:         req.Tenant,
-			Identity:       policy.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
-			Operation:      policy.OpRun,
-			Image:          &policy.Image{Reference: req.Image, Digest: img.Desc.Digest.String(), Verified: true, SignerRole: img.Target.Role},
+			Identity:       document.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
+			Operation:      document.OpRun,
+			Image:          &document.Image{Reference: req.Image, Digest: img.Desc.Digest.String(), Verified: true, SignerRole: img.Target.Role},
 			Privileged:     req.Privileged,
 			SeccompProfile: profile,
 			BindsResolved:  true,
@@ -148,13 +148,13 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 		MemoryUnset: req.Memory == 0, PidsUnset: req.PidsLimit == 0,
 		// The defaults asked for on the caller's behalf are cut to what policy grants the
 		// tenant (its constraints say so as data), not asked for and denied.
-		Withdraw: func(eff *specs.Spec, c policy.Constraints) []sandbox.Raise {
+		Withdraw: func(eff *specs.Spec, c document.Constraints) []sandbox.Raise {
 			if rs := dropUngrantedDefaults(eff, req, c.Capabilities); rs != nil {
 				return []sandbox.Raise{*rs}
 			}
 			return nil
 		},
-		Decide: func(ctx context.Context, preq *policy.Request) (policy.Decision, error) {
+		Decide: func(ctx context.Context, preq *document.Request) (document.Decision, error) {
 			return e.decide(ctx, preq, t)
 		},
 	})

@@ -17,7 +17,7 @@ import (
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/internal/procstat"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 )
 
 // Per-tenant quotas (issue 10): the policy decides the limits (policy.QuotaQuery), the engine
@@ -68,7 +68,7 @@ func specResources(s *specs.Spec) Resources {
 // Resources is what the plan's container holds against its tenant's quotas.
 func (p *Plan) Resources() Resources { return specResources(p.Spec) }
 
-func (r Resources) add(u *policy.QuotaUsage) {
+func (r Resources) add(u *document.QuotaUsage) {
 	u.Containers++
 	u.Memory += r.Memory
 	u.Pids += r.Pids
@@ -120,8 +120,8 @@ func (e *Engine) lockQuota(tenant string) (func(), error) {
 // quotaUsage counts what tenant holds, leaving out container except (the one being decided,
 // which may hold a reservation already). Reservations nobody holds any more are removed; the
 // caller holds the tenant's quota lock.
-func (e *Engine) quotaUsage(tenant, except string) (policy.QuotaUsage, error) {
-	var u policy.QuotaUsage
+func (e *Engine) quotaUsage(tenant, except string) (document.QuotaUsage, error) {
+	var u document.QuotaUsage
 	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return u, fmt.Errorf("count containers: %w", err)
@@ -178,26 +178,29 @@ func (e *Engine) quotaUsage(tenant, except string) (policy.QuotaUsage, error) {
 // limitsCache holds each tenant's limits: the policy is prepared once per engine, so they do not
 // change while it lives.
 type limitsCache struct {
-	mu sync.Mutex                    // guards m
-	m  map[string]policy.QuotaLimits // tenant → limits
+	mu sync.Mutex                      // guards m
+	m  map[string]document.QuotaLimits // tenant → limits
 }
 
 // quotaLimits are tenant's limits; an error when the policy refuses to say (its reasons).
-func (e *Engine) quotaLimits(ctx context.Context, pe *policy.Engine, tenant string) (policy.QuotaLimits, error) {
+func (e *Engine) quotaLimits(ctx context.Context, pe Evaluator, tenant string) (document.QuotaLimits, error) {
 	e.limits.mu.Lock()
 	l, ok := e.limits.m[tenant]
 	e.limits.mu.Unlock()
 	if ok {
 		return l, nil
 	}
-	d := pe.DecideQuota(ctx, policy.QuotaRequest{Tenant: tenant})
-	if err := d.Err(); err != nil {
+	d, err := pe.DecideQuota(ctx, document.QuotaRequest{Tenant: tenant})
+	if err == nil {
+		err = d.Err()
+	}
+	if err != nil {
 		return l, err
 	}
 	e.limits.mu.Lock()
 	defer e.limits.mu.Unlock()
 	if e.limits.m == nil {
-		e.limits.m = map[string]policy.QuotaLimits{}
+		e.limits.m = map[string]document.QuotaLimits{}
 	}
 	e.limits.m[tenant] = d.Limits
 	return d.Limits, nil
@@ -209,7 +212,7 @@ func (e *Engine) quotaLimits(ctx context.Context, pe *policy.Engine, tenant stri
 // nor reserved for, and its run needs no prepared policy (its decision may come from the cache);
 // its containers count from their records once a policy gives it quotas. The decision's refusal
 // is recorded in t with its codes.
-func (e *Engine) reserveQuota(ctx context.Context, tenant string, limits *policy.QuotaLimits, r reservation, dryRun bool, t *trail) (release func(), err error) {
+func (e *Engine) reserveQuota(ctx context.Context, tenant string, limits *document.QuotaLimits, r reservation, dryRun bool, t *trail) (release func(), err error) {
 	release = func() {}
 	if limits == nil {
 		return release, nil
@@ -227,9 +230,12 @@ func (e *Engine) reserveQuota(ctx context.Context, tenant string, limits *policy
 	if err != nil {
 		return release, err
 	}
-	var asked policy.QuotaUsage
+	var asked document.QuotaUsage
 	r.Resources.add(&asked)
-	d := pe.DecideQuota(ctx, policy.QuotaRequest{Tenant: tenant, Usage: usage, Request: &asked})
+	d, err := pe.DecideQuota(ctx, document.QuotaRequest{Tenant: tenant, Usage: usage, Request: &asked})
+	if err != nil {
+		return release, err
+	}
 	attrs := map[string]string{"usage": jsonString(usage), "request": jsonString(asked), "limits": jsonString(d.Limits)}
 	if err := d.Err(); err != nil {
 		attrs["reasons"] = err.Error()
@@ -270,7 +276,7 @@ func jsonString(v any) string {
 // HoldQuota counts container id of who's tenant, holding res, against the tenant's quotas for as
 // long as file exists (bulwarkd's record of a created container: docker create makes a
 // container that exists, and counts, before it ever starts). It is decided and recorded under the
-// tenant's quota lock; a refusal is a *policy.DeniedError with the quota's codes, audited.
+// tenant's quota lock; a refusal is a *document.DeniedError with the quota's codes, audited.
 // Removing file releases it.
 func (e *Engine) HoldQuota(ctx context.Context, who Caller, id string, res Resources, file string) error {
 	if !validName(id) || !filepath.IsAbs(file) {
@@ -291,9 +297,9 @@ func (e *Engine) HoldQuota(ctx context.Context, who Caller, id string, res Resou
 
 // QuotaStatus is a tenant's limits (nil: none) and what it holds.
 type QuotaStatus struct {
-	Tenant string             `json:"tenant"`
-	Limits policy.QuotaLimits `json:"limits"`
-	Usage  policy.QuotaUsage  `json:"usage"`
+	Tenant string               `json:"tenant"`
+	Limits document.QuotaLimits `json:"limits"`
+	Usage  document.QuotaUsage  `json:"usage"`
 }
 
 // Quota reports tenant's quotas and usage, counted as a reservation would count them.

@@ -12,7 +12,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/internal/atomicfile"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 )
 
 // Image storage quotas: the image store is shared by every tenant (content-addressed, stored
@@ -72,7 +72,7 @@ func (e *Engine) imagesCharged(tenant string) (int64, error) {
 
 // ChargeImage charges the stored image ref (manifest dgst, size bytes) to who's tenant, if its
 // max_images_size allows it, under the tenant's quota lock; an image already charged to it is not
-// charged again. A refusal is a *policy.DeniedError with QUOTA_IMAGES_EXCEEDED, audited. An
+// charged again. A refusal is a *document.DeniedError with QUOTA_IMAGES_EXCEEDED, audited. An
 // image pulled for a tenant is charged before it is tagged; the charge counts once it is.
 func (e *Engine) ChargeImage(ctx context.Context, who Caller, ref string, dgst digest.Digest, size int64) error {
 	if err := dgst.Validate(); err != nil {
@@ -102,8 +102,11 @@ func (e *Engine) chargeImage(ctx context.Context, tenant string, c imageCharge, 
 	if err != nil {
 		return err
 	}
-	asked := policy.QuotaUsage{ImagesSize: c.Size}
-	d := pe.DecideQuota(ctx, policy.QuotaRequest{Tenant: tenant, Usage: usage, Request: &asked})
+	asked := document.QuotaUsage{ImagesSize: c.Size}
+	d, err := pe.DecideQuota(ctx, document.QuotaRequest{Tenant: tenant, Usage: usage, Request: &asked})
+	if err != nil {
+		return err
+	}
 	attrs := map[string]string{"image": c.Ref, "usage": jsonString(usage), "request": jsonString(asked), "limits": jsonString(d.Limits)}
 	if err := d.Err(); err != nil {
 		attrs["reasons"] = err.Error()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"bulwark.dev/bulwark/signing"
+
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -27,7 +29,7 @@ func quotaEngine(t *testing.T, limits string) *Engine {
 	if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e, err := Open(Config{Root: filepath.Join(dir, "state"), PolicyDir: pol, Audit: discard{}})
+	e, err := Open(Config{Root: filepath.Join(dir, "state"), Policies: inProcess(t), Trust: signing.Resolver{}, PolicyDir: pol, Audit: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +37,8 @@ func quotaEngine(t *testing.T, limits string) *Engine {
 	return e
 }
 
-// record writes a container record of tenant as a run would.
-func record(t *testing.T, e *Engine, id, tenant string, res *Resources) {
+// writeRecord writes a container record of tenant as a run would.
+func writeRecord(t *testing.T, e *Engine, id, tenant string, res *Resources) {
 	t.Helper()
 	if _, err := e.createMeta(&Meta{ID: id, Tenant: tenant, Resources: res}); err != nil {
 		t.Fatal(err)
@@ -91,9 +93,9 @@ func deadProcess(t *testing.T) *Process {
 func TestQuotaUsageCountsRecordsAndHeldReservations(t *testing.T) {
 	e := quotaEngine(t, `"max_containers": 100`)
 	ctx := context.Background()
-	record(t, e, "a", "q", &Resources{Memory: 100, Pids: 10, NanoCPUs: 500})
-	record(t, e, "b", "q", &Resources{Memory: 200, Pids: 20})
-	record(t, e, "c", "other", &Resources{Memory: 1 << 40})
+	writeRecord(t, e, "a", "q", &Resources{Memory: 100, Pids: 10, NanoCPUs: 500})
+	writeRecord(t, e, "b", "q", &Resources{Memory: 200, Pids: 20})
+	writeRecord(t, e, "c", "other", &Resources{Memory: 1 << 40})
 	reserve := func(r reservation) func() {
 		t.Helper()
 		release, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), r, false, newTrail(discard{}, Identity{}, "q", "r"))
@@ -181,7 +183,7 @@ func TestReserveQuotaIsAtomic(t *testing.T) {
 func TestReserveQuotaMemory(t *testing.T) {
 	e := quotaEngine(t, `"max_containers_memory": 1000`)
 	ctx := context.Background()
-	record(t, e, "a", "q", &Resources{Memory: 600})
+	writeRecord(t, e, "a", "q", &Resources{Memory: 600})
 	tr := newTrail(discard{}, Identity{}, "q", "r")
 	if _, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), reservation{ID: "b", Resources: Resources{Memory: 400}, Process: self()}, false, tr); err != nil {
 		t.Fatal(err)
@@ -219,7 +221,7 @@ func TestChargeImage(t *testing.T) {
 	root := signedRoot(t)
 	pol := t.TempDir()
 	os.WriteFile(filepath.Join(pol, "data.json"), []byte(`{"bulwark": {"tenants": {"q": {"max_images_size": 150}}}}`), 0o600)
-	e, err := Open(Config{Root: root, PolicyDir: pol, Audit: discard{}})
+	e, err := Open(Config{Root: root, Policies: inProcess(t), Trust: signing.Resolver{}, PolicyDir: pol, Audit: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}

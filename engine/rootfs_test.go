@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"bulwark.dev/bulwark/signing"
+
 	"github.com/opencontainers/go-digest"
 
 	"bulwark.dev/bulwark/sandbox"
@@ -106,7 +108,7 @@ func TestMultiLayerImage(t *testing.T) {
 	l2 := layerTar(t, []entry{{name: "etc/", dir: true}, {name: "etc/.wh.old"}, {name: "dir/", dir: true},
 		{name: "dir/.wh..wh..opq"}, {name: "dir/b", body: "b"}, {name: "etc/new", body: "new"},
 		{name: "etc/passwd", body: "root:x:0:0::/:/bin/sh\napp:x:1234:1234::/:/bin/sh\n"}})
-	e, err := Open(Config{Root: root, Audit: discard{}})
+	e, err := Open(Config{Root: root, Policies: inProcess(t), Trust: signing.Resolver{}, Audit: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ func TestRunCopiesNothingOfTheImage(t *testing.T) {
 	for i := range 2000 {
 		ents = append(ents, entry{name: fmt.Sprintf("data/f%04d", i), body: "x"})
 	}
-	e, err := Open(Config{Root: root, Audit: discard{}})
+	e, err := Open(Config{Root: root, Policies: inProcess(t), Trust: signing.Resolver{}, Audit: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +218,7 @@ func TestManyLayers(t *testing.T) {
 	for i := 1; i < n; i++ {
 		layers = append(layers, layerTar(t, []entry{{name: "l/", dir: true}, {name: fmt.Sprintf("l/%03d", i), body: "x"}}))
 	}
-	e, err := Open(Config{Root: root, Audit: discard{}})
+	e, err := Open(Config{Root: root, Policies: inProcess(t), Trust: signing.Resolver{}, Audit: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +239,7 @@ func TestManyLayers(t *testing.T) {
 // container records them, and the flattened trees older versions left under rootfs/.
 func TestPruneLayers(t *testing.T) {
 	root := signedRoot(t)
-	e, err := Open(Config{Root: root, Audit: discard{}})
+	e, err := Open(Config{Root: root, Policies: inProcess(t), Trust: signing.Resolver{}, Audit: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -11,7 +12,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/image"
-	"bulwark.dev/bulwark/signing"
+	"bulwark.dev/bulwark/signing/record"
 )
 
 // ErrVerification wraps every refusal to run an image: not a signed target, metadata that fails
@@ -23,7 +24,7 @@ var ErrVerification = errdefs.New(errdefs.ErrUntrusted, "image verification fail
 // store matched its digest.
 type verifiedImage struct {
 	Ref    string
-	Target *signing.Target
+	Target *record.Target
 	Desc   ocispec.Descriptor
 	Config *ocispec.Image
 }
@@ -33,7 +34,7 @@ type verifiedImage struct {
 // as a run checks it — the tag against the signed digest, the manifest, and every config and
 // layer blob against its digest. With no local image the signed target alone is returned. The
 // steps are audited like a run's.
-func (e *Engine) VerifyImage(ref string, who Identity, offline bool) (*signing.Target, error) {
+func (e *Engine) VerifyImage(ref string, who Identity, offline bool) (*record.Target, error) {
 	t := newTrail(e.audit, who, "", NewID())
 	img, err := e.verify(ref, offline, false, t, nil)
 	if ferr := t.Flush(); ferr != nil {
@@ -96,7 +97,7 @@ func (e *Engine) verify(ref string, offline, needLocal bool, t *trail, clk *step
 
 // ResolveSigned resolves ref through TUF alone (refreshing the metadata unless offline), audited;
 // `image pull --verify` pulls the digest it returns.
-func (e *Engine) ResolveSigned(ref string, who Identity, offline bool) (*signing.Target, error) {
+func (e *Engine) ResolveSigned(ref string, who Identity, offline bool) (*record.Target, error) {
 	t := newTrail(e.audit, who, "", NewID())
 	target, step, err := e.resolve(ref, offline, t)
 	if err != nil {
@@ -109,23 +110,34 @@ func (e *Engine) ResolveSigned(ref string, who Identity, offline bool) (*signing
 	return target, err
 }
 
-// resolve looks ref up in the pinned TUF repository under the metadata cache's lock; on failure
-// it names the step that failed.
-func (e *Engine) resolve(ref string, offline bool, t *trail) (*signing.Target, string, error) {
+// TrustResolver resolves a reference through a trust directory's pinned TUF repository with the
+// full client workflow (go-tuf, sigstore), for what the record of the last full refresh
+// (signing/record) cannot answer: signing.Resolver in process, or HelperTrust.
+type TrustResolver interface {
+	Resolve(trustDir, ref string, offline bool) (*record.Target, error)
+}
+
+// resolve looks ref up in the pinned TUF repository: from the record of the last full refresh
+// while the repository and the cache are as it left them, else by a full refresh (Config.Trust);
+// on failure it names the step that failed.
+func (e *Engine) resolve(ref string, offline bool, t *trail) (*record.Target, string, error) {
 	// The pinned root and repository are configured by 'bulwark trust init' or 'trust pin'.
-	client, err := signing.OpenClient(filepath.Join(e.cfg.Root, "trust"), offline)
-	if err != nil {
-		return nil, "trust root", err
+	dir := filepath.Join(e.cfg.Root, "trust")
+	var target *record.Target
+	if _, err := os.Stat(filepath.Join(dir, "client.json")); err == nil && !offline {
+		// Concurrent runs share the metadata cache; a full refresh rewrites it.
+		unlock, err := record.LockCache(dir)
+		if err != nil {
+			return nil, "trust cache", err
+		}
+		target = record.Resolve(dir, ref, nil)
+		unlock()
 	}
-	// Concurrent runs share the metadata cache; go-tuf rewrites it on refresh.
-	unlock, err := flockFile(filepath.Join(e.cfg.Root, "trust", "cache.lock"))
-	if err != nil {
-		return nil, "trust cache", err
-	}
-	target, err := client.Resolve(ref)
-	unlock()
-	if err != nil {
-		return nil, "resolve", err
+	if target == nil {
+		var err error
+		if target, err = e.cfg.Trust.Resolve(dir, ref, offline); err != nil {
+			return nil, "resolve", err
+		}
 	}
 	t.SetImage(target.Digest.String())
 	t.Add(audit.TypeTrust, "resolve", map[string]string{

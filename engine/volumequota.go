@@ -8,7 +8,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/volume"
 )
 
@@ -50,9 +50,12 @@ func (e *Engine) createVolume(ctx context.Context, tenant, name string, anonymou
 		create = e.volumes.Planned
 	}
 	v, created, err := create(tenant, name, anonymous, func(used int64) (int64, error) {
-		d := pe.DecideStorage(ctx, policy.StorageRequest{Tenant: tenant,
-			Volume: &policy.StorageVolume{Name: name, Size: size}, VolumesSize: used})
-		if err := d.Err(); err != nil {
+		d, err := pe.DecideStorage(ctx, document.StorageRequest{Tenant: tenant,
+			Volume: &document.StorageVolume{Name: name, Size: size}, VolumesSize: used})
+		if err == nil {
+			err = d.Err()
+		}
+		if err != nil {
 			return 0, fmt.Errorf("volume %s: %w", name, err)
 		}
 		return d.VolumeSize, nil

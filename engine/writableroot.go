@@ -9,7 +9,7 @@ import (
 	"strconv"
 
 	"bulwark.dev/bulwark/audit"
-	"bulwark.dev/bulwark/policy"
+	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/volume"
 )
@@ -49,8 +49,11 @@ func (e *Engine) decideWritableRoot(ctx context.Context, tenant string, used int
 	if err != nil {
 		return 0, err
 	}
-	d := pe.DecideStorage(ctx, policy.StorageRequest{Tenant: tenant, WritableRoot: true, VolumesSize: used})
-	if err := d.Err(); err != nil {
+	d, err := pe.DecideStorage(ctx, document.StorageRequest{Tenant: tenant, WritableRoot: true, VolumesSize: used})
+	if err == nil {
+		err = d.Err()
+	}
+	if err != nil {
 		return 0, fmt.Errorf("--read-only=false: %w", err)
 	}
 	return d.WritableRootSize, nil

@@ -16,16 +16,22 @@ type DecisionCache struct {
 	*document.Cache
 }
 
+// CacheBuild names, for a decision cache's key (document.OpenCache's build), this binary and the
+// default policy it embeds; "" if either cannot be named (decisions are then not cached).
+func CacheBuild() string {
+	emb, err := embeddedDigest()
+	build := document.BuildDigest()
+	if err != nil || build == "" {
+		return ""
+	}
+	return build + "\x00" + emb
+}
+
 // OpenDecisionCache returns the cache for the policy o selects, or nil when its decisions are not
 // cached (document.OpenCache): the caller then loads and prepares the policy as before.
 // auditOnly names annotations that only identify a request (document key.go).
 func OpenDecisionCache(o SourceOptions, auditOnly ...string) *DecisionCache {
-	emb, err := embeddedDigest()
-	build := document.BuildDigest()
-	if err != nil || build == "" {
-		return nil
-	}
-	c := document.OpenCache(o, build+"\x00"+emb, auditOnly...)
+	c := document.OpenCache(o, CacheBuild(), auditOnly...)
 	if c == nil {
 		return nil
 	}

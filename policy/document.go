@@ -65,7 +65,10 @@ type (
 	Pod              = document.Pod
 	Process          = document.Process
 	Publish          = document.Publish
+	QuotaDecision    = document.QuotaDecision
 	QuotaLimits      = document.QuotaLimits
+	QuotaRequest     = document.QuotaRequest
+	QuotaUsage       = document.QuotaUsage
 	Raise            = document.Raise
 	Reason           = document.Reason
 	Request          = document.Request
@@ -74,6 +77,9 @@ type (
 	Rootfs           = document.Rootfs
 	Seccomp          = document.Seccomp
 	SourceOptions    = document.SourceOptions
+	StorageDecision  = document.StorageDecision
+	StorageRequest   = document.StorageRequest
+	StorageVolume    = document.StorageVolume
 	User             = document.User
 )
 

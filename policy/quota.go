@@ -26,43 +26,6 @@ const (
 	CodeQuotaImages     = "QUOTA_IMAGES_EXCEEDED"
 )
 
-// QuotaUsage is what a tenant holds, or what a request adds to it.
-type QuotaUsage struct {
-	// Containers that exist: created, running or stopped, until removed.
-	Containers int64 `json:"containers"`
-	// Memory is the sum of their memory limits (bytes), Pids of their pids limits, NanoCPUs of
-	// their CPU limits (--cpus × 10⁹).
-	Memory   int64 `json:"memory"`
-	Pids     int64 `json:"pids"`
-	NanoCPUs int64 `json:"nanoCPUs"`
-	// ImagesSize is the bytes of the images charged to the tenant (those it pulled).
-	ImagesSize int64 `json:"imagesSize"`
-}
-
-// QuotaRequest asks whether Request fits in the tenant's quotas given Usage; without Request it
-// asks for the limits only.
-type QuotaRequest struct {
-	APIVersion string      `json:"api_version"`
-	Tenant     string      `json:"tenant"`
-	Usage      QuotaUsage  `json:"usage"`
-	Request    *QuotaUsage `json:"request,omitempty"`
-}
-
-// QuotaDecision is the policy's answer; the zero value denies.
-type QuotaDecision struct {
-	Allow   bool        `json:"allow"`
-	Reasons []Reason    `json:"reasons"`
-	Limits  QuotaLimits `json:"limits"`
-}
-
-// Err is nil when d allows, else a DeniedError carrying d's reasons.
-func (d QuotaDecision) Err() error {
-	if d.Allow {
-		return nil
-	}
-	return Decision{Reasons: d.Reasons}.Err()
-}
-
 // DecideQuota evaluates req against the quota decision, prepared on first use from the already
 // compiled policy. Like Decide it never errors: an undefined or malformed result denies. A policy
 // with no rule for the quota decision at all (an operator's own rules written before quotas) sets

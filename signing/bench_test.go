@@ -2,12 +2,13 @@ package signing
 
 import (
 	"fmt"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // BenchmarkResolveWarm is a TUF refresh over HTTP on loopback plus a target lookup with a warm

@@ -19,6 +19,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"bulwark.dev/bulwark/signing/record"
 )
 
 // ClientOptions configures verification against a repository.
@@ -130,17 +132,8 @@ func (c *Client) refreshed() (*updater.Updater, bool, error) {
 	return up, true, nil
 }
 
-// TargetPath is the target name a reference is looked up under: NAME:TAG (":latest" when no
-// tag is given) or NAME@sha256:HEX.
-func TargetPath(ref string) string {
-	if strings.Contains(ref, "@") {
-		return ref
-	}
-	if strings.LastIndexByte(ref, ':') > strings.LastIndexByte(ref, '/') {
-		return ref
-	}
-	return ref + ":latest"
-}
+// TargetPath is the target name a reference is looked up under (record.TargetPath).
+func TargetPath(ref string) string { return record.TargetPath(ref) }
 
 func (c *Client) updater() (*updater.Updater, error) {
 	root := c.o.Root
@@ -170,7 +163,7 @@ func (c *Client) Resolve(ref string) (*Target, error) {
 	defer c.mu.Unlock()
 	path := TargetPath(ref)
 	if c.last == nil {
-		if t := c.fromRecord(path); t != nil && checkPinned(path, t) == nil {
+		if t := c.fromRecord(path); t != nil {
 			return t, nil
 		}
 	}
@@ -197,21 +190,13 @@ func (c *Client) Resolve(ref string) (*Target, error) {
 	if t.Role, err = signerRole(up.GetTrustedMetadataSet(), path, ti); err != nil {
 		return nil, err
 	}
-	if err := checkPinned(path, t); err != nil {
+	if err := record.CheckPinned(path, t); err != nil {
 		return nil, err
 	}
 	if full {
 		c.record(up.GetTrustedMetadataSet(), path, t)
 	}
 	return t, nil
-}
-
-// checkPinned checks that the target of a NAME@DIGEST path is signed as that digest.
-func checkPinned(path string, t *Target) error {
-	if i := strings.IndexByte(path, '@'); i >= 0 && string(t.Digest) != path[i+1:] {
-		return fmt.Errorf("%w: %s is signed as %s", ErrDigestMismatch, path, t.Digest)
-	}
-	return nil
 }
 
 func targetOf(path string, ti *metadata.TargetFiles) (*Target, error) {
@@ -227,22 +212,6 @@ func targetOf(path string, ti *metadata.TargetFiles) (*Target, error) {
 		}
 	}
 	return t, nil
-}
-
-// VerifyManifest checks manifest bytes against the signed target.
-func (t *Target) VerifyManifest(manifest []byte) error {
-	if got := digest.FromBytes(manifest); got != t.Digest || int64(len(manifest)) != t.Length {
-		return fmt.Errorf("%w: %s is signed as %s (%d bytes), manifest is %s (%d bytes)", ErrDigestMismatch, t.Name, t.Digest, t.Length, got, len(manifest))
-	}
-	return nil
-}
-
-// VerifyDigest checks that d is the signed digest.
-func (t *Target) VerifyDigest(d digest.Digest) error {
-	if d != t.Digest {
-		return fmt.Errorf("%w: %s is signed as %s, local image is %s", ErrDigestMismatch, t.Name, t.Digest, d)
-	}
-	return nil
 }
 
 // dirFetcher serves metadata from a local repository directory (no network).

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"bulwark.dev/bulwark/signing/record"
 )
 
 // Verification failures, each a distinct attack or mistake. Errors returned by the client wrap
@@ -18,7 +20,7 @@ var (
 	ErrThreshold      = errors.New("signature threshold not met")
 	ErrTargetNotFound = errors.New("reference is not a signed target")
 	ErrNotDelegated   = errors.New("role is not delegated this path")
-	ErrDigestMismatch = errors.New("manifest does not match the signed target")
+	ErrDigestMismatch = record.ErrDigestMismatch
 	ErrRepository     = errors.New("repository metadata is malformed")
 	ErrUnreachable    = errors.New("trust repository unreachable")
 )

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/signing/record"
 )
 
 // Default lifetimes of freshly signed metadata: the timestamp is short so a frozen mirror is
@@ -64,15 +65,7 @@ type InitOptions struct {
 }
 
 // Target is what a reference resolves to.
-type Target struct {
-	Name      string        `json:"name"`
-	Digest    digest.Digest `json:"digest"`
-	Length    int64         `json:"length"`
-	MediaType string        `json:"mediaType"`
-	// Role is the targets role that signed it ("targets" or a tenant's delegated role); set by
-	// Client.Resolve.
-	Role string `json:"role,omitempty"`
-}
+type Target = record.Target
 
 type custom struct {
 	MediaType string `json:"mediaType"`

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"bulwark.dev/bulwark/signing/record"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +43,7 @@ func TestRecordAnswersNewClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := filepath.Join(f.client.o.CacheDir, verifiedName)
+	rec := filepath.Join(f.client.o.CacheDir, record.Name)
 	if st, err := os.Stat(rec); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("record %v, %v", st, err)
 	}

@@ -66,9 +66,13 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+client.HostEnv+")")
-	root.AddCommand(newPolicyCmd(), newImageCmd(), newTrustCmd(), newAuditCmd())
+	root.AddCommand(newImageCmd(), newAuditCmd())
 	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
 		newStartCmd(), newRestartCmd(), newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd(), newNetworkCmd(), newResolverCmd(), newVolumeCmd(), newSystemCmd())
-	root.AddCommand(newBenchCmd())
+	// The commands that link OPA (policy, bench) or go-tuf and sigstore (trust) are
+	// bulwark-admin's (delegate.go).
+	root.AddCommand(newDelegatedCmd("policy", "Evaluate, test and inspect the run policy"),
+		newDelegatedCmd("trust", "TUF trust: sign image references and verify them"),
+		newDelegatedCmd("bench", "Check the host, the engine's files and every running container against the CIS-mapped controls (read-only)"))
 	return root
 }

@@ -60,7 +60,8 @@ func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
 			cfg.Steps = f.steps
 		}
 		if f.policyKey != "" {
-			if cfg.PolicyKey, err = os.ReadFile(f.policyKey); err != nil {
+			// bulwark-policy reads it (engine.HelperPolicies), from any directory.
+			if cfg.PolicyKeyFile, err = filepath.Abs(f.policyKey); err != nil {
 				return nil, fmt.Errorf("policy key: %w", err)
 			}
 		}

@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"bulwark.dev/bulwark/engine/internal/evalproto"
 	"bulwark.dev/bulwark/engine/runcgate/evaluator"
-	"bulwark.dev/bulwark/engine/runcgate/internal/evalproto"
 	"bulwark.dev/bulwark/policy"
 )
 

@@ -24,8 +24,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/engine/internal/evalproto"
 	"bulwark.dev/bulwark/engine/internal/gate"
-	"bulwark.dev/bulwark/engine/runcgate/internal/evalproto"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -158,7 +158,7 @@ func (s *Session) begin() {
 	s.requestID = newRequestID()
 	s.ev = cfg.Evaluator
 	if s.ev == nil {
-		s.ev, s.everr = helperEvaluator()
+		s.ev, s.everr = evalproto.Helper()
 	}
 	// Only a request the decision cache cannot answer starts the evaluator. The cache's key
 	// names both binaries: the evaluator's embeds the default policy.
@@ -281,8 +281,8 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 	}
 	src, ev, everr, cache := cfg.source(), s.ev, s.everr, s.cache
 	recorder := gate.Recorder(t.Add)
-	var eval *evaluation
-	defer func() { eval.close() }()
+	var eval *evalproto.Session
+	defer func() { eval.Close() }()
 	decidePolicy := func(ctx context.Context, preq *document.Request) (document.Decision, error) {
 		input := document.InputDigest(preq)
 		if cache != nil {
@@ -300,7 +300,7 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 				prepared evalproto.Prepared
 				err      error
 			)
-			if eval, prepared, err = startEvaluation(ctx, ev, src); err != nil {
+			if eval, prepared, err = evalproto.Start(ctx, ev, evalproto.Hello{Build: sandbox.BuildID(), Source: src}); err != nil {
 				return document.Decision{}, fmt.Errorf("policy: %w", err)
 			}
 			out.Load, out.Prepare = prepared.Load, prepared.Prepare
@@ -308,7 +308,7 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 				t.Add(audit.TypePolicy, "bundle-accepted", prepared.Accepted)
 			}
 		}
-		d, deterministic, err := eval.decide(preq, input)
+		d, deterministic, err := eval.Decide(preq, input)
 		if err != nil {
 			return document.Decision{}, fmt.Errorf("policy: %w", err)
 		}

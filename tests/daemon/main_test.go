@@ -54,7 +54,9 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	clitest.Bin, bulwarkd = filepath.Join(dir, "bulwark"), filepath.Join(dir, "bulwarkd")
-	for bin, pkg := range map[string]string{clitest.Bin: "./cmd/bulwark", bulwarkd: "./cmd/bulwarkd"} {
+	// bulwark executes bulwark-policy and bulwark-admin from beside itself.
+	for bin, pkg := range map[string]string{clitest.Bin: "./cmd/bulwark", bulwarkd: "./cmd/bulwarkd",
+		filepath.Join(dir, "bulwark-policy"): "./cmd/bulwark-policy", filepath.Join(dir, "bulwark-admin"): "./cmd/bulwark-admin"} {
 		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -1,8 +1,9 @@
-// Package evaluator is bulwark-runc's policy evaluator, the bulwark-policy binary: it loads and
-// prepares the policy and decides the requests bulwark-runc's decision cache could not answer,
-// over the protocol of engine/runcgate/internal/evalproto. It is the only part of bulwark-runc's
-// decision path that links OPA, so that a start whose decision is cached executes a runtime
-// binary without it (Go initialises every linked package at every start).
+// Package evaluator is the policy evaluator of bulwark-runc and of the bulwark CLI, the
+// bulwark-policy binary: it loads and prepares the policy and decides the requests their decision
+// caches could not answer (and the CLI's quota and storage requests), over the protocol of
+// engine/internal/evalproto. It is the only part of their decision path that links OPA, so that a
+// request whose decision is cached executes a binary without it (Go initialises every linked
+// package at every start).
 package evaluator
 
 import (
@@ -17,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/engine/internal/evalproto"
 	"bulwark.dev/bulwark/engine/internal/gate"
-	"bulwark.dev/bulwark/engine/runcgate/internal/evalproto"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
@@ -50,16 +51,16 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, build string) error {
 	enc := json.NewEncoder(w)
 	var hello evalproto.Hello
 	if err := dec.Decode(&hello); err != nil {
-		return fmt.Errorf("read the runtime's hello: %w", err)
+		return fmt.Errorf("read the caller's hello: %w", err)
 	}
-	p, pe, prepared, err := prepare(ctx, hello, build)
+	pe, prepared, err := prepare(ctx, hello, build)
 	if err != nil {
 		prepared.Error = err.Error()
 	}
 	if werr := enc.Encode(prepared); werr != nil || err != nil {
 		return errors.Join(err, werr)
 	}
-	deterministic := policy.StorableOf(p).Deterministic
+	deterministic := prepared.Deterministic
 	for {
 		var ask evalproto.Ask
 		if err := dec.Decode(&ask); errors.Is(err, io.EOF) {
@@ -73,10 +74,24 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, build string) error {
 	}
 }
 
-// answer decides one request, on exactly the document the runtime digested.
+// answer decides one request, on exactly the document the caller digested; or one quota or
+// storage request.
 func answer(ctx context.Context, pe *policy.Engine, ask evalproto.Ask, deterministic bool) evalproto.Answer {
-	if ask.Request == nil {
-		return evalproto.Answer{Error: "no request document"}
+	n := 0
+	for _, set := range []bool{ask.Request != nil, ask.Quota != nil, ask.Storage != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return evalproto.Answer{Error: "want exactly one of a request document, a quota and a storage request"}
+	case ask.Quota != nil:
+		d := pe.DecideQuota(ctx, *ask.Quota)
+		return evalproto.Answer{Quota: &d}
+	case ask.Storage != nil:
+		d := pe.DecideStorage(ctx, *ask.Storage)
+		return evalproto.Answer{Storage: &d}
 	}
 	input := document.InputDigest(ask.Request)
 	if input == "" || input != ask.Input {
@@ -87,16 +102,16 @@ func answer(ctx context.Context, pe *policy.Engine, ask evalproto.Ask, determini
 
 // prepare loads and prepares the policy hello selects, reporting the step times and a newly
 // accepted bundle revision.
-func prepare(ctx context.Context, hello evalproto.Hello, build string) (*policy.Policy, *policy.Engine, evalproto.Prepared, error) {
+func prepare(ctx context.Context, hello evalproto.Hello, build string) (*policy.Engine, evalproto.Prepared, error) {
 	var out evalproto.Prepared
 	if hello.Build != build {
-		return nil, nil, out, fmt.Errorf("bulwark-policy of build %q cannot decide for a runtime of build %q: install the binaries of one build together", build, hello.Build)
+		return nil, out, fmt.Errorf("bulwark-policy of build %q cannot decide for a runtime of build %q: install the binaries of one build together", build, hello.Build)
 	}
 	src := hello.Source
 	start := time.Now()
 	p, err := policy.Load(src)
 	if err != nil {
-		return nil, nil, out, err
+		return nil, out, err
 	}
 	out.Load = time.Since(start)
 	start = time.Now()
@@ -110,10 +125,13 @@ func prepare(ctx context.Context, hello evalproto.Hello, build string) (*policy.
 		out.Accepted, err = watch.Accepted()
 	}
 	if err != nil {
-		return nil, nil, out, err
+		return nil, out, err
 	}
 	out.Prepare = time.Since(start)
-	return p, pe, out, nil
+	storable := policy.StorableOf(p)
+	out.Info, out.Deterministic = p.Info, storable.Deterministic
+	out.AuditOnlyUnread = len(hello.AuditOnly) > 0 && storable.Unread(hello.AuditOnly)
+	return pe, out, nil
 }
 
 // InProcess is an evaluator served by this process (Serve over pipes), for tests of the runtime

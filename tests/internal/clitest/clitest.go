@@ -1,5 +1,6 @@
 // Package clitest runs the bulwark command line for end-to-end tests: the binary `make build`
-// left in $BULWARK_BIN, or else one built once for the whole test binary.
+// left in $BULWARK_BIN, or else one built once for the whole test binary (with the helpers it
+// executes from beside itself).
 package clitest
 
 import (
@@ -32,10 +33,14 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	Bin = filepath.Join(dir, "bulwark")
-	out, err := exec.Command("go", "build", "-o", Bin, "bulwark.dev/bulwark/cmd/bulwark").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build bulwark: %v\n%s", err, out)
-		return 1
+	// bulwark executes bulwark-policy (decisions its cache cannot answer) and bulwark-admin
+	// (policy, bench) from beside itself.
+	for _, name := range []string{"bulwark", "bulwark-policy", "bulwark-admin"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "bulwark.dev/bulwark/cmd/"+name).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
+			return 1
+		}
 	}
 	return m.Run()
 }

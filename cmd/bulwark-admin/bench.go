@@ -27,8 +27,9 @@ func newBenchCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Root, _ = cmd.Flags().GetString("root")
+			// The binary checked is bulwark, which executed this one from beside it.
 			if exe, err := os.Executable(); err == nil {
-				o.Executable, _ = filepath.EvalSymlinks(exe)
+				o.Executable, _ = filepath.EvalSymlinks(filepath.Join(filepath.Dir(exe), "bulwark"))
 			}
 			useColour, err := colourFor(colour, out)
 			if err != nil {

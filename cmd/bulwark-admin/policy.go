@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/engine/opapolicy"
 	"bulwark.dev/bulwark/policy"
 )
 
@@ -205,7 +204,7 @@ func loadEngine(ctx context.Context, o policy.SourceOptions) (*policy.Engine, er
 	}
 	// A dry-run evaluation is not a run decision: no decision is recorded. Preparing a signed
 	// bundle raises the state root's accepted revision, and that change is audited.
-	return engine.PreparePolicy(ctx, o.StateRoot, caller(), p, policy.WithRecorder(nil))
+	return opapolicy.PrepareAudited(ctx, o.StateRoot, caller(), p, policy.WithRecorder(nil))
 }
 
 func contextOf(cmd *cobra.Command) context.Context {
@@ -228,10 +227,4 @@ func readInput(stdin io.Reader, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read request: %w", err)
 	}
 	return data, nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,7 +13,11 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/client"
 	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/engine/opapolicy"
+	"bulwark.dev/bulwark/engine/truststate"
+	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/signing"
 )
 
@@ -34,13 +39,13 @@ func openRepo(cmd *cobra.Command, rootKeys string) (*signing.Repo, error) {
 	return r, nil
 }
 
-// auditTrust records a trust change in the state root's audit log (engine.RecordTrustChange).
-func auditTrust(cmd *cobra.Command, c engine.TrustChange) error {
+// auditTrust records a trust change in the state root's audit log (truststate.RecordTrustChange).
+func auditTrust(cmd *cobra.Command, c truststate.TrustChange) error {
 	root, err := cmd.Flags().GetString("root")
 	if err != nil {
 		return err
 	}
-	return engine.RecordTrustChange(root, caller(), c)
+	return truststate.RecordTrustChange(root, caller(), c)
 }
 
 func newTrustCmd() *cobra.Command {
@@ -73,7 +78,7 @@ func newTrustInitCmd() *cobra.Command {
 			if err := signing.Pin(dir, r.Dir, root); err != nil {
 				return err
 			}
-			if err := auditTrust(cmd, engine.TrustChange{Action: "init"}); err != nil {
+			if err := auditTrust(cmd, truststate.TrustChange{Action: "init"}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "repository %s, keys %s\n", r.Dir, r.Keys)
@@ -115,7 +120,11 @@ func newTrustSignCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t := signing.Target{Name: args[0], Digest: digest.Digest(dgst), Length: length, MediaType: mediaType}
 			if dgst == "" {
-				s, err := openStore(cmd)
+				root, err := cmd.Flags().GetString("root")
+				if err != nil {
+					return err
+				}
+				s, err := image.Open(root)
 				if err != nil {
 					return err
 				}
@@ -144,7 +153,7 @@ func newTrustSignCmd() *cobra.Command {
 			if err := r.Sign(t, o); err != nil {
 				return err
 			}
-			if err := auditTrust(cmd, engine.TrustChange{Action: "sign", Role: role, Target: &t}); err != nil {
+			if err := auditTrust(cmd, truststate.TrustChange{Action: "sign", Role: role, Target: &t}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", t.Name, t.Digest)
@@ -178,7 +187,7 @@ func newTrustDelegateCmd() *cobra.Command {
 			if err := r.Delegate(args[0], pub, paths); err != nil {
 				return err
 			}
-			return auditTrust(cmd, engine.TrustChange{Action: "delegate", Role: args[0]})
+			return auditTrust(cmd, truststate.TrustChange{Action: "delegate", Role: args[0]})
 		},
 	}
 	c.Flags().StringVar(&keyFile, "key", "", "the tenant's public key file (required)")
@@ -202,7 +211,7 @@ func newTrustRotateCmd() *cobra.Command {
 			if err := r.Rotate(args[0]); err != nil {
 				return err
 			}
-			return auditTrust(cmd, engine.TrustChange{Action: "rotate", Role: args[0]})
+			return auditTrust(cmd, truststate.TrustChange{Action: "rotate", Role: args[0]})
 		},
 	}
 	c.Flags().StringVar(&rootKeys, "root-keys", "", "directory holding the root private keys")
@@ -211,12 +220,16 @@ func newTrustRotateCmd() *cobra.Command {
 
 func newTrustStatusCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:         "status",
-		Short:       "Show version, expiry and keys of every role (through bulwarkd: as verified, and the signed tags the caller may use)",
-		Args:        cobra.NoArgs,
-		Annotations: remote(),
+		Use:   "status",
+		Short: "Show version, expiry and keys of every role (through bulwarkd: as verified, and the signed tags the caller may use)",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c := remoteOf(cmd); c != nil {
+			if host, _ := cmd.Flags().GetString("host"); host != "" {
+				// Through bulwarkd: its tenant's view (checked in main's PersistentPreRunE).
+				c, err := client.New(host)
+				if err != nil {
+					return err
+				}
 				return c.TrustStatus(cmd.Context(), cmd.OutOrStdout())
 			}
 			r, err := openRepo(cmd, "")
@@ -256,7 +269,7 @@ func newTrustRefreshCmd() *cobra.Command {
 			if err := r.Refresh(); err != nil {
 				return err
 			}
-			return auditTrust(cmd, engine.TrustChange{Action: "refresh"})
+			return auditTrust(cmd, truststate.TrustChange{Action: "refresh"})
 		},
 	}
 }
@@ -303,7 +316,7 @@ func newTrustPinCmd() *cobra.Command {
 			if err := signing.Pin(dir, remote, root); err != nil {
 				return err
 			}
-			return auditTrust(cmd, engine.TrustChange{Action: "pin"})
+			return auditTrust(cmd, truststate.TrustChange{Action: "pin"})
 		},
 	}
 	c.Flags().StringVar(&rootFile, "root-file", "", "root.json to pin (required)")
@@ -320,16 +333,44 @@ func newTrustVerifyCmd() *cobra.Command {
 		Short: "Refresh TUF metadata, print the signed digest, and check the local image (every blob) against it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, func(e *engine.Engine) error {
-				t, err := e.VerifyImage(args[0], caller(), offline)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], t.Digest)
-				return nil
-			})
+			root, err := cmd.Flags().GetString("root")
+			if err != nil {
+				return err
+			}
+			// A verification decides nothing: no policy is loaded.
+			e, err := engine.Open(engine.Config{Root: root, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}})
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			t, err := e.VerifyImage(args[0], caller(), offline)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], t.Digest)
+			return nil
 		},
 	}
 	c.Flags().BoolVar(&offline, "offline", false, "use cached metadata only (valid until it expires)")
+	return c
+}
+
+// newTrustResolveCmd is engine.TrustResolveCommand: bulwark's run path resolves through it what
+// the record of the last full TUF refresh cannot answer (engine.HelperTrust).
+func newTrustResolveCmd() *cobra.Command {
+	var offline bool
+	c := &cobra.Command{
+		Use:    engine.TrustResolveCommand + " TRUST-DIR REF",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := signing.Resolver{}.Resolve(args[0], args[1], offline)
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(t)
+		},
+	}
+	c.Flags().BoolVar(&offline, "offline", false, "use cached metadata only")
 	return c
 }

@@ -1,0 +1,123 @@
+// Command bulwark-admin holds the bulwark CLI's commands that link OPA or go-tuf and sigstore:
+// `policy` (eval, test, show), `bench` (which reads the policy it checks) and `trust`, and the
+// full TUF refresh of a run whose reference the record of the last one cannot answer
+// (engine.HelperTrust). bulwark executes it from beside itself for those, with the same
+// arguments, so that bulwark itself — started for every run — links none of them
+// (engine.HelperPolicies decides its runs through bulwark-policy).
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/engine"
+	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/internal/privilege"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+func main() {
+	if b, ok := os.LookupEnv(engine.AdminBuildEnv); ok {
+		os.Unsetenv(engine.AdminBuildEnv)
+		if b != sandbox.BuildID() {
+			fmt.Fprintf(os.Stderr, "bulwark: bulwark-admin of build %q cannot serve bulwark of build %q: install the binaries of one build together\n", sandbox.BuildID(), b)
+			os.Exit(125)
+		}
+	}
+	if err := newRootCmd().Execute(); err != nil {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "bulwark:", msg)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "bulwark",
+		Short:         "A security-hardened sandbox runtime (its commands that evaluate the policy)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// As bulwark's: none of these but `trust status` (without flags) goes through bulwarkd;
+		// bench only reads (and skips what needs root), the others need root.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Name() == "help" {
+				return nil
+			}
+			if host, _ := cmd.Flags().GetString("host"); host != "" && !cmd.Hidden {
+				path := cmd.CommandPath()[len(cmd.Root().Name())+1:]
+				if path != "trust status" {
+					return fmt.Errorf("'%s' cannot go through bulwarkd (--host or %s is set): run it without them on the daemon's host", path, client.HostEnv)
+				}
+				var refused []string
+				cmd.Flags().Visit(func(f *pflag.Flag) {
+					if f.Name != "host" {
+						refused = append(refused, "--"+f.Name)
+					}
+				})
+				if len(refused) > 0 {
+					return fmt.Errorf("'%s': %s cannot go through bulwarkd (--host or %s is set; the daemon takes the tenant and the state root from its own configuration)", path, strings.Join(refused, ", "), client.HostEnv)
+				}
+				return nil
+			}
+			if cmd.Name() == "bench" {
+				return nil
+			}
+			return privilege.Require()
+		},
+	}
+	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
+	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+client.HostEnv+"); the other commands refuse it")
+	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd())
+	return root
+}
+
+// stateRootEnv names the state root when --root is not given, as for bulwark.
+const stateRootEnv = "BULWARK_STATE_ROOT"
+
+func defaultRoot() string {
+	if r := os.Getenv(stateRootEnv); r != "" {
+		return r
+	}
+	return "/var/lib/bulwark"
+}
+
+func caller() engine.Identity {
+	return engine.Identity{UID: os.Getuid(), GID: os.Getgid()}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// exitError carries the process exit status a command wants.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode is bulwark's: the status an error carries; 1 for the caller's mistakes; else 125.
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	switch errdefs.Class(err) {
+	case errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrConflict:
+		return 1
+	}
+	return 125
+}

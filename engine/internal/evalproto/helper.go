@@ -1,0 +1,90 @@
+package evalproto
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/besideexe"
+)
+
+// HelperName is the policy evaluator's file name: a caller executes it from beside its own binary
+// (engine/runcgate/evaluator).
+const HelperName = "bulwark-policy"
+
+// maxHelperStderr is how much of the evaluator's standard error a refusal quotes.
+const maxHelperStderr = 4 << 10
+
+// Helper is bulwark-policy beside the running binary. It must be a regular executable file of the
+// running binary's owner that no one else may write: whoever could replace it would decide every
+// request. It is executed through a descriptor of the file that was checked, and only if that is
+// still the file the decision cache's key names.
+func Helper() (*Evaluator, error) {
+	open := func() (int, string, unix.Stat_t, error) {
+		fd, path, st, err := besideexe.Open(HelperName)
+		if err != nil {
+			return -1, path, st, fmt.Errorf("policy evaluator: %w", err)
+		}
+		return fd, path, st, nil
+	}
+	fd, path, identity, err := open()
+	if err != nil {
+		return nil, err
+	}
+	unix.Close(fd)
+	return &Evaluator{Identity: identity, Start: func(ctx context.Context) (io.WriteCloser, io.Reader, func() error, error) {
+		fd, _, st, err := open()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		defer unix.Close(fd)
+		if st.Dev != identity.Dev || st.Ino != identity.Ino || st.Ctim != identity.Ctim {
+			return nil, nil, nil, fmt.Errorf("policy evaluator %s was replaced during the request", path)
+		}
+		cmd := exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(fd))
+		cmd.Args[0] = HelperName
+		cmd.Env = []string{}
+		stderr := &headBuffer{max: maxHelperStderr}
+		cmd.Stderr = stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("policy evaluator: %w", err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("policy evaluator: %w", err)
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, nil, nil, fmt.Errorf("start policy evaluator %s: %w", path, err)
+		}
+		wait := func() error {
+			if err := cmd.Wait(); err != nil {
+				if s := strings.TrimSpace(stderr.String()); s != "" {
+					return fmt.Errorf("policy evaluator: %w: %s", err, strconv.Quote(s))
+				}
+				return fmt.Errorf("policy evaluator: %w", err)
+			}
+			return nil
+		}
+		return in, out, wait, nil
+	}}, nil
+}
+
+// headBuffer keeps the first max bytes written to it.
+type headBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *headBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
