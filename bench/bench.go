@@ -132,8 +132,9 @@ const (
 
 // Options configure a scan.
 type Options struct {
-	// Root is Bulwark's state root.
-	Root string
+	// Root is Bulwark's state root; RunRoot its per-run state (bulwark --run-root; empty: the
+	// default, internal/runroot).
+	Root, RunRoot string
 	// Proc, Sys and Etc are where the host's /proc, /sys and /etc are (tests use fixtures).
 	Proc, Sys, Etc string
 	// Targets are the container sources whose running containers the runtime section scans:

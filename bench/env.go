@@ -13,6 +13,7 @@ import (
 
 	"bulwark.dev/bulwark/bench/internal/docker"
 	"bulwark.dev/bulwark/bench/internal/procfs"
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -21,7 +22,7 @@ import (
 // expected values and the running containers.
 type Env struct {
 	Proc, Sys, Etc string
-	Root           string
+	Root, RunRoot  string
 	Targets        []string
 	DaemonSocket   string
 	Policy         PolicyConfig
@@ -50,7 +51,7 @@ type Container struct {
 
 func newEnv(ctx context.Context, o Options) (*Env, error) {
 	e := &Env{
-		Proc: or(o.Proc, "/proc"), Sys: or(o.Sys, "/sys"), Etc: or(o.Etc, "/etc"), Root: o.Root,
+		Proc: or(o.Proc, "/proc"), Sys: or(o.Sys, "/sys"), Etc: or(o.Etc, "/etc"), Root: o.Root, RunRoot: o.RunRoot,
 		Targets: o.Targets, DaemonSocket: o.DaemonSocket, Policy: o.Policy, Executable: o.Executable,
 		Now: time.Now(), Euid: os.Geteuid(), Floor: sandbox.FloorExpected(), LandlockABI: landlockABI,
 	}
@@ -103,10 +104,14 @@ func (e *Env) alive(pid int, start uint64) bool {
 	return err == nil && (start == 0 || got == start)
 }
 
-// bulwarkContainers lists the sandboxes of the state root (containers/<id>/state.json) whose
-// init still runs.
+// bulwarkContainers lists the sandboxes of the state root (containers/<id>/state.json in its run
+// root: RunRoot, or internal/runroot's default) whose init still runs.
 func (e *Env) bulwarkContainers() ([]Container, error) {
-	dir := filepath.Join(e.Root, "containers")
+	run := e.RunRoot
+	if run == "" {
+		run = runroot.Of(e.Root)
+	}
+	dir := filepath.Join(run, "containers")
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -89,7 +89,7 @@ func (e *Engine) DiskUsage(who Caller, allTenants bool) (*DiskUsage, error) {
 		if err != nil {
 			continue
 		}
-		size, err := sizes(e.metaDir(m.ID), filepath.Join(e.cfg.Root, "containers", m.ID))
+		size, err := sizes(e.metaDir(m.ID), filepath.Join(e.cfg.RunRoot, "containers", m.ID))
 		if err != nil {
 			return nil, err
 		}

@@ -17,9 +17,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/volume"
@@ -32,6 +35,10 @@ type Config struct {
 	// Root is the state root; trust comes from <root>/trust (pinned root and repository, set
 	// by 'bulwark trust init' or 'trust pin').
 	Root string
+	// RunRoot holds the per-run runtime state (the sandbox's state of each container, the
+	// generated /etc files its containers share), which a reboot makes meaningless: on tmpfs,
+	// runroot.Of(Root) under /run/bulwark unless set. Id ranges and MAC labels stay under Root.
+	RunRoot string
 	// PolicyDir, if set, loads the policy (or only tenant data) from a directory; PolicyBundle
 	// loads a signed OPA bundle verified with the key in PolicyKeyFile. Neither: the embedded
 	// default.
@@ -95,6 +102,9 @@ func Open(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("state root: %w", err)
 	}
 	cfg.Root = root
+	if cfg.RunRoot == "" {
+		cfg.RunRoot = runroot.Of(root)
+	}
 	if err := os.MkdirAll(filepath.Join(root, "engine"), 0o700); err != nil {
 		return nil, fmt.Errorf("create engine state: %w", err)
 	}
@@ -127,7 +137,8 @@ func Open(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Close releases the policy evaluator and the audit log.
+// Close releases the policy evaluator and the audit log, and the run root once no container of
+// the state root is left.
 func (e *Engine) Close() error {
 	e.polMu.Lock()
 	var err error
@@ -136,7 +147,34 @@ func (e *Engine) Close() error {
 		e.eval = nil
 	}
 	e.polMu.Unlock()
+	e.tidyRunRoot()
 	return errors.Join(err, e.closer())
+}
+
+// tidyRunRoot removes the run root's empty directories, and the run root, when no container of
+// the state root has a record (every test's state root would otherwise leave a directory under
+// /run/bulwark). It holds the claims lock exclusively: a run makes its record (claim) before it
+// opens the runtime that makes the directories again (start), so none is removed under a
+// container; a claim in progress makes it skip.
+func (e *Engine) tidyRunRoot() {
+	unlock, ok, err := lockFile(e.claimLockPath(), unix.LOCK_EX|unix.LOCK_NB)
+	if err != nil || !ok {
+		return
+	}
+	defer unlock()
+	if ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine")); err != nil || len(ents) > 0 {
+		return
+	}
+	ents, err := os.ReadDir(e.cfg.RunRoot)
+	if err != nil {
+		return
+	}
+	for _, ent := range ents {
+		if ent.IsDir() {
+			os.Remove(filepath.Join(e.cfg.RunRoot, ent.Name())) // only an empty one goes
+		}
+	}
+	os.Remove(e.cfg.RunRoot)
 }
 
 // Root is the state root.

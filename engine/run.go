@@ -24,7 +24,10 @@ func (e *Engine) runtime(tenant string, t *trail) (*sandbox.Runtime, error) {
 
 // runtimeFor is runtime for a container that policy granted a writable root, if writableRoot.
 func (e *Engine) runtimeFor(tenant string, t *trail, writableRoot bool) (*sandbox.Runtime, error) {
-	opts := sandbox.Options{Root: e.cfg.Root, Tenant: tenant, AllowNoMAC: e.cfg.AllowNoMAC, WritableRoot: writableRoot}
+	// The sandbox's state of each container is runtime state (tmpfs, RunRoot); the id ranges
+	// and MAC labels it hands out, and its compiled seccomp programs, are the state root's.
+	opts := sandbox.Options{Root: e.cfg.RunRoot, IDMapDir: filepath.Join(e.cfg.Root, "idmap"), SELinuxDir: filepath.Join(e.cfg.Root, "selinux"),
+		SeccompCacheDir: filepath.Join(e.cfg.Root, "seccomp-cache"), Tenant: tenant, AllowNoMAC: e.cfg.AllowNoMAC, WritableRoot: writableRoot}
 	if t != nil {
 		opts.Events = t
 	}
@@ -75,10 +78,6 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 		return nil, errors.New("start: the plan's bind sources were not resolved")
 	}
 	t := plan.trail
-	rt, err := e.runtimeFor(plan.Request.Tenant, t, plan.WritableRootSize > 0)
-	if err != nil {
-		return nil, err
-	}
 	restart, _ := ParseRestartPolicy(plan.Request.Restart)
 	meta := &Meta{
 		ID: plan.ID, Name: plan.Request.Name, Tenant: plan.Request.Tenant, RequestID: plan.Request.ID,
@@ -91,7 +90,10 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	if watched {
 		meta.Client = self()
 	}
-	var dir string
+	var (
+		dir string
+		err error
+	)
 	if prev != nil {
 		meta, dir = prev, e.metaDir(prev.ID)
 		meta.Detached, meta.Client, meta.Exit, meta.Pid, meta.PidStart = true, nil, nil, 0, 0
@@ -103,6 +105,16 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	}
 	if err != nil {
 		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
+		return nil, errors.Join(err, t.Flush())
+	}
+	// Opened once the record claims the container: the run root it makes is not tidied away
+	// under it (tidyRunRoot).
+	rt, err := e.runtimeFor(plan.Request.Tenant, t, plan.WritableRootSize > 0)
+	if err != nil {
+		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
+		if prev == nil {
+			os.RemoveAll(dir)
+		}
 		return nil, errors.Join(err, t.Flush())
 	}
 	// The client's watch is asked for while the sandbox is created, and in place before the

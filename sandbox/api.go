@@ -60,6 +60,10 @@ type Options struct {
 	// SELinuxDir is the SELinux MCS label store's directory; default <Root>/selinux. Like the id
 	// ranges, labels are unique only among Runtimes sharing it: one per host.
 	SELinuxDir string
+	// SeccompCacheDir holds the compiled seccomp programs, by profile digest; default
+	// <Root>/seccomp-cache. A caller whose Root is emptied whenever no container is left
+	// (bulwark's run root) keeps it elsewhere, or every start compiles again.
+	SeccompCacheDir string
 	// Tenant is the tenant the caller acts for (empty: DefaultTenant). It owns the containers
 	// this Runtime creates and selects their id range, and it is the only tenant whose
 	// containers this Runtime finds: another tenant's are answered as missing (see Load).

@@ -80,9 +80,13 @@ type seccompBlob struct {
 
 // compileSeccomp returns the programs the child loads, in order: the floor's default allowlist
 // always, then the spec's own profile (if any and different), stacked on top. Compiled programs
-// are cached by profile digest under <root>/seccomp-cache, which saves ~20 ms per start.
+// are cached by profile digest under Options.SeccompCacheDir (<root>/seccomp-cache), which saves
+// ~20 ms per start.
 func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]seccompBlob, error) {
-	cache := filepath.Join(r.opts.Root, "seccomp-cache")
+	cache := r.opts.SeccompCacheDir
+	if cache == "" {
+		cache = filepath.Join(r.opts.Root, "seccomp-cache")
+	}
 	def, err := seccomp.CachedCompile(cache, profiles.DefaultSeccomp())
 	if err != nil {
 		return nil, fmt.Errorf("compile default seccomp profile: %w", err)

@@ -27,6 +27,7 @@ func newBenchCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Root, _ = cmd.Flags().GetString("root")
+			o.RunRoot, _ = cmd.Flags().GetString("run-root")
 			// The binary checked is bulwark, which executed this one from beside it.
 			if exe, err := os.Executable(); err == nil {
 				o.Executable, _ = filepath.EvalSymlinks(filepath.Join(filepath.Dir(exe), "bulwark"))

@@ -75,6 +75,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
+	root.PersistentFlags().String("run-root", os.Getenv("BULWARK_RUN_ROOT"), "per-run runtime state, as bulwark's (env BULWARK_RUN_ROOT)")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+client.HostEnv+"); the other commands refuse it")
 	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd())
 	return root

@@ -11,6 +11,7 @@ import (
 	"bulwark.dev/bulwark/client"
 
 	"bulwark.dev/bulwark/internal/privilege"
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -25,6 +26,9 @@ func defaultRoot() string {
 	}
 	return "/var/lib/bulwark"
 }
+
+// runRootEnv names the run root when --run-root is not given.
+const runRootEnv = "BULWARK_RUN_ROOT"
 
 // mainAt is when main began, for run --steps-log.
 var mainAt time.Time
@@ -65,6 +69,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
+	root.PersistentFlags().String("run-root", os.Getenv(runRootEnv), "per-run runtime state, a tmpfs lost at reboot (env "+runRootEnv+"; default: a directory of the state root's own under "+runroot.Base+")")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+client.HostEnv+")")
 	root.AddCommand(newImageCmd(), newAuditCmd())
 	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),

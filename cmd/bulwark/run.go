@@ -20,6 +20,7 @@ import (
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/internal/console"
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -51,9 +52,18 @@ func openEngine(cmd *cobra.Command, f *engineFlags) (*engine.Engine, error) {
 	if root, err = filepath.Abs(root); err != nil {
 		return nil, err
 	}
-	// The supervisor runs from "/": it is given the absolute state root.
-	cfg := engine.Config{Root: root, Resolver: []string{"/proc/self/exe", "--root", root, resolverCmdName},
-		Monitor: []string{"/proc/self/exe", "--root", root, monitorCmdName}}
+	run, err := cmd.Flags().GetString("run-root")
+	if err != nil {
+		return nil, err
+	}
+	if run == "" {
+		run = runroot.Of(root)
+	} else if run, err = filepath.Abs(run); err != nil {
+		return nil, err
+	}
+	// The supervisor runs from "/": it is given the absolute state and run roots.
+	cfg := engine.Config{Root: root, RunRoot: run, Resolver: []string{"/proc/self/exe", "--root", root, "--run-root", run, resolverCmdName},
+		Monitor: []string{"/proc/self/exe", "--root", root, "--run-root", run, monitorCmdName}}
 	if f != nil {
 		cfg.PolicyDir, cfg.PolicyBundle, cfg.AllowNoMAC, cfg.Unpack = f.policyDir, f.policyBundle, f.allowNoMAC, f.unpack
 		if f.steps != nil {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 
 	"bulwark.dev/bulwark/tests/internal/clitest"
@@ -119,13 +120,14 @@ func attr(r map[string]any, k string) string {
 	return s
 }
 
-// assertNothingLeft checks the state root holds no container of any kind and the kernel has
+// assertNothingLeft checks the state root (and its run root) holds no container of any kind and the kernel has
 // no mount, cgroup or process of the tracked ids.
 func (f *fixture) assertNothingLeft(t testing.TB) {
 	t.Helper()
 	f.leaks.AssertNone(t)
-	for _, d := range []string{"containers", "engine"} {
-		ents, _ := os.ReadDir(filepath.Join(f.root, d))
+	// The sandbox's state of each container is in the state root's run root (tmpfs).
+	for _, d := range []string{filepath.Join(runroot.Of(f.root), "containers"), filepath.Join(f.root, "containers"), filepath.Join(f.root, "engine")} {
+		ents, _ := os.ReadDir(d)
 		if len(ents) != 0 {
 			var names []string
 			for _, e := range ents {

@@ -86,9 +86,11 @@ func imageHost(b *testing.B, runcBin, rootfs string) (func(args ...string) (time
 // imageHostTar is imageHost for the image tag of a rootfs tarball.
 func imageHostTar(b *testing.B, runcBin, tar, tag string) (func(args ...string) (time.Duration, error), string) {
 	bulwark := filepath.Join(filepath.Dir(runcBin), "bulwark")
-	state := filepath.Join(b.TempDir(), "state")
+	// Its persistent state on disk, its per-run state (--run-root) on tmpfs, as bulwark-runc's
+	// --root is (runRoot).
+	state, run := filepath.Join(b.TempDir(), "state"), runRoot(b)
 	cli := func(args ...string) (time.Duration, error) {
-		cmd := exec.Command(bulwark, append([]string{"--root", state}, args...)...)
+		cmd := exec.Command(bulwark, append([]string{"--root", state, "--run-root", run}, args...)...)
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		d := time.Since(start)

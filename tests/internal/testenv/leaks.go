@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"bulwark.dev/bulwark/internal/runroot"
 )
 
 // Leaks checks, when the test ends, that nothing it created outlives it: no mount in this mount
@@ -70,7 +72,8 @@ func (l *Leaks) find(final bool) []string {
 	dirs := append([]string(nil), l.dirs...)
 	l.mu.Unlock()
 	if l.stateRoot != "" {
-		dirs = append(dirs, l.stateRoot)
+		// A bulwark state root's per-run state is in its run root (tmpfs).
+		dirs = append(dirs, l.stateRoot, runroot.Of(l.stateRoot))
 	}
 	var out []string
 	out = append(out, mountLeaks(dirs, ids)...)
@@ -260,9 +263,11 @@ func (l *Leaks) stateLeaks(ids []string) []string {
 	}
 	var out []string
 	for _, id := range ids {
-		p := filepath.Join(l.stateRoot, "containers", id)
-		if _, err := os.Lstat(p); err == nil {
-			out = append(out, "state dir: "+p)
+		for _, root := range []string{l.stateRoot, runroot.Of(l.stateRoot)} {
+			p := filepath.Join(root, "containers", id)
+			if _, err := os.Lstat(p); err == nil {
+				out = append(out, "state dir: "+p)
+			}
 		}
 	}
 	filepath.WalkDir(filepath.Join(l.stateRoot, "idmap"), func(p string, d fs.DirEntry, err error) error {

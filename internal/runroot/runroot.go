@@ -1,0 +1,26 @@
+// Package runroot names where a state root's per-run runtime state lives: the sandbox's state of
+// each container (its init's pid, the exec fifo, its effective spec), which describes processes
+// that a reboot ends, on tmpfs under /run/bulwark as ARCHITECTURE.md intends. The state root
+// itself (on disk) keeps what must survive: container records and logs, images, trust, policy
+// revision, id ranges, the audit log. On ext4 each file made or removed there cost a journal
+// update (and the removals a discard); on tmpfs they cost nothing to speak of.
+package runroot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+)
+
+// Base is the directory every state root's run root lives under.
+const Base = "/run/bulwark/roots"
+
+// Of is the run root of the state root root (made absolute): one directory per state root, so
+// that two state roots (tests, or two daemons) never share a container name.
+func Of(root string) string {
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(root)))
+	return filepath.Join(Base, hex.EncodeToString(sum[:8]))
+}
