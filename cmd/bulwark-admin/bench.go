@@ -11,6 +11,7 @@ import (
 
 	"bulwark.dev/bulwark/bench"
 	"bulwark.dev/bulwark/bench/format"
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/daemon/config"
 )
 
@@ -47,7 +48,7 @@ func newBenchCmd() *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), format.SummaryLine(rep))
 			}
 			if exitCode != 0 && rep.Failed() {
-				return &exitError{code: exitCode, err: errors.New("")}
+				return &clibase.ExitError{Code: exitCode, Err: errors.New("")}
 			}
 			return nil
 		},

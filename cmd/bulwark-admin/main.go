@@ -7,10 +7,7 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -18,8 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
-	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -36,7 +33,7 @@ func main() {
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintln(os.Stderr, "bulwark:", msg)
 		}
-		os.Exit(exitCode(err))
+		os.Exit(clibase.ExitCode(err))
 	}
 }
 
@@ -74,51 +71,13 @@ func newRootCmd() *cobra.Command {
 			return privilege.Require()
 		},
 	}
-	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
-	root.PersistentFlags().String("run-root", os.Getenv("BULWARK_RUN_ROOT"), "per-run runtime state, as bulwark's (env BULWARK_RUN_ROOT)")
+	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
+	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, as bulwark's (env "+clibase.RunRootEnv+")")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+client.HostEnv+"); the other commands refuse it")
 	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd())
 	return root
 }
 
-// stateRootEnv names the state root when --root is not given, as for bulwark.
-const stateRootEnv = "BULWARK_STATE_ROOT"
-
-func defaultRoot() string {
-	if r := os.Getenv(stateRootEnv); r != "" {
-		return r
-	}
-	return "/var/lib/bulwark"
-}
-
 func caller() engine.Identity {
 	return engine.Identity{UID: os.Getuid(), GID: os.Getgid()}
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// exitError carries the process exit status a command wants.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// exitCode is bulwark's: the status an error carries; 1 for the caller's mistakes; else 125.
-func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	switch errdefs.Class(err) {
-	case errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrConflict:
-		return 1
-	}
-	return 125
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine/opapolicy"
 	"bulwark.dev/bulwark/policy"
 )
@@ -83,7 +84,7 @@ func newPolicyEvalCmd() *cobra.Command {
 			if c := d.Constraints; c.MaxMemory != nil || c.MaxPids != nil || c.Capabilities != nil {
 				out.Constraints = &d.Constraints
 			}
-			if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+			if err := clibase.PrintJSON(cmd.OutOrStdout(), out); err != nil {
 				return err
 			}
 			if !d.Allow {
@@ -91,7 +92,7 @@ func newPolicyEvalCmd() *cobra.Command {
 				for i, r := range d.Reasons {
 					codes[i] = r.Code
 				}
-				return &exitError{code: 1, err: fmt.Errorf("%w: %s", errDenied, strings.Join(codes, ", "))}
+				return &clibase.ExitError{Code: 1, Err: fmt.Errorf("%w: %s", errDenied, strings.Join(codes, ", "))}
 			}
 			return nil
 		},
@@ -143,7 +144,7 @@ func newPolicyTestCmd() *cobra.Command {
 				return errors.New("no Rego tests (rules named test_*) found")
 			case failed > 0:
 				fmt.Fprintf(w, "FAIL: %d/%d\n", failed, passed+failed)
-				return &exitError{code: 1, err: fmt.Errorf("%d of %d policy tests failed", failed, passed+failed)}
+				return &clibase.ExitError{Code: 1, Err: fmt.Errorf("%d of %d policy tests failed", failed, passed+failed)}
 			}
 			fmt.Fprintf(w, "PASS: %d/%d\n", passed, passed)
 			return nil
@@ -187,7 +188,7 @@ func newPolicyShowCmd() *cobra.Command {
 			if ok {
 				out.AcceptedRevision = &rev
 			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return clibase.PrintJSON(cmd.OutOrStdout(), out)
 		},
 	}
 	addSourceFlags(cmd, &src)

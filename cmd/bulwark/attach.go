@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/internal/console"
 )
@@ -47,7 +48,7 @@ Exit status: the workload's when it exits while attached; 0 after detaching.`,
 				if !exited {
 					return errors.New("the container's monitor closed the connection without an exit status")
 				}
-				return &exitError{code: code, err: errSilent}
+				return &clibase.ExitError{Code: code, Err: errSilent}
 			})
 		},
 	}

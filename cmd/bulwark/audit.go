@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 )
 
 // auditDir is the audit log's directory under the state root.
@@ -34,7 +35,7 @@ func newAuditVerifyCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if c := remoteOf(cmd); c != nil {
 				if err := c.PrintAuditVerify(cmd.Context(), cmd.OutOrStdout()); err != nil {
-					return &exitError{code: 1, err: err}
+					return &clibase.ExitError{Code: 1, Err: err}
 				}
 				return nil
 			}
@@ -57,7 +58,7 @@ func newAuditVerifyCmd() *cobra.Command {
 					rep.Repaired.Attrs["kept_at"], rep.Repaired.Seq)
 			}
 			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("audit verify: %w", err)}
+				return &clibase.ExitError{Code: 1, Err: fmt.Errorf("audit verify: %w", err)}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "audit chain OK: %d records (last seq %d), %d checkpoints verified%s\n",
 				rep.Records, rep.LastSeq, rep.Checkpoints, map[bool]string{true: ", anchored", false: ""}[rep.Anchored])
@@ -162,7 +163,7 @@ func newAuditCheckpointCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), c)
+			return clibase.PrintJSON(cmd.OutOrStdout(), c)
 		},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -106,7 +107,7 @@ func newInspectCmd() *cobra.Command {
 					}
 					out = append(out, c)
 				}
-				return printJSON(cmd.OutOrStdout(), out)
+				return clibase.PrintJSON(cmd.OutOrStdout(), out)
 			})
 		},
 	}
@@ -198,9 +199,9 @@ func newExecCmd() *cobra.Command {
 				}
 				code, err := c.Exec(cmd.Context(), args[0], req, stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				if err != nil {
-					return &exitError{code: code, err: err}
+					return &clibase.ExitError{Code: code, Err: err}
 				}
-				return &exitError{code: code, err: errSilent}
+				return &clibase.ExitError{Code: code, Err: errSilent}
 			}
 			collectAtLimit()
 			e, err := openEngine(cmd, &flags)
@@ -214,9 +215,9 @@ func newExecCmd() *cobra.Command {
 			}
 			code, err := e.Exec(context.Background(), args[0], req, stdio)
 			if err != nil {
-				return &exitError{code: engine.ExitStatus(err), err: err}
+				return &clibase.ExitError{Code: engine.ExitStatus(err), Err: err}
 			}
-			return &exitError{code: code, err: errSilent}
+			return &clibase.ExitError{Code: code, Err: errSilent}
 		},
 	}
 	c.Flags().SetInterspersed(false)
@@ -242,7 +243,7 @@ func eachContainer(cmd *cobra.Command, args []string, fn func(*engine.Engine, st
 			fmt.Fprintln(cmd.OutOrStdout(), id)
 		}
 		if failed != nil {
-			return &exitError{code: 1, err: errSilent}
+			return &clibase.ExitError{Code: 1, Err: errSilent}
 		}
 		return nil
 	})
@@ -390,7 +391,7 @@ func newStatsCmd() *cobra.Command {
 						human(s.MemoryPeak), s.PidsCurrent, time.Duration(s.CPUUsageNs).Round(time.Millisecond), s.OOMKills)
 				}
 				if asJSON {
-					return printJSON(cmd.OutOrStdout(), all)
+					return clibase.PrintJSON(cmd.OutOrStdout(), all)
 				}
 				return tw.Flush()
 			})

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/internal/atomicfile"
 )
@@ -101,7 +102,7 @@ func newImageInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), map[string]any{"descriptor": desc, "manifest": m, "config": cfg})
+			return clibase.PrintJSON(cmd.OutOrStdout(), map[string]any{"descriptor": desc, "manifest": m, "config": cfg})
 		},
 	}
 }

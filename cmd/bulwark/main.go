@@ -1,4 +1,5 @@
-// Command bulwark is Bulwark's daemonless command line: run, images, trust, policy and audit.
+// Command bulwark is Bulwark's daemonless command line: run, images, trust, policy and audit (policy,
+// bench and trust served by bulwark-admin beside it: delegate.go).
 package main
 
 import (
@@ -9,26 +10,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/client"
-
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/sandbox"
 )
-
-// stateRootEnv names the state root when --root is not given, as for bulwark-runc's
-// --state-root: the flag wins over the environment, the environment over the default.
-const stateRootEnv = "BULWARK_STATE_ROOT"
-
-// defaultRoot is the state root without --root.
-func defaultRoot() string {
-	if r := os.Getenv(stateRootEnv); r != "" {
-		return r
-	}
-	return "/var/lib/bulwark"
-}
-
-// runRootEnv names the run root when --run-root is not given.
-const runRootEnv = "BULWARK_RUN_ROOT"
 
 // mainAt is when main began, for run --steps-log.
 var mainAt time.Time
@@ -41,7 +27,7 @@ func main() {
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintln(os.Stderr, "bulwark:", msg)
 		}
-		os.Exit(exitCode(err))
+		os.Exit(clibase.ExitCode(err))
 	}
 }
 
@@ -68,8 +54,8 @@ func newRootCmd() *cobra.Command {
 			return privilege.Require()
 		},
 	}
-	root.PersistentFlags().String("root", defaultRoot(), "state root (env "+stateRootEnv+")")
-	root.PersistentFlags().String("run-root", os.Getenv(runRootEnv), "per-run runtime state, a tmpfs lost at reboot (env "+runRootEnv+"; default: a directory of the state root's own under "+runroot.Base+")")
+	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
+	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, a tmpfs lost at reboot (env "+clibase.RunRootEnv+"; default: a directory of the state root's own under "+runroot.Base+")")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+client.HostEnv+")")
 	root.AddCommand(newImageCmd(), newAuditCmd())
 	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/policy"
@@ -38,11 +39,11 @@ func rootOf(t *testing.T, args ...string) string {
 // TestStateRootPrecedence: --root wins over BULWARK_STATE_ROOT, which wins over the default (the
 // same order as bulwark-runc's --state-root).
 func TestStateRootPrecedence(t *testing.T) {
-	t.Setenv(stateRootEnv, "")
+	t.Setenv(clibase.StateRootEnv, "")
 	if got := rootOf(t); got != "/var/lib/bulwark" {
 		t.Errorf("default root %q", got)
 	}
-	t.Setenv(stateRootEnv, "/tmp/from-env")
+	t.Setenv(clibase.StateRootEnv, "/tmp/from-env")
 	if got := rootOf(t); got != "/tmp/from-env" {
 		t.Errorf("env root %q", got)
 	}
@@ -64,9 +65,9 @@ func TestExitCodeClasses(t *testing.T) {
 		{&policy.DeniedError{}, 125},
 		{fmt.Errorf("%w: x", engine.ErrVerification), 125},
 		{errors.New("disk full"), 125},
-		{&exitError{code: 7, err: errSilent}, 7},
+		{&clibase.ExitError{Code: 7, Err: errSilent}, 7},
 	} {
-		if got := exitCode(tc.err); got != tc.want {
+		if got := clibase.ExitCode(tc.err); got != tc.want {
 			t.Errorf("%v: exit %d, want %d", tc.err, got, tc.want)
 		}
 	}
@@ -89,8 +90,8 @@ func TestSignalledEarly(t *testing.T) {
 	}
 	sigs <- syscall.SIGWINCH
 	sigs <- syscall.SIGTERM
-	var ee *exitError
-	if err := signalledEarly(sigs); !errors.As(err, &ee) || ee.code != 143 {
+	var ee *clibase.ExitError
+	if err := signalledEarly(sigs); !errors.As(err, &ee) || ee.Code != 143 {
 		t.Fatalf("SIGTERM: %v, want exit 143", err)
 	}
 }

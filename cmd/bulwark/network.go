@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 )
 
@@ -79,7 +80,7 @@ func newNetworkInspectCmd() *cobra.Command {
 					}
 					out = append(out, n)
 				}
-				return printJSON(cmd.OutOrStdout(), out)
+				return clibase.PrintJSON(cmd.OutOrStdout(), out)
 			})
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 )
 
@@ -77,18 +78,18 @@ func runRemote(cmd *cobra.Command, c *client.Client, req *engine.Request, dryRun
 	}
 	code, err := c.Run(ctx, req, out, errOut, sigs)
 	if err != nil {
-		return &exitError{code: code, err: err}
+		return &clibase.ExitError{Code: code, Err: err}
 	}
 	if req.Detach {
 		return nil
 	}
-	return &exitError{code: code, err: errSilent}
+	return &clibase.ExitError{Code: code, Err: errSilent}
 }
 
 // eachRemote is eachContainer through bulwarkd.
 func eachRemote(cmd *cobra.Command, args []string, fn func(id string) error) error {
 	if client.Each(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, fn) {
-		return &exitError{code: 1, err: errSilent}
+		return &clibase.ExitError{Code: 1, Err: errSilent}
 	}
 	return nil
 }

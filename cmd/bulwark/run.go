@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/internal/console"
@@ -293,7 +294,7 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 		fmt.Fprintf(out, "%s\n", b)
 	}
 	if err != nil {
-		return &exitError{code: engine.ExitStatus(err), err: err}
+		return &clibase.ExitError{Code: engine.ExitStatus(err), Err: err}
 	}
 	if dryRun {
 		return nil
@@ -321,7 +322,7 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 	}
 	r, err := e.Start(ctx, plan, stdio)
 	if err != nil {
-		return &exitError{code: engine.ExitStatus(err), err: err}
+		return &clibase.ExitError{Code: engine.ExitStatus(err), Err: err}
 	}
 	if proxy != nil {
 		if err := proxy.Attach(); err != nil {
@@ -359,9 +360,9 @@ func runRequest(cmd *cobra.Command, e *engine.Engine, req *engine.Request, inter
 		fmt.Fprintln(errOut, "bulwark:", err)
 	}
 	if info.Code == 0 && err != nil {
-		return &exitError{code: 125, err: err}
+		return &clibase.ExitError{Code: 125, Err: err}
 	}
-	return &exitError{code: info.Code, err: errSilent}
+	return &clibase.ExitError{Code: info.Code, Err: errSilent}
 }
 
 // signalledEarly returns the exit a signal caught before the container exists means (what its
@@ -373,7 +374,7 @@ func signalledEarly(sigs chan os.Signal) error {
 		case s := <-sigs:
 			if s != syscall.SIGWINCH {
 				n := int(s.(syscall.Signal))
-				return &exitError{code: 128 + n, err: fmt.Errorf("%v before the container was created: not run", s)}
+				return &clibase.ExitError{Code: 128 + n, Err: fmt.Errorf("%v before the container was created: not run", s)}
 			}
 		default:
 			return nil
@@ -408,7 +409,7 @@ func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 	id, err := engine.SpawnMonitor(plan, []string{"/proc/self/exe", "--root", root, monitorCmdName})
 	var me *engine.MonitorError
 	if errors.As(err, &me) {
-		return &exitError{code: me.Code, err: err}
+		return &clibase.ExitError{Code: me.Code, Err: err}
 	}
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 )
 
@@ -30,7 +31,7 @@ func newSystemDfCmd() *cobra.Command {
 					return err
 				}
 				if asJSON {
-					return printJSON(cmd.OutOrStdout(), du)
+					return clibase.PrintJSON(cmd.OutOrStdout(), du)
 				}
 				if verbose {
 					return printDfVerbose(cmd.OutOrStdout(), du)

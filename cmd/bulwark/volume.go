@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 )
 
@@ -92,7 +93,7 @@ func newVolumeInspectCmd() *cobra.Command {
 					}
 					out = append(out, v)
 				}
-				return printJSON(cmd.OutOrStdout(), out)
+				return clibase.PrintJSON(cmd.OutOrStdout(), out)
 			})
 		},
 	}

@@ -1,0 +1,59 @@
+// Package clibase is what the two halves of the bulwark command line share — bulwark, and
+// bulwark-admin beside it with the commands that link OPA or go-tuf: the state root's default,
+// the exit status an error carries, and JSON output.
+package clibase
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+
+	"bulwark.dev/bulwark/errdefs"
+)
+
+// StateRootEnv names the state root when --root is not given, as for bulwark-runc's
+// --state-root: the flag wins over the environment, the environment over the default.
+const StateRootEnv = "BULWARK_STATE_ROOT"
+
+// RunRootEnv names the run root when --run-root is not given.
+const RunRootEnv = "BULWARK_RUN_ROOT"
+
+// DefaultRoot is the state root without --root.
+func DefaultRoot() string {
+	if r := os.Getenv(StateRootEnv); r != "" {
+		return r
+	}
+	return "/var/lib/bulwark"
+}
+
+// ExitError carries the process exit status a command wants.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode maps an error to the exit status: the one it carries; 1 for the caller's mistakes
+// (no such object, a name in use, a bad argument, the wrong state — docker's status for a failed
+// container command); else 125 as docker uses for "the engine itself failed or refused".
+func ExitCode(err error) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	switch errdefs.Class(err) {
+	case errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrConflict:
+		return 1
+	}
+	return 125
+}
+
+// PrintJSON writes v as indented JSON.
+func PrintJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
