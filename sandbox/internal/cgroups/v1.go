@@ -141,11 +141,8 @@ func (m *v1Manager) create(res *specs.LinuxResources) error {
 		return err
 	}
 	var writes []func() error
-	// CVE-2022-0492: the v1 release agent runs as host root when a cgroup with notify_on_release
-	// empties. The flag is inherited from the parent at mkdir, so clear it explicitly: a container
-	// can never be the trigger of a host-side release_agent.
 	for _, d := range m.v1Dirs() {
-		writes = append(writes, func() error { return writeFile(d, "notify_on_release", "0") })
+		writes = append(writes, func() error { return clearNotifyOnRelease(d) })
 	}
 	for _, apply := range []func(*specs.LinuxResources) error{
 		m.applyDevices, m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio,
@@ -154,6 +151,22 @@ func (m *v1Manager) create(res *specs.LinuxResources) error {
 		writes = append(writes, func() error { return apply(res) })
 	}
 	return parallel(writes...)
+}
+
+// clearNotifyOnRelease makes sure the leaf dir has notify_on_release clear (CVE-2022-0492: the v1
+// release agent runs as host root when a cgroup with the flag set empties, so a container can never
+// be the trigger of a host-side release_agent). A leaf takes the flag from its parent at mkdir, so
+// where the parent's is clear (Bulwark's own parent's is) the leaf's is too and is left alone; only
+// a leaf under a parent with the flag set is cleared itself. Every cgroupfs file looked up stays in
+// the host's inode and dentry caches as long as its cgroup lives (~0.8 kB each): the parent's is one
+// for all containers, the leaf's one per container and hierarchy. The parent is read after the
+// leaf's mkdir; only host root (or whoever the parent is delegated to, who can make cgroups with the
+// flag set there anyway) can change the parent's flag in between.
+func clearNotifyOnRelease(dir string) error {
+	if v, err := readFile(filepath.Dir(dir), "notify_on_release"); err == nil && v == "0" {
+		return nil
+	}
+	return writeFile(dir, "notify_on_release", "0")
 }
 
 // mkdirLeaf makes dir, and its missing parents only when there are some: on the common path only

@@ -419,3 +419,32 @@ func TestV1PlacesInEveryHierarchy(t *testing.T) {
 		}
 	}
 }
+
+// TestV1NotifyOnReleaseCleared: a leaf never keeps notify_on_release set (CVE-2022-0492), whether
+// its parent has the flag clear (the leaf inherits it clear and is left alone) or set (the leaf is
+// cleared itself), in every v1 hierarchy.
+func TestV1NotifyOnReleaseCleared(t *testing.T) {
+	for _, parentFlag := range []string{"1", "0"} {
+		t.Run("parent "+parentFlag, func(t *testing.T) {
+			m := newTestV1(t)
+			for _, d := range m.v1Dirs() {
+				parent := filepath.Dir(d)
+				if err := os.MkdirAll(parent, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := writeFile(parent, "notify_on_release", parentFlag); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, _ := WithDefaults(&specs.LinuxResources{})
+			if err := m.Create(res); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range m.v1Dirs() {
+				if got := readT(t, d, "notify_on_release"); got != "0" {
+					t.Errorf("%s/notify_on_release = %q under a parent with %s", d, got, parentFlag)
+				}
+			}
+		})
+	}
+}
