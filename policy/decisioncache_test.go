@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -103,6 +104,17 @@ func TestDecisionCacheRefusesWhatDoesNotVerify(t *testing.T) {
 		},
 		"allow with reasons": func(t *testing.T, _, file string) {
 			edit(t, file, func(e *cacheEntry) { e.Decision.Allow, e.Decision.Reasons = true, []Reason{{Code: "X"}} })
+		},
+		"oversize": func(t *testing.T, _, file string) {
+			// A whole entry followed by more than the bound allows.
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, bytes.Repeat([]byte(" "), 1<<20)...)
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		},
 		"torn": func(t *testing.T, _, file string) {
 			if err := os.WriteFile(file, []byte(`{"format":`), 0o600); err != nil {

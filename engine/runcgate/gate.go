@@ -8,6 +8,7 @@
 package runcgate
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -126,6 +127,9 @@ type Session struct {
 	err       error
 	log       *audit.Log
 	requestID string
+	// stateRoot is cfg.StateRoot resolved (document.ResolveHostPath) for the request document;
+	// empty: the document resolves it (and refuses the request if it cannot).
+	stateRoot string
 	// ev decides what cache cannot (cache nil: nothing is cached); everr refuses any request
 	// the cache cannot answer.
 	ev    *evalproto.Evaluator
@@ -156,6 +160,9 @@ func (s *Session) begin() {
 		return
 	}
 	s.requestID = newRequestID()
+	if root, err := document.ResolveHostPath(cfg.StateRoot); err == nil {
+		s.stateRoot = root
+	}
 	s.ev = cfg.Evaluator
 	if s.ev == nil {
 		s.ev, s.everr = evalproto.Helper()
@@ -365,7 +372,7 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 			Tenant:    req.Tenant,
 			Identity:  document.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != document.OpExec,
-			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
+			StateRoot: cmp.Or(s.stateRoot, cfg.StateRoot), StateRootResolved: s.stateRoot != "", Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
 		Decide: decidePolicy,

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -162,27 +161,52 @@ func (c *Cache) slot(input string) string {
 	return filepath.Join(c.dir, fmt.Sprintf("%02x.json", int(sum[0])%cacheSlots))
 }
 
+// maxEntry bounds a cache entry read back: a larger file is a miss.
+const maxEntry = 1 << 20
+
+// read reads the entry of input's slot. Its file is read through its descriptor with plain
+// system calls: an *os.File registers with (and, the first in a process, sets up) the runtime's
+// poller, for a file read once.
 func (c *Cache) read(input string) (cacheEntry, error) {
 	if err := ownedAndClosed(c.dir, true); err != nil {
 		return cacheEntry{}, err
 	}
-	f, err := os.OpenFile(c.slot(input), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	fd, err := unix.Open(c.slot(input), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return cacheEntry{}, err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return cacheEntry{}, err
 	}
 	if err := checkOwned(&st, false); err != nil {
 		return cacheEntry{}, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
-		return cacheEntry{}, err
+	if st.Size > maxEntry {
+		return cacheEntry{}, errors.New("decision cache: entry too large")
 	}
-	return decodeEntry(data)
+	// One byte more than its size: a file that grew since its stat is read short of its end and
+	// is a miss.
+	data := make([]byte, st.Size+1)
+	n := 0
+	for n < len(data) {
+		m, err := unix.Read(fd, data[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return cacheEntry{}, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	if n != int(st.Size) {
+		return cacheEntry{}, errors.New("decision cache: entry changed while read")
+	}
+	return decodeEntry(data[:n])
 }
 
 // CachedRecord is the audit record of a decision Lookup returned for req.

@@ -17,7 +17,7 @@ import (
 func InputDigest(req *Request) string {
 	b := []byte("null")
 	if req != nil {
-		b = appendRequest(make([]byte, 0, 4096), req)
+		b = appendRequest(make([]byte, 0, 16<<10), req)
 	}
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -43,6 +43,15 @@ func sortedKeys[V any](m map[string]V) []string {
 
 const hexDigits = "0123456789abcdef"
 
+// plainASCII says which ASCII bytes encoding/json writes as they are in a string (one lookup per
+// byte: most of a request document is such text).
+var plainASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // AppendJSONString appends s as a JSON string, escaped as encoding/json escapes it by default
 // (byte for byte the same): for callers on a one-shot process's start path that render a few
 // strings as JSON, where encoding/json's first use of a type costs tens of microseconds.
@@ -56,7 +65,7 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plainASCII[c] {
 				i++
 				continue
 			}
