@@ -100,6 +100,25 @@ func copyInto(dst, src reflect.Value, omitEmpty bool) error {
 	return nil
 }
 
+// warmSpecCopy fills jsonFields' cache for every struct type a spec can hold (WarmFloor): in a
+// fresh process, reading each type's fields was most of its first copy.
+func warmSpecCopy() { warmFields(reflect.TypeFor[specs.Spec](), map[reflect.Type]bool{}) }
+
+func warmFields(t reflect.Type, seen map[reflect.Type]bool) {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		warmFields(t.Elem(), seen)
+	case reflect.Struct:
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		for _, f := range jsonFields(t) {
+			warmFields(t.Field(f.index).Type, seen)
+		}
+	}
+}
+
 // jsonField is a struct field JSON encodes.
 type jsonField struct {
 	index     int
