@@ -26,6 +26,20 @@ func DefaultSeccomp() *specs.LinuxSeccomp {
 	return cloneSeccomp(parsedDefault().spec)
 }
 
+// DefaultSeccompShape returns what describes the default allowlist DefaultSeccomp returns — its
+// default action and its number of rules — without copying it, and the SHA-256 of the embedded
+// profile it was resolved from (hex): the floor's description of it, on every start's path.
+func DefaultSeccompShape() (action specs.LinuxSeccompAction, rules int, sum string) {
+	p := parsedDefault().spec
+	return p.DefaultAction, len(p.Syscalls), embeddedSum()
+}
+
+// embeddedSum is the SHA-256 of the embedded profile, once per process.
+var embeddedSum = sync.OnceValue(func() string {
+	sum := sha256.Sum256(defaultSeccompJSON)
+	return hex.EncodeToString(sum[:])
+})
+
 // SeccompRuleNote is a rule of the default profile as shipped, with its comment.
 type SeccompRuleNote struct {
 	Names    []string

@@ -1,6 +1,8 @@
 package profiles
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math/bits"
@@ -467,5 +469,17 @@ func TestDefaultSeccompNotes(t *testing.T) {
 	}
 	if comments == 0 {
 		t.Error("no rule's comment kept")
+	}
+}
+
+// DefaultSeccompShape describes the profile DefaultSeccomp returns, and the embedded file.
+func TestDefaultSeccompShapeDescribesIt(t *testing.T) {
+	action, rules, sum := DefaultSeccompShape()
+	p := DefaultSeccomp()
+	if action != p.DefaultAction || rules != len(p.Syscalls) {
+		t.Errorf("shape %s, %d rules; the profile has %s, %d", action, rules, p.DefaultAction, len(p.Syscalls))
+	}
+	if want := sha256.Sum256(DefaultSeccompJSON()); sum != hex.EncodeToString(want[:]) {
+		t.Errorf("embedded profile sum %s, want %x", sum, want)
 	}
 }

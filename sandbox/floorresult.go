@@ -96,11 +96,11 @@ func SeccompDigest(p *specs.LinuxSeccomp) string {
 
 // defaultProgram describes the floor's default allowlist, once per process.
 var defaultProgram = sync.OnceValue(func() SeccompProgram {
-	p := profiles.DefaultSeccomp()
-	return SeccompProgram{Source: "default", Digest: defaultDigest(p), DefaultAction: string(p.DefaultAction), Rules: len(p.Syscalls)}
+	action, rules, sum := profiles.DefaultSeccompShape()
+	return SeccompProgram{Source: "default", Digest: defaultDigest(sum), DefaultAction: string(action), Rules: rules}
 })
 
-// defaultDigests is SeccompDigest of the default allowlist p resolved for each architecture,
+// defaultDigests is SeccompDigest of the default allowlist resolved for each architecture,
 // computed (by TestDefaultSeccompDigests, which fails until they are updated) from the embedded
 // profile whose SHA-256 is defaultProfileSum: the digest's JSON encoding, the first in a process,
 // took ≈ 0.35 ms of every start. Any other embedded profile or architecture is digested here.
@@ -111,14 +111,13 @@ var defaultDigests = map[string]string{
 	"arm64": "sha256:71f0f9a37f7cb4f8a91d41c1de16553ca53bc55be8eeb8873df9120446bc5a70",
 }
 
-// defaultDigest is SeccompDigest(p) of the default allowlist p, from defaultDigests when the
-// embedded profile is the one they were computed from.
-func defaultDigest(p *specs.LinuxSeccomp) string {
-	sum := sha256.Sum256(profiles.DefaultSeccompJSON())
-	if d, ok := defaultDigests[runtime.GOARCH]; ok && hex.EncodeToString(sum[:]) == defaultProfileSum {
+// defaultDigest is SeccompDigest of the default allowlist, from defaultDigests when the embedded
+// profile (whose SHA-256 is sum) is the one they were computed from.
+func defaultDigest(sum string) string {
+	if d, ok := defaultDigests[runtime.GOARCH]; ok && sum == defaultProfileSum {
 		return d
 	}
-	return SeccompDigest(p)
+	return SeccompDigest(profiles.DefaultSeccomp())
 }
 
 // seccompStack is what compileSeccomp compiles for spec, described.

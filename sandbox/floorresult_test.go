@@ -110,7 +110,11 @@ func TestDefaultSeccompDigests(t *testing.T) {
 			t.Errorf("defaultDigests[%q] = %s, want %s", arch, want, got)
 		}
 	}
-	if got, want := defaultProgram().Digest, SeccompDigest(profiles.DefaultSeccomp()); got != want {
+	def := profiles.DefaultSeccomp()
+	if got, want := defaultProgram().Digest, SeccompDigest(def); got != want {
 		t.Errorf("default program digest %s, want %s", got, want)
+	}
+	if p := defaultProgram(); p.DefaultAction != string(def.DefaultAction) || p.Rules != len(def.Syscalls) {
+		t.Errorf("default program %+v, want action %s and %d rules", p, def.DefaultAction, len(def.Syscalls))
 	}
 }
