@@ -8,7 +8,6 @@
 package runcgate
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -112,24 +111,22 @@ type Decision struct {
 	durableErr error
 }
 
-// A Session is what deciding a request needs before it sees the request: the audit log opened,
-// the request's id drawn, the evaluator's file checked and the decision cache opened for it and
-// the policy source (a directory's files digested), and the floor's per-process reading of the
-// host and of its embedded profiles (sandbox.WarmFloor). None of it depends on the request, so
-// Begin does it in the background while the caller reads its bundle (two of a runtime start's
-// policy step's three quarters were this), and the session's Decide waits for it. Each is done
-// exactly as Decide did it before, and what is checked again after the decision (the evaluator's
-// file before it is executed, a policy directory's digest before a decision is stored) still is.
+// A Session is what deciding a request needs and does not depend on the request: the audit log
+// opened, the evaluator's file checked and the decision cache opened for it and the policy
+// source (a directory's files digested), and the floor's per-process reading of the host and of
+// its embedded profiles (sandbox.WarmFloor). Begin does it in the background while the caller
+// reads its bundle, and the session's Decide floors the request and builds its document in the
+// meantime: it waits for the session only to look the document up (or to append to the audit
+// log). Each is done exactly as Decide did it before, and what is checked again after the
+// decision (the evaluator's file before it is executed, a policy directory's digest before a
+// decision is stored) still is.
 type Session struct {
-	cfg  Config
-	done chan struct{} // closed once the fields below are set
-	// err refuses the request (no audit log, a relative state root).
-	err       error
-	log       *audit.Log
+	cfg       Config
 	requestID string
-	// stateRoot is cfg.StateRoot resolved (document.ResolveHostPath) for the request document;
-	// empty: the document resolves it (and refuses the request if it cannot).
-	stateRoot string
+	done      chan struct{} // closed once the fields below are set
+	// err refuses the request (no audit log, a relative state root).
+	err error
+	log *audit.Log
 	// ev decides what cache cannot (cache nil: nothing is cached); everr refuses any request
 	// the cache cannot answer.
 	ev    *evalproto.Evaluator
@@ -140,7 +137,7 @@ type Session struct {
 // Begin starts the session of one request decided with the policy cfg selects. Its Decide must
 // be called once; until then it holds the audit log open.
 func Begin(cfg Config) *Session {
-	s := &Session{cfg: cfg, done: make(chan struct{})}
+	s := &Session{cfg: cfg, requestID: newRequestID(), done: make(chan struct{})}
 	go sandbox.WarmFloor()
 	go func() {
 		defer close(s.done)
@@ -159,10 +156,6 @@ func (s *Session) begin() {
 		s.err = fmt.Errorf("open audit log: %w", s.err)
 		return
 	}
-	s.requestID = newRequestID()
-	if root, err := document.ResolveHostPath(cfg.StateRoot); err == nil {
-		s.stateRoot = root
-	}
 	s.ev = cfg.Evaluator
 	if s.ev == nil {
 		s.ev, s.everr = evalproto.Helper()
@@ -172,6 +165,29 @@ func (s *Session) begin() {
 	if s.everr == nil {
 		s.cache = document.OpenCache(cfg.source(), document.BuildDigest(&s.ev.Identity))
 	}
+}
+
+// wait waits for the session's start and returns its error.
+func (s *Session) wait() error {
+	<-s.done
+	return s.err
+}
+
+// close releases the audit log, once the session has started.
+func (s *Session) close() {
+	if s.wait() == nil {
+		s.log.Close()
+	}
+}
+
+// sessionLog is the session's audit log, once it is open: a request's trail is made before.
+type sessionLog struct{ s *Session }
+
+func (l sessionLog) Append(events ...audit.Event) ([]audit.Record, error) {
+	if err := l.s.wait(); err != nil {
+		return nil, err
+	}
+	return l.s.log.Append(events...)
 }
 
 // source is the policy source cfg selects.
@@ -188,31 +204,26 @@ func Decide(ctx context.Context, cfg Config, rt *sandbox.Runtime, req Request) (
 // Decide decides req on the effective spec rt's floor makes of it, and records the decision in
 // <StateRoot>/audit (durable before a refusal returns; for an allowed request, once Durable
 // returns). A denial is a *document.DeniedError carrying every reason; a policy that cannot be
-// loaded or prepared refuses too (fail closed). Nothing is created here: rt is used only for its
-// floor (a dry run).
+// loaded or prepared, or a session that could not start, refuses too (fail closed). Nothing is
+// created here: rt is used only for its floor (a dry run).
 func (s *Session) Decide(ctx context.Context, rt *sandbox.Runtime, req Request) (*Decision, error) {
 	if req.Spec == nil || req.Spec.Process == nil {
-		s.abandon()
+		s.close()
 		return nil, errors.New("policy: the request has no spec process")
 	}
 	// Nothing is decided (or audited as allowed) about a container that could never exist.
 	if err := sandbox.ValidateID(req.ContainerID); err != nil {
-		s.abandon()
+		s.close()
 		return nil, err
 	}
-	<-s.done
-	if s.err != nil {
-		return nil, s.err
-	}
-	log := s.log
 	uid := s.cfg.UID
-	t := gate.NewTrail(log, audit.Actor{UID: &uid}, req.Tenant, s.requestID)
+	t := gate.NewTrail(sessionLog{s}, audit.Actor{UID: &uid}, req.Tenant, s.requestID)
 	t.SetContainer(req.ContainerID)
 	out, err := s.decide(ctx, rt, req, t)
 	if err != nil {
 		// A refusal is durable before it is reported.
 		ferr := t.Flush()
-		log.Close()
+		s.close()
 		if ferr != nil {
 			return nil, errors.Join(err, fmt.Errorf("the policy decision was not audited: %w", ferr))
 		}
@@ -225,22 +236,13 @@ func (s *Session) Decide(ctx context.Context, rt *sandbox.Runtime, req Request) 
 		start := time.Now()
 		err := t.WaitAsync()
 		out.Audit = time.Since(start)
-		log.Close()
+		s.close()
 		if err != nil {
 			return fmt.Errorf("the policy decision was not audited: %w", err)
 		}
 		return nil
 	}
 	return out, nil
-}
-
-// abandon releases what the session holds once it has begun, for a request refused before
-// anything was decided (as before, such a request is not audited).
-func (s *Session) abandon() {
-	<-s.done
-	if s.log != nil {
-		s.log.Close()
-	}
 }
 
 // Durable waits until the decision's audit records are durable and releases the audit log. The
@@ -286,12 +288,16 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 			}
 		}()
 	}
-	src, ev, everr, cache := cfg.source(), s.ev, s.everr, s.cache
+	src := cfg.source()
 	recorder := gate.Recorder(t.Add)
 	var eval *evalproto.Session
 	defer func() { eval.Close() }()
 	decidePolicy := func(ctx context.Context, preq *document.Request) (document.Decision, error) {
 		input := document.InputDigest(preq)
+		if err := s.wait(); err != nil {
+			return document.Decision{}, err
+		}
+		ev, everr, cache := s.ev, s.everr, s.cache
 		if cache != nil {
 			if d, ok := cache.LookupDigest(preq, input); ok {
 				out.Cached = true
@@ -372,7 +378,7 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 			Tenant:    req.Tenant,
 			Identity:  document.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != document.OpExec,
-			StateRoot: cmp.Or(s.stateRoot, cfg.StateRoot), StateRootResolved: s.stateRoot != "", Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
+			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
 		Decide: decidePolicy,

@@ -202,6 +202,24 @@ func TestDecideBrokenPolicy(t *testing.T) {
 	}
 }
 
+// A session that could not start (Begin: a relative state root, an audit log that cannot be
+// opened) refuses the request it was to decide, though the request is floored and its document
+// built before the session is waited for.
+func TestSessionThatCannotStartRefuses(t *testing.T) {
+	rt, _, _ := runcGate(t)
+	noAudit := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noAudit, "audit"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for root, want := range map[string]string{"relative": "must be an absolute path", noAudit: "open audit log"} {
+		d, err := Begin(Config{Evaluator: inProcess(t), StateRoot: root}).Decide(context.Background(), rt,
+			Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "s1", Bundle: t.TempDir(), Spec: runcSpec()})
+		if err == nil || !strings.Contains(err.Error(), want) || d != nil && d.Spec != nil {
+			t.Errorf("state root %s: %+v, %v; want a refusal saying %q", root, d, err, want)
+		}
+	}
+}
+
 // dockerDefaultCaps is the capability set Docker gives a container.
 var dockerDefaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
 	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
