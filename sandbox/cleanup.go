@@ -19,3 +19,19 @@ func (c *cleanup) run() {
 
 // release forgets the undo steps: the setup succeeded.
 func (c *cleanup) release() { c.fns = nil }
+
+// async starts fn on a goroutine of its own and returns a function that waits for its result
+// (any number of times): work a setup needs later, begun where its inputs are known.
+func async[T any](fn func() (T, error)) func() (T, error) {
+	var v T
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v, err = fn()
+	}()
+	return func() (T, error) {
+		<-done
+		return v, err
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -121,8 +120,13 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	defer root.Close()
 	// The container's own namespaces wait on the kernel (a network namespace's set-up): they are
-	// made beside the state, the cgroup and the id range (see ownNS).
+	// made beside the state, the cgroup and the id range (see ownNS). What else depends on the
+	// spec alone is read meanwhile too: the host's cgroup hierarchies (mountinfo), and the
+	// seccomp programs (the cache), needed once the child is started.
 	own := makeOwnNS(join)
+	cgName := cgroupName(id, eff)
+	cgroupOf := async(func() (cgroups.Manager, error) { return cgroups.New(cgName) })
+	seccompOf := async(func() ([]seccompBlob, error) { return r.compileSeccomp(eff.Linux.Seccomp) })
 	clk.lap("floor")
 
 	var undo cleanup
@@ -148,9 +152,6 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	defer unlock()
 
 	st := newStateFile(id, bundle, r.opts.Tenant, eff)
-	if eff.Linux.CgroupsPath != "" {
-		st.Cgroup = strings.TrimPrefix(eff.Linux.CgroupsPath, "/")
-	}
 	st.Raises = raises
 	st.Pod = res.Pod(id)
 	st.Created = time.Now().UTC()
@@ -162,9 +163,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
 		return nil, errors.New("process.terminal is set but no console socket was given")
 	}
-	cg, err := st.cgroup()
+	cg, err := cgroupOf()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
 	}
 	if eff.Linux.CgroupsPath != "" && cgroupExists(cg) {
 		// Never adopt (and later destroy) a cgroup someone else made.
@@ -222,7 +223,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	clk.lap("spawn")
 
 	// While the child boots: the rest of the plan.
-	sc, err := r.compileSeccomp(eff.Linux.Seccomp)
+	sc, err := seccompOf()
 	if err != nil {
 		return nil, err
 	}

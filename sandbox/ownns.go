@@ -18,17 +18,14 @@ var apartTypes = []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNam
 // pod's user namespace. Made apart, they are joined by the setup child as a pod's are — the same
 // ownership as when the child unshared them inside the user namespace.
 type ownNS struct {
-	done   chan struct{} // closed once holder and err are set
-	flags  int           // the clone flags of the namespaces made besides the user namespace
-	holder *userns.Holder
-	err    error
+	flags  int // the clone flags of the namespaces made besides the user namespace
+	holder func() (*userns.Holder, error)
 }
 
 // makeOwnNS starts making the container's own namespaces (see ownNS).
 func makeOwnNS(join *joined) *ownNS {
-	n := &ownNS{done: make(chan struct{})}
+	n := &ownNS{}
 	if join.has(specs.UserNamespace) {
-		close(n.done)
 		return n
 	}
 	for _, t := range apartTypes {
@@ -36,35 +33,32 @@ func makeOwnNS(join *joined) *ownNS {
 			n.flags |= nsFlags[t]
 		}
 	}
-	go func() {
-		defer close(n.done)
-		n.holder, n.err = userns.Start(n.flags)
-	}()
+	n.holder = async(func() (*userns.Holder, error) { return userns.Start(n.flags) })
 	return n
 }
 
 // open maps the user namespace to rng and returns a descriptor of it and of each namespace made
 // in it, by type; the holder is released (the descriptors keep the namespaces).
 func (n *ownNS) open(rng idmap.Range) (fds map[specs.LinuxNamespaceType]int, err error) {
-	<-n.done
-	if n.err != nil {
-		return nil, n.err
+	h, err := n.holder()
+	if err != nil {
+		return nil, err
 	}
-	defer n.holder.Release()
+	defer h.Release()
 	fds = map[specs.LinuxNamespaceType]int{}
 	defer func() {
 		if err != nil {
 			closeNS(fds)
 		}
 	}()
-	if err := n.holder.Map(rng.UIDBase, rng.GIDBase, rng.Size); err != nil {
+	if err := h.Map(rng.UIDBase, rng.GIDBase, rng.Size); err != nil {
 		return nil, err
 	}
 	for t, name := range map[specs.LinuxNamespaceType]string{specs.UserNamespace: "user", specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts"} {
 		if t != specs.UserNamespace && n.flags&nsFlags[t] == 0 {
 			continue
 		}
-		fd, err := n.holder.Open(name)
+		fd, err := h.Open(name)
 		if err != nil {
 			return nil, err
 		}
@@ -75,9 +69,11 @@ func (n *ownNS) open(rng idmap.Range) (fds map[specs.LinuxNamespaceType]int, err
 
 // release ends the holder of namespaces not opened (an undone create).
 func (n *ownNS) release() {
-	<-n.done
-	if n.holder != nil {
-		n.holder.Release()
+	if n.holder == nil {
+		return
+	}
+	if h, err := n.holder(); err == nil {
+		h.Release()
 	}
 }
 

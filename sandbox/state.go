@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -105,8 +106,17 @@ func writeState(dir string, st *stateFile) error {
 	return nil
 }
 
+// cgroupName is the cgroup a container is given (relative to each hierarchy's mount): its spec's
+// cgroupsPath, else bulwark/<id>.
+func cgroupName(id string, spec *specs.Spec) string {
+	if spec != nil && spec.Linux != nil && spec.Linux.CgroupsPath != "" {
+		return strings.TrimPrefix(spec.Linux.CgroupsPath, "/")
+	}
+	return "bulwark/" + id
+}
+
 func newStateFile(id, bundle, tenant string, spec *specs.Spec) *stateFile {
-	st := &stateFile{Cgroup: "bulwark/" + id}
+	st := &stateFile{Cgroup: cgroupName(id, spec)}
 	st.Version = specs.Version
 	st.ID = id
 	st.Bundle = bundle
