@@ -206,7 +206,23 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	clk.lap("cgroups+idrange")
 	spawned := clk.last
 
-	ch, init, sysfs, err := r.startInit(stdio, eff.Process.Terminal, rng, cg, join, own)
+	usernsFD, made, err := own.namespaces(join, rng)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNS(made)
+	// The rootfs is owned by host ids; an idmapped mount through the container's user namespace
+	// shifts it into the container's range without chowning the image (and without the child
+	// needing to reach the host path). Made while the child starts.
+	owner := [2]uint32{st.UIDBase, st.GIDBase}
+	rootfsOf := async(func() (int, error) { return rootfsMount(root, usernsFD, owner) })
+	donated := false
+	defer func() {
+		if rfd, err := rootfsOf(); err == nil && !donated {
+			unix.Close(rfd)
+		}
+	}()
+	ch, init, sysfs, err := r.startInit(stdio, eff.Process.Terminal, cg, join, made)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +274,12 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	clk.lap("plan")
 	undo.add(func() { r.releaseGenerated(dir) })
-	fds, err := r.donate(cfg, pid, [2]uint32{st.UIDBase, st.GIDBase}, root, fifo, binds, eff.Mounts, macC, sysfs, dir)
+	rfd, err := rootfsOf()
+	if err != nil {
+		return nil, err
+	}
+	donated = true
+	fds, err := r.donate(cfg, rfd, owner, fifo, binds, eff.Mounts, macC, sysfs, dir)
 	defer closeAll(fds)
 	if err != nil {
 		return nil, err
@@ -403,26 +424,15 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 // setupTimeout bounds the wait for each message from a setup child.
 const setupTimeout = 60 * time.Second
 
-// donate opens every descriptor the child needs and records their indices in cfg.
+// donate opens every descriptor the child needs and records their indices in cfg, the idmapped
+// rootfs mount rfd first (it is among the descriptors returned, to close, from then on).
 //
 // owner holds the host uid and gid container root maps to.
 //
 // sysfs, unless -1, is a detached sysfs mount made in the network namespace the container
 // joins (see startInit): it is attached where the spec mounts sysfs.
-func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfsSource, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int, dir string) ([]int, error) {
-	var fds []int
-	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fds, fmt.Errorf("open child user namespace: %w", err)
-	}
-	defer unix.Close(userns)
-	// The rootfs is owned by host ids; an idmapped mount shifts it into the container's range
-	// without chowning the image (and without the child needing to reach the host path).
-	rfd, err := rootfsMount(root, userns, owner)
-	if err != nil {
-		return fds, err
-	}
-	fds = append(fds, rfd)
+func (r *Runtime) donate(cfg *initConfig, rfd int, owner [2]uint32, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int, dir string) ([]int, error) {
+	fds := []int{rfd}
 	cfg.RootfsFD = 0
 	cfg.FifoFD = -1
 	if fifo != "" {
@@ -457,6 +467,7 @@ func (r *Runtime) donate(cfg *initConfig, pid int, owner [2]uint32, root *rootfs
 			idmapped := -1
 			if hasOpt(m.Options, "idmap") {
 				if storage < 0 {
+					var err error
 					if storage, err = idmap.StorageUserns(owner[0], owner[1]); err != nil {
 						return fds, fmt.Errorf("bind mount %s → %s: %w", m.Source, m.Destination, err)
 					}

@@ -67,6 +67,20 @@ func (n *ownNS) open(rng idmap.Range) (fds map[specs.LinuxNamespaceType]int, err
 	return fds, nil
 }
 
+// namespaces returns the user namespace a container's init starts in — its pod's, or its own,
+// mapped to rng — and the namespaces made with its own, by type (the user namespace among them),
+// for the caller to close (closeNS).
+func (n *ownNS) namespaces(join *joined, rng idmap.Range) (int, map[specs.LinuxNamespaceType]int, error) {
+	if join.has(specs.UserNamespace) {
+		return join.fds[specs.UserNamespace], nil, nil
+	}
+	made, err := n.open(rng)
+	if err != nil {
+		return -1, nil, err
+	}
+	return made[specs.UserNamespace], made, nil
+}
+
 // release ends the holder of namespaces not opened (an undone create).
 func (n *ownNS) release() {
 	if n.holder == nil {

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
-	"bulwark.dev/bulwark/sandbox/internal/idmap"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
 )
 
@@ -45,13 +44,13 @@ func (j *joined) podOf() *stateFile {
 
 // startInit starts the setup child that becomes the container's init, in new namespaces, or in
 // the ones the floor let it join (join): the network, ipc and uts namespaces — its pod's, or its
-// own made apart (own) — are joined on the thread that forks it (setns as host root: a CNI
-// caller's network namespace belongs to the host's user namespace, which the container's user
-// namespace cannot enter), the user namespace (a pod's sandbox's, or its own, mapped to rng
-// here) by nsenter's constructor, which then creates the rest inside it and forks init. With a
-// joined network namespace, sysfs is made in it here too (a user namespace that does not own
-// the network namespace cannot mount sysfs): the returned descriptor, or -1.
-func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups.Manager, join *joined, own *ownNS) (*channel, initProc, int, error) {
+// own made apart (made: see ownNS) — are joined on the thread that forks it (setns as host root:
+// a CNI caller's network namespace belongs to the host's user namespace, which the container's
+// user namespace cannot enter), the user namespace (a pod's sandbox's, or its own, mapped) by
+// nsenter's constructor, which then creates the rest inside it and forks init. With a joined
+// network namespace, sysfs is made in it here too (a user namespace that does not own the
+// network namespace cannot mount sysfs): the returned descriptor, or -1.
+func (r *Runtime) startInit(stdio IO, terminal bool, cg cgroups.Manager, join *joined, made map[specs.LinuxNamespaceType]int) (*channel, initProc, int, error) {
 	var fds map[specs.LinuxNamespaceType]int
 	if join != nil {
 		fds = join.fds
@@ -59,13 +58,7 @@ func (r *Runtime) startInit(stdio IO, terminal bool, rng idmap.Range, cg cgroups
 	// The container's own user namespace is made (and mapped) apart, then joined like a pod's:
 	// os/exec would otherwise fork the whole runtime to clone one (see internal/userns).
 	usernsFD, podUser := fds[specs.UserNamespace]
-	var made map[specs.LinuxNamespaceType]int
 	if !podUser {
-		var err error
-		if made, err = own.open(rng); err != nil {
-			return nil, initProc{}, -1, err
-		}
-		defer closeNS(made)
 		usernsFD = made[specs.UserNamespace]
 	}
 	sysfs := -1
