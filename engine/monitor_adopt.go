@@ -58,7 +58,7 @@ func (w *worker) adopt(kept map[string]*os.File) {
 			closeFiles(netns)
 			continue
 		}
-		s := &supervised{id: m.ID, pid: m.Pid, start: m.PidStart, netns: netns, pidfd: take(m.ID, keptPidfd)}
+		s := &supervised{id: m.ID, pid: m.Pid, start: m.PidStart, netns: netns, pidfd: take(m.ID, keptPidfd), dropped: make(chan struct{})}
 		pty := take(m.ID, keptPty)
 		if !procstat.Alive(m.Pid, m.PidStart) {
 			closeFiles(pty)

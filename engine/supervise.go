@@ -54,6 +54,8 @@ type supervised struct {
 	netns  *os.File       // the client's network namespace, where its network is (nil: ours)
 	logs   sync.WaitGroup // the log pumps, done when the container's output has ended
 	attach *attachServer
+	// dropped is closed once finish has recorded the exit and dropped the container from ctrs.
+	dropped chan struct{}
 }
 
 // close releases the container's descriptors, once nothing more is done for it.
@@ -226,13 +228,28 @@ func (w *worker) startRecorded(id string, netns *os.File) (*monitorStatus, error
 	if err != nil {
 		return nil, err
 	}
-	w.mu.Lock()
-	_, running := w.ctrs[id]
-	w.mu.Unlock()
-	if running || (m.Exit == nil && !m.Started.IsZero() && procstat.Alive(m.Pid, m.PidStart)) {
+	if w.tracks(m) || (m.Exit == nil && !m.Started.IsZero() && procstat.Alive(m.Pid, m.PidStart)) {
 		return nil, fmt.Errorf("container %s is running", id)
 	}
 	return w.launch(id, plan.Request.TTY, nil, nil, nil, netns)
+}
+
+// tracks reports whether the worker supervises the container m records. One whose exit m
+// already holds (a restart waited for that) is being dropped by finish: tracks waits for it
+// (bounded) rather than have a start refuse the container as running meanwhile.
+func (w *worker) tracks(m *Meta) bool {
+	w.mu.Lock()
+	s, ok := w.ctrs[m.ID]
+	w.mu.Unlock()
+	if !ok || m.Exit == nil {
+		return ok
+	}
+	select {
+	case <-s.dropped:
+		return false
+	case <-time.After(10 * time.Second):
+		return true
+	}
 }
 
 // fifo makes the container's log FIFO for stream and opens it twice: the worker's read end, and
@@ -344,7 +361,7 @@ func (w *worker) launch(id string, tty bool, plan []byte, binds []*os.File, stdi
 		}
 		return nil, &MonitorError{Msg: st.Error, Code: st.Code}
 	}
-	s := &supervised{id: st.ID, pid: st.Pid, start: st.Start}
+	s := &supervised{id: st.ID, pid: st.Pid, start: st.Start, dropped: make(chan struct{})}
 	var pty *os.File
 	if s.netns, err = dupFile(netns); err == nil && tty {
 		pty, err = sock.Master()
@@ -498,6 +515,7 @@ func (w *worker) finish(s *supervised, code int, why string) {
 	w.mu.Lock()
 	delete(w.ctrs, s.id)
 	w.mu.Unlock()
+	close(s.dropped)
 	if m == nil || err != nil {
 		s.close()
 		return
