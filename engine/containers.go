@@ -543,16 +543,21 @@ func (e *Engine) Mounts(id string, who Caller) ([]specs.Mount, error) {
 	return s.Mounts, nil
 }
 
-// readEffectiveSpec reads the effective spec recorded when the container was created.
+// readEffectiveSpec reads the effective spec recorded when the container was created (its plan's).
 func (e *Engine) readEffectiveSpec(id string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(e.metaDir(id), "spec.json"))
+	var plan struct {
+		Spec *specs.Spec `json:"effectiveSpec"`
+	}
+	b, err := os.ReadFile(filepath.Join(e.metaDir(id), "plan.json"))
+	if err == nil {
+		if err = json.Unmarshal(b, &plan); err == nil && plan.Spec == nil {
+			err = errors.New("no effective spec in the plan")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read effective spec of %s: %w", id, err)
 	}
-	s := &specs.Spec{}
-	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("parse effective spec of %s: %w", id, err)
-	}
+	s := plan.Spec
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}

@@ -151,11 +151,9 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	if err != nil {
 		return fail(err)
 	}
-	// Exec gives new processes this same confinement.
-	if err := writeJSON(filepath.Join(dir, "spec.json"), spec); err != nil {
-		return fail(err)
-	}
-	// start and restart start it again from the decided plan.
+	// start and restart start it again from the decided plan; exec gives new processes its
+	// effective spec's confinement (readEffectiveSpec). One file: each made and removed on the
+	// state root's disk is a journalled operation on the run's path.
 	if err := writeJSON(filepath.Join(dir, "plan.json"), plan); err != nil {
 		return fail(err)
 	}
