@@ -3,6 +3,8 @@ package specjson
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"bulwark.dev/bulwark/internal/jsontext"
 )
 
 // maxSkipDepth bounds the nesting of a value the decoder skips (an unknown field's); deeper
@@ -290,25 +292,11 @@ func (d *decoder) escaped(p *string, start int) bool {
 
 // hex4 reads the four hex digits of a \u escape.
 func (d *decoder) hex4() (rune, bool) {
-	if len(d.data)-d.pos < 4 {
-		return 0, false
+	r, ok := jsontext.Hex4(d.data[d.pos:])
+	if ok {
+		d.pos += 4
 	}
-	var r rune
-	for _, c := range d.data[d.pos : d.pos+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	d.pos += 4
-	return r, true
+	return r, ok
 }
 
 // number consumes a number with JSON's grammar and returns its text.

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
+	"bulwark.dev/bulwark/internal/jsontext"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -64,57 +64,8 @@ func (e *encoder) any(v any) {
 	e.b = append(e.b, b...)
 }
 
-// str appends s quoted as encoding/json quotes it (HTML-safe): ", \ and control characters
-// escaped (\b, \f, \n, \r, \t short), <, > and & as \u003c, \u003e and \u0026, U+2028 and U+2029
-// escaped, and each invalid UTF-8 byte as \ufffd.
-func (e *encoder) str(s string) {
-	const hex = "0123456789abcdef"
-	b := append(e.b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	e.b = append(append(b, s[start:]...), '"')
-}
+// str appends s quoted as encoding/json quotes it (jsontext.AppendString).
+func (e *encoder) str(s string) { e.b = jsontext.AppendString(e.b, s) }
 
 // sortedKeys is m's keys in the order encoding/json writes them.
 func sortedKeys[T any](m map[string]T) []string {

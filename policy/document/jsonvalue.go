@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"bulwark.dev/bulwark/internal/jsontext"
 )
 
 // parseJSON parses data, one JSON value and nothing after it but white space, into what
@@ -279,23 +281,9 @@ func (p *jsonParser) escape() (rune, error) {
 }
 
 func (p *jsonParser) hex4() (rune, bool) {
-	if len(p.data)-p.i < 4 {
-		return 0, false
+	r, ok := jsontext.Hex4(p.data[p.i:])
+	if ok {
+		p.i += 4
 	}
-	var r rune
-	for _, c := range p.data[p.i : p.i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	p.i += 4
-	return r, true
+	return r, ok
 }
