@@ -157,12 +157,21 @@ func (e *Engine) Close() error {
 // opens the runtime that makes the directories again (start), so none is removed under a
 // container; a claim in progress makes it skip.
 func (e *Engine) tidyRunRoot() {
+	records := func() bool {
+		ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+		return err != nil || len(ents) > 0
+	}
+	// Nothing is made (not even the claims lock) in a state root that is gone or holds
+	// containers.
+	if _, err := os.Stat(e.cfg.RunRoot); err != nil || records() {
+		return
+	}
 	unlock, ok, err := lockFile(e.claimLockPath(), unix.LOCK_EX|unix.LOCK_NB)
 	if err != nil || !ok {
 		return
 	}
 	defer unlock()
-	if ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine")); err != nil || len(ents) > 0 {
+	if records() {
 		return
 	}
 	ents, err := os.ReadDir(e.cfg.RunRoot)
