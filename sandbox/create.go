@@ -375,7 +375,7 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 	cmd := &exec.Cmd{
 		Path:        fmt.Sprintf("/proc/self/fd/%d", fdSelf),
 		Args:        []string{"bulwark", mode},
-		Env:         append([]string{envSetup + "=" + mode, envBuild + "=" + buildID}, env...),
+		Env:         append(helperEnv(mode), env...),
 		ExtraFiles:  append([]*os.File{child, self}, extra...),
 		SysProcAttr: attr,
 	}
