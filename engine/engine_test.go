@@ -3,6 +3,7 @@ package engine
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/signing"
 )
@@ -19,7 +21,20 @@ import (
 // TestMain lets the sandbox re-execute this test binary as a container's init.
 func TestMain(m *testing.M) {
 	sandbox.Init()
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
+}
+
+// runTests runs the tests with the engines' run roots in a temporary directory, never under the
+// host's /run/bulwark.
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "bulwark-run-roots-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv(runroot.BaseEnv, dir)
+	return m.Run()
 }
 
 // discard is an Auditor that keeps nothing: the baseline of the audit overhead benchmark.

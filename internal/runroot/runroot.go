@@ -9,11 +9,16 @@ package runroot
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 )
 
-// Base is the directory every state root's run root lives under.
+// Base is the directory every state root's run root lives under, unless BaseEnv names another.
 const Base = "/run/bulwark/roots"
+
+// BaseEnv names a directory to hold the run roots instead of Base: the test suites keep theirs in
+// a temporary directory (never the host's /run), and a host whose /run is not a tmpfs can name one.
+const BaseEnv = "BULWARK_RUN_ROOTS"
 
 // Of is the run root of the state root root (made absolute): one directory per state root, so
 // that two state roots (tests, or two daemons) never share a container name.
@@ -21,6 +26,10 @@ func Of(root string) string {
 	if abs, err := filepath.Abs(root); err == nil {
 		root = abs
 	}
+	base := Base
+	if d := os.Getenv(BaseEnv); d != "" {
+		base = d
+	}
 	sum := sha256.Sum256([]byte(filepath.Clean(root)))
-	return filepath.Join(Base, hex.EncodeToString(sum[:8]))
+	return filepath.Join(base, hex.EncodeToString(sum[:8]))
 }

@@ -43,6 +43,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	cleanup, err := testenv.PrivateRunRoots()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cleanup()
 	if d := os.Getenv("BULWARK_BIN"); d != "" {
 		clitest.Bin, bulwarkd = filepath.Join(d, "bulwark"), filepath.Join(d, "bulwarkd")
 		return m.Run()

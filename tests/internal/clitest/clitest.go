@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
 // Bin is the bulwark binary under test, set by Main.
@@ -22,6 +24,12 @@ func Main(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	cleanup, err := testenv.PrivateRunRoots()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cleanup()
 	if d := os.Getenv("BULWARK_BIN"); d != "" {
 		Bin = filepath.Join(d, "bulwark")
 		return m.Run()

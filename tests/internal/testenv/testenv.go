@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/tests/internal/report"
 )
 
@@ -37,6 +38,12 @@ const StateRootEnv = "BULWARK_STATE_ROOT"
 // bulwark-runc binaries the tests run keep their audit log in a temporary state root, never the
 // host's /var/lib/bulwark.
 func Main(m *testing.M) int {
+	cleanup, err := PrivateRunRoots()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	defer cleanup()
 	if os.Getenv(StateRootEnv) == "" {
 		dir, err := os.MkdirTemp("", "bulwark-state-")
 		if err != nil {
@@ -51,6 +58,21 @@ func Main(m *testing.M) int {
 		os.RemoveAll(buildDir)
 	}
 	return code
+}
+
+// PrivateRunRoots points runroot.BaseEnv at a fresh temporary directory (unless it is set) for
+// this process and every bulwark, bulwarkd and engine it starts, so that no test writes its run
+// roots under the host's /run/bulwark; cleanup removes the directory.
+func PrivateRunRoots() (cleanup func(), err error) {
+	if os.Getenv(runroot.BaseEnv) != "" {
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "bulwark-run-roots-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary run roots: %w", err)
+	}
+	os.Setenv(runroot.BaseEnv, dir)
+	return func() { os.RemoveAll(dir) }, nil
 }
 
 // RequireRoot skips tests that create real sandboxes when not run as root.

@@ -36,7 +36,14 @@ func TestMain(m *testing.M) {
 		os.Exit(runClient(spec))
 	}
 	flag.Parse()
-	os.Exit(m.Run())
+	cleanup, err := testenv.PrivateRunRoots()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }
 
 // Measurement settings: keep-alive connections and duration of the request-rate run, the body
