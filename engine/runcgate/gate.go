@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -138,6 +139,13 @@ type Session struct {
 // be called once; until then it holds the audit log open.
 func Begin(cfg Config) *Session {
 	s := &Session{cfg: cfg, requestID: newRequestID(), done: make(chan struct{})}
+	// The audit log's directory exists before the request is floored (which resolves its bind
+	// sources), as when the log was opened first: a bind of it is refused as the state root's
+	// (MOUNT_STATE_ROOT) on a fresh state root too, not failed as a missing source when the
+	// background start has not made it yet.
+	if filepath.IsAbs(cfg.StateRoot) {
+		os.MkdirAll(filepath.Join(cfg.StateRoot, "audit"), 0o700) // begin reports any error
+	}
 	go sandbox.WarmFloor()
 	go func() {
 		defer close(s.done)

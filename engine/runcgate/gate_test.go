@@ -375,3 +375,16 @@ func TestDecideCached(t *testing.T) {
 		t.Errorf("decisions %v", got)
 	}
 }
+
+// TestBeginMakesAuditDirFirst: the state root's audit directory exists once Begin returns, before
+// the session's background start, so that a request floored meanwhile sees a bind of it as the
+// state root's (MOUNT_STATE_ROOT) rather than a missing source (TestPolicyRefusals failed so).
+func TestBeginMakesAuditDirFirst(t *testing.T) {
+	root := t.TempDir()
+	s := Begin(Config{Evaluator: inProcess(t), StateRoot: root})
+	_, err := os.Stat(filepath.Join(root, "audit"))
+	s.close()
+	if err != nil {
+		t.Fatalf("audit directory once Begin returned: %v", err)
+	}
+}
