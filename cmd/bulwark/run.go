@@ -406,7 +406,15 @@ func startMonitor(cmd *cobra.Command, plan *engine.Plan, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	id, err := engine.SpawnMonitor(plan, []string{"/proc/self/exe", "--root", root, monitorCmdName})
+	monitor := []string{"/proc/self/exe", "--root", root}
+	// The supervisor keeps the container's sandbox state where this command's others look for it.
+	if run, _ := cmd.Flags().GetString("run-root"); run != "" {
+		if run, err = filepath.Abs(run); err != nil {
+			return err
+		}
+		monitor = append(monitor, "--run-root", run)
+	}
+	id, err := engine.SpawnMonitor(plan, append(monitor, monitorCmdName))
 	var me *engine.MonitorError
 	if errors.As(err, &me) {
 		return &clibase.ExitError{Code: me.Code, Err: err}
