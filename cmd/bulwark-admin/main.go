@@ -29,12 +29,7 @@ func main() {
 			os.Exit(125)
 		}
 	}
-	if err := newRootCmd().Execute(); err != nil {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "bulwark:", msg)
-		}
-		os.Exit(clibase.ExitCode(err))
-	}
+	clibase.Execute(newRootCmd())
 }
 
 func newRootCmd() *cobra.Command {

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"time"
 
@@ -23,12 +22,7 @@ func main() {
 	mainAt = time.Now()
 	// A re-executed sandbox setup child never returns from here.
 	sandbox.Init()
-	if err := newRootCmd().Execute(); err != nil {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "bulwark:", msg)
-		}
-		os.Exit(clibase.ExitCode(err))
-	}
+	clibase.Execute(newRootCmd())
 }
 
 func newRootCmd() *cobra.Command {

@@ -6,10 +6,12 @@ package clibase
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
 	"bulwark.dev/bulwark/errdefs"
+	"github.com/spf13/cobra"
 )
 
 // StateRootEnv names the state root when --root is not given, as for bulwark-runc's
@@ -56,4 +58,16 @@ func PrintJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// Execute runs the command line root and ends the process as bulwark's commands do: an error's
+// message printed after "bulwark:" (none for an error that carries only a status) and its exit
+// status (ExitCode).
+func Execute(root *cobra.Command) {
+	if err := root.Execute(); err != nil {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "bulwark:", msg)
+		}
+		os.Exit(ExitCode(err))
+	}
 }
