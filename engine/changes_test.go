@@ -10,22 +10,10 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/audit/audittest"
 	"bulwark.dev/bulwark/policy/policytest"
 	"bulwark.dev/bulwark/signing"
 )
-
-// auditRecords returns every record of the state root's audit log after checking the whole chain.
-func auditRecords(t *testing.T, root string) []audit.Record {
-	t.Helper()
-	if _, err := audit.Verify(filepath.Join(root, "audit"), nil); err != nil {
-		t.Fatalf("audit verify: %v", err)
-	}
-	recs, err := audit.Query(filepath.Join(root, "audit"), audit.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
-}
 
 func findRecord(recs []audit.Record, typ, action string) *audit.Record {
 	for i := range recs {
@@ -94,7 +82,7 @@ func TestSignerRoleReported(t *testing.T) {
 			t.Errorf("%s: trust.resolve record %+v, want role %q", c.image, r, c.role)
 		}
 	}
-	auditRecords(t, root)
+	audittest.Records(t, root)
 }
 
 // A run that activates a new bundle revision carries its acceptance in its own audit story,
@@ -126,7 +114,7 @@ func TestRunRecordsBundleAcceptance(t *testing.T) {
 	if r := findRecord(recs, audit.TypePolicy, "bundle-accepted"); r.Attrs["revision"] != "7" || r.RequestID == "" {
 		t.Errorf("bundle-accepted %+v", r)
 	}
-	auditRecords(t, root)
+	audittest.Records(t, root)
 }
 
 func inOrder(got []string, want ...string) bool {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/audit/audittest"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/policy"
 	"bulwark.dev/bulwark/policy/policytest"
@@ -38,7 +39,7 @@ func TestBundleAcceptedAudited(t *testing.T) {
 			return nil
 		}
 		var out []audit.Record
-		for _, r := range auditRecords(t, root) {
+		for _, r := range audittest.Records(t, root) {
 			if r.Type == audit.TypePolicy && r.Action == "bundle-accepted" {
 				out = append(out, r)
 			}
@@ -76,18 +77,6 @@ func TestBundleAcceptedAudited(t *testing.T) {
 	if a := got[1].Attrs; a["revision"] != "2" || a["digest"] != rev.Digest || a["previous_revision"] != "1" || a["previous_digest"] != got[0].Attrs["digest"] {
 		t.Errorf("second acceptance %v (accepted %+v)", a, rev)
 	}
-}
-
-func auditRecords(t *testing.T, root string) []audit.Record {
-	t.Helper()
-	if _, err := audit.Verify(filepath.Join(root, "audit"), nil); err != nil {
-		t.Fatalf("audit verify: %v", err)
-	}
-	recs, err := audit.Query(filepath.Join(root, "audit"), audit.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
 }
 
 // writeTestBundle writes a signed bundle allowing everything; the revision makes each bundle's

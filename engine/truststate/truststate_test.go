@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/audit/audittest"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/signing"
 	"github.com/opencontainers/go-digest"
@@ -75,7 +76,7 @@ func TestTrustChangesAudited(t *testing.T) {
 		t.Error("an unknown trust change was recorded")
 	}
 
-	recs := auditRecords(t, root)
+	recs := audittest.Records(t, root)
 	var got []string
 	for _, r := range recs {
 		got = append(got, r.Type+"."+r.Action)
@@ -146,16 +147,4 @@ func TestTrustChangesAudited(t *testing.T) {
 			t.Errorf("private key material of %s is in the audit log", p)
 		}
 	}
-}
-
-func auditRecords(t *testing.T, root string) []audit.Record {
-	t.Helper()
-	if _, err := audit.Verify(filepath.Join(root, "audit"), nil); err != nil {
-		t.Fatalf("audit verify: %v", err)
-	}
-	recs, err := audit.Query(filepath.Join(root, "audit"), audit.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
 }
