@@ -43,7 +43,7 @@ import "time"
 // joining the namespaces included), config and await-ready, and the child's steps as above.
 //
 // A caller times its own work between these steps so that together they cover its wall time;
-// bulwark-runc's (cmd/bulwark-runc) are named cli:*: for a run, cli:flags (from main until the
+// bulwark-runc's (runccli) are named cli:*: for a run, cli:flags (from main until the
 // command line is parsed), cli:log (privilege check, log opened), cli:bundle (config.json read and
 // parsed), cli:runtime (the Runtime opened), policy, cli:signal (waiting until the signals that
 // would end the CLI are caught, which began beside cli:bundle), Create's steps, cli:hook-record,
