@@ -4,7 +4,7 @@ BIN       := bin
 # Every binary carries the digest of the sources it was built from: the runtime executes the setup
 # helper bulwark-init beside it only if the helper is of the same build (sandbox/setuphelper.go).
 BUILD_ID  := $(shell find . -path ./.git -prune -o -type f \( -name '*.go' -o -name '*.[ch]' -o -name go.mod -o -name go.sum \) -print | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
-STATIC    := -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static -s -w -X bulwark.dev/bulwark/sandbox.buildID=$(BUILD_ID)'
+STATIC    := -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static -s -w -X bulwark.dev/bulwark/sandbox/setup.buildID=$(BUILD_ID)'
 PKGS      := ./...
 
 # Go from the official tarball is in /usr/local/go (Debian 12's golang is too old for go.mod);

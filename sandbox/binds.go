@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -230,3 +231,6 @@ const StorageIDRange = idmap.RangeSize
 // Descriptor is the O_PATH descriptor the bind whose resolved source is real mounts from (owned
 // by b: the caller must not close it).
 func (b *BindSources) Descriptor(real string) (int, error) { return b.fd(real) }
+
+// fdPath names descriptor fd through the calling process's /proc/self/fd.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

@@ -20,20 +20,8 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
+	"bulwark.dev/bulwark/sandbox/setup"
 )
-
-// Descriptors the runtime hands a re-executed child through exec.Cmd.ExtraFiles, by fixed number.
-// Everything else (rootfs mount, exec fifo, bind sources, pty master) travels as SCM_RIGHTS on the
-// setup channel, named by index in the config message.
-const (
-	fdChannel = 3 // the child's end of the setup channel
-	fdSelf    = 4 // the read-only setup binary the child was executed from (CVE-2019-5736; selfexe.go)
-	fdNsenter = 5 // Exec and Create: nsenter reports the joined or forked process's pid here (internal/nsenter)
-	fdUserns  = 6 // Create: the user namespace init starts in, its pod sandbox's or its own (internal/nsenter)
-)
-
-// envSetup marks a re-executed runtime as a setup child; its value is the mode ("init", "exec").
-const envSetup = "_BULWARK_SETUP"
 
 // Create sets up a container: namespaces, cgroup, idmapped rootfs, mounts and every confinement
 // layer, ending with an init process that waits for Start to execute the workload. Any failure
@@ -88,7 +76,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if bundle, err = filepath.Abs(bundle); err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
-	clk := newStepClock()
+	clk := setup.NewStepClock()
 	if binds == nil {
 		if spec, binds, err = ResolveBinds(spec, bundle); err != nil {
 			return nil, err
@@ -126,8 +114,8 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	own := makeOwnNS(join)
 	cgName := cgroupName(id, eff)
 	cgroupOf := async(func() (cgroups.Manager, error) { return cgroups.New(cgName) })
-	seccompOf := async(func() ([]seccompBlob, error) { return r.compileSeccomp(eff.Linux.Seccomp) })
-	clk.lap("floor")
+	seccompOf := async(func() ([]setup.SeccompBlob, error) { return r.compileSeccomp(eff.Linux.Seccomp) })
+	clk.Lap("floor")
 
 	var undo cleanup
 	defer func() {
@@ -158,7 +146,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}
-	clk.lap("state")
+	clk.Lap("state")
 
 	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
 		return nil, errors.New("process.terminal is set but no console socket was given")
@@ -203,8 +191,8 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
-	clk.lap("cgroups+idrange")
-	spawned := clk.last
+	clk.Lap("cgroups+idrange")
+	spawned := clk.Last
 
 	usernsFD, made, err := own.namespaces(join, rng)
 	if err != nil {
@@ -226,8 +214,8 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err != nil {
 		return nil, err
 	}
-	defer ch.close()
-	defer closeAll([]int{sysfs})
+	defer ch.Close()
+	defer setup.CloseAll([]int{sysfs})
 	undo.add(init.kill)
 	pid := init.pid
 	// A cancelled create kills the child: the wait for its answer below ends at once.
@@ -236,14 +224,14 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	// Before the container runs anything of its own (it waits for the config below).
 	memfdErr := make(chan error, 1)
 	go func() { memfdErr <- raiseMemfdNoexec(pid) }()
-	clk.lap("spawn")
+	clk.Lap("spawn")
 
 	// While the child boots: the rest of the plan.
 	sc, err := seccompOf()
 	if err != nil {
 		return nil, err
 	}
-	clk.lap("seccomp")
+	clk.Lap("seccomp")
 	proc, err := processPlanFor(eff.Process, eff.Mounts, sc, !eff.Root.Readonly)
 	if err != nil {
 		return nil, err
@@ -266,13 +254,13 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err != nil {
 		return nil, err
 	}
-	cfg := &initConfig{
+	cfg := &setup.Config{
 		ID: id, Hostname: eff.Hostname, Domainname: eff.Domainname,
 		MaskedPaths: eff.Linux.MaskedPaths, ReadonlyPaths: eff.Linux.ReadonlyPaths,
 		Sysctl: eff.Linux.Sysctl, Files: unbound(generatedFiles(eff.Hostname, dns), eff.Mounts), Process: proc,
 		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace), WritableRoot: !eff.Root.Readonly,
 	}
-	clk.lap("plan")
+	clk.Lap("plan")
 	undo.add(func() { r.releaseGenerated(dir) })
 	rfd, err := rootfsOf()
 	if err != nil {
@@ -280,22 +268,22 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	donated = true
 	fds, err := r.donate(cfg, rfd, owner, fifo, binds, eff.Mounts, macC, sysfs, dir)
-	defer closeAll(fds)
+	defer setup.CloseAll(fds)
 	if err != nil {
 		return nil, err
 	}
-	clk.lap("idmap+binds")
+	clk.Lap("idmap+binds")
 	if err := <-memfdErr; err != nil {
 		return nil, err
 	}
-	clk.lap("memfd")
+	clk.Lap("memfd")
 	if err := setOOMScoreAdj(pid, &proc); err != nil {
 		return nil, fmt.Errorf("create %s: %w", id, err)
 	}
-	if err := ch.send(&message{Kind: kindConfig, Config: cfg, fds: fds}); err != nil {
+	if err := ch.Send(&setup.Message{Kind: setup.KindConfig, Config: cfg, FDs: fds}); err != nil {
 		return nil, err
 	}
-	clk.lap("config")
+	clk.Lap("config")
 	// Exec gives new processes exactly this confinement, so the effective spec is kept; it is
 	// written while the child sets itself up.
 	specErr := make(chan error, 1)
@@ -315,7 +303,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := <-specErr; err != nil {
 		return nil, err
 	}
-	clk.lap("await-ready")
+	clk.Lap("await-ready")
 
 	st.Pid = pid
 	st.InitStartTime = procstat.StartTime(pid)
@@ -323,9 +311,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}
-	clk.lap("created")
+	clk.Lap("created")
 	undo.release()
-	r.steps(id, clk.steps, childSteps(ready, spawned))
+	r.steps(id, clk.Steps, childSteps(ready, spawned))
 	for _, rs := range raises {
 		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
 	}
@@ -362,18 +350,18 @@ func checkUser(p *specs.Process, size uint32) error {
 //
 // onThread, if set, runs on the OS thread that forks the child, just before: what it changes on
 // that thread (the namespaces it joins) the child inherits; the thread is then discarded.
-func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, cg cgroups.Manager, onThread func() error, env []string, extra ...*os.File) (*channel, *exec.Cmd, error) {
+func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall.SysProcAttr, cg cgroups.Manager, onThread func() error, env []string, extra ...*os.File) (*setup.Channel, *exec.Cmd, error) {
 	self, err := runtimeBinary()
 	if err != nil {
 		return nil, nil, err
 	}
-	parent, child, err := socketPair()
+	parent, child, err := setup.SocketPair()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer child.Close()
 	cmd := &exec.Cmd{
-		Path:        fmt.Sprintf("/proc/self/fd/%d", fdSelf),
+		Path:        fmt.Sprintf("/proc/self/fd/%d", setup.FDSelf),
 		Args:        []string{"bulwark", mode},
 		Env:         append(helperEnv(mode), env...),
 		ExtraFiles:  append([]*os.File{child, self}, extra...),
@@ -418,7 +406,7 @@ func (r *Runtime) startChild(mode string, stdio IO, terminal bool, attr *syscall
 		parent.Close()
 		return nil, nil, fmt.Errorf("setup channel timeout: %w", err)
 	}
-	return newChannel(parent), cmd, nil
+	return setup.NewChannel(parent), cmd, nil
 }
 
 // setupTimeout bounds the wait for each message from a setup child.
@@ -431,7 +419,7 @@ const setupTimeout = 60 * time.Second
 //
 // sysfs, unless -1, is a detached sysfs mount made in the network namespace the container
 // joins (see startInit): it is attached where the spec mounts sysfs.
-func (r *Runtime) donate(cfg *initConfig, rfd int, owner [2]uint32, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int, dir string) ([]int, error) {
+func (r *Runtime) donate(cfg *setup.Config, rfd int, owner [2]uint32, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int, dir string) ([]int, error) {
 	fds := []int{rfd}
 	cfg.RootfsFD = 0
 	cfg.FifoFD = -1
@@ -454,7 +442,7 @@ func (r *Runtime) donate(cfg *initConfig, rfd int, owner [2]uint32, fifo string,
 		if m.Type == "tmpfs" || m.Type == "devpts" || m.Type == "mqueue" {
 			data = macC.MountOptions(data)
 		}
-		mp := mountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
+		mp := setup.MountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
 		if m.Type == "sysfs" && sysfs >= 0 {
 			sfd, err := unix.FcntlInt(uintptr(sysfs), unix.F_DUPFD_CLOEXEC, 0)
 			if err != nil {
@@ -553,24 +541,24 @@ func openRootfs(rootfs string) (int, string, error) {
 }
 
 // awaitReady reads the child's answers until ready or error, and returns the ready message.
-func awaitReady(ch *channel, consoleSocket string) (*message, error) {
+func awaitReady(ch *setup.Channel, consoleSocket string) (*setup.Message, error) {
 	for {
-		m, err := ch.recv()
+		m, err := ch.Recv()
 		if err != nil {
 			// The child died without a word (killed, or crashed before it could report).
 			return nil, fmt.Errorf("setup child exited without reporting: %w", err)
 		}
 		switch m.Kind {
-		case kindError:
+		case setup.KindError:
 			return nil, m.Error
-		case kindConsole:
-			err := sendConsole(consoleSocket, m.Console, m.fds)
-			closeAll(m.fds)
+		case setup.KindConsole:
+			err := sendConsole(consoleSocket, m.Console, m.FDs)
+			setup.CloseAll(m.FDs)
 			if err != nil {
 				return nil, err
 			}
-		case kindReady:
-			closeAll(m.fds)
+		case setup.KindReady:
+			setup.CloseAll(m.FDs)
 			return m, nil
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"bulwark.dev/bulwark/internal/specjson"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
+	"bulwark.dev/bulwark/sandbox/setup"
 )
 
 // Process is a process started in a running container with Exec. It is a child of the calling
@@ -83,7 +84,7 @@ func readSpec(dir string) (*specs.Spec, error) {
 // namespaces (joined by internal/nsenter before the Go runtime starts), its cgroup, and the same
 // floor for capabilities, no_new_privs, Landlock and seccomp as init got.
 func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
-	clk := newStepClock()
+	clk := setup.NewStepClock()
 	st, err := c.load()
 	if err != nil {
 		return nil, err
@@ -115,12 +116,12 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err := checkUser(eff.Process, st.Size); err != nil {
 		return nil, err
 	}
-	clk.lap("floor")
+	clk.Lap("floor")
 	sc, err := c.rt.compileSeccomp(eff.Linux.Seccomp)
 	if err != nil {
 		return nil, err
 	}
-	clk.lap("seccomp")
+	clk.Lap("seccomp")
 	proc, err := processPlanFor(eff.Process, eff.Mounts, sc, !eff.Root.Readonly)
 	if err != nil {
 		return nil, err
@@ -138,8 +139,8 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return nil, fmt.Errorf("nsenter pipe: %w", err)
 	}
 	defer syncR.Close()
-	clk.lap("plan")
-	spawned := clk.last
+	clk.Lap("plan")
+	spawned := clk.Last
 	// The nsenter process is born in the container's cgroups (see startInCgroup) and its fork,
 	// the exec'd process, inherits them: nothing is migrated afterwards. A cgroup.procs write in
 	// the unified hierarchy would wait ~10-15 ms for an RCU grace period.
@@ -149,7 +150,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ch.close()
+	defer ch.Close()
 	// The pid was checked alive with its start time just above; the namespaces it is about to
 	// lend are checked again by nsenter opening them. nsenter exits right after its report; the
 	// process that goes on is our child too (CLONE_PARENT), reaped by Process.Wait.
@@ -166,18 +167,18 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 	if err := setOOMScoreAdj(pid, &proc); err != nil {
 		return fail(fmt.Errorf("exec in %s: %w", c.id, err))
 	}
-	clk.lap("spawn")
-	cfg := &initConfig{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1}
-	if err := ch.send(&message{Kind: kindConfig, Config: cfg}); err != nil {
+	clk.Lap("spawn")
+	cfg := &setup.Config{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1}
+	if err := ch.Send(&setup.Message{Kind: setup.KindConfig, Config: cfg}); err != nil {
 		return fail(err)
 	}
-	clk.lap("config")
+	clk.Lap("config")
 	ready, err := awaitReady(ch, stdio.ConsoleSocket)
 	if err != nil {
 		return fail(err)
 	}
-	clk.lap("await-ready")
-	c.rt.steps(c.id, clk.steps, childSteps(ready, spawned))
+	clk.Lap("await-ready")
+	c.rt.steps(c.id, clk.Steps, childSteps(ready, spawned))
 	c.rt.event(c.id, "exec", map[string]string{"pid": strconv.Itoa(pid)})
 	return &Process{Pid: pid}, nil
 }

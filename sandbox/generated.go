@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bulwark.dev/bulwark/sandbox/setup"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +39,7 @@ func (r *Runtime) generatedDir() string { return filepath.Join(r.opts.Root, "etc
 // appends a detached read-only clone of each to fds and records its index in the file's plan,
 // where the state root is a tmpfs (otherwise the child writes them). It is the last of the
 // descriptors the runtime donates (donate), so it checks their number.
-func (r *Runtime) donateGenerated(cfg *initConfig, dir string, uidBase uint32, fds []int) ([]int, error) {
+func (r *Runtime) donateGenerated(cfg *setup.Config, dir string, uidBase uint32, fds []int) ([]int, error) {
 	var fs unix.Statfs_t
 	if len(cfg.Files) == 0 || unix.Statfs(r.opts.Root, &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
 		return checkDonated(fds)
@@ -72,8 +73,8 @@ func (r *Runtime) donateGenerated(cfg *initConfig, dir string, uidBase uint32, f
 
 // checkDonated refuses more descriptors than one message carries.
 func checkDonated(fds []int) ([]int, error) {
-	if len(fds) > maxFDs {
-		return fds, fmt.Errorf("too many mounts: %d descriptors exceed %d", len(fds), maxFDs)
+	if len(fds) > setup.MaxFDs {
+		return fds, fmt.Errorf("too many mounts: %d descriptors exceed %d", len(fds), setup.MaxFDs)
 	}
 	return fds, nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"bulwark.dev/bulwark/sandbox/setup"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,7 +98,7 @@ func TestGeneratedFilesOnDiskRootNotShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &initConfig{Files: generatedFiles("h", nil)}
+	cfg := &setup.Config{Files: generatedFiles("h", nil)}
 	fds, err := r.donateGenerated(cfg, t.TempDir(), 100000, []int{7})
 	if err != nil || len(fds) != 1 {
 		t.Fatalf("donated %v, %v; want nothing more", fds, err)

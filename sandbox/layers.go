@@ -14,6 +14,7 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 	"bulwark.dev/bulwark/sandbox/internal/memfdnoexec"
 	"bulwark.dev/bulwark/sandbox/internal/seccomp"
+	"bulwark.dev/bulwark/sandbox/setup"
 )
 
 // hostLayers is mac.Detect, once per process: the host's MAC layers do not change under a running
@@ -70,19 +71,11 @@ func enforcedBy(l mac.Layers) string {
 	return strings.Join(s, ", ") + " enforced"
 }
 
-// seccompBlob is a compiled seccomp program as it crosses the setup channel: the child loads it
-// without cgo or libseccomp.
-type seccompBlob struct {
-	Digest string
-	Flags  uint
-	BPF    []byte // raw struct sock_filter, native byte order
-}
-
 // compileSeccomp returns the programs the child loads, in order: the floor's default allowlist
 // always, then the spec's own profile (if any and different), stacked on top. Compiled programs
 // are cached by profile digest under Options.SeccompCacheDir (<root>/seccomp-cache), which saves
 // ~20 ms per start.
-func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]seccompBlob, error) {
+func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]setup.SeccompBlob, error) {
 	cache := r.opts.SeccompCacheDir
 	if cache == "" {
 		cache = filepath.Join(r.opts.Root, "seccomp-cache")
@@ -91,13 +84,13 @@ func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]seccompBlob, error
 	if err != nil {
 		return nil, fmt.Errorf("compile default seccomp profile: %w", err)
 	}
-	out := []seccompBlob{{Digest: def.Digest, Flags: def.Flags, BPF: def.Bytes()}}
+	out := []setup.SeccompBlob{{Digest: def.Digest, Flags: def.Flags, BPF: def.Bytes()}}
 	if !memfdNoexecSupported() {
 		p, err := seccomp.CachedCompile(cache, noMemfdProfile)
 		if err != nil {
 			return nil, fmt.Errorf("compile memfd_create refusal: %w", err)
 		}
-		out = append(out, seccompBlob{Digest: p.Digest, Flags: p.Flags, BPF: p.Bytes()})
+		out = append(out, setup.SeccompBlob{Digest: p.Digest, Flags: p.Flags, BPF: p.Bytes()})
 	}
 	if spec != nil {
 		p, err := seccomp.CachedCompile(cache, spec)
@@ -105,7 +98,7 @@ func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]seccompBlob, error
 			return nil, fmt.Errorf("compile spec seccomp profile: %w", err)
 		}
 		if p.Digest != def.Digest {
-			out = append(out, seccompBlob{Digest: p.Digest, Flags: p.Flags, BPF: p.Bytes()})
+			out = append(out, setup.SeccompBlob{Digest: p.Digest, Flags: p.Flags, BPF: p.Bytes()})
 		}
 	}
 	return out, nil
@@ -136,36 +129,15 @@ func raiseMemfdNoexec(pid int) error {
 	return memfdnoexec.Raise(pid)
 }
 
-// loadSeccomp installs the programs on the calling process (child side, last step before execve).
-func loadSeccomp(blobs []seccompBlob) error {
-	if len(blobs) == 0 {
-		return fmt.Errorf("%w: no program (the default profile is mandatory)", seccomp.ErrNotLoaded)
-	}
-	for _, b := range blobs {
-		p, err := seccomp.FromBytes(b.Digest, b.BPF)
-		if err != nil {
-			return err
-		}
-		p.Flags = b.Flags
-		if err := p.Load(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // minimalDevice reports whether a /dev path is one the floor provides anyway.
 func minimalDevice(p string) bool {
-	for _, d := range minimalDevices {
+	for _, d := range setup.MinimalDevices {
 		if "/dev/"+d == p {
 			return true
 		}
 	}
 	return p == "/dev/ptmx" || p == "/dev/console"
 }
-
-// minimalDevices are bind-mounted from the host's /dev (mknod is impossible in a user namespace).
-var minimalDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 var rlimitNumbers = map[string]int{
 	"RLIMIT_AS": 9, "RLIMIT_CORE": 4, "RLIMIT_CPU": 0, "RLIMIT_DATA": 2, "RLIMIT_FSIZE": 1,

@@ -156,7 +156,10 @@ func consoleListener(t *testing.T) (string, chan *os.File) {
 			buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
 			_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 			c.Close()
-			fds, _ := parseRights(oob[:oobn])
+			var fds []int
+			if cmsgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil && len(cmsgs) == 1 {
+				fds, _ = unix.ParseUnixRights(&cmsgs[0])
+			}
 			if err != nil || len(fds) != 1 {
 				got <- nil
 				continue

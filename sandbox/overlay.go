@@ -15,6 +15,7 @@ import (
 
 	"bulwark.dev/bulwark/internal/openat2"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
+	"bulwark.dev/bulwark/sandbox/setup"
 )
 
 // An overlay rootfs (containerd's default overlayfs snapshotter mounts one at <bundle>/rootfs)
@@ -108,7 +109,7 @@ func openRoot(eff *specs.Spec, bundle string, layers []string, upper int) (*root
 }
 
 // Close closes the descriptors.
-func (s *rootfsSource) Close() { closeAll(s.fds) }
+func (s *rootfsSource) Close() { setup.CloseAll(s.fds) }
 
 func (s *rootfsSource) String() string {
 	if s.layered {
@@ -122,7 +123,7 @@ func (s *rootfsSource) String() string {
 // host uid and gid container root maps to.
 func rootfsMount(root *rootfsSource, userns int, owner [2]uint32) (int, error) {
 	var fds []int
-	defer func() { closeAll(fds) }() // the overlay keeps its own references
+	defer func() { setup.CloseAll(fds) }() // the overlay keeps its own references
 	if root.layered {
 		for i, fd := range root.fds {
 			m, err := idmap.IDMappedMountFD(fd, root.paths[i], userns)

@@ -3,7 +3,9 @@ package sandbox
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -12,97 +14,16 @@ import (
 	"bulwark.dev/bulwark/sandbox/internal/caps"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
-	"bulwark.dev/bulwark/sandbox/internal/mac"
+	"bulwark.dev/bulwark/sandbox/setup"
 )
 
-// initConfig is the plan the parent sends the child in the config message: everything the child
-// needs, already decided. The child makes no policy choices of its own.
-type initConfig struct {
-	ID            string
-	Hostname      string
-	Domainname    string
-	Mounts        []mountPlan
-	MaskedPaths   []string
-	ReadonlyPaths []string
-	Sysctl        map[string]string
-	Files         []filePlan
-	Cgroups       []cgroupView
-	Process       processPlan
-	// NetJoined says the container joins an existing network namespace (the pod model).
-	NetJoined bool
-	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
-	RootfsFD int // detached idmapped mount of the rootfs (Create only)
-	FifoFD   int // exec fifo opened O_RDWR; init blocks reading it (Create only)
-	// WritableRoot leaves the root writable once pivoted (CreateFromLayersWritable).
-	WritableRoot bool
-}
-
-// mountPlan is one mount in the container. Bind mounts arrive as detached trees made by the parent
-// (SrcFD), since the child, an unprivileged host uid, may not even be able to resolve the source.
-type mountPlan struct {
-	Dest   string
-	Type   string
-	Source string
-	Flags  uintptr
-	Data   string
-	SrcFD  int
-}
-
-// cgroupView is one cgroup hierarchy the container is placed in, mounted read-only (its own
-// subtree, through its cgroup namespace) where a "cgroup2" mount asks for the container's cgroups.
-type cgroupView struct {
-	// Name is the directory under that mount ("memory", "systemd", "unified"); "" for a pure v2
-	// host, whose single hierarchy is mounted at the destination itself.
-	Name    string
-	Unified bool
-	// Options name a v1 hierarchy ("cpu,cpuacct", "name=systemd").
-	Options string
-}
-
 // cgroupViews lists the hierarchies cg places the container in, as the child mounts them.
-func cgroupViews(cg cgroups.Manager) []cgroupView {
-	var out []cgroupView
+func cgroupViews(cg cgroups.Manager) []setup.CgroupView {
+	var out []setup.CgroupView
 	for _, h := range cg.Hierarchies() {
-		out = append(out, cgroupView{Name: h.Name, Unified: h.Unified, Options: h.Options})
+		out = append(out, setup.CgroupView{Name: h.Name, Unified: h.Unified, Options: h.Options})
 	}
 	return out
-}
-
-// filePlan is a generated file (/etc/hosts, /etc/hostname, /etc/resolv.conf) mounted read-only
-// from the runtime's shared copy (donateGenerated) or from the child's staging tmpfs; host files
-// are never bind-mounted for these.
-type filePlan struct {
-	Dest    string
-	Content string
-	// SrcFD is the donated read-only clone of the runtime's shared copy (an index into the
-	// config message's descriptors, Content then left out), or -1: the child writes Content
-	// into its staging tmpfs.
-	SrcFD int
-}
-
-// processPlan is the confinement and identity of the process the child finally executes.
-type processPlan struct {
-	Args        []string
-	Env         []string
-	Cwd         string
-	UID         uint32
-	GID         uint32
-	Groups      []uint32
-	Caps        uint64
-	Rlimits     []rlimitPlan
-	Terminal    bool
-	Rows        uint16
-	Cols        uint16
-	OOMScoreAdj *int
-	MAC         mac.Container
-	Landlock    landlock.Rules
-	Seccomp     []seccompBlob
-}
-
-type rlimitPlan struct {
-	Resource int
-	Soft     uint64
-	Hard     uint64
 }
 
 var mountFlags = map[string]struct {
@@ -150,12 +71,12 @@ func parseOptions(opts []string) (uintptr, string) {
 }
 
 // processPlanFor turns an effective (floored) process spec into the child's plan.
-func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob, writableRoot bool) (processPlan, error) {
+func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []setup.SeccompBlob, writableRoot bool) (setup.ProcessPlan, error) {
 	set, err := caps.Parse(p.Capabilities.Bounding)
 	if err != nil {
-		return processPlan{}, fmt.Errorf("capabilities: %w", err)
+		return setup.ProcessPlan{}, fmt.Errorf("capabilities: %w", err)
 	}
-	pp := processPlan{
+	pp := setup.ProcessPlan{
 		Args: p.Args, Env: p.Env, Cwd: p.Cwd,
 		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids,
 		Caps: uint64(set), Terminal: p.Terminal, OOMScoreAdj: p.OOMScoreAdj, Seccomp: sc,
@@ -166,9 +87,9 @@ func processPlanFor(p *specs.Process, mounts []specs.Mount, sc []seccompBlob, wr
 	for _, rl := range p.Rlimits {
 		n, ok := rlimitNumber(rl.Type)
 		if !ok {
-			return processPlan{}, fmt.Errorf("unknown rlimit %q", rl.Type)
+			return setup.ProcessPlan{}, fmt.Errorf("unknown rlimit %q", rl.Type)
 		}
-		pp.Rlimits = append(pp.Rlimits, rlimitPlan{Resource: n, Soft: rl.Soft, Hard: rl.Hard})
+		pp.Rlimits = append(pp.Rlimits, setup.RlimitPlan{Resource: n, Soft: rl.Soft, Hard: rl.Hard})
 	}
 	pp.Landlock = landlock.Rules{Root: "/", WritableRoot: writableRoot}
 	for _, m := range mounts {
@@ -219,8 +140,8 @@ func nameservers(annotations map[string]string) ([]netip.Addr, error) {
 }
 
 // unbound are the generated files no mount covers (a pod container's CRI binds, see the floor).
-func unbound(files []filePlan, mounts []specs.Mount) []filePlan {
-	var out []filePlan
+func unbound(files []setup.FilePlan, mounts []specs.Mount) []setup.FilePlan {
+	var out []setup.FilePlan
 	for _, f := range files {
 		if !slices.ContainsFunc(mounts, func(m specs.Mount) bool { return m.Destination == f.Dest }) {
 			out = append(out, f)
@@ -230,7 +151,7 @@ func unbound(files []filePlan, mounts []specs.Mount) []filePlan {
 }
 
 // generatedFiles are the /etc files every container gets, never copies of the host's.
-func generatedFiles(hostname string, dns []netip.Addr) []filePlan {
+func generatedFiles(hostname string, dns []netip.Addr) []setup.FilePlan {
 	if hostname == "" {
 		hostname = "localhost"
 	}
@@ -242,9 +163,22 @@ func generatedFiles(hostname string, dns []netip.Addr) []filePlan {
 		}
 		resolv += "options ndots:0\n"
 	}
-	return []filePlan{
+	return []setup.FilePlan{
 		{Dest: "/etc/hostname", Content: hostname + "\n", SrcFD: -1},
 		{Dest: "/etc/hosts", Content: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n", SrcFD: -1},
 		{Dest: "/etc/resolv.conf", Content: resolv, SrcFD: -1},
 	}
+}
+
+// setOOMScoreAdj gives the unreaped child pid (a setup child, before it sets itself up) the score
+// p asks for, from outside: the child cannot open its own oom_score_adj (see oomScoreAdjIs), and
+// finds it already done. The score is kept across the workload's execve.
+func setOOMScoreAdj(pid int, p *setup.ProcessPlan) error {
+	if p.OOMScoreAdj == nil {
+		return nil
+	}
+	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+		return fmt.Errorf("oom_score_adj: %w", err)
+	}
+	return nil
 }

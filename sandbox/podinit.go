@@ -11,6 +11,7 @@ import (
 
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/nsenter"
+	"bulwark.dev/bulwark/sandbox/setup"
 )
 
 // initProc is a container's init as its creator holds it: a child the setup child forked (see
@@ -50,7 +51,7 @@ func (j *joined) podOf() *stateFile {
 // nsenter's constructor, which then creates the rest inside it and forks init. With a joined
 // network namespace, sysfs is made in it here too (a user namespace that does not own the
 // network namespace cannot mount sysfs): the returned descriptor, or -1.
-func (r *Runtime) startInit(stdio IO, terminal bool, cg cgroups.Manager, join *joined, made map[specs.LinuxNamespaceType]int) (*channel, initProc, int, error) {
+func (r *Runtime) startInit(stdio IO, terminal bool, cg cgroups.Manager, join *joined, made map[specs.LinuxNamespaceType]int) (*setup.Channel, initProc, int, error) {
 	var fds map[specs.LinuxNamespaceType]int
 	if join != nil {
 		fds = join.fds
@@ -112,7 +113,7 @@ func (r *Runtime) startInit(stdio IO, terminal bool, cg cgroups.Manager, join *j
 		[]string{nsenter.EnvJoin + "=" + strconv.Itoa(create&^unix.CLONE_NEWUSER)}, syncW, user)
 	syncW.Close()
 	if err != nil {
-		closeAll([]int{sysfs})
+		setup.CloseAll([]int{sysfs})
 		return nil, initProc{}, -1, err
 	}
 	pid, err := nsenter.ReadReport(syncR)
@@ -121,8 +122,8 @@ func (r *Runtime) startInit(stdio IO, terminal bool, cg cgroups.Manager, join *j
 		go cmd.Wait()
 	} else {
 		cmd.Wait()
-		ch.close()
-		closeAll([]int{sysfs})
+		ch.Close()
+		setup.CloseAll([]int{sysfs})
 		if podUser {
 			return nil, initProc{}, -1, fmt.Errorf("start init in pod sandbox %s's user namespace: %w", join.pod.ID, err)
 		}

@@ -6,20 +6,16 @@ import (
 	"os"
 	"path/filepath"
 
+	"bulwark.dev/bulwark/sandbox/setup"
 	"golang.org/x/sys/unix"
 )
 
-// buildID identifies this binary's build: `make build` stamps every binary with a digest of the
-// sources (-ldflags -X bulwark.dev/bulwark/sandbox.buildID=...). Unstamped (go build, go test),
-// setup children are the runtime binary itself.
-var buildID string
-
 // HelperName is the setup helper's file name: the runtime looks for it beside its own binary.
-const HelperName = "bulwark-init"
+const HelperName = setup.HelperName
 
-// envBuild carries the runtime's buildID to its setup child, which sets up nothing for another
-// build: the setup protocol is one build's.
-const envBuild = "_BULWARK_BUILD"
+// buildID is setup's build stamp, which `make build` sets; a variable so tests can pretend a
+// stamped build.
+var buildID = setup.BuildID()
 
 // helperEnv is the environment a setup child starts with: its mode, the runtime's build and
 // GOMAXPROCS=1. The child does one thing at a time on its locked main thread; with one P the Go
@@ -28,7 +24,7 @@ const envBuild = "_BULWARK_BUILD"
 // (a created container's init: 5 threads and ~1.3 MB anonymous at the exec; 4 and ~1.2 MB with one P).
 // The workload gets the environment of its own spec, not this one.
 func helperEnv(mode string) []string {
-	return []string{envSetup + "=" + mode, envBuild + "=" + buildID, "GOMAXPROCS=1"}
+	return []string{setup.EnvSetup + "=" + mode, setup.EnvBuild + "=" + buildID, "GOMAXPROCS=1"}
 }
 
 // setupHelper opens (O_PATH) the binary setup children are executed from: bulwark-init beside
@@ -68,12 +64,4 @@ func setupHelper() (int, error) {
 		return -1, floorErr("setup helper %s is not a regular executable file of the runtime binary's owner that no one else may write", path)
 	}
 	return fd, nil
-}
-
-// checkBuild is the setup child's refusal of a runtime of another build.
-func checkBuild() *InitError {
-	if got := os.Getenv(envBuild); got != buildID {
-		return stepError("protocol", "build", "", fmt.Errorf("%s of build %q cannot set up a container for a runtime of build %q: install the binaries of one build together", HelperName, buildID, got))
-	}
-	return nil
 }

@@ -86,18 +86,3 @@ func TestSetupHelper(t *testing.T) {
 	}
 	os.RemoveAll(helper)
 }
-
-// A setup child refuses a runtime of another build.
-func TestCheckBuild(t *testing.T) {
-	old := buildID
-	defer func() { buildID = old }()
-	buildID = "b1"
-	t.Setenv(envBuild, "b1")
-	if err := checkBuild(); err != nil {
-		t.Fatalf("same build refused: %v", err)
-	}
-	t.Setenv(envBuild, "b2")
-	if err := checkBuild(); err == nil {
-		t.Fatal("a runtime of another build was served")
-	}
-}

@@ -1,6 +1,10 @@
 package sandbox
 
-import "time"
+import (
+	"time"
+
+	"bulwark.dev/bulwark/sandbox/setup"
+)
 
 // Step timing: where a container's start goes, for benchmarks and an operator's --debug log.
 // Create times its own steps in order (they add up to its wall time) and the setup child times
@@ -55,36 +59,8 @@ type StepSink interface {
 	Step(containerID, step string, d time.Duration)
 }
 
-// stepTime is one timed step; the setup child sends its own with "ready".
-type stepTime struct {
-	Step string
-	NS   int64
-}
-
-// stepClock times consecutive steps: each lap is the time since the previous one.
-type stepClock struct {
-	started, last time.Time
-	steps         []stepTime
-}
-
-func newStepClock() *stepClock {
-	now := time.Now()
-	return &stepClock{started: now, last: now}
-}
-
-// lap records the time since the previous lap (or the clock's start) as step.
-func (c *stepClock) lap(step string) {
-	now := time.Now()
-	c.add(step, now.Sub(c.last))
-	c.last = now
-}
-
-func (c *stepClock) add(step string, d time.Duration) {
-	c.steps = append(c.steps, stepTime{Step: step, NS: d.Nanoseconds()})
-}
-
 // steps reports every recorded step of container id, in order, when the Runtime has a sink.
-func (r *Runtime) steps(id string, steps ...[]stepTime) {
+func (r *Runtime) steps(id string, steps ...[]setup.StepTime) {
 	if r.opts.Steps == nil {
 		return
 	}
@@ -104,7 +80,7 @@ func (r *Runtime) step(id, step string, d time.Duration) {
 
 // childSteps are the setup child's steps from its ready message, led by child:exec, the time from
 // spawned (when the runtime began to start it) until the child began its setup.
-func childSteps(ready *message, spawned time.Time) []stepTime {
+func childSteps(ready *setup.Message, spawned time.Time) []setup.StepTime {
 	exec := time.Unix(0, ready.Started).Sub(spawned)
-	return append([]stepTime{{Step: "child:exec", NS: exec.Nanoseconds()}}, ready.Steps...)
+	return append([]setup.StepTime{{Step: "child:exec", NS: exec.Nanoseconds()}}, ready.Steps...)
 }

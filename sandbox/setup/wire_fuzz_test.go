@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"encoding/binary"
@@ -15,7 +15,7 @@ import (
 func FuzzDecodeMessage(f *testing.F) {
 	for seed := range uint64(40) {
 		rng := rand.New(rand.NewPCG(seed, 14))
-		var m message
+		var m Message
 		fillRandom(rng, reflect.ValueOf(&m).Elem())
 		f.Add(encodeMessage(&m))
 	}
@@ -46,8 +46,8 @@ func TestWireAllocationBounded(t *testing.T) {
 		min  int    // encoded bytes of an empty element
 		elem uintptr
 	}{
-		"steps":  {[]byte{0, 0}, 2, unsafe.Sizeof(stepTime{})},
-		"mounts": {[]byte{0, 0, 0, 0, 1, 0, 0, 0}, 6, unsafe.Sizeof(mountPlan{})},
+		"steps":  {[]byte{0, 0}, 2, unsafe.Sizeof(StepTime{})},
+		"mounts": {[]byte{0, 0, 0, 0, 1, 0, 0, 0}, 6, unsafe.Sizeof(MountPlan{})},
 		"args":   {[]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1, unsafe.Sizeof("")},
 	}
 	for name, l := range lists {

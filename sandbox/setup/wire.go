@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"encoding/binary"
@@ -21,7 +21,7 @@ import (
 // trusts nothing: every length and count is checked against the bytes that remain before anything
 // is allocated, and a narrowing conversion against its range.
 
-func encodeMessage(m *message) []byte {
+func encodeMessage(m *Message) []byte {
 	var e encoder
 	e.str(string(m.Kind))
 	e.str(m.Console)
@@ -47,13 +47,13 @@ func encodeMessage(m *message) []byte {
 	return e.b
 }
 
-func decodeMessage(b []byte) (*message, error) {
+func decodeMessage(b []byte) (*Message, error) {
 	d := decoder{b: b}
-	m := &message{Kind: msgKind(d.str()), Console: d.str()}
+	m := &Message{Kind: Kind(d.str()), Console: d.str()}
 	n := d.count(2)
-	m.Steps = makeList[stepTime](n)
+	m.Steps = makeList[StepTime](n)
 	for range n {
-		m.Steps = append(m.Steps, stepTime{Step: d.str(), NS: d.int()})
+		m.Steps = append(m.Steps, StepTime{Step: d.str(), NS: d.int()})
 	}
 	m.Started = d.int()
 	if d.bool() {
@@ -71,7 +71,7 @@ func decodeMessage(b []byte) (*message, error) {
 	return m, nil
 }
 
-func (e *encoder) config(c *initConfig) {
+func (e *encoder) config(c *Config) {
 	e.str(c.ID)
 	e.str(c.Hostname)
 	e.str(c.Domainname)
@@ -110,12 +110,12 @@ func (e *encoder) config(c *initConfig) {
 	e.bool(c.WritableRoot)
 }
 
-func (d *decoder) config() *initConfig {
-	c := &initConfig{ID: d.str(), Hostname: d.str(), Domainname: d.str()}
+func (d *decoder) config() *Config {
+	c := &Config{ID: d.str(), Hostname: d.str(), Domainname: d.str()}
 	n := d.count(6)
-	c.Mounts = makeList[mountPlan](n)
+	c.Mounts = makeList[MountPlan](n)
 	for range n {
-		c.Mounts = append(c.Mounts, mountPlan{Dest: d.str(), Type: d.str(), Source: d.str(), Flags: uintptr(d.uint()), Data: d.str(), SrcFD: d.fd()})
+		c.Mounts = append(c.Mounts, MountPlan{Dest: d.str(), Type: d.str(), Source: d.str(), Flags: uintptr(d.uint()), Data: d.str(), SrcFD: d.fd()})
 	}
 	c.MaskedPaths = d.strs()
 	c.ReadonlyPaths = d.strs()
@@ -127,14 +127,14 @@ func (d *decoder) config() *initConfig {
 		}
 	}
 	n = d.count(3)
-	c.Files = makeList[filePlan](n)
+	c.Files = makeList[FilePlan](n)
 	for range n {
-		c.Files = append(c.Files, filePlan{Dest: d.str(), Content: d.str(), SrcFD: d.fd()})
+		c.Files = append(c.Files, FilePlan{Dest: d.str(), Content: d.str(), SrcFD: d.fd()})
 	}
 	n = d.count(3)
-	c.Cgroups = makeList[cgroupView](n)
+	c.Cgroups = makeList[CgroupView](n)
 	for range n {
-		c.Cgroups = append(c.Cgroups, cgroupView{Name: d.str(), Unified: d.bool(), Options: d.str()})
+		c.Cgroups = append(c.Cgroups, CgroupView{Name: d.str(), Unified: d.bool(), Options: d.str()})
 	}
 	d.process(&c.Process)
 	c.NetJoined = d.bool()
@@ -144,7 +144,7 @@ func (d *decoder) config() *initConfig {
 	return c
 }
 
-func (e *encoder) process(p *processPlan) {
+func (e *encoder) process(p *ProcessPlan) {
 	e.strs(p.Args)
 	e.strs(p.Env)
 	e.str(p.Cwd)
@@ -186,7 +186,7 @@ func (e *encoder) process(p *processPlan) {
 	}
 }
 
-func (d *decoder) process(p *processPlan) {
+func (d *decoder) process(p *ProcessPlan) {
 	p.Args = d.strs()
 	p.Env = d.strs()
 	p.Cwd = d.str()
@@ -199,9 +199,9 @@ func (d *decoder) process(p *processPlan) {
 	}
 	p.Caps = d.uint()
 	n = d.count(3)
-	p.Rlimits = makeList[rlimitPlan](n)
+	p.Rlimits = makeList[RlimitPlan](n)
 	for range n {
-		p.Rlimits = append(p.Rlimits, rlimitPlan{Resource: d.intN(), Soft: d.uint(), Hard: d.uint()})
+		p.Rlimits = append(p.Rlimits, RlimitPlan{Resource: d.intN(), Soft: d.uint(), Hard: d.uint()})
 	}
 	p.Terminal = d.bool()
 	p.Rows = uint16(d.uintN(math.MaxUint16))
@@ -217,9 +217,9 @@ func (d *decoder) process(p *processPlan) {
 	}
 	p.Landlock = landlock.Rules{Root: d.str(), Writable: d.strs(), WritableExec: d.strs(), WritableRoot: d.bool()}
 	n = d.count(3)
-	p.Seccomp = makeList[seccompBlob](n)
+	p.Seccomp = makeList[SeccompBlob](n)
 	for range n {
-		p.Seccomp = append(p.Seccomp, seccompBlob{Digest: d.str(), Flags: uint(d.uint()), BPF: d.bytes()})
+		p.Seccomp = append(p.Seccomp, SeccompBlob{Digest: d.str(), Flags: uint(d.uint()), BPF: d.bytes()})
 	}
 }
 

@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 // setupConsole allocates a pty from the container's private devpts, makes its slave the
 // process's controlling terminal and stdio, and sends the master to the runtime (which forwards it
 // to the caller's console socket).
-func setupConsole(ch *channel, p *processPlan) error {
+func setupConsole(ch *Channel, p *ProcessPlan) error {
 	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open /dev/ptmx: %w", err)
@@ -48,5 +48,5 @@ func setupConsole(ch *channel, p *processPlan) error {
 			return fmt.Errorf("dup pty to %d: %w", fd, err)
 		}
 	}
-	return ch.send(&message{Kind: kindConsole, Console: name, fds: []int{master}})
+	return ch.Send(&Message{Kind: KindConsole, Console: name, FDs: []int{master}})
 }

@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"errors"
@@ -26,24 +26,11 @@ func oomScoreAdjIs(v int) bool {
 	return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(v)
 }
 
-// setOOMScoreAdj gives the unreaped child pid (a setup child, before it sets itself up) the score
-// p asks for, from outside: the child cannot open its own oom_score_adj (see oomScoreAdjIs), and
-// finds it already done. The score is kept across the workload's execve.
-func setOOMScoreAdj(pid int, p *processPlan) error {
-	if p.OOMScoreAdj == nil {
-		return nil
-	}
-	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-		return fmt.Errorf("oom_score_adj: %w", err)
-	}
-	return nil
-}
-
 // finishProcess applies the process-level layers in their fixed order and executes the workload:
 // console, rlimits, user + capabilities, cwd, no_new_privs, Landlock, descriptor hygiene, seccomp
 // (last: it may forbid what the earlier steps need). Only then is "ready" sent. Init then waits on
 // the exec fifo for Start; an exec'd process goes on at once. Returns only on failure.
-func finishProcess(ch *channel, p *processPlan, fifo int, clk *stepClock) *InitError {
+func finishProcess(ch *Channel, p *ProcessPlan, fifo int, clk *StepClock) *InitError {
 	if p.Terminal {
 		if err := setupConsole(ch, p); err != nil {
 			return stepError("console", "allocate pty", "/dev/ptmx", err)
@@ -89,7 +76,7 @@ func finishProcess(ch *channel, p *processPlan, fifo int, clk *stepClock) *InitE
 	if err != nil {
 		return stepError("process", stepFindExecutable, p.Args[0], err)
 	}
-	clk.lap("child:user+caps")
+	clk.Lap("child:user+caps")
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return stepError("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "", err)
 	}
@@ -97,7 +84,7 @@ func finishProcess(ch *channel, p *processPlan, fifo int, clk *stepClock) *InitE
 	if err := p.MAC.ApplyExec(); err != nil {
 		return stepError("mac", "apply on exec", "", err)
 	}
-	clk.lap("child:nnp+mac")
+	clk.Lap("child:nnp+mac")
 	// A writable mount reached through an image symlink was mounted at the link's target (inside
 	// the root): grant that real path, which Landlock insists on.
 	for _, list := range [][]string{p.Landlock.Writable, p.Landlock.WritableExec} {
@@ -110,19 +97,19 @@ func finishProcess(ch *channel, p *processPlan, fifo int, clk *stepClock) *InitE
 	if err := landlock.Restrict(p.Landlock); err != nil {
 		return stepError("landlock", "restrict", "", err)
 	}
-	clk.lap("child:landlock")
+	clk.Lap("child:landlock")
 	if err := fdHygiene(); err != nil {
 		return stepError("fds", "close host descriptors", "/proc/self/status", err)
 	}
-	clk.lap("child:fds")
+	clk.Lap("child:fds")
 	if err := loadSeccomp(p.Seccomp); err != nil {
 		return stepError("seccomp", "load", "", err)
 	}
-	clk.lap("child:seccomp")
-	if err := ch.send(&message{Kind: kindReady, Steps: clk.steps, Started: clk.started.UnixNano()}); err != nil {
+	clk.Lap("child:seccomp")
+	if err := ch.Send(&Message{Kind: KindReady, Steps: clk.Steps, Started: clk.Started.UnixNano()}); err != nil {
 		os.Exit(1) // the runtime is gone: nobody would start or hear us
 	}
-	ch.close()
+	ch.Close()
 	if fifo >= 0 {
 		var b [1]byte
 		for {

@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"math/rand/v2"
@@ -13,7 +13,7 @@ import (
 func TestWireRoundTrip(t *testing.T) {
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 14))
-		var m message
+		var m Message
 		fillRandom(rng, reflect.ValueOf(&m).Elem())
 		got, err := decodeMessage(encodeMessage(&m))
 		if err != nil {
@@ -31,12 +31,12 @@ func TestWireEveryFieldFilled(t *testing.T) {
 	seen := map[string]bool{}
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 14))
-		var m message
+		var m Message
 		fillRandom(rng, reflect.ValueOf(&m).Elem())
 		nonZeroLeaves(reflect.ValueOf(m), "message", seen)
 	}
 	var all []string
-	leafFields(reflect.TypeOf(message{}), "message", &all)
+	leafFields(reflect.TypeOf(Message{}), "message", &all)
 	for _, f := range all {
 		if !seen[f] {
 			t.Errorf("no seed gave %s a value", f)
@@ -44,12 +44,12 @@ func TestWireEveryFieldFilled(t *testing.T) {
 	}
 }
 
-// fillRandom sets v to random values; unexported fields (descriptors, not serialised) stay zero.
+// fillRandom sets v to random values; fields not serialised (the descriptors) stay zero.
 func fillRandom(rng *rand.Rand, v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
+			if serialised(v.Type().Field(i)) {
 				fillRandom(rng, v.Field(i))
 			}
 		}
@@ -106,12 +106,15 @@ func fillRandom(rng *rand.Rand, v reflect.Value) {
 	}
 }
 
-// leafFields lists the paths of every exported leaf field of t.
+// serialised reports whether the codec carries field f: every exported field not tagged wire:"-".
+func serialised(f reflect.StructField) bool { return f.IsExported() && f.Tag.Get("wire") != "-" }
+
+// leafFields lists the paths of every serialised leaf field of t.
 func leafFields(t reflect.Type, path string, out *[]string) {
 	switch t.Kind() {
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() {
+			if f := t.Field(i); serialised(f) {
 				leafFields(f.Type, path+"."+f.Name, out)
 			}
 		}
@@ -127,7 +130,7 @@ func nonZeroLeaves(v reflect.Value, path string, seen map[string]bool) {
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if f := v.Type().Field(i); f.IsExported() {
+			if f := v.Type().Field(i); serialised(f) {
 				nonZeroLeaves(v.Field(i), path+"."+f.Name, seen)
 			}
 		}

@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"fmt"
@@ -21,7 +21,7 @@ const roCgroupFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_
 // dest itself; otherwise a read-only directory of the staging tmpfs at dest holds one directory
 // per hierarchy, named as on the host (memory, cpu, systemd, unified), which is where
 // cgroup-aware software looks (it finds them through /proc/self/mountinfo).
-func mountCgroups(root int, st *staging, dest string, views []cgroupView) error {
+func mountCgroups(root int, st *staging, dest string, views []CgroupView) error {
 	if len(views) == 1 && views[0].Unified && views[0].Name == "" {
 		target, err := mkdirInRoot(root, dest)
 		if err != nil {
@@ -64,7 +64,7 @@ func mountCgroups(root int, st *staging, dest string, views []cgroupView) error 
 }
 
 // mountCgroupView mounts one hierarchy on the directory v.Name of dir.
-func mountCgroupView(dir int, v cgroupView) error {
+func mountCgroupView(dir int, v CgroupView) error {
 	sub, err := unix.Openat(dir, v.Name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", v.Name, err)

@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"errors"
@@ -128,7 +128,7 @@ func isDirFD(fd int) (bool, error) {
 
 // setupRootfs attaches the idmapped rootfs, mounts everything the plan lists inside it, masks and
 // write-protects the dangerous /proc and /sys paths, pivots into it and makes it read-only.
-func setupRootfs(cfg *initConfig, fds []int) *InitError {
+func setupRootfs(cfg *Config, fds []int) *InitError {
 	if cfg.RootfsFD < 0 || cfg.RootfsFD >= len(fds) {
 		return stepError("mounts", "rootfs descriptor", "", errString("no rootfs mount was donated"))
 	}
@@ -202,7 +202,7 @@ func setupRootfs(cfg *initConfig, fds []int) *InitError {
 	return nil
 }
 
-func mountOne(root int, m mountPlan, fds []int) error {
+func mountOne(root int, m MountPlan, fds []int) error {
 	if m.Type == "bind" {
 		if m.SrcFD < 0 || m.SrcFD >= len(fds) {
 			return errors.New("bind mount without a donated source")
@@ -284,7 +284,7 @@ func populateDev(root int) error {
 		return err
 	}
 	defer unix.Close(dev)
-	for _, d := range minimalDevices {
+	for _, d := range MinimalDevices {
 		if err := bindDevice(root, dev, d); err != nil {
 			return err
 		}
@@ -331,7 +331,7 @@ func bindDevice(root, dev int, name string) error {
 // generatedMounts attaches each generated file over its destination, read-only: the runtime's
 // shared copy it donated (read-only already, see donateGenerated), or one written into the
 // staging tmpfs.
-func generatedMounts(root int, st *staging, files []filePlan, fds []int) error {
+func generatedMounts(root int, st *staging, files []FilePlan, fds []int) error {
 	for _, f := range files {
 		if f.SrcFD < 0 {
 			clone, err := st.file(f.Content)
@@ -443,3 +443,6 @@ func pivot(root int) error {
 	}
 	return unix.Chdir("/")
 }
+
+// MinimalDevices are bind-mounted from the host's /dev (mknod is impossible in a user namespace).
+var MinimalDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}

@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"bytes"
@@ -13,23 +13,23 @@ import (
 
 func TestProtocolOrder(t *testing.T) {
 	cases := []struct {
-		seq []msgKind
+		seq []Kind
 		ok  bool
 	}{
-		{[]msgKind{kindConfig, kindReady}, true},
-		{[]msgKind{kindConfig, kindConsole, kindReady}, true},
-		{[]msgKind{kindConfig, kindError}, true},
-		{[]msgKind{kindConfig, kindConsole, kindError}, true},
-		{[]msgKind{kindError}, true}, // the child failed before it could read its config
-		{[]msgKind{kindReady}, false},
-		{[]msgKind{kindConsole}, false},
-		{[]msgKind{kindConfig, kindConfig}, false},
-		{[]msgKind{kindConfig, kindReady, kindReady}, false},
-		{[]msgKind{kindConfig, kindReady, kindError}, false},
-		{[]msgKind{kindConfig, kindError, kindReady}, false},
-		{[]msgKind{kindConfig, kindReady, kindConsole}, false},
-		{[]msgKind{kindConfig, kindConsole, kindConsole}, false},
-		{[]msgKind{"bogus"}, false},
+		{[]Kind{KindConfig, KindReady}, true},
+		{[]Kind{KindConfig, KindConsole, KindReady}, true},
+		{[]Kind{KindConfig, KindError}, true},
+		{[]Kind{KindConfig, KindConsole, KindError}, true},
+		{[]Kind{KindError}, true}, // the child failed before it could read its config
+		{[]Kind{KindReady}, false},
+		{[]Kind{KindConsole}, false},
+		{[]Kind{KindConfig, KindConfig}, false},
+		{[]Kind{KindConfig, KindReady, KindReady}, false},
+		{[]Kind{KindConfig, KindReady, KindError}, false},
+		{[]Kind{KindConfig, KindError, KindReady}, false},
+		{[]Kind{KindConfig, KindReady, KindConsole}, false},
+		{[]Kind{KindConfig, KindConsole, KindConsole}, false},
+		{[]Kind{"bogus"}, false},
 	}
 	for _, c := range cases {
 		var s sequence
@@ -48,13 +48,13 @@ func TestProtocolOrder(t *testing.T) {
 // TestChannelRoundTrip sends a config with descriptors and a large body, then a console and a
 // ready message, and checks both sides enforce the order.
 func TestChannelRoundTrip(t *testing.T) {
-	pf, cf, err := socketPair()
+	pf, cf, err := SocketPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent, child := newChannel(pf), newChannel(cf)
-	defer parent.close()
-	defer child.close()
+	parent, child := NewChannel(pf), NewChannel(cf)
+	defer parent.Close()
+	defer child.Close()
 	f, err := os.Open("/dev/null")
 	if err != nil {
 		t.Fatal(err)
@@ -62,20 +62,20 @@ func TestChannelRoundTrip(t *testing.T) {
 	defer f.Close()
 	big := strings.Repeat("x", 1<<20) // larger than a socket buffer: must arrive whole
 	// The seccomp programs travel raw, in order; one is larger than a socket buffer too.
-	progs := []seccompBlob{{Digest: "a", BPF: []byte{1, 2, 3}}, {Digest: "e", BPF: nil}, {Digest: "b", BPF: bytes.Repeat([]byte{7}, 300<<10)}}
+	progs := []SeccompBlob{{Digest: "a", BPF: []byte{1, 2, 3}}, {Digest: "e", BPF: nil}, {Digest: "b", BPF: bytes.Repeat([]byte{7}, 300<<10)}}
 	sent := make(chan error, 1)
 	go func() {
-		sent <- parent.send(&message{Kind: kindConfig, Config: &initConfig{ID: big, RootfsFD: 0, FifoFD: -1, Process: processPlan{Seccomp: progs}}, fds: []int{int(f.Fd())}})
+		sent <- parent.Send(&Message{Kind: KindConfig, Config: &Config{ID: big, RootfsFD: 0, FifoFD: -1, Process: ProcessPlan{Seccomp: progs}}, FDs: []int{int(f.Fd())}})
 	}()
-	m, err := child.recv()
+	m, err := child.Recv()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
-	if m.Kind != kindConfig || m.Config.ID != big || len(m.fds) != 1 {
-		t.Fatalf("got kind %s, id len %d, %d fds", m.Kind, len(m.Config.ID), len(m.fds))
+	if m.Kind != KindConfig || m.Config.ID != big || len(m.FDs) != 1 {
+		t.Fatalf("got kind %s, id len %d, %d fds", m.Kind, len(m.Config.ID), len(m.FDs))
 	}
 	if got := m.Config.Process.Seccomp; len(got) != len(progs) {
 		t.Fatalf("got %d seccomp programs, want %d", len(got), len(progs))
@@ -86,20 +86,20 @@ func TestChannelRoundTrip(t *testing.T) {
 		}
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(m.fds[0], &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+	if err := unix.Fstat(m.FDs[0], &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
 		t.Fatalf("received descriptor is not /dev/null: %v", err)
 	}
-	closeAll(m.fds)
-	if err := child.send(&message{Kind: kindConfig}); err == nil {
+	CloseAll(m.FDs)
+	if err := child.Send(&Message{Kind: KindConfig}); err == nil {
 		t.Fatal("child could send a second config")
 	}
-	if err := child.send(&message{Kind: kindReady}); err != nil {
+	if err := child.Send(&Message{Kind: KindReady}); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := parent.recv(); err != nil || m.Kind != kindReady {
+	if m, err := parent.Recv(); err != nil || m.Kind != KindReady {
 		t.Fatalf("parent got %v, %v", m, err)
 	}
-	if err := child.send(&message{Kind: kindError, Error: &InitError{Layer: "x"}}); err == nil {
+	if err := child.Send(&Message{Kind: KindError, Error: &InitError{Layer: "x"}}); err == nil {
 		t.Fatal("child could send an error after ready")
 	}
 }
@@ -120,13 +120,13 @@ func TestInitErrorUnwrap(t *testing.T) {
 // refused before anything is allocated for it, and so is one with bytes left over.
 func TestChannelRefusesOversizeLengths(t *testing.T) {
 	bpf := []byte{1, 2, 3, 4, 5, 6, 7, 8}
-	good := encodeMessage(&message{Kind: kindConfig, Config: &initConfig{ID: "x", Process: processPlan{
-		Seccomp: []seccompBlob{{Digest: "a", BPF: bpf}}}}})
+	good := encodeMessage(&Message{Kind: KindConfig, Config: &Config{ID: "x", Process: ProcessPlan{
+		Seccomp: []SeccompBlob{{Digest: "a", BPF: bpf}}}}})
 	if _, err := decodeMessage(good); err != nil {
 		t.Fatalf("control: %v", err)
 	}
 	var list encoder // a ready message whose step list claims 2^40 entries
-	list.str(string(kindReady))
+	list.str(string(KindReady))
 	list.str("")
 	list.uint(1 << 40)
 	at := bytes.Index(good, bpf) - 1 // the program's length byte
@@ -139,19 +139,19 @@ func TestChannelRefusesOversizeLengths(t *testing.T) {
 		"short":    good[:len(good)-1],
 	}
 	for name, body := range cases {
-		pf, cf, err := socketPair()
+		pf, cf, err := SocketPair()
 		if err != nil {
 			t.Fatal(err)
 		}
-		child := newChannel(cf)
+		child := NewChannel(cf)
 		frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
 		if _, err := pf.Write(append(frame, body...)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := child.recv(); err == nil || !strings.Contains(err.Error(), "decode message") {
+		if _, err := child.Recv(); err == nil || !strings.Contains(err.Error(), "decode message") {
 			t.Errorf("%s: recv = %v, want the body refused", name, err)
 		}
 		pf.Close()
-		child.close()
+		child.Close()
 	}
 }

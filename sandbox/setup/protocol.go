@@ -1,4 +1,4 @@
-package sandbox
+package setup
 
 import (
 	"encoding/binary"
@@ -34,39 +34,50 @@ import (
 // An "error" may replace any child message; nothing follows it. Any other order is a protocol
 // violation and aborts the setup (enforced by sequence, unit-tested in protocol_test.go).
 
-type msgKind string
-
+// Descriptors the runtime hands a re-executed child through exec.Cmd.ExtraFiles, by fixed number.
+// Everything else (rootfs mount, exec fifo, bind sources, pty master) travels as SCM_RIGHTS on the
+// setup channel, named by index in the config message.
 const (
-	kindConfig  msgKind = "config"
-	kindConsole msgKind = "console"
-	kindReady   msgKind = "ready"
-	kindError   msgKind = "error"
+	FDChannel = 3 // the child's end of the setup channel
+	FDSelf    = 4 // the read-only setup binary the child was executed from (CVE-2019-5736; sandbox/selfexe.go)
+	FDNsenter = 5 // Exec and Create: nsenter reports the joined or forked process's pid here (sandbox/internal/nsenter)
+	FDUserns  = 6 // Create: the user namespace init starts in, its pod sandbox's or its own (sandbox/internal/nsenter)
 )
 
-// message is the only thing that crosses the channel.
-type message struct {
-	Kind    msgKind
-	Config  *initConfig
-	Console string // pty slave name, with kindConsole
+// Kind is a message's type.
+type Kind string
+
+const (
+	KindConfig  Kind = "config"
+	KindConsole Kind = "console"
+	KindReady   Kind = "ready"
+	KindError   Kind = "error"
+)
+
+// Message is the only thing that crosses the channel.
+type Message struct {
+	Kind    Kind
+	Config  *Config
+	Console string // pty slave name, with KindConsole
 	Error   *InitError
-	// Steps and Started come with kindReady: the child's step times and when (Unix ns) its
+	// Steps and Started come with KindReady: the child's step times and when (Unix ns) its
 	// setup began, for Options.Steps.
-	Steps   []stepTime
+	Steps   []StepTime
 	Started int64
-	fds     []int // SCM_RIGHTS payload, not serialised
+	FDs     []int `wire:"-"` // SCM_RIGHTS payload, not serialised
 }
 
 // protocolOrder lists, for the last message seen, which kinds may come next.
-var protocolOrder = map[msgKind][]msgKind{
-	"":          {kindConfig, kindError},
-	kindConfig:  {kindConsole, kindReady, kindError},
-	kindConsole: {kindReady, kindError},
+var protocolOrder = map[Kind][]Kind{
+	"":          {KindConfig, KindError},
+	KindConfig:  {KindConsole, KindReady, KindError},
+	KindConsole: {KindReady, KindError},
 }
 
 // sequence tracks one side's view of the conversation and refuses out-of-order messages.
-type sequence struct{ last msgKind }
+type sequence struct{ last Kind }
 
-func (s *sequence) next(k msgKind) error {
+func (s *sequence) next(k Kind) error {
 	for _, ok := range protocolOrder[s.last] {
 		if ok == k {
 			s.last = k
@@ -79,19 +90,23 @@ func (s *sequence) next(k msgKind) error {
 // maxMessage bounds a frame so a confused peer cannot make the other side allocate without limit.
 const maxMessage = 16 << 20
 
-// maxFDs bounds the descriptors one message may carry.
-const maxFDs = 64
+// MaxFDs bounds the descriptors one message may carry.
+const MaxFDs = 64
 
-type channel struct {
+// Channel is one side of the setup channel.
+type Channel struct {
 	f   *os.File
 	seq sequence
 }
 
-func newChannel(f *os.File) *channel { return &channel{f: f} }
+// NewChannel speaks the protocol over the socket f.
+func NewChannel(f *os.File) *Channel { return &Channel{f: f} }
 
-func (c *channel) close() error { return c.f.Close() }
+// Close closes the channel's socket.
+func (c *Channel) Close() error { return c.f.Close() }
 
-func (c *channel) send(m *message) error {
+// Send sends m, with its descriptors, in protocol order.
+func (c *Channel) Send(m *Message) error {
 	if err := c.seq.next(m.Kind); err != nil {
 		return err
 	}
@@ -102,8 +117,8 @@ func (c *channel) send(m *message) error {
 	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
 	frame = append(frame, body...)
 	var oob []byte
-	if len(m.fds) > 0 {
-		oob = unix.UnixRights(m.fds...)
+	if len(m.FDs) > 0 {
+		oob = unix.UnixRights(m.FDs...)
 	}
 	// Fd puts the socket in blocking mode: setup is strictly sequential, so blocking calls are right.
 	fd := int(c.f.Fd())
@@ -126,10 +141,10 @@ func (c *channel) send(m *message) error {
 	return nil
 }
 
-// recv reads one message; received fds are close-on-exec.
-func (c *channel) recv() (*message, error) {
+// Recv reads one message; received fds are close-on-exec.
+func (c *Channel) Recv() (*Message, error) {
 	hdr := make([]byte, 4)
-	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
+	oob := make([]byte, unix.CmsgSpace(MaxFDs*4))
 	n, oobn, err := recvmsgRetry(int(c.f.Fd()), hdr, oob)
 	if err != nil {
 		return nil, fmt.Errorf("receive message: %w", err)
@@ -139,33 +154,33 @@ func (c *channel) recv() (*message, error) {
 		return nil, err
 	}
 	if n == 0 {
-		closeAll(fds)
+		CloseAll(fds)
 		return nil, fmt.Errorf("receive message: %w", io.EOF)
 	}
 	if n < 4 {
 		if _, err := io.ReadFull(c.f, hdr[n:]); err != nil {
-			closeAll(fds)
+			CloseAll(fds)
 			return nil, fmt.Errorf("receive message header: %w", err)
 		}
 	}
 	size := binary.BigEndian.Uint32(hdr)
 	if size > maxMessage {
-		closeAll(fds)
+		CloseAll(fds)
 		return nil, fmt.Errorf("receive message: frame of %d bytes exceeds %d", size, maxMessage)
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(c.f, body); err != nil {
-		closeAll(fds)
+		CloseAll(fds)
 		return nil, fmt.Errorf("receive message body: %w", err)
 	}
 	m, err := decodeMessage(body)
 	if err != nil {
-		closeAll(fds)
+		CloseAll(fds)
 		return nil, err
 	}
-	m.fds = fds
+	m.FDs = fds
 	if err := c.seq.next(m.Kind); err != nil {
-		closeAll(fds)
+		CloseAll(fds)
 		return nil, err
 	}
 	return m, nil
@@ -183,7 +198,7 @@ func parseRights(oob []byte) ([]int, error) {
 	for _, cm := range cmsgs {
 		got, err := unix.ParseUnixRights(&cm)
 		if err != nil {
-			closeAll(fds)
+			CloseAll(fds)
 			return nil, fmt.Errorf("parse SCM_RIGHTS: %w", err)
 		}
 		fds = append(fds, got...)
@@ -191,14 +206,15 @@ func parseRights(oob []byte) ([]int, error) {
 	return fds, nil
 }
 
-func closeAll(fds []int) {
+// CloseAll closes descriptors (a message's, donated ones).
+func CloseAll(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
 }
 
-// socketPair returns the parent's and the child's ends of a fresh channel socket.
-func socketPair() (parent, child *os.File, err error) {
+// SocketPair returns the parent's and the child's ends of a fresh channel socket.
+func SocketPair() (parent, child *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
