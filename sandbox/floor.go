@@ -110,16 +110,13 @@ func floorErr(format string, a ...any) error {
 // descriptors (FloorResolved).
 func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) { return r.FloorResolved(spec, nil) }
 
-// WarmFloor reads, once per process, what every floor reads of the host and of the embedded
-// profiles (the host's MAC layers, the default seccomp program's description, the network floor
-// derived from it) and the fields of the spec's types its copy walks: ≈ 0.3–0.4 ms of the first
-// floor in a process. A caller that knows a floor is coming may call it early, in the
-// background; the floor's result is the same either way.
+// WarmFloor reads, once per process, what every floor reads of the host (its MAC layers) and the
+// fields of the spec's types its copy walks (the seccomp and network descriptions are kept in the
+// source: defaultPrograms, refusedSockets). A caller that knows a floor is coming may call it
+// early, in the background; the floor's result is the same either way.
 func WarmFloor() {
 	warmSpecCopy()
 	hostLayers()
-	defaultProgram()
-	networkFloor()
 }
 
 // FloorResolved is Floor for a spec whose bind sources and namespace paths srcs holds

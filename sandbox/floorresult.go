@@ -94,30 +94,36 @@ func SeccompDigest(p *specs.LinuxSeccomp) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// defaultProgram describes the floor's default allowlist, once per process.
+// defaultProgram describes the floor's default allowlist, once per process: from
+// defaultPrograms when the embedded profile is the one they were computed from
+// (profiles.DefaultSeccompSum, a constant generated with the profile's Go form), otherwise from
+// the profile itself.
 var defaultProgram = sync.OnceValue(func() SeccompProgram {
-	action, rules, sum := profiles.DefaultSeccompShape()
-	return SeccompProgram{Source: "default", Digest: defaultDigest(sum), DefaultAction: string(action), Rules: rules}
+	return describeDefault(profiles.DefaultSeccompSum())
 })
 
-// defaultDigests is SeccompDigest of the default allowlist resolved for each architecture,
-// computed (by TestDefaultSeccompDigests, which fails until they are updated) from the embedded
-// profile whose SHA-256 is defaultProfileSum: the digest's JSON encoding, the first in a process,
-// took ≈ 0.35 ms of every start. Any other embedded profile or architecture is digested here.
+// defaultPrograms describe the default allowlist resolved for each architecture, computed (by
+// TestDefaultSeccompDescriptions, which fails until they are updated) from the embedded profile
+// whose SHA-256 is defaultProfileSum. They are the floor's description of every start's seccomp
+// program, needed before its policy decision: resolving the profile (≈ 55 µs) and digesting it
+// (its JSON encoding, the first in a process: ≈ 0.35 ms) are not on that path; Create resolves it
+// anyway to compile it, later and beside other work.
 const defaultProfileSum = "652db8ca5290aeda7fd4147e18ded00a35cf0233898f3a0c42219eae739b506d"
 
-var defaultDigests = map[string]string{
-	"amd64": "sha256:e4735151c4dfb0845e4aedab4c6661ec2013a1bd822fa362d32646b44c933eb2",
-	"arm64": "sha256:71f0f9a37f7cb4f8a91d41c1de16553ca53bc55be8eeb8873df9120446bc5a70",
+var defaultPrograms = map[string]SeccompProgram{
+	"amd64": {Source: "default", Digest: "sha256:e4735151c4dfb0845e4aedab4c6661ec2013a1bd822fa362d32646b44c933eb2", DefaultAction: "SCMP_ACT_ERRNO", Rules: 30},
+	"arm64": {Source: "default", Digest: "sha256:71f0f9a37f7cb4f8a91d41c1de16553ca53bc55be8eeb8873df9120446bc5a70", DefaultAction: "SCMP_ACT_ERRNO", Rules: 30},
 }
 
-// defaultDigest is SeccompDigest of the default allowlist, from defaultDigests when the embedded
-// profile (whose SHA-256 is sum) is the one they were computed from.
-func defaultDigest(sum string) string {
-	if d, ok := defaultDigests[runtime.GOARCH]; ok && sum == defaultProfileSum {
-		return d
+// describeDefault describes the default allowlist, from defaultPrograms when sum, the embedded
+// profile's, is the one they were computed from; otherwise (any other profile or architecture)
+// from the profile, resolved and digested here.
+func describeDefault(sum string) SeccompProgram {
+	if p, ok := defaultPrograms[runtime.GOARCH]; ok && sum == defaultProfileSum {
+		return p
 	}
-	return SeccompDigest(profiles.DefaultSeccomp())
+	def := profiles.DefaultSeccomp()
+	return SeccompProgram{Source: "default", Digest: SeccompDigest(def), DefaultAction: string(def.DefaultAction), Rules: len(def.Syscalls)}
 }
 
 // seccompStack is what compileSeccomp compiles for spec, described.

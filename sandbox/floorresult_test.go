@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -89,25 +90,26 @@ func TestFloorExpectedIsACopy(t *testing.T) {
 	}
 }
 
-// TestDefaultSeccompDigests: the default allowlist's digests kept in the source are what
-// SeccompDigest computes from the embedded profile, for every architecture they name; when the
-// profile changes, this test says what to write.
-func TestDefaultSeccompDigests(t *testing.T) {
+// TestDefaultSeccompDescriptions: the default allowlist's descriptions kept in the source are
+// what the embedded profile resolves to, for every architecture they name; when the profile
+// changes, this test says what to write.
+func TestDefaultSeccompDescriptions(t *testing.T) {
 	raw := profiles.DefaultSeccompJSON()
 	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != defaultProfileSum {
-		t.Errorf("the embedded profile's SHA-256 is %x: set defaultProfileSum to it and update defaultDigests", sum)
+		t.Errorf("the embedded profile's SHA-256 is %x: set defaultProfileSum to it and update defaultPrograms and refusedSockets", sum)
 	}
-	// The digests depend on the architecture only: no rule may depend on the kernel.
+	// The descriptions depend on the architecture only: no rule may depend on the kernel.
 	if bytes.Contains(raw, []byte("minKernel")) {
-		t.Error("the default profile has a minKernel rule: its digest depends on the kernel; drop defaultDigests")
+		t.Error("the default profile has a minKernel rule: its digest depends on the kernel; drop defaultPrograms")
 	}
-	for arch, want := range defaultDigests {
+	for _, arch := range []string{"amd64", "arm64"} {
 		p, err := profiles.ParseDockerSeccompWith(raw, profiles.ParseOptions{GOARCH: arch})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := SeccompDigest(p); got != want {
-			t.Errorf("defaultDigests[%q] = %s, want %s", arch, want, got)
+		want := SeccompProgram{Source: "default", Digest: SeccompDigest(p), DefaultAction: string(p.DefaultAction), Rules: len(p.Syscalls)}
+		if got := defaultPrograms[arch]; got != want {
+			t.Errorf("defaultPrograms[%q] = %#v, want %#v", arch, got, want)
 		}
 	}
 	def := profiles.DefaultSeccomp()
@@ -116,5 +118,28 @@ func TestDefaultSeccompDigests(t *testing.T) {
 	}
 	if p := defaultProgram(); p.DefaultAction != string(def.DefaultAction) || p.Rules != len(def.Syscalls) {
 		t.Errorf("default program %+v, want action %s and %d rules", p, def.DefaultAction, len(def.Syscalls))
+	}
+}
+
+// A description kept for another profile is never used: describeDefault describes the profile
+// itself unless the embedded profile's sum is the one the descriptions were computed from.
+func TestDefaultSeccompDescriptionOfAnotherProfile(t *testing.T) {
+	kept := defaultPrograms[runtime.GOARCH]
+	if kept.Digest == "" {
+		t.Skip("no kept description for " + runtime.GOARCH)
+	}
+	def := profiles.DefaultSeccomp()
+	want := SeccompProgram{Source: "default", Digest: SeccompDigest(def), DefaultAction: string(def.DefaultAction), Rules: len(def.Syscalls)}
+	if got := describeDefault(defaultProfileSum); got != want {
+		t.Fatalf("describeDefault = %+v, want %+v", got, want)
+	}
+	stale := SeccompProgram{Source: "default", Digest: "sha256:stale", DefaultAction: "SCMP_ACT_ALLOW", Rules: 1}
+	defaultPrograms[runtime.GOARCH] = stale
+	t.Cleanup(func() { defaultPrograms[runtime.GOARCH] = kept })
+	if got := describeDefault(defaultProfileSum); got != stale {
+		t.Fatalf("describeDefault of the kept profile = %+v, want the kept description", got)
+	}
+	if got := describeDefault("0" + defaultProfileSum[1:]); got != want {
+		t.Errorf("describeDefault of another profile = %+v, want %+v (described from the profile)", got, want)
 	}
 }

@@ -56,14 +56,40 @@ func (f *floor) network() error {
 }
 
 // networkFloor describes the floor's networking: the private namespace, no port rule, and the
-// socket(2) refusals of the default seccomp allowlist, read (with their comments) from the
-// profile as shipped (the process's one parse of it), once per process.
+// socket(2) refusals of the default seccomp allowlist, once per process.
 var networkFloor = sync.OnceValue(func() NetworkFloor {
-	n := NetworkFloor{
-		Namespace: "private",
-		TCP:       "no port rule: bind and connect are free inside the container's own network namespace",
+	return NetworkFloor{
+		Namespace:      "private",
+		TCP:            "no port rule: bind and connect are free inside the container's own network namespace",
+		RefusedSockets: defaultRefusedSockets(profiles.DefaultSeccompSum()),
 	}
-	for _, r := range profiles.DefaultSeccompNotes() {
+})
+
+// refusedSockets are the socket(2) refusals of the default allowlist whose SHA-256 is
+// defaultProfileSum, as refusedSocketsOf reads them (TestRefusedSocketsKept fails until they are
+// updated): the floor's description of them is on every start's path before its policy decision,
+// and reading them from the profile (its rules copied with their comments) is not.
+var refusedSockets = []RefusedSocket{
+	{Errno: "EPERM", Reason: "other netlink families answer EPERM."},
+	{Errno: "EPERM", Reason: "protocols above 255, which includes IPPROTO_MPTCP (262), answer EPERM: Landlock and most tooling do not see MPTCP, and workloads need plain TCP only (Go and other MPTCP-first libraries fall back to TCP)."},
+	{Errno: "EPERM", Reason: "SOCK_RAW answers EPERM (packet forging and sniffing)."},
+	{Errno: "EPERM", Reason: "AF_PACKET answers EPERM (raw link-layer access). Any other family or combination answers ENOSYS."},
+}
+
+// defaultRefusedSockets are the default allowlist's socket(2) refusals: refusedSockets when sum,
+// the embedded profile's, is the one they were read from; otherwise read from the profile.
+func defaultRefusedSockets(sum string) []RefusedSocket {
+	if sum == defaultProfileSum {
+		return slices.Clone(refusedSockets)
+	}
+	return refusedSocketsOf(profiles.DefaultSeccompNotes())
+}
+
+// refusedSocketsOf reads the socket(2) refusals from the rules of a profile as shipped: each
+// rule that answers socket with an errno and says why in its comment.
+func refusedSocketsOf(rules []profiles.SeccompRuleNote) []RefusedSocket {
+	var out []RefusedSocket
+	for _, r := range rules {
 		if !slices.Contains(r.Names, "socket") || r.Action != specs.ActErrno || r.Comment == "" {
 			continue
 		}
@@ -72,9 +98,9 @@ var networkFloor = sync.OnceValue(func() NetworkFloor {
 			errno = unix.ErrnoName(unix.Errno(*r.ErrnoRet))
 		}
 		reason := strings.TrimPrefix(r.Comment, "socket: ")
-		if !slices.ContainsFunc(n.RefusedSockets, func(s RefusedSocket) bool { return s.Reason == reason }) {
-			n.RefusedSockets = append(n.RefusedSockets, RefusedSocket{Errno: errno, Reason: reason})
+		if !slices.ContainsFunc(out, func(s RefusedSocket) bool { return s.Reason == reason }) {
+			out = append(out, RefusedSocket{Errno: errno, Reason: reason})
 		}
 	}
-	return n
-})
+	return out
+}

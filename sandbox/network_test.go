@@ -2,8 +2,11 @@ package sandbox
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+
+	"bulwark.dev/bulwark/profiles"
 )
 
 // TestFloorNetwork: the floor's result says what it does to networking (no TCP port rule, the
@@ -50,5 +53,23 @@ func TestFloorRefusesRetiredTCPAnnotations(t *testing.T) {
 		if len(res.Refusals) != 1 || res.Refusals[0].Field != RefusedAnnotation || res.Refusals[0].Value != "8080" {
 			t.Errorf("%s: refusals %+v", a, res.Refusals)
 		}
+	}
+}
+
+// TestRefusedSocketsKept: the socket refusals kept in the source are the embedded profile's; when
+// the profile changes, this test says what to write. Another profile's are read from it.
+func TestRefusedSocketsKept(t *testing.T) {
+	got := refusedSocketsOf(profiles.DefaultSeccompNotes())
+	if !slices.Equal(got, refusedSockets) {
+		t.Errorf("refusedSockets = %#v, want %#v", refusedSockets, got)
+	}
+	if !slices.Equal(defaultRefusedSockets(defaultProfileSum), got) {
+		t.Error("the kept refusals are not the network floor's")
+	}
+	kept := refusedSockets
+	refusedSockets = []RefusedSocket{{Errno: "EPERM", Reason: "stale"}}
+	t.Cleanup(func() { refusedSockets = kept })
+	if !slices.Equal(defaultRefusedSockets("0"+defaultProfileSum[1:]), got) {
+		t.Error("another profile's refusals are not read from it")
 	}
 }
