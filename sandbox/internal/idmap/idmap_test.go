@@ -222,6 +222,76 @@ func TestHolderChangesWriteNoState(t *testing.T) {
 	}
 }
 
+// TestHoldersAllocateNoInode: once a tenant has its range, a container's holder is a hard link
+// of the allocator's one holder file and the tenant's directory stays after its last holder goes,
+// so a create and a delete make and free no inode on the state root's disk (≈ 0.7 ms each on
+// ext4, issue 14). A binding taken over by another tenant takes its empty directory with it.
+func TestHoldersAllocateNoInode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idmap")
+	a := openT(t, dir)
+	ra := acquire(t, a, "alice", "c1")
+	tenantDir := a.holders("alice")
+	before, err := os.Stat(tenantDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c2", "c3"} {
+		acquire(t, a, "alice", id)
+	}
+	holder, err := os.Stat(filepath.Join(dir, holderFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2", "c3"} {
+		fi, err := os.Stat(filepath.Join(tenantDir, id))
+		if err != nil || !os.SameFile(fi, holder) {
+			t.Errorf("holder %s is not a link of the holder file: %v", id, err)
+		}
+	}
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if err := a.Release("alice", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := os.Stat(tenantDir)
+	if err != nil || !os.SameFile(before, after) {
+		t.Fatalf("alice's holder directory did not stay: %v", err)
+	}
+	if list, err := a.List(); err != nil || len(list) != 0 {
+		t.Fatalf("List() after the last release = %+v, %v", list, err)
+	}
+	if rb := acquire(t, a, "bob", "c4"); rb.UIDBase != ra.UIDBase {
+		t.Fatalf("bob got %+v, want alice's released base %d", rb, ra.UIDBase)
+	}
+	if _, err := os.Stat(tenantDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("alice's holder directory outlived her binding: %v", err)
+	}
+}
+
+// TestHolderWithoutLink: where the holder file cannot be linked (here it is a directory; EMLINK
+// at the filesystem's link limit is the real case) a holder is a file of its own, and holds the
+// range as well.
+func TestHolderWithoutLink(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idmap")
+	a := openT(t, dir)
+	if err := os.MkdirAll(filepath.Join(dir, holderFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ra := acquire(t, a, "alice", "c1")
+	if fi, err := os.Lstat(filepath.Join(a.holders("alice"), "c1")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("holder c1: %v", err)
+	}
+	if rb := acquire(t, a, "bob", "c2"); rb.UIDBase == ra.UIDBase {
+		t.Fatalf("bob got alice's held range %+v", rb)
+	}
+	if err := a.Release("alice", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if rc := acquire(t, a, "carol", "c3"); rc.UIDBase != ra.UIDBase {
+		t.Fatalf("carol got %+v, want alice's released base %d", rc, ra.UIDBase)
+	}
+}
+
 // TestConvertsVersion1: a state written by the previous version (holders listed in the file)
 // keeps every holder, so no range held there can go to another tenant.
 func TestConvertsVersion1(t *testing.T) {
