@@ -2,7 +2,7 @@ package setup
 
 import (
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
-	"bulwark.dev/bulwark/sandbox/internal/mac"
+	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 )
 
 // Config is the plan the parent sends the child in the config message: everything the child
@@ -75,7 +75,7 @@ type ProcessPlan struct {
 	Rows        uint16
 	Cols        uint16
 	OOMScoreAdj *int
-	MAC         mac.Container
+	MAC         macexec.Container
 	Landlock    landlock.Rules
 	Seccomp     []SeccompBlob
 }

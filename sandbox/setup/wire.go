@@ -8,7 +8,7 @@ import (
 	"syscall"
 
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
-	"bulwark.dev/bulwark/sandbox/internal/mac"
+	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 )
 
 // The body of a setup message, in a fixed binary layout written and read field by field, so that
@@ -210,9 +210,9 @@ func (d *decoder) process(p *ProcessPlan) {
 		v := d.intN()
 		p.OOMScoreAdj = &v
 	}
-	p.MAC = mac.Container{
-		Layers:   mac.Layers{SELinux: d.bool(), AppArmor: d.bool(), LandlockABI: d.intN()},
-		SELinux:  mac.SELinuxLabels{Process: d.str(), Mount: d.str()},
+	p.MAC = macexec.Container{
+		Layers:   macexec.Layers{SELinux: d.bool(), AppArmor: d.bool(), LandlockABI: d.intN()},
+		SELinux:  macexec.SELinuxLabels{Process: d.str(), Mount: d.str()},
 		AppArmor: d.str(),
 	}
 	p.Landlock = landlock.Rules{Root: d.str(), Writable: d.strs(), WritableExec: d.strs(), WritableRoot: d.bool()}

@@ -6,16 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"text/template"
 
 	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox/internal/caps"
-	"github.com/cyphar/filepath-securejoin/pathrs-lite"
-	"github.com/cyphar/filepath-securejoin/pathrs-lite/procfs"
-	"golang.org/x/sys/unix"
+	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 )
 
 // appArmorTmpl is parsed on first use, not at start-up: every runtime process and every
@@ -61,7 +58,7 @@ const parser = "apparmor_parser"
 // LoadAppArmor compiles and loads (or replaces) a profile: apparmor_parser -Kr, text on stdin.
 // -K skips the binary cache, which a per-container profile would only fill up.
 func LoadAppArmor(profile []byte) error {
-	if !appArmorEnabled() {
+	if !macexec.AppArmorEnabled() {
 		return fmt.Errorf("load apparmor profile: %w", ErrNotEnabled)
 	}
 	return runParser(profile, "-Kr")
@@ -70,7 +67,7 @@ func LoadAppArmor(profile []byte) error {
 // UnloadAppArmor removes profile name if it is loaded (apparmor_parser -R). Unloading a profile
 // that is not loaded is not an error, so container deletion stays idempotent after a crash.
 func UnloadAppArmor(name string) error {
-	if !appArmorEnabled() {
+	if !macexec.AppArmorEnabled() {
 		return fmt.Errorf("unload apparmor profile: %w", ErrNotEnabled)
 	}
 	loaded, err := appArmorLoaded(name)
@@ -104,49 +101,6 @@ func runParser(profile []byte, args ...string) error {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w: %s", parser, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// AppArmorExecAttr is the /proc/thread-self file and the bytes ApplyAppArmorExec writes: the kernel
-// attaches the profile at the calling thread's next execve. Kernels with LSM stacking (5.8+)
-// expose AppArmor's own attr/apparmor/exec; older ones only the shared attr/exec.
-func AppArmorExecAttr(name string) (path string, data []byte) {
-	sub := "attr/exec"
-	if _, err := os.Stat("/proc/thread-self/attr/apparmor"); err == nil {
-		sub = "attr/apparmor/exec"
-	}
-	return "/proc/thread-self/" + sub, []byte("exec " + name)
-}
-
-// ApplyAppArmorExec makes the calling thread's next execve run confined by profile name. It locks
-// the goroutine to its thread for good (the attribute is per thread). /proc is reached through a
-// verified procfs handle, so an image that mounts a fake /proc over the container's cannot make the
-// write land in an ordinary file and the workload run unconfined (CVE-2019-16884).
-func ApplyAppArmorExec(name string) error {
-	if !appArmorEnabled() {
-		return fmt.Errorf("apparmor exec %s: %w", name, ErrNotEnabled)
-	}
-	runtime.LockOSThread() // never unlocked, see above
-	path, data := AppArmorExecAttr(name)
-	proc, err := procfs.OpenProcRoot()
-	if err != nil {
-		return fmt.Errorf("open /proc: %w", err)
-	}
-	defer proc.Close()
-	h, closer, err := proc.OpenThreadSelf(strings.TrimPrefix(path, "/proc/thread-self/"))
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	defer closer()
-	defer h.Close()
-	f, err := pathrs.Reopen(h, unix.O_WRONLY|unix.O_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("reopen %s: %w", path, err)
-	}
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %q to %s: %w", data, path, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/sandbox/internal/caps"
+	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 )
 
 func TestAppArmorProfile(t *testing.T) {
@@ -65,7 +66,7 @@ func TestAppArmorProfile(t *testing.T) {
 	if !strings.HasPrefix(p, "#include") {
 		t.Errorf("template comment leaked into the profile:\n%.200s", p)
 	}
-	if path, data := AppArmorExecAttr(name); string(data) != "exec bulwark-web-1" ||
+	if path, data := macexec.AppArmorExecAttr(name); string(data) != "exec bulwark-web-1" ||
 		(path != "/proc/thread-self/attr/apparmor/exec" && path != "/proc/thread-self/attr/exec") {
 		t.Errorf("exec attr = %s %q", path, data)
 	}
@@ -82,7 +83,7 @@ func TestAppArmorProfile(t *testing.T) {
 // TestAppArmorEnforcement loads a profile, runs a child that applies it on exec, and reads the
 // confinement the kernel reports for the exec'd program.
 func TestAppArmorEnforcement(t *testing.T) {
-	if !appArmorEnabled() {
+	if !macexec.AppArmorEnabled() {
 		t.Skip("AppArmor is not enabled on this host: profile loading and attachment untested")
 	}
 	if os.Geteuid() != 0 {

@@ -5,15 +5,6 @@ import (
 	"fmt"
 )
 
-// Container is what the MAC layers hold for one container: the host's layers when it was
-// prepared, its SELinux labels (when SELinux is on) and its AppArmor profile (when AppArmor is on).
-// The runtime persists it in the container's state; Landlock is applied separately.
-type Container struct {
-	Layers   Layers        `json:"layers"`
-	SELinux  SELinuxLabels `json:"selinux,omitempty"`
-	AppArmor string        `json:"apparmor,omitempty"`
-}
-
 // Prepare runs the parent-side steps for container id on the given layers: reserve unique SELinux
 // labels (want carries the spec's labels, if any) and generate and load its AppArmor profile. On
 // error, whatever it did is undone.
@@ -44,32 +35,6 @@ func Prepare(layers Layers, store *LabelStore, id string, want SELinuxLabels) (c
 		c.AppArmor = name
 	}
 	return c, nil
-}
-
-// MountOptions adds the container's mount label to the data of a mount the runtime creates
-// (tmpfs, devpts, mqueue); unchanged without SELinux.
-func (c Container) MountOptions(data string) string {
-	if !c.Layers.SELinux {
-		return data
-	}
-	return SELinuxMountOptions(data, c.SELinux.Mount)
-}
-
-// ApplyExec runs the child-side steps, just before execve and before Landlock (which forbids the
-// /proc writes): the next execve of the calling thread enters the SELinux label and the AppArmor
-// profile. A layer that was prepared but cannot be applied is an error.
-func (c Container) ApplyExec() error {
-	if c.Layers.SELinux {
-		if err := ApplySELinuxExec(c.SELinux.Process); err != nil {
-			return err
-		}
-	}
-	if c.Layers.AppArmor {
-		if err := ApplyAppArmorExec(c.AppArmor); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Cleanup releases what Prepare took for container id. It is idempotent and works from the

@@ -4,68 +4,27 @@
 package mac
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"strings"
-
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
+	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 	"github.com/opencontainers/selinux/go-selinux"
 )
 
-// Layers says which MAC layers the host can enforce.
-type Layers struct {
-	SELinux  bool `json:"selinux"`
-	AppArmor bool `json:"apparmor"`
-	// LandlockABI is the kernel's Landlock ABI version, 0 without Landlock.
-	LandlockABI int `json:"landlockABI"`
-}
+// The state the MAC layers keep for one container, and its application in the setup child, live
+// in macexec: the setup child links that package without this one.
+type (
+	Layers        = macexec.Layers
+	Container     = macexec.Container
+	SELinuxLabels = macexec.SELinuxLabels
+)
 
-// Landlock reports whether the kernel's Landlock can enforce the sandbox rules.
-func (l Layers) Landlock() bool { return l.LandlockABI >= landlock.MinABI }
-
-// Any reports whether at least one layer can confine a container. Without any, the runtime refuses
-// to start containers unless the operator configured an explicit, audited exception.
-func (l Layers) Any() bool { return l.SELinux || l.AppArmor || l.Landlock() }
-
-// String names the usable layers, e.g. "landlock(abi 7)" or "none".
-func (l Layers) String() string {
-	var s []string
-	if l.SELinux {
-		s = append(s, "selinux")
-	}
-	if l.AppArmor {
-		s = append(s, "apparmor")
-	}
-	if l.LandlockABI > 0 {
-		s = append(s, fmt.Sprintf("landlock(abi %d)", l.LandlockABI))
-	}
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ",")
-}
-
-// ErrNotEnabled is returned when asked to apply a layer the host does not enable. Callers decide
-// from Detect which layers to use; applying one that is off must never look like success.
-var ErrNotEnabled = errors.New("MAC layer not enabled on this host")
+// ErrNotEnabled is returned when asked to apply a layer the host does not enable.
+var ErrNotEnabled = macexec.ErrNotEnabled
 
 // Detect probes the host.
 func Detect() Layers {
 	return Layers{
 		SELinux:     selinux.GetEnabled(),
-		AppArmor:    appArmorEnabled(),
+		AppArmor:    macexec.AppArmorEnabled(),
 		LandlockABI: landlock.ABI(),
 	}
-}
-
-// appArmorEnabled follows the kernel's own switches: the module parameter says AppArmor is on,
-// and securityfs exposes its interface (needed to load profiles).
-func appArmorEnabled() bool {
-	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	if err != nil || !strings.HasPrefix(string(b), "Y") {
-		return false
-	}
-	_, err = os.Stat("/sys/kernel/security/apparmor")
-	return err == nil
 }

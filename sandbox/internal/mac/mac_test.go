@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
+	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 )
 
 // Enforcement tests run the label or profile switch in a re-executed copy of the test binary: it
@@ -22,9 +23,9 @@ func TestMain(m *testing.M) {
 		var err error
 		switch kind {
 		case "apparmor":
-			err = ApplyAppArmorExec(arg)
+			err = macexec.ApplyAppArmorExec(arg)
 		case "selinux":
-			err = ApplySELinuxExec(arg)
+			err = macexec.ApplySELinuxExec(arg)
 		}
 		if err == nil {
 			err = syscall.Exec("/bin/cat", []string{"cat", "/proc/self/attr/current"}, nil)
@@ -59,7 +60,7 @@ func TestDetect(t *testing.T) {
 	if l.Any() != (l.SELinux || l.AppArmor || l.Landlock()) {
 		t.Errorf("Any() = %v for %+v", l.Any(), l)
 	}
-	if l.AppArmor != appArmorEnabled() {
+	if l.AppArmor != macexec.AppArmorEnabled() {
 		t.Errorf("AppArmor = %v", l.AppArmor)
 	}
 }
@@ -86,7 +87,7 @@ func TestApplyNotEnabled(t *testing.T) {
 	// Applying a layer the host lacks must fail, never pretend.
 	l := Detect()
 	if !l.SELinux {
-		if err := ApplySELinuxExec("system_u:system_r:container_t:s0:c1,c2"); !errors.Is(err, ErrNotEnabled) {
+		if err := macexec.ApplySELinuxExec("system_u:system_r:container_t:s0:c1,c2"); !errors.Is(err, ErrNotEnabled) {
 			t.Errorf("ApplySELinuxExec without SELinux = %v, want ErrNotEnabled", err)
 		}
 	}
@@ -98,7 +99,7 @@ func TestApplyNotEnabled(t *testing.T) {
 		for name, err := range map[string]error{
 			"load":   LoadAppArmor(p),
 			"unload": UnloadAppArmor("bulwark-x"),
-			"apply":  ApplyAppArmorExec("bulwark-x"),
+			"apply":  macexec.ApplyAppArmorExec("bulwark-x"),
 		} {
 			if !errors.Is(err, ErrNotEnabled) {
 				t.Errorf("%s without AppArmor = %v, want ErrNotEnabled", name, err)

@@ -8,36 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/opencontainers/selinux/go-selinux"
-	"github.com/opencontainers/selinux/go-selinux/label"
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
 )
-
-// SELinuxLabels are one container's SELinux labels: Process for its processes (written to
-// /proc/thread-self/attr/exec before execve), Mount for its mounts (the context= option).
-// Both carry the container's MCS level "s0:cA,cB", unique among live containers, so that two
-// containers running the same type still cannot touch each other's processes or files.
-type SELinuxLabels struct {
-	Process string `json:"process"`
-	Mount   string `json:"mount"`
-}
-
-// Level returns the MCS level shared by the labels ("s0:c12,c345").
-func (l SELinuxLabels) Level() string {
-	c, err := selinux.NewContext(l.Process)
-	if err != nil {
-		return ""
-	}
-	return c["level"]
-}
 
 // The types used when the host policy does not name its own (SELinux disabled, or no
 // lxc_contexts): those of container-selinux, which every SELinux distribution ships.
@@ -264,34 +244,6 @@ func (s *LabelStore) update(fn func(labelsFile) (changed bool, err error)) error
 	}
 	if err := atomicfile.Write(path, b, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("write selinux label store: %w", err)
-	}
-	return nil
-}
-
-// SELinuxMountOptions appends the context= option carrying mountLabel to the mount data opts
-// (e.g. "size=64m" -> `size=64m,context="system_u:object_r:container_file_t:s0:c1,c2"`): every
-// file on the mount then has the container's label, whatever the image says.
-func SELinuxMountOptions(opts, mountLabel string) string {
-	return label.FormatMountLabel(opts, mountLabel)
-}
-
-// SELinuxExecAttr is the file and the bytes ApplySELinuxExec writes: the kernel switches the
-// calling thread to the label at its next execve.
-func SELinuxExecAttr(processLabel string) (path string, data []byte) {
-	return "/proc/thread-self/attr/exec", []byte(processLabel)
-}
-
-// ApplySELinuxExec makes the calling thread's next execve run under processLabel. It locks the
-// goroutine to its thread for good: the label is per thread, so the thread that set it must be the
-// one that calls execve. /proc is opened through a verified procfs handle (pathrs-lite), so a fake
-// /proc mounted by an image cannot swallow the write (CVE-2019-16884, CVE-2019-19921).
-func ApplySELinuxExec(processLabel string) error {
-	if !selinux.GetEnabled() {
-		return fmt.Errorf("selinux exec label %q: %w", processLabel, ErrNotEnabled)
-	}
-	runtime.LockOSThread() // never unlocked, see above
-	if err := selinux.SetExecLabel(processLabel); err != nil {
-		return fmt.Errorf("set selinux exec label %q: %w", processLabel, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 	"github.com/opencontainers/selinux/go-selinux"
 )
 
@@ -145,17 +146,17 @@ func TestLabelsReserveRelease(t *testing.T) {
 
 func TestSELinuxAttributes(t *testing.T) {
 	const mount = "system_u:object_r:container_file_t:s0:c1,c2"
-	if got, want := SELinuxMountOptions("", mount), `context="`+mount+`"`; got != want {
+	if got, want := macexec.SELinuxMountOptions("", mount), `context="`+mount+`"`; got != want {
 		t.Errorf("mount options = %s, want %s", got, want)
 	}
-	if got, want := SELinuxMountOptions("mode=755,size=65536k", mount), `mode=755,size=65536k,context="`+mount+`"`; got != want {
+	if got, want := macexec.SELinuxMountOptions("mode=755,size=65536k", mount), `mode=755,size=65536k,context="`+mount+`"`; got != want {
 		t.Errorf("mount options = %s, want %s", got, want)
 	}
-	if got := SELinuxMountOptions("mode=755", ""); got != "mode=755" {
+	if got := macexec.SELinuxMountOptions("mode=755", ""); got != "mode=755" {
 		t.Errorf("no label changed the options: %s", got)
 	}
 	const proc = "system_u:system_r:container_t:s0:c1,c2"
-	path, data := SELinuxExecAttr(proc)
+	path, data := macexec.SELinuxExecAttr(proc)
 	if path != "/proc/thread-self/attr/exec" || string(data) != proc {
 		t.Errorf("exec attr = %s %q", path, data)
 	}
