@@ -253,14 +253,15 @@ func makePrivate(fd int) error {
 // renumber replaces the attached mount at fd with a fresh clone of itself. /proc/self/mountinfo
 // lists mounts by id, and the parent made the donated tree before every other mount: the clone
 // gets an id in setup order, so the container sees its mounts in the spec's order (runtime-tools
-// checks it). Cosmetic, so a kernel that refuses the clone keeps the original.
+// checks it). Cosmetic, so a kernel that refuses the clone keeps the original. The original is
+// parked (see park), or unmounted where it cannot be, which waits for an RCU grace period.
 func renumber(fd, target int) error {
 	clone, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
 	if err != nil {
 		return nil
 	}
 	defer unix.Close(clone)
-	if err := unix.Unmount(fdPath(fd), unix.MNT_DETACH); err != nil {
+	if park(fd) != nil && unix.Unmount(fdPath(fd), unix.MNT_DETACH) != nil {
 		return nil
 	}
 	if err := unix.MoveMount(clone, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
@@ -426,6 +427,20 @@ func readonlyPath(root int, p string) error {
 		return err
 	}
 	return moveOnto(clone, target)
+}
+
+// parkingPath is where mounts the container must not keep are left before pivot_root: the host's
+// /tmp of this private mount namespace (made rprivate first), which pivot_root leaves behind and
+// detaches with the rest of the host's tree. Every mount parked there goes in that one detach,
+// in one RCU grace period; unmounting or dissolving each apart waits for one of its own (0.1 ms).
+const parkingPath = "/tmp"
+
+// park moves the mount at fd (attached or detached) onto parkingPath. Before pivot_root only.
+func park(fd int) error {
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, parkingPath, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount onto %s: %w", parkingPath, err)
+	}
+	return nil
 }
 
 // pivot makes the rootfs the root with pivot_root (never chroot: a chroot leaves the host tree

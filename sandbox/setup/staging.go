@@ -16,10 +16,11 @@ import (
 // inode, shrinker and per-memory-cgroup lists, and a shrinker slot in every memory cgroup of
 // the host) for as long as the container lives.
 //
-// The tmpfs is made detached (fsopen/fsmount) and never appears in any tree: the pieces are
-// reachable only through their read-only clones. A kernel that cannot clone from a detached
-// mount gets it attached on the host's /tmp of this private mount namespace instead, which
-// pivot_root leaves behind.
+// The tmpfs is made detached (fsopen/fsmount) and never appears in the container's tree: the
+// pieces are reachable only through their read-only clones. Once every piece is made (at once on
+// a kernel that cannot clone from a detached mount) it is parked (see park) for pivot_root to
+// detach with the host's tree: dissolving it apart, when its last descriptor closed, waited for
+// an RCU grace period of its own.
 
 // stagingSize bounds the staging tmpfs: a few directories and three short files.
 const stagingSize = "64k"
@@ -64,7 +65,8 @@ func (s *staging) mount() (int, error) {
 }
 
 // finish makes the staging tmpfs read-only as a whole (its superblock, not only the clones) once
-// every piece is made, and releases it. It must run before pivot_root: see close.
+// every piece is made, and leaves it attached on the host's /tmp for pivot_root to detach. It
+// must run before pivot_root.
 func (s *staging) finish() error {
 	if s.fd >= 0 {
 		fs, err := unix.Fspick(s.fd, "", unix.FSPICK_EMPTY_PATH|unix.FSPICK_CLOEXEC)
@@ -78,21 +80,31 @@ func (s *staging) finish() error {
 		if err := unix.FsconfigReconfigure(fs); err != nil {
 			return fmt.Errorf("make the staging tmpfs read-only: %w", err)
 		}
+		if !s.attached {
+			s.attach() //nolint:errcheck // left detached, its close below dissolves it
+		}
+		unix.Close(s.fd)
 	}
-	s.close()
+	s.fd, s.attached = -1, false
 	return nil
 }
 
-// close releases the staging tmpfs; the clones made of it stay where they were attached. Before
-// pivot_root only: the fallback attachment is on the host's /tmp of this mount namespace.
+// close releases the staging tmpfs's descriptor where setup failed before finish: the child then
+// exits, and its mount namespace, with whatever was attached in it, goes with it.
 func (s *staging) close() {
-	if s.attached {
-		unix.Unmount("/tmp", unix.MNT_DETACH) //nolint:errcheck // left behind by pivot_root anyway
-	}
 	if s.fd >= 0 {
 		unix.Close(s.fd)
 	}
 	s.fd, s.attached = -1, false
+}
+
+// attach parks the staging tmpfs (see park).
+func (s *staging) attach() error {
+	if err := park(s.fd); err != nil {
+		return fmt.Errorf("attach staging tmpfs: %w", err)
+	}
+	s.attached = true
+	return nil
 }
 
 // name returns a fresh name for a piece.
@@ -106,10 +118,9 @@ func (s *staging) name() string {
 func (s *staging) clone(name string) (int, error) {
 	clone, err := unix.OpenTree(s.fd, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err == unix.EINVAL && !s.attached {
-		if err := unix.MoveMount(s.fd, "", unix.AT_FDCWD, "/tmp", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-			return -1, fmt.Errorf("attach staging tmpfs: %w", err)
+		if err := s.attach(); err != nil {
+			return -1, err
 		}
-		s.attached = true
 		clone, err = unix.OpenTree(s.fd, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	}
 	if err != nil {
