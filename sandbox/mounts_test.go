@@ -78,6 +78,27 @@ grep -E ' /(ro|rw) ' /proc/self/mountinfo | cut -d' ' -f5,6`}
 	}
 }
 
+// TestMountsInSpecOrder: the container lists its mounts in the spec's order, binds (made by the
+// runtime before every other mount, then renumbered by the child) among the others, each once.
+func TestMountsInSpecOrder(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "order1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	src := t.TempDir()
+	spec.Mounts = []specs.Mount{
+		{Destination: "/m1", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/m2", Type: "bind", Source: src, Options: []string{"rbind", "ro"}},
+		{Destination: "/m3", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/m4", Type: "bind", Source: src, Options: []string{"rbind", "ro"}},
+	}
+	spec.Process.Args = []string{"/bin/sh", "-c", `cut -d' ' -f5 /proc/self/mountinfo | grep '^/m[0-9]$'`}
+	code, out, errOut := run(t, r, "order1", bundle, spec)
+	if got := strings.Fields(out); code != 0 || strings.Join(got, " ") != "/m1 /m2 /m3 /m4" {
+		t.Fatalf("exit %d, mount points %q (stderr %q), want /m1 /m2 /m3 /m4", code, got, errOut)
+	}
+}
+
 // TestConsoleSocket: with process.terminal the pty master reaches the console socket (runc's
 // protocol) and the process runs on the pty slave.
 func TestConsoleSocket(t *testing.T) {
