@@ -25,7 +25,7 @@ func EncodePlan(p *Plan) ([]byte, []*os.File, error) {
 		return nil, nil, err
 	}
 	p.BindSources = paths
-	b, err := json.Marshal(p)
+	b, err := marshalPlan(p)
 	if err != nil {
 		for _, f := range files {
 			f.Close()

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -154,7 +153,7 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	// start and restart start it again from the decided plan; exec gives new processes its
 	// effective spec's confinement (readEffectiveSpec). One file: each made and removed on the
 	// state root's disk is a journalled operation on the run's path.
-	if err := writeJSON(filepath.Join(dir, "plan.json"), plan); err != nil {
+	if err := writePlan(dir, plan); err != nil {
 		return fail(err)
 	}
 	// The decision's records are appended while the sandbox is being created (which takes far
@@ -279,13 +278,14 @@ func (e *Engine) remove(c *sandbox.Container, m *Meta, spec *specs.Spec) error {
 	return nil
 }
 
-func writeJSON(p string, v any) error {
-	b, err := json.Marshal(v)
+// writePlan keeps the plan in the container's record directory dir (plan.json).
+func writePlan(dir string, p *Plan) error {
+	b, err := marshalPlan(p)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(p), err)
+		return fmt.Errorf("encode plan.json: %w", err)
 	}
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(p), err)
+	if err := os.WriteFile(filepath.Join(dir, "plan.json"), b, 0o600); err != nil {
+		return fmt.Errorf("write plan.json: %w", err)
 	}
 	return nil
 }
