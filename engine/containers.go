@@ -81,8 +81,6 @@ func (c Caller) tenant() string {
 	return c.Tenant
 }
 
-func (e *Engine) metaDir(id string) string { return filepath.Join(e.cfg.Root, "engine", id) }
-
 // LogPath is the container's log file (detached containers).
 func (e *Engine) LogPath(id string) string { return filepath.Join(e.metaDir(id), "container.log") }
 
@@ -93,30 +91,6 @@ func (e *Engine) ReadLogs(id string, who Caller, fn func(LogEntry) error) error 
 		return err
 	}
 	return ReadLogs(e.LogPath(id), m.LogMaxFiles, fn)
-}
-
-// createMeta claims the id: the directory is created exclusively, so two runs with one --name
-// cannot both proceed.
-func (e *Engine) createMeta(m *Meta) (string, error) {
-	// Shared while the name is claimed (directory made, record written): a run killed in
-	// between leaves a directory without a record, which List removes once no claim is on.
-	unlock, _, err := lockFile(e.claimLockPath(), unix.LOCK_SH)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	dir := e.metaDir(m.ID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return "", errdefs.Errorf(errdefs.ErrAlreadyExists, "container name %q is already in use", m.ID)
-		}
-		return "", fmt.Errorf("create container state: %w", err)
-	}
-	// The sandbox resolves the bundle directory as the container's mapped root.
-	if err := os.Chmod(dir, 0o711); err != nil {
-		return "", err
-	}
-	return dir, e.writeMeta(m)
 }
 
 func (e *Engine) writeMeta(m *Meta) error {
@@ -214,16 +188,13 @@ func (e *Engine) inspect(m *Meta) (*Container, error) {
 // Another tenant's containers are left out (not audited: listing accesses none of them).
 func (e *Engine) List(who Caller) ([]*Container, error) {
 	e.removeDeadClaims()
-	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+	names, err := e.recordNames()
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, err
 	}
 	var out []*Container
-	for _, ent := range ents {
-		if !ent.IsDir() {
-			continue
-		}
-		m, err := e.readMeta(ent.Name())
+	for _, name := range names {
+		m, err := e.readMeta(name)
 		if err != nil {
 			continue // a record being created or removed right now
 		}
@@ -240,36 +211,6 @@ func (e *Engine) List(who Caller) ([]*Container, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
-}
-
-// claimLockPath is beside engine/, whose entries are all containers.
-func (e *Engine) claimLockPath() string { return filepath.Join(e.cfg.Root, "engine.claims.lock") }
-
-// removeDeadClaims removes the directories of names whose run was killed between claiming the
-// name and writing its record (nothing else was made yet: the record comes first), with the
-// record's temporary file if the kill came in the middle of writing it. It runs
-// only when no claim is in progress; a busy lock leaves them for the next List.
-func (e *Engine) removeDeadClaims() {
-	unlock, ok, err := lockFile(e.claimLockPath(), unix.LOCK_EX|unix.LOCK_NB)
-	if err != nil || !ok {
-		return
-	}
-	defer unlock()
-	ents, _ := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
-	for _, ent := range ents {
-		if !ent.IsDir() || !validName(ent.Name()) {
-			continue
-		}
-		dir := e.metaDir(ent.Name())
-		if _, err := os.Lstat(filepath.Join(dir, "meta.json")); errors.Is(err, os.ErrNotExist) {
-			// A run killed while writing the record leaves the record's temporary file.
-			temps, _ := filepath.Glob(filepath.Join(dir, ".meta-*.json"))
-			for _, t := range temps {
-				os.Remove(t)
-			}
-			os.Remove(dir) // empty now, or it holds something else and stays
-		}
-	}
 }
 
 // op runs one lifecycle operation on a container of who's tenant with its audit trail.

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -62,14 +61,14 @@ type VolumeUsage struct {
 // DiskUsage measures the state root for who's tenant, or for every tenant with allTenants.
 func (e *Engine) DiskUsage(who Caller, allTenants bool) (*DiskUsage, error) {
 	out := &DiskUsage{Images: []ImageUsage{}, Layers: []LayerUsage{}, Containers: []ContainerUsage{}, Volumes: []VolumeUsage{}}
-	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
-	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("list containers: %w", err)
+	names, err := e.recordNames()
+	if err != nil {
+		return nil, err
 	}
 	// What every container (any tenant) uses: its image, layers and volume directories.
 	byImage, byLayer, byMount := map[string]int{}, map[string]int{}, map[string]int{}
-	for _, ent := range ents {
-		m, err := e.readMeta(ent.Name())
+	for _, name := range names {
+		m, err := e.readMeta(name)
 		if err != nil {
 			continue // being created or removed
 		}

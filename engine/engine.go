@@ -158,8 +158,8 @@ func (e *Engine) Close() error {
 // container; a claim in progress makes it skip.
 func (e *Engine) tidyRunRoot() {
 	records := func() bool {
-		ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
-		return err != nil || len(ents) > 0
+		names, err := e.recordNames()
+		return err != nil || len(names) > 0
 	}
 	// Nothing is made (not even the claims lock) in a state root that is gone or holds
 	// containers.

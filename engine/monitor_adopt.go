@@ -44,9 +44,9 @@ func (w *worker) adopt(kept map[string]*os.File) {
 		start uint64
 	}
 	keep := map[proc]bool{}
-	ents, _ := os.ReadDir(filepath.Join(w.e.cfg.Root, "engine"))
-	for _, ent := range ents {
-		m, err := w.e.readMeta(ent.Name())
+	names, _ := w.e.recordNames()
+	for _, name := range names {
+		m, err := w.e.readMeta(name)
 		if err != nil || m.Exit != nil || m.Started.IsZero() {
 			continue
 		}

@@ -122,16 +122,16 @@ func (e *Engine) lockQuota(tenant string) (func(), error) {
 // caller holds the tenant's quota lock.
 func (e *Engine) quotaUsage(tenant, except string) (document.QuotaUsage, error) {
 	var u document.QuotaUsage
-	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	names, err := e.recordNames()
+	if err != nil {
 		return u, fmt.Errorf("count containers: %w", err)
 	}
 	counted := map[string]bool{except: true}
-	for _, ent := range ents {
-		if !ent.IsDir() || counted[ent.Name()] {
+	for _, name := range names {
+		if counted[name] {
 			continue
 		}
-		m, err := e.readMeta(ent.Name())
+		m, err := e.readMeta(name)
 		if err != nil || m.owner() != tenant {
 			continue // another tenant's, or a claim without a record yet (its reservation counts)
 		}

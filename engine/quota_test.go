@@ -37,10 +37,11 @@ func quotaEngine(t *testing.T, limits string) *Engine {
 	return e
 }
 
-// writeRecord writes a container record of tenant as a run would.
-func writeRecord(t *testing.T, e *Engine, id, tenant string, res *Resources) {
+// writeRecord writes a container record of tenant as a run would (inRunRoot: a foreground --rm
+// run's, in the run root).
+func writeRecord(t *testing.T, e *Engine, id, tenant string, res *Resources, inRunRoot bool) {
 	t.Helper()
-	if _, err := e.createMeta(&Meta{ID: id, Tenant: tenant, Resources: res}); err != nil {
+	if _, err := e.createMeta(&Meta{ID: id, Tenant: tenant, Resources: res}, inRunRoot); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -87,15 +88,16 @@ func deadProcess(t *testing.T) *Process {
 }
 
 // What a tenant holds is counted from the records and the reservations still held: stopped
-// containers count, other tenants' do not, a container with a record and a reservation counts
+// containers count, so does a foreground --rm run's (its record in the run root), other
+// tenants' do not, a container with a record and a reservation counts
 // once, a reservation whose process died or whose holder file is gone counts no more and is
 // removed, and the container being decided is left out.
 func TestQuotaUsageCountsRecordsAndHeldReservations(t *testing.T) {
 	e := quotaEngine(t, `"max_containers": 100`)
 	ctx := context.Background()
-	writeRecord(t, e, "a", "q", &Resources{Memory: 100, Pids: 10, NanoCPUs: 500})
-	writeRecord(t, e, "b", "q", &Resources{Memory: 200, Pids: 20})
-	writeRecord(t, e, "c", "other", &Resources{Memory: 1 << 40})
+	writeRecord(t, e, "a", "q", &Resources{Memory: 100, Pids: 10, NanoCPUs: 500}, false)
+	writeRecord(t, e, "b", "q", &Resources{Memory: 200, Pids: 20}, true)
+	writeRecord(t, e, "c", "other", &Resources{Memory: 1 << 40}, false)
 	reserve := func(r reservation) func() {
 		t.Helper()
 		release, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), r, false, newTrail(discard{}, Identity{}, "q", "r"))
@@ -183,7 +185,7 @@ func TestReserveQuotaIsAtomic(t *testing.T) {
 func TestReserveQuotaMemory(t *testing.T) {
 	e := quotaEngine(t, `"max_containers_memory": 1000`)
 	ctx := context.Background()
-	writeRecord(t, e, "a", "q", &Resources{Memory: 600})
+	writeRecord(t, e, "a", "q", &Resources{Memory: 600}, false)
 	tr := newTrail(discard{}, Identity{}, "q", "r")
 	if _, err := e.reserveQuota(ctx, "q", limitsOf(t, e, "q"), reservation{ID: "b", Resources: Resources{Memory: 400}, Process: self()}, false, tr); err != nil {
 		t.Fatal(err)

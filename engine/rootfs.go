@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -100,14 +99,14 @@ func openInRoot(r *imageRoot, p string) (*os.File, error) {
 // uses, and what older versions left under <root>/rootfs (a flattened copy of every image run).
 func (e *Engine) PruneLayers() ([]digest.Digest, error) {
 	keep := map[digest.Digest]bool{}
-	ctrs, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("list containers: %w", err)
+	names, err := e.recordNames()
+	if err != nil {
+		return nil, err
 	}
-	for _, c := range ctrs {
-		m, err := e.readMeta(c.Name())
+	for _, name := range names {
+		m, err := e.readMeta(name)
 		if err != nil {
-			return nil, fmt.Errorf("container %s: %w (keeping every layer)", c.Name(), err)
+			return nil, fmt.Errorf("container %s: %w (keeping every layer)", name, err)
 		}
 		if len(m.Image.Layers) == 0 {
 			// Created by a version that ran a flattened copy, which the removal below takes: the

@@ -100,7 +100,10 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 		meta.RestartCount++
 		err = e.writeMeta(meta)
 	} else {
-		dir, err = e.createMeta(meta)
+		// A foreground --rm record never outlives its client (nor, if the client dies, the
+		// supervisor's watch): the run root keeps it. A writable root's upper filesystem image
+		// is kept beside the record, on the state root's disk.
+		dir, err = e.createMeta(meta, meta.Remove && !meta.Detached && plan.WritableRootSize == 0)
 	}
 	if err != nil {
 		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})

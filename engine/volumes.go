@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -210,16 +209,16 @@ func (e *Engine) volumeEvent(who Caller, action, name string) error {
 // again) mounts the volume, from each container's recorded effective spec.
 func (e *Engine) volumeInUse(who Caller) func(*volume.Volume) (bool, error) {
 	return func(v *volume.Volume) (bool, error) {
-		ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+		names, err := e.recordNames()
 		if err != nil {
-			return false, fmt.Errorf("list containers: %w", err)
+			return false, err
 		}
-		for _, ent := range ents {
-			m, err := e.readMeta(ent.Name())
+		for _, name := range names {
+			m, err := e.readMeta(name)
 			if err != nil || m.owner() != who.tenant() {
 				continue
 			}
-			s, err := e.readEffectiveSpec(ent.Name())
+			s, err := e.readEffectiveSpec(name)
 			if err != nil {
 				continue // not created yet, or being removed
 			}

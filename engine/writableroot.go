@@ -62,20 +62,20 @@ func (e *Engine) decideWritableRoot(ctx context.Context, tenant string, used int
 // writableRootsSize is the sum of the sizes of the tenant's writable roots: the upper
 // filesystem images of its containers (their blocks are reserved when made).
 func (e *Engine) writableRootsSize(tenant string) (int64, error) {
-	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "engine"))
+	names, err := e.recordNames()
 	if err != nil {
 		return 0, fmt.Errorf("writable roots: %w", err)
 	}
 	var n int64
-	for _, ent := range ents {
-		st, err := os.Lstat(filepath.Join(e.metaDir(ent.Name()), upperImage))
+	for _, name := range names {
+		st, err := os.Lstat(filepath.Join(e.metaDir(name), upperImage))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return 0, fmt.Errorf("writable roots: %w", err)
 		}
-		m, err := e.readMeta(ent.Name())
+		m, err := e.readMeta(name)
 		if err != nil {
 			continue // a record being created or removed right now
 		}

@@ -1,9 +1,10 @@
 // Package runroot names where a state root's per-run runtime state lives: the sandbox's state of
-// each container (its init's pid, the exec fifo, its effective spec), which describes processes
-// that a reboot ends, on tmpfs under /run/bulwark as ARCHITECTURE.md intends. The state root
-// itself (on disk) keeps what must survive: container records and logs, images, trust, policy
-// revision, id ranges, the audit log. On ext4 each file made or removed there cost a journal
-// update (and the removals a discard); on tmpfs they cost nothing to speak of.
+// each container (its init's pid, the exec fifo, its effective spec) and the engine's record of a
+// foreground --rm run, which describe processes that a reboot ends, on tmpfs under /run/bulwark as
+// ARCHITECTURE.md intends. The state root itself (on disk) keeps what must survive: the other
+// container records and logs, images, trust, policy revision, id ranges, the audit log. On ext4
+// each file made or removed there cost a journal update (and the removals a discard); on tmpfs
+// they cost nothing to speak of.
 package runroot
 
 import (

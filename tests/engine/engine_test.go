@@ -125,8 +125,9 @@ func attr(r map[string]any, k string) string {
 func (f *fixture) assertNothingLeft(t testing.TB) {
 	t.Helper()
 	f.leaks.AssertNone(t)
-	// The sandbox's state of each container is in the state root's run root (tmpfs).
-	for _, d := range []string{filepath.Join(runroot.Of(f.root), "containers"), filepath.Join(f.root, "containers"), filepath.Join(f.root, "engine")} {
+	// The sandbox's state of each container, and a foreground --rm run's record, are in the
+	// state root's run root (tmpfs).
+	for _, d := range []string{filepath.Join(runroot.Of(f.root), "containers"), filepath.Join(runroot.Of(f.root), "engine"), filepath.Join(f.root, "containers"), filepath.Join(f.root, "engine")} {
 		ents, _ := os.ReadDir(d)
 		if len(ents) != 0 {
 			var names []string

@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
@@ -28,5 +32,60 @@ func TestDetachedRunRoot(t *testing.T) {
 		t.Errorf("the container's sandbox state is not in the run root given: %v", err)
 	}
 	clitest.Must(t, f.root, "--run-root", run, "rm", "-f", id)
+	f.assertNothingLeft(t)
+}
+
+// TestForegroundRemoveRecordInRunRoot: a foreground `run --rm` keeps its record in the run root
+// (a tmpfs by default; here the suite's temporary directory), never on the state root's disk, and is seen there exactly as before: ps lists it,
+// inspect shows it, exec runs in it, its name is taken, stop and kill end it (its client then
+// removes it) — each in the audit trail — and nothing is left.
+func TestForegroundRemoveRecordInRunRoot(t *testing.T) {
+	f := newFixture(t)
+	for _, end := range []string{"stop", "kill"} {
+		id := f.name(t, "fgrm")
+		cmd := exec.Command(clitest.Bin, "--root", f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", "echo ready; sleep 100")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+			t.Fatalf("workload said %q, %v", line, err)
+		}
+		if _, err := os.Stat(filepath.Join(runroot.Of(f.root), "engine", id, "meta.json")); err != nil {
+			t.Errorf("record in the run root: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(f.root, "engine", id)); !os.IsNotExist(err) {
+			t.Errorf("record on the state root: %v", err)
+		}
+		if ps := clitest.Must(t, f.root, "ps"); !strings.Contains(ps, id) {
+			t.Errorf("ps does not list %s:\n%s", id, ps)
+		}
+		if c := inspect(t, f, id); c.Status != "running" {
+			t.Errorf("inspect: %s", c.Status)
+		}
+		if out := clitest.Must(t, f.root, "exec", id, "echo", "in"); out != "in\n" {
+			t.Errorf("exec: %q", out)
+		}
+		if r := clitest.Run(t, f.root, "run", "-d", "--name", id, "busybox:1", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "already in use") {
+			t.Errorf("a detached run with the same name: exit %d %s", r.Code, r.Stderr)
+		}
+		if end == "stop" {
+			clitest.Must(t, f.root, "stop", "-t", "1", id)
+		} else {
+			clitest.Must(t, f.root, "kill", id)
+		}
+		cmd.Wait()
+		if r := clitest.Run(t, f.root, "inspect", id); r.Code == 0 {
+			t.Errorf("%s: the container is still there after its client ended", end)
+		}
+		action := map[string]string{"stop": "container.stop", "kill": "container.signal"}[end]
+		want := []string{"container.create", "container.start", "container.exec.start", "container.exit", "container.delete"}
+		if got := actions(f.records(t, id)); !inOrder(got, want) || !slices.Contains(got, action) {
+			t.Errorf("%s: audit trail %v, want %v in order and %s", end, got, want, action)
+		}
+	}
 	f.assertNothingLeft(t)
 }
