@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/internal/runroot"
 )
 
 // probeAuditVerify verifies the whole audit chain and every checkpoint (audit.Verify only reads;
@@ -107,16 +108,23 @@ func probeTrustExpiry(e *Env, c *Control) Outcome {
 	return Outcome{Status: Pass, Actual: fmt.Sprintf("%d roles unexpired (%s)", len(roles), tv.source), Details: details}
 }
 
-// probeContainersCount reports how many containers the engine keeps records of and how many run.
+// probeContainersCount reports how many containers the engine keeps records of (in the state
+// root, and a foreground --rm run's in the run root) and how many run.
 func probeContainersCount(e *Env, c *Control) Outcome {
-	ents, err := os.ReadDir(filepath.Join(e.Root, "engine"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return e.errOutcome(c, err)
+	run := e.RunRoot
+	if run == "" {
+		run = runroot.Of(e.Root)
 	}
 	n := 0
-	for _, ent := range ents {
-		if ent.IsDir() {
-			n++
+	for _, dir := range []string{filepath.Join(e.Root, "engine"), filepath.Join(run, "engine")} {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return e.errOutcome(c, err)
+		}
+		for _, ent := range ents {
+			if ent.IsDir() {
+				n++
+			}
 		}
 	}
 	return info("%d containers recorded, %d running", n, len(e.Containers))
