@@ -196,17 +196,7 @@ func TestForegroundRunKilled(t *testing.T) {
 		if rm {
 			args = append(args, "--rm")
 		}
-		cmd := exec.Command(clitest.Bin, append(args, "busybox:1", "sh", "-c", "echo ready; sleep 100")...)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
-			t.Fatalf("workload said %q, %v", line, err)
-		}
+		cmd := startReady(t, args...)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		if rm {
@@ -220,6 +210,24 @@ func TestForegroundRunKilled(t *testing.T) {
 		clitest.Must(t, f.root, "rm", id)
 	}
 	f.assertNothingLeft(t)
+}
+
+// startReady starts `bulwark ARGS busybox:1 sh -c "echo ready; sleep 100"` (a foreground run)
+// and returns once the workload said it is ready.
+func startReady(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(clitest.Bin, append(args, "busybox:1", "sh", "-c", "echo ready; sleep 100")...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("workload said %q, %v", line, err)
+	}
+	return cmd
 }
 
 // TestRestartPolicy (issue 10): on-failure:2 restarts a failing container exactly twice (with

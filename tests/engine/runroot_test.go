@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,17 +41,7 @@ func TestForegroundRemoveRecordInRunRoot(t *testing.T) {
 	f := newFixture(t)
 	for _, end := range []string{"stop", "kill"} {
 		id := f.name(t, "fgrm")
-		cmd := exec.Command(clitest.Bin, "--root", f.root, "run", "--rm", "--name", id, "busybox:1", "sh", "-c", "echo ready; sleep 100")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
-			t.Fatalf("workload said %q, %v", line, err)
-		}
+		cmd := startReady(t, "--root", f.root, "run", "--rm", "--name", id)
 		if _, err := os.Stat(filepath.Join(runroot.Of(f.root), "engine", id, "meta.json")); err != nil {
 			t.Errorf("record in the run root: %v", err)
 		}
