@@ -84,15 +84,18 @@ func onDisposableThread(fn func() error) error {
 	return <-errc
 }
 
-// writeTasks moves the calling thread (tid 0 means "me") into the v1 cgroup dir.
+// writeTasks moves the calling thread (tid 0 means "me") into the v1 cgroup dir. Plain system
+// calls: os.File would register the file with the runtime's poller first (five more calls, each
+// refused for a cgroupfs file), once per hierarchy on the path to the child's start.
 func writeTasks(dir string) error {
-	f, err := os.OpenFile(filepath.Join(dir, "tasks"), os.O_WRONLY, 0)
+	p := filepath.Join(dir, "tasks")
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("join cgroup %s: %w", dir, err)
+		return fmt.Errorf("join cgroup %s: %w", dir, &os.PathError{Op: "open", Path: p, Err: err})
 	}
-	defer f.Close()
-	if _, err := f.Write([]byte("0")); err != nil {
-		return fmt.Errorf("join cgroup %s: %w", dir, err)
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("0")); err != nil {
+		return fmt.Errorf("join cgroup %s: %w", dir, &os.PathError{Op: "write", Path: p, Err: err})
 	}
 	return nil
 }

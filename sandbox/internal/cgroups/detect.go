@@ -2,7 +2,6 @@ package cgroups
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -32,7 +31,7 @@ func detect() (hierarchies, error) {
 	if err != nil {
 		return hierarchies{}, err
 	}
-	return choose(mounts, os.ReadFile)
+	return choose(mounts, readAll)
 }
 
 func cgroupMounts() ([]*mountinfo.Info, error) {

@@ -15,6 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The files below are read and written with plain system calls: os.File registers every file it
+// opens with the runtime's poller (five more calls on Linux, each refused for a cgroupfs or
+// regular file) and os.ReadFile stats it first; a container's cgroup create and delete open about
+// thirty of them (issue 14).
+
 // writeFile writes one value to a cgroup interface file. It never creates the file: a missing
 // interface file means the kernel lacks the feature, which is reported as ErrUnsupported.
 func writeFile(dir, name, value string) error { return writeValues(dir, name, value) }
@@ -23,20 +28,78 @@ func writeFile(dir, name, value string) error { return writeValues(dir, name, va
 // as a whole record) through one open.
 func writeValues(dir, name string, values ...string) error {
 	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC|unix.O_CLOEXEC, 0)
+	fd, err := openFile(p, unix.O_WRONLY|unix.O_TRUNC)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: %s does not exist", ErrUnsupported, p)
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", p, err)
+		return err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	for _, v := range values {
-		if _, err := f.WriteString(v); err != nil {
+		if err := writeAll(fd, v); err != nil {
 			return fmt.Errorf("write %q to %s: %w", v, p, err)
 		}
 	}
 	return nil
+}
+
+// openFile opens p (flags plus O_CLOEXEC), retrying on EINTR; the error is an *os.PathError.
+func openFile(p string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// writeAll writes v in one write(2), retried on EINTR; a short write is an error (a cgroup file
+// takes a record whole or not at all).
+func writeAll(fd int, v string) error {
+	for {
+		n, err := unix.Write(fd, []byte(v))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n != len(v) {
+			return fmt.Errorf("short write: %d of %d bytes", n, len(v))
+		}
+		return nil
+	}
+}
+
+// readAll reads the whole file p.
+func readAll(p string) ([]byte, error) {
+	fd, err := openFile(p, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 // parallel runs every fn on a goroutine of its own and returns their errors joined.
@@ -56,7 +119,7 @@ func parallel(fns ...func() error) error {
 
 func readFile(dir, name string) (string, error) {
 	p := filepath.Join(dir, name)
-	data, err := os.ReadFile(p)
+	data, err := readAll(p)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", p, err)
 	}
@@ -64,8 +127,8 @@ func readFile(dir, name string) (string, error) {
 }
 
 func exists(dir, name string) bool {
-	_, err := os.Stat(filepath.Join(dir, name))
-	return err == nil
+	var st unix.Stat_t
+	return unix.Stat(filepath.Join(dir, name), &st) == nil
 }
 
 // readUint parses a single-number file; "max" (v2) reads as 0, meaning no limit.
@@ -86,7 +149,7 @@ func readUint(dir, name string) (uint64, error) {
 
 // readKey finds "key value" in a flat-keyed file (memory.events, cpu.stat, memory.oom_control).
 func readKey(dir, name, key string) (uint64, error) {
-	data, err := os.ReadFile(filepath.Join(dir, name))
+	data, err := readAll(filepath.Join(dir, name))
 	if err != nil {
 		return 0, fmt.Errorf("read %s/%s: %w", dir, name, err)
 	}
