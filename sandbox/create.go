@@ -159,11 +159,22 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		// Never adopt (and later destroy) a cgroup someone else made.
 		return nil, fmt.Errorf("%w: cgroup %s already exists", ErrExist, st.Cgroup)
 	}
-	undo.add(func() { cg.Destroy() })
+	// The limits are written while the child starts; undone, the cgroup goes once they are.
+	var limits func() error
+	undo.add(func() {
+		if limits != nil {
+			limits()
+		}
+		cg.Destroy()
+	})
 	// The cgroup and the id range are independent and both wait on the kernel (cgroupfs writes,
 	// the allocator's files): make them at the same time (and beside the namespaces).
 	cgErr := make(chan error, 1)
-	go func() { cgErr <- cg.Create(eff.Linux.Resources) }()
+	go func() {
+		var err error
+		limits, err = cg.Create(eff.Linux.Resources)
+		cgErr <- err
+	}()
 	alloc, err := idmap.Open(r.opts.IDMapDir)
 	var rng idmap.Range
 	if err == nil {
@@ -277,6 +288,12 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 	clk.Lap("memfd")
+	// The child has run only the runtime's own code so far: the container's limits are in force
+	// before it gets the plan.
+	if err := limits(); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
+	}
+	clk.Lap("limits")
 	if err := setOOMScoreAdj(pid, &proc); err != nil {
 		return nil, fmt.Errorf("create %s: %w", id, err)
 	}

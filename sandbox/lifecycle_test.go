@@ -335,7 +335,11 @@ func TestDeleteAfterCrashMidCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cg.Create(nil); err != nil {
+	limits, err := cg.Create(nil)
+	if err == nil {
+		err = limits()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := r.Load("crash1")

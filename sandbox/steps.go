@@ -16,7 +16,8 @@ import (
 //
 //	floor            the floor applied to the spec, the rootfs opened
 //	state            the container directory, its lock, the first state write
-//	cgroups+idrange  the cgroup made (limits written) and the id range allocated, at the same time
+//	cgroups+idrange  the cgroup made (its directories, ready to join) and the id range allocated, at
+//	                 the same time
 //	spawn            the user namespace mapped (it and the network, ipc and uts namespaces are made
 //	                 in one clone begun after floor, beside state and cgroups+idrange), the setup
 //	                 binary executed (it joins them, creates the others and forks init)
@@ -24,6 +25,7 @@ import (
 //	plan             the process plan, MAC labels, generated files
 //	idmap+binds      the idmapped rootfs mount and the detached bind mounts (donated descriptors)
 //	memfd            the child's vm.memfd_noexec raised (begun at spawn)
+//	limits           the cgroup's limits written (begun once its directories were made)
 //	config           the plan sent
 //	await-ready      until the child reports ready: its own steps below
 //	created          the "created" state persisted

@@ -14,9 +14,14 @@ import (
 
 // Manager owns one container's cgroup (one leaf directory per hierarchy on v1, one on v2).
 type Manager interface {
-	// Create makes the cgroup and applies res (normally the output of WithDefaults) including the
-	// device allowlist: deny all, then allow only the minimal /dev set.
-	Create(res *specs.LinuxResources) error
+	// Create makes the cgroup and returns once processes may join it (on v1: cpuset filled in,
+	// notify_on_release clear, the device allowlist written); the limits in res (normally the
+	// output of WithDefaults), the device allowlist included (deny all, then allow only the
+	// minimal /dev set), are all written by the time limits returns, or it returns the first
+	// error. The caller waits
+	// for limits before anything of the container's runs in the cgroup, and destroys the cgroup
+	// if it fails. A failed Create leaves nothing behind.
+	Create(res *specs.LinuxResources) (limits func() error, err error)
 	// Freeze stops every process in the cgroup and returns once the kernel reports it frozen.
 	Freeze() error
 	// Thaw resumes a frozen cgroup.
@@ -112,17 +117,27 @@ func validName(name string) error {
 	return nil
 }
 
-// createOrUndo runs a manager's create with res (no limits when nil) and, if it fails, destroy:
-// a refused container leaves no cgroup behind.
-func createOrUndo(res *specs.LinuxResources, create func(*specs.LinuxResources) error, destroy func() error) error {
+// makeThenLimit runs a manager's mk (its make) with res (no limits when nil), undoing it with destroy if it
+// fails (a refused container leaves no cgroup behind), then its limit in the background: the
+// limits are written while the caller starts the container's first process (issue 14).
+func makeThenLimit(res *specs.LinuxResources, mk, limit func(*specs.LinuxResources) error, destroy func() error) (func() error, error) {
 	if res == nil {
 		res = &specs.LinuxResources{}
 	}
-	if err := create(res); err != nil {
+	if err := mk(res); err != nil {
 		if derr := destroy(); derr != nil {
-			return errors.Join(err, derr)
+			return nil, errors.Join(err, derr)
 		}
-		return err
+		return nil, err
 	}
-	return nil
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = limit(res)
+	}()
+	return func() error {
+		<-done
+		return err
+	}, nil
 }

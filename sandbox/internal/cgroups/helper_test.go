@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // helperEnv selects a helper mode when the test binary re-executes itself as a child process
@@ -122,4 +124,17 @@ func addProc(t *testing.T, m Manager, pid int) {
 			t.Fatalf("add pid %d: %v", pid, err)
 		}
 	}
+}
+
+// create is m.Create and the wait for its limits, the cgroup destroyed when they fail: what the
+// runtime does (its undo destroys a cgroup whose limits failed).
+func create(m Manager, res *specs.LinuxResources) error {
+	limits, err := m.Create(res)
+	if err != nil {
+		return err
+	}
+	if err := limits(); err != nil {
+		return errors.Join(err, m.Destroy())
+	}
+	return nil
 }

@@ -114,18 +114,20 @@ func (m *v1Manager) Paths() map[string]string {
 	return out
 }
 
-// Create makes the leaf in every hierarchy and applies res; on any failure it removes what it
-// made, so a refused container leaves no cgroup behind.
-func (m *v1Manager) Create(res *specs.LinuxResources) error {
-	return createOrUndo(res, m.create, m.Destroy)
+// Create makes the leaf in every hierarchy (see Manager.Create); the limits follow.
+func (m *v1Manager) Create(res *specs.LinuxResources) (func() error, error) {
+	return makeThenLimit(res, m.make, m.limit, m.Destroy)
 }
 
-func (m *v1Manager) create(res *specs.LinuxResources) error {
+// make makes the leaves, with what must hold before any task joins: cpuset.cpus and cpuset.mems
+// filled in (an empty cpuset refuses tasks), notify_on_release clear, and the device allowlist —
+// the thread that joins and forks the container's first process opens /dev/null there, and
+// between devices.deny and devices.allow nothing can be opened. Each step touches files of its
+// own, and each file operation waits on the kernel: the leaves are made at once, then the rest.
+func (m *v1Manager) make(res *specs.LinuxResources) error {
 	if len(res.Unified) > 0 {
 		return fmt.Errorf("%w: linux.resources.unified needs cgroup v2", ErrUnsupported)
 	}
-	// Each step below touches files of its own, and each file operation waits on the kernel: the
-	// leaves are made at once, then every value is written at once.
 	var mkdirs []func() error
 	for ctrl, mnt := range m.mounts {
 		if ctrl == "cpuset" {
@@ -140,13 +142,19 @@ func (m *v1Manager) create(res *specs.LinuxResources) error {
 	if err := parallel(mkdirs...); err != nil {
 		return err
 	}
-	var writes []func() error
+	writes := []func() error{func() error { return m.applyDevices(res) }}
 	for _, d := range m.v1Dirs() {
 		writes = append(writes, func() error { return clearNotifyOnRelease(d) })
 	}
+	return parallel(writes...)
+}
+
+// limit writes the other limits of res, at once.
+func (m *v1Manager) limit(res *specs.LinuxResources) error {
+	var writes []func() error
 	for _, apply := range []func(*specs.LinuxResources) error{
-		m.applyDevices, m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio,
-		m.applyHugetlb, m.applyNetwork, m.applyRdma,
+		m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio, m.applyHugetlb,
+		m.applyNetwork, m.applyRdma,
 	} {
 		writes = append(writes, func() error { return apply(res) })
 	}

@@ -84,7 +84,7 @@ func TestV1Lifecycle(t *testing.T) {
 		spec.BlockIO.ThrottleReadBpsDevice[0].Major, spec.BlockIO.ThrottleReadBpsDevice[0].Minor = maj, min
 	}
 	res, _ := WithDefaults(spec)
-	if err := m.Create(res); err != nil {
+	if err := create(m, res); err != nil {
 		t.Fatal(err)
 	}
 	p := m.Paths()
@@ -176,7 +176,7 @@ func TestV1DevicesEnforced(t *testing.T) {
 		{Allow: true, Access: "rwm"}, // asks for everything; the floor ignores it
 		{Allow: false, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](9), Access: "rwm"},
 	}})
-	if err := m.Create(res); err != nil {
+	if err := create(m, res); err != nil {
 		t.Fatal(err)
 	}
 	h := startHelper(t, "open", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/kmsg", "/dev/loop0")
@@ -197,7 +197,7 @@ func TestV1DevicesEnforced(t *testing.T) {
 func TestV1MemoryLimitEnforced(t *testing.T) {
 	m := newTestV1(t)
 	res, _ := WithDefaults(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](48 << 20)}})
-	if err := m.Create(res); err != nil {
+	if err := create(m, res); err != nil {
 		t.Fatal(err)
 	}
 	h := startHelper(t, "alloc")
@@ -225,7 +225,7 @@ func TestV1MemoryLimitEnforced(t *testing.T) {
 func TestV1CpusetBesideSibling(t *testing.T) {
 	m := newTestV1(t)
 	res, _ := WithDefaults(nil)
-	if err := m.Create(res); err != nil {
+	if err := create(m, res); err != nil {
 		t.Fatal(err)
 	}
 	sib := newV1(m.mounts, filepath.Dir(m.name)+"/d")
@@ -234,7 +234,7 @@ func TestV1CpusetBesideSibling(t *testing.T) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	if err := sib.Create(res); err != nil {
+	if err := create(sib, res); err != nil {
 		t.Fatal(err)
 	}
 	mnt := m.mounts["cpuset"]
@@ -253,11 +253,49 @@ func TestV1CpusetBesideSibling(t *testing.T) {
 	sleep.Wait()
 }
 
+// TestV1JoinBeforeLimits: once Create returns, a process may join every hierarchy (the cpuset
+// leaf has cpus and mems, notify_on_release is clear, the device allowlist is in force: the
+// runtime's joining thread opens /dev/null) while the other limits are still being written; a
+// limit that fails is reported by the wait, and the caller's Destroy leaves nothing behind.
+func TestV1JoinBeforeLimits(t *testing.T) {
+	m := newTestV1(t)
+	res, _ := WithDefaults(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "4095"}})
+	limits, err := m.Create(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readT(t, m.paths["devices"], "devices.list"); !strings.HasPrefix(got, "c 1:3 rw\n") {
+		t.Errorf("devices.list as Create returned: %q", got)
+	}
+	for _, d := range m.v1Dirs() {
+		if got := readT(t, d, "notify_on_release"); got != "0" {
+			t.Errorf("%s notify_on_release = %q", d, got)
+		}
+	}
+	h := startHelper(t, "open", "/dev/null", "/dev/kmsg")
+	addProc(t, m, h.cmd.Process.Pid)
+	out, err := h.run()
+	if want := "/dev/null ok\n/dev/kmsg " + strconv.Itoa(int(syscall.EPERM)) + "\n"; err != nil || out != want {
+		t.Errorf("opens in the cgroup as Create returned: %q, %v; want %q", out, err, want)
+	}
+	if err := limits(); err == nil {
+		t.Error("cpuset.cpus=4095 was written")
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for ctrl, dir := range m.Paths() {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s cgroup %s left behind", ctrl, dir)
+		}
+	}
+}
+
 // TestV1CreateRollback asks for an impossible cpuset and expects an error and no directories.
 func TestV1CreateRollback(t *testing.T) {
 	m := newTestV1(t)
 	res, _ := WithDefaults(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "4095"}})
-	if err := m.Create(res); err == nil {
+	if err := create(m, res); err == nil {
 		t.Fatal("Create with cpuset.cpus=4095 succeeded")
 	}
 	for ctrl, dir := range m.Paths() {
@@ -275,7 +313,7 @@ func TestV1DestroyFrozen(t *testing.T) {
 		t.Fatalf("Pids() before Create = %v, %v; want none", pids, err)
 	}
 	res, _ := WithDefaults(nil)
-	if err := m.Create(res); err != nil {
+	if err := create(m, res); err != nil {
 		t.Fatal(err)
 	}
 	sleep := exec.Command("sleep", "60")
@@ -312,7 +350,7 @@ func TestV1UnsupportedFailsClosed(t *testing.T) {
 	for name, spec := range cases {
 		t.Run(name, func(t *testing.T) {
 			res, _ := WithDefaults(spec)
-			err := m.Create(res)
+			err := create(m, res)
 			if !errors.Is(err, ErrUnsupported) {
 				t.Fatalf("Create: %v; want ErrUnsupported", err)
 			}
@@ -330,7 +368,7 @@ func TestV1UnsupportedFailsClosed(t *testing.T) {
 // it offers neither.
 func TestV1BlkioWeight(t *testing.T) {
 	m := newTestV1(t)
-	if err := m.Create(nil); err != nil {
+	if err := create(m, nil); err != nil {
 		t.Fatal(err)
 	}
 	dir := m.paths["blkio"]
@@ -344,7 +382,7 @@ func TestV1BlkioWeight(t *testing.T) {
 	if err := m.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	err := m.Create(&specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: ptr[uint16](500)}})
+	err := create(m, &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: ptr[uint16](500)}})
 	if file == "" {
 		if !errors.Is(err, ErrUnsupported) {
 			t.Fatalf("Create with a blkio weight on a kernel without weight files: %v; want ErrUnsupported", err)
@@ -363,7 +401,7 @@ func TestV1BlkioWeight(t *testing.T) {
 // default (1024) instead of getting the minimum, 2.
 func TestV1SharesZeroIsUnset(t *testing.T) {
 	m := newTestV1(t)
-	if err := m.Create(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr[uint64](0)}}); err != nil {
+	if err := create(m, &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr[uint64](0)}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readT(t, m.paths["cpu"], "cpu.shares"); got != "1024" {
@@ -392,7 +430,7 @@ func TestV1PlacesInEveryHierarchy(t *testing.T) {
 			}
 		}
 	})
-	if err := m.Create(nil); err != nil {
+	if err := create(m, nil); err != nil {
 		t.Fatal(err)
 	}
 	unified, named := 0, 0
@@ -437,7 +475,7 @@ func TestV1NotifyOnReleaseCleared(t *testing.T) {
 				}
 			}
 			res, _ := WithDefaults(&specs.LinuxResources{})
-			if err := m.Create(res); err != nil {
+			if err := create(m, res); err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range m.v1Dirs() {

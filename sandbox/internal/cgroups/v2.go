@@ -40,18 +40,18 @@ func newV2(root, name string) *v2Manager {
 
 func (m *v2Manager) Paths() map[string]string { return map[string]string{"": m.dir} }
 
-// Create makes the leaf and applies res; on any failure it removes what it made.
-func (m *v2Manager) Create(res *specs.LinuxResources) error {
-	return createOrUndo(res, m.create, m.Destroy)
+// Create makes the leaf (see Manager.Create); the limits follow.
+func (m *v2Manager) Create(res *specs.LinuxResources) (func() error, error) {
+	return makeThenLimit(res, m.make, m.limit, m.Destroy)
 }
 
-func (m *v2Manager) create(res *specs.LinuxResources) error {
+// make checks res and makes the leaf with the controllers res needs enabled above it.
+func (m *v2Manager) make(res *specs.LinuxResources) error {
 	// Validate before touching the hierarchy.
 	if err := checkUnified(res.Unified); err != nil {
 		return err
 	}
-	rules, err := effectiveDevices(res.Devices)
-	if err != nil {
+	if _, err := effectiveDevices(res.Devices); err != nil {
 		return err
 	}
 	ctrls := controllersFor(res)
@@ -66,6 +66,15 @@ func (m *v2Manager) create(res *specs.LinuxResources) error {
 		if err := m.mkdir(dir); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
+	}
+	return nil
+}
+
+// limit writes the limits of res and attaches the device program.
+func (m *v2Manager) limit(res *specs.LinuxResources) error {
+	rules, err := effectiveDevices(res.Devices)
+	if err != nil {
+		return err
 	}
 	for _, apply := range []func(*specs.LinuxResources) error{
 		m.applyMemory, m.applyPids, m.applyCPU, m.applyIO, m.applyMisc, m.applyUnified,

@@ -92,7 +92,7 @@ func TestV2ExactWrites(t *testing.T) {
 		HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1 << 30}},
 		Unified:        map[string]string{"memory.high": "400M"},
 	})
-	if err := m.Create(res); err != nil {
+	if err := create(m, res); err != nil {
 		t.Fatal(err)
 	}
 	enable := "+cpu +cpuset +hugetlb +io +memory +pids"
@@ -137,7 +137,7 @@ func TestV2ExactWrites(t *testing.T) {
 
 func TestV2Stats(t *testing.T) {
 	_, m := newFakeV2(t, allV2)
-	if err := m.Create(nil); err != nil {
+	if err := create(m, nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, content := range map[string]string{
@@ -184,7 +184,7 @@ func TestV2Refusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, m := newFakeV2(t, tc.controllers)
-			err := m.Create(&tc.res)
+			err := create(m, &tc.res)
 			if err == nil {
 				t.Fatal("Create succeeded")
 			}
@@ -247,7 +247,7 @@ func realV2(t *testing.T) *v2Manager {
 // Resources are empty so no controller is enabled in the host's root subtree_control.
 func TestV2DevicesAndFreezeReal(t *testing.T) {
 	m := realV2(t)
-	if err := m.Create(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+	if err := create(m, &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
 		{Allow: false, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](9), Access: "w"},
 	}}); err != nil {
 		t.Fatal(err)
@@ -311,7 +311,7 @@ func TestV2Integration(t *testing.T) {
 		Memory: &specs.LinuxMemory{Limit: ptr[int64](48 << 20)},
 		Pids:   &specs.LinuxPids{Limit: ptr[int64](64)},
 	})
-	if err := m.Create(res); err != nil {
+	if err := create(m, res); err != nil {
 		t.Fatal(err)
 	}
 	for file, want := range map[string]string{"memory.max": "50331648", "pids.max": "64"} {
@@ -355,7 +355,7 @@ func TestSharesZeroIsUnset(t *testing.T) {
 		t.Errorf("cpuShares(512) = %d, %v", v, ok)
 	}
 	f, m := newFakeV2(t, allV2)
-	if err := m.Create(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr[uint64](0)}}); err != nil {
+	if err := create(m, &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr[uint64](0)}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range f.writes {

@@ -1,0 +1,41 @@
+package sandbox
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
+)
+
+// TestCreateLimitFailureLeavesNothing: the cgroup's limits are written while the setup child
+// starts (issue 14); one the kernel refuses (a cpuset of a CPU the host lacks) fails the create
+// before the child gets its plan, and nothing is left: no process or cgroup (leakCheck), no
+// state directory, no id range held.
+func TestCreateLimitFailureLeavesNothing(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "lim1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	if spec.Linux.Resources == nil {
+		spec.Linux.Resources = &specs.LinuxResources{}
+	}
+	spec.Linux.Resources.CPU = &specs.LinuxCPU{Cpus: "4095"}
+	_, err := r.Create("lim1", bundle, spec, IO{})
+	if err == nil || !strings.Contains(err.Error(), "cpuset.cpus") {
+		t.Fatalf("create: %v, want the cpuset write's error", err)
+	}
+	t.Logf("reported: %v", err)
+	if _, err := os.Stat(r.containerDir("lim1")); !os.IsNotExist(err) {
+		t.Errorf("state dir left behind: %v", err)
+	}
+	alloc, err := idmap.Open(r.opts.IDMapDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := alloc.List(); err != nil || len(held) != 0 {
+		t.Errorf("id ranges held: %+v, %v", held, err)
+	}
+}
