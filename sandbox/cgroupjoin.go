@@ -3,7 +3,6 @@ package sandbox
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"syscall"
@@ -26,7 +25,7 @@ import (
 //     and keeps the forking thread's v1 cgroups.
 //
 // onThread, if set, runs first on the thread that forks (see startChild).
-func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager, onThread func() error) error {
+func startInCgroup(cmd *setupProc, cg cgroups.Manager, onThread func() error) error {
 	var unified string
 	var v1 []string
 	for _, h := range cg.Hierarchies() {
@@ -42,14 +41,14 @@ func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager, onThread func() error) err
 			return fmt.Errorf("open cgroup %s: %w", unified, err)
 		}
 		defer unix.Close(fd)
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		if cmd.attr == nil {
+			cmd.attr = &syscall.SysProcAttr{}
 		}
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = fd
+		cmd.attr.UseCgroupFD = true
+		cmd.attr.CgroupFD = fd
 	}
 	if len(v1) == 0 && onThread == nil {
-		return cmd.Start()
+		return cmd.start()
 	}
 	return onDisposableThread(func() error {
 		if onThread != nil {
@@ -62,7 +61,7 @@ func startInCgroup(cmd *exec.Cmd, cg cgroups.Manager, onThread func() error) err
 				return err
 			}
 		}
-		return cmd.Start()
+		return cmd.start()
 	})
 }
 
