@@ -124,6 +124,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		}
 	}()
 	undo.add(own.release)
+	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
+		return nil, errors.New("process.terminal is set but no console socket was given")
+	}
 	dir := r.containerDir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -139,6 +142,17 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	defer unlock()
 
+	// The id is ours: the cgroup is made (its directories; the limits follow, see
+	// cgroups.Manager.Create) while the state is written and the id range taken, each waiting on
+	// the kernel (cgroupfs, the state's and the allocator's files).
+	cgMade := async(func() (madeCgroup, error) { return makeCgroup(cgroupOf, cgName, eff) })
+	undo.add(func() {
+		// A failed make leaves nothing; a made cgroup goes once its limits are written.
+		if m, err := cgMade(); err == nil {
+			m.limits()
+			m.cg.Destroy()
+		}
+	})
 	st := newStateFile(id, bundle, r.opts.Tenant, eff)
 	st.Raises = raises
 	st.Pod = res.Pod(id)
@@ -148,44 +162,19 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	clk.Lap("state")
 
-	if eff.Process.Terminal && stdio.ConsoleSocket == "" {
-		return nil, errors.New("process.terminal is set but no console socket was given")
-	}
-	cg, err := cgroupOf()
-	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, err)
-	}
-	if eff.Linux.CgroupsPath != "" && cgroupExists(cg) {
-		// Never adopt (and later destroy) a cgroup someone else made.
-		return nil, fmt.Errorf("%w: cgroup %s already exists", ErrExist, st.Cgroup)
-	}
-	// The limits are written while the child starts; undone, the cgroup goes once they are.
-	var limits func() error
-	undo.add(func() {
-		if limits != nil {
-			limits()
-		}
-		cg.Destroy()
-	})
-	// The cgroup and the id range are independent and both wait on the kernel (cgroupfs writes,
-	// the allocator's files): make them at the same time (and beside the namespaces).
-	cgErr := make(chan error, 1)
-	go func() {
-		var err error
-		limits, err = cg.Create(eff.Linux.Resources)
-		cgErr <- err
-	}()
 	alloc, err := idmap.Open(r.opts.IDMapDir)
 	var rng idmap.Range
 	if err == nil {
 		rng, err = alloc.Acquire(r.opts.Tenant, id)
 	}
-	if cerr := <-cgErr; cerr != nil {
+	mc, cerr := cgMade()
+	if cerr != nil {
 		if err == nil {
 			alloc.Release(r.opts.Tenant, id)
 		}
-		return nil, fmt.Errorf("cgroup %s: %w", st.Cgroup, cerr)
+		return nil, cerr
 	}
+	cg, limits := mc.cg, mc.limits
 	if err != nil {
 		return nil, fmt.Errorf("acquire id range: %w", err)
 	}
@@ -359,6 +348,29 @@ func checkUser(p *specs.Process, size uint32) error {
 		}
 	}
 	return nil
+}
+
+// madeCgroup is a container's cgroup with its directories made, and the wait for its limits.
+type madeCgroup struct {
+	cg     cgroups.Manager
+	limits func() error
+}
+
+// makeCgroup makes the cgroup name (cgroupOf's manager) for the spec eff; a cgroupsPath naming a
+// cgroup that exists is refused, never adopted (and later destroyed).
+func makeCgroup(cgroupOf func() (cgroups.Manager, error), name string, eff *specs.Spec) (madeCgroup, error) {
+	cg, err := cgroupOf()
+	if err != nil {
+		return madeCgroup{}, fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	if eff.Linux.CgroupsPath != "" && cgroupExists(cg) {
+		return madeCgroup{}, fmt.Errorf("%w: cgroup %s already exists", ErrExist, name)
+	}
+	limits, err := cg.Create(eff.Linux.Resources)
+	if err != nil {
+		return madeCgroup{}, fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	return madeCgroup{cg: cg, limits: limits}, nil
 }
 
 // startChild re-executes the sealed runtime copy as a setup child and returns the parent's end of

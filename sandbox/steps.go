@@ -16,8 +16,8 @@ import (
 //
 //	floor            the floor applied to the spec, the rootfs opened
 //	state            the container directory, its lock, the first state write
-//	cgroups+idrange  the cgroup made (its directories, ready to join) and the id range allocated, at
-//	                 the same time
+//	cgroups+idrange  the id range allocated and the cgroup made (its directories, ready to join;
+//	                 begun with state)
 //	spawn            the user namespace mapped (it and the network, ipc and uts namespaces are made
 //	                 in one clone begun after floor, beside state and cgroups+idrange), the setup
 //	                 binary executed (it joins them, creates the others and forks init)
