@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -14,6 +17,7 @@ import (
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/internal/flock"
+	"bulwark.dev/bulwark/internal/jsontext"
 	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
@@ -96,7 +100,7 @@ func readState(dir string) (*stateFile, error) {
 // sees the old or the new state, never a torn one. No fsync: it cost ~4 ms per write, and a state
 // lost to a power cut is harmless — Delete cleans up from the container id alone.
 func writeState(dir string, st *stateFile) error {
-	b, err := json.Marshal(st)
+	b, err := st.appendJSON(make([]byte, 0, 512))
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
@@ -104,6 +108,91 @@ func writeState(dir string, st *stateFile) error {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
+}
+
+// appendJSON appends st as encoding/json writes it (the same fields, order and omissions; checked
+// by TestStateJSONIsEncodingJSON). Written by hand: encoding/json's first Marshal of the type in a
+// process builds its encoder by reflection, 0.17-0.5 ms on the path to a container's start.
+func (st *stateFile) appendJSON(b []byte) ([]byte, error) {
+	str := func(name, v string) {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b = jsontext.AppendString(b, v)
+	}
+	num := func(name string, v uint64) {
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b = strconv.AppendUint(b, v, 10)
+	}
+	b = append(b, `{"ociVersion":`...)
+	b = jsontext.AppendString(b, st.Version)
+	str("id", st.ID)
+	str("status", string(st.Status))
+	if st.Pid != 0 {
+		b = append(b, `,"pid":`...)
+		b = strconv.AppendInt(b, int64(st.Pid), 10)
+	}
+	str("bundle", st.Bundle)
+	if len(st.Annotations) > 0 {
+		b = append(b, `,"annotations":{`...)
+		for i, k := range slices.Sorted(maps.Keys(st.Annotations)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsontext.AppendString(b, k)
+			b = append(b, ':')
+			b = jsontext.AppendString(b, st.Annotations[k])
+		}
+		b = append(b, '}')
+	}
+	str("tenant", st.Tenant)
+	created, err := st.Created.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"created":`...)
+	b = append(b, created...)
+	if len(st.Raises) > 0 {
+		b = append(b, `,"raises":[`...)
+		for i, r := range st.Raises {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"field":`...)
+			b = jsontext.AppendString(b, r.Field)
+			str("from", r.From)
+			str("to", r.To)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	num("uidBase", uint64(st.UIDBase))
+	num("gidBase", uint64(st.GIDBase))
+	num("idRangeSize", uint64(st.Size))
+	if st.Pod != "" {
+		str("pod", st.Pod)
+	}
+	if st.InitStartTime != 0 {
+		num("initStartTime", st.InitStartTime)
+	}
+	str("cgroup", st.Cgroup)
+	l := st.MAC.Layers
+	b = append(b, `,"mac":{"layers":{"selinux":`...)
+	b = strconv.AppendBool(b, l.SELinux)
+	b = append(b, `,"apparmor":`...)
+	b = strconv.AppendBool(b, l.AppArmor)
+	b = append(b, `,"landlockABI":`...)
+	b = strconv.AppendInt(b, int64(l.LandlockABI), 10)
+	b = append(b, `},"selinux":{"process":`...)
+	b = jsontext.AppendString(b, st.MAC.SELinux.Process)
+	str("mount", st.MAC.SELinux.Mount)
+	b = append(b, '}')
+	if st.MAC.AppArmor != "" {
+		str("apparmor", st.MAC.AppArmor)
+	}
+	return append(b, '}', '}'), nil
 }
 
 // cgroupName is the cgroup a container is given (relative to each hierarchy's mount): its spec's
