@@ -294,6 +294,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	// written while the child sets itself up.
 	specErr := make(chan error, 1)
 	go func() { specErr <- writeSpec(dir, eff) }()
+	if b, err := st.appendJSON(nil); err == nil {
+		go warmStateDecoder(b)
+	}
 	ready, err := awaitReady(ch, stdio.ConsoleSocket)
 	if err != nil {
 		<-specErr

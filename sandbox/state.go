@@ -96,6 +96,14 @@ func readState(dir string) (*stateFile, error) {
 	return st, nil
 }
 
+// warmStateDecoder decodes a state once, so that encoding/json's decoder for the state's types is
+// built before the first readState of the process needs it (Start's, Delete's: 0.2 ms in a fresh
+// process). Create calls it while it waits for the setup child.
+func warmStateDecoder(b []byte) {
+	var st stateFile
+	json.Unmarshal(b, &st)
+}
+
 // writeState replaces state.json atomically (write to a temp file, rename), so a reader or a crash
 // sees the old or the new state, never a torn one. No fsync: it cost ~4 ms per write, and a state
 // lost to a power cut is harmless — Delete cleans up from the container id alone.
