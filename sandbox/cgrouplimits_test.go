@@ -39,3 +39,28 @@ func TestCreateLimitFailureLeavesNothing(t *testing.T) {
 		t.Errorf("id ranges held: %+v, %v", held, err)
 	}
 }
+
+// TestCreateRefusedAfterCgroupLeavesNothing: a create refused once the cgroup is made (a process
+// user outside the id range, checked after the range is taken; the cgroup is made beside it)
+// leaves no cgroup, thread of the runtime in it, state directory or id range (leakCheck).
+func TestCreateRefusedAfterCgroupLeavesNothing(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "late1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Process.User.UID = 70000
+	_, err := r.Create("late1", bundle, spec, IO{})
+	if err == nil || !strings.Contains(err.Error(), "outside the container's") {
+		t.Fatalf("create: %v, want the user refused", err)
+	}
+	if _, err := os.Stat(r.containerDir("late1")); !os.IsNotExist(err) {
+		t.Errorf("state dir left behind: %v", err)
+	}
+	alloc, err := idmap.Open(r.opts.IDMapDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := alloc.List(); err != nil || len(held) != 0 {
+		t.Errorf("id ranges held: %+v, %v", held, err)
+	}
+}
