@@ -342,3 +342,36 @@ func BenchmarkAppendSingle(b *testing.B) {
 		}
 	}
 }
+
+// Open refuses a signing key it cannot use: a key file shorter or longer than a seed, or one that
+// cannot be read, is an error, never a key made up or cut to size; the key it made is read back.
+func TestOpenRefusesBadKey(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{})
+	seed := l.seed
+	l.Close()
+	again := openTestLog(t, dir, Options{})
+	if !bytes.Equal(again.seed, seed) || len(seed) != 32 {
+		t.Fatalf("seed read back %x, made %x", again.seed, seed)
+	}
+	for name, content := range map[string][]byte{
+		"empty": {}, "short": seed[:31], "one more": append(bytes.Clone(seed), 0), "long": bytes.Repeat(seed, 3),
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, keyFile), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := Open(dir, Options{}); err == nil {
+			l.Close()
+			t.Errorf("%s key file (%d bytes): Open succeeded", name, len(content))
+		}
+	}
+	dir = t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, keyFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Open(dir, Options{}); err == nil {
+		l.Close()
+		t.Error("a directory as the key file: Open succeeded")
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -52,7 +54,7 @@ func (c Checkpoint) verifySignature(pub ed25519.PublicKey) error {
 // first use.
 func loadOrCreateKey(dir string) ([]byte, error) {
 	path := filepath.Join(dir, keyFile)
-	seed, err := os.ReadFile(path)
+	seed, err := readKey(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return createKey(dir)
 	}
@@ -63,6 +65,28 @@ func loadOrCreateKey(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("audit key %s: want %d bytes, have %d", path, ed25519.SeedSize, len(seed))
 	}
 	return seed, nil
+}
+
+// readKey reads the key file at path, up to one byte more than a seed (a longer file is read
+// short, and refused as not a seed), in one read: a read of a regular file that returns less
+// than it asked for has reached its end. Every bulwark-runc create and exec opens the log: the
+// file is read through its descriptor with plain system calls, not an *os.File, which registers
+// it with (and, the first in a process, sets up) the runtime's poller for one read.
+func readKey(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, ed25519.SeedSize+1)
+	n, err := unix.Read(fd, buf)
+	for err == unix.EINTR {
+		n, err = unix.Read(fd, buf)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	return buf[:n], nil
 }
 
 func createKey(dir string) ([]byte, error) {

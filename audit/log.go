@@ -92,11 +92,14 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	// The lock file is only ever flocked: opened with a plain system call, not registered with
+	// the runtime's poller (os.OpenFile) for that.
+	path := filepath.Join(dir, lockFile)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open audit lock: %w", err)
+		return nil, fmt.Errorf("open audit lock: %w", &os.PathError{Op: "open", Path: path, Err: err})
 	}
-	return &Log{dir: dir, opts: opts, seed: seed, lock: lock, tail: tailState{segment: -1}}, nil
+	return &Log{dir: dir, opts: opts, seed: seed, lock: os.NewFile(uintptr(fd), path), tail: tailState{segment: -1}}, nil
 }
 
 // Dir is the directory the log lives in.
