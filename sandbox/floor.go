@@ -110,12 +110,11 @@ func floorErr(format string, a ...any) error {
 // descriptors (FloorResolved).
 func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) { return r.FloorResolved(spec, nil) }
 
-// WarmFloor reads, once per process, what every floor reads of the host (its MAC layers) and the
-// fields of the spec's types its copy walks (the seccomp and network descriptions are kept in the
-// source: defaultPrograms, refusedSockets). A caller that knows a floor is coming may call it
-// early, in the background; the floor's result is the same either way.
+// WarmFloor reads, once per process, what every floor reads of the host: its MAC layers (the
+// seccomp and network descriptions are kept in the source: defaultPrograms, refusedSockets). A
+// caller that knows a floor is coming may call it early, in the background; the floor's result
+// is the same either way.
 func WarmFloor() {
-	warmSpecCopy()
 	hostLayers()
 }
 
