@@ -4,9 +4,13 @@
 package mac
 
 import (
+	"bytes"
+
+	"github.com/opencontainers/selinux/go-selinux"
+	"golang.org/x/sys/unix"
+
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
 	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
-	"github.com/opencontainers/selinux/go-selinux"
 )
 
 // The state the MAC layers keep for one container, and its application in the setup child, live
@@ -23,8 +27,63 @@ var ErrNotEnabled = macexec.ErrNotEnabled
 // Detect probes the host.
 func Detect() Layers {
 	return Layers{
-		SELinux:     selinux.GetEnabled(),
+		SELinux:     selinuxEnabled(),
 		AppArmor:    macexec.AppArmorEnabled(),
 		LandlockABI: landlock.ABI(),
 	}
 }
+
+// selinuxEnabled is selinux.GetEnabled. That looks for selinuxfs first at /sys/fs/selinux, then in
+// /proc/filesystems, and only then in the mount table: a kernel that does not know selinuxfs has
+// SELinux disabled. noSELinuxfs answers that case with plain system calls (a statfs, an open and a
+// read); go-selinux reads /proc/filesystems through an *os.File and the runtime's poller (≈ 10
+// system calls, ≈ 40 µs of every bulwark-runc start's policy step, whose floor detects the host's
+// layers). Any other host, and any doubt, is go-selinux's to answer.
+func selinuxEnabled() bool {
+	if noSELinuxfs() {
+		return false
+	}
+	return selinux.GetEnabled()
+}
+
+// noSELinuxfs reports whether nothing is mounted at /sys/fs/selinux that go-selinux would take
+// for selinuxfs and /proc/filesystems does not list selinuxfs; false when unsure.
+func noSELinuxfs() bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/selinux", &st); err == nil && uint32(st.Type) == uint32(unix.SELINUX_MAGIC) {
+		return false
+	}
+	fd, err := unix.Open("/proc/filesystems", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	buf, n := make([]byte, 4096), 0
+	for {
+		if n == len(buf) {
+			if len(buf) >= maxFilesystems {
+				return false
+			}
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		if m == 0 {
+			return !listsSELinuxfs(buf[:n])
+		}
+		n += m
+	}
+}
+
+// maxFilesystems bounds the read of /proc/filesystems (a few hundred bytes); a longer one is left
+// to go-selinux.
+const maxFilesystems = 64 << 10
+
+// listsSELinuxfs reports whether data, /proc/filesystems, lists selinuxfs as go-selinux looks
+// for it.
+func listsSELinuxfs(data []byte) bool { return bytes.Contains(data, []byte("\tselinuxfs\n")) }

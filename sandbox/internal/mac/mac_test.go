@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/opencontainers/selinux/go-selinux"
+
 	"bulwark.dev/bulwark/sandbox/internal/landlock"
 	"bulwark.dev/bulwark/sandbox/internal/mac/macexec"
 )
@@ -104,6 +106,32 @@ func TestApplyNotEnabled(t *testing.T) {
 			if !errors.Is(err, ErrNotEnabled) {
 				t.Errorf("%s without AppArmor = %v, want ErrNotEnabled", name, err)
 			}
+		}
+	}
+}
+
+// selinuxEnabled answers as go-selinux does on this host, and leaves to it every host whose kernel
+// knows selinuxfs.
+func TestSELinuxEnabledIsGoSELinux(t *testing.T) {
+	if got, want := selinuxEnabled(), selinux.GetEnabled(); got != want {
+		t.Fatalf("selinuxEnabled() = %v, go-selinux says %v", got, want)
+	}
+	if noSELinuxfs() && selinux.GetEnabled() {
+		t.Fatal("noSELinuxfs on a host where go-selinux finds SELinux enabled")
+	}
+	data, err := os.ReadFile("/proc/filesystems")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noSELinuxfs() == listsSELinuxfs(data) {
+		t.Errorf("noSELinuxfs() = %v, /proc/filesystems lists selinuxfs: %v", noSELinuxfs(), listsSELinuxfs(data))
+	}
+	for in, want := range map[string]bool{
+		"nodev\tsysfs\nnodev\tselinuxfs\n": true, "nodev\tselinuxfs\nnodev\tproc\n": true,
+		"nodev\tsysfs\nnodev\tproc\n": false, "nodev\tselinuxfsx\n": false, "": false,
+	} {
+		if listsSELinuxfs([]byte(in)) != want {
+			t.Errorf("listsSELinuxfs(%q) = %v", in, !want)
 		}
 	}
 }
