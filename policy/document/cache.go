@@ -147,7 +147,7 @@ func (c *Cache) Store(req *Request, d Decision, s Storable) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("decision cache: %w", err)
 	}
-	if err := ownedAndClosed(c.dir, true); err != nil {
+	if err := ownedAndClosed(c.dir, true, os.Geteuid()); err != nil {
 		return err
 	}
 	if err := atomicfile.Write(c.slot(input), data, atomicfile.Options{Perm: 0o600}); err != nil {
@@ -168,7 +168,8 @@ const maxEntry = 1 << 20
 // system calls: an *os.File registers with (and, the first in a process, sets up) the runtime's
 // poller, for a file read once.
 func (c *Cache) read(input string) (cacheEntry, error) {
-	if err := ownedAndClosed(c.dir, true); err != nil {
+	euid := os.Geteuid()
+	if err := ownedAndClosed(c.dir, true, euid); err != nil {
 		return cacheEntry{}, err
 	}
 	fd, err := unix.Open(c.slot(input), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -180,28 +181,21 @@ func (c *Cache) read(input string) (cacheEntry, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return cacheEntry{}, err
 	}
-	if err := checkOwned(&st, false); err != nil {
+	if err := checkOwned(&st, false, euid); err != nil {
 		return cacheEntry{}, err
 	}
 	if st.Size > maxEntry {
 		return cacheEntry{}, errors.New("decision cache: entry too large")
 	}
-	// One byte more than its size: a file that grew since its stat is read short of its end and
-	// is a miss.
+	// One read of one byte more than its size: a read of a regular file that returns less than it
+	// asked for has reached its end, and a file that grew since its stat reads more and is a miss.
 	data := make([]byte, st.Size+1)
-	n := 0
-	for n < len(data) {
-		m, err := unix.Read(fd, data[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return cacheEntry{}, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
+	n, err := unix.Read(fd, data)
+	for err == unix.EINTR {
+		n, err = unix.Read(fd, data)
+	}
+	if err != nil {
+		return cacheEntry{}, err
 	}
 	if n != int(st.Size) {
 		return cacheEntry{}, errors.New("decision cache: entry changed while read")
@@ -221,16 +215,16 @@ func CachedRecordDigest(req *Request, digest string, d Decision) DecisionRecord 
 }
 
 // ownedAndClosed checks path (not following a final symlink) is a directory (dir) or a regular
-// file owned by this user that nobody else may write (a file: nor read).
-func ownedAndClosed(path string, dir bool) error {
+// file owned by euid, this process's user, that nobody else may write (a file: nor read).
+func ownedAndClosed(path string, dir bool, euid int) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
 		return err
 	}
-	return checkOwned(&st, dir)
+	return checkOwned(&st, dir, euid)
 }
 
-func checkOwned(st *unix.Stat_t, dir bool) error {
+func checkOwned(st *unix.Stat_t, dir bool, euid int) error {
 	want, mask := uint32(unix.S_IFREG), uint32(0o077)
 	if dir {
 		want, mask = unix.S_IFDIR, 0o022
@@ -238,7 +232,7 @@ func checkOwned(st *unix.Stat_t, dir bool) error {
 	switch {
 	case st.Mode&unix.S_IFMT != want:
 		return errors.New("decision cache: unexpected file type")
-	case st.Uid != uint32(os.Geteuid()):
+	case st.Uid != uint32(euid):
 		return errors.New("decision cache: not owned by this user")
 	case st.Mode&mask != 0:
 		return errors.New("decision cache: open to other users")

@@ -26,22 +26,15 @@ const maxHelperStderr = 4 << 10
 // request. It is executed through a descriptor of the file that was checked, and only if that is
 // still the file the decision cache's key names.
 func Helper() (*Evaluator, error) {
-	open := func() (int, string, unix.Stat_t, error) {
-		fd, path, st, err := besideexe.Open(HelperName)
-		if err != nil {
-			return -1, path, st, fmt.Errorf("policy evaluator: %w", err)
-		}
-		return fd, path, st, nil
-	}
-	fd, path, identity, err := open()
+	// The file is identified (the decision cache's key names it) now, and opened only to run.
+	path, identity, err := besideexe.Stat(HelperName)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("policy evaluator: %w", err)
 	}
-	unix.Close(fd)
 	return &Evaluator{Identity: identity, Start: func(ctx context.Context) (io.WriteCloser, io.Reader, func() error, error) {
-		fd, _, st, err := open()
+		fd, _, st, err := besideexe.Open(HelperName)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, fmt.Errorf("policy evaluator: %w", err)
 		}
 		defer unix.Close(fd)
 		if st.Dev != identity.Dev || st.Ino != identity.Ino || st.Ctim != identity.Ctim {
