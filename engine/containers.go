@@ -446,8 +446,8 @@ func (e *Engine) Exec(ctx context.Context, id string, req ExecRequest, stdio san
 				Identity: document.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
 				Image:    &document.Image{Reference: m.Image.Reference, Digest: m.Image.Digest, Verified: true},
 			},
-			Decide: func(ctx context.Context, preq *document.Request) (document.Decision, error) {
-				return e.decide(ctx, preq, t)
+			Decide: func(ctx context.Context, preq *document.Request, digest string) (document.Decision, error) {
+				return e.decide(ctx, preq, digest, t)
 			},
 		}); err != nil {
 			return nil, err

@@ -235,12 +235,12 @@ func (e *Engine) policySourceOptions() document.SourceOptions {
 // provably never reads it (policy/document key.go); otherwise the policy is prepared once
 // (prepare once, evaluate many) and decides, and a decision made right after preparing is
 // stored for the next process. A prepared engine (the daemon) decides in memory.
-func (e *Engine) decide(ctx context.Context, req *document.Request, t *trail) (document.Decision, error) {
+func (e *Engine) decide(ctx context.Context, req *document.Request, digest string, t *trail) (document.Decision, error) {
 	rec := gate.Recorder(t.Add)
 	store := e.cache != nil && !e.polReady.Load()
 	if store {
-		if d, ok := e.cache.Lookup(req); ok {
-			rec.RecordDecision(document.CachedRecord(req, d))
+		if d, ok := e.cache.LookupDigest(req, digest); ok {
+			rec.RecordDecision(document.CachedRecordDigest(req, digest, d))
 			return d, nil
 		}
 	}
@@ -252,7 +252,7 @@ func (e *Engine) decide(ctx context.Context, req *document.Request, t *trail) (d
 	if err != nil {
 		return document.Decision{}, fmt.Errorf("policy: %w", err)
 	}
-	rec.RecordDecision(document.DecisionRecord{InputDigest: document.InputDigest(req), Tenant: req.Tenant, Operation: req.Operation,
+	rec.RecordDecision(document.DecisionRecord{InputDigest: digest, Tenant: req.Tenant, Operation: req.Operation,
 		Allow: d.Allow, Reasons: d.Reasons, Revision: d.Revision, Duration: d.Duration})
 	if store {
 		// Failing to store costs the next process a full decision, nothing else.

@@ -154,8 +154,8 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 			}
 			return nil
 		},
-		Decide: func(ctx context.Context, preq *document.Request) (document.Decision, error) {
-			return e.decide(ctx, preq, t)
+		Decide: func(ctx context.Context, preq *document.Request, digest string) (document.Decision, error) {
+			return e.decide(ctx, preq, digest, t)
 		},
 	})
 	if out == nil {

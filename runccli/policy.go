@@ -80,7 +80,7 @@ func (c *cliContext) decide(pol *runcgate.Session, rt *sandbox.Runtime, tenant, 
 		if !logged {
 			logged = true
 			c.log().Debugf("%s %s: %s", op, id, d.Summary())
-			for step, took := range map[string]time.Duration{"policy:load": d.Load, "policy:prepare": d.Prepare, "policy:decide": d.Decision.Duration, "audit-wait": d.Audit} {
+			for step, took := range map[string]time.Duration{"policy:load": d.Load, "policy:prepare": d.Prepare, "policy:decide": d.Decision.Duration, "policy:session-wait": d.SessionWait, "audit-wait": d.Audit} {
 				c.log().Step(id, step, took)
 			}
 		}

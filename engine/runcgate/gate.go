@@ -100,9 +100,11 @@ type Decision struct {
 	// Hooks are the spec's hooks policy allowed, opened (the caller runs them with RunHooks,
 	// records them with SaveHooks and closes them). Nil for exec.
 	Hooks Hooks
-	// Timing of the gate's steps (the runtime's debug log shows them); Audit, how long Durable
-	// waited for the append that overlapped Create, is known after it.
-	Load, Prepare, Audit time.Duration
+	// Timing of the gate's steps (the runtime's debug log shows them): SessionWait is how long
+	// the decision waited for the session's start (Begin), after its request was floored and
+	// its document built; Audit, how long Durable waited for the append that overlapped Create,
+	// is known after it.
+	Load, Prepare, SessionWait, Audit time.Duration
 	// Cached says the decision came from the decision cache (document.Cache): the policy
 	// was neither loaded nor prepared.
 	Cached bool
@@ -300,9 +302,11 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 	recorder := gate.Recorder(t.Add)
 	var eval *evalproto.Session
 	defer func() { eval.Close() }()
-	decidePolicy := func(ctx context.Context, preq *document.Request) (document.Decision, error) {
-		input := document.InputDigest(preq)
-		if err := s.wait(); err != nil {
+	decidePolicy := func(ctx context.Context, preq *document.Request, input string) (document.Decision, error) {
+		waiting := time.Now()
+		err := s.wait()
+		out.SessionWait += time.Since(waiting)
+		if err != nil {
 			return document.Decision{}, err
 		}
 		ev, everr, cache := s.ev, s.everr, s.cache
@@ -455,6 +459,6 @@ func unsetLimits(spec *specs.Spec) (memory, pids bool) {
 func (d *Decision) Summary() string {
 	return "policy: allow (revision " + d.Decision.Revision + ", input " + d.InputDigest +
 		", decide " + d.Decision.Duration.String() + ", cached " + strconv.FormatBool(d.Cached) + ", load " + d.Load.String() +
-		", prepare " + d.Prepare.String() + ", audit " + d.Audit.String() +
+		", prepare " + d.Prepare.String() + ", session wait " + d.SessionWait.String() + ", audit " + d.Audit.String() +
 		", constraints " + strconv.Itoa(len(d.Constraints)) + ")"
 }
