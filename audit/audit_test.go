@@ -375,3 +375,22 @@ func TestOpenRefusesBadKey(t *testing.T) {
 		t.Error("a directory as the key file: Open succeeded")
 	}
 }
+
+// Open makes a missing log directory (0700, parents too) with its key, and refuses a directory
+// path that is a file.
+func TestOpenMakesItsDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "audit")
+	l := openTestLog(t, dir, Options{})
+	appendN(t, l, 1)
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("log directory: %v %v", st, err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Open(file, Options{}); err == nil {
+		l.Close()
+		t.Fatal("Open of a file as the log directory succeeded")
+	}
+}

@@ -50,12 +50,15 @@ func (c Checkpoint) verifySignature(pub ed25519.PublicKey) error {
 	return nil
 }
 
-// loadOrCreateKey returns the seed of the log's ed25519 signing key, creating the key (0600) on
-// first use.
+// loadOrCreateKey returns the seed of the log's ed25519 signing key, creating the key (0600), and
+// dir if need be, on first use.
 func loadOrCreateKey(dir string) ([]byte, error) {
 	path := filepath.Join(dir, keyFile)
 	seed, err := readKey(path)
 	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create audit dir: %w", err)
+		}
 		return createKey(dir)
 	}
 	if err != nil {

@@ -85,9 +85,6 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create audit dir: %w", err)
-	}
 	seed, err := loadOrCreateKey(dir)
 	if err != nil {
 		return nil, err
