@@ -110,14 +110,6 @@ func floorErr(format string, a ...any) error {
 // descriptors (FloorResolved).
 func (r *Runtime) Floor(spec *specs.Spec) (*FloorResult, error) { return r.FloorResolved(spec, nil) }
 
-// WarmFloor reads, once per process, what every floor reads of the host: its MAC layers (the
-// seccomp and network descriptions are kept in the source: defaultPrograms, refusedSockets). A
-// caller that knows a floor is coming may call it early, in the background; the floor's result
-// is the same either way.
-func WarmFloor() {
-	hostLayers()
-}
-
 // FloorResolved is Floor for a spec whose bind sources and namespace paths srcs holds
 // (ResolveBinds): a namespace path is identified by its descriptor, and joined where the pod
 // model allows (FloorResult.Joins); srcs keeps the decision for Create.

@@ -388,3 +388,42 @@ func TestBeginMakesAuditDirFirst(t *testing.T) {
 		t.Fatalf("audit directory once Begin returned: %v", err)
 	}
 }
+
+// A session is started by whichever needs it first: a decision whose session nothing started in
+// the background starts it itself, and refuses as TestSessionThatCannotStartRefuses when it cannot
+// start; a session closed before it started never starts (no audit log is opened) and refuses
+// whatever asks it afterwards.
+func TestSessionStartedByTheDecision(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	noAudit := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noAudit, "audit"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "s2", Bundle: t.TempDir(), Spec: runcSpec()}
+	if d, err := newSession(Config{Evaluator: inProcess(t), StateRoot: noAudit}).Decide(context.Background(), rt, req); err == nil ||
+		!strings.Contains(err.Error(), "open audit log") || d != nil && d.Spec != nil {
+		t.Errorf("unstarted session on a state root without an audit log: %+v, %v; want a refusal", d, err)
+	}
+	d, err := newSession(Config{Evaluator: inProcess(t), StateRoot: sr}).Decide(context.Background(), rt, req)
+	if err != nil || d.Spec == nil {
+		t.Fatalf("unstarted session: %+v, %v; want the decision", d, err)
+	}
+	if err := d.Durable(); err != nil {
+		t.Fatal(err)
+	}
+	d.Binds.Close()
+	d.Hooks.Close()
+
+	root := t.TempDir()
+	s := newSession(Config{Evaluator: inProcess(t), StateRoot: root})
+	s.close()
+	if err := s.wait(); !errors.Is(err, errClosed) {
+		t.Errorf("wait after close: %v, want errClosed", err)
+	}
+	if _, err := (sessionLog{s}).Append(audit.Event{Type: audit.TypeEngine, Action: "x"}); err == nil {
+		t.Error("a closed session's log took an append")
+	}
+	if _, err := os.Stat(filepath.Join(root, "audit", "lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a session closed before it started opened the audit log: %v", err)
+	}
+}
