@@ -65,7 +65,7 @@ func (h *helperPolicies) CacheBuild() string {
 	if h.err != nil {
 		return ""
 	}
-	return document.BuildDigest(&h.ev.Identity)
+	return h.ev.BuildDigest()
 }
 
 func (h *helperPolicies) Prepare(ctx context.Context, src document.SourceOptions, auditOnly []string) (Evaluator, Prepared, error) {

@@ -189,7 +189,7 @@ func (s *Session) begin() {
 	// Only a request the decision cache cannot answer starts the evaluator. The cache's key
 	// names both binaries: the evaluator's embeds the default policy.
 	if s.everr == nil {
-		s.cache = document.OpenCache(cfg.source(), document.BuildDigest(&s.ev.Identity))
+		s.cache = document.OpenCache(cfg.source(), s.ev.BuildDigest())
 	}
 }
 

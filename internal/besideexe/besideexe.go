@@ -37,16 +37,17 @@ func Open(name string) (fd int, path string, st unix.Stat_t, err error) {
 
 // Stat is Open for a caller that only identifies the file, by its stat, before it executes it:
 // the same checks on the same file (a symlink is not followed), with one system call instead of
-// an open, a stat and a close. Whoever executes it later opens it (Open) and compares.
-func Stat(name string) (path string, st unix.Stat_t, err error) {
+// an open, a stat and a close. Whoever executes it later opens it (Open) and compares. own is
+// the running binary's stat the checks compared with.
+func Stat(name string) (path string, st, own unix.Stat_t, err error) {
 	exe, path, own, err := locate(name)
 	if err != nil {
-		return path, st, err
+		return path, st, own, err
 	}
 	if err := unix.Lstat(path, &st); err != nil {
-		return path, st, fmt.Errorf("%s (install it beside %s): %w", path, exe, err)
+		return path, st, own, fmt.Errorf("%s (install it beside %s): %w", path, exe, err)
 	}
-	return path, st, check(path, &st, &own)
+	return path, st, own, check(path, &st, &own)
 }
 
 // locate is the running binary's path (exe) and stat (own), and the path of name beside it.

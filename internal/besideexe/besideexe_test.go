@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stat refuses what Open refuses — a missing file, a symlink (even to a good file), a directory,
@@ -40,16 +42,20 @@ func TestStatChecksAsOpen(t *testing.T) {
 	t.Cleanup(func() { os.Remove(filepath.Join(dir, sub)) })
 
 	for _, name := range []string{prefix + "missing", link, sub, mk("group-writable", 0o775), mk("others-writable", 0o757), mk("not-executable", 0o644)} {
-		if _, _, err := Stat(name); err == nil {
+		if _, _, _, err := Stat(name); err == nil {
 			t.Errorf("Stat(%s) accepted it", name)
 		}
 		if fd, _, _, err := Open(name); err == nil {
 			t.Errorf("Open(%s) accepted it (fd %d)", name, fd)
 		}
 	}
-	path, st, err := Stat(good)
+	path, st, own, err := Stat(good)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &self); err != nil || self.Ino != own.Ino || self.Dev != own.Dev {
+		t.Errorf("own stat %d:%d, /proc/self/exe %d:%d (%v)", own.Dev, own.Ino, self.Dev, self.Ino, err)
 	}
 	fd, opath, ost, err := Open(good)
 	if err != nil {

@@ -307,7 +307,13 @@ func BuildDigest(others ...*unix.Stat_t) string {
 	if err := unix.Stat("/proc/self/exe", &self); err != nil {
 		return ""
 	}
-	b := statIdentity(nil, &self)
+	return BuildDigestOf(&self, others...)
+}
+
+// BuildDigestOf is BuildDigest for a caller that has this process's executable file's stat
+// (self) already.
+func BuildDigestOf(self *unix.Stat_t, others ...*unix.Stat_t) string {
+	b := statIdentity(nil, self)
 	for _, st := range others {
 		b = statIdentity(append(b, 0), st)
 	}

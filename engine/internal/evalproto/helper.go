@@ -27,11 +27,11 @@ const maxHelperStderr = 4 << 10
 // still the file the decision cache's key names.
 func Helper() (*Evaluator, error) {
 	// The file is identified (the decision cache's key names it) now, and opened only to run.
-	path, identity, err := besideexe.Stat(HelperName)
+	path, identity, caller, err := besideexe.Stat(HelperName)
 	if err != nil {
 		return nil, fmt.Errorf("policy evaluator: %w", err)
 	}
-	return &Evaluator{Identity: identity, Start: func(ctx context.Context) (io.WriteCloser, io.Reader, func() error, error) {
+	return &Evaluator{Identity: identity, Caller: caller, Start: func(ctx context.Context) (io.WriteCloser, io.Reader, func() error, error) {
 		fd, _, st, err := besideexe.Open(HelperName)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("policy evaluator: %w", err)
