@@ -76,6 +76,20 @@ var refusedSockets = []RefusedSocket{
 	{Errno: "EPERM", Reason: "AF_PACKET answers EPERM (raw link-layer access). Any other family or combination answers ENOSYS."},
 }
 
+// refusedSocketsJSON is json.Marshal(refusedSockets) (TestRefusedSocketsKept): every start's
+// audit trail records the floor's network description, and encoding these reasons was ≈ 10 µs of
+// the policy step, the first use of that code in a process.
+const refusedSocketsJSON = `[{"errno":"EPERM","reason":"other netlink families answer EPERM."},{"errno":"EPERM","reason":"protocols above 255, which includes IPPROTO_MPTCP (262), answer EPERM: Landlock and most tooling do not see MPTCP, and workloads need plain TCP only (Go and other MPTCP-first libraries fall back to TCP)."},{"errno":"EPERM","reason":"SOCK_RAW answers EPERM (packet forging and sniffing)."},{"errno":"EPERM","reason":"AF_PACKET answers EPERM (raw link-layer access). Any other family or combination answers ENOSYS."}]`
+
+// RefusedSocketsJSON is json.Marshal(rs) when rs are the floor's own refusals of the embedded
+// profile, kept as text with them; ok is false for any other list (the caller encodes it).
+func RefusedSocketsJSON(rs []RefusedSocket) (text string, ok bool) {
+	if rs == nil || !slices.Equal(rs, refusedSockets) {
+		return "", false
+	}
+	return refusedSocketsJSON, true
+}
+
 // defaultRefusedSockets are the default allowlist's socket(2) refusals: refusedSockets when sum,
 // the embedded profile's, is the one they were read from; otherwise read from the profile.
 func defaultRefusedSockets(sum string) []RefusedSocket {

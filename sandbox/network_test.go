@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -65,6 +66,20 @@ func TestRefusedSocketsKept(t *testing.T) {
 	}
 	if !slices.Equal(defaultRefusedSockets(defaultProfileSum), got) {
 		t.Error("the kept refusals are not the network floor's")
+	}
+	want, err := json.Marshal(refusedSockets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, ok := RefusedSocketsJSON(slices.Clone(refusedSockets)); !ok || text != string(want) {
+		t.Errorf("RefusedSocketsJSON of the kept refusals = %s, %v; want %s", text, ok, want)
+	}
+	other := slices.Clone(refusedSockets)
+	other[0].Errno = "EACCES"
+	for _, rs := range [][]RefusedSocket{nil, {}, other, refusedSockets[1:]} {
+		if text, ok := RefusedSocketsJSON(rs); ok {
+			t.Errorf("RefusedSocketsJSON(%v) = %s: only the kept refusals have kept text", rs, text)
+		}
 	}
 	kept := refusedSockets
 	refusedSockets = []RefusedSocket{{Errno: "EPERM", Reason: "stale"}}

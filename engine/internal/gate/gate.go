@@ -205,7 +205,11 @@ func RaisesAttrs(raises []sandbox.Raise) map[string]string {
 // NetworkAttrs renders what the floor does to networking as one event's attributes: a socket
 // call the floor refuses is traced to its reason in the audit log.
 func NetworkAttrs(n sandbox.NetworkFloor) map[string]string {
-	return map[string]string{"namespace": n.Namespace, "tcp": n.TCP, "refused_sockets": refusedSocketsJSON(n.RefusedSockets)}
+	refused, ok := sandbox.RefusedSocketsJSON(n.RefusedSockets) // the floor's own: kept as text
+	if !ok {
+		refused = refusedSocketsJSON(n.RefusedSockets)
+	}
+	return map[string]string{"namespace": n.Namespace, "tcp": n.TCP, "refused_sockets": refused}
 }
 
 // refusedSocketsJSON is json.Marshal(rs), written without encoding/json (see JSONString): every
