@@ -3,8 +3,9 @@
 package specjson
 
 import (
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"io/fs"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // decodeSpec decodes v as encoding/json does, or returns false.
