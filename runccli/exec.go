@@ -125,9 +125,9 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 		stdio = sandbox.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	}
 
-	if caught.all != nil {
-		// The process runs as soon as it exists: every signal is caught first.
-		<-caught.all
+	// The process runs as soon as it exists: every signal is caught first.
+	if err := caught.waitAll(); err != nil {
+		return err
 	}
 	proc, err := ct.Exec(p, stdio)
 	if err != nil {

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/engine/runcgate"
 	"bulwark.dev/bulwark/internal/console"
@@ -202,7 +200,9 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 		return err
 	}
 	if caught.all != nil {
-		<-caught.all
+		if err := caught.waitAll(); err != nil {
+			return c.abandon(ct, closeProxy(proxy, err))
+		}
 		c.log().lap("cli:signal-all")
 	}
 	if err := c.start(ct); err != nil {
@@ -228,66 +228,6 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 		return err
 	}
 	return &exitError{code: status}
-}
-
-// signalsCaught says how far catchSignals has got: fatal is closed once the signals that would
-// end or stop this process are caught, all once every signal is.
-type signalsCaught struct{ fatal, all <-chan struct{} }
-
-// endingSignals are the signals whose default effect on a Go program is to end it (SIGHUP, SIGINT,
-// SIGTERM; SIGQUIT, SIGABRT and, sent by kill, the synchronous ones with a stack dump) or to stop
-// it (SIGTSTP, SIGTTIN, SIGTTOU); the runtime catches every other signal and drops it until the
-// program asks for it (os/signal), except signals 32 and 34, which end a Go program whatever it
-// asks for (the runtime leaves them to the C library). TestEndingSignals holds this list to what
-// the runtime does.
-var endingSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT, unix.SIGABRT,
-	unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS,
-	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
-
-// catchSignals starts catching every signal into sigc. signal.Notify costs the Go runtime a
-// round trip to its signal-mask thread for each signal (65 of them: 0.6-1 ms, more under load),
-// so it runs beside the command's own work. It catches the ending signals first: the command
-// waits for those (fatal) before anything exists that a signal would have to reach, so a signal
-// that comes earlier has its default effect (the command ends before its container exists)
-// and none ends it once the container exists. The rest, which until then are dropped, as they
-// would be before any Notify, are caught while the container is created; run waits for them
-// (all) before its process starts, exec before it execs. It is never undone (signal.Stop costs
-// as much again): the process ends once the container is deleted.
-func catchSignals(sigc chan<- os.Signal) signalsCaught {
-	fatal, all := make(chan struct{}), make(chan struct{})
-	go func() {
-		signal.Notify(sigc, endingSignals...)
-		close(fatal)
-		signal.Notify(sigc)
-		close(all)
-	}()
-	return signalsCaught{fatal, all}
-}
-
-// forwardSignals relays what the CLI receives to the container's process, as runc's signal proxy does
-// for foreground run/exec, until done is closed.
-func forwardSignals(sigc <-chan os.Signal, done <-chan struct{}, proxy *console.Proxy, send func(syscall.Signal) error) {
-	for {
-		select {
-		case <-done:
-			return
-		case s := <-sigc:
-			sig, ok := s.(syscall.Signal)
-			if !ok {
-				continue
-			}
-			switch sig {
-			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
-				// SIGCHLD is ours, SIGURG is the Go scheduler's preemption signal.
-			case unix.SIGWINCH:
-				if proxy != nil {
-					proxy.Resize()
-				}
-			default:
-				_ = send(sig)
-			}
-		}
-	}
 }
 
 func newDeleteCmd(c *cliContext) *cobra.Command {

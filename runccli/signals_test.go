@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -90,4 +91,68 @@ func sendToChild(t *testing.T, exe string, sig syscall.Signal) unix.WaitStatus {
 		unix.Wait4(pid, nil, 0, nil)
 	}
 	return status
+}
+
+// relayChildEnv makes the test binary the child of TestOtherSignalsRelayed.
+const relayChildEnv = "BULWARK_TEST_RELAY_CHILD"
+
+// TestOtherSignalsRelayed: once catchSignals is done, each signal it catches besides the ending
+// ones (through sigcatch, not os/signal) reaches the channel a foreground run forwards from —
+// sent by kill, one at a time, to a child that prints what it receives.
+func TestOtherSignalsRelayed(t *testing.T) {
+	if os.Getenv(relayChildEnv) != "" {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestOtherSignalsRelayChild$")
+	cmd.Env = append(os.Environ(), relayChildEnv+"=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "caught" {
+		t.Fatalf("child: %q %v", lines.Text(), lines.Err())
+	}
+	sigs := otherSignals()
+	if len(sigs) != 40 {
+		t.Errorf("%d signals besides the ending ones, want 40", len(sigs))
+	}
+	for _, s := range sigs {
+		if err := unix.Kill(cmd.Process.Pid, syscall.Signal(s)); err != nil {
+			t.Fatal(err)
+		}
+		if !lines.Scan() {
+			t.Fatalf("child ended after signal %d: %v", int(s), lines.Err())
+		}
+		if got, want := lines.Text(), strconv.Itoa(int(s)); got != want {
+			t.Errorf("sent signal %s, child received %s", want, got)
+		}
+	}
+}
+
+// TestOtherSignalsRelayChild is TestOtherSignalsRelayed's child: it catches every signal as a
+// foreground run does and prints the number of each it receives, until its parent kills it.
+func TestOtherSignalsRelayChild(t *testing.T) {
+	if os.Getenv(relayChildEnv) == "" {
+		t.Skip("the child of TestOtherSignalsRelayed")
+	}
+	sigc := make(chan os.Signal, 64)
+	caught := catchSignals(sigc)
+	<-caught.fatal
+	if err := caught.waitAll(); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("caught\n")
+	for s := range sigc {
+		os.Stdout.WriteString(strconv.Itoa(int(s.(syscall.Signal))) + "\n")
+	}
 }
