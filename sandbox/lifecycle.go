@@ -326,9 +326,12 @@ func (c *Container) kill(ctx context.Context, st *stateFile) (cgroups.Manager, e
 	if name == "" {
 		name = "bulwark/" + c.id
 	}
-	cg, err := cgroups.New(name)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", name, err)
+	cg := c.cg
+	if cg == nil || c.cgName != name {
+		var err error
+		if cg, err = cgroups.New(name); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", name, err)
+		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	seen := map[int]bool{}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 )
 
 // Runtime creates and manages containers under one state root.
@@ -25,6 +27,11 @@ type Container struct {
 	// child: the setup child forked it as a sibling); it lets Wait reap init and return its real
 	// exit status.
 	initPid int
+	// cg is the cgroup Create made for the container (named cgName), kept in the process that
+	// created it so that its Delete does not read the host's cgroup mounts again (see kill);
+	// nil elsewhere.
+	cg     cgroups.Manager
+	cgName string
 	// started is when Start returned in this process (for the "workload" step), or zero.
 	started  time.Time
 	waitOnce sync.Once
