@@ -76,7 +76,7 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 	}
 	// Signals are caught before the process exists (beside the decision: see catchSignals).
 	sigc := make(chan os.Signal, 64)
-	var caught signalsCaught
+	var caught <-chan error
 	if !o.detach {
 		caught = catchSignals(sigc)
 	}
@@ -126,7 +126,7 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 	}
 
 	// The process runs as soon as it exists: every signal is caught first.
-	if err := caught.waitAll(); err != nil {
+	if err := waitCaught(caught); err != nil {
 		return err
 	}
 	proc, err := ct.Exec(p, stdio)

@@ -37,10 +37,10 @@ func (o *createOpts) register(cmd *cobra.Command) {
 }
 
 // create builds the container whose init waits for start. detach says whether we return before the
-// process ends (create, run -d), which decides how a terminal may be served. fatal, when not nil,
-// is closed once the caller catches the signals that would end it (catchSignals): the container
-// is created only then.
-func (c *cliContext) create(id string, o *createOpts, detach bool, fatal <-chan struct{}) (*sandbox.Container, *console.Proxy, error) {
+// process ends (create, run -d), which decides how a terminal may be served. caught, when not
+// nil, yields once the caller catches every signal (catchSignals): the container is created only
+// then.
+func (c *cliContext) create(id string, o *createOpts, detach bool, caught <-chan error) (*sandbox.Container, *console.Proxy, error) {
 	if err := validateID(id); err != nil {
 		return nil, nil, err
 	}
@@ -87,8 +87,10 @@ func (c *cliContext) create(id string, o *createOpts, detach bool, fatal <-chan 
 	case o.consoleSocket != "":
 		return nil, nil, errors.New("cannot use console socket if bulwark-runc will not detach or allocate tty")
 	}
-	if fatal != nil {
-		<-fatal
+	if caught != nil {
+		if err := <-caught; err != nil {
+			return nil, nil, closeProxy(proxy, err)
+		}
 		c.log().lap("cli:signal")
 	}
 	ct, err := rt.CreateFloored(context.Background(), id, bundle, d.Floor, stdio)
@@ -191,19 +193,13 @@ func newRunCmd(c *cliContext) *cobra.Command {
 func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 	// Catch signals before the container starts so none is lost between start and wait.
 	sigc := make(chan os.Signal, 64)
-	var caught signalsCaught
+	var caught <-chan error
 	if !detach {
 		caught = catchSignals(sigc)
 	}
-	ct, proxy, err := c.create(id, o, detach, caught.fatal)
+	ct, proxy, err := c.create(id, o, detach, caught)
 	if err != nil {
 		return err
-	}
-	if caught.all != nil {
-		if err := caught.waitAll(); err != nil {
-			return c.abandon(ct, closeProxy(proxy, err))
-		}
-		c.log().lap("cli:signal-all")
 	}
 	if err := c.start(ct); err != nil {
 		return c.abandon(ct, closeProxy(proxy, err))

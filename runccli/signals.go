@@ -1,11 +1,11 @@
 package runccli
 
 // A foreground run or exec relays the signals it receives to the container's process, as runc's
-// signal proxy does. The signals whose default would end or stop this process go through
-// os/signal; every other one reaches a small C handler (sigcatch below): os/signal enables each
-// signal with a round trip to the Go runtime's signal-mask thread, which for those 40 signals
-// cost about 1 ms of CPU (more under load, on the two cores that create the container), against
-// one sigaction each here.
+// signal proxy does. Only the synchronous (fault) signals go through os/signal; every other one
+// reaches a small C handler (sigcatch below): os/signal enables each signal with a round trip to
+// the Go runtime's signal-mask thread, which for all of them cost about 1 ms of CPU (more under
+// load, on the two cores that create the container) and kept the command waiting before its
+// container could be made, against one sigaction each here.
 
 /*
 #include <errno.h>
@@ -57,72 +57,60 @@ import (
 	"bulwark.dev/bulwark/internal/console"
 )
 
-// signalsCaught says how far catchSignals has got: fatal is closed once the signals that would
-// end or stop this process are caught; all yields once every signal is, or why not.
-type signalsCaught struct {
-	fatal <-chan struct{}
-	all   <-chan error
-}
+// faultSignals are the synchronous signals: the Go runtime handles them itself (a fault in Go
+// code is a panic, and a C handler would return into the faulting instruction), so they are
+// caught through os/signal, which hands the program those sent by kill.
+var faultSignals = []os.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSYS}
 
-// waitAll waits until every signal is caught (at once without catchSignals: a detached command).
-func (s signalsCaught) waitAll() error {
-	if s.all == nil {
-		return nil
-	}
-	return <-s.all
-}
-
-// endingSignals are the signals whose default effect on a Go program is to end it (SIGHUP, SIGINT,
-// SIGTERM; SIGQUIT, SIGABRT and, sent by kill, the synchronous ones with a stack dump) or to stop
-// it (SIGTSTP, SIGTTIN, SIGTTOU); the runtime catches every other signal and drops it until the
-// program asks for it (os/signal), except signals 32 and 34, which end a Go program whatever it
-// asks for (the runtime leaves them to the C library). TestEndingSignals holds this list to what
-// the runtime does.
-var endingSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT, unix.SIGABRT,
-	unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS,
-	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
-
-// otherSignals are the signals relayed besides endingSignals, caught by sigcatch: every signal
-// but those, SIGKILL and SIGSTOP (no handler), the ones forwardSignals drops (SIGCHLD, SIGURG,
-// SIGPIPE), the Go runtime's SIGPROF and 32-34, which the C library and the Go runtime keep for
-// themselves (os/signal never delivered these either).
-func otherSignals() []C.int {
+// caughtSignals are the signals sigcatch catches: every signal but faultSignals, SIGKILL and
+// SIGSTOP (no handler), the ones forwardSignals drops (SIGCHLD, SIGURG, SIGPIPE), the Go
+// runtime's SIGPROF and 32-34, which the C library and the Go runtime keep for themselves
+// (os/signal never delivered these either).
+func caughtSignals() []C.int {
 	var out []C.int
 	for s := unix.Signal(1); s <= 64; s++ {
 		switch s {
 		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGPROF, 32, 33, 34:
 			continue
 		}
-		ending := false
-		for _, e := range endingSignals {
-			ending = ending || e == s
+		fault := false
+		for _, f := range faultSignals {
+			fault = fault || f == s
 		}
-		if !ending {
+		if !fault {
 			out = append(out, C.int(s))
 		}
 	}
 	return out
 }
 
-// catchSignals starts catching every signal into sigc, beside the command's own work. It
-// catches the ending signals first: the command waits for those (fatal) before anything exists
-// that a signal would have to reach, so a signal that comes earlier has its default effect
-// (the command ends before its container exists) and none ends it once the container exists.
-// The rest, which until then are dropped, as they would be before any Notify, are caught while
-// the container is created; run waits for them (all) before its process starts, exec before it
-// execs. It is never undone (signal.Stop costs as much again): the process ends once the
-// container is deleted.
-func catchSignals(sigc chan<- os.Signal) signalsCaught {
-	fatal, all := make(chan struct{}), make(chan error, 1)
+// catchSignals starts catching every signal into sigc, beside the command's own work, and
+// returns a channel that yields once they are caught, or why they could not be. The command
+// waits for it before anything exists that a signal would have to reach: a signal that comes
+// earlier has its default effect (the command ends before its container exists), and none ends
+// or stops it once its container exists. It is never undone (signal.Stop costs as much again as
+// Notify): the process ends once the container is deleted.
+func catchSignals(sigc chan<- os.Signal) <-chan error {
+	caught := make(chan error, 1)
 	go func() {
-		signal.Notify(sigc, endingSignals...)
-		close(fatal)
-		all <- catchOthers(sigc)
+		err := catchOthers(sigc)
+		if err == nil {
+			signal.Notify(sigc, faultSignals...)
+		}
+		caught <- err
 	}()
-	return signalsCaught{fatal, all}
+	return caught
 }
 
-// catchOthers installs sigcatch for otherSignals and relays what it writes to sigc. The pipe's
+// waitCaught waits for catchSignals (at once without it: a detached command).
+func waitCaught(caught <-chan error) error {
+	if caught == nil {
+		return nil
+	}
+	return <-caught
+}
+
+// catchOthers installs sigcatch for caughtSignals and relays what it writes to sigc. The pipe's
 // read end is a non-blocking file in the Go runtime's poller (no thread waits on it); both ends
 // are close-on-exec and stay open until the process ends.
 func catchOthers(sigc chan<- os.Signal) error {
@@ -131,7 +119,7 @@ func catchOthers(sigc chan<- os.Signal) error {
 		return fmt.Errorf("catch signals: pipe: %w", err)
 	}
 	r := os.NewFile(uintptr(p[0]), "signals")
-	sigs := otherSignals()
+	sigs := caughtSignals()
 	var errno C.int
 	if s := C.sigcatch(C.int(p[1]), &sigs[0], C.int(len(sigs)), &errno); s != 0 {
 		return fmt.Errorf("catch signal %d: %w", int(s), syscall.Errno(errno))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"sync"
 	"syscall"
@@ -17,10 +16,10 @@ import (
 // signalChildEnv makes the test binary the child of TestEndingSignals.
 const signalChildEnv = "BULWARK_TEST_ENDING_SIGNALS_CHILD"
 
-// TestEndingSignals: once a Go program has caught endingSignals (as a foreground run has before
-// its container exists), no other signal ends or stops it — each is sent by kill to a child that
-// caught only those, which must exit 0 on its own. Signals 32 and 34 are left out: the Go runtime
-// never catches them, so they end any Go program, before this list as after.
+// TestEndingSignals: once a foreground run has caught its signals (catchSignals), before its
+// container exists, no signal ends or stops it — each is sent by kill to a child that did the
+// same, which must exit 0 on its own. Signals 32 and 34 are left out: the Go runtime never
+// catches them, so they end any Go program, before this list as after.
 func TestEndingSignals(t *testing.T) {
 	if os.Getenv(signalChildEnv) != "" {
 		return
@@ -40,29 +39,31 @@ func TestEndingSignals(t *testing.T) {
 			if status := sendToChild(t, exe, sig); status.Exited() && status.ExitStatus() == 0 {
 				return
 			} else if status.Stopped() {
-				t.Errorf("%v (%d) stopped a program that caught the ending signals", sig, int(sig))
+				t.Errorf("%v (%d) stopped a program that caught its signals", sig, int(sig))
 			} else {
-				t.Errorf("%v (%d) ended a program that caught the ending signals: %v", sig, int(sig), status)
+				t.Errorf("%v (%d) ended a program that caught its signals: %v", sig, int(sig), status)
 			}
 		}()
 	}
 	wg.Wait()
 }
 
-// TestEndingSignalsChild is TestEndingSignals's child: it catches endingSignals, says so and
-// exits 0 after a while unless a signal ends or stops it.
+// TestEndingSignalsChild is TestEndingSignals's child: it catches its signals as a foreground
+// run does, says so and exits 0 after a while unless a signal ends or stops it.
 func TestEndingSignalsChild(t *testing.T) {
 	if os.Getenv(signalChildEnv) == "" {
 		t.Skip("the child of TestEndingSignals")
 	}
-	signal.Notify(make(chan os.Signal, 64), endingSignals...)
+	if err := <-catchSignals(make(chan os.Signal, 64)); err != nil {
+		t.Fatal(err)
+	}
 	os.Stdout.WriteString("caught\n")
 	time.Sleep(300 * time.Millisecond)
 	os.Exit(0)
 }
 
-// sendToChild starts the child, sends it sig once it has caught the ending signals and returns
-// how it ended or stopped (a stopped child is killed).
+// sendToChild starts the child, sends it sig once it has caught its signals and returns how it
+// ended or stopped (a stopped child is killed).
 func sendToChild(t *testing.T, exe string, sig syscall.Signal) unix.WaitStatus {
 	cmd := exec.Command(exe, "-test.run=^TestEndingSignalsChild$")
 	cmd.Env = append(os.Environ(), signalChildEnv+"=1")
@@ -93,13 +94,13 @@ func sendToChild(t *testing.T, exe string, sig syscall.Signal) unix.WaitStatus {
 	return status
 }
 
-// relayChildEnv makes the test binary the child of TestOtherSignalsRelayed.
+// relayChildEnv makes the test binary the child of TestSignalsRelayed.
 const relayChildEnv = "BULWARK_TEST_RELAY_CHILD"
 
-// TestOtherSignalsRelayed: once catchSignals is done, each signal it catches besides the ending
-// ones (through sigcatch, not os/signal) reaches the channel a foreground run forwards from —
-// sent by kill, one at a time, to a child that prints what it receives.
-func TestOtherSignalsRelayed(t *testing.T) {
+// TestSignalsRelayed: once catchSignals is done, every signal a foreground run relays reaches
+// the channel it forwards from — those sigcatch catches and the fault signals os/signal does —
+// each sent by kill, one at a time, to a child that prints what it receives.
+func TestSignalsRelayed(t *testing.T) {
 	if os.Getenv(relayChildEnv) != "" {
 		return
 	}
@@ -107,7 +108,7 @@ func TestOtherSignalsRelayed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestOtherSignalsRelayChild$")
+	cmd := exec.Command(exe, "-test.run=^TestSignalsRelayChild$")
 	cmd.Env = append(os.Environ(), relayChildEnv+"=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -122,12 +123,18 @@ func TestOtherSignalsRelayed(t *testing.T) {
 	if !lines.Scan() || lines.Text() != "caught" {
 		t.Fatalf("child: %q %v", lines.Text(), lines.Err())
 	}
-	sigs := otherSignals()
-	if len(sigs) != 40 {
-		t.Errorf("%d signals besides the ending ones, want 40", len(sigs))
+	var sigs []syscall.Signal
+	for _, s := range caughtSignals() {
+		sigs = append(sigs, syscall.Signal(s))
+	}
+	if len(sigs) != 49 {
+		t.Errorf("sigcatch catches %d signals, want 49", len(sigs))
+	}
+	for _, s := range faultSignals {
+		sigs = append(sigs, s.(syscall.Signal))
 	}
 	for _, s := range sigs {
-		if err := unix.Kill(cmd.Process.Pid, syscall.Signal(s)); err != nil {
+		if err := unix.Kill(cmd.Process.Pid, s); err != nil {
 			t.Fatal(err)
 		}
 		if !lines.Scan() {
@@ -139,16 +146,14 @@ func TestOtherSignalsRelayed(t *testing.T) {
 	}
 }
 
-// TestOtherSignalsRelayChild is TestOtherSignalsRelayed's child: it catches every signal as a
-// foreground run does and prints the number of each it receives, until its parent kills it.
-func TestOtherSignalsRelayChild(t *testing.T) {
+// TestSignalsRelayChild is TestSignalsRelayed's child: it catches every signal as a foreground
+// run does and prints the number of each it receives, until its parent kills it.
+func TestSignalsRelayChild(t *testing.T) {
 	if os.Getenv(relayChildEnv) == "" {
-		t.Skip("the child of TestOtherSignalsRelayed")
+		t.Skip("the child of TestSignalsRelayed")
 	}
 	sigc := make(chan os.Signal, 64)
-	caught := catchSignals(sigc)
-	<-caught.fatal
-	if err := caught.waitAll(); err != nil {
+	if err := <-catchSignals(sigc); err != nil {
 		t.Fatal(err)
 	}
 	os.Stdout.WriteString("caught\n")

@@ -51,10 +51,10 @@ import (
 // A caller times its own work between these steps so that together they cover its wall time;
 // bulwark-runc's (runccli) are named cli:*: for a run, cli:flags (from main until the
 // command line is parsed), cli:log (privilege check, log opened), cli:bundle (config.json read and
-// parsed), cli:runtime (the Runtime opened), policy, cli:signal (waiting until the signals that
-// would end the CLI are caught, which began beside cli:bundle), Create's steps, cli:hook-record,
-// audit-wait, cli:hooks+pid, cli:signal-all (waiting until every other signal is caught), start,
-// workload, cli:predelete (the hook record and state read for poststop), teardown and cli:poststop.
+// parsed), cli:runtime (the Runtime opened), policy, cli:signal (waiting until every signal is
+// caught, which began beside cli:bundle), Create's steps, cli:hook-record, audit-wait,
+// cli:hooks+pid, start, workload, cli:predelete (the hook record and state read for poststop),
+// teardown and cli:poststop.
 
 // StepSink receives how long each timed step of a container's life took.
 type StepSink interface {
