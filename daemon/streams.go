@@ -67,13 +67,12 @@ func (sw *streamWriter) write(e engine.LogEntry) error {
 // fromEnd is follow's offset for "what is written from now on".
 const fromEnd = -1
 
-// follow reads container id's log and hands every entry to fn: container.log from offset from
-// (fromEnd: its current end) as it grows, then the files after each rotation whole, until done is
-// closed and the log is drained, or ctx ends. A log not made yet (the container not started) is
-// waited for.
-func (s *Server) follow(ctx context.Context, id string, from int64, done <-chan struct{}, fn func(engine.LogEntry) error) error {
-	path := s.eng.LogPath(id)
-	var f *os.File
+// follow reads the log at path and hands every entry to fn: container.log (f if the caller
+// opened it already, f's ownership passing to follow) from offset from (fromEnd: its current end)
+// as it grows, then the files after each rotation whole, until done is closed and the log is
+// drained, or ctx ends. A log not made yet (the container not started) is waited for.
+func follow(ctx context.Context, path string, f *os.File, from int64, done <-chan struct{}, fn func(engine.LogEntry) error) error {
+	opened := f != nil
 	defer func() {
 		if f != nil {
 			f.Close()
@@ -82,9 +81,13 @@ func (s *Server) follow(ctx context.Context, id string, from int64, done <-chan 
 	var lr *lineReader
 	finished := false
 	for {
-		if f == nil {
+		if f == nil || opened {
 			var err error
-			if f, err = os.Open(path); err == nil {
+			if !opened {
+				f, err = os.Open(path)
+			}
+			opened = false
+			if err == nil {
 				lr = &lineReader{rd: bufio.NewReaderSize(f, 64<<10)}
 				whence := io.SeekStart
 				if from == fromEnd {
@@ -191,29 +194,87 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, c *call) 
 	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(http.StatusOK)
 	sw.w, sw.flush = w, func() { rc.Flush() }
-	// What is there now (rotated files too), the last tail entries of it.
+	who := engineCaller(c, rec)
+	if !boolParam(r, "follow") || !rec.Started {
+		// What is there now (rotated files too), the last tail entries of it.
+		buf, err := lastEntries(tail, func(fn func(engine.LogEntry) error) error { return s.eng.ReadLogs(rec.ID, who, fn) })
+		if err != nil && rec.Started {
+			return nil // the headers are out; the stream just ends
+		}
+		sendEntries(buf, sw)
+		return nil
+	}
+	wt := s.watch.get(rec.ID)
+	read := func(cur *os.File, size int64, fn func(engine.LogEntry) error) error {
+		return s.eng.ReadLogsUpTo(rec.ID, who, cur, size, fn)
+	}
+	followLog(r.Context(), s.eng.LogPath(rec.ID), read, tail, wt.exited, sw)
+	return nil
+}
+
+// followLog sends the log at path to sw: the last tail entries (tail < 0: all) of what read finds
+// now, then what is written after, until done is closed and the log drained, or ctx ends. The
+// current file is opened and its size taken before read reads it, and following goes on from that
+// size in that same file, so an entry written between the read and the follow is sent once, not
+// lost (TestFollowLogSeesEveryEntry). No current file yet: following starts at its beginning.
+func followLog(ctx context.Context, path string, read func(cur *os.File, size int64, fn func(engine.LogEntry) error) error,
+	tail int, done <-chan struct{}, sw *streamWriter) {
+	cur, size, err := openLogEnd(path)
+	if err != nil {
+		return // the headers are out; the stream just ends
+	}
+	buf, err := lastEntries(tail, func(fn func(engine.LogEntry) error) error { return read(cur, size, fn) })
+	if err != nil || !sendEntries(buf, sw) {
+		if cur != nil {
+			cur.Close()
+		}
+		return
+	}
+	follow(ctx, path, cur, size, done, sw.write)
+}
+
+// lastEntries returns the last tail entries (tail < 0: all) that read hands its function.
+func lastEntries(tail int, read func(fn func(engine.LogEntry) error) error) ([]engine.LogEntry, error) {
 	var buf []engine.LogEntry
-	if err := s.eng.ReadLogs(rec.ID, engineCaller(c, rec), func(e engine.LogEntry) error {
+	err := read(func(e engine.LogEntry) error {
 		buf = append(buf, e)
 		if tail >= 0 && len(buf) > tail {
 			buf = buf[1:]
 		}
 		return nil
-	}); err != nil && rec.Started {
-		return nil // the headers are out; the stream just ends
-	}
+	})
+	return buf, err
+}
+
+// sendEntries writes the entries to sw and flushes it; false if the client went away.
+func sendEntries(buf []engine.LogEntry, sw *streamWriter) bool {
 	for _, e := range buf {
 		if err := sw.write(e); err != nil {
-			return nil
+			return false
 		}
 	}
-	rc.Flush()
-	if !boolParam(r, "follow") || !rec.Started {
-		return nil
+	if sw.flush != nil {
+		sw.flush()
 	}
-	wt := s.watch.get(rec.ID)
-	s.follow(r.Context(), rec.ID, fromEnd, wt.exited, sw.write)
-	return nil
+	return true
+}
+
+// openLogEnd opens the log's current file and returns it with its size now; nil and 0 if there is
+// no file yet.
+func openLogEnd(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
 }
 
 // containerAttach hijacks the connection and streams the container's output (from its log, or
@@ -297,7 +358,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, c *call
 		}
 	default:
 	}
-	if err := s.follow(ctx, rec.ID, from, wt.exited, sw.write); err != nil && !errors.Is(err, syscall.EPIPE) {
+	if err := follow(ctx, s.eng.LogPath(rec.ID), nil, from, wt.exited, sw.write); err != nil && !errors.Is(err, syscall.EPIPE) {
 		s.log.Debug("attach ended", "container", rec.ID, "error", err)
 	}
 	return nil

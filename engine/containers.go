@@ -93,6 +93,16 @@ func (e *Engine) ReadLogs(id string, who Caller, fn func(LogEntry) error) error 
 	return ReadLogs(e.LogPath(id), m.LogMaxFiles, fn)
 }
 
+// ReadLogsUpTo is ReadLogs for a reader that goes on following the log: the current file is cur,
+// opened by the caller, read to size bytes only (ReadLogsUpTo, package level).
+func (e *Engine) ReadLogsUpTo(id string, who Caller, cur *os.File, size int64, fn func(LogEntry) error) error {
+	m, err := e.lookup(id, who, "logs")
+	if err != nil {
+		return err
+	}
+	return ReadLogsUpTo(e.LogPath(id), m.LogMaxFiles, cur, size, fn)
+}
+
 func (e *Engine) writeMeta(m *Meta) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

@@ -122,29 +122,59 @@ func (w *LogWriter) Pump(stream string, r io.Reader) error {
 
 // ReadLogs calls fn for every entry of the container's logs, oldest first (rotated files too).
 func ReadLogs(path string, maxFiles int, fn func(LogEntry) error) error {
+	if err := readRotated(path, maxFiles, nil, fn); err != nil {
+		return err
+	}
+	return readLogFile(path, nil, fn)
+}
+
+// ReadLogsUpTo is ReadLogs for a reader that goes on following the log: the current file is cur,
+// opened by the caller, and is read to its first size bytes only (cur nil: there was no current
+// file, none is read). Following from size in cur then sees every entry once. A rotated file that
+// is cur itself (the log rotated since cur was opened) is skipped: cur covers it.
+func ReadLogsUpTo(path string, maxFiles int, cur *os.File, size int64, fn func(LogEntry) error) error {
+	var curInfo os.FileInfo
+	if cur != nil {
+		var err error
+		if curInfo, err = cur.Stat(); err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+	}
+	if err := readRotated(path, maxFiles, curInfo, fn); err != nil || cur == nil {
+		return err
+	}
+	return readEntries(io.NewSectionReader(cur, 0, size), fn)
+}
+
+// readRotated hands fn the entries of the rotated files, oldest first, skipping skip.
+func readRotated(path string, maxFiles int, skip os.FileInfo, fn func(LogEntry) error) error {
 	if maxFiles <= 0 {
 		maxFiles = DefaultLogMaxFiles
 	}
-	var files []string
 	for i := maxFiles; i >= 1; i-- {
-		files = append(files, path+"."+strconv.Itoa(i))
-	}
-	files = append(files, path)
-	for _, p := range files {
-		f, err := os.Open(p)
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = readEntries(f, fn)
-		f.Close()
-		if err != nil {
+		if err := readLogFile(path+"."+strconv.Itoa(i), skip, fn); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readLogFile hands fn every entry of the log file at p, unless it is missing or is skip.
+func readLogFile(p string, skip os.FileInfo, fn func(LogEntry) error) error {
+	f, err := os.Open(p)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if skip != nil {
+		if fi, err := f.Stat(); err == nil && os.SameFile(fi, skip) {
+			return nil
+		}
+	}
+	return readEntries(f, fn)
 }
 
 func readEntries(r io.Reader, fn func(LogEntry) error) error {
