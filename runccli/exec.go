@@ -148,6 +148,7 @@ func (c *cliContext) exec(id string, args []string, o *execOpts) error {
 	}
 	done := make(chan struct{})
 	go forwardSignals(sigc, done, proxy, func(sig syscall.Signal) error { return syscall.Kill(proc.Pid, sig) })
+	c.log().flush() // the process may run for long: its debug lines so far are due
 	status, err := proc.Wait()
 	close(done)
 	if err != nil {

@@ -209,6 +209,7 @@ func (c *cliContext) run(id string, o *createOpts, detach, keep bool) error {
 	}
 	done := make(chan struct{})
 	go forwardSignals(sigc, done, proxy, func(sig syscall.Signal) error { return ct.Signal(sig, false) })
+	c.log().flush() // the container may run for long: its debug lines so far are due
 	status, werr := ct.Wait()
 	close(done)
 	err = closeProxy(proxy, nil)

@@ -81,12 +81,40 @@ func TestLogText(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Debugf("x=%d", 1)
+	l.flush()
 	b, _ := os.ReadFile(p)
 	if !strings.Contains(string(b), `level=debug msg="x=1"`) || !strings.HasPrefix(string(b), "time=") {
 		t.Errorf("text log %q", b)
 	}
 	if _, err := newLogger(p, "xml", false, time.Now()); err == nil {
 		t.Error("unknown log format accepted")
+	}
+}
+
+// TestLogDebugDeferred: debug lines wait (the log is O_SYNC) until the next other line or a
+// flush, and keep their order with it.
+func TestLogDebugDeferred(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	l, err := newLogger(p, "text", true, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() string { b, _ := os.ReadFile(p); return string(b) }
+	l.Debugf("one")
+	l.Debugf("two")
+	if got := read(); got != "" {
+		t.Fatalf("debug lines written at once: %q", got)
+	}
+	l.Warn("three")
+	l.Debugf("four")
+	lines := strings.Split(strings.TrimSpace(read()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], `msg="one"`) || !strings.Contains(lines[1], `msg="two"`) ||
+		!strings.Contains(lines[2], `level=warning msg="three"`) {
+		t.Fatalf("log before the flush %q", lines)
+	}
+	l.flushSteps()
+	if got := read(); !strings.HasSuffix(got, "level=debug msg=\"four\"\n") {
+		t.Errorf("log after the flush %q", got)
 	}
 }
 
