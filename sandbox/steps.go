@@ -44,9 +44,12 @@ import (
 //	child:fds         descriptor hygiene
 //	child:seccomp     the filters loaded
 //
-// Then: start (the exec fifo written), workload (from start until init is reaped: the workload's
-// execve, its run, its exit) and teardown (Delete). Exec times floor, seccomp, plan, spawn (nsenter
-// joining the namespaces included), config and await-ready, and the child's steps as above.
+// Then: start (the exec fifo written), workload (from start until init is reaped: the setup
+// child woken on the fifo, its execve of the workload — which first ends the child's other
+// threads and drops its address space —, the workload's run and exit, and the kernel's teardown
+// of the container's namespaces and mounts before the exit is seen; the runtime only waits) and
+// teardown (Delete). Exec times floor, seccomp, plan, spawn (nsenter joining the namespaces
+// included), config and await-ready, and the child's steps as above.
 //
 // A caller times its own work between these steps so that together they cover its wall time;
 // bulwark-runc's (runccli) are named cli:*: for a run, cli:flags (from main until the
