@@ -317,13 +317,6 @@ func (a *Allocator) locked(tenant, containerID string, fn func(*state) error) er
 	if err := lockExclusive(lf); err != nil {
 		return err
 	}
-	// A writer killed between CreateTemp and Rename in save leaves its temporary file behind;
-	// with the lock held, every temporary file present now is such a leftover.
-	if stale, err := filepath.Glob(filepath.Join(a.dir, ".ranges-*.json")); err == nil {
-		for _, p := range stale {
-			os.Remove(p)
-		}
-	}
 	st, err := a.load()
 	if err != nil {
 		return err
@@ -416,6 +409,14 @@ func (st *state) validate() error {
 // save replaces the state file atomically and durably (write, fsync, rename, fsync dir): a crash
 // leaves either the old or the new state, never a torn file that would then read as corrupt.
 func (a *Allocator) save(st *state) error {
+	// A writer killed between CreateTemp and Rename leaves its temporary file behind (never read);
+	// with the lock held, every temporary file present now is such a leftover. Looked for here,
+	// where the state changes, not under every container's create and delete.
+	if stale, err := filepath.Glob(filepath.Join(a.dir, ".ranges-*.json")); err == nil {
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode idmap state: %w", err)

@@ -268,6 +268,27 @@ func TestHoldersAllocateNoInode(t *testing.T) {
 	}
 }
 
+// TestStaleTempRemovedOnSave: a state file's temporary copy left by a writer killed before its
+// rename is never read, and is removed by the next write of the state (a tenant bound), not
+// looked for under every container's create and delete.
+func TestStaleTempRemovedOnSave(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idmap")
+	a := openT(t, dir)
+	acquire(t, a, "alice", "c1")
+	stale := filepath.Join(dir, ".ranges-123.json")
+	if err := os.WriteFile(stale, []byte("{{{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, a, "alice", "c2")
+	if err := a.Release("alice", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, a, "bob", "c3")
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary file after a save: %v", err)
+	}
+}
+
 // TestHolderWithoutLink: where the holder file cannot be linked (here it is a directory; EMLINK
 // at the filesystem's link limit is the real case) a holder is a file of its own, and holds the
 // range as well.
