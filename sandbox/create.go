@@ -164,13 +164,14 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 
 	alloc, err := idmap.Open(r.opts.IDMapDir)
 	var rng idmap.Range
+	holder := r.rangeHolder(id)
 	if err == nil {
-		rng, err = alloc.Acquire(r.opts.Tenant, id)
+		rng, err = alloc.Acquire(r.opts.Tenant, holder)
 	}
 	mc, cerr := cgMade()
 	if cerr != nil {
 		if err == nil {
-			alloc.Release(r.opts.Tenant, id)
+			alloc.Release(r.opts.Tenant, holder)
 		}
 		return nil, cerr
 	}
@@ -178,7 +179,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err != nil {
 		return nil, fmt.Errorf("acquire id range: %w", err)
 	}
-	undo.add(func() { alloc.Release(r.opts.Tenant, id) })
+	undo.add(func() { alloc.Release(r.opts.Tenant, holder) })
 	st.UIDBase, st.GIDBase, st.Size = rng.UIDBase, rng.GIDBase, rng.Size
 	if p := join.podOf(); p != nil && (p.UIDBase != rng.UIDBase || p.GIDBase != rng.GIDBase || p.Size != rng.Size) {
 		return nil, floorErr("pod sandbox %s maps another id range than tenant %s's", p.ID, r.opts.Tenant)

@@ -312,7 +312,7 @@ func (c *Container) release(st *stateFile) error {
 	if err != nil {
 		return fmt.Errorf("open id allocator: %w", err)
 	}
-	if err := alloc.Release(tenant, c.id); err != nil {
+	if err := alloc.Release(tenant, c.rt.rangeHolder(c.id)); err != nil {
 		return fmt.Errorf("release id range: %w", err)
 	}
 	return nil

@@ -328,7 +328,7 @@ func TestDeleteAfterCrashMidCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alloc.Acquire(r.opts.Tenant, "crash1"); err != nil {
+	if _, err := alloc.Acquire(r.opts.Tenant, r.rangeHolder("crash1")); err != nil {
 		t.Fatal(err)
 	}
 	cg, err := cgroups.New(st.Cgroup)

@@ -120,8 +120,8 @@ func hostStateLeaks(ids []string) []string {
 		if err != nil || d.IsDir() {
 			return nil
 		}
-		// A holder is an empty file named by its container (holders/<tenant>/<id>).
-		if slices.Contains(ids, d.Name()) {
+		// A holder is an empty file named by its container (holders/<tenant>/<id>@<root digest>).
+		if slices.Contains(ids, holderID(d.Name())) {
 			out = append(out, fmt.Sprintf("id range still held for %s: %s", d.Name(), p))
 			return nil
 		}
@@ -274,8 +274,8 @@ func (l *Leaks) stateLeaks(ids []string) []string {
 		if err != nil || d.IsDir() {
 			return nil
 		}
-		// A holder is an empty file named by its container (holders/<tenant>/<id>).
-		if slices.Contains(ids, d.Name()) {
+		// A holder is an empty file named by its container (holders/<tenant>/<id>@<root digest>).
+		if slices.Contains(ids, holderID(d.Name())) {
 			out = append(out, fmt.Sprintf("id range still held for %s: %s", d.Name(), p))
 			return nil
 		}
@@ -348,4 +348,11 @@ func argUnder(pid int, dirs []string) string {
 func comm(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return strings.TrimSpace(string(b))
+}
+
+// holderID is the container id a range holder's file name names: <id>@<digest of its runtime's
+// root> (an older runtime's holder is the id alone).
+func holderID(name string) string {
+	id, _, _ := strings.Cut(name, "@")
+	return id
 }

@@ -77,6 +77,12 @@ func TestLeaksFindsMountAndState(t *testing.T) {
 	if got = l.Find(); len(got) != 2 {
 		t.Errorf("want a state dir and an id range holder leak, got %v", got)
 	}
+	// A holder names its runtime's root too (sandbox.rangeHolder).
+	os.Remove(filepath.Join(root, "idmap", "holders", "74", id))
+	os.WriteFile(filepath.Join(root, "idmap", "holders", "74", id+"@0123456789abcdef"), nil, 0o600)
+	if got = l.Find(); len(got) != 2 {
+		t.Errorf("want a state dir and an id range holder leak, got %v", got)
+	}
 }
 
 func TestLeaksFindsCgroupAndProcess(t *testing.T) {

@@ -1,0 +1,69 @@
+package sandbox
+
+import (
+	"os"
+	"strconv"
+	"testing"
+
+	"bulwark.dev/bulwark/sandbox/internal/idmap"
+)
+
+// TestRangeHolderPerRuntimeRoot: runtimes with roots of their own share the host's id allocator
+// (bulwark-runc's --root per containerd namespace beside one state root, the engine's run root
+// beside it), and a container id is unique only within one root. Two containers of one id and
+// one tenant in two roots each hold the tenant's range: deleting one leaves it held by the other,
+// so it never goes to another tenant while the other runs (their containers would share host
+// ids). Before, both were the one holder holders/<tenant>/<id>, which the first delete removed.
+func TestRangeHolderPerRuntimeRoot(t *testing.T) {
+	needRoot(t)
+	ids := t.TempDir()
+	open := func(tenant string) *Runtime {
+		r, err := New(Options{Root: t.TempDir(), IDMapDir: ids, Tenant: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ra1, ra2, rb := open("t-holder-a"), open("t-holder-a"), open("t-holder-b")
+	id := "holder" + strconv.Itoa(os.Getpid())
+	leakCheck(t, id)
+	leakCheck(t, id+"-2")
+	leakCheck(t, id+"-b")
+	create := func(r *Runtime, id, cgroup string) *Container {
+		t.Helper()
+		bundle, spec := busyboxBundle(t)
+		// Cgroups of their own: one id in two roots is otherwise one cgroup (reported apart).
+		spec.Linux.CgroupsPath = cgroup
+		c, err := r.Create(id, bundle, spec, IO{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Delete(true) })
+		return c
+	}
+	c1 := create(ra1, id, "bulwark/"+id)
+	c2 := create(ra2, id, "bulwark/"+id+"-2")
+	if err := c1.Delete(true); err != nil {
+		t.Fatal(err)
+	}
+	alloc, err := idmap.Open(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := alloc.List()
+	if err != nil || len(held) != 1 || held[0].Tenant != "t-holder-a" {
+		t.Errorf("ranges held while %s runs in the second root: %+v, %v; want t-holder-a's", id, held, err)
+	}
+	cb := create(rb, id+"-b", "bulwark/"+id+"-b")
+	sa, err := c2.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := cb.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.UIDBase < sb.UIDBase+sb.Size && sb.UIDBase < sa.UIDBase+sa.Size {
+		t.Errorf("tenant t-holder-b got host uids %d+%d of t-holder-a's running container (%d+%d)", sb.UIDBase, sb.Size, sa.UIDBase, sa.Size)
+	}
+}
