@@ -1,9 +1,13 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 )
@@ -65,5 +69,45 @@ func TestRangeHolderPerRuntimeRoot(t *testing.T) {
 	}
 	if sa.UIDBase < sb.UIDBase+sb.Size && sb.UIDBase < sa.UIDBase+sa.Size {
 		t.Errorf("tenant t-holder-b got host uids %d+%d of t-holder-a's running container (%d+%d)", sb.UIDBase, sb.Size, sa.UIDBase, sa.Size)
+	}
+}
+
+// TestDefaultCgroupOfAnotherRootRefused: a container's default cgroup is named by its id alone
+// (bulwark/<id>), which another root's container of that id already has. Its create is refused,
+// as for a cgroupsPath naming a cgroup that exists, instead of joining it: one container's limits
+// would overwrite the other's, and deleting either killed both (a cross-tenant kill where the
+// roots' tenants differ).
+func TestDefaultCgroupOfAnotherRootRefused(t *testing.T) {
+	needRoot(t)
+	id := "cgsame" + strconv.Itoa(os.Getpid())
+	leakCheck(t, id)
+	open := func(tenant string) *Runtime {
+		r, err := New(Options{Root: t.TempDir(), IDMapDir: filepath.Join(t.TempDir(), "idmap"), Tenant: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ra, rb := open("t-cgsame-a"), open("t-cgsame-b")
+	bundle, spec := busyboxBundle(t)
+	ca, err := ra.Create(id, bundle, spec, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ca.Delete(true) })
+	bundle, spec = busyboxBundle(t)
+	cb, err := rb.Create(id, bundle, spec, IO{})
+	if err == nil {
+		cb.Delete(true)
+		t.Fatalf("a second container joined cgroup bulwark/%s of another root's", id)
+	}
+	if !errors.Is(err, ErrExist) {
+		t.Errorf("create in the second root: %v, want ErrExist", err)
+	}
+	if s, err := ca.State(); err != nil || s.Status != specs.ContainerState(StatusCreated) {
+		t.Errorf("the first root's container after the refusal: %+v, %v", s, err)
+	}
+	if _, err := os.Stat(rb.containerDir(id)); !os.IsNotExist(err) {
+		t.Errorf("the refused create left its state: %v", err)
 	}
 }
