@@ -524,7 +524,7 @@ func (r *Runtime) donate(cfg *setup.Config, rfd int, owner [2]uint32, fifo strin
 		if m.Type == "tmpfs" || m.Type == "devpts" || m.Type == "mqueue" {
 			data = macC.MountOptions(data)
 		}
-		mp := setup.MountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1}
+		mp := setup.MountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1, Scratch: scratchTmpfs(m)}
 		if m.Type == "sysfs" && sysfs >= 0 {
 			sfd, err := unix.FcntlInt(uintptr(sysfs), unix.F_DUPFD_CLOEXEC, 0)
 			if err != nil {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"path"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -148,6 +149,27 @@ func (f *floor) mounts() error {
 	}
 	f.spec.Mounts = out
 	return nil
+}
+
+// scratchDests are the floor's default writable tmpfs mounts that share one superblock.
+var scratchDests = map[string]bool{"/tmp": true, "/run": true, "/var/tmp": true}
+
+// scratchTmpfs reports whether m is one of the floor's default /tmp, /run and /var/tmp tmpfs
+// mounts exactly as the floor adds them (a spec's own mount there, with options of its own, is
+// not). The setup child makes a container's scratch mounts directories of one tmpfs superblock
+// (setup.MountPlan.Scratch), each still nosuid, nodev and noexec and none holding more than the
+// floor's size (their sum is held to it): two superblocks fewer per container, each of which
+// costs host memory for as long as the container lives (issue 14).
+func scratchTmpfs(m specs.Mount) bool {
+	if !scratchDests[m.Destination] {
+		return false
+	}
+	for _, d := range defaultMounts {
+		if d.Destination == m.Destination {
+			return m.Type == d.Type && m.Source == d.Source && slices.Equal(m.Options, d.Options)
+		}
+	}
+	return false
 }
 
 // counterOption is the option that clears what a floor option sets.

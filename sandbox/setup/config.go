@@ -36,6 +36,9 @@ type MountPlan struct {
 	Flags  uintptr
 	Data   string
 	SrcFD  int
+	// Scratch marks the floor's own /tmp, /run and /var/tmp tmpfs mounts: adjacent ones are
+	// directories of one superblock, made with the first's data (mountScratch).
+	Scratch bool
 }
 
 // CgroupView is one cgroup hierarchy the container is placed in, mounted read-only (its own

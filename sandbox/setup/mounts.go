@@ -147,11 +147,20 @@ func setupRootfs(cfg *Config, fds []int) *InitError {
 	}
 	st := newStaging()
 	defer st.close() // on errors before pivot_root; finish closes it otherwise
-	for _, m := range cfg.Mounts {
+	for i := 0; i < len(cfg.Mounts); i++ {
+		m := cfg.Mounts[i]
 		if m.Type == "cgroup2" {
 			if err := mountCgroups(root, st, m.Dest, cfg.Cgroups); err != nil {
 				return stepError("mounts", "mount the container's cgroups", m.Dest, err)
 			}
+			continue
+		}
+		// A lone scratch mount is a tmpfs of its own: a shared superblock would only add its root.
+		if n := scratchRun(cfg.Mounts[i:]); n > 1 {
+			if err := mountScratch(root, cfg.Mounts[i:i+n]); err != nil {
+				return stepError("mounts", "mount the scratch tmpfs", m.Dest, err)
+			}
+			i += n - 1
 			continue
 		}
 		if err := mountOne(root, m, fds); err != nil {
