@@ -525,6 +525,14 @@ func (r *Runtime) donate(cfg *setup.Config, rfd int, owner [2]uint32, fifo strin
 			data = macC.MountOptions(data)
 		}
 		mp := setup.MountPlan{Dest: m.Destination, Type: m.Type, Source: m.Source, Flags: flags, Data: data, SrcFD: -1, Scratch: scratchTmpfs(m)}
+		if opts, attrs, ok := devTmpfsPlan(mp); ok {
+			dfd, err := devTmpfs(mp, opts, attrs, owner)
+			if err != nil {
+				return fds, fmt.Errorf("/dev: %w", err)
+			}
+			mp.Type, mp.SrcFD, mp.Devices = "bind", len(fds), true
+			fds = append(fds, dfd)
+		}
 		if m.Type == "sysfs" && sysfs >= 0 {
 			sfd, err := unix.FcntlInt(uintptr(sysfs), unix.F_DUPFD_CLOEXEC, 0)
 			if err != nil {

@@ -39,6 +39,9 @@ type MountPlan struct {
 	// Scratch marks the floor's own /tmp, /run and /var/tmp tmpfs mounts: adjacent ones are
 	// directories of one superblock, made with the first's data (mountScratch).
 	Scratch bool
+	// Devices marks the runtime's /dev (a bind of the tmpfs it donated, which holds the minimal
+	// device nodes already): the child adds the links only.
+	Devices bool
 }
 
 // CgroupView is one cgroup hierarchy the container is placed in, mounted read-only (its own

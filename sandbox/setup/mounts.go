@@ -232,7 +232,13 @@ func mountOne(root int, m MountPlan, fds []int) error {
 		if err := makePrivate(src); err != nil {
 			return fmt.Errorf("make rprivate: %w", err)
 		}
-		return renumber(src, target)
+		if err := renumber(src, target); err != nil {
+			return err
+		}
+		if m.Devices {
+			return devLinks(root)
+		}
+		return nil
 	}
 	target, err := mkdirInRoot(root, m.Dest)
 	if err != nil {
@@ -286,8 +292,9 @@ func targetInRoot(root int, p string, dir bool) (int, error) {
 	return fileInRoot(root, p)
 }
 
-// populateDev fills the fresh /dev tmpfs: mknod is impossible in a user namespace, so the minimal
-// device set is bind-mounted from the host, and the rest are symlinks.
+// populateDev fills a /dev tmpfs the child mounted itself (where the runtime could not make it,
+// see sandbox.devTmpfs): mknod is impossible in a user namespace, so the minimal device set is
+// bind-mounted from the host, and the rest are symlinks.
 func populateDev(root int) error {
 	dev, err := openInRoot(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
@@ -299,6 +306,21 @@ func populateDev(root int) error {
 			return err
 		}
 	}
+	return devSymlinks(dev)
+}
+
+// devLinks adds the links to the runtime's /dev, which holds the device nodes already.
+func devLinks(root int) error {
+	dev, err := openInRoot(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dev)
+	return devSymlinks(dev)
+}
+
+// devSymlinks makes /dev's usual symlinks in dev.
+func devSymlinks(dev int) error {
 	links := [][2]string{
 		{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
 		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"},
@@ -468,5 +490,7 @@ func pivot(root int) error {
 	return unix.Chdir("/")
 }
 
-// MinimalDevices are bind-mounted from the host's /dev (mknod is impossible in a user namespace).
+// MinimalDevices are the device nodes of a container's /dev: made by the runtime in the /dev it
+// donates, or bind-mounted from the host's /dev where the child mounts /dev itself (mknod is
+// impossible in a user namespace).
 var MinimalDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}

@@ -84,6 +84,7 @@ func (e *encoder) config(c *Config) {
 		e.str(m.Data)
 		e.int(int64(m.SrcFD))
 		e.bool(m.Scratch)
+		e.bool(m.Devices)
 	}
 	e.strs(c.MaskedPaths)
 	e.strs(c.ReadonlyPaths)
@@ -113,10 +114,10 @@ func (e *encoder) config(c *Config) {
 
 func (d *decoder) config() *Config {
 	c := &Config{ID: d.str(), Hostname: d.str(), Domainname: d.str()}
-	n := d.count(7)
+	n := d.count(8)
 	c.Mounts = makeList[MountPlan](n)
 	for range n {
-		c.Mounts = append(c.Mounts, MountPlan{Dest: d.str(), Type: d.str(), Source: d.str(), Flags: uintptr(d.uint()), Data: d.str(), SrcFD: d.fd(), Scratch: d.bool()})
+		c.Mounts = append(c.Mounts, MountPlan{Dest: d.str(), Type: d.str(), Source: d.str(), Flags: uintptr(d.uint()), Data: d.str(), SrcFD: d.fd(), Scratch: d.bool(), Devices: d.bool()})
 	}
 	c.MaskedPaths = d.strs()
 	c.ReadonlyPaths = d.strs()

@@ -47,7 +47,7 @@ func TestWireAllocationBounded(t *testing.T) {
 		elem uintptr
 	}{
 		"steps":  {[]byte{0, 0}, 2, unsafe.Sizeof(StepTime{})},
-		"mounts": {[]byte{0, 0, 0, 0, 1, 0, 0, 0}, 7, unsafe.Sizeof(MountPlan{})},
+		"mounts": {[]byte{0, 0, 0, 0, 1, 0, 0, 0}, 8, unsafe.Sizeof(MountPlan{})},
 		"args":   {[]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1, unsafe.Sizeof("")},
 	}
 	for name, l := range lists {
