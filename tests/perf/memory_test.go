@@ -78,7 +78,7 @@ func measureIdle(b *testing.B) map[string]float64 {
 	}
 	b.StopTimer()
 	lines := []string{fmt.Sprintf("host memory per idle container (kB), %d containers, %d rounds, medians:", n, rounds)}
-	head := fmt.Sprintf("%-13s %9s %9s %9s", "", "charged", "available", "PSS")
+	head := fmt.Sprintf("%-13s %9s %9s %9s %6s", "", "charged", "available", "PSS", "mounts")
 	for _, f := range memParts {
 		head += fmt.Sprintf(" %9s", f)
 	}
@@ -86,7 +86,7 @@ func measureIdle(b *testing.B) map[string]float64 {
 	med, metrics := map[string]float64{}, map[string]float64{}
 	for _, c := range cases {
 		med[c.name] = median(per[c.name]["charged"])
-		line := fmt.Sprintf("%-13s %9.0f %9.0f %9.0f", c.name, med[c.name], median(per[c.name]["MemAvailable"]), median(per[c.name]["PSS"]))
+		line := fmt.Sprintf("%-13s %9.0f %9.0f %9.0f %6.0f", c.name, med[c.name], median(per[c.name]["MemAvailable"]), median(per[c.name]["PSS"]), median(per[c.name]["mounts"]))
 		for _, f := range memParts {
 			line += fmt.Sprintf(" %9.0f", median(per[c.name][f]))
 		}
@@ -112,7 +112,8 @@ var memParts = []string{"Slab", "SUnreclaim", "KernelStack", "PageTables", "Perc
 
 // idleCost starts n sleeping containers of c, measures, and deletes them; it returns each
 // field's growth per container in kB (MemAvailable's drop), "PSS" of the containers' processes,
-// "charged", and "slab:<cache>" per slab cache.
+// "charged", "slab:<cache>" per slab cache, and "mounts" (a container's, in its mountinfo: each
+// costs a mount struct of host memory).
 func idleCost(c runtimeCase, n int, prefix string) (map[string]float64, error) {
 	before, err := settledMeminfo()
 	if err != nil {
@@ -146,15 +147,24 @@ func idleCost(c runtimeCase, n int, prefix string) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pss float64
+	var pss, mounts float64
 	for _, id := range ids {
-		kb, err := containerPSS(c, id)
+		pid, err := containerPid(c, id)
+		if err != nil {
+			return nil, err
+		}
+		kb, err := processPSS(pid)
 		if err != nil {
 			return nil, err
 		}
 		pss += kb
+		mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+		if err != nil {
+			return nil, err
+		}
+		mounts += float64(strings.Count(string(mi), "\n"))
 	}
-	out := map[string]float64{"MemAvailable": (before["MemAvailable"] - after["MemAvailable"]) / float64(n), "PSS": pss / float64(n)}
+	out := map[string]float64{"MemAvailable": (before["MemAvailable"] - after["MemAvailable"]) / float64(n), "PSS": pss / float64(n), "mounts": mounts / float64(n)}
 	for _, f := range memParts {
 		out[f] = (after[f] - before[f]) / float64(n)
 	}
@@ -168,8 +178,8 @@ func idleCost(c runtimeCase, n int, prefix string) (map[string]float64, error) {
 	return out, nil
 }
 
-// containerPSS is the PSS (kB) of the init of container id, whose pid `state` reports.
-func containerPSS(c runtimeCase, id string) (float64, error) {
+// containerPid is the pid of the init of container id, as `state` reports it.
+func containerPid(c runtimeCase, id string) (int, error) {
 	cmd := exec.Command(c.bin, append(slices.Clone(c.args), "state", id)...)
 	cmd.Env = append(cmd.Environ(), c.env...)
 	out, err := cmd.Output()
@@ -180,7 +190,12 @@ func containerPSS(c runtimeCase, id string) (float64, error) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		return 0, err
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", st.Pid))
+	return st.Pid, nil
+}
+
+// processPSS is the PSS (kB) of process pid.
+func processPSS(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -189,7 +204,7 @@ func containerPSS(c runtimeCase, id string) (float64, error) {
 			return strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 		}
 	}
-	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", st.Pid)
+	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", pid)
 }
 
 // slabKB is each slab cache's memory (kB) from /proc/slabinfo.
