@@ -32,15 +32,9 @@ import (
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
-// nsEnv marks the re-executed test binary that already runs in the private mount namespace.
-const nsEnv = "BULWARK_COMPLIANCE_PRIVATE_NS"
-
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && os.Getenv(nsEnv) == "" {
-		os.Exit(testenv.ReexecPrivateMountNS(nsEnv))
-	}
-	clitest.Main(m)
-}
+// TestMain runs the tests in a private mount namespace (clitest.Main): the hosts they make mount
+// tmpfs state roots.
+func TestMain(m *testing.M) { clitest.Main(m) }
 
 // host is a Bulwark state root on its own tmpfs with a signed image and a running container.
 type host struct {

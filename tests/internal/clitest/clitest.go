@@ -18,8 +18,17 @@ import (
 // Bin is the bulwark binary under test, set by Main.
 var Bin string
 
+// privateNSEnv marks a test binary that Main already re-executed in its private mount namespace.
+const privateNSEnv = "BULWARK_CLITEST_PRIVATE_NS"
+
 // Main is a test package's TestMain: it sets Bin, runs the tests and removes a binary it built.
+// Run as root, the tests run in a private mount namespace of their own (the binary re-executed
+// under unshare), so what the commands under test mount — volumes' loop filesystems, state roots'
+// tmpfs — never shows in the host's mount table, and goes when the tests end.
 func Main(m *testing.M) {
+	if os.Geteuid() == 0 && os.Getenv(privateNSEnv) == "" {
+		os.Exit(testenv.ReexecPrivateMountNS(privateNSEnv))
+	}
 	os.Exit(run(m))
 }
 
