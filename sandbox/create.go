@@ -115,6 +115,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	cgName := cgroupName(id, eff)
 	cgroupOf := async(func() (cgroups.Manager, error) { return cgroups.New(cgName) })
 	seccompOf := async(func() ([]setup.SeccompBlob, error) { return r.compileSeccomp(eff.Linux.Seccomp) })
+	// Create returns only once that read is done, on every path: it may write the cache, which
+	// must not change the state root after a refused create has returned.
+	defer seccompOf()
 	clk.Lap("floor")
 
 	var undo cleanup
