@@ -28,16 +28,7 @@ func TestCreateLimitFailureLeavesNothing(t *testing.T) {
 		t.Fatalf("create: %v, want the cpuset write's error", err)
 	}
 	t.Logf("reported: %v", err)
-	if _, err := os.Stat(r.containerDir("lim1")); !os.IsNotExist(err) {
-		t.Errorf("state dir left behind: %v", err)
-	}
-	alloc, err := idmap.Open(r.opts.IDMapDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if held, err := alloc.List(); err != nil || len(held) != 0 {
-		t.Errorf("id ranges held: %+v, %v", held, err)
-	}
+	assertNoStateNorRange(t, r, "lim1")
 }
 
 // TestCreateRefusedAfterCgroupLeavesNothing: a create refused once the cgroup is made (a process
@@ -53,7 +44,13 @@ func TestCreateRefusedAfterCgroupLeavesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "outside the container's") {
 		t.Fatalf("create: %v, want the user refused", err)
 	}
-	if _, err := os.Stat(r.containerDir("late1")); !os.IsNotExist(err) {
+	assertNoStateNorRange(t, r, "late1")
+}
+
+// assertNoStateNorRange checks a refused create of id left no state directory and holds no id range.
+func assertNoStateNorRange(t *testing.T, r *Runtime, id string) {
+	t.Helper()
+	if _, err := os.Stat(r.containerDir(id)); !os.IsNotExist(err) {
 		t.Errorf("state dir left behind: %v", err)
 	}
 	alloc, err := idmap.Open(r.opts.IDMapDir)
