@@ -246,11 +246,11 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err != nil {
 		return nil, err
 	}
-	macC, err := mac.Prepare(layers, store, id, mac.SELinuxLabels{Process: eff.Process.SelinuxLabel, Mount: eff.Linux.MountLabel})
+	macC, err := mac.Prepare(layers, store, r.macKey(id), mac.SELinuxLabels{Process: eff.Process.SelinuxLabel, Mount: eff.Linux.MountLabel})
 	if err != nil {
 		return nil, fmt.Errorf("mac: %w", err)
 	}
-	undo.add(func() { mac.Cleanup(layers, store, id) })
+	undo.add(func() { mac.Cleanup(layers, store, r.macKey(id)) })
 	proc.MAC = macC
 	st.MAC = macC
 

@@ -305,7 +305,7 @@ func (c *Container) release(st *stateFile) error {
 	if err != nil {
 		return err
 	}
-	if err := mac.Cleanup(layers, store, c.id); err != nil {
+	if err := mac.Cleanup(layers, store, c.rt.macKey(c.id)); err != nil {
 		return fmt.Errorf("release MAC labels: %w", err)
 	}
 	alloc, err := idmap.Open(c.rt.opts.IDMapDir)

@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
+	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
 
 // TestRangeHolderPerRuntimeRoot: runtimes with roots of their own share the host's id allocator
@@ -109,5 +110,43 @@ func TestDefaultCgroupOfAnotherRootRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(rb.containerDir(id)); !os.IsNotExist(err) {
 		t.Errorf("the refused create left its state: %v", err)
+	}
+}
+
+// TestMACKeyPerRuntimeRoot: a container's SELinux label and AppArmor profile are kept host-wide
+// by macKey, which tells two roots' containers of one id apart as rangeHolder does: each gets
+// its own MCS level, deleting one releases only its own, and the key is a valid AppArmor profile
+// name. (Create and Delete pass macKey to mac.Prepare and mac.Cleanup; this host has neither
+// SELinux nor AppArmor to run them with, so the keys are driven through the label store here.)
+func TestMACKeyPerRuntimeRoot(t *testing.T) {
+	r1, r2 := &Runtime{opts: Options{Root: t.TempDir()}}, &Runtime{opts: Options{Root: t.TempDir()}}
+	k1, k2 := r1.macKey("same"), r2.macKey("same")
+	if k1 == k2 {
+		t.Fatalf("one id in two roots has one MAC key %q", k1)
+	}
+	store, err := mac.OpenLabelStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := mac.Layers{SELinux: true}
+	c1, err := mac.Prepare(layers, store, k1, mac.SELinuxLabels{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := mac.Prepare(layers, store, k2, mac.SELinuxLabels{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1.SELinux.Level() == c2.SELinux.Level() {
+		t.Errorf("two roots' containers of one id share MCS level %s", c1.SELinux.Level())
+	}
+	if err := mac.Cleanup(layers, store, k1); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := store.List(); err != nil || len(m) != 1 {
+		t.Errorf("after the first root's delete, reservations %v (%v); want the second root's", m, err)
+	}
+	if _, err := mac.AppArmorProfile(mac.AppArmorProfileName(k1)); err != nil {
+		t.Errorf("AppArmor profile for key %q: %v", k1, err)
 	}
 }

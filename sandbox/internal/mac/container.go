@@ -5,9 +5,10 @@ import (
 	"fmt"
 )
 
-// Prepare runs the parent-side steps for container id on the given layers: reserve unique SELinux
-// labels (want carries the spec's labels, if any) and generate and load its AppArmor profile. On
-// error, whatever it did is undone.
+// Prepare runs the parent-side steps for a container on the given layers: reserve unique SELinux
+// labels (want carries the spec's labels, if any) and generate and load its AppArmor profile. id
+// is the container's key in this host-wide state, unique on the host (the runtime adds its root
+// to the container's id). On error, whatever it did is undone.
 func Prepare(layers Layers, store *LabelStore, id string, want SELinuxLabels) (c Container, err error) {
 	c.Layers = layers
 	if layers.SELinux {
@@ -37,8 +38,8 @@ func Prepare(layers Layers, store *LabelStore, id string, want SELinuxLabels) (c
 	return c, nil
 }
 
-// Cleanup releases what Prepare took for container id. It is idempotent and works from the
-// container id alone (after a crash the state may be gone): it releases the SELinux reservation
+// Cleanup releases what Prepare took for the container keyed id. It is idempotent and works from
+// the key alone (after a crash the state may be gone): it releases the SELinux reservation
 // if the store has one and unloads the profile if the kernel has it.
 func Cleanup(layers Layers, store *LabelStore, id string) error {
 	var errs []error
