@@ -35,11 +35,13 @@ func BenchmarkExec(b *testing.B) {
 		}
 	}
 	cli, state := imageHost(b, runcBin, rootfs)
-	if _, err := cli("run", "-d", "--name", "bench-exec", "bench:1", "sleep", "3600"); err != nil {
+	// Its own name: a container's default cgroup is bulwark/<id>, and another root's container of
+	// the same id is refused it (the runtimes' bench-exec above has it).
+	if _, err := cli("run", "-d", "--name", "bench-exec-run", "bench:1", "sleep", "3600"); err != nil {
 		b.Fatal(err)
 	}
 	defer waitSupervisorGone(state)
-	defer cli("rm", "-f", "bench-exec") //nolint:errcheck // best effort at the end
+	defer cli("rm", "-f", "bench-exec-run") //nolint:errcheck // best effort at the end
 
 	names := []string{"bulwark exec"}
 	for _, c := range cases {
@@ -53,7 +55,7 @@ func BenchmarkExec(b *testing.B) {
 			var d time.Duration
 			var err error
 			if name == "bulwark exec" {
-				d, err = cli("exec", "bench-exec", "true")
+				d, err = cli("exec", "bench-exec-run", "true")
 			} else {
 				c := cases[slices.IndexFunc(cases, func(c runtimeCase) bool { return c.name == name })]
 				d, err = c.timed("exec", "bench-exec", "/bin/true")
