@@ -22,8 +22,10 @@ DEPS_BUILD := gcc libc6-dev pkg-config libseccomp-dev
 # `bulwark run --network NAME` and `-p` drive; iproute2's ip removes a network's bridge.
 DEPS_DEMO  := busybox-static containernetworking-plugins iproute2
 DEPS_TEST  := busybox-static docker-registry skopeo umoci apparmor containernetworking-plugins iproute2
+# The benchmarks measure Bulwark side by side with runc and crun (and Docker's, when dockerd runs).
+DEPS_PERF  := busybox-static runc crun
 
-.PHONY: e2e-cri all build deps-build deps-demo deps-test test test-unit test-integration lint perf demo demo-runc validation clean
+.PHONY: e2e-cri all build deps-build deps-demo deps-test deps-perf test test-unit test-integration lint perf demo demo-runc validation clean
 
 all: build
 
@@ -52,6 +54,9 @@ deps-demo:
 deps-test:
 	@./scripts/deps.sh $(DEPS_BUILD) $(DEPS_TEST)
 
+deps-perf:
+	@./scripts/deps.sh $(DEPS_BUILD) $(DEPS_PERF)
+
 test-unit: deps-build
 	$(GO) test -race -count=1 $$($(GO) list $(PKGS) | grep -v /tests)
 
@@ -63,7 +68,7 @@ lint:
 	$(GO) vet $(PKGS)
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy (diff: go mod tidy -diff)"; exit 1; }
 
-perf: build
+perf: deps-perf build
 	BULWARK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 20x ./tests/perf/...
 
 # The main job: import and sign an image, run it under the full floor, show the policy decision,
