@@ -18,6 +18,7 @@ import (
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/errdefs"
 	bimage "bulwark.dev/bulwark/image"
+	bregistry "bulwark.dev/bulwark/image/registry"
 )
 
 // docker pull and docker rmi. A pull is resolved through TUF exactly as `bulwark image pull
@@ -86,7 +87,7 @@ func (s *Server) imagePull(w http.ResponseWriter, r *http.Request, c *call) erro
 	}
 	send(progress{Message: jsonstream.Message{Status: "Signed target " + target.Name + ": " + target.Digest.String()}})
 	_, errBefore := s.eng.Store().Resolve(parsed.String())
-	desc, err := s.eng.Store().Pull(parsed.Name+"@"+target.Digest.String(), ref, bimage.RegistryOptions{Context: r.Context()})
+	desc, err := bregistry.Pull(s.eng.Store(), parsed.Name+"@"+target.Digest.String(), ref, bregistry.Options{Context: r.Context()})
 	if err != nil {
 		return fail(err)
 	}

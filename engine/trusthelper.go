@@ -19,7 +19,7 @@ import (
 
 // AdminName is the binary beside bulwark that links what the bulwark CLI's run path does not:
 // OPA for `policy` and `bench`, go-tuf and sigstore for `trust` and for a full TUF refresh
-// (TrustResolveCommand).
+// (TrustResolveCommand), go-containerregistry for `image pull` and `image push`.
 const AdminName = "bulwark-admin"
 
 // AdminBuildEnv tells bulwark-admin the build of the binary that executed it: it serves only its

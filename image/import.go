@@ -20,8 +20,8 @@ import (
 	"bulwark.dev/bulwark/internal/openat2"
 )
 
-// fetcher opens the blob d of a source (a layout directory, an archive, a registry).
-type fetcher func(d ocispec.Descriptor) (io.ReadCloser, error)
+// Fetcher opens the blob d of a source (a layout directory, an archive, a registry).
+type Fetcher func(d ocispec.Descriptor) (io.ReadCloser, error)
 
 // Import adds the image in src (an OCI layout directory or tar, a `docker save` archive, or a
 // plain root filesystem tar, optionally gzip or zstd compressed) and tags it ref.
@@ -216,7 +216,7 @@ func (s *Store) importLayout(dir string, r Ref) (ocispec.Descriptor, error) {
 // copyImage copies the image desc names from fetch into the store, verifying every blob, and
 // returns the descriptor of the single-platform manifest stored. An index is resolved to the
 // manifest for linux on this architecture.
-func (s *Store) copyImage(desc ocispec.Descriptor, fetch fetcher) (ocispec.Descriptor, error) {
+func (s *Store) copyImage(desc ocispec.Descriptor, fetch Fetcher) (ocispec.Descriptor, error) {
 	for depth := 0; ; depth++ {
 		b, err := s.fetchJSON(desc, fetch)
 		if err != nil {
@@ -257,7 +257,7 @@ func pickPlatform(idx *ocispec.Index) (ocispec.Descriptor, error) {
 	return ocispec.Descriptor{}, fmt.Errorf("%w: no linux/%s manifest in the index", ErrNotFound, runtime.GOARCH)
 }
 
-func (s *Store) fetchJSON(desc ocispec.Descriptor, fetch fetcher) ([]byte, error) {
+func (s *Store) fetchJSON(desc ocispec.Descriptor, fetch Fetcher) ([]byte, error) {
 	if err := checkDesc("manifest", desc); err != nil {
 		return nil, err
 	}
@@ -275,7 +275,7 @@ func (s *Store) fetchJSON(desc ocispec.Descriptor, fetch fetcher) ([]byte, error
 	return s.ReadBlob(desc.Digest, maxJSON)
 }
 
-func (s *Store) copyBlobs(m *ocispec.Manifest, fetch fetcher) error {
+func (s *Store) copyBlobs(m *ocispec.Manifest, fetch Fetcher) error {
 	if _, err := s.fetchJSON(m.Config, fetch); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

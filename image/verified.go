@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
@@ -24,6 +25,24 @@ import (
 // truncation, chmod, chown or replacement of the blob changes its change time (which no caller
 // can set), so the next Verify reads it all again. A stamp is used only if it is a regular 0600
 // file owned by this user; GC removes the stamps of the blobs it removes.
+
+// Verify reads every blob of the image desc and checks it against its digest; a layer blob
+// unchanged since it last hashed right is not read again.
+func (s *Store) Verify(desc ocispec.Descriptor) error {
+	m, err := s.Manifest(desc)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Config(m); err != nil {
+		return err
+	}
+	for _, l := range m.Layers {
+		if err := s.verifyBlob(l.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (s *Store) verifiedDir() string { return filepath.Join(s.dir, "verified") }
 

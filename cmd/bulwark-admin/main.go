@@ -1,9 +1,10 @@
-// Command bulwark-admin holds the bulwark CLI's commands that link OPA or go-tuf and sigstore:
-// `policy` (eval, test, show), `bench` (which reads the policy it checks) and `trust`, and the
-// full TUF refresh of a run whose reference the record of the last one cannot answer
-// (engine.HelperTrust). bulwark executes it from beside itself for those, with the same
-// arguments, so that bulwark itself — started for every run — links none of them
-// (engine.HelperPolicies decides its runs through bulwark-policy).
+// Command bulwark-admin holds the bulwark CLI's commands that link OPA, go-tuf and sigstore or
+// go-containerregistry: `policy` (eval, test, show), `bench` (which reads the policy it checks),
+// `trust`, `image pull` and `image push` (package image/registry), and the full TUF refresh of
+// a run whose reference the record of the last one cannot answer (engine.HelperTrust). bulwark
+// executes it from beside itself for those, with the same arguments, so that bulwark itself —
+// started for every run — links none of them (engine.HelperPolicies decides its runs through
+// bulwark-policy).
 package main
 
 import (
@@ -69,7 +70,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
 	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, as bulwark's (env "+clibase.RunRootEnv+")")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+client.HostEnv+"); the other commands refuse it")
-	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd())
+	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd(), newImageCmd())
 	return root
 }
 

@@ -3,14 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/image"
@@ -28,7 +24,10 @@ func openStore(cmd *cobra.Command) (*image.Store, error) {
 func newImageCmd() *cobra.Command {
 	c := &cobra.Command{Use: "image", Short: "Manage the content-addressed image store"}
 	c.AddCommand(newImageImportCmd(), newImageLsCmd(), newImageInspectCmd(), newImageRmCmd(),
-		newImageExportCmd(), newImageUnpackCmd(), newImagePruneCmd(), newImagePullCmd(), newImagePushCmd())
+		newImageExportCmd(), newImageUnpackCmd(), newImagePruneCmd(),
+		// Those that go over the network (go-containerregistry) are bulwark-admin's (delegate.go).
+		newDelegatedCmd("pull", "Pull an image from an OCI distribution registry, verifying every blob"),
+		newDelegatedCmd("push", "Push a local image to a registry (REMOTE defaults to LOCAL)"))
 	return c
 }
 
@@ -247,123 +246,5 @@ func newImageUnpackCmd() *cobra.Command {
 		},
 	}
 	limits.add(c)
-	return c
-}
-
-func registryFlags(c *cobra.Command, o *image.RegistryOptions, passStdin *bool) {
-	c.Flags().BoolVar(&o.PlainHTTP, "plain-http", false, "allow plain HTTP to a non-loopback registry")
-	c.Flags().StringVar(&o.CAFile, "ca-file", "", "PEM CA bundle trusted for the registry's TLS certificate")
-	c.Flags().StringVar(&o.Username, "username", "", "registry user (basic auth, also for bearer tokens)")
-	c.Flags().BoolVar(passStdin, "password-stdin", false, "read the registry password from stdin")
-}
-
-// prepare reads the password and, on a terminal, attaches a progress bar.
-func prepareRegistry(cmd *cobra.Command, o *image.RegistryOptions, passStdin bool, what string) (finish func(), err error) {
-	o.Context = cmd.Context()
-	if passStdin {
-		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
-		if err != nil {
-			return nil, err
-		}
-		o.Password = strings.TrimRight(string(b), "\r\n")
-	}
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		return func() {}, nil
-	}
-	bar := progressbar.DefaultBytes(-1, what)
-	o.Progress = func(done, total int64) {
-		if total > 0 {
-			bar.ChangeMax64(total)
-		}
-		bar.Set64(done)
-	}
-	return func() { bar.Finish() }, nil
-}
-
-func newImagePullCmd() *cobra.Command {
-	var o image.RegistryOptions
-	var passStdin bool
-	var tag string
-	var verify bool
-	c := &cobra.Command{
-		Use:   "pull REF",
-		Short: "Pull an image from an OCI distribution registry, verifying every blob",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openStore(cmd)
-			if err != nil {
-				return err
-			}
-			from, local := args[0], tag
-			if verify {
-				// Pull by the signed digest, so the registry cannot serve anything else for the tag.
-				e, err := openEngine(cmd, nil)
-				if err != nil {
-					return err
-				}
-				t, err := e.ResolveSigned(args[0], caller(), false)
-				e.Close()
-				if err != nil {
-					return err
-				}
-				r, err := image.ParseRef(args[0])
-				if err != nil {
-					return err
-				}
-				from = r.Name + "@" + t.Digest.String()
-				if local == "" {
-					local = args[0]
-				}
-			}
-			finish, err := prepareRegistry(cmd, &o, passStdin, "pull")
-			if err != nil {
-				return err
-			}
-			o.Note = func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "bulwark: note:", n) }
-			desc, err := s.Pull(from, local, o)
-			finish()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], desc.Digest)
-			return nil
-		},
-	}
-	registryFlags(c, &o, &passStdin)
-	c.Flags().StringVar(&tag, "tag", "", "local NAME:TAG (default: REF)")
-	c.Flags().BoolVar(&verify, "verify", false, "resolve REF through TUF first and pull the signed digest")
-	return c
-}
-
-func newImagePushCmd() *cobra.Command {
-	var o image.RegistryOptions
-	var passStdin bool
-	c := &cobra.Command{
-		Use:   "push LOCAL [REMOTE]",
-		Short: "Push a local image to a registry (REMOTE defaults to LOCAL)",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openStore(cmd)
-			if err != nil {
-				return err
-			}
-			remote := args[0]
-			if len(args) == 2 {
-				remote = args[1]
-			}
-			finish, err := prepareRegistry(cmd, &o, passStdin, "push")
-			if err != nil {
-				return err
-			}
-			desc, err := s.Push(args[0], remote, o)
-			finish()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", remote, desc.Digest)
-			return nil
-		},
-	}
-	registryFlags(c, &o, &passStdin)
 	return c
 }

@@ -1,5 +1,5 @@
 // Command bulwark is Bulwark's daemonless command line: run, images, trust, policy and audit (policy,
-// bench and trust served by bulwark-admin beside it: delegate.go).
+// bench, trust, image pull and image push served by bulwark-admin beside it: delegate.go).
 package main
 
 import (

@@ -1,4 +1,7 @@
-package image
+// Package registry pulls images from and pushes them to OCI distribution (API v2) registries,
+// into and out of an image.Store. Only the commands that move images over the network link it
+// (bulwark-admin's image pull and push, bulwarkd's pull): the run path reads the store alone.
+package registry
 
 import (
 	"bytes"
@@ -20,13 +23,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"bulwark.dev/bulwark/image"
 )
 
 // ErrPlainHTTP refuses an unencrypted connection to a registry that is not on loopback.
 var ErrPlainHTTP = errors.New("plain HTTP to a non-loopback registry is not allowed (configure it as insecure to permit)")
 
-// RegistryOptions configures pull and push against an OCI distribution (API v2) registry.
-type RegistryOptions struct {
+// Options configures pull and push against an OCI distribution (API v2) registry.
+type Options struct {
 	// PlainHTTP permits unencrypted HTTP to a registry not on loopback. Loopback is always allowed.
 	PlainHTTP bool
 	// CAFile adds a PEM bundle of CAs trusted for the registry's TLS certificate.
@@ -64,7 +69,7 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (o RegistryOptions) remoteOptions() ([]remote.Option, error) {
+func (o Options) remoteOptions() ([]remote.Option, error) {
 	tr := remote.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -95,7 +100,7 @@ func (o RegistryOptions) remoteOptions() ([]remote.Option, error) {
 	return opts, nil
 }
 
-func (o RegistryOptions) parse(ref string) (name.Reference, error) {
+func (o Options) parse(ref string) (name.Reference, error) {
 	var nopts []name.Option
 	if o.PlainHTTP {
 		nopts = append(nopts, name.Insecure)
@@ -107,23 +112,15 @@ func (o RegistryOptions) parse(ref string) (name.Reference, error) {
 	return r, nil
 }
 
-func isManifestType(mt string) bool {
-	switch mt {
-	case ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex, dockerManifest, dockerManifestList:
-		return true
-	}
-	return false
-}
-
-// Pull fetches ref from its registry into the store, verifying every blob against its digest, and
-// tags it localTag (ref itself when empty). The manifest's digest is that of the bytes received;
-// whether it is trusted is for signing to decide.
-func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descriptor, error) {
+// Pull fetches ref from its registry into the store s, verifying every blob against its digest,
+// and tags it localTag (ref itself when empty). The manifest's digest is that of the bytes
+// received; whether it is trusted is for signing to decide.
+func Pull(s *image.Store, ref, localTag string, o Options) (ocispec.Descriptor, error) {
 	if localTag == "" {
 		localTag = ref
 	}
-	lr, err := ParseRef(localTag)
-	if err != nil {
+	// A tag the store refuses is refused before anything is fetched.
+	if _, err := image.ParseRef(localTag); err != nil {
 		return ocispec.Descriptor{}, err
 	}
 	rr, err := o.parse(ref)
@@ -140,7 +137,7 @@ func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descripto
 	}
 	topDesc := ocispec.Descriptor{MediaType: string(top.MediaType), Digest: digest.Digest(top.Digest.String()), Size: top.Size}
 	var done int64
-	total := transferSize(top.Manifest, string(top.MediaType), func(d ocispec.Descriptor) []byte {
+	total := image.TransferSize(top.Manifest, string(top.MediaType), func(d ocispec.Descriptor) []byte {
 		m, err := remote.Get(rr.Context().Digest(d.Digest.String()), ropts...)
 		if err != nil {
 			return nil
@@ -152,7 +149,7 @@ func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descripto
 		if d.Digest == topDesc.Digest {
 			return io.NopCloser(bytes.NewReader(top.Manifest)), nil
 		}
-		if isManifestType(d.MediaType) {
+		if image.IsManifestType(d.MediaType) {
 			m, err := remote.Get(dref, ropts...)
 			if err != nil {
 				return nil, err
@@ -169,52 +166,11 @@ func (s *Store) Pull(ref, localTag string, o RegistryOptions) (ocispec.Descripto
 		}
 		return &progressReader{rc: rc, done: &done, total: total, fn: o.Progress}, nil
 	}
-	var desc ocispec.Descriptor
-	err = s.ingestion(func() error {
-		var err error
-		if desc, err = s.copyImage(topDesc, fetch); err != nil {
-			return err
-		}
-		note := o.Note
-		if note == nil {
-			note = func(string) {}
-		}
-		if err := s.checkLayerSpecials(desc, note); err != nil {
-			return err
-		}
-		return s.Tag(lr.String(), desc)
-	})
+	desc, err := s.Copy(topDesc, fetch, localTag, o.Note)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	return desc, nil
-}
-
-// transferSize is the number of blob bytes pulling the manifest b will move (config and layers),
-// known up front so a progress bar does not finish early; 0 if it cannot tell.
-func transferSize(b []byte, mediaType string, child func(ocispec.Descriptor) []byte) int64 {
-	if isIndex(mediaType, b) {
-		idx, err := ParseIndex(b)
-		if err != nil {
-			return 0
-		}
-		d, err := pickPlatform(idx)
-		if err != nil {
-			return 0
-		}
-		if b = child(d); b == nil || isIndex(d.MediaType, b) {
-			return 0
-		}
-	}
-	m, err := ParseManifest(b)
-	if err != nil {
-		return 0
-	}
-	total := m.Config.Size
-	for _, l := range m.Layers {
-		total += l.Size
-	}
-	return total
 }
 
 type progressReader struct {
@@ -235,9 +191,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 
 func (p *progressReader) Close() error { return p.rc.Close() }
 
-// Push uploads the local image to the registry reference ref. Every blob is verified against
-// its digest first, so a tampered store is not propagated.
-func (s *Store) Push(local, ref string, o RegistryOptions) (ocispec.Descriptor, error) {
+// Push uploads the local image of the store s to the registry reference ref. Every blob is
+// verified against its digest first, so a tampered store is not propagated.
+func Push(s *image.Store, local, ref string, o Options) (ocispec.Descriptor, error) {
 	desc, err := s.Resolve(local)
 	if err != nil {
 		return desc, err
@@ -257,7 +213,7 @@ func (s *Store) Push(local, ref string, o RegistryOptions) (ocispec.Descriptor, 
 	if err != nil {
 		return desc, err
 	}
-	img, err := layout.Path(s.dir).Image(h)
+	img, err := layout.Path(s.Dir()).Image(h)
 	if err != nil {
 		return desc, fmt.Errorf("open %s for push: %w", local, err)
 	}
@@ -284,22 +240,4 @@ func (s *Store) Push(local, ref string, o RegistryOptions) (ocispec.Descriptor, 
 		return desc, fmt.Errorf("push %s: %w", ref, err)
 	}
 	return desc, nil
-}
-
-// Verify reads every blob of the image desc and checks it against its digest; a layer blob
-// unchanged since it last hashed right is not read again (verified.go).
-func (s *Store) Verify(desc ocispec.Descriptor) error {
-	m, err := s.Manifest(desc)
-	if err != nil {
-		return err
-	}
-	if _, err := s.Config(m); err != nil {
-		return err
-	}
-	for _, l := range m.Layers {
-		if err := s.verifyBlob(l.Digest); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -1,6 +1,8 @@
-package image
+package registry
 
 import (
+	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"bulwark.dev/bulwark/image"
 )
 
 // startRegistry runs Debian's docker-registry on a random loopback port with its storage in a
@@ -53,20 +57,43 @@ func startRegistry(t *testing.T) (addr, storage string) {
 	return "", ""
 }
 
+// rootfsTar is a layer tarball of files (name: body) under bin/.
+func rootfsTar(t testing.TB, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1e9, 0)})
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(body)), ModTime: time.Unix(1e9, 0)})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func writeFile(t testing.TB, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestPushPullRegistry(t *testing.T) {
 	addr, storage := startRegistry(t)
-	src, _ := Open(t.TempDir())
+	src, _ := image.Open(t.TempDir())
 	desc, err := src.Import(writeFile(t, t.TempDir(), "r.tar", rootfsTar(t, map[string]string{"bin/app": "app"})), "demo/app:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	remoteRef := addr + "/demo/app:1"
 	var calls int
-	if _, err := src.Push("demo/app:1", remoteRef, RegistryOptions{Progress: func(int64, int64) { calls++ }}); err != nil {
+	if _, err := Push(src, "demo/app:1", remoteRef, Options{Progress: func(int64, int64) { calls++ }}); err != nil {
 		t.Fatal(err)
 	}
-	dst, _ := Open(t.TempDir())
-	got, err := dst.Pull(remoteRef, "", RegistryOptions{})
+	dst, _ := image.Open(t.TempDir())
+	got, err := Pull(dst, remoteRef, "", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +103,7 @@ func TestPushPullRegistry(t *testing.T) {
 	if _, err := dst.Resolve(remoteRef); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dst.Unpack(got, UnpackOptions{}); err != nil {
+	if _, err := dst.Unpack(got, image.UnpackOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -87,8 +114,8 @@ func TestPushPullRegistry(t *testing.T) {
 	if err := os.WriteFile(data, rootfsTar(t, map[string]string{"bin/app": "evil"}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fresh, _ := Open(t.TempDir())
-	_, err = fresh.Pull(remoteRef, "", RegistryOptions{})
+	fresh, _ := image.Open(t.TempDir())
+	_, err = Pull(fresh, remoteRef, "", Options{})
 	if err == nil {
 		t.Fatal("pull of a tampered registry blob succeeded")
 	}

@@ -1,4 +1,4 @@
-package image
+package registry
 
 import (
 	"crypto/ecdsa"
@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"bulwark.dev/bulwark/image"
 )
 
 // writeCA makes a CA and a server certificate for 127.0.0.1 signed by it.
@@ -82,26 +84,26 @@ func TestRegistryTLSAndBasicAuth(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	s, _ := Open(t.TempDir())
+	s, _ := image.Open(t.TempDir())
 	if _, err := s.Import(writeFile(t, t.TempDir(), "r.tar", rootfsTar(t, map[string]string{"bin/x": "x"})), "demo/tls:1"); err != nil {
 		t.Fatal(err)
 	}
 	ref := addr + "/demo/tls:1"
-	good := RegistryOptions{CAFile: caFile, Username: "alice", Password: "s3cret"}
-	if _, err := s.Push("demo/tls:1", ref, RegistryOptions{Username: "alice", Password: "s3cret"}); err == nil ||
+	good := Options{CAFile: caFile, Username: "alice", Password: "s3cret"}
+	if _, err := Push(s, "demo/tls:1", ref, Options{Username: "alice", Password: "s3cret"}); err == nil ||
 		!strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("push without the CA: %v", err)
 	}
 	bad := good
 	bad.Password = "wrong"
-	if _, err := s.Push("demo/tls:1", ref, bad); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := Push(s, "demo/tls:1", ref, bad); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("push with a wrong password: %v", err)
 	}
-	if _, err := s.Push("demo/tls:1", ref, good); err != nil {
+	if _, err := Push(s, "demo/tls:1", ref, good); err != nil {
 		t.Fatal(err)
 	}
-	dst, _ := Open(t.TempDir())
-	if _, err := dst.Pull(ref, "", good); err != nil {
+	dst, _ := image.Open(t.TempDir())
+	if _, err := Pull(dst, ref, "", good); err != nil {
 		t.Fatal(err)
 	}
 }
