@@ -52,6 +52,9 @@ type Config struct {
 	// Trust resolves what the record of the last full TUF refresh cannot answer; nil:
 	// HelperTrust (bulwark-admin beside the running binary).
 	Trust TrustResolver
+	// Zstd decodes the image store's zstd layers; nil: HelperZstd (bulwark-admin beside the
+	// running binary).
+	Zstd image.ZstdDecoder
 	// AllowNoMAC passes the operator's audited exception down to the sandbox.
 	AllowNoMAC bool
 	// Unpack sets the limits against image bombs (per-image expanded size, per-layer
@@ -108,7 +111,10 @@ func Open(cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(filepath.Join(root, "engine"), 0o700); err != nil {
 		return nil, fmt.Errorf("create engine state: %w", err)
 	}
-	store, err := image.Open(root)
+	if cfg.Zstd == nil {
+		cfg.Zstd = HelperZstd
+	}
+	store, err := image.OpenWith(root, image.Options{Zstd: cfg.Zstd})
 	if err != nil {
 		return nil, err
 	}

@@ -3,11 +3,11 @@ package image
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -21,8 +21,15 @@ const (
 	Zstd
 )
 
-// zstdMaxWindow caps the decoder's memory: a hostile frame header cannot make us allocate more.
-const zstdMaxWindow = 64 << 20
+// ZstdDecoder returns the uncompressed stream of the zstd stream r; its Close releases the
+// decoder (not r). A failure to decode is an error of the stream's Read, never a short stream
+// that ends cleanly. The store is given one (Options): the bulwark CLI, which every run starts,
+// decodes through bulwark-admin (engine.HelperZstd) so that it links no zstd decoder; the
+// others in process (image/zstd).
+type ZstdDecoder func(r io.Reader) (io.ReadCloser, error)
+
+// errNoZstd refuses a zstd stream in a store opened without a decoder.
+var errNoZstd = errors.New("zstd layer: this store was opened without a zstd decoder")
 
 // layerMediaType is the OCI media type for a layer of compression c.
 func layerMediaType(c Compression) string {
@@ -37,7 +44,7 @@ func layerMediaType(c Compression) string {
 
 // decompress sniffs r and returns a reader of the uncompressed stream. close releases decoder
 // resources; it does not close r.
-func decompress(r io.Reader) (out io.Reader, c Compression, close func(), err error) {
+func (s *Store) decompress(r io.Reader) (out io.Reader, c Compression, close func(), err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
 	switch sniff(magic) {
@@ -49,11 +56,14 @@ func decompress(r io.Reader) (out io.Reader, c Compression, close func(), err er
 		zr.Multistream(true)
 		return zr, Gzip, func() { zr.Close() }, nil
 	case Zstd:
-		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderConcurrency(1))
+		if s.zstd == nil {
+			return nil, 0, nil, errNoZstd
+		}
+		zr, err := s.zstd(br)
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("zstd layer: %w", err)
 		}
-		return zr, Zstd, zr.Close, nil
+		return zr, Zstd, func() { zr.Close() }, nil
 	}
 	return br, Uncompressed, func() {}, nil
 }

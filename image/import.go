@@ -388,7 +388,7 @@ func (s *Store) importRootfs(src string, note func(string)) (ocispec.Descriptor,
 		return ocispec.Descriptor{}, err
 	}
 	defer f.Close()
-	devs, err := tarSpecials(f)
+	devs, err := s.tarSpecials(f)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -436,7 +436,7 @@ func (s *Store) diffID(d digest.Digest) (digest.Digest, error) {
 		return "", err
 	}
 	defer rc.Close()
-	zr, _, closeZ, err := decompress(rc)
+	zr, _, closeZ, err := s.decompress(rc)
 	if err != nil {
 		return "", err
 	}
@@ -464,7 +464,7 @@ func (s *Store) withoutSpecials(f *os.File, devs []string) (*os.File, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	zr, _, closeZ, err := decompress(f)
+	zr, _, closeZ, err := s.decompress(f)
 	if err != nil {
 		return nil, err
 	}

@@ -21,8 +21,8 @@ import (
 // tarSpecials lists the device nodes and fifos of a tar stream (a rootfs tar or a layer,
 // compressed or not): those under dev/ (to drop), and an error naming the first one anywhere
 // else (refused at import, not at every run).
-func tarSpecials(f io.Reader) ([]string, error) {
-	zr, _, closeZ, err := decompress(f)
+func (s *Store) tarSpecials(f io.Reader) ([]string, error) {
+	zr, _, closeZ, err := s.decompress(f)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (s *Store) checkLayerSpecials(desc ocispec.Descriptor, note func(string)) e
 		if err != nil {
 			return err
 		}
-		devs, err := tarSpecials(rc)
+		devs, err := s.tarSpecials(rc)
 		if err == nil {
 			_, err = io.Copy(io.Discard, rc) // the whole blob, so its digest is checked too
 		}

@@ -39,8 +39,15 @@ const RefAnnotation = ocispec.AnnotationRefName
 // concurrent use by several processes: index updates hold an exclusive flock on index.lock, and
 // garbage collection excludes ingestion through gc.lock.
 type Store struct {
-	dir    string // <root>/images
-	layers string // <root>/layers
+	dir    string      // <root>/images
+	layers string      // <root>/layers
+	zstd   ZstdDecoder // nil: a zstd stream is refused
+}
+
+// Options configures a store.
+type Options struct {
+	// Zstd decodes zstd-compressed layers and rootfs tarballs; nil refuses them.
+	Zstd ZstdDecoder
 }
 
 // Image is one tagged entry of the store.
@@ -49,9 +56,13 @@ type Image struct {
 	Descriptor ocispec.Descriptor `json:"descriptor"`
 }
 
-// Open creates (if needed) and opens the store below the state root.
-func Open(root string) (*Store, error) {
-	s := &Store{dir: filepath.Join(root, "images"), layers: filepath.Join(root, "layers")}
+// Open creates (if needed) and opens the store below the state root, refusing zstd streams: a
+// store that reads layers takes a decoder (OpenWith).
+func Open(root string) (*Store, error) { return OpenWith(root, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(root string, o Options) (*Store, error) {
+	s := &Store{dir: filepath.Join(root, "images"), layers: filepath.Join(root, "layers"), zstd: o.Zstd}
 	for _, d := range []string{filepath.Join(s.dir, "blobs", "sha256"), filepath.Join(s.dir, "ingest"), filepath.Join(s.layers, "sha256"), filepath.Join(s.layers, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create store directory %s: %w", d, err)

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/image/internal/untar"
+	bzstd "bulwark.dev/bulwark/image/zstd"
 )
 
 // rootfsTar builds a small root filesystem tar with the given extra files.
@@ -47,17 +48,27 @@ func writeFile(t testing.TB, dir, name string, b []byte) string {
 }
 
 func TestImportRootfsUnpackExportRemove(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := t.TempDir()
 	src := t.TempDir()
 	raw := rootfsTar(t, map[string]string{"bin/hello": "hello"})
 	var zbuf bytes.Buffer
 	zw, _ := zstd.NewWriter(&zbuf)
 	zw.Write(raw)
 	zw.Close()
-	desc, err := s.Import(writeFile(t, src, "rootfs.tar.zst", zbuf.Bytes()), "demo/app:1")
+	zst := writeFile(t, src, "rootfs.tar.zst", zbuf.Bytes())
+	// Without a decoder (a store opened with Open), a zstd stream is refused, never misread.
+	plain, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Import(zst, "demo/app:1"); !errors.Is(err, errNoZstd) {
+		t.Fatalf("zstd import without a decoder: %v", err)
+	}
+	s, err := OpenWith(root, Options{Zstd: bzstd.Decode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := s.Import(zst, "demo/app:1")
 	if err != nil {
 		t.Fatal(err)
 	}

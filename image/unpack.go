@@ -160,7 +160,7 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 
 	compressed := sha256.New()
 	raw := io.TeeReader(f, compressed)
-	zr, c, closeZ, err := decompress(raw)
+	zr, c, closeZ, err := s.decompress(raw)
 	if err != nil {
 		return Layer{}, err
 	}

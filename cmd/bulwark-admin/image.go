@@ -15,6 +15,7 @@ import (
 	"bulwark.dev/bulwark/engine/opapolicy"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/image/registry"
+	"bulwark.dev/bulwark/image/zstd"
 	"bulwark.dev/bulwark/signing"
 )
 
@@ -30,7 +31,28 @@ func openStore(cmd *cobra.Command) (*image.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return image.Open(root)
+	return image.OpenWith(root, image.Options{Zstd: zstd.Decode})
+}
+
+// newZstdDecodeCmd is engine.ZstdDecodeCommand: the bulwark CLI decodes zstd layers through it
+// (engine.HelperZstd).
+func newZstdDecodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    engine.ZstdDecodeCommand,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := zstd.Decode(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if _, err := io.Copy(cmd.OutOrStdout(), d); err != nil {
+				return fmt.Errorf("zstd: %w", err)
+			}
+			return nil
+		},
+	}
 }
 
 func registryFlags(c *cobra.Command, o *registry.Options, passStdin *bool) {
@@ -70,7 +92,7 @@ func resolveSigned(cmd *cobra.Command, ref string) (digestRef string, err error)
 	if err != nil {
 		return "", err
 	}
-	cfg := engine.Config{Root: root, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}}
+	cfg := engine.Config{Root: root, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}, Zstd: zstd.Decode}
 	if run, _ := cmd.Flags().GetString("run-root"); run != "" {
 		if cfg.RunRoot, err = filepath.Abs(run); err != nil {
 			return "", err

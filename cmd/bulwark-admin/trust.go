@@ -18,6 +18,7 @@ import (
 	"bulwark.dev/bulwark/engine/opapolicy"
 	"bulwark.dev/bulwark/engine/truststate"
 	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/image/zstd"
 	"bulwark.dev/bulwark/signing"
 )
 
@@ -338,7 +339,7 @@ func newTrustVerifyCmd() *cobra.Command {
 				return err
 			}
 			// A verification decides nothing: no policy is loaded.
-			e, err := engine.Open(engine.Config{Root: root, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}})
+			e, err := engine.Open(engine.Config{Root: root, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}, Zstd: zstd.Decode})
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/cmd/internal/clibase"
+	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/internal/atomicfile"
 )
@@ -18,7 +19,7 @@ func openStore(cmd *cobra.Command) (*image.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return image.Open(root)
+	return image.OpenWith(root, image.Options{Zstd: engine.HelperZstd})
 }
 
 func newImageCmd() *cobra.Command {
