@@ -76,17 +76,16 @@ func (e *Engine) verify(ref string, offline, needLocal bool, t *trail, clk *step
 	if err := target.VerifyManifest(manifest); err != nil {
 		return fail("manifest", err)
 	}
-	// Every blob, every run: a blob changed on disk since import is caught before it is used.
-	if err := e.store.Verify(desc); err != nil {
-		return fail("blobs", err)
-	}
-	m, err := e.store.Manifest(desc)
+	// The manifest read above matched its digest (ReadBlob) and the signed target; it is
+	// parsed from those bytes rather than read a second and third time.
+	m, err := image.ParseManifest(manifest)
 	if err != nil {
 		return fail("manifest", err)
 	}
-	cfg, err := e.store.Config(m)
+	// Every blob, every run: a blob changed on disk since import is caught before it is used.
+	cfg, err := e.store.VerifyManifest(m)
 	if err != nil {
-		return fail("config", err)
+		return fail("blobs", err)
 	}
 	t.Add(audit.TypeImage, "verify", map[string]string{
 		"reference": ref, "digest": desc.Digest.String(), "layers": strconv.Itoa(len(m.Layers)),

@@ -33,15 +33,24 @@ func (s *Store) Verify(desc ocispec.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Config(m); err != nil {
-		return err
+	_, err = s.VerifyManifest(m)
+	return err
+}
+
+// VerifyManifest is Verify for an image whose manifest m the caller has read and verified: it
+// checks m's configuration and every layer blob against their digests, and returns the
+// configuration it read (a run uses what it verified, not a second read).
+func (s *Store) VerifyManifest(m *ocispec.Manifest) (*ocispec.Image, error) {
+	cfg, err := s.Config(m)
+	if err != nil {
+		return nil, err
 	}
 	for _, l := range m.Layers {
 		if err := s.verifyBlob(l.Digest); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return cfg, nil
 }
 
 func (s *Store) verifiedDir() string { return filepath.Join(s.dir, "verified") }
