@@ -22,10 +22,12 @@ func main() {
 	mainAt = time.Now()
 	// A re-executed sandbox setup child never returns from here.
 	sandbox.Init()
-	clibase.Execute(newRootCmd())
+	clibase.Execute(newRootCmd(os.Args[1:]))
 }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd is bulwark's command tree for the command line args (without the program's name):
+// of the subcommands, only the one args names is made (clibase.AddSubs).
+func newRootCmd(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "bulwark",
 		Short:         "A security-hardened sandbox runtime",
@@ -51,13 +53,43 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
 	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, a tmpfs lost at reboot (env "+clibase.RunRootEnv+"; default: a directory of the state root's own under "+runroot.Base+")")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+client.HostEnv+")")
-	root.AddCommand(newImageCmd(), newAuditCmd())
-	root.AddCommand(newRunCmd(), newAttachCmd(), newMonitorCmd(), newPsCmd(), newInspectCmd(), newLogsCmd(), newExecCmd(),
-		newStartCmd(), newRestartCmd(), newStopCmd(), newKillCmd(), newRmCmd(), newPauseCmd(), newUnpauseCmd(), newStatsCmd(), newNetworkCmd(), newResolverCmd(), newVolumeCmd(), newSystemCmd())
+	clibase.AddSubs(root, args, subcommands)
+	return root
+}
+
+// subcommands are bulwark's commands under the root, by name (TestSubcommandNames checks the
+// names against what each makes).
+var subcommands = []clibase.Sub{
+	{Names: []string{"image"}, Make: newImageCmd},
+	{Names: []string{"audit"}, Make: newAuditCmd},
+	{Names: []string{"run"}, Make: newRunCmd},
+	{Names: []string{"attach"}, Make: newAttachCmd},
+	{Names: []string{monitorCmdName}, Make: newMonitorCmd},
+	{Names: []string{"ps"}, Make: newPsCmd},
+	{Names: []string{"inspect"}, Make: newInspectCmd},
+	{Names: []string{"logs"}, Make: newLogsCmd},
+	{Names: []string{"exec"}, Make: newExecCmd},
+	{Names: []string{"start"}, Make: newStartCmd},
+	{Names: []string{"restart"}, Make: newRestartCmd},
+	{Names: []string{"stop"}, Make: newStopCmd},
+	{Names: []string{"kill"}, Make: newKillCmd},
+	{Names: []string{"rm"}, Make: newRmCmd},
+	{Names: []string{"pause"}, Make: newPauseCmd},
+	{Names: []string{"unpause"}, Make: newUnpauseCmd},
+	{Names: []string{"stats"}, Make: newStatsCmd},
+	{Names: []string{"network"}, Make: newNetworkCmd},
+	{Names: []string{resolverCmdName}, Make: newResolverCmd},
+	{Names: []string{"volume"}, Make: newVolumeCmd},
+	{Names: []string{"system"}, Make: newSystemCmd},
 	// The commands that link OPA (policy, bench) or go-tuf and sigstore (trust) are
 	// bulwark-admin's (delegate.go).
-	root.AddCommand(newDelegatedCmd("policy", "Evaluate, test and inspect the run policy"),
-		newDelegatedCmd("trust", "TUF trust: sign image references and verify them"),
-		newDelegatedCmd("bench", "Check the host, the engine's files and every running container against the CIS-mapped controls (read-only)"))
-	return root
+	{Names: []string{"policy"}, Make: func() *cobra.Command {
+		return newDelegatedCmd("policy", "Evaluate, test and inspect the run policy")
+	}},
+	{Names: []string{"trust"}, Make: func() *cobra.Command {
+		return newDelegatedCmd("trust", "TUF trust: sign image references and verify them")
+	}},
+	{Names: []string{"bench"}, Make: func() *cobra.Command {
+		return newDelegatedCmd("bench", "Check the host, the engine's files and every running container against the CIS-mapped controls (read-only)")
+	}},
 }

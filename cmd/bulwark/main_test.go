@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -19,7 +20,7 @@ import (
 // rootOf runs the command line args (a no-op subcommand) and returns the state root it used.
 func rootOf(t *testing.T, args ...string) string {
 	t.Helper()
-	c := newRootCmd()
+	c := newRootCmd(nil)
 	var got string
 	c.AddCommand(&cobra.Command{Use: "probe-root",
 		// Its own hook replaces the root's needs-root check: this test runs as any user.
@@ -93,5 +94,30 @@ func TestSignalledEarly(t *testing.T) {
 	var ee *clibase.ExitError
 	if err := signalledEarly(sigs); !errors.As(err, &ee) || ee.Code != 143 {
 		t.Fatalf("SIGTERM: %v, want exit 143", err)
+	}
+}
+
+// TestSubcommandNames: each of subcommands is listed under the name and aliases of the command it
+// makes, so that a command line naming it makes it alone (clibase.AddSubs), and the whole tree
+// has each once.
+func TestSubcommandNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range subcommands {
+		c := s.Make()
+		if want := append([]string{c.Name()}, c.Aliases...); !slices.Equal(s.Names, want) {
+			t.Errorf("listed as %v, makes %v", s.Names, want)
+		}
+		for _, n := range s.Names {
+			if seen[n] {
+				t.Errorf("%s listed twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	if got := len(newRootCmd(nil).Commands()); got != len(subcommands) {
+		t.Errorf("the whole tree has %d commands, subcommands lists %d", got, len(subcommands))
+	}
+	if cs := newRootCmd([]string{"--root", "/x", "run", "--rm", "img"}).Commands(); len(cs) != 1 || cs[0].Name() != "run" {
+		t.Errorf("bulwark --root /x run: made %d commands", len(cs))
 	}
 }
