@@ -2,52 +2,12 @@ package runccli
 
 // A foreground run or exec relays the signals it receives to the container's process, as runc's
 // signal proxy does. Only the synchronous (fault) signals go through os/signal; every other one
-// reaches a small C handler (sigcatch below): os/signal enables each signal with a round trip to
-// the Go runtime's signal-mask thread, which for all of them cost about 1 ms of CPU (more under
-// load, on the two cores that create the container) and kept the command waiting before its
-// container could be made, against one sigaction each here.
-
-/*
-#include <errno.h>
-#include <signal.h>
-#include <string.h>
-#include <unistd.h>
-
-static int sigcatch_fd = -1;
-
-// sigcatch_handler writes the signal's number to the pipe the CLI reads; a full pipe drops it,
-// as a full channel does for os/signal. Only async-signal-safe calls; errno is kept.
-static void sigcatch_handler(int sig) {
-	int saved = errno;
-	unsigned char b = (unsigned char)sig;
-	ssize_t n = write(sigcatch_fd, &b, 1);
-	(void)n;
-	errno = saved;
-}
-
-// sigcatch installs the handler for the n signals in sigs, writing to fd. SA_ONSTACK: a signal
-// that lands on a thread running Go code is handled on that thread's signal stack, as the Go
-// runtime requires of every handler not its own. It returns 0, or the failing signal and errno.
-static int sigcatch(int fd, const int *sigs, int n, int *err) {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = sigcatch_handler;
-	sa.sa_flags = SA_ONSTACK | SA_RESTART;
-	sigfillset(&sa.sa_mask);
-	sigcatch_fd = fd;
-	for (int i = 0; i < n; i++) {
-		if (sigaction(sigs[i], &sa, NULL) != 0) {
-			*err = errno;
-			return sigs[i];
-		}
-	}
-	return 0;
-}
-*/
-import "C"
+// reaches a small C handler (internal/sigcatch): os/signal enables each signal with a round trip
+// to the Go runtime's signal-mask thread, which for all of them cost about 1 ms of CPU (more
+// under load, on the two cores that create the container) and kept the command waiting before
+// its container could be made, against one sigaction each there.
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -55,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/console"
+	"bulwark.dev/bulwark/internal/sigcatch"
 )
 
 // faultSignals are the synchronous signals: the Go runtime handles them itself (a fault in Go
@@ -62,23 +23,14 @@ import (
 // caught through os/signal, which hands the program those sent by kill.
 var faultSignals = []os.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSYS}
 
-// caughtSignals are the signals sigcatch catches: every signal but faultSignals, SIGKILL and
-// SIGSTOP (no handler), the ones forwardSignals drops (SIGCHLD, SIGURG, SIGPIPE), the Go
-// runtime's SIGPROF and 32-34, which the C library and the Go runtime keep for themselves
-// (os/signal never delivered these either).
-func caughtSignals() []C.int {
-	var out []C.int
-	for s := unix.Signal(1); s <= 64; s++ {
-		switch s {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGPROF, 32, 33, 34:
-			continue
-		}
-		fault := false
-		for _, f := range faultSignals {
-			fault = fault || f == s
-		}
-		if !fault {
-			out = append(out, C.int(s))
+// caughtSignals are the signals sigcatch catches: every one it does not leave to the Go runtime
+// or the kernel (sigcatch.Reserved: faultSignals, which os/signal catches; SIGCHLD, SIGURG and
+// SIGPIPE, which forwardSignals would drop; SIGPROF and 32-34, which os/signal never delivered).
+func caughtSignals() []syscall.Signal {
+	var out []syscall.Signal
+	for s := syscall.Signal(1); s <= 64; s++ {
+		if !sigcatch.Reserved(s) {
+			out = append(out, s)
 		}
 	}
 	return out
@@ -93,7 +45,7 @@ func caughtSignals() []C.int {
 func catchSignals(sigc chan<- os.Signal) <-chan error {
 	caught := make(chan error, 1)
 	go func() {
-		err := catchOthers(sigc)
+		err := sigcatch.Catch(sigc, caughtSignals())
 		if err == nil {
 			signal.Notify(sigc, faultSignals...)
 		}
@@ -108,38 +60,6 @@ func waitCaught(caught <-chan error) error {
 		return nil
 	}
 	return <-caught
-}
-
-// catchOthers installs sigcatch for caughtSignals and relays what it writes to sigc. The pipe's
-// read end is a non-blocking file in the Go runtime's poller (no thread waits on it); both ends
-// are close-on-exec and stay open until the process ends.
-func catchOthers(sigc chan<- os.Signal) error {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		return fmt.Errorf("catch signals: pipe: %w", err)
-	}
-	r := os.NewFile(uintptr(p[0]), "signals")
-	sigs := caughtSignals()
-	var errno C.int
-	if s := C.sigcatch(C.int(p[1]), &sigs[0], C.int(len(sigs)), &errno); s != 0 {
-		return fmt.Errorf("catch signal %d: %w", int(s), syscall.Errno(errno))
-	}
-	go func() {
-		b := make([]byte, 64)
-		for {
-			n, err := r.Read(b)
-			if err != nil {
-				return
-			}
-			for _, s := range b[:n] {
-				select {
-				case sigc <- syscall.Signal(s):
-				default: // as os/signal: a full channel drops the signal
-				}
-			}
-		}
-	}()
-	return nil
 }
 
 // forwardSignals relays what the CLI receives to the container's process, as runc's signal proxy does
