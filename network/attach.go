@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
@@ -54,10 +55,12 @@ type Attachment struct {
 }
 
 // aliasRE is what a network alias may be: a container name's syntax, at most 128 characters
-// (checked apart: a counted repetition is costly to compile at every process start).
-var aliasRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// (checked apart: a counted repetition is costly to compile). It is compiled on first use, as
+// are this package's other expressions: a run without a network, like most processes of the
+// bulwark CLI, uses none of them.
+var aliasRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`) })
 
-func validAlias(al string) bool { return len(al) <= 128 && aliasRE.MatchString(al) }
+func validAlias(al string) bool { return len(al) <= 128 && aliasRE().MatchString(al) }
 
 // ifName is the container's interface.
 const ifName = "eth0"

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Nothing a container held on the host outlives it. A runtime killed at any step leaves at most
@@ -113,8 +114,12 @@ func (m *Manager) sweepLeases(tenants []string, attached map[string]bool) ([]str
 }
 
 var (
-	egressCommentRE = regexp.MustCompile(`--comment "?bulwark-egress:([^/"\s]+)/([^"\s]+)"? -j (BWE-[0-9a-f]+)`)
-	masqCommentRE   = regexp.MustCompile(`name: \\"(bulwark-[^\\]+)\\" id: \\"([^\\]+)\\"" -j (CNI-[0-9a-f]+)`)
+	egressCommentRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`--comment "?bulwark-egress:([^/"\s]+)/([^"\s]+)"? -j (BWE-[0-9a-f]+)`)
+	})
+	masqCommentRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`name: \\"(bulwark-[^\\]+)\\" id: \\"([^\\]+)\\"" -j (CNI-[0-9a-f]+)`)
+	})
 )
 
 // sweepRules removes the egress chains and the bridge plugin's masquerade rules of this state
@@ -137,7 +142,7 @@ func (m *Manager) sweepRules(tenants []string, attached map[string]bool) ([]stri
 		known[t] = true
 	}
 	rules, _ := exec.Command("iptables", "-w", "-t", "filter", "-S", chainEgress).Output()
-	for _, mt := range egressCommentRE.FindAllStringSubmatch(string(rules), -1) {
+	for _, mt := range egressCommentRE().FindAllStringSubmatch(string(rules), -1) {
 		tenant, container, chain := mt[1], mt[2], mt[3]
 		if !known[tenant] || attached[tenant+"/"+container] || chain != egressChain(tenant, container) {
 			continue
@@ -148,7 +153,7 @@ func (m *Manager) sweepRules(tenants []string, attached map[string]bool) ([]stri
 		out = append(out, "filter "+chain+" ("+tenant+"/"+container+")")
 	}
 	rules, _ = exec.Command("iptables", "-w", "-t", "nat", "-S", "POSTROUTING").Output()
-	for _, mt := range masqCommentRE.FindAllStringSubmatch(string(rules), -1) {
+	for _, mt := range masqCommentRE().FindAllStringSubmatch(string(rules), -1) {
 		conf, container, chain := mt[1], mt[2], mt[3]
 		tenant, ok := ours[conf]
 		if !ok || attached[tenant+"/"+container] || chain != masqChain(conf, container) {

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -83,11 +84,11 @@ func New(stateRoot string) *Manager {
 }
 
 // nameRE is a network name's syntax, at most 63 characters (checked apart: a counted
-// repetition is costly to compile at every process start).
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+// repetition is costly to compile), compiled on first use (aliasRE).
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`) })
 
 func checkName(name string) error {
-	if len(name) > 63 || !nameRE.MatchString(name) || slices.Contains(reserved, name) {
+	if len(name) > 63 || !nameRE().MatchString(name) || slices.Contains(reserved, name) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "network name %q: want [a-z0-9][a-z0-9_.-]{0,62}, not one of %v", name, reserved)
 	}
 	return nil
