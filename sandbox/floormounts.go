@@ -19,7 +19,7 @@ func cleanDest(d string) (string, error) {
 	if !path.IsAbs(d) {
 		return "", floorErr("mount destination %q is not absolute", d)
 	}
-	for _, part := range strings.Split(d, "/") {
+	for part := range strings.SplitSeq(d, "/") {
 		if part == ".." {
 			return "", floorErr("mount destination %q contains \"..\"", d)
 		}
@@ -63,7 +63,7 @@ func hasOptPrefix(opts []string, p string) bool {
 
 func (f *floor) mounts() error {
 	seen := map[string]bool{}
-	var out []specs.Mount
+	out := make([]specs.Mount, 0, len(f.spec.Mounts)+len(defaultMounts))
 	for _, m := range f.spec.Mounts {
 		d, err := cleanDest(m.Destination)
 		if err != nil {
@@ -143,7 +143,7 @@ func (f *floor) mounts() error {
 		} else {
 			after[parent]++
 		}
-		out = append(out[:pos], append([]specs.Mount{m}, out[pos:]...)...)
+		out = slices.Insert(out, pos, m)
 		seen[m.Destination] = true
 		f.raise("mounts", "", m.Type+" "+m.Destination)
 	}
