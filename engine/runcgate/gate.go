@@ -141,13 +141,26 @@ type Session struct {
 	ev    *evalproto.Evaluator
 	everr error
 	cache *document.Cache
+	// flushes takes the decision's asynchronous audit append (Trail.SetAsync) to the goroutine
+	// Begin started, which makes it once the session has started and ends; nil (newSession): the
+	// trail starts a goroutine for it. close closes it, which ends the goroutine if no append
+	// came (a refusal is appended by the request itself).
+	flushes chan func()
 }
 
 // Begin starts the session of one request decided with the policy cfg selects. Its Decide must
 // be called once; until then it holds the audit log open.
 func Begin(cfg Config) *Session {
 	s := newSession(cfg)
-	go s.start()
+	s.flushes = make(chan func(), 1)
+	go func() {
+		s.start()
+		// Then this goroutine makes the decision's audit append, which overlaps the sandbox's
+		// creation (Trail.SetAsync), and ends: closing the channel then wakes nothing.
+		if flush, ok := <-s.flushes; ok {
+			flush()
+		}
+	}()
 	return s
 }
 
@@ -206,6 +219,9 @@ var errClosed = errors.New("policy: the session was closed before it started")
 // close releases the audit log, once the session has started; a session not started yet never
 // starts.
 func (s *Session) close() {
+	if s.flushes != nil {
+		close(s.flushes)
+	}
 	if s.claimed.CompareAndSwap(false, true) {
 		s.err = errClosed
 		close(s.done)
@@ -255,6 +271,9 @@ func (s *Session) Decide(ctx context.Context, rt *sandbox.Runtime, req Request) 
 	uid := s.cfg.UID
 	t := gate.NewTrail(sessionLog{s}, audit.Actor{UID: &uid}, req.Tenant, s.requestID)
 	t.SetContainer(req.ContainerID)
+	if s.flushes != nil {
+		t.SetAsync(func(flush func()) { s.flushes <- flush })
+	}
 	out, err := s.decide(ctx, rt, req, t)
 	if err != nil {
 		// A refusal is durable before it is reported.

@@ -33,6 +33,8 @@ type Trail struct {
 	// waited is how long the request was blocked on appends (appends that overlap other work
 	// are not counted).
 	waited time.Duration
+	// async runs the next asynchronous flush's append (SetAsync); nil: a goroutine of its own.
+	async func(append func())
 }
 
 // NewTrail starts the trail of request requestID by actor for tenant.
@@ -78,6 +80,17 @@ func (t *Trail) AddFor(id, typ, action string, attrs map[string]string) {
 	t.pending = append(t.pending, ev)
 }
 
+// SetAsync makes the next FlushAsync hand its append to run, which must run it on a goroutine
+// other than its caller's, instead of starting a goroutine for it: bulwark-runc's policy session
+// has one waiting already (runcgate.Begin). A goroutine started on its start path cost the policy
+// step ≈ 20 µs more than waking one: the first goroutine to need a fresh stack refills the stack
+// cache, and the new stack span's pages are faulted in one by one. Later flushes start their own.
+func (t *Trail) SetAsync(run func(append func())) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.async = run
+}
+
 // Refuse records that the request was refused at step, and returns err.
 func (t *Trail) Refuse(step string, err error) error {
 	t.Add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
@@ -104,18 +117,23 @@ func (t *Trail) Flush() error {
 func (t *Trail) FlushAsync() {
 	t.flushing.Wait()
 	t.mu.Lock()
-	evs := t.pending
-	t.pending = nil
+	evs, run := t.pending, t.async
+	t.pending, t.async = nil, nil
 	t.mu.Unlock()
 	t.flushing.Add(1)
-	go func() {
+	flush := func() {
 		defer t.flushing.Done()
 		if err := t.append(evs); err != nil {
 			t.mu.Lock()
 			t.asyncErr = err
 			t.mu.Unlock()
 		}
-	}()
+	}
+	if run != nil {
+		run(flush)
+		return
+	}
+	go flush()
 }
 
 // WaitAsync waits for an asynchronous flush and returns its error.
