@@ -126,6 +126,13 @@ func TestSELinuxEnabledIsGoSELinux(t *testing.T) {
 	if noSELinuxfs() == listsSELinuxfs(data) {
 		t.Errorf("noSELinuxfs() = %v, /proc/filesystems lists selinuxfs: %v", noSELinuxfs(), listsSELinuxfs(data))
 	}
+	// The answer from sysfs alone (no /sys/fs/selinux in a sysfs) is /proc/filesystems'.
+	if _, err := os.Stat("/sys/fs/selinux"); errors.Is(err, os.ErrNotExist) && sysfsAt("/sys/fs") && listsSELinuxfs(data) {
+		t.Error("/sys/fs is sysfs without a selinux directory, yet /proc/filesystems lists selinuxfs")
+	}
+	if sysfsAt("/proc") || sysfsAt("/nonexistent") {
+		t.Error("sysfsAt takes /proc or a missing directory for sysfs")
+	}
 	for in, want := range map[string]bool{
 		"nodev\tsysfs\nnodev\tselinuxfs\n": true, "nodev\tselinuxfs\nnodev\tproc\n": true,
 		"nodev\tsysfs\nnodev\tproc\n": false, "nodev\tselinuxfsx\n": false, "": false,
