@@ -164,6 +164,9 @@ func (c *Cache) slot(input string) string {
 // maxEntry bounds a cache entry read back: a larger file is a miss.
 const maxEntry = 1 << 20
 
+// smallEntry is the size of an entry read on the stack (a larger one is read on the heap).
+const smallEntry = 1 << 10
+
 // read reads the entry of input's slot. Its file is read through its descriptor with plain
 // system calls: an *os.File registers with (and, the first in a process, sets up) the runtime's
 // poller, for a file read once.
@@ -189,7 +192,14 @@ func (c *Cache) read(input string) (cacheEntry, error) {
 	}
 	// One read of one byte more than its size: a read of a regular file that returns less than it
 	// asked for has reached its end, and a file that grew since its stat reads more and is a miss.
-	data := make([]byte, st.Size+1)
+	// An entry is a few hundred bytes: it is read into the stack, whose pages are in use, not
+	// into a fresh heap page the kernel's copy would fault in.
+	var small [smallEntry]byte
+	data := small[:]
+	if st.Size+1 > smallEntry {
+		data = make([]byte, st.Size+1)
+	}
+	data = data[:st.Size+1]
 	n, err := unix.Read(fd, data)
 	for err == unix.EINTR {
 		n, err = unix.Read(fd, data)
