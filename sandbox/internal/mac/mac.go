@@ -87,7 +87,7 @@ func noSELinuxfs() bool {
 }
 
 // sysfsAt reports whether dir is a directory of a sysfs. Where /sys/fs is one and has no selinux
-// directory, the kernel has not registered selinuxfs: it creates that mount point
+// directory, the kernel has not registered selinuxfs: since Linux 3.0 it creates that mount point
 // (sysfs_create_mount_point) before it registers the filesystem, only when SELinux is enabled at
 // boot, and removes it only with the registration (every sysfs shows the same fs directory). That
 // is what /proc/filesystems says, without opening and reading a generated file (≈ 15 µs of every
