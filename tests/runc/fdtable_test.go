@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
@@ -70,6 +71,9 @@ func TestLeakedDescriptor(t *testing.T) {
 	t.Cleanup(func() { c.run("delete", "--force", id) })
 	c.leaking("start", id)
 	pid := c.state(id).Pid
+	// start returns once init is released, as runc's does; init may still be setting up (its
+	// own descriptors open) until it has executed the workload.
+	awaitComm(t, pid, "sleep")
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +86,12 @@ func TestLeakedDescriptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(fds) != 3 {
-		t.Errorf("init holds %d descriptors, want stdio only", len(fds))
+		var held []string
+		for _, fd := range fds {
+			target, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd.Name())
+			held = append(held, fd.Name()+" → "+target)
+		}
+		t.Errorf("init holds %d descriptors, want stdio only: %s", len(fds), strings.Join(held, ", "))
 	}
 	out := c.leaking("exec", id, "/bin/sh", "-c", "cat /proc/self/status; ls /proc/self/fd")
 	if got := fdSize(t, out); got != "64" {
@@ -91,4 +100,21 @@ func TestLeakedDescriptor(t *testing.T) {
 	if strings.Contains(out, "\n"+strconv.Itoa(leakedFD)+"\n") {
 		t.Errorf("the leaked descriptor %d reached the exec'd process:\n%s", leakedFD, out)
 	}
+}
+
+// awaitComm waits (up to 10 s) until process pid's command name is comm.
+func awaitComm(t *testing.T, pid int, comm string) {
+	t.Helper()
+	path := "/proc/" + strconv.Itoa(pid) + "/comm"
+	var got []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		var err error
+		if got, err = os.ReadFile(path); err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(got)) == comm {
+			return
+		}
+	}
+	t.Fatalf("process %d is still %q, not %q, after 10 s", pid, strings.TrimSpace(string(got)), comm)
 }
