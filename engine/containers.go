@@ -19,6 +19,7 @@ import (
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/plainfile"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -118,7 +119,7 @@ func (e *Engine) readMeta(id string) (*Meta, error) {
 	if !validName(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	b, err := os.ReadFile(filepath.Join(e.metaDir(id), "meta.json"))
+	b, err := plainfile.ReadFile(filepath.Join(e.metaDir(id), "meta.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -499,7 +500,7 @@ func (e *Engine) readEffectiveSpec(id string) (*specs.Spec, error) {
 	var plan struct {
 		Spec *specs.Spec `json:"effectiveSpec"`
 	}
-	b, err := os.ReadFile(filepath.Join(e.metaDir(id), "plan.json"))
+	b, err := plainfile.ReadFile(filepath.Join(e.metaDir(id), "plan.json"))
 	if err == nil {
 		if err = json.Unmarshal(b, &plan); err == nil && plan.Spec == nil {
 			err = errors.New("no effective spec in the plan")

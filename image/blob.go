@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/plainfile"
 )
 
 // maxJSON bounds manifests, indexes and configs read into memory.
@@ -129,7 +130,7 @@ func (s *Store) OpenBlob(d digest.Digest) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := plainfile.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, d)
 	}

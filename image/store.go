@@ -23,6 +23,7 @@ import (
 
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/plainfile"
 )
 
 // Errors a caller can match.
@@ -98,7 +99,7 @@ func (s *Store) Dir() string { return s.dir }
 
 // flock runs fn holding a lock of the given kind on a lock file in the layout directory.
 func (s *Store) flock(name string, how int, fn func() error) error {
-	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := plainfile.OpenFile(filepath.Join(s.dir, name), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open lock %s: %w", name, err)
 	}
@@ -113,7 +114,7 @@ func (s *Store) withIndexLock(fn func() error) error { return s.flock("index.loc
 
 // readIndex reads index.json; callers that modify it hold the index lock.
 func (s *Store) readIndex() (*ocispec.Index, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, ocispec.ImageIndexFile))
+	b, err := plainfile.ReadFile(filepath.Join(s.dir, ocispec.ImageIndexFile))
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)
 	}

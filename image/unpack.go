@@ -15,6 +15,7 @@ import (
 
 	"bulwark.dev/bulwark/image/internal/untar"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/plainfile"
 )
 
 // Defaults of the limits against image bombs (UnpackOptions).
@@ -138,7 +139,7 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 	if err != nil {
 		return Layer{}, err
 	}
-	f, err := os.Open(p)
+	f, err := plainfile.Open(p)
 	if err != nil {
 		return Layer{}, fmt.Errorf("open layer blob: %w", err)
 	}
@@ -224,7 +225,7 @@ func (s *Store) unpackLayer(l ocispec.Descriptor, diffID digest.Digest, opts Unp
 }
 
 func readLayerRecord(dir string) (*layerRecord, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "unpack.json"))
+	b, err := plainfile.ReadFile(filepath.Join(dir, "unpack.json"))
 	if err != nil {
 		return nil, err
 	}

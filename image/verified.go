@@ -15,6 +15,7 @@ import (
 
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/internal/ownfile"
+	"bulwark.dev/bulwark/internal/plainfile"
 )
 
 // Every run reads every blob of its image against its digest (Verify), so a blob changed on disk
@@ -61,7 +62,7 @@ func (s *Store) verifyBlob(d digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(p)
+	f, err := plainfile.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: blob %s", ErrNotFound, d)
 	}

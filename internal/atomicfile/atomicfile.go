@@ -3,11 +3,17 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"bulwark.dev/bulwark/internal/plainfile"
 )
 
 // Options says how the new file is made and how durable its installation must be.
@@ -35,7 +41,7 @@ func Write(path string, data []byte, o Options) error {
 func WriteFrom(path string, fill func(io.Writer) error, o Options) error {
 	dir, base := filepath.Split(path)
 	ext := filepath.Ext(base)
-	tmp, err := os.CreateTemp(dir, "."+strings.TrimSuffix(base, ext)+"-*"+ext)
+	tmp, err := createTemp(dir, "."+strings.TrimSuffix(base, ext)+"-", ext)
 	if err != nil {
 		return err
 	}
@@ -54,6 +60,19 @@ func WriteFrom(path string, fill func(io.Writer) error, o Options) error {
 		return SyncDir(filepath.Dir(path))
 	}
 	return nil
+}
+
+// createTemp is os.CreateTemp(dir, prefix+"*"+suffix) with a file that is not polled
+// (plainfile): a random number between prefix and suffix, another on a name already taken.
+func createTemp(dir, prefix, suffix string) (*os.File, error) {
+	for range 10000 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10)+suffix)
+		f, err := plainfile.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, &os.PathError{Op: "createtemp", Path: filepath.Join(dir, prefix+"*"+suffix), Err: fs.ErrExist}
 }
 
 func finish(f *os.File, fill func(io.Writer) error, o Options) error {

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/ownfile"
+	"bulwark.dev/bulwark/internal/plainfile"
 )
 
 // Name is the record's file name in the metadata cache directory.
@@ -130,7 +131,7 @@ func Lookup(cacheDir, path string, fetch Fetch) *Target {
 	if t == nil {
 		return nil
 	}
-	root, err := os.ReadFile(filepath.Join(cacheDir, "root.json"))
+	root, err := plainfile.ReadFile(filepath.Join(cacheDir, "root.json"))
 	if err != nil || Sum(root) != st.Root {
 		return nil
 	}
@@ -157,7 +158,7 @@ type clientConfig struct {
 // the repository its client.json names (a local directory, or http(s) with hc); nil: a full
 // refresh must resolve it.
 func Resolve(trustDir, ref string, hc *http.Client) *Target {
-	b, err := os.ReadFile(filepath.Join(trustDir, "client.json"))
+	b, err := plainfile.ReadFile(filepath.Join(trustDir, "client.json"))
 	var cfg clientConfig
 	if err != nil || json.Unmarshal(b, &cfg) != nil || cfg.Remote == "" {
 		return nil
@@ -170,7 +171,7 @@ func Resolve(trustDir, ref string, hc *http.Client) *Target {
 func RemoteFetch(remote string, hc *http.Client) Fetch {
 	if !strings.HasPrefix(remote, "http://") && !strings.HasPrefix(remote, "https://") {
 		return func(name string, max int64) ([]byte, bool, error) {
-			f, err := os.Open(filepath.Join(remote, name))
+			f, err := plainfile.Open(filepath.Join(remote, name))
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, true, err
 			}
@@ -212,7 +213,7 @@ func readMax(r io.Reader, name string, max int64) ([]byte, bool, error) {
 // processes share the cache, which a full refresh rewrites. The returned func releases it.
 func LockCache(trustDir string) (func(), error) {
 	p := filepath.Join(trustDir, "cache.lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := plainfile.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", p, err)
 	}
