@@ -62,6 +62,7 @@ type fakeCtr struct {
 	nofileHard     string
 	extraMounts    string
 	unmask         string // a masked path left visible (present in the container's root)
+	maskedDirFull  bool   // the read-only directory over masked directories is not empty
 }
 
 // bulwarkLike is what the kernel shows of a Bulwark container.
@@ -98,7 +99,18 @@ func (c fakeCtr) write(t *testing.T, proc, sys string) {
 			write(t, filepath.Join(dir, "root", p), "")
 			continue
 		}
-		fmt.Fprintf(&mi, "%d 70 0:6 /null %s rw,nosuid - devtmpfs devtmpfs rw\n", id, p)
+		if maskedDirs[p] {
+			// The runtime's shared empty directory, read-only (see sandbox/shareddirs.go).
+			if err := os.MkdirAll(filepath.Join(dir, "root", p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if c.maskedDirFull {
+				write(t, filepath.Join(dir, "root", p, "leak"), "")
+			}
+			fmt.Fprintf(&mi, "%d 70 0:27 /bulwark-runc/shared/empty %s ro,nosuid,nodev,noexec,relatime,idmapped - tmpfs tmpfs rw\n", id, p)
+		} else {
+			fmt.Fprintf(&mi, "%d 70 0:6 /null %s rw,nosuid - devtmpfs devtmpfs rw\n", id, p)
+		}
 		id++
 	}
 	for _, p := range sandbox.FloorExpected().ReadonlyPaths {
@@ -114,6 +126,9 @@ func (c fakeCtr) write(t *testing.T, proc, sys string) {
 	write(t, filepath.Join(sys, "fs/cgroup/memory", cg, "memory.limit_in_bytes"), c.memLimit+"\n")
 	write(t, filepath.Join(sys, "fs/cgroup/pids", cg, "pids.max"), c.pidsMax+"\n")
 }
+
+// maskedDirs are the masked paths the fixture covers as directories.
+var maskedDirs = map[string]bool{"/proc/acpi": true, "/sys/firmware": true}
 
 // testEnv is an Env over the fake trees with the given containers.
 func testEnv(t *testing.T, ctrs ...fakeCtr) *Env {

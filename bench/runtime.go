@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"bulwark.dev/bulwark/bench/internal/procfs"
 	"bulwark.dev/bulwark/sandbox"
@@ -219,7 +220,8 @@ func (e *Env) exists(ct *Container, p string) (bool, error) {
 }
 
 // probeMaskedPaths: every masked path of the floor is covered by a mount that hides it (the
-// null device bound over a file, an empty read-only tmpfs over a directory) or is absent.
+// null device bound over a file, a read-only mount of an empty directory over a directory: a
+// tmpfs of its own, or the runtime's shared empty directory) or is absent.
 func probeMaskedPaths(e *Env, c *Control, ct *Container) Outcome {
 	ms, err := procfs.ReadMountinfo(e.Proc, ct.Pid)
 	if err != nil {
@@ -229,9 +231,19 @@ func probeMaskedPaths(e *Env, c *Control, ct *Container) Outcome {
 	n := 0
 	for _, p := range e.Floor.MaskedPaths {
 		if m, ok := mountAt(ms, p); ok {
-			if m.Root == "/null" || m.FSType == "tmpfs" && m.Has("ro") {
+			if m.Root == "/null" {
 				n++
 				continue
+			}
+			if m.Has("ro") {
+				empty, err := e.emptyDir(ct, p)
+				if err != nil {
+					return e.errOutcome(c, err)
+				}
+				if empty {
+					n++
+					continue
+				}
 			}
 			bad = append(bad, fmt.Sprintf("%s: %s mount %s", p, m.FSType, strings.Join(m.Options, ",")))
 			continue
@@ -248,6 +260,15 @@ func probeMaskedPaths(e *Env, c *Control, ct *Container) Outcome {
 		return Outcome{Status: Fail, Actual: fmt.Sprintf("%d masked paths exposed", len(bad)), Details: bad}
 	}
 	return pass("%d masked paths masked, %d absent", n, len(e.Floor.MaskedPaths)-n)
+}
+
+// emptyDir reports whether p is an empty directory in the container's view.
+func (e *Env) emptyDir(ct *Container, p string) (bool, error) {
+	ents, err := os.ReadDir(filepath.Join(e.Proc, strconv.Itoa(ct.Pid), "root", p))
+	if errors.Is(err, syscall.ENOTDIR) {
+		return false, nil
+	}
+	return err == nil && len(ents) == 0, err
 }
 
 func probeReadonlyPaths(e *Env, c *Control, ct *Container) Outcome {

@@ -81,6 +81,7 @@ func TestRuntimeWeakenedFailsExactly(t *testing.T) {
 		{"seccomp off", func(c *fakeCtr) { c.seccomp = 0 }, []string{"BW-5.7"}},
 		{"writable root", func(c *fakeCtr) { c.rootOpts = "rw,relatime" }, []string{"BW-5.8"}},
 		{"a masked path visible", func(c *fakeCtr) { c.unmask = "/proc/kcore" }, []string{"BW-5.9"}},
+		{"a masked directory covered by a directory that is not empty", func(c *fakeCtr) { c.maskedDirFull = true }, []string{"BW-5.9"}},
 		{"shared propagation", func(c *fakeCtr) {
 			c.extraMounts = "300 76 0:60 / /mnt rw shared:5 - tmpfs tmpfs rw\n"
 		}, []string{"BW-5.11"}},

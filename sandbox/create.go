@@ -271,7 +271,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 	donated = true
-	fds, err := r.donate(cfg, rfd, owner, fifo, binds, eff.Mounts, macC, sysfs, dir)
+	fds, err := r.donate(cfg, rfd, owner, usernsFD, fifo, binds, eff.Mounts, macC, sysfs, dir)
 	defer setup.CloseAll(fds)
 	if err != nil {
 		return nil, err
@@ -500,11 +500,12 @@ const setupTimeout = 60 * time.Second
 // donate opens every descriptor the child needs and records their indices in cfg, the idmapped
 // rootfs mount rfd first (it is among the descriptors returned, to close, from then on).
 //
-// owner holds the host uid and gid container root maps to.
+// owner holds the host uid and gid container root maps to, userns is the container's user
+// namespace.
 //
 // sysfs, unless -1, is a detached sysfs mount made in the network namespace the container
 // joins (see startInit): it is attached where the spec mounts sysfs.
-func (r *Runtime) donate(cfg *setup.Config, rfd int, owner [2]uint32, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int, dir string) ([]int, error) {
+func (r *Runtime) donate(cfg *setup.Config, rfd int, owner [2]uint32, userns int, fifo string, binds *BindSources, mounts []specs.Mount, macC mac.Container, sysfs int, dir string) ([]int, error) {
 	fds := []int{rfd}
 	cfg.RootfsFD = 0
 	cfg.FifoFD = -1
@@ -571,6 +572,7 @@ func (r *Runtime) donate(cfg *setup.Config, rfd int, owner [2]uint32, fifo strin
 		}
 		cfg.Mounts = append(cfg.Mounts, mp)
 	}
+	fds = r.donateShared(cfg, userns, macC, fds)
 	return r.donateGenerated(cfg, dir, owner[0], fds)
 }
 

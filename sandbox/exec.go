@@ -168,7 +168,7 @@ func (c *Container) Exec(p *specs.Process, stdio IO) (*Process, error) {
 		return fail(fmt.Errorf("exec in %s: %w", c.id, err))
 	}
 	clk.Lap("spawn")
-	cfg := &setup.Config{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1}
+	cfg := &setup.Config{ID: c.id, Process: proc, RootfsFD: -1, FifoFD: -1, MaskDirFD: -1, CgroupSkelFD: -1}
 	if err := ch.Send(&setup.Message{Kind: setup.KindConfig, Config: cfg}); err != nil {
 		return fail(err)
 	}

@@ -18,8 +18,8 @@ import (
 const roCgroupFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 
 // mountCgroups mounts views at dest inside root. A pure v2 host has one hierarchy, mounted at
-// dest itself; otherwise a read-only directory of the staging tmpfs at dest holds one directory
-// per hierarchy, named as on the host (memory, cpu, systemd, unified), which is where
+// dest itself; otherwise a read-only skeleton at dest (the runtime's shared one, or a directory of
+// the staging tmpfs) holds one directory per hierarchy, named as on the host (memory, cpu, systemd, unified), which is where
 // cgroup-aware software looks (it finds them through /proc/self/mountinfo).
 func mountCgroups(root int, st *staging, dest string, views []CgroupView) error {
 	if len(views) == 1 && views[0].Unified && views[0].Name == "" {
@@ -40,7 +40,7 @@ func mountCgroups(root int, st *staging, dest string, views []CgroupView) error 
 		}
 		names[i] = v.Name
 	}
-	skel, err := st.dir(0o755, names...)
+	skel, err := st.skeleton(names)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,11 @@ type Config struct {
 	// Donated descriptors, by name: indices into the config message's SCM_RIGHTS list, -1 if none.
 	RootfsFD int // detached idmapped mount of the rootfs (Create only)
 	FifoFD   int // exec fifo opened O_RDWR; init blocks reading it (Create only)
+	// MaskDirFD is a detached read-only clone of the runtime's shared empty directory, which
+	// covers every masked directory; CgroupSkelFD one of its shared cgroup skeleton (a directory
+	// per Cgroups view, by name). -1: the child makes them in its staging tmpfs.
+	MaskDirFD    int
+	CgroupSkelFD int
 	// WritableRoot leaves the root writable once pivoted (CreateFromLayersWritable).
 	WritableRoot bool
 }

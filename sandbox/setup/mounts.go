@@ -147,6 +147,12 @@ func setupRootfs(cfg *Config, fds []int) *InitError {
 	}
 	st := newStaging()
 	defer st.close() // on errors before pivot_root; finish closes it otherwise
+	if fd, ok := donated(cfg.MaskDirFD, fds); ok {
+		st.emptyFD = fd
+	}
+	if fd, ok := donated(cfg.CgroupSkelFD, fds); ok {
+		st.skelFD = fd
+	}
 	for i := 0; i < len(cfg.Mounts); i++ {
 		m := cfg.Mounts[i]
 		if m.Type == "cgroup2" {
@@ -209,6 +215,14 @@ func setupRootfs(cfg *Config, fds []int) *InitError {
 		return stepError("mounts", "remount root read-only", "/", err)
 	}
 	return nil
+}
+
+// donated returns the descriptor at index i of fds, if there is one.
+func donated(i int, fds []int) (int, bool) {
+	if i < 0 || i >= len(fds) {
+		return -1, false
+	}
+	return fds[i], true
 }
 
 func mountOne(root int, m MountPlan, fds []int) error {
@@ -404,9 +418,9 @@ func writeSysctl(root int, key, value string) error {
 	return err
 }
 
-// maskPath hides p: the staging tmpfs's empty directory, read-only, over a directory (the
-// same one for every masked directory), /dev/null over anything else. A path the kernel does
-// not have is already hidden.
+// maskPath hides p: an empty directory, read-only, over a directory (the same one for every
+// masked directory: the runtime's shared one, or the staging tmpfs's), /dev/null over anything
+// else. A path the kernel does not have is already hidden.
 func maskPath(root int, st *staging, p string) error {
 	target, err := openInRoot(root, p, unix.O_PATH)
 	if errors.Is(err, unix.ENOENT) {

@@ -14,7 +14,9 @@ import (
 // container has one superblock for all of them instead of one per masked directory, one for its
 // cgroup views and one for its files: every superblock costs host memory (its struct, root
 // inode, shrinker and per-memory-cgroup lists, and a shrinker slot in every memory cgroup of
-// the host) for as long as the container lives.
+// the host) for as long as the container lives. The runtime donates its own shared empty
+// directory and cgroup skeleton where its state root can hold them (sandbox/shareddirs.go): the
+// staging tmpfs is then made only for what else needs it, if anything.
 //
 // The tmpfs is made detached (fsopen/fsmount) and never appears in the container's tree: the
 // pieces are reachable only through their read-only clones. Once every piece is made (at once on
@@ -33,9 +35,14 @@ type staging struct {
 	next int
 	// empty is the name of the empty directory masks share, once made.
 	empty string
+	// emptyFD and skelFD are the runtime's donated clones of its shared empty directory and
+	// cgroup skeleton (see Config.MaskDirFD), or -1: they are then made here. Each is parked
+	// (see park) if the kernel cannot clone it detached; parked says which were.
+	emptyFD, skelFD int
+	parked          map[int]bool
 }
 
-func newStaging() *staging { return &staging{fd: -1} }
+func newStaging() *staging { return &staging{fd: -1, emptyFD: -1, skelFD: -1} }
 
 // mount returns the staging tmpfs's mount, making it on first use.
 func (s *staging) mount() (int, error) {
@@ -172,6 +179,9 @@ func (s *staging) dir(mode uint32, subdirs ...string) (int, error) {
 
 // emptyDir returns a detached clone of the empty directory (mode 0555) masks share.
 func (s *staging) emptyDir() (int, error) {
+	if s.emptyFD >= 0 {
+		return s.cloneDonated(s.emptyFD)
+	}
 	if s.empty != "" {
 		return s.clone(s.empty)
 	}
@@ -180,6 +190,37 @@ func (s *staging) emptyDir() (int, error) {
 		s.empty = strconv.Itoa(s.next - 1)
 	}
 	return clone, err
+}
+
+// skeleton returns a detached clone of a directory (mode 0755) holding an empty directory of
+// each of names: the cgroup views' mountpoints.
+func (s *staging) skeleton(names []string) (int, error) {
+	if s.skelFD >= 0 {
+		return s.cloneDonated(s.skelFD)
+	}
+	return s.dir(0o755, names...)
+}
+
+// cloneDonated returns a detached clone of the donated tree fd rather than the tree itself, which
+// the runtime made before every other mount: the clone's mount id, and its place in mountinfo,
+// follow the setup's order (see renumber). A kernel that cannot clone a detached tree gets it
+// parked first.
+func (s *staging) cloneDonated(fd int) (int, error) {
+	clone, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err == unix.EINVAL && !s.parked[fd] {
+		if err := park(fd); err != nil {
+			return -1, err
+		}
+		if s.parked == nil {
+			s.parked = map[int]bool{}
+		}
+		s.parked[fd] = true
+		clone, err = unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("clone donated tree: %w", err)
+	}
+	return clone, nil
 }
 
 // attachReadonly makes clone read-only, nosuid, nodev and noexec and attaches it at dest inside

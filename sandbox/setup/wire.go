@@ -109,6 +109,8 @@ func (e *encoder) config(c *Config) {
 	e.bool(c.NetJoined)
 	e.int(int64(c.RootfsFD))
 	e.int(int64(c.FifoFD))
+	e.int(int64(c.MaskDirFD))
+	e.int(int64(c.CgroupSkelFD))
 	e.bool(c.WritableRoot)
 }
 
@@ -142,6 +144,8 @@ func (d *decoder) config() *Config {
 	c.NetJoined = d.bool()
 	c.RootfsFD = d.fd()
 	c.FifoFD = d.fd()
+	c.MaskDirFD = d.fd()
+	c.CgroupSkelFD = d.fd()
 	c.WritableRoot = d.bool()
 	return c
 }
