@@ -28,10 +28,7 @@ func mountCgroups(root int, st *staging, dest string, views []CgroupView) error 
 			return err
 		}
 		defer unix.Close(target)
-		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", roCgroupFlags, ""); err != nil {
-			return fmt.Errorf("mount cgroup2: %w", err)
-		}
-		return nil
+		return mountOn(target, "cgroup2", "cgroup2", roCgroupFlags, "")
 	}
 	names := make([]string, len(views))
 	for i, v := range views {
@@ -74,8 +71,8 @@ func mountCgroupView(dir int, v CgroupView) error {
 	if v.Unified {
 		typ, data = "cgroup2", ""
 	}
-	if err := unix.Mount("cgroup", fdPath(sub), typ, roCgroupFlags, data); err != nil {
-		return fmt.Errorf("mount %s %s at %s: %w", typ, data, v.Name, err)
+	if err := mountOn(sub, "cgroup", typ, roCgroupFlags, data); err != nil {
+		return fmt.Errorf("at %s: %w", v.Name, err)
 	}
 	return nil
 }

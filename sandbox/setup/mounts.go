@@ -259,9 +259,8 @@ func mountOne(root int, m MountPlan, fds []int) error {
 		return err
 	}
 	defer unix.Close(target)
-	flags := m.Flags &^ (unix.MS_BIND | unix.MS_REC)
-	if err := unix.Mount(m.Source, fdPath(target), m.Type, flags, m.Data); err != nil {
-		return fmt.Errorf("mount(%s, %s): %w", m.Type, m.Data, err)
+	if err := mountOn(target, m.Source, m.Type, m.Flags&^(unix.MS_BIND|unix.MS_REC), m.Data); err != nil {
+		return err
 	}
 	if m.Dest == "/dev" {
 		return populateDev(root)
@@ -450,7 +449,13 @@ func maskPath(root int, st *staging, p string) error {
 		return err
 	}
 	defer unix.Close(null)
-	return unix.Mount(fdPath(null), fdPath(target), "", unix.MS_BIND, "")
+	// A bind made from descriptors: see mountOn for why not mount(2) on /proc/self/fd links.
+	clone, err := unix.OpenTree(null, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("clone /dev/null: %w", err)
+	}
+	defer unix.Close(clone)
+	return moveOnto(clone, target)
 }
 
 // readonlyPath covers p with a read-only clone of itself.

@@ -70,8 +70,8 @@ func scratchClones(root int, ms []MountPlan) ([]int, error) {
 		return nil, err
 	}
 	defer unix.Close(target)
-	if err := unix.Mount(first.Source, fdPath(target), first.Type, first.Flags&^(unix.MS_BIND|unix.MS_REC), first.Data); err != nil {
-		return nil, fmt.Errorf("mount(%s, %s): %w", first.Type, first.Data, err)
+	if err := mountOn(target, first.Source, first.Type, first.Flags&^(unix.MS_BIND|unix.MS_REC), first.Data); err != nil {
+		return nil, err
 	}
 	sb, err := openInRoot(root, first.Dest, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
