@@ -30,7 +30,8 @@ import (
 // container root cannot write (a read-only mount; making it writable needs mount_setattr, which
 // seccomp refuses, and CAP_SYS_ADMIN, which the floor drops) and which nothing else writes once
 // made. A state root whose filesystem cannot be idmapped (tmpfs before Linux 6.3) leaves both to
-// the staging tmpfs, as before, and so does an SELinux host (see donateShared).
+// the staging tmpfs, as before, and so do an SELinux host and a state root that is not a tmpfs
+// (see donateShared).
 
 // sharedDirName is the state root's directory of shared directories.
 const sharedDirName = "shared"
@@ -41,10 +42,19 @@ const sharedDirName = "shared"
 // idmap them, cfg keeps -1 and the child makes them in its staging tmpfs. So it does on an
 // SELinux host: shared, they would carry the state root's label, which the container's policy
 // need not let it search (the cgroup views lie below the skeleton); its own tmpfs keeps them as
-// before.
+// before. So it does on a state root that is not a tmpfs (as for the generated files): there,
+// /sys/fs/cgroup would be the state root's disk filesystem, which systemd does not take for a v1
+// or hybrid hierarchy (only a tmpfs: "Unknown filesystem type", ENOMEDIUM), unlike runc's tmpfs;
+// and statfs of a cover would show the container the host's block device and its live usage,
+// which other tenants' writes move. A state root on disk has a staging tmpfs anyway, for the
+// generated files.
 func (r *Runtime) donateShared(cfg *setup.Config, userns int, macC mac.Container, fds []int) []int {
 	cfg.MaskDirFD, cfg.CgroupSkelFD = -1, -1
 	if macC.Layers.SELinux {
+		return fds
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(r.opts.Root, &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
 		return fds
 	}
 	if len(cfg.MaskedPaths) > 0 {
@@ -106,6 +116,12 @@ func (r *Runtime) sharedDir(name string, mode uint32, subdirs []string, userns i
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 0 || st.Mode&0o7777 != mode {
 		unix.Close(fd)
 		return -1, fmt.Errorf("shared %s: not a directory of host root's with mode %#o (%#o, %v)", name, mode, st.Mode, err)
+	}
+	// What is mounted is a tmpfs's (donateShared), whatever is mounted in the state root.
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		unix.Close(fd)
+		return -1, fmt.Errorf("shared %s: not on a tmpfs (%#x, %v)", name, fs.Type, err)
 	}
 	attr := &unix.MountAttr{
 		Attr_set:    unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC | unix.MOUNT_ATTR_IDMAP,

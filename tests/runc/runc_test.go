@@ -34,8 +34,14 @@ type cli struct {
 
 func newCLI(t *testing.T) (*cli, *testenv.Leaks) {
 	t.Helper()
+	return newCLIAt(t, t.TempDir())
+}
+
+// newCLIAt is newCLI with the state root root.
+func newCLIAt(t *testing.T, root string) (*cli, *testenv.Leaks) {
+	t.Helper()
 	testenv.RequireRoot(t)
-	c := &cli{t: t, bin: testenv.RuntimeBin(t), root: t.TempDir(), io: t.TempDir()}
+	c := &cli{t: t, bin: testenv.RuntimeBin(t), root: root, io: t.TempDir()}
 	c.env = append(os.Environ(), "BULWARK_STATE_ROOT="+t.TempDir())
 	return c, testenv.NewLeaks(t, c.root)
 }

@@ -15,9 +15,20 @@ import (
 // skeleton the cgroup views are mounted on are the runtime's, one of each shared by its
 // containers (the same device and inode in two containers alive together), not a tmpfs made by
 // each; inside, each is container root's as before (idmapped), of the same mode, read-only, and
-// the masked one empty.
+// the masked one empty. They are shared only on a state root on a tmpfs (as /run, and as the
+// memory benchmark's): /dev/shm here (TestCoversOnDiskRootAreTmpfs for a state root on disk).
 func TestSharedMaskAndCgroupDirs(t *testing.T) {
-	c, leaks := newCLI(t)
+	testenv.RequireRoot(t)
+	var shm unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
+		t.Skipf("/dev/shm is not a tmpfs (%v)", err)
+	}
+	stateRoot, err := os.MkdirTemp("/dev/shm", "bulwark-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(stateRoot) })
+	c, leaks := newCLIAt(t, stateRoot)
 	bundle := testenv.Bundle(t, sleeper())
 	leaks.Dir(bundle)
 	type seen struct {
