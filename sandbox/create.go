@@ -572,7 +572,7 @@ func (r *Runtime) donate(cfg *setup.Config, rfd int, owner [2]uint32, userns int
 		}
 		cfg.Mounts = append(cfg.Mounts, mp)
 	}
-	fds = r.donateShared(cfg, userns, macC, fds)
+	fds = r.donateShared(cfg, userns, owner[0], macC, fds)
 	return r.donateGenerated(cfg, dir, owner[0], fds)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +19,8 @@ import (
 // Parent side of the directories every container mounts read-only and never writes (issue 14):
 // the empty directory masked directories are covered with, and the skeleton of the host's cgroup
 // hierarchies (one empty directory per hierarchy) that a v1 or hybrid host's cgroup views are
-// mounted on. Each is kept once under the state root's shared/ directory, host root's, and each
-// container gets a read-only, nosuid, nodev, noexec clone of it, idmapped through the container's
+// mounted on. Each is kept once per id range (one tenant's) under the state root's shared/
+// directory, host root's, and each container gets a read-only, nosuid, nodev, noexec clone of it, idmapped through the container's
 // user namespace so that container root sees it as its own (as it saw the piece of its staging
 // tmpfs it replaces). Made per container in the setup child's staging tmpfs, they cost a
 // superblock and an inode and a dentry per directory for the container's whole life (thirteen
@@ -31,7 +32,12 @@ import (
 // seccomp refuses, and CAP_SYS_ADMIN, which the floor drops) and which nothing else writes once
 // made. A state root whose filesystem cannot be idmapped (tmpfs before Linux 6.3) leaves both to
 // the staging tmpfs, as before, and so do an SELinux host and a state root that is not a tmpfs
-// (see donateShared).
+// (see donateShared). Sharing stays within one id range, as the generated files' does: a shared
+// directory is one inode, and a process that can read it can watch it (inotify: IN_OPEN,
+// IN_ACCESS), so one tenant's container would see, as they happen, another tenant's containers
+// list their /sys/fs/cgroup or a masked directory. A range's directories stay when its last
+// container goes (two empty directories); the range is handed to another tenant only once no
+// container holds it.
 
 // sharedDirName is the state root's directory of shared directories.
 const sharedDirName = "shared"
@@ -48,7 +54,9 @@ const sharedDirName = "shared"
 // and statfs of a cover would show the container the host's block device and its live usage,
 // which other tenants' writes move. A state root on disk has a staging tmpfs anyway, for the
 // generated files.
-func (r *Runtime) donateShared(cfg *setup.Config, userns int, macC mac.Container, fds []int) []int {
+//
+// uidBase is the container's id range (its first host uid): each range has its own.
+func (r *Runtime) donateShared(cfg *setup.Config, userns int, uidBase uint32, macC mac.Container, fds []int) []int {
 	cfg.MaskDirFD, cfg.CgroupSkelFD = -1, -1
 	if macC.Layers.SELinux {
 		return fds
@@ -57,15 +65,16 @@ func (r *Runtime) donateShared(cfg *setup.Config, userns int, macC mac.Container
 	if unix.Statfs(r.opts.Root, &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
 		return fds
 	}
+	rng := strconv.FormatUint(uint64(uidBase), 10)
 	if len(cfg.MaskedPaths) > 0 {
-		if fd, err := r.sharedDir("empty", 0o555, nil, userns); err == nil {
+		if fd, err := r.sharedDir(rng+"-empty", 0o555, nil, userns); err == nil {
 			cfg.MaskDirFD = len(fds)
 			fds = append(fds, fd)
 		}
 	}
 	if names := skeletonNames(cfg); names != nil {
 		sum := sha256.Sum256([]byte(strings.Join(names, "\x00")))
-		if fd, err := r.sharedDir("cgroup-"+hex.EncodeToString(sum[:16]), 0o755, names, userns); err == nil {
+		if fd, err := r.sharedDir(rng+"-cgroup-"+hex.EncodeToString(sum[:16]), 0o755, names, userns); err == nil {
 			cfg.CgroupSkelFD = len(fds)
 			fds = append(fds, fd)
 		}

@@ -18,17 +18,7 @@ import (
 // the masked one empty. They are shared only on a state root on a tmpfs (as /run, and as the
 // memory benchmark's): /dev/shm here (TestCoversOnDiskRootAreTmpfs for a state root on disk).
 func TestSharedMaskAndCgroupDirs(t *testing.T) {
-	testenv.RequireRoot(t)
-	var shm unix.Statfs_t
-	if err := unix.Statfs("/dev/shm", &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
-		t.Skipf("/dev/shm is not a tmpfs (%v)", err)
-	}
-	stateRoot, err := os.MkdirTemp("/dev/shm", "bulwark-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(stateRoot) })
-	c, leaks := newCLIAt(t, stateRoot)
+	c, leaks := newCLIAt(t, tmpfsStateRoot(t))
 	bundle := testenv.Bundle(t, sleeper())
 	leaks.Dir(bundle)
 	type seen struct {
@@ -74,5 +64,53 @@ func TestSharedMaskAndCgroupDirs(t *testing.T) {
 	out := c.ok("run", "--bundle", testenv.Bundle(t, spec), leaks.Track(testenv.UniqueID(t)))
 	if want := "/sys/firmware 0:0 555\n/sys/fs/cgroup 0:0 755\n"; out != want {
 		t.Errorf("inside:\n%s\nwant\n%s", out, want)
+	}
+}
+
+// tmpfsStateRoot is a temporary state root on a tmpfs (/dev/shm, as the memory benchmark's).
+func tmpfsStateRoot(t *testing.T) string {
+	t.Helper()
+	testenv.RequireRoot(t)
+	var shm unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
+		t.Skipf("/dev/shm is not a tmpfs (%v)", err)
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "bulwark-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// TestSharedDirsPerTenant: the shared cover and skeleton are shared within one tenant (one id
+// range) only, as the generated files are. Shared across tenants, they were one inode in every
+// tenant's containers, and a container that watched it (inotify IN_OPEN, IN_ACCESS on its own
+// /sys/fs/cgroup or /proc/acpi) saw, as they happened, another tenant's containers list theirs.
+func TestSharedDirsPerTenant(t *testing.T) {
+	c, leaks := newCLIAt(t, tmpfsStateRoot(t))
+	sr, pol := t.TempDir(), tenantsPolicy(t)
+	bundle := testenv.Bundle(t, sleeper())
+	leaks.Dir(bundle)
+	inodes := map[string]map[string][2]uint64{}
+	for _, tenant := range []string{"alice", "bob"} {
+		as := []string{"--state-root", sr, "--policy", pol, "--tenant", tenant}
+		id := leaks.Track(testenv.UniqueID(t) + "-" + tenant)
+		c.ok(append(as, "create", "--bundle", bundle, id)...)
+		t.Cleanup(func() { c.run(append(as, "delete", "--force", id)...) })
+		root := fmt.Sprintf("/proc/%d/root", c.state(append(as, id)...).Pid)
+		inodes[tenant] = map[string][2]uint64{}
+		for _, d := range []string{"/sys/firmware", "/sys/fs/cgroup"} {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(root, d), &st); err != nil {
+				t.Fatal(err)
+			}
+			inodes[tenant][d] = [2]uint64{st.Dev, st.Ino}
+		}
+	}
+	for d, a := range inodes["alice"] {
+		if a == inodes["bob"][d] {
+			t.Errorf("%s is one inode (device %#x, inode %d) in alice's and in bob's container", d, a[0], a[1])
+		}
 	}
 }
