@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"bulwark.dev/bulwark/image/imagetest"
 	"bulwark.dev/bulwark/image/internal/untar"
 )
 
@@ -54,7 +55,7 @@ func TestImportDropsDevNodes(t *testing.T) {
 	}
 	src := t.TempDir()
 	var notes []string
-	desc, err := s.ImportNoted(writeFile(t, src, "debian.tar.gz", devTar(t, nil)), "demo/deb:1", func(n string) { notes = append(notes, n) })
+	desc, err := s.ImportNoted(imagetest.WriteFile(t, src, "debian.tar.gz", devTar(t, nil)), "demo/deb:1", func(n string) { notes = append(notes, n) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +79,12 @@ func TestImportDropsDevNodes(t *testing.T) {
 		{Name: "./etc/evil", Typeflag: tar.TypeBlock, Mode: 0o600, Devmajor: 8, Devminor: 0},
 		{Name: "./run/fifo", Typeflag: tar.TypeFifo, Mode: 0o600},
 	} {
-		if _, err := s.Import(writeFile(t, src, "bad.tar.gz", devTar(t, h)), "demo/bad:1"); !errors.Is(err, untar.ErrDevice) {
+		if _, err := s.Import(imagetest.WriteFile(t, src, "bad.tar.gz", devTar(t, h)), "demo/bad:1"); !errors.Is(err, untar.ErrDevice) {
 			t.Errorf("%s: import %v, want a device refusal", h.Name, err)
 		}
 	}
 	// A name that climbs out of dev/ is no /dev node.
-	if _, err := s.Import(writeFile(t, src, "bad.tar.gz", devTar(t, &tar.Header{Name: "./dev/../etc/evil", Typeflag: tar.TypeChar, Mode: 0o600})), "demo/bad:1"); err == nil {
+	if _, err := s.Import(imagetest.WriteFile(t, src, "bad.tar.gz", devTar(t, &tar.Header{Name: "./dev/../etc/evil", Typeflag: tar.TypeChar, Mode: 0o600})), "demo/bad:1"); err == nil {
 		t.Error("dev/../etc/evil: imported")
 	}
 	if ents, _ := os.ReadDir(filepath.Join(s.dir, "ingest")); len(ents) != 0 {
@@ -112,7 +113,7 @@ func TestImageLayerDevNodes(t *testing.T) {
 		return b
 	}
 	var notes []string
-	desc, err := s.ImportNoted(writeFile(t, src, "save.tar", dockerSave(t, plain(nil))), "demo/saved:1", func(n string) { notes = append(notes, n) })
+	desc, err := s.ImportNoted(imagetest.WriteFile(t, src, "save.tar", dockerSave(t, plain(nil))), "demo/saved:1", func(n string) { notes = append(notes, n) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestImageLayerDevNodes(t *testing.T) {
 		t.Errorf("etc/hostname: %q %v", b, err)
 	}
 	evil := &tar.Header{Name: "./etc/evil", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 1}
-	if _, err := s.Import(writeFile(t, src, "bad.tar", dockerSave(t, plain(evil))), "demo/bad:1"); !errors.Is(err, untar.ErrDevice) || !strings.Contains(err.Error(), "etc/evil") {
+	if _, err := s.Import(imagetest.WriteFile(t, src, "bad.tar", dockerSave(t, plain(evil))), "demo/bad:1"); !errors.Is(err, untar.ErrDevice) || !strings.Contains(err.Error(), "etc/evil") {
 		t.Errorf("import of a layer with etc/evil: %v", err)
 	}
 	if _, err := s.Resolve("demo/bad:1"); err == nil {

@@ -20,42 +20,20 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/image/imagetest"
 	"bulwark.dev/bulwark/image/internal/untar"
 	bzstd "bulwark.dev/bulwark/image/zstd"
 )
 
-// rootfsTar builds a small root filesystem tar with the given extra files.
-func rootfsTar(t testing.TB, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1e9, 0)})
-	for name, body := range files {
-		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(body)), ModTime: time.Unix(1e9, 0)})
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	return buf.Bytes()
-}
-
-func writeFile(t testing.TB, dir, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestImportRootfsUnpackExportRemove(t *testing.T) {
 	root := t.TempDir()
 	src := t.TempDir()
-	raw := rootfsTar(t, map[string]string{"bin/hello": "hello"})
+	raw := imagetest.RootfsTar(t, map[string]string{"bin/hello": "hello"})
 	var zbuf bytes.Buffer
 	zw, _ := zstd.NewWriter(&zbuf)
 	zw.Write(raw)
 	zw.Close()
-	zst := writeFile(t, src, "rootfs.tar.zst", zbuf.Bytes())
+	zst := imagetest.WriteFile(t, src, "rootfs.tar.zst", zbuf.Bytes())
 	// Without a decoder (a store opened with Open), a zstd stream is refused, never misread.
 	plain, err := Open(root)
 	if err != nil {
@@ -106,7 +84,7 @@ func TestImportRootfsUnpackExportRemove(t *testing.T) {
 	if err := s.Export("demo/app:1", &out); err != nil {
 		t.Fatal(err)
 	}
-	desc2, err := s.Import(writeFile(t, src, "export.tar", out.Bytes()), "demo/copy:1")
+	desc2, err := s.Import(imagetest.WriteFile(t, src, "export.tar", out.Bytes()), "demo/copy:1")
 	if err != nil || desc2.Digest != desc.Digest {
 		t.Fatalf("re-import: %v %v", desc2.Digest, err)
 	}
@@ -144,7 +122,7 @@ func TestRemoveAndPruneLeaveNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := s.Import(writeFile(t, t.TempDir(), "rootfs.tar", rootfsTar(t, map[string]string{"bin/hello": "hello"})), "demo/app:1")
+	desc, err := s.Import(imagetest.WriteFile(t, t.TempDir(), "rootfs.tar", imagetest.RootfsTar(t, map[string]string{"bin/hello": "hello"})), "demo/app:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,8 +181,8 @@ func dockerSave(t testing.TB, layer []byte) []byte {
 
 func TestImportDockerSave(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	layer := rootfsTar(t, map[string]string{"bin/x": "x"})
-	desc, err := s.Import(writeFile(t, t.TempDir(), "save.tar", dockerSave(t, layer)), "saved:1")
+	layer := imagetest.RootfsTar(t, map[string]string{"bin/x": "x"})
+	desc, err := s.Import(imagetest.WriteFile(t, t.TempDir(), "save.tar", dockerSave(t, layer)), "saved:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,14 +197,14 @@ func TestImportDockerSave(t *testing.T) {
 func TestTamperedStore(t *testing.T) {
 	root := t.TempDir()
 	s, _ := Open(root)
-	desc, err := s.Import(writeFile(t, t.TempDir(), "r.tar", rootfsTar(t, map[string]string{"bin/sh": "real"})), "t:1")
+	desc, err := s.Import(imagetest.WriteFile(t, t.TempDir(), "r.tar", imagetest.RootfsTar(t, map[string]string{"bin/sh": "real"})), "t:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, _ := s.Manifest(desc)
 	p, _ := s.BlobPath(m.Layers[0].Digest)
 	os.Chmod(p, 0o644)
-	evil := rootfsTar(t, map[string]string{"bin/sh": "evil"})
+	evil := imagetest.RootfsTar(t, map[string]string{"bin/sh": "evil"})
 	if err := os.WriteFile(p, evil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +325,7 @@ func TestDecompressionBomb(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(raw.Bytes())
 	zw.Close()
-	desc, err := s.Import(writeFile(t, t.TempDir(), "bomb.tar.gz", gz.Bytes()), "bomb:1")
+	desc, err := s.Import(imagetest.WriteFile(t, t.TempDir(), "bomb.tar.gz", gz.Bytes()), "bomb:1")
 	if err != nil {
 		t.Fatal(err)
 	}

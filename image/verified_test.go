@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"bulwark.dev/bulwark/image/imagetest"
 )
 
 // A layer blob that hashed right is not read again while unchanged; any change to it since (even
@@ -16,7 +18,7 @@ func TestVerifyStampedBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := s.Import(writeFile(t, t.TempDir(), "r.tar", rootfsTar(t, map[string]string{"bin/sh": "real"})), "t:1")
+	desc, err := s.Import(imagetest.WriteFile(t, t.TempDir(), "r.tar", imagetest.RootfsTar(t, map[string]string{"bin/sh": "real"})), "t:1")
 	if err != nil {
 		t.Fatal(err)
 	}

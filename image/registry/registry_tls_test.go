@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"bulwark.dev/bulwark/image"
+	"bulwark.dev/bulwark/image/imagetest"
 )
 
 // writeCA makes a CA and a server certificate for 127.0.0.1 signed by it.
@@ -85,7 +86,7 @@ func TestRegistryTLSAndBasicAuth(t *testing.T) {
 	}
 
 	s, _ := image.Open(t.TempDir())
-	if _, err := s.Import(writeFile(t, t.TempDir(), "r.tar", rootfsTar(t, map[string]string{"bin/x": "x"})), "demo/tls:1"); err != nil {
+	if _, err := s.Import(imagetest.WriteFile(t, t.TempDir(), "r.tar", imagetest.RootfsTar(t, map[string]string{"bin/x": "x"})), "demo/tls:1"); err != nil {
 		t.Fatal(err)
 	}
 	ref := addr + "/demo/tls:1"

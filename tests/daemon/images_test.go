@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"bulwark.dev/bulwark/image/imagetest"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
@@ -20,7 +21,7 @@ import (
 func TestImagesPullInspectRemove(t *testing.T) {
 	e := startDaemon(t, nil)
 	a, b := e.alice, e.bob
-	reg, _ := testenv.StartRegistry(t)
+	reg, _ := imagetest.StartRegistry(t)
 	signed, unsigned := reg+"/bb:signed", reg+"/bb:unsigned"
 	tar := testenv.BusyboxTar(t, filepath.Join(e.dir, "bb.tar"), []string{"sh", "echo", "true"}, nil)
 	for _, ref := range []string{signed, unsigned} {

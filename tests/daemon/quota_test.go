@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"bulwark.dev/bulwark/image/imagetest"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
@@ -173,7 +174,7 @@ func TestQuotas(t *testing.T) {
 func TestImageQuota(t *testing.T) {
 	e := startDaemon(t, nil)
 	e.withQuotas(t, map[string]map[string]any{e.bob.name: {"max_images_size": 1024}})
-	reg, _ := testenv.StartRegistry(t)
+	reg, _ := imagetest.StartRegistry(t)
 	ref := reg + "/bb:signed"
 	tar := testenv.BusyboxTar(t, filepath.Join(e.dir, "bb.tar"), []string{"sh", "true"}, nil)
 	clitest.Must(t, e.root, "image", "import", tar, "--tag", ref)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"bulwark.dev/bulwark/image/imagetest"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 	"bulwark.dev/bulwark/tests/internal/testenv"
 )
@@ -104,7 +105,7 @@ func serveTrust(t *testing.T, root string) string {
 // TestEndToEnd: import, sign, push, pull into a fresh state root, verify over HTTP, unpack;
 // then the attacks.
 func TestEndToEnd(t *testing.T) {
-	regAddr, storage := testenv.StartRegistry(t)
+	regAddr, storage := imagetest.StartRegistry(t)
 	src := t.TempDir()
 	pub := t.TempDir() // the publisher's state root (store + TUF repository)
 	run(t, pub, false, "image", "import", rootfs(t, src, "app.tar", "v1"), "--tag", regAddr+"/demo/app:1")
