@@ -157,11 +157,12 @@ func (e *Engine) Close() error {
 	return errors.Join(err, e.closer())
 }
 
-// tidyRunRoot removes the run root's empty directories, and the run root, when no container of
-// the state root has a record (every test's state root would otherwise leave a directory under
-// /run/bulwark). It holds the claims lock exclusively: a run makes its record (claim) before it
-// opens the runtime that makes the directories again (start), so none is removed under a
-// container; a claim in progress makes it skip.
+// tidyRunRoot removes the run root's empty directories — and trees of them, such as the
+// sandbox's shared directories (the masked directories' cover, the cgroup skeleton) — and the
+// run root, when no container of the state root has a record (every test's state root would
+// otherwise leave a directory under /run/bulwark). It holds the claims lock exclusively: a run
+// makes its record (claim) before it opens the runtime that makes the directories again
+// (start), so none is removed under a container; a claim in progress makes it skip.
 func (e *Engine) tidyRunRoot() {
 	records := func() bool {
 		names, err := e.recordNames()
@@ -180,16 +181,25 @@ func (e *Engine) tidyRunRoot() {
 	if records() {
 		return
 	}
-	ents, err := os.ReadDir(e.cfg.RunRoot)
-	if err != nil {
-		return
-	}
-	for _, ent := range ents {
-		if ent.IsDir() {
-			os.Remove(filepath.Join(e.cfg.RunRoot, ent.Name())) // only an empty one goes
+	removeEmptyDirs(e.cfg.RunRoot, 3)
+}
+
+// removeEmptyDirs removes dir if, once each of its subdirectories (depth levels down, symbolic
+// links not followed) has been removed the same way, it is empty: only empty directories go,
+// never a file.
+func removeEmptyDirs(dir string, depth int) {
+	if depth > 0 {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, ent := range ents {
+			if ent.IsDir() {
+				removeEmptyDirs(filepath.Join(dir, ent.Name()), depth-1)
+			}
 		}
 	}
-	os.Remove(e.cfg.RunRoot)
+	os.Remove(dir) // only an empty one goes
 }
 
 // Root is the state root.

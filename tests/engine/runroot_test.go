@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 )
@@ -74,6 +76,37 @@ func TestForegroundRemoveRecordInRunRoot(t *testing.T) {
 		if got := actions(f.records(t, id)); !inOrder(got, want) || !slices.Contains(got, action) {
 			t.Errorf("%s: audit trail %v, want %v in order and %s", end, got, want, action)
 		}
+	}
+	f.assertNothingLeft(t)
+}
+
+// TestRunRootOnTmpfsTidied: once its last container is gone, a run root on a tmpfs (as
+// /run/bulwark/roots is) is removed, the sandbox's shared directories (the masked directories'
+// cover, the cgroup skeleton) with it. They are directories of empty directories, which the
+// tidying took for content and kept, and the run root with them: every state root a run had
+// used left its /run/bulwark/roots/<digest>/shared behind.
+func TestRunRootOnTmpfsTidied(t *testing.T) {
+	f := newFixture(t)
+	var shm unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
+		t.Skipf("/dev/shm is not a tmpfs (%v)", err)
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "bulwark-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	run := filepath.Join(dir, "run")
+	clitest.Must(t, f.root, "--run-root", run, "run", "--rm", "--name", f.name(t, "tidy"), "busybox:1", "true")
+	var left []string
+	filepath.WalkDir(run, func(p string, _ os.DirEntry, err error) error {
+		if err == nil {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("the run root is left: %v", left)
 	}
 	f.assertNothingLeft(t)
 }
