@@ -1,224 +1,347 @@
 package document
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 )
 
-// decodeEntry reads a stored cache entry as json.Decoder with DisallowUnknownFields reads it into
-// a cacheEntry (TestDecodeEntryIsJSON), through a generic decoding (parseJSON, what encoding/json
-// decodes into an `any`): decoding into the entry's five struct types built their decoders by
-// reflection, ≈ 0.1 ms of every cached start, and encoding/json's own generic decoding was still
-// most of a lookup. Anything unexpected is an error, so the entry is a miss.
+// decodeEntry reads a stored cache entry into a cacheEntry as json.Decoder with
+// DisallowUnknownFields reads one (TestDecodeEntryIsJSON), straight into its typed fields: a
+// generic decoding first (a map per object, an `any` per value) was most of a cached lookup, and
+// encoding/json's reflection on the entry's five struct types ≈ 0.1 ms of every cached start.
+// It is never more lenient than encoding/json, and stricter where an entry Store writes never
+// goes: a key repeated or not in its exact case, a null entry, reason or string in a list is an
+// error. Anything unexpected is an error, so
+// the entry is a miss.
 func decodeEntry(data []byte) (cacheEntry, error) {
-	v, err := parseJSON(data)
+	p := jsonParser{data: data}
+	if p.null() {
+		return cacheEntry{}, errors.New("decision cache: entry is null")
+	}
+	var e cacheEntry
+	err := p.object("entry", func(k []byte) error {
+		switch string(k) {
+		case "format":
+			return p.str(&e.Format)
+		case "build":
+			return p.str(&e.Build)
+		case "policy":
+			return p.str(&e.Policy)
+		case "input":
+			return p.str(&e.Input)
+		case "without":
+			return p.strs(&e.Without)
+		case "decision":
+			return p.decision(&e.Decision)
+		}
+		return p.unknown(k)
+	})
 	if err != nil {
 		return cacheEntry{}, err
 	}
-	var e cacheEntry
-	err = fields(v, "entry", func(k string, x any) error {
-		var err error
-		switch k {
-		case "format":
-			e.Format, err = str(x, k)
-		case "build":
-			e.Build, err = str(x, k)
-		case "policy":
-			e.Policy, err = str(x, k)
-		case "input":
-			e.Input, err = str(x, k)
-		case "without":
-			e.Without, err = strs(x, k)
-		case "decision":
-			e.Decision, err = decodeDecision(x)
-		default:
-			err = fmt.Errorf("decision cache: unknown field %q", k)
-		}
-		return err
-	})
-	return e, err
+	p.space()
+	if p.i != len(p.data) {
+		return cacheEntry{}, p.fail("data after the entry")
+	}
+	return e, nil
 }
 
-func decodeDecision(v any) (Decision, error) {
-	var d Decision
-	err := fields(v, "decision", func(k string, x any) error {
-		var err error
-		switch k {
+func (p *jsonParser) decision(d *Decision) error {
+	return p.object("decision", func(k []byte) error {
+		switch string(k) {
 		case "allow":
-			d.Allow, err = boolean(x, k)
+			return p.boolean(&d.Allow)
 		case "reasons":
-			d.Reasons, err = decodeReasons(x)
+			return p.reasons(&d.Reasons)
 		case "constraints":
-			d.Constraints, err = decodeConstraints(x)
+			return p.constraints(&d.Constraints)
 		case "revision":
-			d.Revision, err = str(x, k)
+			return p.str(&d.Revision)
 		case "durationNs":
 			var n *int64
-			if n, err = integer(x, k); n != nil {
+			err := p.integer(&n)
+			if n != nil {
 				d.Duration = time.Duration(*n)
 			}
-		default:
-			err = fmt.Errorf("decision cache: unknown field %q", k)
-		}
-		return err
-	})
-	return d, err
-}
-
-func decodeReasons(v any) ([]Reason, error) {
-	if v == nil {
-		return nil, nil
-	}
-	a, ok := v.([]any)
-	if !ok {
-		return nil, errors.New("decision cache: reasons is not an array")
-	}
-	out := make([]Reason, len(a))
-	for i, x := range a {
-		err := fields(x, "reason", func(k string, y any) error {
-			var err error
-			switch k {
-			case "code":
-				out[i].Code, err = str(y, k)
-			case "message":
-				out[i].Message, err = str(y, k)
-			case "path":
-				out[i].Path, err = str(y, k)
-			default:
-				err = fmt.Errorf("decision cache: unknown field %q", k)
-			}
 			return err
-		})
-		if err != nil {
-			return nil, err
 		}
-	}
-	return out, nil
-}
-
-func decodeConstraints(v any) (Constraints, error) {
-	var c Constraints
-	err := fields(v, "constraints", func(k string, x any) error {
-		var err error
-		switch k {
-		case "maxMemory":
-			c.MaxMemory, err = integer(x, k)
-		case "maxPids":
-			c.MaxPids, err = integer(x, k)
-		case "capabilities":
-			c.Capabilities, err = strs(x, k)
-		case "egress":
-			c.Egress, err = strs(x, k)
-		case "maxNetworkRate":
-			c.MaxNetworkRate, err = integer(x, k)
-		case "quotas":
-			if x == nil {
-				return nil
-			}
-			var q QuotaLimits
-			err = fields(x, "quotas", func(k string, y any) error {
-				var err error
-				switch k {
-				case "containers":
-					q.Containers, err = integer(y, k)
-				case "memory":
-					q.Memory, err = integer(y, k)
-				case "pids":
-					q.Pids, err = integer(y, k)
-				case "nanoCPUs":
-					q.NanoCPUs, err = integer(y, k)
-				case "imagesSize":
-					q.ImagesSize, err = integer(y, k)
-				default:
-					err = fmt.Errorf("decision cache: unknown field %q", k)
-				}
-				return err
-			})
-			c.Quotas = &q
-		default:
-			err = fmt.Errorf("decision cache: unknown field %q", k)
-		}
-		return err
+		return p.unknown(k)
 	})
-	return c, err
 }
 
-// fields calls f with each key and value of the object v (null: none, as encoding/json leaves a
-// struct alone).
-func fields(v any, what string, f func(k string, x any) error) error {
-	if v == nil {
+// reasons is a []Reason as encoding/json decodes one: null is nil, [] an empty, non-nil slice.
+func (p *jsonParser) reasons(out *[]Reason) error {
+	if p.null() {
+		*out = nil
 		return nil
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return fmt.Errorf("decision cache: %s is not an object", what)
+	rs := []Reason{}
+	err := p.array("reasons", func() error {
+		if p.null() {
+			return errors.New("decision cache: null in reasons")
+		}
+		var r Reason
+		err := p.object("reason", func(k []byte) error {
+			switch string(k) {
+			case "code":
+				return p.str(&r.Code)
+			case "message":
+				return p.str(&r.Message)
+			case "path":
+				return p.str(&r.Path)
+			}
+			return p.unknown(k)
+		})
+		rs = append(rs, r)
+		return err
+	})
+	*out = rs
+	return err
+}
+
+func (p *jsonParser) constraints(c *Constraints) error {
+	return p.object("constraints", func(k []byte) error {
+		switch string(k) {
+		case "maxMemory":
+			return p.integer(&c.MaxMemory)
+		case "maxPids":
+			return p.integer(&c.MaxPids)
+		case "capabilities":
+			return p.strs(&c.Capabilities)
+		case "egress":
+			return p.strs(&c.Egress)
+		case "maxNetworkRate":
+			return p.integer(&c.MaxNetworkRate)
+		case "quotas":
+			if p.null() {
+				c.Quotas = nil
+				return nil
+			}
+			q := &QuotaLimits{}
+			c.Quotas = q
+			return p.object("quotas", func(k []byte) error {
+				switch string(k) {
+				case "containers":
+					return p.integer(&q.Containers)
+				case "memory":
+					return p.integer(&q.Memory)
+				case "pids":
+					return p.integer(&q.Pids)
+				case "nanoCPUs":
+					return p.integer(&q.NanoCPUs)
+				case "imagesSize":
+					return p.integer(&q.ImagesSize)
+				}
+				return p.unknown(k)
+			})
+		}
+		return p.unknown(k)
+	})
+}
+
+func (p *jsonParser) unknown(k []byte) error {
+	return errors.New("decision cache: unknown field " + strconv.Quote(string(k)))
+}
+
+// maxFields bounds the keys of one object of an entry (its largest has six): with each key
+// allowed once, a longer object has an unknown or repeated one.
+const maxFields = 8
+
+// object reads an object, null (no change, as encoding/json leaves a struct alone) or fails:
+// field is called with each key, the parser before its value, and reads the value. A key is
+// given as its decoded text, only for the call; a key that comes twice is an error.
+func (p *jsonParser) object(what string, field func(k []byte) error) error {
+	if p.null() {
+		return nil
 	}
-	for k, x := range m {
-		if err := f(k, x); err != nil {
+	if !p.consume('{') {
+		return errors.New("decision cache: " + what + " is not an object")
+	}
+	if p.consume('}') {
+		return nil
+	}
+	var seen [maxFields]string
+	for n := 0; ; n++ {
+		p.space()
+		if p.i == len(p.data) || p.data[p.i] != '"' {
+			return p.fail("object key expected")
+		}
+		k, err := p.key()
+		if err != nil {
 			return err
 		}
+		if n == maxFields {
+			return errors.New("decision cache: " + what + " has too many fields")
+		}
+		for _, s := range seen[:n] {
+			if s == string(k) {
+				return errors.New("decision cache: field " + strconv.Quote(s) + " repeated")
+			}
+		}
+		if !p.consume(':') {
+			return p.fail("colon expected")
+		}
+		if err := field(k); err != nil {
+			return err
+		}
+		// The key's text outlives this iteration only as a known field's name (an unknown one
+		// has failed): a constant, so keeping it allocates nothing.
+		seen[n] = internKey(k)
+		switch {
+		case p.consume(','):
+		case p.consume('}'):
+			return nil
+		default:
+			return p.fail("comma or } expected")
+		}
+	}
+}
+
+// internKey returns the constant field name k spells (field has accepted it), so a key read
+// from the entry is never copied.
+func internKey(k []byte) string {
+	for _, s := range fieldNames {
+		if s == string(k) {
+			return s
+		}
+	}
+	return string(k)
+}
+
+var fieldNames = [...]string{"format", "build", "policy", "input", "without", "decision", "allow", "reasons",
+	"constraints", "revision", "durationNs", "code", "message", "path", "maxMemory", "maxPids", "capabilities",
+	"egress", "maxNetworkRate", "quotas", "containers", "memory", "pids", "nanoCPUs", "imagesSize"}
+
+// key reads an object key: its bytes in the entry when it has no escape and is plain ASCII (every
+// key Store writes), else its decoded text.
+func (p *jsonParser) key() ([]byte, error) {
+	start := p.i + 1
+	for j := start; j < len(p.data); j++ {
+		c := p.data[j]
+		if c == '"' {
+			p.i = j + 1
+			return p.data[start:j], nil
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			break
+		}
+	}
+	s, err := p.string()
+	return []byte(s), err
+}
+
+// array reads an array, calling elem with the parser before each element.
+func (p *jsonParser) array(what string, elem func() error) error {
+	if !p.consume('[') {
+		return errors.New("decision cache: " + what + " is not an array")
+	}
+	if p.consume(']') {
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		switch {
+		case p.consume(','):
+		case p.consume(']'):
+			return nil
+		default:
+			return p.fail("comma or ] expected")
+		}
+	}
+}
+
+// consume skips white space and then c, if c is next.
+func (p *jsonParser) consume(c byte) bool {
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// literal consumes lit (null, true, false) if it is next.
+func (p *jsonParser) literal(lit string) bool {
+	p.space()
+	if len(p.data)-p.i >= len(lit) && string(p.data[p.i:p.i+len(lit)]) == lit {
+		p.i += len(lit)
+		return true
+	}
+	return false
+}
+
+func (p *jsonParser) null() bool { return p.literal("null") }
+
+// str reads a string; null leaves it unchanged, as encoding/json does.
+func (p *jsonParser) str(s *string) error {
+	if p.null() {
+		return nil
+	}
+	p.space()
+	if p.i == len(p.data) || p.data[p.i] != '"' {
+		return errors.New("decision cache: a string expected at offset " + strconv.Itoa(p.i))
+	}
+	v, err := p.string()
+	*s = v
+	return err
+}
+
+// boolean reads true or false; null leaves it unchanged.
+func (p *jsonParser) boolean(b *bool) error {
+	switch {
+	case p.null():
+	case p.literal("true"):
+		*b = true
+	case p.literal("false"):
+		*b = false
+	default:
+		return errors.New("decision cache: a boolean expected at offset " + strconv.Itoa(p.i))
 	}
 	return nil
 }
 
-func str(v any, k string) (string, error) {
-	if v == nil {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("decision cache: %s is not a string", k)
-	}
-	return s, nil
-}
-
-func boolean(v any, k string) (bool, error) {
-	if v == nil {
-		return false, nil
-	}
-	b, ok := v.(bool)
-	if !ok {
-		return false, fmt.Errorf("decision cache: %s is not a boolean", k)
-	}
-	return b, nil
-}
-
-// integer is an int64 as encoding/json decodes one into *int64: null is nil, anything but an
+// integer reads an int64 as encoding/json decodes one into *int64: null is nil, anything but an
 // integer in range an error.
-func integer(v any, k string) (*int64, error) {
-	if v == nil {
-		return nil, nil
+func (p *jsonParser) integer(n **int64) error {
+	if p.null() {
+		*n = nil
+		return nil
 	}
-	n, ok := v.(json.Number)
-	if !ok {
-		return nil, fmt.Errorf("decision cache: %s is not a number", k)
+	p.space()
+	if p.i == len(p.data) || p.data[p.i] != '-' && (p.data[p.i] < '0' || p.data[p.i] > '9') {
+		return errors.New("decision cache: a number expected at offset " + strconv.Itoa(p.i))
 	}
-	i, err := strconv.ParseInt(string(n), 10, 64)
+	text, err := p.number()
 	if err != nil {
-		return nil, fmt.Errorf("decision cache: %s: %w", k, err)
+		return err
 	}
-	return &i, nil
+	i, err := strconv.ParseInt(string(text), 10, 64)
+	if err != nil {
+		return errors.New("decision cache: not an int64 at offset " + strconv.Itoa(p.i) + ": " + err.Error())
+	}
+	*n = &i
+	return nil
 }
 
-// strs is a []string as encoding/json decodes one: null is nil, [] an empty, non-nil slice.
-func strs(v any, k string) ([]string, error) {
-	if v == nil {
-		return nil, nil
+// strs reads a []string as encoding/json decodes one: null is nil, [] an empty, non-nil slice.
+func (p *jsonParser) strs(out *[]string) error {
+	if p.null() {
+		*out = nil
+		return nil
 	}
-	a, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("decision cache: %s is not an array", k)
-	}
-	out := make([]string, len(a))
-	for i, x := range a {
-		s, ok := x.(string)
-		if !ok {
-			return nil, fmt.Errorf("decision cache: %s[%d] is not a string", k, i)
+	ss := []string{}
+	err := p.array("a list of strings", func() error {
+		var s string
+		if p.null() {
+			return errors.New("decision cache: null in a list of strings")
 		}
-		out[i] = s
-	}
-	return out, nil
+		err := p.str(&s)
+		ss = append(ss, s)
+		return err
+	})
+	*out = ss
+	return err
 }

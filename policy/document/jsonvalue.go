@@ -1,7 +1,6 @@
 package document
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"unicode/utf16"
@@ -10,26 +9,9 @@ import (
 	"bulwark.dev/bulwark/internal/jsontext"
 )
 
-// parseJSON parses data, one JSON value and nothing after it but white space, into what
-// encoding/json decodes into an `any` with UseNumber: map[string]any, []any, string, json.Number,
-// bool and nil (TestParseJSONIsEncodingJSON). A cached decision is read through it on every
-// cached start: encoding/json's scanner and decoder took most of reading one.
-func parseJSON(data []byte) (any, error) {
-	p := jsonParser{data: data}
-	v, err := p.value(0)
-	if err != nil {
-		return nil, err
-	}
-	p.space()
-	if p.i != len(p.data) {
-		return nil, p.fail("data after the value")
-	}
-	return v, nil
-}
-
-// maxJSONDepth bounds nesting (a cache entry is four levels deep).
-const maxJSONDepth = 32
-
+// jsonParser reads the JSON text of a cache entry (cacheentry.go decodes it into its typed
+// fields): white space, strings read exactly as encoding/json reads them, numbers as JSON writes
+// them.
 type jsonParser struct {
 	data []byte
 	i    int
@@ -50,111 +32,8 @@ func (p *jsonParser) space() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, p.fail("nested too deep")
-	}
-	p.space()
-	if p.i == len(p.data) {
-		return nil, p.fail("unexpected end")
-	}
-	switch c := p.data[p.i]; {
-	case c == '{':
-		return p.object(depth)
-	case c == '[':
-		return p.array(depth)
-	case c == '"':
-		return p.string()
-	case c == '-' || '0' <= c && c <= '9':
-		return p.number()
-	}
-	for _, lit := range []struct {
-		text string
-		v    any
-	}{{"true", true}, {"false", false}, {"null", nil}} {
-		if len(p.data)-p.i >= len(lit.text) && string(p.data[p.i:p.i+len(lit.text)]) == lit.text {
-			p.i += len(lit.text)
-			return lit.v, nil
-		}
-	}
-	return nil, p.fail("unexpected character")
-}
-
-func (p *jsonParser) object(depth int) (any, error) {
-	p.i++ // {
-	m := map[string]any{}
-	p.space()
-	if p.i < len(p.data) && p.data[p.i] == '}' {
-		p.i++
-		return m, nil
-	}
-	for {
-		p.space()
-		if p.i == len(p.data) || p.data[p.i] != '"' {
-			return nil, p.fail("object key expected")
-		}
-		k, err := p.string()
-		if err != nil {
-			return nil, err
-		}
-		p.space()
-		if p.i == len(p.data) || p.data[p.i] != ':' {
-			return nil, p.fail("colon expected")
-		}
-		p.i++
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		m[k] = v
-		p.space()
-		if p.i == len(p.data) {
-			return nil, p.fail("unexpected end")
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return m, nil
-		default:
-			return nil, p.fail("comma or } expected")
-		}
-	}
-}
-
-func (p *jsonParser) array(depth int) (any, error) {
-	p.i++ // [
-	a := []any{}
-	p.space()
-	if p.i < len(p.data) && p.data[p.i] == ']' {
-		p.i++
-		return a, nil
-	}
-	for {
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, v)
-		p.space()
-		if p.i == len(p.data) {
-			return nil, p.fail("unexpected end")
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return a, nil
-		default:
-			return nil, p.fail("comma or ] expected")
-		}
-	}
-}
-
 // number takes a number as JSON writes it (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?).
-func (p *jsonParser) number() (any, error) {
+func (p *jsonParser) number() ([]byte, error) {
 	start := p.i
 	digits := func() int {
 		n := 0
@@ -188,7 +67,7 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.fail("digit expected")
 		}
 	}
-	return json.Number(p.data[start:p.i]), nil
+	return p.data[start:p.i], nil
 }
 
 // string takes a string as encoding/json reads one: escapes resolved, a lone or broken surrogate
