@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxSymlinks bounds link following, as the kernel's ELOOP limit does.
@@ -37,15 +39,26 @@ func ResolveHostPath(p string) (string, error) {
 			cur = filepath.Dir(cur)
 			continue
 		}
-		next := filepath.Join(cur, comp)
-		fi, err := os.Lstat(next)
+		// cur is clean and absolute, comp a plain name: filepath.Join(cur, comp), without its
+		// Clean and allocation on every component.
+		next := cur + "/" + comp
+		if cur == "/" {
+			next = "/" + comp
+		}
+		// A stat into this frame, not os.Lstat's FileInfo on the heap: the state root is
+		// resolved on every bulwark-runc start.
+		var st unix.Stat_t
+		err := unix.Lstat(next, &st)
+		for err == unix.EINTR {
+			err = unix.Lstat(next, &st)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return filepath.Join(append([]string{next}, rest...)...), nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("resolve %q: %w", p, err)
+			return "", fmt.Errorf("resolve %q: %w", p, &fs.PathError{Op: "lstat", Path: next, Err: err})
 		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			cur = next
 			continue
 		}
