@@ -107,7 +107,7 @@ func (e *Engine) quotaDir(tenant string) string { return filepath.Join(e.cfg.Roo
 
 // lockQuota takes the tenant's quota lock (exclusive: counting and reserving are one step).
 func (e *Engine) lockQuota(tenant string) (func(), error) {
-	if !tenantRE.MatchString(tenant) {
+	if !validTenant(tenant) {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", tenant)
 	}
 	if err := os.MkdirAll(filepath.Join(e.quotaDir(tenant), "images"), 0o700); err != nil {

@@ -2,7 +2,6 @@ package image
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -14,13 +13,6 @@ type Ref struct {
 	Tag    string
 	Digest digest.Digest
 }
-
-var (
-	nameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+|__)*(\.[a-z0-9-]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$`)
-	// tagRE's length limit (128) is checked apart: a counted repetition compiles to a program
-	// of as many copies, paid at every process start.
-	tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
-)
 
 // ParseRef parses s; a reference with neither tag nor digest gets the tag "latest".
 func ParseRef(s string) (Ref, error) {
@@ -39,11 +31,11 @@ func ParseRef(s string) (Ref, error) {
 	// A colon after the last slash separates the tag; one before it is a registry port.
 	if i := strings.LastIndexByte(rest, ':'); i > strings.LastIndexByte(rest, '/') {
 		r.Tag, rest = rest[i+1:], rest[:i]
-		if len(r.Tag) > 128 || !tagRE.MatchString(r.Tag) {
+		if len(r.Tag) > 128 || !validTag(r.Tag) {
 			return r, fmt.Errorf("reference %q: invalid tag %q", s, r.Tag)
 		}
 	}
-	if rest == "" || len(rest) > 255 || !nameRE.MatchString(rest) {
+	if rest == "" || len(rest) > 255 || !validName(rest) {
 		return r, fmt.Errorf("reference %q: invalid name %q", s, rest)
 	}
 	r.Name = rest
