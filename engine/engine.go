@@ -186,20 +186,23 @@ func (e *Engine) tidyRunRoot() {
 
 // removeEmptyDirs removes dir if, once each of its subdirectories (depth levels down, symbolic
 // links not followed) has been removed the same way, it is empty: only empty directories go,
-// never a file.
+// never a file. An empty directory is removed by one rmdir, without being listed: most of a run
+// root's directories are empty ones when its last container goes, and tidying them is on the
+// path of every `bulwark run --rm` that leaves it empty.
 func removeEmptyDirs(dir string, depth int) {
-	if depth > 0 {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return
-		}
-		for _, ent := range ents {
-			if ent.IsDir() {
-				removeEmptyDirs(filepath.Join(dir, ent.Name()), depth-1)
-			}
+	if err := unix.Rmdir(dir); err == nil || depth == 0 || !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
+		return
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, ent := range ents {
+		if ent.IsDir() {
+			removeEmptyDirs(filepath.Join(dir, ent.Name()), depth-1)
 		}
 	}
-	os.Remove(dir) // only an empty one goes
+	unix.Rmdir(dir) // only an empty one goes
 }
 
 // Root is the state root.
