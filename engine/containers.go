@@ -19,6 +19,7 @@ import (
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/names"
 	"bulwark.dev/bulwark/internal/plainfile"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
@@ -116,7 +117,7 @@ func (e *Engine) writeMeta(m *Meta) error {
 }
 
 func (e *Engine) readMeta(id string) (*Meta, error) {
-	if !validName(id) {
+	if !names.Object(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	b, err := plainfile.ReadFile(filepath.Join(e.metaDir(id), "meta.json"))

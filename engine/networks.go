@@ -14,6 +14,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/internal/names"
 	"bulwark.dev/bulwark/network"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
@@ -147,7 +148,7 @@ func (e *Engine) containerLive(tenant, id string) bool {
 
 // checkTenant refuses a tenant name that could not be a directory name.
 func checkTenant(who Caller) error {
-	if !validTenant(who.tenant()) {
+	if !names.Tenant(who.tenant()) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", who.tenant())
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/internal/names"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -52,14 +53,14 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 		t.Add(audit.TypeEngine, "refused", map[string]string{"step": step, "error": err.Error()})
 		return nil, err
 	}
-	if !validName(id) {
+	if !names.Object(id) {
 		// The name becomes a directory name under the state root: no separators, no "..".
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "container name %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id))
 	}
 	if err := checkRestart(req); err != nil {
 		return refuse("request", err)
 	}
-	if !validTenant(req.Tenant) {
+	if !names.Tenant(req.Tenant) {
 		return refuse("identity", errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", req.Tenant))
 	}
 	t.Add(audit.TypeEngine, "identity", map[string]string{

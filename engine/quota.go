@@ -16,6 +16,7 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/names"
 	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/policy/document"
 )
@@ -107,7 +108,7 @@ func (e *Engine) quotaDir(tenant string) string { return filepath.Join(e.cfg.Roo
 
 // lockQuota takes the tenant's quota lock (exclusive: counting and reserving are one step).
 func (e *Engine) lockQuota(tenant string) (func(), error) {
-	if !validTenant(tenant) {
+	if !names.Tenant(tenant) {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", tenant)
 	}
 	if err := os.MkdirAll(filepath.Join(e.quotaDir(tenant), "images"), 0o700); err != nil {
@@ -122,12 +123,12 @@ func (e *Engine) lockQuota(tenant string) (func(), error) {
 // caller holds the tenant's quota lock.
 func (e *Engine) quotaUsage(tenant, except string) (document.QuotaUsage, error) {
 	var u document.QuotaUsage
-	names, err := e.recordNames()
+	recorded, err := e.recordNames()
 	if err != nil {
 		return u, fmt.Errorf("count containers: %w", err)
 	}
 	counted := map[string]bool{except: true}
-	for _, name := range names {
+	for _, name := range recorded {
 		if counted[name] {
 			continue
 		}
@@ -158,7 +159,7 @@ func (e *Engine) quotaUsage(tenant, except string) (document.QuotaUsage, error) 
 		if err == nil {
 			err = json.Unmarshal(b, &r)
 		}
-		if err != nil || !validName(r.ID) {
+		if err != nil || !names.Object(r.ID) {
 			return u, fmt.Errorf("quota reservation %s: unreadable (%v)", p, err)
 		}
 		if !r.held() {
@@ -279,7 +280,7 @@ func jsonString(v any) string {
 // tenant's quota lock; a refusal is a *document.DeniedError with the quota's codes, audited.
 // Removing file releases it.
 func (e *Engine) HoldQuota(ctx context.Context, who Caller, id string, res Resources, file string) error {
-	if !validName(id) || !filepath.IsAbs(file) {
+	if !names.Object(id) || !filepath.IsAbs(file) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "quota hold of %q by %q: want a container id and an absolute file", id, file)
 	}
 	t := newTrail(e.audit, who.Identity, who.tenant(), NewID())

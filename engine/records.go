@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/internal/names"
 )
 
 // A container's record is a directory of its own (meta.json, plan.json, a detached one's logs),
@@ -122,7 +123,7 @@ func (e *Engine) removeDeadClaims() {
 	for _, base := range []string{filepath.Join(e.cfg.Root, "engine"), filepath.Join(e.cfg.RunRoot, "engine")} {
 		ents, _ := os.ReadDir(base)
 		for _, ent := range ents {
-			if !ent.IsDir() || !validName(ent.Name()) {
+			if !ent.IsDir() || !names.Object(ent.Name()) {
 				continue
 			}
 			dir := filepath.Join(base, ent.Name())

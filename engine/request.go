@@ -112,37 +112,6 @@ const (
 	AnnotationDigest  = "dev.bulwark.image.digest"
 )
 
-// validTenant and validName check their syntax by hand: compiling regular expressions for them
-// was paid by every process start (GODEBUG=inittrace).
-
-// validTenant reports whether tenant is [a-z0-9][a-z0-9-]{0,62}.
-func validTenant(tenant string) bool {
-	return validSyntax(tenant, 63, func(c byte, first bool) bool {
-		return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || !first && c == '-'
-	})
-}
-
-// validName reports whether id is [A-Za-z0-9][A-Za-z0-9_.-]{0,127}.
-func validName(id string) bool {
-	return validSyntax(id, 128, func(c byte, first bool) bool {
-		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			!first && (c == '_' || c == '.' || c == '-')
-	})
-}
-
-// validSyntax reports whether s has 1 to max bytes, each allowed where it stands.
-func validSyntax(s string, max int, allowed func(c byte, first bool) bool) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !allowed(s[i], i == 0) {
-			return false
-		}
-	}
-	return true
-}
-
 // NewID returns a random 12-hex-digit id for requests and containers.
 func NewID() string {
 	var b [6]byte

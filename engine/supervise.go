@@ -20,6 +20,7 @@ import (
 	"bulwark.dev/bulwark/errdefs"
 
 	"bulwark.dev/bulwark/internal/console"
+	"bulwark.dev/bulwark/internal/names"
 	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/supervisor"
 )
@@ -212,7 +213,7 @@ func (w *worker) run(plan []byte, netns *os.File, binds []*os.File, stdin *os.Fi
 			TTY bool `json:"tty"`
 		} `json:"request"`
 	}
-	if err := json.Unmarshal(plan, &p); err != nil || !validName(p.ID) {
+	if err := json.Unmarshal(plan, &p); err != nil || !names.Object(p.ID) {
 		return nil, fmt.Errorf("supervisor: not a plan (%v)", err)
 	}
 	return w.launch(p.ID, p.Request.TTY, plan, binds, stdin, netns)

@@ -208,26 +208,3 @@ func TestCapSet(t *testing.T) {
 		}
 	}
 }
-
-// TestNameSyntax: a container name is [A-Za-z0-9][A-Za-z0-9_.-]{0,127} and a tenant
-// [a-z0-9][a-z0-9-]{0,62}, their lengths included (checked apart from the patterns).
-func TestNameSyntax(t *testing.T) {
-	for name, want := range map[string]bool{
-		"web": true, "a.b_c-1": true, strings.Repeat("c", 128): true,
-		strings.Repeat("c", 129): false, "": false, ".x": false, "a/b": false, "a b": false,
-		"Z9": true, "x-": true, "_x": false, "-x": false, "a:b": false, "é": false,
-	} {
-		if got := validName(name); got != want {
-			t.Errorf("validName(%q) = %v, want %v", name, got, want)
-		}
-	}
-	for tenant, want := range map[string]bool{
-		"acme": true, "a-1": true, strings.Repeat("t", 63): true,
-		strings.Repeat("t", 64): false, "": false, "Acme": false, "-a": false, "a_b": false,
-		"0": true, "a-": true, "a.b": false,
-	} {
-		if got := validTenant(tenant); got != want {
-			t.Errorf("validTenant(%q) = %v, want %v", tenant, got, want)
-		}
-	}
-}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/errdefs"
+	"bulwark.dev/bulwark/internal/names"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -74,7 +75,7 @@ func (s *Store) Total(tenant string) (int64, error) { return s.usedSize(tenant) 
 // CountAlso adds): whatever fn makes that CountAlso counts is seen by the next volume or fn,
 // so concurrent requests never together pass the tenant's maximum.
 func (s *Store) WithTotal(tenant string, fn func(used int64) error) error {
-	if !validTenant(tenant) {
+	if !names.Tenant(tenant) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid tenant name %q", tenant)
 	}
 	unlock, err := s.lockTenant(tenant)
@@ -102,7 +103,7 @@ func Open(root string) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 func checkNames(tenant, name string) error {
-	if !validTenant(tenant) {
+	if !names.Tenant(tenant) {
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "tenant %q: want [a-z0-9][a-z0-9-]{0,62}", tenant)
 	}
 	if !ValidName(name) {
@@ -112,36 +113,8 @@ func checkNames(tenant, name string) error {
 }
 
 // ValidName reports whether name is a volume name (not a host path): Docker's syntax
-// [A-Za-z0-9][A-Za-z0-9_.-]{0,127}, so no separators and no "..". It is checked by hand: a
-// regexp compiled at package initialisation cost every bulwark and bulwark-runc process
-// 0.07-0.09 ms.
-func ValidName(name string) bool {
-	return validSyntax(name, 128, func(c byte, first bool) bool {
-		return alnum(c) || !first && (c == '_' || c == '.' || c == '-')
-	})
-}
-
-// validTenant reports whether tenant is a tenant name: [a-z0-9][a-z0-9-]{0,62}.
-func validTenant(tenant string) bool {
-	return validSyntax(tenant, 63, func(c byte, first bool) bool {
-		return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || !first && c == '-'
-	})
-}
-
-// validSyntax reports whether s has 1 to max bytes, each allowed where it stands.
-func validSyntax(s string, max int, allowed func(c byte, first bool) bool) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !allowed(s[i], i == 0) {
-			return false
-		}
-	}
-	return true
-}
-
-func alnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+// [A-Za-z0-9][A-Za-z0-9_.-]{0,127}, so no separators and no "..".
+func ValidName(name string) bool { return names.Object(name) }
 
 func (s *Store) tenantDir(tenant string) string { return filepath.Join(s.dir, tenant) }
 
@@ -349,7 +322,7 @@ func (s *Store) Tenants() ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() && validTenant(e.Name()) {
+		if e.IsDir() && names.Tenant(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
