@@ -32,16 +32,6 @@ import (
 // by the setup child as before, with bind-mounted nodes.
 var devTmpfsData = map[string]bool{"mode": true, "size": true, "nr_inodes": true, "nr_blocks": true, "huge": true}
 
-// devTmpfsAttrs maps a mount's flags to the attributes fsmount takes; any other flag leaves /dev
-// to the setup child.
-var devTmpfsAttrs = map[uintptr]int{
-	unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
-	unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
-	unix.MS_NOATIME: unix.MOUNT_ATTR_NOATIME, unix.MS_STRICTATIME: unix.MOUNT_ATTR_STRICTATIME,
-	unix.MS_RELATIME: unix.MOUNT_ATTR_RELATIME, unix.MS_NODIRATIME: unix.MOUNT_ATTR_NODIRATIME,
-	unix.MS_NOSYMFOLLOW: unix.MOUNT_ATTR_NOSYMFOLLOW,
-}
-
 // devTmpfsPlan returns the tmpfs options and mount attributes of mp, a tmpfs at /dev, when the
 // runtime can make it; ok is false otherwise.
 func devTmpfsPlan(mp setup.MountPlan) (opts [][2]string, attrs int, ok bool) {
@@ -52,7 +42,7 @@ func devTmpfsPlan(mp setup.MountPlan) (opts [][2]string, attrs int, ok bool) {
 		if mp.Flags&f == 0 {
 			continue
 		}
-		a, known := devTmpfsAttrs[f]
+		a, known := setup.MountAttr[f]
 		if !known {
 			return nil, 0, false
 		}

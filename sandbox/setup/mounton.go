@@ -70,21 +70,21 @@ func fsmountFlags(flags uintptr) (attrs int, sbFlags []string, ok bool) {
 		if flags&f == 0 {
 			continue
 		}
-		if a, known := mountAttr[f]; known {
+		if a, known := MountAttr[f]; known {
 			attrs |= a
 		}
 		if s, known := sbFlag[f]; known {
 			sbFlags = append(sbFlags, s)
 		}
-		if _, known := mountAttr[f]; !known && sbFlag[f] == "" {
+		if _, known := MountAttr[f]; !known && sbFlag[f] == "" {
 			return 0, nil, false
 		}
 	}
 	return attrs, sbFlags, true
 }
 
-// mountAttr maps mount(2)'s per-mount flags to fsmount's attributes.
-var mountAttr = map[uintptr]int{
+// MountAttr maps mount(2)'s per-mount flags to fsmount's attributes.
+var MountAttr = map[uintptr]int{
 	unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
 	unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
 	unix.MS_NOATIME: unix.MOUNT_ATTR_NOATIME, unix.MS_STRICTATIME: unix.MOUNT_ATTR_STRICTATIME,

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/tests/internal/clitest"
+	"bulwark.dev/bulwark/tests/internal/testenv"
 )
 
 // TestDetachedRunRoot: a detached container run with --run-root keeps its sandbox state there, so
@@ -87,16 +86,7 @@ func TestForegroundRemoveRecordInRunRoot(t *testing.T) {
 // used left its /run/bulwark/roots/<digest>/shared behind.
 func TestRunRootOnTmpfsTidied(t *testing.T) {
 	f := newFixture(t)
-	var shm unix.Statfs_t
-	if err := unix.Statfs("/dev/shm", &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
-		t.Skipf("/dev/shm is not a tmpfs (%v)", err)
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "bulwark-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	run := filepath.Join(dir, "run")
+	run := filepath.Join(testenv.TmpfsDir(t), "run")
 	clitest.Must(t, f.root, "--run-root", run, "run", "--rm", "--name", f.name(t, "tidy"), "busybox:1", "true")
 	var left []string
 	filepath.WalkDir(run, func(p string, _ os.DirEntry, err error) error {

@@ -18,7 +18,7 @@ import (
 // the masked one empty. They are shared only on a state root on a tmpfs (as /run, and as the
 // memory benchmark's): /dev/shm here (TestCoversOnDiskRootAreTmpfs for a state root on disk).
 func TestSharedMaskAndCgroupDirs(t *testing.T) {
-	c, leaks := newCLIAt(t, tmpfsStateRoot(t))
+	c, leaks := newCLIAt(t, testenv.TmpfsDir(t))
 	bundle := testenv.Bundle(t, sleeper())
 	leaks.Dir(bundle)
 	type seen struct {
@@ -67,28 +67,12 @@ func TestSharedMaskAndCgroupDirs(t *testing.T) {
 	}
 }
 
-// tmpfsStateRoot is a temporary state root on a tmpfs (/dev/shm, as the memory benchmark's).
-func tmpfsStateRoot(t *testing.T) string {
-	t.Helper()
-	testenv.RequireRoot(t)
-	var shm unix.Statfs_t
-	if err := unix.Statfs("/dev/shm", &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
-		t.Skipf("/dev/shm is not a tmpfs (%v)", err)
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "bulwark-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // TestSharedDirsPerTenant: the shared cover and skeleton are shared within one tenant (one id
 // range) only, as the generated files are. Shared across tenants, they were one inode in every
 // tenant's containers, and a container that watched it (inotify IN_OPEN, IN_ACCESS on its own
 // /sys/fs/cgroup or /proc/acpi) saw, as they happened, another tenant's containers list theirs.
 func TestSharedDirsPerTenant(t *testing.T) {
-	c, leaks := newCLIAt(t, tmpfsStateRoot(t))
+	c, leaks := newCLIAt(t, testenv.TmpfsDir(t))
 	sr, pol := t.TempDir(), tenantsPolicy(t)
 	bundle := testenv.Bundle(t, sleeper())
 	leaks.Dir(bundle)

@@ -18,6 +18,7 @@ import (
 
 	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/tests/internal/report"
+	"golang.org/x/sys/unix"
 )
 
 // BinEnv names the directory of prebuilt binaries (bulwark-runc, bulwark-probe) that
@@ -174,4 +175,20 @@ func ParseReport(t testing.TB, out []byte) *report.Report {
 		t.Logf("probe section %s: %s", s, e)
 	}
 	return &r
+}
+
+// TmpfsDir is a temporary directory on a tmpfs (/dev/shm), removed when the test ends; it skips
+// the test where /dev/shm is not a tmpfs. A state or run root there is one as /run's would be.
+func TmpfsDir(t testing.TB) string {
+	t.Helper()
+	var shm unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
+		t.Skipf("/dev/shm is not a tmpfs (%v)", err)
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "bulwark-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
