@@ -9,6 +9,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/internal/specjson"
 	"bulwark.dev/bulwark/network"
 	"bulwark.dev/bulwark/policy/document"
@@ -59,6 +60,9 @@ type Plan struct {
 	clock *stepClock // nil: not timed
 	// root is the state root of the engine that prepared the plan (its supervisor's).
 	root string
+	// layers are the image's unpacked layers as Prepare found them (Image.Layers), for Start in
+	// the same process; nil: Start finds them from Image.Layers (a plan handed over).
+	layers *image.Rootfs
 	// binds are the bind sources resolved before the decision; Start mounts from them and
 	// closes them (Close, for a plan that is not started).
 	binds *sandbox.BindSources

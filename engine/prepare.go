@@ -78,7 +78,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 	if err := e.publishExposed(req, img.Config.Config.ExposedPorts); err != nil {
 		return refuse("request", errdefs.Wrap(errdefs.ErrInvalidArgument, err))
 	}
-	rootfs, err := e.imageRootfs(img.Desc)
+	rootfs, err := e.imageRootfs(img)
 	if err != nil {
 		return refuse("rootfs", err)
 	}
@@ -164,7 +164,8 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 	}
 	plan := &Plan{Request: req, ID: id, Policy: e.policySource(), Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
-		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, clock: clk, binds: binds, root: e.cfg.Root}
+		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, clock: clk, binds: binds, root: e.cfg.Root,
+		layers: rootfs.rfs}
 	if err != nil {
 		return plan, err
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/image"
@@ -31,9 +30,10 @@ type imageRoot struct {
 	view *os.File
 }
 
-// imageRootfs unpacks (if needed) the verified layers of the image desc.
-func (e *Engine) imageRootfs(desc ocispec.Descriptor) (*imageRoot, error) {
-	rfs, err := e.store.Rootfs(desc, e.cfg.Unpack)
+// imageRootfs unpacks (if needed) the layers of the verified image img (its manifest and
+// configuration are not read again).
+func (e *Engine) imageRootfs(img *verifiedImage) (*imageRoot, error) {
+	rfs, err := e.store.RootfsOf(img.Manifest, img.Config, e.cfg.Unpack)
 	if err != nil {
 		return nil, fmt.Errorf("unpack verified layers: %w", err)
 	}

@@ -163,9 +163,11 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	spec := plan.Spec
 	// The image's layers as verified and unpacked: the sandbox stacks them; the mountpoints this
 	// container needs go to its private upper, so nothing of the image is copied.
-	root, err := e.layersRoot(plan.Image.Layers)
-	if err != nil {
-		return fail(err)
+	root := &imageRoot{rfs: plan.layers}
+	if root.rfs == nil {
+		if root, err = e.layersRoot(plan.Image.Layers); err != nil {
+			return fail(err)
+		}
 	}
 	// start and restart start it again from the decided plan; exec gives new processes its
 	// effective spec's confinement (readEffectiveSpec). One file: each made and removed on the

@@ -23,10 +23,11 @@ var ErrVerification = errdefs.New(errdefs.ErrUntrusted, "image verification fail
 // verifiedImage is an image whose reference resolved through TUF and whose every blob in the
 // store matched its digest.
 type verifiedImage struct {
-	Ref    string
-	Target *record.Target
-	Desc   ocispec.Descriptor
-	Config *ocispec.Image
+	Ref      string
+	Target   *record.Target
+	Desc     ocispec.Descriptor
+	Manifest *ocispec.Manifest
+	Config   *ocispec.Image
 }
 
 // VerifyImage is `bulwark trust verify`: ref is resolved through TUF (refreshing the metadata
@@ -91,7 +92,7 @@ func (e *Engine) verify(ref string, offline, needLocal bool, t *trail, clk *step
 		"reference": ref, "digest": desc.Digest.String(), "layers": strconv.Itoa(len(m.Layers)),
 	})
 	clk.lap("verify")
-	return &verifiedImage{Ref: ref, Target: target, Desc: desc, Config: cfg}, nil
+	return &verifiedImage{Ref: ref, Target: target, Desc: desc, Manifest: m, Config: cfg}, nil
 }
 
 // ResolveSigned resolves ref through TUF alone (refreshing the metadata unless offline), audited;

@@ -105,6 +105,10 @@ func TestImageSizeLimitNamesLayerAndLimit(t *testing.T) {
 	if _, err := s.Unpack(desc, UnpackOptions{MaxImageBytes: 7 << 20}); err != nil {
 		t.Fatalf("within the limit: %v", err)
 	}
+	// Every layer unpacked (what Unpack then only reads the records of): the limit still holds.
+	if _, err := s.Unpack(desc, UnpackOptions{MaxImageBytes: 5 << 20}); !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "layer 1 (") {
+		t.Fatalf("with every layer unpacked: %v", err)
+	}
 }
 
 func diskUse(t *testing.T, p string) (size, allocated int64) {

@@ -34,11 +34,34 @@ func (s *Store) Rootfs(desc ocispec.Descriptor, opts UnpackOptions) (*Rootfs, er
 	if err != nil {
 		return nil, err
 	}
-	diffIDs := make([]digest.Digest, len(layers))
-	for i, l := range layers {
-		diffIDs[i] = l.DiffID
+	return s.layersRootfs(layers)
+}
+
+// RootfsOf is Rootfs for the image whose manifest m and configuration cfg the caller has read from
+// the store and checked against their digests (a run verifies them first): they are not read
+// again. Each layer is still unpacked only from a blob that hashes to its manifest digest and its
+// diff_id.
+func (s *Store) RootfsOf(m *ocispec.Manifest, cfg *ocispec.Image, opts UnpackOptions) (*Rootfs, error) {
+	layers, err := s.unpackVerified(m, cfg, opts)
+	if err != nil {
+		return nil, err
 	}
-	return s.LayerRootfs(diffIDs)
+	return s.layersRootfs(layers)
+}
+
+// layersRootfs describes the overlay of unpacked layers (bottom first) from their records.
+func (s *Store) layersRootfs(layers []Layer) (*Rootfs, error) {
+	if len(layers) == 0 {
+		return nil, errors.New("rootfs of no layers")
+	}
+	r := &Rootfs{DiffIDs: make([]digest.Digest, len(layers))}
+	for i, l := range layers {
+		r.DiffIDs[i] = l.DiffID
+	}
+	for i := len(layers) - 1; i >= 0; i-- {
+		r.Lower = append(r.Lower, layers[i].Dir)
+	}
+	return s.withEmptyLower(r)
 }
 
 // LayerRootfs describes the overlay of layers unpacked before (bottom first), for a container
@@ -58,7 +81,12 @@ func (s *Store) LayerRootfs(diffIDs []digest.Digest) (*Rootfs, error) {
 		}
 		r.Lower = append(r.Lower, rec.Dir)
 	}
-	// An overlay without an upper directory needs two lowers; an empty one changes nothing.
+	return s.withEmptyLower(r)
+}
+
+// withEmptyLower adds an empty lower to a rootfs of one layer: an overlay without an upper
+// directory needs two lowers; an empty one changes nothing.
+func (s *Store) withEmptyLower(r *Rootfs) (*Rootfs, error) {
 	if len(r.Lower) < 2 {
 		empty := filepath.Join(s.layers, "empty")
 		if err := os.Mkdir(empty, 0o755); err != nil && !errors.Is(err, os.ErrExist) {

@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -114,5 +116,59 @@ func TestRootfsOverlay(t *testing.T) {
 	got := strings.Join(strings.Fields(string(out)), " ")
 	if got != "etc: passwd var: new readonly" {
 		t.Fatalf("overlay view: %q", got)
+	}
+}
+
+// TestRootfsOfIsRootfs: the rootfs of a manifest and configuration read and verified before is
+// the image's as Rootfs and LayerRootfs describe it, whether RootfsOf unpacks the layers or
+// finds them unpacked, and a layer whose directory is gone is unpacked again (verified).
+func TestRootfsOfIsRootfs(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	for _, layers := range [][][]byte{
+		{layerTar(t, tarEnt{name: "a", body: "a"})},
+		{layerTar(t, tarEnt{name: "a", body: "a"}), layerTar(t, tarEnt{name: "b", body: "b"})},
+	} {
+		desc, err := s.Import(ociLayout(t, layers...), fmt.Sprintf("demo/of:%d", len(layers)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Manifest(desc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := s.Config(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(when string) {
+			t.Helper()
+			got, err := s.RootfsOf(m, cfg, UnpackOptions{})
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			want, err := s.Rootfs(desc, UnpackOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byIDs, err := s.LayerRootfs(cfg.RootFS.DiffIDs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got, byIDs) {
+				t.Fatalf("%s: RootfsOf %+v, Rootfs %+v, LayerRootfs %+v", when, got, want, byIDs)
+			}
+			if len(got.Lower) != 2 {
+				t.Fatalf("%s: lowers %v", when, got.Lower)
+			}
+		}
+		if err := os.RemoveAll(s.layerDir(cfg.RootFS.DiffIDs[0])); err != nil {
+			t.Fatal(err)
+		}
+		check("unpacking")
+		check("unpacked")
+		if err := os.RemoveAll(s.layerDir(cfg.RootFS.DiffIDs[len(layers)-1])); err != nil {
+			t.Fatal(err)
+		}
+		check("a layer removed")
 	}
 }

@@ -77,19 +77,8 @@ type layerRecord struct {
 }
 
 // Unpack makes sure every layer of the image desc is unpacked below <root>/layers and returns
-// them bottom first. It holds gc.lock shared, so PruneLayers never takes a layer being unpacked
-// for a leftover.
+// them bottom first.
 func (s *Store) Unpack(desc ocispec.Descriptor, opts UnpackOptions) ([]Layer, error) {
-	var out []Layer
-	err := s.flock("gc.lock", unix.LOCK_SH, func() error {
-		var err error
-		out, err = s.unpack(desc, opts)
-		return err
-	})
-	return out, err
-}
-
-func (s *Store) unpack(desc ocispec.Descriptor, opts UnpackOptions) ([]Layer, error) {
 	m, err := s.Manifest(desc)
 	if err != nil {
 		return nil, err
@@ -98,10 +87,53 @@ func (s *Store) unpack(desc ocispec.Descriptor, opts UnpackOptions) ([]Layer, er
 	if err != nil {
 		return nil, err
 	}
+	return s.unpackVerified(m, cfg, opts)
+}
+
+// unpackVerified is Unpack for the image of manifest m and configuration cfg, read and verified.
+// An image whose layers are all unpacked already (a run's usual case) costs one read of each
+// layer's record: a layer directory is published whole, by a rename, once its record is in it.
+// Otherwise it holds gc.lock shared while it unpacks, so PruneLayers never takes a layer being
+// unpacked for a leftover.
+func (s *Store) unpackVerified(m *ocispec.Manifest, cfg *ocispec.Image, opts UnpackOptions) ([]Layer, error) {
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, fmt.Errorf("image %s: %d layers but %d diff_ids", desc.Digest, len(m.Layers), len(cfg.RootFS.DiffIDs))
+		return nil, fmt.Errorf("image: %d layers but %d diff_ids", len(m.Layers), len(cfg.RootFS.DiffIDs))
 	}
 	opts = opts.withDefaults()
+	if out := s.unpacked(cfg.RootFS.DiffIDs, opts); out != nil {
+		return out, nil
+	}
+	var out []Layer
+	err := s.flock("gc.lock", unix.LOCK_SH, func() error {
+		var err error
+		out, err = s.unpack(m, cfg, opts)
+		return err
+	})
+	return out, err
+}
+
+// unpacked returns the records of the layers diffIDs if every one is unpacked and they are within
+// the image size limit; nil otherwise (unpack then unpacks what is missing, or says what is wrong).
+func (s *Store) unpacked(diffIDs []digest.Digest, opts UnpackOptions) []Layer {
+	out := make([]Layer, 0, len(diffIDs))
+	var total int64
+	for _, d := range diffIDs {
+		if checkDigest(d) != nil {
+			return nil
+		}
+		rec, err := readLayerRecord(s.layerDir(d))
+		if err != nil {
+			return nil
+		}
+		if total += rec.Size; total > opts.MaxImageBytes {
+			return nil
+		}
+		out = append(out, rec.Layer)
+	}
+	return out
+}
+
+func (s *Store) unpack(m *ocispec.Manifest, cfg *ocispec.Image, opts UnpackOptions) ([]Layer, error) {
 	out := make([]Layer, 0, len(m.Layers))
 	var total int64
 	for i, l := range m.Layers {
