@@ -352,10 +352,17 @@ func self() *Process {
 }
 
 // superviseForeground asks the supervisor to watch this process, the client of a foreground
-// container (recorded in its Meta.Client).
+// container (recorded in its Meta.Client). The supervisor then outlives this process; when it
+// serves this engine's run root, it tidies it when it leaves, and Close leaves that to it.
 func (e *Engine) superviseForeground(id string) error {
-	_, err := ask(e.cfg.Root, e.cfg.Monitor, supRequest{Op: opWatch, ID: id})
-	return err
+	st, err := ask(e.cfg.Root, e.cfg.Monitor, supRequest{Op: opWatch, ID: id})
+	if err != nil {
+		return err
+	}
+	if st.RunRoot != "" && filepath.Clean(st.RunRoot) == filepath.Clean(e.cfg.RunRoot) {
+		e.runRootTended.Store(true)
+	}
+	return nil
 }
 
 // ensureSupervised starts the state root's supervisor when a container needs one and none

@@ -47,6 +47,9 @@ type monitorStatus struct {
 	Start uint64 `json:"start,omitempty"`
 	Error string `json:"error,omitempty"`
 	Code  int    `json:"code,omitempty"`
+	// RunRoot, in a watch's answer, is the run root the worker serves, which it tidies when it
+	// leaves (Engine.Close).
+	RunRoot string `json:"runRoot,omitempty"`
 }
 
 // MonitorError is a failure the supervisor reported: the container was not started.

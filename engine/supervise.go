@@ -189,7 +189,7 @@ func (w *worker) serve(c *net.UnixConn) {
 	case opStart:
 		st, err = w.startRecorded(req.ID, netns)
 	case opWatch:
-		st, err = &monitorStatus{ID: req.ID}, w.watch(req.ID, netns)
+		st, err = &monitorStatus{ID: req.ID, RunRoot: w.e.cfg.RunRoot}, w.watch(req.ID, netns)
 	default:
 		err = fmt.Errorf("supervisor: unknown request %q", req.Op)
 	}

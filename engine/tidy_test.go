@@ -43,3 +43,27 @@ func TestRemoveEmptyDirs(t *testing.T) {
 		t.Error("an empty run root stayed")
 	}
 }
+
+// TestCloseTidiesUnlessSupervised: Close tidies an empty run root, unless a run of the engine
+// was watched by the state root's supervisor serving that run root (it tidies it when it
+// leaves).
+func TestCloseTidiesUnlessSupervised(t *testing.T) {
+	for _, tended := range []bool{false, true} {
+		dir := t.TempDir()
+		run := filepath.Join(dir, "run")
+		e, err := Open(Config{Root: filepath.Join(dir, "state"), RunRoot: run, Policies: inProcess(t), Audit: discard{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(run, "shared", "cg", "cpu"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		e.runRootTended.Store(tended)
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(run); (err == nil) != tended {
+			t.Errorf("supervised %v: the run root is there: %v", tended, err == nil)
+		}
+	}
+}

@@ -25,7 +25,9 @@ const startTimeout = 60 * time.Second
 
 // Dial connects to the supervisor of dir, starting one (argv: the command that runs RunReaper
 // through the binary's hidden entry point) when none listens. Two clients starting one at once
-// start one: the second finds the first's.
+// start one: the second finds the first's. A supervisor found leaving (its worker idle, no
+// longer listening, its reaper about to return) is waited for, and another started once it has
+// gone: a client never waits on one that will not listen again.
 func Dial(dir string, argv []string) (*net.UnixConn, error) {
 	if c, err := dial(dir); err == nil {
 		return c, nil
@@ -44,11 +46,8 @@ func Dial(dir string, argv []string) (*net.UnixConn, error) {
 	if c, err := dial(dir); err == nil {
 		return c, nil
 	}
-	if !Running(dir) {
-		if err := spawn(dir, argv); err != nil {
-			return nil, err
-		}
-	}
+	// spawned is closed once the reaper this client started has exited (nil: none started).
+	var spawned <-chan struct{}
 	deadline := time.Now().Add(startTimeout)
 	for {
 		c, err := dial(dir)
@@ -58,7 +57,28 @@ func Dial(dir string, argv []string) (*net.UnixConn, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("supervisor of %s did not start listening (see %s): %w", dir, filepath.Join(dir, "supervisor.log"), err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		// No reaper holds the lock and the one started here (if any) is gone: the reaper that
+		// held it left, or this one lost the lock to one that has left since.
+		if !exited(spawned) || Running(dir) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if spawned, err = spawn(dir, argv); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// exited reports whether done (nil: nothing was started) is closed.
+func exited(done <-chan struct{}) bool {
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -74,11 +94,12 @@ func Running(dir string) bool {
 	return !ok
 }
 
-// spawn starts a reaper in its own session, so that it outlives its client and its terminal.
-func spawn(dir string, argv []string) error {
+// spawn starts a reaper in its own session, so that it outlives its client and its terminal;
+// the channel is closed if it exits while this client runs.
+func spawn(dir string, argv []string) (<-chan struct{}, error) {
 	logf, err := os.OpenFile(filepath.Join(dir, "supervisor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("supervisor: %w", err)
+		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	defer logf.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -87,12 +108,16 @@ func spawn(dir string, argv []string) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("supervisor: start: %w", err)
+		return nil, fmt.Errorf("supervisor: start: %w", err)
 	}
-	// The reaper is not our child to wait for: it daemonises by outliving us (its parent becomes
-	// our nearest subreaper or init, which collects it).
-	go cmd.Wait()
-	return nil
+	// The reaper daemonises by outliving us (its parent becomes our nearest subreaper or init,
+	// which collects it); while we run, we collect it.
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	return done, nil
 }
 
 func dial(dir string) (*net.UnixConn, error) {

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -106,12 +107,89 @@ func TestPruneExits(t *testing.T) {
 	}
 }
 
-// TestMain runs the test binary as the store test's worker when the reaper starts it.
+// TestMain runs the test binary as the store test's worker when the reaper starts it, and as
+// the dial test's reaper when Dial starts one.
 func TestMain(m *testing.M) {
 	if os.Getenv(EnvMode) == ModeWorker && os.Getenv("SUPERVISOR_TEST_STORE") != "" {
 		os.Exit(storeWorker(os.Getenv("SUPERVISOR_TEST_STORE")))
 	}
+	if os.Getenv(EnvMode) == ModeReaper && os.Getenv("SUPERVISOR_TEST_DIAL") != "" {
+		os.Exit(dialReaper(os.Getenv(EnvDir)))
+	}
 	os.Exit(m.Run())
+}
+
+// dialReaper is the dial test's reaper: it takes the reaper lock, listens, answers one client
+// and exits.
+func dialReaper(dir string) int {
+	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
+	if err != nil || !ok {
+		return 2
+	}
+	defer unlock()
+	ln, err := Listen(dir)
+	if err != nil {
+		return 2
+	}
+	defer ln.Close()
+	c, err := ln.AcceptUnix()
+	if err != nil {
+		return 2
+	}
+	c.Write([]byte("hello"))
+	c.Close()
+	return 0
+}
+
+// TestDialOutlastsLeavingSupervisor: a client that finds the supervisor leaving (its reaper
+// still holds the lock, nothing listens any more) starts another once that one has gone. It
+// waited for one to listen until its timeout (60 s), and then failed the run.
+func TestDialOutlastsLeavingSupervisor(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SUPERVISOR_TEST_DIAL", "1")
+	// The leaving supervisor: a reaper's lock held, and the socket its worker closed.
+	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
+	if err != nil || !ok {
+		t.Fatal("lock", err)
+	}
+	ln, err := Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	type result struct {
+		c   *net.UnixConn
+		err error
+	}
+	dialed := make(chan result, 1)
+	go func() {
+		c, err := Dial(dir, []string{exe})
+		dialed <- result{c, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case r := <-dialed:
+		t.Fatalf("Dial returned while no supervisor listened: %v", r.err)
+	default:
+	}
+	unlock() // the old reaper has left
+	select {
+	case r := <-dialed:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(r.c, b); err != nil || string(b) != "hello" {
+			t.Errorf("the new supervisor said %q (%v)", b, err)
+		}
+		r.c.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial still waits 10 s after the leaving supervisor has gone")
+	}
 }
 
 // storeWorker is the store test's worker: the first one stores an open file and dies; the next
