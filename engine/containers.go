@@ -106,9 +106,9 @@ func (e *Engine) ReadLogsUpTo(id string, who Caller, cur *os.File, size int64, f
 }
 
 func (e *Engine) writeMeta(m *Meta) error {
-	b, err := json.MarshalIndent(m, "", "  ")
+	b, err := marshalMeta(m)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode container record: %w", err)
 	}
 	if err := atomicfile.Write(filepath.Join(e.metaDir(m.ID), "meta.json"), b, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("write container record: %w", err)
