@@ -196,10 +196,14 @@ func objectsJSON(isNil bool, n int, fields func(i int) []string) string {
 	return string(append(b, ']'))
 }
 
-// RaisesAttrs renders raises (the floor's, or the policy's constraints) as one event's attributes.
+// RaisesAttrs renders raises (the floor's, or the policy's constraints) as one event's attributes:
+// their JSON is json.Marshal(raises), written without encoding/json (see JSONString), whose first
+// Marshal of the type cost a run ≈ 0.05 ms before its sandbox is created.
 func RaisesAttrs(raises []sandbox.Raise) map[string]string {
-	b, _ := json.Marshal(raises)
-	return map[string]string{"count": strconv.Itoa(len(raises)), "raises": string(b)}
+	b := objectsJSON(raises == nil, len(raises), func(i int) []string {
+		return []string{"field", raises[i].Field, "from", raises[i].From, "to", raises[i].To}
+	})
+	return map[string]string{"count": strconv.Itoa(len(raises)), "raises": b}
 }
 
 // NetworkAttrs renders what the floor does to networking as one event's attributes: a socket

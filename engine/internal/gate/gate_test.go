@@ -55,4 +55,14 @@ func TestJSONWithoutEncodingJSON(t *testing.T) {
 			t.Errorf("refusedSocketsJSON(%q) = %s, want %s", r, got, want)
 		}
 	}
+	var raises []sandbox.Raise
+	for i, s := range strs {
+		raises = append(raises, sandbox.Raise{Field: s, From: strs[(i+1)%len(strs)], To: strs[(i+2)%len(strs)]})
+	}
+	for _, r := range [][]sandbox.Raise{nil, {}, raises} {
+		want, _ := json.Marshal(r)
+		if got := RaisesAttrs(r)["raises"]; got != string(want) {
+			t.Errorf("RaisesAttrs(%q) = %s, want %s", r, got, want)
+		}
+	}
 }
