@@ -70,11 +70,20 @@ func OpenWith(root string, o Options) (*Store, error) {
 		}
 	}
 	// Layer trees must be reachable (not listable) by a mapped root that mounts the overlay from
-	// inside a user namespace; the trees themselves carry the image's own modes.
+	// inside a user namespace; the trees themselves carry the image's own modes. (A chmod to the
+	// mode a directory has still changes its inode: a journalled write at every process start.)
 	for _, d := range []string{s.layers, filepath.Join(s.layers, "sha256")} {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm() == 0o711 {
+			continue
+		}
 		if err := os.Chmod(d, 0o711); err != nil {
 			return nil, fmt.Errorf("chmod %s: %w", d, err)
 		}
+	}
+	// A layout made before is only looked at: both files are written whole (atomicfile), and
+	// never removed.
+	if exists(filepath.Join(s.dir, ocispec.ImageLayoutFile)) && exists(filepath.Join(s.dir, ocispec.ImageIndexFile)) {
+		return s, nil
 	}
 	err := s.withIndexLock(func() error {
 		if _, err := os.Stat(filepath.Join(s.dir, ocispec.ImageLayoutFile)); errors.Is(err, os.ErrNotExist) {
@@ -92,6 +101,11 @@ func OpenWith(root string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("initialise store %s: %w", s.dir, err)
 	}
 	return s, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // Dir is the OCI layout directory.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"bulwark.dev/bulwark/internal/plainfile"
 )
 
@@ -45,16 +47,22 @@ func WriteFrom(path string, fill func(io.Writer) error, o Options) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
 	if err := finish(tmp, fill, o); err != nil {
 		tmp.Close()
+		os.Remove(tmp.Name())
 		return err
 	}
 	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
+	// rename(2) itself: os.Rename first looks the target up (a directory there makes it fail
+	// with EEXIST rather than replace an empty one; a file renamed over a directory fails with
+	// EISDIR anyway), one more system call of each record and state file written on a
+	// container's start path, as removing the temporary name after it was renamed away was.
+	if err := unix.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return &os.LinkError{Op: "rename", Old: tmp.Name(), New: path, Err: err}
 	}
 	if o.SyncDir {
 		return SyncDir(filepath.Dir(path))

@@ -48,3 +48,17 @@ func TestZombieStatus(t *testing.T) {
 		t.Error("status read after the child was collected")
 	}
 }
+
+// TestReadWhole: a proc file longer than read's first buffer is read whole (status is over 1 KiB).
+func TestReadWhole(t *testing.T) {
+	want, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read("/proc/self/status"); len(want) <= 1024 || len(got) != len(want) || string(got[:10]) != string(want[:10]) {
+		t.Fatalf("read %d bytes of /proc/self/status, want %d (over 1024)", len(got), len(want))
+	}
+	if read("/proc/self/no-such-file") != nil {
+		t.Fatal("a missing file read as one")
+	}
+}
