@@ -26,8 +26,10 @@ type trail struct {
 
 	mu sync.Mutex // guards everything below
 	// rt and started let the sandbox's exit event be completed with duration and peak memory,
-	// read from the container's cgroup before it is destroyed.
+	// read from the container's cgroup before it is destroyed; ctr is the container as this
+	// process created it (nil: loaded from rt), whose cgroup it already knows.
 	rt      *sandbox.Runtime
+	ctr     *sandbox.Container
 	pid     int
 	started time.Time
 	// exit is the status the sandbox reported, for the caller.
@@ -74,7 +76,7 @@ type ExitInfo struct {
 
 func (t *trail) completeExit(id string, attrs map[string]string) {
 	t.mu.Lock()
-	rt, started := t.rt, t.started
+	rt, c, started := t.rt, t.ctr, t.started
 	t.mu.Unlock()
 	info := &ExitInfo{Code: -1, Finished: time.Now().UTC()}
 	if s, err := strconv.Atoi(attrs["status"]); err == nil {
@@ -89,14 +91,20 @@ func (t *trail) completeExit(id string, attrs map[string]string) {
 		info.Duration = time.Since(started)
 		attrs["duration_ns"] = strconv.FormatInt(info.Duration.Nanoseconds(), 10)
 	}
-	if rt != nil {
-		if c, err := rt.Load(id); err == nil {
-			if peak, kills, err := c.ExitCounters(); err == nil {
-				info.PeakMemory = peak
-				info.OOMKilled = kills > 0
-				attrs["peak_memory"] = strconv.FormatUint(peak, 10)
-				attrs["oom_kills"] = strconv.FormatUint(kills, 10)
+	if c == nil || c.ID() != id {
+		c = nil
+		if rt != nil {
+			if l, err := rt.Load(id); err == nil {
+				c = l
 			}
+		}
+	}
+	if c != nil {
+		if peak, kills, err := c.ExitCounters(); err == nil {
+			info.PeakMemory = peak
+			info.OOMKilled = kills > 0
+			attrs["peak_memory"] = strconv.FormatUint(peak, 10)
+			attrs["oom_kills"] = strconv.FormatUint(kills, 10)
 		}
 	}
 	if info.OOMKilled {

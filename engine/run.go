@@ -198,7 +198,7 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 		return fail(err)
 	}
 	t.mu.Lock()
-	t.pid = st.Pid
+	t.pid, t.ctr = st.Pid, c
 	t.mu.Unlock()
 	clk.lap("create")
 	if err := e.attachNetwork(ctx, plan, st.Pid, t); err != nil {

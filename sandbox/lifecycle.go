@@ -326,12 +326,9 @@ func (c *Container) kill(ctx context.Context, st *stateFile) (cgroups.Manager, e
 	if name == "" {
 		name = "bulwark/" + c.id
 	}
-	cg := c.cg
-	if cg == nil || c.cgName != name {
-		var err error
-		if cg, err = cgroups.New(name); err != nil {
-			return nil, fmt.Errorf("cgroup %s: %w", name, err)
-		}
+	cg, err := c.cgroupOf(name)
+	if err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	seen := map[int]bool{}
@@ -388,6 +385,20 @@ func (c *Container) kill(ctx context.Context, st *stateFile) (cgroups.Manager, e
 			return nil, fmt.Errorf("delete %s: processes %v not gone yet: %w", c.id, pids, err)
 		}
 		time.Sleep(time.Millisecond)
+	}
+	return cg, nil
+}
+
+// cgroupOf returns the manager of the container's cgroup name: the one Create made, in the
+// process that created the container, else a new one, which reads the host's cgroup mounts
+// again (0.15-0.2 ms).
+func (c *Container) cgroupOf(name string) (cgroups.Manager, error) {
+	if c.cg != nil && c.cgName == name {
+		return c.cg, nil
+	}
+	cg, err := cgroups.New(name)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
 	return cg, nil
 }

@@ -192,13 +192,14 @@ func (c *Container) Stats() (*Stats, error) {
 }
 
 // ExitCounters reports the container's peak memory and how many of its processes the OOM killer
-// killed: what the record of its exit carries, without the other counters Stats reads.
+// killed: what the record of its exit carries, without the other counters Stats reads. In the
+// process that created the container it reads them from the cgroup Create made (cgroupOf).
 func (c *Container) ExitCounters() (peak, oomKills uint64, err error) {
 	st, err := c.load()
 	if err != nil {
 		return 0, 0, err
 	}
-	cg, err := st.cgroup()
+	cg, err := c.cgroupOf(st.Cgroup)
 	if err != nil {
 		return 0, 0, err
 	}
