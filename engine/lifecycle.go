@@ -366,7 +366,14 @@ func self() *Process {
 // container (recorded in its Meta.Client). The supervisor then outlives this process; when it
 // serves this engine's run root, it tidies it when it leaves, and Close leaves that to it.
 func (e *Engine) superviseForeground(id string) error {
-	st, err := ask(e.cfg.Root, e.cfg.Monitor, supRequest{Op: opWatch, ID: id})
+	req := supRequest{Op: opWatch, ID: id}
+	st, err := ask(e.cfg.Root, e.cfg.Monitor, req)
+	if errors.Is(err, errUnanswered) {
+		// A supervisor leaving (idle) as this client connected closes its listener with the
+		// connection still queued, unanswered: the watch is asked again, of the next supervisor
+		// (a watch asked twice is one watch).
+		st, err = ask(e.cfg.Root, e.cfg.Monitor, req)
+	}
 	if err != nil {
 		return err
 	}

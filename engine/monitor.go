@@ -79,6 +79,10 @@ const (
 	opWatch = "watch" // watch a foreground run's client; collect the container if it dies
 )
 
+// errUnanswered is ask's failure once connected: the supervisor took the request (or only the
+// connection) and never answered.
+var errUnanswered = errors.New("supervisor did not answer")
+
 // ask sends one request to the state root's supervisor (started through argv when none runs),
 // with this thread's network namespace first and then files, and returns its answer.
 func ask(root string, argv []string, req supRequest, files ...*os.File) (*monitorStatus, error) {
@@ -93,11 +97,11 @@ func ask(root string, argv []string, req supRequest, files ...*os.File) (*monito
 	}
 	defer c.Close()
 	if err := supervisor.Send(c, req, append([]*os.File{netns}, files...)...); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errUnanswered, err)
 	}
 	var st monitorStatus
 	if _, err := supervisor.Recv(c, &st); err != nil {
-		return nil, fmt.Errorf("supervisor did not answer: %w", err)
+		return nil, fmt.Errorf("%w: %w", errUnanswered, err)
 	}
 	if st.Error != "" {
 		return nil, &MonitorError{Msg: st.Error, Code: st.Code}
