@@ -16,6 +16,7 @@ import (
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/engine/opapolicy"
 	"bulwark.dev/bulwark/image/zstd"
+	"bulwark.dev/bulwark/network/cni"
 	"bulwark.dev/bulwark/policy/api"
 	"bulwark.dev/bulwark/signing"
 )
@@ -31,7 +32,7 @@ const ResolverCommand = "__resolver"
 func EngineConfig(cfg config.Config) (engine.Config, error) {
 	// The daemon links OPA anyway (its API policy): it prepares the run policy once and
 	// decides in memory.
-	ec := engine.Config{Root: cfg.StateRoot, PolicyDir: cfg.PolicyDir, PolicyBundle: cfg.PolicyBundle, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}, Zstd: zstd.Decode}
+	ec := engine.Config{Root: cfg.StateRoot, PolicyDir: cfg.PolicyDir, PolicyBundle: cfg.PolicyBundle, Policies: opapolicy.Policies{}, Trust: signing.Resolver{}, Zstd: zstd.Decode, CNI: cni.Plugins{}}
 	if cfg.PolicyKey != "" {
 		if _, err := os.Stat(cfg.PolicyKey); err != nil {
 			return ec, fmt.Errorf("policy key: %w", err)

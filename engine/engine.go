@@ -23,6 +23,7 @@ import (
 	"bulwark.dev/bulwark/engine/internal/gate"
 	"bulwark.dev/bulwark/image"
 	"bulwark.dev/bulwark/internal/runroot"
+	"bulwark.dev/bulwark/network"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/volume"
@@ -55,6 +56,9 @@ type Config struct {
 	// Zstd decodes the image store's zstd layers; nil: HelperZstd (bulwark-admin beside the
 	// running binary).
 	Zstd image.ZstdDecoder
+	// CNI runs the CNI plugins of networks; nil: HelperCNI (bulwark-admin beside the running
+	// binary).
+	CNI network.Plugins
 	// AllowNoMAC passes the operator's audited exception down to the sandbox.
 	AllowNoMAC bool
 	// Unpack sets the limits against image bombs (per-image expanded size, per-layer
@@ -116,6 +120,9 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	if cfg.Zstd == nil {
 		cfg.Zstd = HelperZstd
+	}
+	if cfg.CNI == nil {
+		cfg.CNI = HelperCNI{}
 	}
 	store, err := image.OpenWith(root, image.Options{Zstd: cfg.Zstd})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 func (e *Engine) networks() *network.Manager {
 	m := network.New(e.cfg.Root)
 	m.Resolver = e.cfg.Resolver
+	m.Plugins = e.cfg.CNI
 	return m
 }
 

@@ -13,9 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-
-	"github.com/containernetworking/cni/libcni"
-	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
 // PortMapping publishes a container port on the host, in CNI's portMappings form.
@@ -95,8 +92,24 @@ func (m *Manager) confList(n *Network) ([]byte, error) {
 	return json.Marshal(conf)
 }
 
-func (m *Manager) cni(tenant string) *libcni.CNIConfig {
-	return libcni.NewCNIConfigWithCacheDir(m.PluginDirs, filepath.Join(m.tenantDir(tenant), "cache"), nil)
+// pluginOp is the CNI operation of container's attachment under tenant with the configuration
+// list raw (netns "" for a DEL: the namespace may be gone).
+func (m *Manager) pluginOp(tenant, container, netns string, raw []byte, ports []PortMapping, bw *Bandwidth) (*PluginOp, error) {
+	if m.Plugins == nil {
+		return nil, errors.New("networks: this manager runs no CNI plugins (Manager.Plugins)")
+	}
+	op := &PluginOp{PluginDirs: m.PluginDirs, CacheDir: filepath.Join(m.tenantDir(tenant), "cache"), ConfList: raw,
+		ContainerID: container, NetNS: netns, IfName: ifName}
+	if len(ports) > 0 || bw != nil {
+		op.CapabilityArgs = map[string]any{}
+	}
+	if len(ports) > 0 {
+		op.CapabilityArgs["portMappings"] = ports
+	}
+	if bw != nil {
+		op.CapabilityArgs["bandwidth"] = bw
+	}
+	return op, nil
 }
 
 // Attach connects the network namespace at netns (the container's, e.g. /proc/PID/ns/net of its
@@ -140,37 +153,24 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 	if err != nil {
 		return nil, err
 	}
-	list, err := libcni.ConfListFromBytes(raw)
+	op, err := m.pluginOp(tenant, container, netns, raw, ports, bw)
 	if err != nil {
-		return nil, fmt.Errorf("network %s: cni config: %w", network, err)
-	}
-	rt := runtimeConf(container, netns, ports)
-	if bw != nil {
-		if rt.CapabilityArgs == nil {
-			rt.CapabilityArgs = map[string]any{}
-		}
-		rt.CapabilityArgs["bandwidth"] = bw
+		return nil, err
 	}
 	a := &Attachment{Container: container, Network: network, Ports: ports, Egress: egress, Bandwidth: bw, Aliases: aliases, ConfList: raw}
 	// The record goes first: a runtime killed during ADD leaves something Detach can undo.
 	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
 		return nil, err
 	}
-	res, err := m.cni(tenant).AddNetworkList(ctx, list, rt)
+	res, err := m.Plugins.Add(ctx, op)
 	if err != nil {
 		derr := m.del(context.WithoutCancel(ctx), tenant, a)
 		return nil, errors.Join(fmt.Errorf("attach %s to network %s: %w", container, network, err), derr)
 	}
-	if r, cerr := types100.NewResultFromResult(res); cerr == nil {
-		if len(r.IPs) > 0 {
-			if ip, ok := netip.AddrFromSlice(r.IPs[0].Address.IP.To4()); ok {
-				a.IP = ip
-			}
-		}
-		for _, i := range r.Interfaces {
-			if i.Sandbox == "" && i.Name != n.Bridge {
-				a.HostVeth = i.Name
-			}
+	a.IP = res.IP
+	for _, i := range res.Interfaces {
+		if i.Sandbox == "" && i.Name != n.Bridge {
+			a.HostVeth = i.Name
 		}
 	}
 	if err := writeJSON(m.attachPath(tenant, container), a); err != nil {
@@ -183,14 +183,6 @@ func (m *Manager) Attach(ctx context.Context, tenant, network, container, netns 
 		return nil, errors.Join(err, m.del(context.WithoutCancel(ctx), tenant, a))
 	}
 	return a, nil
-}
-
-func runtimeConf(container, netns string, ports []PortMapping) *libcni.RuntimeConf {
-	rt := &libcni.RuntimeConf{ContainerID: container, NetNS: netns, IfName: ifName}
-	if len(ports) > 0 {
-		rt.CapabilityArgs = map[string]any{"portMappings": ports}
-	}
-	return rt
 }
 
 // Detach disconnects container from its network (nothing if it has none): CNI DEL releases its
@@ -261,14 +253,18 @@ func (m *Manager) del(ctx context.Context, tenant string, a *Attachment) error {
 			return fmt.Errorf("detach %s: egress rules: %w", a.Container, err)
 		}
 	}
-	list, err := libcni.ConfListFromBytes(a.ConfList)
+	name, err := confListName(a.ConfList)
 	if err != nil {
-		return fmt.Errorf("detach %s: cni config: %w", a.Container, err)
+		return fmt.Errorf("detach %s: %w", a.Container, err)
 	}
-	if err := m.cni(tenant).DelNetworkList(ctx, list, runtimeConf(a.Container, "", a.Ports)); err != nil {
+	op, err := m.pluginOp(tenant, a.Container, "", a.ConfList, a.Ports, nil)
+	if err != nil {
+		return fmt.Errorf("detach %s: %w", a.Container, err)
+	}
+	if err := m.Plugins.Del(ctx, op); err != nil {
 		return fmt.Errorf("detach %s from network %s: %w", a.Container, a.Network, err)
 	}
-	if err := dropMasquerade(list.Name, a.Container); err != nil {
+	if err := dropMasquerade(name, a.Container); err != nil {
 		return fmt.Errorf("detach %s from network %s: masquerade rule: %w", a.Container, a.Network, err)
 	}
 	if err := os.Remove(m.attachPath(tenant, a.Container)); err != nil && !os.IsNotExist(err) {

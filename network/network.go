@@ -1,7 +1,7 @@
-// Package network plumbs containers' networks through CNI (libcni driving the reference plugins:
-// bridge with host-local IPAM, portmap): per-tenant network definitions under
-// <state-root>/networks/<tenant>/, attaching a container's network namespace to one, and
-// detaching it again. It knows nothing of policy or the sandbox: the engine decides, creates the
+// Package network plumbs containers' networks through CNI (the reference plugins: bridge with
+// host-local IPAM, portmap; run by Manager.Plugins, package network/cni): per-tenant network
+// definitions under <state-root>/networks/<tenant>/, attaching a container's network namespace
+// to one, and detaching it again. It knows nothing of policy or the sandbox: the engine decides, creates the
 // container (whose network namespace the sandbox made) and hands its namespace here.
 package network
 
@@ -73,6 +73,9 @@ type Manager struct {
 	PluginDirs []string
 	// Pool overrides the package's Pool when valid.
 	Pool netip.Prefix
+	// Plugins runs the CNI plugins (plugins.go); without it, nothing can be attached or
+	// detached.
+	Plugins Plugins
 	// Resolver is the command (argv; tenant and network name are appended) that serves a
 	// network's resolver (ServeResolver); empty, networks have none and resolve no names.
 	Resolver []string

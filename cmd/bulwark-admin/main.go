@@ -70,7 +70,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
 	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, as bulwark's (env "+clibase.RunRootEnv+")")
 	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+client.HostEnv+"); the other commands refuse it")
-	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd(), newImageCmd(), newZstdDecodeCmd())
+	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd(), newImageCmd(), newZstdDecodeCmd(), newCNICmd())
 	return root
 }
 

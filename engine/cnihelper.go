@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/besideexe"
+	"bulwark.dev/bulwark/network"
+	"bulwark.dev/bulwark/sandbox"
+)
+
+// CNICommand is bulwark-admin's hidden command that runs a network's CNI plugins for the bulwark
+// CLI (network/cni.Serve): `CNICommand add|del`, the network.PluginOp as JSON on its standard
+// input, ADD's network.PluginResult as JSON on its standard output.
+const CNICommand = "__cni"
+
+// HelperCNI runs the CNI plugins through bulwark-admin beside the running binary (the same
+// owner, no one else may write it, the same build), executed through the descriptor that was
+// checked, as CNI runs its plugins: a process per operation, JSON in and out. The bulwark CLI
+// so links no libcni — with OpenTelemetry, net/http, crypto/tls and crypto/x509 behind it —
+// for the runs that attach a network. Cancelling the context stops the operation as libcni
+// would in process (the helper's own context is cancelled, and it stops the plugin).
+type HelperCNI struct{}
+
+var _ network.Plugins = HelperCNI{}
+
+// Add implements network.Plugins.
+func (HelperCNI) Add(ctx context.Context, op *network.PluginOp) (*network.PluginResult, error) {
+	out, err := runCNIHelper(ctx, network.PluginAdd, op)
+	if err != nil {
+		return nil, err
+	}
+	var res network.PluginResult
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
+		return nil, fmt.Errorf("cni add by %s: an answer that does not decode: %w", AdminName, err)
+	}
+	return &res, nil
+}
+
+// Del implements network.Plugins.
+func (HelperCNI) Del(ctx context.Context, op *network.PluginOp) error {
+	_, err := runCNIHelper(ctx, network.PluginDel, op)
+	return err
+}
+
+// cniHelperGrace is how long a cancelled helper has to stop its plugin before it is killed.
+const cniHelperGrace = 10 * time.Second
+
+func runCNIHelper(ctx context.Context, verb string, op *network.PluginOp) ([]byte, error) {
+	in, err := json.Marshal(op)
+	if err != nil {
+		return nil, fmt.Errorf("cni %s: %w", verb, err)
+	}
+	fd, path, _, err := besideexe.Open(AdminName)
+	if err != nil {
+		return nil, fmt.Errorf("cni %s: %w", verb, err)
+	}
+	defer unix.Close(fd)
+	cmd := exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(fd), CNICommand, verb)
+	cmd.Args[0] = AdminName
+	cmd.Env = append(os.Environ(), AdminBuildEnv+"="+sandbox.BuildID())
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = cniHelperGrace
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), "bulwark: ")); msg != "" {
+			return nil, errors.New(msg)
+		}
+		return nil, fmt.Errorf("cni %s by %s: %w", verb, path, err)
+	}
+	return stdout.Bytes(), nil
+}
