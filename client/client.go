@@ -1,6 +1,7 @@
 // Package client is the bulwark CLI's way to bulwarkd (bulwark --host / BULWARK_HOST): the
 // Docker Engine API calls the CLI's container commands need, with the Moby API types, and
-// Bulwark's own /bulwark/v1/ endpoints, over the daemon's unix socket. The daemon decides who the
+// Bulwark's own /bulwark/v1/ endpoints, over the daemon's unix socket. bulwark-admin uses it in
+// bulwark's place, for the command bulwark parsed (package op). The daemon decides who the
 // caller is from the connection; nothing here says which tenant it acts for.
 package client
 
@@ -15,17 +16,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 
 	"github.com/moby/moby/api/types"
 	"github.com/moby/moby/api/types/common"
 
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/errdefs"
 )
-
-// HostEnv names the daemon when --host is not given.
-const HostEnv = "BULWARK_HOST"
 
 // Client talks to one bulwarkd.
 type Client struct {
@@ -33,18 +31,12 @@ type Client struct {
 	http   *http.Client
 }
 
-// New parses host (unix:///path/to/bulwark.sock) into a client; nothing is dialled yet.
+// New parses host (unix:///path/to/bulwark.sock, op.ParseHost) into a client; nothing is
+// dialled yet.
 func New(host string) (*Client, error) {
-	scheme, rest, ok := strings.Cut(host, "://")
-	switch {
-	case !ok:
-		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "host %q: want unix:///path/to/bulwark.sock", host)
-	case scheme == "tcp" || scheme == "https":
-		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "host %q: bulwark talks to bulwarkd over its unix socket only (unix:///path)", host)
-	case scheme != "unix":
-		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "host %q: unknown scheme %q (want unix:///path)", host, scheme)
-	case !filepath.IsAbs(rest):
-		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "host %q: the socket path must be absolute", host)
+	rest, err := op.ParseHost(host)
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{socket: rest}
 	c.http = &http.Client{Transport: &http.Transport{DialContext: c.dial, DisableCompression: true}}

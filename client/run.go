@@ -18,15 +18,7 @@ import (
 	"bulwark.dev/bulwark/engine"
 )
 
-// RunFlags are the bulwark run flags a run through bulwarkd carries (CreateRequest maps each);
-// the CLI refuses any other with --host rather than drop it.
-var RunFlags = []string{"name", "rm", "detach", "env", "workdir", "user", "hostname", "entrypoint",
-	"memory", "pids-limit", "cpus", "cap-add", "cap-drop", "tmpfs", "dry-run"}
-
-// ExecFlags are the bulwark exec flags an exec through bulwarkd carries.
-var ExecFlags = []string{"interactive", "env", "workdir", "user"}
-
-// CreateRequest maps a bulwark run request onto Docker's create request, which bulwarkd maps
+// CreateRequest maps a bulwark run request (its op.RunFlags) onto Docker's create request, which bulwarkd maps
 // back onto the engine's (the tenant is the connection's, never the request's). An environment
 // entry NAME alone takes the caller's value, as the docker CLI does (left out when unset): the
 // daemon's environment is not the caller's.

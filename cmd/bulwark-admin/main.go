@@ -1,8 +1,10 @@
 // Command bulwark-admin holds the bulwark CLI's commands that link OPA, go-tuf and sigstore or
 // go-containerregistry: `policy` (eval, test, show), `bench` (which reads the policy it checks),
 // `trust`, `image pull` and `image push` (package image/registry), and the full TUF refresh of
-// a run whose reference the record of the last one cannot answer (engine.HelperTrust). bulwark
-// executes it from beside itself for those, with the same arguments, so that bulwark itself —
+// a run whose reference the record of the last one cannot answer (engine.HelperTrust) — and
+// those that link net/http and the Moby API types or libcni: every command bulwark sends to
+// bulwarkd with --host (package client, op.Command) and a network's CNI plugins
+// (engine.HelperCNI). bulwark executes it from beside itself for those, so that bulwark itself —
 // started for every run — links none of them (engine.HelperPolicies decides its runs through
 // bulwark-policy).
 package main
@@ -15,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/internal/privilege"
@@ -42,13 +44,14 @@ func newRootCmd() *cobra.Command {
 		// As bulwark's: none of these but `trust status` (without flags) goes through bulwarkd;
 		// bench only reads (and skips what needs root), the others need root.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Name() == "help" {
+			// The command bulwark sends to bulwarkd (remote.go) needs no root, as with bulwark.
+			if cmd.Name() == "help" || cmd.Name() == op.Command {
 				return nil
 			}
 			if host, _ := cmd.Flags().GetString("host"); host != "" && !cmd.Hidden {
 				path := cmd.CommandPath()[len(cmd.Root().Name())+1:]
 				if path != "trust status" {
-					return fmt.Errorf("'%s' cannot go through bulwarkd (--host or %s is set): run it without them on the daemon's host", path, client.HostEnv)
+					return fmt.Errorf("'%s' cannot go through bulwarkd (--host or %s is set): run it without them on the daemon's host", path, op.HostEnv)
 				}
 				var refused []string
 				cmd.Flags().Visit(func(f *pflag.Flag) {
@@ -57,7 +60,7 @@ func newRootCmd() *cobra.Command {
 					}
 				})
 				if len(refused) > 0 {
-					return fmt.Errorf("'%s': %s cannot go through bulwarkd (--host or %s is set; the daemon takes the tenant and the state root from its own configuration)", path, strings.Join(refused, ", "), client.HostEnv)
+					return fmt.Errorf("'%s': %s cannot go through bulwarkd (--host or %s is set; the daemon takes the tenant and the state root from its own configuration)", path, strings.Join(refused, ", "), op.HostEnv)
 				}
 				return nil
 			}
@@ -69,8 +72,8 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
 	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, as bulwark's (env "+clibase.RunRootEnv+")")
-	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+client.HostEnv+"); the other commands refuse it")
-	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd(), newImageCmd(), newZstdDecodeCmd(), newCNICmd())
+	root.PersistentFlags().String("host", os.Getenv(op.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+op.HostEnv+"); the other commands refuse it")
+	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd(), newImageCmd(), newZstdDecodeCmd(), newCNICmd(), newRemoteCmd())
 	return root
 }
 

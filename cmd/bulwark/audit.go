@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/cmd/internal/clibase"
 )
 
@@ -33,11 +34,8 @@ func newAuditVerifyCmd() *cobra.Command {
 		Args:        cobra.NoArgs,
 		Annotations: remote(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c := remoteOf(cmd); c != nil {
-				if err := c.PrintAuditVerify(cmd.Context(), cmd.OutOrStdout()); err != nil {
-					return &clibase.ExitError{Code: 1, Err: err}
-				}
-				return nil
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.AuditVerify})
 			}
 			var anchor *audit.Checkpoint
 			if anchorPath != "" {
@@ -78,8 +76,8 @@ func newAuditTailCmd() *cobra.Command {
 		Args:        cobra.NoArgs,
 		Annotations: remote("lines"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c := remoteOf(cmd); c != nil {
-				return c.AuditTail(cmd.Context(), cmd.OutOrStdout(), n)
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.AuditTail, Lines: n})
 			}
 			recs, err := audit.Query(auditDir(cmd), audit.Filter{})
 			if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -13,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/sandbox"
@@ -47,8 +46,8 @@ func newPsCmd() *cobra.Command {
 		Args:        cobra.NoArgs,
 		Annotations: remote("all", "quiet"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c := remoteOf(cmd); c != nil {
-				return c.PS(cmd.Context(), cmd.OutOrStdout(), all, quiet)
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.PS, All: all, Quiet: quiet})
 			}
 			return withEngine(cmd, func(e *engine.Engine) error {
 				list, err := e.List(as(tenant))
@@ -95,8 +94,8 @@ func newInspectCmd() *cobra.Command {
 		Args:        cobra.MinimumNArgs(1),
 		Annotations: remote(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c := remoteOf(cmd); c != nil {
-				return c.InspectAll(cmd.Context(), cmd.OutOrStdout(), args)
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.Inspect, IDs: args})
 			}
 			return withEngine(cmd, func(e *engine.Engine) error {
 				var out []*engine.Container
@@ -124,8 +123,8 @@ func newLogsCmd() *cobra.Command {
 		Args:        cobra.ExactArgs(1),
 		Annotations: remote("follow", "timestamps"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c := remoteOf(cmd); c != nil {
-				return c.PrintLogs(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], follow, timestamps)
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.Logs, IDs: args, Follow: follow, Timestamps: timestamps})
 			}
 			return withEngine(cmd, func(e *engine.Engine) error {
 				seen := 0
@@ -188,20 +187,12 @@ func newExecCmd() *cobra.Command {
 		Use:         "exec [flags] CONTAINER CMD [ARG...]",
 		Short:       "Run a process in a running container (decided by policy, same confinement)",
 		Args:        cobra.MinimumNArgs(2),
-		Annotations: remote(client.ExecFlags...),
+		Annotations: remote(op.ExecFlags...),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Identity = caller()
 			req.Args = args[1:]
-			if c := remoteOf(cmd); c != nil {
-				var stdin io.Reader
-				if interactive {
-					stdin = os.Stdin
-				}
-				code, err := c.Exec(cmd.Context(), args[0], req, stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
-				if err != nil {
-					return &clibase.ExitError{Code: code, Err: err}
-				}
-				return &clibase.ExitError{Code: code, Err: errSilent}
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.Exec, IDs: args[:1], Exec: &req, Interactive: interactive})
 			}
 			collectAtLimit()
 			e, err := openEngine(cmd, &flags)
@@ -258,9 +249,8 @@ func newStopCmd() *cobra.Command {
 		Args:        cobra.MinimumNArgs(1),
 		Annotations: remote("time"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c := remoteOf(cmd); c != nil {
-				d := time.Duration(timeout) * time.Second
-				return eachRemote(cmd, args, func(id string) error { return c.Stop(cmd.Context(), id, &d) })
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.Stop, IDs: args, Timeout: time.Duration(timeout) * time.Second})
 			}
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
 				return e.Stop(id, as(tenant), time.Duration(timeout)*time.Second)
@@ -285,8 +275,8 @@ func newKillCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if c := remoteOf(cmd); c != nil {
-				return eachRemote(cmd, args, func(id string) error { return c.Kill(cmd.Context(), id, fmt.Sprint(int(s))) })
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.Kill, IDs: args, Signal: fmt.Sprint(int(s))})
 			}
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
 				return e.Kill(id, as(tenant), s, s == syscall.SIGKILL)
@@ -322,8 +312,8 @@ func newRmCmd() *cobra.Command {
 		Args:        cobra.MinimumNArgs(1),
 		Annotations: remote("force", "volumes"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c := remoteOf(cmd); c != nil {
-				return eachRemote(cmd, args, func(id string) error { return c.Remove(cmd.Context(), id, opts.Force, opts.Volumes) })
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.Remove, IDs: args, Force: opts.Force, Volumes: opts.Volumes})
 			}
 			return eachContainer(cmd, args, func(e *engine.Engine, id string) error {
 				return e.Remove(id, as(tenant), opts)

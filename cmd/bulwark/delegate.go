@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/internal/besideexe"
 	"bulwark.dev/bulwark/internal/privilege"
@@ -31,29 +31,36 @@ func newDelegatedCmd(use, short string) *cobra.Command {
 			}
 			return privilege.Require()
 		},
-		RunE: func(*cobra.Command, []string) error { return execAdmin() },
+		RunE: func(*cobra.Command, []string) error { return execAdmin(os.Args[1:]) },
 	}
 }
 
 // hostGiven reports whether the command line or the environment names bulwarkd.
 func hostGiven() bool {
-	if os.Getenv(client.HostEnv) != "" {
+	if os.Getenv(op.HostEnv) != "" {
 		return true
 	}
 	return slices.ContainsFunc(os.Args[1:], func(a string) bool { return a == "--host" || strings.HasPrefix(a, "--host=") })
 }
 
-// execAdmin replaces this process with bulwark-admin beside it, with the same arguments. It
-// must be a regular executable file of this binary's owner that no one else may write, and is
-// executed through the descriptor that was checked.
-func execAdmin() error {
+// execAdmin replaces this process with bulwark-admin beside it, with args (a delegated command:
+// this one's) and env added to this process's environment. It must be a regular executable
+// file of this binary's owner that no one else may write, and is executed through the
+// descriptor that was checked.
+func execAdmin(args []string, env ...string) error {
 	fd, _, _, err := besideexe.Open(engine.AdminName)
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(), engine.AdminBuildEnv+"="+sandbox.BuildID())
+	env = append(env, engine.AdminBuildEnv+"="+sandbox.BuildID())
+	// What is added replaces what the environment has of the same name (a process sees the
+	// first of two).
+	env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") })
+	}), env...)
 	// The descriptor is close-on-exec: the kernel has opened the file by then.
-	err = unix.Exec("/proc/self/fd/"+strconv.Itoa(fd), append([]string{"bulwark"}, os.Args[1:]...), env)
+	err = unix.Exec("/proc/self/fd/"+strconv.Itoa(fd), append([]string{"bulwark"}, args...), env)
 	unix.Close(fd)
 	return fmt.Errorf("execute %s: %w", engine.AdminName, err)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/internal/runroot"
@@ -52,7 +52,7 @@ func newRootCmd(args []string) *cobra.Command {
 	}
 	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
 	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, a tmpfs lost at reboot (env "+clibase.RunRootEnv+"; default: a directory of the state root's own under "+runroot.Base+")")
-	root.PersistentFlags().String("host", os.Getenv(client.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+client.HostEnv+")")
+	root.PersistentFlags().String("host", os.Getenv(op.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+op.HostEnv+")")
 	clibase.AddSubs(root, args, subcommands)
 	return root
 }

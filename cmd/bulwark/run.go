@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/image"
@@ -106,7 +106,7 @@ config + flags + the floor), asks policy, and runs the workload under the floor.
 Exit status: the workload's; 125 when Bulwark refuses or fails; 126 when the command cannot be
 invoked; 127 when it is not found.`,
 		Args:        cobra.MinimumNArgs(1),
-		Annotations: remote(client.RunFlags...),
+		Annotations: remote(op.RunFlags...),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Image, req.Args, req.DryRun = args[0], args[1:], dryRun
 			req.Identity = caller()
@@ -136,8 +136,8 @@ invoked; 127 when it is not found.`,
 				}
 			}
 			req.WritableRoot = !readOnly
-			if c := remoteOf(cmd); c != nil {
-				return runRemote(cmd, c, &req, dryRun)
+			if host := remoteOf(cmd); host != "" {
+				return sendRemote(host, op.Op{Command: op.Run, Run: &req, DryRun: dryRun})
 			}
 			unpack, err := limits.options()
 			if err != nil {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/daemon/bulwarkapi"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 	"bulwark.dev/bulwark/tests/internal/testenv"
@@ -34,7 +34,7 @@ type cliResult struct {
 func (e *daemonEnv) bulwarkHost(t *testing.T, tn tenant, args ...string) cliResult {
 	t.Helper()
 	cmd := e.command(tn, clitest.Bin, args...)
-	cmd.Env = append(cmd.Env, client.HostEnv+"=unix://"+e.sock)
+	cmd.Env = append(cmd.Env, op.HostEnv+"=unix://"+e.sock)
 	return runCLI(t, cmd)
 }
 
@@ -93,7 +93,7 @@ func TestCLIThroughDaemon(t *testing.T) {
 		t.Errorf("exec: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	cmd := e.command(a, clitest.Bin, "exec", "-i", "web", "cat")
-	cmd.Env = append(cmd.Env, client.HostEnv+"=unix://"+e.sock)
+	cmd.Env = append(cmd.Env, op.HostEnv+"=unix://"+e.sock)
 	cmd.Stdin = strings.NewReader("through stdin\n")
 	if r := runCLI(t, cmd); r.code != 0 || r.stdout != "through stdin\n" {
 		t.Errorf("exec -i: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -169,7 +169,7 @@ func TestCLIThroughDaemon(t *testing.T) {
 	// A foreground run's signals reach its container; the third interrupt kills it (sh as PID 1
 	// ignores SIGTERM).
 	fg := e.command(a, clitest.Bin, "run", "--rm", "--name", "fg", "busybox:1", "sleep", "300")
-	fg.Env = append(fg.Env, client.HostEnv+"=unix://"+e.sock)
+	fg.Env = append(fg.Env, op.HostEnv+"=unix://"+e.sock)
 	var fgErr bytes.Buffer
 	fg.Stderr = &fgErr
 	if err := fg.Start(); err != nil {
@@ -379,10 +379,10 @@ func TestCLIHostRefusesWhatCannotGoThroughTheDaemon(t *testing.T) {
 		{"ps", "--tenant", "other"}, {"audit", "verify", "--anchor", "/x"}, {"exec", "--policy-dir", root, "c", "true"},
 	} {
 		cmd := exec.Command(clitest.Bin, append([]string{"--root", root + "/state"}, args...)...)
-		cmd.Env = []string{client.HostEnv + "=unix:///nonexistent/bulwark.sock", "PATH=/usr/bin:/bin"}
+		cmd.Env = []string{op.HostEnv + "=unix:///nonexistent/bulwark.sock", "PATH=/usr/bin:/bin"}
 		r := runCLI(t, cmd)
 		if r.code == 0 || !strings.Contains(r.stderr, "cannot go through bulwarkd") {
-			t.Errorf("bulwark %v with %s: exit %d, stderr %q", args, client.HostEnv, r.code, r.stderr)
+			t.Errorf("bulwark %v with %s: exit %d, stderr %q", args, op.HostEnv, r.code, r.stderr)
 		}
 	}
 	// --root given explicitly is refused too; from the environment it is only a default.
@@ -434,7 +434,7 @@ func TestCLIHostRunFlagsReachTheDaemon(t *testing.T) {
 	values := map[string]string{"name": "x", "env": "A=B", "workdir": "/w", "user": "1", "hostname": "h", "entrypoint": "/e",
 		"memory": "64m", "pids-limit": "5", "cpus": "0.5", "cap-add": "CHOWN", "cap-drop": "KILL", "tmpfs": "/t"}
 	base := request()
-	for _, f := range client.RunFlags {
+	for _, f := range op.RunFlags {
 		flag := []string{"--" + f}
 		if v, ok := values[f]; ok {
 			flag = append(flag, v)
