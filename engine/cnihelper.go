@@ -25,6 +25,12 @@ import (
 // input, ADD's network.PluginResult as JSON on its standard output.
 const CNICommand = "__cni"
 
+// ResolverCommand is bulwark-admin's hidden command that serves a network's resolver
+// (network/resolver.Serve): `ResolverCommand TENANT NETWORK` with the state root of --root,
+// reporting readiness on descriptor 3. The bulwark CLI's own resolver command (the one its
+// engine's Config.Resolver names) executes it in its place: bulwark links no DNS message parser.
+const ResolverCommand = "__resolver"
+
 // HelperCNI runs the CNI plugins through bulwark-admin beside the running binary (the same
 // owner, no one else may write it, the same build), executed through the descriptor that was
 // checked, as CNI runs its plugins: a process per operation, JSON in and out. The bulwark CLI

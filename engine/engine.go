@@ -67,7 +67,7 @@ type Config struct {
 	// Audit overrides the audit log (tests and benchmarks); nil opens <root>/audit.
 	Audit Auditor
 	// Resolver is the command (argv; tenant and network are appended) that serves a network's
-	// resolver by calling ServeResolver; empty, containers of a network resolve no names.
+	// resolver by calling network/resolver.Serve; empty, containers of a network resolve no names.
 	Resolver []string
 	// Monitor is the command that runs ServeMonitor (the binary's hidden entry point). With it,
 	// the engine starts the state root's supervisor when a container needs one and none runs

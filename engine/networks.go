@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/netip"
 	"slices"
@@ -26,13 +25,6 @@ func (e *Engine) networks() *network.Manager {
 	m.Resolver = e.cfg.Resolver
 	m.Plugins = e.cfg.CNI
 	return m
-}
-
-// ServeResolver is the resolver of tenant's network name (network.Manager.ServeResolver): the
-// process Config.Resolver starts, reporting on ready, serving until the network has no
-// container left.
-func (e *Engine) ServeResolver(ctx context.Context, tenant, name string, ready io.WriteCloser) error {
-	return e.networks().ServeResolver(ctx, tenant, name, ready)
 }
 
 // NetworkCreate defines a network for who's tenant, on subnet (a free /24 of the pool) or, when

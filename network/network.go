@@ -77,7 +77,7 @@ type Manager struct {
 	// detached.
 	Plugins Plugins
 	// Resolver is the command (argv; tenant and network name are appended) that serves a
-	// network's resolver (ServeResolver); empty, networks have none and resolve no names.
+	// network's resolver (package network/resolver); empty, networks have none and resolve no names.
 	Resolver []string
 }
 

@@ -73,7 +73,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
 	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, as bulwark's (env "+clibase.RunRootEnv+")")
 	root.PersistentFlags().String("host", os.Getenv(op.HostEnv), "trust status through bulwarkd at unix:///path/to/bulwark.sock (env "+op.HostEnv+"); the other commands refuse it")
-	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd(), newImageCmd(), newZstdDecodeCmd(), newCNICmd(), newRemoteCmd())
+	root.AddCommand(newPolicyCmd(), newBenchCmd(), newTrustCmd(), newTrustResolveCmd(), newImageCmd(), newZstdDecodeCmd(), newCNICmd(), newResolverCmd(), newRemoteCmd())
 	return root
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/signal"
 	"syscall"
 
@@ -8,6 +9,7 @@ import (
 
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/network/cni"
+	"bulwark.dev/bulwark/network/resolver"
 )
 
 // newCNICmd is the hidden command that runs a network's CNI plugins for bulwark
@@ -21,6 +23,23 @@ func newCNICmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
 			defer stop()
 			return cni.Serve(ctx, args[0], cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+}
+
+// newResolverCmd is the hidden command that serves a network's resolver for bulwark
+// (engine.ResolverCommand); it reports readiness on descriptor 3.
+func newResolverCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    engine.ResolverCommand + " TENANT NETWORK",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, err := cmd.Flags().GetString("root")
+			if err != nil {
+				return err
+			}
+			return resolver.Serve(cmd.Context(), root, args[0], args[1], os.NewFile(3, "ready"))
 		},
 	}
 }

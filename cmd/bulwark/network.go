@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -138,17 +137,19 @@ func newNetworkPruneCmd() *cobra.Command {
 
 const resolverCmdName = "__resolver"
 
-// newResolverCmd is the hidden command a network's resolver runs as (engine.Config.Resolver);
-// it reports readiness on descriptor 3.
+// newResolverCmd is the hidden command a network's resolver runs as (engine.Config.Resolver):
+// bulwark-admin's (engine.ResolverCommand) in its place, which reports readiness on descriptor 3.
 func newResolverCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    resolverCmdName + " TENANT NETWORK",
 		Hidden: true,
 		Args:   cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, func(e *engine.Engine) error {
-				return e.ServeResolver(cmd.Context(), args[0], args[1], os.NewFile(3, "ready"))
-			})
+			root, err := cmd.Flags().GetString("root")
+			if err != nil {
+				return err
+			}
+			return execAdmin([]string{"--root", root, engine.ResolverCommand, args[0], args[1]})
 		},
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"bulwark.dev/bulwark/daemon/config"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/internal/privilege"
+	"bulwark.dev/bulwark/network/resolver"
 	"bulwark.dev/bulwark/sandbox"
 )
 
@@ -118,12 +119,7 @@ func newMonitorCmd() *cobra.Command {
 // it reports readiness on descriptor 3.
 func newResolverCmd() *cobra.Command {
 	return newHiddenCmd(daemon.ResolverCommand+" TENANT NETWORK", cobra.ExactArgs(2), func(cmd *cobra.Command, ec engine.Config, args []string) error {
-		e, err := engine.Open(ec)
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		return e.ServeResolver(cmd.Context(), args[0], args[1], os.NewFile(3, "ready"))
+		return resolver.Serve(cmd.Context(), ec.Root, args[0], args[1], os.NewFile(3, "ready"))
 	})
 }
 
