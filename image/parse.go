@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"bulwark.dev/bulwark/internal/jsontext"
 )
 
 // Media types of Docker's schema 2, accepted alongside OCI's.
@@ -39,7 +41,7 @@ func checkDesc(what string, d ocispec.Descriptor) error {
 // ParseManifest decodes and validates an OCI or Docker schema 2 image manifest.
 func ParseManifest(b []byte) (*ocispec.Manifest, error) {
 	var m ocispec.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := jsontext.Decode(b, &m, readManifest); err != nil {
 		return nil, fmt.Errorf("parse manifest: %w", err)
 	}
 	if m.SchemaVersion != 2 {
@@ -74,7 +76,7 @@ func ParseManifest(b []byte) (*ocispec.Manifest, error) {
 // ParseIndex decodes and validates an OCI image index (or Docker manifest list).
 func ParseIndex(b []byte) (*ocispec.Index, error) {
 	var idx ocispec.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
+	if err := jsontext.Decode(b, &idx, readIndex); err != nil {
 		return nil, fmt.Errorf("parse index: %w", err)
 	}
 	if idx.SchemaVersion != 2 {
@@ -99,7 +101,7 @@ func ParseIndex(b []byte) (*ocispec.Index, error) {
 // ParseConfig decodes and validates an image configuration.
 func ParseConfig(b []byte) (*ocispec.Image, error) {
 	var c ocispec.Image
-	if err := json.Unmarshal(b, &c); err != nil {
+	if err := jsontext.Decode(b, &c, readImage); err != nil {
 		return nil, fmt.Errorf("parse image config: %w", err)
 	}
 	if c.RootFS.Type != "layers" {

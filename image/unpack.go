@@ -15,6 +15,7 @@ import (
 
 	"bulwark.dev/bulwark/image/internal/untar"
 	"bulwark.dev/bulwark/internal/atomicfile"
+	"bulwark.dev/bulwark/internal/jsontext"
 	"bulwark.dev/bulwark/internal/plainfile"
 )
 
@@ -262,7 +263,7 @@ func readLayerRecord(dir string) (*layerRecord, error) {
 		return nil, err
 	}
 	var rec layerRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
+	if err := jsontext.Decode(b, &rec, readLayerRecordJSON); err != nil {
 		return nil, fmt.Errorf("layer record %s: %w", dir, err)
 	}
 	if rec.DiffID.Encoded() != filepath.Base(dir) {

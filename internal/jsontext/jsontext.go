@@ -1,7 +1,8 @@
 // Package jsontext holds the pieces of JSON text that Bulwark's hand-written (and generated)
-// encoders and readers share — a string written exactly as encoding/json writes it, and the
-// digits of a \u escape — for code on a one-shot process's start path, where encoding/json's
-// first use of a type costs tens of microseconds to milliseconds of reflection.
+// encoders and readers share — a string written exactly as encoding/json writes it, the digits
+// of a \u escape, and a Reader that decodes a document by hand through encoding/json's
+// tokenizer — for code on a one-shot process's start path, where encoding/json's first use of a
+// type costs tens of microseconds to milliseconds of reflection.
 package jsontext
 
 import "unicode/utf8"

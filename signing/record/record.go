@@ -17,7 +17,6 @@ package record
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +30,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/jsontext"
 	"bulwark.dev/bulwark/internal/ownfile"
 	"bulwark.dev/bulwark/internal/plainfile"
 )
@@ -110,7 +110,7 @@ func Sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:
 func Read(cacheDir string) *State {
 	var st State
 	b := ownfile.Read(filepath.Join(cacheDir, Name), 1<<20)
-	if b == nil || json.Unmarshal(b, &st) != nil {
+	if b == nil || jsontext.Decode(b, &st, readState) != nil {
 		return nil
 	}
 	return &st
@@ -160,7 +160,7 @@ type clientConfig struct {
 func Resolve(trustDir, ref string, hc *http.Client) *Target {
 	b, err := plainfile.ReadFile(filepath.Join(trustDir, "client.json"))
 	var cfg clientConfig
-	if err != nil || json.Unmarshal(b, &cfg) != nil || cfg.Remote == "" {
+	if err != nil || jsontext.Decode(b, &cfg, readClientConfig) != nil || cfg.Remote == "" {
 		return nil
 	}
 	return Lookup(filepath.Join(trustDir, "cache"), TargetPath(ref), RemoteFetch(cfg.Remote, hc))
