@@ -57,23 +57,22 @@ func Dial(dir string, argv []string) (*net.UnixConn, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("supervisor of %s did not start listening (see %s): %w", dir, filepath.Join(dir, "supervisor.log"), err)
 		}
-		// No reaper holds the lock and the one started here (if any) is gone: the reaper that
-		// held it left, or this one lost the lock to one that has left since.
-		if !exited(spawned) || Running(dir) {
-			time.Sleep(10 * time.Millisecond)
-			continue
+		switch {
+		case spawned == nil && !Running(dir):
+			// None runs, or the one found leaving has gone. One is started once: if it exits
+			// without listening, starting it again would fail again.
+			if spawned, err = spawn(dir, argv); err != nil {
+				return nil, err
+			}
+		case spawned != nil && closed(spawned):
+			return nil, fmt.Errorf("supervisor of %s exited without listening (see %s): %w", dir, filepath.Join(dir, "supervisor.log"), err)
 		}
-		if spawned, err = spawn(dir, argv); err != nil {
-			return nil, err
-		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// exited reports whether done (nil: nothing was started) is closed.
-func exited(done <-chan struct{}) bool {
-	if done == nil {
-		return true
-	}
+// closed reports whether done is closed.
+func closed(done <-chan struct{}) bool {
 	select {
 	case <-done:
 		return true

@@ -94,6 +94,23 @@ func TestMessagesCarryFiles(t *testing.T) {
 	files[0].Close()
 }
 
+// TestDialStartsOneReaper: a reaper that exits without listening (here at once) is started
+// once; Dial then fails at once, rather than start it again and again until its timeout.
+func TestDialStartsOneReaper(t *testing.T) {
+	dir, count := t.TempDir(), filepath.Join(t.TempDir(), "count")
+	start := time.Now()
+	_, err := Dial(dir, []string{"/bin/sh", "-c", "echo >> " + count})
+	if err == nil || !strings.Contains(err.Error(), "exited without listening") {
+		t.Errorf("Dial: %v, want that the supervisor exited without listening", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Dial took %v", d)
+	}
+	if b, _ := os.ReadFile(count); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("the reaper was started %d times, want once", strings.Count(string(b), "\n"))
+	}
+}
+
 func TestPruneExits(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "exits"), 0o700)
