@@ -230,6 +230,14 @@ func TestRefused(t *testing.T) {
 	clitest.Must(t, f.root, "trust", "sign", "used:1")
 	clitest.Must(t, f.root, "run", "--rm", "--name", f.name(t, "used"), "used:1", "true")
 	tamperLayer(t, f.root, "used:1")
+	// Images that ran once whose configuration or manifest was tampered with since.
+	for _, which := range []string{"config", "manifest"} {
+		ref := "used-" + which + ":1"
+		clitest.Must(t, f.root, "image", "import", busyboxTar(t, f.dir, "used-"+which), "--tag", ref)
+		clitest.Must(t, f.root, "trust", "sign", ref)
+		clitest.Must(t, f.root, "run", "--rm", "--name", f.name(t, "used-"+which), ref, "true")
+		tamperBlob(t, f.root, ref, which)
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -240,6 +248,8 @@ func TestRefused(t *testing.T) {
 		{"unsigned", []string{"unsigned:1", "true"}, []string{"image verification failed", "not a signed target"}, "trust.verify.failed"},
 		{"tampered", []string{"tampered:1", "true"}, []string{"image verification failed", "does not match"}, "trust.verify.failed"},
 		{"tampered-after-use", []string{"used:1", "true"}, []string{"image verification failed", "does not match"}, "trust.verify.failed"},
+		{"config-tampered-after-use", []string{"used-config:1", "true"}, []string{"image verification failed", "does not match"}, "trust.verify.failed"},
+		{"manifest-tampered-after-use", []string{"used-manifest:1", "true"}, []string{"image verification failed", "does not match"}, "trust.verify.failed"},
 		{"repointed", []string{"repointed:1", "true"}, []string{"image verification failed", "signed as"}, "trust.verify.failed"},
 		{"cap-sys-admin", []string{"--cap-add", "SYS_ADMIN", "busybox:1", "true"}, []string{"denied by policy", "CAP_FORBIDDEN", "SYS_ADMIN is never granted"}, "policy.decision"},
 		{"many-reasons", []string{"--cap-add", "SYS_PTRACE", "--cap-add", "NET_ADMIN", "-v", "/etc:/hostetc", "--security-opt", "seccomp=unconfined", "busybox:1", "true"},
@@ -280,18 +290,28 @@ func TestRefused(t *testing.T) {
 }
 
 // tamperLayer flips a byte of the image's layer blob in the store.
-func tamperLayer(t *testing.T, root, ref string) {
+func tamperLayer(t *testing.T, root, ref string) { tamperBlob(t, root, ref, "layer") }
+
+// tamperBlob flips a byte of the image's layer, config or manifest blob in the store.
+func tamperBlob(t *testing.T, root, ref, which string) {
 	t.Helper()
+	type desc struct{ Digest string }
 	var img struct {
-		Manifest struct {
-			Layers []struct{ Digest string } `json:"layers"`
+		Descriptor desc `json:"descriptor"`
+		Manifest   struct {
+			Config desc   `json:"config"`
+			Layers []desc `json:"layers"`
 		} `json:"manifest"`
 	}
 	out := clitest.Must(t, root, "image", "inspect", ref)
 	if err := json.Unmarshal([]byte(out), &img); err != nil || len(img.Manifest.Layers) == 0 {
 		t.Fatalf("image inspect %s: %v\n%s", ref, err, out)
 	}
-	p := filepath.Join(root, "images", "blobs", "sha256", strings.TrimPrefix(img.Manifest.Layers[0].Digest, "sha256:"))
+	d := map[string]string{"layer": img.Manifest.Layers[0].Digest, "config": img.Manifest.Config.Digest, "manifest": img.Descriptor.Digest}[which]
+	if d == "" {
+		t.Fatalf("image inspect %s: no %s digest\n%s", ref, which, out)
+	}
+	p := filepath.Join(root, "images", "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
