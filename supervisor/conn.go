@@ -81,7 +81,8 @@ func closed(done <-chan struct{}) bool {
 	}
 }
 
-// Running reports whether a reaper holds dir's lock.
+// Running reports whether a reaper holds dir's lock. It takes the lock for an instant to look,
+// which a reaper starting then outlasts (lockReaper).
 func Running(dir string) bool {
 	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
 	if err != nil {

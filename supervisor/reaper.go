@@ -59,7 +59,7 @@ const (
 )
 
 // RunReaper is the reaper's body: it takes the state root's reaper lock (another reaper
-// holding it: it returns at once), becomes a child subreaper and runs the worker (argv, with
+// holding it: it returns, lockReaper), becomes a child subreaper and runs the worker (argv, with
 // EnvMode=ModeWorker), restarting it with back-off whenever it dies; it records the exit
 // status of every other child it collects (the containers' inits) and keeps the worker's
 // descriptors (store.go). It returns once the worker exits with status 0 (idle: it supervises
@@ -74,7 +74,7 @@ func RunReaper(dir string, argv []string) error {
 		return err
 	}
 	defer d.Close()
-	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
+	unlock, ok, err := lockReaper(dir)
 	if err != nil || !ok {
 		return err
 	}
@@ -111,6 +111,26 @@ func RunReaper(dir string, argv []string) error {
 		fmt.Fprintf(os.Stderr, "supervisor: worker %d ended (status %d): restarting it in %v\n", pid, code, backoff)
 		time.Sleep(backoff)
 		backoff = min(2*backoff, backoffMax)
+	}
+}
+
+// probeGrace is how long a starting reaper tries for the reaper lock while another holds it.
+// Running takes the lock for an instant to look (engine.ensureSupervised, from commands that
+// read a container): a reaper meeting such a look took it for another reaper and returned
+// without a worker, and the client that started it (Dial) failed its run. A reaper holds the
+// lock for its whole life, seconds at least: one that does is not mistaken for a look.
+const probeGrace = 100 * time.Millisecond
+
+// lockReaper takes dir's reaper lock, trying again for probeGrace while another holds it; ok is
+// false when another reaper holds it.
+func lockReaper(dir string) (unlock func(), ok bool, err error) {
+	deadline := time.Now().Add(probeGrace)
+	for {
+		unlock, ok, err = TryLock(filepath.Join(dir, "reaper.lock"))
+		if err != nil || ok || time.Now().After(deadline) {
+			return unlock, ok, err
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -111,6 +111,26 @@ func TestDialStartsOneReaper(t *testing.T) {
 	}
 }
 
+// TestReaperOutlastsRunningProbe: Running (engine.ensureSupervised's look, from any command
+// that reads a container) holds the reaper lock for an instant; a reaper Dial started in that
+// instant took the probe for another reaper and returned without running its worker, and Dial
+// failed the run at once ("exited without listening"; before b1d88ba, after waiting 60 s). The
+// reaper now takes the lock once such a probe has let it go.
+func TestReaperOutlastsRunningProbe(t *testing.T) {
+	dir, ran := t.TempDir(), filepath.Join(t.TempDir(), "ran")
+	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
+	if err != nil || !ok {
+		t.Fatal("lock", err)
+	}
+	time.AfterFunc(20*time.Millisecond, unlock) // the probe lets go
+	if err := RunReaper(dir, []string{"/bin/sh", "-c", "echo > " + ran}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ran); err != nil {
+		t.Error("the reaper returned without running its worker: it took a probe for another reaper")
+	}
+}
+
 func TestPruneExits(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "exits"), 0o700)
