@@ -394,3 +394,30 @@ func TestOpenMakesItsDirectory(t *testing.T) {
 		t.Fatal("Open of a file as the log directory succeeded")
 	}
 }
+
+// TestClosedLogRefusesAndClosesOnce: the lock is a plain descriptor, whose number the process
+// reuses once closed — a second Close must not close whatever file got it, and an append after
+// Close refuses.
+func TestClosedLogRefusesAndClosesOnce(t *testing.T) {
+	l, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	other, err := os.Open(os.DevNull) // most likely the lock's old descriptor number
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := l.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("second Close: %v, want os.ErrClosed", err)
+	}
+	if _, err := other.Stat(); err != nil {
+		t.Fatalf("the second Close closed another file: %v", err)
+	}
+	if _, err := l.Append(Event{Type: TypeContainer, Action: "start"}); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Append after Close: %v, want os.ErrClosed", err)
+	}
+}
