@@ -21,6 +21,11 @@ import (
 // runtime, and detection reads /proc and /sys (about a millisecond, twice per create).
 var hostLayers = sync.OnceValue(mac.Detect)
 
+// DetectHost reads the host's MAC layers now, for the floors this process will compute: a caller
+// with a goroutine running beside its path (bulwark-runc's policy session) takes the reading off
+// the floor's path; a floor that gets there first reads them itself, once, as before.
+func DetectHost() { hostLayers() }
+
 // checkMAC refuses to run on a host without any MAC layer unless the operator made the explicit,
 // audited exception (Options.AllowNoMAC).
 func (r *Runtime) checkMAC() error {

@@ -146,6 +146,9 @@ type Session struct {
 	// trail starts a goroutine for it. close closes it, which ends the goroutine if no append
 	// came (a refusal is appended by the request itself).
 	flushes chan func()
+	// stateRoot is cfg.StateRoot resolved (document.ResolveHostPath) for the request document,
+	// once, by the goroutine Begin started or by the decision, whichever asks first.
+	stateRoot func() (string, error)
 }
 
 // Begin starts the session of one request decided with the policy cfg selects. Its Decide must
@@ -155,6 +158,11 @@ func Begin(cfg Config) *Session {
 	s.flushes = make(chan func(), 1)
 	go func() {
 		s.start()
+		// Then what the decision's path needs and does not depend on the request: the floor's
+		// reading of the host's MAC layers and the request document's state root (the path
+		// does either itself if it gets there first, as before).
+		sandbox.DetectHost()
+		s.stateRoot() //nolint:errcheck // the decision reports it
 		// Then this goroutine makes the decision's audit append, which overlaps the sandbox's
 		// creation (Trail.SetAsync), and ends: closing the channel then wakes nothing.
 		if flush, ok := <-s.flushes; ok {
@@ -166,7 +174,8 @@ func Begin(cfg Config) *Session {
 
 // newSession is Begin without starting the session in the background: its first wait does.
 func newSession(cfg Config) *Session {
-	s := &Session{cfg: cfg, requestID: newRequestID(), done: make(chan struct{})}
+	s := &Session{cfg: cfg, requestID: newRequestID(), done: make(chan struct{}),
+		stateRoot: sync.OnceValues(func() (string, error) { return document.ResolveHostPath(cfg.StateRoot) })}
 	// The audit log's directory exists before the request is floored (which resolves its bind
 	// sources), as when the log was opened first: a bind of it is refused as the state root's
 	// (MOUNT_STATE_ROOT) on a fresh state root too, not failed as a missing source when the
@@ -429,13 +438,19 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 		return nil, t.Refuse("mounts", err)
 	}
 	memUnset, pidsUnset := unsetLimits(req.Spec)
+	// A state root that does not resolve is resolved again by the document's build, which
+	// refuses the request with its error.
+	stateRoot, rerr := s.stateRoot()
+	if rerr != nil {
+		stateRoot = cfg.StateRoot
+	}
 	o, err := gate.Decide(ctx, gate.Request{
 		Runtime: rt, Spec: floorSpec, Binds: out.Binds, ContainerID: req.ContainerID, Pod: req.Pod, Trail: t,
 		Context: document.Context{
 			Tenant:    req.Tenant,
 			Identity:  document.Identity{UID: uint32(cfg.UID), GID: uint32(cfg.GID)},
 			Operation: req.Operation, BundleDir: req.Bundle, BindsResolved: req.Operation != document.OpExec,
-			StateRoot: cfg.StateRoot, Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
+			StateRoot: stateRoot, StateRootResolved: rerr == nil, Hooks: out.Hooks.policyHooks(), DockerVolumes: policyVolumes(dockerVols),
 		},
 		MemoryUnset: memUnset, PidsUnset: pidsUnset,
 		Decide: decidePolicy,

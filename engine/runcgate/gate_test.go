@@ -427,3 +427,25 @@ func TestSessionStartedByTheDecision(t *testing.T) {
 		t.Errorf("a session closed before it started opened the audit log: %v", err)
 	}
 }
+
+// The request document carries the state root resolved, whichever resolves it (the session's
+// goroutine or the decision): a bind of the state root's real directory, asked for under a state
+// root named through a symlink, is refused as the state root's — by a session started in the
+// background (Begin) and by one its decision starts (newSession).
+func TestDecideStateRootResolved(t *testing.T) {
+	rt, _, real := runcGate(t)
+	link := filepath.Join(t.TempDir(), "state")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	for name, begin := range map[string]func(Config) *Session{"Begin": Begin, "newSession": newSession} {
+		spec := runcSpec()
+		spec.Mounts = []specs.Mount{{Destination: "/s", Type: "bind", Source: real, Options: []string{"rbind"}}}
+		req := Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "r1", Bundle: t.TempDir(), Spec: spec}
+		_, err := begin(Config{Evaluator: inProcess(t), StateRoot: link}).Decide(context.Background(), rt, req)
+		var denied *policy.DeniedError
+		if !errors.As(err, &denied) || !slices.ContainsFunc(denied.Decision.Reasons, func(r policy.Reason) bool { return r.Code == "MOUNT_STATE_ROOT" }) {
+			t.Errorf("%s: a bind of the state root's real directory: %v, want a MOUNT_STATE_ROOT denial", name, err)
+		}
+	}
+}

@@ -37,6 +37,9 @@ type Context struct {
 	// --state-root). Required: the request document carries it, resolved, so policy can refuse
 	// binds of it wherever it is.
 	StateRoot string
+	// StateRootResolved says StateRoot is already what ResolveHostPath returns for it (a caller
+	// that resolved it beside its path): Build takes it as it is.
+	StateRootResolved bool
 	// SeccompProfile names the profile in the effective spec ("default", a file name…); empty
 	// means "custom".
 	SeccompProfile string
@@ -107,11 +110,14 @@ func Build(spec *specs.Spec, c Context) (*Request, error) {
 	if c.StateRoot == "" {
 		return nil, errors.New("build request: no state root")
 	}
-	root, err := ResolveHostPath(c.StateRoot)
-	if err != nil {
-		return nil, fmt.Errorf("build request: state root: %w", err)
+	r.StateRoot = c.StateRoot
+	if !c.StateRootResolved {
+		root, err := ResolveHostPath(c.StateRoot)
+		if err != nil {
+			return nil, fmt.Errorf("build request: state root: %w", err)
+		}
+		r.StateRoot = root
 	}
-	r.StateRoot = root
 	mounts, err := buildMounts(spec.Mounts, c.BundleDir, c.BindsResolved)
 	if err != nil {
 		return nil, err
