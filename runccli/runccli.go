@@ -66,6 +66,7 @@ func Main() {
 				}
 			}
 			ctx.command = cmd.Name()
+			ctx.startPolicy(ctx.command)
 			l, err := newLogger(g.logPath, g.logFormat, g.debug, mainAt)
 			if err != nil {
 				return err

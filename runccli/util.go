@@ -24,6 +24,9 @@ type cliContext struct {
 	g       *globalOpts
 	log     func() *logger
 	command string
+	// pol is the policy session started for this command before its logger was opened
+	// (startPolicy), until the command takes it (beginPolicy).
+	pol *runcgate.Session
 }
 
 func (c *cliContext) runtime() (*sandbox.Runtime, error) {
