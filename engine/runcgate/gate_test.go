@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -446,6 +447,58 @@ func TestDecideStateRootResolved(t *testing.T) {
 		var denied *policy.DeniedError
 		if !errors.As(err, &denied) || !slices.ContainsFunc(denied.Decision.Reasons, func(r policy.Reason) bool { return r.Code == "MOUNT_STATE_ROOT" }) {
 			t.Errorf("%s: a bind of the state root's real directory: %v, want a MOUNT_STATE_ROOT denial", name, err)
+		}
+	}
+}
+
+// An allowed decision's audit append is made by the session's goroutine, without Durable asking
+// (it overlaps the sandbox's creation), or by Durable if that comes first — exactly once either
+// way.
+func TestDecisionAppendedOnce(t *testing.T) {
+	rt, _, sr := runcGate(t)
+	decisions := func(root string) int {
+		n := 0
+		for _, r := range runcRecords(t, root) {
+			if r.Type == audit.TypePolicy && r.Action == "decision" {
+				n++
+			}
+		}
+		return n
+	}
+	req := Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "o1", Bundle: t.TempDir(), Spec: runcSpec()}
+	d, err := Begin(Config{Evaluator: inProcess(t), StateRoot: sr}).Decide(context.Background(), rt, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Binds.Close()
+	defer d.Hooks.Close()
+	for deadline := time.Now().Add(10 * time.Second); decisions(sr) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the session's goroutine did not append the decision")
+		}
+	}
+	if err := d.Durable(); err != nil {
+		t.Fatal(err)
+	}
+	if n := decisions(sr); n != 1 {
+		t.Errorf("%d decision records, want 1", n)
+	}
+
+	// Durable first: it makes the append itself if the goroutine has not.
+	sr2 := t.TempDir()
+	for i := range 20 {
+		req.ContainerID = fmt.Sprintf("o%d", i+2)
+		d, err := Begin(Config{Evaluator: inProcess(t), StateRoot: sr2}).Decide(context.Background(), rt, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Durable(); err != nil {
+			t.Fatal(err)
+		}
+		d.Binds.Close()
+		d.Hooks.Close()
+		if n := decisions(sr2); n != i+1 {
+			t.Fatalf("after %d durable decisions: %d decision records", i+1, n)
 		}
 	}
 }
