@@ -2,10 +2,7 @@ package caps
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,33 +17,34 @@ import (
 // package and glibc do for the id calls): they run only the runtime's own code and are gone after
 // execve (SECURITY.md, "Landlock, no_new_privs and capabilities on one thread").
 
-// KernelLast returns the highest capability number the running kernel knows
-// (/proc/sys/kernel/cap_last_cap). Apply drops every capability up to it, including ones newer than
-// this package, so a kernel upgrade cannot silently hand the container a new capability.
+// KernelLast returns the highest capability number the running kernel knows (what
+// /proc/sys/kernel/cap_last_cap shows). Apply drops every capability up to it, including ones
+// newer than this package, so a kernel upgrade cannot silently hand the container a new
+// capability. The bounding set answers without /proc: reading a capability beyond the kernel's
+// last fails with EINVAL, and every one up to it reads. The setup child asks after pivot_root,
+// where reading the file would leave the container's procfs two inodes and dentries (sys/kernel
+// and cap_last_cap), cached for the container's whole life (issue 14).
 func KernelLast() (Cap, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		// /proc may be masked or not mounted yet; the bounding set itself answers too: reading a
-		// capability beyond the kernel's last fails with EINVAL.
-		return probeLast()
+	if !capKnown(0) {
+		return 0, fmt.Errorf("read bounding set: capability 0: %w", unix.EINVAL)
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || n < 0 || n > 63 {
-		return 0, fmt.Errorf("parse cap_last_cap %q: %v", b, err)
-	}
-	return Cap(n), nil
-}
-
-func probeLast() (Cap, error) {
-	for c := Cap(0); c < 64; c++ {
-		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
-			if c == 0 {
-				return 0, fmt.Errorf("read bounding set: %w", err)
-			}
-			return c - 1, nil
+	// capKnown(lo) holds, and capKnown(hi) does not (or hi is past the 64 bits of a set).
+	lo, hi := Cap(0), Cap(64)
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if capKnown(mid) {
+			lo = mid
+		} else {
+			hi = mid
 		}
 	}
-	return 63, nil
+	return lo, nil
+}
+
+// capKnown reports whether the kernel knows capability c (PR_CAPBSET_READ does not fail).
+func capKnown(c Cap) bool {
+	_, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+	return err == nil
 }
 
 // Apply makes the calling thread hold exactly s: bounding = permitted = effective = s, inheritable

@@ -194,6 +194,9 @@ func resolveDevice(root, p string) (real string, ok bool, err error) {
 	case !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENOSYS):
 		return "", false, fmt.Errorf("open %s: %w", p, err)
 	}
+	if real, ok := plainLink(p); ok {
+		return real, within(root, real), nil
+	}
 	real, err = realPath(p)
 	if errors.Is(err, unix.ENOENT) {
 		return "", false, nil
@@ -202,6 +205,31 @@ func resolveDevice(root, p string) (real string, ok bool, err error) {
 		return "", false, err
 	}
 	return real, within(root, real), nil
+}
+
+// plainLink resolves p when it is one symlink to a path with no symlink on it, in a directory
+// with none either (the runtime's /dev/ptmx -> pts/ptmx): its target, read from the link and
+// joined to p's directory when relative, is then the kernel's path of what p opens, which
+// openNoSymlinks confirms. Anything else (a target with "..", whose lexical meaning a symlink
+// could change, a chain of links, a symlinked directory) is not resolved here (ok false), and
+// realPath's /proc/self/fd link answers instead; reading that link leaves the container's procfs
+// an inode and a dentry for its fd directory and for the descriptor, cached for the container's
+// whole life (issue 14).
+func plainLink(p string) (real string, ok bool) {
+	target, err := os.Readlink(p)
+	if err != nil || target == "" || slices.Contains(strings.Split(target, "/"), "..") {
+		return "", false
+	}
+	real = target
+	if !filepath.IsAbs(target) {
+		real = filepath.Join(filepath.Dir(p), target)
+	}
+	fd, err := openNoSymlinks(real)
+	if err != nil {
+		return "", false
+	}
+	unix.Close(fd)
+	return real, true
 }
 
 // within reports whether p is dir or below it.

@@ -197,12 +197,15 @@ func TestPlanWritableFile(t *testing.T) {
 
 // TestCheckRealMatchesKernelPath: the one-call walk without symlinks (openat2) accepts exactly the
 // paths whose kernel path (an O_PATH descriptor's /proc/self/fd link, what checkReal compared
-// before) is the path itself, for every kind of symlink on the way.
+// before) is the path itself, for every kind of symlink on the way; and resolveDevice, which reads
+// a plain link itself (plainLink), finds the kernel's path of every one.
 func TestCheckRealMatchesKernelPath(t *testing.T) {
 	root := tree(t, "real/sub/f", "tmp/", "lnk -> real", "abs -> /tmp", "real/up -> ..", "real/self -> sub",
-		"dangling -> nowhere", "real/sub/back -> ../../tmp")
+		"dangling -> nowhere", "real/sub/back -> ../../tmp", "real/dot -> ./sub/f", "real/sub/ptmx -> f",
+		"chain -> lnk/sub", "chain2 -> real/self", "real/sub/up2 -> ../sub/f")
 	for _, rel := range []string{"", "/real", "/real/sub", "/real/sub/f", "/tmp", "/lnk", "/lnk/sub", "/abs",
-		"/real/up", "/real/up/tmp", "/real/self/f", "/dangling", "/missing", "/real/sub/back", "/real/sub/f/x"} {
+		"/real/up", "/real/up/tmp", "/real/self/f", "/dangling", "/missing", "/real/sub/back", "/real/sub/f/x",
+		"/real/dot", "/real/sub/ptmx", "/lnk/sub/ptmx", "/lnk/self", "/chain", "/chain2", "/real/sub/up2"} {
 		p := root + rel
 		real, err := realPath(p)
 		want := err == nil && real == p
@@ -216,6 +219,13 @@ func TestCheckRealMatchesKernelPath(t *testing.T) {
 		}
 		if wantDev := real != "" && within(root, real); ok != wantDev || (ok && dev != real) {
 			t.Errorf("%s: resolveDevice = %q, %v; kernel path %q", rel, dev, ok, real)
+		}
+	}
+	// The plain links are read without /proc; the others are left to it.
+	for rel, plain := range map[string]bool{"/real/sub/ptmx": true, "/real/dot": true, "/real/self": true,
+		"/lnk/sub/ptmx": false, "/chain": false, "/chain2": false, "/real/sub/up2": false, "/abs": true} {
+		if _, ok := plainLink(root + rel); ok != plain {
+			t.Errorf("%s: plainLink resolves it: %v, want %v", rel, ok, plain)
 		}
 	}
 }

@@ -10,8 +10,8 @@
 // it shares the runtime's memory (so it costs no page table copy and no exec of any binary), the
 // calling thread is suspended until it exits, every signal is blocked in it, and it only calls
 // write(2) and exits. The calling thread joins the pid namespace for its children (setns with
-// CLONE_NEWPID changes only that) and goes back to its own one after; the caller discards the
-// thread if going back fails.
+// CLONE_NEWPID changes only that; pidns is a pidfd of a process in it) and goes back to its own
+// one after (ownns: a namespace file); the caller discards the thread if going back fails.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>

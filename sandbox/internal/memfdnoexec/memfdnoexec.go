@@ -32,9 +32,12 @@ func Raise(pid int) error {
 	fail := func(what string, err error) error {
 		return fmt.Errorf("raise vm.memfd_noexec in pid %d's pid namespace: %s: %w", pid, what, err)
 	}
-	pidns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// Its pid namespace is joined through a pidfd (setns takes one since Linux 5.8), not
+	// /proc/PID/ns/pid: that lookup would leave two proc inodes and dentries in the host's caches
+	// for as long as the process lives, and pid is the container's init (issue 14).
+	pidns, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return fail("open its pid namespace", err)
+		return fail("pidfd_open", err)
 	}
 	defer unix.Close(pidns)
 	ownns, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
