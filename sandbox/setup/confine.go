@@ -164,6 +164,7 @@ func fdHygiene() error {
 		return fmt.Errorf("close_range: %w", err)
 	}
 	fds, err := openFDs()
+	closeSelfStatus()
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func closeInherited(keep int) {
 // for as long as the container's init lives (issue 14: about 20 per container, 15 kB of host
 // memory); this looks up one proc entry.
 func openFDs() ([]int, error) {
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := readSelfStatus()
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +224,49 @@ func openFDs() ([]int, error) {
 		}
 	}
 	return fds, nil
+}
+
+// selfStatus is /proc/self/status, opened when the setup child starts (openSelfStatus, before
+// pivot_root) and read anew by every openFDs (a read from offset 0 renders the file again) until
+// fdHygiene closes it. Opened after pivot_root, it would leave the container's procfs an inode and
+// a dentry for /proc/1 and for its status, cached for the container's whole life (issue 14);
+// before, the procfs the child starts on is one of its own (internal/nsenter's privateProc),
+// which goes with the host's tree. -1 when it could not be opened: openFDs opens the file itself.
+var selfStatus = -1
+
+func openSelfStatus() {
+	if fd, err := unix.Open("/proc/self/status", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		selfStatus = fd
+	}
+}
+
+func closeSelfStatus() {
+	if selfStatus >= 0 {
+		unix.Close(selfStatus)
+		selfStatus = -1
+	}
+}
+
+// readSelfStatus returns the current content of /proc/self/status.
+func readSelfStatus() ([]byte, error) {
+	if selfStatus < 0 {
+		return os.ReadFile("/proc/self/status")
+	}
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Pread(selfStatus, buf, int64(len(out)))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read /proc/self/status: %w", err)
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
 }
 
 // lookPath resolves the executable as execvp would, with the process's own PATH.

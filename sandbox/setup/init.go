@@ -47,6 +47,7 @@ func Init() {
 	clk := NewStepClock()
 	// CVE-2019-5736: nothing inside the container may open this process's memory or exe link.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	openSelfStatus()
 	closeInherited(FDSelf)
 	ch := NewChannel(os.NewFile(FDChannel, "bulwark-channel"))
 	ierr := checkBuild()

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -108,6 +109,23 @@ __attribute__((constructor)) static void bulwark_nsenter(void) {
 	_exit(0);
 }
 
+// privateProc mounts a procfs of the init's new pid namespace over /proc in its new mount
+// namespace, before the Go runtime starts. The runtime and the setup read /proc/self files before
+// pivot_root (cgo's stack bounds in maps, the cgroup-aware GOMAXPROCS's cgroup and mountinfo, the
+// descriptor table's size in status); on the host's procfs each of them leaves an inode and a
+// dentry in the host's caches for as long as this process lives, and it is the container's init
+// (issue 14). On a procfs of its own they go with it when pivot_root's old root is detached. The
+// mount reaches nothing outside: a mount namespace made in a user namespace gets the host's shared
+// mounts as slaves. Best effort, as it only saves memory: where the mount fails, the host's /proc
+// answers as before.
+static void privateProc(int made) {
+	if ((made & (CLONE_NEWNS | CLONE_NEWPID)) != (CLONE_NEWNS | CLONE_NEWPID))
+		return;
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		// The host's /proc stays.
+	}
+}
+
 // Descriptor 6 of a container's setup child: the user namespace its init starts in.
 #define USERNS_FD 6
 
@@ -132,7 +150,8 @@ __attribute__((constructor)) static void bulwark_nsjoin(void) {
 	close(USERNS_FD);
 	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		fail(30);
-	if (unshare((int)strtol(flags, NULL, 10)) < 0)
+	int made = (int)strtol(flags, NULL, 10);
+	if (unshare(made) < 0)
 		fail(41);
 	closeLeaked(USERNS_FD + 1);
 	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
@@ -143,6 +162,7 @@ __attribute__((constructor)) static void bulwark_nsjoin(void) {
 		// Init leads its own session (a terminal becomes its controlling one).
 		if (setsid() < 0)
 			_exit(1);
+		privateProc(made);
 		return;
 	}
 	struct report r = {child, 0, 0};
