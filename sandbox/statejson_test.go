@@ -6,7 +6,8 @@ import (
 	"math/rand"
 	"reflect"
 	"testing"
-	"time"
+
+	"bulwark.dev/bulwark/internal/jsontext/encodertest"
 )
 
 // TestStateJSONIsEncodingJSON: the state's hand-written encoder writes exactly what encoding/json
@@ -32,83 +33,7 @@ func TestStateJSONIsEncodingJSON(t *testing.T) {
 	check(&stateFile{})
 	for i := 0; i < 3000; i++ {
 		st := &stateFile{}
-		fillRandom(t, rnd, reflect.ValueOf(st).Elem())
+		encodertest.Fill(t, rnd, reflect.ValueOf(st).Elem())
 		check(st)
 	}
-}
-
-// fillRandom sets v, and every exported field below it, to a random value: often the zero value
-// (what omitempty leaves out), strings of random bytes, runes and characters JSON escapes.
-func fillRandom(t *testing.T, rnd *rand.Rand, v reflect.Value) {
-	t.Helper()
-	if v.Type() == reflect.TypeOf(time.Time{}) {
-		if rnd.Intn(4) > 0 {
-			v.Set(reflect.ValueOf(time.Unix(rnd.Int63n(1<<35), rnd.Int63n(1e9)).In(time.FixedZone("z", 3600*(rnd.Intn(25)-12)))))
-		}
-		return
-	}
-	zero := rnd.Intn(3) == 0
-	switch v.Kind() {
-	case reflect.String:
-		if !zero {
-			v.SetString(randomString(rnd))
-		}
-	case reflect.Bool:
-		v.SetBool(!zero)
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		if !zero {
-			v.SetInt(rnd.Int63n(1<<31) - 1<<30)
-		}
-	case reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Uint16:
-		if !zero {
-			v.SetUint(rnd.Uint64() >> uint(64-v.Type().Bits()))
-		}
-	case reflect.Slice:
-		if zero {
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), rnd.Intn(4), 4)
-		for i := 0; i < s.Len(); i++ {
-			fillRandom(t, rnd, s.Index(i))
-		}
-		v.Set(s)
-	case reflect.Map:
-		if zero {
-			return
-		}
-		m := reflect.MakeMap(v.Type())
-		for n := rnd.Intn(4); n > 0; n-- {
-			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-			fillRandom(t, rnd, k)
-			fillRandom(t, rnd, e)
-			m.SetMapIndex(k, e)
-		}
-		v.Set(m)
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				fillRandom(t, rnd, v.Field(i))
-			}
-		}
-	default:
-		t.Fatalf("no random value for a %s: teach fillRandom and the state's encoder", v.Type())
-	}
-}
-
-func randomString(rnd *rand.Rand) string {
-	const special = "\"\\/<>&\u2028\u2029\x00\x1f\x7f\n\t"
-	var b []byte
-	for n := rnd.Intn(12); n > 0; n-- {
-		switch rnd.Intn(4) {
-		case 0:
-			b = append(b, byte(rnd.Intn(256)))
-		case 1:
-			b = append(b, special[rnd.Intn(len(special))])
-		case 2:
-			b = append(b, string(rune(rnd.Intn(0x10ffff)))...)
-		default:
-			b = append(b, byte('a'+rnd.Intn(26)))
-		}
-	}
-	return string(b)
 }
