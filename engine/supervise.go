@@ -78,29 +78,72 @@ func (e *Engine) serveWorker(dir string) error {
 	w.store = store
 	go w.notifications()
 	w.adopt(kept)
-	ln, err := supervisor.Listen(dir)
-	if err != nil {
-		return err
+	for {
+		ln, err := supervisor.Listen(dir)
+		if err != nil {
+			return err
+		}
+		go w.idle(ln)
+		w.accept(ln)
+		if os.Getppid() != w.reaper {
+			return errors.New("supervisor: the reaper died: leaving the containers to the next supervisor")
+		}
+		if _, err := os.Stat(dir); err != nil {
+			return nil // its state root is gone (idle)
+		}
+		// What a client handed the worker as it left (leave) may have given it something to
+		// supervise: it listens again, and clients waiting for it to go (Dial) reach it.
+		if !w.active() {
+			return nil
+		}
 	}
-	go w.idle(ln)
+}
+
+// accept serves the clients of ln until it is closed, or drained once the worker leaves, and
+// every request taken is answered.
+func (w *worker) accept(ln *net.UnixListener) {
+	var serving sync.WaitGroup
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
 			break
 		}
 		w.hold(1)
+		serving.Add(1)
 		go func() {
+			defer serving.Done()
 			defer w.hold(-1)
 			defer c.Close()
 			w.serve(c)
 		}()
 	}
+	ln.Close()
+	serving.Wait()
+}
+
+// drainGrace is how long a leaving worker still takes the clients that connected before its
+// socket's name went.
+const drainGrace = 50 * time.Millisecond
+
+// leave has an idle worker stop taking clients without dropping one: its socket's name goes
+// first, so a client from then on finds none listening and waits for this supervisor to go and
+// starts the next one (supervisor.Dial), and what clients connected before is still taken
+// (accept) until drainGrace has passed. Closing the listener at once reset a connection
+// queued on it, unanswered: a foreground run's watch was asked again (e869b6a), but a
+// detached run failed ("supervisor did not answer") and could not be asked again.
+func (w *worker) leave(ln *net.UnixListener) {
+	if err := supervisor.Unlisten(w.dir); err != nil {
+		ln.Close() // no drain: the name may still lead here
+		return
+	}
+	ln.SetDeadline(time.Now().Add(drainGrace))
+}
+
+// active reports whether the worker has something to supervise or a request in hand.
+func (w *worker) active() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if os.Getppid() != w.reaper {
-		return errors.New("supervisor: the reaper died: leaving the containers to the next supervisor")
-	}
-	return nil
+	return len(w.ctrs) > 0 || len(w.watches) > 0 || w.busy > 0
 }
 
 func (w *worker) hold(n int) {
@@ -122,13 +165,10 @@ func (w *worker) idle(ln *net.UnixListener) {
 			ln.Close()
 			return
 		}
-		w.mu.Lock()
-		active := len(w.ctrs) > 0 || len(w.watches) > 0 || w.busy > 0
-		w.mu.Unlock()
-		if active {
+		if w.active() {
 			since = time.Now()
 		} else if time.Since(since) > idleGrace {
-			ln.Close()
+			w.leave(ln)
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,62 @@ func TestWatchAskedAgainUnanswered(t *testing.T) {
 	}
 	if !e.runRootTended.Load() {
 		t.Error("the answer naming this run root does not leave its tidying to the supervisor")
+	}
+}
+
+// TestLeavingWorkerAnswersQueuedClient: a request a client made as the worker left, idle — its
+// connection queued on the listener, not taken yet — is answered, not reset: closing the
+// listener at once reset it, and a detached run failed ("supervisor did not answer") with no
+// way to ask again (its plan may have started). A client coming after finds no socket and
+// waits for the next supervisor (supervisor.Dial).
+func TestLeavingWorkerAnswersQueuedClient(t *testing.T) {
+	root := t.TempDir()
+	dir := supervisorDir(root)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{e: &Engine{cfg: Config{Root: root}}, dir: dir, reaper: os.Getppid(),
+		ctrs: map[string]*supervised{}, watches: map[string]bool{}, wake: make(chan struct{})}
+	ln, err := supervisor.Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := supervisor.Dial(dir, nil) // queued: nothing accepts yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	netns, err := clientNetns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Close()
+	if err := supervisor.Send(c, supRequest{Op: opRun, Plan: []byte(`{}`)}, netns); err != nil {
+		t.Fatal(err)
+	}
+	w.leave(ln) // the idle worker leaves with the connection queued
+	if late, err := supervisor.Dial(dir, nil); err == nil {
+		late.Close()
+		t.Error("a client reached the leaving worker after it left")
+	}
+	accepted := make(chan struct{})
+	go func() {
+		w.accept(ln)
+		close(accepted)
+	}()
+	var st monitorStatus
+	if _, err := supervisor.Recv(c, &st); err != nil {
+		t.Fatalf("the queued request was dropped: %v", err)
+	}
+	if !strings.Contains(st.Error, "not a plan") {
+		t.Errorf("answer %+v, want the refusal of the plan", st)
+	}
+	select {
+	case <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leaving worker still takes clients")
+	}
+	if w.active() {
+		t.Error("the worker has something to supervise after a refused run")
 	}
 }

@@ -146,6 +146,21 @@ func Listen(dir string) (*net.UnixListener, error) {
 	return ln, nil
 }
 
+// Unlisten removes the worker's socket from dir, so that no client connects to it any more
+// (Dial then starts the next supervisor once this one has gone); its listener still takes the
+// connections made before.
+func Unlisten(dir string) error {
+	p, done, err := SocketAddr(dir, "sock")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("supervisor: remove the socket: %w", err)
+	}
+	return nil
+}
+
 // SocketAddr reaches a socket in dir through a descriptor of dir, so the path stays within the
 // 108 bytes of a unix socket address however deep the state root; done releases it.
 func SocketAddr(dir, name string) (string, func(), error) {
