@@ -117,7 +117,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 			return refuse("policy", err)
 		}
 	}
-	rt, err := e.runtimeFor(req.Tenant, t, req.WritableRoot)
+	rt, err := e.runtimeFor(req.Tenant, t, req.WritableRoot, nil)
 	if err != nil {
 		return refuse("sandbox", err)
 	}

@@ -18,17 +18,21 @@ import (
 
 // runtime opens the sandbox runtime for a tenant; with a trail, the sandbox's events join it.
 func (e *Engine) runtime(tenant string, t *trail) (*sandbox.Runtime, error) {
-	return e.runtimeFor(tenant, t, false)
+	return e.runtimeFor(tenant, t, false, nil)
 }
 
-// runtimeFor is runtime for a container that policy granted a writable root, if writableRoot.
-func (e *Engine) runtimeFor(tenant string, t *trail, writableRoot bool) (*sandbox.Runtime, error) {
+// runtimeFor is runtime for a container that policy granted a writable root, if writableRoot;
+// with a clock, the sandbox's steps join its steps.
+func (e *Engine) runtimeFor(tenant string, t *trail, writableRoot bool, clk *stepClock) (*sandbox.Runtime, error) {
 	// The sandbox's state of each container is runtime state (tmpfs, RunRoot); the id ranges
 	// and MAC labels it hands out, and its compiled seccomp programs, are the state root's.
 	opts := sandbox.Options{Root: e.cfg.RunRoot, IDMapDir: filepath.Join(e.cfg.Root, "idmap"), SELinuxDir: filepath.Join(e.cfg.Root, "selinux"),
 		SeccompCacheDir: filepath.Join(e.cfg.Root, "seccomp-cache"), Tenant: tenant, AllowNoMAC: e.cfg.AllowNoMAC, WritableRoot: writableRoot}
 	if t != nil {
 		opts.Events = t
+	}
+	if clk != nil {
+		opts.Steps = clk
 	}
 	rt, err := sandbox.New(opts)
 	if err != nil {
@@ -111,7 +115,7 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	}
 	// Opened once the record claims the container: the run root it makes is not tidied away
 	// under it (tidyRunRoot).
-	rt, err := e.runtimeFor(plan.Request.Tenant, t, plan.WritableRootSize > 0)
+	rt, err := e.runtimeFor(plan.Request.Tenant, t, plan.WritableRootSize > 0, plan.clock)
 	if err != nil {
 		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
 		if prev == nil {

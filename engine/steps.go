@@ -12,8 +12,10 @@ import (
 
 // Step timing of a run, for benchmarks (tests/perf) and an operator asking where the time goes:
 // with Config.Steps set, Prepare, Start and Wait report each of their steps, in order, as they end
-// (their times add up to the request's); the sandbox's own steps are not repeated here (bulwark-runc
-// --debug reports them). The steps:
+// (their times add up to the request's). The sandbox's own steps (sandbox/steps.go, as bulwark-runc
+// --debug reports them) follow the step they were part of, named <step>:<sandbox step> (e.g.
+// create:cgroups+idrange, remove:teardown); they are parts of that step, not added to it. The
+// steps:
 //
 //	request    the request checked, the network looked up
 //	tuf        the reference resolved through TUF (the pinned root, the metadata cache and its lock)
@@ -29,11 +31,22 @@ import (
 //	remove     --rm: the sandbox deleted, the container's state removed
 //	flush      the last audit records made durable
 
-// stepClock times one request's consecutive steps into the engine's sink (nil: not timed).
+// stepClock times one request's consecutive steps into the engine's sink (nil: not timed). It is
+// also the sink of the sandbox it creates: the sandbox's steps are kept until the step they are
+// part of ends.
 type stepClock struct {
 	sink sandbox.StepSink
 	id   string
 	last time.Time
+
+	mu    sync.Mutex
+	parts []stepPart
+}
+
+// stepPart is one of the sandbox's steps within the current step.
+type stepPart struct {
+	name string
+	d    time.Duration
 }
 
 func (e *Engine) newStepClock(id string) *stepClock {
@@ -43,7 +56,8 @@ func (e *Engine) newStepClock(id string) *stepClock {
 	return &stepClock{sink: e.cfg.Steps, id: id, last: time.Now()}
 }
 
-// lap reports the time since the previous lap (or the clock's start) as step.
+// lap reports the time since the previous lap (or the clock's start) as step, then the sandbox's
+// steps within it.
 func (c *stepClock) lap(step string) {
 	if c == nil {
 		return
@@ -51,6 +65,20 @@ func (c *stepClock) lap(step string) {
 	now := time.Now()
 	c.sink.Step(c.id, step, now.Sub(c.last))
 	c.last = now
+	c.mu.Lock()
+	parts := c.parts
+	c.parts = nil
+	c.mu.Unlock()
+	for _, p := range parts {
+		c.sink.Step(c.id, step+":"+p.name, p.d)
+	}
+}
+
+// Step keeps one of the sandbox's steps (sandbox.StepSink) for the step in progress.
+func (c *stepClock) Step(_, step string, d time.Duration) {
+	c.mu.Lock()
+	c.parts = append(c.parts, stepPart{step, d})
+	c.mu.Unlock()
 }
 
 // StepLog is a sandbox.StepSink that keeps every step's time, for one "steps:" line in the form

@@ -20,14 +20,18 @@ import (
 const breakdownRuns = 10
 
 // nestedParent names the top-level step a nested one is part of (shown indented below it, not
-// counted again): the policy's parts, and the setup child's steps (inside await-ready, except
-// child:exec, which overlaps the runtime's steps from seccomp to config).
+// counted again): the policy's parts, the setup child's steps (inside await-ready, except
+// child:exec, which overlaps the runtime's steps from seccomp to config), and in bulwark run's
+// steps the sandbox's within the engine's create, start, wait and remove (engine/steps.go).
 func nestedParent(name string) string {
+	parent, _, ok := strings.Cut(name, ":")
 	switch {
-	case strings.HasPrefix(name, "policy:"):
-		return "policy"
-	case strings.HasPrefix(name, "child:"):
+	case !ok:
+		return ""
+	case parent == "child":
 		return "await-ready"
+	case parent == "policy", parent == "create", parent == "start", parent == "wait", parent == "remove":
+		return parent
 	}
 	return ""
 }
@@ -135,7 +139,7 @@ func (bd *breakdown) lines(refName string, ref float64) []string {
 		len(bd.wall), wall, refName, ref, wall/ref)}
 	line := func(name, indent string) string {
 		m := median(slices.Clone(bd.steps[name]))
-		return fmt.Sprintf("  %-20s %7.2f ms %5.1f%%", indent+name, m, 100*m/wall)
+		return fmt.Sprintf("  %-26s %7.2f ms %5.1f%%", indent+name, m, 100*m/wall)
 	}
 	for _, name := range bd.order {
 		if nestedParent(name) != "" {
