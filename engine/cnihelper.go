@@ -4,20 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
 
-	"golang.org/x/sys/unix"
-
-	"bulwark.dev/bulwark/internal/besideexe"
 	"bulwark.dev/bulwark/network"
-	"bulwark.dev/bulwark/sandbox"
 )
 
 // CNICommand is bulwark-admin's hidden command that runs a network's CNI plugins for the bulwark
@@ -62,31 +51,11 @@ func (HelperCNI) Del(ctx context.Context, op *network.PluginOp) error {
 	return err
 }
 
-// cniHelperGrace is how long a cancelled helper has to stop its plugin before it is killed.
-const cniHelperGrace = 10 * time.Second
-
 func runCNIHelper(ctx context.Context, verb string, op *network.PluginOp) ([]byte, error) {
 	in, err := json.Marshal(op)
 	if err != nil {
 		return nil, fmt.Errorf("cni %s: %w", verb, err)
 	}
-	fd, path, _, err := besideexe.Open(AdminName)
-	if err != nil {
-		return nil, fmt.Errorf("cni %s: %w", verb, err)
-	}
-	defer unix.Close(fd)
-	cmd := exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(fd), CNICommand, verb)
-	cmd.Args[0] = AdminName
-	cmd.Env = append(os.Environ(), AdminBuildEnv+"="+sandbox.BuildID())
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = cniHelperGrace
-	var stdout, stderr bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), "bulwark: ")); msg != "" {
-			return nil, errors.New(msg)
-		}
-		return nil, fmt.Errorf("cni %s by %s: %w", verb, path, err)
-	}
-	return stdout.Bytes(), nil
+	out, _, err := runAdmin(ctx, "cni "+verb, bytes.NewReader(in), CNICommand, verb)
+	return out, err
 }
