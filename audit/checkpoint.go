@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"bulwark.dev/bulwark/internal/jsontext"
 	"golang.org/x/sys/unix"
 )
 
@@ -222,7 +223,7 @@ func Checkpoints(dir string) ([]Checkpoint, error) {
 	var out []Checkpoint
 	err := readSegment(filepath.Join(dir, checkpointsFile), func(line int, raw []byte, _ bool) error {
 		var c Checkpoint
-		if err := json.Unmarshal(raw, &c); err != nil {
+		if err := jsontext.Decode(raw, &c, readCheckpoint); err != nil {
 			return fmt.Errorf("%s line %d: %w", checkpointsFile, line, err)
 		}
 		out = append(out, c)

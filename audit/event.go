@@ -5,7 +5,6 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -56,10 +55,11 @@ type Record struct {
 }
 
 // computeHash returns the hex SHA-256 over the record's JSON encoding with Hash cleared. encoding/json
-// writes struct fields in declaration order and map keys sorted, so the encoding is canonical.
+// writes struct fields in declaration order and map keys sorted, so the encoding is canonical
+// (appendJSON writes the same bytes).
 func (r Record) computeHash() (string, error) {
 	r.Hash = ""
-	b, err := json.Marshal(r)
+	b, err := r.appendJSON(make([]byte, 0, 512))
 	if err != nil {
 		return "", fmt.Errorf("encode record %d: %w", r.Seq, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"bulwark.dev/bulwark/internal/jsontext"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,7 +189,7 @@ func (l *Log) write(events []Event) ([]Record, error) {
 		return nil, fmt.Errorf("open audit segment: %w", err)
 	}
 	defer f.Close()
-	var buf bytes.Buffer
+	var buf []byte
 	records := make([]Record, 0, len(events))
 	seq, prev := l.tail.seq, l.tail.hash
 	for _, ev := range events {
@@ -198,23 +198,21 @@ func (l *Log) write(events []Event) ([]Record, error) {
 		if err := r.seal(prev); err != nil {
 			return nil, err
 		}
-		line, err := json.Marshal(r)
-		if err != nil {
+		if buf, err = r.appendJSON(buf); err != nil {
 			return nil, fmt.Errorf("encode record %d: %w", seq, err)
 		}
-		buf.Write(line)
-		buf.WriteByte('\n')
+		buf = append(buf, '\n')
 		records = append(records, r)
 		prev = r.Hash
 	}
 	// One write call so that a concurrent reader never sees half a batch unless power fails.
-	if _, err := f.Write(buf.Bytes()); err != nil {
+	if _, err := f.Write(buf); err != nil {
 		return nil, fmt.Errorf("append to audit segment: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("sync audit segment: %w", err)
 	}
-	l.tail.size += int64(buf.Len())
+	l.tail.size += int64(len(buf))
 	l.tail.seq, l.tail.hash = seq, prev
 	return records, nil
 }
@@ -263,7 +261,7 @@ func (l *Log) readTail(segs []int) error {
 			continue
 		}
 		var r Record
-		if err := json.Unmarshal(line, &r); err != nil {
+		if err := jsontext.Decode(line, &r, readRecord); err != nil {
 			return fmt.Errorf("audit log tail in %s is corrupt (run 'bulwark audit verify'): %w", segmentName(segs[i]), err)
 		}
 		l.tail.seq, l.tail.hash = r.Seq, r.Hash
@@ -312,11 +310,17 @@ func (l *Log) repairTorn(n int, size int64) (*Event, error) {
 	}}, nil
 }
 
-// lastNewlineEnd returns the offset just past the last '\n' in the first size bytes of f.
+// lastNewlineEnd returns the offset just past the last '\n' in the first size bytes of f. It
+// reads back from size in chunks of 4 KB, doubling up to 64 KB: a record is a few KB at most, and
+// the first append of a process (a bulwark run's) looks at the log's tail three times, and a
+// 64 KB buffer and read each time faulted in and copied mostly what is not needed.
 func lastNewlineEnd(f *os.File, size int64) (int64, error) {
-	const chunk = 64 << 10
-	buf := make([]byte, chunk)
-	for end := size; end > 0; {
+	const maxChunk = 64 << 10
+	var buf []byte
+	for end, chunk := size, int64(4<<10); end > 0; chunk = min(2*chunk, maxChunk) {
+		if int64(len(buf)) < chunk {
+			buf = make([]byte, chunk)
+		}
 		start := max(end-chunk, 0)
 		n, err := f.ReadAt(buf[:end-start], start)
 		if err != nil && n != int(end-start) {

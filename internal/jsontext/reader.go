@@ -199,6 +199,26 @@ func (r *Reader) Int(p *int64, bits int) bool {
 	return true
 }
 
+// Uint reads an unsigned integer that fits bits bits into p (a null leaves p as it is), as
+// encoding/json reads one into an unsigned integer field: the literal's digits, no sign, fraction
+// or exponent.
+func (r *Reader) Uint(p *uint64, bits int) bool {
+	if r.Null() {
+		return true
+	}
+	t, err := r.d.Token()
+	n, ok := t.(json.Number)
+	if err != nil || !ok {
+		return false
+	}
+	v, err := strconv.ParseUint(string(n), 10, bits)
+	if err != nil {
+		return false
+	}
+	*p = v
+	return true
+}
+
 // Array reads an array, element by element; a null is a nil slice (reset is called either way:
 // encoding/json replaces a slice's elements, an empty array making an empty slice).
 func (r *Reader) Array(reset func(null bool), elem func() bool) bool {

@@ -224,6 +224,8 @@ func Fill(rnd *rand.Rand, v reflect.Value, depth int) {
 		v.SetBool(true)
 	case reflect.Int, reflect.Int64:
 		v.SetInt(rnd.Int64N(1<<40) - 1<<39)
+	case reflect.Uint64:
+		v.SetUint(rnd.Uint64() >> rnd.IntN(64))
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
 			v.SetZero()
