@@ -421,3 +421,32 @@ func TestClosedLogRefusesAndClosesOnce(t *testing.T) {
 		t.Fatalf("Append after Close: %v, want os.ErrClosed", err)
 	}
 }
+
+// TestInvalidUTF8Verifies: an event whose strings are not valid UTF-8 (an error naming a path
+// of arbitrary bytes, a name or label a client chose) is recorded as JSON writes it, with each
+// invalid byte a U+FFFD, and its hash is of what is recorded: the log verifies, and the record
+// reads back as it was written, not reported as edited.
+func TestInvalidUTF8Verifies(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{})
+	attrs := map[string]string{"error": "open /a\xff\xfe: no such file", "k\xc3": "v"}
+	ev := Event{Type: TypeContainer, Action: "create.failed", Tenant: "t\xff", ContainerID: "bad", Attrs: attrs}
+	recs, err := l.Append(ev)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	if attrs["error"] != "open /a\xff\xfe: no such file" || attrs["k\xc3"] != "v" {
+		t.Fatalf("Append changed the caller's attributes: %q", attrs)
+	}
+	appendN(t, l, 2)
+	if rep := mustVerify(t, dir, nil); rep.Records != 3 {
+		t.Fatalf("report = %+v, want 3 records", rep)
+	}
+	got, err := Query(dir, Filter{ContainerID: "bad"})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Query bad = %+v, %v", got, err)
+	}
+	if got[0].Hash != recs[0].Hash || got[0].Tenant != "t\uFFFD" || got[0].Attrs["error"] != "open /a\uFFFD\uFFFD: no such file" || got[0].Attrs["k\uFFFD"] != "v" {
+		t.Fatalf("read back %+v, appended %+v", got[0], recs[0])
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SchemaVersion identifies the record format; it is part of every record and of its hash.
@@ -77,4 +79,52 @@ func (r *Record) seal(prev string) error {
 	}
 	r.Hash = h
 	return nil
+}
+
+// validUTF8 returns e with every string valid UTF-8 as encoding/json writes it: each byte that is
+// not part of a valid sequence becomes U+FFFD. A record is hashed over its encoding and verified
+// over the encoding of what is read back; were it hashed with the invalid bytes (which the
+// encoding escapes as \ufffd, and which read back as the character itself), it would not verify:
+// any event naming a path or a client's string of arbitrary bytes would read as an edited record.
+// The caller's Attrs map is not changed.
+func (e Event) validUTF8() Event {
+	valid := func(s string) bool { return utf8.ValidString(s) }
+	all := valid(e.Type) && valid(e.Action) && valid(e.Actor.Principal) && valid(e.Tenant) &&
+		valid(e.ContainerID) && valid(e.ImageDigest) && valid(e.RequestID)
+	for k, v := range e.Attrs {
+		all = all && valid(k) && valid(v)
+	}
+	if all {
+		return e
+	}
+	e.Type, e.Action, e.Actor.Principal = replaceInvalidUTF8(e.Type), replaceInvalidUTF8(e.Action), replaceInvalidUTF8(e.Actor.Principal)
+	e.Tenant, e.ContainerID = replaceInvalidUTF8(e.Tenant), replaceInvalidUTF8(e.ContainerID)
+	e.ImageDigest, e.RequestID = replaceInvalidUTF8(e.ImageDigest), replaceInvalidUTF8(e.RequestID)
+	if e.Attrs != nil {
+		attrs := make(map[string]string, len(e.Attrs))
+		for k, v := range e.Attrs {
+			attrs[replaceInvalidUTF8(k)] = replaceInvalidUTF8(v)
+		}
+		e.Attrs = attrs
+	}
+	return e
+}
+
+// replaceInvalidUTF8 replaces each byte of s that is not part of a valid UTF-8 sequence with
+// U+FFFD, as encoding/json does (strings.ToValidUTF8 would replace a run of them with one).
+func replaceInvalidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }

@@ -194,7 +194,7 @@ func (l *Log) write(events []Event) ([]Record, error) {
 	seq, prev := l.tail.seq, l.tail.hash
 	for _, ev := range events {
 		seq++
-		r := Record{Seq: seq, Time: l.opts.Now().UTC(), Event: ev}
+		r := Record{Seq: seq, Time: l.opts.Now().UTC(), Event: ev.validUTF8()}
 		if err := r.seal(prev); err != nil {
 			return nil, err
 		}
