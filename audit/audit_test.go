@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -448,5 +449,42 @@ func TestInvalidUTF8Verifies(t *testing.T) {
 	}
 	if got[0].Hash != recs[0].Hash || got[0].Tenant != "t\uFFFD" || got[0].Attrs["error"] != "open /a\uFFFD\uFFFD: no such file" || got[0].Attrs["k\uFFFD"] != "v" {
 		t.Fatalf("read back %+v, appended %+v", got[0], recs[0])
+	}
+}
+
+// TestFirstAppendReadsLastCheckpoint: a process's first append takes the checkpoint schedule from
+// the last checkpoint alone, so the file's history (a line per CheckpointInterval of activity,
+// for the state root's life) is not read on every run; a damaged earlier checkpoint is Verify's
+// to report. A last checkpoint cut short or damaged is still refused.
+func TestFirstAppendReadsLastCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{CheckpointEvery: 2})
+	appendN(t, l, 6) // checkpoints at 2, 4, 6
+	l.Close()
+	path := filepath.Join(dir, checkpointsFile)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(good, []byte("\n"))
+	damaged := slices.Concat([]byte("{\"v\":\"damaged\n"), bytes.Join(lines[1:], nil))
+	if err := os.WriteFile(path, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l = openTestLog(t, dir, Options{CheckpointEvery: 2})
+	appendN(t, l, 1)
+	l.Close()
+	if _, err := Verify(dir, nil); err == nil || !strings.Contains(err.Error(), checkpointsFile+" line 1") {
+		t.Fatalf("Verify of a damaged first checkpoint: %v", err)
+	}
+	for name, tail := range map[string]string{"cut short": `{"v":"bulwark.dev/audit/v1","seq":8`, "damaged": "{\"seq\":\"x\"}\n"} {
+		if err := os.WriteFile(path, append(slices.Clone(good), tail...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l := openTestLog(t, dir, Options{CheckpointEvery: 2})
+		if _, err := l.Append(Event{Type: TypeContainer, Action: "start"}); err == nil {
+			t.Fatalf("append after a last checkpoint %s: no error", name)
+		}
+		l.Close()
 	}
 }

@@ -204,15 +204,25 @@ func (l *Log) writeCheckpoint(now time.Time) error {
 	return nil
 }
 
-// loadCheckpointTail sets the schedule's starting point from the last checkpoint on disk.
+// loadCheckpointTail sets the schedule's starting point from the last checkpoint on disk. Only
+// the file's last line is read: every process's first append loads it, and the file grows by a
+// line at least every CheckpointInterval of activity (reading it whole made each first append
+// slower as the state root aged). Every checkpoint is checked by Verify. A last line that is cut
+// short (a crash while one was written) or does not decode is refused, as the whole file was.
 func (l *Log) loadCheckpointTail() error {
-	c, err := LatestCheckpoint(l.dir)
-	if errors.Is(err, os.ErrNotExist) {
+	line, _, whole, err := lastLine(filepath.Join(l.dir, checkpointsFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist), err == nil && line == nil && whole:
 		l.tail.ckptSeq, l.tail.ckptTime = 0, l.opts.Now()
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
+	case !whole:
+		return fmt.Errorf("%s ends with a partial line (run 'bulwark audit verify')", checkpointsFile)
+	}
+	var c Checkpoint
+	if err := jsontext.Decode(line, &c, readCheckpoint); err != nil {
+		return fmt.Errorf("%s: last line: %w", checkpointsFile, err)
 	}
 	l.tail.ckptSeq, l.tail.ckptTime = c.Seq, c.Time
 	return nil

@@ -250,7 +250,7 @@ func (l *Log) refreshTail() (*Event, error) {
 // readTail finds the last record, looking back through earlier segments if the last one is empty.
 func (l *Log) readTail(segs []int) error {
 	for i := len(segs) - 1; i >= 0; i-- {
-		line, size, err := lastLine(l.segmentPath(segs[i]))
+		line, size, _, err := lastLine(l.segmentPath(segs[i]))
 		if err != nil {
 			return err
 		}
@@ -334,30 +334,31 @@ func lastNewlineEnd(f *os.File, size int64) (int64, error) {
 	return 0, nil
 }
 
-// lastLine returns the last complete line of path (without '\n') and the file's size.
-func lastLine(path string) ([]byte, int64, error) {
+// lastLine returns the last complete line of path (without '\n'), the file's size, and whether
+// the file ends with that line (false: a partial line follows it).
+func lastLine(path string) ([]byte, int64, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open audit segment: %w", err)
+		return nil, 0, false, fmt.Errorf("open audit file: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, 0, fmt.Errorf("stat audit segment: %w", err)
+		return nil, 0, false, fmt.Errorf("stat audit file: %w", err)
 	}
 	end, err := lastNewlineEnd(f, st.Size())
 	if err != nil || end == 0 {
-		return nil, st.Size(), err
+		return nil, st.Size(), st.Size() == 0, err
 	}
 	start, err := lastNewlineEnd(f, end-1)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	line := make([]byte, end-1-start)
 	if _, err := f.ReadAt(line, start); err != nil {
-		return nil, 0, fmt.Errorf("read audit segment: %w", err)
+		return nil, 0, false, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
-	return line, st.Size(), nil
+	return line, st.Size(), end == st.Size(), nil
 }
 
 func (l *Log) segmentPath(n int) string { return filepath.Join(l.dir, segmentName(n)) }
