@@ -7,10 +7,16 @@ package op
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/errdefs"
@@ -19,10 +25,14 @@ import (
 // HostEnv names the daemon when --host is not given.
 const HostEnv = "BULWARK_HOST"
 
-// Env carries an Op, as JSON, from bulwark to bulwark-admin's Command: the standard input, the
-// output and the terminal are the caller's own, and the environment, unlike the command line,
-// is readable only by the caller.
+// Env carries an Op from bulwark to bulwark-admin's Command (Hand, Take): the descriptor of a
+// sealed memory file that holds it as JSON. The standard input, the output and the terminal are
+// the caller's own; the file, unlike the command line, is readable only by the caller, and unlike
+// one environment string (128 KiB at most) it holds a run of any size.
 const Env = "_BULWARK_REMOTE_OP"
+
+// maxOpSize bounds what Take reads.
+const maxOpSize = 64 << 20
 
 // Command is bulwark-admin's hidden command that sends the Op of Env to bulwarkd.
 const Command = "__remote"
@@ -81,7 +91,63 @@ type Op struct {
 	Lines int `json:"lines,omitempty"`
 }
 
-// Decode reads an Op from what Env held: one of the commands, for a host ParseHost accepts, with
+// Hand writes o to a sealed memory file that a program this process executes inherits, and
+// returns the Env entry that names it (Take reads it there).
+func Hand(o *Op) (string, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "", fmt.Errorf("the command for bulwarkd: %w", err)
+	}
+	// Not close-on-exec: the descriptor is for the program executed next.
+	fd, err := unix.MemfdCreate("bulwark-remote-op", unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return "", fmt.Errorf("the command for bulwarkd: memfd: %w", err)
+	}
+	for rest := b; len(rest) > 0; {
+		n, err := unix.Write(fd, rest)
+		if err != nil {
+			unix.Close(fd)
+			return "", fmt.Errorf("the command for bulwarkd: %w", err)
+		}
+		rest = rest[n:]
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL); err != nil {
+		unix.Close(fd)
+		return "", fmt.Errorf("the command for bulwarkd: seal: %w", err)
+	}
+	return Env + "=" + strconv.Itoa(fd), nil
+}
+
+// Take reads the Op that Env names (Hand) and closes its file; without Env, it returns
+// os.ErrNotExist. Only a sealed memory file is read: anything else is refused.
+func Take() (*Op, error) {
+	s, ok := os.LookupEnv(Env)
+	if !ok {
+		return nil, fmt.Errorf("no command for bulwarkd in %s: %w", Env, os.ErrNotExist)
+	}
+	os.Unsetenv(Env)
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s=%q names no descriptor", Env, s)
+	}
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "bulwark-remote-op")
+	defer f.Close()
+	const sealed = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0); err != nil || seals&sealed != sealed {
+		return nil, errors.New("the command for bulwarkd is not a sealed memory file")
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, maxOpSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the command for bulwarkd: %w", err)
+	}
+	if len(b) > maxOpSize {
+		return nil, fmt.Errorf("the command for bulwarkd is over %d bytes", maxOpSize)
+	}
+	return Decode(string(b))
+}
+
+// Decode reads an Op from what Hand wrote: one of the commands, for a host ParseHost accepts, with
 // no field unknown.
 func Decode(s string) (*Op, error) {
 	dec := json.NewDecoder(strings.NewReader(s))

@@ -3,12 +3,16 @@ package op
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // TestDecode: every command bulwark sends decodes back whole; anything else — an unknown
@@ -63,5 +67,45 @@ func TestParseHost(t *testing.T) {
 		if _, err := ParseHost(bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// TestHandTake: an Op goes whole through the sealed file Hand makes, however large (one
+// environment string holds 128 KiB at most); Take refuses a descriptor that is not a sealed
+// memory file, and says when there is none.
+func TestHandTake(t *testing.T) {
+	env := make([]string, 0, 3000)
+	for i := range cap(env) {
+		env = append(env, fmt.Sprintf("VAR%04d=%0100d", i, i))
+	}
+	o := Op{Command: Run, Host: "unix:///run/bulwark/bulwark.sock", Run: &engine.Request{Image: "busybox:1", Env: env}}
+	kv, err := Hand(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _, _ := strings.Cut(kv, "=")
+	t.Setenv(name, strings.TrimPrefix(kv, name+"="))
+	got, err := Take()
+	if err != nil || !reflect.DeepEqual(*got, o) {
+		t.Fatalf("took %v, %v", got != nil, err)
+	}
+	if _, ok := os.LookupEnv(Env); ok {
+		t.Error("Take left Env set")
+	}
+	if _, err := Take(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Take without Env: %v", err)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "op")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd())) // Take closes what it is given
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(Env, fmt.Sprint(fd))
+	if _, err := Take(); err == nil || !strings.Contains(err.Error(), "sealed") {
+		t.Errorf("Take of a plain file: %v", err)
 	}
 }

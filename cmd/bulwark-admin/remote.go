@@ -22,12 +22,10 @@ func newRemoteCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, ok := os.LookupEnv(op.Env)
-			if !ok {
+			o, err := op.Take()
+			if errors.Is(err, os.ErrNotExist) {
 				return errors.New(op.Command + ": no command for bulwarkd (bulwark runs it with --host)")
 			}
-			os.Unsetenv(op.Env)
-			o, err := op.Decode(s)
 			if err != nil {
 				return err
 			}

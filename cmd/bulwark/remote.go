@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -67,9 +66,9 @@ func remoteOf(cmd *cobra.Command) string {
 // only on failure): its exit status is the command's.
 func sendRemote(host string, o op.Op) error {
 	o.Host = host
-	b, err := json.Marshal(o)
+	env, err := op.Hand(&o)
 	if err != nil {
-		return fmt.Errorf("the command for bulwarkd: %w", err)
+		return err
 	}
-	return execAdmin([]string{op.Command}, op.Env+"="+string(b))
+	return execAdmin([]string{op.Command}, env)
 }

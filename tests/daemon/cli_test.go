@@ -443,4 +443,13 @@ func TestCLIHostRunFlagsReachTheDaemon(t *testing.T) {
 			t.Errorf("--%s did not change the request the daemon got: %s", f, got)
 		}
 	}
+	// A run larger than one environment string may be (128 KiB) reaches it whole too: 20 values
+	// of 10 KiB (one argument may not be larger either).
+	var big []string
+	for i := range 20 {
+		big = append(big, "--env", fmt.Sprintf("BIG%d=%s", i, strings.Repeat("x", 10<<10)))
+	}
+	if got := request(big...); !strings.Contains(got, big[len(big)-1]) {
+		t.Errorf("a run with 200 KiB of --env did not reach the daemon whole (%d bytes)", len(got))
+	}
 }
