@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"slices"
 	"strconv"
 
 	"bulwark.dev/bulwark/internal/jsontext"
@@ -53,21 +52,8 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	opt(`,"image_digest":`, r.ImageDigest)
 	opt(`,"request_id":`, r.RequestID)
 	if len(r.Attrs) > 0 {
-		b = append(b, `,"attrs":{`...)
-		keys := make([]string, 0, len(r.Attrs))
-		for k := range r.Attrs {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsontext.AppendString(b, k)
-			b = append(b, ':')
-			b = jsontext.AppendString(b, r.Attrs[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"attrs":`...)
+		b = jsontext.AppendStringMap(b, r.Attrs)
 	}
 	b = append(b, `,"prev":`...)
 	b = jsontext.AppendString(b, r.Prev)

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -144,16 +142,8 @@ func (st *stateFile) appendJSON(b []byte) ([]byte, error) {
 	}
 	str("bundle", st.Bundle)
 	if len(st.Annotations) > 0 {
-		b = append(b, `,"annotations":{`...)
-		for i, k := range slices.Sorted(maps.Keys(st.Annotations)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsontext.AppendString(b, k)
-			b = append(b, ':')
-			b = jsontext.AppendString(b, st.Annotations[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"annotations":`...)
+		b = jsontext.AppendStringMap(b, st.Annotations)
 	}
 	str("tenant", st.Tenant)
 	created, err := st.Created.MarshalJSON()

@@ -183,26 +183,18 @@ func (r *Reader) Bool(p *bool) bool {
 // Int reads an integer that fits bits bits into p (a null leaves p as it is), as encoding/json
 // reads one into a signed integer field: the literal's digits, no fraction or exponent.
 func (r *Reader) Int(p *int64, bits int) bool {
-	if r.Null() {
-		return true
-	}
-	t, err := r.d.Token()
-	n, ok := t.(json.Number)
-	if err != nil || !ok {
-		return false
-	}
-	v, err := strconv.ParseInt(string(n), 10, bits)
-	if err != nil {
-		return false
-	}
-	*p = v
-	return true
+	return readNumber(r, p, func(n string) (int64, error) { return strconv.ParseInt(n, 10, bits) })
 }
 
 // Uint reads an unsigned integer that fits bits bits into p (a null leaves p as it is), as
 // encoding/json reads one into an unsigned integer field: the literal's digits, no sign, fraction
 // or exponent.
 func (r *Reader) Uint(p *uint64, bits int) bool {
+	return readNumber(r, p, func(n string) (uint64, error) { return strconv.ParseUint(n, 10, bits) })
+}
+
+// readNumber reads a number literal into p through parse (a null leaves p as it is).
+func readNumber[T any](r *Reader, p *T, parse func(string) (T, error)) bool {
 	if r.Null() {
 		return true
 	}
@@ -211,7 +203,7 @@ func (r *Reader) Uint(p *uint64, bits int) bool {
 	if err != nil || !ok {
 		return false
 	}
-	v, err := strconv.ParseUint(string(n), 10, bits)
+	v, err := parse(string(n))
 	if err != nil {
 		return false
 	}
