@@ -33,20 +33,30 @@ const AdminBuildEnv = "_BULWARK_ADMIN_BUILD"
 // runs (a CNI plugin) before it is killed.
 const adminGrace = 10 * time.Second
 
-// runAdmin runs bulwark-admin beside the running binary (the same owner, no one else may write
-// it, the same build: AdminBuildEnv), executed through the descriptor that was checked, with args
-// and stdin (nil: none), and returns its standard output and the path it was found at. what names
-// the operation in errors; a helper that fails with a message on its standard error fails with
-// that message.
-func runAdmin(ctx context.Context, what string, stdin io.Reader, args ...string) ([]byte, string, error) {
+// adminCommand is the command that runs bulwark-admin beside the running binary (the same
+// owner, no one else may write it, the same build: AdminBuildEnv) with args, executed through the
+// descriptor that was checked, and the path it was found at. release closes that descriptor: once
+// the command has started, or when it will not be. what names the operation in errors.
+func adminCommand(ctx context.Context, what string, args ...string) (cmd *exec.Cmd, path string, release func(), err error) {
 	fd, path, _, err := besideexe.Open(AdminName)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
+		return nil, "", nil, fmt.Errorf("%s: %w", what, err)
 	}
-	defer unix.Close(fd)
-	cmd := exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(fd), args...)
+	cmd = exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(fd), args...)
 	cmd.Args[0] = AdminName
 	cmd.Env = append(os.Environ(), AdminBuildEnv+"="+sandbox.BuildID())
+	return cmd, path, func() { unix.Close(fd) }, nil
+}
+
+// runAdmin runs bulwark-admin (adminCommand) with args and stdin (nil: none), and returns its
+// standard output and the path it was found at. A helper that fails with a message on its
+// standard error fails with that message.
+func runAdmin(ctx context.Context, what string, stdin io.Reader, args ...string) ([]byte, string, error) {
+	cmd, path, release, err := adminCommand(ctx, what, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer release()
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = adminGrace
 	var stdout, stderr bytes.Buffer

@@ -2,19 +2,13 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
-
-	"bulwark.dev/bulwark/internal/besideexe"
-	"bulwark.dev/bulwark/sandbox"
 )
 
 // ZstdDecodeCommand is bulwark-admin's hidden command that decodes the zstd stream of its
@@ -32,14 +26,11 @@ const maxHelperStderr = 4096
 // the stream's Read, so the layer is refused; what it outputs is still hashed against the
 // layer's diff_id and bounded by the unpack limits.
 func HelperZstd(r io.Reader) (io.ReadCloser, error) {
-	fd, path, _, err := besideexe.Open(AdminName)
+	cmd, path, release, err := adminCommand(context.Background(), "zstd decoder", ZstdDecodeCommand)
 	if err != nil {
-		return nil, fmt.Errorf("zstd decoder: %w", err)
+		return nil, err
 	}
-	defer unix.Close(fd)
-	cmd := exec.Command("/proc/self/fd/"+strconv.Itoa(fd), ZstdDecodeCommand)
-	cmd.Args[0] = AdminName
-	cmd.Env = append(os.Environ(), AdminBuildEnv+"="+sandbox.BuildID())
+	defer release()
 	cmd.Stdin = r
 	h := &helperStream{cmd: cmd, path: path}
 	cmd.Stderr = &h.stderr
