@@ -369,9 +369,9 @@ func (e *Engine) superviseForeground(id string) error {
 	req := supRequest{Op: opWatch, ID: id}
 	st, err := ask(e.cfg.Root, e.cfg.Monitor, req)
 	if errors.Is(err, errUnanswered) {
-		// A supervisor leaving (idle) as this client connected closes its listener with the
-		// connection still queued, unanswered: the watch is asked again, of the next supervisor
-		// (a watch asked twice is one watch).
+		// Even one the supervisor read and did not answer (it died with it): the watch is asked
+		// again, of the next supervisor (a watch asked twice is one watch). ask itself asks
+		// again only what was never read.
 		st, err = ask(e.cfg.Root, e.cfg.Monitor, req)
 	}
 	if err != nil {

@@ -83,9 +83,28 @@ const (
 // connection) and never answered.
 var errUnanswered = errors.New("supervisor did not answer")
 
+// errNotTaken is ask's failure when the supervisor let the connection go before it had read the
+// whole request: nothing of the request was done, whatever it was, so it is asked again.
+var errNotTaken = errors.New("supervisor did not take the request")
+
 // ask sends one request to the state root's supervisor (started through argv when none runs),
-// with this thread's network namespace first and then files, and returns its answer.
+// with this thread's network namespace first and then files, and returns its answer. A request
+// the supervisor did not take (errNotTaken: one leaving or dying as this client connected) is
+// asked again, of the next supervisor, once.
 func ask(root string, argv []string, req supRequest, files ...*os.File) (*monitorStatus, error) {
+	st, err := askOnce(root, argv, req, files...)
+	if errors.Is(err, errNotTaken) {
+		st, err = askOnce(root, argv, req, files...)
+	}
+	return st, err
+}
+
+// askOnce is one connection of ask. The kernel tells a request the supervisor never read from
+// one it read: a unix stream socket closed with data unread, or never accepted, resets its peer
+// (ECONNRESET on the client's read, EPIPE or ECONNRESET on its write), while one closed after
+// reading the whole request ends the client's read (EOF). A detached run's plan that was read may
+// have started (its helper outlives the worker), so only a request never read is errNotTaken.
+func askOnce(root string, argv []string, req supRequest, files ...*os.File) (*monitorStatus, error) {
 	netns, err := clientNetns()
 	if err != nil {
 		return nil, err
@@ -96,12 +115,18 @@ func ask(root string, argv []string, req supRequest, files ...*os.File) (*monito
 		return nil, err
 	}
 	defer c.Close()
+	notTaken := func(err error) error {
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			return fmt.Errorf("%w: %w: %w", errUnanswered, errNotTaken, err)
+		}
+		return fmt.Errorf("%w: %w", errUnanswered, err)
+	}
 	if err := supervisor.Send(c, req, append([]*os.File{netns}, files...)...); err != nil {
-		return nil, fmt.Errorf("%w: %w", errUnanswered, err)
+		return nil, notTaken(err)
 	}
 	var st monitorStatus
 	if _, err := supervisor.Recv(c, &st); err != nil {
-		return nil, fmt.Errorf("%w: %w", errUnanswered, err)
+		return nil, notTaken(err)
 	}
 	if st.Error != "" {
 		return nil, &MonitorError{Msg: st.Error, Code: st.Code}

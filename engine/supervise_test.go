@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"bulwark.dev/bulwark/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 // TestTracksWaitsForRecordedExit: a start that comes once a container's exit is in its record
@@ -150,5 +151,84 @@ func TestLeavingWorkerAnswersQueuedClient(t *testing.T) {
 	}
 	if w.active() {
 		t.Error("the worker has something to supervise after a refused run")
+	}
+}
+
+// TestRequestNotTakenAskedAgain: a request the supervisor let go unread (it left or died with the
+// connection open, the request in it) is asked again, of the supervisor listening next, whatever
+// it is — a detached run failed ("supervisor did not answer") though nothing of it was done; one
+// the supervisor read and did not answer is not asked again (a detached run's plan may have
+// started).
+func TestRequestNotTakenAskedAgain(t *testing.T) {
+	for _, read := range []bool{false, true} {
+		root := t.TempDir()
+		dir := supervisorDir(root)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := supervisor.Listen(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				served <- err
+				return
+			}
+			if read {
+				files, err := supervisor.Recv(c, &supRequest{})
+				closeFiles(files...)
+				c.Close() // read, never answered
+				served <- err
+				return
+			}
+			// Closed with the request in it, unread.
+			rc, err := c.SyscallConn()
+			if err == nil {
+				rc.Read(func(fd uintptr) bool {
+					_, _, err := unix.Recvfrom(int(fd), make([]byte, 1), unix.MSG_PEEK)
+					return err != unix.EAGAIN
+				})
+			}
+			c.Close()
+			if c, err = ln.AcceptUnix(); err != nil {
+				served <- err
+				return
+			}
+			defer c.Close()
+			var req supRequest
+			files, err := supervisor.Recv(c, &req)
+			closeFiles(files...)
+			if err == nil && req.Op != opRun {
+				err = fmt.Errorf("request %+v", req)
+			}
+			if err == nil {
+				err = supervisor.Send(c, &monitorStatus{ID: "c1"})
+			}
+			served <- err
+		}()
+		st, err := ask(root, []string{"/bin/false"}, supRequest{Op: opRun, Plan: []byte(`{"id":"c1"}`)})
+		if !read && err != nil {
+			ln.Close() // the second connection never comes
+			t.Fatalf("a run not read: %v; want asked again and answered", err)
+		}
+		if serr := <-served; serr != nil {
+			t.Fatal(serr)
+		}
+		if read {
+			if err == nil || strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe") {
+				t.Errorf("a run read and not answered: %v, want unanswered", err)
+			}
+			ln.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			if c, err := ln.AcceptUnix(); err == nil {
+				c.Close()
+				t.Error("a run read and not answered was asked again")
+			}
+		} else if st.ID != "c1" {
+			t.Errorf("a run not read, asked again: answer %+v", st)
+		}
+		ln.Close()
 	}
 }
