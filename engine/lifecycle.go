@@ -389,11 +389,5 @@ func (e *Engine) ensureSupervised(m *Meta) {
 	if len(e.cfg.Monitor) == 0 || m.Exit != nil || m.Started.IsZero() {
 		return
 	}
-	dir := supervisorDir(e.cfg.Root)
-	if supervisor.Running(dir) {
-		return
-	}
-	if c, err := supervisor.Dial(dir, e.cfg.Monitor); err == nil {
-		c.Close()
-	}
+	supervisor.Ensure(supervisorDir(e.cfg.Root), e.cfg.Monitor) //nolint:errcheck // best effort: the next command looks again
 }

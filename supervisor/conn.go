@@ -71,6 +71,69 @@ func Dial(dir string, argv []string) (*net.UnixConn, error) {
 	}
 }
 
+// Ensure makes sure dir has a supervisor, which adopts the state root's containers: when none
+// runs it starts one (argv as Dial's) and waits until its worker listens. Two kinds of worker are
+// not taken for a supervisor, as a Dial after Running took them: one still listening whose reaper
+// died (it leaves its containers to the next supervisor within a tick: connecting to it started
+// none), and one leaving idle (its reaper holds the lock, its socket's name is gone: Running
+// returned at once); the containers stayed unsupervised until a later command looked again. The
+// look and the start are one step under the start lock, as Dial's are.
+func Ensure(dir string, argv []string) error {
+	if Running(dir) && socketIno(dir) != 0 {
+		return nil
+	}
+	if len(argv) == 0 {
+		return errors.New("supervisor: none runs and no command to start one")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	unlock, _, err := lock(filepath.Join(dir, "start.lock"), unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// spawned is closed once the reaper started here has exited (nil: none started); its worker
+	// listens on a socket of its own (Listen replaces the name), not on leaving's.
+	var spawned <-chan struct{}
+	var leaving uint64
+	deadline := time.Now().Add(startTimeout)
+	for {
+		running, ino := Running(dir), socketIno(dir)
+		switch {
+		case spawned == nil && running && ino != 0:
+			return nil // one runs: another client started it meanwhile, or it listens again
+		case spawned == nil && !running:
+			// None runs, or the one found leaving has gone, or its worker still listens without it.
+			leaving = ino
+			if spawned, err = spawn(dir, argv); err != nil {
+				return err
+			}
+			continue
+		case spawned != nil && ino != 0 && ino != leaving:
+			if c, err := dial(dir); err == nil {
+				c.Close()
+				return nil
+			}
+		case spawned != nil && closed(spawned) && !running:
+			return fmt.Errorf("supervisor of %s exited without listening (see %s)", dir, filepath.Join(dir, "supervisor.log"))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("supervisor of %s did not start listening (see %s)", dir, filepath.Join(dir, "supervisor.log"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// socketIno is the inode of dir's socket (0: none).
+func socketIno(dir string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(filepath.Join(dir, "sock"), &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
 // closed reports whether done is closed.
 func closed(done <-chan struct{}) bool {
 	select {

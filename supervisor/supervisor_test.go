@@ -364,3 +364,76 @@ sleep 60 & echo $! > ` + pidFile + `; exit 0`
 		t.Errorf("worker started %d times, want once", strings.Count(string(b), "\n"))
 	}
 }
+
+// TestEnsureStartsPastLeavingWorker: Ensure starts a supervisor when the one found is leaving —
+// a worker still listening whose reaper died, or a reaper holding the lock whose worker's socket
+// is gone (idle) — and not when one runs and listens. engine.ensureSupervised looked with
+// Running and then Dialled: it connected to the first and took the second for running, starting
+// none, and the containers stayed unsupervised until a later command.
+func TestEnsureStartsPastLeavingWorker(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SUPERVISOR_TEST_DIAL", "1")
+	ensured := func(dir string) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- Ensure(dir, []string{exe}) }()
+		return done
+	}
+	started := func(dir string, leaving uint64, done <-chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Ensure still waits after 10 s")
+		}
+		if ino := socketIno(dir); ino == 0 || ino == leaving {
+			t.Error("Ensure returned with no new supervisor listening")
+		}
+	}
+
+	// A worker whose reaper died: it still listens, no reaper holds the lock.
+	dir := t.TempDir()
+	ln, err := Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	started(dir, socketIno(dir), ensured(dir))
+
+	// A supervisor leaving idle: its reaper holds the lock, its worker's socket is gone.
+	dir = t.TempDir()
+	unlock, ok, err := TryLock(filepath.Join(dir, "reaper.lock"))
+	if err != nil || !ok {
+		t.Fatal("lock", err)
+	}
+	done := ensured(dir)
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Ensure returned while the supervisor found was leaving: %v", err)
+	default:
+	}
+	unlock()
+	started(dir, 0, done)
+
+	// One runs and listens: nothing is started (no command to start one with).
+	dir = t.TempDir()
+	unlock, ok, err = TryLock(filepath.Join(dir, "reaper.lock"))
+	if err != nil || !ok {
+		t.Fatal("lock", err)
+	}
+	defer unlock()
+	ln2, err := Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	if err := Ensure(dir, nil); err != nil {
+		t.Errorf("with a supervisor running: %v", err)
+	}
+}
