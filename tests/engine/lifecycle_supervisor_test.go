@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/tests/internal/clitest"
 )
 
@@ -54,7 +58,11 @@ func killSupervisor(t *testing.T, root string, roles ...string) {
 		if len(procs[role]) != 1 {
 			t.Fatalf("supervisor %s processes: %v (want one)", role, procs)
 		}
-		syscall.Kill(procs[role][0], syscall.SIGKILL)
+		// One gone already (a worker leaves once its reaper has died) is what is wanted.
+		err := signalPinned(procs[role][0], func(pid int) bool { return slices.Contains(supervisorProcs(t, root)[role], pid) }, syscall.SIGKILL)
+		if err != nil && !errors.Is(err, errGone) && !errors.Is(err, unix.ESRCH) {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, func() bool {
 		for _, role := range roles {
@@ -71,6 +79,7 @@ func killSupervisor(t *testing.T, root string, roles ...string) {
 type record struct {
 	Status       string `json:"status"`
 	Pid          int    `json:"pid"`
+	PidStart     uint64 `json:"pidStart"`
 	RestartCount int    `json:"restartCount"`
 	Exit         *struct {
 		Code  int    `json:"code"`
@@ -85,6 +94,43 @@ func inspectRecord(t *testing.T, f *fixture, id string) record {
 		t.Fatalf("inspect %s: %v", id, err)
 	}
 	return out[0]
+}
+
+// signalRecorded sends sig to the init of the container r records: the process its pid and its
+// start time name, never another that got the pid since (any of the host's).
+func signalRecorded(t *testing.T, r record, sig syscall.Signal) {
+	t.Helper()
+	if err := signalPinned(r.Pid, func(pid int) bool { return procstat.StartTime(pid) == r.PidStart }, sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// errGone: the process meant is gone (its pid may name another).
+var errGone = errors.New("the process meant is gone")
+
+// signalPinned sends sig to the process pid once is says it is the one meant. The process is
+// pinned first (a pidfd: what it refers to cannot change) and checked after, so a pid reused
+// since it was read is never signalled; pid 0 or below would be a process group, or every
+// process.
+func signalPinned(pid int, is func(pid int) bool, sig syscall.Signal) error {
+	if pid <= 0 {
+		return fmt.Errorf("no process to signal (pid %d)", pid)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("process %d: %w", pid, errGone)
+	}
+	if err != nil {
+		return fmt.Errorf("pin process %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	if !is(pid) {
+		return fmt.Errorf("process %d: %w", pid, errGone)
+	}
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		return fmt.Errorf("signal process %d: %w", pid, err)
+	}
+	return nil
 }
 
 // lastLine returns the number the counting workload logged last.
@@ -128,7 +174,7 @@ func TestSupervisorKilled(t *testing.T) {
 
 	// The worker dies; the reaper keeps every init and records the exit of the one that ends.
 	killSupervisor(t, f.root, "worker")
-	syscall.Kill(inspectRecord(t, f, waiters[0]).Pid, syscall.SIGUSR1)
+	signalRecorded(t, inspectRecord(t, f, waiters[0]), syscall.SIGUSR1)
 	waitFor(t, func() bool { return inspectRecord(t, f, waiters[0]).Exit != nil })
 	if r := inspectRecord(t, f, waiters[0]); r.Exit.Code != 3 || r.Status != "stopped" {
 		t.Errorf("ended while the worker was dead: status %s exit %+v, want stopped with 3", r.Status, *r.Exit)
@@ -143,9 +189,10 @@ func TestSupervisorKilled(t *testing.T) {
 
 	// The whole supervisor dies: the containers run on, untracked only until the next command.
 	killSupervisor(t, f.root, "reaper", "worker")
-	pid := inspectRecord(t, f, waiters[1]).Pid // inspect starts a supervisor again: stop it
+	waiter1 := inspectRecord(t, f, waiters[1]) // inspect starts a supervisor again: stop it
+	pid := waiter1.Pid
 	killSupervisor(t, f.root, "reaper", "worker")
-	syscall.Kill(pid, syscall.SIGUSR1)
+	signalRecorded(t, waiter1, syscall.SIGUSR1)
 	waitFor(t, func() bool {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		return len(b) == 0 || strings.Contains(string(b), ") Z ")
@@ -290,4 +337,34 @@ func TestRestartPolicy(t *testing.T) {
 		clitest.Must(t, f.root, "rm", "-f", c)
 	}
 	f.assertNothingLeft(t)
+}
+
+// TestSignalPinned: a process that is not the one meant any more (its pid reused) is not
+// signalled, nor is a pid of 0 or below (a process group, every process). The supervisor tests
+// signalled the pid a record named with kill(2), and a host's containerd once got the SIGUSR1.
+func TestSignalPinned(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pid := cmd.Process.Pid
+	if err := signalPinned(pid, func(int) bool { return false }, syscall.SIGKILL); !errors.Is(err, errGone) {
+		t.Errorf("another process behind the pid: %v, want it left alone", err)
+	}
+	for _, p := range []int{0, -1} {
+		if err := signalPinned(p, func(int) bool { return true }, syscall.Signal(0)); err == nil {
+			t.Errorf("pid %d signalled", p)
+		}
+	}
+	if !procstat.Alive(pid, procstat.StartTime(pid)) {
+		t.Fatal("the process not meant was signalled")
+	}
+	if err := signalPinned(pid, func(p int) bool { return procstat.StartTime(p) != 0 }, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Error("the process meant was not signalled")
+	}
 }

@@ -99,7 +99,8 @@ func TestExitStatusAfterSupervisorDied(t *testing.T) {
 	for _, id := range []string{tracked, lost} {
 		waitFor(t, func() bool { return strings.Contains(clitest.Must(t, f.root, "logs", id), "ready") })
 	}
-	trackedPid, lostPid := inspectRecord(t, f, tracked).Pid, inspectRecord(t, f, lost).Pid
+	trackedRec, lostRec := inspectRecord(t, f, tracked), inspectRecord(t, f, lost)
+	trackedPid, lostPid := trackedRec.Pid, lostRec.Pid
 	procs := supervisorProcs(t, f.root)
 	ours = append(ours, procs["reaper"]...)
 	ours = append(ours, procs["worker"]...)
@@ -109,7 +110,7 @@ func TestExitStatusAfterSupervisorDied(t *testing.T) {
 	}
 
 	// Ends and is collected (by this process) while no supervisor runs: nothing keeps its status.
-	syscall.Kill(lostPid, syscall.SIGUSR1)
+	signalRecorded(t, lostRec, syscall.SIGUSR1)
 	if _, err := syscall.Wait4(lostPid, nil, 0, nil); err != nil {
 		t.Fatalf("collect %d: %v", lostPid, err)
 	}
@@ -124,7 +125,7 @@ func TestExitStatusAfterSupervisorDied(t *testing.T) {
 	}
 
 	// Ends under the new supervisor, collected by this process, not the reaper.
-	syscall.Kill(trackedPid, syscall.SIGUSR1)
+	signalRecorded(t, trackedRec, syscall.SIGUSR1)
 	waitFor(t, func() bool { return procstat.State(trackedPid) == "Z" || procstat.State(trackedPid) == "" })
 	syscall.Wait4(trackedPid, nil, 0, nil)
 	waitFor(t, func() bool { return inspectRecord(t, f, tracked).Exit != nil })
