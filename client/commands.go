@@ -99,9 +99,9 @@ func (c *Client) PrintLogs(ctx context.Context, out, errOut io.Writer, id string
 	return err
 }
 
-// Each calls fn for every id and prints the ids that succeeded, and the errors, as docker
+// forEach calls fn for every id and prints the ids that succeeded, and the errors, as docker
 // does; it reports whether any failed.
-func Each(out, errOut io.Writer, ids []string, fn func(id string) error) (failed bool) {
+func forEach(out, errOut io.Writer, ids []string, fn func(id string) error) (failed bool) {
 	for _, id := range ids {
 		if err := fn(id); err != nil {
 			fmt.Fprintf(errOut, "bulwark: %s: %v\n", id, err)
