@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"fmt"
+	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // kill -9 of bulwarkd leaves its containers running under their monitors; a new daemon on the
@@ -20,9 +23,19 @@ func TestDaemonKilledContainersSurvive(t *testing.T) {
 	if err != nil || pid <= 0 {
 		t.Fatalf("short's pid: %v", err)
 	}
+	// Pinned now, while it is short's (its command is checked): the SIGKILL below goes to no other
+	// process that got the pid since.
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pin short's init %d: %v", pid, err)
+	}
+	defer unix.Close(pidfd)
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); string(b) != "sleep\x00300\x00" {
+		t.Fatalf("pid %d is not short's init: %q", pid, b)
+	}
 	e.kill(t)
 	// short ends while no daemon runs.
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.start(t)
