@@ -63,7 +63,7 @@ func BenchmarkStartToExit(b *testing.B) {
 	// The testing package runs b.N=1 first; print only the real run's (on stdout: a benchmark's
 	// log is cut at 10 lines).
 	if b.N > 1 {
-		bd, err := stepBreakdown(cases[0], "bench-steps", min(b.N, breakdownRuns))
+		bd, err := stepBreakdown(cases[0], "bench-steps", shareRuns)
 		if err != nil {
 			b.Fatal(err)
 		}
