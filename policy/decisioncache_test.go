@@ -47,15 +47,20 @@ func TestDecisionCacheHitIsTheDecision(t *testing.T) {
 	o := SourceOptions{StateRoot: root}
 	req := allowedRequest(t)
 	want := decideAndStore(t, o, req)
-	got, ok := OpenDecisionCache(o).Lookup(req)
-	if !ok {
-		t.Fatal("miss after store")
-	}
-	want.Duration, got.Duration = 0, 0
-	a, _ := json.Marshal(want)
-	b, _ := json.Marshal(got)
-	if string(a) != string(b) {
-		t.Fatalf("cached decision differs:\n%s\n%s", b, a)
+	pinned := OpenDecisionCache(o)
+	pinned.Pin() // the entry is opened relative to the directory (bulwark-runc's lookups)
+	defer pinned.Close()
+	for _, c := range []*DecisionCache{OpenDecisionCache(o), pinned} {
+		got, ok := c.Lookup(req)
+		if !ok {
+			t.Fatal("miss after store")
+		}
+		want.Duration, got.Duration = 0, 0
+		a, _ := json.Marshal(want)
+		b, _ := json.Marshal(got)
+		if string(a) != string(b) {
+			t.Fatalf("cached decision differs:\n%s\n%s", b, a)
+		}
 	}
 	st, err := os.Stat(cacheFile(t, root))
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -126,9 +131,17 @@ func TestDecisionCacheRefusesWhatDoesNotVerify(t *testing.T) {
 			root := t.TempDir()
 			o := SourceOptions{StateRoot: root}
 			decideAndStore(t, o, req)
+			// A cache whose directory was opened before (Pin, as bulwark-runc's session does)
+			// checks it and its entry at the lookup all the same.
+			pinned := OpenDecisionCache(o)
+			pinned.Pin()
+			defer pinned.Close()
 			spoil(t, root, cacheFile(t, root))
 			if d, ok := OpenDecisionCache(o).Lookup(req); ok {
 				t.Fatalf("an entry that does not verify was used: %+v", d)
+			}
+			if d, ok := pinned.Lookup(req); ok {
+				t.Fatalf("an entry that does not verify was used through the pinned directory: %+v", d)
 			}
 		})
 	}

@@ -241,6 +241,10 @@ func (s *Session) begin() {
 	if s.everr == nil {
 		s.cache = document.OpenCache(cfg.source(), s.ev.BuildDigest())
 	}
+	if s.cache != nil {
+		// Its directory is opened here, before the request is known (Pin), not by the lookup.
+		s.cache.Pin()
+	}
 }
 
 // wait does the session's start, or waits for it, and returns its error.
@@ -264,6 +268,9 @@ func (s *Session) close() {
 	}
 	if s.wait() == nil {
 		s.log.Close()
+		if s.cache != nil {
+			s.cache.Close()
+		}
 	}
 }
 
