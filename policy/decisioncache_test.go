@@ -143,6 +143,15 @@ func TestDecisionCacheRefusesWhatDoesNotVerify(t *testing.T) {
 			if d, ok := pinned.Lookup(req); ok {
 				t.Fatalf("an entry that does not verify was used through the pinned directory: %+v", d)
 			}
+			// Nor when it is read ahead (Prefetch, hinted at its slot).
+			hint(t, root, filepath.Base(cacheFile(t, root)))
+			ahead := OpenDecisionCache(o)
+			ahead.Pin()
+			ahead.Prefetch()
+			defer ahead.Close()
+			if d, ok := ahead.Lookup(req); ok {
+				t.Fatalf("an entry that does not verify was used when read ahead: %+v", d)
+			}
 		})
 	}
 }
@@ -235,5 +244,74 @@ func TestConstraintsKeepAnEmptyGrant(t *testing.T) {
 	}
 	if b, _ := json.Marshal(Decision{}); strings.Contains(string(b), "capabilities") {
 		t.Errorf("a constraint the policy did not give is encoded: %s", b)
+	}
+}
+
+// hint writes the decision cache's hint (document.Cache.SaveHint) under root.
+func hint(t *testing.T, root, slot string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(root, "policy", "decisions", "hint"), []byte(slot), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A pinned cache's lookup leaves a hint at its slot (SaveHint), and the next process's cache reads
+// that entry ahead (Prefetch): its lookup of the same request is answered without reading the
+// file again, with the same decision; another request reads its own slot as before. A hint that
+// names no slot is ignored.
+func TestDecisionCacheReadsAheadTheHintedEntry(t *testing.T) {
+	root := t.TempDir()
+	o := SourceOptions{StateRoot: root}
+	req := allowedRequest(t)
+	want := decideAndStore(t, o, req)
+	first := OpenDecisionCache(o)
+	first.Pin()
+	first.Prefetch() // no hint yet
+	if _, ok := first.Lookup(req); !ok {
+		t.Fatal("miss after store")
+	}
+	first.SaveHint()
+	first.Close()
+	slot := filepath.Base(cacheFile(t, root))
+	if b, err := os.ReadFile(filepath.Join(root, "policy", "decisions", "hint")); err != nil || string(b) != slot {
+		t.Fatalf("hint = %q, %v; want %q", b, err, slot)
+	}
+
+	ahead := OpenDecisionCache(o)
+	ahead.Pin()
+	ahead.Prefetch()
+	defer ahead.Close()
+	// Read ahead: the file is no longer needed.
+	if err := os.Rename(cacheFile(t, root), filepath.Join(root, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := ahead.Lookup(req)
+	if !ok {
+		t.Fatal("the hinted entry was not read ahead")
+	}
+	want.Duration, got.Duration = 0, 0
+	a, _ := json.Marshal(want)
+	b, _ := json.Marshal(got)
+	if string(a) != string(b) {
+		t.Fatalf("decision read ahead differs:\n%s\n%s", b, a)
+	}
+	other := allowedRequest(t)
+	other.Capabilities = append(other.Capabilities, "CAP_SYS_ADMIN")
+	if _, ok := ahead.Lookup(other); ok {
+		t.Fatal("another request was answered by the entry read ahead")
+	}
+
+	if err := os.Rename(filepath.Join(root, "moved"), filepath.Join(root, "policy", "decisions", slot)); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"../x.json", "ZZ.json", slot + "\n", "", "hint"} {
+		hint(t, root, bad)
+		c := OpenDecisionCache(o)
+		c.Pin()
+		c.Prefetch()
+		if _, ok := c.Lookup(req); !ok { // read from its slot as before
+			t.Fatalf("hint %q: miss", bad)
+		}
+		c.Close()
 	}
 }

@@ -268,8 +268,10 @@ func (s *Session) begin() {
 		s.cache = document.OpenCache(cfg.source(), s.ev.BuildDigest())
 	}
 	if s.cache != nil {
-		// Its directory is opened here, before the request is known (Pin), not by the lookup.
+		// Its directory is opened and the entry a repeated request would look up is read here,
+		// before the request is known (Pin, Prefetch), not by the lookup.
 		s.cache.Pin()
+		s.cache.Prefetch()
 	}
 }
 
@@ -340,7 +342,18 @@ func (s *Session) Decide(ctx context.Context, rt *sandbox.Runtime, req Request) 
 	t := gate.NewTrail(sessionLog{s}, audit.Actor{UID: &uid}, req.Tenant, s.requestID)
 	t.SetContainer(req.ContainerID)
 	if s.background {
-		t.SetAsync(func(flush func()) { s.flush.Store(&flush) })
+		t.SetAsync(func(flush func()) {
+			// The lookup's hint for the next request (Cache.SaveHint) is written with the
+			// append, off the decision's path, and before Durable, which closes the cache once
+			// the append is done, can return.
+			f := func() {
+				if s.cache != nil {
+					s.cache.SaveHint()
+				}
+				flush()
+			}
+			s.flush.Store(&f)
+		})
 	}
 	out, err := s.decide(ctx, rt, req, t)
 	if err != nil {
