@@ -121,7 +121,10 @@ func (r *Runtime) FloorResolved(spec *specs.Spec, srcs *BindSources) (*FloorResu
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{spec: eff, layers: hostLayers(), hardLimit: ownHardLimit, rt: r, srcs: srcs, joined: &joined{}, writableRoot: r.opts.WritableRoot}
+	// The floor raises about 40 things of a runc-style spec: room for them at once, not a slice
+	// regrown seven times (each a fresh allocation on a one-shot runtime's policy step).
+	f := &floor{spec: eff, layers: hostLayers(), hardLimit: ownHardLimit, rt: r, srcs: srcs, joined: &joined{}, writableRoot: r.opts.WritableRoot,
+		raises: make([]Raise, 0, 48)}
 	if eff.Process == nil {
 		return nil, floorErr("spec has no process")
 	}
@@ -287,14 +290,10 @@ func (f *floor) paths() error {
 }
 
 func unionPaths(f *floor, field string, have, want []string) []string {
-	set := map[string]bool{}
-	for _, p := range have {
-		set[p] = true
-	}
+	// A few dozen paths at most: looked up in the list itself rather than a map built for it.
 	for _, p := range want {
-		if !set[p] {
+		if !slices.Contains(have, p) {
 			have = append(have, p)
-			set[p] = true
 			f.raise(field, "", p)
 		}
 	}
@@ -408,15 +407,15 @@ func (f *floor) rlimits() error {
 			hard = min(hard, max)
 			soft = min(soft, hard)
 			p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: typ, Soft: soft, Hard: hard})
-			f.raise("process.rlimits."+typ, "unset", fmt.Sprintf("%d:%d", soft, hard))
+			f.raise("process.rlimits."+typ, "unset", softHard(soft, hard))
 			return nil
 		}
 		rl := &p.Rlimits[i]
 		if rl.Hard > max || rl.Soft > rl.Hard {
-			from := fmt.Sprintf("%d:%d", rl.Soft, rl.Hard)
+			from := softHard(rl.Soft, rl.Hard)
 			rl.Hard = min(rl.Hard, max)
 			rl.Soft = min(rl.Soft, rl.Hard)
-			f.raise("process.rlimits."+typ, from, fmt.Sprintf("%d:%d", rl.Soft, rl.Hard))
+			f.raise("process.rlimits."+typ, from, softHard(rl.Soft, rl.Hard))
 		}
 		return nil
 	}
@@ -436,6 +435,11 @@ func (f *floor) rlimits() error {
 		}
 	}
 	return nil
+}
+
+// softHard is an rlimit's "soft:hard", as the floor's raises show it.
+func softHard(soft, hard uint64) string {
+	return strconv.FormatUint(soft, 10) + ":" + strconv.FormatUint(hard, 10)
 }
 
 func (f *floor) resources() error {

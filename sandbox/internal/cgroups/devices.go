@@ -130,13 +130,18 @@ func coveredByFloor(d specs.LinuxDeviceCgroup) bool {
 }
 
 // floorDeviceSpec renders the floor set as spec entries: deny everything, then the allowlist.
+// Every entry's numbers live in one array, allocated with the list (each of its own was two
+// allocations per entry on the policy step of every create).
 func floorDeviceSpec() []specs.LinuxDeviceCgroup {
-	out := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
-	for _, r := range floorDevices {
-		maj, min := r.major, r.minor
-		d := specs.LinuxDeviceCgroup{Allow: true, Type: string(r.typ), Major: &maj, Access: r.access}
-		if min != wildcard {
-			d.Minor = &min
+	out := make([]specs.LinuxDeviceCgroup, 1, 1+len(floorDevices))
+	out[0] = specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
+	nums := make([]int64, 2*len(floorDevices))
+	for i, r := range floorDevices {
+		maj, min := &nums[2*i], &nums[2*i+1]
+		*maj, *min = r.major, r.minor
+		d := specs.LinuxDeviceCgroup{Allow: true, Type: string(r.typ), Major: maj, Access: r.access}
+		if r.minor != wildcard {
+			d.Minor = min
 		}
 		out = append(out, d)
 	}
