@@ -41,3 +41,17 @@ func TestLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestCompilesNothing: the go-digest bulwark links is the copy that checks digests without
+// regular expressions (third_party/go-digest), not upstream's, which compiles five at init.
+func TestDigestCompilesNothing(t *testing.T) {
+	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "list", "-deps", "github.com/opencontainers/go-digest").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg == "regexp" {
+			t.Errorf("go-digest links regexp: go.mod no longer replaces it with third_party/go-digest")
+		}
+	}
+}
