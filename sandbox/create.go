@@ -270,6 +270,8 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	if err != nil {
 		return nil, err
 	}
+	held := holdRoot(rfd)
+	undo.add(held.drop)
 	donated = true
 	fds, err := r.donate(cfg, rfd, owner, usernsFD, fifo, binds, eff.Mounts, macC, sysfs, dir)
 	defer setup.CloseAll(fds)
@@ -326,6 +328,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	}
 	clk.Lap("created")
 	undo.release()
+	held.untilExit(pid)
 	r.steps(id, clk.Steps, childSteps(ready, spawned))
 	for _, rs := range raises {
 		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
