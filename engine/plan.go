@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,7 +9,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/image"
-	"bulwark.dev/bulwark/internal/specjson"
 	"bulwark.dev/bulwark/network"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
@@ -92,59 +90,6 @@ type ImageRef struct {
 	Digest    string `json:"digest"`
 	// Layers are the diff_ids of the image's layers, bottom first: the container's root.
 	Layers []string `json:"layers,omitempty"`
-}
-
-// planFields are a Plan's fields as json.Marshal writes them, in its order and with its tags, but
-// for the spec's, always null (marshalPlan puts the spec there): encoding/json builds a struct's
-// encoder with its fields' encoders, so marshalling a Plan even without its spec walked the whole
-// type tree of the spec, ≈ 1 ms of a run's first marshalling. TestPlanFieldsArePlans checks the
-// two types have the same fields.
-type planFields struct {
-	Request          *Request                 `json:"request"`
-	ID               string                   `json:"id"`
-	Image            ImageRef                 `json:"image"`
-	Spec             *struct{}                `json:"effectiveSpec"`
-	Raises           []sandbox.Raise          `json:"raises"`
-	Decision         document.Decision        `json:"decision"`
-	InputDigest      string                   `json:"inputDigest"`
-	SeccompProfile   string                   `json:"seccompProfile"`
-	Seccomp          []sandbox.SeccompProgram `json:"seccomp"`
-	Network          sandbox.NetworkFloor     `json:"network"`
-	Egress           *network.Egress          `json:"egress,omitempty"`
-	Bandwidth        *network.Bandwidth       `json:"bandwidth,omitempty"`
-	Policy           PolicySource             `json:"policy,omitzero"`
-	WritableRootSize int64                    `json:"writableRootSize,omitempty"`
-	BindSources      []string                 `json:"bindSources,omitempty"`
-}
-
-// specHole is what json.Marshal writes for planFields' spec.
-const specHole = `"effectiveSpec":null`
-
-// marshalPlan returns json.Marshal(p), the bytes of a container's plan.json and of a detached
-// run's hand-over to its supervisor, with the effective spec encoded by specjson (the same bytes,
-// without encoding/json's reflection over the spec's types, whose first use cost a run ≈ 1 ms on
-// its path): the rest of the plan is marshalled as planFields, and the spec's JSON put in the place
-// its null took. encoding/json escapes every quote inside a string, so that place is the one
-// specHole outside any string. Should another field ever hold an object with that key and a
-// null value, the count tells, and the plan is marshalled as a whole.
-func marshalPlan(p *Plan) ([]byte, error) {
-	spec, err := specjson.Encode(p.Spec)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(&planFields{Request: p.Request, ID: p.ID, Image: p.Image, Raises: p.Raises, Decision: p.Decision,
-		InputDigest: p.InputDigest, SeccompProfile: p.SeccompProfile, Seccomp: p.Seccomp, Network: p.Network, Egress: p.Egress,
-		Bandwidth: p.Bandwidth, Policy: p.Policy, WritableRootSize: p.WritableRootSize, BindSources: p.BindSources})
-	if err != nil {
-		return nil, err
-	}
-	if bytes.Count(b, []byte(specHole)) != 1 {
-		return json.Marshal(p)
-	}
-	at := bytes.Index(b, []byte(specHole)) + len(specHole) - len("null")
-	out := make([]byte, 0, len(b)-len("null")+len(spec))
-	out = append(append(append(out, b[:at]...), spec...), b[at+len("null"):]...)
-	return out, nil
 }
 
 // PlanJSON renders a plan for --dry-run. The effective spec's seccomp profile (hundreds of

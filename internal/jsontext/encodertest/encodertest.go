@@ -3,7 +3,9 @@
 package encodertest
 
 import (
+	"math"
 	"math/rand"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -22,8 +24,31 @@ func Fill(t testing.TB, rnd *rand.Rand, v reflect.Value) {
 		}
 		return
 	}
+	if v.Type() == reflect.TypeFor[netip.Prefix]() {
+		// A prefix (netip's fields are its own): the zero, invalid one, or an IPv4 or IPv6 one.
+		var p netip.Prefix
+		switch rnd.Intn(3) {
+		case 1:
+			p = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(rnd.Intn(256)), byte(rnd.Intn(256)), 0, 1}), rnd.Intn(33))
+		case 2:
+			var a [16]byte
+			rnd.Read(a[:])
+			p = netip.PrefixFrom(netip.AddrFrom16(a), rnd.Intn(129))
+		}
+		v.Set(reflect.ValueOf(p))
+		return
+	}
 	zero := rnd.Intn(3) == 0
 	switch v.Kind() {
+	case reflect.Float64:
+		if !zero {
+			// Every magnitude encoding/json writes in either form, and both signs.
+			f := rnd.Float64() * math.Pow(10, float64(rnd.Intn(50)-25))
+			if rnd.Intn(2) == 0 {
+				f = -f
+			}
+			v.SetFloat(f)
+		}
 	case reflect.String:
 		if !zero {
 			v.SetString(String(rnd))
