@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -17,13 +17,26 @@ import (
 	"bulwark.dev/bulwark/sandbox/setup"
 )
 
-// hostLayers is mac.Detect, once per process: the host's MAC layers do not change under a running
-// runtime, and detection reads /proc and /sys (about a millisecond, twice per create).
-var hostLayers = sync.OnceValue(mac.Detect)
+// hostLayers is mac.Detect, kept once per process: the host's MAC layers do not change under a
+// running runtime, and detection reads /proc and /sys (about a millisecond, twice per create). A
+// caller that finds no reading kept detects the layers itself rather than wait for a detection
+// under way (bulwark-runc's policy session detects them on a goroutine that may have lost its
+// core halfway); the first reading made is kept and every caller gets that one.
+func hostLayers() mac.Layers {
+	if l := detectedLayers.Load(); l != nil {
+		return *l
+	}
+	l := mac.Detect()
+	detectedLayers.CompareAndSwap(nil, &l)
+	return *detectedLayers.Load()
+}
+
+// detectedLayers is the reading hostLayers keeps.
+var detectedLayers atomic.Pointer[mac.Layers]
 
 // DetectHost reads the host's MAC layers now, for the floors this process will compute: a caller
 // with a goroutine running beside its path (bulwark-runc's policy session) takes the reading off
-// the floor's path; a floor that gets there first reads them itself, once, as before.
+// the floor's path; a floor that gets there first reads them itself, as before.
 func DetectHost() { hostLayers() }
 
 // checkMAC refuses to run on a host without any MAC layer unless the operator made the explicit,

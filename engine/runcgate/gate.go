@@ -101,10 +101,10 @@ type Decision struct {
 	// Hooks are the spec's hooks policy allowed, opened (the caller runs them with RunHooks,
 	// records them with SaveHooks and closes them). Nil for exec.
 	Hooks Hooks
-	// Timing of the gate's steps (the runtime's debug log shows them): SessionWait is how long
-	// the decision waited for the session's start (Begin), after its request was floored and
-	// its document built; Audit, how long Durable waited for the append that overlapped Create,
-	// is known after it.
+	// Timing of the gate's steps (the runtime's debug log shows them): SessionWait is what the
+	// session's start (Begin) cost the decision after its request was floored and its document
+	// built (none when the goroutine had published it; its making otherwise); Audit, how long
+	// Durable waited for the append that overlapped Create, is known after it.
 	Load, Prepare, SessionWait, Audit time.Duration
 	// Cached says the decision came from the decision cache (document.Cache): the policy
 	// was neither loaded nor prepared.
@@ -120,27 +120,20 @@ type Decision struct {
 // source (a directory's files digested). Begin starts it in the background while the caller
 // reads its bundle, and the session's Decide floors the request and builds its document in the
 // meantime; the session is needed only to look the document up (or to append to the audit log).
-// Whichever comes first does the start: the background goroutine if it got a core, otherwise the
-// decision itself, without waiting for the goroutine to be scheduled (on this project's two
-// vCPUs the other one's wake-up usually came after the main path needed the session, and a
-// decision that waited for the goroutine paid the hand-offs besides: ≈ 20 µs of the policy step).
-// Each is done exactly as Decide did it before, and what is checked again after the decision
-// (the evaluator's file before it is executed, a policy directory's digest before a decision is
+// The decision uses the start the background goroutine has published if it has; otherwise it
+// makes one itself, without waiting for the goroutine (on this project's two vCPUs the other
+// one's wake-up often came after the main path needed the session, and under load the goroutine
+// could lose its core halfway through its start, holding up a decision that waited for it): the
+// first start made is published and the other, if one is made meanwhile, released (start). Each
+// is done exactly as Decide did it before, and what is checked again after the decision (the
+// evaluator's file before it is executed, a policy directory's digest before a decision is
 // stored) still is.
 type Session struct {
 	cfg       Config
 	requestID string
-	// claimed is set by whoever does the start (start) or, if nobody did, by close.
-	claimed atomic.Bool
-	done    chan struct{} // closed once the fields below are set
-	// err refuses the request (no audit log, a relative state root).
-	err error
-	log *audit.Log
-	// ev decides what cache cannot (cache nil: nothing is cached); everr refuses any request
-	// the cache cannot answer.
-	ev    *evalproto.Evaluator
-	everr error
-	cache *document.Cache
+	// started is the session's start once published (start), or the refusal close publishes
+	// if nothing was.
+	started atomic.Pointer[sessionStart]
 	// background says Begin started a goroutine for the session; without one (newSession) the
 	// trail starts a goroutine for the decision's asynchronous audit append.
 	background bool
@@ -155,9 +148,48 @@ type Session struct {
 	flush        atomic.Pointer[func()]
 	flushClaimed atomic.Bool
 	ended        atomic.Bool
-	// stateRoot is cfg.StateRoot resolved (document.ResolveHostPath) for the request document,
-	// once, by the goroutine Begin started or by the decision, whichever asks first.
-	stateRoot func() (string, error)
+	// root is cfg.StateRoot resolved for the request document once published (stateRoot).
+	root atomic.Pointer[resolvedRoot]
+}
+
+// sessionStart is what a session's start makes: err refuses the request (no audit log, a
+// relative state root); ev decides what cache cannot (cache nil: nothing is cached), and everr
+// refuses any request the cache cannot answer.
+type sessionStart struct {
+	err   error
+	log   *audit.Log
+	ev    *evalproto.Evaluator
+	everr error
+	cache *document.Cache
+}
+
+// release closes what a start opened.
+func (st *sessionStart) release() {
+	if st.log != nil {
+		st.log.Close()
+	}
+	if st.cache != nil {
+		st.cache.Close()
+	}
+}
+
+// resolvedRoot is a state root resolved (document.ResolveHostPath).
+type resolvedRoot struct {
+	path string
+	err  error
+}
+
+// stateRoot is cfg.StateRoot resolved (document.ResolveHostPath) for the request document: the
+// resolution published by the goroutine Begin started or by the decision, whichever finished
+// first; neither waits for the other (as start).
+func (s *Session) stateRoot() (string, error) {
+	if r := s.root.Load(); r != nil {
+		return r.path, r.err
+	}
+	path, err := document.ResolveHostPath(s.cfg.StateRoot)
+	s.root.CompareAndSwap(nil, &resolvedRoot{path, err})
+	r := s.root.Load()
+	return r.path, r.err
 }
 
 // Begin starts the session of one request decided with the policy cfg selects. Its Decide must
@@ -228,8 +260,7 @@ func (s *Session) runFlush() bool {
 
 // newSession is Begin without starting the session in the background: its first wait does.
 func newSession(cfg Config) *Session {
-	s := &Session{cfg: cfg, requestID: newRequestID(), done: make(chan struct{}),
-		stateRoot: sync.OnceValues(func() (string, error) { return document.ResolveHostPath(cfg.StateRoot) })}
+	s := &Session{cfg: cfg, requestID: newRequestID()}
 	// The audit log's directory exists before the request is floored (which resolves its bind
 	// sources), as when the log was opened first: a bind of it is refused as the state root's
 	// (MOUNT_STATE_ROOT) on a fresh state root too, not failed as a missing source when the
@@ -240,76 +271,76 @@ func newSession(cfg Config) *Session {
 	return s
 }
 
-// start does the session's start unless it is done or being done.
-func (s *Session) start() {
-	if s.claimed.CompareAndSwap(false, true) {
-		s.begin()
-		close(s.done)
+// start returns the session's start, making one unless one is published: the first made is
+// published, and one made meanwhile by another (the goroutine Begin started, or the decision) is
+// released. Neither waits for the other.
+func (s *Session) start() *sessionStart {
+	if st := s.started.Load(); st != nil {
+		return st
 	}
+	st := s.begin()
+	if s.started.CompareAndSwap(nil, st) {
+		return st
+	}
+	st.release()
+	return s.started.Load()
 }
 
-func (s *Session) begin() {
+func (s *Session) begin() *sessionStart {
 	cfg := s.cfg
+	st := &sessionStart{}
 	if !filepath.IsAbs(cfg.StateRoot) {
-		s.err = fmt.Errorf("policy state root %q: must be an absolute path", cfg.StateRoot)
-		return
+		st.err = fmt.Errorf("policy state root %q: must be an absolute path", cfg.StateRoot)
+		return st
 	}
-	if s.log, s.err = audit.Open(filepath.Join(cfg.StateRoot, "audit"), audit.Options{}); s.err != nil {
-		s.err = fmt.Errorf("open audit log: %w", s.err)
-		return
+	var err error
+	if st.log, err = audit.Open(filepath.Join(cfg.StateRoot, "audit"), audit.Options{}); err != nil {
+		st.err = fmt.Errorf("open audit log: %w", err)
+		return st
 	}
-	s.ev = cfg.Evaluator
-	if s.ev == nil {
-		s.ev, s.everr = evalproto.Helper()
+	st.ev = cfg.Evaluator
+	if st.ev == nil {
+		st.ev, st.everr = evalproto.Helper()
 	}
 	// Only a request the decision cache cannot answer starts the evaluator. The cache's key
 	// names both binaries: the evaluator's embeds the default policy.
-	if s.everr == nil {
-		s.cache = document.OpenCache(cfg.source(), s.ev.BuildDigest())
+	if st.everr == nil {
+		st.cache = document.OpenCache(cfg.source(), st.ev.BuildDigest())
 	}
-	if s.cache != nil {
+	if st.cache != nil {
 		// Its directory is opened and the entry a repeated request would look up is read here,
 		// before the request is known (Pin, Prefetch), not by the lookup.
-		s.cache.Pin()
-		s.cache.Prefetch()
+		st.cache.Pin()
+		st.cache.Prefetch()
 	}
+	return st
 }
 
-// wait does the session's start, or waits for it, and returns its error.
-func (s *Session) wait() error {
-	s.start()
-	<-s.done
-	return s.err
-}
+// wait returns the error of the session's start (start), making it if none is published.
+func (s *Session) wait() error { return s.start().err }
 
 // errClosed refuses what a session closed before its start is asked.
 var errClosed = errors.New("policy: the session was closed before it started")
 
-// close releases the audit log, once the session has started; a session not started yet never
-// starts.
+// close releases the audit log and the cache the session's start opened; a session not started
+// yet never starts (a start still being made is released by its maker).
 func (s *Session) close() {
 	s.ended.Store(true)
-	if s.claimed.CompareAndSwap(false, true) {
-		s.err = errClosed
-		close(s.done)
+	if s.started.CompareAndSwap(nil, &sessionStart{err: errClosed}) {
 		return
 	}
-	if s.wait() == nil {
-		s.log.Close()
-		if s.cache != nil {
-			s.cache.Close()
-		}
-	}
+	s.started.Load().release()
 }
 
 // sessionLog is the session's audit log, once it is open: a request's trail is made before.
 type sessionLog struct{ s *Session }
 
 func (l sessionLog) Append(events ...audit.Event) ([]audit.Record, error) {
-	if err := l.s.wait(); err != nil {
-		return nil, err
+	st := l.s.start()
+	if st.err != nil {
+		return nil, st.err
 	}
-	return l.s.log.Append(events...)
+	return st.log.Append(events...)
 }
 
 // source is the policy source cfg selects.
@@ -347,8 +378,8 @@ func (s *Session) Decide(ctx context.Context, rt *sandbox.Runtime, req Request) 
 			// append, off the decision's path, and before Durable, which closes the cache once
 			// the append is done, can return.
 			f := func() {
-				if s.cache != nil {
-					s.cache.SaveHint()
+				if st := s.started.Load(); st != nil && st.cache != nil {
+					st.cache.SaveHint()
 				}
 				flush()
 			}
@@ -431,12 +462,12 @@ func (s *Session) decide(ctx context.Context, rt *sandbox.Runtime, req Request, 
 	defer func() { eval.Close() }()
 	decidePolicy := func(ctx context.Context, preq *document.Request, input string) (document.Decision, error) {
 		waiting := time.Now()
-		err := s.wait()
+		st := s.start()
 		out.SessionWait += time.Since(waiting)
-		if err != nil {
-			return document.Decision{}, err
+		if st.err != nil {
+			return document.Decision{}, st.err
 		}
-		ev, everr, cache := s.ev, s.everr, s.cache
+		ev, everr, cache := st.ev, st.everr, st.cache
 		if cache != nil {
 			if d, ok := cache.LookupDigest(preq, input); ok {
 				out.Cached = true

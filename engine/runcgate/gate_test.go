@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -529,5 +530,53 @@ func TestPopulateHeapAheadKeepsContent(t *testing.T) {
 				t.Fatal("memory allocated after populating is not zeroed")
 			}
 		}
+	}
+}
+
+// Starts made at once (the session's goroutine and the decision, neither waiting for the other)
+// publish one: every caller gets it, and what the others opened (an audit log, the cache's
+// directory) is released, as is the published one at close.
+func TestSessionStartPublishedOnce(t *testing.T) {
+	_, _, sr := runcGate(t)
+	cfg := Config{Evaluator: inProcess(t), StateRoot: sr}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	// The cache's directory exists (a decision stored), so that every start pins it.
+	req := Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "p1", Bundle: t.TempDir(), Spec: runcSpec()}
+	rt, _, _ := runcGate(t)
+	d, err := Decide(context.Background(), cfg, rt, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Durable(); err != nil {
+		t.Fatal(err)
+	}
+	d.Binds.Close()
+	d.Hooks.Close()
+	before := fds()
+	s := newSession(cfg)
+	got := make([]*sessionStart, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = s.start()
+		}()
+	}
+	wg.Wait()
+	for _, st := range got {
+		if st != got[0] || st.err != nil || st.cache == nil {
+			t.Fatalf("starts: %+v and %+v, want one published start with a cache", got[0], st)
+		}
+	}
+	s.close()
+	if after := fds(); after != before {
+		t.Errorf("%d descriptors open after close, %d before the starts", after, before)
 	}
 }
