@@ -27,7 +27,8 @@ func TestPlainFileIO(t *testing.T) {
 	if err := writeValues(dir, "missing", "1"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("writeValues to a missing file: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("old contents"), 0o600); err != nil {
+	// Empty, as a cgroup interface file reads to a writer: writeValues does not truncate.
+	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeValues(dir, "f", "a", "bc"); err != nil {

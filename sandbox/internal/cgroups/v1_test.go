@@ -11,8 +11,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // newTestV1 returns a manager for bulwark-test-<random>/c below every real v1 hierarchy and makes
@@ -484,5 +486,35 @@ func TestV1NotifyOnReleaseCleared(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestV1WritesKeepFileAttributes: writing a limit leaves the cgroup file's attributes alone. An
+// open with O_TRUNC made the kernel keep an attribute record (kernfs_iattrs) for each file written
+// until the cgroup is removed, 0.5 kB per container; the truncation also set the file's ctime.
+func TestV1WritesKeepFileAttributes(t *testing.T) {
+	m := newTestV1(t)
+	res, _ := WithDefaults(&specs.LinuxResources{})
+	if err := create(m, res); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := m.dir("pids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after unix.Stat_t
+	p := filepath.Join(dir, "pids.max")
+	if err := unix.Stat(p, &before); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := writeFile(dir, "pids.max", readT(t, dir, "pids.max")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(p, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Ctim != before.Ctim {
+		t.Errorf("writing %s changed its ctime (%v -> %v): the write set the file's attributes", p, before.Ctim, after.Ctim)
 	}
 }
