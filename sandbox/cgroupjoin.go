@@ -85,12 +85,14 @@ func onDisposableThread(fn func() error) error {
 
 // writeTasks moves the calling thread (tid 0 means "me") into the v1 cgroup dir. Plain system
 // calls: os.File would register the file with the runtime's poller first (five more calls, each
-// refused for a cgroupfs file), once per hierarchy on the path to the child's start.
+// refused for a cgroupfs file), once per hierarchy on the path to the child's start. The file is
+// opened so that it does not stay in the host's caches for the container's life
+// (cgroups.OpenLeafFile).
 func writeTasks(dir string) error {
 	p := filepath.Join(dir, "tasks")
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fd, err := cgroups.OpenLeafFile(dir, "tasks", unix.O_WRONLY)
 	if err != nil {
-		return fmt.Errorf("join cgroup %s: %w", dir, &os.PathError{Op: "open", Path: p, Err: err})
+		return fmt.Errorf("join cgroup %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
 	if _, err := unix.Write(fd, []byte("0")); err != nil {

@@ -41,3 +41,24 @@ func TestPlainFileIO(t *testing.T) {
 		t.Error("exists")
 	}
 }
+
+// TestOpenLeafElsewhere: outside cgroupfs (no kernfs handles) openLeaf opens by path, and a
+// missing file is still os.ErrNotExist (writeLeaf: ErrUnsupported).
+func TestOpenLeafElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeLeaf(dir, "f", "ab", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := readLeaf(dir, "f"); err != nil || s != "abc" {
+		t.Errorf("readLeaf after writeLeaf: %q, %v", s, err)
+	}
+	if err := writeLeaf(dir, "missing", "1"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("writeLeaf to a missing file: %v", err)
+	}
+	if err := writeLeaf(filepath.Join(dir, "nodir"), "f", "1"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("writeLeaf in a missing directory: %v", err)
+	}
+}

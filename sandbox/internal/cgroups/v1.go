@@ -174,7 +174,7 @@ func clearNotifyOnRelease(dir string) error {
 	if v, err := readFile(filepath.Dir(dir), "notify_on_release"); err == nil && v == "0" {
 		return nil
 	}
-	return writeFile(dir, "notify_on_release", "0")
+	return writeLeaf(dir, "notify_on_release", "0")
 }
 
 // mkdirLeaf makes dir, and its missing parents only when there are some: on the common path only
@@ -209,7 +209,7 @@ func mkdirCpuset(mnt, name string) error {
 		if val == "" {
 			return fillCpuset(mnt, name)
 		}
-		if err := writeFile(leaf, f, val); err != nil {
+		if err := writeLeaf(leaf, f, val); err != nil {
 			return err
 		}
 	}
@@ -220,14 +220,19 @@ func mkdirCpuset(mnt, name string) error {
 // the parent into any level that has none.
 func fillCpuset(mnt, name string) error {
 	dir := mnt
-	for _, part := range strings.Split(name, "/") {
+	parts := strings.Split(name, "/")
+	for i, part := range parts {
 		parent := dir
 		dir = filepath.Join(dir, part)
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
+		read, write := readFile, writeValues
+		if i == len(parts)-1 {
+			read, write = readLeaf, writeLeaf
+		}
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			cur, err := readFile(dir, f)
+			cur, err := read(dir, f)
 			if err != nil {
 				return err
 			}
@@ -238,7 +243,7 @@ func fillCpuset(mnt, name string) error {
 			if err != nil {
 				return err
 			}
-			if err := writeFile(dir, f, val); err != nil {
+			if err := write(dir, f, val); err != nil {
 				return err
 			}
 		}
@@ -257,7 +262,7 @@ func (m *v1Manager) applyDevices(res *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(dir, "devices.deny", "a"); err != nil {
+	if err := writeLeaf(dir, "devices.deny", "a"); err != nil {
 		return err
 	}
 	want := map[string]bool{}
@@ -266,10 +271,10 @@ func (m *v1Manager) applyDevices(res *specs.LinuxResources) error {
 		allow = append(allow, r.String())
 		want[r.String()] = true
 	}
-	if err := writeValues(dir, "devices.allow", allow...); err != nil {
+	if err := writeLeaf(dir, "devices.allow", allow...); err != nil {
 		return err
 	}
-	list, err := readFile(dir, "devices.list")
+	list, err := readLeaf(dir, "devices.list")
 	if err != nil {
 		return err
 	}
@@ -300,16 +305,16 @@ func (m *v1Manager) applyMemory(res *specs.LinuxResources) error {
 	// memory.limit_in_bytes before memsw: the kernel keeps limit <= memsw, and a new cgroup
 	// starts with both unlimited.
 	if mem.Limit != nil {
-		if err := writeFile(dir, "memory.limit_in_bytes", itoa(*mem.Limit)); err != nil {
+		if err := writeLeaf(dir, "memory.limit_in_bytes", itoa(*mem.Limit)); err != nil {
 			return err
 		}
 	}
 	if mem.Swap != nil {
-		switch {
-		case exists(dir, "memory.memsw.limit_in_bytes"):
-			if err := writeFile(dir, "memory.memsw.limit_in_bytes", itoa(*mem.Swap)); err != nil {
-				return err
-			}
+		// Written without a look first: a stat by path would keep the file's dentry cached.
+		switch err := writeLeaf(dir, "memory.memsw.limit_in_bytes", itoa(*mem.Swap)); {
+		case err == nil:
+		case !errors.Is(err, ErrUnsupported):
+			return err
 		case mem.Limit == nil || *mem.Swap != *mem.Limit:
 			// Without swap accounting the kernel cannot bound memory+swap.
 			return fmt.Errorf("%w: swap limit %d needs memory.memsw (swap accounting)", ErrUnsupported, *mem.Swap)
@@ -333,7 +338,7 @@ func (m *v1Manager) applyMemory(res *specs.LinuxResources) error {
 	}
 	for _, f := range files {
 		if f.set {
-			if err := writeFile(dir, f.name, f.val()); err != nil {
+			if err := writeLeaf(dir, f.name, f.val()); err != nil {
 				return err
 			}
 		}
@@ -349,7 +354,7 @@ func (m *v1Manager) applyPids(res *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(dir, "pids.max", pidsValue(*res.Pids.Limit))
+	return writeLeaf(dir, "pids.max", pidsValue(*res.Pids.Limit))
 }
 
 func pidsValue(limit int64) string {
@@ -385,7 +390,7 @@ func (m *v1Manager) applyCPU(res *specs.LinuxResources) error {
 		{c.Idle != nil, "cpu.idle", func() string { return itoa(*c.Idle) }},
 	} {
 		if f.set {
-			if err := writeFile(dir, f.name, f.val()); err != nil {
+			if err := writeLeaf(dir, f.name, f.val()); err != nil {
 				return err
 			}
 		}
@@ -402,12 +407,12 @@ func (m *v1Manager) applyCpuset(res *specs.LinuxResources) error {
 		return err
 	}
 	if res.CPU.Cpus != "" {
-		if err := writeFile(dir, "cpuset.cpus", res.CPU.Cpus); err != nil {
+		if err := writeLeaf(dir, "cpuset.cpus", res.CPU.Cpus); err != nil {
 			return err
 		}
 	}
 	if res.CPU.Mems != "" {
-		return writeFile(dir, "cpuset.mems", res.CPU.Mems)
+		return writeLeaf(dir, "cpuset.mems", res.CPU.Mems)
 	}
 	return nil
 }
@@ -433,25 +438,25 @@ func (m *v1Manager) applyBlkio(res *specs.LinuxResources) error {
 	// Weight 0 means "not set" (Docker's spec always carries blockIO.weight, 0 unless
 	// --blkio-weight is given; runc skips 0 too): the kernel refuses 0 with ERANGE.
 	if b.Weight != nil && *b.Weight != 0 {
-		if err := writeFile(dir, weightFile("weight"), strconv.Itoa(int(*b.Weight))); err != nil {
+		if err := writeLeaf(dir, weightFile("weight"), strconv.Itoa(int(*b.Weight))); err != nil {
 			return err
 		}
 	}
 	if b.LeafWeight != nil && *b.LeafWeight != 0 {
-		if err := writeFile(dir, "blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight))); err != nil {
+		if err := writeLeaf(dir, "blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight))); err != nil {
 			return err
 		}
 	}
 	for _, wd := range b.WeightDevice {
 		if wd.Weight != nil {
 			v := fmt.Sprintf("%d:%d %d", wd.Major, wd.Minor, *wd.Weight)
-			if err := writeFile(dir, weightFile("weight_device"), v); err != nil {
+			if err := writeLeaf(dir, weightFile("weight_device"), v); err != nil {
 				return err
 			}
 		}
 		if wd.LeafWeight != nil {
 			v := fmt.Sprintf("%d:%d %d", wd.Major, wd.Minor, *wd.LeafWeight)
-			if err := writeFile(dir, "blkio.leaf_weight_device", v); err != nil {
+			if err := writeLeaf(dir, "blkio.leaf_weight_device", v); err != nil {
 				return err
 			}
 		}
@@ -466,7 +471,7 @@ func (m *v1Manager) applyBlkio(res *specs.LinuxResources) error {
 		{"blkio.throttle.write_iops_device", b.ThrottleWriteIOPSDevice},
 	} {
 		for _, d := range t.devs {
-			if err := writeFile(dir, t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate)); err != nil {
+			if err := writeLeaf(dir, t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate)); err != nil {
 				return err
 			}
 		}
@@ -480,7 +485,7 @@ func (m *v1Manager) applyHugetlb(res *specs.LinuxResources) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(dir, "hugetlb."+h.Pagesize+".limit_in_bytes", strconv.FormatUint(h.Limit, 10)); err != nil {
+		if err := writeLeaf(dir, "hugetlb."+h.Pagesize+".limit_in_bytes", strconv.FormatUint(h.Limit, 10)); err != nil {
 			return err
 		}
 	}
@@ -497,7 +502,7 @@ func (m *v1Manager) applyNetwork(res *specs.LinuxResources) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(dir, "net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10)); err != nil {
+		if err := writeLeaf(dir, "net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10)); err != nil {
 			return err
 		}
 	}
@@ -506,7 +511,7 @@ func (m *v1Manager) applyNetwork(res *specs.LinuxResources) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(dir, "net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority)); err != nil {
+		if err := writeLeaf(dir, "net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority)); err != nil {
 			return err
 		}
 	}
@@ -519,7 +524,7 @@ func (m *v1Manager) applyRdma(res *specs.LinuxResources) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(dir, "rdma.max", rdmaValue(dev, r)); err != nil {
+		if err := writeLeaf(dir, "rdma.max", rdmaValue(dev, r)); err != nil {
 			return err
 		}
 	}
@@ -546,7 +551,7 @@ func (m *v1Manager) Freeze() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(dir, "freezer.state", "FROZEN"); err != nil {
+	if err := writeLeaf(dir, "freezer.state", "FROZEN"); err != nil {
 		return err
 	}
 	polls := 0
@@ -559,13 +564,13 @@ func (m *v1Manager) Freeze() error {
 		// freezer already stopped) keeps the cgroup FREEZING for good: thaw briefly and freeze
 		// again, as runc does. Seen when pausing right after start under load.
 		if polls++; polls%20 == 0 {
-			if err := writeFile(dir, "freezer.state", "THAWED"); err != nil {
+			if err := writeLeaf(dir, "freezer.state", "THAWED"); err != nil {
 				return false, err
 			}
 			time.Sleep(time.Millisecond)
 		}
 		// Re-request: tasks forked while freezing can leave the state at FREEZING.
-		return false, writeFile(dir, "freezer.state", "FROZEN")
+		return false, writeLeaf(dir, "freezer.state", "FROZEN")
 	})
 	if err != nil {
 		// Do not leave a half-frozen container behind.
@@ -579,7 +584,7 @@ func (m *v1Manager) Thaw() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(dir, "freezer.state", "THAWED"); err != nil {
+	if err := writeLeaf(dir, "freezer.state", "THAWED"); err != nil {
 		return err
 	}
 	return waitFor(freezeTimeout, func() (bool, error) {
