@@ -149,6 +149,21 @@ func TestRunInProcess(t *testing.T) {
 	if i != len(want) {
 		t.Errorf("audit story %v lacks %v in order", got, want[i:])
 	}
+	// The sandbox creates the floor result policy decided on: its create record counts the
+	// decided raises, and none of them is recorded a second time.
+	var decided string
+	for _, r := range recs {
+		switch r.Type + "." + r.Action {
+		case "container.floor.raises":
+			decided = r.Attrs["count"]
+		case "container.raise":
+			t.Errorf("a raise recorded again at create: %v", r.Attrs)
+		case "container.create":
+			if decided == "" || r.Attrs["raises"] != decided {
+				t.Errorf("create record counts %s raises, the decision %s", r.Attrs["raises"], decided)
+			}
+		}
+	}
 }
 
 // BenchmarkRun measures start-to-exit of `true` through the whole engine, alternating runs with

@@ -64,6 +64,10 @@ type Plan struct {
 	// binds are the bind sources resolved before the decision; Start mounts from them and
 	// closes them (Close, for a plan that is not started).
 	binds *sandbox.BindSources
+	// floor is the floor's result policy decided on, for Start in the same process to create
+	// exactly it (sandbox.CreateFlooredFromLayers); nil: Start floors Spec again (a plan handed
+	// over or read back, whose bind sources are resolved anew).
+	floor *sandbox.FloorResult
 	// releaseQuota ends the plan's quota reservation (quota.go): once its container's record
 	// exists, or it will not be started. Nil: it holds none.
 	releaseQuota func()

@@ -131,7 +131,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 		return refuse("request", errdefs.Errorf(errdefs.ErrInvalidArgument, "%v", err))
 	}
 	out, err := gate.Decide(context.WithoutCancel(ctx), gate.Request{
-		Runtime: rt, Spec: spec, Trail: t.Trail,
+		Runtime: rt, Spec: spec, Binds: binds, Trail: t.Trail,
 		Context: document.Context{
 			Tenant:         req.Tenant,
 			Identity:       document.Identity{UID: uint32(req.Identity.UID), GID: uint32(req.Identity.GID), Principal: req.Identity.Principal},
@@ -165,7 +165,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request, id string, t *trail,
 	plan := &Plan{Request: req, ID: id, Policy: e.policySource(), Image: ImageRef{Reference: req.Image, Digest: img.Desc.Digest.String(), Layers: rootfs.diffIDs()},
 		Spec: out.Floor.Spec, Raises: out.Raises(), Decision: out.Decision, InputDigest: out.InputDigest,
 		SeccompProfile: profile, Seccomp: out.Floor.Seccomp, Network: out.Floor.Network, WritableRootSize: upperSize, trail: t, clock: clk, binds: binds, root: e.cfg.Root,
-		layers: rootfs.rfs}
+		layers: rootfs.rfs, floor: out.Floor}
 	if err != nil {
 		return plan, err
 	}

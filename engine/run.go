@@ -164,7 +164,6 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 		t.Add(audit.TypeContainer, "create.failed", map[string]string{"error": err.Error()})
 		return nil, errors.Join(err, t.Flush())
 	}
-	spec := plan.Spec
 	// The image's layers as verified and unpacked: the sandbox stacks them; the mountpoints this
 	// container needs go to its private upper, so nothing of the image is copied.
 	root := &imageRoot{rfs: plan.layers}
@@ -186,10 +185,13 @@ func (e *Engine) start(ctx context.Context, plan *Plan, stdio sandbox.IO, prev *
 	clk := plan.clock
 	clk.lap("records")
 	var c *sandbox.Container
-	if plan.WritableRootSize > 0 {
+	switch {
+	case plan.WritableRootSize > 0:
 		c, err = e.createWritable(ctx, rt, plan, dir, root.rfs.Lower, stdio)
-	} else {
-		c, err = rt.CreateFromLayers(ctx, plan.ID, dir, spec, root.rfs.Lower, plan.binds, stdio)
+	case plan.floor != nil: // decided in this process: created exactly as decided
+		c, err = rt.CreateFlooredFromLayers(ctx, plan.ID, dir, plan.floor, root.rfs.Lower, nil, stdio)
+	default:
+		c, err = rt.CreateFromLayers(ctx, plan.ID, dir, plan.Spec, root.rfs.Lower, plan.binds, stdio)
 	}
 	if err != nil {
 		return fail(err)

@@ -109,6 +109,9 @@ func (e *Engine) createWritable(ctx context.Context, rt *sandbox.Runtime, plan *
 	if err != nil {
 		return nil, fmt.Errorf("writable root: %w", err)
 	}
-	defer upper.Close() // the overlay holds its own reference
+	defer upper.Close()    // the overlay holds its own reference
+	if plan.floor != nil { // decided in this process: created exactly as decided
+		return rt.CreateFlooredFromLayers(ctx, plan.ID, dir, plan.floor, layers, upper, stdio)
+	}
 	return rt.CreateFromLayersWritable(ctx, plan.ID, dir, plan.Spec, layers, upper, plan.binds, stdio)
 }

@@ -51,10 +51,28 @@ func (r *Runtime) CreateContext(ctx context.Context, id, bundle string, spec *sp
 // container gets exactly res — the spec is not floored a second time. res's bind sources stay
 // the caller's to close.
 func (r *Runtime) CreateFloored(ctx context.Context, id, bundle string, res *FloorResult, stdio IO) (*Container, error) {
-	if res == nil || res.rt != r || res.binds == nil || res.binds.joined != res.joined {
-		return nil, floorErr("create %s: not the last floor result of this runtime over resolved bind sources", id)
+	if err := r.checkFloored(id, res); err != nil {
+		return nil, err
 	}
 	return r.create(ctx, id, bundle, nil, nil, -1, res.binds, res, stdio)
+}
+
+// checkFloored refuses a floor result CreateFloored must not create: one that r's floor did not
+// make (or a runtime's that floors exactly as r does: the same options but where events and
+// steps go), over resolved bind sources whose join decision no later floor has replaced.
+func (r *Runtime) checkFloored(id string, res *FloorResult) error {
+	if res == nil || res.rt == nil || !res.rt.floorsAs(r) || res.binds == nil || res.binds.joined != res.joined {
+		return floorErr("create %s: not the last floor result of this runtime over resolved bind sources", id)
+	}
+	return nil
+}
+
+// floorsAs reports whether r and o floor every spec alike: their options are the same but for
+// where events and steps go.
+func (r *Runtime) floorsAs(o *Runtime) bool {
+	a, b := r.opts, o.opts
+	a.Events, a.Steps, b.Events, b.Steps = nil, nil, nil, nil
+	return a == b
 }
 
 // create is CreateContext with the root made of layers (topmost first) when they are given, over
@@ -94,6 +112,11 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		return nil, err
 	}
 	eff, raises := res.Spec, res.Raises
+	// Raises the caller already recorded with its decision are counted, not recorded again.
+	recorded := 0
+	if res.raisesRecorded {
+		recorded = len(raises)
+	}
 	join := binds.joined
 	if eff.Hostname == "" && !join.has(specs.UTSNamespace) {
 		// A fresh UTS namespace starts as a copy of the host's names: do not leak the hostname.
@@ -330,7 +353,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	undo.release()
 	held.untilExit(pid)
 	r.steps(id, clk.Steps, childSteps(ready, spawned))
-	for _, rs := range raises {
+	for _, rs := range raises[recorded:] {
 		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
 	}
 	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})

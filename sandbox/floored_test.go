@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // CreateFloored creates only from a result of its own runtime's floor over resolved bind
@@ -41,3 +42,26 @@ func TestCreateFlooredOnlyOwnResult(t *testing.T) {
 		t.Error("a refused CreateFloored left a container behind")
 	}
 }
+
+// A runtime with the same options but where its events and steps go floors every spec alike: it
+// creates another's result (the engine decides with one and creates with another, which times
+// the steps). One whose options differ otherwise (here the tenant) is another runtime's floor.
+func TestFloorsAs(t *testing.T) {
+	r := newTestRuntime(t)
+	same := &Runtime{opts: r.opts}
+	same.opts.Events, same.opts.Steps = discardSink{}, discardSink{}
+	otherTenant := &Runtime{opts: r.opts}
+	otherTenant.opts.Tenant += "-other"
+	if !r.floorsAs(same) || !same.floorsAs(r) {
+		t.Error("a runtime differing only in its event and step sinks floors otherwise")
+	}
+	if r.floorsAs(otherTenant) {
+		t.Error("another tenant's runtime floors alike")
+	}
+}
+
+// discardSink receives events and steps and keeps none.
+type discardSink struct{}
+
+func (discardSink) Event(string, string, map[string]string) {}
+func (discardSink) Step(string, string, time.Duration)      {}

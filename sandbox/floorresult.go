@@ -43,6 +43,9 @@ type FloorResult struct {
 	rt     *Runtime
 	binds  *BindSources
 	joined *joined
+	// raisesRecorded says the caller recorded Raises with its decision
+	// (CreateFlooredFromLayers): create records only the raises it adds.
+	raisesRecorded bool
 }
 
 // Refusal is one thing the floor refuses outright, named as the request asked it.

@@ -64,6 +64,27 @@ func (r *Runtime) CreateFromLayersWritable(ctx context.Context, id, bundle strin
 	return r.create(ctx, id, bundle, spec, layers, int(upper.Fd()), binds, nil, stdio)
 }
 
+// CreateFlooredFromLayers is CreateFloored with the root made of layers, as CreateFromLayers
+// makes it, over upper when it is not nil (CreateFromLayersWritable): the container gets exactly
+// res, the result policy decided on, not a second floor of its spec. The caller has recorded
+// res's raises with its decision (the engine's floor.raises record): the create record counts
+// them, and only a raise create itself adds gets a record of its own.
+func (r *Runtime) CreateFlooredFromLayers(ctx context.Context, id, bundle string, res *FloorResult, layers []string, upper *os.File, stdio IO) (*Container, error) {
+	if len(layers) == 0 {
+		return nil, errors.New("rootfs of no layers")
+	}
+	if err := r.checkFloored(id, res); err != nil {
+		return nil, err
+	}
+	upperFD := -1
+	if upper != nil {
+		upperFD = int(upper.Fd())
+	}
+	recorded := *res
+	recorded.raisesRecorded = true
+	return r.create(ctx, id, bundle, nil, layers, upperFD, res.binds, &recorded, stdio)
+}
+
 // rootfsSource is what a container's root is made from, each directory resolved once (O_PATH):
 // the rootfs directory (which may be an overlay mount a snapshotter made), or layers, topmost
 // first.
