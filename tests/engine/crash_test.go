@@ -52,6 +52,14 @@ func TestKillDuringRun(t *testing.T) {
 			st = "stopped"
 		}
 		r = clitest.Run(t, f.root, "rm", id)
+		if r.Code != 0 && strings.Contains(r.Stderr, "is creating") {
+			// A creation still under its lock (the killed run's children on their way out) is
+			// refused while it lasts: it settles within moments, and a plain rm then removes it.
+			waitFor(t, func() bool {
+				r = clitest.Run(t, f.root, "rm", id)
+				return !strings.Contains(r.Stderr, "is creating")
+			})
+		}
 		switch {
 		case st == "created":
 			// Refused while it stands created; the supervisor may have collected it meanwhile.
