@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/pidfd"
 	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/supervisor"
 )
@@ -149,7 +150,7 @@ func (w *worker) watch(id string, netns *os.File) error {
 	client, alive := pidfdOf(m.Client.Pid, m.Client.Start)
 	go func() {
 		if alive {
-			waitExit(client)
+			pidfd.WaitExit(client)
 		}
 		closeFiles(client)
 		inNetns(ns, func() error { w.e.collectForeground(id); return nil })
@@ -177,18 +178,6 @@ func pidfdOf(pid int, start uint64) (f *os.File, alive bool) {
 		return nil, false
 	}
 	return os.NewFile(uintptr(fd), "pidfd"), procstat.Alive(pid, start)
-}
-
-// waitExit waits (in the runtime's poller, not on a thread) until the pidfd's process exits.
-func waitExit(pidfd *os.File) {
-	rc, err := pidfd.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Read(func(fd uintptr) bool {
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-		return err != nil || n > 0
-	})
 }
 
 // fileFD is f's descriptor, -1 for nil (without making it blocking, as f.Fd would).

@@ -21,6 +21,7 @@ import (
 
 	"bulwark.dev/bulwark/internal/console"
 	"bulwark.dev/bulwark/internal/names"
+	"bulwark.dev/bulwark/internal/pidfd"
 	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/supervisor"
 )
@@ -489,7 +490,7 @@ func (w *worker) supervise(s *supervised, outR, errR, pty *os.File) error {
 // await waits for a supervised container's init to exit, then records it.
 func (w *worker) await(s *supervised) {
 	if s.pidfd != nil {
-		waitExit(s.pidfd)
+		pidfd.WaitExit(s.pidfd)
 	}
 	code, why := w.exitStatus(s)
 	w.finish(s, code, why)

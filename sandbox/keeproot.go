@@ -4,6 +4,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"bulwark.dev/bulwark/internal/pidfd"
 )
 
 // heldRoot is the container's root mount, held by the process that created the container until
@@ -50,18 +52,10 @@ func (h heldRoot) untilExit(pid int) {
 		h.drop()
 		return
 	}
-	pidfd := os.NewFile(uintptr(pfd), "pidfd")
+	initPidfd := os.NewFile(uintptr(pfd), "pidfd")
 	go func() {
 		defer h.drop()
-		defer pidfd.Close()
-		// In the runtime's poller: no thread waits for the exit.
-		rc, err := pidfd.SyscallConn()
-		if err != nil {
-			return
-		}
-		rc.Read(func(fd uintptr) bool {
-			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-			return err != nil || n > 0
-		})
+		defer initPidfd.Close()
+		pidfd.WaitExit(initPidfd) // in the runtime's poller: no thread waits for the exit
 	}()
 }
