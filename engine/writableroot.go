@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"bulwark.dev/bulwark/audit"
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/policy/document"
 	"bulwark.dev/bulwark/sandbox"
 	"bulwark.dev/bulwark/volume"
@@ -55,6 +56,10 @@ func (e *Engine) decideWritableRoot(ctx context.Context, tenant string, used int
 	}
 	if err != nil {
 		return 0, fmt.Errorf("--read-only=false: %w", err)
+	}
+	if d.WritableRootSize <= 0 {
+		// A policy that allows the root but sizes it at nothing grants no writable root.
+		return 0, errdefs.Errorf(errdefs.ErrRefusedByPolicy, "--read-only=false: policy allowed a writable root of size %d for tenant %q: no writable root is granted", d.WritableRootSize, tenant)
 	}
 	return d.WritableRootSize, nil
 }
