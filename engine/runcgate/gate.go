@@ -204,8 +204,6 @@ func Begin(cfg Config) *Session {
 		// does either itself if it gets there first, as before).
 		sandbox.DetectHost()
 		s.stateRoot() //nolint:errcheck // the decision reports it
-		// Then the heap pages the decision's path is about to allocate into.
-		populateHeapAhead(unsafe.Pointer(s))
 		// Then this goroutine makes the decision's audit append, which overlaps the sandbox's
 		// creation (Trail.SetAsync), and ends.
 		for !s.ended.Load() && !s.flushClaimed.Load() {
@@ -216,30 +214,6 @@ func Begin(cfg Config) *Session {
 		}
 	}()
 	return s
-}
-
-// heapAhead is how much of the heap populateHeapAhead faults in beyond the start of the main
-// goroutine's current chunk: what a create's decision and the sandbox's first steps allocate into
-// (at 512 KB the policy step still faulted most of its pages; at 768 KB and 1 MB one).
-const heapAhead = 1 << 20
-
-// populateHeapAhead has the kernel fault in, in one system call on the session's goroutine, the
-// heap pages the main goroutine is about to allocate into, so that its allocations do not fault
-// them in one by one: on this project's VM a first write to a page cost ≈ 3 µs (the kernel's
-// fault, then a zeroed page that the hypervisor backs), and the policy step alone wrote to ≈ 13
-// fresh heap pages (measured with getrusage around its parts: 13 → 1 with this). near is an object
-// the main goroutine has just allocated: the runtime's page allocator hands out the lowest free
-// address first, from chunks of 64 of its 8 KB pages, so its next spans lie from near's chunk
-// upwards. MADV_POPULATE_WRITE changes no content (pages stay as they are, new ones are the zero
-// pages the runtime expects of memory it has not handed out), so memory in use or not is read the
-// same; a range beyond what the runtime has mapped stops it (the range never leaves near's 64 MB
-// arena) and a kernel before 5.14 refuses it: either way only the gain is lost. It costs up to 1
-// MB of resident memory that the process had not touched yet, most of which a create touches.
-func populateHeapAhead(near unsafe.Pointer) {
-	const chunk, arena = 64 * 8 << 10, 64 << 20
-	start := uintptr(near) &^ (chunk - 1)
-	end := min(start+heapAhead, (start+arena)&^(arena-1))
-	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_POPULATE_WRITE) //nolint:errcheck // best effort
 }
 
 // flushPoll is how often the session's goroutine looks for the decision's audit append. The

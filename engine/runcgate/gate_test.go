@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -501,34 +500,6 @@ func TestDecisionAppendedOnce(t *testing.T) {
 		d.Hooks.Close()
 		if n := decisions(sr2); n != i+1 {
 			t.Fatalf("after %d durable decisions: %d decision records", i+1, n)
-		}
-	}
-}
-
-// Populating the heap ahead changes no memory the program can see: objects around the address it
-// starts from keep their content, and memory allocated afterwards is zeroed as always.
-func TestPopulateHeapAheadKeepsContent(t *testing.T) {
-	objs := make([][]byte, 64)
-	for i := range objs {
-		objs[i] = make([]byte, 1+i*97)
-		for j := range objs[i] {
-			objs[i][j] = byte(i + j)
-		}
-	}
-	near := &objs[32][0]
-	populateHeapAhead(unsafe.Pointer(near))
-	for i := range objs {
-		for j, b := range objs[i] {
-			if b != byte(i+j) {
-				t.Fatalf("object %d byte %d changed: %d", i, j, b)
-			}
-		}
-	}
-	for range 64 {
-		for _, b := range make([]byte, 8<<10) {
-			if b != 0 {
-				t.Fatal("memory allocated after populating is not zeroed")
-			}
 		}
 	}
 }
