@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,14 +51,7 @@ func TestTracksWaitsForRecordedExit(t *testing.T) {
 // run".
 func TestWatchAskedAgainUnanswered(t *testing.T) {
 	root := t.TempDir()
-	dir := supervisorDir(root)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := supervisor.Listen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ln := listenSupervisor(t, root)
 	defer ln.Close()
 	served := make(chan error, 1)
 	go func() {
@@ -104,16 +98,9 @@ func TestWatchAskedAgainUnanswered(t *testing.T) {
 // waits for the next supervisor (supervisor.Dial).
 func TestLeavingWorkerAnswersQueuedClient(t *testing.T) {
 	root := t.TempDir()
-	dir := supervisorDir(root)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	dir, ln := listenSupervisor(t, root)
 	w := &worker{e: &Engine{cfg: Config{Root: root}}, dir: dir, reaper: os.Getppid(),
 		ctrs: map[string]*supervised{}, watches: map[string]bool{}, wake: make(chan struct{})}
-	ln, err := supervisor.Listen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c, err := supervisor.Dial(dir, nil) // queued: nothing accepts yet
 	if err != nil {
 		t.Fatal(err)
@@ -162,14 +149,7 @@ func TestLeavingWorkerAnswersQueuedClient(t *testing.T) {
 func TestRequestNotTakenAskedAgain(t *testing.T) {
 	for _, read := range []bool{false, true} {
 		root := t.TempDir()
-		dir := supervisorDir(root)
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		ln, err := supervisor.Listen(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, ln := listenSupervisor(t, root)
 		served := make(chan error, 1)
 		go func() {
 			c, err := ln.AcceptUnix()
@@ -231,4 +211,18 @@ func TestRequestNotTakenAskedAgain(t *testing.T) {
 		}
 		ln.Close()
 	}
+}
+
+// listenSupervisor makes root's supervisor directory and listens there as a supervisor would.
+func listenSupervisor(t *testing.T, root string) (string, *net.UnixListener) {
+	t.Helper()
+	dir := supervisorDir(root)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := supervisor.Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, ln
 }

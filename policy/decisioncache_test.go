@@ -55,12 +55,7 @@ func TestDecisionCacheHitIsTheDecision(t *testing.T) {
 		if !ok {
 			t.Fatal("miss after store")
 		}
-		want.Duration, got.Duration = 0, 0
-		a, _ := json.Marshal(want)
-		b, _ := json.Marshal(got)
-		if string(a) != string(b) {
-			t.Fatalf("cached decision differs:\n%s\n%s", b, a)
-		}
+		sameDecision(t, "cached decision", got, want)
 	}
 	st, err := os.Stat(cacheFile(t, root))
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -289,12 +284,7 @@ func TestDecisionCacheReadsAheadTheHintedEntry(t *testing.T) {
 	if !ok {
 		t.Fatal("the hinted entry was not read ahead")
 	}
-	want.Duration, got.Duration = 0, 0
-	a, _ := json.Marshal(want)
-	b, _ := json.Marshal(got)
-	if string(a) != string(b) {
-		t.Fatalf("decision read ahead differs:\n%s\n%s", b, a)
-	}
+	sameDecision(t, "decision read ahead", got, want)
 	other := allowedRequest(t)
 	other.Capabilities = append(other.Capabilities, "CAP_SYS_ADMIN")
 	if _, ok := ahead.Lookup(other); ok {
@@ -313,5 +303,16 @@ func TestDecisionCacheReadsAheadTheHintedEntry(t *testing.T) {
 			t.Fatalf("hint %q: miss", bad)
 		}
 		c.Close()
+	}
+}
+
+// sameDecision fails the test unless got is want, the time each took aside (what names got).
+func sameDecision(t *testing.T, what string, got, want Decision) {
+	t.Helper()
+	want.Duration, got.Duration = 0, 0
+	a, _ := json.Marshal(want)
+	b, _ := json.Marshal(got)
+	if string(a) != string(b) {
+		t.Fatalf("%s differs:\n%s\n%s", what, b, a)
 	}
 }

@@ -518,17 +518,9 @@ func TestSessionStartPublishedOnce(t *testing.T) {
 		return len(ents)
 	}
 	// The cache's directory exists (a decision stored), so that every start pins it.
-	req := Request{Operation: policy.OpCreate, Tenant: "default", ContainerID: "p1", Bundle: t.TempDir(), Spec: runcSpec()}
-	rt, _, _ := runcGate(t)
-	d, err := Decide(context.Background(), cfg, rt, req)
-	if err != nil {
+	if _, err := decideCreate(t, cfg, "p1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Durable(); err != nil {
-		t.Fatal(err)
-	}
-	d.Binds.Close()
-	d.Hooks.Close()
 	before := fds()
 	s := newSession(cfg)
 	got := make([]*sessionStart, 8)
