@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -449,6 +450,50 @@ func TestInvalidUTF8Verifies(t *testing.T) {
 	}
 	if got[0].Hash != recs[0].Hash || got[0].Tenant != "t\uFFFD" || got[0].Attrs["error"] != "open /a\uFFFD\uFFFD: no such file" || got[0].Attrs["k\uFFFD"] != "v" {
 		t.Fatalf("read back %+v, appended %+v", got[0], recs[0])
+	}
+}
+
+// TestInvalidUTF8KeysKeptApart: attribute keys that differ only in bytes that are not valid
+// UTF-8 stay apart once made valid: each invalid byte becomes U+FFFD, so "k\xff" and "k\xfe"
+// (and a valid "k\uFFFD") would become one key, all values but one lost, which one depending on
+// the map's order. A valid key keeps its name; the others, in byte order, take the U+FFFD form
+// while it is free, then their bytes written out (\xNN). The record verifies and reads back so.
+func TestInvalidUTF8KeysKeptApart(t *testing.T) {
+	cases := []struct {
+		attrs, want map[string]string
+	}{
+		{
+			attrs: map[string]string{"k\xff": "1", "k\xfe": "2"},
+			want:  map[string]string{"k\uFFFD": "2", `k\xff`: "1"},
+		},
+		{
+			attrs: map[string]string{"k\xff": "1", "k\xfe": "2", "k\uFFFD": "0", `k\xfe`: "3"},
+			want:  map[string]string{"k\uFFFD": "0", `k\xfe`: "3", `k\xfe#2`: "2", `k\xff`: "1"},
+		},
+	}
+	for _, c := range cases {
+		dir := t.TempDir()
+		l := openTestLog(t, dir, Options{})
+		// Several appends: the outcome must not depend on the order a map is walked in.
+		for range 8 {
+			recs, err := l.Append(Event{Type: TypeContainer, Action: "create", ContainerID: "c", Attrs: c.attrs})
+			if err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+			if !maps.Equal(recs[0].Attrs, c.want) {
+				t.Fatalf("attributes %q recorded as %q, want %q", c.attrs, recs[0].Attrs, c.want)
+			}
+		}
+		mustVerify(t, dir, nil)
+		got, err := Query(dir, Filter{ContainerID: "c"})
+		if err != nil || len(got) != 8 {
+			t.Fatalf("Query = %d records, %v", len(got), err)
+		}
+		for _, r := range got {
+			if !maps.Equal(r.Attrs, c.want) {
+				t.Fatalf("attributes %q read back as %q, want %q", c.attrs, r.Attrs, c.want)
+			}
+		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -82,11 +84,12 @@ func (r *Record) seal(prev string) error {
 }
 
 // validUTF8 returns e with every string valid UTF-8 as encoding/json writes it: each byte that is
-// not part of a valid sequence becomes U+FFFD. A record is hashed over its encoding and verified
-// over the encoding of what is read back; were it hashed with the invalid bytes (which the
-// encoding escapes as \ufffd, and which read back as the character itself), it would not verify:
-// any event naming a path or a client's string of arbitrary bytes would read as an edited record.
-// The caller's Attrs map is not changed.
+// not part of a valid sequence becomes U+FFFD (attribute keys that would become one are kept
+// apart: validAttrs). A record is hashed over its encoding and verified over the encoding of what
+// is read back; were it hashed with the invalid bytes (which the encoding escapes as \ufffd, and
+// which read back as the character itself), it would not verify: any event naming a path or a
+// client's string of arbitrary bytes would read as an edited record. The caller's Attrs map is
+// not changed.
 func (e Event) validUTF8() Event {
 	valid := func(s string) bool { return utf8.ValidString(s) }
 	all := valid(e.Type) && valid(e.Action) && valid(e.Actor.Principal) && valid(e.Tenant) &&
@@ -101,13 +104,63 @@ func (e Event) validUTF8() Event {
 	e.Tenant, e.ContainerID = replaceInvalidUTF8(e.Tenant), replaceInvalidUTF8(e.ContainerID)
 	e.ImageDigest, e.RequestID = replaceInvalidUTF8(e.ImageDigest), replaceInvalidUTF8(e.RequestID)
 	if e.Attrs != nil {
-		attrs := make(map[string]string, len(e.Attrs))
-		for k, v := range e.Attrs {
-			attrs[replaceInvalidUTF8(k)] = replaceInvalidUTF8(v)
-		}
-		e.Attrs = attrs
+		e.Attrs = validAttrs(e.Attrs)
 	}
 	return e
+}
+
+// validAttrs is attrs with every key and value valid UTF-8 (replaceInvalidUTF8), on a copy. Keys
+// that differ only in their invalid bytes ("k\xff", "k\xfe", and a valid "k\uFFFD") would become
+// one key, every value but one lost, and which one kept would depend on the order the map is
+// walked in. So a valid key keeps its name, and the others, taken in byte order, each take the
+// first free name of: the key with each invalid byte a U+FFFD, the key with each invalid byte
+// written out as \xNN (escapeInvalidUTF8), that followed by #2, #3 and so on.
+func validAttrs(attrs map[string]string) map[string]string {
+	out := make(map[string]string, len(attrs))
+	var invalid []string
+	for k, v := range attrs {
+		if !utf8.ValidString(k) {
+			invalid = append(invalid, k)
+			continue
+		}
+		out[k] = replaceInvalidUTF8(v)
+	}
+	slices.Sort(invalid)
+	for _, k := range invalid {
+		name := replaceInvalidUTF8(k)
+		if _, taken := out[name]; taken {
+			escaped := escapeInvalidUTF8(k)
+			name = escaped
+			for n := 2; ; n++ {
+				if _, taken := out[name]; !taken {
+					break
+				}
+				name = escaped + "#" + strconv.Itoa(n)
+			}
+		}
+		out[name] = replaceInvalidUTF8(attrs[k])
+	}
+	return out
+}
+
+// escapeInvalidUTF8 writes each byte of s that is not part of a valid UTF-8 sequence as \xNN
+// (two lower-case hex digits): what the byte was stays readable in a key that had to be told
+// apart from another (validAttrs).
+func escapeInvalidUTF8(s string) string {
+	const hexDigits = "0123456789abcdef"
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString(`\x`)
+			b.WriteByte(hexDigits[s[i]>>4])
+			b.WriteByte(hexDigits[s[i]&0xF])
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // replaceInvalidUTF8 replaces each byte of s that is not part of a valid UTF-8 sequence with
