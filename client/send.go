@@ -27,8 +27,8 @@ func (e *ExitStatus) Error() string {
 
 func (e *ExitStatus) Unwrap() error { return e.Err }
 
-// ExitCode is the status the process ends with.
-func (e *ExitStatus) ExitCode() int { return e.Code }
+// RemoteExitStatus is the status the process ends with (clibase.ExitCode).
+func (e *ExitStatus) RemoteExitStatus() int { return e.Code }
 
 // Send runs the command o through bulwarkd as bulwark runs it locally: its output to out and
 // errOut, stdin sent to an interactive exec, the caller's signals forwarded to a foreground run.

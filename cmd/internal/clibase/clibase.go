@@ -47,10 +47,12 @@ func ExitCode(err error) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
-	// One of a package's own (client.ExitStatus: a command run through bulwarkd).
-	var coded interface{ ExitCode() int }
-	if errors.As(err, &coded) {
-		return coded.ExitCode()
+	// One of a package's own (client.ExitStatus: a command run through bulwarkd). Its method has a
+	// name of its own: ExitCode is also *exec.ExitError's, the status of a process the command
+	// ran (mkfs, iptables, a helper), which a failure wraps and which is not the command's.
+	var remote interface{ RemoteExitStatus() int }
+	if errors.As(err, &remote) {
+		return remote.RemoteExitStatus()
 	}
 	switch errdefs.Class(err) {
 	case errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrConflict:
