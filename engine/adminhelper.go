@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/errdefs"
 	"bulwark.dev/bulwark/internal/besideexe"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -50,7 +52,7 @@ func adminCommand(ctx context.Context, what string, args ...string) (cmd *exec.C
 
 // runAdmin runs bulwark-admin (adminCommand) with args and stdin (nil: none), and returns its
 // standard output and the path it was found at. A helper that fails with a message on its
-// standard error fails with that message.
+// standard error fails with that message, and with the class its exit status names (adminFailure).
 func runAdmin(ctx context.Context, what string, stdin io.Reader, args ...string) ([]byte, string, error) {
 	cmd, path, release, err := adminCommand(ctx, what, args...)
 	if err != nil {
@@ -62,10 +64,50 @@ func runAdmin(ctx context.Context, what string, stdin io.Reader, args ...string)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		if msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), "bulwark: ")); msg != "" {
-			return nil, path, errors.New(msg)
-		}
-		return nil, path, fmt.Errorf("%s by %s: %w", what, path, err)
+		return nil, path, adminFailure(what, path, err, stderr.String())
 	}
 	return stdout.Bytes(), path, nil
+}
+
+// A helper command of bulwark-admin (TrustResolveCommand, CNICommand) that fails tells its
+// caller the class (errdefs) of its failure by its exit status: helperClassStatus plus the
+// class's index in helperClasses (HelperStatus). Its message alone, on its standard error, would
+// leave the caller's error of no class: a helper's "no such network" or "refused by policy"
+// would reach the CLI's exit status and the daemon's HTTP status as an engine failure.
+const helperClassStatus = 80
+
+var helperClasses = []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
+	errdefs.ErrConflict, errdefs.ErrRefusedByFloor, errdefs.ErrRefusedByPolicy, errdefs.ErrUntrusted}
+
+// HelperStatus is the exit status a helper command of bulwark-admin fails with for err: the one
+// that names err's class, 125 (the engine's failure, as the CLI's) for an error of no class.
+func HelperStatus(err error) int {
+	if i := slices.Index(helperClasses, errdefs.Class(err)); i >= 0 {
+		return helperClassStatus + i
+	}
+	return 125
+}
+
+// adminFailure is the error of a helper run by runAdmin that failed with err after writing
+// stderr: its message if it wrote one (as "bulwark: MESSAGE"), else what, the helper's path and
+// err; of the class its exit status names (HelperStatus).
+func adminFailure(what, path string, err error, stderr string) error {
+	var class error
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if i := exit.ExitCode() - helperClassStatus; i >= 0 && i < len(helperClasses) {
+			class = helperClasses[i]
+		}
+	}
+	if msg := strings.TrimSpace(strings.TrimPrefix(stderr, "bulwark: ")); msg != "" {
+		if class != nil {
+			return errdefs.New(class, msg)
+		}
+		return errors.New(msg)
+	}
+	err = fmt.Errorf("%s by %s: %w", what, path, err)
+	if class != nil {
+		return errdefs.Wrap(class, err)
+	}
+	return err
 }

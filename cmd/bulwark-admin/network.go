@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/network/cni"
 	"bulwark.dev/bulwark/network/resolver"
@@ -22,7 +23,10 @@ func newCNICmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
 			defer stop()
-			return cni.Serve(ctx, args[0], cmd.InOrStdin(), cmd.OutOrStdout())
+			if err := cni.Serve(ctx, args[0], cmd.InOrStdin(), cmd.OutOrStdout()); err != nil {
+				return &clibase.ExitError{Code: engine.HelperStatus(err), Err: err}
+			}
+			return nil
 		},
 	}
 }

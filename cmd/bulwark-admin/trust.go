@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/client"
+	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/engine"
 	"bulwark.dev/bulwark/engine/opapolicy"
 	"bulwark.dev/bulwark/engine/truststate"
@@ -367,7 +368,7 @@ func newTrustResolveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := signing.Resolver{}.Resolve(args[0], args[1], offline)
 			if err != nil {
-				return err
+				return &clibase.ExitError{Code: engine.HelperStatus(err), Err: err}
 			}
 			return json.NewEncoder(cmd.OutOrStdout()).Encode(t)
 		},
