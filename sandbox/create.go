@@ -392,16 +392,16 @@ type madeCgroup struct {
 // makeCgroup makes the cgroup name (cgroupOf's manager) for the spec eff; a cgroup that exists
 // is refused, never adopted (and later destroyed): a cgroupsPath's, and the default one's
 // (bulwark/<id>), which another root's container of the same id has
-// (TestDefaultCgroupOfAnotherRootRefused).
+// (TestDefaultCgroupOfAnotherRootRefused). Create's mkdir of each leaf is that check.
 func makeCgroup(cgroupOf func() (cgroups.Manager, error), name string, eff *specs.Spec) (madeCgroup, error) {
 	cg, err := cgroupOf()
 	if err != nil {
 		return madeCgroup{}, fmt.Errorf("cgroup %s: %w", name, err)
 	}
-	if cgroupExists(cg) {
+	limits, err := cg.Create(eff.Linux.Resources)
+	if errors.Is(err, cgroups.ErrExist) {
 		return madeCgroup{}, fmt.Errorf("%w: cgroup %s already exists", ErrExist, name)
 	}
-	limits, err := cg.Create(eff.Linux.Resources)
 	if err != nil {
 		return madeCgroup{}, fmt.Errorf("cgroup %s: %w", name, err)
 	}

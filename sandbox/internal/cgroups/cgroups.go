@@ -20,7 +20,8 @@ type Manager interface {
 	// minimal /dev set), are all written by the time limits returns, or it returns the first
 	// error. The caller waits
 	// for limits before anything of the container's runs in the cgroup, and destroys the cgroup
-	// if it fails. A failed Create leaves nothing behind.
+	// if it fails. A failed Create leaves nothing behind. A cgroup that exists already (its leaf
+	// in any hierarchy) is refused with ErrExist and left as it is: it is never adopted.
 	Create(res *specs.LinuxResources) (limits func() error, err error)
 	// Freeze stops every process in the cgroup and returns once the kernel reports it frozen.
 	Freeze() error
@@ -76,6 +77,9 @@ type Stats struct {
 // floor fails closed on it: a requested limit that cannot be applied stops the container.
 var ErrUnsupported = errors.New("cgroup limit not supported on this host")
 
+// ErrExist is wrapped by Create's error when the cgroup's leaf already exists in a hierarchy.
+var ErrExist = errors.New("cgroup exists")
+
 // cpuShares returns the cpu.shares to apply and whether there is one. 0 means unset in both
 // hierarchies: Docker sends "shares": 0 for a container without --cpu-shares, and writing it
 // would give the kernel's minimum (2), the lowest CPU priority on the host.
@@ -117,17 +121,14 @@ func validName(name string) error {
 	return nil
 }
 
-// makeThenLimit runs a manager's mk (its make) with res (no limits when nil), undoing it with destroy if it
-// fails (a refused container leaves no cgroup behind), then its limit in the background: the
-// limits are written while the caller starts the container's first process (issue 14).
-func makeThenLimit(res *specs.LinuxResources, mk, limit func(*specs.LinuxResources) error, destroy func() error) (func() error, error) {
+// makeThenLimit runs a manager's mk (its make, which leaves nothing behind when it fails) with
+// res (no limits when nil), then its limit in the background: the limits are written while the
+// caller starts the container's first process (issue 14).
+func makeThenLimit(res *specs.LinuxResources, mk, limit func(*specs.LinuxResources) error) (func() error, error) {
 	if res == nil {
 		res = &specs.LinuxResources{}
 	}
 	if err := mk(res); err != nil {
-		if derr := destroy(); derr != nil {
-			return nil, errors.Join(err, derr)
-		}
 		return nil, err
 	}
 	done := make(chan struct{})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // v1Manager keeps one leaf directory per mounted v1 hierarchy. Named hierarchies (name=systemd)
@@ -116,37 +117,65 @@ func (m *v1Manager) Paths() map[string]string {
 
 // Create makes the leaf in every hierarchy (see Manager.Create); the limits follow.
 func (m *v1Manager) Create(res *specs.LinuxResources) (func() error, error) {
-	return makeThenLimit(res, m.make, m.limit, m.Destroy)
+	return makeThenLimit(res, m.make, m.limit)
 }
 
 // make makes the leaves, with what must hold before any task joins: cpuset.cpus and cpuset.mems
 // filled in (an empty cpuset refuses tasks), notify_on_release clear, and the device allowlist —
 // the thread that joins and forks the container's first process opens /dev/null there, and
-// between devices.deny and devices.allow nothing can be opened. Each step touches files of its
-// own, and each file operation waits on the kernel: the leaves are made at once, then the rest.
+// between devices.deny and devices.allow nothing can be opened. The leaves are made first (see
+// mkdirs); each later step touches files of its own, and each file operation waits on the
+// kernel: they run at once. A failure removes the leaves again.
 func (m *v1Manager) make(res *specs.LinuxResources) error {
 	if len(res.Unified) > 0 {
 		return fmt.Errorf("%w: linux.resources.unified needs cgroup v2", ErrUnsupported)
 	}
-	var mkdirs []func() error
-	for ctrl, mnt := range m.mounts {
-		if ctrl == "cpuset" {
-			mkdirs = append(mkdirs, func() error { return mkdirCpuset(mnt, m.name) })
-		} else {
-			mkdirs = append(mkdirs, func() error { return mkdirLeaf(m.paths[ctrl]) })
-		}
-	}
-	for _, h := range m.placed {
-		mkdirs = append(mkdirs, func() error { return mkdirLeaf(h.Dir) })
-	}
-	if err := parallel(mkdirs...); err != nil {
+	if err := m.mkdirs(); err != nil {
 		return err
 	}
 	writes := []func() error{func() error { return m.applyDevices(res) }}
 	for _, d := range m.v1Dirs() {
 		writes = append(writes, func() error { return clearNotifyOnRelease(d) })
 	}
-	return parallel(writes...)
+	if err := parallel(writes...); err != nil {
+		if derr := m.Destroy(); derr != nil {
+			return errors.Join(err, derr)
+		}
+		return err
+	}
+	return nil
+}
+
+// mkdirs makes the container's leaf in every hierarchy, one after another: the kernel makes
+// cgroups under one global mutex (cgroup_mutex), so making them at once bought little (0.07 ms
+// on an idle host) for a goroutine and often a thread each, spinning on that mutex — CPU the rest
+// of a container's start needs (issue 14). Each leaf must be new: one that exists is another
+// cgroup's, refused (ErrExist) and left alone — the mkdir is the check, with no look before it.
+// On any other failure the leaves made so far, the failed one's too, are removed again.
+func (m *v1Manager) mkdirs() error {
+	cpuset := m.paths["cpuset"]
+	var made []string
+	for _, d := range m.allDirs() {
+		var err error
+		if d == cpuset {
+			err = mkdirCpuset(m.mounts["cpuset"], m.name)
+		} else {
+			err = mkdirLeaf(d)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrExist) {
+				made = append(made, d) // a cpuset leaf made and not filled in
+			}
+			for _, d := range made {
+				if rerr := removeDir(d); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
+			}
+			return err
+		}
+		made = append(made, d)
+	}
+	return nil
 }
 
 // limit writes the other limits of res, at once.
@@ -177,15 +206,20 @@ func clearNotifyOnRelease(dir string) error {
 	return writeLeaf(dir, "notify_on_release", "0")
 }
 
-// mkdirLeaf makes dir, and its missing parents only when there are some: on the common path only
-// the leaf is new, and MkdirAll's checks of every level cost more than the mkdir itself. An
-// existing dir is fine, as with MkdirAll.
+// mkdirLeaf makes the leaf dir, and its missing parents only when there are some: on the common
+// path only the leaf is new, and MkdirAll's checks of every level cost more than the mkdir
+// itself. A leaf that exists is refused (ErrExist).
 func mkdirLeaf(dir string) error {
 	err := os.Mkdir(dir, 0o755)
 	if errors.Is(err, os.ErrNotExist) {
-		err = os.MkdirAll(dir, 0o755)
+		if err = os.MkdirAll(filepath.Dir(dir), 0o755); err == nil {
+			err = os.Mkdir(dir, 0o755)
+		}
 	}
-	if err != nil && !errors.Is(err, os.ErrExist) {
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrExist, dir)
+	}
+	if err != nil {
 		return fmt.Errorf("create cgroup: %w", err)
 	}
 	return nil
@@ -193,12 +227,15 @@ func mkdirLeaf(dir string) error {
 
 // mkdirCpuset makes the leaf below the cpuset mount with cpuset.cpus and cpuset.mems copied from
 // its parent: a v1 cpuset cgroup starts with both empty and refuses tasks until they are set.
-// Where the leaf's parent is missing or has none set itself (or the leaf exists), every level is
-// made and filled in from the top (fillCpuset).
+// Where the leaf's parent is missing or has none set itself, every level is made and filled in
+// from the top (fillCpuset). A leaf that exists is refused (ErrExist).
 func mkdirCpuset(mnt, name string) error {
 	leaf := filepath.Join(mnt, name)
 	if err := os.Mkdir(leaf, 0o755); err != nil {
-		return fillCpuset(mnt, name)
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrExist, leaf)
+		}
+		return fillCpuset(mnt, name, false)
 	}
 	parent := filepath.Dir(leaf)
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
@@ -207,7 +244,7 @@ func mkdirCpuset(mnt, name string) error {
 			return err
 		}
 		if val == "" {
-			return fillCpuset(mnt, name)
+			return fillCpuset(mnt, name, true)
 		}
 		if err := writeLeaf(leaf, f, val); err != nil {
 			return err
@@ -217,18 +254,24 @@ func mkdirCpuset(mnt, name string) error {
 }
 
 // fillCpuset creates each level below the cpuset mount, copying cpuset.cpus and cpuset.mems from
-// the parent into any level that has none.
-func fillCpuset(mnt, name string) error {
+// the parent into any level that has none. The leaf must be new unless the caller made it
+// (leafMade): one made meanwhile is another cgroup's (ErrExist).
+func fillCpuset(mnt, name string, leafMade bool) error {
 	dir := mnt
 	parts := strings.Split(name, "/")
 	for i, part := range parts {
 		parent := dir
 		dir = filepath.Join(dir, part)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		leaf := i == len(parts)-1
+		err := os.Mkdir(dir, 0o755)
+		switch {
+		case errors.Is(err, os.ErrExist) && leaf && !leafMade:
+			return fmt.Errorf("%w: %s", ErrExist, dir)
+		case err != nil && !errors.Is(err, os.ErrExist):
 			return fmt.Errorf("create cgroup: %w", err)
 		}
 		read, write := readFile, writeValues
-		if i == len(parts)-1 {
+		if leaf {
 			read, write = readLeaf, writeLeaf
 		}
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
@@ -655,8 +698,20 @@ func (m *v1Manager) ExitCounters() (peak, oomKills uint64, err error) {
 }
 
 // Destroy removes the leaf in every hierarchy; the shared parent ("bulwark") stays for others.
+// The leaves go one after another, as they were made (see mkdirs), each tried once first: an
+// empty cgroup, the common case, needs nothing else.
 func (m *v1Manager) Destroy() error {
-	// A frozen v1 cgroup keeps even SIGKILLed tasks until thawed, and so cannot be removed.
+	var left []string
+	for _, d := range m.allDirs() {
+		if err := unix.Rmdir(d); err != nil && err != unix.ENOENT {
+			left = append(left, d)
+		}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	// A frozen v1 cgroup keeps even SIGKILLed tasks until thawed, and so cannot be removed. Its
+	// state is read only then: the file's lookup costs a delete that needs no thaw (issue 14).
 	if d, ok := m.paths["freezer"]; ok {
 		if s, err := readFile(d, "freezer.state"); err == nil && s != "THAWED" {
 			if err := m.Thaw(); err != nil {
@@ -664,9 +719,9 @@ func (m *v1Manager) Destroy() error {
 			}
 		}
 	}
-	var rmdirs []func() error
-	for _, d := range m.allDirs() {
-		rmdirs = append(rmdirs, func() error { return removeDir(d) })
+	var errs []error
+	for _, d := range left {
+		errs = append(errs, removeDir(d))
 	}
-	return parallel(rmdirs...)
+	return errors.Join(errs...)
 }

@@ -307,6 +307,39 @@ func TestV1CreateRollback(t *testing.T) {
 	}
 }
 
+// TestV1CreateRefusesExistingLeaf: a leaf that exists in any hierarchy is another cgroup's. Create
+// refuses it with ErrExist, never adopting it, leaves it as it was, and removes the leaves it made
+// itself (the old Create adopted it).
+func TestV1CreateRefusesExistingLeaf(t *testing.T) {
+	for _, ctrl := range []string{"pids", "cpuset"} {
+		t.Run(ctrl, func(t *testing.T) {
+			m := newTestV1(t)
+			res, _ := WithDefaults(nil)
+			if err := create(m, res); err != nil { // makes the parents
+				t.Fatal(err)
+			}
+			if err := m.Destroy(); err != nil {
+				t.Fatal(err)
+			}
+			theirs := m.paths[ctrl]
+			if err := os.Mkdir(theirs, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := create(m, res); !errors.Is(err, ErrExist) {
+				t.Fatalf("Create over an existing %s leaf: %v, want ErrExist", ctrl, err)
+			}
+			if _, err := os.Stat(theirs); err != nil {
+				t.Errorf("the existing %s leaf after the refusal: %v", ctrl, err)
+			}
+			for _, d := range m.allDirs() {
+				if _, err := os.Stat(d); d != theirs && !os.IsNotExist(err) {
+					t.Errorf("refused Create left %s behind (%v)", d, err)
+				}
+			}
+		})
+	}
+}
+
 // TestV1DestroyFrozen kills the processes of a paused container and expects Destroy to thaw the
 // cgroup so the kill lands and the directories go.
 func TestV1DestroyFrozen(t *testing.T) {

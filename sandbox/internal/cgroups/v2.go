@@ -42,10 +42,11 @@ func (m *v2Manager) Paths() map[string]string { return map[string]string{"": m.d
 
 // Create makes the leaf (see Manager.Create); the limits follow.
 func (m *v2Manager) Create(res *specs.LinuxResources) (func() error, error) {
-	return makeThenLimit(res, m.make, m.limit, m.Destroy)
+	return makeThenLimit(res, m.make, m.limit)
 }
 
-// make checks res and makes the leaf with the controllers res needs enabled above it.
+// make checks res and makes the leaf with the controllers res needs enabled above it. The leaf
+// must be new (ErrExist); it is made last, so a failure leaves no leaf behind.
 func (m *v2Manager) make(res *specs.LinuxResources) error {
 	// Validate before touching the hierarchy.
 	if err := checkUnified(res.Unified); err != nil {
@@ -63,7 +64,11 @@ func (m *v2Manager) make(res *specs.LinuxResources) error {
 			return err
 		}
 		dir = filepath.Join(dir, part)
-		if err := m.mkdir(dir); err != nil && !errors.Is(err, os.ErrExist) {
+		err := m.mkdir(dir)
+		switch {
+		case errors.Is(err, os.ErrExist) && dir == m.dir:
+			return fmt.Errorf("%w: %s", ErrExist, dir)
+		case err != nil && !errors.Is(err, os.ErrExist):
 			return fmt.Errorf("create cgroup: %w", err)
 		}
 	}

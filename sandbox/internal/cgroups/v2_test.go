@@ -135,6 +135,29 @@ func TestV2ExactWrites(t *testing.T) {
 	}
 }
 
+// TestV2CreateRefusesExistingLeaf: a leaf that exists is another cgroup's; Create refuses it with
+// ErrExist and leaves it as it was (the old Create adopted it).
+func TestV2CreateRefusesExistingLeaf(t *testing.T) {
+	f, m := newFakeV2(t, allV2)
+	for _, d := range []string{filepath.Dir(m.dir), m.dir} {
+		if err := m.mkdir(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, _ := WithDefaults(nil)
+	if err := create(m, res); !errors.Is(err, ErrExist) {
+		t.Fatalf("Create over an existing leaf: %v, want ErrExist", err)
+	}
+	if _, err := os.Stat(m.dir); err != nil {
+		t.Errorf("the existing leaf after the refusal: %v", err)
+	}
+	for _, w := range f.writes {
+		if strings.HasPrefix(w, "bulwark/c1/") {
+			t.Errorf("refused Create wrote %s", w)
+		}
+	}
+}
+
 func TestV2Stats(t *testing.T) {
 	_, m := newFakeV2(t, allV2)
 	if err := create(m, nil); err != nil {
