@@ -1,5 +1,8 @@
 // Command bulwark is Bulwark's daemonless command line: run, images, trust, policy and audit (policy,
 // bench, trust, image pull and image push served by bulwark-admin beside it: delegate.go).
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -14,6 +17,11 @@ import (
 	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/sandbox"
 )
+
+// The go:debug lines: bulwark's processes are commands that live milliseconds, or a supervisor
+// that mostly waits; none has use for a GOMAXPROCS that follows its cgroup's CPU limit. With it,
+// the Go runtime reads the limit again on sysmon's first tick and starts a goroutine to read it
+// every second. (Go 1.26 reads it once at start-up whatever is set, to count the setting's use.)
 
 // mainAt is when main began, for run --steps-log.
 var mainAt time.Time
