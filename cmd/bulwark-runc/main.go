@@ -5,7 +5,10 @@
 //go:debug updatemaxprocs=0
 package main
 
-import "bulwark.dev/bulwark/runccli"
+import (
+	_ "bulwark.dev/bulwark/internal/onearena" // one malloc arena for all threads: see the package
+	"bulwark.dev/bulwark/runccli"
+)
 
 // The go:debug lines: a command that lives milliseconds has no use for a GOMAXPROCS that follows
 // its cgroup's CPU limit. With it, the Go runtime reads the limit again on sysmon's first tick
