@@ -14,52 +14,55 @@ import (
 // sandbox's creation, taking a core from it on a host of two (issue 14). A time json.Marshal
 // cannot write (a year past 9999) is its error here too.
 func (r *Record) appendJSON(b []byte) ([]byte, error) {
-	b = append(b, `{"v":`...)
-	b = jsontext.AppendString(b, r.Version)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, r.Seq, 10)
-	t, err := r.Time.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	b = append(b, `,"time":`...)
-	b = append(b, t...)
-	b = append(b, `,"type":`...)
-	b = jsontext.AppendString(b, r.Type)
-	b = append(b, `,"action":`...)
-	b = jsontext.AppendString(b, r.Action)
-	b = append(b, `,"actor":{`...)
+	w := &jsontext.Writer{B: b}
+	n := w.Object()
+	w.Key(n, "v")
+	w.String(r.Version)
+	w.Key(n, "seq")
+	w.Uint(r.Seq)
+	w.Key(n, "time")
+	w.Time(r.Time)
+	w.Key(n, "type")
+	w.String(r.Type)
+	w.Key(n, "action")
+	w.String(r.Action)
+	w.Key(n, "actor")
+	a := w.Object()
 	if r.Actor.UID != nil {
-		b = append(b, `"uid":`...)
-		b = strconv.AppendInt(b, int64(*r.Actor.UID), 10)
+		w.Key(a, "uid")
+		w.Int(int64(*r.Actor.UID))
 	}
 	if r.Actor.Principal != "" {
-		if r.Actor.UID != nil {
-			b = append(b, ',')
-		}
-		b = append(b, `"principal":`...)
-		b = jsontext.AppendString(b, r.Actor.Principal)
+		w.Key(a, "principal")
+		w.String(r.Actor.Principal)
 	}
-	b = append(b, '}')
-	opt := func(key, v string) {
-		if v != "" {
-			b = append(b, key...)
-			b = jsontext.AppendString(b, v)
-		}
+	w.EndObject()
+	if r.Tenant != "" {
+		w.Key(n, "tenant")
+		w.String(r.Tenant)
 	}
-	opt(`,"tenant":`, r.Tenant)
-	opt(`,"container_id":`, r.ContainerID)
-	opt(`,"image_digest":`, r.ImageDigest)
-	opt(`,"request_id":`, r.RequestID)
+	if r.ContainerID != "" {
+		w.Key(n, "container_id")
+		w.String(r.ContainerID)
+	}
+	if r.ImageDigest != "" {
+		w.Key(n, "image_digest")
+		w.String(r.ImageDigest)
+	}
+	if r.RequestID != "" {
+		w.Key(n, "request_id")
+		w.String(r.RequestID)
+	}
 	if len(r.Attrs) > 0 {
-		b = append(b, `,"attrs":`...)
-		b = jsontext.AppendStringMap(b, r.Attrs)
+		w.Key(n, "attrs")
+		w.StringMap(r.Attrs)
 	}
-	b = append(b, `,"prev":`...)
-	b = jsontext.AppendString(b, r.Prev)
-	b = append(b, `,"hash":`...)
-	b = jsontext.AppendString(b, r.Hash)
-	return append(b, '}'), nil
+	w.Key(n, "prev")
+	w.String(r.Prev)
+	w.Key(n, "hash")
+	w.String(r.Hash)
+	w.EndObject()
+	return w.Bytes()
 }
 
 // The keys of a record and of its actor, as encoding/json names their fields.

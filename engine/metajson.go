@@ -3,8 +3,6 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
-	"time"
 
 	"bulwark.dev/bulwark/internal/jsontext"
 )
@@ -29,146 +27,87 @@ func marshalMeta(m *Meta) ([]byte, error) {
 // appendJSON appends m as json.Marshal writes it: the same fields, order and omissions (checked
 // by TestMetaJSONIsEncodingJSON, which also fails when a field is added to Meta or below it).
 func (m *Meta) appendJSON(b []byte) ([]byte, error) {
-	key := func(name string) {
-		b = append(b, ',', '"')
-		b = append(b, name...)
-		b = append(b, '"', ':')
-	}
-	str := func(name, v string) {
-		key(name)
-		b = jsontext.AppendString(b, v)
-	}
-	num := func(name string, v int64) {
-		key(name)
-		b = strconv.AppendInt(b, v, 10)
-	}
-	unum := func(name string, v uint64) {
-		key(name)
-		b = strconv.AppendUint(b, v, 10)
-	}
-	boolean := func(name string, v bool) {
-		key(name)
-		b = strconv.AppendBool(b, v)
-	}
-	var err error
-	at := func(name string, t time.Time) {
-		key(name)
-		var tb []byte
-		if tb, err = t.MarshalJSON(); err == nil {
-			b = append(b, tb...)
-		}
-	}
-	strs := func(name string, v []string) {
-		key(name)
-		if v == nil {
-			b = append(b, "null"...)
-			return
-		}
-		b = append(b, '[')
-		for i, s := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsontext.AppendString(b, s)
-		}
-		b = append(b, ']')
-	}
-
-	b = append(b, `{"id":`...)
-	b = jsontext.AppendString(b, m.ID)
-	if m.Name != "" {
-		str("name", m.Name)
-	}
-	str("tenant", m.Tenant)
-	num("uid", int64(m.UID))
-	str("requestId", m.RequestID)
-	b = append(b, `,"image":{"reference":`...)
-	b = jsontext.AppendString(b, m.Image.Reference)
-	str("digest", m.Image.Digest)
-	if len(m.Image.Layers) > 0 {
-		strs("layers", m.Image.Layers)
-	}
-	b = append(b, '}')
-	strs("args", m.Args)
-	at("created", m.Created)
+	w := &jsontext.Writer{B: b}
+	n := w.Object()
+	w.Key(n, "id")
+	w.String(m.ID)
+	stringOmit(w, n, "name", m.Name)
+	w.Key(n, "tenant")
+	w.String(m.Tenant)
+	w.Key(n, "uid")
+	w.Int(int64(m.UID))
+	w.Key(n, "requestId")
+	w.String(m.RequestID)
+	w.Key(n, "image")
+	writeImage(w, &m.Image)
+	w.Key(n, "args")
+	w.Strings(m.Args)
+	w.Key(n, "created")
+	w.Time(m.Created)
 	if !m.Started.IsZero() {
-		at("started", m.Started)
+		w.Key(n, "started")
+		w.Time(m.Started)
 	}
-	if m.Pid != 0 {
-		num("pid", int64(m.Pid))
-	}
-	if m.PidStart != 0 {
-		unum("pidStart", m.PidStart)
-	}
+	intOmit(w, n, "pid", int64(m.Pid))
+	uintOmit(w, n, "pidStart", m.PidStart)
 	if m.Client != nil {
-		b = append(b, `,"client":{"pid":`...)
-		b = strconv.AppendInt(b, int64(m.Client.Pid), 10)
-		unum("start", m.Client.Start)
-		b = append(b, '}')
+		w.Key(n, "client")
+		c := w.Object()
+		w.Key(c, "pid")
+		w.Int(int64(m.Client.Pid))
+		w.Key(c, "start")
+		w.Uint(m.Client.Start)
+		w.EndObject()
 	}
-	boolean("detached", m.Detached)
-	boolean("autoRemove", m.Remove)
-	if m.LogMaxFiles != 0 {
-		num("logMaxFiles", int64(m.LogMaxFiles))
-	}
-	if m.LogMaxSize != 0 {
-		num("logMaxSize", m.LogMaxSize)
-	}
+	w.Key(n, "detached")
+	w.Bool(m.Detached)
+	w.Key(n, "autoRemove")
+	w.Bool(m.Remove)
+	intOmit(w, n, "logMaxFiles", int64(m.LogMaxFiles))
+	intOmit(w, n, "logMaxSize", m.LogMaxSize)
 	if m.Restart != (RestartPolicy{}) {
-		b = append(b, `,"restart":{`...)
-		sep := ""
-		if m.Restart.Name != "" {
-			b = append(b, `"name":`...)
-			b = jsontext.AppendString(b, m.Restart.Name)
-			sep = ","
-		}
-		if m.Restart.MaxRetries != 0 {
-			b = append(b, sep+`"maxRetries":`...)
-			b = strconv.AppendInt(b, int64(m.Restart.MaxRetries), 10)
-		}
-		b = append(b, '}')
+		w.Key(n, "restart")
+		r := w.Object()
+		stringOmit(w, r, "name", m.Restart.Name)
+		intOmit(w, r, "maxRetries", int64(m.Restart.MaxRetries))
+		w.EndObject()
 	}
-	if m.RestartCount != 0 {
-		num("restartCount", int64(m.RestartCount))
-	}
+	intOmit(w, n, "restartCount", int64(m.RestartCount))
 	if m.Policy != (PolicySource{}) {
-		b = append(b, `,"policy":{`...)
-		sep := ""
-		if m.Policy.Dir != "" {
-			b = append(b, `"dir":`...)
-			b = jsontext.AppendString(b, m.Policy.Dir)
-			sep = ","
-		}
-		if m.Policy.Bundle != "" {
-			b = append(b, sep+`"bundle":`...)
-			b = jsontext.AppendString(b, m.Policy.Bundle)
-		}
-		b = append(b, '}')
+		w.Key(n, "policy")
+		p := w.Object()
+		stringOmit(w, p, "dir", m.Policy.Dir)
+		stringOmit(w, p, "bundle", m.Policy.Bundle)
+		w.EndObject()
 	}
 	if r := m.Resources; r != nil {
-		b = append(b, `,"resources":{"memory":`...)
-		b = strconv.AppendInt(b, r.Memory, 10)
-		num("pids", r.Pids)
-		num("nanoCPUs", r.NanoCPUs)
-		b = append(b, '}')
+		w.Key(n, "resources")
+		o := w.Object()
+		w.Key(o, "memory")
+		w.Int(r.Memory)
+		w.Key(o, "pids")
+		w.Int(r.Pids)
+		w.Key(o, "nanoCPUs")
+		w.Int(r.NanoCPUs)
+		w.EndObject()
 	}
 	if x := m.Exit; x != nil {
-		b = append(b, `,"exit":{"code":`...)
-		b = strconv.AppendInt(b, int64(x.Code), 10)
-		if x.Signal != "" {
-			str("signal", x.Signal)
-		}
-		num("durationNs", int64(x.Duration))
-		unum("peakMemory", x.PeakMemory)
-		boolean("oomKilled", x.OOMKilled)
-		at("finished", x.Finished)
-		if x.Error != "" {
-			str("error", x.Error)
-		}
-		b = append(b, '}')
+		w.Key(n, "exit")
+		o := w.Object()
+		w.Key(o, "code")
+		w.Int(int64(x.Code))
+		stringOmit(w, o, "signal", x.Signal)
+		w.Key(o, "durationNs")
+		w.Int(int64(x.Duration))
+		w.Key(o, "peakMemory")
+		w.Uint(x.PeakMemory)
+		w.Key(o, "oomKilled")
+		w.Bool(x.OOMKilled)
+		w.Key(o, "finished")
+		w.Time(x.Finished)
+		stringOmit(w, o, "error", x.Error)
+		w.EndObject()
 	}
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '}'), nil
+	w.EndObject()
+	return w.Bytes()
 }

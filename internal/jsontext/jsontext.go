@@ -1,15 +1,12 @@
 // Package jsontext holds the pieces of JSON text that Bulwark's hand-written (and generated)
-// encoders and readers share — a string written exactly as encoding/json writes it, the digits
-// of a \u escape, and a Reader that decodes a document by hand through encoding/json's
-// tokenizer — for code on a one-shot process's start path, where encoding/json's first use of a
-// type costs tens of microseconds to milliseconds of reflection.
+// encoders and readers share — a string written exactly as encoding/json writes it, a Writer of
+// a document as encoding/json writes it, the digits of a \u escape, and a Reader that decodes a
+// document by hand through encoding/json's tokenizer — for code on a one-shot process's start
+// path, where encoding/json's first use of a type costs tens of microseconds to milliseconds of
+// reflection.
 package jsontext
 
-import (
-	"maps"
-	"slices"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 const hexDigits = "0123456789abcdef"
 
@@ -21,21 +18,6 @@ var plainASCII = func() (t [utf8.RuneSelf]bool) {
 	}
 	return t
 }()
-
-// AppendStringMap appends m as a JSON object as encoding/json writes a map[string]string: its
-// keys sorted, each key and value written by AppendString.
-func AppendStringMap(b []byte, m map[string]string) []byte {
-	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = AppendString(b, k)
-		b = append(b, ':')
-		b = AppendString(b, m[k])
-	}
-	return append(b, '}')
-}
 
 // AppendString appends s as a JSON string escaped as encoding/json escapes it by default, byte
 // for byte: quote, backslash and control characters (\b, \f, \n, \r, \t short), <, > and & as

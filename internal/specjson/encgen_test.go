@@ -36,14 +36,14 @@ func (g *generator) encodeFunc(t reflect.Type) error {
 		return err
 	}
 	fmt.Fprintf(&g.b, "// append%s appends v as encoding/json encodes it.\n", t.Name())
-	fmt.Fprintf(&g.b, "func append%s(e *encoder, v *%s) {\ne.b = append(e.b, '{')\nn := len(e.b)\n", t.Name(), tn)
+	fmt.Fprintf(&g.b, "func append%s(e *encoder, v *%s) {\nn := e.Object()\n", t.Name(), tn)
 	for _, f := range fs {
 		expr := "v." + f.sf.Name
 		code, err := g.encodeValue(expr, f.sf.Type, 1)
 		if err != nil {
 			return fmt.Errorf("%s.%s: %w", t.Name(), f.sf.Name, err)
 		}
-		key := fmt.Sprintf("e.key(n, `%q:`)\n", f.name)
+		key := fmt.Sprintf("e.Key(n, %q)\n", f.name)
 		if !f.omitEmpty {
 			g.b.WriteString(key + code)
 			continue
@@ -68,7 +68,7 @@ func (g *generator) encodeFunc(t reflect.Type) error {
 		}
 		fmt.Fprintf(&g.b, "if %s {\n%s%s}\n", cond, key, code)
 	}
-	g.b.WriteString("e.b = append(e.b, '}')\n}\n\n")
+	g.b.WriteString("e.EndObject()\n}\n\n")
 	return nil
 }
 
@@ -87,13 +87,13 @@ func (g *generator) encodeValue(expr string, t reflect.Type, depth int) (string,
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return fmt.Sprintf("e.str(string(%s))\n", expr), nil
+		return fmt.Sprintf("e.String(string(%s))\n", expr), nil
 	case reflect.Bool:
-		return fmt.Sprintf("e.boolean(bool(%s))\n", expr), nil
+		return fmt.Sprintf("e.Bool(bool(%s))\n", expr), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return fmt.Sprintf("e.int(int64(%s))\n", expr), nil
+		return fmt.Sprintf("e.Int(int64(%s))\n", expr), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return fmt.Sprintf("e.uint(uint64(%s))\n", expr), nil
+		return fmt.Sprintf("e.Uint(uint64(%s))\n", expr), nil
 	case reflect.Interface:
 		if t.NumMethod() != 0 {
 			return "", fmt.Errorf("interface %s with methods", t)
@@ -110,30 +110,30 @@ func (g *generator) encodeValue(expr string, t reflect.Type, depth int) (string,
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("if %s == nil {\ne.null()\n} else {\n%s}\n", expr, inner), nil
+		return fmt.Sprintf("if %s == nil {\ne.Null()\n} else {\n%s}\n", expr, inner), nil
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
 			return "", fmt.Errorf("%s: encoding/json writes it in base64", t)
 		}
-		i := fmt.Sprintf("i%d", depth)
+		i, a := fmt.Sprintf("i%d", depth), fmt.Sprintf("a%d", depth)
 		inner, err := g.encodeValue(expr+"["+i+"]", t.Elem(), depth+1)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("if %s == nil {\ne.null()\n} else {\ne.b = append(e.b, '[')\nfor %s := range %s {\nif %s > 0 {\ne.b = append(e.b, ',')\n}\n%s}\ne.b = append(e.b, ']')\n}\n",
-			expr, i, expr, i, inner), nil
+		return fmt.Sprintf("if %s == nil {\ne.Null()\n} else {\n%s := e.Array()\nfor %s := range %s {\ne.Elem(%s)\n%s}\ne.EndArray()\n}\n",
+			expr, a, i, expr, a, inner), nil
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String || t.Key().PkgPath() != "" {
 			return "", fmt.Errorf("map key %s is not string", t.Key())
 		}
 		// A map's values are not addressable: each is copied to m<depth> first.
-		i, k, m := fmt.Sprintf("i%d", depth), fmt.Sprintf("k%d", depth), fmt.Sprintf("m%d", depth)
+		o, k, m := fmt.Sprintf("o%d", depth), fmt.Sprintf("k%d", depth), fmt.Sprintf("m%d", depth)
 		inner, err := g.encodeValue(m, t.Elem(), depth+1)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("if %s == nil {\ne.null()\n} else {\ne.b = append(e.b, '{')\nfor %s, %s := range sortedKeys(%s) {\nif %s > 0 {\ne.b = append(e.b, ',')\n}\ne.str(%s)\ne.b = append(e.b, ':')\n%s := %s[%s]\n%s}\ne.b = append(e.b, '}')\n}\n",
-			expr, i, k, expr, i, k, m, expr, k, inner), nil
+		return fmt.Sprintf("if %s == nil {\ne.Null()\n} else {\n%s := e.Object()\nfor _, %s := range sortedKeys(%s) {\ne.MapKey(%s, %s)\n%s := %s[%s]\n%s}\ne.EndObject()\n}\n",
+			expr, o, k, expr, o, k, m, expr, k, inner), nil
 	}
 	return "", fmt.Errorf("kind %s is not generated", t.Kind())
 }

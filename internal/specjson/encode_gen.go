@@ -8,2535 +8,2327 @@ import (
 
 // appendSpec appends v as encoding/json encodes it.
 func appendSpec(e *encoder, v *specs.Spec) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"ociVersion":`)
-	e.str(string(v.Version))
+	n := e.Object()
+	e.Key(n, "ociVersion")
+	e.String(string(v.Version))
 	if v.Process != nil {
-		e.key(n, `"process":`)
+		e.Key(n, "process")
 		if v.Process == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendProcess(e, &(*v.Process))
 		}
 	}
 	if v.Root != nil {
-		e.key(n, `"root":`)
+		e.Key(n, "root")
 		if v.Root == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendRoot(e, &(*v.Root))
 		}
 	}
 	if v.Hostname != "" {
-		e.key(n, `"hostname":`)
-		e.str(string(v.Hostname))
+		e.Key(n, "hostname")
+		e.String(string(v.Hostname))
 	}
 	if v.Domainname != "" {
-		e.key(n, `"domainname":`)
-		e.str(string(v.Domainname))
+		e.Key(n, "domainname")
+		e.String(string(v.Domainname))
 	}
 	if len(v.Mounts) != 0 {
-		e.key(n, `"mounts":`)
+		e.Key(n, "mounts")
 		if v.Mounts == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Mounts {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendMount(e, &v.Mounts[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Hooks != nil {
-		e.key(n, `"hooks":`)
+		e.Key(n, "hooks")
 		if v.Hooks == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendHooks(e, &(*v.Hooks))
 		}
 	}
 	if len(v.Annotations) != 0 {
-		e.key(n, `"annotations":`)
+		e.Key(n, "annotations")
 		if v.Annotations == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '{')
-			for i1, k1 := range sortedKeys(v.Annotations) {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(k1)
-				e.b = append(e.b, ':')
+			o1 := e.Object()
+			for _, k1 := range sortedKeys(v.Annotations) {
+				e.MapKey(o1, k1)
 				m1 := v.Annotations[k1]
-				e.str(string(m1))
+				e.String(string(m1))
 			}
-			e.b = append(e.b, '}')
+			e.EndObject()
 		}
 	}
 	if v.Linux != nil {
-		e.key(n, `"linux":`)
+		e.Key(n, "linux")
 		if v.Linux == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinux(e, &(*v.Linux))
 		}
 	}
 	if v.Solaris != nil {
-		e.key(n, `"solaris":`)
+		e.Key(n, "solaris")
 		if v.Solaris == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendSolaris(e, &(*v.Solaris))
 		}
 	}
 	if v.Windows != nil {
-		e.key(n, `"windows":`)
+		e.Key(n, "windows")
 		if v.Windows == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendWindows(e, &(*v.Windows))
 		}
 	}
 	if v.VM != nil {
-		e.key(n, `"vm":`)
+		e.Key(n, "vm")
 		if v.VM == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendVM(e, &(*v.VM))
 		}
 	}
 	if v.ZOS != nil {
-		e.key(n, `"zos":`)
+		e.Key(n, "zos")
 		if v.ZOS == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendZOS(e, &(*v.ZOS))
 		}
 	}
 	if v.FreeBSD != nil {
-		e.key(n, `"freebsd":`)
+		e.Key(n, "freebsd")
 		if v.FreeBSD == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendFreeBSD(e, &(*v.FreeBSD))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendProcess appends v as encoding/json encodes it.
 func appendProcess(e *encoder, v *specs.Process) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Terminal {
-		e.key(n, `"terminal":`)
-		e.boolean(bool(v.Terminal))
+		e.Key(n, "terminal")
+		e.Bool(bool(v.Terminal))
 	}
 	if v.ConsoleSize != nil {
-		e.key(n, `"consoleSize":`)
+		e.Key(n, "consoleSize")
 		if v.ConsoleSize == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendBox(e, &(*v.ConsoleSize))
 		}
 	}
-	e.key(n, `"user":`)
+	e.Key(n, "user")
 	appendUser(e, &v.User)
 	if len(v.Args) != 0 {
-		e.key(n, `"args":`)
+		e.Key(n, "args")
 		if v.Args == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Args {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Args[i1]))
+				e.Elem(a1)
+				e.String(string(v.Args[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.CommandLine != "" {
-		e.key(n, `"commandLine":`)
-		e.str(string(v.CommandLine))
+		e.Key(n, "commandLine")
+		e.String(string(v.CommandLine))
 	}
 	if len(v.Env) != 0 {
-		e.key(n, `"env":`)
+		e.Key(n, "env")
 		if v.Env == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Env {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Env[i1]))
+				e.Elem(a1)
+				e.String(string(v.Env[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.key(n, `"cwd":`)
-	e.str(string(v.Cwd))
+	e.Key(n, "cwd")
+	e.String(string(v.Cwd))
 	if v.Capabilities != nil {
-		e.key(n, `"capabilities":`)
+		e.Key(n, "capabilities")
 		if v.Capabilities == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxCapabilities(e, &(*v.Capabilities))
 		}
 	}
 	if len(v.Rlimits) != 0 {
-		e.key(n, `"rlimits":`)
+		e.Key(n, "rlimits")
 		if v.Rlimits == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Rlimits {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendPOSIXRlimit(e, &v.Rlimits[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.NoNewPrivileges {
-		e.key(n, `"noNewPrivileges":`)
-		e.boolean(bool(v.NoNewPrivileges))
+		e.Key(n, "noNewPrivileges")
+		e.Bool(bool(v.NoNewPrivileges))
 	}
 	if v.ApparmorProfile != "" {
-		e.key(n, `"apparmorProfile":`)
-		e.str(string(v.ApparmorProfile))
+		e.Key(n, "apparmorProfile")
+		e.String(string(v.ApparmorProfile))
 	}
 	if v.OOMScoreAdj != nil {
-		e.key(n, `"oomScoreAdj":`)
+		e.Key(n, "oomScoreAdj")
 		if v.OOMScoreAdj == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.OOMScoreAdj)))
+			e.Int(int64((*v.OOMScoreAdj)))
 		}
 	}
 	if v.Scheduler != nil {
-		e.key(n, `"scheduler":`)
+		e.Key(n, "scheduler")
 		if v.Scheduler == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendScheduler(e, &(*v.Scheduler))
 		}
 	}
 	if v.SelinuxLabel != "" {
-		e.key(n, `"selinuxLabel":`)
-		e.str(string(v.SelinuxLabel))
+		e.Key(n, "selinuxLabel")
+		e.String(string(v.SelinuxLabel))
 	}
 	if v.IOPriority != nil {
-		e.key(n, `"ioPriority":`)
+		e.Key(n, "ioPriority")
 		if v.IOPriority == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxIOPriority(e, &(*v.IOPriority))
 		}
 	}
 	if v.ExecCPUAffinity != nil {
-		e.key(n, `"execCPUAffinity":`)
+		e.Key(n, "execCPUAffinity")
 		if v.ExecCPUAffinity == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendCPUAffinity(e, &(*v.ExecCPUAffinity))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendRoot appends v as encoding/json encodes it.
 func appendRoot(e *encoder, v *specs.Root) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"path":`)
-	e.str(string(v.Path))
+	n := e.Object()
+	e.Key(n, "path")
+	e.String(string(v.Path))
 	if v.Readonly {
-		e.key(n, `"readonly":`)
-		e.boolean(bool(v.Readonly))
+		e.Key(n, "readonly")
+		e.Bool(bool(v.Readonly))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendMount appends v as encoding/json encodes it.
 func appendMount(e *encoder, v *specs.Mount) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"destination":`)
-	e.str(string(v.Destination))
+	n := e.Object()
+	e.Key(n, "destination")
+	e.String(string(v.Destination))
 	if v.Type != "" {
-		e.key(n, `"type":`)
-		e.str(string(v.Type))
+		e.Key(n, "type")
+		e.String(string(v.Type))
 	}
 	if v.Source != "" {
-		e.key(n, `"source":`)
-		e.str(string(v.Source))
+		e.Key(n, "source")
+		e.String(string(v.Source))
 	}
 	if len(v.Options) != 0 {
-		e.key(n, `"options":`)
+		e.Key(n, "options")
 		if v.Options == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Options {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Options[i1]))
+				e.Elem(a1)
+				e.String(string(v.Options[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.UIDMappings) != 0 {
-		e.key(n, `"uidMappings":`)
+		e.Key(n, "uidMappings")
 		if v.UIDMappings == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.UIDMappings {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxIDMapping(e, &v.UIDMappings[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.GIDMappings) != 0 {
-		e.key(n, `"gidMappings":`)
+		e.Key(n, "gidMappings")
 		if v.GIDMappings == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.GIDMappings {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxIDMapping(e, &v.GIDMappings[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendHooks appends v as encoding/json encodes it.
 func appendHooks(e *encoder, v *specs.Hooks) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if len(v.Prestart) != 0 {
-		e.key(n, `"prestart":`)
+		e.Key(n, "prestart")
 		if v.Prestart == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Prestart {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendHook(e, &v.Prestart[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.CreateRuntime) != 0 {
-		e.key(n, `"createRuntime":`)
+		e.Key(n, "createRuntime")
 		if v.CreateRuntime == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.CreateRuntime {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendHook(e, &v.CreateRuntime[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.CreateContainer) != 0 {
-		e.key(n, `"createContainer":`)
+		e.Key(n, "createContainer")
 		if v.CreateContainer == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.CreateContainer {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendHook(e, &v.CreateContainer[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.StartContainer) != 0 {
-		e.key(n, `"startContainer":`)
+		e.Key(n, "startContainer")
 		if v.StartContainer == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.StartContainer {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendHook(e, &v.StartContainer[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Poststart) != 0 {
-		e.key(n, `"poststart":`)
+		e.Key(n, "poststart")
 		if v.Poststart == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Poststart {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendHook(e, &v.Poststart[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Poststop) != 0 {
-		e.key(n, `"poststop":`)
+		e.Key(n, "poststop")
 		if v.Poststop == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Poststop {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendHook(e, &v.Poststop[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinux appends v as encoding/json encodes it.
 func appendLinux(e *encoder, v *specs.Linux) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if len(v.UIDMappings) != 0 {
-		e.key(n, `"uidMappings":`)
+		e.Key(n, "uidMappings")
 		if v.UIDMappings == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.UIDMappings {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxIDMapping(e, &v.UIDMappings[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.GIDMappings) != 0 {
-		e.key(n, `"gidMappings":`)
+		e.Key(n, "gidMappings")
 		if v.GIDMappings == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.GIDMappings {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxIDMapping(e, &v.GIDMappings[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Sysctl) != 0 {
-		e.key(n, `"sysctl":`)
+		e.Key(n, "sysctl")
 		if v.Sysctl == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '{')
-			for i1, k1 := range sortedKeys(v.Sysctl) {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(k1)
-				e.b = append(e.b, ':')
+			o1 := e.Object()
+			for _, k1 := range sortedKeys(v.Sysctl) {
+				e.MapKey(o1, k1)
 				m1 := v.Sysctl[k1]
-				e.str(string(m1))
+				e.String(string(m1))
 			}
-			e.b = append(e.b, '}')
+			e.EndObject()
 		}
 	}
 	if v.Resources != nil {
-		e.key(n, `"resources":`)
+		e.Key(n, "resources")
 		if v.Resources == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxResources(e, &(*v.Resources))
 		}
 	}
 	if v.CgroupsPath != "" {
-		e.key(n, `"cgroupsPath":`)
-		e.str(string(v.CgroupsPath))
+		e.Key(n, "cgroupsPath")
+		e.String(string(v.CgroupsPath))
 	}
 	if len(v.Namespaces) != 0 {
-		e.key(n, `"namespaces":`)
+		e.Key(n, "namespaces")
 		if v.Namespaces == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Namespaces {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxNamespace(e, &v.Namespaces[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Devices) != 0 {
-		e.key(n, `"devices":`)
+		e.Key(n, "devices")
 		if v.Devices == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Devices {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxDevice(e, &v.Devices[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.NetDevices) != 0 {
-		e.key(n, `"netDevices":`)
+		e.Key(n, "netDevices")
 		if v.NetDevices == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '{')
-			for i1, k1 := range sortedKeys(v.NetDevices) {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(k1)
-				e.b = append(e.b, ':')
+			o1 := e.Object()
+			for _, k1 := range sortedKeys(v.NetDevices) {
+				e.MapKey(o1, k1)
 				m1 := v.NetDevices[k1]
 				appendLinuxNetDevice(e, &m1)
 			}
-			e.b = append(e.b, '}')
+			e.EndObject()
 		}
 	}
 	if v.Seccomp != nil {
-		e.key(n, `"seccomp":`)
+		e.Key(n, "seccomp")
 		if v.Seccomp == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxSeccomp(e, &(*v.Seccomp))
 		}
 	}
 	if v.RootfsPropagation != "" {
-		e.key(n, `"rootfsPropagation":`)
-		e.str(string(v.RootfsPropagation))
+		e.Key(n, "rootfsPropagation")
+		e.String(string(v.RootfsPropagation))
 	}
 	if len(v.MaskedPaths) != 0 {
-		e.key(n, `"maskedPaths":`)
+		e.Key(n, "maskedPaths")
 		if v.MaskedPaths == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.MaskedPaths {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.MaskedPaths[i1]))
+				e.Elem(a1)
+				e.String(string(v.MaskedPaths[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.ReadonlyPaths) != 0 {
-		e.key(n, `"readonlyPaths":`)
+		e.Key(n, "readonlyPaths")
 		if v.ReadonlyPaths == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.ReadonlyPaths {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.ReadonlyPaths[i1]))
+				e.Elem(a1)
+				e.String(string(v.ReadonlyPaths[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.MountLabel != "" {
-		e.key(n, `"mountLabel":`)
-		e.str(string(v.MountLabel))
+		e.Key(n, "mountLabel")
+		e.String(string(v.MountLabel))
 	}
 	if v.IntelRdt != nil {
-		e.key(n, `"intelRdt":`)
+		e.Key(n, "intelRdt")
 		if v.IntelRdt == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxIntelRdt(e, &(*v.IntelRdt))
 		}
 	}
 	if v.MemoryPolicy != nil {
-		e.key(n, `"memoryPolicy":`)
+		e.Key(n, "memoryPolicy")
 		if v.MemoryPolicy == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxMemoryPolicy(e, &(*v.MemoryPolicy))
 		}
 	}
 	if v.Personality != nil {
-		e.key(n, `"personality":`)
+		e.Key(n, "personality")
 		if v.Personality == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxPersonality(e, &(*v.Personality))
 		}
 	}
 	if len(v.TimeOffsets) != 0 {
-		e.key(n, `"timeOffsets":`)
+		e.Key(n, "timeOffsets")
 		if v.TimeOffsets == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '{')
-			for i1, k1 := range sortedKeys(v.TimeOffsets) {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(k1)
-				e.b = append(e.b, ':')
+			o1 := e.Object()
+			for _, k1 := range sortedKeys(v.TimeOffsets) {
+				e.MapKey(o1, k1)
 				m1 := v.TimeOffsets[k1]
 				appendLinuxTimeOffset(e, &m1)
 			}
-			e.b = append(e.b, '}')
+			e.EndObject()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendSolaris appends v as encoding/json encodes it.
 func appendSolaris(e *encoder, v *specs.Solaris) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Milestone != "" {
-		e.key(n, `"milestone":`)
-		e.str(string(v.Milestone))
+		e.Key(n, "milestone")
+		e.String(string(v.Milestone))
 	}
 	if v.LimitPriv != "" {
-		e.key(n, `"limitpriv":`)
-		e.str(string(v.LimitPriv))
+		e.Key(n, "limitpriv")
+		e.String(string(v.LimitPriv))
 	}
 	if v.MaxShmMemory != "" {
-		e.key(n, `"maxShmMemory":`)
-		e.str(string(v.MaxShmMemory))
+		e.Key(n, "maxShmMemory")
+		e.String(string(v.MaxShmMemory))
 	}
 	if len(v.Anet) != 0 {
-		e.key(n, `"anet":`)
+		e.Key(n, "anet")
 		if v.Anet == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Anet {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendSolarisAnet(e, &v.Anet[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.CappedCPU != nil {
-		e.key(n, `"cappedCPU":`)
+		e.Key(n, "cappedCPU")
 		if v.CappedCPU == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendSolarisCappedCPU(e, &(*v.CappedCPU))
 		}
 	}
 	if v.CappedMemory != nil {
-		e.key(n, `"cappedMemory":`)
+		e.Key(n, "cappedMemory")
 		if v.CappedMemory == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendSolarisCappedMemory(e, &(*v.CappedMemory))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendWindows appends v as encoding/json encodes it.
 func appendWindows(e *encoder, v *specs.Windows) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"layerFolders":`)
+	n := e.Object()
+	e.Key(n, "layerFolders")
 	if v.LayerFolders == nil {
-		e.null()
+		e.Null()
 	} else {
-		e.b = append(e.b, '[')
+		a1 := e.Array()
 		for i1 := range v.LayerFolders {
-			if i1 > 0 {
-				e.b = append(e.b, ',')
-			}
-			e.str(string(v.LayerFolders[i1]))
+			e.Elem(a1)
+			e.String(string(v.LayerFolders[i1]))
 		}
-		e.b = append(e.b, ']')
+		e.EndArray()
 	}
 	if len(v.Devices) != 0 {
-		e.key(n, `"devices":`)
+		e.Key(n, "devices")
 		if v.Devices == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Devices {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendWindowsDevice(e, &v.Devices[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Resources != nil {
-		e.key(n, `"resources":`)
+		e.Key(n, "resources")
 		if v.Resources == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendWindowsResources(e, &(*v.Resources))
 		}
 	}
 	if v.CredentialSpec != nil {
-		e.key(n, `"credentialSpec":`)
+		e.Key(n, "credentialSpec")
 		e.any(v.CredentialSpec)
 	}
 	if v.Servicing {
-		e.key(n, `"servicing":`)
-		e.boolean(bool(v.Servicing))
+		e.Key(n, "servicing")
+		e.Bool(bool(v.Servicing))
 	}
 	if v.IgnoreFlushesDuringBoot {
-		e.key(n, `"ignoreFlushesDuringBoot":`)
-		e.boolean(bool(v.IgnoreFlushesDuringBoot))
+		e.Key(n, "ignoreFlushesDuringBoot")
+		e.Bool(bool(v.IgnoreFlushesDuringBoot))
 	}
 	if v.HyperV != nil {
-		e.key(n, `"hyperv":`)
+		e.Key(n, "hyperv")
 		if v.HyperV == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendWindowsHyperV(e, &(*v.HyperV))
 		}
 	}
 	if v.Network != nil {
-		e.key(n, `"network":`)
+		e.Key(n, "network")
 		if v.Network == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendWindowsNetwork(e, &(*v.Network))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendVM appends v as encoding/json encodes it.
 func appendVM(e *encoder, v *specs.VM) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if true {
-		e.key(n, `"hypervisor":`)
+		e.Key(n, "hypervisor")
 		appendVMHypervisor(e, &v.Hypervisor)
 	}
-	e.key(n, `"kernel":`)
+	e.Key(n, "kernel")
 	appendVMKernel(e, &v.Kernel)
 	if true {
-		e.key(n, `"image":`)
+		e.Key(n, "image")
 		appendVMImage(e, &v.Image)
 	}
 	if v.HwConfig != nil {
-		e.key(n, `"hwconfig":`)
+		e.Key(n, "hwconfig")
 		if v.HwConfig == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendHWConfig(e, &(*v.HwConfig))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendZOS appends v as encoding/json encodes it.
 func appendZOS(e *encoder, v *specs.ZOS) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if len(v.Namespaces) != 0 {
-		e.key(n, `"namespaces":`)
+		e.Key(n, "namespaces")
 		if v.Namespaces == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Namespaces {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendZOSNamespace(e, &v.Namespaces[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendFreeBSD appends v as encoding/json encodes it.
 func appendFreeBSD(e *encoder, v *specs.FreeBSD) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if len(v.Devices) != 0 {
-		e.key(n, `"devices":`)
+		e.Key(n, "devices")
 		if v.Devices == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Devices {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendFreeBSDDevice(e, &v.Devices[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Jail != nil {
-		e.key(n, `"jail":`)
+		e.Key(n, "jail")
 		if v.Jail == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendFreeBSDJail(e, &(*v.Jail))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendBox appends v as encoding/json encodes it.
 func appendBox(e *encoder, v *specs.Box) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"height":`)
-	e.uint(uint64(v.Height))
-	e.key(n, `"width":`)
-	e.uint(uint64(v.Width))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "height")
+	e.Uint(uint64(v.Height))
+	e.Key(n, "width")
+	e.Uint(uint64(v.Width))
+	e.EndObject()
 }
 
 // appendUser appends v as encoding/json encodes it.
 func appendUser(e *encoder, v *specs.User) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"uid":`)
-	e.uint(uint64(v.UID))
-	e.key(n, `"gid":`)
-	e.uint(uint64(v.GID))
+	n := e.Object()
+	e.Key(n, "uid")
+	e.Uint(uint64(v.UID))
+	e.Key(n, "gid")
+	e.Uint(uint64(v.GID))
 	if v.Umask != nil {
-		e.key(n, `"umask":`)
+		e.Key(n, "umask")
 		if v.Umask == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Umask)))
+			e.Uint(uint64((*v.Umask)))
 		}
 	}
 	if len(v.AdditionalGids) != 0 {
-		e.key(n, `"additionalGids":`)
+		e.Key(n, "additionalGids")
 		if v.AdditionalGids == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.AdditionalGids {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.uint(uint64(v.AdditionalGids[i1]))
+				e.Elem(a1)
+				e.Uint(uint64(v.AdditionalGids[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Username != "" {
-		e.key(n, `"username":`)
-		e.str(string(v.Username))
+		e.Key(n, "username")
+		e.String(string(v.Username))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxCapabilities appends v as encoding/json encodes it.
 func appendLinuxCapabilities(e *encoder, v *specs.LinuxCapabilities) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if len(v.Bounding) != 0 {
-		e.key(n, `"bounding":`)
+		e.Key(n, "bounding")
 		if v.Bounding == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Bounding {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Bounding[i1]))
+				e.Elem(a1)
+				e.String(string(v.Bounding[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Effective) != 0 {
-		e.key(n, `"effective":`)
+		e.Key(n, "effective")
 		if v.Effective == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Effective {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Effective[i1]))
+				e.Elem(a1)
+				e.String(string(v.Effective[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Inheritable) != 0 {
-		e.key(n, `"inheritable":`)
+		e.Key(n, "inheritable")
 		if v.Inheritable == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Inheritable {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Inheritable[i1]))
+				e.Elem(a1)
+				e.String(string(v.Inheritable[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Permitted) != 0 {
-		e.key(n, `"permitted":`)
+		e.Key(n, "permitted")
 		if v.Permitted == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Permitted {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Permitted[i1]))
+				e.Elem(a1)
+				e.String(string(v.Permitted[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Ambient) != 0 {
-		e.key(n, `"ambient":`)
+		e.Key(n, "ambient")
 		if v.Ambient == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Ambient {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Ambient[i1]))
+				e.Elem(a1)
+				e.String(string(v.Ambient[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendPOSIXRlimit appends v as encoding/json encodes it.
 func appendPOSIXRlimit(e *encoder, v *specs.POSIXRlimit) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"type":`)
-	e.str(string(v.Type))
-	e.key(n, `"hard":`)
-	e.uint(uint64(v.Hard))
-	e.key(n, `"soft":`)
-	e.uint(uint64(v.Soft))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "type")
+	e.String(string(v.Type))
+	e.Key(n, "hard")
+	e.Uint(uint64(v.Hard))
+	e.Key(n, "soft")
+	e.Uint(uint64(v.Soft))
+	e.EndObject()
 }
 
 // appendScheduler appends v as encoding/json encodes it.
 func appendScheduler(e *encoder, v *specs.Scheduler) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"policy":`)
-	e.str(string(v.Policy))
+	n := e.Object()
+	e.Key(n, "policy")
+	e.String(string(v.Policy))
 	if v.Nice != 0 {
-		e.key(n, `"nice":`)
-		e.int(int64(v.Nice))
+		e.Key(n, "nice")
+		e.Int(int64(v.Nice))
 	}
 	if v.Priority != 0 {
-		e.key(n, `"priority":`)
-		e.int(int64(v.Priority))
+		e.Key(n, "priority")
+		e.Int(int64(v.Priority))
 	}
 	if len(v.Flags) != 0 {
-		e.key(n, `"flags":`)
+		e.Key(n, "flags")
 		if v.Flags == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Flags {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Flags[i1]))
+				e.Elem(a1)
+				e.String(string(v.Flags[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Runtime != 0 {
-		e.key(n, `"runtime":`)
-		e.uint(uint64(v.Runtime))
+		e.Key(n, "runtime")
+		e.Uint(uint64(v.Runtime))
 	}
 	if v.Deadline != 0 {
-		e.key(n, `"deadline":`)
-		e.uint(uint64(v.Deadline))
+		e.Key(n, "deadline")
+		e.Uint(uint64(v.Deadline))
 	}
 	if v.Period != 0 {
-		e.key(n, `"period":`)
-		e.uint(uint64(v.Period))
+		e.Key(n, "period")
+		e.Uint(uint64(v.Period))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxIOPriority appends v as encoding/json encodes it.
 func appendLinuxIOPriority(e *encoder, v *specs.LinuxIOPriority) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"class":`)
-	e.str(string(v.Class))
-	e.key(n, `"priority":`)
-	e.int(int64(v.Priority))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "class")
+	e.String(string(v.Class))
+	e.Key(n, "priority")
+	e.Int(int64(v.Priority))
+	e.EndObject()
 }
 
 // appendCPUAffinity appends v as encoding/json encodes it.
 func appendCPUAffinity(e *encoder, v *specs.CPUAffinity) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Initial != "" {
-		e.key(n, `"initial":`)
-		e.str(string(v.Initial))
+		e.Key(n, "initial")
+		e.String(string(v.Initial))
 	}
 	if v.Final != "" {
-		e.key(n, `"final":`)
-		e.str(string(v.Final))
+		e.Key(n, "final")
+		e.String(string(v.Final))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxIDMapping appends v as encoding/json encodes it.
 func appendLinuxIDMapping(e *encoder, v *specs.LinuxIDMapping) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"containerID":`)
-	e.uint(uint64(v.ContainerID))
-	e.key(n, `"hostID":`)
-	e.uint(uint64(v.HostID))
-	e.key(n, `"size":`)
-	e.uint(uint64(v.Size))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "containerID")
+	e.Uint(uint64(v.ContainerID))
+	e.Key(n, "hostID")
+	e.Uint(uint64(v.HostID))
+	e.Key(n, "size")
+	e.Uint(uint64(v.Size))
+	e.EndObject()
 }
 
 // appendHook appends v as encoding/json encodes it.
 func appendHook(e *encoder, v *specs.Hook) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"path":`)
-	e.str(string(v.Path))
+	n := e.Object()
+	e.Key(n, "path")
+	e.String(string(v.Path))
 	if len(v.Args) != 0 {
-		e.key(n, `"args":`)
+		e.Key(n, "args")
 		if v.Args == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Args {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Args[i1]))
+				e.Elem(a1)
+				e.String(string(v.Args[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Env) != 0 {
-		e.key(n, `"env":`)
+		e.Key(n, "env")
 		if v.Env == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Env {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Env[i1]))
+				e.Elem(a1)
+				e.String(string(v.Env[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Timeout != nil {
-		e.key(n, `"timeout":`)
+		e.Key(n, "timeout")
 		if v.Timeout == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Timeout)))
+			e.Int(int64((*v.Timeout)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxResources appends v as encoding/json encodes it.
 func appendLinuxResources(e *encoder, v *specs.LinuxResources) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if len(v.Devices) != 0 {
-		e.key(n, `"devices":`)
+		e.Key(n, "devices")
 		if v.Devices == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Devices {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxDeviceCgroup(e, &v.Devices[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Memory != nil {
-		e.key(n, `"memory":`)
+		e.Key(n, "memory")
 		if v.Memory == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxMemory(e, &(*v.Memory))
 		}
 	}
 	if v.CPU != nil {
-		e.key(n, `"cpu":`)
+		e.Key(n, "cpu")
 		if v.CPU == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxCPU(e, &(*v.CPU))
 		}
 	}
 	if v.Pids != nil {
-		e.key(n, `"pids":`)
+		e.Key(n, "pids")
 		if v.Pids == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxPids(e, &(*v.Pids))
 		}
 	}
 	if v.BlockIO != nil {
-		e.key(n, `"blockIO":`)
+		e.Key(n, "blockIO")
 		if v.BlockIO == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxBlockIO(e, &(*v.BlockIO))
 		}
 	}
 	if len(v.HugepageLimits) != 0 {
-		e.key(n, `"hugepageLimits":`)
+		e.Key(n, "hugepageLimits")
 		if v.HugepageLimits == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.HugepageLimits {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxHugepageLimit(e, &v.HugepageLimits[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Network != nil {
-		e.key(n, `"network":`)
+		e.Key(n, "network")
 		if v.Network == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendLinuxNetwork(e, &(*v.Network))
 		}
 	}
 	if len(v.Rdma) != 0 {
-		e.key(n, `"rdma":`)
+		e.Key(n, "rdma")
 		if v.Rdma == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '{')
-			for i1, k1 := range sortedKeys(v.Rdma) {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(k1)
-				e.b = append(e.b, ':')
+			o1 := e.Object()
+			for _, k1 := range sortedKeys(v.Rdma) {
+				e.MapKey(o1, k1)
 				m1 := v.Rdma[k1]
 				appendLinuxRdma(e, &m1)
 			}
-			e.b = append(e.b, '}')
+			e.EndObject()
 		}
 	}
 	if len(v.Unified) != 0 {
-		e.key(n, `"unified":`)
+		e.Key(n, "unified")
 		if v.Unified == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '{')
-			for i1, k1 := range sortedKeys(v.Unified) {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(k1)
-				e.b = append(e.b, ':')
+			o1 := e.Object()
+			for _, k1 := range sortedKeys(v.Unified) {
+				e.MapKey(o1, k1)
 				m1 := v.Unified[k1]
-				e.str(string(m1))
+				e.String(string(m1))
 			}
-			e.b = append(e.b, '}')
+			e.EndObject()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxNamespace appends v as encoding/json encodes it.
 func appendLinuxNamespace(e *encoder, v *specs.LinuxNamespace) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"type":`)
-	e.str(string(v.Type))
+	n := e.Object()
+	e.Key(n, "type")
+	e.String(string(v.Type))
 	if v.Path != "" {
-		e.key(n, `"path":`)
-		e.str(string(v.Path))
+		e.Key(n, "path")
+		e.String(string(v.Path))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxDevice appends v as encoding/json encodes it.
 func appendLinuxDevice(e *encoder, v *specs.LinuxDevice) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"path":`)
-	e.str(string(v.Path))
-	e.key(n, `"type":`)
-	e.str(string(v.Type))
-	e.key(n, `"major":`)
-	e.int(int64(v.Major))
-	e.key(n, `"minor":`)
-	e.int(int64(v.Minor))
+	n := e.Object()
+	e.Key(n, "path")
+	e.String(string(v.Path))
+	e.Key(n, "type")
+	e.String(string(v.Type))
+	e.Key(n, "major")
+	e.Int(int64(v.Major))
+	e.Key(n, "minor")
+	e.Int(int64(v.Minor))
 	if v.FileMode != nil {
-		e.key(n, `"fileMode":`)
+		e.Key(n, "fileMode")
 		if v.FileMode == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.FileMode)))
+			e.Uint(uint64((*v.FileMode)))
 		}
 	}
 	if v.UID != nil {
-		e.key(n, `"uid":`)
+		e.Key(n, "uid")
 		if v.UID == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.UID)))
+			e.Uint(uint64((*v.UID)))
 		}
 	}
 	if v.GID != nil {
-		e.key(n, `"gid":`)
+		e.Key(n, "gid")
 		if v.GID == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.GID)))
+			e.Uint(uint64((*v.GID)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxNetDevice appends v as encoding/json encodes it.
 func appendLinuxNetDevice(e *encoder, v *specs.LinuxNetDevice) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Name != "" {
-		e.key(n, `"name":`)
-		e.str(string(v.Name))
+		e.Key(n, "name")
+		e.String(string(v.Name))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxSeccomp appends v as encoding/json encodes it.
 func appendLinuxSeccomp(e *encoder, v *specs.LinuxSeccomp) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"defaultAction":`)
-	e.str(string(v.DefaultAction))
+	n := e.Object()
+	e.Key(n, "defaultAction")
+	e.String(string(v.DefaultAction))
 	if v.DefaultErrnoRet != nil {
-		e.key(n, `"defaultErrnoRet":`)
+		e.Key(n, "defaultErrnoRet")
 		if v.DefaultErrnoRet == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.DefaultErrnoRet)))
+			e.Uint(uint64((*v.DefaultErrnoRet)))
 		}
 	}
 	if len(v.Architectures) != 0 {
-		e.key(n, `"architectures":`)
+		e.Key(n, "architectures")
 		if v.Architectures == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Architectures {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Architectures[i1]))
+				e.Elem(a1)
+				e.String(string(v.Architectures[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Flags) != 0 {
-		e.key(n, `"flags":`)
+		e.Key(n, "flags")
 		if v.Flags == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Flags {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Flags[i1]))
+				e.Elem(a1)
+				e.String(string(v.Flags[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.ListenerPath != "" {
-		e.key(n, `"listenerPath":`)
-		e.str(string(v.ListenerPath))
+		e.Key(n, "listenerPath")
+		e.String(string(v.ListenerPath))
 	}
 	if v.ListenerMetadata != "" {
-		e.key(n, `"listenerMetadata":`)
-		e.str(string(v.ListenerMetadata))
+		e.Key(n, "listenerMetadata")
+		e.String(string(v.ListenerMetadata))
 	}
 	if len(v.Syscalls) != 0 {
-		e.key(n, `"syscalls":`)
+		e.Key(n, "syscalls")
 		if v.Syscalls == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Syscalls {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxSyscall(e, &v.Syscalls[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxIntelRdt appends v as encoding/json encodes it.
 func appendLinuxIntelRdt(e *encoder, v *specs.LinuxIntelRdt) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.ClosID != "" {
-		e.key(n, `"closID":`)
-		e.str(string(v.ClosID))
+		e.Key(n, "closID")
+		e.String(string(v.ClosID))
 	}
 	if len(v.Schemata) != 0 {
-		e.key(n, `"schemata":`)
+		e.Key(n, "schemata")
 		if v.Schemata == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Schemata {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Schemata[i1]))
+				e.Elem(a1)
+				e.String(string(v.Schemata[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.L3CacheSchema != "" {
-		e.key(n, `"l3CacheSchema":`)
-		e.str(string(v.L3CacheSchema))
+		e.Key(n, "l3CacheSchema")
+		e.String(string(v.L3CacheSchema))
 	}
 	if v.MemBwSchema != "" {
-		e.key(n, `"memBwSchema":`)
-		e.str(string(v.MemBwSchema))
+		e.Key(n, "memBwSchema")
+		e.String(string(v.MemBwSchema))
 	}
 	if v.EnableMonitoring {
-		e.key(n, `"enableMonitoring":`)
-		e.boolean(bool(v.EnableMonitoring))
+		e.Key(n, "enableMonitoring")
+		e.Bool(bool(v.EnableMonitoring))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxMemoryPolicy appends v as encoding/json encodes it.
 func appendLinuxMemoryPolicy(e *encoder, v *specs.LinuxMemoryPolicy) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"mode":`)
-	e.str(string(v.Mode))
-	e.key(n, `"nodes":`)
-	e.str(string(v.Nodes))
+	n := e.Object()
+	e.Key(n, "mode")
+	e.String(string(v.Mode))
+	e.Key(n, "nodes")
+	e.String(string(v.Nodes))
 	if len(v.Flags) != 0 {
-		e.key(n, `"flags":`)
+		e.Key(n, "flags")
 		if v.Flags == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Flags {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Flags[i1]))
+				e.Elem(a1)
+				e.String(string(v.Flags[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxPersonality appends v as encoding/json encodes it.
 func appendLinuxPersonality(e *encoder, v *specs.LinuxPersonality) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"domain":`)
-	e.str(string(v.Domain))
+	n := e.Object()
+	e.Key(n, "domain")
+	e.String(string(v.Domain))
 	if len(v.Flags) != 0 {
-		e.key(n, `"flags":`)
+		e.Key(n, "flags")
 		if v.Flags == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Flags {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Flags[i1]))
+				e.Elem(a1)
+				e.String(string(v.Flags[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxTimeOffset appends v as encoding/json encodes it.
 func appendLinuxTimeOffset(e *encoder, v *specs.LinuxTimeOffset) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Secs != 0 {
-		e.key(n, `"secs":`)
-		e.int(int64(v.Secs))
+		e.Key(n, "secs")
+		e.Int(int64(v.Secs))
 	}
 	if v.Nanosecs != 0 {
-		e.key(n, `"nanosecs":`)
-		e.uint(uint64(v.Nanosecs))
+		e.Key(n, "nanosecs")
+		e.Uint(uint64(v.Nanosecs))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendSolarisAnet appends v as encoding/json encodes it.
 func appendSolarisAnet(e *encoder, v *specs.SolarisAnet) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Linkname != "" {
-		e.key(n, `"linkname":`)
-		e.str(string(v.Linkname))
+		e.Key(n, "linkname")
+		e.String(string(v.Linkname))
 	}
 	if v.Lowerlink != "" {
-		e.key(n, `"lowerLink":`)
-		e.str(string(v.Lowerlink))
+		e.Key(n, "lowerLink")
+		e.String(string(v.Lowerlink))
 	}
 	if v.Allowedaddr != "" {
-		e.key(n, `"allowedAddress":`)
-		e.str(string(v.Allowedaddr))
+		e.Key(n, "allowedAddress")
+		e.String(string(v.Allowedaddr))
 	}
 	if v.Configallowedaddr != "" {
-		e.key(n, `"configureAllowedAddress":`)
-		e.str(string(v.Configallowedaddr))
+		e.Key(n, "configureAllowedAddress")
+		e.String(string(v.Configallowedaddr))
 	}
 	if v.Defrouter != "" {
-		e.key(n, `"defrouter":`)
-		e.str(string(v.Defrouter))
+		e.Key(n, "defrouter")
+		e.String(string(v.Defrouter))
 	}
 	if v.Linkprotection != "" {
-		e.key(n, `"linkProtection":`)
-		e.str(string(v.Linkprotection))
+		e.Key(n, "linkProtection")
+		e.String(string(v.Linkprotection))
 	}
 	if v.Macaddress != "" {
-		e.key(n, `"macAddress":`)
-		e.str(string(v.Macaddress))
+		e.Key(n, "macAddress")
+		e.String(string(v.Macaddress))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendSolarisCappedCPU appends v as encoding/json encodes it.
 func appendSolarisCappedCPU(e *encoder, v *specs.SolarisCappedCPU) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Ncpus != "" {
-		e.key(n, `"ncpus":`)
-		e.str(string(v.Ncpus))
+		e.Key(n, "ncpus")
+		e.String(string(v.Ncpus))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendSolarisCappedMemory appends v as encoding/json encodes it.
 func appendSolarisCappedMemory(e *encoder, v *specs.SolarisCappedMemory) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Physical != "" {
-		e.key(n, `"physical":`)
-		e.str(string(v.Physical))
+		e.Key(n, "physical")
+		e.String(string(v.Physical))
 	}
 	if v.Swap != "" {
-		e.key(n, `"swap":`)
-		e.str(string(v.Swap))
+		e.Key(n, "swap")
+		e.String(string(v.Swap))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendWindowsDevice appends v as encoding/json encodes it.
 func appendWindowsDevice(e *encoder, v *specs.WindowsDevice) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"id":`)
-	e.str(string(v.ID))
-	e.key(n, `"idType":`)
-	e.str(string(v.IDType))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "id")
+	e.String(string(v.ID))
+	e.Key(n, "idType")
+	e.String(string(v.IDType))
+	e.EndObject()
 }
 
 // appendWindowsResources appends v as encoding/json encodes it.
 func appendWindowsResources(e *encoder, v *specs.WindowsResources) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Memory != nil {
-		e.key(n, `"memory":`)
+		e.Key(n, "memory")
 		if v.Memory == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendWindowsMemoryResources(e, &(*v.Memory))
 		}
 	}
 	if v.CPU != nil {
-		e.key(n, `"cpu":`)
+		e.Key(n, "cpu")
 		if v.CPU == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendWindowsCPUResources(e, &(*v.CPU))
 		}
 	}
 	if v.Storage != nil {
-		e.key(n, `"storage":`)
+		e.Key(n, "storage")
 		if v.Storage == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendWindowsStorageResources(e, &(*v.Storage))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendWindowsHyperV appends v as encoding/json encodes it.
 func appendWindowsHyperV(e *encoder, v *specs.WindowsHyperV) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.UtilityVMPath != "" {
-		e.key(n, `"utilityVMPath":`)
-		e.str(string(v.UtilityVMPath))
+		e.Key(n, "utilityVMPath")
+		e.String(string(v.UtilityVMPath))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendWindowsNetwork appends v as encoding/json encodes it.
 func appendWindowsNetwork(e *encoder, v *specs.WindowsNetwork) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if len(v.EndpointList) != 0 {
-		e.key(n, `"endpointList":`)
+		e.Key(n, "endpointList")
 		if v.EndpointList == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.EndpointList {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.EndpointList[i1]))
+				e.Elem(a1)
+				e.String(string(v.EndpointList[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.AllowUnqualifiedDNSQuery {
-		e.key(n, `"allowUnqualifiedDNSQuery":`)
-		e.boolean(bool(v.AllowUnqualifiedDNSQuery))
+		e.Key(n, "allowUnqualifiedDNSQuery")
+		e.Bool(bool(v.AllowUnqualifiedDNSQuery))
 	}
 	if len(v.DNSSearchList) != 0 {
-		e.key(n, `"DNSSearchList":`)
+		e.Key(n, "DNSSearchList")
 		if v.DNSSearchList == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.DNSSearchList {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.DNSSearchList[i1]))
+				e.Elem(a1)
+				e.String(string(v.DNSSearchList[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.NetworkSharedContainerName != "" {
-		e.key(n, `"networkSharedContainerName":`)
-		e.str(string(v.NetworkSharedContainerName))
+		e.Key(n, "networkSharedContainerName")
+		e.String(string(v.NetworkSharedContainerName))
 	}
 	if v.NetworkNamespace != "" {
-		e.key(n, `"networkNamespace":`)
-		e.str(string(v.NetworkNamespace))
+		e.Key(n, "networkNamespace")
+		e.String(string(v.NetworkNamespace))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendVMHypervisor appends v as encoding/json encodes it.
 func appendVMHypervisor(e *encoder, v *specs.VMHypervisor) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"path":`)
-	e.str(string(v.Path))
+	n := e.Object()
+	e.Key(n, "path")
+	e.String(string(v.Path))
 	if len(v.Parameters) != 0 {
-		e.key(n, `"parameters":`)
+		e.Key(n, "parameters")
 		if v.Parameters == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Parameters {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Parameters[i1]))
+				e.Elem(a1)
+				e.String(string(v.Parameters[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendVMKernel appends v as encoding/json encodes it.
 func appendVMKernel(e *encoder, v *specs.VMKernel) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"path":`)
-	e.str(string(v.Path))
+	n := e.Object()
+	e.Key(n, "path")
+	e.String(string(v.Path))
 	if len(v.Parameters) != 0 {
-		e.key(n, `"parameters":`)
+		e.Key(n, "parameters")
 		if v.Parameters == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Parameters {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Parameters[i1]))
+				e.Elem(a1)
+				e.String(string(v.Parameters[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.InitRD != "" {
-		e.key(n, `"initrd":`)
-		e.str(string(v.InitRD))
+		e.Key(n, "initrd")
+		e.String(string(v.InitRD))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendVMImage appends v as encoding/json encodes it.
 func appendVMImage(e *encoder, v *specs.VMImage) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"path":`)
-	e.str(string(v.Path))
-	e.key(n, `"format":`)
-	e.str(string(v.Format))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "path")
+	e.String(string(v.Path))
+	e.Key(n, "format")
+	e.String(string(v.Format))
+	e.EndObject()
 }
 
 // appendHWConfig appends v as encoding/json encodes it.
 func appendHWConfig(e *encoder, v *specs.HWConfig) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.DeviceTree != "" {
-		e.key(n, `"deviceTree":`)
-		e.str(string(v.DeviceTree))
+		e.Key(n, "deviceTree")
+		e.String(string(v.DeviceTree))
 	}
 	if v.VCPUs != nil {
-		e.key(n, `"vcpus":`)
+		e.Key(n, "vcpus")
 		if v.VCPUs == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.VCPUs)))
+			e.Uint(uint64((*v.VCPUs)))
 		}
 	}
 	if v.Memory != nil {
-		e.key(n, `"memory":`)
+		e.Key(n, "memory")
 		if v.Memory == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Memory)))
+			e.Uint(uint64((*v.Memory)))
 		}
 	}
 	if len(v.DtDevs) != 0 {
-		e.key(n, `"dtdevs":`)
+		e.Key(n, "dtdevs")
 		if v.DtDevs == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.DtDevs {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.DtDevs[i1]))
+				e.Elem(a1)
+				e.String(string(v.DtDevs[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.IOMems) != 0 {
-		e.key(n, `"iomems":`)
+		e.Key(n, "iomems")
 		if v.IOMems == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.IOMems {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendIOMems(e, &v.IOMems[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.Irqs) != 0 {
-		e.key(n, `"irqs":`)
+		e.Key(n, "irqs")
 		if v.Irqs == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Irqs {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.uint(uint64(v.Irqs[i1]))
+				e.Elem(a1)
+				e.Uint(uint64(v.Irqs[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendZOSNamespace appends v as encoding/json encodes it.
 func appendZOSNamespace(e *encoder, v *specs.ZOSNamespace) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"type":`)
-	e.str(string(v.Type))
+	n := e.Object()
+	e.Key(n, "type")
+	e.String(string(v.Type))
 	if v.Path != "" {
-		e.key(n, `"path":`)
-		e.str(string(v.Path))
+		e.Key(n, "path")
+		e.String(string(v.Path))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendFreeBSDDevice appends v as encoding/json encodes it.
 func appendFreeBSDDevice(e *encoder, v *specs.FreeBSDDevice) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"path":`)
-	e.str(string(v.Path))
+	n := e.Object()
+	e.Key(n, "path")
+	e.String(string(v.Path))
 	if v.Mode != nil {
-		e.key(n, `"mode":`)
+		e.Key(n, "mode")
 		if v.Mode == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Mode)))
+			e.Uint(uint64((*v.Mode)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendFreeBSDJail appends v as encoding/json encodes it.
 func appendFreeBSDJail(e *encoder, v *specs.FreeBSDJail) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Parent != "" {
-		e.key(n, `"parent":`)
-		e.str(string(v.Parent))
+		e.Key(n, "parent")
+		e.String(string(v.Parent))
 	}
 	if v.Host != "" {
-		e.key(n, `"host":`)
-		e.str(string(v.Host))
+		e.Key(n, "host")
+		e.String(string(v.Host))
 	}
 	if v.Ip4 != "" {
-		e.key(n, `"ip4":`)
-		e.str(string(v.Ip4))
+		e.Key(n, "ip4")
+		e.String(string(v.Ip4))
 	}
 	if len(v.Ip4Addr) != 0 {
-		e.key(n, `"ip4Addr":`)
+		e.Key(n, "ip4Addr")
 		if v.Ip4Addr == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Ip4Addr {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Ip4Addr[i1]))
+				e.Elem(a1)
+				e.String(string(v.Ip4Addr[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Ip6 != "" {
-		e.key(n, `"ip6":`)
-		e.str(string(v.Ip6))
+		e.Key(n, "ip6")
+		e.String(string(v.Ip6))
 	}
 	if len(v.Ip6Addr) != 0 {
-		e.key(n, `"ip6Addr":`)
+		e.Key(n, "ip6Addr")
 		if v.Ip6Addr == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Ip6Addr {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Ip6Addr[i1]))
+				e.Elem(a1)
+				e.String(string(v.Ip6Addr[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Vnet != "" {
-		e.key(n, `"vnet":`)
-		e.str(string(v.Vnet))
+		e.Key(n, "vnet")
+		e.String(string(v.Vnet))
 	}
 	if v.Interface != "" {
-		e.key(n, `"interface":`)
-		e.str(string(v.Interface))
+		e.Key(n, "interface")
+		e.String(string(v.Interface))
 	}
 	if len(v.VnetInterfaces) != 0 {
-		e.key(n, `"vnetInterfaces":`)
+		e.Key(n, "vnetInterfaces")
 		if v.VnetInterfaces == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.VnetInterfaces {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.VnetInterfaces[i1]))
+				e.Elem(a1)
+				e.String(string(v.VnetInterfaces[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.SysVMsg != "" {
-		e.key(n, `"sysvmsg":`)
-		e.str(string(v.SysVMsg))
+		e.Key(n, "sysvmsg")
+		e.String(string(v.SysVMsg))
 	}
 	if v.SysVSem != "" {
-		e.key(n, `"sysvsem":`)
-		e.str(string(v.SysVSem))
+		e.Key(n, "sysvsem")
+		e.String(string(v.SysVSem))
 	}
 	if v.SysVShm != "" {
-		e.key(n, `"sysvshm":`)
-		e.str(string(v.SysVShm))
+		e.Key(n, "sysvshm")
+		e.String(string(v.SysVShm))
 	}
 	if v.EnforceStatfs != nil {
-		e.key(n, `"enforceStatfs":`)
+		e.Key(n, "enforceStatfs")
 		if v.EnforceStatfs == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.EnforceStatfs)))
+			e.Int(int64((*v.EnforceStatfs)))
 		}
 	}
 	if v.Allow != nil {
-		e.key(n, `"allow":`)
+		e.Key(n, "allow")
 		if v.Allow == nil {
-			e.null()
+			e.Null()
 		} else {
 			appendFreeBSDJailAllow(e, &(*v.Allow))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxDeviceCgroup appends v as encoding/json encodes it.
 func appendLinuxDeviceCgroup(e *encoder, v *specs.LinuxDeviceCgroup) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"allow":`)
-	e.boolean(bool(v.Allow))
+	n := e.Object()
+	e.Key(n, "allow")
+	e.Bool(bool(v.Allow))
 	if v.Type != "" {
-		e.key(n, `"type":`)
-		e.str(string(v.Type))
+		e.Key(n, "type")
+		e.String(string(v.Type))
 	}
 	if v.Major != nil {
-		e.key(n, `"major":`)
+		e.Key(n, "major")
 		if v.Major == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Major)))
+			e.Int(int64((*v.Major)))
 		}
 	}
 	if v.Minor != nil {
-		e.key(n, `"minor":`)
+		e.Key(n, "minor")
 		if v.Minor == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Minor)))
+			e.Int(int64((*v.Minor)))
 		}
 	}
 	if v.Access != "" {
-		e.key(n, `"access":`)
-		e.str(string(v.Access))
+		e.Key(n, "access")
+		e.String(string(v.Access))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxMemory appends v as encoding/json encodes it.
 func appendLinuxMemory(e *encoder, v *specs.LinuxMemory) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Limit != nil {
-		e.key(n, `"limit":`)
+		e.Key(n, "limit")
 		if v.Limit == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Limit)))
+			e.Int(int64((*v.Limit)))
 		}
 	}
 	if v.Reservation != nil {
-		e.key(n, `"reservation":`)
+		e.Key(n, "reservation")
 		if v.Reservation == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Reservation)))
+			e.Int(int64((*v.Reservation)))
 		}
 	}
 	if v.Swap != nil {
-		e.key(n, `"swap":`)
+		e.Key(n, "swap")
 		if v.Swap == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Swap)))
+			e.Int(int64((*v.Swap)))
 		}
 	}
 	if v.Kernel != nil {
-		e.key(n, `"kernel":`)
+		e.Key(n, "kernel")
 		if v.Kernel == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Kernel)))
+			e.Int(int64((*v.Kernel)))
 		}
 	}
 	if v.KernelTCP != nil {
-		e.key(n, `"kernelTCP":`)
+		e.Key(n, "kernelTCP")
 		if v.KernelTCP == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.KernelTCP)))
+			e.Int(int64((*v.KernelTCP)))
 		}
 	}
 	if v.Swappiness != nil {
-		e.key(n, `"swappiness":`)
+		e.Key(n, "swappiness")
 		if v.Swappiness == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Swappiness)))
+			e.Uint(uint64((*v.Swappiness)))
 		}
 	}
 	if v.DisableOOMKiller != nil {
-		e.key(n, `"disableOOMKiller":`)
+		e.Key(n, "disableOOMKiller")
 		if v.DisableOOMKiller == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.boolean(bool((*v.DisableOOMKiller)))
+			e.Bool(bool((*v.DisableOOMKiller)))
 		}
 	}
 	if v.UseHierarchy != nil {
-		e.key(n, `"useHierarchy":`)
+		e.Key(n, "useHierarchy")
 		if v.UseHierarchy == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.boolean(bool((*v.UseHierarchy)))
+			e.Bool(bool((*v.UseHierarchy)))
 		}
 	}
 	if v.CheckBeforeUpdate != nil {
-		e.key(n, `"checkBeforeUpdate":`)
+		e.Key(n, "checkBeforeUpdate")
 		if v.CheckBeforeUpdate == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.boolean(bool((*v.CheckBeforeUpdate)))
+			e.Bool(bool((*v.CheckBeforeUpdate)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxCPU appends v as encoding/json encodes it.
 func appendLinuxCPU(e *encoder, v *specs.LinuxCPU) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Shares != nil {
-		e.key(n, `"shares":`)
+		e.Key(n, "shares")
 		if v.Shares == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Shares)))
+			e.Uint(uint64((*v.Shares)))
 		}
 	}
 	if v.Quota != nil {
-		e.key(n, `"quota":`)
+		e.Key(n, "quota")
 		if v.Quota == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Quota)))
+			e.Int(int64((*v.Quota)))
 		}
 	}
 	if v.Burst != nil {
-		e.key(n, `"burst":`)
+		e.Key(n, "burst")
 		if v.Burst == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Burst)))
+			e.Uint(uint64((*v.Burst)))
 		}
 	}
 	if v.Period != nil {
-		e.key(n, `"period":`)
+		e.Key(n, "period")
 		if v.Period == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Period)))
+			e.Uint(uint64((*v.Period)))
 		}
 	}
 	if v.RealtimeRuntime != nil {
-		e.key(n, `"realtimeRuntime":`)
+		e.Key(n, "realtimeRuntime")
 		if v.RealtimeRuntime == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.RealtimeRuntime)))
+			e.Int(int64((*v.RealtimeRuntime)))
 		}
 	}
 	if v.RealtimePeriod != nil {
-		e.key(n, `"realtimePeriod":`)
+		e.Key(n, "realtimePeriod")
 		if v.RealtimePeriod == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.RealtimePeriod)))
+			e.Uint(uint64((*v.RealtimePeriod)))
 		}
 	}
 	if v.Cpus != "" {
-		e.key(n, `"cpus":`)
-		e.str(string(v.Cpus))
+		e.Key(n, "cpus")
+		e.String(string(v.Cpus))
 	}
 	if v.Mems != "" {
-		e.key(n, `"mems":`)
-		e.str(string(v.Mems))
+		e.Key(n, "mems")
+		e.String(string(v.Mems))
 	}
 	if v.Idle != nil {
-		e.key(n, `"idle":`)
+		e.Key(n, "idle")
 		if v.Idle == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Idle)))
+			e.Int(int64((*v.Idle)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxPids appends v as encoding/json encodes it.
 func appendLinuxPids(e *encoder, v *specs.LinuxPids) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Limit != nil {
-		e.key(n, `"limit":`)
+		e.Key(n, "limit")
 		if v.Limit == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.int(int64((*v.Limit)))
+			e.Int(int64((*v.Limit)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxBlockIO appends v as encoding/json encodes it.
 func appendLinuxBlockIO(e *encoder, v *specs.LinuxBlockIO) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Weight != nil {
-		e.key(n, `"weight":`)
+		e.Key(n, "weight")
 		if v.Weight == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Weight)))
+			e.Uint(uint64((*v.Weight)))
 		}
 	}
 	if v.LeafWeight != nil {
-		e.key(n, `"leafWeight":`)
+		e.Key(n, "leafWeight")
 		if v.LeafWeight == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.LeafWeight)))
+			e.Uint(uint64((*v.LeafWeight)))
 		}
 	}
 	if len(v.WeightDevice) != 0 {
-		e.key(n, `"weightDevice":`)
+		e.Key(n, "weightDevice")
 		if v.WeightDevice == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.WeightDevice {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxWeightDevice(e, &v.WeightDevice[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.ThrottleReadBpsDevice) != 0 {
-		e.key(n, `"throttleReadBpsDevice":`)
+		e.Key(n, "throttleReadBpsDevice")
 		if v.ThrottleReadBpsDevice == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.ThrottleReadBpsDevice {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxThrottleDevice(e, &v.ThrottleReadBpsDevice[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.ThrottleWriteBpsDevice) != 0 {
-		e.key(n, `"throttleWriteBpsDevice":`)
+		e.Key(n, "throttleWriteBpsDevice")
 		if v.ThrottleWriteBpsDevice == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.ThrottleWriteBpsDevice {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxThrottleDevice(e, &v.ThrottleWriteBpsDevice[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.ThrottleReadIOPSDevice) != 0 {
-		e.key(n, `"throttleReadIOPSDevice":`)
+		e.Key(n, "throttleReadIOPSDevice")
 		if v.ThrottleReadIOPSDevice == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.ThrottleReadIOPSDevice {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxThrottleDevice(e, &v.ThrottleReadIOPSDevice[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if len(v.ThrottleWriteIOPSDevice) != 0 {
-		e.key(n, `"throttleWriteIOPSDevice":`)
+		e.Key(n, "throttleWriteIOPSDevice")
 		if v.ThrottleWriteIOPSDevice == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.ThrottleWriteIOPSDevice {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxThrottleDevice(e, &v.ThrottleWriteIOPSDevice[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxHugepageLimit appends v as encoding/json encodes it.
 func appendLinuxHugepageLimit(e *encoder, v *specs.LinuxHugepageLimit) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"pageSize":`)
-	e.str(string(v.Pagesize))
-	e.key(n, `"limit":`)
-	e.uint(uint64(v.Limit))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "pageSize")
+	e.String(string(v.Pagesize))
+	e.Key(n, "limit")
+	e.Uint(uint64(v.Limit))
+	e.EndObject()
 }
 
 // appendLinuxNetwork appends v as encoding/json encodes it.
 func appendLinuxNetwork(e *encoder, v *specs.LinuxNetwork) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.ClassID != nil {
-		e.key(n, `"classID":`)
+		e.Key(n, "classID")
 		if v.ClassID == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.ClassID)))
+			e.Uint(uint64((*v.ClassID)))
 		}
 	}
 	if len(v.Priorities) != 0 {
-		e.key(n, `"priorities":`)
+		e.Key(n, "priorities")
 		if v.Priorities == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Priorities {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxInterfacePriority(e, &v.Priorities[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxRdma appends v as encoding/json encodes it.
 func appendLinuxRdma(e *encoder, v *specs.LinuxRdma) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.HcaHandles != nil {
-		e.key(n, `"hcaHandles":`)
+		e.Key(n, "hcaHandles")
 		if v.HcaHandles == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.HcaHandles)))
+			e.Uint(uint64((*v.HcaHandles)))
 		}
 	}
 	if v.HcaObjects != nil {
-		e.key(n, `"hcaObjects":`)
+		e.Key(n, "hcaObjects")
 		if v.HcaObjects == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.HcaObjects)))
+			e.Uint(uint64((*v.HcaObjects)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxSyscall appends v as encoding/json encodes it.
 func appendLinuxSyscall(e *encoder, v *specs.LinuxSyscall) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"names":`)
+	n := e.Object()
+	e.Key(n, "names")
 	if v.Names == nil {
-		e.null()
+		e.Null()
 	} else {
-		e.b = append(e.b, '[')
+		a1 := e.Array()
 		for i1 := range v.Names {
-			if i1 > 0 {
-				e.b = append(e.b, ',')
-			}
-			e.str(string(v.Names[i1]))
+			e.Elem(a1)
+			e.String(string(v.Names[i1]))
 		}
-		e.b = append(e.b, ']')
+		e.EndArray()
 	}
-	e.key(n, `"action":`)
-	e.str(string(v.Action))
+	e.Key(n, "action")
+	e.String(string(v.Action))
 	if v.ErrnoRet != nil {
-		e.key(n, `"errnoRet":`)
+		e.Key(n, "errnoRet")
 		if v.ErrnoRet == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.ErrnoRet)))
+			e.Uint(uint64((*v.ErrnoRet)))
 		}
 	}
 	if len(v.Args) != 0 {
-		e.key(n, `"args":`)
+		e.Key(n, "args")
 		if v.Args == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Args {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendLinuxSeccompArg(e, &v.Args[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendWindowsMemoryResources appends v as encoding/json encodes it.
 func appendWindowsMemoryResources(e *encoder, v *specs.WindowsMemoryResources) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Limit != nil {
-		e.key(n, `"limit":`)
+		e.Key(n, "limit")
 		if v.Limit == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Limit)))
+			e.Uint(uint64((*v.Limit)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendWindowsCPUResources appends v as encoding/json encodes it.
 func appendWindowsCPUResources(e *encoder, v *specs.WindowsCPUResources) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Count != nil {
-		e.key(n, `"count":`)
+		e.Key(n, "count")
 		if v.Count == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Count)))
+			e.Uint(uint64((*v.Count)))
 		}
 	}
 	if v.Shares != nil {
-		e.key(n, `"shares":`)
+		e.Key(n, "shares")
 		if v.Shares == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Shares)))
+			e.Uint(uint64((*v.Shares)))
 		}
 	}
 	if v.Maximum != nil {
-		e.key(n, `"maximum":`)
+		e.Key(n, "maximum")
 		if v.Maximum == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Maximum)))
+			e.Uint(uint64((*v.Maximum)))
 		}
 	}
 	if len(v.Affinity) != 0 {
-		e.key(n, `"affinity":`)
+		e.Key(n, "affinity")
 		if v.Affinity == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Affinity {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
+				e.Elem(a1)
 				appendWindowsCPUGroupAffinity(e, &v.Affinity[i1])
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendWindowsStorageResources appends v as encoding/json encodes it.
 func appendWindowsStorageResources(e *encoder, v *specs.WindowsStorageResources) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Iops != nil {
-		e.key(n, `"iops":`)
+		e.Key(n, "iops")
 		if v.Iops == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Iops)))
+			e.Uint(uint64((*v.Iops)))
 		}
 	}
 	if v.Bps != nil {
-		e.key(n, `"bps":`)
+		e.Key(n, "bps")
 		if v.Bps == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Bps)))
+			e.Uint(uint64((*v.Bps)))
 		}
 	}
 	if v.SandboxSize != nil {
-		e.key(n, `"sandboxSize":`)
+		e.Key(n, "sandboxSize")
 		if v.SandboxSize == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.SandboxSize)))
+			e.Uint(uint64((*v.SandboxSize)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendIOMems appends v as encoding/json encodes it.
 func appendIOMems(e *encoder, v *specs.IOMems) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.FirstGFN != nil {
-		e.key(n, `"firstGFN":`)
+		e.Key(n, "firstGFN")
 		if v.FirstGFN == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.FirstGFN)))
+			e.Uint(uint64((*v.FirstGFN)))
 		}
 	}
-	e.key(n, `"firstMFN":`)
+	e.Key(n, "firstMFN")
 	if v.FirstMFN == nil {
-		e.null()
+		e.Null()
 	} else {
-		e.uint(uint64((*v.FirstMFN)))
+		e.Uint(uint64((*v.FirstMFN)))
 	}
-	e.key(n, `"nrMFNs":`)
+	e.Key(n, "nrMFNs")
 	if v.NrMFNs == nil {
-		e.null()
+		e.Null()
 	} else {
-		e.uint(uint64((*v.NrMFNs)))
+		e.Uint(uint64((*v.NrMFNs)))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendFreeBSDJailAllow appends v as encoding/json encodes it.
 func appendFreeBSDJailAllow(e *encoder, v *specs.FreeBSDJailAllow) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.SetHostname {
-		e.key(n, `"setHostname":`)
-		e.boolean(bool(v.SetHostname))
+		e.Key(n, "setHostname")
+		e.Bool(bool(v.SetHostname))
 	}
 	if v.RawSockets {
-		e.key(n, `"rawSockets":`)
-		e.boolean(bool(v.RawSockets))
+		e.Key(n, "rawSockets")
+		e.Bool(bool(v.RawSockets))
 	}
 	if v.Chflags {
-		e.key(n, `"chflags":`)
-		e.boolean(bool(v.Chflags))
+		e.Key(n, "chflags")
+		e.Bool(bool(v.Chflags))
 	}
 	if len(v.Mount) != 0 {
-		e.key(n, `"mount":`)
+		e.Key(n, "mount")
 		if v.Mount == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.b = append(e.b, '[')
+			a1 := e.Array()
 			for i1 := range v.Mount {
-				if i1 > 0 {
-					e.b = append(e.b, ',')
-				}
-				e.str(string(v.Mount[i1]))
+				e.Elem(a1)
+				e.String(string(v.Mount[i1]))
 			}
-			e.b = append(e.b, ']')
+			e.EndArray()
 		}
 	}
 	if v.Quotas {
-		e.key(n, `"quotas":`)
-		e.boolean(bool(v.Quotas))
+		e.Key(n, "quotas")
+		e.Bool(bool(v.Quotas))
 	}
 	if v.SocketAf {
-		e.key(n, `"socketAf":`)
-		e.boolean(bool(v.SocketAf))
+		e.Key(n, "socketAf")
+		e.Bool(bool(v.SocketAf))
 	}
 	if v.Mlock {
-		e.key(n, `"mlock":`)
-		e.boolean(bool(v.Mlock))
+		e.Key(n, "mlock")
+		e.Bool(bool(v.Mlock))
 	}
 	if v.ReservedPorts {
-		e.key(n, `"reservedPorts":`)
-		e.boolean(bool(v.ReservedPorts))
+		e.Key(n, "reservedPorts")
+		e.Bool(bool(v.ReservedPorts))
 	}
 	if v.Suser {
-		e.key(n, `"suser":`)
-		e.boolean(bool(v.Suser))
+		e.Key(n, "suser")
+		e.Bool(bool(v.Suser))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxWeightDevice appends v as encoding/json encodes it.
 func appendLinuxWeightDevice(e *encoder, v *specs.LinuxWeightDevice) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"major":`)
-	e.int(int64(v.Major))
-	e.key(n, `"minor":`)
-	e.int(int64(v.Minor))
+	n := e.Object()
+	e.Key(n, "major")
+	e.Int(int64(v.Major))
+	e.Key(n, "minor")
+	e.Int(int64(v.Minor))
 	if v.Weight != nil {
-		e.key(n, `"weight":`)
+		e.Key(n, "weight")
 		if v.Weight == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.Weight)))
+			e.Uint(uint64((*v.Weight)))
 		}
 	}
 	if v.LeafWeight != nil {
-		e.key(n, `"leafWeight":`)
+		e.Key(n, "leafWeight")
 		if v.LeafWeight == nil {
-			e.null()
+			e.Null()
 		} else {
-			e.uint(uint64((*v.LeafWeight)))
+			e.Uint(uint64((*v.LeafWeight)))
 		}
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
 
 // appendLinuxThrottleDevice appends v as encoding/json encodes it.
 func appendLinuxThrottleDevice(e *encoder, v *specs.LinuxThrottleDevice) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"major":`)
-	e.int(int64(v.Major))
-	e.key(n, `"minor":`)
-	e.int(int64(v.Minor))
-	e.key(n, `"rate":`)
-	e.uint(uint64(v.Rate))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "major")
+	e.Int(int64(v.Major))
+	e.Key(n, "minor")
+	e.Int(int64(v.Minor))
+	e.Key(n, "rate")
+	e.Uint(uint64(v.Rate))
+	e.EndObject()
 }
 
 // appendLinuxInterfacePriority appends v as encoding/json encodes it.
 func appendLinuxInterfacePriority(e *encoder, v *specs.LinuxInterfacePriority) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"name":`)
-	e.str(string(v.Name))
-	e.key(n, `"priority":`)
-	e.uint(uint64(v.Priority))
-	e.b = append(e.b, '}')
+	n := e.Object()
+	e.Key(n, "name")
+	e.String(string(v.Name))
+	e.Key(n, "priority")
+	e.Uint(uint64(v.Priority))
+	e.EndObject()
 }
 
 // appendLinuxSeccompArg appends v as encoding/json encodes it.
 func appendLinuxSeccompArg(e *encoder, v *specs.LinuxSeccompArg) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
-	e.key(n, `"index":`)
-	e.uint(uint64(v.Index))
-	e.key(n, `"value":`)
-	e.uint(uint64(v.Value))
+	n := e.Object()
+	e.Key(n, "index")
+	e.Uint(uint64(v.Index))
+	e.Key(n, "value")
+	e.Uint(uint64(v.Value))
 	if v.ValueTwo != 0 {
-		e.key(n, `"valueTwo":`)
-		e.uint(uint64(v.ValueTwo))
+		e.Key(n, "valueTwo")
+		e.Uint(uint64(v.ValueTwo))
 	}
-	e.key(n, `"op":`)
-	e.str(string(v.Op))
-	e.b = append(e.b, '}')
+	e.Key(n, "op")
+	e.String(string(v.Op))
+	e.EndObject()
 }
 
 // appendWindowsCPUGroupAffinity appends v as encoding/json encodes it.
 func appendWindowsCPUGroupAffinity(e *encoder, v *specs.WindowsCPUGroupAffinity) {
-	e.b = append(e.b, '{')
-	n := len(e.b)
+	n := e.Object()
 	if v.Mask != 0 {
-		e.key(n, `"mask":`)
-		e.uint(uint64(v.Mask))
+		e.Key(n, "mask")
+		e.Uint(uint64(v.Mask))
 	}
 	if v.Group != 0 {
-		e.key(n, `"group":`)
-		e.uint(uint64(v.Group))
+		e.Key(n, "group")
+		e.Uint(uint64(v.Group))
 	}
-	e.b = append(e.b, '}')
+	e.EndObject()
 }
