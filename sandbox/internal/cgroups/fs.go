@@ -249,21 +249,6 @@ func readFD(fd int, p string) ([]byte, error) {
 	}
 }
 
-// parallel runs every fn on a goroutine of its own and returns their errors joined.
-func parallel(fns ...func() error) error {
-	errs := make([]error, len(fns))
-	var wg sync.WaitGroup
-	for i, fn := range fns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 func readFile(dir, name string) (string, error) {
 	p := filepath.Join(dir, name)
 	data, err := readAll(p)

@@ -79,17 +79,6 @@ func (m *v1Manager) dirs() []string {
 	return out
 }
 
-// v1Dirs are dirs plus the leaves in named v1 hierarchies.
-func (m *v1Manager) v1Dirs() []string {
-	out := m.dirs()
-	for _, h := range m.placed {
-		if !h.Unified {
-			out = append(out, h.Dir)
-		}
-	}
-	return out
-}
-
 // allDirs are every leaf the container has, in every hierarchy.
 func (m *v1Manager) allDirs() []string {
 	out := m.dirs()
@@ -123,71 +112,90 @@ func (m *v1Manager) Create(res *specs.LinuxResources) (func() error, error) {
 // make makes the leaves, with what must hold before any task joins: cpuset.cpus and cpuset.mems
 // filled in (an empty cpuset refuses tasks), notify_on_release clear, and the device allowlist —
 // the thread that joins and forks the container's first process opens /dev/null there, and
-// between devices.deny and devices.allow nothing can be opened. The leaves are made first (see
-// mkdirs); each later step touches files of its own, and each file operation waits on the
-// kernel: they run at once. A failure removes the leaves again.
-func (m *v1Manager) make(res *specs.LinuxResources) error {
+// between devices.deny and devices.allow nothing can be opened.
+//
+// The leaves are made one after another: the kernel makes cgroups under one global mutex
+// (cgroup_mutex), so making them at once bought little (0.07 ms on an idle host) for a goroutine
+// and often a thread each, spinning on that mutex — CPU the rest of a container's start needs
+// (issue 14). The devices leaf goes first and its allowlist is written meanwhile (its files and
+// lock are its own); each other leaf's notify_on_release is seen to right after its mkdir. Each
+// leaf must be new: one that exists is another cgroup's, refused (ErrExist) and left alone — the
+// mkdir is the check, with no look before it. On any other failure the leaves made so far, the
+// failed one's too, are removed again.
+func (m *v1Manager) make(res *specs.LinuxResources) (err error) {
 	if len(res.Unified) > 0 {
 		return fmt.Errorf("%w: linux.resources.unified needs cgroup v2", ErrUnsupported)
 	}
-	if err := m.mkdirs(); err != nil {
-		return err
-	}
-	writes := []func() error{func() error { return m.applyDevices(res) }}
-	for _, d := range m.v1Dirs() {
-		writes = append(writes, func() error { return clearNotifyOnRelease(d) })
-	}
-	if err := parallel(writes...); err != nil {
-		if derr := m.Destroy(); derr != nil {
-			return errors.Join(err, derr)
-		}
-		return err
-	}
-	return nil
-}
-
-// mkdirs makes the container's leaf in every hierarchy, one after another: the kernel makes
-// cgroups under one global mutex (cgroup_mutex), so making them at once bought little (0.07 ms
-// on an idle host) for a goroutine and often a thread each, spinning on that mutex — CPU the rest
-// of a container's start needs (issue 14). Each leaf must be new: one that exists is another
-// cgroup's, refused (ErrExist) and left alone — the mkdir is the check, with no look before it.
-// On any other failure the leaves made so far, the failed one's too, are removed again.
-func (m *v1Manager) mkdirs() error {
-	cpuset := m.paths["cpuset"]
+	devices := make(chan error, 1)
+	started := false
 	var made []string
-	for _, d := range m.allDirs() {
+	defer func() {
+		if started {
+			err = errors.Join(err, <-devices)
+		}
+		if err == nil {
+			return
+		}
+		for _, d := range made {
+			if rerr := removeDir(d); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}()
+	cpuset, devicesDir := m.paths["cpuset"], m.paths["devices"]
+	if devicesDir == "" {
+		return m.applyDevices(res) // no devices hierarchy: refused
+	}
+	for _, h := range m.leaves(devicesDir) {
 		var err error
-		if d == cpuset {
+		if h.Dir == cpuset {
 			err = mkdirCpuset(m.mounts["cpuset"], m.name)
 		} else {
-			err = mkdirLeaf(d)
+			err = mkdirLeaf(h.Dir)
+		}
+		if !errors.Is(err, ErrExist) {
+			made = append(made, h.Dir) // on failure too: a cpuset leaf made and not filled in
+		}
+		if err == nil && h.Dir == devicesDir {
+			started = true
+			go func() { devices <- m.applyDevices(res) }()
+		}
+		if err == nil && !h.Unified {
+			err = clearNotifyOnRelease(h.Dir)
 		}
 		if err != nil {
-			if !errors.Is(err, ErrExist) {
-				made = append(made, d) // a cpuset leaf made and not filled in
-			}
-			for _, d := range made {
-				if rerr := removeDir(d); rerr != nil {
-					err = errors.Join(err, rerr)
-				}
-			}
 			return err
 		}
-		made = append(made, d)
 	}
 	return nil
 }
 
-// limit writes the other limits of res, at once.
+// leaves lists the container's leaf in every hierarchy, the one in first first.
+func (m *v1Manager) leaves(first string) []Hierarchy {
+	out := []Hierarchy{{Dir: first}}
+	for _, d := range m.dirs() {
+		if d != first {
+			out = append(out, Hierarchy{Dir: d})
+		}
+	}
+	for _, h := range m.placed {
+		out = append(out, h)
+	}
+	return out
+}
+
+// limit writes the other limits of res, one after another: it runs in the background while the
+// container's first process starts (makeThenLimit), and a goroutine for each would only take CPU
+// from that start.
 func (m *v1Manager) limit(res *specs.LinuxResources) error {
-	var writes []func() error
+	var errs []error
 	for _, apply := range []func(*specs.LinuxResources) error{
 		m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio, m.applyHugetlb,
 		m.applyNetwork, m.applyRdma,
 	} {
-		writes = append(writes, func() error { return apply(res) })
+		errs = append(errs, apply(res))
 	}
-	return parallel(writes...)
+	return errors.Join(errs...)
 }
 
 // clearNotifyOnRelease makes sure the leaf dir has notify_on_release clear (CVE-2022-0492: the v1

@@ -44,6 +44,17 @@ func newTestV1(t *testing.T) *v1Manager {
 	return m
 }
 
+// v1Dirs are the leaves in every v1 hierarchy, named ones included.
+func (m *v1Manager) v1Dirs() []string {
+	var out []string
+	for _, h := range m.leaves(m.paths["devices"]) {
+		if !h.Unified {
+			out = append(out, h.Dir)
+		}
+	}
+	return out
+}
+
 func readT(t *testing.T, dir, name string) string {
 	t.Helper()
 	s, err := readFile(dir, name)
