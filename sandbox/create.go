@@ -160,7 +160,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		}
 		return nil, fmt.Errorf("create container dir: %w", err)
 	}
-	undo.add(func() { os.RemoveAll(dir) })
+	undo.add(func() { r.removeState(dir) })
 	// Held until Create returns: a concurrent Delete waits for the outcome instead of racing it.
 	unlock, err := lockDir(dir)
 	if err != nil {
@@ -288,7 +288,6 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		Cgroups: cgroupViews(cg), NetJoined: join.has(specs.NetworkNamespace), WritableRoot: !eff.Root.Readonly,
 	}
 	clk.Lap("plan")
-	undo.add(func() { r.releaseGenerated(dir) })
 	rfd, err := rootfsOf()
 	if err != nil {
 		return nil, err

@@ -126,32 +126,68 @@ func writeShared(p, content string) error {
 	return nil
 }
 
-// releaseGenerated removes the container's links in dir to its shared generated files and each
-// shared file no other container links to any more.
-func (r *Runtime) releaseGenerated(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("generated files: %w", err)
+// removeState removes a container's state directory dir: its links to shared generated files
+// and each shared file no other container links to any more, every other entry, state.json last,
+// then dir itself. One listing of dir, through plain system calls: the generated links' release
+// and os.RemoveAll listed it once each, through a file registered with the runtime's poller
+// (issue 14). A dir already gone is fine.
+func (r *Runtime) removeState(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		return nil
 	}
-	for _, e := range ents {
-		name, ok := strings.CutPrefix(e.Name(), generatedPrefix)
-		if !ok {
+	if err != nil {
+		return fmt.Errorf("remove state: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	for _, name := range names {
+		if name == stateName {
 			continue
 		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("generated file: %w", err)
+		if err := r.removeEntry(fd, dir, name); err != nil {
+			return err
 		}
-		shared := filepath.Join(r.generatedDir(), name)
-		var st unix.Stat_t
-		if unix.Stat(shared, &st) == nil && st.Nlink == 1 {
-			// A container linking it right now either linked first (it keeps its own link) or
-			// finds it gone and makes it again.
-			if err := os.Remove(shared); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("generated file: %w", err)
-			}
+	}
+	if err := r.removeEntry(fd, dir, stateName); err != nil {
+		return err
+	}
+	if err := unix.Rmdir(dir); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("remove state: %w", &os.PathError{Op: "rmdir", Path: dir, Err: err})
+	}
+	return nil
+}
+
+// removeEntry removes the entry name of the container's state directory dir (open as fd),
+// releasing the shared generated file it links to, if it is such a link.
+func (r *Runtime) removeEntry(fd int, dir, name string) error {
+	err := unix.Unlinkat(fd, name, 0)
+	switch {
+	case err == unix.EISDIR:
+		err = os.RemoveAll(filepath.Join(dir, name))
+	case err == unix.ENOENT:
+		err = nil
+	case err != nil:
+		err = &os.PathError{Op: "unlink", Path: filepath.Join(dir, name), Err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	name, ok := strings.CutPrefix(name, generatedPrefix)
+	if !ok {
+		return nil
+	}
+	shared := filepath.Join(r.generatedDir(), name)
+	var st unix.Stat_t
+	if unix.Stat(shared, &st) == nil && st.Nlink == 1 {
+		// A container linking it right now either linked first (it keeps its own link) or
+		// finds it gone and makes it again.
+		if err := unix.Unlink(shared); err != nil && err != unix.ENOENT {
+			return fmt.Errorf("generated file: %w", &os.PathError{Op: "unlink", Path: shared, Err: err})
 		}
 	}
 	return nil

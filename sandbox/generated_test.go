@@ -59,13 +59,28 @@ func TestGeneratedFilesShared(t *testing.T) {
 			t.Errorf("%s holds %q", p, got)
 		}
 	}
-	if err := r.releaseGenerated(a); err != nil {
+	// The rest of a state directory goes with the links, a directory in it too.
+	for _, f := range []string{stateName, "spec.json", "sub/x"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(a, f)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(a, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.removeState(a); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(a); !os.IsNotExist(err) {
+		t.Errorf("state directory %s still there: %v", a, err)
+	}
+	if err := r.removeState(a); err != nil {
+		t.Errorf("removing a removed state: %v", err)
 	}
 	if _, err := os.Stat(pa); err != nil {
 		t.Errorf("released while b still uses it: %v", err)
 	}
-	if err := r.releaseGenerated(b); err != nil {
+	if err := r.removeState(b); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(pa); !os.IsNotExist(err) {
@@ -75,7 +90,7 @@ func TestGeneratedFilesShared(t *testing.T) {
 		t.Errorf("c's file went with a's and b's: %v", err)
 	}
 	// Made again when a new container needs it.
-	if p, err := r.linkGenerated(a, 100000, hosts); err != nil || p != pa {
+	if p, err := r.linkGenerated(dir("a"), 100000, hosts); err != nil || p != pa {
 		t.Errorf("relink after release: %s, %v", p, err)
 	}
 	ents, _ := os.ReadDir(r.generatedDir())

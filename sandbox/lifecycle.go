@@ -276,11 +276,8 @@ func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 	if err := <-destroyed; err != nil {
 		return fmt.Errorf("destroy cgroup: %w", err)
 	}
-	if err := c.rt.releaseGenerated(c.dir); err != nil {
+	if err := c.rt.removeState(c.dir); err != nil {
 		return err
-	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		return fmt.Errorf("remove state: %w", err)
 	}
 	c.rt.event(c.id, "delete", nil)
 	c.rt.step(c.id, "teardown", time.Since(begun))

@@ -15,6 +15,7 @@ import (
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/internal/flock"
 	"bulwark.dev/bulwark/internal/jsontext"
+	"bulwark.dev/bulwark/internal/plainfile"
 	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox/internal/mac"
 )
@@ -79,7 +80,8 @@ func (r *Runtime) containerDir(id string) string {
 }
 
 func readState(dir string) (*stateFile, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	// Outside the runtime's poller (plainfile): read by start, delete and every state query.
+	b, err := plainfile.ReadFile(filepath.Join(dir, stateName))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNotExist
@@ -109,7 +111,7 @@ func writeState(dir string, st *stateFile) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(dir, "state.json"), b, atomicfile.Options{}); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, stateName), b, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
@@ -244,6 +246,9 @@ func (st *stateFile) initAlive() bool {
 // execFifo is the container directory's exec fifo: made by Create, init blocks on it until Start
 // writes it and then removes it.
 const execFifo = "exec.fifo"
+
+// stateName is the container's state file in its directory.
+const stateName = "state.json"
 
 // refresh derives the live status from the stored one and the kernel's view: as runc says, a
 // container whose init is gone is stopped; and as runc tells them apart, a created container

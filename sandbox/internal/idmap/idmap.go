@@ -19,6 +19,7 @@ import (
 
 	"bulwark.dev/bulwark/internal/atomicfile"
 	"bulwark.dev/bulwark/internal/flock"
+	"bulwark.dev/bulwark/internal/plainfile"
 )
 
 const (
@@ -309,7 +310,8 @@ func (a *Allocator) locked(tenant, containerID string, fn func(*state) error) er
 			return err
 		}
 	}
-	lf, err := os.OpenFile(filepath.Join(a.dir, lockFile), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	// Both files are opened outside the runtime's poller (plainfile), on every create and delete.
+	lf, err := plainfile.OpenFile(filepath.Join(a.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open idmap lock: %w", err)
 	}
@@ -357,7 +359,7 @@ func lockExclusive(f *os.File) error {
 
 func (a *Allocator) load() (*state, error) {
 	p := filepath.Join(a.dir, stateFile)
-	data, err := os.ReadFile(p)
+	data, err := plainfile.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return &state{Version: stateVersion}, nil
 	}
