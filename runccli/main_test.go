@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -295,5 +296,23 @@ func TestStepLaps(t *testing.T) {
 	quiet.Step("c", "policy", time.Second)
 	if len(quiet.steps) != 0 {
 		t.Errorf("steps kept without --debug: %q", quiet.steps)
+	}
+}
+
+// TestSubcommandNames: each subcommand is listed under the name and aliases of the command it
+// makes, once, so that a command line naming it makes it alone (lazycmd.AddSubs).
+func TestSubcommandNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range subcommands(&cliContext{g: &globalOpts{}}) {
+		c := s.Make()
+		if want := append([]string{c.Name()}, c.Aliases...); !slices.Equal(s.Names, want) {
+			t.Errorf("listed as %v, makes %v", s.Names, want)
+		}
+		for _, n := range s.Names {
+			if seen[n] {
+				t.Errorf("%s listed twice", n)
+			}
+			seen[n] = true
+		}
 	}
 }

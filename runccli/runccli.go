@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bulwark.dev/bulwark/internal/lazycmd"
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/sandbox"
 )
@@ -96,16 +97,35 @@ func Main() {
 		"operator exception: allow starting on a host with no MAC layer (audited)")
 	g.policy.register(pf)
 
-	root.AddCommand(
-		newCreateCmd(ctx), newStartCmd(ctx), newRunCmd(ctx), newDeleteCmd(ctx),
-		newStateCmd(ctx), newKillCmd(ctx), newPauseCmd(ctx), newResumeCmd(ctx),
-		newExecCmd(ctx), newPsCmd(ctx), newListCmd(ctx), newFeaturesCmd(), newSpecCmd(),
-	)
+	lazycmd.AddSubs(root, os.Args[1:], subcommands(ctx))
 	err := root.Execute()
 	if log != nil {
 		log.flushSteps()
 	}
 	os.Exit(finish(err, log))
+}
+
+// subcommands are bulwark-runc's commands, by name (TestSubcommandNames checks the names against
+// what each makes): a command line naming one makes that one alone (lazycmd.AddSubs).
+func subcommands(ctx *cliContext) []lazycmd.Sub {
+	with := func(make func(*cliContext) *cobra.Command) func() *cobra.Command {
+		return func() *cobra.Command { return make(ctx) }
+	}
+	return []lazycmd.Sub{
+		{Names: []string{"create"}, Make: with(newCreateCmd)},
+		{Names: []string{"start"}, Make: with(newStartCmd)},
+		{Names: []string{"run"}, Make: with(newRunCmd)},
+		{Names: []string{"delete"}, Make: with(newDeleteCmd)},
+		{Names: []string{"state"}, Make: with(newStateCmd)},
+		{Names: []string{"kill"}, Make: with(newKillCmd)},
+		{Names: []string{"pause"}, Make: with(newPauseCmd)},
+		{Names: []string{"resume"}, Make: with(newResumeCmd)},
+		{Names: []string{"exec"}, Make: with(newExecCmd)},
+		{Names: []string{"ps"}, Make: with(newPsCmd)},
+		{Names: []string{"list"}, Make: with(newListCmd)},
+		{Names: []string{"features"}, Make: newFeaturesCmd},
+		{Names: []string{"spec"}, Make: newSpecCmd},
+	}
 }
 
 // finish reports err the way runc does (to the log, which containerd reads, and to stderr) and

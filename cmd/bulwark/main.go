@@ -13,6 +13,7 @@ import (
 
 	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/cmd/internal/clibase"
+	"bulwark.dev/bulwark/internal/lazycmd"
 	_ "bulwark.dev/bulwark/internal/onearena" // one malloc arena for all threads: see the package
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/internal/runroot"
@@ -35,7 +36,7 @@ func main() {
 }
 
 // newRootCmd is bulwark's command tree for the command line args (without the program's name):
-// of the subcommands, only the one args names is made (clibase.AddSubs).
+// of the subcommands, only the one args names is made (lazycmd.AddSubs).
 func newRootCmd(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "bulwark",
@@ -62,13 +63,13 @@ func newRootCmd(args []string) *cobra.Command {
 	root.PersistentFlags().String("root", clibase.DefaultRoot(), "state root (env "+clibase.StateRootEnv+")")
 	root.PersistentFlags().String("run-root", os.Getenv(clibase.RunRootEnv), "per-run runtime state, a tmpfs lost at reboot (env "+clibase.RunRootEnv+"; default: a directory of the state root's own under "+runroot.Base+")")
 	root.PersistentFlags().String("host", os.Getenv(op.HostEnv), "send the command to bulwarkd at unix:///path/to/bulwark.sock instead of acting on the state root (env "+op.HostEnv+")")
-	clibase.AddSubs(root, args, subcommands)
+	lazycmd.AddSubs(root, args, subcommands)
 	return root
 }
 
 // subcommands are bulwark's commands under the root, by name (TestSubcommandNames checks the
 // names against what each makes).
-var subcommands = []clibase.Sub{
+var subcommands = []lazycmd.Sub{
 	{Names: []string{"image"}, Make: newImageCmd},
 	{Names: []string{"audit"}, Make: newAuditCmd},
 	{Names: []string{"run"}, Make: newRunCmd},

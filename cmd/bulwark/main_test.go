@@ -98,7 +98,7 @@ func TestSignalledEarly(t *testing.T) {
 }
 
 // TestSubcommandNames: each of subcommands is listed under the name and aliases of the command it
-// makes, so that a command line naming it makes it alone (clibase.AddSubs), and the whole tree
+// makes, so that a command line naming it makes it alone (lazycmd.AddSubs), and the whole tree
 // has each once.
 func TestSubcommandNames(t *testing.T) {
 	seen := map[string]bool{}

@@ -1,7 +1,6 @@
 // Package clibase is what the two halves of the bulwark command line share — bulwark, and
 // bulwark-admin beside it with the commands that link OPA or go-tuf: the state root's default,
-// the exit status an error carries, JSON output, and a command tree made only as far as the
-// command line needs (AddSubs).
+// the exit status an error carries and JSON output.
 package clibase
 
 import (

@@ -1,4 +1,7 @@
-package clibase
+// Package lazycmd makes a cobra command tree only as far as a command line needs: bulwark's and
+// bulwark-runc's processes each run one subcommand, and making every other one with its flags
+// was part of every start.
+package lazycmd
 
 import (
 	"slices"
