@@ -12,7 +12,7 @@ import (
 
 	// Its C constructor joins (exec) or enters (init) the container's namespaces before the Go
 	// runtime starts threads: every setup child links it.
-	_ "bulwark.dev/bulwark/sandbox/internal/nsenter"
+	"bulwark.dev/bulwark/sandbox/internal/nsenter"
 )
 
 // The child side of the setup protocol. The runtime re-executes its sealed copy with argv[1] and
@@ -48,7 +48,11 @@ func Init() {
 	// CVE-2019-5736: nothing inside the container may open this process's memory or exe link.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	openSelfStatus()
-	closeInherited(FDSelf)
+	// Where the constructor closed them (close_range), looking for leaked descriptors would only
+	// read /proc/self/status and probe its every slot again.
+	if !nsenter.LeaksClosed() {
+		closeInherited(FDSelf)
+	}
 	ch := NewChannel(os.NewFile(FDChannel, "bulwark-channel"))
 	ierr := checkBuild()
 	if ierr == nil {

@@ -41,19 +41,25 @@ static void fail(int step) {
 	_exit(1);
 }
 
+// leaksClosed is set once closeLeaked has closed every descriptor above the runtime's: the Go side
+// then has none of the caller's left to look for (see bulwark_leaks_closed).
+static int leaksClosed;
+
 // closeLeaked closes every descriptor from first on before the fork. The runtime passes nothing
 // above the ones named here, and every descriptor that survived the exec arrived without
 // close-on-exec: a leak from the runtime's caller, which the Go side closes anyway
-// (closeInherited). Closing it here keeps it out of the fork's descriptor table, whose size the
-// kernel takes from the highest open descriptor: a caller's leaked descriptor 251 gave every
-// container's init a 256-slot table (2 kB of kernel memory, kmalloc-cg-2k) for its whole life
-// instead of the 64 slots embedded in its files_struct (issue 14). A kernel without close_range
-// (before 5.9) keeps them until the Go side closes them.
+// (closeInherited) unless this did. Closing it here keeps it out of the fork's descriptor table,
+// whose size the kernel takes from the highest open descriptor: a caller's leaked descriptor 251
+// gave every container's init a 256-slot table (2 kB of kernel memory, kmalloc-cg-2k) for its
+// whole life instead of the 64 slots embedded in its files_struct (issue 14). A kernel without
+// close_range (before 5.9), or a caller's seccomp filter that refuses it, leaves them to the Go
+// side.
 static void closeLeaked(unsigned int first) {
-	if (syscall(SYS_close_range, first, ~0U, 0) < 0) {
-		// Only memory is at stake: closeInherited still closes them.
-	}
+	if (syscall(SYS_close_range, first, ~0U, 0) == 0)
+		leaksClosed = 1;
 }
+
+int bulwark_leaks_closed(void) { return leaksClosed; }
 
 __attribute__((constructor)) static void bulwark_nsenter(void) {
 	const char *pid = getenv("_BULWARK_NSENTER");

@@ -6,6 +6,7 @@
 package nsenter
 
 // #cgo CFLAGS: -Wall -Werror -std=gnu11
+// int bulwark_leaks_closed(void);
 import "C"
 
 import (
@@ -21,6 +22,11 @@ const Env = "_BULWARK_NSENTER"
 // its pod's, or one made for it) instead: its value is the clone flags of the namespaces to
 // create there.
 const EnvJoin = "_BULWARK_NSJOIN"
+
+// LeaksClosed reports whether the constructor closed every descriptor above the runtime's before
+// it forked (close_range): the process then holds none that leaked from the runtime's caller.
+// False when no constructor acted, or close_range failed.
+func LeaksClosed() bool { return C.bulwark_leaks_closed() != 0 }
 
 // steps names the constructor's steps by the numbers it reports.
 var steps = map[int32]string{

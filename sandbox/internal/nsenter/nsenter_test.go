@@ -30,3 +30,11 @@ func TestReadReport(t *testing.T) {
 		t.Error("empty report accepted")
 	}
 }
+
+// TestLeaksClosedWithoutConstructor: a process no constructor acted in (neither variable set) has
+// not had its descriptors closed, so the setup child's own check runs.
+func TestLeaksClosedWithoutConstructor(t *testing.T) {
+	if LeaksClosed() {
+		t.Error("LeaksClosed() in a process no constructor acted in")
+	}
+}
