@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 
@@ -98,7 +99,7 @@ func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]setup.SeccompBlob,
 	if cache == "" {
 		cache = filepath.Join(r.opts.Root, "seccomp-cache")
 	}
-	def, err := seccomp.CachedCompile(cache, profiles.DefaultSeccomp())
+	def, err := compileDefault(cache)
 	if err != nil {
 		return nil, fmt.Errorf("compile default seccomp profile: %w", err)
 	}
@@ -120,6 +121,39 @@ func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]setup.SeccompBlob,
 		}
 	}
 	return out, nil
+}
+
+// compileDefault returns the floor's default allowlist compiled: from the cache by the profile's
+// known digest (defaultCompileDigest) when it is there, else resolved, digested, compiled and
+// stored (CachedCompile). On a hit no start resolves, copies or digests the profile: nothing else
+// on a start's path does (the floor's description of it is kept too: defaultPrograms).
+func compileDefault(cache string) (*seccomp.Program, error) {
+	if d, ok := defaultCompileDigest(profiles.DefaultSeccompSum()); ok {
+		if p, ok := seccomp.Cached(cache, d); ok {
+			return p, nil
+		}
+	}
+	return seccomp.CachedCompile(cache, profiles.DefaultSeccomp())
+}
+
+// defaultCompileDigests are profiles.SeccompDigest of the default allowlist resolved for each
+// architecture, computed (by TestDefaultCompileDigests, which fails until they are updated) from
+// the embedded profile whose SHA-256 is defaultProfileSum. The profile's rules depend on the
+// architecture only (TestDefaultSeccompDescriptions refuses a minKernel rule).
+var defaultCompileDigests = map[string]string{
+	"amd64": "sha256:250af6e8513a2861758f1c9dfb79e3a2eb0c95815675c41658cba7affb0ad41e",
+	"arm64": "sha256:a866520f69884721614aab1de856ed8ea92ecf61788a09a86664164201a4ebed",
+}
+
+// defaultCompileDigest is the default allowlist's digest from defaultCompileDigests when sum, the
+// embedded profile's, is the one they were computed from; ok is false for any other profile or
+// architecture.
+func defaultCompileDigest(sum string) (digest string, ok bool) {
+	if sum != defaultProfileSum {
+		return "", false
+	}
+	digest, ok = defaultCompileDigests[runtime.GOARCH]
+	return digest, ok
 }
 
 // noMemfdProfile refuses memfd_create where the kernel cannot make memfds non-executable (no

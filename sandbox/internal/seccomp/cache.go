@@ -46,10 +46,7 @@ func CachedCompile(cacheDir string, p *specs.LinuxSeccomp) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := cacheEntry{Format: cacheFormat, Digest: digest, Libseccomp: libVersion(), Arch: runtime.GOARCH}
-	keySum := sha256.Sum256([]byte(want.Format + "\x00" + want.Digest + "\x00" + want.Libseccomp + "\x00" + want.Arch))
-	path := filepath.Join(cacheDir, hex.EncodeToString(keySum[:16])+".json")
-
+	want, path := cacheKey(cacheDir, digest)
 	if prog, ok := readEntry(path, want); ok {
 		return prog, nil
 	}
@@ -63,6 +60,23 @@ func CachedCompile(cacheDir string, p *specs.LinuxSeccomp) (*Program, error) {
 		return nil, err
 	}
 	return prog, nil
+}
+
+// Cached returns the program cached in cacheDir for the profile whose digest
+// (profiles.SeccompDigest) is digest, as CachedCompile would on a hit, without the profile: a
+// caller that knows a profile's digest beforehand (the floor's default allowlist) builds and
+// digests the profile only on a miss. ok is false on a miss or a corrupt or mismatching entry.
+func Cached(cacheDir, digest string) (prog *Program, ok bool) {
+	want, path := cacheKey(cacheDir, digest)
+	return readEntry(path, want)
+}
+
+// cacheKey is the entry a program compiled from the profile of that digest must match, and
+// its file in cacheDir.
+func cacheKey(cacheDir, digest string) (cacheEntry, string) {
+	want := cacheEntry{Format: cacheFormat, Digest: digest, Libseccomp: libVersion(), Arch: runtime.GOARCH}
+	keySum := sha256.Sum256([]byte(want.Format + "\x00" + want.Digest + "\x00" + want.Libseccomp + "\x00" + want.Arch))
+	return want, filepath.Join(cacheDir, hex.EncodeToString(keySum[:16])+".json")
 }
 
 func bpfSum(b []byte) string {

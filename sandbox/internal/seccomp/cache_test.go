@@ -3,6 +3,7 @@ package seccomp
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"bulwark.dev/bulwark/profiles"
@@ -120,5 +121,41 @@ func TestCachedCompileUnwritableDir(t *testing.T) {
 	defer os.Chmod(dir, 0o700)
 	if _, err := CachedCompile(filepath.Join(dir, "cache"), profiles.DefaultSeccomp()); err == nil {
 		t.Fatal("unwritable cache: no error")
+	}
+}
+
+// TestCached: a lookup by digest finds what CachedCompile stored for the profile of that digest,
+// and nothing for another digest, a missing cache or a corrupt entry.
+func TestCached(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seccomp-cache")
+	p := profiles.DefaultSeccomp()
+	digest, err := profiles.SeccompDigest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := Cached(dir, digest); ok {
+		t.Fatal("a program found in a cache that does not exist")
+	}
+	stored, err := CachedCompile(dir, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := Cached(dir, digest)
+	if !ok || got.Sum() != stored.Sum() || got.Digest != digest || got.Flags != stored.Flags {
+		t.Fatalf("lookup of the stored program: %v %+v", ok, got)
+	}
+	if _, ok := Cached(dir, "sha256:"+strings.Repeat("0", 64)); ok {
+		t.Error("a program found for another digest")
+	}
+	files := cacheFiles(t, dir)
+	entry, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files[0], flipBPF(t, entry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := Cached(dir, digest); ok {
+		t.Error("a program found in a corrupt entry")
 	}
 }
