@@ -3,7 +3,6 @@ package seccomp
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,19 +18,19 @@ import (
 
 // cacheFormat changes whenever the entry layout or the compiler's choices change, so old entries
 // are simply never looked up again.
-const cacheFormat = "bulwark-seccomp-v2"
+const cacheFormat = "bulwark-seccomp-v3"
 
-// cacheEntry is one compiled program on disk. Sum guards against torn or corrupted files; the cache
-// directory lives under the runtime's state root, which is trusted like the runtime binary itself.
+// cacheEntry is one compiled program on disk (entry.go writes and reads it). Its SHA-256 guards
+// against torn or corrupted files; the cache directory lives under the runtime's state root,
+// which is trusted like the runtime binary itself.
 type cacheEntry struct {
-	Format     string   `json:"format"`
-	Digest     string   `json:"digest"`
-	Libseccomp string   `json:"libseccomp"`
-	Arch       string   `json:"arch"`
-	Flags      uint     `json:"flags"`
-	Notes      []string `json:"notes,omitempty"`
-	BPF        []byte   `json:"bpf"`
-	Sum        string   `json:"sha256"`
+	Format     string
+	Digest     string
+	Libseccomp string
+	Arch       string
+	Flags      uint
+	Notes      []string
+	BPF        []byte
 }
 
 // CachedCompile returns the compiled program for p from cacheDir, compiling and storing it on a
@@ -55,7 +54,6 @@ func CachedCompile(cacheDir string, p *specs.LinuxSeccomp) (*Program, error) {
 		return nil, err
 	}
 	want.Flags, want.Notes, want.BPF = prog.Flags, prog.Notes, prog.Bytes()
-	want.Sum = bpfSum(want.BPF)
 	if err := writeEntry(cacheDir, path, want); err != nil {
 		return nil, err
 	}
@@ -76,12 +74,7 @@ func Cached(cacheDir, digest string) (prog *Program, ok bool) {
 func cacheKey(cacheDir, digest string) (cacheEntry, string) {
 	want := cacheEntry{Format: cacheFormat, Digest: digest, Libseccomp: libVersion(), Arch: runtime.GOARCH}
 	keySum := sha256.Sum256([]byte(want.Format + "\x00" + want.Digest + "\x00" + want.Libseccomp + "\x00" + want.Arch))
-	return want, filepath.Join(cacheDir, hex.EncodeToString(keySum[:16])+".json")
-}
-
-func bpfSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
+	return want, filepath.Join(cacheDir, hex.EncodeToString(keySum[:16])+".entry")
 }
 
 // readEntry returns the cached program if the file exists and is intact and matches want.
@@ -91,14 +84,13 @@ func readEntry(path string, want cacheEntry) (*Program, bool) {
 	if err != nil {
 		return nil, false
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	var e cacheEntry
-	if err := json.NewDecoder(f).Decode(&e); err != nil {
+	defer unix.Close(fd)
+	data, ok := readAll(fd)
+	if !ok {
 		return nil, false
 	}
-	if e.Format != want.Format || e.Digest != want.Digest || e.Libseccomp != want.Libseccomp ||
-		e.Arch != want.Arch || e.Sum != bpfSum(e.BPF) {
+	e, ok := parseEntry(data)
+	if !ok || e.Format != want.Format || e.Digest != want.Digest || e.Libseccomp != want.Libseccomp || e.Arch != want.Arch {
 		return nil, false
 	}
 	prog, err := FromBytes(e.Digest, e.BPF)
@@ -109,16 +101,37 @@ func readEntry(path string, want cacheEntry) (*Program, bool) {
 	return prog, true
 }
 
+// maxEntry bounds what readAll reads: a program of the kernel's most instructions and its notes
+// take far less.
+const maxEntry = 1 << 20
+
+// readAll reads the file open as fd, of the size fstat gives, into one buffer; ok is false on any
+// error, an empty or oversized file or one shorter than its size (torn).
+func readAll(fd int) (data []byte, ok bool) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Size <= 0 || st.Size > maxEntry {
+		return nil, false
+	}
+	data = make([]byte, st.Size)
+	for off := 0; off < len(data); {
+		n, err := unix.Pread(fd, data[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return nil, false
+		}
+		off += n
+	}
+	return data, true
+}
+
 // writeEntry stores e atomically: a reader sees the old entry, no entry, or the whole new one.
 func writeEntry(dir, path string, e cacheEntry) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("seccomp cache: create %s: %w", dir, err)
 	}
-	data, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("seccomp cache: encode entry: %w", err)
-	}
-	if err := atomicfile.Write(path, data, atomicfile.Options{Sync: true}); err != nil {
+	if err := atomicfile.Write(path, e.marshal(), atomicfile.Options{Sync: true}); err != nil {
 		return fmt.Errorf("seccomp cache: install %s: %w", path, err)
 	}
 	return nil

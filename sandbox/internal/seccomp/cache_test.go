@@ -53,7 +53,7 @@ func TestCachedCompile(t *testing.T) {
 	// Corruption of any kind means recompile and rewrite, never a wrong program.
 	for name, data := range map[string][]byte{
 		"truncated":   before[:len(before)/2],
-		"garbage":     []byte("not json"),
+		"garbage":     []byte("not an entry"),
 		"bpf flipped": flipBPF(t, before),
 		"empty":       nil,
 	} {
@@ -86,24 +86,15 @@ func TestCachedCompile(t *testing.T) {
 	}
 }
 
-// flipBPF changes one byte inside the base64 BPF field of an entry.
+// flipBPF changes one byte of the BPF program of an entry (it ends 32 bytes before the entry).
 func flipBPF(t *testing.T, entry []byte) []byte {
 	t.Helper()
-	out := append([]byte(nil), entry...)
-	key := []byte(`"bpf":"`)
-	for i := 0; i+len(key) < len(out); i++ {
-		if string(out[i:i+len(key)]) == string(key) {
-			j := i + len(key) + 10
-			if out[j] == 'A' {
-				out[j] = 'B'
-			} else {
-				out[j] = 'A'
-			}
-			return out
-		}
+	if len(entry) < 64 {
+		t.Fatal("no bpf field")
 	}
-	t.Fatal("no bpf field")
-	return nil
+	out := append([]byte(nil), entry...)
+	out[len(out)-40] ^= 0x01
+	return out
 }
 
 func TestCachedCompileUnwritableDir(t *testing.T) {
