@@ -18,13 +18,14 @@ const HelperName = setup.HelperName
 var buildID = setup.BuildID()
 
 // helperEnv is the environment a setup child starts with: its mode, the runtime's build and
-// GOMAXPROCS=1. The child does one thing at a time on its locked main thread; with one P the Go
-// runtime starts fewer threads and spreads fewer heap spans over per-P caches before that thread
-// execs the workload, and execve has to kill every other thread and free the anonymous memory
-// (a created container's init: 5 threads and ~1.3 MB anonymous at the exec; 4 and ~1.2 MB with one P).
-// The workload gets the environment of its own spec, not this one.
+// GOMAXPROCS=2. The child does its work on its locked main thread, but one step runs beside it:
+// detaching the host's mount tree after pivot_root waits for an RCU grace period (see
+// setup.pivot), and with a second P the goroutine that waits starts at once instead of when the
+// main thread next blocks. More Ps would only start more threads and spread more heap spans over
+// per-P caches before the workload's execve has to kill every other thread and free the
+// anonymous memory. The workload gets the environment of its own spec, not this one.
 func helperEnv(mode string) []string {
-	return []string{setup.EnvSetup + "=" + mode, setup.EnvBuild + "=" + buildID, "GOMAXPROCS=1"}
+	return []string{setup.EnvSetup + "=" + mode, setup.EnvBuild + "=" + buildID, "GOMAXPROCS=2"}
 }
 
 // setupHelper opens (O_PATH) the binary setup children are executed from: bulwark-init beside

@@ -30,7 +30,7 @@ func oomScoreAdjIs(v int) bool {
 // console, rlimits, user + capabilities, cwd, no_new_privs, Landlock, descriptor hygiene, seccomp
 // (last: it may forbid what the earlier steps need). Only then is "ready" sent. Init then waits on
 // the exec fifo for Start; an exec'd process goes on at once. Returns only on failure.
-func finishProcess(ch *Channel, p *ProcessPlan, fifo int, clk *StepClock) *InitError {
+func finishProcess(ch *Channel, p *ProcessPlan, fifo int, detached func() error, clk *StepClock) *InitError {
 	if p.Terminal {
 		if err := setupConsole(ch, p); err != nil {
 			return stepError("console", "allocate pty", "/dev/ptmx", err)
@@ -98,6 +98,13 @@ func finishProcess(ch *Channel, p *ProcessPlan, fifo int, clk *StepClock) *InitE
 		return stepError("landlock", "restrict", "", err)
 	}
 	clk.Lap("child:landlock")
+	// The host's tree must be gone before the descriptors are checked (the detaching thread holds
+	// one of its root) and before anything of the container runs.
+	if detached != nil {
+		if err := detached(); err != nil {
+			return stepError("mounts", "detach the host's tree", "/", err)
+		}
+	}
 	if err := fdHygiene(); err != nil {
 		return stepError("fds", "close host descriptors", "/proc/self/status", err)
 	}

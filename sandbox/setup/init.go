@@ -75,8 +75,10 @@ func childSetup(mode string, ch *Channel, clk *StepClock) *InitError {
 	}
 	unix.Close(FDSelf)
 	fifo := -1
+	var detached func() error
 	if mode == "init" {
-		if ierr := setupContainer(cfg, m.FDs, clk); ierr != nil {
+		var ierr *InitError
+		if detached, ierr = setupContainer(cfg, m.FDs, clk); ierr != nil {
 			return ierr
 		}
 		if cfg.FifoFD >= 0 && cfg.FifoFD < len(m.FDs) {
@@ -90,7 +92,7 @@ func childSetup(mode string, ch *Channel, clk *StepClock) *InitError {
 			unix.Close(fd)
 		}
 	}
-	return finishProcess(ch, &cfg.Process, fifo, clk)
+	return finishProcess(ch, &cfg.Process, fifo, detached, clk)
 }
 
 type errString string
@@ -98,35 +100,36 @@ type errString string
 func (e errString) Error() string { return string(e) }
 
 // setupContainer builds the container around init: cgroup namespace, filesystem, identity, network.
-func setupContainer(cfg *Config, fds []int, clk *StepClock) *InitError {
+// The host's tree is still being detached when it returns (see pivot): detached waits for it.
+func setupContainer(cfg *Config, fds []int, clk *StepClock) (detached func() error, ierr *InitError) {
 	// The parent put us in the container's cgroup before sending the config; unsharing now makes
 	// that cgroup the root of the container's view.
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return stepError("namespaces", "unshare(CLONE_NEWCGROUP)", "", err)
+		return nil, stepError("namespaces", "unshare(CLONE_NEWCGROUP)", "", err)
 	}
-	if ierr := setupRootfs(cfg, fds); ierr != nil {
-		return ierr
+	detached, ierr = setupRootfs(cfg, fds)
+	if ierr != nil {
+		return nil, ierr
 	}
 	clk.Lap("child:mounts")
 	if cfg.Hostname != "" {
 		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
-			return stepError("uts", "sethostname", "", err)
+			return nil, stepError("uts", "sethostname", "", err)
 		}
 	}
 	if cfg.Domainname != "" {
 		if err := unix.Setdomainname([]byte(cfg.Domainname)); err != nil {
-			return stepError("uts", "setdomainname", "", err)
+			return nil, stepError("uts", "setdomainname", "", err)
 		}
 	}
 	// A joined network namespace (a pod's) is its owner's to configure, loopback included.
 	if !cfg.NetJoined {
 		if err := loopbackUp(); err != nil {
-			return stepError("network", "bring up lo", "", err)
+			return nil, stepError("network", "bring up lo", "", err)
 		}
 	}
 	clk.Lap("child:uts+net")
-
-	return nil
+	return detached, nil
 }
 
 // loopbackUp sets IFF_UP on "lo" in the new, otherwise empty, network namespace.

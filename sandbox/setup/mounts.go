@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -127,23 +128,24 @@ func isDirFD(fd int) (bool, error) {
 }
 
 // setupRootfs attaches the idmapped rootfs, mounts everything the plan lists inside it, masks and
-// write-protects the dangerous /proc and /sys paths, pivots into it and makes it read-only.
-func setupRootfs(cfg *Config, fds []int) *InitError {
+// write-protects the dangerous /proc and /sys paths, pivots into it and makes it read-only. The
+// host's tree is still being detached when it returns: see pivot for the wait it returns.
+func setupRootfs(cfg *Config, fds []int) (detached func() error, ierr *InitError) {
 	if cfg.RootfsFD < 0 || cfg.RootfsFD >= len(fds) {
-		return stepError("mounts", "rootfs descriptor", "", errString("no rootfs mount was donated"))
+		return nil, stepError("mounts", "rootfs descriptor", "", errString("no rootfs mount was donated"))
 	}
 	root := fds[cfg.RootfsFD]
 	// Nothing done below may propagate back to the host's mount namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return stepError("mounts", "make / rprivate", "/", err)
+		return nil, stepError("mounts", "make / rprivate", "/", err)
 	}
 	// Attach the detached idmapped rootfs on top of "/": path lookups from our root still see the
 	// host tree beneath (for /dev and /proc/self/fd) until pivot_root swaps them.
 	if err := unix.MoveMount(root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return stepError("mounts", "attach rootfs (move_mount)", "/", err)
+		return nil, stepError("mounts", "attach rootfs (move_mount)", "/", err)
 	}
 	if err := makePrivate(root); err != nil {
-		return stepError("mounts", "make rootfs rprivate", "/", err)
+		return nil, stepError("mounts", "make rootfs rprivate", "/", err)
 	}
 	st := newStaging()
 	defer st.close() // on errors before pivot_root; finish closes it otherwise
@@ -157,24 +159,24 @@ func setupRootfs(cfg *Config, fds []int) *InitError {
 		m := cfg.Mounts[i]
 		if m.Type == "cgroup2" {
 			if err := mountCgroups(root, st, m.Dest, cfg.Cgroups); err != nil {
-				return stepError("mounts", "mount the container's cgroups", m.Dest, err)
+				return nil, stepError("mounts", "mount the container's cgroups", m.Dest, err)
 			}
 			continue
 		}
 		// A lone scratch mount is a tmpfs of its own: a shared superblock would only add its root.
 		if n := scratchRun(cfg.Mounts[i:]); n > 1 {
 			if err := mountScratch(root, cfg.Mounts[i:i+n]); err != nil {
-				return stepError("mounts", "mount the scratch tmpfs", m.Dest, err)
+				return nil, stepError("mounts", "mount the scratch tmpfs", m.Dest, err)
 			}
 			i += n - 1
 			continue
 		}
 		if err := mountOne(root, m, fds); err != nil {
-			return stepError("mounts", "mount "+m.Type, m.Dest, err)
+			return nil, stepError("mounts", "mount "+m.Type, m.Dest, err)
 		}
 	}
 	if err := generatedMounts(root, st, cfg.Files, fds); err != nil {
-		return stepError("mounts", "generated /etc files", "", err)
+		return nil, stepError("mounts", "generated /etc files", "", err)
 	}
 	// A working directory the image lacks is created, as runc does (on a layered root it goes to
 	// the container's private upper): the root is read-only once pivoted. Where it cannot be
@@ -186,24 +188,25 @@ func setupRootfs(cfg *Config, fds []int) *InitError {
 	}
 	for k, v := range cfg.Sysctl {
 		if err := writeSysctl(root, k, v); err != nil {
-			return stepError("sysctl", "write "+k, "", err)
+			return nil, stepError("sysctl", "write "+k, "", err)
 		}
 	}
 	for _, p := range cfg.MaskedPaths {
 		if err := maskPath(root, st, p); err != nil {
-			return stepError("mounts", "mask path", p, err)
+			return nil, stepError("mounts", "mask path", p, err)
 		}
 	}
 	for _, p := range cfg.ReadonlyPaths {
 		if err := readonlyPath(root, p); err != nil {
-			return stepError("mounts", "read-only path", p, err)
+			return nil, stepError("mounts", "read-only path", p, err)
 		}
 	}
 	if err := st.finish(); err != nil {
-		return stepError("mounts", "seal the staging tmpfs", "", err)
+		return nil, stepError("mounts", "seal the staging tmpfs", "", err)
 	}
-	if err := pivot(root); err != nil {
-		return stepError("mounts", "pivot_root", "/", err)
+	detached, err := pivot(root)
+	if err != nil {
+		return nil, stepError("mounts", "pivot_root", "/", err)
 	}
 	// The root becomes read-only only now: mountpoints had to be created in it first. A writable
 	// root (the caller's grant, with its size-limited upper) stays writable, nosuid and nodev.
@@ -211,10 +214,10 @@ func setupRootfs(cfg *Config, fds []int) *InitError {
 	if cfg.WritableRoot {
 		attr.Attr_set &^= unix.MOUNT_ATTR_RDONLY
 	}
-	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, attr); err != nil {
-		return stepError("mounts", "remount root read-only", "/", err)
+	if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return nil, stepError("mounts", "remount root read-only", "/", err)
 	}
-	return nil
+	return detached, nil
 }
 
 // donated returns the descriptor at index i of fds, if there is one.
@@ -494,19 +497,48 @@ func park(fd int) error {
 }
 
 // pivot makes the rootfs the root with pivot_root (never chroot: a chroot leaves the host tree
-// reachable) and detaches the old root.
-func pivot(root int) error {
-	if err := unix.Fchdir(root); err != nil {
-		return fmt.Errorf("fchdir rootfs: %w", err)
+// reachable) and starts detaching the old root, which pivot_root(".", ".") stacks on top of the new
+// one. The detach waits for an RCU grace period (~0.1 ms here) before it returns, so it runs on a
+// thread of its own while this one goes on; nothing this thread resolves reaches the stacked old
+// root meanwhile (a path walk starts at the new root and never crosses a mount on its starting
+// point, and the root is remounted through its descriptor). The returned wait reports the
+// detach; it must return nil before anything of the container runs.
+func pivot(root int) (wait func() error, err error) {
+	// The old root, for the detaching thread: after pivot_root it is reachable only as the mount
+	// on top of the new root. Opened as runc does, before the pivot.
+	old, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open old root: %w", err)
 	}
-	// pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." detaches it.
+	if err := unix.Fchdir(root); err != nil {
+		unix.Close(old)
+		return nil, fmt.Errorf("fchdir rootfs: %w", err)
+	}
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root: %w", err)
+		unix.Close(old)
+		return nil, fmt.Errorf("pivot_root: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- detach(old) }()
+	return func() error { return <-done }, unix.Chdir("/")
+}
+
+// detach unmounts (MNT_DETACH) the tree whose root directory old is, and closes old. It gives its
+// thread a working directory of its own (unshare(CLONE_FS)) and so never gives the thread back:
+// the goroutine stays locked to it, and the thread ends with it.
+func detach(old int) error {
+	runtime.LockOSThread()
+	defer unix.Close(old)
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("detach old root: unshare(CLONE_FS): %w", err)
+	}
+	if err := unix.Fchdir(old); err != nil {
+		return fmt.Errorf("detach old root: fchdir: %w", err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach old root: %w", err)
 	}
-	return unix.Chdir("/")
+	return nil
 }
 
 // MinimalDevices are the device nodes of a container's /dev: made by the runtime in the /dev it
