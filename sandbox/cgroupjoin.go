@@ -3,7 +3,6 @@ package sandbox
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -27,12 +26,12 @@ import (
 // onThread, if set, runs first on the thread that forks (see startChild).
 func startInCgroup(cmd *setupProc, cg cgroups.Manager, onThread func() error) error {
 	var unified string
-	var v1 []string
+	hasV1 := false
 	for _, h := range cg.Hierarchies() {
 		if h.Unified {
 			unified = h.Dir
 		} else {
-			v1 = append(v1, h.Dir)
+			hasV1 = true
 		}
 	}
 	if unified != "" {
@@ -47,7 +46,7 @@ func startInCgroup(cmd *setupProc, cg cgroups.Manager, onThread func() error) er
 		cmd.attr.UseCgroupFD = true
 		cmd.attr.CgroupFD = fd
 	}
-	if len(v1) == 0 && onThread == nil {
+	if !hasV1 && onThread == nil {
 		return cmd.start()
 	}
 	return onDisposableThread(func() error {
@@ -56,10 +55,8 @@ func startInCgroup(cmd *setupProc, cg cgroups.Manager, onThread func() error) er
 				return err
 			}
 		}
-		for _, d := range v1 {
-			if err := writeTasks(d); err != nil {
-				return err
-			}
+		if err := cg.JoinV1(); err != nil {
+			return err
 		}
 		return cmd.start()
 	})
@@ -81,24 +78,6 @@ func onDisposableThread(fn func() error) error {
 		errc <- fn()
 	}()
 	return <-errc
-}
-
-// writeTasks moves the calling thread (tid 0 means "me") into the v1 cgroup dir. Plain system
-// calls: os.File would register the file with the runtime's poller first (five more calls, each
-// refused for a cgroupfs file), once per hierarchy on the path to the child's start. The file is
-// opened so that it does not stay in the host's caches for the container's life
-// (cgroups.OpenLeafFile).
-func writeTasks(dir string) error {
-	p := filepath.Join(dir, "tasks")
-	fd, err := cgroups.OpenLeafFile(dir, "tasks", unix.O_WRONLY)
-	if err != nil {
-		return fmt.Errorf("join cgroup %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if _, err := unix.Write(fd, []byte("0")); err != nil {
-		return fmt.Errorf("join cgroup %s: %w", dir, &os.PathError{Op: "write", Path: p, Err: err})
-	}
-	return nil
 }
 
 // cgroupExists reports whether any of cg's directories is already there.

@@ -40,6 +40,11 @@ type Manager interface {
 	Destroy() error
 	// Paths maps controller name to directory (v1), or "" to the single directory (v2).
 	Paths() map[string]string
+	// JoinV1 moves the calling OS thread into the container's leaf in every v1 hierarchy ("0"
+	// written to each tasks file: the kernel moves the writer alone, without its global lock), so
+	// that a process it forks starts there; nothing on v2, whose leaf a process is forked into
+	// (clone3's CLONE_INTO_CGROUP), as a hybrid host's unified one is.
+	JoinV1() error
 	// Hierarchies lists every hierarchy the container's processes are placed in, with its
 	// leaf: on v1 also the named (name=systemd) and a hybrid host's unified hierarchy, which
 	// carry no limits but would otherwise leave the container in the host's root cgroup there.

@@ -272,10 +272,6 @@ func readLeaf(dir, name string) (string, error) {
 	return strings.TrimSpace(string(data)), nil
 }
 
-// OpenLeafFile opens the interface file name of a container's own cgroup directory dir (flags
-// plus O_CLOEXEC) so that the kernel keeps nothing of it cached once it is closed, where it can.
-func OpenLeafFile(dir, name string, flags int) (int, error) { return openLeaf(dir, name, flags) }
-
 func exists(dir, name string) bool {
 	var st unix.Stat_t
 	return unix.Stat(filepath.Join(dir, name), &st) == nil

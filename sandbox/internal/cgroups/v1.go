@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -25,6 +26,82 @@ type v1Manager struct {
 	// placed are the leaves in hierarchies without limits: named ("name=systemd") and
 	// "" for the unified hierarchy -> Hierarchy.
 	placed map[string]Hierarchy
+	tasks  tasksFiles
+}
+
+// tasksFiles hands the tasks files of a new container's v1 leaves, opened in the background once
+// the leaves are made (limit), to the thread that joins them (JoinV1) a moment later: the opens
+// (each leaf's directory looked up, listed once for its files' ids, the file opened by handle)
+// are then off the path to the child's start, and the join only writes (issue 14). The two go
+// through the leaves from opposite ends, each opening the files the other has not claimed, so
+// that a join that comes early neither waits nor opens a file twice (but the one both may be at).
+type tasksFiles struct {
+	mu      sync.Mutex
+	fds     map[string]int  // leaf directory -> its tasks file, opened, not taken yet; guarded by mu
+	claimed map[string]bool // leaf directories whose file is being, or was, opened; guarded by mu
+	// done: the join (or Destroy) is over; files opened after are closed at once. Guarded by mu.
+	done bool
+}
+
+// open opens the tasks file of each of dirs, in order, for the join: those it has not claimed.
+func (t *tasksFiles) open(dirs []string) {
+	for _, d := range dirs {
+		t.mu.Lock()
+		if t.done {
+			t.mu.Unlock()
+			return
+		}
+		if t.claimed[d] {
+			t.mu.Unlock()
+			continue
+		}
+		if t.claimed == nil {
+			t.claimed = map[string]bool{}
+		}
+		t.claimed[d] = true
+		t.mu.Unlock()
+		fd, err := openLeaf(d, "tasks", unix.O_WRONLY)
+		if err != nil {
+			continue // the join opens it again and reports the error
+		}
+		t.mu.Lock()
+		if t.done {
+			unix.Close(fd)
+		} else {
+			if t.fds == nil {
+				t.fds = map[string]int{}
+			}
+			t.fds[d] = fd
+		}
+		t.mu.Unlock()
+	}
+}
+
+// take returns the file open for dir, if any, for the caller to write and close; if none is
+// being opened, it is claimed for the caller to open.
+func (t *tasksFiles) take(dir string) (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if fd, ok := t.fds[dir]; ok {
+		delete(t.fds, dir)
+		return fd, true
+	}
+	if t.claimed == nil {
+		t.claimed = map[string]bool{}
+	}
+	t.claimed[dir] = true
+	return -1, false
+}
+
+// finish ends the handing over: the files opened and not taken are closed, as is any opened
+// later.
+func (t *tasksFiles) finish() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, fd := range t.fds {
+		unix.Close(fd)
+	}
+	t.fds, t.done = nil, true
 }
 
 // placeIn adds the named hierarchies (option -> mount point) and the unified mount point ("" if
@@ -76,6 +153,17 @@ func (m *v1Manager) dirs() []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// v1Dirs are the leaves in every v1 hierarchy, named ones included.
+func (m *v1Manager) v1Dirs() []string {
+	out := m.dirs()
+	for _, h := range m.placed {
+		if !h.Unified {
+			out = append(out, h.Dir)
+		}
+	}
 	return out
 }
 
@@ -184,10 +272,11 @@ func (m *v1Manager) leaves(first string) []Hierarchy {
 	return out
 }
 
-// limit writes the other limits of res, one after another: it runs in the background while the
-// container's first process starts (makeThenLimit), and a goroutine for each would only take CPU
-// from that start.
+// limit opens the leaves' tasks files for the join (tasksFiles), then writes the other limits
+// of res, one after another: it runs in the background while the container's first process
+// starts (makeThenLimit), and a goroutine for each would only take CPU from that start.
 func (m *v1Manager) limit(res *specs.LinuxResources) error {
+	m.tasks.open(m.v1Dirs())
 	var errs []error
 	for _, apply := range []func(*specs.LinuxResources) error{
 		m.applyMemory, m.applyPids, m.applyCPU, m.applyCpuset, m.applyBlkio, m.applyHugetlb,
@@ -705,10 +794,37 @@ func (m *v1Manager) ExitCounters() (peak, oomKills uint64, err error) {
 	return peak, oomKills, err
 }
 
+// JoinV1 writes "0" to each v1 leaf's tasks file (see Manager.JoinV1), through the files
+// opened in the background after Create where they are open by now. Plain system calls: os.File
+// would offer each file to the runtime's poller first (five more calls, each refused for a
+// cgroupfs file). A file opened here is opened so that it does not stay in the host's caches for
+// the container's life (openLeaf).
+func (m *v1Manager) JoinV1() error {
+	defer m.tasks.finish()
+	dirs := m.v1Dirs()
+	for i := len(dirs) - 1; i >= 0; i-- { // from the end: the background opens from the start
+		d := dirs[i]
+		fd, ok := m.tasks.take(d)
+		if !ok {
+			var err error
+			if fd, err = openLeaf(d, "tasks", unix.O_WRONLY); err != nil {
+				return fmt.Errorf("join cgroup %s: %w", d, err)
+			}
+		}
+		err := writeAll(fd, "0")
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("join cgroup %s: %w", d, &os.PathError{Op: "write", Path: filepath.Join(d, "tasks"), Err: err})
+		}
+	}
+	return nil
+}
+
 // Destroy removes the leaf in every hierarchy; the shared parent ("bulwark") stays for others.
 // The leaves go one after another, as they were made (see mkdirs), each tried once first: an
 // empty cgroup, the common case, needs nothing else.
 func (m *v1Manager) Destroy() error {
+	m.tasks.finish() // a create undone before its join
 	var left []string
 	for _, d := range m.allDirs() {
 		if err := unix.Rmdir(d); err != nil && err != unix.ENOENT {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,17 +43,6 @@ func newTestV1(t *testing.T) *v1Manager {
 		}
 	})
 	return m
-}
-
-// v1Dirs are the leaves in every v1 hierarchy, named ones included.
-func (m *v1Manager) v1Dirs() []string {
-	var out []string
-	for _, h := range m.leaves(m.paths["devices"]) {
-		if !h.Unified {
-			out = append(out, h.Dir)
-		}
-	}
-	return out
 }
 
 func readT(t *testing.T, dir, name string) string {
@@ -302,6 +292,111 @@ func TestV1JoinBeforeLimits(t *testing.T) {
 			t.Errorf("%s cgroup %s left behind", ctrl, dir)
 		}
 	}
+}
+
+// TestV1JoinV1 moves a thread into every v1 leaf: through the tasks files opened in the
+// background after Create, which the join takes, leaving none open; through files it opens
+// itself, for a manager that did not create the cgroup; and when the join came first, the
+// background opens nothing after it.
+func TestV1JoinV1(t *testing.T) {
+	m := newTestV1(t)
+	res, _ := WithDefaults(nil)
+	if err := create(m, res); err != nil { // limits done: the tasks files are open
+		t.Fatal(err)
+	}
+	if len(m.tasks.fds) != len(m.v1Dirs()) {
+		t.Fatalf("%d tasks files opened after Create, want %d", len(m.tasks.fds), len(m.v1Dirs()))
+	}
+	early := newV1(m.mounts, m.name)
+	for _, mgr := range []*v1Manager{m, newV1(m.mounts, m.name), early} {
+		got := make(chan string, 1)
+		onOwnThread(func() {
+			if err := mgr.JoinV1(); err != nil {
+				got <- err.Error()
+				return
+			}
+			b, _ := os.ReadFile("/proc/thread-self/cgroup")
+			got <- string(b)
+		})
+		cg := <-got
+		joined := 0
+		for _, line := range strings.Split(strings.TrimSpace(cg), "\n") {
+			f := strings.SplitN(line, ":", 3)
+			if len(f) != 3 || m.mounts[strings.Split(f[1], ",")[0]] == "" {
+				continue // a hierarchy the test's manager is not in
+			}
+			joined++
+			if f[2] != "/"+m.name {
+				t.Errorf("joined thread's cgroup %q, want /%s in every v1 hierarchy", line, m.name)
+			}
+		}
+		if joined != len(m.v1Dirs()) {
+			t.Errorf("joined %d hierarchies, want %d: %q", joined, len(m.v1Dirs()), cg)
+		}
+		if len(mgr.tasks.fds) != 0 {
+			t.Errorf("tasks files left open after the join: %v", mgr.tasks.fds)
+		}
+	}
+	early.tasks.open(early.v1Dirs())
+	if len(early.tasks.fds) != 0 {
+		t.Errorf("tasks files opened after the join: %v", early.tasks.fds)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTasksFilesMeetInTheMiddle: the background opens from the first leaf, the join takes from
+// the last; the files the join claimed first are not opened in the background.
+func TestTasksFilesMeetInTheMiddle(t *testing.T) {
+	dir := t.TempDir()
+	var dirs []string
+	for _, n := range []string{"a", "b", "c", "d"} {
+		d := filepath.Join(dir, n)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "tasks"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	var tf tasksFiles
+	for _, d := range dirs[2:] {
+		if _, ok := tf.take(d); ok {
+			t.Fatalf("%s handed over before anything was opened", d)
+		}
+	}
+	tf.open(dirs)
+	if len(tf.fds) != 2 || tf.fds[dirs[0]] == 0 || tf.fds[dirs[1]] == 0 {
+		t.Errorf("opened %v, want the two leaves the join had not claimed", tf.fds)
+	}
+	if fd, ok := tf.take(dirs[1]); !ok {
+		t.Errorf("%s not handed over", dirs[1])
+	} else {
+		unix.Close(fd)
+	}
+	tf.finish()
+	if len(tf.fds) != 0 {
+		t.Errorf("finish left %v open", tf.fds)
+	}
+}
+
+// onOwnThread runs fn on a goroutine locked to an OS thread that ends with it (never the main
+// thread, which the Go runtime keeps: it is held meanwhile).
+func onOwnThread(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked
+		if unix.Gettid() == unix.Getpid() {
+			onOwnThread(fn)
+			runtime.UnlockOSThread()
+		} else {
+			fn()
+		}
+		close(done)
+	}()
+	<-done
 }
 
 // TestV1CreateRollback asks for an impossible cpuset and expects an error and no directories.

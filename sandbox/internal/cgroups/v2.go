@@ -40,6 +40,9 @@ func newV2(root, name string) *v2Manager {
 
 func (m *v2Manager) Paths() map[string]string { return map[string]string{"": m.dir} }
 
+// JoinV1 does nothing: there is no v1 hierarchy (see Manager.JoinV1).
+func (m *v2Manager) JoinV1() error { return nil }
+
 // Create makes the leaf (see Manager.Create); the limits follow.
 func (m *v2Manager) Create(res *specs.LinuxResources) (func() error, error) {
 	return makeThenLimit(res, m.make, m.limit)
