@@ -152,15 +152,22 @@ func leafID(dfd int, name string) (uint64, bool) {
 
 // readIDs lists the directory open as dfd, name -> inode number, if it is a cgroupfs one; nil
 // otherwise or on any error (the caller then opens by path).
+//
+// It runs once per cgroup directory of a create (a dozen on a v1 host), on goroutines that start
+// with a small stack: an 8 KB array here made each of them grow its stack three times (each
+// growth a new stack, faulted in, and a copy) and a map grown entry by entry and a string per name
+// gave each directory's listing about 20 allocations. The buffer now comes from direntBufs, the map
+// is made at the size of the first batch, and the names of a batch are sliced from one string.
 func readIDs(dfd int) map[string]uint64 {
 	var fs unix.Statfs_t
 	if unix.Fstatfs(dfd, &fs) != nil || (fs.Type != unix.CGROUP_SUPER_MAGIC && fs.Type != unix.CGROUP2_SUPER_MAGIC) {
 		return nil
 	}
-	ids := map[string]uint64{}
-	buf := make([]byte, 8192)
+	buf := direntBufs.Get().(*[direntBufSize]byte)
+	defer direntBufs.Put(buf)
+	var ids map[string]uint64
 	for {
-		n, err := unix.Getdents(dfd, buf)
+		n, err := unix.Getdents(dfd, buf[:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -168,22 +175,53 @@ func readIDs(dfd int) map[string]uint64 {
 			return nil
 		}
 		if n == 0 {
+			if ids == nil {
+				ids = map[string]uint64{}
+			}
 			return ids
 		}
+		count, ok := countDirents(buf[:n])
+		if !ok {
+			return nil
+		}
+		if ids == nil {
+			ids = make(map[string]uint64, count)
+		}
 		// struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16, d_type u8, d_name.
-		for off := 0; off+19 <= n; {
+		names := string(buf[:n])
+		for off := 0; off < n; {
 			reclen := int(binary.LittleEndian.Uint16(buf[off+16:]))
-			if reclen < 19 || off+reclen > n {
-				return nil
-			}
-			name := buf[off+19 : off+reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
+			name := names[off+19 : off+reclen]
+			if i := strings.IndexByte(name, 0); i >= 0 {
 				name = name[:i]
 			}
-			ids[string(name)] = binary.LittleEndian.Uint64(buf[off:])
+			ids[name] = binary.LittleEndian.Uint64(buf[off:])
 			off += reclen
 		}
 	}
+}
+
+// direntBufSize holds a cgroup directory's listing in one getdents (the largest, a v1 memory
+// controller's root, is about 1.6 KB); a larger one takes more calls.
+const direntBufSize = 4 << 10
+
+// direntBufs are readIDs' buffers, reused by the creates of a process.
+var direntBufs = sync.Pool{New: func() any { return new([direntBufSize]byte) }}
+
+// countDirents counts the records of a getdents batch; false if one is malformed.
+func countDirents(b []byte) (int, bool) {
+	count := 0
+	for off := 0; off < len(b); count++ {
+		if off+19 > len(b) {
+			return 0, false
+		}
+		reclen := int(binary.LittleEndian.Uint16(b[off+16:]))
+		if reclen < 19 || off+reclen > len(b) {
+			return 0, false
+		}
+		off += reclen
+	}
+	return count, true
 }
 
 // openFile opens p (flags plus O_CLOEXEC), retrying on EINTR; the error is an *os.PathError.

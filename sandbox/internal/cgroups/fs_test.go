@@ -2,10 +2,13 @@ package cgroups
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestPlainFileIO: the system-call readers and writers read a file whole past their first buffer,
@@ -60,5 +63,67 @@ func TestOpenLeafElsewhere(t *testing.T) {
 	}
 	if err := writeLeaf(filepath.Join(dir, "nodir"), "f", "1"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("writeLeaf in a missing directory: %v", err)
+	}
+}
+
+// TestReadIDs: readIDs lists a cgroupfs directory whole (every name, with the inode number a stat
+// of the file gives), whatever the buffer's size, and refuses a directory of another filesystem
+// and a malformed batch.
+func TestReadIDs(t *testing.T) {
+	var dir string
+	for _, d := range []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup"} {
+		var fs unix.Statfs_t
+		if unix.Statfs(d, &fs) == nil && (fs.Type == unix.CGROUP_SUPER_MAGIC || fs.Type == unix.CGROUP2_SUPER_MAGIC) {
+			dir = d
+			break
+		}
+	}
+	if dir == "" {
+		t.Skip("no cgroupfs directory")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	for range 2 { // the second from a buffer that direntBufs reuses
+		if _, err := unix.Seek(dfd, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		ids := readIDs(dfd)
+		if len(ids) != len(entries)+2 { // with . and ..
+			t.Fatalf("readIDs(%s): %d names, want %d", dir, len(ids), len(entries)+2)
+		}
+		for _, e := range entries {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dir, e.Name()), &st); err != nil {
+				t.Fatal(err)
+			}
+			if id, ok := ids[e.Name()]; !ok || id != st.Ino {
+				t.Errorf("readIDs(%s)[%s] = %d, %v; want %d", dir, e.Name(), id, ok, st.Ino)
+			}
+		}
+	}
+	tmp, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(tmp)
+	if ids := readIDs(tmp); ids != nil {
+		t.Errorf("readIDs of a directory not on cgroupfs = %v, want nil", ids)
+	}
+	rec := make([]byte, 24)
+	binary.LittleEndian.PutUint16(rec[16:], 24)
+	if n, ok := countDirents(rec); !ok || n != 1 {
+		t.Errorf("countDirents(one record) = %d, %v", n, ok)
+	}
+	for _, b := range [][]byte{append(rec, 0), rec[:20], make([]byte, 24)} {
+		if _, ok := countDirents(b); ok {
+			t.Errorf("countDirents(%x) accepted a malformed batch", b)
+		}
 	}
 }
