@@ -60,10 +60,11 @@ type Record struct {
 
 // computeHash returns the hex SHA-256 over the record's JSON encoding with Hash cleared. encoding/json
 // writes struct fields in declaration order and map keys sorted, so the encoding is canonical
-// (appendJSON writes the same bytes).
-func (r Record) computeHash() (string, error) {
+// (appendJSON writes the same bytes). The encoding is written over scratch (from its start, in its
+// capacity while it fits), which the caller may reuse.
+func (r Record) computeHash(scratch []byte) (string, error) {
 	r.Hash = ""
-	b, err := r.appendJSON(make([]byte, 0, 512))
+	b, err := r.appendJSON(scratch[:0])
 	if err != nil {
 		return "", fmt.Errorf("encode record %d: %w", r.Seq, err)
 	}
@@ -71,11 +72,12 @@ func (r Record) computeHash() (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// seal fills Version, Prev and Hash.
-func (r *Record) seal(prev string) error {
+// seal fills Version, Prev and Hash, encoding the record for its hash over scratch
+// (computeHash).
+func (r *Record) seal(prev string, scratch []byte) error {
 	r.Version = SchemaVersion
 	r.Prev = prev
-	h, err := r.computeHash()
+	h, err := r.computeHash(scratch)
 	if err != nil {
 		return err
 	}

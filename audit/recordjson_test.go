@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math/rand"
 	randv2 "math/rand/v2"
 	"os"
@@ -138,5 +139,40 @@ func TestLastNewlineEndAcrossChunks(t *testing.T) {
 			}
 		}
 		f.Close()
+	}
+}
+
+// TestLastLineAcrossChunks: lastLine gives the line, size and wholeness a search of the whole file
+// gives, whether the line and the newline before it are in the file's last 4 KB or not.
+func TestLastLineAcrossChunks(t *testing.T) {
+	rnd := rand.New(rand.NewSource(3))
+	path := filepath.Join(t.TempDir(), "seg")
+	for _, lens := range [][]int{{}, {0}, {10}, {0, 0}, {5000, 10}, {3, 4094}, {3, 4095}, {3, 4096}, {4095}, {4096}, {4097, 4096}, {70000}, {200000, 5}, {1, 130000}, {10, 20, 30}} {
+		for _, torn := range []bool{false, true} {
+			var data []byte
+			for i, n := range lens {
+				data = append(data, bytes.Repeat([]byte{byte('a' + rnd.Intn(26))}, n)...)
+				if i < len(lens)-1 || !torn {
+					data = append(data, '\n')
+				}
+			}
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var want []byte
+			end := bytes.LastIndexByte(data, '\n')
+			if end >= 0 {
+				want = data[bytes.LastIndexByte(data[:end], '\n')+1 : end]
+			}
+			line, size, whole, err := lastLine(path)
+			if err != nil || !bytes.Equal(line, want) || (line == nil) != (want == nil) ||
+				size != int64(len(data)) || whole != (end+1 == len(data)) {
+				t.Errorf("lines %v, torn %v: lastLine = %d bytes (nil %v), %d, %v, %v; want %d bytes (nil %v), %d, %v",
+					lens, torn, len(line), line == nil, size, whole, err, len(want), want == nil, len(data), end+1 == len(data))
+			}
+		}
+	}
+	if _, _, _, err := lastLine(filepath.Join(t.TempDir(), "none")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lastLine of a missing file: %v, want os.ErrNotExist", err)
 	}
 }

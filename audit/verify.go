@@ -104,7 +104,7 @@ func Verify(dir string, anchor *Checkpoint) (Report, error) {
 		if r.Prev != prev {
 			return bad("previous-hash link does not match record %d", want-1)
 		}
-		h, err := r.computeHash()
+		h, err := r.computeHash(make([]byte, 0, 512))
 		if err != nil {
 			return bad("%v", err)
 		}
