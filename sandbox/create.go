@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -120,9 +121,12 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 	join := binds.joined
 	if eff.Hostname == "" && !join.has(specs.UTSNamespace) {
 		// A fresh UTS namespace starts as a copy of the host's names: do not leak the hostname.
-		// (An id may be longer than the 64 bytes a hostname can hold.)
-		eff.Hostname = id[:min(len(id), 63)]
-		raises = append(raises, Raise{Field: "hostname", From: "host's", To: eff.Hostname})
+		// (An id may be longer than the 64 bytes a hostname can hold.) The caller's result is
+		// left as it was: the engine encodes the same spec into its plan meanwhile.
+		named := *eff
+		named.Hostname = id[:min(len(id), 63)]
+		eff = &named
+		raises = append(slices.Clip(raises), Raise{Field: "hostname", From: "host's", To: eff.Hostname})
 	}
 	// Resolved once, like the bind sources: the directory checked is the directory mounted.
 	root, err := openRoot(eff, bundle, rootLayers, upper)

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -65,3 +66,42 @@ type discardSink struct{}
 
 func (discardSink) Event(string, string, map[string]string) {}
 func (discardSink) Step(string, string, time.Duration)      {}
+
+// CreateFloored names a container's fresh UTS namespace after it without touching the caller's
+// floor result: the engine encodes that result's spec into its plan while the create runs.
+func TestCreateFlooredLeavesResultAlone(t *testing.T) {
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	spec.Hostname = ""
+	spec, binds, err := ResolveBinds(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer binds.Close()
+	res, err := r.FloorResolved(spec, binds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spare capacity: an append to the result's raises would write into the caller's array.
+	res.Raises = slices.Grow(res.Raises, 4)
+	raises := slices.Clone(res.Raises)
+	c, err := r.CreateFloored(context.Background(), "f2", bundle, res, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	if res.Spec.Hostname != "" {
+		t.Errorf("the caller's spec got hostname %q", res.Spec.Hostname)
+	}
+	spare := res.Raises[len(raises):cap(res.Raises)]
+	if !slices.Equal(res.Raises, raises) || slices.ContainsFunc(spare, func(r Raise) bool { return r.Field == "hostname" }) {
+		t.Errorf("the caller's raises changed: %d of %d, spare capacity %+v", len(res.Raises), len(raises), spare)
+	}
+	st, err := c.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(st.Raises, func(r Raise) bool { return r.Field == "hostname" && r.To == "f2" }) {
+		t.Errorf("the container's record has no hostname raise: %+v", st.Raises)
+	}
+}
