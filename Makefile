@@ -4,13 +4,18 @@ BIN       := bin
 # Every binary carries the digest of the sources it was built from: the runtime executes the setup
 # helper bulwark-init beside it only if the helper is of the same build (sandbox/setuphelper.go).
 BUILD_ID  := $(shell find . -path ./.git -prune -o -type f \( -name '*.go' -o -name '*.[ch]' -o -name go.mod -o -name go.sum \) -print | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
-STATIC    := -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static -s -w -X bulwark.dev/bulwark/sandbox/setup.buildID=$(BUILD_ID)'
+# The version of the libseccomp the seccomp compiler helper bulwark-seccomp links, stamped into
+# every binary: the runtime links no libseccomp, yet keys its cache of compiled programs and
+# reports `features` with it (sandbox/internal/seccomp/version.go); the helper checks it against
+# the library it links.
+LIBSECCOMP := $(shell pkg-config --modversion libseccomp 2>/dev/null)
+STATIC    := -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static -s -w -X bulwark.dev/bulwark/sandbox/setup.buildID=$(BUILD_ID) -X bulwark.dev/bulwark/sandbox/internal/seccomp.libseccomp=$(LIBSECCOMP)'
 # The setup helper is linked against musl: it is executed for every container and every exec, and
 # its C side is the nsenter constructor alone. Static glibc's start-up runs before that constructor
 # (so on the path the runtime waits for, its spawn step): its CPU feature and cache probing executes
 # ~50 CPUID instructions, each a VM exit of ~4 us on a virtual machine, then the IRELATIVE
 # relocations and tunables fault in their pages. musl's does neither. The runtime binaries keep
-# glibc (libseccomp is built against it).
+# glibc.
 INIT_CC   := musl-gcc
 PKGS      := ./...
 
@@ -43,6 +48,7 @@ build: deps-build
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-runc ./cmd/bulwark-runc
 	CC=$(INIT_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-init ./cmd/bulwark-init
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-policy ./cmd/bulwark-policy
+	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-seccomp ./cmd/bulwark-seccomp
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark ./cmd/bulwark
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-admin ./cmd/bulwark-admin
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwarkd ./cmd/bulwarkd

@@ -15,12 +15,16 @@ import (
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/sandbox"
+	"bulwark.dev/bulwark/sandbox/seccompc"
 	"bulwark.dev/bulwark/signing"
 )
 
 // TestMain lets the sandbox re-execute this test binary as a container's init.
 func TestMain(m *testing.M) {
 	sandbox.Init()
+	// This test binary is the runtime: it compiles seccomp profiles itself, without
+	// bulwark-seccomp beside it.
+	sandbox.CompileSeccompInProcess(seccompc.Compile)
 	os.Exit(runTests(m))
 }
 

@@ -1,12 +1,11 @@
 package runccli
 
 import (
-	"fmt"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
-	seccomp "github.com/seccomp/libseccomp-golang"
 	"github.com/spf13/cobra"
+
+	"bulwark.dev/bulwark/sandbox"
 )
 
 func newFeaturesCmd() *cobra.Command {
@@ -36,8 +35,7 @@ var allCapabilities = []string{
 
 func runtimeFeatures() *features.Features {
 	yes, no := true, false
-	maj, min, micro := seccomp.GetLibraryVersion()
-	return &features.Features{
+	f := &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
 		// Hooks run on the host only when policy allows the file (path and sha256 digest); the
@@ -72,11 +70,16 @@ func runtimeFeatures() *features.Features {
 			NetDevices:      &features.NetDevices{Enabled: &no},
 		},
 		Annotations: map[string]string{
-			"io.github.seccomp.libseccomp.version": fmt.Sprintf("%d.%d.%d", maj, min, micro),
-			"dev.bulwark.runc.version":             version,
-			"dev.bulwark.hooks":                    "prestart, createRuntime, poststart and poststop run on the host when policy's hook_allowlist names the file (path and sha256); any other hook refuses the create; createContainer and startContainer are refused",
+			"dev.bulwark.runc.version": version,
+			"dev.bulwark.hooks":        "prestart, createRuntime, poststart and poststop run on the host when policy's hook_allowlist names the file (path and sha256); any other hook refuses the create; createContainer and startContainer are refused",
 			// The floor has no off switch: every container gets all of it whatever the spec asks.
 			"dev.bulwark.floor": "userns,namespaces,readonly-rootfs,masked-paths,caps,no-new-privs,seccomp,mac,cgroups",
 		},
 	}
+	// The version this build's seccomp compiler links (stamped at build time: the runtime itself
+	// links no libseccomp); an unstamped build does not know it and says nothing.
+	if v := sandbox.LibseccompVersion(); v != "" {
+		f.Annotations["io.github.seccomp.libseccomp.version"] = v
+	}
+	return f
 }

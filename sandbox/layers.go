@@ -90,6 +90,23 @@ func enforcedBy(l mac.Layers) string {
 	return strings.Join(s, ", ") + " enforced"
 }
 
+// compileProfile compiles a profile whose program is not cached: the helper bulwark-seccomp
+// beside the runtime's binary, the only one linking libseccomp, unless the process compiles
+// itself (CompileSeccompInProcess).
+var compileProfile seccomp.Compiler = seccomp.Helper
+
+// CompileSeccompInProcess has this process compile the seccomp profiles its cache does not hold
+// with compile (seccompc.Compile, which links libseccomp) instead of executing bulwark-seccomp: for
+// a test binary that is its own runtime, with no helper beside it. Call it before any runtime is
+// used.
+func CompileSeccompInProcess(compile func(*specs.LinuxSeccomp) (*seccomp.Program, error)) {
+	compileProfile = compile
+}
+
+// LibseccompVersion is the libseccomp version the seccomp programs of this build are compiled
+// with ("" when the build is unstamped: see seccomp.LibseccompVersion).
+func LibseccompVersion() string { return seccomp.LibseccompVersion() }
+
 // compileSeccomp returns the programs the child loads, in order: the floor's default allowlist
 // always, then the spec's own profile (if any and different), stacked on top. Compiled programs
 // are cached by profile digest under Options.SeccompCacheDir (<root>/seccomp-cache), which saves
@@ -105,14 +122,14 @@ func (r *Runtime) compileSeccomp(spec *specs.LinuxSeccomp) ([]setup.SeccompBlob,
 	}
 	out := []setup.SeccompBlob{{Digest: def.Digest, Flags: def.Flags, BPF: def.Bytes()}}
 	if !memfdNoexecSupported() {
-		p, err := seccomp.CachedCompile(cache, noMemfdProfile)
+		p, err := seccomp.CachedCompile(cache, noMemfdProfile, compileProfile)
 		if err != nil {
 			return nil, fmt.Errorf("compile memfd_create refusal: %w", err)
 		}
 		out = append(out, setup.SeccompBlob{Digest: p.Digest, Flags: p.Flags, BPF: p.Bytes()})
 	}
 	if spec != nil {
-		p, err := seccomp.CachedCompile(cache, spec)
+		p, err := seccomp.CachedCompile(cache, spec, compileProfile)
 		if err != nil {
 			return nil, fmt.Errorf("compile spec seccomp profile: %w", err)
 		}
@@ -133,7 +150,7 @@ func compileDefault(cache string) (*seccomp.Program, error) {
 			return p, nil
 		}
 	}
-	return seccomp.CachedCompile(cache, profiles.DefaultSeccomp())
+	return seccomp.CachedCompile(cache, profiles.DefaultSeccomp(), compileProfile)
 }
 
 // defaultCompileDigests are profiles.SeccompDigest of the default allowlist resolved for each

@@ -6,6 +6,7 @@ import (
 
 	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox/internal/seccomp"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp/compiler"
 )
 
 // TestDefaultCompileDigests: the digests kept for the default allowlist are those of the
@@ -51,7 +52,7 @@ func TestCompileDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := seccomp.CachedCompile(cache, profiles.DefaultSeccomp())
+	want, err := seccomp.CachedCompile(cache, profiles.DefaultSeccomp(), compiler.Compile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@ package sandbox
 import (
 	"testing"
 
-	"bulwark.dev/bulwark/sandbox/internal/seccomp"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp/compiler"
 )
 
 // A kernel without vm.memfd_noexec (before 6.3) cannot make memfds non-executable: the floor
@@ -25,7 +25,7 @@ func TestNoMemfdNoexecStacksMemfdRefusal(t *testing.T) {
 			t.Fatalf("vm.memfd_noexec supported=%v: %d programs, want %d", supported, len(blobs), want)
 		}
 		if !supported {
-			p, err := seccomp.Compile(noMemfdProfile)
+			p, err := compiler.Compile(noMemfdProfile)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,7 @@ import (
 
 // unlinked are the packages (a trailing "/": the packages under a path) bulwark, started for every run, must not link: each
 // costs every process its initialisation and its share of the binary, and each is served by
-// another binary (bulwark-admin, bulwark-policy) when a command needs it.
+// another binary (bulwark-admin, bulwark-policy, bulwark-seccomp) when a command needs it.
 var unlinked = []string{
 	"github.com/open-policy-agent/opa/",             // bulwark-policy, bulwark-admin: policy, bench
 	"github.com/theupdateframework/go-tuf/",         // bulwark-admin: trust, engine.HelperTrust
@@ -25,6 +25,7 @@ var unlinked = []string{
 	"golang.org/x/net/dns/dnsmessage",               // bulwark-admin: a network's resolver
 	"bulwark.dev/bulwark/network/resolver",          // the same
 	"bulwark.dev/bulwark/network/cni",               // the same as libcni
+	"github.com/seccomp/libseccomp-golang",          // bulwark-seccomp: a seccomp cache miss
 }
 
 // TestLinks: bulwark's package graph holds none of unlinked.

@@ -60,9 +60,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	clitest.Bin, bulwarkd = filepath.Join(dir, "bulwark"), filepath.Join(dir, "bulwarkd")
-	// bulwark executes bulwark-policy and bulwark-admin from beside itself.
+	// bulwark executes bulwark-policy, bulwark-seccomp and bulwark-admin from beside itself
+	// (bulwarkd bulwark-seccomp).
 	for bin, pkg := range map[string]string{clitest.Bin: "./cmd/bulwark", bulwarkd: "./cmd/bulwarkd",
-		filepath.Join(dir, "bulwark-policy"): "./cmd/bulwark-policy", filepath.Join(dir, "bulwark-admin"): "./cmd/bulwark-admin"} {
+		filepath.Join(dir, "bulwark-policy"): "./cmd/bulwark-policy", filepath.Join(dir, "bulwark-admin"): "./cmd/bulwark-admin",
+		filepath.Join(dir, "bulwark-seccomp"): "./cmd/bulwark-seccomp"} {
 		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -33,11 +33,15 @@ type cacheEntry struct {
 	BPF        []byte
 }
 
-// CachedCompile returns the compiled program for p from cacheDir, compiling and storing it on a
-// miss. Entries are keyed by profile digest, libseccomp version and architecture. A corrupt or
-// mismatching entry is recompiled and replaced; a failure to store is returned, since a cache the
-// runtime cannot write would silently cost every start a compile.
-func CachedCompile(cacheDir string, p *specs.LinuxSeccomp) (*Program, error) {
+// A Compiler compiles a profile on a cache miss: Helper in the runtime (the bulwark-seccomp
+// binary, the only one that links libseccomp), the compiler package itself in tests.
+type Compiler func(p *specs.LinuxSeccomp) (*Program, error)
+
+// CachedCompile returns the compiled program for p from cacheDir, compiling it with compile and
+// storing it on a miss. Entries are keyed by profile digest, libseccomp version and
+// architecture. A corrupt or mismatching entry is recompiled and replaced; a failure to store is
+// returned, since a cache the runtime cannot write would silently cost every start a compile.
+func CachedCompile(cacheDir string, p *specs.LinuxSeccomp, compile Compiler) (*Program, error) {
 	if p == nil {
 		return nil, errors.New("cached compile seccomp: nil profile")
 	}
@@ -49,9 +53,12 @@ func CachedCompile(cacheDir string, p *specs.LinuxSeccomp) (*Program, error) {
 	if prog, ok := readEntry(path, want); ok {
 		return prog, nil
 	}
-	prog, err := Compile(p)
+	prog, err := compile(p)
 	if err != nil {
 		return nil, err
+	}
+	if prog.Digest != digest {
+		return nil, fmt.Errorf("compile seccomp: the compiler compiled profile %s, not %s", prog.Digest, digest)
 	}
 	want.Flags, want.Notes, want.BPF = prog.Flags, prog.Notes, prog.Bytes()
 	if err := writeEntry(cacheDir, path, want); err != nil {
@@ -72,7 +79,7 @@ func Cached(cacheDir, digest string) (prog *Program, ok bool) {
 // cacheKey is the entry a program compiled from the profile of that digest must match, and
 // its file in cacheDir.
 func cacheKey(cacheDir, digest string) (cacheEntry, string) {
-	want := cacheEntry{Format: cacheFormat, Digest: digest, Libseccomp: libVersion(), Arch: runtime.GOARCH}
+	want := cacheEntry{Format: cacheFormat, Digest: digest, Libseccomp: libseccomp, Arch: runtime.GOARCH}
 	keySum := sha256.Sum256([]byte(want.Format + "\x00" + want.Digest + "\x00" + want.Libseccomp + "\x00" + want.Arch))
 	return want, filepath.Join(cacheDir, hex.EncodeToString(keySum[:16])+".entry")
 }

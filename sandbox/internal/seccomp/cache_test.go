@@ -1,13 +1,30 @@
 package seccomp
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
 	"bulwark.dev/bulwark/profiles"
 )
+
+// fakeCompile stands for the compiler (package compiler, which links libseccomp and is tested
+// there): a program of its own for each profile, that the cache must keep apart and give back.
+func fakeCompile(p *specs.LinuxSeccomp) (*Program, error) {
+	digest, err := profiles.SeccompDigest(p)
+	if err != nil {
+		return nil, err
+	}
+	return FromInstructions(digest, []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(len(p.Syscalls))},
+	}), nil
+}
 
 func cacheFiles(t *testing.T, dir string) []string {
 	t.Helper()
@@ -21,7 +38,7 @@ func cacheFiles(t *testing.T, dir string) []string {
 func TestCachedCompile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "seccomp-cache")
 	p := profiles.DefaultSeccomp()
-	first, err := CachedCompile(dir, p)
+	first, err := CachedCompile(dir, p, fakeCompile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +52,7 @@ func TestCachedCompile(t *testing.T) {
 	}
 	before, _ := os.ReadFile(files[0])
 
-	hit, err := CachedCompile(dir, profiles.DefaultSeccomp())
+	hit, err := CachedCompile(dir, profiles.DefaultSeccomp(), fakeCompile)
 	if err != nil || hit.Sum() != first.Sum() || hit.Digest != first.Digest {
 		t.Fatalf("hit: %v", err)
 	}
@@ -43,7 +60,7 @@ func TestCachedCompile(t *testing.T) {
 	// A different profile gets its own entry.
 	other := profiles.DefaultSeccomp()
 	other.Syscalls = other.Syscalls[:1]
-	if _, err := CachedCompile(dir, other); err != nil {
+	if _, err := CachedCompile(dir, other, fakeCompile); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(cacheFiles(t, dir)); n != 2 {
@@ -60,7 +77,7 @@ func TestCachedCompile(t *testing.T) {
 		if err := os.WriteFile(files[0], data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		got, err := CachedCompile(dir, profiles.DefaultSeccomp())
+		got, err := CachedCompile(dir, profiles.DefaultSeccomp(), fakeCompile)
 		if err != nil || got.Sum() != first.Sum() {
 			t.Fatalf("%s entry: %v", name, err)
 		}
@@ -78,7 +95,7 @@ func TestCachedCompile(t *testing.T) {
 	if err := os.Symlink(target, files[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CachedCompile(dir, profiles.DefaultSeccomp()); err != nil {
+	if _, err := CachedCompile(dir, profiles.DefaultSeccomp(), fakeCompile); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Lstat(files[0]); err != nil || fi.Mode()&os.ModeSymlink != 0 {
@@ -102,7 +119,7 @@ func TestCachedCompileUnwritableDir(t *testing.T) {
 		// root ignores directory permissions; use a path under a regular file instead
 		f := filepath.Join(t.TempDir(), "file")
 		os.WriteFile(f, nil, 0o600)
-		if _, err := CachedCompile(filepath.Join(f, "cache"), profiles.DefaultSeccomp()); err == nil {
+		if _, err := CachedCompile(filepath.Join(f, "cache"), profiles.DefaultSeccomp(), fakeCompile); err == nil {
 			t.Fatal("cache under a regular file: no error")
 		}
 		return
@@ -110,7 +127,7 @@ func TestCachedCompileUnwritableDir(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o500)
 	defer os.Chmod(dir, 0o700)
-	if _, err := CachedCompile(filepath.Join(dir, "cache"), profiles.DefaultSeccomp()); err == nil {
+	if _, err := CachedCompile(filepath.Join(dir, "cache"), profiles.DefaultSeccomp(), fakeCompile); err == nil {
 		t.Fatal("unwritable cache: no error")
 	}
 }
@@ -127,7 +144,7 @@ func TestCached(t *testing.T) {
 	if _, ok := Cached(dir, digest); ok {
 		t.Fatal("a program found in a cache that does not exist")
 	}
-	stored, err := CachedCompile(dir, p)
+	stored, err := CachedCompile(dir, p, fakeCompile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,5 +165,26 @@ func TestCached(t *testing.T) {
 	}
 	if _, ok := Cached(dir, digest); ok {
 		t.Error("a program found in a corrupt entry")
+	}
+}
+
+// TestCachedCompileRefusesAnotherProfile: a compiler's program for another profile is an error,
+// never stored; a compiler's failure is the start's.
+func TestCachedCompileRefusesAnotherProfile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seccomp-cache")
+	other := func(p *specs.LinuxSeccomp) (*Program, error) {
+		q := *p
+		q.Syscalls = q.Syscalls[:1]
+		return fakeCompile(&q)
+	}
+	if _, err := CachedCompile(dir, profiles.DefaultSeccomp(), other); err == nil {
+		t.Fatal("a program of another profile accepted")
+	}
+	failed := errors.New("helper failed")
+	if _, err := CachedCompile(dir, profiles.DefaultSeccomp(), func(*specs.LinuxSeccomp) (*Program, error) { return nil, failed }); !errors.Is(err, failed) {
+		t.Fatalf("compiler failure: %v", err)
+	}
+	if files := cacheFiles(t, dir); len(files) != 0 {
+		t.Fatalf("cache holds %v after refusals", files)
 	}
 }

@@ -55,6 +55,14 @@ func FromBytes(digest string, raw []byte) (*Program, error) {
 	return &Program{Digest: digest, insns: insns}, nil
 }
 
+// FromInstructions is the Program of insns, compiled from the profile of that digest.
+func FromInstructions(digest string, insns []unix.SockFilter) *Program {
+	return &Program{Digest: digest, insns: insns}
+}
+
+// Instructions returns the program's instructions (shared, not copied).
+func (p *Program) Instructions() []unix.SockFilter { return p.insns }
+
 // ErrNotLoaded wraps every failure of Load; the caller must refuse to start the container.
 var ErrNotLoaded = bpfload.ErrNotLoaded
 

@@ -50,9 +50,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	Bin = filepath.Join(dir, "bulwark")
-	// bulwark executes bulwark-policy (decisions its cache cannot answer) and bulwark-admin
-	// (policy, bench) from beside itself.
-	for _, name := range []string{"bulwark", "bulwark-policy", "bulwark-admin"} {
+	// bulwark executes bulwark-policy (decisions its cache cannot answer), bulwark-seccomp
+	// (seccomp programs its cache does not hold) and bulwark-admin (policy, bench) from beside
+	// itself.
+	for _, name := range []string{"bulwark", "bulwark-policy", "bulwark-seccomp", "bulwark-admin"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "bulwark.dev/bulwark/cmd/"+name).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)

@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,11 +48,11 @@ func (d *seccompData) word(off uint32) (uint32, error) {
 }
 
 // simulate runs p on d and returns the filter's return value and the instructions executed.
-func simulate(p *Program, d seccompData) (uint32, int, error) {
+func simulate(p *seccomp.Program, d seccompData) (uint32, int, error) {
 	var a, x uint32
 	var mem [16]uint32
-	for pc, steps := 0, 1; pc < len(p.insns); pc, steps = pc+1, steps+1 {
-		in := &p.insns[pc]
+	for pc, steps := 0, 1; pc < len(p.Instructions()); pc, steps = pc+1, steps+1 {
+		in := &p.Instructions()[pc]
 		jump := func(cond bool) {
 			if cond {
 				pc += int(in.Jt)
@@ -115,7 +116,7 @@ func simulate(p *Program, d seccompData) (uint32, int, error) {
 
 func errnoRet(e unix.Errno) uint32 { return retErrno | uint32(e) }
 
-func mustSim(t *testing.T, p *Program, nr uintptr, args ...uint64) uint32 {
+func mustSim(t *testing.T, p *seccomp.Program, nr uintptr, args ...uint64) uint32 {
 	t.Helper()
 	d := seccompData{nr: int32(nr), arch: auditArchX86_64}
 	copy(d.args[:], args)
@@ -257,7 +258,7 @@ func TestGetppidPathLength(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("simulation uses x86-64 numbers")
 	}
-	steps := func(p *Program) int {
+	steps := func(p *seccomp.Program) int {
 		r, n, err := simulate(p, seccompData{nr: unix.SYS_GETPPID, arch: auditArchX86_64})
 		if err != nil || r != retAllow {
 			t.Fatalf("getppid: %#x, %v", r, err)

@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 )
 
 // BenchmarkGetppid measures the cost the filter adds to a cheap, allowed system call. Each case
@@ -24,12 +25,12 @@ func BenchmarkGetppid(b *testing.B) {
 	}
 	cases := []struct {
 		name  string
-		progs []*Program
+		progs []*seccomp.Program
 	}{
 		{"none", nil},
-		{"bulwark-default", []*Program{def}},
-		{"docker-like", []*Program{docker}},
-		{"bulwark-default+docker-like", []*Program{def, docker}},
+		{"bulwark-default", []*seccomp.Program{def}},
+		{"docker-like", []*seccomp.Program{docker}},
+		{"bulwark-default+docker-like", []*seccomp.Program{def, docker}},
 	}
 	if f := realDockerDefault(); f != "" {
 		real, err := Compile(parseFile(b, f))
@@ -38,8 +39,8 @@ func BenchmarkGetppid(b *testing.B) {
 		}
 		cases = append(cases, struct {
 			name  string
-			progs []*Program
-		}{"docker-default", []*Program{real}})
+			progs []*seccomp.Program
+		}{"docker-default", []*seccomp.Program{real}})
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -80,11 +81,11 @@ func BenchmarkCompile(b *testing.B) {
 func BenchmarkCachedCompileHit(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "cache")
 	p := profiles.DefaultSeccomp()
-	if _, err := CachedCompile(dir, p); err != nil {
+	if _, err := seccomp.CachedCompile(dir, p, Compile); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := CachedCompile(dir, p); err != nil {
+		if _, err := seccomp.CachedCompile(dir, p, Compile); err != nil {
 			b.Fatal(err)
 		}
 	}

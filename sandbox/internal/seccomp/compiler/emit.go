@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 
+	"bulwark.dev/bulwark/sandbox/internal/seccomp/bpfload"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -573,7 +574,7 @@ func layout(root *node) ([]unix.SockFilter, error) {
 		order[len(post)-1-i] = n
 	}
 	for {
-		if len(order) > maxInstructions {
+		if len(order) > bpfload.MaxInstructions {
 			return nil, fmt.Errorf("%w: %d instructions", errDecline, len(order))
 		}
 		pos := make(map[*node]int, len(order))

@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import (
 	"encoding/json"
@@ -15,9 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 )
 
-func compileDefault(t testing.TB) *Program {
+func compileDefault(t testing.TB) *seccomp.Program {
 	t.Helper()
 	p, err := Compile(profiles.DefaultSeccomp())
 	if err != nil {
@@ -26,7 +27,7 @@ func compileDefault(t testing.TB) *Program {
 	return p
 }
 
-func probeResults(t *testing.T, progs ...*Program) map[string]int {
+func probeResults(t *testing.T, progs ...*seccomp.Program) map[string]int {
 	t.Helper()
 	out, err := runHelper(t, "probe", progs, nil)
 	if err != nil {
@@ -103,11 +104,11 @@ func TestBusyboxUnderDefault(t *testing.T) {
 	}
 	prog := compileDefault(t)
 	script := `true && echo hi | cat >/dev/null && ls / >/dev/null && id -u >/dev/null && date >/dev/null && x=$(echo sub) && test "$x" = sub`
-	if out, err := runHelper(t, "exec", []*Program{prog}, nil, bb, "sh", "-c", script); err != nil {
+	if out, err := runHelper(t, "exec", []*seccomp.Program{prog}, nil, bb, "sh", "-c", script); err != nil {
 		t.Fatalf("busybox sh under the default profile: %v (%s)", err, out)
 	}
 	// And the filter really is in force in the exec'd program.
-	out, err := runHelper(t, "exec", []*Program{prog}, nil, bb, "sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status")
+	out, err := runHelper(t, "exec", []*seccomp.Program{prog}, nil, bb, "sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status")
 	if err != nil || !strings.Contains(out, "Seccomp:\t2") || !strings.Contains(out, "NoNewPrivs:\t1") {
 		t.Fatalf("status after exec: %q, %v", out, err)
 	}
@@ -171,7 +172,7 @@ func TestStaticGoUnderDefault(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	out, err := runHelper(t, "exec", []*Program{compileDefault(t)}, nil, bin, dir, bb)
+	out, err := runHelper(t, "exec", []*seccomp.Program{compileDefault(t)}, nil, bin, dir, bb)
 	if err != nil || out != "ok\n" {
 		t.Fatalf("cgo-free Go program under the default profile: %q, %v", out, err)
 	}
@@ -249,7 +250,7 @@ func TestForeignABIsKilled(t *testing.T) {
 			default:
 				t.Fatal(err)
 			}
-			_, err = runHelper(t, "exec", []*Program{prog}, nil, bin)
+			_, err = runHelper(t, "exec", []*seccomp.Program{prog}, nil, bin)
 			if !errors.As(err, &ee) {
 				t.Fatalf("under the filter: %v, want death by SIGSYS", err)
 			}

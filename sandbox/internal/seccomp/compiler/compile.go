@@ -1,6 +1,6 @@
 //go:build cgo
 
-package seccomp
+package compiler
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 )
 
 // Compile turns a profile into a raw BPF program: libseccomp resolves and checks the rules, and
@@ -25,7 +26,7 @@ import (
 // and every other ABI (i386 through int 0x80, x32) kills the process; rules are added in Docker's
 // and runc's way (several conditions on one argument mean OR, unknown syscall names are skipped
 // with a note).
-func Compile(p *specs.LinuxSeccomp) (*Program, error) {
+func Compile(p *specs.LinuxSeccomp) (*seccomp.Program, error) {
 	native, err := libseccomp.GetNativeArch()
 	if err != nil {
 		return nil, fmt.Errorf("compile seccomp: native architecture: %w", err)
@@ -37,7 +38,7 @@ func Compile(p *specs.LinuxSeccomp) (*Program, error) {
 // compileFor compiles p for the target architecture (the native one but in tests): the compact
 // emitter's program when compact is set and the emitter handles the profile, else libseccomp's.
 // It returns the rules it gave both, resolved for target.
-func compileFor(p *specs.LinuxSeccomp, target libseccomp.ScmpArch, compact bool) (*Program, *ruleSet, error) {
+func compileFor(p *specs.LinuxSeccomp, target libseccomp.ScmpArch, compact bool) (*seccomp.Program, *ruleSet, error) {
 	if p == nil {
 		return nil, nil, errors.New("compile seccomp: nil profile")
 	}
@@ -124,10 +125,10 @@ func compileFor(p *specs.LinuxSeccomp, target libseccomp.ScmpArch, compact bool)
 }
 
 // program is the compact emitter's program for rs, or libseccomp's for f when the emitter declines.
-func program(digest string, f *libseccomp.ScmpFilter, rs *ruleSet) (*Program, error) {
+func program(digest string, f *libseccomp.ScmpFilter, rs *ruleSet) (*seccomp.Program, error) {
 	insns, err := emitCompact(rs)
 	if err == nil {
-		return &Program{Digest: digest, insns: insns}, nil
+		return seccomp.FromInstructions(digest, insns), nil
 	}
 	if !errors.Is(err, errDecline) {
 		return nil, fmt.Errorf("compile seccomp: %w", err)
@@ -137,7 +138,7 @@ func program(digest string, f *libseccomp.ScmpFilter, rs *ruleSet) (*Program, er
 	if err != nil {
 		return nil, err
 	}
-	return FromBytes(digest, raw)
+	return seccomp.FromBytes(digest, raw)
 }
 
 // newRuleSet starts the plain-data copy of what Compile gives libseccomp for target.
@@ -210,7 +211,7 @@ func addRule(f *libseccomp.ScmpFilter, rs *ruleSet, target libseccomp.ScmpArch, 
 	for _, name := range sc.Names {
 		call, err := libseccomp.GetSyscallFromName(name)
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("syscall %q unknown to libseccomp %s: rule skipped", name, libVersion()))
+			notes = append(notes, fmt.Sprintf("syscall %q unknown to libseccomp %s: rule skipped", name, LibraryVersion()))
 			continue
 		}
 		nr := int32(-1)
@@ -323,8 +324,9 @@ func exportBPF(f *libseccomp.ScmpFilter) ([]byte, error) {
 	return raw, nil
 }
 
-// libVersion is part of the cache key: another libseccomp may generate another program.
-func libVersion() string {
+// LibraryVersion is the version of the libseccomp this binary links: part of the cache key
+// (another libseccomp may compile a profile to another program).
+func LibraryVersion() string {
 	maj, min, mic := libseccomp.GetLibraryVersion()
 	return fmt.Sprintf("%d.%d.%d", maj, min, mic)
 }

@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import (
 	"math/rand/v2"
@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 )
 
 // TestCompactMatchesRulesOnRandomProfiles checks the compact program against the rules themselves
@@ -189,7 +190,7 @@ func randomProfile(rng *rand.Rand) *specs.LinuxSeccomp {
 // sameOnSomeInputs is sameOnEveryInput with a smaller budget per profile: every syscall number a
 // program compares with and its neighbours, on every arch value; per syscall with rules, up to
 // 20k combinations of each argument's boundary values, and random values.
-func sameOnSomeInputs(t *testing.T, compact, lib *Program, rs *ruleSet, rng *rand.Rand, c *threeWay) {
+func sameOnSomeInputs(t *testing.T, compact, lib *seccomp.Program, rs *ruleSet, rng *rand.Rand, c *threeWay) {
 	t.Helper()
 	nrs := jumpConstants(compact, lib)
 	for nr := range rs.calls {
@@ -267,7 +268,7 @@ func sameOnSomeInputs(t *testing.T, compact, lib *Program, rs *ruleSet, rng *ran
 // says: the action of the rules whose conditions all hold, or the default) on each input. The
 // compact program must give the rules' answer; where libseccomp does not, it is counted.
 type threeWay struct {
-	compact, lib *Program
+	compact, lib *seccomp.Program
 	rs           *ruleSet
 	libWrong     *[2]int // libseccomp's answer weaker, stronger than the rules'
 }

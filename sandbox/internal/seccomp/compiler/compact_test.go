@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import (
 	"math/bits"
@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
 )
 
 // The compact emitter must give every input the answer libseccomp's program gives. Both programs
@@ -37,7 +38,7 @@ var targets = []target{
 }
 
 // compactAndLibseccomp compiles p for tg both ways; the compact emitter must not decline.
-func compactAndLibseccomp(t *testing.T, p *specs.LinuxSeccomp, tg target) (compact, lib *Program, rs *ruleSet) {
+func compactAndLibseccomp(t *testing.T, p *specs.LinuxSeccomp, tg target) (compact, lib *seccomp.Program, rs *ruleSet) {
 	t.Helper()
 	compact, rs, err := compileFor(p, tg.arch, true)
 	if err != nil {
@@ -57,7 +58,7 @@ func compactAndLibseccomp(t *testing.T, p *specs.LinuxSeccomp, tg target) (compa
 }
 
 // assertSame runs both programs on d and fails on any difference.
-func assertSame(t *testing.T, a, b *Program, d seccompData) {
+func assertSame(t *testing.T, a, b *seccomp.Program, d seccompData) {
 	t.Helper()
 	ra, _, errA := simulate(a, d)
 	rb, _, errB := simulate(b, d)
@@ -66,10 +67,10 @@ func assertSame(t *testing.T, a, b *Program, d seccompData) {
 	}
 }
 
-func jumpConstants(progs ...*Program) []uint32 {
+func jumpConstants(progs ...*seccomp.Program) []uint32 {
 	var out []uint32
 	for _, p := range progs {
-		for _, in := range p.insns {
+		for _, in := range p.Instructions() {
 			if in.Code&0x07 == unix.BPF_JMP && in.Code != unix.BPF_JMP|unix.BPF_JA {
 				out = append(out, in.K-1, in.K, in.K+1)
 			}
@@ -129,7 +130,7 @@ func argCandidates(conds []argCond) []uint64 {
 	return out
 }
 
-func sameOnEveryInput(t *testing.T, compact, lib *Program, rs *ruleSet) {
+func sameOnEveryInput(t *testing.T, compact, lib *seccomp.Program, rs *ruleSet) {
 	t.Helper()
 	nrs := jumpConstants(compact, lib)
 	for nr := uint32(0); nr < 2048; nr++ {
@@ -237,7 +238,7 @@ func TestCompactMatchesLibseccomp(t *testing.T) {
 
 func dockerLikeFor(t *testing.T, goarch string) *specs.LinuxSeccomp {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "profiles", "seccomp", "testdata", "docker-like.json"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "profiles", "seccomp", "testdata", "docker-like.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

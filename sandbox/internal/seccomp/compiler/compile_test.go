@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import (
 	"os"
@@ -11,11 +11,13 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"bulwark.dev/bulwark/profiles"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp"
+	"bulwark.dev/bulwark/sandbox/internal/seccomp/bpfload"
 )
 
 func dockerLike(t testing.TB) *specs.LinuxSeccomp {
 	t.Helper()
-	return parseFile(t, filepath.Join("..", "..", "..", "profiles", "seccomp", "testdata", "docker-like.json"))
+	return parseFile(t, filepath.Join("..", "..", "..", "..", "profiles", "seccomp", "testdata", "docker-like.json"))
 }
 
 func TestCompileDefault(t *testing.T) {
@@ -25,7 +27,7 @@ func TestCompileDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := profiles.SeccompDigest(p)
-	if prog.Digest != want || prog.Len() == 0 || prog.Len() > maxInstructions || len(prog.Notes) != 0 || prog.Flags != 0 {
+	if prog.Digest != want || prog.Len() == 0 || prog.Len() > bpfload.MaxInstructions || len(prog.Notes) != 0 || prog.Flags != 0 {
 		t.Fatalf("program digest %s (want %s), %d instructions, notes %v, flags %#x", prog.Digest, want, prog.Len(), prog.Notes, prog.Flags)
 	}
 	again, err := Compile(profiles.DefaultSeccomp())
@@ -113,16 +115,16 @@ func TestCompileLogFlagAndArches(t *testing.T) {
 
 func TestFromBytes(t *testing.T) {
 	prog := compileDefault(t)
-	back, err := FromBytes(prog.Digest, prog.Bytes())
+	back, err := seccomp.FromBytes(prog.Digest, prog.Bytes())
 	if err != nil || back.Sum() != prog.Sum() || back.Len() != prog.Len() {
 		t.Fatalf("round trip: %v", err)
 	}
-	for _, bad := range [][]byte{nil, make([]byte, 7), make([]byte, 8*(maxInstructions+1))} {
-		if _, err := FromBytes("", bad); err == nil {
+	for _, bad := range [][]byte{nil, make([]byte, 7), make([]byte, 8*(bpfload.MaxInstructions+1))} {
+		if _, err := seccomp.FromBytes("", bad); err == nil {
 			t.Errorf("FromBytes accepted %d bytes", len(bad))
 		}
 	}
-	if err := (&Program{}).Load(); err == nil {
+	if err := (&seccomp.Program{}).Load(); err == nil {
 		t.Error("empty program loaded")
 	}
 	if !slices.Equal(back.Bytes(), prog.Bytes()) {

@@ -1,4 +1,4 @@
-package seccomp
+package compiler
 
 import "golang.org/x/sys/unix"
 
