@@ -10,13 +10,14 @@ BUILD_ID  := $(shell find . -path ./.git -prune -o -type f \( -name '*.go' -o -n
 # the library it links.
 LIBSECCOMP := $(shell pkg-config --modversion libseccomp 2>/dev/null)
 STATIC    := -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static -s -w -X bulwark.dev/bulwark/sandbox/setup.buildID=$(BUILD_ID) -X bulwark.dev/bulwark/sandbox/internal/seccomp.libseccomp=$(LIBSECCOMP)'
-# The setup helper is linked against musl: it is executed for every container and every exec, and
-# its C side is the nsenter constructor alone. Static glibc's start-up runs before that constructor
-# (so on the path the runtime waits for, its spawn step): its CPU feature and cache probing executes
-# ~50 CPUID instructions, each a VM exit of ~4 us on a virtual machine, then the IRELATIVE
-# relocations and tunables fault in their pages. musl's does neither. The runtime binaries keep
-# glibc.
-INIT_CC   := musl-gcc
+# Every binary but bulwark-seccomp is linked against musl: static glibc's start-up runs before
+# anything of the binary's own, in every process (the runtime for every create, start, exec and
+# delete; the setup helper for every container's spawn, before the nsenter constructor): its CPU
+# feature and cache probing executes ~50 CPUID instructions, each a VM exit of ~4 us on a virtual
+# machine, then the IRELATIVE relocations and tunables fault in their pages. musl's does neither.
+# Their C is the runtime's own (libc headers only). bulwark-seccomp, the compiler executed on a
+# seccomp cache miss alone, links libseccomp, which is built against glibc: it keeps glibc.
+MUSL_CC   := musl-gcc
 PKGS      := ./...
 
 # Go from the official tarball is in /usr/local/go (Debian 12's golang is too old for go.mod);
@@ -45,13 +46,13 @@ all: build
 # host shared libraries being visible there.
 build: deps-build
 	@mkdir -p $(BIN)
-	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-runc ./cmd/bulwark-runc
-	CC=$(INIT_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-init ./cmd/bulwark-init
-	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-policy ./cmd/bulwark-policy
+	CC=$(MUSL_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-runc ./cmd/bulwark-runc
+	CC=$(MUSL_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-init ./cmd/bulwark-init
+	CC=$(MUSL_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-policy ./cmd/bulwark-policy
 	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-seccomp ./cmd/bulwark-seccomp
-	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark ./cmd/bulwark
-	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-admin ./cmd/bulwark-admin
-	CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwarkd ./cmd/bulwarkd
+	CC=$(MUSL_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark ./cmd/bulwark
+	CC=$(MUSL_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwark-admin ./cmd/bulwark-admin
+	CC=$(MUSL_CC) CGO_ENABLED=1 $(GO) build $(STATIC) -o $(BIN)/bulwarkd ./cmd/bulwarkd
 	CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $(BIN)/bulwark-probe ./tests/probe
 
 # The default suite: lint, unit tests (race detector, as a non-root user where the test allows),

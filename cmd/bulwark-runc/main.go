@@ -6,7 +6,6 @@
 package main
 
 import (
-	_ "bulwark.dev/bulwark/internal/onearena" // one malloc arena for all threads: see the package
 	"bulwark.dev/bulwark/runccli"
 )
 

@@ -14,7 +14,6 @@ import (
 	"bulwark.dev/bulwark/client/op"
 	"bulwark.dev/bulwark/cmd/internal/clibase"
 	"bulwark.dev/bulwark/internal/lazycmd"
-	_ "bulwark.dev/bulwark/internal/onearena" // one malloc arena for all threads: see the package
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/internal/runroot"
 	"bulwark.dev/bulwark/sandbox"
