@@ -111,6 +111,7 @@ func (c *Container) reapInit() (int, error) {
 			defer func() { c.rt.step(c.id, "workload", time.Since(c.started)) }()
 		}
 		c.exitCode, c.waitErr = reap(c.initPid)
+		c.reaped.Store(c.waitErr == nil)
 		c.rt.event(c.id, "exit", map[string]string{"status": strconv.Itoa(c.exitCode)})
 	})
 	return c.exitCode, c.waitErr
@@ -257,11 +258,22 @@ func (c *Container) DeleteContext(ctx context.Context, force bool) error {
 	case err != nil:
 		return err
 	}
-	st.refresh(c.dir)
+	gone := c.initReaped(st)
+	switch Status(st.Status) {
+	case StatusCreated, StatusRunning, StatusPaused:
+		if gone {
+			// refresh's answer, without asking /proc: this process reaped init.
+			st.Status = specs.ContainerState(StatusStopped)
+			break
+		}
+		fallthrough
+	default:
+		st.refresh(c.dir)
+	}
 	if s := Status(st.Status); (s == StatusRunning || s == StatusPaused) && !force {
 		return fmt.Errorf("%w: %s is %s; stop it first or delete with force", ErrInvalidState, c.id, s)
 	}
-	cg, err := c.kill(ctx, st)
+	cg, err := c.kill(ctx, st, gone)
 	if err != nil {
 		return err
 	}
@@ -315,10 +327,16 @@ func (c *Container) release(st *stateFile) error {
 	return nil
 }
 
+// initReaped reports whether st's init is the one this process created and has reaped: then it
+// is gone for sure, and Delete does not ask /proc.
+func (c *Container) initReaped(st *stateFile) bool {
+	return c.initPid != 0 && st.Pid == c.initPid && c.reaped.Load()
+}
+
 // kill SIGKILLs every process in the container's cgroup (and init by pidfd), thaws a frozen
 // cgroup so the kill lands, and waits until the cgroup is empty. It returns the cgroup, for the
-// caller to remove.
-func (c *Container) kill(ctx context.Context, st *stateFile) (cgroups.Manager, error) {
+// caller to remove. initGone says init is known to be reaped.
+func (c *Container) kill(ctx context.Context, st *stateFile, initGone bool) (cgroups.Manager, error) {
 	name := st.Cgroup
 	if name == "" {
 		name = "bulwark/" + c.id
@@ -332,12 +350,18 @@ func (c *Container) kill(ctx context.Context, st *stateFile) (cgroups.Manager, e
 	thawed := false
 	// Note every process before the first kill: once init dies, the kernel kills the rest of its
 	// pid namespace, and they leave the cgroup before they can be reaped.
-	if pids, err := cg.Pids(); err == nil {
+	pids, err := cg.Pids()
+	if err == nil {
 		for _, p := range pids {
 			seen[p] = true
 		}
 	}
-	if st.initAlive() {
+	if initGone && err == nil && len(pids) == 0 {
+		// Nothing to kill, nothing signalled since the cgroup was found empty: the loop below
+		// would read it once more to find it empty.
+		return cg, nil
+	}
+	if !initGone && st.initAlive() {
 		st.signalInit(unix.SIGKILL)
 	}
 	// Exec'd processes are children of the process that exec'd them (nsenter's CLONE_PARENT);

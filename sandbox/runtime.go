@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
@@ -37,6 +38,8 @@ type Container struct {
 	waitOnce sync.Once
 	exitCode int
 	waitErr  error
+	// reaped is set once this process has collected init's exit status: init is gone for sure.
+	reaped atomic.Bool
 }
 
 // Stats are a container's resource usage, read from its cgroup.
