@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"bulwark.dev/bulwark/internal/lazycmd"
-	_ "bulwark.dev/bulwark/internal/oneproc" // one P from start-up: see the package
 	"bulwark.dev/bulwark/internal/privilege"
 	"bulwark.dev/bulwark/sandbox"
 )
