@@ -360,7 +360,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, spec *specs.Spe
 		r.event(id, "raise", map[string]string{"field": rs.Field, "from": rs.From, "to": rs.To})
 	}
 	r.event(id, "create", map[string]string{"pid": strconv.Itoa(pid), "raises": strconv.Itoa(len(raises))})
-	return &Container{rt: r, id: id, dir: dir, initPid: pid, cg: cg, cgName: cgName}, nil
+	return &Container{rt: r, id: id, dir: dir, initPid: pid, initStart: st.InitStartTime, cg: cg, cgName: cgName}, nil
 }
 
 // labelStore opens the SELinux label reservations, only on hosts with SELinux.

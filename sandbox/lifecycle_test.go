@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"bulwark.dev/bulwark/internal/procstat"
 	"bulwark.dev/bulwark/sandbox/internal/cgroups"
 	"bulwark.dev/bulwark/sandbox/internal/idmap"
 )
@@ -530,5 +531,41 @@ func TestLongIDHostname(t *testing.T) {
 	code, out, errOut := run(t, r, id, bundle, spec)
 	if code != 0 || strings.TrimSpace(out) != id[:63] {
 		t.Fatalf("exit %d, hostname %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestInitAsRecorded: Init answers, without reading the state, the pid and start time Create
+// recorded in it, and only in the process that created the container.
+func TestInitAsRecorded(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "init1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	c, err := r.Create("init1", bundle, spec, IO{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	defer func() {
+		if err := c.Delete(true); err != nil {
+			t.Errorf("delete: %v", err)
+		}
+	}()
+	pid, start, err := c.Init()
+	if err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	st, err := readState(c.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid != st.Pid || start != st.InitStartTime || start == 0 || start != procstat.StartTime(pid) {
+		t.Errorf("Init = %d, %d; state records %d, %d; /proc says %d", pid, start, st.Pid, st.InitStartTime, procstat.StartTime(pid))
+	}
+	loaded, err := r.Load("init1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loaded.Init(); !errors.Is(err, ErrNoExitStatus) {
+		t.Errorf("Init of a loaded container: %v, want ErrNoExitStatus", err)
 	}
 }
