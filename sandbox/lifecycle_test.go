@@ -569,3 +569,44 @@ func TestInitAsRecorded(t *testing.T) {
 		t.Errorf("Init of a loaded container: %v, want ErrNoExitStatus", err)
 	}
 }
+
+// TestExitCountersOfCreator: the process that created a container reads its exit counters from the
+// cgroup it made, without its state (read by any other process, which fails on a state it cannot
+// parse).
+func TestExitCountersOfCreator(t *testing.T) {
+	needRoot(t)
+	leakCheck(t, "counters1")
+	r := newTestRuntime(t)
+	bundle, spec := busyboxBundle(t)
+	c, err := r.Create("counters1", bundle, spec, IO{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	defer func() {
+		if err := c.Delete(true); err != nil {
+			t.Errorf("delete: %v", err)
+		}
+	}()
+	loaded, err := r.Load("counters1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(c.dir, stateName)
+	if err := os.Rename(state, state+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, cerr := c.ExitCounters()
+	_, _, lerr := loaded.ExitCounters()
+	if err := os.Rename(state+".away", state); err != nil {
+		t.Fatal(err)
+	}
+	if cerr != nil {
+		t.Errorf("ExitCounters of the creator: %v", cerr)
+	}
+	if lerr == nil {
+		t.Error("ExitCounters of a loaded container did not read its state: want the parse error")
+	}
+}

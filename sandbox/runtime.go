@@ -209,15 +209,21 @@ func (c *Container) Stats() (*Stats, error) {
 
 // ExitCounters reports the container's peak memory and how many of its processes the OOM killer
 // killed: what the record of its exit carries, without the other counters Stats reads. In the
-// process that created the container it reads them from the cgroup Create made (cgroupOf).
+// process that created the container it reads them from the cgroup Create made, without reading
+// the state: it is called as init's exit is reaped, on the way to the caller's Wait (a foreground
+// run's record of the exit), and the state's only use here was to name the cgroup, which cannot be
+// another while the container lasts (a container deleted meanwhile has no cgroup left to read,
+// whatever its state said).
 func (c *Container) ExitCounters() (peak, oomKills uint64, err error) {
-	st, err := c.load()
-	if err != nil {
-		return 0, 0, err
-	}
-	cg, err := c.cgroupOf(st.Cgroup)
-	if err != nil {
-		return 0, 0, err
+	cg := c.cg
+	if cg == nil {
+		st, err := c.load()
+		if err != nil {
+			return 0, 0, err
+		}
+		if cg, err = c.cgroupOf(st.Cgroup); err != nil {
+			return 0, 0, err
+		}
 	}
 	if peak, oomKills, err = cg.ExitCounters(); err != nil {
 		return 0, 0, fmt.Errorf("cgroup counters: %w", err)
