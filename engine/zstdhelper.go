@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+
+	"bulwark.dev/bulwark/internal/headbuf"
 )
 
 // ZstdDecodeCommand is bulwark-admin's hidden command that decodes the zstd stream of its
@@ -32,7 +33,7 @@ func HelperZstd(r io.Reader) (io.ReadCloser, error) {
 	}
 	defer release()
 	cmd.Stdin = r
-	h := &helperStream{cmd: cmd, path: path}
+	h := &helperStream{cmd: cmd, path: path, stderr: headbuf.Buffer{Max: maxHelperStderr}}
 	cmd.Stderr = &h.stderr
 	if h.out, err = cmd.StdoutPipe(); err != nil {
 		return nil, fmt.Errorf("zstd decoder %s: %w", path, err)
@@ -50,7 +51,7 @@ type helperStream struct {
 	cmd    *exec.Cmd
 	path   string
 	out    io.ReadCloser
-	stderr limitedBuffer
+	stderr headbuf.Buffer
 
 	once    sync.Once
 	waitErr error
@@ -83,14 +84,4 @@ func (h *helperStream) wait() error {
 		}
 	})
 	return h.waitErr
-}
-
-// limitedBuffer keeps the first maxHelperStderr bytes written to it.
-type limitedBuffer struct{ bytes.Buffer }
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := maxHelperStderr - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }

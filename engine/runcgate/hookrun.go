@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"bulwark.dev/bulwark/audit"
 	"bulwark.dev/bulwark/engine/internal/gate"
+	"bulwark.dev/bulwark/internal/headbuf"
 )
 
 // hookOutputLimit is how much of a failed hook's output its error quotes.
@@ -101,7 +101,7 @@ func (h *Hook) run(ctx context.Context, stdin []byte) error {
 	cmd.Env = append([]string{}, h.Env...)
 	cmd.ExtraFiles = []*os.File{h.file}
 	cmd.Stdin = bytes.NewReader(stdin)
-	out := &limitedBuffer{max: hookOutputLimit}
+	out := &headbuf.Buffer{Max: hookOutputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
 	// A hook's own children go with it on a timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -110,30 +110,9 @@ func (h *Hook) run(ctx context.Context, stdin []byte) error {
 	err := cmd.Run()
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
-		return fmt.Errorf("%s hook %s timed out after %d s (killed)%s", h.Phase, h.Path, timeout, out.quote())
+		return fmt.Errorf("%s hook %s timed out after %d s (killed)%s", h.Phase, h.Path, timeout, out.Quoted())
 	case err != nil:
-		return fmt.Errorf("%s hook %s: %w%s", h.Phase, h.Path, err, out.quote())
+		return fmt.Errorf("%s hook %s: %w%s", h.Phase, h.Path, err, out.Quoted())
 	}
 	return nil
-}
-
-// limitedBuffer keeps the first max bytes written to it.
-type limitedBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) quote() string {
-	s := strings.TrimSpace(b.String())
-	if s == "" {
-		return ""
-	}
-	return ": " + strconv.Quote(s)
 }

@@ -1,17 +1,16 @@
 package evalproto
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os/exec"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/besideexe"
+	"bulwark.dev/bulwark/internal/headbuf"
 )
 
 // HelperName is the policy evaluator's file name: a caller executes it from beside its own binary
@@ -43,7 +42,7 @@ func Helper() (*Evaluator, error) {
 		cmd := exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(fd))
 		cmd.Args[0] = HelperName
 		cmd.Env = []string{}
-		stderr := &headBuffer{max: maxHelperStderr}
+		stderr := &headbuf.Buffer{Max: maxHelperStderr}
 		cmd.Stderr = stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {
@@ -58,26 +57,10 @@ func Helper() (*Evaluator, error) {
 		}
 		wait := func() error {
 			if err := cmd.Wait(); err != nil {
-				if s := strings.TrimSpace(stderr.String()); s != "" {
-					return fmt.Errorf("policy evaluator: %w: %s", err, strconv.Quote(s))
-				}
-				return fmt.Errorf("policy evaluator: %w", err)
+				return fmt.Errorf("policy evaluator: %w%s", err, stderr.Quoted())
 			}
 			return nil
 		}
 		return in, out, wait, nil
 	}}, nil
-}
-
-// headBuffer keeps the first max bytes written to it.
-type headBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *headBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }

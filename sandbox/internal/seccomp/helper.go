@@ -7,12 +7,12 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"bulwark.dev/bulwark/internal/besideexe"
+	"bulwark.dev/bulwark/internal/headbuf"
 	"bulwark.dev/bulwark/profiles"
 	"bulwark.dev/bulwark/sandbox/setup"
 )
@@ -51,13 +51,10 @@ func Helper(p *specs.LinuxSeccomp) (*Program, error) {
 	cmd.Env = []string{}
 	cmd.Stdin = bytes.NewReader(in)
 	var out bytes.Buffer
-	stderr := &headBuffer{max: maxHelperStderr}
+	stderr := &headbuf.Buffer{Max: maxHelperStderr}
 	cmd.Stdout, cmd.Stderr = &out, stderr
 	if err := cmd.Run(); err != nil {
-		if s := strings.TrimSpace(stderr.String()); s != "" {
-			return nil, fmt.Errorf("compile seccomp: %s: %w: %s", path, err, strconv.Quote(s))
-		}
-		return nil, fmt.Errorf("compile seccomp: %s: %w", path, err)
+		return nil, fmt.Errorf("compile seccomp: %s: %w%s", path, err, stderr.Quoted())
 	}
 	return parseReply(out.Bytes(), digest)
 }
@@ -86,17 +83,4 @@ func parseReply(data []byte, digest string) (*Program, error) {
 	}
 	prog.Flags, prog.Notes = e.Flags, e.Notes
 	return prog, nil
-}
-
-// headBuffer keeps the first max bytes written to it.
-type headBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *headBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }
