@@ -75,7 +75,7 @@ test-unit: deps-build
 	$(GO) test -race -count=1 $$($(GO) list $(PKGS) | grep -v /tests)
 
 test-integration: build
-	BULWARK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 6m ./tests/...
+	BULWARK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./tests/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
