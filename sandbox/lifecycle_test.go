@@ -514,6 +514,11 @@ func TestNoDescriptorLeak(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		cycle(fmt.Sprintf("fdleak%d", i))
 	}
+	// The root mount, mount namespace and pidfd a creator holds for each container are closed on a
+	// goroutine once its init has exited (heldRoot.untilExit), which may run just after Delete.
+	for deadline := time.Now().Add(5 * time.Second); count() > before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if after := count(); after > before {
 		t.Fatalf("descriptors: %d before, %d after three cycles", before, after)
 	}
