@@ -155,21 +155,7 @@ func sameOnEveryInput(t *testing.T, compact, lib *seccomp.Program, rs *ruleSet) 
 	}
 	tried := 0
 	for nr, rules := range rs.calls {
-		perArg := map[uint][]argCond{}
-		for _, r := range rules {
-			for _, c := range r.conds {
-				perArg[c.arg] = append(perArg[c.arg], c)
-			}
-		}
-		var args []uint
-		var cands [][]uint64
-		size := 1
-		for a := uint(0); a < 6; a++ {
-			if cs, ok := perArg[a]; ok {
-				args, cands = append(args, a), append(cands, argCandidates(cs))
-				size *= len(cands[len(cands)-1])
-			}
-		}
+		args, cands, size := argSpace(rules)
 		d := seccompData{nr: int32(nr), arch: rs.auditArch}
 		if size <= 200_000 {
 			// Every combination of the candidates.

@@ -210,21 +210,7 @@ func sameOnSomeInputs(t *testing.T, compact, lib *seccomp.Program, rs *ruleSet, 
 		}
 	}
 	for nr, rules := range rs.calls {
-		perArg := map[uint][]argCond{}
-		for _, r := range rules {
-			for _, c := range r.conds {
-				perArg[c.arg] = append(perArg[c.arg], c)
-			}
-		}
-		var args []uint
-		var cands [][]uint64
-		size := 1
-		for a := uint(0); a < 6; a++ {
-			if cs, ok := perArg[a]; ok {
-				args, cands = append(args, a), append(cands, argCandidates(cs))
-				size *= len(cands[len(cands)-1])
-			}
-		}
+		args, cands, size := argSpace(rules)
 		d := seccompData{nr: int32(nr), arch: rs.auditArch}
 		if len(args) == 0 {
 			continue
@@ -344,4 +330,23 @@ func (rs *ruleSet) verdict(d seccompData) (uint32, bool) {
 		ret, found = r.ret, true
 	}
 	return ret, true
+}
+
+// argSpace is what an exhaustive or sampled check of a syscall's rules varies: the arguments any
+// rule tests (in order), each one's candidate values, and how many combinations they make.
+func argSpace(rules []argRule) (args []uint, cands [][]uint64, size int) {
+	perArg := map[uint][]argCond{}
+	for _, r := range rules {
+		for _, c := range r.conds {
+			perArg[c.arg] = append(perArg[c.arg], c)
+		}
+	}
+	size = 1
+	for a := uint(0); a < 6; a++ {
+		if cs, ok := perArg[a]; ok {
+			args, cands = append(args, a), append(cands, argCandidates(cs))
+			size *= len(cands[len(cands)-1])
+		}
+	}
+	return args, cands, size
 }
